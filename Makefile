@@ -1,0 +1,48 @@
+# datapath — composable Linux datapath modules for CNI plugins and node agents.
+# Every target that needs the toolchain depends on `setup`, which is idempotent and quiet when done.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+export PATH := $(ROOT)/.toolchain/bin:$(PATH)
+
+.PHONY: help setup build lint typecheck unit priv test demo bench docs clean
+
+help:
+	@echo "make demo   run the reference agent (needs root)"
+	@echo "make test   lint, typecheck, docs validation, unit and privileged suites"
+	@echo "make bench  run every benchmark and rewrite BENCHMARKS.md"
+	@echo "make docs   generate the API reference into docs/api/"
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@pnpm -r --silent run build
+
+lint: setup
+	@pnpm exec biome check .
+
+typecheck: setup
+	@pnpm exec tsc -p tsconfig.json
+
+docs-check: setup
+	@pnpm exec typedoc --emit none --logLevel Warn
+
+test: setup
+	@echo "== lint (biome)" && pnpm exec biome check --error-on-warnings . >/dev/null 2>.test-lint.log || { cat .test-lint.log; rm -f .test-lint.log; exit 1; }; rm -f .test-lint.log
+	@echo "== typecheck (tsc)" && pnpm exec tsc -p tsconfig.json
+	@echo "== docs validation (typedoc)" && pnpm exec typedoc --emit none --logLevel Warn
+	@echo "== unit and privileged suites (vitest)" && node scripts/test.mjs
+
+demo: setup
+	@node scripts/demo.mjs
+
+bench: setup
+	@node scripts/bench.mjs
+
+docs: setup
+	@pnpm exec typedoc
+	@echo "API reference written to docs/api/index.html"
+
+clean:
+	rm -rf node_modules packages/*/node_modules packages/*/dist examples/*/node_modules docs/api .test-results .toolchain/*.stamp
