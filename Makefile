@@ -5,13 +5,14 @@ SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PATH := $(ROOT)/.toolchain/bin:$(PATH)
 
-.PHONY: help setup build lint typecheck unit priv test demo bench docs clean
+.PHONY: help setup build lint typecheck docs-check test demo bench docs install-cni clean
 
 help:
 	@echo "make demo   run the reference agent (needs root)"
 	@echo "make test   lint, typecheck, docs validation, unit and privileged suites"
 	@echo "make bench  run every benchmark and rewrite BENCHMARKS.md"
 	@echo "make docs   generate the API reference into docs/api/"
+	@echo "make install-cni PREFIX=/opt/cni/bin   install the datapath-cni reference plugin"
 
 setup:
 	@bash scripts/setup.sh
@@ -43,6 +44,10 @@ bench: setup
 docs: setup
 	@pnpm exec typedoc
 	@echo "API reference written to docs/api/index.html"
+
+PREFIX ?= /opt/cni/bin
+install-cni: setup
+	@node packages/cni/scripts/install.mjs "$(PREFIX)"
 
 clean:
 	rm -rf node_modules packages/*/node_modules packages/*/dist examples/*/node_modules docs/api .test-results .toolchain/*.stamp
