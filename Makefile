@@ -5,13 +5,14 @@ SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PATH := $(ROOT)/.toolchain/bin:$(PATH)
 
-.PHONY: help setup build lint typecheck docs-check test demo bench docs install-cni clean
+.PHONY: help setup build lint typecheck docs-check test demo bench docs install-cni pack api-report clean
 
 help:
 	@echo "make demo   run the reference agent (needs root)"
 	@echo "make test   lint, typecheck, docs validation, unit and privileged suites"
 	@echo "make bench  run every benchmark and rewrite BENCHMARKS.md"
 	@echo "make docs   generate the API reference into docs/api/"
+	@echo "make pack   pack every public package into .packs/ and check the tarballs (publint, attw)"
 	@echo "make install-cni PREFIX=/opt/cni/bin   install the datapath-cni reference plugin"
 
 setup:
@@ -44,6 +45,12 @@ bench: setup
 docs: setup
 	@pnpm exec typedoc
 	@echo "API reference written to docs/api/index.html"
+
+pack: setup
+	@node scripts/pack.mjs
+
+api-report: build
+	@node scripts/api-report.mjs
 
 PREFIX ?= /opt/cni/bin
 install-cni: setup

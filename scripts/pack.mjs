@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// `make pack`: packs every public package into .packs/, then checks each tarball:
+//   - contents: only package.json, README.md, LICENSE, CHANGELOG.md and dist/ (no tests, no sources)
+//   - publint --strict
+//   - @arethetypeswrong/cli with the ESM-only profile
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { publicPackages } from './public-packages.mjs';
+
+const out = resolve('.packs');
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out);
+const ALLOWED = /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|schema\/.+\.json|bin\/.+)$/;
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+const problems = [];
+for (const { dir, name } of publicPackages()) {
+  const before = new Set(readdirSync(out));
+  const packed = run('pnpm', ['pack', '--pack-destination', out], { cwd: dir });
+  if (!packed.ok) {
+    problems.push(`${name}: pnpm pack failed\n${packed.out}`);
+    continue;
+  }
+  const tarball = readdirSync(out).find((f) => !before.has(f));
+  const file = join(out, tarball);
+  const listing = run('tar', ['tzf', file]).out.trim().split('\n');
+  const extra = listing.filter((f) => !ALLOWED.test(f));
+  if (extra.length) problems.push(`${name}: unexpected files in the tarball: ${extra.join(', ')}`);
+  for (const needed of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/README.md', 'package/LICENSE']) {
+    if (!listing.includes(needed)) problems.push(`${name}: ${needed} missing from the tarball`);
+  }
+  const lint = run('pnpm', ['exec', 'publint', '--strict', file]);
+  if (!lint.ok) problems.push(`${name}: publint --strict\n${lint.out}`);
+  const types = run('pnpm', ['exec', 'attw', file, '--profile', 'esm-only', '--format', 'ascii']);
+  if (!types.ok) problems.push(`${name}: attw (esm-only)\n${types.out}`);
+  console.log(`pack: ${tarball} (${listing.length} files)${lint.ok && types.ok && !extra.length ? ' ok' : ''}`);
+}
+if (problems.length) {
+  console.error(problems.join('\n\n'));
+  process.exit(1);
+}
