@@ -11,7 +11,8 @@ import { publicPackages } from './public-packages.mjs';
 const out = resolve('.packs');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out);
-const ALLOWED = /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|schema\/.+\.json|bin\/.+)$/;
+const ALLOWED =
+  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|schema\/.+\.json|bin\/.+)$/;
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
@@ -31,14 +32,21 @@ for (const { dir, name } of publicPackages()) {
   const listing = run('tar', ['tzf', file]).out.trim().split('\n');
   const extra = listing.filter((f) => !ALLOWED.test(f));
   if (extra.length) problems.push(`${name}: unexpected files in the tarball: ${extra.join(', ')}`);
-  for (const needed of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/README.md', 'package/LICENSE']) {
+  for (const needed of [
+    'package/dist/index.js',
+    'package/dist/index.d.ts',
+    'package/README.md',
+    'package/LICENSE',
+  ]) {
     if (!listing.includes(needed)) problems.push(`${name}: ${needed} missing from the tarball`);
   }
   const lint = run('pnpm', ['exec', 'publint', '--strict', file]);
   if (!lint.ok) problems.push(`${name}: publint --strict\n${lint.out}`);
   const types = run('pnpm', ['exec', 'attw', file, '--profile', 'esm-only', '--format', 'ascii']);
   if (!types.ok) problems.push(`${name}: attw (esm-only)\n${types.out}`);
-  console.log(`pack: ${tarball} (${listing.length} files)${lint.ok && types.ok && !extra.length ? ' ok' : ''}`);
+  console.log(
+    `pack: ${tarball} (${listing.length} files)${lint.ok && types.ok && !extra.length ? ' ok' : ''}`,
+  );
 }
 if (problems.length) {
   console.error(problems.join('\n\n'));

@@ -1,5 +1,5 @@
 // The published workspace packages: every packages/* directory whose package.json is not private.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** @returns {{ dir: string, name: string, manifest: any }[]} */
