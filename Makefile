@@ -32,6 +32,7 @@ docs-check: setup
 
 test: setup
 	@echo "== lint (biome)" && pnpm exec biome check --error-on-warnings . >/dev/null 2>.test-lint.log || { cat .test-lint.log; rm -f .test-lint.log; exit 1; }; rm -f .test-lint.log
+	@echo "== dependency graph" && node scripts/check-graph.mjs
 	@echo "== typecheck (tsc)" && pnpm exec tsc -p tsconfig.json
 	@echo "== docs validation (typedoc)" && pnpm exec typedoc --emit none --logLevel Warn
 	@echo "== unit and privileged suites (vitest)" && node scripts/test.mjs

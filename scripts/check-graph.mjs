@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// Checks the workspace dependency graph (STYLE.md rule 2):
+//   - no cycles between workspace packages;
+//   - every `@datapath/*` import in a package's src/ is declared in its package.json dependencies;
+//   - the pure packages stay pure: `@datapath/policy` depends on no kernel package.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const tops = ['packages', 'examples'];
+const pkgs = new Map();
+for (const top of tops) {
+  for (const d of readdirSync(top)) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(top, d, 'package.json'), 'utf8'));
+      pkgs.set(manifest.name, { dir: join(top, d), manifest });
+    } catch {
+      // not a package
+    }
+  }
+}
+const PURE = {
+  '@datapath/policy': [
+    '@datapath/libbpf',
+    '@datapath/netlink',
+    '@datapath/bpf-maps',
+    '@datapath/loader',
+    '@datapath/netdev',
+  ],
+};
+const problems = [];
+const deps = (m) => Object.keys({ ...m.dependencies, ...m.peerDependencies }).filter((n) => pkgs.has(n));
+
+function walk(dir, out) {
+  for (const e of readdirSync(dir)) {
+    const f = join(dir, e);
+    if (statSync(f).isDirectory()) walk(f, out);
+    else if (/\.(ts|mts|js|mjs)$/.test(e) && !/\.test\.ts$/.test(e)) out.push(f);
+  }
+  return out;
+}
+
+for (const [name, { dir, manifest }] of pkgs) {
+  const declared = new Set(deps(manifest));
+  let files = [];
+  try {
+    files = walk(join(dir, 'src'), []);
+  } catch {
+    // no src
+  }
+  for (const f of files) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/from\s+['"](@datapath\/[a-z0-9-]+)/g)) {
+      const target = m[1];
+      if (target !== name && !declared.has(target))
+        problems.push(`${f} imports ${target}, which ${name} does not declare`);
+    }
+  }
+  for (const banned of PURE[name] ?? []) {
+    if (declared.has(banned)) problems.push(`${name} must stay pure but depends on ${banned}`);
+  }
+}
+
+// Cycle detection (DFS with colours).
+const state = new Map();
+function visit(name, path) {
+  if (state.get(name) === 'done') return;
+  if (state.get(name) === 'active') {
+    problems.push(`dependency cycle: ${[...path.slice(path.indexOf(name)), name].join(' → ')}`);
+    return;
+  }
+  state.set(name, 'active');
+  for (const d of deps(pkgs.get(name).manifest)) visit(d, [...path, name]);
+  state.set(name, 'done');
+}
+for (const name of pkgs.keys()) visit(name, []);
+
+if (problems.length) {
+  console.error(`dependency graph:\n  ${problems.join('\n  ')}`);
+  process.exit(1);
+}
+console.log(`dependency graph: ${pkgs.size} packages, acyclic, imports declared`);
