@@ -1,1 +1,36 @@
-export {};
+export type { Clock } from './clock.js';
+export { ManualClock, systemClock } from './clock.js';
+export type { KvErrorCode, KvErrorOptions } from './errors.js';
+export { KvError } from './errors.js';
+export type {
+  AllocatedIdentity,
+  IdentityAllocatorOptions,
+  IdentityChange,
+  IdentityGcOptions,
+} from './identity.js';
+export {
+  canonicalLabels,
+  MAX_CLUSTER_IDENTITY,
+  MIN_CLUSTER_IDENTITY,
+  StoreIdentityAllocator,
+} from './identity.js';
+export type { MemoryStoreOptions } from './memory.js';
+export { MemoryStore } from './memory.js';
+export type { NodeSessionOptions } from './session.js';
+export { NODES_PREFIX, NodeSession } from './session.js';
+export type { EtcdStoreOptions } from './sys/etcd.js';
+export { EtcdStore, etcdError } from './sys/etcd.js';
+export type {
+  KvCompare,
+  KvCompareOp,
+  KvEntry,
+  KvLease,
+  KvListResult,
+  KvOp,
+  KvPutOptions,
+  KvStore,
+  KvTxnResult,
+  KvWatch,
+  KvWatchEvent,
+  KvWatchOptions,
+} from './types.js';
