@@ -1,1 +1,55 @@
-export {};
+export type { BpfErrorCode } from '@datapath/libbpf';
+export { BpfError } from '@datapath/libbpf';
+export type {
+  Codec,
+  CodecType,
+  PadCodec,
+  StructCodec,
+  StructFields,
+  StructOptions,
+  StructType,
+} from './codec.js';
+export {
+  align,
+  array,
+  be16,
+  be32,
+  bytes,
+  i8,
+  i16,
+  i32,
+  i64,
+  ipv4,
+  ipv6,
+  mac,
+  pad,
+  struct,
+  u8,
+  u16,
+  u32,
+  u64,
+} from './codec.js';
+export type { AnyMap, FromFdOptions, MapCodecs } from './kinds.js';
+export {
+  ArrayMap,
+  HashMap,
+  LpmTrieMap,
+  LruHashMap,
+  openMapFd,
+  PerCpuArrayMap,
+  PerCpuHashMap,
+  ProgArrayMap,
+} from './kinds.js';
+export type { LpmKey, LpmKeyOptions } from './lpm.js';
+export { lpmKey, lpmKeyCodec } from './lpm.js';
+export type { BatchOptions, IterateOptions, IterationStats, MapKind, UpdateFlag } from './map.js';
+export { BpfMap } from './map.js';
+export type {
+  BaseMapSpec,
+  IndexedMapSpec,
+  KeyedMapSpec,
+  MapSpec,
+  PinnedSpec,
+  ProgArraySpec,
+} from './open.js';
+export { createMap, openPinned } from './open.js';

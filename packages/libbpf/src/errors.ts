@@ -12,6 +12,7 @@ export type BpfErrorCode =
   | 'Interrupted'
   | 'TooBig'
   | 'OutOfMemory'
+  | 'Stale'
   | 'Unknown';
 
 /** Options accepted by the {@link BpfError} constructor. */
@@ -58,40 +59,41 @@ export class BpfError extends Error {
   }
 }
 
-const ERRNO_CODES: Readonly<Record<number, BpfErrorCode>> = {
-  1: 'PermissionDenied', // EPERM
-  2: 'NotFound', // ENOENT
-  4: 'Interrupted', // EINTR
-  7: 'TooBig', // E2BIG
-  9: 'BadFd', // EBADF
-  12: 'OutOfMemory', // ENOMEM
-  13: 'PermissionDenied', // EACCES
-  16: 'Busy', // EBUSY
-  17: 'AlreadyExists', // EEXIST
-  22: 'InvalidArgument', // EINVAL
-  28: 'NoSpace', // ENOSPC
-  95: 'NotSupported', // EOPNOTSUPP
-  524: 'NotSupported', // ENOTSUPP (kernel-internal, leaks out of bpf(2))
-};
-
-const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  4: 'EINTR',
-  7: 'E2BIG',
-  9: 'EBADF',
-  12: 'ENOMEM',
-  13: 'EACCES',
-  16: 'EBUSY',
-  17: 'EEXIST',
-  22: 'EINVAL',
-  28: 'ENOSPC',
-  95: 'EOPNOTSUPP',
-  524: 'ENOTSUPP',
+const ERRNO: Readonly<Record<number, readonly [string, BpfErrorCode]>> = {
+  1: ['EPERM', 'PermissionDenied'],
+  2: ['ENOENT', 'NotFound'],
+  3: ['ESRCH', 'NotFound'],
+  4: ['EINTR', 'Interrupted'],
+  6: ['ENXIO', 'NotFound'],
+  7: ['E2BIG', 'TooBig'],
+  9: ['EBADF', 'BadFd'],
+  11: ['EAGAIN', 'Busy'],
+  12: ['ENOMEM', 'OutOfMemory'],
+  13: ['EACCES', 'PermissionDenied'],
+  14: ['EFAULT', 'InvalidArgument'],
+  16: ['EBUSY', 'Busy'],
+  17: ['EEXIST', 'AlreadyExists'],
+  19: ['ENODEV', 'NotFound'],
+  20: ['ENOTDIR', 'InvalidArgument'],
+  22: ['EINVAL', 'InvalidArgument'],
+  24: ['EMFILE', 'OutOfMemory'],
+  28: ['ENOSPC', 'NoSpace'],
+  34: ['ERANGE', 'InvalidArgument'],
+  38: ['ENOSYS', 'NotSupported'],
+  67: ['ENOLINK', 'NotFound'],
+  95: ['EOPNOTSUPP', 'NotSupported'],
+  116: ['ESTALE', 'Stale'],
+  524: ['ENOTSUPP', 'NotSupported'], // kernel-internal, leaks out of bpf(2)
 };
 
 /**
  * Maps an errno from a failed system call to a {@link BpfError}. This is the only place errno is interpreted.
+ *
+ * `ENOENT`, `ENODEV`, `ENXIO`, `ESRCH`, `ENOLINK` → `NotFound`; `EPERM`/`EACCES` → `PermissionDenied`;
+ * `EEXIST` → `AlreadyExists`; `EBUSY`/`EAGAIN` → `Busy`; `ENOSPC` → `NoSpace`; `EOPNOTSUPP`/`ENOTSUPP`/`ENOSYS`
+ * → `NotSupported`; `EINVAL`/`EFAULT`/`ERANGE` → `InvalidArgument`; `ESTALE` → `Stale`; `E2BIG` → `TooBig`,
+ * except on map updates (`op` starting with `mapUpdate`), where it means the map is full: `NoSpace`;
+ * anything else → `Unknown`.
  *
  * @example Turning a failed syscall into a typed error
  * ```ts
@@ -101,8 +103,9 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
  * ```
  */
 export function errnoError(errno: number, options: BpfErrorOptions): BpfError {
-  const code = ERRNO_CODES[errno] ?? 'Unknown';
-  const name = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+  const [name, generic] = ERRNO[errno] ?? [`errno ${errno}`, 'Unknown'];
+  // A hash map that is full answers an update with E2BIG (an array: an index past the end).
+  const code = errno === 7 && options.op.startsWith('mapUpdate') ? 'NoSpace' : generic;
   const where = options.syscall ?? options.op;
   const target = options.target === undefined ? '' : ` (${options.target})`;
   return new BpfError(code, `${options.op}: ${where} failed: ${name}${target}`, { ...options, errno });

@@ -1,12 +1,9 @@
 import { BpfError } from './errors.js';
-import { addressOf, bpf, closeFd } from './sys/libc.js';
+import { bpfOrThrow } from './map/call.js';
+import { Cmd, ElemAttr, MapCreateAttr, OBJ_NAME_LEN } from './sys/bpf-attr.js';
+import { addressOf, pinnedAlloc } from './sys/libc.js';
 
-const BPF_MAP_CREATE = 0;
-const BPF_MAP_LOOKUP_ELEM = 1;
-const BPF_MAP_UPDATE_ELEM = 2;
-const BPF_OBJ_NAME_LEN = 16;
-
-/** Map types understood by {@link mapCreate} (values of `enum bpf_map_type`). */
+/** Map types (values of `enum bpf_map_type`). */
 export const MapType = {
   /** `BPF_MAP_TYPE_HASH` */
   Hash: 1,
@@ -14,36 +11,70 @@ export const MapType = {
   Array: 2,
   /** `BPF_MAP_TYPE_PROG_ARRAY` */
   ProgArray: 3,
+  /** `BPF_MAP_TYPE_PERF_EVENT_ARRAY` */
+  PerfEventArray: 4,
   /** `BPF_MAP_TYPE_PERCPU_HASH` */
   PerCpuHash: 5,
   /** `BPF_MAP_TYPE_PERCPU_ARRAY` */
   PerCpuArray: 6,
   /** `BPF_MAP_TYPE_LRU_HASH` */
   LruHash: 9,
+  /** `BPF_MAP_TYPE_LRU_PERCPU_HASH` */
+  LruPerCpuHash: 10,
   /** `BPF_MAP_TYPE_LPM_TRIE` */
   LpmTrie: 11,
+  /** `BPF_MAP_TYPE_ARRAY_OF_MAPS` */
+  ArrayOfMaps: 12,
+  /** `BPF_MAP_TYPE_HASH_OF_MAPS` */
+  HashOfMaps: 13,
+  /** `BPF_MAP_TYPE_QUEUE` */
+  Queue: 22,
+  /** `BPF_MAP_TYPE_STACK` */
+  Stack: 23,
+  /** `BPF_MAP_TYPE_RINGBUF` */
+  RingBuf: 27,
 } as const;
 
 /** A `bpf_map_type` number from {@link MapType}. */
 export type MapTypeId = (typeof MapType)[keyof typeof MapType];
 
+/** `BPF_F_*` map creation flags. */
+export const MapFlags = {
+  /** `BPF_F_NO_PREALLOC`: allocate hash elements on demand (required for LPM tries). */
+  NoPrealloc: 1,
+  /** `BPF_F_NO_COMMON_LRU`: per-CPU LRU lists. */
+  NoCommonLru: 2,
+  /** `BPF_F_RDONLY`: read-only for user space (also an fd open flag). */
+  ReadOnly: 1 << 3,
+  /** `BPF_F_WRONLY`: write-only for user space (also an fd open flag). */
+  WriteOnly: 1 << 4,
+  /** `BPF_F_RDONLY_PROG`: read-only for programs. */
+  ReadOnlyProg: 1 << 7,
+  /** `BPF_F_WRONLY_PROG`: write-only for programs. */
+  WriteOnlyProg: 1 << 8,
+} as const;
+
 /** What {@link mapCreate} needs to create a map. */
 export interface MapCreateSpec {
   /** The kernel map type. */
-  type: MapTypeId;
+  type: number;
   /** Key size in bytes. */
   keySize: number;
   /** Value size in bytes. */
   valueSize: number;
   /** Maximum number of entries. */
   maxEntries: number;
-  /** `BPF_F_*` map flags. */
+  /** `BPF_F_*` map flags ({@link MapFlags}). */
   flags?: number;
   /** Object name shown by bpftool, at most 15 bytes of `[A-Za-z0-9_.]`. */
   name?: string;
+  /** For map-in-map types: an fd of a map with the inner map's shape. */
+  innerMapFd?: number;
 }
 
 const NAME_RE = /^[A-Za-z0-9_.]{0,15}$/;
+const createAttr = pinnedAlloc(MapCreateAttr.size);
+const encoder = new TextEncoder();
 
 function u32(v: number, what: string, op: string): number {
   if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) {
@@ -57,10 +88,10 @@ function u32(v: number, what: string, op: string): number {
 /**
  * Creates a BPF map and returns its file descriptor; the caller owns it and closes it with {@link fdClose}.
  *
- * Equivalent to: `bpftool map create … type hash key 4 value 8 entries 1024 name NAME`.
+ * Equivalent to: `bpftool map create /sys/fs/bpf/P type hash key 4 value 8 entries 1024 name NAME`.
  *
- * @throws {@link BpfError} `InvalidArgument` for a bad spec (before any syscall), `PermissionDenied` without
- * CAP_BPF, `NotSupported` for a map type this kernel lacks, `OutOfMemory`.
+ * @throws {@link BpfError} `InvalidArgument` for a bad spec (before any syscall, or from the kernel),
+ * `PermissionDenied` without CAP_BPF, `NotSupported` for a map type this kernel lacks, `OutOfMemory`.
  * @example Creating a hash map
  * ```ts
  * import { MapType, mapCreate, fdClose } from '@datapath/libbpf';
@@ -80,32 +111,40 @@ export function mapCreate(spec: MapCreateSpec): number {
       },
     );
   }
-  const attr = new Uint8Array(72);
-  const view = new DataView(attr.buffer);
-  view.setUint32(0, u32(spec.type, 'type', op), true);
-  view.setUint32(4, u32(spec.keySize, 'keySize', op), true);
-  view.setUint32(8, u32(spec.valueSize, 'valueSize', op), true);
-  view.setUint32(12, u32(spec.maxEntries, 'maxEntries', op), true);
-  view.setUint32(16, u32(spec.flags ?? 0, 'flags', op), true);
-  // map_name lives after inner_map_fd (20) and numa_node (24), at offset 28.
-  const nameBytes = new TextEncoder().encode(name);
-  attr.set(nameBytes.subarray(0, BPF_OBJ_NAME_LEN - 1), 28);
-  return bpf(BPF_MAP_CREATE, attr, op, 'bpf(BPF_MAP_CREATE)', name || undefined);
+  const v = createAttr.view;
+  createAttr.bytes.fill(0);
+  v.setUint32(MapCreateAttr.mapType, u32(spec.type, 'type', op), true);
+  v.setUint32(MapCreateAttr.keySize, u32(spec.keySize, 'keySize', op), true);
+  v.setUint32(MapCreateAttr.valueSize, u32(spec.valueSize, 'valueSize', op), true);
+  v.setUint32(MapCreateAttr.maxEntries, u32(spec.maxEntries, 'maxEntries', op), true);
+  v.setUint32(MapCreateAttr.mapFlags, u32(spec.flags ?? 0, 'flags', op), true);
+  v.setUint32(MapCreateAttr.innerMapFd, u32(spec.innerMapFd ?? 0, 'innerMapFd', op), true);
+  createAttr.bytes.set(encoder.encode(name).subarray(0, OBJ_NAME_LEN - 1), MapCreateAttr.mapName);
+  return bpfOrThrow(Cmd.MapCreate, createAttr, MapCreateAttr.size, op, name || undefined);
 }
 
-function elemAttr(fd: number, key: Uint8Array, value: Uint8Array, flags: bigint): Uint8Array {
-  // union bpf_attr for *_ELEM: u32 map_fd; (pad); u64 key; u64 value; u64 flags.
-  const attr = new Uint8Array(32);
-  const view = new DataView(attr.buffer);
-  view.setUint32(0, fd, true);
-  view.setBigUint64(8, addressOf(key), true);
-  view.setBigUint64(16, addressOf(value), true);
-  view.setBigUint64(24, flags, true);
-  return attr;
+const elemAttr = pinnedAlloc(ElemAttr.size);
+
+function oneShot(
+  cmd: number,
+  fd: number,
+  key: Uint8Array,
+  value: Uint8Array,
+  flags: bigint,
+  op: string,
+): number {
+  const v = elemAttr.view;
+  v.setUint32(ElemAttr.mapFd, u32(fd, 'fd', op), true);
+  v.setBigUint64(ElemAttr.key, BigInt(addressOf(key)), true);
+  v.setBigUint64(ElemAttr.value, BigInt(addressOf(value)), true);
+  v.setBigUint64(ElemAttr.flags, flags, true);
+  return bpfOrThrow(cmd, elemAttr, ElemAttr.size, op);
 }
 
 /**
- * Writes one element. Equivalent to: `bpftool map update id ID key … value …`.
+ * Writes one element. Prefer {@link MapIo} (or `@datapath/bpf-maps`) on hot paths.
+ *
+ * Equivalent to: `bpftool map update id ID key … value …`.
  *
  * @throws {@link BpfError} `NoSpace` when the map is full, `AlreadyExists` / `NotFound` for the
  * `noExist` / `exist` flags, `InvalidArgument`, `BadFd`.
@@ -118,11 +157,13 @@ function elemAttr(fd: number, key: Uint8Array, value: Uint8Array, flags: bigint)
  * ```
  */
 export function mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags = 0n): void {
-  bpf(BPF_MAP_UPDATE_ELEM, elemAttr(fd, key, value, flags), 'mapUpdate', 'bpf(BPF_MAP_UPDATE_ELEM)');
+  oneShot(Cmd.MapUpdateElem, fd, key, value, flags, 'mapUpdate');
 }
 
 /**
- * Reads one element into `value`; returns false when the key is absent.
+ * Reads one element into `value` (which must hold the map's value size); returns false when the key is
+ * absent. Prefer {@link MapIo} (or `@datapath/bpf-maps`) on hot paths.
+ *
  * Equivalent to: `bpftool map lookup id ID key …`.
  *
  * @throws {@link BpfError} `InvalidArgument`, `BadFd`.
@@ -137,24 +178,10 @@ export function mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags 
  */
 export function mapLookup(fd: number, key: Uint8Array, value: Uint8Array): boolean {
   try {
-    bpf(BPF_MAP_LOOKUP_ELEM, elemAttr(fd, key, value, 0n), 'mapLookup', 'bpf(BPF_MAP_LOOKUP_ELEM)');
+    oneShot(Cmd.MapLookupElem, fd, key, value, 0n, 'mapLookup');
     return true;
   } catch (err) {
     if (err instanceof BpfError && err.code === 'NotFound') return false;
     throw err;
   }
-}
-
-/**
- * Closes a file descriptor returned by this package.
- *
- * @throws {@link BpfError} `BadFd` when `fd` is not open.
- * @example Closing a map
- * ```ts
- * import { MapType, mapCreate, fdClose } from '@datapath/libbpf';
- * fdClose(mapCreate({ type: MapType.Array, keySize: 4, valueSize: 4, maxEntries: 1 }));
- * ```
- */
-export function fdClose(fd: number): void {
-  closeFd(fd, 'fdClose');
 }

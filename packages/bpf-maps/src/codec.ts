@@ -1,0 +1,485 @@
+import { BpfError } from '@datapath/libbpf';
+import ipaddr from 'ipaddr.js';
+
+/**
+ * Encodes values of type `T` into a fixed number of bytes and back, the way a C struct lays them out.
+ *
+ * `encode` and `decode` work in place on a DataView at an offset, so map operations can use reused
+ * scratch buffers and allocate nothing but the decoded value.
+ *
+ * @example A custom codec for a 2-byte port in network byte order
+ * ```ts
+ * import type { Codec } from '@datapath/bpf-maps';
+ * const port: Codec<number> = {
+ *   size: 2,
+ *   align: 2,
+ *   encode: (v, view, off) => view.setUint16(off, v, false),
+ *   decode: (view, off) => view.getUint16(off, false),
+ * };
+ * ```
+ */
+export interface Codec<T> {
+  /** Size in bytes (C `sizeof`). */
+  readonly size: number;
+  /** Alignment in bytes (C `_Alignof`), used by {@link struct}. */
+  readonly align: number;
+  /** Writes `value` at `offset`; throws `InvalidArgument` for a value that does not fit. */
+  encode(value: T, view: DataView, offset: number): void;
+  /** Reads a value at `offset`. */
+  decode(view: DataView, offset: number): T;
+}
+
+/** The value type of a codec. */
+export type CodecType<C> = C extends Codec<infer T> ? T : never;
+
+function bad(what: string, value: unknown): BpfError {
+  let shown: string;
+  try {
+    shown = typeof value === 'bigint' ? `${value}n` : JSON.stringify(value);
+  } catch {
+    shown = String(value);
+  }
+  return new BpfError('InvalidArgument', `codec: ${what}, got ${shown}`, { op: 'encode' });
+}
+
+type Get = (d: DataView, o: number) => number;
+type Set = (d: DataView, o: number, v: number) => void;
+
+function accessors(size: 1 | 2 | 4, signed: boolean, little: boolean): [Get, Set] {
+  if (size === 1) {
+    return signed
+      ? [(d, o) => d.getInt8(o), (d, o, v) => d.setInt8(o, v)]
+      : [(d, o) => d.getUint8(o), (d, o, v) => d.setUint8(o, v)];
+  }
+  if (size === 2) {
+    return signed
+      ? [(d, o) => d.getInt16(o, little), (d, o, v) => d.setInt16(o, v, little)]
+      : [(d, o) => d.getUint16(o, little), (d, o, v) => d.setUint16(o, v, little)];
+  }
+  return signed
+    ? [(d, o) => d.getInt32(o, little), (d, o, v) => d.setInt32(o, v, little)]
+    : [(d, o) => d.getUint32(o, little), (d, o, v) => d.setUint32(o, v, little)];
+}
+
+function intCodec(size: 1 | 2 | 4, signed: boolean, little: boolean): Codec<number> {
+  const min = signed ? -(2 ** (size * 8 - 1)) : 0;
+  const max = signed ? 2 ** (size * 8 - 1) - 1 : 2 ** (size * 8) - 1;
+  const what = `expected an integer in ${min}…${max}`;
+  const [get, set] = accessors(size, signed, little);
+  return {
+    size,
+    align: size,
+    encode(v, d, o) {
+      if (!Number.isInteger(v) || v < min || v > max) throw bad(what, v);
+      set(d, o, v);
+    },
+    decode: get,
+  };
+}
+
+function bigCodec(signed: boolean, little: boolean): Codec<bigint> {
+  const min = signed ? -(1n << 63n) : 0n;
+  const max = signed ? (1n << 63n) - 1n : (1n << 64n) - 1n;
+  const what = `expected a bigint in ${min}…${max}`;
+  return {
+    size: 8,
+    align: 8,
+    encode: (v, d, o) => {
+      if (typeof v !== 'bigint' || v < min || v > max) throw bad(what, v);
+      if (signed) d.setBigInt64(o, v, little);
+      else d.setBigUint64(o, v, little);
+    },
+    decode: (d, o) => (signed ? d.getBigInt64(o, little) : d.getBigUint64(o, little)),
+  };
+}
+
+/**
+ * `__u8`.
+ * @example
+ * ```ts
+ * import { u8 } from '@datapath/bpf-maps';
+ * u8.size; // 1
+ * ```
+ */
+export const u8: Codec<number> = intCodec(1, false, true);
+/**
+ * `__s8`.
+ * @example
+ * ```ts
+ * import { i8 } from '@datapath/bpf-maps';
+ * i8.size; // 1
+ * ```
+ */
+export const i8: Codec<number> = intCodec(1, true, true);
+/**
+ * `__u16` in host (little-endian) byte order.
+ * @example
+ * ```ts
+ * import { u16 } from '@datapath/bpf-maps';
+ * u16.size; // 2
+ * ```
+ */
+export const u16: Codec<number> = intCodec(2, false, true);
+/**
+ * `__s16` in host byte order.
+ * @example
+ * ```ts
+ * import { i16 } from '@datapath/bpf-maps';
+ * i16.size; // 2
+ * ```
+ */
+export const i16: Codec<number> = intCodec(2, true, true);
+/**
+ * `__u32` in host (little-endian) byte order.
+ * @example
+ * ```ts
+ * import { u32 } from '@datapath/bpf-maps';
+ * u32.size; // 4
+ * ```
+ */
+export const u32: Codec<number> = intCodec(4, false, true);
+/**
+ * `__s32` in host byte order.
+ * @example
+ * ```ts
+ * import { i32 } from '@datapath/bpf-maps';
+ * i32.size; // 4
+ * ```
+ */
+export const i32: Codec<number> = intCodec(4, true, true);
+/**
+ * `__u64` in host byte order, as a bigint.
+ * @example
+ * ```ts
+ * import { u64 } from '@datapath/bpf-maps';
+ * u64.size; // 8
+ * ```
+ */
+export const u64: Codec<bigint> = bigCodec(false, true);
+/**
+ * `__s64` in host byte order, as a bigint.
+ * @example
+ * ```ts
+ * import { i64 } from '@datapath/bpf-maps';
+ * i64.size; // 8
+ * ```
+ */
+export const i64: Codec<bigint> = bigCodec(true, true);
+/**
+ * `__be16`: a 16-bit number in network byte order (ports).
+ * @example
+ * ```ts
+ * import { be16 } from '@datapath/bpf-maps';
+ * be16.size; // 2
+ * ```
+ */
+export const be16: Codec<number> = intCodec(2, false, false);
+/**
+ * `__be32`: a 32-bit number in network byte order.
+ * @example
+ * ```ts
+ * import { be32 } from '@datapath/bpf-maps';
+ * be32.size; // 4
+ * ```
+ */
+export const be32: Codec<number> = intCodec(4, false, false);
+
+const V4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** Parses dotted-quad IPv4 text into 4 bytes; throws InvalidArgument. */
+export function parseIpv4(text: string): [number, number, number, number] {
+  const m = typeof text === 'string' ? V4_RE.exec(text) : null;
+  if (m === null) throw bad('expected an IPv4 address such as 10.0.0.1', text);
+  const b = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])] as [number, number, number, number];
+  if (b.some((x) => x > 255)) throw bad('expected an IPv4 address such as 10.0.0.1', text);
+  return b;
+}
+
+/**
+ * An IPv4 address in network byte order (4 bytes), as dotted-quad text.
+ * @example
+ * ```ts
+ * import { ipv4 } from '@datapath/bpf-maps';
+ * const view = new DataView(new ArrayBuffer(4));
+ * ipv4.encode('10.0.0.1', view, 0); // bytes 0a 00 00 01
+ * ```
+ */
+export const ipv4: Codec<string> = {
+  size: 4,
+  align: 1,
+  encode: (v, d, o) => {
+    const b = parseIpv4(v);
+    d.setUint8(o, b[0]);
+    d.setUint8(o + 1, b[1]);
+    d.setUint8(o + 2, b[2]);
+    d.setUint8(o + 3, b[3]);
+  },
+  decode: (d, o) => `${d.getUint8(o)}.${d.getUint8(o + 1)}.${d.getUint8(o + 2)}.${d.getUint8(o + 3)}`,
+};
+
+/** Parses IPv6 text into 16 bytes; throws InvalidArgument. */
+export function parseIpv6(text: string): number[] {
+  if (typeof text !== 'string' || !ipaddr.IPv6.isValid(text)) throw bad('expected an IPv6 address', text);
+  return ipaddr.IPv6.parse(text).toByteArray();
+}
+
+/**
+ * An IPv6 address in network byte order (16 bytes), as RFC 5952 text (`fd00::1`).
+ * @example
+ * ```ts
+ * import { ipv6 } from '@datapath/bpf-maps';
+ * ipv6.size; // 16
+ * ```
+ */
+export const ipv6: Codec<string> = {
+  size: 16,
+  align: 1,
+  encode: (v, d, o) => {
+    const b = parseIpv6(v);
+    for (let i = 0; i < 16; i++) d.setUint8(o + i, b[i]!);
+  },
+  decode: (d, o) => {
+    const b = new Array<number>(16);
+    for (let i = 0; i < 16; i++) b[i] = d.getUint8(o + i);
+    return ipv6Text(b);
+  },
+};
+
+/** Formats 16 bytes as RFC 5952 IPv6 text. */
+export function ipv6Text(bytes: ArrayLike<number>): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 8; i++) parts.push(((bytes[i * 2]! << 8) | bytes[i * 2 + 1]!).toString(16));
+  return canonicalV6(parts);
+}
+
+function canonicalV6(parts: string[]): string {
+  // RFC 5952: compress the longest run (≥ 2) of zero groups, the first one on ties.
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (parts[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && parts[j] === '0') j++;
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return parts.join(':');
+  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+}
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+/**
+ * A 6-byte MAC address, as lower-case `aa:bb:cc:dd:ee:ff` text.
+ * @example
+ * ```ts
+ * import { mac } from '@datapath/bpf-maps';
+ * mac.size; // 6
+ * ```
+ */
+export const mac: Codec<string> = {
+  size: 6,
+  align: 1,
+  encode: (v, d, o) => {
+    if (typeof v !== 'string' || !MAC_RE.test(v)) throw bad('expected a MAC address aa:bb:cc:dd:ee:ff', v);
+    for (let i = 0; i < 6; i++) d.setUint8(o + i, Number.parseInt(v.slice(i * 3, i * 3 + 2), 16));
+  },
+  decode: (d, o) => {
+    let s = '';
+    for (let i = 0; i < 6; i++)
+      s +=
+        (i ? ':' : '') +
+        d
+          .getUint8(o + i)
+          .toString(16)
+          .padStart(2, '0');
+    return s;
+  },
+};
+
+/**
+ * `n` raw bytes (`__u8[n]`), as a Uint8Array of exactly that length.
+ * @throws {@link BpfError} `InvalidArgument` for a size that is not a positive integer.
+ * @example
+ * ```ts
+ * import { bytes } from '@datapath/bpf-maps';
+ * const tag = bytes(8);
+ * ```
+ */
+export function bytes(n: number): Codec<Uint8Array> {
+  checkSize(n, 'bytes');
+  return {
+    size: n,
+    align: 1,
+    encode: (v, d, o) => {
+      if (!(v instanceof Uint8Array) || v.length !== n)
+        throw bad(`expected a Uint8Array of ${n} bytes`, v?.length);
+      new Uint8Array(d.buffer, d.byteOffset + o, n).set(v);
+    },
+    decode: (d, o) => new Uint8Array(d.buffer.slice(d.byteOffset + o, d.byteOffset + o + n)),
+  };
+}
+
+/**
+ * A fixed-length C array `T[n]` of `codec`, as a JS array of exactly `n` elements.
+ * @throws {@link BpfError} `InvalidArgument` for a length that is not a positive integer.
+ * @example Four u32 tunnel endpoints
+ * ```ts
+ * import { array, u32 } from '@datapath/bpf-maps';
+ * const eps = array(u32, 4); // 16 bytes
+ * ```
+ */
+export function array<T>(codec: Codec<T>, n: number): Codec<T[]> {
+  checkSize(n, 'array');
+  return {
+    size: codec.size * n,
+    align: codec.align,
+    encode: (v, d, o) => {
+      if (!Array.isArray(v) || v.length !== n) throw bad(`expected an array of ${n} elements`, v?.length);
+      for (let i = 0; i < n; i++) codec.encode(v[i] as T, d, o + i * codec.size);
+    },
+    decode: (d, o) => {
+      const out = new Array<T>(n);
+      for (let i = 0; i < n; i++) out[i] = codec.decode(d, o + i * codec.size);
+      return out;
+    },
+  };
+}
+
+/** A padding codec: `n` zero bytes that do not appear in the struct's value. */
+export interface PadCodec extends Codec<undefined> {
+  /** Marks the field as padding. */
+  readonly pad: true;
+}
+
+/**
+ * `n` bytes of explicit padding inside a {@link struct}: written as zeros, left out of the value.
+ * @throws {@link BpfError} `InvalidArgument` for a size that is not a positive integer.
+ * @example
+ * ```ts
+ * import { pad, struct, u16, u8 } from '@datapath/bpf-maps';
+ * const s = struct({ a: u8, _pad: pad(1), b: u16 });
+ * ```
+ */
+export function pad(n: number): PadCodec {
+  checkSize(n, 'pad');
+  return {
+    pad: true,
+    size: n,
+    align: 1,
+    encode: (_v, d, o) => {
+      for (let i = 0; i < n; i++) d.setUint8(o + i, 0);
+    },
+    decode: () => undefined,
+  };
+}
+
+/**
+ * The same codec with a different alignment (C `__attribute__((aligned(n)))` on a field, or a packed
+ * field with `align(c, 1)`).
+ * @throws {@link BpfError} `InvalidArgument` unless `n` is a power of two.
+ * @example
+ * ```ts
+ * import { align, u64 } from '@datapath/bpf-maps';
+ * const packedU64 = align(u64, 1);
+ * ```
+ */
+export function align<T>(codec: Codec<T>, n: number): Codec<T> {
+  if (!Number.isInteger(n) || n < 1 || (n & (n - 1)) !== 0) throw bad('alignment must be a power of two', n);
+  return { size: codec.size, align: n, encode: codec.encode, decode: codec.decode };
+}
+
+function checkSize(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 1 || n > 1 << 20) throw bad(`${what}: size must be a positive integer`, n);
+}
+
+/** The field codecs of a {@link struct}, in declaration order. */
+export type StructFields = Record<string, Codec<unknown>>;
+
+/** The value type of a {@link struct} of `F`: every field but the padding. */
+export type StructType<F extends StructFields> = {
+  [K in keyof F as F[K] extends PadCodec ? never : K]: CodecType<F[K]>;
+};
+
+/** Options of {@link struct}. */
+export interface StructOptions {
+  /** `__attribute__((packed))`: no alignment padding between fields or at the end. */
+  packed?: boolean;
+  /** The expected `sizeof`, checked when the codec is built (mirrors a C `_Static_assert`). */
+  size?: number;
+}
+
+/** A {@link struct} codec, which also exposes each field's offset (`offsetof`). */
+export interface StructCodec<F extends StructFields> extends Codec<StructType<F>> {
+  /** Byte offset of each field. */
+  readonly offsets: { readonly [K in keyof F]: number };
+}
+
+/**
+ * A C struct from named field codecs in declaration order, laid out with C's rules: each field at
+ * the next multiple of its alignment, the size rounded up to the largest alignment (unless `packed`).
+ * Use {@link pad} for explicit padding fields, which the value omits.
+ *
+ * @throws {@link BpfError} `InvalidArgument` when `options.size` differs from the computed size.
+ * @example Cilium's policy map key (prefixlen, identity, dir, proto, dport)
+ * ```ts
+ * import { be16, struct, u32, u8 } from '@datapath/bpf-maps';
+ * const policyKey = struct(
+ *   { prefixlen: u32, identity: u32, dir: u8, proto: u8, dport: be16 },
+ *   { size: 12 },
+ * );
+ * ```
+ */
+export function struct<F extends StructFields>(fields: F, options: StructOptions = {}): StructCodec<F> {
+  const names = Object.keys(fields);
+  const entries: [string, Codec<unknown>, number, boolean][] = [];
+  let off = 0;
+  let maxAlign = 1;
+  for (const name of names) {
+    const c = fields[name]!;
+    const a = options.packed ? 1 : c.align;
+    off = (off + a - 1) & ~(a - 1);
+    entries.push([name, c, off, (c as Partial<PadCodec>).pad === true]);
+    off += c.size;
+    maxAlign = Math.max(maxAlign, a);
+  }
+  const size = (off + maxAlign - 1) & ~(maxAlign - 1);
+  if (options.size !== undefined && options.size !== size) {
+    throw new BpfError(
+      'InvalidArgument',
+      `struct: computed size ${size} differs from the expected size ${options.size} (fields: ${entries
+        .map(([n, c, o]) => `${n}@${o}+${c.size}`)
+        .join(', ')})`,
+      { op: 'struct' },
+    );
+  }
+  const offsets = Object.fromEntries(entries.map(([n, , o]) => [n, o])) as { [K in keyof F]: number };
+  return {
+    size,
+    align: maxAlign,
+    offsets,
+    encode: (v, d, o) => {
+      if (v === null || typeof v !== 'object') throw bad('expected an object', v);
+      // Zero the gaps between fields and the tail padding: the kernel compares keys byte for byte.
+      new Uint8Array(d.buffer, d.byteOffset + o, size).fill(0);
+      const rec = v as Record<string, unknown>;
+      for (const [n, c, fo, isPad] of entries) {
+        if (isPad) continue;
+        const fv = rec[n];
+        if (fv === undefined) throw bad(`missing struct field ${n}`, v);
+        c.encode(fv, d, o + fo);
+      }
+    },
+    decode: (d, o) => {
+      const out: Record<string, unknown> = {};
+      for (const [n, c, fo, isPad] of entries) if (!isPad) out[n] = c.decode(d, o + fo);
+      return out as StructType<F>;
+    },
+  };
+}

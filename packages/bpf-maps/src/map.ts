@@ -1,0 +1,719 @@
+import { unlinkSync } from 'node:fs';
+import { BpfError, fdClose, type MapInfo, MapIo, mapInfo, objPin } from '@datapath/libbpf';
+import { checkPinPath } from './bpffs.js';
+import type { Codec } from './codec.js';
+
+/** How `set` treats an existing key: `any` (upsert), `noExist` (insert only), `exist` (update only). */
+export type UpdateFlag = 'any' | 'noExist' | 'exist';
+
+const FLAG_BITS: Readonly<Record<UpdateFlag, number>> = { any: 0, noExist: 1, exist: 2 };
+
+/** The map kinds this package has classes for. */
+export type MapKind =
+  | 'hash'
+  | 'lruHash'
+  | 'array'
+  | 'lpmTrie'
+  | 'perCpuHash'
+  | 'lruPerCpuHash'
+  | 'perCpuArray'
+  | 'progArray';
+
+/** `bpf_map_type` number of each {@link MapKind}. */
+export const MAP_KIND_TYPES: Readonly<Record<MapKind, number>> = {
+  hash: 1,
+  array: 2,
+  progArray: 3,
+  perCpuHash: 5,
+  perCpuArray: 6,
+  lruHash: 9,
+  lruPerCpuHash: 10,
+  lpmTrie: 11,
+};
+
+/** What a walk over a map saw; filled in while {@link BpfMap.entries} / {@link BpfMap.keys} iterate. */
+export interface IterationStats {
+  /** Entries handed to the caller. */
+  yielded: number;
+  /** Keys that vanished between being listed and being read (deleted concurrently): not yielded. */
+  skipped: number;
+  /** Times the walk restarted from the first key because its position was deleted; repeats are not yielded. */
+  restarts: number;
+  /** True when the walk stopped at its bound (4 × max entries steps) before reaching the end. */
+  aborted: boolean;
+}
+
+/** Options of {@link BpfMap.entries} and {@link BpfMap.keys}. */
+export interface IterateOptions {
+  /** Filled in as the walk goes (pass your own object to read it afterwards). */
+  stats?: IterationStats;
+}
+
+/** Options of {@link BpfMap.dump} and the other batch operations. */
+export interface BatchOptions {
+  /** Elements per bpf(2) call (default 4096). */
+  batchSize?: number;
+}
+
+/** Whether the kernel supports batch ops per map type: probed on first use, then cached. */
+const batchSupport = new Map<number, boolean>();
+
+/** What every map class is built from. */
+export interface MapParts<K, E> {
+  fd: number;
+  owned: boolean;
+  info: MapInfo;
+  key: Codec<K>;
+  value: Codec<E>;
+  perCpu: boolean;
+}
+
+/**
+ * A typed view over one BPF map fd: the operations every map kind shares. Concrete classes
+ * ({@link HashMap}, {@link ArrayMap}, {@link LpmTrieMap}, …) fix the key and value shapes.
+ * Every operation reuses scratch buffers; a single-element call allocates only the decoded value.
+ *
+ * @typeParam K - the key type.
+ * @typeParam V - the value type as users see it (per-CPU maps: one element per possible CPU).
+ */
+export abstract class BpfMap<K, V> {
+  /** Which kind of map this is (a discriminant). */
+  abstract readonly kind: MapKind;
+  /** The key codec. */
+  readonly keyCodec: Codec<K>;
+  /** The codec of one value (of one CPU's value, for per-CPU maps). */
+  readonly valueCodec: Codec<unknown>;
+  /** The map's maximum number of entries. */
+  readonly maxEntries: number;
+  /** The kernel's map id. */
+  readonly id: number;
+  /** The map name (up to 15 bytes). */
+  readonly name: string;
+
+  /** The scratch-buffered syscall layer over this map's fd. */
+  protected readonly io: MapIo;
+  #info: MapInfo;
+  #owned: boolean;
+  #closed = false;
+  #pinnedAt: string | undefined;
+  #bkView: DataView = new DataView(new ArrayBuffer(0));
+  #bvView: DataView = new DataView(new ArrayBuffer(0));
+
+  /** @internal */
+  constructor(parts: MapParts<K, unknown>) {
+    this.keyCodec = parts.key;
+    this.valueCodec = parts.value;
+    this.#info = parts.info;
+    this.#owned = parts.owned;
+    this.maxEntries = parts.info.maxEntries;
+    this.id = parts.info.id;
+    this.name = parts.info.name;
+    this.io = new MapIo({
+      fd: parts.fd,
+      keySize: parts.info.keySize,
+      valueSize: parts.info.valueSize,
+      perCpu: parts.perCpu,
+      name: parts.info.name || `map id ${parts.info.id}`,
+    });
+  }
+
+  /** The map's fd, for handing to a loader or a program (it stays owned by this object). */
+  get fd(): number {
+    this.#check('fd');
+    return this.io.fd;
+  }
+
+  /** Decodes one user-facing value from `view` at `off`. */
+  protected abstract readValue(view: DataView, off: number): V;
+  /** Encodes one user-facing value into `view` at `off` (the value buffer layout of this map). */
+  protected abstract writeValue(value: V, view: DataView, off: number): void;
+
+  #check(op: string): void {
+    if (this.#closed)
+      throw new BpfError('BadFd', `${op}: map ${this.name} is closed`, { op, target: this.name });
+  }
+
+  #key(key: K, view: DataView, off: number): void {
+    this.keyCodec.encode(key, view, off);
+  }
+
+  /**
+   * Reads the value at `key`; undefined when absent.
+   *
+   * Equivalent to: `bpftool map lookup id ID key …`.
+   *
+   * @throws {@link BpfError} `InvalidArgument` for a key the codec rejects (before any syscall),
+   * `BadFd` after close, `PermissionDenied` on a write-only map.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const v = map.get(7);
+   * ```
+   */
+  get(key: K): V | undefined {
+    this.#check('get');
+    this.#key(key, this.io.keyView, 0);
+    return this.io.lookup() ? this.readValue(this.io.valueView, 0) : undefined;
+  }
+
+  /**
+   * True when `key` is present.
+   *
+   * @throws {@link BpfError} as {@link BpfMap.get}.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * if (map.has(7)) console.log('present');
+   * ```
+   */
+  has(key: K): boolean {
+    this.#check('has');
+    this.#key(key, this.io.keyView, 0);
+    return this.io.lookup();
+  }
+
+  /**
+   * Writes `value` at `key`. `flag` is `any` (default), `noExist` or `exist`.
+   *
+   * Equivalent to: `bpftool map update id ID key … value … [any|noexist|exist]`.
+   *
+   * @throws {@link BpfError} `InvalidArgument` for a key or value the codecs reject (before any
+   * syscall), `NoSpace` when the map is full, `AlreadyExists` (`noExist`), `NotFound` (`exist`),
+   * `TooBig` for an array index past the end, `PermissionDenied` on a read-only map.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * map.set(7, 1n, 'noExist');
+   * ```
+   */
+  set(key: K, value: V, flag: UpdateFlag = 'any'): void {
+    this.#check('set');
+    const bits = FLAG_BITS[flag];
+    if (bits === undefined)
+      throw new BpfError('InvalidArgument', `set: unknown flag ${String(flag)}`, { op: 'set' });
+    this.#key(key, this.io.keyView, 0);
+    this.writeValue(value, this.io.valueView, 0);
+    this.io.update(bits);
+  }
+
+  /**
+   * Deletes `key`; false when it was absent.
+   *
+   * Equivalent to: `bpftool map delete id ID key …`.
+   *
+   * @throws {@link BpfError} `InvalidArgument` for array maps (their elements cannot be deleted) and
+   * for a key the codec rejects, `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * map.delete(7);
+   * ```
+   */
+  delete(key: K): boolean {
+    this.#check('delete');
+    this.#key(key, this.io.keyView, 0);
+    return this.io.delete();
+  }
+
+  /**
+   * Reads and deletes `key` in one atomic step; undefined when absent.
+   *
+   * @throws {@link BpfError} `NotSupported` for map types without it (arrays, LPM tries), plus the codes
+   * of {@link BpfMap.get}.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const last = map.lookupAndDelete(7);
+   * ```
+   */
+  lookupAndDelete(key: K): V | undefined {
+    this.#check('lookupAndDelete');
+    this.#key(key, this.io.keyView, 0);
+    return this.io.lookupAndDelete() ? this.readValue(this.io.valueView, 0) : undefined;
+  }
+
+  /**
+   * Iterates over `[key, value]` pairs with `BPF_MAP_GET_NEXT_KEY`, safe against concurrent deletes:
+   * the next key is fetched before an entry is handed out (so deleting it in the loop is fine),
+   * entries deleted meanwhile are skipped and counted, a restart caused by a deleted position does not
+   * yield anything twice, and the walk stops after 4 × max entries steps. Use {@link BpfMap.dump} for
+   * a faster snapshot.
+   *
+   * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a write-only map.
+   * @example Deleting expired entries while iterating
+   * ```ts
+   * import { type IterationStats, HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const stats: IterationStats = { yielded: 0, skipped: 0, restarts: 0, aborted: false };
+   * for (const [k, v] of map.entries({ stats })) if (v === 0n) map.delete(k);
+   * console.log(stats.skipped);
+   * ```
+   */
+  entries(options: IterateOptions = {}): IterableIterator<[K, V]> {
+    return this.#walk(options, true) as IterableIterator<[K, V]>;
+  }
+
+  /**
+   * Iterates over keys; same guarantees as {@link BpfMap.entries}.
+   *
+   * @throws {@link BpfError} `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const all = [...map.keys()];
+   * ```
+   */
+  keys(options: IterateOptions = {}): IterableIterator<K> {
+    return this.#walk(options, false) as IterableIterator<K>;
+  }
+
+  /** Iterates over `[key, value]` pairs, like {@link BpfMap.entries}. */
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries();
+  }
+
+  *#walk(options: IterateOptions, withValues: boolean): Generator<unknown, void, undefined> {
+    this.#check('entries');
+    const stats = options.stats ?? { yielded: 0, skipped: 0, restarts: 0, aborted: false };
+    const io = this.io;
+    const ks = io.keySize;
+    const seen = new Set<string>();
+    const maxSteps = 4 * Math.max(1, this.maxEntries) + 16;
+    const cur = new Uint8Array(ks);
+    const curView = new DataView(cur.buffer);
+    let have = io.nextKey(true);
+    let steps = 0;
+    let prevRepeat = false;
+    while (have) {
+      if (++steps > maxSteps) {
+        stats.aborted = true;
+        return;
+      }
+      cur.set(io.next);
+      const id = keyId(cur);
+      const repeat = seen.has(id);
+      let value: V | undefined;
+      let found = true;
+      if (!repeat && withValues) {
+        io.key.set(cur);
+        found = io.lookup();
+        if (found) value = this.readValue(io.valueView, 0);
+      }
+      // Fetch the successor before handing the entry out: the caller may delete it.
+      io.key.set(cur);
+      have = io.nextKey(false);
+      const nextBytes = have ? io.next.slice() : undefined;
+      if (repeat) {
+        // get_next_key restarted from the first key (our position was deleted): skip what we saw.
+        if (!prevRepeat) stats.restarts++;
+      } else {
+        seen.add(id);
+        if (!found) stats.skipped++;
+        else {
+          stats.yielded++;
+          const k = this.keyCodec.decode(curView, 0);
+          yield withValues ? [k, value] : k;
+          this.#check('entries');
+        }
+      }
+      prevRepeat = repeat;
+      if (nextBytes) io.next.set(nextBytes);
+    }
+  }
+
+  #batchViews(): void {
+    const io = this.io;
+    if (this.#bkView.buffer !== io.batchKeys.buffer) {
+      this.#bkView = new DataView(io.batchKeys.buffer, io.batchKeys.byteOffset, io.batchKeys.byteLength);
+      this.#bvView = new DataView(
+        io.batchValues.buffer,
+        io.batchValues.byteOffset,
+        io.batchValues.byteLength,
+      );
+    }
+  }
+
+  #batchOk(): boolean {
+    return batchSupport.get(this.#info.type) !== false;
+  }
+
+  #noBatch(err: unknown): boolean {
+    if (err instanceof BpfError && (err.code === 'NotSupported' || err.code === 'InvalidArgument')) {
+      batchSupport.set(this.#info.type, false);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Calls `fn` for every entry, reading the map with `BPF_MAP_LOOKUP_BATCH` (falling back to key-by-key
+   * iteration on kernels or map types without batch support; probed once per type, then cached).
+   * The fastest way to read a whole map: nothing is collected.
+   *
+   * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a write-only map.
+   * @example Summing a counter map
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * let total = 0n;
+   * map.forEach((_k, v) => { total += v; });
+   * ```
+   */
+  forEach(fn: (key: K, value: V) => void, options: BatchOptions = {}): void {
+    this.#check('forEach');
+    const io = this.io;
+    if (this.#batchOk()) {
+      io.ensureBatch(batchSize(options));
+      let restart = true;
+      let n: number;
+      try {
+        n = io.lookupBatch(true);
+      } catch (err) {
+        if (!this.#noBatch(err)) throw err;
+        n = -1;
+      }
+      if (n >= 0) {
+        batchSupport.set(this.#info.type, true);
+        for (;;) {
+          this.#batchViews();
+          const ks = io.keySize;
+          const vs = io.valueStride;
+          for (let i = 0; i < n; i++) {
+            fn(this.keyCodec.decode(this.#bkView, i * ks), this.readValue(this.#bvView, i * vs));
+          }
+          if (io.batchDone) return;
+          restart = false;
+          n = io.lookupBatch(restart);
+        }
+      }
+    }
+    for (const [k, v] of this.entries()) fn(k, v);
+  }
+
+  /**
+   * Reads the whole map into an array of `[key, value]` pairs with batch calls (see {@link BpfMap.forEach}).
+   *
+   * Equivalent to: `bpftool map dump id ID`.
+   *
+   * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a write-only map.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * for (const [k, v] of map.dump()) console.log(k, v);
+   * ```
+   */
+  dump(options: BatchOptions = {}): [K, V][] {
+    const out: [K, V][] = [];
+    this.forEach((k, v) => {
+      out.push([k, v]);
+    }, options);
+    return out;
+  }
+
+  /**
+   * Reads many keys; the result has one slot per key, undefined where absent. (The kernel has no
+   * lookup-by-keys batch command, so this is one lookup per key through the same scratch buffers.)
+   *
+   * @throws {@link BpfError} `InvalidArgument` for a key the codec rejects, `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const [a, b] = map.getMany([1, 2]);
+   * ```
+   */
+  getMany(keys: Iterable<K>): (V | undefined)[] {
+    const out: (V | undefined)[] = [];
+    for (const k of keys) out.push(this.get(k));
+    return out;
+  }
+
+  /**
+   * Writes many entries with `BPF_MAP_UPDATE_BATCH` (one call per `batchSize` entries; falls back to
+   * single updates where unsupported). Every key and value is encoded before the first call.
+   *
+   * @throws {@link BpfError} `InvalidArgument` for an entry the codecs reject (nothing written),
+   * `NoSpace`, `AlreadyExists` (`noExist`), `NotFound` (`exist`); entries before the failing one
+   * were written.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * map.setMany([[1, 10n], [2, 20n]]);
+   * ```
+   */
+  setMany(entries: Iterable<readonly [K, V]>, flag: UpdateFlag = 'any', options: BatchOptions = {}): void {
+    this.#check('setMany');
+    const bits = FLAG_BITS[flag];
+    if (bits === undefined) {
+      throw new BpfError('InvalidArgument', `setMany: unknown flag ${String(flag)}`, { op: 'setMany' });
+    }
+    const list = Array.isArray(entries) ? (entries as readonly (readonly [K, V])[]) : [...entries];
+    // Validate everything first, so a bad entry writes nothing.
+    const probe = new DataView(new ArrayBuffer(Math.max(this.io.keySize, this.io.valueStride)));
+    for (const [k, v] of list) {
+      this.keyCodec.encode(k, probe, 0);
+      this.writeValue(v, probe, 0);
+    }
+    const io = this.io;
+    if (this.#batchOk()) {
+      const cap = Math.min(batchSize(options), Math.max(1, list.length));
+      io.ensureBatch(cap);
+      this.#batchViews();
+      const ks = io.keySize;
+      const vs = io.valueStride;
+      for (let start = 0; start < list.length; start += cap) {
+        const n = Math.min(cap, list.length - start);
+        for (let i = 0; i < n; i++) {
+          const [k, v] = list[start + i]!;
+          this.keyCodec.encode(k, this.#bkView, i * ks);
+          this.writeValue(v, this.#bvView, i * vs);
+        }
+        try {
+          io.updateBatch(n, bits);
+        } catch (err) {
+          if (start === 0 && io.lastBatchProcessed === 0 && this.#noBatch(err)) {
+            this.#setEach(list, flag);
+            return;
+          }
+          throw err;
+        }
+        batchSupport.set(this.#info.type, true);
+      }
+      return;
+    }
+    this.#setEach(list, flag);
+  }
+
+  #setEach(list: readonly (readonly [K, V])[], flag: UpdateFlag): void {
+    for (const [k, v] of list) this.set(k, v, flag);
+  }
+
+  /**
+   * Deletes many keys with `BPF_MAP_DELETE_BATCH`; absent keys are skipped. Returns how many were deleted.
+   *
+   * @throws {@link BpfError} `InvalidArgument` for a key the codec rejects (nothing deleted) or on array
+   * maps, `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const n = map.deleteMany([1, 2, 3]);
+   * ```
+   */
+  deleteMany(keys: Iterable<K>, options: BatchOptions = {}): number {
+    this.#check('deleteMany');
+    const list = Array.isArray(keys) ? (keys as readonly K[]) : [...keys];
+    const probe = new DataView(new ArrayBuffer(this.io.keySize));
+    for (const k of list) this.keyCodec.encode(k, probe, 0);
+    const io = this.io;
+    if (!this.#batchOk()) return this.#deleteEach(list);
+    const cap = Math.min(batchSize(options), Math.max(1, list.length));
+    io.ensureBatch(cap);
+    this.#batchViews();
+    const ks = io.keySize;
+    let deleted = 0;
+    for (let start = 0; start < list.length; start += cap) {
+      let n = Math.min(cap, list.length - start);
+      for (let i = 0; i < n; i++) this.keyCodec.encode(list[start + i]!, this.#bkView, i * ks);
+      while (n > 0) {
+        try {
+          io.deleteBatch(n);
+          deleted += n;
+          batchSupport.set(this.#info.type, true);
+          break;
+        } catch (err) {
+          const done = io.lastBatchProcessed;
+          if (err instanceof BpfError && err.code === 'NotFound') {
+            // Key `done` is absent: count what went, drop it, go on with the rest.
+            deleted += done;
+            io.batchKeys.copyWithin(0, (done + 1) * ks, n * ks);
+            n -= done + 1;
+            continue;
+          }
+          if (deleted === 0 && done === 0 && this.#noBatch(err)) return this.#deleteEach(list);
+          throw err;
+        }
+      }
+    }
+    return deleted;
+  }
+
+  #deleteEach(list: readonly K[]): number {
+    let n = 0;
+    for (const k of list) if (this.delete(k)) n++;
+    return n;
+  }
+
+  /**
+   * Deletes every entry (arrays: zeroes every value); returns how many entries it cleared.
+   *
+   * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a read-only map.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * map.clear();
+   * ```
+   */
+  clear(options: BatchOptions = {}): number {
+    const keys: K[] = [];
+    this.forEach((k) => {
+      keys.push(k);
+    }, options);
+    return this.deleteMany(keys, options);
+  }
+
+  /**
+   * Counts the entries present, with batch reads (arrays: always max entries).
+   *
+   * @throws {@link BpfError} `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * console.log(map.count());
+   * ```
+   */
+  count(): number {
+    let n = 0;
+    this.forEach(() => {
+      n++;
+    });
+    return n;
+  }
+
+  /**
+   * The map's fill level, entries / max entries (0…1), as Cilium's map pressure metric reports it;
+   * for maps this process writes, alert above a threshold before updates fail with `NoSpace`.
+   *
+   * @throws {@link BpfError} `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * if (map.pressure() > 0.9) console.warn(`${map.name} is almost full`);
+   * ```
+   */
+  pressure(): number {
+    return this.maxEntries === 0 ? 0 : this.count() / this.maxEntries;
+  }
+
+  /**
+   * The kernel's description of the map (type, key/value sizes, max entries, flags, id, name).
+   *
+   * Equivalent to: `bpftool map show id ID`.
+   *
+   * @throws {@link BpfError} `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * console.log(map.info().maxEntries);
+   * ```
+   */
+  info(): MapInfo {
+    this.#check('info');
+    this.#info = mapInfo(this.io.fd);
+    return this.#info;
+  }
+
+  /**
+   * Pins the map at `path` on bpffs so it outlives the process; {@link BpfMap.unpin} removes it.
+   *
+   * Equivalent to: `bpftool map pin id ID PATH`.
+   *
+   * @throws {@link BpfError} `InvalidArgument` for a path that is relative, contains `..` or is not on
+   * bpffs (before any syscall), `AlreadyExists` when the path is taken, `BadFd` after close.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * map.pin('/sys/fs/bpf/my_map');
+   * ```
+   */
+  pin(path: string): void {
+    this.#check('pin');
+    checkPinPath(path, 'pin');
+    objPin(this.io.fd, path);
+    this.#pinnedAt = path;
+  }
+
+  /**
+   * Removes the pin this object made (or the one it was opened from); no-op when there is none.
+   *
+   * Equivalent to: `rm PATH` on bpffs.
+   *
+   * @throws {@link BpfError} `NotFound` when the pin is already gone, `PermissionDenied`.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * map.unpin();
+   * ```
+   */
+  unpin(): void {
+    const path = this.#pinnedAt;
+    if (path === undefined) return;
+    try {
+      unlinkSync(path);
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'NotFound' : 'PermissionDenied';
+      throw new BpfError(code, `unpin: cannot remove ${path}`, { op: 'unpin', target: path, cause });
+    }
+    this.#pinnedAt = undefined;
+  }
+
+  /** The path this map is pinned at (by {@link BpfMap.pin} or because it was opened from it). */
+  get pinnedPath(): string | undefined {
+    return this.#pinnedAt;
+  }
+
+  /** @internal */
+  setPinnedPath(path: string): void {
+    this.#pinnedAt = path;
+  }
+
+  /**
+   * Releases the fd (when this object owns it); the map lives on while pinned or used by programs.
+   * Calling it twice is harmless.
+   *
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * map.close();
+   * ```
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#owned) fdClose(this.io.fd);
+  }
+
+  /** Same as {@link BpfMap.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function batchSize(options: BatchOptions): number {
+  const n = options.batchSize ?? 4096;
+  if (!Number.isInteger(n) || n < 1 || n > 1 << 20) {
+    throw new BpfError('InvalidArgument', `batchSize must be 1…1048576, got ${n}`, { op: 'batch' });
+  }
+  return n;
+}
+
+function keyId(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
+}

@@ -1,0 +1,16 @@
+import { errnoError } from '../errors.js';
+import { CMD_NAMES } from '../sys/bpf-attr.js';
+import { type Pinned, sysBpf } from '../sys/libc.js';
+
+/** Runs bpf(2) and throws the mapped BpfError on failure; returns the non-negative result. */
+export function bpfOrThrow(cmd: number, attr: Pinned, size: number, op: string, target?: string): number {
+  const r = sysBpf(cmd, attr, size);
+  if (r < 0) throw syscallError(-r, cmd, op, target);
+  return r;
+}
+
+/** The BpfError for a failed bpf(2) command. */
+export function syscallError(errno: number, cmd: number, op: string, target?: string) {
+  const syscall = CMD_NAMES[cmd] ?? `bpf(${cmd})`;
+  return errnoError(errno, target === undefined ? { op, syscall } : { op, syscall, target });
+}
