@@ -1,5 +1,14 @@
 export type { Clock } from './clock.js';
 export { ManualClock, systemClock } from './clock.js';
+export type {
+  ClusterPoolFamily,
+  ClusterPoolOptions,
+  ClusterPoolSpec,
+  NodeCidrChange,
+  NodeCidrs,
+  ReapOptions,
+} from './cluster-pool.js';
+export { StoreClusterPool } from './cluster-pool.js';
 export type { KvErrorCode, KvErrorOptions } from './errors.js';
 export { KvError } from './errors.js';
 export type {
