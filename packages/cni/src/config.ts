@@ -76,54 +76,59 @@ export interface NetConf {
   [key: string]: unknown;
 }
 
-const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
-const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
-const port = z.int().check(z.minimum(0), z.maximum(65535));
-const rate = z.number().check(z.minimum(0));
+// The zod schema of NetConf (loose: unknown keys kept), built on first use to keep start-up short.
+function buildNetConfSchema() {
+  const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
+  const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
+  const port = z.int().check(z.minimum(0), z.maximum(65535));
+  const rate = z.number().check(z.minimum(0));
 
-/** zod schema of {@link RuntimeConfig}. */
-const runtimeConfigSchema = z.looseObject({
-  ips: z.optional(z.array(cidr)),
-  mac: z.optional(z.string().check(z.regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, 'not a MAC address'))),
-  portMappings: z.optional(
-    z.array(
+  // runtimeConfig: the well-known capabilities typed, any other kept.
+  const runtimeConfigSchema = z.looseObject({
+    ips: z.optional(z.array(cidr)),
+    mac: z.optional(
+      z.string().check(z.regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, 'not a MAC address')),
+    ),
+    portMappings: z.optional(
+      z.array(
+        z.looseObject({
+          hostPort: port,
+          containerPort: port,
+          protocol: z._default(z.enum(['tcp', 'udp', 'sctp']), 'tcp'),
+          hostIP: z.optional(ip),
+        }),
+      ),
+    ),
+    bandwidth: z.optional(
       z.looseObject({
-        hostPort: port,
-        containerPort: port,
-        protocol: z._default(z.enum(['tcp', 'udp', 'sctp']), 'tcp'),
-        hostIP: z.optional(ip),
+        ingressRate: z.optional(rate),
+        ingressBurst: z.optional(rate),
+        egressRate: z.optional(rate),
+        egressBurst: z.optional(rate),
       }),
     ),
-  ),
-  bandwidth: z.optional(
-    z.looseObject({
-      ingressRate: z.optional(rate),
-      ingressBurst: z.optional(rate),
-      egressRate: z.optional(rate),
-      egressBurst: z.optional(rate),
-    }),
-  ),
-});
+  });
 
-// zod schema of NetConf, loose (unknown keys kept).
-const netConfSchema = z.looseObject({
-  cniVersion: z._default(z.string(), '0.1.0'),
-  name: z.string(),
-  type: z.string().check(z.minLength(1)),
-  capabilities: z.optional(z.record(z.string(), z.boolean())),
-  ipam: z.optional(z.looseObject({ type: z.string().check(z.minLength(1)) })),
-  dns: z.optional(
-    z.looseObject({
-      nameservers: z.optional(z.array(z.string())),
-      domain: z.optional(z.string()),
-      search: z.optional(z.array(z.string())),
-      options: z.optional(z.array(z.string())),
-    }),
-  ),
-  runtimeConfig: z.optional(runtimeConfigSchema),
-  args: z.optional(z.record(z.string(), z.unknown())),
-  prevResult: z.optional(z.unknown()),
-});
+  return z.looseObject({
+    cniVersion: z._default(z.string(), '0.1.0'),
+    name: z.string(),
+    type: z.string().check(z.minLength(1)),
+    capabilities: z.optional(z.record(z.string(), z.boolean())),
+    ipam: z.optional(z.looseObject({ type: z.string().check(z.minLength(1)) })),
+    dns: z.optional(
+      z.looseObject({
+        nameservers: z.optional(z.array(z.string())),
+        domain: z.optional(z.string()),
+        search: z.optional(z.array(z.string())),
+        options: z.optional(z.array(z.string())),
+      }),
+    ),
+    runtimeConfig: z.optional(runtimeConfigSchema),
+    args: z.optional(z.record(z.string(), z.unknown())),
+    prevResult: z.optional(z.unknown()),
+  });
+}
+let netConfSchema: ReturnType<typeof buildNetConfSchema> | undefined;
 
 /**
  * Validates a decoded config against `schema` (by default the base {@link NetConf} rules) and returns the
@@ -139,6 +144,7 @@ const netConfSchema = z.looseObject({
  * ```
  */
 export function parseConfig<T = {}>(json: unknown, schema?: z.core.$ZodType<T>): NetConf & T {
+  netConfSchema ??= buildNetConfSchema();
   const base = z.safeParse(netConfSchema, json);
   if (!base.success) throw invalid(base.error);
   if (schema === undefined) return base.data as unknown as NetConf & T;

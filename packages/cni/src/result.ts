@@ -161,77 +161,106 @@ export type VersionedResult = ResultV02 | ResultV04 | ResultV10 | ResultV11;
 
 // ---- wire-shape schemas -----------------------------------------------------------------------
 
-const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
-const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
-const mac = z.string().check(z.regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, 'not a MAC address'));
-const uint = z.int().check(z.minimum(0));
-
 type Obj = typeof z.object;
-function schemas(obj: Obj) {
+type Shape = 'v02' | 'v04' | 'v10' | 'v11';
+
+// Schemas are built on first use, one shape at a time: building zod schemas costs start-up time, and a
+// CNI plugin process is short-lived (it usually needs one shape, once).
+function build(obj: Obj, shape: Shape) {
+  const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
+  const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
+  const mac = z.string().check(z.regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, 'not a MAC address'));
+  const uint = z.int().check(z.minimum(0));
   const dns = obj({
     nameservers: z.optional(z.array(ip)),
     domain: z.optional(z.string()),
     search: z.optional(z.array(z.string())),
     options: z.optional(z.array(z.string())),
   });
-  const route02 = obj({ dst: cidr, gw: z.optional(ip) });
-  const ip02 = obj({ ip: cidr, gateway: z.optional(ip), routes: z.optional(z.array(route02)) });
+  const route04 = obj({ dst: cidr, gw: z.optional(ip) });
   const iface04 = obj({ name: z.string(), mac: z.optional(mac), sandbox: z.optional(z.string()) });
-  const iface11 = obj({
-    name: z.string(),
-    mac: z.optional(mac),
-    mtu: z.optional(uint),
-    sandbox: z.optional(z.string()),
-    socketPath: z.optional(z.string()),
-    pciID: z.optional(z.string()),
-  });
   const ipc10 = obj({ address: cidr, gateway: z.optional(ip), interface: z.optional(uint) });
-  const ipc04 = obj({
-    version: z.enum(['4', '6']),
-    address: cidr,
-    gateway: z.optional(ip),
-    interface: z.optional(uint),
-  });
-  const route11 = obj({
-    dst: cidr,
-    gw: z.optional(ip),
-    mtu: z.optional(uint),
-    advmss: z.optional(uint),
-    priority: z.optional(uint),
-    table: z.optional(uint),
-    scope: z.optional(uint),
-  });
-  return {
-    v02: obj({ cniVersion: z.string(), ip4: z.optional(ip02), ip6: z.optional(ip02), dns: z.optional(dns) }),
-    v04: obj({
-      cniVersion: z.string(),
-      interfaces: z.optional(z.array(iface04)),
-      ips: z.optional(z.array(ipc04)),
-      routes: z.optional(z.array(route02)),
-      dns: z.optional(dns),
-    }),
-    v10: obj({
-      cniVersion: z.string(),
-      interfaces: z.optional(z.array(iface04)),
-      ips: z.optional(z.array(ipc10)),
-      routes: z.optional(z.array(route02)),
-      dns: z.optional(dns),
-    }),
-    v11: obj({
-      cniVersion: z.string(),
-      interfaces: z.optional(z.array(iface11)),
-      ips: z.optional(z.array(ipc10)),
-      routes: z.optional(z.array(route11)),
-      dns: z.optional(dns),
-    }),
-  };
+  switch (shape) {
+    case 'v02': {
+      const ip02 = obj({ ip: cidr, gateway: z.optional(ip), routes: z.optional(z.array(route04)) });
+      return obj({
+        cniVersion: z.string(),
+        ip4: z.optional(ip02),
+        ip6: z.optional(ip02),
+        dns: z.optional(dns),
+      });
+    }
+    case 'v04':
+      return obj({
+        cniVersion: z.string(),
+        interfaces: z.optional(z.array(iface04)),
+        ips: z.optional(
+          z.array(
+            obj({
+              version: z.enum(['4', '6']),
+              address: cidr,
+              gateway: z.optional(ip),
+              interface: z.optional(uint),
+            }),
+          ),
+        ),
+        routes: z.optional(z.array(route04)),
+        dns: z.optional(dns),
+      });
+    case 'v10':
+      return obj({
+        cniVersion: z.string(),
+        interfaces: z.optional(z.array(iface04)),
+        ips: z.optional(z.array(ipc10)),
+        routes: z.optional(z.array(route04)),
+        dns: z.optional(dns),
+      });
+    case 'v11':
+      return obj({
+        cniVersion: z.string(),
+        interfaces: z.optional(
+          z.array(
+            obj({
+              name: z.string(),
+              mac: z.optional(mac),
+              mtu: z.optional(uint),
+              sandbox: z.optional(z.string()),
+              socketPath: z.optional(z.string()),
+              pciID: z.optional(z.string()),
+            }),
+          ),
+        ),
+        ips: z.optional(z.array(ipc10)),
+        routes: z.optional(
+          z.array(
+            obj({
+              dst: cidr,
+              gw: z.optional(ip),
+              mtu: z.optional(uint),
+              advmss: z.optional(uint),
+              priority: z.optional(uint),
+              table: z.optional(uint),
+              scope: z.optional(uint),
+            }),
+          ),
+        ),
+        dns: z.optional(dns),
+      });
+  }
 }
 
 // Parsing is lenient about unknown keys (they are dropped, as libcni does); validation is strict.
-const LENIENT = schemas(z.object as Obj);
-const STRICT = schemas(z.strictObject as unknown as Obj);
+const cache = new Map<string, ReturnType<typeof build>>();
+function schemaFor(strict: boolean, shape: Shape) {
+  const key = `${strict}${shape}`;
+  let s = cache.get(key);
+  if (s === undefined) {
+    s = build(strict ? (z.strictObject as unknown as Obj) : z.object, shape);
+    cache.set(key, s);
+  }
+  return s;
+}
 
-type Shape = 'v02' | 'v04' | 'v10' | 'v11';
 function shapeOf(version: CniVersion): Shape {
   if (compareVersions(version, '0.3.0') < 0) return 'v02';
   if (compareVersions(version, '1.0.0') < 0) return 'v04';
@@ -279,7 +308,7 @@ function requireVersion(version: unknown): CniVersion {
  */
 export function validateResultShape(json: unknown, version: string): VersionedResult {
   const v = requireVersion(version);
-  const parsed = STRICT[shapeOf(v)].safeParse(json);
+  const parsed = schemaFor(true, shapeOf(v)).safeParse(json);
   if (!parsed.success) throw decodeFailure(v, parsed.error);
   if ((parsed.data as { cniVersion: string }).cniVersion !== v) {
     throw new CniError(CniErrorCode.DecodingFailure, `invalid ${v} result: cniVersion is not "${v}"`);
@@ -316,7 +345,7 @@ export function parseResult(json: unknown, version?: string): CniResult {
   }
   const own = (json as { cniVersion?: unknown }).cniVersion;
   const v = requireVersion(own === undefined || own === '' ? (version ?? '0.1.0') : own);
-  const parsed = LENIENT[shapeOf(v)].safeParse({ ...json, cniVersion: v });
+  const parsed = schemaFor(false, shapeOf(v)).safeParse({ ...json, cniVersion: v });
   if (!parsed.success) throw decodeFailure(v, parsed.error);
   const data = parsed.data;
   switch (shapeOf(v)) {
