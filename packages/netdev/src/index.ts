@@ -1,1 +1,43 @@
-export {};
+export type { AddrAddOptions, Address } from './addr.js';
+export { addrAdd, addrDel, addrList } from './addr.js';
+export type { LinkRef, NetdevOptions } from './common.js';
+export type {
+  ApplyOptions,
+  EndpointInterface,
+  EndpointRef,
+  EndpointResult,
+  EndpointStep,
+  RemoveOptions,
+} from './endpoint/apply.js';
+export { applyEndpoint, removeEndpoint } from './endpoint/apply.js';
+export type {
+  ContainerSidePlan,
+  EndpointMode,
+  EndpointPlan,
+  EndpointSpec,
+  HostSidePlan,
+  PlannedAddress,
+  PlannedRoute,
+  PlannedRouteDelete,
+  PlannedSysctl,
+} from './endpoint/plan.js';
+export { hostIfname, planEndpoint } from './endpoint/plan.js';
+export type { Link, LinkBase, LinkSpec, VethPeer } from './link.js';
+export {
+  linkAdd,
+  linkDel,
+  linkGet,
+  linkList,
+  linkSetDown,
+  linkSetMac,
+  linkSetMtu,
+  linkSetName,
+  linkSetNs,
+  linkSetUp,
+} from './link.js';
+export type { Neigh, NeighStateName } from './neigh.js';
+export { neighAdd, neighDel, neighList } from './neigh.js';
+export type { Route, RouteSpec, RouteTypeName } from './route.js';
+export { routeAdd, routeDel, routeList, routeReplace } from './route.js';
+export type { SysctlOptions } from './sysctl.js';
+export { sysctlGet, sysctlSet } from './sysctl.js';

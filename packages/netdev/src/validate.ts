@@ -1,0 +1,100 @@
+// Input validation shared by the netdev functions and the endpoint planner: runs before any syscall.
+import { NetlinkError } from '@datapath/netlink';
+import ipaddr from 'ipaddr.js';
+
+/** Throws the `InvalidArgument` error of `op`. */
+export function bad(op: string, message: string, target?: string): never {
+  throw new NetlinkError(
+    'InvalidArgument',
+    `${op}: ${message}`,
+    target === undefined ? { op } : { op, target },
+  );
+}
+
+/** Linux interface name rules: 1–15 bytes, not `.`/`..`, no `/`, `:`, NUL or whitespace. */
+export function checkIfname(name: unknown, op: string, what = 'interface name'): string {
+  if (
+    typeof name !== 'string' ||
+    name === '' ||
+    name === '.' ||
+    name === '..' ||
+    Buffer.byteLength(name) > 15 ||
+    /[/:\s\0]/.test(name)
+  ) {
+    bad(op, `invalid ${what} ${JSON.stringify(name)} (1-15 bytes, no '/', ':' or whitespace)`, String(name));
+  }
+  return name;
+}
+
+/** MTU range accepted by the kernel for Ethernet-like links (IPv6 needs at least 1280). */
+export function checkMtu(mtu: unknown, op: string, min = 68): number {
+  if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < min || mtu > 65535) {
+    bad(op, `MTU must be an integer in [${min}, 65535], got ${JSON.stringify(mtu)}`);
+  }
+  return mtu;
+}
+
+/** A parsed, normalised IP address. */
+export interface ParsedIp {
+  /** Canonical text form. */
+  address: string;
+  /** 4 or 6. */
+  family: 4 | 6;
+}
+
+/** A parsed, normalised prefix. */
+export interface ParsedCidr extends ParsedIp {
+  /** Prefix length. */
+  prefixLen: number;
+}
+
+/** Parses an IP address (no prefix). */
+export function parseIpText(text: unknown, op: string, what = 'IP address'): ParsedIp {
+  if (typeof text !== 'string' || !ipaddr.isValid(text) || text.includes('/')) {
+    bad(op, `invalid ${what} ${JSON.stringify(text)}`, String(text));
+  }
+  // Reject the legacy forms ipaddr.js accepts (e.g. "10.1", octal) to keep the kernel and us in agreement.
+  if (!text.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(text))
+    bad(op, `invalid ${what} ${JSON.stringify(text)}`, text);
+  const ip = ipaddr.parse(text);
+  if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) {
+    bad(op, `IPv4-mapped IPv6 address ${text} is not supported`, text);
+  }
+  return { address: ip.toString(), family: ip.kind() === 'ipv4' ? 4 : 6 };
+}
+
+/** Parses `ip/len`, or a bare IP when `defaultFull` (then /32 or /128). */
+export function parseCidrText(text: unknown, op: string, defaultFull = false, what = 'prefix'): ParsedCidr {
+  if (typeof text !== 'string') bad(op, `invalid ${what} ${JSON.stringify(text)}`);
+  const slash = text.indexOf('/');
+  if (slash < 0) {
+    if (!defaultFull) bad(op, `${what} ${JSON.stringify(text)} needs a /length`, text);
+    const ip = parseIpText(text, op, what);
+    return { ...ip, prefixLen: ip.family === 4 ? 32 : 128 };
+  }
+  const ip = parseIpText(text.slice(0, slash), op, what);
+  const lenText = text.slice(slash + 1);
+  const len = /^\d{1,3}$/.test(lenText) ? Number(lenText) : Number.NaN;
+  if (!(len >= 0 && len <= (ip.family === 4 ? 32 : 128)))
+    bad(op, `invalid prefix length in ${JSON.stringify(text)}`, text);
+  return { ...ip, prefixLen: len };
+}
+
+/** The network address of a prefix (host bits cleared), as text. */
+export function networkOf(c: ParsedCidr): string {
+  return ipaddr.IPv4.isValid(c.address) && c.family === 4
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${c.address}/${c.prefixLen}`).toString()
+    : ipaddr.IPv6.networkAddressFromCIDR(`${c.address}/${c.prefixLen}`).toString();
+}
+
+/** Hardware address `aa:bb:cc:dd:ee:ff`, lower-cased; multicast and all-zero are refused. */
+export function checkMac(mac: unknown, op: string): string {
+  if (typeof mac !== 'string' || !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) {
+    bad(op, `invalid MAC address ${JSON.stringify(mac)}`, String(mac));
+  }
+  const lower = mac.toLowerCase();
+  if ((Number.parseInt(lower.slice(0, 2), 16) & 1) !== 0 || lower === '00:00:00:00:00:00') {
+    bad(op, `MAC address ${mac} must be unicast and non-zero`, mac);
+  }
+  return lower;
+}

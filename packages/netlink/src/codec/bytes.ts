@@ -1,0 +1,264 @@
+// Byte-level helpers of the rtnetlink codec: a growable little-endian writer, netlink attributes
+// (with NLA_F_NESTED for nests), and text forms of IP and MAC addresses. Pure, no I/O.
+import { NetlinkError } from '../errors.js';
+
+/** Rounds up to the 4-byte netlink alignment. */
+export const align4 = (n: number): number => (n + 3) & ~3;
+
+/** `NLA_F_NESTED`, set on every nested attribute we emit. */
+export const NLA_F_NESTED = 0x8000;
+const NLA_TYPE_MASK = 0x3fff;
+
+/** A growable buffer that writes little-endian (host order on x86_64) fields and netlink attributes. */
+export class Writer {
+  private buf = new Uint8Array(256);
+  private view = new DataView(this.buf.buffer);
+  /** Bytes written so far. */
+  length = 0;
+
+  private ensure(extra: number): void {
+    if (this.length + extra <= this.buf.byteLength) return;
+    let size = this.buf.byteLength * 2;
+    while (size < this.length + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(v: number): this {
+    this.ensure(1);
+    this.view.setUint8(this.length, v);
+    this.length += 1;
+    return this;
+  }
+  u16(v: number): this {
+    this.ensure(2);
+    this.view.setUint16(this.length, v, true);
+    this.length += 2;
+    return this;
+  }
+  u32(v: number): this {
+    this.ensure(4);
+    this.view.setUint32(this.length, v >>> 0, true);
+    this.length += 4;
+    return this;
+  }
+  i32(v: number): this {
+    this.ensure(4);
+    this.view.setInt32(this.length, v, true);
+    this.length += 4;
+    return this;
+  }
+  bytes(b: Uint8Array): this {
+    this.ensure(b.byteLength);
+    this.buf.set(b, this.length);
+    this.length += b.byteLength;
+    return this;
+  }
+  pad(): this {
+    const n = align4(this.length) - this.length;
+    this.ensure(n);
+    this.buf.fill(0, this.length, this.length + n);
+    this.length += n;
+    return this;
+  }
+  /** Overwrites a u16 at `at`. */
+  patchU16(at: number, v: number): void {
+    this.view.setUint16(at, v, true);
+  }
+  /** Overwrites a u32 at `at`. */
+  patchU32(at: number, v: number): void {
+    this.view.setUint32(at, v >>> 0, true);
+  }
+
+  /** Writes an attribute header, runs `body`, then patches the length and pads. */
+  attr(type: number, body: (w: this) => void): this {
+    const start = this.length;
+    this.u16(0).u16(type);
+    body(this);
+    this.patchU16(start, this.length - start);
+    return this.pad();
+  }
+  /** A nested attribute (`NLA_F_NESTED` set). */
+  nest(type: number, body: (w: this) => void): this {
+    return this.attr(type | NLA_F_NESTED, body);
+  }
+  attrU8(type: number, v: number): this {
+    return this.attr(type, (w) => w.u8(v));
+  }
+  attrU16(type: number, v: number): this {
+    return this.attr(type, (w) => w.u16(v));
+  }
+  /** A 16-bit attribute in network byte order (ports). */
+  attrBe16(type: number, v: number): this {
+    return this.attr(type, (w) => w.u8((v >> 8) & 0xff).u8(v & 0xff));
+  }
+  attrU32(type: number, v: number): this {
+    return this.attr(type, (w) => w.u32(v));
+  }
+  attrI32(type: number, v: number): this {
+    return this.attr(type, (w) => w.i32(v));
+  }
+  attrBytes(type: number, b: Uint8Array): this {
+    return this.attr(type, (w) => w.bytes(b));
+  }
+  /** A NUL-terminated string attribute. */
+  attrString(type: number, s: string): this {
+    return this.attr(type, (w) => w.bytes(new TextEncoder().encode(s)).u8(0));
+  }
+  /** A copy of everything written. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.length);
+  }
+}
+
+/** One decoded netlink attribute: its type (flags stripped) and a view of its payload. */
+export interface Attr {
+  type: number;
+  data: Uint8Array;
+}
+
+/** Splits a region into attributes; malformed lengths raise a `Protocol` error. */
+export function parseAttrs(buf: Uint8Array, op = 'decode'): Attr[] {
+  const out: Attr[] = [];
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let off = 0;
+  while (off + 4 <= buf.byteLength) {
+    const len = view.getUint16(off, true);
+    const type = view.getUint16(off + 2, true) & NLA_TYPE_MASK;
+    if (len < 4 || off + len > buf.byteLength) {
+      throw new NetlinkError('Protocol', `${op}: malformed attribute (type ${type}, length ${len})`, { op });
+    }
+    out.push({ type, data: buf.subarray(off + 4, off + len) });
+    off += align4(len);
+  }
+  return out;
+}
+
+/** Attributes as a map by type (the last one wins, as in the kernel's nla_parse). */
+export function attrMap(buf: Uint8Array, op = 'decode'): Map<number, Uint8Array> {
+  const m = new Map<number, Uint8Array>();
+  for (const a of parseAttrs(buf, op)) m.set(a.type, a.data);
+  return m;
+}
+
+const dv = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
+/** Reads a u8 payload. */
+export const getU8 = (b: Uint8Array): number => dv(b).getUint8(0);
+/** Reads a u16 payload. */
+export const getU16 = (b: Uint8Array): number => dv(b).getUint16(0, true);
+/** Reads a big-endian u16 payload. */
+export const getBe16 = (b: Uint8Array): number => dv(b).getUint16(0, false);
+/** Reads a u32 payload. */
+export const getU32 = (b: Uint8Array): number => dv(b).getUint32(0, true);
+/** Reads an s32 payload. */
+export const getI32 = (b: Uint8Array): number => dv(b).getInt32(0, true);
+/** Reads a NUL-terminated string payload. */
+export function getString(b: Uint8Array): string {
+  const nul = b.indexOf(0);
+  return new TextDecoder().decode(nul < 0 ? b : b.subarray(0, nul));
+}
+
+/** Parses `aa:bb:cc:dd:ee:ff` (any even number of bytes) into bytes. */
+export function macToBytes(mac: string, op = 'encode'): Uint8Array {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2})*$/.test(mac)) {
+    throw new NetlinkError('InvalidArgument', `${op}: invalid hardware address ${JSON.stringify(mac)}`, {
+      op,
+    });
+  }
+  return Uint8Array.from(mac.split(':').map((h) => Number.parseInt(h, 16)));
+}
+
+/** Formats bytes as a lower-case colon-separated hardware address. */
+export function bytesToMac(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function parseV4(s: string): Uint8Array | undefined {
+  if (!V4.test(s)) return undefined;
+  return Uint8Array.from(s.split('.').map(Number));
+}
+
+function parseV6(s: string): Uint8Array | undefined {
+  if (!/^[0-9a-fA-F:.]+$/.test(s) || s.length > 45) return undefined;
+  let head = s;
+  let tail4: Uint8Array | undefined;
+  const lastColon = s.lastIndexOf(':');
+  if (s.includes('.')) {
+    tail4 = parseV4(s.slice(lastColon + 1));
+    if (tail4 === undefined) return undefined;
+    head = `${s.slice(0, lastColon + 1)}0:0`;
+  }
+  const halves = head.split('::');
+  if (halves.length > 2) return undefined;
+  const parse = (part: string): number[] | undefined => {
+    if (part === '') return [];
+    const groups = part.split(':');
+    const out: number[] = [];
+    for (const g of groups) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+      out.push(Number.parseInt(g, 16));
+    }
+    return out;
+  };
+  const left = parse(halves[0] ?? '');
+  const right = halves.length === 2 ? parse(halves[1] ?? '') : [];
+  if (left === undefined || right === undefined) return undefined;
+  const fill = 8 - left.length - right.length;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
+  const groups = [...left, ...new Array<number>(fill).fill(0), ...right];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    out[i * 2] = g >> 8;
+    out[i * 2 + 1] = g & 0xff;
+  });
+  if (tail4) out.set(tail4, 12);
+  return out;
+}
+
+/** Parses a textual IPv4 or IPv6 address into 4 or 16 bytes; undefined when it is neither. */
+export function parseIp(s: string): Uint8Array | undefined {
+  return s.includes(':') ? parseV6(s) : parseV4(s);
+}
+
+/** Parses an IP address or throws `InvalidArgument`. */
+export function ipToBytes(s: string, op = 'encode'): Uint8Array {
+  const b = parseIp(s);
+  if (b === undefined) {
+    throw new NetlinkError('InvalidArgument', `${op}: invalid IP address ${JSON.stringify(s)}`, { op });
+  }
+  return b;
+}
+
+/** Formats 4 or 16 bytes as an IP address (RFC 5952 for IPv6); other lengths as a MAC-style hex string. */
+export function bytesToIp(b: Uint8Array): string {
+  if (b.byteLength === 4) return Array.from(b).join('.');
+  if (b.byteLength !== 16) return bytesToMac(b);
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push(((b[i * 2] ?? 0) << 8) | (b[i * 2 + 1] ?? 0));
+  // Longest run of ≥ 2 zero groups, first one on ties.
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(g);
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
+/** Address family of a 4- or 16-byte address: `AF_INET` (2) or `AF_INET6` (10). */
+export const familyOf = (b: Uint8Array): number => (b.byteLength === 4 ? 2 : 10);

@@ -1,0 +1,472 @@
+// A typed rtnetlink handle bound to one network namespace for its whole life.
+
+import { type AddressMessage, decodeAddress, encodeAddress } from './codec/addr.js';
+import type { Writer } from './codec/bytes.js';
+import { attrMap, getI32 } from './codec/bytes.js';
+import { decodeLink, encodeLink, type LinkMessage } from './codec/link.js';
+import { Flag, Msg } from './codec/message.js';
+import { decodeNeigh, encodeNeigh, type NeighMessage } from './codec/neigh.js';
+import { decodeQdisc, encodeQdisc, type QdiscMessage } from './codec/qdisc.js';
+import { decodeRoute, encodeRoute, type RouteMessage } from './codec/route.js';
+import { Conn, type Transport } from './conn.js';
+import { NetlinkError } from './errors.js';
+import type { Netns } from './netns.js';
+import { openRouteSocket } from './sys/socket.js';
+
+/** How a `*New` request treats an existing object: `create` = `NLM_F_CREATE|NLM_F_EXCL` (fail if it exists), `replace` = `NLM_F_CREATE|NLM_F_REPLACE`, `append` = `NLM_F_CREATE|NLM_F_APPEND`, `change` = no flags (modify an existing one). */
+export type NewMode = 'create' | 'replace' | 'append' | 'change';
+
+const MODE_FLAGS: Record<NewMode, number> = {
+  create: Flag.CREATE | Flag.EXCL,
+  replace: Flag.CREATE | Flag.REPLACE,
+  append: Flag.CREATE | Flag.APPEND,
+  change: 0,
+};
+
+/** Address family filter for dumps: 0 = all, 2 = IPv4, 10 = IPv6, 7 = bridge. */
+export type Family = 0 | 2 | 7 | 10;
+
+const NETNSA_NSID = 1;
+const NETNSA_FD = 3;
+
+/**
+ * A NETLINK_ROUTE socket bound to one network namespace: every request acts in that namespace, with no
+ * further `setns`. Requests are synchronous (the kernel answers immediately). Close it when done, or
+ * use `using`.
+ *
+ * @example Listing the links of a named namespace
+ * ```ts
+ * import { Handle, Netns } from '@datapath/netlink';
+ * using ns = Netns.open({ name: 'blue' });
+ * using h = Handle.open(ns);
+ * console.log(h.linkDump().map((l) => l.name));
+ * ```
+ */
+export class Handle implements Disposable {
+  private readonly conn: Conn;
+
+  private constructor(transport: Transport) {
+    this.conn = new Conn(transport);
+  }
+
+  /**
+   * Opens a handle in `netns` (default: the namespace the calling thread is in now). The socket is
+   * created inside the namespace and stays bound to it.
+   *
+   * Equivalent to: `ip -n NAME …` (one socket for many commands).
+   *
+   * @throws {@link NetlinkError} `PermissionDenied`, `BadFd` (closed `netns`).
+   * @example A handle in the current namespace
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log(h.linkGet({ name: 'lo' }).index); // 1
+   * ```
+   */
+  static open(netns?: Netns): Handle {
+    const transport =
+      netns === undefined ? openRouteSocket('handleOpen') : netns.run(() => openRouteSocket('handleOpen'));
+    return new Handle(transport);
+  }
+
+  /**
+   * A handle over a custom transport (a fake in unit tests).
+   *
+   * @example Wrapping a transport
+   * ```ts
+   * import { Handle, type Transport } from '@datapath/netlink';
+   * declare const fake: Transport;
+   * const h = Handle.fromTransport(fake);
+   * h.close();
+   * ```
+   */
+  static fromTransport(transport: Transport): Handle {
+    return new Handle(transport);
+  }
+
+  /**
+   * Closes the socket; idempotent.
+   *
+   * @example Closing a handle
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * Handle.open().close();
+   * ```
+   */
+  close(): void {
+    this.conn.close();
+  }
+
+  /** Same as {@link Handle.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private send(type: number, flags: number, body: (w: Writer) => void, op: string, target?: string): void {
+    this.conn.request(type, flags, body, op, target);
+  }
+
+  /**
+   * Sends `RTM_NEWLINK`: creates a link (`mode` `create`, the default) or changes one.
+   *
+   * Equivalent to: `ip link add NAME type KIND …`.
+   *
+   * @throws {@link NetlinkError} `AlreadyExists`, `InvalidArgument` (with the kernel's message),
+   * `NotSupported` (unknown kind), `PermissionDenied`.
+   * @example Creating a veth pair
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.linkNew({ name: 'v0', info: { kind: 'veth', peer: { name: 'v1' } } });
+   * ```
+   */
+  linkNew(m: LinkMessage, mode: NewMode = 'create'): void {
+    this.send(Msg.NEWLINK, MODE_FLAGS[mode], (w) => encodeLink(w, m, 'linkNew'), 'linkNew', m.name);
+  }
+
+  /**
+   * Sends `RTM_SETLINK` for an existing link, found by `index` (or `name` when `index` is 0).
+   *
+   * Equivalent to: `ip link set DEV …`.
+   *
+   * @throws {@link NetlinkError} `NotFound`, `InvalidArgument`, `Busy` (rename while up).
+   * @example Bringing a link up
+   * ```ts
+   * import { Handle, IfFlag } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.linkSet({ index: 1, flags: IfFlag.UP, change: IfFlag.UP });
+   * ```
+   */
+  linkSet(m: LinkMessage): void {
+    this.send(Msg.SETLINK, 0, (w) => encodeLink(w, m, 'linkSet'), 'linkSet', m.name ?? String(m.index));
+  }
+
+  /**
+   * Sends `RTM_DELLINK` for a link found by `index` or `name`.
+   *
+   * Equivalent to: `ip link del DEV`.
+   *
+   * @throws {@link NetlinkError} `NotFound`, `NotSupported` (e.g. deleting `lo`).
+   * @example Deleting a link
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.linkDelete({ name: 'v0' });
+   * ```
+   */
+  linkDelete(m: LinkMessage): void {
+    this.send(Msg.DELLINK, 0, (w) => encodeLink(w, m, 'linkDelete'), 'linkDelete', m.name ?? String(m.index));
+  }
+
+  /**
+   * Sends `RTM_GETLINK` for one link by `index` or `name`.
+   *
+   * Equivalent to: `ip -d link show DEV`.
+   *
+   * @throws {@link NetlinkError} `NotFound`.
+   * @example Looking up loopback
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log(h.linkGet({ name: 'lo' }).mtu);
+   * ```
+   */
+  linkGet(m: LinkMessage): LinkMessage {
+    const op = 'linkGet';
+    const replies = this.conn.request(
+      Msg.GETLINK,
+      0,
+      (w) => encodeLink(w, m, op),
+      op,
+      m.name ?? String(m.index),
+    );
+    const first = replies.find((r) => r.type === Msg.NEWLINK);
+    if (!first) throw new NetlinkError('Protocol', `${op}: no RTM_NEWLINK in the reply`, { op });
+    return decodeLink(first.payload, op);
+  }
+
+  /**
+   * Dumps every link of the namespace.
+   *
+   * Equivalent to: `ip -d link show`.
+   *
+   * @throws {@link NetlinkError} `Interrupted` (dump kept changing), `PermissionDenied`.
+   * @example Listing link names
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log(h.linkDump().map((l) => l.name));
+   * ```
+   */
+  linkDump(): LinkMessage[] {
+    return this.conn
+      .dump(Msg.GETLINK, (w) => encodeLink(w, {}, 'linkDump'), 'linkDump')
+      .filter((r) => r.type === Msg.NEWLINK)
+      .map((r) => decodeLink(r.payload, 'linkDump'));
+  }
+
+  /**
+   * Sends `RTM_NEWADDR`.
+   *
+   * Equivalent to: `ip addr add ADDR/LEN dev DEV`.
+   *
+   * @throws {@link NetlinkError} `AlreadyExists`, `NotFound` (no such interface), `InvalidArgument`.
+   * @example Adding an address to loopback
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.addrNew({ index: 1, prefixLen: 32, local: '10.244.0.1', address: '10.244.0.1' });
+   * ```
+   */
+  addrNew(m: AddressMessage, mode: NewMode = 'create'): void {
+    this.send(
+      Msg.NEWADDR,
+      MODE_FLAGS[mode],
+      (w) => encodeAddress(w, m, 'addrNew'),
+      'addrNew',
+      m.local ?? m.address,
+    );
+  }
+
+  /**
+   * Sends `RTM_DELADDR`.
+   *
+   * Equivalent to: `ip addr del ADDR/LEN dev DEV`.
+   *
+   * @throws {@link NetlinkError} `NotFound` (`EADDRNOTAVAIL`), `InvalidArgument`.
+   * @example Removing an address
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.addrDelete({ index: 1, prefixLen: 32, local: '10.244.0.1' });
+   * ```
+   */
+  addrDelete(m: AddressMessage): void {
+    this.send(Msg.DELADDR, 0, (w) => encodeAddress(w, m, 'addrDelete'), 'addrDelete', m.local ?? m.address);
+  }
+
+  /**
+   * Dumps the addresses of the namespace, optionally of one family.
+   *
+   * Equivalent to: `ip addr show`.
+   *
+   * @throws {@link NetlinkError} `Interrupted`.
+   * @example Listing IPv4 addresses
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log(h.addrDump(2).map((a) => `${a.local}/${a.prefixLen}`));
+   * ```
+   */
+  addrDump(family: Family = 0): AddressMessage[] {
+    return this.conn
+      .dump(Msg.GETADDR, (w) => w.u8(family).u8(0).u8(0).u8(0).u32(0), 'addrDump')
+      .filter((r) => r.type === Msg.NEWADDR)
+      .map((r) => decodeAddress(r.payload, 'addrDump'));
+  }
+
+  /**
+   * Sends `RTM_NEWROUTE`.
+   *
+   * Equivalent to: `ip route add|replace|append …`.
+   *
+   * @throws {@link NetlinkError} `AlreadyExists`, `Unreachable` (gateway not on link), `NetworkDown`,
+   * `InvalidArgument`.
+   * @example Adding a route to loopback
+   * ```ts
+   * import { Handle, RouteScope } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.routeNew({ dst: '10.244.9.0', dstLen: 24, oif: 1, scope: RouteScope.LINK, type: 1, protocol: 4 });
+   * ```
+   */
+  routeNew(m: RouteMessage, mode: NewMode = 'create'): void {
+    this.send(
+      Msg.NEWROUTE,
+      MODE_FLAGS[mode],
+      (w) => encodeRoute(w, m, 'routeNew'),
+      'routeNew',
+      m.dst ?? 'default',
+    );
+  }
+
+  /**
+   * Sends `RTM_DELROUTE`.
+   *
+   * Equivalent to: `ip route del …`.
+   *
+   * @throws {@link NetlinkError} `NotFound` (`ESRCH`).
+   * @example Deleting a route
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.routeDelete({ dst: '10.244.9.0', dstLen: 24 });
+   * ```
+   */
+  routeDelete(m: RouteMessage): void {
+    this.send(Msg.DELROUTE, 0, (w) => encodeRoute(w, m, 'routeDelete'), 'routeDelete', m.dst ?? 'default');
+  }
+
+  /**
+   * Dumps the routes of every table, optionally of one family.
+   *
+   * Equivalent to: `ip route show table all`.
+   *
+   * @throws {@link NetlinkError} `Interrupted`.
+   * @example Listing main-table IPv4 routes
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log(h.routeDump(2).filter((r) => r.table === 254));
+   * ```
+   */
+  routeDump(family: Family = 0): RouteMessage[] {
+    return this.conn
+      .dump(Msg.GETROUTE, (w) => encodeRoute(w, { family, table: 0 }, 'routeDump'), 'routeDump')
+      .filter((r) => r.type === Msg.NEWROUTE)
+      .map((r) => decodeRoute(r.payload, 'routeDump'));
+  }
+
+  /**
+   * Sends `RTM_NEWNEIGH`.
+   *
+   * Equivalent to: `ip neigh add|replace ADDR lladdr MAC dev DEV`.
+   *
+   * @throws {@link NetlinkError} `AlreadyExists`, `NotFound`, `InvalidArgument`.
+   * @example Adding a permanent neighbour
+   * ```ts
+   * import { Handle, NeighState } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.neighNew({ index: 2, dst: '10.244.0.9', lladdr: '02:00:00:00:00:09', state: NeighState.PERMANENT });
+   * ```
+   */
+  neighNew(m: NeighMessage, mode: NewMode = 'create'): void {
+    this.send(
+      Msg.NEWNEIGH,
+      MODE_FLAGS[mode],
+      (w) => encodeNeigh(w, m, 'neighNew'),
+      'neighNew',
+      m.dst ?? m.lladdr,
+    );
+  }
+
+  /**
+   * Sends `RTM_DELNEIGH`.
+   *
+   * Equivalent to: `ip neigh del ADDR dev DEV`.
+   *
+   * @throws {@link NetlinkError} `NotFound`.
+   * @example Removing a neighbour
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.neighDelete({ index: 2, dst: '10.244.0.9' });
+   * ```
+   */
+  neighDelete(m: NeighMessage): void {
+    this.send(Msg.DELNEIGH, 0, (w) => encodeNeigh(w, m, 'neighDelete'), 'neighDelete', m.dst ?? m.lladdr);
+  }
+
+  /**
+   * Dumps the neighbour tables, optionally of one family.
+   *
+   * Equivalent to: `ip neigh show`.
+   *
+   * @throws {@link NetlinkError} `Interrupted`.
+   * @example Listing neighbours
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log(h.neighDump(2).map((n) => n.dst));
+   * ```
+   */
+  neighDump(family: Family = 0): NeighMessage[] {
+    return this.conn
+      .dump(Msg.GETNEIGH, (w) => encodeNeigh(w, { family, index: 0 }, 'neighDump'), 'neighDump')
+      .filter((r) => r.type === Msg.NEWNEIGH)
+      .map((r) => decodeNeigh(r.payload, 'neighDump'));
+  }
+
+  /**
+   * Sends `RTM_NEWQDISC` (e.g. a clsact qdisc for BPF programs).
+   *
+   * Equivalent to: `tc qdisc add dev DEV clsact`.
+   *
+   * @throws {@link NetlinkError} `AlreadyExists`, `NotFound`, `NotSupported`.
+   * @example Adding clsact
+   * ```ts
+   * import { Handle, TcHandle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.qdiscNew({ index: 2, handle: TcHandle.CLSACT_HANDLE, parent: TcHandle.CLSACT, kind: 'clsact' });
+   * ```
+   */
+  qdiscNew(m: QdiscMessage, mode: NewMode = 'create'): void {
+    this.send(Msg.NEWQDISC, MODE_FLAGS[mode], (w) => encodeQdisc(w, m), 'qdiscNew', m.kind);
+  }
+
+  /**
+   * Sends `RTM_DELQDISC`.
+   *
+   * Equivalent to: `tc qdisc del dev DEV clsact`.
+   *
+   * @throws {@link NetlinkError} `NotFound`, `InvalidArgument`.
+   * @example Removing clsact
+   * ```ts
+   * import { Handle, TcHandle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * h.qdiscDelete({ index: 2, handle: TcHandle.CLSACT_HANDLE, parent: TcHandle.CLSACT, kind: 'clsact' });
+   * ```
+   */
+  qdiscDelete(m: QdiscMessage): void {
+    this.send(Msg.DELQDISC, 0, (w) => encodeQdisc(w, m), 'qdiscDelete', m.kind);
+  }
+
+  /**
+   * Dumps the qdiscs of every interface.
+   *
+   * Equivalent to: `tc qdisc show`.
+   *
+   * @throws {@link NetlinkError} `Interrupted`.
+   * @example Finding clsact qdiscs
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log(h.qdiscDump().filter((q) => q.kind === 'clsact'));
+   * ```
+   */
+  qdiscDump(): QdiscMessage[] {
+    return this.conn
+      .dump(Msg.GETQDISC, (w) => encodeQdisc(w, { index: 0 }), 'qdiscDump')
+      .filter((r) => r.type === Msg.NEWQDISC)
+      .map((r) => decodeQdisc(r.payload, 'qdiscDump'));
+  }
+
+  /**
+   * Returns the id this namespace uses for another namespace (`RTM_GETNSID`), or -1 when none is
+   * assigned yet.
+   *
+   * Equivalent to: `ip netns list-id` (for one namespace).
+   *
+   * @throws {@link NetlinkError} `BadFd`, `InvalidArgument`.
+   * @example The id of a peer namespace
+   * ```ts
+   * import { Handle, Netns } from '@datapath/netlink';
+   * using h = Handle.open();
+   * using ns = Netns.open({ name: 'blue' });
+   * console.log(h.nsidGet(ns));
+   * ```
+   */
+  nsidGet(netns: Netns): number {
+    const op = 'nsidGet';
+    const replies = this.conn.request(
+      Msg.GETNSID,
+      0,
+      (w) => w.u8(0).u8(0).u16(0).attrU32(NETNSA_FD, netns.fd),
+      op,
+      netns.path,
+    );
+    const r = replies.find((x) => x.type === Msg.NEWNSID);
+    if (!r) throw new NetlinkError('Protocol', `${op}: no RTM_NEWNSID in the reply`, { op });
+    const id = attrMap(r.payload.subarray(4), op).get(NETNSA_NSID);
+    return id ? getI32(id) : -1;
+  }
+}

@@ -1,0 +1,175 @@
+// The only FFI in @datapath/netlink: the few libc calls Node lacks (netlink sockets, setns, unshare,
+// mount, flock). Every wrapper is synchronous and turns a failure into a NetlinkError through errnoError.
+import koffi from 'koffi';
+import { errnoError } from '../errors.js';
+
+const libc = koffi.load('libc.so.6');
+
+type IntFn<A extends unknown[]> = (...args: A) => number;
+
+const socketFn = libc.func('int socket(int domain, int type, int protocol)') as IntFn<
+  [number, number, number]
+>;
+const bindFn = libc.func('int bind(int fd, void *addr, uint32_t len)') as IntFn<[number, Uint8Array, number]>;
+const getsocknameFn = libc.func('int getsockname(int fd, void *addr, _Inout_ uint32_t *len)') as IntFn<
+  [number, Uint8Array, number[]]
+>;
+const setsockoptFn = libc.func(
+  'int setsockopt(int fd, int level, int name, void *val, uint32_t len)',
+) as IntFn<[number, number, number, Uint8Array, number]>;
+const sendtoFn = libc.func(
+  'long sendto(int fd, void *buf, unsigned long len, int flags, void *addr, uint32_t alen)',
+) as IntFn<[number, Uint8Array, number, number, Uint8Array, number]>;
+const recvFn = libc.func('long recv(int fd, void *buf, unsigned long len, int flags)') as IntFn<
+  [number, Uint8Array, number, number]
+>;
+const closeFn = libc.func('int close(int fd)') as IntFn<[number]>;
+const setnsFn = libc.func('int setns(int fd, int nstype)') as IntFn<[number, number]>;
+const unshareFn = libc.func('int unshare(int flags)') as IntFn<[number]>;
+const mountFn = libc.func(
+  'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, void *data)',
+) as IntFn<[string | null, string, string | null, number, null]>;
+const umount2Fn = libc.func('int umount2(const char *target, int flags)') as IntFn<[string, number]>;
+const flockFn = libc.func('int flock(int fd, int op)') as IntFn<[number, number]>;
+
+/** `CLONE_NEWNET`, the namespace type for setns/unshare. */
+export const CLONE_NEWNET = 0x4000_0000;
+/** Mount flags used by the named-namespace code. */
+export const MS_BIND = 0x1000;
+/** Recursive mount propagation change. */
+export const MS_REC = 0x4000;
+/** Shared mount propagation. */
+export const MS_SHARED = 1 << 20;
+/** `umount2` flag: lazy detach. */
+export const MNT_DETACH = 2;
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_SNDBUF = 7;
+const SO_RCVTIMEO = 20;
+const SOL_NETLINK = 270;
+const NETLINK_CAP_ACK = 10;
+const NETLINK_EXT_ACK = 11;
+const NETLINK_GET_STRICT_CHK = 12;
+/** `recv` flag: return the real datagram length even when it was truncated. */
+export const MSG_TRUNC = 0x20;
+
+function check(r: number, op: string, syscall: string, target?: string): number {
+  if (r < 0) {
+    throw errnoError(koffi.errno(), target === undefined ? { op, syscall } : { op, syscall, target });
+  }
+  return r;
+}
+
+function intOpt(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, v, true);
+  return b;
+}
+
+/** Opens a bound NETLINK_ROUTE-style socket with extended ACK, capped ACK and strict checking on. */
+export function netlinkSocket(protocol: number, op: string): { fd: number; portId: number } {
+  const fd = check(socketFn(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol), op, 'socket(AF_NETLINK)');
+  try {
+    const one = intOpt(1);
+    check(setsockoptFn(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4), op, 'setsockopt(NETLINK_EXT_ACK)');
+    check(setsockoptFn(fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4), op, 'setsockopt(NETLINK_CAP_ACK)');
+    // Strict checking is best effort: it only makes the kernel honour dump filters.
+    setsockoptFn(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, one, 4);
+    setsockoptFn(fd, SOL_SOCKET, SO_RCVBUF, intOpt(1 << 20), 4);
+    setsockoptFn(fd, SOL_SOCKET, SO_SNDBUF, intOpt(1 << 20), 4);
+    // A receive timeout, so a lost reply is a TimedOut error instead of a hung process.
+    const tv = new Uint8Array(16);
+    new DataView(tv.buffer).setBigInt64(0, 30n, true);
+    check(setsockoptFn(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16), op, 'setsockopt(SO_RCVTIMEO)');
+    const sa = new Uint8Array(12);
+    new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
+    check(bindFn(fd, sa, 12), op, 'bind(AF_NETLINK)');
+    const len = [12];
+    check(getsocknameFn(fd, sa, len), op, 'getsockname');
+    return { fd, portId: new DataView(sa.buffer).getUint32(4, true) };
+  } catch (err) {
+    closeFn(fd);
+    throw err;
+  }
+}
+
+const KERNEL_ADDR = (() => {
+  const sa = new Uint8Array(12);
+  new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
+  return sa;
+})();
+
+/** Sends one datagram to the kernel (port 0). */
+export function netlinkSend(fd: number, buf: Uint8Array, op: string): void {
+  for (;;) {
+    const r = sendtoFn(fd, buf, buf.byteLength, 0, KERNEL_ADDR, 12);
+    if (r >= 0) return;
+    const errno = koffi.errno();
+    if (errno === 4) continue; // EINTR
+    throw errnoError(errno, { op, syscall: 'sendto(AF_NETLINK)' });
+  }
+}
+
+/** Receives one datagram into `buf`; returns its full length (which exceeds the buffer when truncated). */
+export function netlinkRecv(fd: number, buf: Uint8Array, op: string): number {
+  for (;;) {
+    const r = recvFn(fd, buf, buf.byteLength, MSG_TRUNC);
+    if (r >= 0) return r;
+    const errno = koffi.errno();
+    if (errno === 4) continue; // EINTR
+    throw errnoError(errno === 11 ? 110 : errno, { op, syscall: 'recv(AF_NETLINK)' });
+  }
+}
+
+/** close(2). */
+export function closeFd(fd: number, op: string): void {
+  check(closeFn(fd), op, 'close');
+}
+
+/** setns(2) for a network namespace fd: moves the calling thread (Node's main thread) into it. */
+export function setns(fd: number, op: string, target?: string): void {
+  check(setnsFn(fd, CLONE_NEWNET), op, 'setns(CLONE_NEWNET)', target);
+}
+
+/** unshare(CLONE_NEWNET): moves the calling thread into a brand-new network namespace. */
+export function unshareNet(op: string): void {
+  check(unshareFn(CLONE_NEWNET), op, 'unshare(CLONE_NEWNET)');
+}
+
+/** mount(2). */
+export function mount(
+  src: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  op: string,
+): void {
+  check(mountFn(src, target, fstype, flags, null), op, 'mount', target);
+}
+
+/** mount(2) that reports the errno instead of throwing (for "is it already a mount point" probing). */
+export function tryMount(src: string | null, target: string, fstype: string | null, flags: number): number {
+  return mountFn(src, target, fstype, flags, null) < 0 ? koffi.errno() : 0;
+}
+
+/** umount2(2); returns the errno instead of throwing. */
+export function tryUmount2(target: string, flags: number): number {
+  return umount2Fn(target, flags) < 0 ? koffi.errno() : 0;
+}
+
+/** flock(2), retrying on EINTR. */
+export function flock(fd: number, operation: number, op: string, target?: string): void {
+  for (;;) {
+    if (flockFn(fd, operation) >= 0) return;
+    const errno = koffi.errno();
+    if (errno === 4) continue;
+    throw errnoError(
+      errno,
+      target === undefined ? { op, syscall: 'flock' } : { op, syscall: 'flock', target },
+    );
+  }
+}
