@@ -1,5 +1,22 @@
+export type { CgroupHook } from './cgroup.js';
+export { cgroupAttach, cgroupQuery } from './cgroup.js';
 export type { BpfErrorCode, BpfErrorOptions } from './errors.js';
 export { BpfError, errnoError } from './errors.js';
+export type { LinkInfo } from './link.js';
+export {
+  AttachType,
+  ifIndexToName,
+  ifNameToIndex,
+  LinkType,
+  linkClose,
+  linkCreate,
+  linkDetach,
+  linkFdById,
+  linkInfo,
+  linkOpenPinned,
+  linkPin,
+  linkUpdate,
+} from './link.js';
 export { possibleCpus } from './map/cpus.js';
 export type { MapIoOptions } from './map/io.js';
 export { MapIo } from './map/io.js';
@@ -15,4 +32,24 @@ export type {
 export { bpfSyscall, fdClose, mapFdById, mapInfo, objGet, objInfo, objPin } from './map/obj.js';
 export type { MapCreateSpec, MapTypeId } from './map.js';
 export { MapFlags, MapType, mapCreate, mapLookup, mapUpdate } from './map.js';
+export type {
+  ConstantKind,
+  LoadedMap,
+  LoadedProgram,
+  ObjectConstantDecl,
+  ObjectDescription,
+  ObjectLoadOptions,
+  ObjectMapDecl,
+  ObjectProgramDecl,
+  PinnedMapInfo,
+} from './object.js';
+export { LoadedObject, objectDescribe, objectLoad, pinnedMapInfo, VerifierError } from './object.js';
+export type { ProgInfo } from './prog.js';
+export { progInfo, progInfoById, progProbeIsa, progTypeName } from './prog.js';
 export { BpfCmd } from './sys/bpf-attr.js';
+export type { TcFilter, TcFilterId } from './tc.js';
+export { tcAttach, tcDetach, tcHookCreate, tcList, tcQuery } from './tc.js';
+export type { TcDirection, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry } from './tcx.js';
+export { tcxAttach, tcxQuery } from './tcx.js';
+export type { XdpMode, XdpState } from './xdp.js';
+export { xdpAttach, xdpQuery } from './xdp.js';

@@ -1,1 +1,34 @@
-export {};
+export type { BpfErrorCode, CgroupHook, ProgInfo, TcDirection, TcxAnchor, XdpMode } from '@datapath/libbpf';
+export { BpfError, VerifierError } from '@datapath/libbpf';
+export type {
+  AttachCgroupOptions,
+  AttachOptions,
+  AttachTcOptions,
+  AttachTcxOptions,
+  AttachXdpOptions,
+  DeviceRef,
+} from './attach.js';
+export { attach, attachCgroup, attachTc, attachTcx, attachXdp } from './attach.js';
+export type { CollectionMap, LoadOptions } from './collection.js';
+export { Collection, load } from './collection.js';
+export type { CompiledObject, CompileInput, CompileOptions, ConfigValue } from './compile.js';
+export { compile, configHeader, defaultCacheDir } from './compile.js';
+export type { ConstantValue } from './constants.js';
+export type { CompileErrorCode, Diagnostic } from './errors.js';
+export { CompileError } from './errors.js';
+export type { Link, LinkDetails, LinkKind } from './link.js';
+export { FdLink, openPinnedLink, TcLink } from './link.js';
+export { Program } from './program.js';
+export type {
+  AttachedProgram,
+  DeviceAttachments,
+  TcAttachment,
+  TcxAttachment,
+  TcxChainState,
+  XdpAttachment,
+} from './query.js';
+export { query } from './query.js';
+export type { ConstantSpec, MapSpec, ProgramSpec } from './spec.js';
+export { ObjectSpec, openObject } from './spec.js';
+export type { CompilerRun, CompilerRunner } from './sys/clang.js';
+export { clangRunner } from './sys/clang.js';

@@ -1,0 +1,331 @@
+import { existsSync, unlinkSync } from 'node:fs';
+import {
+  BpfError,
+  type CgroupHook,
+  cgroupAttach,
+  ifNameToIndex,
+  LinkType,
+  linkClose,
+  linkInfo,
+  linkOpenPinned,
+  linkUpdate,
+  progInfoById,
+  type TcDirection,
+  type TcxAnchor,
+  tcAttach,
+  tcDetach,
+  tcHookCreate,
+  tcQuery,
+  tcxAttach,
+  type XdpMode,
+  xdpAttach,
+} from '@datapath/libbpf';
+import { FdLink, type Link, TcLink } from './link.js';
+import type { Program } from './program.js';
+
+/**
+ * A network device, by index or by name. Names are resolved with if_nametoindex(3) in the calling
+ * process's network namespace: for a device in another namespace, pass an ifindex obtained there (and run
+ * the attach in that namespace, e.g. a child started with `nsenter --net=/run/netns/X`).
+ */
+export type DeviceRef =
+  | {
+      /** Device index (in the namespace of the calling process). */
+      ifindex: number;
+      /** Not with `ifindex`. */
+      ifname?: never;
+    }
+  | {
+      /** Device name, resolved in the namespace of the calling process. */
+      ifname: string;
+      /** Not with `ifname`. */
+      ifindex?: never;
+    };
+
+/** Options of {@link attachTcx}. */
+export type AttachTcxOptions = DeviceRef & {
+  /** ingress or egress. */
+  direction: TcDirection;
+  /** Position in the chain; default the tail. */
+  anchor?: TcxAnchor;
+  /** Fail (ESTALE, code `Unknown`) unless the chain revision is still this. */
+  expectedRevision?: bigint;
+};
+
+/** Options of {@link attachTc}. */
+export type AttachTcOptions = DeviceRef & {
+  /** ingress or egress. */
+  direction: TcDirection;
+  /** Filter handle; default 1. */
+  handle?: number;
+  /** Filter priority; default 1. */
+  priority?: number;
+  /** Replace whatever filter holds that handle and priority; default false (fails with `AlreadyExists`). */
+  replace?: boolean;
+};
+
+/** Options of {@link attachXdp}. */
+export type AttachXdpOptions = DeviceRef & {
+  /** `driver` (native) or `generic` (skb). */
+  mode: XdpMode;
+};
+
+/** Options of {@link attachCgroup}. */
+export interface AttachCgroupOptions {
+  /** cgroup v2 directory, e.g. `/sys/fs/cgroup/unified/app`. */
+  cgroupPath: string;
+  /** Socket hook: `connect4`, `sendmsg4`, `bind4`, … */
+  attachType: CgroupHook;
+}
+
+/** Options of {@link attach}. */
+export type AttachOptions = DeviceRef & {
+  /** ingress or egress. */
+  direction: TcDirection;
+  /**
+   * Pin (tcx) path. When a tcx link for the same device and direction is already pinned there, it is updated
+   * atomically instead of adding a second one; when falling back to tc, a tcx link pinned there is removed.
+   */
+  pinPath?: string;
+  /** Legacy tc slot used by the fallback and cleaned up after a tcx attach; default handle 1, priority 1. */
+  tc?: {
+    /** Filter handle; default 1. */
+    handle?: number;
+    /** Filter priority; default 1. */
+    priority?: number;
+  };
+  /** Force one kind (`tc` e.g. to keep using classful setups); default `auto`: tcx when the kernel has it. */
+  prefer?: 'auto' | 'tcx' | 'tc';
+};
+
+/** Resolves a {@link DeviceRef} to an ifindex. */
+export function resolveDevice(dev: DeviceRef, op: string): number {
+  if (dev.ifindex !== undefined) {
+    if (!Number.isInteger(dev.ifindex) || dev.ifindex <= 0) {
+      throw new BpfError('InvalidArgument', `${op}: ifindex must be a positive integer, got ${dev.ifindex}`, {
+        op,
+      });
+    }
+    return dev.ifindex;
+  }
+  if (typeof dev.ifname !== 'string')
+    throw new BpfError('InvalidArgument', `${op}: pass ifindex or ifname`, { op });
+  const index = ifNameToIndex(dev.ifname);
+  if (index === undefined) {
+    throw new BpfError('NotFound', `${op}: no device named ${dev.ifname} in this network namespace`, {
+      op,
+      target: dev.ifname,
+    });
+  }
+  return index;
+}
+
+/**
+ * Attaches a `sched_cls` program to a device's tcx hook (Linux ≥ 6.6) as a BPF link.
+ * Equivalent to: `bpftool net attach tcx_ingress id ID dev DEV` (bpftool ≥ 7.3).
+ *
+ * @throws {@link BpfError} `NotFound` for an unknown device, `InvalidArgument` for bad options or a kernel
+ * without tcx, `Unknown` (ESTALE) for a stale `expectedRevision`, `AlreadyExists` when the program is already
+ * in the chain.
+ * @example Counting packets on a veth
+ * ```ts
+ * import { attachTcx, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * using link = attachTcx(prog, { ifname: 'veth0', direction: 'ingress' });
+ * console.log(link.info().linkId);
+ * ```
+ */
+export function attachTcx(program: Program, options: AttachTcxOptions): FdLink {
+  const ifindex = resolveDevice(options, 'attachTcx');
+  const fd = tcxAttach(program.fd, ifindex, options.direction, {
+    ...(options.anchor === undefined ? {} : { anchor: options.anchor }),
+    ...(options.expectedRevision === undefined ? {} : { expectedRevision: options.expectedRevision }),
+  });
+  return new FdLink('tcx', fd);
+}
+
+/**
+ * Attaches a `sched_cls` program as a legacy clsact + cls_bpf direct-action filter (any kernel). Creates the
+ * clsact qdisc only if missing, never deletes a qdisc, and never replaces another filter unless `replace`.
+ * Equivalent to: `tc qdisc add dev DEV clsact; tc filter add dev DEV ingress pref 1 handle 1 bpf da fd FD`.
+ *
+ * @throws {@link BpfError} `AlreadyExists` when the handle/priority slot is taken, `NotFound` for an unknown
+ * device, `InvalidArgument`.
+ * @example Legacy tc on an old kernel
+ * ```ts
+ * import { attachTc, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * const link = attachTc(prog, { ifname: 'veth0', direction: 'ingress', handle: 1, priority: 1 });
+ * link.detach();
+ * ```
+ */
+export function attachTc(program: Program, options: AttachTcOptions): TcLink {
+  const op = 'attachTc';
+  const ifindex = resolveDevice(options, op);
+  const filter = {
+    ifindex,
+    direction: options.direction,
+    handle: options.handle ?? 1,
+    priority: options.priority ?? 1,
+  };
+  tcHookCreate(ifindex, options.direction);
+  const progId = tcAttach(filter, program.fd, options.replace ?? false);
+  return new TcLink(filter, progId);
+}
+
+/**
+ * Attaches an XDP program to a device as a BPF link, in driver or generic mode.
+ * Equivalent to: `ip link set dev DEV xdpgeneric obj …` (link-based: gone with the last fd unless pinned).
+ *
+ * @throws {@link BpfError} `Busy` when the hook is taken, `NotSupported` when the driver lacks native XDP,
+ * `NotFound` for an unknown device.
+ * @example Generic XDP
+ * ```ts
+ * import { attachXdp, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * using link = attachXdp(prog, { ifname: 'veth0', mode: 'generic' });
+ * ```
+ */
+export function attachXdp(program: Program, options: AttachXdpOptions): FdLink {
+  const ifindex = resolveDevice(options, 'attachXdp');
+  return new FdLink('xdp', xdpAttach(program.fd, ifindex, options.mode));
+}
+
+/**
+ * Attaches a `cgroup_sock_addr` program to a cgroup v2 socket hook as a BPF link (other programs stay).
+ * Equivalent to: `bpftool cgroup attach CGROUP connect4 id ID multi`.
+ *
+ * @throws {@link BpfError} `NotFound` for a missing cgroup, `InvalidArgument` for a hook that does not fit
+ * the program.
+ * @example Rewriting connect() in a cgroup
+ * ```ts
+ * import { attachCgroup, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * using link = attachCgroup(prog, { cgroupPath: '/sys/fs/cgroup/unified/app', attachType: 'connect4' });
+ * ```
+ */
+export function attachCgroup(program: Program, options: AttachCgroupOptions): FdLink {
+  return new FdLink('cgroup', cgroupAttach(program.fd, options.cgroupPath, options.attachType));
+}
+
+function tcxUnavailable(err: unknown): boolean {
+  return err instanceof BpfError && (err.code === 'InvalidArgument' || err.code === 'NotSupported');
+}
+
+/** Updates the tcx link pinned at `path` when it is for the same hook; returns undefined when there is none. */
+function upsertPinned(
+  program: Program,
+  path: string,
+  ifindex: number,
+  direction: TcDirection,
+): FdLink | undefined {
+  if (!existsSync(path)) return undefined;
+  const fd = linkOpenPinned(path);
+  try {
+    const info = linkInfo(fd);
+    const type = direction === 'ingress' ? 46 : 47;
+    if (info.type !== LinkType.Tcx || info.ifindex !== ifindex || info.attachType !== type) {
+      throw new BpfError(
+        'AlreadyExists',
+        `attach: ${path} holds another link (type ${info.type}, ifindex ${info.ifindex})`,
+        {
+          op: 'attach',
+          target: path,
+        },
+      );
+    }
+    linkUpdate(fd, program.fd);
+    return new FdLink('tcx', fd, path);
+  } catch (err) {
+    linkClose(fd);
+    // Defunct link (device gone): drop the pin and attach afresh.
+    if (err instanceof BpfError && err.op === 'linkUpdate') {
+      unlinkSync(path);
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Attaches a `sched_cls` program to a device the best available way: tcx when the kernel supports it, else
+ * legacy tc; then removes the other kind left by an earlier run (our legacy filter after a tcx attach, the
+ * tcx link pinned at `pinPath` after a tc fallback). A legacy filter counts as ours only when it runs a
+ * program with the same name.
+ * Equivalent to: Cilium's tcx-or-tc upsert.
+ *
+ * @throws {@link BpfError} `NotFound` for an unknown device; the codes of {@link attachTcx} and {@link attachTc}.
+ * @example Attach, pinned so the next agent run updates it in place
+ * ```ts
+ * import { attach, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * const link = attach(prog, { ifname: 'veth0', direction: 'ingress', pinPath: '/sys/fs/bpf/demo/veth0-in' });
+ * link.close(); // pinned: stays attached
+ * ```
+ */
+export function attach(program: Program, options: AttachOptions): Link {
+  const op = 'attach';
+  const ifindex = resolveDevice(options, op);
+  const prefer = options.prefer ?? 'auto';
+  const filter = {
+    ifindex,
+    direction: options.direction,
+    handle: options.tc?.handle ?? 1,
+    priority: options.tc?.priority ?? 1,
+  };
+  if (prefer !== 'tc') {
+    let link: FdLink | undefined;
+    try {
+      link =
+        options.pinPath === undefined
+          ? undefined
+          : upsertPinned(program, options.pinPath, ifindex, options.direction);
+      if (link === undefined) {
+        link = new FdLink('tcx', tcxAttach(program.fd, ifindex, options.direction));
+        if (options.pinPath !== undefined) {
+          try {
+            link.pin(options.pinPath);
+          } catch (err) {
+            link.close();
+            throw err;
+          }
+        }
+      }
+    } catch (err) {
+      if (prefer === 'tcx' || !tcxUnavailable(err) || link !== undefined) throw err;
+    }
+    if (link !== undefined) {
+      // Remove our legacy filter from an earlier run (tc → tcx upgrade).
+      const old = tcQuery(filter);
+      if (old !== undefined && progInfoById(old).name === program.info().name) tcDetach(filter);
+      return link;
+    }
+  }
+  const existing = tcQuery(filter);
+  if (existing !== undefined && progInfoById(existing).name !== program.info().name) {
+    throw new BpfError(
+      'AlreadyExists',
+      `${op}: tc filter handle ${filter.handle} pref ${filter.priority} runs another program (id ${existing})`,
+      {
+        op,
+        target: `ifindex ${ifindex}`,
+      },
+    );
+  }
+  const tc = attachTc(program, { ...filter, replace: existing !== undefined });
+  if (options.pinPath !== undefined && existsSync(options.pinPath)) {
+    // tcx → tc downgrade: drop the tcx link pinned by an earlier run.
+    const fd = linkOpenPinned(options.pinPath);
+    try {
+      if (linkInfo(fd).type === LinkType.Tcx) {
+        new FdLink('tcx', fd, options.pinPath).detach();
+        return tc;
+      }
+    } catch (err) {
+      linkClose(fd);
+      throw err;
+    }
+    linkClose(fd);
+  }
+  return tc;
+}

@@ -1,0 +1,266 @@
+import { existsSync, mkdirSync, renameSync, statfsSync, unlinkSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { BpfError, type LoadedObject, objectLoad, pinnedMapInfo } from '@datapath/libbpf';
+import { Program } from './program.js';
+import type { MapSpec, ObjectSpec } from './spec.js';
+
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** Options of {@link load}. */
+export interface LoadOptions {
+  /** bpffs directory for maps pinned `byName` (created if missing; must be on bpffs). */
+  pinDir?: string;
+  /**
+   * Replace pinned maps that do not match the spec instead of failing: `true` for all, or the map names.
+   * The old pin is kept aside as `<path>:pending` during the load and removed after it succeeds (restored
+   * if it fails). Without this, an incompatible pin is an `Incompatible` error listing the differences.
+   */
+  replaceIncompatible?: boolean | readonly string[];
+  /** First verifier log buffer size in bytes (grows automatically up to 64 MiB). */
+  logSize?: number;
+}
+
+/** A map of a loaded collection. Its fd belongs to the collection. */
+export interface CollectionMap {
+  /** Map name. */
+  readonly name: string;
+  /** Map fd (valid until the collection is closed). */
+  readonly fd: number;
+  /** `bpf_map_type` number. */
+  readonly type: number;
+  /** Key size in bytes. */
+  readonly keySize: number;
+  /** Value size in bytes. */
+  readonly valueSize: number;
+  /** Maximum entries. */
+  readonly maxEntries: number;
+  /** Where it is pinned, if anywhere. */
+  readonly pinPath: string | undefined;
+}
+
+/** Loaded programs and maps of one object. Close it when done (links and pins keep their objects alive). */
+export class Collection {
+  /** Programs by name (autoload-disabled ones are absent). */
+  readonly programs: Readonly<Record<string, Program>>;
+  /** Maps by name (internal `.rodata`/`.data`/`.bss` maps excluded). */
+  readonly maps: Readonly<Record<string, CollectionMap>>;
+  readonly #obj: LoadedObject;
+
+  /** @internal created by {@link load} */
+  constructor(obj: LoadedObject, mapNames: ReadonlySet<string>) {
+    this.#obj = obj;
+    const alive = () => obj.open;
+    const programs: Record<string, Program> = {};
+    for (const p of obj.programs) programs[p.name] = new Program(p.name, p.fd, p.type, alive);
+    const maps: Record<string, CollectionMap> = {};
+    for (const m of obj.maps) {
+      if (!mapNames.has(m.name)) continue;
+      maps[m.name] = {
+        name: m.name,
+        fd: m.fd,
+        type: m.type,
+        keySize: m.keySize,
+        valueSize: m.valueSize,
+        maxEntries: m.maxEntries,
+        pinPath: m.pinPath,
+      };
+    }
+    this.programs = programs;
+    this.maps = maps;
+  }
+
+  /**
+   * The loaded program named `name`.
+   *
+   * @throws {@link BpfError} `NotFound` when the collection has no such program.
+   * @example Picking a program to attach
+   * ```ts
+   * import { type Collection } from '@datapath/loader';
+   * declare const coll: Collection;
+   * console.log(coll.program('count_drop').info().id);
+   * ```
+   */
+  program(name: string): Program {
+    const p = Object.hasOwn(this.programs, name) ? this.programs[name] : undefined;
+    if (p === undefined) {
+      throw new BpfError('NotFound', `collection has no loaded program named ${name}`, {
+        op: 'program',
+        target: name,
+      });
+    }
+    return p;
+  }
+
+  /**
+   * The map named `name`.
+   *
+   * @throws {@link BpfError} `NotFound` when the collection has no such map.
+   * @example Reading a map's fd
+   * ```ts
+   * import { type Collection } from '@datapath/loader';
+   * declare const coll: Collection;
+   * console.log(coll.map('counters').fd);
+   * ```
+   */
+  map(name: string): CollectionMap {
+    const m = Object.hasOwn(this.maps, name) ? this.maps[name] : undefined;
+    if (m === undefined)
+      throw new BpfError('NotFound', `collection has no map named ${name}`, { op: 'map', target: name });
+    return m;
+  }
+
+  /**
+   * Closes every program and map fd of the collection. Attached links, pinned maps and pinned links live on.
+   *
+   * @example Closing a collection
+   * ```ts
+   * import { type Collection } from '@datapath/loader';
+   * declare const coll: Collection;
+   * coll.close();
+   * ```
+   */
+  close(): void {
+    this.#obj.close();
+  }
+
+  /** Same as {@link Collection.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function onBpffs(path: string): boolean {
+  try {
+    return Number(statfsSync(path).type) === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates `dir` (and parents) after checking its nearest existing ancestor is on bpffs. */
+function ensurePinDir(dir: string, op: string): void {
+  if (!isAbsolute(dir))
+    throw new BpfError('InvalidArgument', `${op}: pinDir must be absolute, got ${dir}`, { op, target: dir });
+  let probe = dir;
+  while (!existsSync(probe)) probe = dirname(probe);
+  if (!onBpffs(probe)) {
+    throw new BpfError(
+      'InvalidArgument',
+      `${op}: ${dir} is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)`,
+      {
+        op,
+        target: dir,
+      },
+    );
+  }
+  mkdirSync(dir, { recursive: true });
+}
+
+function pinPathOf(m: MapSpec, pinDir: string | undefined, op: string): string | null {
+  if (m.pinning === 'none') return null;
+  if (m.pinning === 'byName') {
+    if (pinDir === undefined) {
+      throw new BpfError('InvalidArgument', `${op}: map ${m.name} is pinned by name: pass { pinDir }`, {
+        op,
+        target: m.name,
+      });
+    }
+    return join(pinDir, m.name);
+  }
+  if (!isAbsolute(m.pinning.path)) {
+    throw new BpfError('InvalidArgument', `${op}: pin path of map ${m.name} must be absolute`, {
+      op,
+      target: m.name,
+    });
+  }
+  return m.pinning.path;
+}
+
+/** Lists how a pinned map differs from the spec (empty when libbpf can reuse it). */
+function differences(m: MapSpec, path: string): string[] | undefined {
+  const pinned = pinnedMapInfo(path);
+  if (pinned === undefined) return undefined;
+  const diff: string[] = [];
+  const cmp = (what: string, have: number, want: number) => {
+    if (have !== want) diff.push(`${what} ${have} (pinned) ≠ ${want} (spec)`);
+  };
+  cmp('type', pinned.type, m.type);
+  cmp('key_size', pinned.keySize, m.keySize);
+  cmp('value_size', pinned.valueSize, m.valueSize);
+  cmp('max_entries', pinned.maxEntries, m.maxEntries);
+  cmp('flags', pinned.flags, m.flags);
+  return diff;
+}
+
+/**
+ * Loads a spec into the kernel: creates its maps (reusing compatible pinned ones), applies constants, max
+ * entries and autoload settings, and verifies every autoloaded program.
+ * Equivalent to: `bpftool prog loadall OBJ DIR pinmaps DIR`.
+ *
+ * @throws {@link VerifierError} with the complete verifier log when a program is rejected;
+ * {@link BpfError} `Incompatible` when a pinned map differs from the spec (the message lists every
+ * difference) unless `replaceIncompatible` allows it, `InvalidArgument` for a pinned map without `pinDir`
+ * or a pin directory off bpffs, `PermissionDenied` without CAP_BPF.
+ * @example Loading with pinned maps
+ * ```ts
+ * import { load, openObject } from '@datapath/loader';
+ * const spec = openObject('counter.bpf.o');
+ * spec.setConstant('port', 9000);
+ * using coll = load(spec, { pinDir: '/sys/fs/bpf/demo' });
+ * console.log(Object.keys(coll.programs));
+ * ```
+ */
+export function load(spec: ObjectSpec, options: LoadOptions = {}): Collection {
+  const op = 'load';
+  const pinPaths: Record<string, string | null> = {};
+  const maxEntries: Record<string, number> = {};
+  const pending: Array<{ path: string; aside: string }> = [];
+  const replace = options.replaceIncompatible ?? false;
+  const problems: string[] = [];
+  for (const m of Object.values(spec.maps)) {
+    maxEntries[m.name] = m.maxEntries;
+    const path = pinPathOf(m, options.pinDir, op);
+    pinPaths[m.name] = path;
+    if (path === null) continue;
+    ensurePinDir(dirname(path), op);
+    const diff = differences(m, path);
+    if (diff === undefined || diff.length === 0) continue;
+    if (replace === true || (Array.isArray(replace) && replace.includes(m.name))) {
+      pending.push({ path, aside: `${path}:pending` });
+    } else {
+      problems.push(`${m.name} at ${path}: ${diff.join(', ')}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new BpfError('Incompatible', `${op}: pinned maps do not match the spec: ${problems.join('; ')}`, {
+      op,
+      target: problems.map((p) => p.split(' at ')[0]).join(','),
+    });
+  }
+  const autoload: Record<string, boolean> = {};
+  for (const p of Object.values(spec.programs)) autoload[p.name] = p.autoload;
+
+  for (const p of pending) {
+    if (existsSync(p.aside)) unlinkSync(p.aside);
+    renameSync(p.path, p.aside);
+  }
+  let obj: LoadedObject;
+  try {
+    obj = objectLoad(spec.elf, {
+      name: spec.name,
+      pinPaths,
+      maxEntries,
+      autoload,
+      ...(spec.rodata.byteLength > 0 ? { rodata: spec.rodata } : {}),
+      ...(options.logSize === undefined ? {} : { logSize: options.logSize }),
+    });
+  } catch (err) {
+    for (const p of pending) {
+      if (existsSync(p.path)) unlinkSync(p.path);
+      renameSync(p.aside, p.path);
+    }
+    throw err;
+  }
+  for (const p of pending) unlinkSync(p.aside);
+  return new Collection(obj, new Set(Object.keys(spec.maps)));
+}
