@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Map layouts shared by the agent's BPF datapath (datapath.c) and its TypeScript side
+ * (src/maps.ts mirrors every struct here byte for byte; change both together).
+ *
+ * The policy and ipcache layouts follow Cilium's (bpf/lib/maps.h, bpf/lib/policy.h,
+ * pkg/maps/policymap, pkg/maps/ipcache): the agent fills them from @datapath/policy's compiled
+ * state with that package's codecs. The endpoint, conntrack and metrics layouts are this agent's.
+ */
+#ifndef DATAPATH_H
+#define DATAPATH_H
+
+#include <linux/types.h>
+
+/* The gateway every pod routes through (Cilium-style: a link-local address nobody owns). */
+#define GATEWAY_IPV4 0xa9fe0101 /* 169.254.1.1, host order */
+
+/* Reserved security identities as Cilium numbers them. */
+#define ID_UNKNOWN 0
+#define ID_HOST 1
+#define ID_WORLD 2
+
+/* ---- endpoints: pod IPv4 (network order) -> endpoint ----------------------------------- */
+struct endpoint_info {
+	__u32 ifindex;     /* host-side veth (node namespace) */
+	__u16 lxc_id;      /* endpoint id: index in the policy program array */
+	__u16 flags;       /* reserved */
+	__u32 sec_id;      /* security identity of the pod */
+	__u8 mac[6];       /* pod eth0 MAC: destination MAC on delivery */
+	__u8 node_mac[6];  /* host-side veth MAC: source MAC on delivery, ARP responder MAC */
+}; /* 24 bytes */
+
+/* ---- ipcache: LPM trie, IP prefix -> identity (Cilium's ipcache_key / remote_endpoint_info) - */
+struct ipcache_key {
+	__u32 prefixlen;   /* bpf_lpm_trie_key header: 32 static bits + address prefix */
+	__u16 cluster_id;
+	__u8 pad1;
+	__u8 family;       /* 1 = IPv4, 2 = IPv6 (Cilium's ENDPOINT_KEY_IPV4/IPV6) */
+	__u32 ip4;         /* network order; IPv6 uses all 16 bytes */
+	__u32 pad4;
+	__u32 pad5;
+	__u32 pad6;
+}; /* 24 bytes */
+#define IPCACHE_STATIC_PREFIX 32
+#define IPCACHE_FAMILY_IPV4 1
+
+struct remote_endpoint_info {
+	__u32 sec_identity;
+	__u32 tunnel_endpoint[4];
+	__u16 pad;
+	__u8 key;
+	__u8 flags;
+}; /* 24 bytes */
+
+/* ---- per-endpoint policy map: Cilium's policy_key / policy_entry ------------------------ */
+struct policy_key {
+	__u32 prefixlen;   /* bpf_lpm_trie_key header: 40 static bits + protocol/port prefix */
+	__u32 sec_label;   /* peer identity, 0 = any (host order) */
+	__u8 egress : 1,   /* 0 ingress, 1 egress */
+	     pad : 7;
+	__u8 protocol;     /* 0 = any */
+	__be16 dport;      /* network order */
+}; /* 12 bytes */
+#define POLICY_FULL_PREFIX 64
+
+struct policy_entry {
+	__be16 proxy_port;
+	__u8 deny : 1,
+	     reserved : 2,
+	     lpm_prefix_length : 5;
+	__u8 auth_type : 7,
+	     has_explicit_auth_type : 1;
+	__u8 proxy_port_priority;
+	__u8 pad1;
+	__u16 pad2;
+}; /* 8 bytes */
+
+/* ---- conntrack: LRU hash keyed by the 5-tuple of the packet that opened the flow ------------ */
+struct ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+}; /* 16 bytes */
+
+struct ct_entry {
+	__u64 created_ns;  /* bpf_ktime_get_ns() when the first packet was allowed */
+	__u64 seen_ns;     /* last packet in either direction */
+	__u64 packets;     /* both directions */
+	__u32 src_sec_id;  /* identity of the side that opened the flow */
+	__u32 dst_sec_id;
+}; /* 32 bytes */
+
+/* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes ---------------- */
+enum metric_reason {
+	REASON_FORWARDED = 0,        /* delivered (not a drop) */
+	REASON_ARP_REPLY = 1,        /* ARP request for the gateway answered (not a drop) */
+	REASON_POLICY_DENIED = 2,    /* no policy entry allows it (default deny) */
+	REASON_POLICY_DENY = 3,      /* an explicit deny entry matched */
+	REASON_INVALID_SOURCE = 4,   /* source IP is not the endpoint's */
+	REASON_NO_ENDPOINT = 5,      /* destination endpoint has no policy program (missed tail call) */
+	REASON_UNSUPPORTED_L3 = 6,   /* neither IPv4 nor ARP */
+	REASON_TTL_EXCEEDED = 7,
+	REASON_INVALID_PACKET = 8,   /* truncated headers */
+	REASON_MAX
+};
+
+enum metric_dir {
+	DIR_INGRESS = 1,             /* towards the endpoint */
+	DIR_EGRESS = 2,              /* from the endpoint */
+};
+
+struct metrics_key {
+	__u32 lxc_id;
+	__u8 reason;
+	__u8 dir;
+	__u16 pad;
+}; /* 8 bytes */
+
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+}; /* 16 bytes, per CPU */
+
+/* skb->cb slots handed from from_container to the destination's lxc_policy tail call. */
+#define CB_SRC_IDENTITY 0
+#define CB_CT_STATE 1
+#define CB_SRC_LXC 2
+#define CT_NEW 0
+#define CT_ESTABLISHED 1
+#define CT_REPLY 2
+
+#endif /* DATAPATH_H */

@@ -1,0 +1,546 @@
+/**
+ * The agent's commands, in the spirit of the cilium CLI. Each returns its exit code and prints either
+ * a table or (with `--json`) one JSON document.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { query } from '@datapath/loader';
+import { Netns } from '@datapath/netlink';
+import { Agent, type AgentOptions } from './agent.js';
+import { Datapath } from './datapath.js';
+import { AgentError } from './errors.js';
+import { table } from './format.js';
+import { dirName, protoName, reasonName } from './maps.js';
+import { compilePolicy, loadScenario, parseScenario } from './policy.js';
+import { renderReport } from './report.js';
+import { runScenario } from './run.js';
+import type { AgentState } from './state.js';
+
+/** Usage text. */
+export const USAGE = `usage: agent <command> [options]
+
+  run <scenario.json> [--keep] [--replace] [--timeout ms]
+                                                 build the pods, send every probe, print the matrix
+  up <scenario.json>                             build the pods and keep them (no probes)
+  down                                           remove everything the agent created
+  status                                         agent, node namespace, maps, drops
+  endpoint list                                  pods: IP, identity, endpoint id, veth, drops
+  map dump <endpoints|ipcache|ct|metrics|policy <pod>>
+  policy trace --from <ns/pod|host|world:ip> --to <…> --port <n> [--protocol TCP|UDP|SCTP]
+  policy apply <file.json>                       replace the policies (a scenario or a list): map diffs only
+  pod add <ns/name> [--label k=v]… [--port 80/TCP]… [--ip a.b.c.d]
+  pod del <ns/name>
+  bpf show                                       programs attached to every endpoint
+
+common options: --name <agent> (default demo), --json, --attach auto|tcx|tc, --pod-cidr <cidr>`;
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+type Values = {
+  name?: string;
+  json?: boolean;
+  keep?: boolean;
+  replace?: boolean;
+  help?: boolean;
+  timeout?: string;
+  attach?: string;
+  'pod-cidr'?: string;
+  'state-dir'?: string;
+  from?: string;
+  to?: string;
+  port?: string[];
+  protocol?: string;
+  label?: string[];
+  ip?: string;
+};
+
+function agentOptions(v: Values, io: Io): AgentOptions {
+  const attach = v.attach ?? 'auto';
+  if (attach !== 'auto' && attach !== 'tcx' && attach !== 'tc') {
+    throw new AgentError('InvalidArgument', `--attach must be auto, tcx or tc, got ${attach}`);
+  }
+  return {
+    ...(v.name === undefined ? {} : { name: v.name }),
+    ...(v['state-dir'] === undefined ? {} : { stateDir: v['state-dir'] }),
+    ...(v['pod-cidr'] === undefined ? {} : { podCidr: v['pod-cidr'] }),
+    attach,
+    log: v.json ? () => undefined : (l) => io.err(`agent: ${l}`),
+  };
+}
+
+function print(io: Io, json: boolean | undefined, data: unknown, text: () => string): void {
+  io.out(json ? JSON.stringify(data, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) : text());
+}
+
+/** Reads everything a status command shows from pins and the state file, without changing anything. */
+function withDatapath<T>(state: AgentState, fn: (dp: Datapath) => T): T {
+  const dp = Datapath.attachPinned(state.pinDir);
+  try {
+    return fn(dp);
+  } finally {
+    dp.close();
+  }
+}
+
+function dropsByEndpoint(dp: Datapath): Map<number, { forwarded: bigint; dropped: bigint }> {
+  const out = new Map<number, { forwarded: bigint; dropped: bigint }>();
+  for (const [k, per] of dp.metrics.entries()) {
+    const sum = per.reduce((a, v) => a + v.packets, 0n);
+    const e = out.get(k.lxcId) ?? { forwarded: 0n, dropped: 0n };
+    if (k.reason <= 1) e.forwarded += sum;
+    else e.dropped += sum;
+    out.set(k.lxcId, e);
+  }
+  return out;
+}
+
+async function cmdRun(file: string, v: Values, io: Io): Promise<number> {
+  const scenario = loadScenario(file);
+  const report = await runScenario(scenario, {
+    ...agentOptions(v, io),
+    ...(v.keep ? { keep: true } : {}),
+    ...(v.replace ? { replace: true } : {}),
+    ...(v.timeout === undefined ? {} : { timeoutMs: Number(v.timeout) }),
+  });
+  print(io, v.json, report, () => renderReport(report));
+  return report.mismatches === 0 ? 0 : 1;
+}
+
+async function cmdUp(file: string, v: Values, io: Io): Promise<number> {
+  const scenario = loadScenario(file);
+  const agent = await Agent.start(agentOptions(v, io), {
+    namespaces: scenario.namespaces,
+    policies: scenario.policies,
+    enforcement: scenario.enforcement,
+  });
+  try {
+    agent.addPods(scenario.pods);
+  } catch (err) {
+    agent.destroy();
+    throw err;
+  }
+  const pods = agent.pods();
+  agent.close();
+  print(
+    io,
+    v.json,
+    { pods },
+    () => `${pods.length} pods up; inspect with \`agent status\`, stop with \`agent down\``,
+  );
+  return 0;
+}
+
+async function cmdDown(v: Values, io: Io): Promise<number> {
+  const agent = await Agent.restore(agentOptions(v, io));
+  agent.destroy();
+  print(io, v.json, { removed: true }, () => 'agent removed: pods, namespaces, pins, IPAM store, state');
+  return 0;
+}
+
+function cmdStatus(v: Values, io: Io): number {
+  const state = Agent.readState(agentOptions(v, io));
+  const data = withDatapath(state, (dp) => {
+    const drops = dropsByEndpoint(dp);
+    let forwarded = 0n;
+    let dropped = 0n;
+    for (const d of drops.values()) {
+      forwarded += d.forwarded;
+      dropped += d.dropped;
+    }
+    const pressure = (m: { count(): number; info(): { maxEntries: number } }) =>
+      `${m.count()}/${m.info().maxEntries}`;
+    return {
+      name: state.name,
+      startedAt: state.startedAt,
+      nodeNetns: state.nodeNetns,
+      hostIp: state.hostIp,
+      podCidr: state.podCidr,
+      pinDir: state.pinDir,
+      enforcement: state.enforcement,
+      pods: Object.keys(state.pods).length,
+      policies: state.policies.length,
+      maps: {
+        endpoints: pressure(dp.endpoints),
+        ipcache: pressure(dp.ipcache),
+        ct4: pressure(dp.ct),
+        metrics: pressure(dp.metrics),
+      },
+      packets: { forwarded: forwarded.toString(), dropped: dropped.toString() },
+    };
+  });
+  print(io, v.json, data, () =>
+    table(
+      ['KEY', 'VALUE'],
+      [
+        ['agent', `${data.name} (since ${data.startedAt})`],
+        ['node namespace', `${data.nodeNetns} (host IP ${data.hostIp}, pod CIDR ${data.podCidr})`],
+        ['pins', data.pinDir],
+        ['policy', `${data.policies} policies, enforcement ${data.enforcement}`],
+        ['endpoints', String(data.pods)],
+        ...Object.entries(data.maps).map(([k, x]) => [`map ${k}`, x]),
+        ['packets', `${data.packets.forwarded} forwarded, ${data.packets.dropped} dropped`],
+      ],
+    ),
+  );
+  return 0;
+}
+
+function cmdEndpointList(v: Values, io: Io): number {
+  const state = Agent.readState(agentOptions(v, io));
+  const rows = withDatapath(state, (dp) => {
+    const drops = dropsByEndpoint(dp);
+    return Object.values(state.pods)
+      .sort((a, b) => a.lxcId - b.lxcId)
+      .map((p) => {
+        const map = dp.policyMap(p.lxcId);
+        const entries = map.count();
+        map.close();
+        const d = drops.get(p.lxcId) ?? { forwarded: 0n, dropped: 0n };
+        return {
+          endpoint: p.lxcId,
+          pod: p.key,
+          ip: p.ip,
+          identity: p.identity,
+          labels: p.labels,
+          hostIfname: p.hostIfname,
+          attach: p.attach,
+          policyEntries: entries,
+          forwarded: d.forwarded.toString(),
+          dropped: d.dropped.toString(),
+        };
+      });
+  });
+  print(io, v.json, rows, () =>
+    table(
+      ['ENDPOINT', 'POD', 'IP', 'IDENTITY', 'VETH', 'ATTACH', 'POLICY', 'FORWARDED', 'DROPPED', 'LABELS'],
+      rows.map((r) => [
+        String(r.endpoint),
+        r.pod,
+        r.ip,
+        String(r.identity),
+        r.hostIfname,
+        r.attach,
+        String(r.policyEntries),
+        r.forwarded,
+        r.dropped,
+        Object.entries(r.labels)
+          .map(([k, x]) => `${k}=${x}`)
+          .join(','),
+      ]),
+    ),
+  );
+  return 0;
+}
+
+function decodePolicyKey(b: Uint8Array) {
+  const d = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const len = d.getUint32(0, true) - 40;
+  return {
+    direction: d.getUint8(8) & 1 ? 'egress' : 'ingress',
+    identity: d.getUint32(4, true),
+    protocol: len === 0 ? 'ANY' : protoName(d.getUint8(9)),
+    port:
+      len <= 8 ? 'ANY' : len === 24 ? String(d.getUint16(10, false)) : `${d.getUint16(10, false)}/${len - 8}`,
+  };
+}
+
+function decodeIpcacheKey(b: Uint8Array): string {
+  const d = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const len = d.getUint32(0, true) - 32;
+  if (d.getUint8(7) === 2) {
+    const groups = [];
+    for (let i = 0; i < 8; i++) groups.push(d.getUint16(8 + i * 2, false).toString(16));
+    return `${groups.join(':')}/${len}`;
+  }
+  return `${[8, 9, 10, 11].map((i) => d.getUint8(i)).join('.')}/${len}`;
+}
+
+function cmdMapDump(args: string[], v: Values, io: Io): number {
+  const which = args[0];
+  const state = Agent.readState(agentOptions(v, io));
+  return withDatapath(state, (dp) => {
+    switch (which) {
+      case 'endpoints': {
+        const rows = dp.endpoints.dump().map(([ip, e]) => ({ ip, ...e }));
+        print(io, v.json, rows, () =>
+          table(
+            ['IP', 'ENDPOINT', 'IDENTITY', 'IFINDEX', 'MAC', 'NODE MAC'],
+            rows.map((r) => [r.ip, String(r.lxcId), String(r.secId), String(r.ifindex), r.mac, r.nodeMac]),
+          ),
+        );
+        return 0;
+      }
+      case 'ipcache': {
+        const rows = dp.ipcache.dump().map(([k, val]) => ({
+          prefix: decodeIpcacheKey(k),
+          identity: new DataView(val.buffer, val.byteOffset).getUint32(0, true),
+          flags: val[23] ?? 0,
+        }));
+        print(io, v.json, rows, () =>
+          table(
+            ['PREFIX', 'IDENTITY', 'FLAGS'],
+            rows.map((r) => [r.prefix, String(r.identity), String(r.flags)]),
+          ),
+        );
+        return 0;
+      }
+      case 'ct': {
+        const rows = dp.ct.dump().map(([k, e]) => ({ ...k, ...e }));
+        print(io, v.json, rows, () =>
+          table(
+            ['PROTO', 'SOURCE', 'DESTINATION', 'PACKETS', 'IDENTITIES', 'AGE'],
+            rows.map((r) => [
+              protoName(r.proto),
+              `${r.saddr}:${r.sport}`,
+              `${r.daddr}:${r.dport}`,
+              r.packets.toString(),
+              `${r.srcSecId} → ${r.dstSecId}`,
+              `${(Number(process.hrtime.bigint() - r.createdNs) / 1e9) | 0} s`,
+            ]),
+          ),
+        );
+        return 0;
+      }
+      case 'metrics': {
+        const rows = dp.metrics.dump().map(([k, per]) => ({
+          endpoint: k.lxcId,
+          reason: reasonName(k.reason),
+          direction: dirName(k.dir),
+          packets: per.reduce((a, x) => a + x.packets, 0n).toString(),
+          bytes: per.reduce((a, x) => a + x.bytes, 0n).toString(),
+        }));
+        rows.sort((a, b) => a.endpoint - b.endpoint || a.reason.localeCompare(b.reason));
+        print(io, v.json, rows, () =>
+          table(
+            ['ENDPOINT', 'REASON', 'DIRECTION', 'PACKETS', 'BYTES'],
+            rows.map((r) => [String(r.endpoint), r.reason, r.direction, r.packets, r.bytes]),
+          ),
+        );
+        return 0;
+      }
+      case 'policy': {
+        const pod = state.pods[args[1] ?? ''];
+        if (!pod) throw new AgentError('NotFound', `map dump policy <ns/pod>: no pod ${args[1] ?? '(none)'}`);
+        const map = dp.policyMap(pod.lxcId);
+        const rows = map
+          .dump()
+          .map(([k, val]) => ({ ...decodePolicyKey(k), verdict: (val[2] ?? 0) & 1 ? 'deny' : 'allow' }));
+        map.close();
+        print(io, v.json, rows, () =>
+          table(
+            ['DIRECTION', 'IDENTITY', 'PROTOCOL', 'PORT', 'VERDICT'],
+            rows.map((r) => [r.direction, String(r.identity), r.protocol, r.port, r.verdict]),
+          ),
+        );
+        return 0;
+      }
+      default:
+        throw new AgentError('InvalidArgument', 'map dump <endpoints|ipcache|ct|metrics|policy <ns/pod>>');
+    }
+  });
+}
+
+function cmdPolicyTrace(v: Values, io: Io): number {
+  const state = Agent.readState(agentOptions(v, io));
+  if (v.from === undefined || v.to === undefined || v.port === undefined) {
+    throw new AgentError('InvalidArgument', 'policy trace needs --from, --to and --port');
+  }
+  const protocol = (v.protocol ?? 'TCP').toUpperCase();
+  if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') {
+    throw new AgentError('InvalidArgument', `--protocol must be TCP, UDP or SCTP`);
+  }
+  const compiled = compilePolicy({
+    namespaces: state.namespaces,
+    pods: Object.values(state.pods).sort((a, b) => a.lxcId - b.lxcId),
+    policies: state.policies,
+    enforcement: state.enforcement,
+    hostIp: state.hostIp,
+  });
+  const flow = { from: v.from, to: v.to, port: Number(v.port[0]), protocol: protocol as 'TCP' };
+  const verdict = compiled.verdict(flow);
+  print(io, v.json, { flow, verdict, explanation: compiled.explain(flow) }, () => compiled.explain(flow));
+  return 0;
+}
+
+async function cmdPolicyApply(file: string | undefined, v: Values, io: Io): Promise<number> {
+  if (file === undefined) throw new AgentError('InvalidArgument', 'policy apply <file.json>');
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  const policies = Array.isArray(doc) ? doc : parseScenario(doc).policies;
+  const agent = await Agent.restore(agentOptions(v, io));
+  try {
+    const sync = agent.setPolicies(policies);
+    print(io, v.json, sync, () =>
+      table(
+        ['MAP', 'ADDED', 'REMOVED', 'CHANGED', 'UNCHANGED'],
+        [
+          ...Object.entries(sync.endpoints).map(([pod, d]) => [`policy ${pod}`, d]),
+          ['ipcache', sync.ipcache] as const,
+        ].map(([name, d]) => [
+          String(name),
+          String((d as { added: number }).added),
+          String((d as { removed: number }).removed),
+          String((d as { changed: number }).changed),
+          String((d as { unchanged: number }).unchanged),
+        ]),
+      ),
+    );
+    return 0;
+  } finally {
+    agent.close();
+  }
+}
+
+async function cmdPod(sub: string | undefined, key: string | undefined, v: Values, io: Io): Promise<number> {
+  if (key === undefined || !key.includes('/'))
+    throw new AgentError('InvalidArgument', `pod ${sub} <ns/name>`);
+  const agent = await Agent.restore(agentOptions(v, io));
+  try {
+    if (sub === 'add') {
+      const [ns, name] = key.split('/') as [string, string];
+      const labels = Object.fromEntries((v.label ?? []).map((l) => l.split('=') as [string, string]));
+      const ports = (v.port ?? []).map((p) => {
+        const [port, protocol] = p.split('/');
+        return { port: Number(port), protocol: (protocol ?? 'TCP').toUpperCase() };
+      });
+      const [rec] = agent.addPods([{ ns, name, labels, ports, ...(v.ip === undefined ? {} : { ip: v.ip }) }]);
+      print(
+        io,
+        v.json,
+        rec,
+        () => `pod ${key}: ${rec?.ip}, endpoint ${rec?.lxcId}, identity ${rec?.identity}`,
+      );
+    } else if (sub === 'del') {
+      agent.removePod(key);
+      print(io, v.json, { removed: key }, () => `pod ${key} removed`);
+    } else {
+      throw new AgentError('InvalidArgument', 'pod add|del <ns/name>');
+    }
+    return 0;
+  } finally {
+    agent.close();
+  }
+}
+
+function cmdBpfShow(v: Values, io: Io): number {
+  const state = Agent.readState(agentOptions(v, io));
+  const node = Netns.open({ name: state.nodeNetns });
+  try {
+    const rows = Object.values(state.pods)
+      .sort((a, b) => a.lxcId - b.lxcId)
+      .map((p) => {
+        const q = node.run(() => query({ ifindex: p.hostIfindex }));
+        return {
+          pod: p.key,
+          endpoint: p.lxcId,
+          device: `${p.hostIfname} (ifindex ${p.hostIfindex}, netns ${state.nodeNetns})`,
+          attach: p.attach,
+          ingress: q.tcx.ingress.programs.map((x) => `${x.name}#${x.id}`),
+          egress: q.tcx.egress.programs.map((x) => `${x.name}#${x.id}`),
+          tc: q.tc.map((x) => `${x.direction}:${x.name}#${x.id}`),
+        };
+      });
+    print(io, v.json, rows, () =>
+      table(
+        ['ENDPOINT', 'POD', 'DEVICE', 'ATTACH', 'INGRESS', 'EGRESS'],
+        rows.map((r) => [
+          String(r.endpoint),
+          r.pod,
+          r.device,
+          r.attach,
+          [...r.ingress, ...r.tc.filter((x) => x.startsWith('ingress'))].join(' ') || '-',
+          [...r.egress, ...r.tc.filter((x) => x.startsWith('egress'))].join(' ') || '-',
+        ]),
+      ),
+    );
+    return 0;
+  } finally {
+    node.close();
+  }
+}
+
+/**
+ * Runs one command line; returns the exit code (0 ok, 1 probe mismatch or failure, 2 usage).
+ */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        name: { type: 'string' },
+        json: { type: 'boolean' },
+        keep: { type: 'boolean' },
+        replace: { type: 'boolean' },
+        timeout: { type: 'string' },
+        attach: { type: 'string' },
+        'pod-cidr': { type: 'string' },
+        'state-dir': { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        port: { type: 'string', multiple: true },
+        protocol: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        ip: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }) as { values: Values; positionals: string[] };
+  } catch (err) {
+    io.err(`agent: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values: v, positionals: p } = parsed;
+  if (v.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const needsRoot = p[0] !== undefined && p[0] !== 'policy';
+  if (needsRoot && process.getuid?.() !== 0) {
+    io.err(
+      'agent: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF): it creates namespaces, veths and BPF programs',
+    );
+    return 1;
+  }
+  const [cmd, sub, arg] = p;
+  try {
+    switch (cmd) {
+      case 'run':
+        if (sub === undefined) break;
+        return await cmdRun(sub, v, io);
+      case 'up':
+        if (sub === undefined) break;
+        return await cmdUp(sub, v, io);
+      case 'down':
+        return await cmdDown(v, io);
+      case 'status':
+        return cmdStatus(v, io);
+      case 'endpoint':
+        if (sub === 'list') return cmdEndpointList(v, io);
+        break;
+      case 'map':
+        if (sub === 'dump') return cmdMapDump(p.slice(2), v, io);
+        break;
+      case 'policy':
+        if (sub === 'trace') return cmdPolicyTrace(v, io);
+        if (sub === 'apply') return await cmdPolicyApply(arg, v, io);
+        break;
+      case 'pod':
+        return await cmdPod(sub, arg, v, io);
+      case 'bpf':
+        if (sub === 'show') return cmdBpfShow(v, io);
+        break;
+    }
+  } catch (err) {
+    if (err instanceof AgentError || (err as Error).name?.endsWith('Error')) {
+      const e = err as Error & { code?: string };
+      io.err(`agent: ${e.message}${e.code ? ` [${e.code}]` : ''}`);
+      return 1;
+    }
+    throw err;
+  }
+  io.err(USAGE);
+  return 2;
+}

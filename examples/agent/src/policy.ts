@@ -1,0 +1,304 @@
+/**
+ * The agent's view of @datapath/policy: scenario files in, a compiled state out (identities,
+ * per-endpoint policy map entries and ipcache entries as raw bytes in Cilium's layouts, verdicts and
+ * explanations for flows).
+ */
+import { readFileSync } from 'node:fs';
+import {
+  type EnforcementMode,
+  explain,
+  formatExplanation,
+  type IpcacheValue,
+  PolicyEngine,
+  type PolicyKey,
+  type PolicyValue,
+  verdict,
+} from '@datapath/policy';
+import type { RawEntry } from './datapath.js';
+import { AgentError } from './errors.js';
+
+/** A pod as the agent creates it. */
+export interface PodInput {
+  ns: string;
+  name: string;
+  labels?: Record<string, string>;
+  /** Wanted address; the agent takes it when it lies in its pod CIDR. */
+  ip?: string;
+  ports?: { port: number; protocol: string; name?: string }[];
+}
+
+/** A probe as written in a scenario. */
+export interface ScenarioProbe {
+  from: string;
+  to: string;
+  port: number | string;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  expect?: 'allow' | 'deny';
+}
+
+/** A scenario in @datapath/policy's scenario format (unknown extra fields are ignored). */
+export interface Scenario {
+  namespaces: Record<string, { labels: Record<string, string> }>;
+  pods: PodInput[];
+  policies: unknown[];
+  enforcement: string;
+  probes: ScenarioProbe[];
+}
+
+/** The flow of one probe, with a numeric port. */
+export interface FlowInput {
+  from: string;
+  to: string;
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+}
+
+/** What the agent needs from a compile. */
+export interface CompiledPolicy {
+  /** Security identity of a pod (`ns/name`). */
+  identityOf(pod: string): number;
+  /** The pod's policy map entries, encoded. */
+  policyEntries(pod: string): RawEntry[];
+  /** The pod's policy map entries, readable. */
+  policyTable(pod: string): { key: PolicyKey; value: PolicyValue; origins: readonly string[] }[];
+  /** The ipcache entries, encoded (IPv4 and IPv6). */
+  ipcache: RawEntry[];
+  /** The ipcache, readable: prefix → value. */
+  ipcacheTable: ReadonlyMap<string, IpcacheValue>;
+  /** The identities in use: id → labels. */
+  identities: ReadonlyMap<number, readonly string[]>;
+  /** The compiled verdict for a flow, exactly as the datapath looks it up. */
+  verdict(flow: FlowInput): 'allow' | 'deny';
+  /** Which rules decided a flow (what `cilium policy trace` printed). */
+  explain(flow: FlowInput): string;
+}
+
+function fail(path: string, message: string): never {
+  throw new AgentError('InvalidScenario', `${path}: ${message}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function labelsOf(v: unknown, path: string): Record<string, string> {
+  if (v === undefined) return {};
+  if (!isRecord(v)) fail(path, 'expected an object of string labels');
+  for (const [k, x] of Object.entries(v))
+    if (typeof x !== 'string') fail(`${path}.${k}`, 'expected a string');
+  return v as Record<string, string>;
+}
+
+/**
+ * Validates a parsed scenario document.
+ * @throws AgentError `InvalidScenario` naming the first bad field.
+ */
+export function parseScenario(doc: unknown): Scenario {
+  if (!isRecord(doc)) fail('scenario', 'expected an object');
+  const namespaces: Scenario['namespaces'] = {};
+  if (doc.namespaces !== undefined) {
+    if (!isRecord(doc.namespaces)) fail('namespaces', 'expected an object (name → { labels })');
+    for (const [name, ns] of Object.entries(doc.namespaces)) {
+      namespaces[name] = {
+        labels: labelsOf(isRecord(ns) ? ns.labels : undefined, `namespaces.${name}.labels`),
+      };
+    }
+  }
+  if (!Array.isArray(doc.pods)) fail('pods', 'expected an array');
+  const pods = doc.pods.map((p, i): PodInput => {
+    const path = `pods[${i}]`;
+    if (!isRecord(p)) fail(path, 'expected an object');
+    if (typeof p.ns !== 'string' || p.ns === '') fail(`${path}.ns`, 'expected a namespace name');
+    if (typeof p.name !== 'string' || p.name === '') fail(`${path}.name`, 'expected a pod name');
+    if (p.ip !== undefined && typeof p.ip !== 'string') fail(`${path}.ip`, 'expected an IP address');
+    const ports = (Array.isArray(p.ports) ? p.ports : []).map((x, j) => {
+      if (!isRecord(x) || !Number.isInteger(x.port))
+        fail(`${path}.ports[${j}]`, 'expected { port, protocol?, name? }');
+      return {
+        port: x.port as number,
+        protocol: typeof x.protocol === 'string' ? x.protocol : 'TCP',
+        ...(typeof x.name === 'string' ? { name: x.name } : {}),
+      };
+    });
+    namespaces[p.ns] ??= { labels: {} };
+    return {
+      ns: p.ns,
+      name: p.name,
+      labels: labelsOf(p.labels, `${path}.labels`),
+      ...(typeof p.ip === 'string' ? { ip: p.ip } : {}),
+      ports,
+    };
+  });
+  const policies = doc.policies === undefined ? [] : doc.policies;
+  if (!Array.isArray(policies)) fail('policies', 'expected an array');
+  const enforcement = doc.enforcement ?? 'default';
+  if (enforcement !== 'default' && enforcement !== 'always' && enforcement !== 'never') {
+    fail('enforcement', 'expected default, always or never');
+  }
+  const probes = (Array.isArray(doc.probes) ? doc.probes : []).map((p, i): ScenarioProbe => {
+    const path = `probes[${i}]`;
+    if (!isRecord(p)) fail(path, 'expected an object');
+    if (typeof p.from !== 'string' || typeof p.to !== 'string') fail(path, 'expected from and to');
+    if (typeof p.port !== 'number' && typeof p.port !== 'string') fail(`${path}.port`, 'expected a port');
+    const protocol = (p.protocol ?? 'TCP') as string;
+    if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP')
+      fail(`${path}.protocol`, 'TCP, UDP or SCTP');
+    const expect = p.expect === undefined ? undefined : normaliseExpect(p.expect, `${path}.expect`);
+    return {
+      from: p.from,
+      to: p.to,
+      port: p.port,
+      protocol,
+      ...(expect === undefined ? {} : { expect }),
+    };
+  });
+  return { namespaces, pods, policies, enforcement, probes };
+}
+
+function normaliseExpect(v: unknown, path: string): 'allow' | 'deny' {
+  if (v === 'allow' || v === 'allowed' || v === true) return 'allow';
+  if (v === 'deny' || v === 'denied' || v === 'drop' || v === false) return 'deny';
+  fail(path, 'expected allow or deny');
+}
+
+/**
+ * Reads and validates a scenario file (JSON).
+ * @throws AgentError `InvalidScenario`, `NotFound`.
+ */
+export function loadScenario(path: string): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new AgentError('NotFound', `cannot read scenario ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new AgentError('InvalidScenario', `${path}: not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return parseScenario(doc);
+}
+
+// --- Cilium's byte layouts (bpf/datapath.h) ------------------------------------------------------
+// TEMPORARY: @datapath/policy is to ship these codecs; switch to them when they land.
+
+/** Encodes a policy map key: `{ u32 prefixlen; u32 sec_label; u8 egress; u8 protocol; be16 dport }`. */
+export function encodePolicyKey(k: PolicyKey): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, 40 + k.prefixLen, true);
+  v.setUint32(4, k.identity, true);
+  v.setUint8(8, k.direction === 'egress' ? 1 : 0);
+  v.setUint8(9, k.protocol);
+  v.setUint16(10, k.port, false);
+  return b;
+}
+
+/** Encodes a policy entry: `{ be16 proxy_port; u8 deny:1,reserved:2,lpm_prefix_length:5; u8 auth; … }`. */
+export function encodePolicyValue(p: PolicyValue): Uint8Array {
+  const b = new Uint8Array(8);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, p.proxyPort, false);
+  v.setUint8(2, (p.deny ? 1 : 0) | ((p.prefixLen & 0x1f) << 3));
+  v.setUint8(3, p.authType & 0x7f);
+  return b;
+}
+
+/** Encodes an ipcache key from prefix text (`10.244.1.5/32`, `fd00::/64`). */
+export function encodeIpcacheKey(prefix: string): Uint8Array {
+  const [addr, lenText] = prefix.split('/') as [string, string];
+  const len = Number(lenText);
+  const b = new Uint8Array(24);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, 32 + len, true);
+  if (addr.includes(':')) {
+    v.setUint8(7, 2);
+    const halves = addr.split('::');
+    const head = halves[0] ? halves[0].split(':') : [];
+    const tail = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
+    const groups = [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail];
+    groups.forEach((g, i) => {
+      v.setUint16(8 + i * 2, Number.parseInt(g, 16), false);
+    });
+  } else {
+    v.setUint8(7, 1);
+    addr.split('.').forEach((x, i) => {
+      v.setUint8(8 + i, Number(x));
+    });
+  }
+  return b;
+}
+
+/** Encodes an ipcache value: `{ u32 sec_identity; u32 tunnel_endpoint[4]; u16 pad; u8 key; u8 flags }`. */
+export function encodeIpcacheValue(value: IpcacheValue): Uint8Array {
+  const b = new Uint8Array(24);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, value.identity, true);
+  v.setUint8(23, value.flags & 0xff);
+  return b;
+}
+
+/**
+ * Compiles pods and policies into the agent's view of the state.
+ * @throws AgentError `InvalidScenario` with the policy compiler's problems.
+ */
+export function compilePolicy(input: {
+  namespaces: Record<string, { labels: Record<string, string> }>;
+  pods: { ns: string; name: string; labels: Record<string, string>; ip: string; ports: PodInput['ports'] }[];
+  policies: unknown[];
+  enforcement: string;
+  hostIp: string;
+}): CompiledPolicy {
+  const engine = new PolicyEngine({
+    enforcement: input.enforcement as EnforcementMode,
+    hostIPs: [input.hostIp],
+  });
+  try {
+    engine.load({
+      namespaces: input.namespaces,
+      pods: input.pods.map((p) => ({
+        namespace: p.ns,
+        name: p.name,
+        labels: p.labels,
+        ip: p.ip,
+        ports: (p.ports ?? []).map((x) => ({
+          port: x.port,
+          protocol: x.protocol as 'TCP' | 'UDP' | 'SCTP',
+          ...(x.name === undefined ? {} : { name: x.name }),
+        })),
+      })),
+      policies: input.policies,
+    });
+  } catch (err) {
+    throw new AgentError('InvalidScenario', `policy: ${(err as Error).message}`, { cause: err });
+  }
+  const state = engine.state();
+  const endpoint = (pod: string) => {
+    const e = state.endpoints.get(pod);
+    if (!e) throw new AgentError('NotFound', `policy state has no endpoint ${pod}`);
+    return e;
+  };
+  const identities = new Map<number, readonly string[]>();
+  for (const [id, info] of state.identities) identities.set(id, info.labels);
+  return {
+    identityOf: (pod) => endpoint(pod).identity,
+    policyEntries: (pod) =>
+      [...endpoint(pod).policy.values()].map((e) => ({
+        key: encodePolicyKey(e.key),
+        value: encodePolicyValue(e.value),
+      })),
+    policyTable: (pod) => [...endpoint(pod).policy.values()],
+    ipcache: [...state.ipcache].map(([prefix, value]) => ({
+      key: encodeIpcacheKey(prefix),
+      value: encodeIpcacheValue(value),
+    })),
+    ipcacheTable: new Map(state.ipcache),
+    identities,
+    verdict: (flow) => verdict(state, flow).verdict,
+    explain: (flow) => formatExplanation(explain(engine, flow)),
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Probes as real packets: which listeners each namespace needs, which probes each source sends, and
+ * how outcomes become verdicts. Pure planning here; the processes live in sys/netns-exec.ts.
+ */
+import { AgentError } from './errors.js';
+import type { ProbeOutcome, ProbeRequest, SocketProtocol } from './sys/netns-exec.js';
+
+/** A probe of the scenario, with the port already resolved to a number. */
+export interface ProbeSpec {
+  from: string;
+  to: string;
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  expect?: 'allow' | 'deny';
+}
+
+/** Where a probe endpoint lives: a pod, the node (`host`) or an emulated outside address. */
+export type Place =
+  | { kind: 'pod'; key: string; ip: string; netnsPath: string }
+  | { kind: 'host'; ip: string; netnsPath: string }
+  | { kind: 'world'; ip: string; netnsPath: string };
+
+/** The verdict of one probe measured with packets (`skipped` when it could not be sent). */
+export type Measured = 'allow' | 'deny' | 'skipped';
+
+/** One probe's full result: packets vs compiled state vs expectation. */
+export interface ProbeResult extends ProbeSpec {
+  measured: Measured;
+  /** What the policy compiler's evaluator says for the same flow. */
+  compiled: 'allow' | 'deny';
+  /** Why a probe is `skipped`, or what the packets showed (`connected`, `timeout`, …). */
+  detail: string;
+  /** Round-trip of the probe in ms. */
+  ms: number;
+  /** The probe disagrees with the compiled verdict or with `expect`. */
+  mismatch: boolean;
+}
+
+/** A listener to start: inside which namespace, answering with which label, on which ports. */
+export interface ListenerPlan {
+  netnsPath: string;
+  label: string;
+  ports: { port: number; protocol: SocketProtocol }[];
+}
+
+/** Resolves a scenario endpoint name (`ns/pod`, `host`, `world:<ip>`) to where it lives. */
+export type Resolver = (endpoint: string) => Place;
+
+function protoKey(port: number, protocol: string): string {
+  return `${protocol}/${port}`;
+}
+
+/**
+ * The listeners needed for a set of probes: every destination answers on every port probed (and
+ * every port it declares), one process per namespace; world addresses share the world namespace.
+ */
+export function planListeners(
+  probes: readonly ProbeSpec[],
+  resolve: Resolver,
+  declared: ReadonlyMap<string, readonly { port: number; protocol: string }[]> = new Map(),
+): ListenerPlan[] {
+  const plans = new Map<
+    string,
+    { label: string; ports: Map<string, { port: number; protocol: SocketProtocol }> }
+  >();
+  const add = (netnsPath: string, label: string, port: number, protocol: string) => {
+    if (protocol !== 'TCP' && protocol !== 'UDP') return;
+    let plan = plans.get(netnsPath);
+    if (!plan) {
+      plan = { label, ports: new Map() };
+      plans.set(netnsPath, plan);
+    }
+    plan.ports.set(protoKey(port, protocol), { port, protocol });
+  };
+  for (const [endpoint, ports] of declared) {
+    const place = resolve(endpoint);
+    for (const p of ports) add(place.netnsPath, endpoint, p.port, p.protocol);
+  }
+  for (const probe of probes) {
+    const place = resolve(probe.to);
+    add(place.netnsPath, place.kind === 'world' ? 'world' : probe.to, probe.port, probe.protocol);
+  }
+  return [...plans].map(([netnsPath, p]) => ({ netnsPath, label: p.label, ports: [...p.ports.values()] }));
+}
+
+/** Probes grouped by the namespace they are sent from, with ids that index `probes`. */
+export function planProbes(
+  probes: readonly ProbeSpec[],
+  resolve: Resolver,
+  timeoutMs: number,
+): Map<string, ProbeRequest[]> {
+  const out = new Map<string, ProbeRequest[]>();
+  probes.forEach((probe, id) => {
+    if (probe.protocol === 'SCTP') return;
+    const from = resolve(probe.from);
+    const to = resolve(probe.to);
+    if (from.netnsPath === to.netnsPath && from.kind !== 'world') {
+      throw new AgentError(
+        'InvalidScenario',
+        `probe ${id}: ${probe.from} → ${probe.to} stays inside one namespace`,
+      );
+    }
+    const req: ProbeRequest = { id, host: to.ip, port: probe.port, protocol: probe.protocol, timeoutMs };
+    if (from.kind === 'world') req.localAddress = from.ip;
+    const list = out.get(from.netnsPath) ?? [];
+    list.push(req);
+    out.set(from.netnsPath, list);
+  });
+  return out;
+}
+
+/**
+ * Turns what the packets did into a verdict: a reply from the right listener (or a TCP reset,
+ * which only the destination's stack sends) means the datapath delivered it; silence means a drop.
+ */
+export function classify(
+  outcome: ProbeOutcome,
+  expectedLabel: string,
+): { measured: Measured; detail: string } {
+  switch (outcome.result) {
+    case 'connected':
+      if (outcome.reply !== undefined && outcome.reply !== expectedLabel) {
+        return { measured: 'allow', detail: `answered by ${outcome.reply}, not ${expectedLabel}` };
+      }
+      return { measured: 'allow', detail: 'connected' };
+    case 'refused':
+      return { measured: 'allow', detail: 'refused (delivered, nothing listening)' };
+    case 'timeout':
+      return { measured: 'deny', detail: 'timeout (dropped)' };
+    default:
+      return { measured: 'deny', detail: `error: ${outcome.message ?? 'unknown'}` };
+  }
+}

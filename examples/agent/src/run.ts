@@ -1,0 +1,148 @@
+/**
+ * `agent run`: a scenario end to end — pods up, listeners up, every probe sent as real packets from
+ * inside its source namespace, results compared with the compiled verdict and with `expect`.
+ */
+import { Agent, type AgentOptions } from './agent.js';
+import { AgentError } from './errors.js';
+import type { Scenario } from './policy.js';
+import {
+  classify,
+  type Place,
+  type ProbeResult,
+  type ProbeSpec,
+  planListeners,
+  planProbes,
+} from './probes.js';
+import { type ListenerProcess, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
+
+/** Options of {@link runScenario}. */
+export interface RunOptions extends AgentOptions {
+  /** Leave the agent running afterwards (inspect it with the status commands, stop it with `agent down`). */
+  keep?: boolean;
+  /** Remove a leftover agent with the same name (from a run that was killed) before starting. */
+  replace?: boolean;
+  /** How long a probe waits for an answer before it counts as dropped; default 1500 ms. */
+  timeoutMs?: number;
+}
+
+/** The outcome of a scenario run. */
+export interface RunReport {
+  results: ProbeResult[];
+  /** Probes whose packets disagree with `expect` or with the compiled verdict. */
+  mismatches: number;
+  /** Probes that could not be sent (SCTP without kernel support). */
+  skipped: number;
+  /** Milliseconds: agent + pods + maps, and the probe round. */
+  setupMs: number;
+  probeMs: number;
+  /** Pods and where they run. */
+  pods: { key: string; ip: string; identity: number; lxcId: number; attach: string; hostIfname: string }[];
+}
+
+function labelOf(place: Place, endpoint: string): string {
+  return place.kind === 'world' ? 'world' : place.kind === 'host' ? 'host' : endpoint;
+}
+
+/** Resolves a probe's port (a number or a named port of the destination pod). */
+function resolvePort(scenario: Scenario, probe: Scenario['probes'][number]): number {
+  if (typeof probe.port === 'number') return probe.port;
+  const dest = scenario.pods.find((p) => `${p.ns}/${p.name}` === probe.to);
+  const named = dest?.ports?.find(
+    (p) => p.name === probe.port && (p.protocol ?? 'TCP') === (probe.protocol ?? 'TCP'),
+  );
+  if (named === undefined) {
+    throw new AgentError('InvalidScenario', `probe ${probe.from} → ${probe.to}: no port named ${probe.port}`);
+  }
+  return named.port;
+}
+
+/**
+ * Runs a scenario on a fresh agent and returns every probe's result; cleans up everything unless
+ * `keep` is set (also when it fails).
+ * @throws AgentError `AlreadyRunning`, `InvalidScenario`, `ListenerFailed`, `ProbeFailed`, `DatapathFailed`.
+ */
+export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<RunReport> {
+  const t0 = performance.now();
+  if (options.replace) await Agent.removeStale(options);
+  const agent = await Agent.start(options, {
+    namespaces: scenario.namespaces,
+    policies: scenario.policies,
+    enforcement: scenario.enforcement,
+  });
+  const listeners: ListenerProcess[] = [];
+  let ok = false;
+  try {
+    agent.addPods(scenario.pods);
+    const probes: ProbeSpec[] = scenario.probes.map((p) => ({
+      from: p.from,
+      to: p.to,
+      port: resolvePort(scenario, p),
+      protocol: p.protocol ?? 'TCP',
+      ...(p.expect === undefined ? {} : { expect: p.expect }),
+    }));
+    for (const p of probes) {
+      for (const end of [p.from, p.to]) if (end.startsWith('world:')) agent.addWorldIp(end.slice(6));
+    }
+    const resolve = (e: string) => agent.resolve(e);
+    const declared = new Map(agent.pods().map((p) => [p.key, p.ports]));
+    const setupMs = performance.now() - t0;
+
+    const t1 = performance.now();
+    const started = await Promise.allSettled(
+      planListeners(probes, resolve, declared).map((plan) =>
+        startListener(plan.netnsPath, plan.label, plan.ports),
+      ),
+    );
+    for (const s of started) if (s.status === 'fulfilled') listeners.push(s.value);
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
+    const timeoutMs = options.timeoutMs ?? 1500;
+    const outcomes = new Map<number, ProbeOutcome>();
+    const batches = [...planProbes(probes, resolve, timeoutMs)];
+    const done = await Promise.all(batches.map(([netnsPath, reqs]) => runProbes(netnsPath, reqs)));
+    for (const list of done) for (const o of list) outcomes.set(o.id, o);
+    const probeMs = performance.now() - t1;
+
+    const compiled = agent.compiled();
+    const results: ProbeResult[] = probes.map((p, id) => {
+      const verdict = compiled.verdict(p);
+      const outcome = outcomes.get(id);
+      const m =
+        outcome === undefined
+          ? { measured: 'skipped' as const, detail: `${p.protocol} not supported by this kernel` }
+          : classify(outcome, labelOf(resolve(p.to), p.to));
+      const mismatch =
+        m.measured !== 'skipped' &&
+        (m.measured !== verdict ||
+          (p.expect !== undefined && p.expect !== m.measured) ||
+          m.detail.startsWith('answered by'));
+      return {
+        ...p,
+        measured: m.measured,
+        compiled: verdict,
+        detail: m.detail,
+        ms: outcome?.ms ?? 0,
+        mismatch,
+      };
+    });
+    ok = true;
+    return {
+      results,
+      mismatches: results.filter((r) => r.mismatch).length,
+      skipped: results.filter((r) => r.measured === 'skipped').length,
+      setupMs,
+      probeMs,
+      pods: agent.pods().map((p) => ({
+        key: p.key,
+        ip: p.ip,
+        identity: p.identity,
+        lxcId: p.lxcId,
+        attach: p.attach,
+        hostIfname: p.hostIfname,
+      })),
+    };
+  } finally {
+    await Promise.all(listeners.map((l) => l.close()));
+    if (options.keep && ok) agent.close();
+    else agent.destroy();
+  }
+}

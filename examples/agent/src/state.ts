@@ -1,0 +1,86 @@
+/**
+ * The agent's durable state: one JSON file in the state directory, written atomically. Together
+ * with the pinned maps and the IPAM store it is everything a restarted agent needs.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AgentError } from './errors.js';
+
+/** A pod the agent runs: its namespace, endpoint, address and datapath ids. */
+export interface PodRecord {
+  /** `ns/name`. */
+  key: string;
+  ns: string;
+  name: string;
+  labels: Record<string, string>;
+  ports: { port: number; protocol: string; name?: string }[];
+  /** The scenario's address for this pod, when it differs from `ip` (remapped into the pod CIDR). */
+  scenarioIp?: string;
+  ip: string;
+  /** Named network namespace of the pod (`/run/netns/<netns>`). */
+  netns: string;
+  /** Endpoint id: index in the policy program array, suffix of the policy map pin. */
+  lxcId: number;
+  /** Host-side veth, in the node namespace. */
+  hostIfname: string;
+  hostIfindex: number;
+  mac: string;
+  nodeMac: string;
+  /** Security identity the last policy compile gave the pod. */
+  identity: number;
+  /** How the programs are attached: tcx links (pinned) or legacy tc filters. */
+  attach: 'tcx' | 'tc';
+}
+
+/** Everything the agent persists besides maps and the IPAM store. */
+export interface AgentState {
+  version: 1;
+  name: string;
+  /** Prefix of every namespace, link and pin the agent creates. */
+  prefix: string;
+  podCidr: string;
+  /** The node's address (`host` in scenarios), on the node namespace's loopback. */
+  hostIp: string;
+  nodeNetns: string;
+  worldNetns: string;
+  worldIps: string[];
+  pinDir: string;
+  enforcement: string;
+  namespaces: Record<string, { labels: Record<string, string> }>;
+  /** Policy documents as given (Kubernetes / Cilium objects). */
+  policies: unknown[];
+  pods: Record<string, PodRecord>;
+  startedAt: string;
+}
+
+/** Path of the state file inside a state directory. */
+export function statePath(stateDir: string): string {
+  return join(stateDir, 'state.json');
+}
+
+/** Writes the state atomically (temp file + rename). */
+export function saveState(stateDir: string, state: AgentState): void {
+  mkdirSync(stateDir, { recursive: true });
+  const tmp = `${statePath(stateDir)}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  renameSync(tmp, statePath(stateDir));
+}
+
+/**
+ * Reads the state of the agent in `stateDir`.
+ * @throws AgentError `NotRunning` when there is none, `InvalidArgument` when it is unreadable.
+ */
+export function loadState(stateDir: string): AgentState {
+  const path = statePath(stateDir);
+  if (!existsSync(path))
+    throw new AgentError('NotRunning', `no agent state in ${stateDir} (start one with \`agent up\`)`);
+  try {
+    const state = JSON.parse(readFileSync(path, 'utf8')) as AgentState;
+    if (state.version !== 1) throw new Error(`unknown state version ${String(state.version)}`);
+    return state;
+  } catch (err) {
+    throw new AgentError('InvalidArgument', `unreadable agent state ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
