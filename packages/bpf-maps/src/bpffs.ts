@@ -1,5 +1,5 @@
 import { statfsSync } from 'node:fs';
-import { dirname, isAbsolute, normalize } from 'node:path';
+import { basename, dirname, isAbsolute, normalize } from 'node:path';
 import { BpfError } from '@datapath/libbpf';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -18,6 +18,7 @@ export function checkPinPath(path: string, op: string): void {
   if (typeof path !== 'string' || path === '' || path.includes('\0')) throw fail('is not a path');
   if (!isAbsolute(path)) throw fail('must be absolute');
   if (path.split('/').includes('..')) throw fail('must not contain ".."');
+  if (basename(path).includes('.')) throw fail('must not have a dot in its last part (bpffs reserves those)');
   if (normalize(path) !== path.replace(/\/+$/, '') && normalize(path) !== path)
     throw fail('must be normalized');
   let type: number;

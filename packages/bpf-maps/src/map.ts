@@ -53,10 +53,17 @@ export interface IterateOptions {
 export interface BatchOptions {
   /** Elements per bpf(2) call (default 4096). */
   batchSize?: number;
+  /**
+   * Set to false to use one bpf(2) call per element (what happens anyway on kernels or map types
+   * without batch support).
+   */
+  batch?: boolean;
 }
 
-/** Whether the kernel supports batch ops per map type: probed on first use, then cached. */
-const batchSupport = new Map<number, boolean>();
+type BatchOp = 'lookup' | 'update' | 'delete';
+
+/** Whether the kernel supports a batch op on a map type (`type:op`): learnt on first use, then cached. */
+const batchSupport = new Map<string, boolean>();
 
 /** What every map class is built from. */
 export interface MapParts<K, E> {
@@ -339,13 +346,22 @@ export abstract class BpfMap<K, V> {
     }
   }
 
-  #batchOk(): boolean {
-    return batchSupport.get(this.#info.type) !== false;
+  #batchOk(op: BatchOp, options: BatchOptions): boolean {
+    return options.batch !== false && batchSupport.get(`${this.#info.type}:${op}`) !== false;
   }
 
-  #noBatch(err: unknown): boolean {
-    if (err instanceof BpfError && (err.code === 'NotSupported' || err.code === 'InvalidArgument')) {
-      batchSupport.set(this.#info.type, false);
+  #batchWorks(op: BatchOp): void {
+    batchSupport.set(`${this.#info.type}:${op}`, true);
+  }
+
+  /** True (and remembered) when `err` says this map type has no batch `op`; EINVAL counts only before any success. */
+  #noBatch(op: BatchOp, err: unknown): boolean {
+    const key = `${this.#info.type}:${op}`;
+    if (
+      err instanceof BpfError &&
+      (err.code === 'NotSupported' || (err.code === 'InvalidArgument' && !batchSupport.has(key)))
+    ) {
+      batchSupport.set(key, false);
       return true;
     }
     return false;
@@ -368,18 +384,18 @@ export abstract class BpfMap<K, V> {
   forEach(fn: (key: K, value: V) => void, options: BatchOptions = {}): void {
     this.#check('forEach');
     const io = this.io;
-    if (this.#batchOk()) {
+    if (this.#batchOk('lookup', options)) {
       io.ensureBatch(batchSize(options));
       let restart = true;
       let n: number;
       try {
         n = io.lookupBatch(true);
       } catch (err) {
-        if (!this.#noBatch(err)) throw err;
+        if (!this.#noBatch('lookup', err)) throw err;
         n = -1;
       }
       if (n >= 0) {
-        batchSupport.set(this.#info.type, true);
+        this.#batchWorks('lookup');
         for (;;) {
           this.#batchViews();
           const ks = io.keySize;
@@ -437,7 +453,8 @@ export abstract class BpfMap<K, V> {
 
   /**
    * Writes many entries with `BPF_MAP_UPDATE_BATCH` (one call per `batchSize` entries; falls back to
-   * single updates where unsupported). Every key and value is encoded before the first call.
+   * single updates where unsupported, and for `noExist` / `exist`, which the kernel's batch update does
+   * not take). Every key and value is encoded before the first call.
    *
    * @throws {@link BpfError} `InvalidArgument` for an entry the codecs reject (nothing written),
    * `NoSpace`, `AlreadyExists` (`noExist`), `NotFound` (`exist`); entries before the failing one
@@ -463,7 +480,8 @@ export abstract class BpfMap<K, V> {
       this.writeValue(v, probe, 0);
     }
     const io = this.io;
-    if (this.#batchOk()) {
+    // The kernel's batch update takes no NOEXIST/EXIST per element (only BPF_F_LOCK): those go one by one.
+    if (bits === 0 && this.#batchOk('update', options)) {
       const cap = Math.min(batchSize(options), Math.max(1, list.length));
       io.ensureBatch(cap);
       this.#batchViews();
@@ -479,13 +497,13 @@ export abstract class BpfMap<K, V> {
         try {
           io.updateBatch(n, bits);
         } catch (err) {
-          if (start === 0 && io.lastBatchProcessed === 0 && this.#noBatch(err)) {
+          if (start === 0 && io.lastBatchProcessed === 0 && this.#noBatch('update', err)) {
             this.#setEach(list, flag);
             return;
           }
           throw err;
         }
-        batchSupport.set(this.#info.type, true);
+        this.#batchWorks('update');
       }
       return;
     }
@@ -514,7 +532,7 @@ export abstract class BpfMap<K, V> {
     const probe = new DataView(new ArrayBuffer(this.io.keySize));
     for (const k of list) this.keyCodec.encode(k, probe, 0);
     const io = this.io;
-    if (!this.#batchOk()) return this.#deleteEach(list);
+    if (!this.#batchOk('delete', options)) return this.#deleteEach(list);
     const cap = Math.min(batchSize(options), Math.max(1, list.length));
     io.ensureBatch(cap);
     this.#batchViews();
@@ -527,7 +545,7 @@ export abstract class BpfMap<K, V> {
         try {
           io.deleteBatch(n);
           deleted += n;
-          batchSupport.set(this.#info.type, true);
+          this.#batchWorks('delete');
           break;
         } catch (err) {
           const done = io.lastBatchProcessed;
@@ -538,7 +556,7 @@ export abstract class BpfMap<K, V> {
             n -= done + 1;
             continue;
           }
-          if (deleted === 0 && done === 0 && this.#noBatch(err)) return this.#deleteEach(list);
+          if (deleted === 0 && done === 0 && this.#noBatch('delete', err)) return this.#deleteEach(list);
           throw err;
         }
       }
