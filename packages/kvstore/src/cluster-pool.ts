@@ -36,6 +36,14 @@ export interface NodeCidrs {
   readonly ipv6?: string;
 }
 
+/** Free node blocks per configured family (the result of {@link StoreClusterPool.free}). */
+export interface FreeBlocks {
+  /** Free IPv4 blocks, when the pool has IPv4. */
+  readonly ipv4?: number;
+  /** Free IPv6 blocks, when the pool has IPv6. */
+  readonly ipv6?: number;
+}
+
 /** A change of node CIDR ownership anywhere in the cluster. */
 export interface NodeCidrChange {
   /** `allocated` when a node got a block, `released` when it lost it. */
@@ -283,7 +291,7 @@ export class StoreClusterPool implements AsyncDisposable {
    * console.log(pool.free()); // { ipv4: 256 }
    * ```
    */
-  free(): { ipv4?: number; ipv6?: number } {
+  free(): FreeBlocks {
     const out: { ipv4?: number; ipv6?: number } = {};
     for (const f of FAMILIES) {
       const st = this.#fam[f];
@@ -493,8 +501,8 @@ export class StoreClusterPool implements AsyncDisposable {
   #own(node: string, f: Family, cidr: string, notify: boolean): void {
     if (this.#owners.get(cidr) === node) return;
     this.#owners.set(cidr, node);
-    let m = this.#byNode.get(node);
-    if (m === undefined) this.#byNode.set(node, (m = new Map()));
+    const m = this.#byNode.get(node) ?? new Map<Family, string>();
+    this.#byNode.set(node, m);
     m.set(f, cidr);
     this.#mark(cidr, true);
     if (notify) for (const l of this.#listeners) l({ type: 'allocated', node, cidr });

@@ -338,7 +338,10 @@ export class StoreIdentityAllocator implements AsyncDisposable {
         ],
       );
       this.#unusedSince.delete(id);
-      if (r.succeeded) deleted.push(id);
+      if (r.succeeded) {
+        deleted.push(id);
+        this.#apply({ type: 'delete', key: `${this.#prefix}id/${id}`, modRevision: r.revision }, true);
+      }
     }
     for (const id of this.#unusedSince.keys()) if (!seen.has(id)) this.#unusedSince.delete(id);
     return deleted;

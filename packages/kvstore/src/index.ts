@@ -4,6 +4,7 @@ export type {
   ClusterPoolFamily,
   ClusterPoolOptions,
   ClusterPoolSpec,
+  FreeBlocks,
   NodeCidrChange,
   NodeCidrs,
   ReapOptions,
