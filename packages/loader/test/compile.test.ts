@@ -143,7 +143,7 @@ describe('compile', () => {
       { files: [join(dir, 'missing.c')], cacheDir: dir, runner },
     ];
     for (const opts of bad) {
-      await expect(compile({ mcpu: 'v3', ...(opts as never) })).rejects.toMatchObject({
+      await expect(compile({ mcpu: 'v3', ...(opts as object) } as never)).rejects.toMatchObject({
         name: 'CompileError',
         code: 'InvalidArgument',
       });
