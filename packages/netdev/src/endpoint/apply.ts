@@ -180,7 +180,10 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
       'create',
     );
     created = true;
-    const hostIndex = host.linkGet({ name: hp.name }).index ?? 0;
+    // One lookup gives both indexes: IFLA_LINK of the host end is the peer's index in the pod namespace.
+    const hostLink = host.linkGet({ name: hp.name });
+    const hostIndex = hostLink.index ?? 0;
+    const podIndex = hostLink.link ?? 0;
 
     step('hostSysctls');
     for (const s of hp.sysctls)
@@ -204,7 +207,6 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
     }
 
     step('containerLink');
-    const podIndex = pod.linkGet({ name: cp.tmpName }).index ?? 0;
     // Rename and up in one RTM_SETLINK: the kernel renames before it changes the flags.
     pod.linkSet({ index: podIndex, name: cp.name, flags: IfFlag.UP, change: IfFlag.UP });
     pod.linkSet({ index: 1, flags: IfFlag.UP, change: IfFlag.UP });

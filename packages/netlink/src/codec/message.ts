@@ -116,7 +116,8 @@ const NLMSGERR_ATTR_OFFS = 2;
 /** Decodes an `NLMSG_ERROR` or `NLMSG_DONE` payload, including extended-ACK attributes. */
 export function decodeAck(m: RawMessage): AckInfo {
   if (m.payload.byteLength < 4) return { errno: 0 };
-  const errno = -new DataView(m.payload.buffer, m.payload.byteOffset, 4).getInt32(0, true);
+  // Negated errno on the wire; "|| 0" turns the -0 of a positive ACK into 0.
+  const errno = -new DataView(m.payload.buffer, m.payload.byteOffset, 4).getInt32(0, true) || 0;
   const info: AckInfo = { errno };
   if ((m.flags & Flag.ACK_TLVS) === 0) return info;
   let tlvStart = 4;

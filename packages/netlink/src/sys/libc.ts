@@ -47,8 +47,6 @@ const AF_NETLINK = 16;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
-const SO_RCVBUF = 8;
-const SO_SNDBUF = 7;
 const SO_RCVTIMEO = 20;
 const SOL_NETLINK = 270;
 const NETLINK_CAP_ACK = 10;
@@ -79,8 +77,6 @@ export function netlinkSocket(protocol: number, op: string): { fd: number; portI
     check(setsockoptFn(fd, SOL_NETLINK, NETLINK_CAP_ACK, one, 4), op, 'setsockopt(NETLINK_CAP_ACK)');
     // Strict checking is best effort: it only makes the kernel honour dump filters.
     setsockoptFn(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, one, 4);
-    setsockoptFn(fd, SOL_SOCKET, SO_RCVBUF, intOpt(1 << 20), 4);
-    setsockoptFn(fd, SOL_SOCKET, SO_SNDBUF, intOpt(1 << 20), 4);
     // A receive timeout, so a lost reply is a TimedOut error instead of a hung process.
     const tv = new Uint8Array(16);
     new DataView(tv.buffer).setBigInt64(0, 30n, true);
