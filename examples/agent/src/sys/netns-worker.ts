@@ -4,7 +4,8 @@
  * Node runs it with its built-in type stripping, so it imports nothing but `node:` modules.
  *
  *   listen '{"label":"x/a","ports":[{"port":80,"protocol":"TCP"}]}'
- *       binds every port (TCP answers each connection with the label, UDP echoes the label),
+ *       binds every port (TCP sends the label on each connection and then echoes what it receives,
+ *       UDP answers every datagram with the label),
  *       prints {"event":"ready"} and serves until its stdin closes.
  *   probe '{"probes":[{"id":0,"host":"10.244.0.7","port":80,"protocol":"TCP","timeoutMs":1500}]}'
  *       opens every probe concurrently and prints one JSON line per probe:
@@ -43,9 +44,11 @@ async function listen(spec: ListenSpec): Promise<void> {
   const reply = Buffer.from(`${spec.label}\n`);
   for (const { port, protocol } of spec.ports) {
     if (protocol === 'TCP') {
+      // Sends the label, then echoes whatever the client sends until it closes (long-lived flows).
       const server: Server = createServer((sock) => {
         sock.on('error', () => sock.destroy());
-        sock.end(reply);
+        sock.write(reply);
+        sock.pipe(sock);
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -94,6 +97,7 @@ function probeTcp(p: ProbeSpec): Promise<ProbeOutcome> {
     const timer = setTimeout(() => finish({ result: 'timeout' }), p.timeoutMs);
     sock.on('data', (d) => {
       reply += d.toString();
+      if (reply.includes('\n')) finish({ result: 'connected', reply: reply.trim() });
     });
     sock.on('end', () => finish({ result: 'connected', reply: reply.trim() }));
     sock.on('error', (err: NodeJS.ErrnoException) =>

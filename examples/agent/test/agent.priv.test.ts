@@ -1,0 +1,268 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { query } from '@datapath/loader';
+import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent, type AgentOptions } from '../src/agent.js';
+import { AgentError } from '../src/errors.js';
+import { loadScenario } from '../src/policy.js';
+import { runScenario } from '../src/run.js';
+import { type ListenerProcess, runProbes, startListener } from '../src/sys/netns-exec.js';
+
+const scenario = (name: string) =>
+  loadScenario(fileURLToPath(new URL(`../scenarios/${name}`, import.meta.url)));
+
+let made: { prefix: string; stateDir: string }[] = [];
+
+function options(extra: Partial<AgentOptions> = {}): AgentOptions & { prefix: string; stateDir: string } {
+  const prefix = uniqueName();
+  const stateDir = mkdtempSync(join(tmpdir(), 'dp-agent-'));
+  rmSync(stateDir, { recursive: true });
+  made.push({ prefix, stateDir });
+  return { name: prefix, prefix, stateDir, podCidr: '10.244.1.0/24', ...extra };
+}
+
+afterEach(() => {
+  // leak check after every test: nothing with the test's prefix may be left in the kernel or on disk
+  for (const { prefix, stateDir } of made) {
+    const leaks = scanLeaks(prefix);
+    for (const p of leaks.pins) rmSync(p, { recursive: true, force: true });
+    expect(leaks).toEqual({ netns: [], links: [], pins: [] });
+    expect(existsSync(stateDir)).toBe(false);
+  }
+  made = [];
+});
+
+const policyAllow80 = (ns: string, from: string) => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: 'allow-80', namespace: ns },
+  spec: {
+    podSelector: { matchLabels: { app: 'server' } },
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: from } } }], ports: [{ port: 80 }] }],
+  },
+});
+
+async function probe(agent: Agent, from: string, to: string, port = 80, timeoutMs = 800): Promise<string> {
+  const src = agent.resolve(from);
+  const dst = agent.resolve(to);
+  const [o] = await runProbes(src.netnsPath, [{ id: 0, host: dst.ip, port, protocol: 'TCP', timeoutMs }]);
+  return o!.result === 'connected' ? `allow ${o!.reply}` : o!.result === 'timeout' ? 'deny' : o!.result;
+}
+
+async function withListener<T>(agent: Agent, pod: string, fn: () => Promise<T>): Promise<T> {
+  const l = await startListener(agent.resolve(pod).netnsPath, pod, [{ port: 80, protocol: 'TCP' }]);
+  try {
+    return await fn();
+  } finally {
+    await l.close();
+  }
+}
+
+function progIds(agent: Agent): number[] {
+  return agent.pods().flatMap((p) =>
+    agent.node.run(() => {
+      const q = query({ ifindex: p.hostIfindex });
+      return [...q.tcx.ingress.programs, ...q.tcx.egress.programs, ...q.tc].map((x) => x.id);
+    }),
+  );
+}
+
+describe('agent (real packets through the eBPF datapath)', () => {
+  it('runs the demo scenario: every probe matches its expect and the compiled verdict', async (ctx) => {
+    requireRoot(ctx);
+    const report = await runScenario(scenario('demo.json'), options());
+    const wrong = report.results
+      .filter((r) => r.mismatch)
+      .map((r) => `${r.from}→${r.to}:${r.port} ${r.detail}`);
+    expect(wrong).toEqual([]);
+    expect(report.skipped).toBe(0);
+    expect(report.results.filter((r) => r.measured === 'allow').length).toBeGreaterThan(5);
+    expect(report.results.filter((r) => r.measured === 'deny').length).toBeGreaterThan(5);
+    for (const r of report.results) expect(r.measured).toBe(r.expect);
+  });
+
+  it('runs the k8s e2e 3×3 scenario (enforcement always) and reports SCTP as not sent', async (ctx) => {
+    requireRoot(ctx);
+    const report = await runScenario(scenario('k8s-e2e.json'), options({ attach: 'tc' }));
+    expect(report.results.filter((r) => r.mismatch).map((r) => `${r.from}→${r.to}:${r.port}`)).toEqual([]);
+    expect(report.skipped).toBe(1);
+    expect(report.pods.every((p) => p.attach === 'tc')).toBe(true);
+  });
+
+  it('adds and removes pods while running', async (ctx) => {
+    requireRoot(ctx);
+    const agent = await Agent.start(options(), {
+      namespaces: { x: { labels: {} } },
+      policies: [policyAllow80('x', 'client')],
+      enforcement: 'default',
+    });
+    try {
+      agent.addPods([
+        { ns: 'x', name: 'server', labels: { app: 'server' } },
+        { ns: 'x', name: 'client', labels: { app: 'client' } },
+      ]);
+      await withListener(agent, 'x/server', async () => {
+        expect(await probe(agent, 'x/client', 'x/server')).toBe('allow x/server');
+        // a pod added later gets its own identity and endpoint; the policy does not select it as a client
+        const [other] = agent.addPods([{ ns: 'x', name: 'other', labels: { app: 'other' } }]);
+        expect(other!.identity).not.toBe(agent.state.pods['x/client']!.identity);
+        expect(await probe(agent, 'x/other', 'x/server')).toBe('deny');
+        // a second client matching the policy is allowed immediately
+        agent.addPods([{ ns: 'x', name: 'client2', labels: { app: 'client' } }]);
+        expect(await probe(agent, 'x/client2', 'x/server')).toBe('allow x/server');
+      });
+      const client = agent.state.pods['x/client']!;
+      agent.removePod('x/client');
+      expect(existsSync(`/run/netns/${client.netns}`)).toBe(false);
+      expect(agent.datapath.endpoints.get(client.ip)).toBeUndefined();
+      expect(existsSync(agent.datapath.policyPin(client.lxcId))).toBe(false);
+      expect(agent.datapath.policyProgs.get(client.lxcId)).toBeUndefined();
+      expect(agent.pool.allocations()[client.ip]).toBeUndefined();
+      // the freed address and endpoint id are reused
+      const [again] = agent.addPods([{ ns: 'x', name: 'client3', labels: { app: 'client' } }]);
+      expect(again!.ip).toBe(client.ip);
+      expect(again!.lxcId).toBe(client.lxcId);
+      await withListener(agent, 'x/server', async () => {
+        expect(await probe(agent, 'x/client3', 'x/server')).toBe('allow x/server');
+      });
+      expect(() => agent.removePod('x/nope')).toThrowError(AgentError);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('applies policy updates as map diffs without reattaching programs, and counts the drops', async (ctx) => {
+    requireRoot(ctx);
+    const agent = await Agent.start(options(), {
+      namespaces: { x: { labels: {} } },
+      policies: [],
+      enforcement: 'default',
+    });
+    try {
+      agent.addPods([
+        { ns: 'x', name: 'server', labels: { app: 'server' } },
+        { ns: 'x', name: 'client', labels: { app: 'client' } },
+      ]);
+      const before = progIds(agent);
+      expect(before.length).toBe(4);
+      await withListener(agent, 'x/server', async () => {
+        expect(await probe(agent, 'x/client', 'x/server')).toBe('allow x/server');
+        // isolate the server: only app=nobody may connect
+        const sync = agent.setPolicies([policyAllow80('x', 'nobody')]);
+        expect(sync.endpoints['x/server']).toMatchObject({ removed: 1 });
+        expect(sync.endpoints['x/client']).toEqual({ added: 0, removed: 0, changed: 0, unchanged: 2 });
+        expect(await probe(agent, 'x/client', 'x/server')).toBe('deny');
+        const server = agent.state.pods['x/server']!;
+        const denied = [...agent.datapath.metrics.entries()]
+          .filter(([k]) => k.lxcId === server.lxcId && k.reason === 2 && k.dir === 1)
+          .reduce((a, [, per]) => a + per.reduce((s, v) => s + v.packets, 0n), 0n);
+        expect(denied).toBeGreaterThan(0n);
+        // and back: allowed again, still the same programs
+        agent.setPolicies([policyAllow80('x', 'client')]);
+        expect(await probe(agent, 'x/client', 'x/server')).toBe('allow x/server');
+      });
+      expect(progIds(agent)).toEqual(before);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('restarts from pinned maps and the IPAM store without dropping an established flow', async (ctx) => {
+    requireRoot(ctx);
+    const opts = options();
+    let agent = await Agent.start(opts, {
+      namespaces: { x: { labels: {} } },
+      policies: [policyAllow80('x', 'client')],
+      enforcement: 'default',
+    });
+    let listener: ListenerProcess | undefined;
+    let client: ChildProcess | undefined;
+    try {
+      agent.addPods([
+        { ns: 'x', name: 'server', labels: { app: 'server' } },
+        { ns: 'x', name: 'client', labels: { app: 'client' } },
+      ]);
+      const identities = agent.pods().map((p) => [p.key, p.identity]);
+      listener = await startListener(agent.resolve('x/server').netnsPath, 'x/server', [
+        { port: 80, protocol: 'TCP' },
+      ]);
+      // a long-lived connection: the client sends a line every 20 ms and reports the echoed bytes
+      const script = `const s=require('net').connect(80,'${agent.resolve('x/server').ip}');let n=0;
+        s.on('data',d=>{n+=d.length});setInterval(()=>s.write('ping\\n'),20);
+        setInterval(()=>process.stdout.write(n+'\\n'),50);s.on('error',e=>{console.log('error '+e.message);process.exit(1)})`;
+      client = spawn('nsenter', [
+        `--net=${agent.resolve('x/client').netnsPath}`,
+        process.execPath,
+        '-e',
+        script,
+      ]);
+      let echoed = 0;
+      client.stdout!.on('data', (d: Buffer) => {
+        const last = d.toString().trim().split('\n').pop();
+        if (last !== undefined && /^\d+$/.test(last)) echoed = Number(last);
+      });
+      const waitFor = async (min: number) => {
+        const until = Date.now() + 5000;
+        while (echoed < min && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        return echoed;
+      };
+      const first = await waitFor(100);
+      expect(first).toBeGreaterThanOrEqual(100);
+
+      agent.close();
+      const restored = await Agent.restore(opts);
+      agent = restored;
+      expect(restored.pods().map((p) => [p.key, p.identity])).toEqual(identities);
+      const flows = restored.datapath.ct.dump().filter(([k]) => k.dport === 80 && k.proto === 6);
+      expect(flows.length).toBe(1);
+      const after = await waitFor(first + 200);
+      expect(after).toBeGreaterThanOrEqual(first + 200);
+      // the restored agent manages new pods from the same IPAM store (no address handed out twice)
+      const [late] = restored.addPods([{ ns: 'x', name: 'late', labels: { app: 'client' } }]);
+      expect(restored.pods().filter((p) => p.ip === late!.ip)).toHaveLength(1);
+      expect(await probe(restored, 'x/late', 'x/server')).toBe('allow x/server');
+    } finally {
+      client?.kill();
+      await listener?.close();
+      agent.destroy();
+    }
+  });
+
+  it('rejects bad input with a typed error and leaves nothing behind', async (ctx) => {
+    requireRoot(ctx);
+    const bad = scenario('demo.json');
+    bad.policies = [
+      ...bad.policies,
+      { kind: 'NetworkPolicy', metadata: { name: 'x' }, spec: { podSelector: 7 } },
+    ];
+    const err = await runScenario(bad, options()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).code).toBe('InvalidScenario');
+
+    const opts = options();
+    const agent = await Agent.start(opts, { namespaces: {}, policies: [], enforcement: 'default' });
+    try {
+      await expect(
+        Agent.start(opts, { namespaces: {}, policies: [], enforcement: 'default' }),
+      ).rejects.toMatchObject({
+        code: 'AlreadyRunning',
+      });
+      expect(() => agent.addPods([{ ns: 'x', name: 'a', ip: '10.244.1.1' }])).toThrowError();
+      expect(agent.pods()).toEqual([]);
+    } finally {
+      agent.destroy();
+    }
+    await expect(
+      Agent.start(
+        { ...options(), prefix: 'bad/prefix' },
+        { namespaces: {}, policies: [], enforcement: 'default' },
+      ),
+    ).rejects.toMatchObject({
+      code: 'InvalidArgument',
+    });
+  });
+});

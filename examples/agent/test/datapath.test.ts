@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { ipv4ToNetworkU32, type RawMap, syncRawMap } from '../src/datapath.js';
+import { endpointInfo, metricsKey, reasonName } from '../src/maps.js';
+import { renderReport } from '../src/report.js';
+
+class FakeMap implements RawMap {
+  readonly data = new Map<string, Uint8Array>();
+  writes = 0;
+  dump(): [Uint8Array, Uint8Array][] {
+    return [...this.data].map(([k, v]) => [Buffer.from(k, 'hex'), v]);
+  }
+  set(key: Uint8Array, value: Uint8Array): void {
+    this.writes++;
+    this.data.set(Buffer.from(key).toString('hex'), value);
+  }
+  delete(key: Uint8Array): boolean {
+    this.writes++;
+    return this.data.delete(Buffer.from(key).toString('hex'));
+  }
+}
+
+const e = (k: number, v: number) => ({ key: Uint8Array.of(k), value: Uint8Array.of(v) });
+
+describe('syncRawMap', () => {
+  it('writes only what differs and ends equal to the desired state', () => {
+    const m = new FakeMap();
+    expect(syncRawMap(m, [e(1, 1), e(2, 2), e(3, 3)])).toEqual({
+      added: 3,
+      removed: 0,
+      changed: 0,
+      unchanged: 0,
+    });
+    m.writes = 0;
+    expect(syncRawMap(m, [e(1, 1), e(2, 9), e(4, 4)])).toEqual({
+      added: 1,
+      removed: 1,
+      changed: 1,
+      unchanged: 1,
+    });
+    expect(m.writes).toBe(3);
+    expect([...m.data].map(([k, v]) => `${k}=${v[0]}`).sort()).toEqual(['01=1', '02=9', '04=4']);
+    m.writes = 0;
+    syncRawMap(m, [e(1, 1), e(2, 9), e(4, 4)]);
+    expect(m.writes).toBe(0);
+  });
+});
+
+describe('layouts', () => {
+  it('mirror the C structs', () => {
+    expect(endpointInfo.size).toBe(24);
+    expect(metricsKey.size).toBe(8);
+    expect(reasonName(3)).toBe('policy-deny');
+    expect(reasonName(99)).toBe('reason-99');
+  });
+
+  it('turns an IPv4 address into the u32 whose little-endian bytes are the address', () => {
+    const v = ipv4ToNetworkU32('10.244.1.20');
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    expect([...b]).toEqual([10, 244, 1, 20]);
+  });
+});
+
+describe('renderReport', () => {
+  it('marks mismatches in the matrix and the table', () => {
+    const out = renderReport({
+      results: [
+        {
+          from: 'x/a',
+          to: 'x/b',
+          port: 80,
+          protocol: 'TCP',
+          expect: 'deny',
+          measured: 'allow',
+          compiled: 'deny',
+          detail: 'connected',
+          ms: 1,
+          mismatch: true,
+        },
+        {
+          from: 'x/a',
+          to: 'host',
+          port: 80,
+          protocol: 'TCP',
+          measured: 'deny',
+          compiled: 'deny',
+          detail: 'timeout (dropped)',
+          ms: 1,
+          mismatch: false,
+        },
+        {
+          from: 'x/b',
+          to: 'x/a',
+          port: 9,
+          protocol: 'SCTP',
+          measured: 'skipped',
+          compiled: 'allow',
+          detail: 'SCTP not supported',
+          ms: 0,
+          mismatch: false,
+        },
+      ],
+      mismatches: 1,
+      skipped: 1,
+      setupMs: 1,
+      probeMs: 1,
+      pods: [],
+    });
+    expect(out).toMatch(/x\/a\s+\.\s+✓!\s+✗/);
+    expect(out).toMatch(/MISMATCH/);
+    expect(out).toMatch(/2 probes sent, 1 as expected, 1 mismatched, 1 not sent/);
+  });
+});

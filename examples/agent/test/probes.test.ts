@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { AgentError } from '../src/errors.js';
+import { classify, type Place, type ProbeSpec, planListeners, planProbes } from '../src/probes.js';
+
+const places: Record<string, Place> = {
+  'x/a': { kind: 'pod', key: 'x/a', ip: '10.244.1.10', netnsPath: '/run/netns/p-x-a' },
+  'x/b': { kind: 'pod', key: 'x/b', ip: '10.244.1.11', netnsPath: '/run/netns/p-x-b' },
+  host: { kind: 'host', ip: '10.244.1.1', netnsPath: '/run/netns/p-node' },
+  'world:10.244.200.1': { kind: 'world', ip: '10.244.200.1', netnsPath: '/run/netns/p-world' },
+  'world:10.244.200.2': { kind: 'world', ip: '10.244.200.2', netnsPath: '/run/netns/p-world' },
+};
+const resolve = (e: string) => {
+  const p = places[e];
+  if (!p) throw new Error(`unknown ${e}`);
+  return p;
+};
+
+const probes: ProbeSpec[] = [
+  { from: 'x/a', to: 'x/b', port: 80, protocol: 'TCP' },
+  { from: 'x/a', to: 'x/b', port: 80, protocol: 'TCP' },
+  { from: 'x/a', to: 'x/b', port: 53, protocol: 'UDP' },
+  { from: 'x/a', to: 'x/b', port: 9, protocol: 'SCTP' },
+  { from: 'world:10.244.200.1', to: 'x/a', port: 8080, protocol: 'TCP' },
+  { from: 'x/b', to: 'world:10.244.200.2', port: 443, protocol: 'TCP' },
+  { from: 'host', to: 'x/a', port: 8080, protocol: 'TCP' },
+];
+
+describe('planListeners', () => {
+  it('starts one listener per destination namespace with every probed and declared port, SCTP left out', () => {
+    const plans = planListeners(probes, resolve, new Map([['x/a', [{ port: 22, protocol: 'TCP' }]]]));
+    const byNs = Object.fromEntries(plans.map((p) => [p.netnsPath, p]));
+    expect(Object.keys(byNs).sort()).toEqual(['/run/netns/p-world', '/run/netns/p-x-a', '/run/netns/p-x-b']);
+    expect(byNs['/run/netns/p-x-b']!.ports).toEqual([
+      { port: 80, protocol: 'TCP' },
+      { port: 53, protocol: 'UDP' },
+    ]);
+    expect(byNs['/run/netns/p-x-a']!.ports.map((p) => p.port).sort()).toEqual([22, 8080]);
+    expect(byNs['/run/netns/p-world']!.label).toBe('world');
+  });
+});
+
+describe('planProbes', () => {
+  it('groups probes by source namespace, binds world sources to their address, skips SCTP', () => {
+    const plan = planProbes(probes, resolve, 700);
+    expect(plan.get('/run/netns/p-x-a')!.map((r) => r.id)).toEqual([0, 1, 2]);
+    expect(plan.get('/run/netns/p-world')).toEqual([
+      {
+        id: 4,
+        host: '10.244.1.10',
+        port: 8080,
+        protocol: 'TCP',
+        timeoutMs: 700,
+        localAddress: '10.244.200.1',
+      },
+    ]);
+    expect(plan.get('/run/netns/p-node')![0]!.localAddress).toBeUndefined();
+    expect([...plan.values()].flat().some((r) => r.id === 3)).toBe(false);
+  });
+
+  it('refuses a probe that never leaves its namespace', () => {
+    expect(() =>
+      planProbes([{ from: 'x/a', to: 'x/a', port: 1, protocol: 'TCP' }], resolve, 100),
+    ).toThrowError(AgentError);
+  });
+});
+
+describe('classify', () => {
+  it('maps what the packets did to a verdict', () => {
+    expect(classify({ id: 0, result: 'connected', reply: 'x/b', ms: 1 }, 'x/b')).toEqual({
+      measured: 'allow',
+      detail: 'connected',
+    });
+    expect(classify({ id: 0, result: 'connected', reply: 'x/c', ms: 1 }, 'x/b').detail).toMatch(
+      /answered by x\/c/,
+    );
+    expect(classify({ id: 0, result: 'refused', ms: 1 }, 'x/b').measured).toBe('allow');
+    expect(classify({ id: 0, result: 'timeout', ms: 1 }, 'x/b').measured).toBe('deny');
+    expect(classify({ id: 0, result: 'error', message: 'EHOSTUNREACH', ms: 1 }, 'x/b').measured).toBe('deny');
+  });
+});
