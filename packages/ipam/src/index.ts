@@ -1,1 +1,26 @@
-export {};
+export type { IpFamily } from './addr.js';
+export type { AllocatorOptions, Strategy } from './bitmap.js';
+export { Bitmap } from './bitmap.js';
+export type { CidrSetSnapshot } from './cidrset.js';
+export { CidrSet } from './cidrset.js';
+export type { Clock } from './clock.js';
+export { ManualClock, systemClock } from './clock.js';
+export type {
+  ClusterFamilyConfig,
+  ClusterPoolConfig,
+  ClusterPoolSnapshot,
+  NodeCidrs,
+} from './cluster-pool.js';
+export { ClusterPool } from './cluster-pool.js';
+export type { IpamErrorCode, IpamErrorOptions } from './errors.js';
+export { IpamError } from './errors.js';
+export type { FileStoreOptions } from './file-store.js';
+export { FileStore, hostLocalOwner } from './file-store.js';
+export type { DualAllocation, ExpiringAllocation, HostScopeDump, HostScopeOptions } from './host-scope.js';
+export { HostScope } from './host-scope.js';
+export type { PodCidrStats, PodPoolStats } from './pod-pool.js';
+export { PodCidrPool } from './pod-pool.js';
+export type { RangeOptions, RangeSnapshot } from './range.js';
+export { IPV6_RANGE_CAP, RangeAllocator } from './range.js';
+export type { Store, StoreTxn, TransactHint } from './store.js';
+export { MemoryStore } from './store.js';

@@ -1,0 +1,209 @@
+// Node-local durable store shared by processes, in the directory layout of the CNI host-local plugin.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { parseV4, parseV6 } from './addr.js';
+import { fail } from './errors.js';
+import type { Store, StoreTxn, TransactHint } from './store.js';
+import {
+  closeQuiet,
+  linkNew,
+  listDir,
+  lockExclusive,
+  makeDir,
+  openRw,
+  overwriteFile,
+  pidAlive,
+  preadStart,
+  pwriteStart,
+  readText,
+  remove,
+  removeQuiet,
+  syncDir,
+  unlock,
+  writeNewFile,
+} from './sys/files.js';
+
+/** Options of a {@link FileStore}. */
+export interface FileStoreOptions {
+  /** fsync reservations before returning (default true). Turn off only on tmpfs or in tests. */
+  sync?: boolean;
+}
+
+const TMP_PREFIX = '.dp-tmp.';
+const LAST_PREFIX = 'last_reserved_ip.';
+
+const isIpName = (n: string): boolean => (n.indexOf(':') >= 0 ? parseV6(n) >= 0n : parseV4(n) >= 0);
+
+/**
+ * A {@link Store} in a directory, safe for many processes (a CNI plugin is a new process per call), in the
+ * layout of the CNI `host-local` plugin so existing state can be migrated or shared:
+ *
+ * - `<dir>/<ip>`: one file per reserved IP, named by its canonical text, containing the owner (host-local
+ *   writes `<containerID>\r\n<ifname>`; {@link hostLocalOwner} builds that string);
+ * - `<dir>/last_reserved_ip.<rangeId>`: the last IP reserved from a range;
+ * - `<dir>/lock`: the `flock(2)` lock file (the same one host-local locks). Its first 8 bytes hold a
+ *   random generation token rewritten on every change, so processes can cache the directory listing.
+ *
+ * A reservation is written to a temporary file and fsync'd outside the lock, then hard-linked to its IP
+ * name under the lock (the link fails if the IP is taken, whoever holds it), then the directory is fsync'd
+ * before `transact` returns. A `kill -9` at any point leaves either no reservation or a complete one with its
+ * owner; temporary files of dead processes are removed by the next listing.
+ *
+ * @example Reserving an IP for a container
+ * ```ts
+ * import { FileStore, hostLocalOwner } from '@datapath/ipam';
+ * import { mkdtempSync } from 'node:fs';
+ * import { tmpdir } from 'node:os';
+ * import { join } from 'node:path';
+ * const store = new FileStore(mkdtempSync(join(tmpdir(), 'ipam-')));
+ * console.log(store.transact((tx) => tx.reserve('10.0.0.2', hostLocalOwner('c0ffee', 'eth0'), '0'))); // true
+ * store.close();
+ * ```
+ */
+export class FileStore implements Store {
+  /** The store directory. */
+  readonly dir: string;
+  private readonly lockPath: string;
+  private lockFd: number;
+  private readonly sync: boolean;
+  private tmpSeq = 0;
+  private readonly genBuf = new Uint8Array(8);
+
+  /**
+   * Opens (creating) the store directory and its lock file.
+   *
+   * @throws {@link IpamError} `StoreFailure` with the errno when the directory or lock file cannot be created.
+   * @example
+   * ```ts
+   * import { FileStore } from '@datapath/ipam';
+   * const store = new FileStore('/var/lib/cni/networks/mynet');
+   * store.close();
+   * ```
+   */
+  constructor(dir: string, options: FileStoreOptions = {}) {
+    this.dir = dir;
+    this.sync = options.sync ?? true;
+    makeDir(dir);
+    this.lockPath = join(dir, 'lock');
+    this.lockFd = openRw(this.lockPath);
+  }
+
+  private stage(owner: string): string {
+    for (;;) {
+      const path = join(this.dir, `${TMP_PREFIX}${process.pid}.${++this.tmpSeq}`);
+      if (writeNewFile(path, owner, this.sync)) return path;
+      removeQuiet(path); // left by a dead process that had our pid
+    }
+  }
+
+  /**
+   * Runs `fn` holding the store's `flock(2)` across processes. Reservations made in `fn` are durable
+   * (fsync'd) when this returns.
+   *
+   * @throws {@link IpamError} `StoreFailure` on a file system error; anything `fn` throws.
+   * @example
+   * ```ts
+   * import { FileStore } from '@datapath/ipam';
+   * const store = new FileStore('/tmp/ipam-example');
+   * console.log(store.transact((tx) => tx.ips().length));
+   * store.close();
+   * ```
+   */
+  transact<T>(fn: (tx: StoreTxn) => T, hint?: TransactHint): T {
+    if (this.lockFd < 0) fail('StoreFailure', 'FileStore.transact', 'the store is closed', this.dir);
+    let staged = hint?.owner === undefined ? undefined : { owner: hint.owner, path: this.stage(hint.owner) };
+    let reserved = false;
+    let bumped = false;
+    const dir = this.dir;
+    lockExclusive(this.lockFd, this.lockPath);
+    try {
+      const got = preadStart(this.lockFd, this.genBuf, this.lockPath);
+      let generation = got === 8 ? Buffer.from(this.genBuf).toString('hex') : 'none';
+      const bump = (): void => {
+        if (bumped) return;
+        bumped = true;
+        const b = randomBytes(8);
+        pwriteStart(this.lockFd, b, this.lockPath);
+        generation = b.toString('hex');
+      };
+      const tx: StoreTxn = {
+        get generation() {
+          return generation;
+        },
+        ips: () => {
+          const out: string[] = [];
+          for (const n of listDir(dir)) {
+            if (n.startsWith(TMP_PREFIX)) {
+              const pid = Number(n.slice(TMP_PREFIX.length).split('.')[0]);
+              if (pid !== process.pid && !pidAlive(pid)) removeQuiet(join(dir, n));
+            } else if (isIpName(n)) out.push(n);
+          }
+          return out;
+        },
+        owner: (ip) => readText(join(dir, ip)),
+        reserve: (ip, owner, rangeId) => {
+          if (!isIpName(ip))
+            fail('InvalidCidr', 'FileStore.reserve', `invalid IP address ${JSON.stringify(ip)}`, ip);
+          let tmp: string;
+          if (staged !== undefined && staged.owner === owner) tmp = staged.path;
+          else tmp = this.stage(owner);
+          bump();
+          if (!linkNew(tmp, join(dir, ip))) {
+            if (tmp !== staged?.path) removeQuiet(tmp);
+            return false;
+          }
+          removeQuiet(tmp);
+          if (tmp === staged?.path) staged = undefined;
+          reserved = true;
+          if (rangeId !== undefined) overwriteFile(join(dir, `${LAST_PREFIX}${rangeId}`), ip);
+          return true;
+        },
+        release: (ip) => {
+          if (!isIpName(ip)) return false;
+          bump();
+          return remove(join(dir, ip));
+        },
+      };
+      return fn(tx);
+    } finally {
+      unlock(this.lockFd, this.lockPath);
+      if (staged !== undefined) removeQuiet(staged.path);
+      if (reserved && this.sync) syncDir(dir);
+    }
+  }
+
+  /**
+   * The last IP reserved from a range id (host-local's `last_reserved_ip.<id>`), if any.
+   *
+   * @throws {@link IpamError} `StoreFailure` on a file system error.
+   * @example
+   * ```ts
+   * import { FileStore } from '@datapath/ipam';
+   * const store = new FileStore('/tmp/ipam-example');
+   * console.log(store.lastReservedIp('0'));
+   * store.close();
+   * ```
+   */
+  lastReservedIp(rangeId: string): string | undefined {
+    return readText(join(this.dir, `${LAST_PREFIX}${rangeId}`))?.trim();
+  }
+
+  /** Closes the lock file (dropping the lock if held). */
+  close(): void {
+    if (this.lockFd >= 0) closeQuiet(this.lockFd);
+    this.lockFd = -1;
+  }
+}
+
+/**
+ * The owner string host-local writes into an IP file: the container id, `\r\n`, the interface name.
+ *
+ * @example
+ * ```ts
+ * import { hostLocalOwner } from '@datapath/ipam';
+ * console.log(JSON.stringify(hostLocalOwner('c0ffee', 'eth0'))); // "c0ffee\r\neth0"
+ * ```
+ */
+export function hostLocalOwner(containerId: string, ifname: string): string {
+  return `${containerId.trim()}\r\n${ifname}`;
+}

@@ -1,0 +1,275 @@
+// Agent side: the pod CIDRs of one node, tried in order; CIDRs removed from the spec while in use are kept
+// (releasable, no longer offered) until they empty.
+import { formatPrefix, type IpFamily, parseCidr, parseIp } from './addr.js';
+import { fail } from './errors.js';
+import { RangeAllocator, type RangeOptions } from './range.js';
+
+/** Usage of one pod CIDR. */
+export interface PodCidrStats {
+  /** The pod CIDR. */
+  cidr: string;
+  /** Usable addresses. */
+  size: number;
+  /** Allocated addresses. */
+  used: number;
+  /** Free addresses (0 for a removed CIDR: it is no longer offered). */
+  free: number;
+  /** True when the CIDR left the spec but still has allocated addresses. */
+  removed: boolean;
+}
+
+/** Usage of a {@link PodCidrPool}. */
+export interface PodPoolStats {
+  /** Usable addresses over the CIDRs still in the spec. */
+  size: number;
+  /** Allocated addresses over all CIDRs. */
+  used: number;
+  /** Free addresses over the CIDRs still in the spec. */
+  free: number;
+  /** Per-CIDR figures, in pool order. */
+  cidrs: PodCidrStats[];
+}
+
+interface Entry {
+  range: RangeAllocator;
+  removed: boolean;
+}
+
+/**
+ * The pod CIDRs of one node (one family), used in order to avoid fragmentation, with the
+ * {@link RangeAllocator} operations over all of them.
+ *
+ * @example Two pod CIDRs, the second used once the first is full
+ * ```ts
+ * import { PodCidrPool } from '@datapath/ipam';
+ * const pool = new PodCidrPool(['10.244.1.0/30', '10.244.9.0/30'], { strategy: 'contiguous' });
+ * console.log(pool.allocateNext(), pool.allocateNext(), pool.allocateNext()); // 10.244.1.1 10.244.1.2 10.244.9.1
+ * ```
+ */
+export class PodCidrPool {
+  private entries: Entry[] = [];
+  private readonly options: RangeOptions;
+  /** 4 or 6, fixed by the first CIDR. */
+  readonly family: IpFamily;
+
+  /**
+   * Creates a pool over `podCidrs` (duplicates are ignored).
+   *
+   * @throws {@link IpamError} `InvalidCidr` (unparsable, or an empty list); `Family` (mixed families);
+   * `SubnetTooBig` (see {@link RangeAllocator}).
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * console.log(new PodCidrPool(['10.0.0.0/24', '10.0.1.0/24']).size); // 508
+   * ```
+   */
+  constructor(podCidrs: string[], options: RangeOptions = {}) {
+    this.options = options;
+    if (!Array.isArray(podCidrs) || podCidrs.length === 0)
+      fail('InvalidCidr', 'PodCidrPool', 'no pod CIDRs given');
+    this.family = parseCidr(podCidrs[0]!, 'PodCidrPool').family;
+    this.entries = this.build(podCidrs, 'PodCidrPool').map((range) => ({ range, removed: false }));
+  }
+
+  private build(cidrs: string[], op: string): RangeAllocator[] {
+    const seen = new Set<string>();
+    const out: RangeAllocator[] = [];
+    for (const c of cidrs) {
+      const p = parseCidr(c, op);
+      if (p.family !== this.family) fail('Family', op, `${c} is not an IPv${this.family} CIDR`, c);
+      const text = formatPrefix(p);
+      if (seen.has(text)) continue;
+      seen.add(text);
+      out.push(
+        this.entries.find((e) => e.range.cidr === text)?.range ?? new RangeAllocator(text, this.options),
+      );
+    }
+    return out;
+  }
+
+  /** The pod CIDRs in pool order, removed ones included. */
+  get cidrs(): string[] {
+    return this.entries.map((e) => e.range.cidr);
+  }
+
+  /** Usable addresses over the CIDRs in the spec. */
+  get size(): number {
+    return this.entries.reduce((n, e) => n + (e.removed ? 0 : e.range.size), 0);
+  }
+
+  /** Allocated addresses over all CIDRs. */
+  get used(): number {
+    return this.entries.reduce((n, e) => n + e.range.used, 0);
+  }
+
+  /** Free addresses over the CIDRs in the spec. */
+  get free(): number {
+    return this.entries.reduce((n, e) => n + (e.removed ? 0 : e.range.free), 0);
+  }
+
+  private find(ip: string): Entry | undefined {
+    for (const e of this.entries) if (e.range.contains(ip)) return e;
+    return undefined;
+  }
+
+  /**
+   * Allocates a specific address in the first pod CIDR that contains it.
+   *
+   * @throws {@link IpamError} `InvalidCidr`; `NotInRange` (in no pod CIDR, or in a removed one);
+   * `AlreadyAllocated`.
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * const pool = new PodCidrPool(['10.0.0.0/24']);
+   * pool.allocate('10.0.0.10');
+   * console.log(pool.has('10.0.0.10')); // true
+   * ```
+   */
+  allocate(ip: string): void {
+    const e = this.find(ip);
+    if (e === undefined || e.removed) {
+      parseIp(ip, 'PodCidrPool.allocate');
+      fail('NotInRange', 'PodCidrPool.allocate', `${ip} is not in range of any pod CIDR`, ip);
+    }
+    e.range.allocate(ip);
+  }
+
+  /**
+   * Allocates a free address from the first pod CIDR (in pool order) that has one.
+   *
+   * @throws {@link IpamError} `Full` when every pod CIDR is exhausted (the message lists them).
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * console.log(new PodCidrPool(['10.0.0.0/30'], { strategy: 'contiguous' }).allocateNext()); // 10.0.0.1
+   * ```
+   */
+  allocateNext(): string {
+    for (const e of this.entries) if (!e.removed && e.range.free > 0) return e.range.allocateNext();
+    return fail(
+      'Full',
+      'PodCidrPool.allocateNext',
+      `all pod CIDR ranges are exhausted (${this.cidrs.join(', ')})`,
+    );
+  }
+
+  /**
+   * Frees an address (a no-op when free or in no pod CIDR); a removed CIDR is dropped once empty.
+   *
+   * @throws {@link IpamError} `InvalidCidr` when `ip` is not an IP address.
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * const pool = new PodCidrPool(['10.0.0.0/24']);
+   * pool.release(pool.allocateNext());
+   * console.log(pool.used); // 0
+   * ```
+   */
+  release(ip: string): void {
+    const e = this.find(ip);
+    if (e === undefined) {
+      parseIp(ip, 'PodCidrPool.release');
+      return;
+    }
+    e.range.release(ip);
+    if (e.removed && e.range.used === 0) this.entries = this.entries.filter((x) => x !== e);
+  }
+
+  /**
+   * Whether an address is allocated.
+   *
+   * @throws {@link IpamError} `InvalidCidr` when `ip` is not an IP address.
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * console.log(new PodCidrPool(['10.0.0.0/24']).has('10.0.0.1')); // false
+   * ```
+   */
+  has(ip: string): boolean {
+    const e = this.find(ip);
+    if (e === undefined) {
+      parseIp(ip, 'PodCidrPool.has');
+      return false;
+    }
+    return e.range.has(ip);
+  }
+
+  /** Whether `ip` is a usable address of a pod CIDR still in the spec. */
+  contains(ip: string): boolean {
+    const e = this.find(ip);
+    return e !== undefined && !e.removed;
+  }
+
+  /** Index of the pod CIDR holding `ip` (-1 if none). @internal */
+  indexOf(ip: string): number {
+    const e = this.find(ip);
+    return e === undefined ? -1 : this.entries.indexOf(e);
+  }
+
+  /**
+   * Calls `fn` with every allocated address, pod CIDR by pod CIDR, each in address order.
+   *
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * const pool = new PodCidrPool(['10.0.0.0/24']);
+   * pool.allocate('10.0.0.3');
+   * pool.forEach((ip) => console.log(ip)); // 10.0.0.3
+   * ```
+   */
+  forEach(fn: (ip: string) => void): void {
+    for (const e of this.entries) e.range.forEach(fn);
+  }
+
+  /**
+   * Replaces the pod CIDR list: new CIDRs are appended in order, CIDRs that left the list are dropped when
+   * unused or kept as removed (releasable, not offered) while in use, and a removed CIDR that comes back is
+   * offered again. All or nothing.
+   *
+   * @throws {@link IpamError} `InvalidCidr`; `Family`; `SubnetTooBig`.
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * const pool = new PodCidrPool(['10.0.0.0/24']);
+   * pool.allocate('10.0.0.7');
+   * pool.updatePodCidrs(['10.0.1.0/24']);
+   * console.log(pool.stats().cidrs.map((c) => `${c.cidr}${c.removed ? ' (removed)' : ''}`));
+   * // ['10.0.0.0/24 (removed)', '10.0.1.0/24']
+   * ```
+   */
+  updatePodCidrs(podCidrs: string[]): void {
+    const op = 'PodCidrPool.updatePodCidrs';
+    if (!Array.isArray(podCidrs)) fail('InvalidCidr', op, 'pod CIDRs must be an array');
+    const ranges = this.build(podCidrs, op);
+    const wanted = new Set(ranges.map((r) => r.cidr));
+    const next: Entry[] = [];
+    for (const e of this.entries) {
+      if (wanted.has(e.range.cidr)) next.push({ range: e.range, removed: false });
+      else if (e.range.used > 0) next.push({ range: e.range, removed: true });
+    }
+    for (const r of ranges) if (!next.some((e) => e.range === r)) next.push({ range: r, removed: false });
+    this.entries = next;
+  }
+
+  /**
+   * Per-CIDR and total usage.
+   *
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * const pool = new PodCidrPool(['10.0.0.0/30']);
+   * pool.allocateNext();
+   * console.log(pool.stats().cidrs[0]); // { cidr: '10.0.0.0/30', size: 2, used: 1, free: 1, removed: false }
+   * ```
+   */
+  stats(): PodPoolStats {
+    const cidrs = this.entries.map((e) => ({
+      cidr: e.range.cidr,
+      size: e.range.size,
+      used: e.range.used,
+      free: e.removed ? 0 : e.range.free,
+      removed: e.removed,
+    }));
+    return { size: this.size, used: this.used, free: this.free, cidrs };
+  }
+}
