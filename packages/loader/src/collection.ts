@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, renameSync, statfsSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { type AnyMap, bytes, type MapCodecs, openMapFd, u32 } from '@datapath/bpf-maps';
 import { BpfError, type LoadedObject, objectLoad, pinnedMapInfo } from '@datapath/libbpf';
 import { Program } from './program.js';
 import type { MapSpec, ObjectSpec } from './spec.js';
@@ -92,21 +93,34 @@ export class Collection {
   }
 
   /**
-   * The map named `name`.
+   * The map named `name` as a `@datapath/bpf-maps` object (narrow it on `kind`): with raw byte keys (index
+   * numbers for array kinds) and byte values, or typed by `codecs` (their sizes are checked against the map). The object borrows the
+   * collection's fd: it stays valid until the collection is closed.
+   * Equivalent to: `bpftool map dump id ID`.
    *
-   * @throws {@link BpfError} `NotFound` when the collection has no such map.
-   * @example Reading a map's fd
+   * @throws {@link BpfError} `NotFound` when the collection has no such map, `Incompatible` when the codec
+   * sizes differ from the map's or the map type has no bpf-maps class, `BadFd` once the collection is closed.
+   * @example Reading a counter array with typed codecs
    * ```ts
+   * import { u32, u64 } from '@datapath/bpf-maps';
    * import { type Collection } from '@datapath/loader';
    * declare const coll: Collection;
-   * console.log(coll.map('counters').fd);
+   * const counters = coll.map('counters', { key: u32, value: u64 });
+   * if (counters.kind === 'array') console.log(counters.get(0));
    * ```
    */
-  map(name: string): CollectionMap {
+  map(name: string): AnyMap<Uint8Array, Uint8Array>;
+  map<K, V>(name: string, codecs: MapCodecs<K, V>): AnyMap<K, V>;
+  map<K, V>(name: string, codecs?: MapCodecs<K, V>): AnyMap<K, V> | AnyMap<Uint8Array, Uint8Array> {
     const m = Object.hasOwn(this.maps, name) ? this.maps[name] : undefined;
     if (m === undefined)
       throw new BpfError('NotFound', `collection has no map named ${name}`, { op: 'map', target: name });
-    return m;
+    if (!this.#obj.open)
+      throw new BpfError('BadFd', `map ${name}: the collection is closed`, { op: 'map', target: name });
+    if (codecs !== undefined) return openMapFd(m.fd, codecs);
+    // Index-keyed kinds (array, per-CPU array, prog array) take numbers; everything else raw key bytes.
+    const indexed = m.type === 2 || m.type === 3 || m.type === 6;
+    return openMapFd(m.fd, { key: indexed ? (u32 as never) : bytes(m.keySize), value: bytes(m.valueSize) });
   }
 
   /**

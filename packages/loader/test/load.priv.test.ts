@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { u32, u64 } from '@datapath/bpf-maps';
 import { bpftoolJson, requireRoot, uniqueName } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -107,6 +108,33 @@ describe('openObject and load', () => {
     const copy = spec.copy();
     copy.setConstant('port', 1);
     expect(spec.getConstant('port')).toBe(65535);
+  });
+
+  it('exposes loaded maps as @datapath/bpf-maps objects, raw or typed, checked against the map', (ctx) => {
+    requireRoot(ctx);
+    const spec = openObject(counterObj);
+    spec.maps.shared!.pinning = 'none';
+    const coll = load(spec);
+    try {
+      const counters = coll.map('counters', { key: u32, value: u64 });
+      expect(counters.kind).toBe('array');
+      if (counters.kind !== 'array') return;
+      counters.set(2, 42n);
+      expect(counters.get(2)).toBe(42n);
+      const raw = coll.map('counters');
+      expect(raw.kind).toBe('array');
+      if (raw.kind === 'array') expect([...(raw.get(2) as Uint8Array)]).toEqual([42, 0, 0, 0, 0, 0, 0, 0]);
+      const id = coll.map('counters').id;
+      const dump = bpftoolJson<Array<{ key: string[]; value: string[] }>>(['map', 'dump', 'id', String(id)]);
+      expect(dump[2]?.value[0]).toBe('0x2a');
+      expect(() => coll.map('counters', { key: u32, value: u32 })).toThrow(
+        expect.objectContaining({ code: 'Incompatible' }),
+      );
+      expect(() => coll.map('nope')).toThrow(expect.objectContaining({ code: 'NotFound' }));
+    } finally {
+      coll.close();
+    }
+    expect(() => coll.map('counters')).toThrow(expect.objectContaining({ code: 'BadFd' }));
   });
 
   it('throws VerifierError carrying the complete verifier log', async (ctx) => {
