@@ -1,0 +1,117 @@
+// Benchmark of datapath-cni against the Debian reference ptp + host-local, back to back in one run:
+//   1. ../shared/bench/cni-baseline.sh with PLUGIN=ptp, then with PLUGIN=datapath-cni (same config shape,
+//      same N, same validation; each run makes and removes its own namespaces);
+//   2. the same ADD work in-process through the SDK (bench/inproc.ts, inside a private host namespace);
+//   3. process start: VERSION through the launcher (compile cache on) vs the bundle without the cache.
+// Writes one Markdown section to $BENCH_OUT/cni.md. Needs root. Run: pnpm --filter @datapath/cni bench
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const pkg = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const root = resolve(pkg, '../..');
+const baseline = process.env.CNI_BASELINE ?? resolve(root, '../shared/bench/cni-baseline.sh');
+const N = process.env.N ?? '100';
+const out = process.env.BENCH_OUT ?? join(root, '.bench-results');
+if (process.getuid?.() !== 0) {
+  console.error('cni bench: needs root (it creates network namespaces)');
+  process.exit(1);
+}
+
+interface Stat {
+  p50: number;
+  p90: number;
+  p99: number;
+  mean: number;
+  sum: number;
+}
+interface Summary {
+  ADD: Stat;
+  DEL: Stat;
+  CHECK?: Stat;
+}
+
+const work = mkdtempSync(join(tmpdir(), 'cni-bench-'));
+try {
+  const prefix = join(work, 'bin');
+  mkdirSync(prefix);
+  execFileSync(process.execPath, [join(pkg, 'scripts/install.mjs'), prefix], { stdio: 'inherit' });
+
+  const runBaseline = (plugin: string, cniPath: string): Summary => {
+    const json = join(work, `${plugin}.json`);
+    const r = spawnSync('bash', [baseline], {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        N,
+        PLUGIN: plugin,
+        CNI_PATH: cniPath,
+        JSON_OUT: json,
+        PREFIX: `cnib${process.pid % 10000}${plugin[0]}`,
+      },
+    });
+    if (r.status !== 0) throw new Error(`cni-baseline.sh with PLUGIN=${plugin} failed (${r.status})`);
+    return JSON.parse(readFileSync(json, 'utf8')) as Summary;
+  };
+  const ptp = runBaseline('ptp', '/usr/lib/cni');
+  const ours = runBaseline('datapath-cni', `${prefix}:/usr/lib/cni`);
+
+  // In-process: inside a private host namespace of our own.
+  const hostNs = `cnibh${process.pid % 100000}`;
+  execFileSync('ip', ['netns', 'add', hostNs]);
+  let inproc: { n: number; addP50: number; delP50: number };
+  try {
+    execFileSync('ip', ['-n', hostNs, 'link', 'set', 'lo', 'up']);
+    const tsx = resolve(root, 'node_modules/tsx/dist/esm/index.mjs');
+    const text = execFileSync(
+      'nsenter',
+      [`--net=/run/netns/${hostNs}`, process.execPath, '--import', tsx, join(pkg, 'bench/inproc.ts')],
+      { encoding: 'utf8', env: { ...process.env, N, NS_PREFIX: `cnibi${process.pid % 10000}` }, cwd: pkg },
+    );
+    inproc = JSON.parse(text.trim().split('\n').at(-1)!);
+  } finally {
+    execFileSync('ip', ['netns', 'del', hostNs]);
+  }
+
+  // Process start: VERSION, 30 runs each, median.
+  const median = (cmd: string, args: string[], env: Record<string, string>): number => {
+    const t: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = performance.now();
+      spawnSync(cmd, args, { env, input: '', stdio: ['pipe', 'ignore', 'ignore'] });
+      t.push(performance.now() - t0);
+    }
+    return t.sort((a, b) => a - b)[14]!;
+  };
+  const bundle = join(prefix, 'datapath-cni.d/datapath-cni.mjs');
+  const bare = median(process.execPath, ['-e', ''], {});
+  const cached = median(join(prefix, 'datapath-cni'), [], { CNI_COMMAND: 'VERSION' });
+  const uncached = median(process.execPath, [bundle], { CNI_COMMAND: 'VERSION' });
+
+  const f = (x: number) => x.toFixed(1);
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const cmd = '`make bench cni` (or `node scripts/bench.mjs cni`)';
+  const lines = [
+    '## @datapath/cni — datapath-cni vs Debian ptp + host-local',
+    '',
+    `N=${N} containers per run, cniVersion 1.0.0, \`../shared/bench/cni-baseline.sh\` run back to back for both plugins (same config, same validation; each plugin exec'd inside a private host namespace with only PATH + CNI_* in its environment). Lower is better; ratio = ours / baseline.`,
+    '',
+    '| target | measured (datapath-cni) | baseline (ptp + host-local, same run) | ratio | rerun |',
+    '| --- | --- | --- | --- | --- |',
+    `| ADD p50 ≤ 2.5× ptp | ${f(ours.ADD.p50)} ms | ${f(ptp.ADD.p50)} ms | ${ratio(ours.ADD.p50, ptp.ADD.p50)}× | ${cmd} |`,
+    `| DEL p50 ≤ 1.0× ptp | ${f(ours.DEL.p50)} ms | ${f(ptp.DEL.p50)} ms | ${ratio(ours.DEL.p50, ptp.DEL.p50)}× | ${cmd} |`,
+    `| CHECK p50 (no target) | ${f(ours.CHECK?.p50 ?? Number.NaN)} ms | ${f(ptp.CHECK?.p50 ?? Number.NaN)} ms | ${ratio(ours.CHECK?.p50 ?? Number.NaN, ptp.CHECK?.p50 ?? Number.NaN)}× | ${cmd} |`,
+    `| ADD p99 (no target) | ${f(ours.ADD.p99)} ms | ${f(ptp.ADD.p99)} ms | ${ratio(ours.ADD.p99, ptp.ADD.p99)}× | ${cmd} |`,
+    `| in-process endpoint setup (IPAM + plan + apply, no exec) ≥ 5× faster than ptp ADD | ${f(inproc.addP50)} ms p50 | ${f(ptp.ADD.p50)} ms (ptp ADD p50) | ${ratio(ptp.ADD.p50, inproc.addP50)}× faster | ${cmd} |`,
+    `| in-process teardown (release + removeEndpoint), no target | ${f(inproc.delP50)} ms p50 | ${f(ptp.DEL.p50)} ms (ptp DEL p50) | ${ratio(ptp.DEL.p50, inproc.delP50)}× faster | ${cmd} |`,
+    `| process start: VERSION via launcher (compile cache) | ${f(cached)} ms | ${f(uncached)} ms (bundle, no cache); bare \`node -e ''\` ${f(bare)} ms | ${ratio(cached, uncached)}× | ${cmd} |`,
+    '',
+  ];
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'cni.md'), lines.join('\n'));
+  console.log(lines.join('\n'));
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+import { execFileSync } from 'node:child_process';
+// Installs the datapath-cni reference plugin into a CNI bin directory:
+//   PREFIX/datapath-cni                 a launcher (sh) that runs this Node by absolute path
+//   PREFIX/datapath-cni.d/datapath-cni.mjs                the bundled plugin (one file)
+//   PREFIX/datapath-cni.d/node_modules/@koromix/koffi-*   koffi's native addon (the one thing not bundled)
+// The launcher works under a runtime's minimal environment (no PATH needed), drops NODE_OPTIONS and
+// NODE_EXTRA_CA_CERTS (they cost start-up time), and points Node's compile cache at PREFIX/datapath-cni.d.
+// Usage: node packages/cni/scripts/install.mjs PREFIX     (make install-cni PREFIX=/opt/cni/bin)
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundle } from './bundle.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const prefixArg = process.argv[2];
+if (!prefixArg) {
+  console.error('usage: node packages/cni/scripts/install.mjs PREFIX   (e.g. /opt/cni/bin)');
+  process.exit(2);
+}
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  console.error(`datapath-cni needs Node >= 22; this is ${process.version} (${process.execPath})`);
+  process.exit(1);
+}
+const prefix = resolve(prefixArg);
+const support = join(prefix, 'datapath-cni.d');
+const arch = { x64: 'x64', arm64: 'arm64' }[process.arch];
+if (!arch || process.platform !== 'linux') {
+  console.error(`datapath-cni supports linux x64/arm64, not ${process.platform} ${process.arch}`);
+  process.exit(1);
+}
+
+// koffi's platform package, resolved from the package that depends on koffi (@datapath/netlink).
+const netlinkRequire = createRequire(resolve(here, '../../netlink/package.json'));
+const koffiRequire = createRequire(join(dirname(netlinkRequire.resolve('koffi')), 'package.json'));
+const nativePkg = `@koromix/koffi-linux-${arch}`;
+const nativeDir = dirname(koffiRequire.resolve(nativePkg));
+
+const stage = mkdtempSync(join(tmpdir(), 'datapath-cni-install-'));
+try {
+  const file = await bundle(stage);
+  mkdirSync(join(support, 'node_modules', '@koromix'), { recursive: true });
+  renameOrCopy(file, join(support, 'datapath-cni.mjs'));
+  rmSync(join(support, 'node_modules', nativePkg), { recursive: true, force: true });
+  cpSync(nativeDir, join(support, 'node_modules', nativePkg), {
+    recursive: true,
+    dereference: true,
+    filter: (src) => !src.includes('/musl_') || src.endsWith(nativePkg.split('/')[1]),
+  });
+  const launcher = `#!/bin/sh
+# datapath-cni launcher, written by packages/cni/scripts/install.mjs: runs the bundled plugin with the Node
+# it was installed with (${process.version}), whatever PATH the container runtime passes.
+unset NODE_OPTIONS NODE_EXTRA_CA_CERTS
+NODE_COMPILE_CACHE=${support}/.cache
+export NODE_COMPILE_CACHE
+exec ${process.execPath} ${support}/datapath-cni.mjs "$@"
+`;
+  const tmp = join(prefix, '.datapath-cni.tmp');
+  writeFileSync(tmp, launcher);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, join(prefix, 'datapath-cni')); // atomic: a runtime never execs a half-written launcher
+  // Warm the compile cache and prove the install works: VERSION must answer.
+  const out = execFileSync(join(prefix, 'datapath-cni'), [], {
+    env: { CNI_COMMAND: 'VERSION' },
+    input: '',
+    encoding: 'utf8',
+  });
+  JSON.parse(out);
+  console.log(`installed ${join(prefix, 'datapath-cni')} (Node ${process.version} at ${process.execPath})`);
+} finally {
+  rmSync(stage, { recursive: true, force: true });
+}
+
+function renameOrCopy(from, to) {
+  try {
+    renameSync(from, to);
+  } catch {
+    cpSync(from, to);
+  }
+}
