@@ -1,6 +1,6 @@
 // Addresses: iproute2-named functions over a netlink Handle.
 import { type AddressMessage, AddrFlag } from '@datapath/netlink';
-import { handleOf, indexOf, type LinkRef, type NetdevOptions } from './common.js';
+import { indexOf, type LinkRef, leaseHandle, type NetdevOptions } from './common.js';
 import { parseCidrText, parseIpText } from './validate.js';
 
 /** Options of {@link addrAdd}. */
@@ -52,7 +52,8 @@ const SCOPES = { global: 0, link: 253, host: 254 } as const;
 export function addrAdd(dev: LinkRef, cidr: string, options: AddrAddOptions = {}): void {
   const op = 'addrAdd';
   const c = parseCidrText(cidr, op, true, 'address');
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   let flags = AddrFlag.PERMANENT;
   if (options.nodad) flags |= AddrFlag.NODAD;
   if (options.noPrefixRoute) flags |= AddrFlag.NOPREFIXROUTE;
@@ -82,7 +83,8 @@ export function addrAdd(dev: LinkRef, cidr: string, options: AddrAddOptions = {}
 export function addrDel(dev: LinkRef, cidr: string, options?: NetdevOptions): void {
   const op = 'addrDel';
   const c = parseCidrText(cidr, op, true, 'address');
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   h.addrDelete({ index: indexOf(h, dev, op), prefixLen: c.prefixLen, local: c.address });
 }
 
@@ -99,7 +101,8 @@ export function addrDel(dev: LinkRef, cidr: string, options?: NetdevOptions): vo
  * ```
  */
 export function addrList(filter: { dev?: LinkRef; family?: 4 | 6 } = {}, options?: NetdevOptions): Address[] {
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   const index = filter.dev === undefined ? undefined : indexOf(h, filter.dev, 'addrList');
   return h
     .addrDump(filter.family === 4 ? 2 : filter.family === 6 ? 10 : 0)

@@ -1,5 +1,6 @@
 // The default handle (host namespace of the caller) and link-reference resolution.
 import { Handle } from '@datapath/netlink';
+import { currentNetnsKey } from './sys/procfs.js';
 import { bad } from './validate.js';
 
 /** Options every netdev function takes: which handle (hence which namespace) to act in. */
@@ -11,13 +12,21 @@ export interface NetdevOptions {
 /** A link, by name or by index. */
 export type LinkRef = string | number;
 
-let shared: Handle | undefined;
+let shared: { handle: Handle; ns: string } | undefined;
+const keep = (handle: Handle) => ({ handle, [Symbol.dispose]: () => {} });
 
-/** The handle of `options`, or the shared one opened (once) in the namespace the caller is in. */
-export function handleOf(options: NetdevOptions | undefined): Handle {
-  if (options?.handle) return options.handle;
-  shared ??= Handle.open();
-  return shared;
+/**
+ * The handle to act with: the one in `options`; else a shared handle bound to the namespace the process
+ * first called from, when the calling thread is still there; else (inside a `Netns.run` window) a
+ * handle opened for this call only, closed on dispose, so no socket pins a namespace that may go away.
+ */
+export function leaseHandle(options: NetdevOptions | undefined): { handle: Handle } & Disposable {
+  if (options?.handle) return keep(options.handle);
+  const ns = currentNetnsKey();
+  if (shared === undefined) shared = { handle: Handle.open(), ns };
+  if (shared.ns === ns) return keep(shared.handle);
+  const handle = Handle.open();
+  return { handle, [Symbol.dispose]: () => handle.close() };
 }
 
 /** Resolves a link reference to an ifindex (a lookup for names). */

@@ -1,6 +1,6 @@
 // Links: iproute2-named functions over a netlink Handle.
 import { IfFlag, type LinkInfo, type LinkMessage, type Netns } from '@datapath/netlink';
-import { handleOf, indexOf, type LinkRef, type NetdevOptions } from './common.js';
+import { indexOf, type LinkRef, leaseHandle, type NetdevOptions } from './common.js';
 import { bad, checkIfname, checkMac, checkMtu, parseIpText } from './validate.js';
 
 /** Attributes common to every link created by {@link linkAdd}. */
@@ -159,7 +159,8 @@ export function linkAdd(spec: LinkSpec, options?: NetdevOptions): void {
     m.change = IfFlag.UP;
   }
   if (spec.netns !== undefined) m.netnsFd = spec.netns.fd;
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   switch (spec.kind) {
     case 'veth': {
       const peer = peerMessage(spec.peer, op);
@@ -212,7 +213,8 @@ export function linkAdd(spec: LinkSpec, options?: NetdevOptions): void {
  */
 export function linkDel(dev: LinkRef, options?: NetdevOptions): void {
   const op = 'linkDel';
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   h.linkDelete(typeof dev === 'number' ? { index: indexOf(h, dev, op) } : { name: checkIfname(dev, op) });
 }
 
@@ -230,7 +232,8 @@ export function linkDel(dev: LinkRef, options?: NetdevOptions): void {
  */
 export function linkGet(dev: LinkRef, options?: NetdevOptions): Link {
   const op = 'linkGet';
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   const ref: LinkMessage =
     typeof dev === 'number' ? { index: indexOf(h, dev, op) } : { name: checkIfname(dev, op) };
   return toLink(h.linkGet(ref));
@@ -249,11 +252,13 @@ export function linkGet(dev: LinkRef, options?: NetdevOptions): Link {
  * ```
  */
 export function linkList(options?: NetdevOptions): Link[] {
-  return handleOf(options).linkDump().map(toLink);
+  using lease = leaseHandle(options);
+  return lease.handle.linkDump().map(toLink);
 }
 
 function setLink(dev: LinkRef, patch: LinkMessage, op: string, options?: NetdevOptions): void {
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   h.linkSet({ ...patch, index: indexOf(h, dev, op) });
 }
 

@@ -1,6 +1,6 @@
 // Neighbours: iproute2-named functions over a netlink Handle.
 import { NeighState } from '@datapath/netlink';
-import { handleOf, indexOf, type LinkRef, type NetdevOptions } from './common.js';
+import { indexOf, type LinkRef, leaseHandle, type NetdevOptions } from './common.js';
 import { bad, checkMac, parseIpText } from './validate.js';
 
 /** Neighbour states by name. */
@@ -48,7 +48,8 @@ export function neighAdd(
   const state = STATES[n.state ?? 'permanent'];
   if (state === undefined) bad(op, `unknown neighbour state ${JSON.stringify(n.state)}`);
   const lladdr = checkMac(n.lladdr, op);
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   h.neighNew(
     { index: indexOf(h, n.dev, op), family: ip.family === 4 ? 2 : 10, dst: ip.address, lladdr, state },
     n.replace ? 'replace' : 'create',
@@ -70,7 +71,8 @@ export function neighAdd(
 export function neighDel(n: { dev: LinkRef; address: string }, options?: NetdevOptions): void {
   const op = 'neighDel';
   const ip = parseIpText(n.address, op);
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   h.neighDelete({ index: indexOf(h, n.dev, op), family: ip.family === 4 ? 2 : 10, dst: ip.address });
 }
 
@@ -87,7 +89,8 @@ export function neighDel(n: { dev: LinkRef; address: string }, options?: NetdevO
  * ```
  */
 export function neighList(filter: { dev?: LinkRef; family?: 4 | 6 } = {}, options?: NetdevOptions): Neigh[] {
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   const index = filter.dev === undefined ? undefined : indexOf(h, filter.dev, 'neighList');
   return h
     .neighDump(filter.family === 4 ? 2 : filter.family === 6 ? 10 : 0)

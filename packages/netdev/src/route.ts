@@ -1,5 +1,6 @@
 // Routes: iproute2-named functions over a netlink Handle.
 import {
+  type Handle,
   type NewMode,
   type RouteMessage,
   RouteProtocol,
@@ -7,7 +8,7 @@ import {
   RouteTable,
   RouteType,
 } from '@datapath/netlink';
-import { handleOf, indexOf, type LinkRef, type NetdevOptions } from './common.js';
+import { indexOf, type LinkRef, leaseHandle, type NetdevOptions } from './common.js';
 import { bad, networkOf, parseCidrText, parseIpText } from './validate.js';
 
 /** Route types by name. */
@@ -73,7 +74,7 @@ const TYPES: Record<RouteTypeName, number> = {
 };
 const SCOPES = { global: RouteScope.UNIVERSE, link: RouteScope.LINK, host: RouteScope.HOST } as const;
 
-function toMessage(r: RouteSpec, op: string, forDelete: boolean, options?: NetdevOptions): RouteMessage {
+function toMessage(r: RouteSpec, op: string, forDelete: boolean, h: Handle): RouteMessage {
   if (r === null || typeof r !== 'object') bad(op, 'route must be an object');
   const via = r.via === undefined ? undefined : parseIpText(r.via, op, 'gateway');
   let family: 4 | 6;
@@ -102,7 +103,7 @@ function toMessage(r: RouteSpec, op: string, forDelete: boolean, options?: Netde
   const m: RouteMessage = { family: family === 4 ? 2 : 10, dstLen, table };
   if (dst !== undefined) m.dst = dst;
   if (via) m.gateway = via.address;
-  if (r.dev !== undefined) m.oif = indexOf(handleOf(options), r.dev, op);
+  if (r.dev !== undefined) m.oif = indexOf(h, r.dev, op);
   if (r.src !== undefined) m.prefsrc = parseIpText(r.src, op, 'source').address;
   if (r.metric !== undefined) m.priority = r.metric;
   if (r.mtu !== undefined) m.mtu = r.mtu;
@@ -125,7 +126,8 @@ function toMessage(r: RouteSpec, op: string, forDelete: boolean, options?: Netde
 }
 
 function add(r: RouteSpec, mode: NewMode, op: string, options?: NetdevOptions): void {
-  handleOf(options).routeNew(toMessage(r, op, false, options), mode);
+  using lease = leaseHandle(options);
+  lease.handle.routeNew(toMessage(r, op, false, lease.handle), mode);
 }
 
 /**
@@ -175,7 +177,8 @@ export function routeReplace(r: RouteSpec, options?: NetdevOptions): void {
  * ```
  */
 export function routeDel(r: RouteSpec, options?: NetdevOptions): void {
-  handleOf(options).routeDelete(toMessage(r, 'routeDel', true, options));
+  using lease = leaseHandle(options);
+  lease.handle.routeDelete(toMessage(r, 'routeDel', true, lease.handle));
 }
 
 /**
@@ -194,7 +197,8 @@ export function routeList(
   filter: { family?: 4 | 6; dev?: LinkRef; table?: number | 'main' | 'local' | 'all' } = {},
   options?: NetdevOptions,
 ): Route[] {
-  const h = handleOf(options);
+  using lease = leaseHandle(options);
+  const h = lease.handle;
   const oif = filter.dev === undefined ? undefined : indexOf(h, filter.dev, 'routeList');
   const table =
     filter.table === undefined || filter.table === 'main'

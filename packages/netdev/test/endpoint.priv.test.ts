@@ -232,7 +232,7 @@ describe('applyEndpoint rollback and refusals', () => {
       expect(() => applyEndpoint(self, { hostNetns: host })).toThrow(
         expect.objectContaining({
           code: 'InvalidArgument',
-          message: expect.stringMatching(/host namespace/),
+          message: expect.stringMatching(/refusing to configure the host/),
         }),
       );
       const notNs = planEndpoint({ ...spec(hostT), netns: '/etc/hostname' });
@@ -244,6 +244,21 @@ describe('applyEndpoint rollback and refusals', () => {
         expect.objectContaining({ code: 'NotFound' }),
       );
       expect(linkNames(hostT)).toEqual(['lo']);
+    });
+  });
+
+  it("refuses the caller's own namespace as a pod even when another namespace plays host", async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(2, (hostT, callerT) => {
+      using host = Netns.open({ name: hostT.name });
+      using callerNs = Netns.open({ name: callerT.name });
+      // Run as a caller living in callerT (a test namespace), never in the real host namespace.
+      const plan = planEndpoint(spec(callerT, { netns: '/proc/thread-self/ns/net' }));
+      expect(() => callerNs.run(() => applyEndpoint(plan, { hostNetns: host }))).toThrow(
+        expect.objectContaining({ code: 'InvalidArgument', errno: undefined }),
+      );
+      expect(linkNames(hostT)).toEqual(['lo']);
+      expect(linkNames(callerT)).toEqual(['lo']);
     });
   });
 

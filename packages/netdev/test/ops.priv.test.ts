@@ -198,9 +198,16 @@ describe('links', () => {
     });
   });
 
-  it('reads the caller namespace through the default handle', (ctx) => {
+  it('the default handle follows the calling thread into a Netns.run window and back', async (ctx) => {
     requireRoot(ctx);
-    expect(linkGet('lo')).toMatchObject({ index: 1, name: 'lo' });
+    expect(linkGet('lo')).toMatchObject({ index: 1, name: 'lo' }); // read-only, in the caller's namespace
+    await inTestNs((_t, handle, netns) => {
+      const name = uniqueName();
+      linkAdd({ name, kind: 'bridge' }, { handle });
+      expect(netns.run(() => linkGet(name).name)).toBe(name);
+      expect(netns.run(() => linkList().map((l) => l.name)).sort()).toEqual([name, 'lo'].sort());
+      expect(() => linkGet(name)).toThrow(expect.objectContaining({ code: 'NotFound' }));
+    });
   });
 });
 

@@ -155,14 +155,18 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
   checkPlan(plan, op);
   const step = options.onStep ?? (() => {});
   const podNs = Netns.open({ path: plan.netns });
-  const ownHost = options.hostNetns === undefined ? Netns.current() : undefined;
-  const hostNs = options.hostNetns ?? (ownHost as Netns);
+  let caller: Netns | undefined;
   let host: Handle | undefined;
   let pod: Handle | undefined;
   let created = false;
   try {
-    if (podNs.sameAs(hostNs)) {
-      bad(op, `refusing to configure the host namespace (${plan.netns}) as a pod namespace`, plan.netns);
+    caller = Netns.current();
+    if (podNs.sameAs(options.hostNetns ?? caller) || podNs.sameAs(caller)) {
+      bad(
+        op,
+        `refusing to configure the host or the caller's own namespace (${plan.netns}) as a pod`,
+        plan.netns,
+      );
     }
     host = Handle.open(options.hostNetns);
     pod = Handle.open(podNs);
@@ -272,7 +276,7 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
     pod?.close();
     host?.close();
     podNs.close();
-    ownHost?.close();
+    caller?.close();
   }
 }
 
