@@ -73,21 +73,30 @@ export interface RawMap {
   delete(key: Uint8Array): boolean;
 }
 
-/** Brings `current` to `desired` with the fewest writes: deletes, overwrites changed values, adds. */
-export function syncRawMap(map: RawMap, desired: readonly RawEntry[]): MapDiff {
+/**
+ * Brings a map to `desired` with the fewest writes: deletes, overwrites changed values, adds. `known`
+ * is what this process last wrote (key hex → value hex); without it the map is dumped first.
+ * Returns the diff and the new known content.
+ */
+export function syncRawMap(
+  map: RawMap,
+  desired: readonly RawEntry[],
+  known?: ReadonlyMap<string, string>,
+): MapDiff & { content: Map<string, string> } {
   const want = new Map(desired.map((e) => [hex(e.key), e]));
-  const have = new Map<string, Uint8Array>();
-  for (const [k, v] of map.dump()) have.set(hex(k), v);
-  const diff: MapDiff = { added: 0, removed: 0, changed: 0, unchanged: 0 };
-  const dels: Uint8Array[] = [];
-  for (const k of have.keys()) if (!want.has(k)) dels.push(Buffer.from(k, 'hex'));
-  for (const key of dels) {
-    map.delete(new Uint8Array(key));
+  const have = new Map<string, string>(known ?? map.dump().map(([k, v]) => [hex(k), hex(v)]));
+  const diff = { added: 0, removed: 0, changed: 0, unchanged: 0 };
+  const content = new Map<string, string>();
+  for (const k of have.keys()) {
+    if (want.has(k)) continue;
+    map.delete(new Uint8Array(Buffer.from(k, 'hex')));
     diff.removed++;
   }
   for (const [k, e] of want) {
+    const value = hex(e.value);
+    content.set(k, value);
     const old = have.get(k);
-    if (old !== undefined && hex(old) === hex(e.value)) {
+    if (old === value) {
       diff.unchanged++;
       continue;
     }
@@ -95,7 +104,7 @@ export function syncRawMap(map: RawMap, desired: readonly RawEntry[]): MapDiff {
     if (old === undefined) diff.added++;
     else diff.changed++;
   }
-  return diff;
+  return { ...diff, content };
 }
 
 /** The agent's datapath: shared maps open, the compiled object ready to load per endpoint. */
@@ -109,6 +118,8 @@ export class Datapath {
   readonly metrics: PerCpuHashMap<CodecType<typeof metricsKey>, CodecType<typeof metricsValue>>;
   readonly policyProgs: ProgArrayMap;
   readonly #template: ObjectSpec | undefined;
+  /** What this process last wrote to each policy map (by endpoint id) and to the ipcache. */
+  readonly #written = new Map<number | 'ipcache', Map<string, string>>();
 
   private constructor(pinDir: string, objectPath: string, cached: boolean, template: ObjectSpec | undefined) {
     this.pinDir = pinDir;
@@ -239,6 +250,7 @@ export class Datapath {
     }
     this.policyProgs.delete(lxcId);
     rmSync(this.policyPin(lxcId), { force: true });
+    this.#written.delete(lxcId);
     const stale = [...this.metrics.keys()].filter((k) => k.lxcId === lxcId);
     for (const k of stale) this.metrics.delete(k);
   }
@@ -254,9 +266,16 @@ export class Datapath {
 
   /** Brings an endpoint's policy map to `desired`, touching only the entries that differ. */
   syncPolicy(lxcId: number, desired: readonly RawEntry[]): MapDiff {
+    const known = this.#written.get(lxcId);
+    const want = new Map(desired.map((e) => [hex(e.key), hex(e.value)]));
+    if (known !== undefined && known.size === want.size && [...want].every(([k, v]) => known.get(k) === v)) {
+      return { added: 0, removed: 0, changed: 0, unchanged: want.size };
+    }
     const map = this.policyMap(lxcId);
     try {
-      return syncRawMap(map, desired);
+      const { content, ...diff } = syncRawMap(map, desired, known);
+      this.#written.set(lxcId, content);
+      return diff;
     } finally {
       map.close();
     }
@@ -264,7 +283,9 @@ export class Datapath {
 
   /** Brings the ipcache to `desired`. */
   syncIpcache(desired: readonly RawEntry[]): MapDiff {
-    return syncRawMap(this.ipcache, desired);
+    const { content, ...diff } = syncRawMap(this.ipcache, desired, this.#written.get('ipcache'));
+    this.#written.set('ipcache', content);
+    return diff;
   }
 
   /** Endpoint ids that have a policy map pinned. */
