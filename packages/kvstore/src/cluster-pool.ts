@@ -26,6 +26,8 @@ export interface ClusterPoolSpec {
 export interface ClusterPoolOptions {
   /** Clock of the expiry grace period; default {@link systemClock}. */
   readonly clock?: Clock;
+  /** Random source in [0, 1) used to spread replicas apart after a lost race; default `Math.random`. */
+  readonly random?: () => number;
 }
 
 /** The pod CIDRs of one node; one per configured family. */
@@ -76,7 +78,8 @@ const cidrKeyOf = (cidr: string) => cidr.replace('/', '_');
  * allocators never hand out one block twice, because each assignment is one compare-and-swap creating
  * both `ipam/<pool>/cidrs/<block>` (→ node) and `ipam/<pool>/nodes/<node>/<family>` (→ block).
  * Blocks are taken in cluster-CIDR order, scanning from the block after the last one handed out (the
- * Kubernetes `cidrset` order). State lives only in the store, so a restarted replica restores it by
+ * Kubernetes `cidrset` order); a replica that loses races for a block skips a random number of free blocks, growing
+ * exponentially with the races lost. State lives only in the store, so a restarted replica restores it by
  * opening the pool again; {@link StoreClusterPool.reapExpired} releases the blocks of nodes whose
  * liveness key has been gone for a grace period.
  *
@@ -97,6 +100,7 @@ export class StoreClusterPool implements AsyncDisposable {
   readonly name: string;
   readonly #prefix: string;
   readonly #clock: Clock;
+  readonly #random: () => number;
   readonly #fam: Partial<Record<Family, FamilyState>> = {};
   readonly #owners = new Map<string, string>(); // block → node
   readonly #byNode = new Map<string, Map<Family, string>>();
@@ -106,11 +110,12 @@ export class StoreClusterPool implements AsyncDisposable {
   #watch: KvWatch | undefined;
   #closed = false;
 
-  private constructor(store: KvStore, name: string, spec: ClusterPoolSpec, clock: Clock) {
+  private constructor(store: KvStore, name: string, spec: ClusterPoolSpec, options: ClusterPoolOptions) {
     this.store = store;
     this.name = name;
     this.#prefix = `ipam/${name}/`;
-    this.#clock = clock;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
     const all: ReturnType<typeof parseCidr>[] = [];
     for (const f of FAMILIES) {
       const fs = spec[f];
@@ -159,7 +164,7 @@ export class StoreClusterPool implements AsyncDisposable {
     if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,63}$/.test(name)) {
       throw invalidArgument('StoreClusterPool.open', `bad pool name ${JSON.stringify(name)}`);
     }
-    const pool = new StoreClusterPool(store, name, spec, options.clock ?? systemClock);
+    const pool = new StoreClusterPool(store, name, spec, options);
     const specKey = `${pool.#prefix}spec`;
     const specText = JSON.stringify({ ipv4: spec.ipv4 ?? null, ipv6: spec.ipv6 ?? null });
     const r = await store.txn(
@@ -407,15 +412,23 @@ export class StoreClusterPool implements AsyncDisposable {
     }
   }
 
-  #candidate(f: Family): string | undefined {
+  /**
+   * The next block to try: the first free one in cidrset order from the set's next-candidate index; after
+   * this replica lost `attempt` races, the k-th free one with k random below 2^attempt, so racing replicas
+   * spread out (exponentially, like a backoff in address space) while allocations stay near the front.
+   */
+  #candidate(f: Family, attempt: number): string | undefined {
     const st = this.#fam[f]!;
     for (let s = 0; s < st.sets.length; s++) {
       const set = st.sets[s]!;
       const used = st.used[s]!;
-      if (used.size >= set.count) continue;
+      const free = set.count - used.size;
+      if (free <= 0) continue;
+      let skip = attempt === 0 ? 0 : Math.floor(this.#random() * Math.min(2 ** Math.min(attempt, 30), free));
       for (let i = 0; i < set.count; i++) {
         const idx = (st.next[s]! + i) % set.count;
-        if (!used.has(idx)) return set.at(idx);
+        if (used.has(idx)) continue;
+        if (skip-- === 0) return set.at(idx);
       }
     }
     return undefined;
@@ -439,7 +452,7 @@ export class StoreClusterPool implements AsyncDisposable {
   async #allocateFamily(node: string, f: Family): Promise<{ cidr: string; fresh: boolean }> {
     const nodeKey = `${this.#prefix}nodes/${node}/${f}`;
     for (let attempt = 0; attempt < 256; attempt++) {
-      const cidr = this.#candidate(f);
+      const cidr = this.#candidate(f, attempt);
       if (cidr === undefined) {
         throw new KvError('Exhausted', `allocate: no free ${f} node CIDR left in pool ${this.name}`, {
           op: 'allocate',
