@@ -256,7 +256,12 @@ function constantKind(btf: bigint, typeId: number, size: number): ConstantKind {
     const elem = btfResolveType(btf, t.getUint32(12, true));
     if (elem >= 0) {
       const e = btfType(btf, elem);
-      if (kindOf(e) === BTF_KIND_INT && e.getUint32(8, true) === 1 && (e.getUint32(12, true) >>> 24) & 2) {
+      // `char name[N]` reads as a string; `__u8 mac[6]` and other arrays stay bytes.
+      if (
+        kindOf(e) === BTF_KIND_INT &&
+        e.getUint32(8, true) === 1 &&
+        btfNameByOffset(btf, e.getUint32(0, true)) === 'char'
+      ) {
         return { kind: 'chars', length: t.getUint32(20, true) };
       }
     }
