@@ -71,3 +71,34 @@ export class NaiveRange {
     if (o >= 0 && o < this.map.size) this.map.release(o);
   }
 }
+
+/** Naive cidrset: a byte per node CIDR, bit-by-bit scan from the next candidate, bigint address maths. */
+export class NaiveCidrSet {
+  readonly slots: Uint8Array;
+  next = 0;
+  count = 0;
+  constructor(
+    readonly base: bigint,
+    readonly shift: number,
+    readonly max: number,
+    readonly mask: number,
+  ) {
+    this.slots = new Uint8Array(max);
+  }
+
+  allocateNext(): string {
+    if (this.count === this.max) throw new Error('full');
+    for (let i = 0; i < this.max; i++) {
+      const c = (this.next + i) % this.max;
+      if (this.slots[c] === 0) {
+        this.slots[c] = 1;
+        this.count++;
+        this.next = (c + 1) % this.max;
+        const ip = this.base | (BigInt(c) << BigInt(this.shift));
+        const n = Number(ip);
+        return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}/${this.mask}`;
+      }
+    }
+    throw new Error('full');
+  }
+}

@@ -1,5 +1,4 @@
 // Node-local durable store shared by processes, in the directory layout of the CNI host-local plugin.
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseV4, parseV6 } from './addr.js';
 import { fail } from './errors.js';
@@ -10,15 +9,17 @@ import {
   listDir,
   lockExclusive,
   makeDir,
+  openDir,
   openRw,
-  overwriteFile,
+  openWrite,
+  overwriteFd,
   pidAlive,
   preadStart,
   pwriteStart,
   readText,
   remove,
   removeQuiet,
-  syncDir,
+  syncFd,
   unlock,
   writeNewFile,
 } from './sys/files.js';
@@ -67,6 +68,8 @@ export class FileStore implements Store {
   private lockFd: number;
   private readonly sync: boolean;
   private tmpSeq = 0;
+  private dirFd = -1;
+  private readonly lastFds = new Map<string, number>();
   private readonly genBuf = new Uint8Array(8);
 
   /**
@@ -122,9 +125,11 @@ export class FileStore implements Store {
       const bump = (): void => {
         if (bumped) return;
         bumped = true;
-        const b = randomBytes(8);
+        // A random token (not a counter): a recreated lock file can never repeat a cached value.
+        const b = this.genBuf;
+        for (let i = 0; i < 8; i++) b[i] = (Math.random() * 256) | 0;
         pwriteStart(this.lockFd, b, this.lockPath);
-        generation = b.toString('hex');
+        generation = Buffer.from(b).toString('hex');
       };
       const tx: StoreTxn = {
         get generation() {
@@ -155,7 +160,7 @@ export class FileStore implements Store {
           removeQuiet(tmp);
           if (tmp === staged?.path) staged = undefined;
           reserved = true;
-          if (rangeId !== undefined) overwriteFile(join(dir, `${LAST_PREFIX}${rangeId}`), ip);
+          if (rangeId !== undefined) this.writeLast(rangeId, ip);
           return true;
         },
         release: (ip) => {
@@ -168,8 +173,21 @@ export class FileStore implements Store {
     } finally {
       unlock(this.lockFd, this.lockPath);
       if (staged !== undefined) removeQuiet(staged.path);
-      if (reserved && this.sync) syncDir(dir);
+      if (reserved && this.sync) {
+        if (this.dirFd < 0) this.dirFd = openDir(dir);
+        syncFd(this.dirFd, dir);
+      }
     }
+  }
+
+  private writeLast(rangeId: string, ip: string): void {
+    const path = join(this.dir, `${LAST_PREFIX}${rangeId}`);
+    let fd = this.lastFds.get(rangeId);
+    if (fd === undefined) {
+      fd = openWrite(path);
+      this.lastFds.set(rangeId, fd);
+    }
+    overwriteFd(fd, ip, path);
   }
 
   /**
@@ -191,7 +209,11 @@ export class FileStore implements Store {
   /** Closes the lock file (dropping the lock if held). */
   close(): void {
     if (this.lockFd >= 0) closeQuiet(this.lockFd);
+    if (this.dirFd >= 0) closeQuiet(this.dirFd);
+    for (const fd of this.lastFds.values()) closeQuiet(fd);
+    this.lastFds.clear();
     this.lockFd = -1;
+    this.dirFd = -1;
   }
 }
 

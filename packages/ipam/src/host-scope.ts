@@ -355,7 +355,8 @@ export class HostScope {
     const op = 'HostScope.release';
     const { family } = parseIp(ip, op);
     return this.tx((t) => {
-      const cur = this.ownerIn(t, ip);
+      // Read the owner only when it must be checked (with a FileStore that is a file read).
+      const cur = owner === undefined ? this.owners.get(ip) : this.ownerIn(t, ip);
       if (owner !== undefined && cur !== undefined && cur !== owner)
         fail('Mismatch', op, `${ip} is owned by ${cur}, not ${owner}`, ip);
       const timer = this.timers.get(ip);

@@ -123,26 +123,45 @@ export function writeNewFile(path: string, content: string, sync: boolean): bool
   return true;
 }
 
-/**
- * Replaces the content of a small file in place, without fsync. It writes at offset 0 and then truncates to
- * the new length, never to zero: ext4 flushes a file synchronously (auto_da_alloc) when it is truncated to
- * zero or renamed over, which costs milliseconds.
- */
-export function overwriteFile(path: string, content: string): void {
-  let fd: number;
+/** Opens a directory for fsync. */
+export function openDir(path: string): number {
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o644);
+    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
   } catch (e) {
     throw ioError(e, 'FileStore', path);
   }
+}
+
+/** fsyncs an fd (a directory fd: entries created or removed in it become durable). */
+export function syncFd(fd: number, path: string): void {
+  try {
+    fsyncSync(fd);
+  } catch (e) {
+    throw ioError(e, 'FileStore', path);
+  }
+}
+
+/** Opens (creating) a small file for in-place rewrites with {@link overwriteFd}. */
+export function openWrite(path: string): number {
+  try {
+    return openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o644);
+  } catch (e) {
+    throw ioError(e, 'FileStore', path);
+  }
+}
+
+/**
+ * Replaces the content of a small open file in place, without fsync: it writes at offset 0 and then
+ * truncates to the new length, never to zero, because ext4 flushes a file synchronously (auto_da_alloc)
+ * when it is truncated to zero or renamed over, which costs milliseconds.
+ */
+export function overwriteFd(fd: number, content: string, path: string): void {
   try {
     const buf = Buffer.from(content);
     writeSync(fd, buf, 0, buf.length, 0);
     ftruncateSync(fd, buf.length);
   } catch (e) {
     throw ioError(e, 'FileStore', path);
-  } finally {
-    closeQuiet(fd);
   }
 }
 
@@ -193,23 +212,6 @@ export function listDir(path: string): string[] {
     return readdirSync(path);
   } catch (e) {
     throw ioError(e, 'FileStore', path);
-  }
-}
-
-/** fsyncs a directory, so entries created or removed in it are durable. */
-export function syncDir(path: string): void {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw ioError(e, 'FileStore', path);
-  }
-  try {
-    fsyncSync(fd);
-  } catch (e) {
-    throw ioError(e, 'FileStore', path);
-  } finally {
-    closeQuiet(fd);
   }
 }
 
