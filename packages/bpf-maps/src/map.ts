@@ -103,6 +103,7 @@ export abstract class BpfMap<K, V> {
   #owned: boolean;
   #closed = false;
   #pinnedAt: string | undefined;
+  #batchBusy = false;
   #bkView: DataView = new DataView(new ArrayBuffer(0));
   #bvView: DataView = new DataView(new ArrayBuffer(0));
 
@@ -334,6 +335,27 @@ export abstract class BpfMap<K, V> {
     }
   }
 
+  /** Runs a batch operation; the batch buffers are shared, so nesting one inside another is refused. */
+  #exclusive<R>(op: string, fn: () => R): R {
+    this.#check(op);
+    if (this.#batchBusy) {
+      throw new BpfError(
+        'Busy',
+        `${op}: a batch operation on ${this.name} is already running (called from a forEach callback?)`,
+        {
+          op,
+          target: this.name,
+        },
+      );
+    }
+    this.#batchBusy = true;
+    try {
+      return fn();
+    } finally {
+      this.#batchBusy = false;
+    }
+  }
+
   #batchViews(): void {
     const io = this.io;
     if (this.#bkView.buffer !== io.batchKeys.buffer) {
@@ -372,7 +394,11 @@ export abstract class BpfMap<K, V> {
    * iteration on kernels or map types without batch support; probed once per type, then cached).
    * The fastest way to read a whole map: nothing is collected.
    *
-   * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a write-only map.
+   * The callback may call single-element methods (`get`, `set`, `delete`) but not other batch methods
+   * of the same map.
+   *
+   * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a write-only map, `Busy` when
+   * called from inside another batch operation of this map.
    * @example Summing a counter map
    * ```ts
    * import { HashMap } from '@datapath/bpf-maps';
@@ -382,7 +408,10 @@ export abstract class BpfMap<K, V> {
    * ```
    */
   forEach(fn: (key: K, value: V) => void, options: BatchOptions = {}): void {
-    this.#check('forEach');
+    this.#exclusive('forEach', () => this.#forEach(fn, options));
+  }
+
+  #forEach(fn: (key: K, value: V) => void, options: BatchOptions): void {
     const io = this.io;
     if (this.#batchOk('lookup', options)) {
       io.ensureBatch(batchSize(options));
@@ -467,35 +496,34 @@ export abstract class BpfMap<K, V> {
    * ```
    */
   setMany(entries: Iterable<readonly [K, V]>, flag: UpdateFlag = 'any', options: BatchOptions = {}): void {
-    this.#check('setMany');
+    this.#exclusive('setMany', () => this.#setMany(entries, flag, options));
+  }
+
+  #setMany(entries: Iterable<readonly [K, V]>, flag: UpdateFlag, options: BatchOptions): void {
     const bits = FLAG_BITS[flag];
     if (bits === undefined) {
       throw new BpfError('InvalidArgument', `setMany: unknown flag ${String(flag)}`, { op: 'setMany' });
     }
     const list = Array.isArray(entries) ? (entries as readonly (readonly [K, V])[]) : [...entries];
-    // Validate everything first, so a bad entry writes nothing.
-    const probe = new DataView(new ArrayBuffer(Math.max(this.io.keySize, this.io.valueStride)));
-    for (const [k, v] of list) {
-      this.keyCodec.encode(k, probe, 0);
-      this.writeValue(v, probe, 0);
-    }
+    if (list.length === 0) return;
     const io = this.io;
+    // Encode everything first (into the batch buffers, grown to hold the whole list): a bad entry
+    // is rejected before anything is written.
+    io.ensureBatch(list.length);
+    this.#batchViews();
+    const ks = io.keySize;
+    const vs = io.valueStride;
+    for (let i = 0; i < list.length; i++) {
+      const [k, v] = list[i]!;
+      this.keyCodec.encode(k, this.#bkView, i * ks);
+      this.writeValue(v, this.#bvView, i * vs);
+    }
     // The kernel's batch update takes no NOEXIST/EXIST per element (only BPF_F_LOCK): those go one by one.
     if (bits === 0 && this.#batchOk('update', options)) {
-      const cap = Math.min(batchSize(options), Math.max(1, list.length));
-      io.ensureBatch(cap);
-      this.#batchViews();
-      const ks = io.keySize;
-      const vs = io.valueStride;
+      const cap = batchSize(options);
       for (let start = 0; start < list.length; start += cap) {
-        const n = Math.min(cap, list.length - start);
-        for (let i = 0; i < n; i++) {
-          const [k, v] = list[start + i]!;
-          this.keyCodec.encode(k, this.#bkView, i * ks);
-          this.writeValue(v, this.#bvView, i * vs);
-        }
         try {
-          io.updateBatch(n, bits);
+          io.updateBatch(Math.min(cap, list.length - start), 0, start);
         } catch (err) {
           if (start === 0 && io.lastBatchProcessed === 0 && this.#noBatch('update', err)) {
             this.#setEach(list, flag);
@@ -527,38 +555,38 @@ export abstract class BpfMap<K, V> {
    * ```
    */
   deleteMany(keys: Iterable<K>, options: BatchOptions = {}): number {
-    this.#check('deleteMany');
+    return this.#exclusive('deleteMany', () => this.#deleteMany(keys, options));
+  }
+
+  #deleteMany(keys: Iterable<K>, options: BatchOptions): number {
     const list = Array.isArray(keys) ? (keys as readonly K[]) : [...keys];
-    const probe = new DataView(new ArrayBuffer(this.io.keySize));
-    for (const k of list) this.keyCodec.encode(k, probe, 0);
+    if (list.length === 0) return 0;
     const io = this.io;
-    if (!this.#batchOk('delete', options)) return this.#deleteEach(list);
-    const cap = Math.min(batchSize(options), Math.max(1, list.length));
-    io.ensureBatch(cap);
+    io.ensureBatch(list.length);
     this.#batchViews();
     const ks = io.keySize;
+    for (let i = 0; i < list.length; i++) this.keyCodec.encode(list[i]!, this.#bkView, i * ks);
+    if (!this.#batchOk('delete', options)) return this.#deleteEach(list);
+    const cap = batchSize(options);
     let deleted = 0;
-    for (let start = 0; start < list.length; start += cap) {
-      let n = Math.min(cap, list.length - start);
-      for (let i = 0; i < n; i++) this.keyCodec.encode(list[start + i]!, this.#bkView, i * ks);
-      while (n > 0) {
-        try {
-          io.deleteBatch(n);
-          deleted += n;
-          this.#batchWorks('delete');
-          break;
-        } catch (err) {
-          const done = io.lastBatchProcessed;
-          if (err instanceof BpfError && err.code === 'NotFound') {
-            // Key `done` is absent: count what went, drop it, go on with the rest.
-            deleted += done;
-            io.batchKeys.copyWithin(0, (done + 1) * ks, n * ks);
-            n -= done + 1;
-            continue;
-          }
-          if (deleted === 0 && done === 0 && this.#noBatch('delete', err)) return this.#deleteEach(list);
-          throw err;
+    let start = 0;
+    while (start < list.length) {
+      const n = Math.min(cap, list.length - start);
+      try {
+        io.deleteBatch(n, start);
+        deleted += n;
+        start += n;
+        this.#batchWorks('delete');
+      } catch (err) {
+        const done = io.lastBatchProcessed;
+        if (err instanceof BpfError && err.code === 'NotFound') {
+          // Element `start + done` is absent: count what went, skip it, go on with the rest.
+          deleted += done;
+          start += done + 1;
+          continue;
         }
+        if (deleted === 0 && done === 0 && this.#noBatch('delete', err)) return this.#deleteEach(list);
+        throw err;
       }
     }
     return deleted;

@@ -41,6 +41,26 @@ describe('batch operations', () => {
     }
   });
 
+  it('refuses a batch operation nested in forEach, allows single-element calls there', (ctx) => {
+    requireRoot(ctx);
+    using map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: 8, name: uniqueName() });
+    map.setMany([
+      [1, 1n],
+      [2, 2n],
+    ]);
+    map.forEach((k, v) => {
+      map.set(k, v + 10n);
+      expect(() => map.setMany([[3, 3n]])).toThrow(expect.objectContaining({ code: 'Busy' }));
+      expect(() => map.dump()).toThrow(expect.objectContaining({ code: 'Busy' }));
+    });
+    expect(new Map(map.dump())).toEqual(
+      new Map([
+        [1, 11n],
+        [2, 12n],
+      ]),
+    );
+  });
+
   it('a bad entry in setMany writes nothing', (ctx) => {
     requireRoot(ctx);
     using map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: 8, name: uniqueName() });

@@ -158,7 +158,7 @@ export class MapIo {
    * ```
    */
   lookup(flags = 0): boolean {
-    this.#elem.view.setUint32(ElemAttr.flags, flags, true);
+    if (flags !== this.#elemFlags) this.#setElemFlags(flags);
     const r = sysBpf(Cmd.MapLookupElem, this.#elem, ElemAttr.size);
     if (r >= 0) return true;
     if (r === -ENOENT) return false;
@@ -180,7 +180,7 @@ export class MapIo {
    * ```
    */
   update(flags = 0): void {
-    this.#elem.view.setUint32(ElemAttr.flags, flags, true);
+    if (flags !== this.#elemFlags) this.#setElemFlags(flags);
     const r = sysBpf(Cmd.MapUpdateElem, this.#elem, ElemAttr.size);
     if (r < 0) throw syscallError(-r, Cmd.MapUpdateElem, 'mapUpdate', this.#name);
   }
@@ -218,7 +218,7 @@ export class MapIo {
    * ```
    */
   lookupAndDelete(): boolean {
-    this.#elem.view.setUint32(ElemAttr.flags, 0, true);
+    if (this.#elemFlags !== 0) this.#setElemFlags(0);
     const r = sysBpf(Cmd.MapLookupAndDeleteElem, this.#elem, ElemAttr.size);
     if (r >= 0) return true;
     if (r === -ENOENT) return false;
@@ -245,6 +245,18 @@ export class MapIo {
     if (r >= 0) return true;
     if (r === -ENOENT) return false;
     throw syscallError(-r, Cmd.MapGetNextKey, 'mapGetNextKey', this.#name);
+  }
+
+  #elemFlags = 0;
+
+  #setElemFlags(flags: number): void {
+    if (!Number.isInteger(flags) || flags < 0 || flags > 0xffff_ffff) {
+      throw new BpfError('InvalidArgument', `MapIo: flags must be a 32-bit unsigned integer, got ${flags}`, {
+        op: 'mapUpdate',
+      });
+    }
+    this.#elem.view.setUint32(ElemAttr.flags, flags, true);
+    this.#elemFlags = flags;
   }
 
   /** Current batch capacity in elements. */
@@ -328,11 +340,12 @@ export class MapIo {
   }
 
   /**
-   * Writes the first `count` elements of {@link MapIo.batchKeys} / {@link MapIo.batchValues} in one call
-   * with `BPF_ANY` (0), `BPF_NOEXIST` (1) or `BPF_EXIST` (2).
+   * Writes `count` elements of {@link MapIo.batchKeys} / {@link MapIo.batchValues}, from element `start`,
+   * in one call. `flags` may only be 0 or `BPF_F_LOCK` (4): the kernel takes no NOEXIST/EXIST here.
    *
-   * @throws {@link BpfError} `NoSpace`, `AlreadyExists`, `NotFound`, `NotSupported`, `InvalidArgument`;
-   * elements before the failing one were written.
+   * @throws {@link BpfError} `NoSpace` (map full), `NotSupported`, `InvalidArgument` (also before the
+   * call, for a range past the capacity); elements before the failing one were written
+   * ({@link MapIo.lastBatchProcessed} says how many).
    * @example Writing a prepared batch
    * ```ts
    * import { MapIo } from '@datapath/libbpf';
@@ -340,12 +353,12 @@ export class MapIo {
    * io.updateBatch(128, 0);
    * ```
    */
-  updateBatch(count: number, flags = 0): void {
-    this.#batchWrite(Cmd.MapUpdateBatch, count, flags, 'mapUpdateBatch');
+  updateBatch(count: number, flags = 0, start = 0): void {
+    this.#batchWrite(Cmd.MapUpdateBatch, count, flags, start, 'mapUpdateBatch');
   }
 
   /**
-   * Deletes the first `count` keys of {@link MapIo.batchKeys} in one call.
+   * Deletes `count` keys of {@link MapIo.batchKeys}, from element `start`, in one call.
    *
    * @throws {@link BpfError} `NotFound` when a key is absent (keys before it were deleted),
    * `NotSupported`, `InvalidArgument`.
@@ -356,29 +369,33 @@ export class MapIo {
    * io.deleteBatch(128);
    * ```
    */
-  deleteBatch(count: number): void {
-    this.#batchWrite(Cmd.MapDeleteBatch, count, 0, 'mapDeleteBatch');
+  deleteBatch(count: number, start = 0): void {
+    this.#batchWrite(Cmd.MapDeleteBatch, count, 0, start, 'mapDeleteBatch');
   }
 
   /** How many elements the last failed batch write processed before failing. */
   lastBatchProcessed = 0;
 
-  #batchWrite(cmd: number, count: number, flags: number, op: string): void {
-    if (!Number.isInteger(count) || count < 0 || count > this.#capacity) {
+  #batchWrite(cmd: number, count: number, flags: number, start: number, op: string): void {
+    if (
+      !Number.isInteger(count) ||
+      !Number.isInteger(start) ||
+      count < 0 ||
+      start < 0 ||
+      start + count > this.#capacity
+    ) {
       throw new BpfError(
         'InvalidArgument',
-        `${op}: count ${count} exceeds the batch capacity ${this.#capacity}`,
-        {
-          op,
-        },
+        `${op}: elements ${start}…${start + count} exceed the batch capacity ${this.#capacity}`,
+        { op },
       );
     }
     if (count === 0) return;
     const a = this.#batch.view;
     setAddr(a, BatchAttr.inBatch, 0);
     setAddr(a, BatchAttr.outBatch, 0);
-    setAddr(a, BatchAttr.keys, this.#bk!.addr);
-    setAddr(a, BatchAttr.values, cmd === Cmd.MapDeleteBatch ? 0 : this.#bv!.addr);
+    setAddr(a, BatchAttr.keys, this.#bk!.addr + start * this.keySize);
+    setAddr(a, BatchAttr.values, cmd === Cmd.MapDeleteBatch ? 0 : this.#bv!.addr + start * this.valueStride);
     a.setUint32(BatchAttr.count, count, true);
     a.setUint32(BatchAttr.mapFd, this.fd, true);
     a.setUint32(BatchAttr.elemFlags, flags, true);
