@@ -303,3 +303,24 @@ describe('runPlugin: commands', () => {
     expect((out.json as { msg: string }).msg).toBe('plugin produced an invalid result');
   });
 });
+
+describe('the README’s minimal plugin', () => {
+  it('runs as a real process and answers VERSION and a bad environment per the spec', async () => {
+    const { execFileSync, spawnSync } = await import('node:child_process');
+    const file = new URL('./fixtures/minimal-plugin.ts', import.meta.url).pathname;
+    const tsx = new URL('../../../node_modules/tsx/dist/esm/index.mjs', import.meta.url).pathname;
+    const out = execFileSync(process.execPath, ['--import', tsx, file], {
+      env: { CNI_COMMAND: 'VERSION' },
+      input: '{"cniVersion":"1.0.0"}',
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out)).toEqual({ cniVersion: '1.0.0', supportedVersions: [...ALL_VERSIONS] });
+    const bad = spawnSync(process.execPath, ['--import', tsx, file], {
+      env: { CNI_COMMAND: 'ADD' },
+      input: '{}',
+      encoding: 'utf8',
+    });
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ code: 4 });
+  });
+});

@@ -1,5 +1,4 @@
 // The only place this package starts processes: running a delegated plugin binary.
-import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
@@ -47,7 +46,14 @@ export async function execPlugin(
   }
 }
 
-function execOnce(file: string, env: Readonly<Record<string, string>>, stdin: string): Promise<ExecOutcome> {
+async function execOnce(
+  file: string,
+  env: Readonly<Record<string, string>>,
+  stdin: string,
+): Promise<ExecOutcome> {
+  // Loaded on first use: node:child_process costs a plugin several milliseconds of start-up, and only
+  // delegated IPAM needs it.
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
