@@ -111,7 +111,7 @@ export function linkCreate(progFd: number, target: number, attachType: number, f
  * Equivalent to: `bpftool link update` (not in bpftool 7.1).
  *
  * @throws {@link BpfError} `InvalidArgument` when the new program's type does not match the link,
- * `Unknown` (ENOLINK) when the link's target is gone, `BadFd`.
+ * `NotFound` (ENOLINK) when the link's target is gone, `BadFd`.
  * @example Swapping the program behind a link
  * ```ts
  * import { linkUpdate } from '@datapath/libbpf';

@@ -44,7 +44,7 @@ export type TcxAnchor =
 export interface TcxAttachOptions {
   /** Position in the chain; default `{ kind: 'tail' }`. */
   anchor?: TcxAnchor;
-  /** Fail with `Unknown` (ESTALE) unless the chain's revision is still this one (optimistic concurrency). */
+  /** Fail with `Stale` (ESTALE) unless the chain's revision is still this one (optimistic concurrency). */
   expectedRevision?: bigint;
 }
 
@@ -88,7 +88,7 @@ function u32(v: number, what: string, op: string): number {
  * Equivalent to: `bpftool net attach tcx_ingress id PROG dev DEV` (bpftool ≥ 7.3).
  *
  * @throws {@link BpfError} `InvalidArgument` for bad options or a kernel without tcx (fall back to tc),
- * `Unknown` (ESTALE) when `expectedRevision` is stale, `NotFound` when the anchor or device is gone,
+ * `Stale` (ESTALE) when `expectedRevision` is stale, `NotFound` when the anchor or device is gone,
  * `AlreadyExists` when the program is already in the chain.
  * @example Attaching at the head of a device's ingress chain
  * ```ts

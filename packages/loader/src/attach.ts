@@ -48,7 +48,7 @@ export type AttachTcxOptions = DeviceRef & {
   direction: TcDirection;
   /** Position in the chain; default the tail. */
   anchor?: TcxAnchor;
-  /** Fail (ESTALE, code `Unknown`) unless the chain revision is still this. */
+  /** Fail with `Stale` (ESTALE) unless the chain revision is still this. */
   expectedRevision?: bigint;
 };
 
@@ -125,7 +125,7 @@ export function resolveDevice(dev: DeviceRef, op: string): number {
  * Equivalent to: `bpftool net attach tcx_ingress id ID dev DEV` (bpftool ≥ 7.3).
  *
  * @throws {@link BpfError} `NotFound` for an unknown device, `InvalidArgument` for bad options or a kernel
- * without tcx, `Unknown` (ESTALE) for a stale `expectedRevision`, `AlreadyExists` when the program is already
+ * without tcx, `Stale` (ESTALE) for a stale `expectedRevision`, `AlreadyExists` when the program is already
  * in the chain.
  * @example Counting packets on a veth
  * ```ts
@@ -239,7 +239,7 @@ function upsertPinned(
   } catch (err) {
     linkClose(fd);
     // Defunct link (device gone): drop the pin and attach afresh.
-    if (err instanceof BpfError && err.op === 'linkUpdate') {
+    if (err instanceof BpfError && err.op === 'linkUpdate' && err.code === 'NotFound') {
       unlinkSync(path);
       return undefined;
     }

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import {
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -117,6 +119,35 @@ export function configHeader(config: Readonly<Record<string, ConfigValue>>): str
   return `${lines.join('\n')}\n`;
 }
 
+const LOCK_STALE_MS = 120_000;
+
+/**
+ * Takes the compile lock of one cache key; resolves to undefined (without the lock) when another process
+ * produced the object meanwhile. A lock older than two minutes is considered abandoned and broken.
+ */
+async function acquireLock(lock: string, target: string): Promise<number | undefined> {
+  for (;;) {
+    if (existsSync(target)) return undefined;
+    try {
+      const fd = openSync(lock, 'wx');
+      if (existsSync(target)) {
+        closeSync(fd);
+        rmSync(lock, { force: true });
+        return undefined;
+      }
+      return fd;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    try {
+      if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) rmSync(lock, { force: true });
+    } catch {
+      // released meanwhile
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 function hashTree(hash: ReturnType<typeof createHash>, dir: string, rel: string, depth: number): void {
   let entries: string[];
   try {
@@ -227,6 +258,9 @@ export async function compile(options: CompileOptions): Promise<CompiledObject> 
 
   const job = (async (): Promise<CompiledObject> => {
     mkdirSync(cacheDir, { recursive: true });
+    // One compile per key across processes too: the first takes `<key>.lock`, the others wait for the object.
+    const lock = await acquireLock(`${target}.lock`, target);
+    if (lock === undefined) return { path: target, key, cached: true };
     const work = mkdtempSync(join(cacheDir, `tmp-${key.slice(0, 8)}-`));
     try {
       const input = entry === '' ? 'source.bpf.c' : entry;
@@ -268,6 +302,8 @@ export async function compile(options: CompileOptions): Promise<CompiledObject> 
       return { path: target, key, cached: false };
     } finally {
       rmSync(work, { recursive: true, force: true });
+      closeSync(lock);
+      rmSync(`${target}.lock`, { force: true });
     }
   })();
   inflight.set(key, job);

@@ -105,7 +105,7 @@ export class FdLink implements Link {
    * Equivalent to: `bpftool link update` (bpftool ≥ 7.4).
    *
    * @throws {@link BpfError} `InvalidArgument` for a program of another type, `BadFd` when closed,
-   * `Unknown` (ENOLINK) when the device or cgroup is gone.
+   * `NotFound` (ENOLINK) when the device or cgroup is gone.
    * @example Swapping in a new program
    * ```ts
    * import { type Link, type Program } from '@datapath/loader';

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CompileError, type CompilerRunner, compile, configHeader } from '../src/index.js';
 
@@ -161,6 +163,36 @@ describe('compile', () => {
     await expect(compile({ source: 'x', cacheDir: dir, runner, mcpu: 'v3' })).rejects.toMatchObject({
       code: 'CompilerNotFound',
     });
+  });
+});
+
+describe('compile across processes', () => {
+  it('two processes compiling the same key run the compiler once', async () => {
+    // A fake clang in PATH that logs each run and takes a while, so the two processes overlap.
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const log = join(dir, 'runs.log');
+    writeFileSync(
+      join(bin, 'clang'),
+      '#!/bin/sh\necho "$$" >> "$FAKE_CLANG_LOG"\nsleep 1.5\nprev=""\nfor a in "$@"; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done\nprintf OBJ > "$out"\n',
+      { mode: 0o755 },
+    );
+    const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+    const script = `import(${JSON.stringify(index)}).then((m) => m.compile({ source: 'int shared;', cacheDir: ${JSON.stringify(join(dir, 'cache'))}, mcpu: 'v3' })).then((r) => console.log(JSON.stringify(r)))`;
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_CLANG_LOG: log };
+    const one = () =>
+      new Promise<{ path: string; cached: boolean }>((resolvePromise, reject) => {
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', '-e', script],
+          { env, cwd: fileURLToPath(new URL('..', import.meta.url)) },
+          (err, stdout) => (err ? reject(err) : resolvePromise(JSON.parse(stdout.trim().split('\n').pop()!))),
+        );
+      });
+    const [a, b] = await Promise.all([one(), one()]);
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(a.path).toBe(b.path);
+    expect([a.cached, b.cached].sort()).toEqual([false, true]);
   });
 });
 

@@ -146,7 +146,7 @@ describe('tcx', () => {
                 expectedRevision: q1.tcx.ingress.revision - 1n,
               },
             }),
-          ).rejects.toThrow(/ESTALE|errno 116/);
+          ).rejects.toMatchObject({ code: 'Stale' });
           await agent.call<Attached>('attachTcx', {
             coll: loaded.coll,
             program: 'count_drop',
