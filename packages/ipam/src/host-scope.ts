@@ -77,6 +77,10 @@ export class HostScope {
   private readonly clock: Clock;
   private readonly options: HostScopeOptions;
   private generation: string | undefined;
+  /** IPs reserved in the store as of the last listing plus this scope's own changes since. */
+  private known = new Set<string>();
+  /** Excluded IPs that allocateNext drew and keeps taken (in memory only). */
+  private readonly drawnExcluded = new Set<string>();
 
   /**
    * Creates the scope over the node's pod CIDRs.
@@ -133,20 +137,20 @@ export class HostScope {
     );
   }
 
+  /** Applies what changed in the store since the last listing to the pools (incrementally). */
   private reload(t: StoreTxn): void {
-    const pools = this.buildPools();
-    for (const ip of t.ips()) {
-      const fam = ip.indexOf(':') >= 0 ? 6 : 4;
-      const pool = pools[fam];
+    const listing = new Set(t.ips());
+    for (const ip of this.known)
+      if (!listing.has(ip) && !this.drawnExcluded.has(ip))
+        this.pools[ip.indexOf(':') >= 0 ? 6 : 4]?.release(ip);
+    for (const ip of listing) {
+      if (this.known.has(ip)) continue;
+      const pool = this.pools[ip.indexOf(':') >= 0 ? 6 : 4];
       if (pool?.contains(ip) && !pool.has(ip)) pool.allocate(ip);
     }
-    // Excluded IPs drawn earlier stay taken.
-    for (const [ip, o] of this.owners) {
-      const pool = pools[ip.indexOf(':') >= 0 ? 6 : 4];
-      if (o.endsWith(' (excluded)') && pool?.contains(ip) && !pool.has(ip)) pool.allocate(ip);
-    }
-    for (const [ip, o] of [...this.owners]) if (!o.endsWith(' (excluded)')) this.owners.delete(ip);
-    this.pools = pools;
+    this.known = listing;
+    // Owners may have changed with the IPs: read them again on demand.
+    for (const ip of [...this.owners.keys()]) if (!this.drawnExcluded.has(ip)) this.owners.delete(ip);
   }
 
   private pool(family: IpFamily, op: string): PodCidrPool {
@@ -158,6 +162,16 @@ export class HostScope {
   private rangeId(family: IpFamily, ip: string): string {
     const i = this.pools[family]!.indexOf(ip);
     return String(family === 6 ? (this.options.v4?.length ?? 0) + i : i);
+  }
+
+  private reserveIn(t: StoreTxn, ip: string, owner: string, family: IpFamily): boolean {
+    this.known.add(ip); // reserved now, or already reserved by somebody else
+    return t.reserve(ip, owner, this.rangeId(family, ip));
+  }
+
+  private releaseIn(t: StoreTxn, ip: string): boolean {
+    this.known.delete(ip);
+    return t.release(ip);
   }
 
   private ownerIn(t: StoreTxn | undefined, ip: string): string | undefined {
@@ -189,7 +203,7 @@ export class HostScope {
     if (ex !== undefined) fail('Excluded', op, `IP ${ip} is excluded, owned by ${ex}`, ip);
     this.tx((t) => {
       this.pool(family, op).allocate(ip);
-      if (t !== undefined && !t.reserve(ip, owner, this.rangeId(family, ip))) {
+      if (t !== undefined && !this.reserveIn(t, ip, owner, family)) {
         fail('AlreadyAllocated', op, `${ip} is already allocated`, ip);
       }
       this.owners.set(ip, owner);
@@ -214,10 +228,11 @@ export class HostScope {
         const ip = this.pools[family]!.allocateNext();
         const ex = this.excluded.get(ip);
         if (ex !== undefined) {
+          this.drawnExcluded.add(ip);
           this.owners.set(ip, `${owner} (excluded)`);
           continue;
         }
-        if (t !== undefined && !t.reserve(ip, owner, this.rangeId(family, ip))) continue; // taken by another writer
+        if (t !== undefined && !this.reserveIn(t, ip, owner, family)) continue; // taken by another writer
         this.owners.set(ip, owner);
         return ip;
       }
@@ -368,7 +383,8 @@ export class HostScope {
       const had = (p?.has(ip) ?? false) || cur !== undefined;
       p?.release(ip);
       this.owners.delete(ip);
-      const inStore = t?.release(ip) ?? false;
+      this.drawnExcluded.delete(ip);
+      const inStore = t !== undefined && this.releaseIn(t, ip);
       return had || inStore;
     });
   }
@@ -396,7 +412,8 @@ export class HostScope {
         }
         this.pools[ip.indexOf(':') >= 0 ? 6 : 4]?.release(ip);
         this.owners.delete(ip);
-        t?.release(ip);
+        this.drawnExcluded.delete(ip);
+        if (t !== undefined) this.releaseIn(t, ip);
       }
       return ips;
     });
