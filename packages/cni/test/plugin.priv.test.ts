@@ -176,6 +176,91 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
     });
   });
 
+  it('dual stack: one address per range set, both families routed, IPv6 gateway reachable', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(2, async (host, pod) => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'datapath-cni-ipam-'));
+      try {
+        await withNet(
+          {
+            ipam: {
+              type: 'host-local',
+              ranges: [[{ subnet: '10.244.6.0/24' }], [{ subnet: 'fd00:6::/120' }]],
+              routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }],
+              dataDir,
+            },
+          },
+          (net) => {
+            const base = { hostNs: host.name, containerId: 'dual', netns: pod.path };
+            const r = ok(runCni(inst, { ...base, command: 'ADD', config: net.conf }))!;
+            validateResultShape(r, '1.1.0');
+            expect(r.ips).toEqual([
+              { address: '10.244.6.2/24', gateway: '10.244.6.1', interface: 1 },
+              { address: 'fd00:6::2/120', gateway: 'fd00:6::1', interface: 1 },
+            ]);
+            const v6 = ipJson<Addr[]>(['-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global'], pod.name)[0]!
+              .addr_info;
+            expect(v6.filter((a) => a.local).map((a) => `${a.local}/${a.prefixlen}`)).toEqual([
+              'fd00:6::2/120',
+            ]);
+            const r6 = ipJson<{ dst: string; gateway?: string }[]>(['-6', 'route', 'show'], pod.name);
+            expect(r6).toContainEqual(expect.objectContaining({ dst: 'default', gateway: 'fd00:6::1' }));
+            inNetns(pod.name, 'ping', ['-6', '-c', '1', '-W', '2', 'fd00:6::1']);
+            inNetns(pod.name, 'ping', ['-c', '1', '-W', '2', '10.244.6.1']);
+            ok(runCni(inst, { ...base, command: 'CHECK', config: withPrev(net.conf, r) }));
+            ok(runCni(inst, { ...base, command: 'DEL', config: withPrev(net.conf, r) }));
+            expect(
+              readdirSync(join(dataDir, net.conf.name as string)).filter((f) => /^[\d.]+$|:/.test(f)),
+            ).toEqual([]);
+          },
+        );
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  it('honours runtimeConfig.ips (the ips capability) and refuses a taken one', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(3, async (host, p1, p2) => {
+      await withNet({}, (net) => {
+        const conf = { ...net.conf, runtimeConfig: { ips: ['10.244.0.77/24'] } };
+        const r = ok(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'ips-1',
+            netns: p1.path,
+            command: 'ADD',
+            config: conf,
+          }),
+        )!;
+        expect((r.ips as { address: string }[])[0]!.address).toBe('10.244.0.77/24');
+        expect(addrs(p1.name, 'eth0')).toEqual(['10.244.0.77/24']);
+        failed(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'ips-2',
+            netns: p2.path,
+            command: 'ADD',
+            config: conf,
+          }),
+          999,
+        );
+        expect(links(p2.name)).toEqual(['lo']);
+        expect(net.reserved()).toEqual(['10.244.0.77']);
+        ok(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'ips-1',
+            netns: p1.path,
+            command: 'DEL',
+            config: conf,
+          }),
+        );
+      });
+    });
+  });
+
   it('spec rules: missing variables, bad JSON, bad names, versions — nothing created', async (ctx) => {
     requireRoot(ctx);
     await withNetns(2, async (host, pod) => {
