@@ -1,4 +1,4 @@
-import { NodeBlocks, overlaps, parseCidr } from './cidr.js';
+import { CidrSet } from '@datapath/ipam';
 import { type Clock, systemClock } from './clock.js';
 import { invalidArgument, KvError } from './errors.js';
 import { checkNodeName, NODES_PREFIX } from './session.js';
@@ -66,9 +66,25 @@ type Family = 'ipv4' | 'ipv6';
 const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
 
 interface FamilyState {
-  readonly sets: NodeBlocks[];
-  readonly used: Set<number>[];
+  /** One `@datapath/ipam` CidrSet per cluster CIDR: this replica's view of which blocks are taken. */
+  readonly sets: CidrSet[];
+  /** Per set, the index the next in-order scan starts at (moved only by this replica's own allocations). */
   readonly next: number[];
+}
+
+interface Candidate {
+  readonly cidr: string;
+  readonly set: number;
+  readonly index: number;
+}
+
+function cidrSet(op: string, text: string, mask: number): CidrSet {
+  try {
+    return new CidrSet(text, mask);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new KvError('InvalidArgument', `${op}: ${msg}`, { op, target: String(text), cause: err });
+  }
 }
 
 const cidrKeyOf = (cidr: string) => cidr.replace('/', '_');
@@ -116,7 +132,7 @@ export class StoreClusterPool implements AsyncDisposable {
     this.#prefix = `ipam/${name}/`;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    const all: ReturnType<typeof parseCidr>[] = [];
+    const all: CidrSet[] = [];
     for (const f of FAMILIES) {
       const fs = spec[f];
       if (fs === undefined) continue;
@@ -124,17 +140,17 @@ export class StoreClusterPool implements AsyncDisposable {
         throw invalidArgument('StoreClusterPool.open', `${f} needs at least one cluster CIDR`);
       }
       const sets = fs.cidrs.map((text) => {
-        const c = parseCidr('StoreClusterPool.open', text);
-        if ((c.family === 4) !== (f === 'ipv4')) {
+        const set = cidrSet('StoreClusterPool.open', text, fs.nodeMaskSize);
+        if (set.cidr.includes(':') !== (f === 'ipv6')) {
           throw invalidArgument('StoreClusterPool.open', `${text} is not an ${f} CIDR`, text);
         }
-        if (all.some((o) => overlaps(o, c))) {
+        if (all.some((o) => o.inRange(set.cidr))) {
           throw invalidArgument('StoreClusterPool.open', `cluster CIDR ${text} overlaps another one`, text);
         }
-        all.push(c);
-        return new NodeBlocks('StoreClusterPool.open', c, fs.nodeMaskSize);
+        all.push(set);
+        return set;
       });
-      this.#fam[f] = { sets, used: sets.map(() => new Set()), next: sets.map(() => 0) };
+      this.#fam[f] = { sets, next: sets.map(() => 0) };
     }
     if (all.length === 0) throw invalidArgument('StoreClusterPool.open', 'the pool needs ipv4 or ipv6 CIDRs');
   }
@@ -300,7 +316,7 @@ export class StoreClusterPool implements AsyncDisposable {
     const out: { ipv4?: number; ipv6?: number } = {};
     for (const f of FAMILIES) {
       const st = this.#fam[f];
-      if (st) out[f] = st.sets.reduce((n, s, i) => n + s.count - st.used[i]!.size, 0);
+      if (st) out[f] = st.sets.reduce((n, set) => n + set.maxCidrs - set.allocatedCount, 0);
     }
     return out;
   }
@@ -417,48 +433,46 @@ export class StoreClusterPool implements AsyncDisposable {
    * this replica lost `attempt` races, the k-th free one with k random below 2^attempt, so racing replicas
    * spread out (exponentially, like a backoff in address space) while allocations stay near the front.
    */
-  #candidate(f: Family, attempt: number): string | undefined {
+  #candidate(f: Family, attempt: number): Candidate | undefined {
     const st = this.#fam[f]!;
     for (let s = 0; s < st.sets.length; s++) {
       const set = st.sets[s]!;
-      const used = st.used[s]!;
-      const free = set.count - used.size;
+      const free = set.maxCidrs - set.allocatedCount;
       if (free <= 0) continue;
       let skip = attempt === 0 ? 0 : Math.floor(this.#random() * Math.min(2 ** Math.min(attempt, 30), free));
-      for (let i = 0; i < set.count; i++) {
-        const idx = (st.next[s]! + i) % set.count;
-        if (used.has(idx)) continue;
-        if (skip-- === 0) return set.at(idx);
+      for (let i = 0; i < set.maxCidrs; i++) {
+        const index = (st.next[s]! + i) % set.maxCidrs;
+        const cidr = set.cidrAt(index);
+        if (set.isAllocated(cidr)) continue;
+        if (skip-- === 0) return { cidr, set: s, index };
       }
     }
     return undefined;
   }
 
+  /** Marks a block taken or free in this replica's view; a block of no configured cluster CIDR is ignored. */
   #mark(cidr: string, on: boolean): void {
     for (const f of FAMILIES) {
-      const st = this.#fam[f];
-      if (!st) continue;
-      st.sets.forEach((set, s) => {
-        const idx = set.indexOf(cidr);
-        if (idx === undefined) return;
-        if (on) {
-          st.used[s]!.add(idx);
-          st.next[s] = (idx + 1) % set.count;
-        } else st.used[s]!.delete(idx);
-      });
+      for (const set of this.#fam[f]?.sets ?? []) {
+        if (!set.inRange(cidr)) continue;
+        if (on) set.occupy(cidr);
+        else set.release(cidr);
+        return;
+      }
     }
   }
 
   async #allocateFamily(node: string, f: Family): Promise<{ cidr: string; fresh: boolean }> {
     const nodeKey = `${this.#prefix}nodes/${node}/${f}`;
     for (let attempt = 0; attempt < 256; attempt++) {
-      const cidr = this.#candidate(f, attempt);
-      if (cidr === undefined) {
+      const cand = this.#candidate(f, attempt);
+      if (cand === undefined) {
         throw new KvError('Exhausted', `allocate: no free ${f} node CIDR left in pool ${this.name}`, {
           op: 'allocate',
           target: node,
         });
       }
+      const { cidr } = cand;
       const cidrKey = `${this.#prefix}cidrs/${cidrKeyOf(cidr)}`;
       const r = await this.store.txn(
         [
@@ -475,6 +489,8 @@ export class StoreClusterPool implements AsyncDisposable {
         ],
       );
       if (r.succeeded) {
+        const st = this.#fam[f]!;
+        st.next[cand.set] = (cand.index + 1) % st.sets[cand.set]!.maxCidrs;
         this.#own(node, f, cidr, true);
         return { cidr, fresh: true };
       }
@@ -535,8 +551,13 @@ export class StoreClusterPool implements AsyncDisposable {
     const rest = (ev.type === 'put' ? ev.entry.key : ev.key).slice(`${this.#prefix}nodes/`.length);
     const [node, f] = rest.split('/') as [string, Family];
     if (this.#fam[f] === undefined) return;
-    if (ev.type === 'put') this.#own(node, f, ev.entry.value, notify);
-    else {
+    if (ev.type === 'put') {
+      try {
+        this.#own(node, f, ev.entry.value, notify);
+      } catch {
+        // a value that is not a block of this pool (written by something else): not ours to interpret
+      }
+    } else {
       const cidr = this.#byNode.get(node)?.get(f);
       if (cidr !== undefined) this.#disown(node, f, cidr, notify);
     }

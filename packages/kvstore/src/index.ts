@@ -26,6 +26,8 @@ export {
 } from './identity.js';
 export type { MemoryStoreOptions } from './memory.js';
 export { MemoryStore } from './memory.js';
+export type { PolicyIdentityAllocatorOptions } from './policy-allocator.js';
+export { PolicyIdentityAllocator } from './policy-allocator.js';
 export type { NodeSessionOptions } from './session.js';
 export { NODES_PREFIX, NodeSession } from './session.js';
 export type { EtcdStoreOptions } from './sys/etcd.js';
