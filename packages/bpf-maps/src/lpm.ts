@@ -19,6 +19,12 @@ export interface LpmKeyOptions<F extends Record<string, Codec<unknown>>> {
    * `prefixlen` is their bit count plus the CIDR's.
    */
   prefix?: F;
+  /**
+   * Bytes reserved for the address (default 4 for IPv4, 16 for IPv6). Cilium's ipcache keeps IPv4
+   * addresses in a 16-byte field: `{ family: 'ipv4', addressSize: 16 }` writes the address into its
+   * first 4 bytes and zeroes the rest.
+   */
+  addressSize?: 4 | 16;
 }
 
 function bad(msg: string): BpfError {
@@ -50,12 +56,17 @@ export function lpmKeyCodec<F extends Record<string, Codec<unknown>> = {}>(
   const fields = options.prefix ?? ({} as F);
   const pre = Object.keys(fields).length > 0 ? struct(fields, { packed: true }) : undefined;
   const preSize = pre?.size ?? 0;
-  const addrSize = family === 'ipv4' ? 4 : 16;
+  const addrLen = family === 'ipv4' ? 4 : 16;
+  const addrSize = options.addressSize ?? addrLen;
+  if (addrSize !== 4 && addrSize !== 16) throw bad(`addressSize must be 4 or 16, got ${String(addrSize)}`);
+  if (addrSize < addrLen) throw bad(`an ${family} address does not fit in ${addrSize} bytes`);
   const addrOff = 4 + preSize;
   const staticBits = preSize * 8;
-  const maxBits = addrSize * 8;
+  const maxBits = addrLen * 8;
+  // C pads the struct to its 4-byte alignment (the u32 prefixlen).
+  const size = (addrOff + addrSize + 3) & ~3;
   return {
-    size: addrOff + addrSize,
+    size,
     align: 4,
     encode: (v, d, o) => {
       if (v === null || typeof v !== 'object') throw bad('expected { addr, prefixLen }');
@@ -66,7 +77,8 @@ export function lpmKeyCodec<F extends Record<string, Codec<unknown>> = {}>(
       const b = parseAddr(family, addr);
       d.setUint32(o, staticBits + prefixLen, true);
       if (pre) pre.encode(v as unknown as StructType<F>, d, o + 4);
-      for (let i = 0; i < addrSize; i++) {
+      for (let i = addrOff + addrLen; i < size; i++) d.setUint8(o + i, 0);
+      for (let i = 0; i < addrLen; i++) {
         const keep = Math.max(0, Math.min(8, prefixLen - i * 8));
         d.setUint8(o + addrOff + i, b[i]! & ((0xff00 >> keep) & 0xff));
       }
@@ -74,7 +86,7 @@ export function lpmKeyCodec<F extends Record<string, Codec<unknown>> = {}>(
     decode: (d, o) => {
       const bits = d.getUint32(o, true) - staticBits;
       const bytes: number[] = [];
-      for (let i = 0; i < addrSize; i++) bytes.push(d.getUint8(o + addrOff + i));
+      for (let i = 0; i < addrLen; i++) bytes.push(d.getUint8(o + addrOff + i));
       const addr = family === 'ipv4' ? bytes.join('.') : ipv6Text(bytes);
       const rest = pre ? (pre.decode(d, o + 4) as object) : {};
       return { ...rest, prefixLen: bits, addr } as LpmKey<StructType<F>>;

@@ -166,6 +166,24 @@ describe('LPM keys', () => {
     expect(dec(k, enc(k, v))).toEqual({ clusterId: 7, family: 10, prefixLen: 32, addr: 'fd00:10::' });
   });
 
+  it('IPv4 in a 16-byte address field (Cilium ipcache), and C tail padding', () => {
+    const k = lpmKeyCodec({
+      family: 'ipv4',
+      addressSize: 16,
+      prefix: { _pad: pad(2), clusterId: u8, family: u8 },
+    });
+    expect(k.size).toBe(24);
+    golden(
+      k,
+      lpmKey.fromCidr('10.244.0.0/16', { clusterId: 0, family: 2 }),
+      `30000000` + `00000002` + `0af40000${'0'.repeat(24)}`,
+    );
+    const odd = lpmKeyCodec({ family: 'ipv4', prefix: { proto: u8 } }); // { u32; u8; u8[4] } → sizeof 12
+    expect(odd.size).toBe(12);
+    golden(odd, { proto: 6, prefixLen: 24, addr: '10.0.1.0' }, '20000000060a000100000000');
+    expect(() => lpmKeyCodec({ family: 'ipv6', addressSize: 4 })).toThrow(invalid);
+  });
+
   it('fromCidr parses, masks and validates', () => {
     expect(lpmKey.fromCidr('10.1.2.3/8')).toEqual({ addr: '10.0.0.0', prefixLen: 8 });
     expect(lpmKey.fromCidr('10.1.2.3')).toEqual({ addr: '10.1.2.3', prefixLen: 32 });

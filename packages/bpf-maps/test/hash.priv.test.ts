@@ -1,7 +1,7 @@
 import { BpfError, MapType, mapCreate } from '@datapath/libbpf';
 import { requireRoot, uniqueName } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
-import { createMap, HashMap, ipv4, openMapFd, struct, u16, u32, u64 } from '../src/index.js';
+import { bytes, createMap, HashMap, ipv4, openMapFd, struct, u16, u32, u64 } from '../src/index.js';
 import { bpftoolDump, byKey, le } from './helpers.js';
 
 describe('HashMap against the kernel', () => {
@@ -63,6 +63,21 @@ describe('HashMap against the kernel', () => {
       expect.objectContaining({ code: 'InvalidArgument' }),
     );
     expect(bpftoolDump(map.id)).toHaveLength(0);
+  });
+
+  it('rejects a key of the wrong size before any syscall', (ctx) => {
+    requireRoot(ctx);
+    using map = createMap({ type: 'hash', key: bytes(6), value: u32, maxEntries: 4, name: uniqueName() });
+    map.set(Uint8Array.from([1, 2, 3, 4, 5, 6]), 1);
+    for (const bad of [new Uint8Array(5), new Uint8Array(7), [1, 2, 3, 4, 5, 6]]) {
+      expect(() => map.set(bad as Uint8Array, 2)).toThrow(
+        expect.objectContaining({ code: 'InvalidArgument', errno: undefined }),
+      );
+      expect(() => map.get(bad as Uint8Array)).toThrow(expect.objectContaining({ code: 'InvalidArgument' }));
+    }
+    const dump = bpftoolDump(map.id);
+    expect(dump.map((e) => [...e.key])).toEqual([[1, 2, 3, 4, 5, 6]]);
+    expect([...dump[0]!.value!]).toEqual(le(1, 4));
   });
 
   it('wraps an existing fd and rejects codecs of the wrong size with every differing field', (ctx) => {

@@ -71,6 +71,23 @@ describe('every map kind round-trips through the kernel (bpftool as oracle)', ()
     expect(trie.get(lpmKey.fromCidr('10.1.2.3/32', c1))).toBe(8);
   });
 
+  it('LPM trie with IPv4 in a 16-byte field, as Cilium stores it', (ctx) => {
+    requireRoot(ctx);
+    const key = lpmKeyCodec({
+      family: 'ipv4',
+      addressSize: 16,
+      prefix: { _pad: pad(2), clusterId: u8, family: u8 },
+    });
+    using trie = createMap({ type: 'lpmTrie', key, value: u32, maxEntries: 8, name: uniqueName() });
+    const v4 = { clusterId: 0, family: 2 };
+    trie.set(lpmKey.fromCidr('10.244.0.0/16', v4), 16);
+    trie.set(lpmKey.fromCidr('10.244.3.0/24', v4), 24);
+    expect(trie.get(lpmKey.fromCidr('10.244.3.9', v4))).toBe(24);
+    expect(trie.get(lpmKey.fromCidr('10.244.4.9', v4))).toBe(16);
+    const raw = byKey(bpftoolDump(trie.id)).map((e) => [...e.key]);
+    expect(raw).toContainEqual([...le(32 + 16, 4), 0, 0, 0, 2, 10, 244, ...new Array(14).fill(0)]);
+  });
+
   it('LPM trie over IPv6', (ctx) => {
     requireRoot(ctx);
     using trie = createMap({
