@@ -176,7 +176,7 @@ describe('LPM keys', () => {
     golden(
       k,
       lpmKey.fromCidr('10.244.0.0/16', { clusterId: 0, family: 2 }),
-      `30000000` + `00000002` + `0af40000${'0'.repeat(24)}`,
+      `30000000000000020af40000${'0'.repeat(24)}`,
     );
     const odd = lpmKeyCodec({ family: 'ipv4', prefix: { proto: u8 } }); // { u32; u8; u8[4] } → sizeof 12
     expect(odd.size).toBe(12);
