@@ -85,7 +85,7 @@ try {
     }
     return t.sort((a, b) => a - b)[14]!;
   };
-  const bundle = join(prefix, 'datapath-cni.d/datapath-cni.mjs');
+  const bundle = join(prefix, 'datapath-cni.d/datapath-cni.cjs');
   const bare = median(process.execPath, ['-e', ''], {});
   const cached = median(join(prefix, 'datapath-cni'), [], { CNI_COMMAND: 'VERSION' });
   const uncached = median(process.execPath, [bundle], { CNI_COMMAND: 'VERSION' });

@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 // Installs the datapath-cni reference plugin into a CNI bin directory:
 //   PREFIX/datapath-cni                 a launcher (sh) that runs this Node by absolute path
-//   PREFIX/datapath-cni.d/datapath-cni.mjs                the bundled plugin (one file)
+//   PREFIX/datapath-cni.d/datapath-cni.cjs                the bundled plugin (one file)
 //   PREFIX/datapath-cni.d/node_modules/@koromix/koffi-*   koffi's native addon (the one thing not bundled)
 // The launcher works under a runtime's minimal environment (no PATH needed), drops NODE_OPTIONS and
 // NODE_EXTRA_CA_CERTS (they cost start-up time), and points Node's compile cache at PREFIX/datapath-cni.d.
@@ -43,7 +43,7 @@ const stage = mkdtempSync(join(tmpdir(), 'datapath-cni-install-'));
 try {
   const file = await bundle(stage);
   mkdirSync(join(support, 'node_modules', '@koromix'), { recursive: true });
-  renameOrCopy(file, join(support, 'datapath-cni.mjs'));
+  renameOrCopy(file, join(support, 'datapath-cni.cjs'));
   rmSync(join(support, 'node_modules', nativePkg), { recursive: true, force: true });
   cpSync(nativeDir, join(support, 'node_modules', nativePkg), {
     recursive: true,
@@ -56,7 +56,7 @@ try {
 unset NODE_OPTIONS NODE_EXTRA_CA_CERTS
 NODE_COMPILE_CACHE=${support}/.cache
 export NODE_COMPILE_CACHE
-exec ${process.execPath} ${support}/datapath-cni.mjs "$@"
+exec ${process.execPath} ${support}/datapath-cni.cjs "$@"
 `;
   const tmp = join(prefix, '.datapath-cni.tmp');
   writeFileSync(tmp, launcher);

@@ -6,7 +6,7 @@ import { pluginInfo } from './info.js';
 
 const impl = async () => (await import('./plugin.js')).handlers;
 
-await runPlugin({
+void runPlugin({
   ...pluginInfo(),
   add: async (a) => (await impl()).add(a),
   del: async (a) => (await impl()).del(a),
