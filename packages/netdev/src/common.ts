@@ -1,12 +1,12 @@
 // The default handle (host namespace of the caller) and link-reference resolution.
-import { Handle } from '@datapath/netlink';
+import { Handle, type Netns } from '@datapath/netlink';
 import { currentNetnsKey } from './sys/procfs.js';
 import { bad } from './validate.js';
 
 /** Options every netdev function takes: which handle (hence which namespace) to act in. */
 export interface NetdevOptions {
   /** A handle bound to the namespace to act in; default: a shared handle in the caller's namespace. */
-  handle?: Handle;
+  handle?: Handle | undefined;
 }
 
 /** A link, by name or by index. */
@@ -39,4 +39,11 @@ export function indexOf(h: Handle, ref: LinkRef, op: string): number {
     bad(op, `invalid interface name ${JSON.stringify(ref)}`);
   }
   return h.linkGet({ name: ref }).index ?? 0;
+}
+
+/** A handle in `netns` (opened for this call, closed on dispose), or the caller-namespace lease. */
+export function leaseHandleIn(netns: Netns | undefined): { handle: Handle } & Disposable {
+  if (netns === undefined) return leaseHandle(undefined);
+  const handle = Handle.open(netns);
+  return { handle, [Symbol.dispose]: () => handle.close() };
 }

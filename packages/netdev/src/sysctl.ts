@@ -6,7 +6,7 @@ import { bad } from './validate.js';
 /** Options of {@link sysctlSet} / {@link sysctlGet}. */
 export interface SysctlOptions {
   /** The namespace whose knob to write; default: the caller's. */
-  netns?: Netns;
+  netns?: Netns | undefined;
 }
 
 /** `net.ipv4.conf.eth0.rp_filter` → `/proc/sys/net/ipv4/conf/eth0/rp_filter`; only `net.*` keys. */

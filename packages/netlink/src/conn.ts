@@ -19,10 +19,13 @@ export interface Transport {
 
 const DUMP_RETRIES = 5;
 
+// One receive buffer for every connection of this thread: allocating 64 KiB per handle costs more than
+// the whole request. Safe because every receive is synchronous and copies its messages out at once.
+let shared = new Uint8Array(1 << 16);
+
 /** A netlink connection: numbers requests and matches replies. Not thread-safe (nothing in Node is). */
 export class Conn {
   private seq: number;
-  private rbuf = new Uint8Array(1 << 16);
   private closed = false;
 
   constructor(private readonly transport: Transport) {
@@ -116,13 +119,13 @@ export class Conn {
   }
 
   private receive(op: string): RawMessage[] {
-    const n = this.transport.recv(this.rbuf, op);
-    if (n > this.rbuf.byteLength) {
+    const n = this.transport.recv(shared, op);
+    if (n > shared.byteLength) {
       // The datagram was truncated and is lost: grow the buffer for next time and report it.
-      this.rbuf = new Uint8Array(n * 2);
+      shared = new Uint8Array(n * 2);
       throw new NetlinkError('TooBig', `${op}: netlink reply of ${n} bytes was truncated`, { op });
     }
-    return splitMessages(this.rbuf.slice(0, n), op).filter(
+    return splitMessages(shared.slice(0, n), op).filter(
       (m) => m.pid === this.transport.portId || m.pid === 0,
     );
   }

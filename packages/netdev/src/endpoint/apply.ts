@@ -11,6 +11,7 @@ import {
   RouteTable,
   RouteType,
 } from '@datapath/netlink';
+import { leaseHandleIn } from '../common.js';
 import { sysctlSet } from '../sysctl.js';
 import { bad, checkIfname, checkMac, checkMtu } from '../validate.js';
 import { type EndpointMode, type EndpointPlan, hostIfname, type PlannedRoute } from './plan.js';
@@ -30,9 +31,9 @@ export type EndpointStep =
 /** Options of {@link applyEndpoint}. */
 export interface ApplyOptions {
   /** The namespace playing "host" (where the host veth and host routes go); default: the caller's. */
-  hostNetns?: Netns;
+  hostNetns?: Netns | undefined;
   /** Called before each step; throwing aborts the apply (and rolls back). For tracing and failure injection. */
-  onStep?: (step: EndpointStep) => void;
+  onStep?: ((step: EndpointStep) => void) | undefined;
 }
 
 /** One end of the veth pair as created. */
@@ -63,7 +64,7 @@ export interface EndpointResult {
 /** Options of {@link removeEndpoint}. */
 export interface RemoveOptions {
   /** The namespace playing "host"; default: the caller's. */
-  hostNetns?: Netns;
+  hostNetns?: Netns | undefined;
 }
 
 /** What {@link removeEndpoint} needs: the plan, or the container id and ifname it was made from. */
@@ -71,11 +72,11 @@ export interface EndpointRef {
   /** The container id. */
   containerId: string;
   /** The pod interface name, default `eth0`. */
-  ifname?: string;
+  ifname?: string | undefined;
   /** The mode it was applied with; when omitted both naming schemes are tried. */
-  mode?: EndpointMode;
+  mode?: EndpointMode | undefined;
   /** The pod namespace path; used to clean a leftover pod interface when the host end is gone. */
-  netns?: string;
+  netns?: string | undefined;
 }
 
 function checkPlan(plan: EndpointPlan, op: string): void {
@@ -156,6 +157,7 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
   const step = options.onStep ?? (() => {});
   const podNs = Netns.open({ path: plan.netns });
   let caller: Netns | undefined;
+  let hostLease: ({ handle: Handle } & Disposable) | undefined;
   let host: Handle | undefined;
   let pod: Handle | undefined;
   let created = false;
@@ -168,7 +170,9 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
         plan.netns,
       );
     }
-    host = Handle.open(options.hostNetns);
+    // The caller's own namespace reuses the shared handle; another "host" namespace gets its own.
+    hostLease = leaseHandleIn(options.hostNetns);
+    host = hostLease.handle;
     pod = Handle.open(podNs);
     const { host: hp, container: cp } = plan;
 
@@ -274,7 +278,7 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
     throw err;
   } finally {
     pod?.close();
-    host?.close();
+    hostLease?.[Symbol.dispose]();
     podNs.close();
     caller?.close();
   }
@@ -324,10 +328,10 @@ export function removeEndpoint(ref: EndpointRef | EndpointPlan, options: RemoveO
     netns = ref.netns;
   }
   {
-    using host = Handle.open(options.hostNetns);
+    using host = leaseHandleIn(options.hostNetns);
     for (const name of names) {
       try {
-        host.linkDelete({ name });
+        host.handle.linkDelete({ name });
         return true;
       } catch (err) {
         if (!isCode(err, 'NotFound')) throw err;

@@ -13,9 +13,9 @@ export interface EndpointSpec {
   /** The pod's network namespace path (CNI_NETNS), e.g. `/run/netns/pod1` or `/proc/PID/ns/net`. */
   netns: string;
   /** The interface name inside the pod (CNI_IFNAME), default `eth0`. */
-  ifname?: string;
+  ifname?: string | undefined;
   /** MTU of both veth ends, default 1500. */
-  mtu?: number;
+  mtu?: number | undefined;
   /** The pod's addresses, at most one per family: `10.244.1.5` or `10.244.1.5/24`. */
   addresses: readonly string[];
   /** The gateway of each address family used (one IPv4 and/or one IPv6 address). */
@@ -23,7 +23,7 @@ export interface EndpointSpec {
   /** Wiring style. */
   mode: EndpointMode;
   /** MTU of the pod's default route (Cilium's RouteMTU), when it must be lower than the link MTU. */
-  routeMtu?: number;
+  routeMtu?: number | undefined;
 }
 
 /** An address to put on an interface. */

@@ -2,6 +2,9 @@
 // (with NLA_F_NESTED for nests), and text forms of IP and MAC addresses. Pure, no I/O.
 import { NetlinkError } from '../errors.js';
 
+const UTF8_DECODER = new TextDecoder();
+const UTF8_ENCODER = new TextEncoder();
+
 /** Rounds up to the 4-byte netlink alignment. */
 export const align4 = (n: number): number => (n + 3) & ~3;
 
@@ -105,7 +108,7 @@ export class Writer {
   }
   /** A NUL-terminated string attribute. */
   attrString(type: number, s: string): this {
-    return this.attr(type, (w) => w.bytes(new TextEncoder().encode(s)).u8(0));
+    return this.attr(type, (w) => w.bytes(UTF8_ENCODER.encode(s)).u8(0));
   }
   /** A copy of everything written. */
   finish(): Uint8Array {
@@ -143,6 +146,29 @@ export function attrMap(buf: Uint8Array, op = 'decode'): Map<number, Uint8Array>
   return m;
 }
 
+/**
+ * Calls `fn(type, payload)` for each attribute whose type is in `wanted` (a bitmask-free lookup
+ * table), without materialising the others: replies carry dozens of attributes we never read.
+ */
+export function eachAttr(
+  buf: Uint8Array,
+  wanted: Readonly<Record<number, true>>,
+  fn: (type: number, data: Uint8Array) => void,
+  op = 'decode',
+): void {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let off = 0;
+  while (off + 4 <= buf.byteLength) {
+    const len = view.getUint16(off, true);
+    const type = view.getUint16(off + 2, true) & NLA_TYPE_MASK;
+    if (len < 4 || off + len > buf.byteLength) {
+      throw new NetlinkError('Protocol', `${op}: malformed attribute (type ${type}, length ${len})`, { op });
+    }
+    if (wanted[type]) fn(type, buf.subarray(off + 4, off + len));
+    off += align4(len);
+  }
+}
+
 const dv = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 /** Reads a u8 payload. */
 export const getU8 = (b: Uint8Array): number => dv(b).getUint8(0);
@@ -157,7 +183,7 @@ export const getI32 = (b: Uint8Array): number => dv(b).getInt32(0, true);
 /** Reads a NUL-terminated string payload. */
 export function getString(b: Uint8Array): string {
   const nul = b.indexOf(0);
-  return new TextDecoder().decode(nul < 0 ? b : b.subarray(0, nul));
+  return UTF8_DECODER.decode(nul < 0 ? b : b.subarray(0, nul));
 }
 
 /** Parses `aa:bb:cc:dd:ee:ff` (any even number of bytes) into bytes. */
@@ -170,9 +196,13 @@ export function macToBytes(mac: string, op = 'encode'): Uint8Array {
   return Uint8Array.from(mac.split(':').map((h) => Number.parseInt(h, 16)));
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 /** Formats bytes as a lower-case colon-separated hardware address. */
 export function bytesToMac(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+  let s = '';
+  for (let i = 0; i < b.byteLength; i++) s += i === 0 ? HEX[b[i]!] : `:${HEX[b[i]!]}`;
+  return s;
 }
 
 const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;

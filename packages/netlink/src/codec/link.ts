@@ -4,6 +4,7 @@ import {
   attrMap,
   bytesToIp,
   bytesToMac,
+  eachAttr,
   getBe16,
   getI32,
   getString,
@@ -180,6 +181,9 @@ const VX = {
 } as const;
 
 const IFNAMSIZ = 16;
+const LINK_WANTED: Record<number, true> = Object.fromEntries(
+  Object.values(IFLA).map((t) => [t, true] as const),
+) as Record<number, true>;
 
 /** Writes `struct ifinfomsg` and the attributes of `m`. */
 export function encodeLink(w: Writer, m: LinkMessage, op = 'encode'): void {
@@ -190,7 +194,7 @@ export function encodeLink(w: Writer, m: LinkMessage, op = 'encode'): void {
     .u32(m.flags ?? 0)
     .u32(m.change ?? 0);
   if (m.name !== undefined) {
-    if (new TextEncoder().encode(m.name).byteLength >= IFNAMSIZ) {
+    if (Buffer.byteLength(m.name) >= IFNAMSIZ) {
       throw new NetlinkError(
         'InvalidArgument',
         `${op}: interface name ${JSON.stringify(m.name)} exceeds 15 bytes`,
@@ -283,7 +287,7 @@ export function decodeLink(p: Uint8Array, op = 'decode'): LinkMessage {
     flags: v.getUint32(8, true),
     change: v.getUint32(12, true),
   };
-  for (const [type, d] of attrMap(p.subarray(16), op)) {
+  eachAttr(p.subarray(16), LINK_WANTED, (type, d) => {
     switch (type) {
       case IFLA.IFNAME:
         m.name = getString(d);
@@ -339,7 +343,7 @@ export function decodeLink(p: Uint8Array, op = 'decode'): LinkMessage {
       default:
         break;
     }
-  }
+  });
   return m;
 }
 
