@@ -354,6 +354,25 @@ export class PerCpuArrayMap<V> extends PerCpuMap<number, V> {
   }
 
   /**
+   * Zeroes every element on every CPU (array elements cannot be deleted); returns max entries.
+   *
+   * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a read-only map.
+   * @example
+   * ```ts
+   * import { PerCpuArrayMap } from '@datapath/bpf-maps';
+   * declare const map: PerCpuArrayMap<bigint>;
+   * map.clear();
+   * ```
+   */
+  override clear(): number {
+    const zero = this.readValue(new DataView(new ArrayBuffer(this.io.valueStride)), 0);
+    const all: [number, V[]][] = [];
+    for (let i = 0; i < this.maxEntries; i++) all.push([i, zero]);
+    this.setMany(all);
+    return this.maxEntries;
+  }
+
+  /**
    * Always max entries: every array element exists.
    *
    * @example

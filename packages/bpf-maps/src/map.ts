@@ -65,6 +65,11 @@ type BatchOp = 'lookup' | 'update' | 'delete';
 /** Whether the kernel supports a batch op on a map type (`type:op`): learnt on first use, then cached. */
 const batchSupport = new Map<string, boolean>();
 
+// Owned maps that are garbage-collected without close() leak an fd until exit: say so.
+const leaks = new FinalizationRegistry<string>((name) => {
+  process.emitWarning(`BPF map ${name} was garbage-collected without close(); its fd leaked`, 'BpfMapLeak');
+});
+
 /** What every map class is built from. */
 export interface MapParts<K, E> {
   fd: number;
@@ -116,6 +121,7 @@ export abstract class BpfMap<K, V> {
     this.maxEntries = parts.info.maxEntries;
     this.id = parts.info.id;
     this.name = parts.info.name;
+    if (parts.owned) leaks.register(this, parts.info.name || `id ${parts.info.id}`, this);
     this.io = new MapIo({
       fd: parts.fd,
       keySize: parts.info.keySize,
@@ -741,7 +747,10 @@ export abstract class BpfMap<K, V> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#owned) fdClose(this.io.fd);
+    if (this.#owned) {
+      leaks.unregister(this);
+      fdClose(this.io.fd);
+    }
   }
 
   /** Same as {@link BpfMap.close}, for `using`. */

@@ -109,6 +109,22 @@ describe('HashMap against the kernel', () => {
     expect(err?.message).toMatch(/valueSize: map has 8, codec has 4/);
   });
 
+  it('lets the loop delete the entry it was just given: each key once, no restart', (ctx) => {
+    requireRoot(ctx);
+    using map = createMap({ type: 'hash', key: u32, value: u32, maxEntries: 512, name: uniqueName() });
+    map.setMany(Array.from({ length: 500 }, (_, i) => [i, i] as const));
+    const stats = { yielded: 0, skipped: 0, restarts: 0, aborted: false };
+    const seen: number[] = [];
+    for (const [k, v] of map.entries({ stats })) {
+      expect(v).toBe(k);
+      seen.push(k);
+      expect(map.delete(k)).toBe(true);
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    expect(stats).toEqual({ yielded: 500, skipped: 0, restarts: 0, aborted: false });
+    expect(bpftoolDump(map.id)).toHaveLength(0);
+  });
+
   it('throws BadFd after close', (ctx) => {
     requireRoot(ctx);
     const map = createMap({ type: 'hash', key: u32, value: u32, maxEntries: 4, name: uniqueName() });

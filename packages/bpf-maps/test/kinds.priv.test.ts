@@ -127,5 +127,7 @@ describe('every map kind round-trips through the kernel (bpftool as oracle)', ()
     expect(arr.get(0)).toEqual(new Array(cpus).fill(0n));
     const adump = byKey(bpftoolDump(arr.id));
     expect(adump[1]!.values!.map((v) => [...v])).toEqual(big.map((v) => le(v, 8)));
+    expect(arr.clear()).toBe(2);
+    expect(bpftoolDump(arr.id).every((e) => e.values!.every((v) => v.every((b) => b === 0)))).toBe(true);
   });
 });
