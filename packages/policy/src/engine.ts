@@ -311,6 +311,7 @@ export class PolicyEngine {
   private readonly ruleGroups = new Map<NormalizedRule, Set<Group>>();
 
   private readonly ipcache = new Map<string, IpcacheValue>();
+  private readonly cidrIds = new Map<string, number>();
   private readonly endpoints = new Map<string, EndpointState>();
   private nextEndpointId = 1;
   private readonly stateView: PolicyState;
@@ -668,6 +669,7 @@ export class PolicyEngine {
     changes: MapChange[],
   ): Map<number, IdentityInfo | undefined> {
     const changed = new Map<number, IdentityInfo | undefined>();
+    const touched = new Set<string>();
     if (bases === null) {
       const ipb = new Map<string, Prefix>();
       const cidr = new Map<string, Prefix>();
@@ -677,9 +679,7 @@ export class PolicyEngine {
       }
       this.ipblockSet = [...ipb.values()].sort((a, b) => (a.text < b.text ? -1 : 1));
       this.cidrSet = [...cidr.values()].sort((a, b) => (a.text < b.text ? -1 : 1));
-      for (const [prefix, v] of [...this.ipcache])
-        if (v.flags & IPCACHE_FLAG_LOCAL_ENDPOINT && !this.podsByIp.has(prefix))
-          this.setIpcache(prefix, undefined, changes);
+      for (const prefix of this.ipcache.keys()) touched.add(prefix);
     }
     // Pods grouped by base labels.
     const byBase = new Map<string, PodRec[]>();
@@ -749,7 +749,10 @@ export class PolicyEngine {
       this.identityByKey.delete(rec.key);
       this.infos.delete(id);
       this.indexPodId(rec.info, id, false);
-      if (rec.info.kind === 'cidr') this.setIpcache(rec.info.prefix!.text, undefined, changes);
+      if (rec.info.kind === 'cidr') {
+        this.cidrIds.delete(rec.info.prefix!.text);
+        touched.add(rec.info.prefix!.text);
+      }
       changed.set(id, rec.info);
       this.allocator.release(id);
     }
@@ -776,12 +779,14 @@ export class PolicyEngine {
         p.identityKey = key;
         p.identity = id!;
       }
-      if (w.info.kind === 'cidr') this.setIpcache(w.info.prefix!.text, { identity: id!, flags: 0 }, changes);
+      if (w.info.kind === 'cidr') {
+        this.cidrIds.set(w.info.prefix!.text, id!);
+        touched.add(w.info.prefix!.text);
+      }
     }
     // Pod ipcache entries.
-    for (const pods of byBase.values())
-      for (const p of pods)
-        this.setIpcache(p.cidr, { identity: p.identity, flags: IPCACHE_FLAG_LOCAL_ENDPOINT }, changes);
+    for (const pods of byBase.values()) for (const p of pods) touched.add(p.cidr);
+    for (const prefix of [...touched].sort()) this.syncPrefix(prefix, changes);
     return changed;
   }
 
@@ -791,6 +796,18 @@ export class PolicyEngine {
     const set = bucket(this.podIdsByNs, ns, () => new Set());
     if (add) set.add(id);
     else set.delete(id);
+  }
+
+  /** Sets the ipcache entry of a prefix to what it should be: host, else pod, else CIDR identity, else none. */
+  private syncPrefix(prefix: string, changes: MapChange[]): void {
+    if (prefix === '0.0.0.0/0' || prefix === '::/0') return;
+    let value: IpcacheValue | undefined;
+    const pod = this.podsByIp.get(prefix);
+    const cidrId = this.cidrIds.get(prefix);
+    if (this.hostIPs.includes(prefix)) value = { identity: RESERVED.host, flags: IPCACHE_FLAG_HOST };
+    else if (pod) value = { identity: pod.identity, flags: IPCACHE_FLAG_LOCAL_ENDPOINT };
+    else if (cidrId !== undefined) value = { identity: cidrId, flags: 0 };
+    this.setIpcache(prefix, value, changes);
   }
 
   private setIpcache(prefix: string, value: IpcacheValue | undefined, changes: MapChange[]): void {
@@ -976,7 +993,7 @@ export class PolicyEngine {
         for (const r of pc.rules) for (const g of this.ruleGroups.get(r) ?? []) dirty.add(g);
       }
     }
-    for (const p of touchedPods) if (!this.podsByIp.has(p.cidr)) this.setIpcache(p.cidr, undefined, changes);
+    for (const p of touchedPods) this.syncPrefix(p.cidr, changes);
     if (namedEgressDirty)
       for (const [r, groups] of this.ruleGroups)
         if (r.egress.rules.some((l) => l.ports !== 'all' && l.ports.some((p) => p.name !== undefined)))
