@@ -30,7 +30,8 @@ struct endpoint_info {
 	__u8 node_mac[6];  /* host-side veth MAC: source MAC on delivery, ARP responder MAC */
 }; /* 24 bytes */
 
-/* ---- ipcache: LPM trie, IP prefix -> identity (Cilium's ipcache_key / remote_endpoint_info) - */
+/* ---- ipcache: LPM trie, IP prefix -> identity (Cilium's ipcache_key; the value is
+ *      @datapath/policy's { identity, flags }, Cilium's remote_endpoint_info without tunnel fields) - */
 struct ipcache_key {
 	__u32 prefixlen;   /* bpf_lpm_trie_key header: 32 static bits + address prefix */
 	__u16 cluster_id;
@@ -46,11 +47,8 @@ struct ipcache_key {
 
 struct remote_endpoint_info {
 	__u32 sec_identity;
-	__u32 tunnel_endpoint[4];
-	__u16 pad;
-	__u8 key;
-	__u8 flags;
-}; /* 24 bytes */
+	__u32 flags;       /* bit 0: a local endpoint, bit 1: the node itself */
+}; /* 8 bytes */
 
 /* ---- per-endpoint policy map: Cilium's policy_key / policy_entry ------------------------ */
 struct policy_key {

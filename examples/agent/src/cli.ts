@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { query } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
+import { decodeIpcacheKey, decodeIpcacheValue, decodePolicyKey, decodePolicyValue } from '@datapath/policy';
 import { Agent, type AgentOptions } from './agent.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
@@ -235,27 +236,14 @@ function cmdEndpointList(v: Values, io: Io): number {
   return 0;
 }
 
-function decodePolicyKey(b: Uint8Array) {
-  const d = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const len = d.getUint32(0, true) - 40;
+function describePolicyKey(b: Uint8Array) {
+  const k = decodePolicyKey(b);
   return {
-    direction: d.getUint8(8) & 1 ? 'egress' : 'ingress',
-    identity: d.getUint32(4, true),
-    protocol: len === 0 ? 'ANY' : protoName(d.getUint8(9)),
-    port:
-      len <= 8 ? 'ANY' : len === 24 ? String(d.getUint16(10, false)) : `${d.getUint16(10, false)}/${len - 8}`,
+    direction: k.direction,
+    identity: k.identity,
+    protocol: k.prefixLen === 0 ? 'ANY' : protoName(k.protocol),
+    port: k.prefixLen <= 8 ? 'ANY' : k.prefixLen === 24 ? String(k.port) : `${k.port}/${k.prefixLen - 8}`,
   };
-}
-
-function decodeIpcacheKey(b: Uint8Array): string {
-  const d = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const len = d.getUint32(0, true) - 32;
-  if (d.getUint8(7) === 2) {
-    const groups = [];
-    for (let i = 0; i < 8; i++) groups.push(d.getUint16(8 + i * 2, false).toString(16));
-    return `${groups.join(':')}/${len}`;
-  }
-  return `${[8, 9, 10, 11].map((i) => d.getUint8(i)).join('.')}/${len}`;
 }
 
 function cmdMapDump(args: string[], v: Values, io: Io): number {
@@ -274,11 +262,9 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
         return 0;
       }
       case 'ipcache': {
-        const rows = dp.ipcache.dump().map(([k, val]) => ({
-          prefix: decodeIpcacheKey(k),
-          identity: new DataView(val.buffer, val.byteOffset).getUint32(0, true),
-          flags: val[23] ?? 0,
-        }));
+        const rows = dp.ipcache
+          .dump()
+          .map(([k, val]) => ({ prefix: decodeIpcacheKey(k), ...decodeIpcacheValue(val) }));
         print(io, v.json, rows, () =>
           table(
             ['PREFIX', 'IDENTITY', 'FLAGS'],
@@ -327,7 +313,10 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
         const map = dp.policyMap(pod.lxcId);
         const rows = map
           .dump()
-          .map(([k, val]) => ({ ...decodePolicyKey(k), verdict: (val[2] ?? 0) & 1 ? 'deny' : 'allow' }));
+          .map(([k, val]) => ({
+            ...describePolicyKey(k),
+            verdict: decodePolicyValue(val).deny ? 'deny' : 'allow',
+          }));
         map.close();
         print(io, v.json, rows, () =>
           table(

@@ -21,13 +21,19 @@ import {
 import { BpfError } from '@datapath/libbpf';
 import { attach, compile, load, type ObjectSpec, openObject, openPinnedLink } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
+import { IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, POLICY_KEY_SIZE, POLICY_VALUE_SIZE } from '@datapath/policy';
 import { AgentError } from './errors.js';
 import { ctEntry, ctKey, endpointInfo, endpointKey, metricsKey, metricsValue } from './maps.js';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 
-/** Size of Cilium's policy key and value, and of the ipcache key and value (bpf/datapath.h). */
-export const LAYOUT = { policyKey: 12, policyValue: 8, ipcacheKey: 24, ipcacheValue: 24 } as const;
+/** Sizes of the policy key and value and the ipcache key and value (bpf/datapath.h = @datapath/policy's codecs). */
+export const LAYOUT = {
+  policyKey: POLICY_KEY_SIZE,
+  policyValue: POLICY_VALUE_SIZE,
+  ipcacheKey: IPCACHE_KEY_SIZE,
+  ipcacheValue: IPCACHE_VALUE_SIZE,
+} as const;
 
 /** Decoded `struct endpoint_info`. */
 export type EndpointInfo = CodecType<typeof endpointInfo>;

@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import {
   type EnforcementMode,
+  encodeIpcache,
+  encodePolicyMap,
   explain,
   formatExplanation,
   type IpcacheValue,
@@ -183,65 +185,6 @@ export function loadScenario(path: string): Scenario {
   return parseScenario(doc);
 }
 
-// --- Cilium's byte layouts (bpf/datapath.h) ------------------------------------------------------
-// TEMPORARY: @datapath/policy is to ship these codecs; switch to them when they land.
-
-/** Encodes a policy map key: `{ u32 prefixlen; u32 sec_label; u8 egress; u8 protocol; be16 dport }`. */
-export function encodePolicyKey(k: PolicyKey): Uint8Array {
-  const b = new Uint8Array(12);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, 40 + k.prefixLen, true);
-  v.setUint32(4, k.identity, true);
-  v.setUint8(8, k.direction === 'egress' ? 1 : 0);
-  v.setUint8(9, k.protocol);
-  v.setUint16(10, k.port, false);
-  return b;
-}
-
-/** Encodes a policy entry: `{ be16 proxy_port; u8 deny:1,reserved:2,lpm_prefix_length:5; u8 auth; … }`. */
-export function encodePolicyValue(p: PolicyValue): Uint8Array {
-  const b = new Uint8Array(8);
-  const v = new DataView(b.buffer);
-  v.setUint16(0, p.proxyPort, false);
-  v.setUint8(2, (p.deny ? 1 : 0) | ((p.prefixLen & 0x1f) << 3));
-  v.setUint8(3, p.authType & 0x7f);
-  return b;
-}
-
-/** Encodes an ipcache key from prefix text (`10.244.1.5/32`, `fd00::/64`). */
-export function encodeIpcacheKey(prefix: string): Uint8Array {
-  const [addr, lenText] = prefix.split('/') as [string, string];
-  const len = Number(lenText);
-  const b = new Uint8Array(24);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, 32 + len, true);
-  if (addr.includes(':')) {
-    v.setUint8(7, 2);
-    const halves = addr.split('::');
-    const head = halves[0] ? halves[0].split(':') : [];
-    const tail = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
-    const groups = [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail];
-    groups.forEach((g, i) => {
-      v.setUint16(8 + i * 2, Number.parseInt(g, 16), false);
-    });
-  } else {
-    v.setUint8(7, 1);
-    addr.split('.').forEach((x, i) => {
-      v.setUint8(8 + i, Number(x));
-    });
-  }
-  return b;
-}
-
-/** Encodes an ipcache value: `{ u32 sec_identity; u32 tunnel_endpoint[4]; u16 pad; u8 key; u8 flags }`. */
-export function encodeIpcacheValue(value: IpcacheValue): Uint8Array {
-  const b = new Uint8Array(24);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, value.identity, true);
-  v.setUint8(23, value.flags & 0xff);
-  return b;
-}
-
 /**
  * Compiles pods and policies into the agent's view of the state.
  * @throws AgentError `InvalidScenario` with the policy compiler's problems.
@@ -286,16 +229,9 @@ export function compilePolicy(input: {
   for (const [id, info] of state.identities) identities.set(id, info.labels);
   return {
     identityOf: (pod) => endpoint(pod).identity,
-    policyEntries: (pod) =>
-      [...endpoint(pod).policy.values()].map((e) => ({
-        key: encodePolicyKey(e.key),
-        value: encodePolicyValue(e.value),
-      })),
+    policyEntries: (pod) => encodePolicyMap(endpoint(pod).policy),
     policyTable: (pod) => [...endpoint(pod).policy.values()],
-    ipcache: [...state.ipcache].map(([prefix, value]) => ({
-      key: encodeIpcacheKey(prefix),
-      value: encodeIpcacheValue(value),
-    })),
+    ipcache: encodeIpcache(state),
     ipcacheTable: new Map(state.ipcache),
     identities,
     verdict: (flow) => verdict(state, flow).verdict,
