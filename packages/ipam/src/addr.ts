@@ -17,30 +17,48 @@ export interface Prefix {
 
 const MASK128 = (1n << 128n) - 1n;
 
+/** One decimal octet at `i`: `value * 256 + next index`, or -1 (no digit, leading zero, > 255). */
+function octet(s: string, i: number, len: number): number {
+  if (i >= len) return -1;
+  let c = s.charCodeAt(i) - 48;
+  if (c < 0 || c > 9) return -1;
+  let v = c;
+  i++;
+  if (i < len) {
+    c = s.charCodeAt(i) - 48;
+    if (c >= 0 && c <= 9) {
+      if (v === 0) return -1;
+      v = v * 10 + c;
+      i++;
+      if (i < len) {
+        c = s.charCodeAt(i) - 48;
+        if (c >= 0 && c <= 9) {
+          v = v * 10 + c;
+          i++;
+          if (v > 255) return -1;
+        }
+      }
+    }
+  }
+  return v * 256 + i;
+}
+
 /** Parses a dotted quad strictly (four decimal octets, no leading zeros); -1 when invalid. */
 export function parseV4(s: string): number {
-  let n = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
   const len = s.length;
   if (len < 7 || len > 15) return -1;
-  for (let i = 0; i < len; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits > 0 && part === 0) return -1;
-      part = part * 10 + (c - 48);
-      if (part > 255) return -1;
-      digits++;
-    } else if (c === 46) {
-      if (digits === 0 || ++dots > 3) return -1;
-      n = n * 256 + part;
-      part = 0;
-      digits = 0;
-    } else return -1;
+  let r = octet(s, 0, len);
+  if (r < 0) return -1;
+  let n = r >>> 8;
+  let i = r & 255;
+  for (let k = 0; k < 3; k++) {
+    if (s.charCodeAt(i) !== 46) return -1;
+    r = octet(s, i + 1, len);
+    if (r < 0) return -1;
+    n = n * 256 + (r >>> 8);
+    i = r & 255;
   }
-  if (dots !== 3 || digits === 0) return -1;
-  return n * 256 + part;
+  return i === len ? n : -1;
 }
 
 /** Parses IPv6 text (no zone) to a bigint; -1n when invalid. */
@@ -52,9 +70,12 @@ export function parseV6(s: string): bigint {
   return v;
 }
 
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+const OCTET_DOT = Array.from({ length: 256 }, (_, i) => `${i}.`);
+
 /** Formats a uint32 as a dotted quad. */
 export function formatV4(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  return OCTET_DOT[n >>> 24]! + OCTET_DOT[(n >>> 16) & 255]! + OCTET_DOT[(n >>> 8) & 255]! + OCTET[n & 255]!;
 }
 
 /** Formats a uint128 in RFC 5952 form (IPv4-mapped addresses as `::ffff:a.b.c.d`, as Go does). */

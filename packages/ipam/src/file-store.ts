@@ -1,5 +1,4 @@
 // Node-local durable store shared by processes, in the directory layout of the CNI host-local plugin.
-import { join } from 'node:path';
 import { parseV4, parseV6 } from './addr.js';
 import { fail } from './errors.js';
 import type { Store, StoreTxn, TransactHint } from './store.js';
@@ -35,6 +34,67 @@ const LAST_PREFIX = 'last_reserved_ip.';
 
 const isIpName = (n: string): boolean => (n.indexOf(':') >= 0 ? parseV6(n) >= 0n : parseV4(n) >= 0);
 
+const genText = (b: Uint8Array): string =>
+  `${((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0}.${((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0}`;
+
+/** The transaction view of a FileStore; one instance per store, valid only inside `transact`. */
+class FileTxn implements StoreTxn {
+  active = false;
+  generation = 'none';
+  staged: string | undefined;
+  stagedOwner: string | undefined;
+  reserved = false;
+  bumped = false;
+
+  constructor(private readonly store: FileStore) {}
+
+  private check(op: string): void {
+    if (!this.active) fail('StoreFailure', op, 'the transaction is over', this.store.dir);
+  }
+
+  ips(): string[] {
+    this.check('FileStore.ips');
+    const out: string[] = [];
+    for (const n of listDir(this.store.dir)) {
+      if (n.startsWith(TMP_PREFIX)) {
+        const pid = Number(n.slice(TMP_PREFIX.length).split('.')[0]);
+        if (pid !== process.pid && !pidAlive(pid)) removeQuiet(this.store.path(n));
+      } else if (isIpName(n)) out.push(n);
+    }
+    return out;
+  }
+
+  owner(ip: string): string | undefined {
+    this.check('FileStore.owner');
+    return isIpName(ip) ? readText(this.store.path(ip)) : undefined;
+  }
+
+  reserve(ip: string, owner: string, rangeId?: string): boolean {
+    this.check('FileStore.reserve');
+    if (!isIpName(ip))
+      fail('InvalidCidr', 'FileStore.reserve', `invalid IP address ${JSON.stringify(ip)}`, ip);
+    const staged = this.staged !== undefined && this.stagedOwner === owner;
+    const tmp = staged ? this.staged! : this.store.stageFor(owner);
+    this.store.bump(this);
+    if (!linkNew(tmp, this.store.path(ip))) {
+      if (!staged) removeQuiet(tmp);
+      return false;
+    }
+    removeQuiet(tmp);
+    if (staged) this.staged = undefined;
+    this.reserved = true;
+    if (rangeId !== undefined) this.store.last(rangeId, ip);
+    return true;
+  }
+
+  release(ip: string): boolean {
+    this.check('FileStore.release');
+    if (!isIpName(ip)) return false;
+    this.store.bump(this);
+    return remove(this.store.path(ip));
+  }
+}
+
 /**
  * A {@link Store} in a directory, safe for many processes (a CNI plugin is a new process per call), in the
  * layout of the CNI `host-local` plugin so existing state can be migrated or shared:
@@ -55,8 +115,7 @@ const isIpName = (n: string): boolean => (n.indexOf(':') >= 0 ? parseV6(n) >= 0n
  * import { FileStore, hostLocalOwner } from '@datapath/ipam';
  * import { mkdtempSync } from 'node:fs';
  * import { tmpdir } from 'node:os';
- * import { join } from 'node:path';
- * const store = new FileStore(mkdtempSync(join(tmpdir(), 'ipam-')));
+ *  * const store = new FileStore(mkdtempSync(join(tmpdir(), 'ipam-')));
  * console.log(store.transact((tx) => tx.reserve('10.0.0.2', hostLocalOwner('c0ffee', 'eth0'), '0'))); // true
  * store.close();
  * ```
@@ -71,6 +130,7 @@ export class FileStore implements Store {
   private dirFd = -1;
   private readonly lastFds = new Map<string, number>();
   private readonly genBuf = new Uint8Array(8);
+  private readonly txn = new FileTxn(this);
 
   /**
    * Opens (creating) the store directory and its lock file.
@@ -84,16 +144,16 @@ export class FileStore implements Store {
    * ```
    */
   constructor(dir: string, options: FileStoreOptions = {}) {
-    this.dir = dir;
+    this.dir = dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
     this.sync = options.sync ?? true;
     makeDir(dir);
-    this.lockPath = join(dir, 'lock');
+    this.lockPath = `${this.dir}/lock`;
     this.lockFd = openRw(this.lockPath);
   }
 
   private stage(owner: string): string {
     for (;;) {
-      const path = join(this.dir, `${TMP_PREFIX}${process.pid}.${++this.tmpSeq}`);
+      const path = this.path(`${TMP_PREFIX}${process.pid}.${++this.tmpSeq}`);
       if (writeNewFile(path, owner, this.sync)) return path;
       removeQuiet(path); // left by a dead process that had our pid
     }
@@ -114,74 +174,58 @@ export class FileStore implements Store {
    */
   transact<T>(fn: (tx: StoreTxn) => T, hint?: TransactHint): T {
     if (this.lockFd < 0) fail('StoreFailure', 'FileStore.transact', 'the store is closed', this.dir);
-    let staged = hint?.owner === undefined ? undefined : { owner: hint.owner, path: this.stage(hint.owner) };
-    let reserved = false;
-    let bumped = false;
-    const dir = this.dir;
+    const tx = this.txn;
+    if (tx.active) fail('StoreFailure', 'FileStore.transact', 'transactions do not nest', this.dir);
+    tx.staged = hint?.owner === undefined ? undefined : this.stage(hint.owner);
+    tx.stagedOwner = hint?.owner;
+    tx.reserved = false;
+    tx.bumped = false;
     lockExclusive(this.lockFd, this.lockPath);
+    tx.active = true;
     try {
       const got = preadStart(this.lockFd, this.genBuf, this.lockPath);
-      let generation = got === 8 ? Buffer.from(this.genBuf).toString('hex') : 'none';
-      const bump = (): void => {
-        if (bumped) return;
-        bumped = true;
-        // A random token (not a counter): a recreated lock file can never repeat a cached value.
-        const b = this.genBuf;
-        for (let i = 0; i < 8; i++) b[i] = (Math.random() * 256) | 0;
-        pwriteStart(this.lockFd, b, this.lockPath);
-        generation = Buffer.from(b).toString('hex');
-      };
-      const tx: StoreTxn = {
-        get generation() {
-          return generation;
-        },
-        ips: () => {
-          const out: string[] = [];
-          for (const n of listDir(dir)) {
-            if (n.startsWith(TMP_PREFIX)) {
-              const pid = Number(n.slice(TMP_PREFIX.length).split('.')[0]);
-              if (pid !== process.pid && !pidAlive(pid)) removeQuiet(join(dir, n));
-            } else if (isIpName(n)) out.push(n);
-          }
-          return out;
-        },
-        owner: (ip) => readText(join(dir, ip)),
-        reserve: (ip, owner, rangeId) => {
-          if (!isIpName(ip))
-            fail('InvalidCidr', 'FileStore.reserve', `invalid IP address ${JSON.stringify(ip)}`, ip);
-          let tmp: string;
-          if (staged !== undefined && staged.owner === owner) tmp = staged.path;
-          else tmp = this.stage(owner);
-          bump();
-          if (!linkNew(tmp, join(dir, ip))) {
-            if (tmp !== staged?.path) removeQuiet(tmp);
-            return false;
-          }
-          removeQuiet(tmp);
-          if (tmp === staged?.path) staged = undefined;
-          reserved = true;
-          if (rangeId !== undefined) this.writeLast(rangeId, ip);
-          return true;
-        },
-        release: (ip) => {
-          if (!isIpName(ip)) return false;
-          bump();
-          return remove(join(dir, ip));
-        },
-      };
+      tx.generation = got === 8 ? genText(this.genBuf) : 'none';
       return fn(tx);
     } finally {
+      tx.active = false;
       unlock(this.lockFd, this.lockPath);
-      if (staged !== undefined) removeQuiet(staged.path);
-      if (reserved && this.sync) {
-        if (this.dirFd < 0) this.dirFd = openDir(dir);
-        syncFd(this.dirFd, dir);
+      if (tx.staged !== undefined) removeQuiet(tx.staged);
+      tx.staged = undefined;
+      if (tx.reserved && this.sync) {
+        if (this.dirFd < 0) this.dirFd = openDir(this.dir);
+        syncFd(this.dirFd, this.dir);
       }
     }
   }
 
+  /** Writes a new random generation token (once per transaction). @internal */
+  bump(tx: FileTxn): void {
+    if (tx.bumped) return;
+    tx.bumped = true;
+    // A random token (not a counter): a recreated lock file can never repeat a cached value.
+    const b = this.genBuf;
+    for (let i = 0; i < 8; i++) b[i] = (Math.random() * 256) | 0;
+    pwriteStart(this.lockFd, b, this.lockPath);
+    tx.generation = genText(b);
+  }
+
+  /** The file of `name` in the store. @internal */
+  path(name: string): string {
+    return `${this.dir}/${name}`;
+  }
+
+  /** Stages the owner content in a temporary file. @internal */
+  stageFor(owner: string): string {
+    return this.stage(owner);
+  }
+
+  /** Rewrites `last_reserved_ip.<rangeId>`. @internal */
+  last(rangeId: string, ip: string): void {
+    this.writeLast(rangeId, ip);
+  }
+
   private writeLast(rangeId: string, ip: string): void {
-    const path = join(this.dir, `${LAST_PREFIX}${rangeId}`);
+    const path = this.path(`${LAST_PREFIX}${rangeId}`);
     let fd = this.lastFds.get(rangeId);
     if (fd === undefined) {
       fd = openWrite(path);
@@ -203,7 +247,7 @@ export class FileStore implements Store {
    * ```
    */
   lastReservedIp(rangeId: string): string | undefined {
-    return readText(join(this.dir, `${LAST_PREFIX}${rangeId}`))?.trim();
+    return readText(this.path(`${LAST_PREFIX}${rangeId}`))?.trim();
   }
 
   /** Closes the lock file (dropping the lock if held). */
