@@ -9,6 +9,7 @@ export {
   AttachType,
   ifIndexToName,
   ifNameToIndex,
+  inNetns,
   LinkType,
   linkClose,
   linkCreate,

@@ -4,6 +4,7 @@ import {
   closeDescriptor,
   ifIndexToName as ifIndexToNameRaw,
   ifNameToIndex as ifNameToIndexRaw,
+  inNetnsSync,
   linkCreate as linkCreateRaw,
   linkDetach as linkDetachRaw,
   linkGetFdById,
@@ -290,4 +291,27 @@ export function ifIndexToName(ifindex: number): string | undefined {
     });
   }
   return ifIndexToNameRaw(ifindex);
+}
+
+/**
+ * Runs a synchronous function with the calling thread moved into the network namespace at `path`
+ * (e.g. `/run/netns/X`) and moves it back afterwards, even when `fn` throws. Device names, ifindexes, tcx/XDP
+ * link creation and tc netlink calls inside `fn` then act on that namespace's devices.
+ * Equivalent to: `nsenter --net=PATH …` for the duration of `fn`.
+ *
+ * @throws {@link BpfError} `NotFound` when `path` does not exist, `InvalidArgument` when it is not a network
+ * namespace, `PermissionDenied` without CAP_SYS_ADMIN; whatever `fn` throws.
+ * @example Resolving a device inside a test namespace
+ * ```ts
+ * import { ifNameToIndex, inNetns } from '@datapath/libbpf';
+ * const index = inNetns('/run/netns/blue', () => ifNameToIndex('eth0'));
+ * ```
+ */
+export function inNetns<T>(path: string, fn: () => T): T {
+  if (typeof path !== 'string' || path === '') {
+    throw new BpfError('InvalidArgument', `inNetns: path must name a network namespace file`, {
+      op: 'inNetns',
+    });
+  }
+  return inNetnsSync(path, fn, 'inNetns');
 }

@@ -4,6 +4,7 @@ import {
   type CgroupHook,
   cgroupAttach,
   ifNameToIndex,
+  inNetns,
   LinkType,
   linkClose,
   linkInfo,
@@ -24,23 +25,29 @@ import { FdLink, type Link, TcLink } from './link.js';
 import type { Program } from './program.js';
 
 /**
- * A network device, by index or by name. Names are resolved with if_nametoindex(3) in the calling
- * process's network namespace: for a device in another namespace, pass an ifindex obtained there (and run
- * the attach in that namespace, e.g. a child started with `nsenter --net=/run/netns/X`).
+ * A network device, by index or by name, optionally inside another network namespace (`netns`). Names
+ * resolve with if_nametoindex(3) in that namespace.
  */
-export type DeviceRef =
+export type DeviceRef = (
   | {
-      /** Device index (in the namespace of the calling process). */
+      /** Device index (in `netns`, or the namespace of the calling process). */
       ifindex: number;
       /** Not with `ifindex`. */
       ifname?: never;
     }
   | {
-      /** Device name, resolved in the namespace of the calling process. */
+      /** Device name, resolved in `netns` (or the namespace of the calling process). */
       ifname: string;
       /** Not with `ifname`. */
       ifindex?: never;
-    };
+    }
+) & {
+  /**
+   * Network namespace file (e.g. `/run/netns/X`) the device lives in: the call switches the calling thread
+   * into it and back around the synchronous kernel calls. Default: the caller's namespace.
+   */
+  netns?: string;
+};
 
 /** Options of {@link attachTcx}. */
 export type AttachTcxOptions = DeviceRef & {
@@ -98,7 +105,12 @@ export type AttachOptions = DeviceRef & {
   prefer?: 'auto' | 'tcx' | 'tc';
 };
 
-/** Resolves a {@link DeviceRef} to an ifindex. */
+/** Runs `fn` in the device's namespace when it names one. */
+export function inDeviceNetns<T>(dev: { netns?: string | undefined }, fn: () => T): T {
+  return dev.netns === undefined ? fn() : inNetns(dev.netns, fn);
+}
+
+/** Resolves a {@link DeviceRef} to an ifindex (call it inside {@link inDeviceNetns}). */
 export function resolveDevice(dev: DeviceRef, op: string): number {
   if (dev.ifindex !== undefined) {
     if (!Number.isInteger(dev.ifindex) || dev.ifindex <= 0) {
@@ -136,12 +148,14 @@ export function resolveDevice(dev: DeviceRef, op: string): number {
  * ```
  */
 export function attachTcx(program: Program, options: AttachTcxOptions): FdLink {
-  const ifindex = resolveDevice(options, 'attachTcx');
-  const fd = tcxAttach(program.fd, ifindex, options.direction, {
-    ...(options.anchor === undefined ? {} : { anchor: options.anchor }),
-    ...(options.expectedRevision === undefined ? {} : { expectedRevision: options.expectedRevision }),
+  return inDeviceNetns(options, () => {
+    const ifindex = resolveDevice(options, 'attachTcx');
+    const fd = tcxAttach(program.fd, ifindex, options.direction, {
+      ...(options.anchor === undefined ? {} : { anchor: options.anchor }),
+      ...(options.expectedRevision === undefined ? {} : { expectedRevision: options.expectedRevision }),
+    });
+    return new FdLink('tcx', fd);
   });
-  return new FdLink('tcx', fd);
 }
 
 /**
@@ -160,6 +174,10 @@ export function attachTcx(program: Program, options: AttachTcxOptions): FdLink {
  * ```
  */
 export function attachTc(program: Program, options: AttachTcOptions): TcLink {
+  return inDeviceNetns(options, () => attachTcHere(program, options));
+}
+
+function attachTcHere(program: Program, options: AttachTcOptions): TcLink {
   const op = 'attachTc';
   const ifindex = resolveDevice(options, op);
   const filter = {
@@ -170,7 +188,7 @@ export function attachTc(program: Program, options: AttachTcOptions): TcLink {
   };
   tcHookCreate(ifindex, options.direction);
   const progId = tcAttach(filter, program.fd, options.replace ?? false);
-  return new TcLink(filter, progId);
+  return new TcLink(filter, progId, options.netns);
 }
 
 /**
@@ -187,8 +205,10 @@ export function attachTc(program: Program, options: AttachTcOptions): TcLink {
  * ```
  */
 export function attachXdp(program: Program, options: AttachXdpOptions): FdLink {
-  const ifindex = resolveDevice(options, 'attachXdp');
-  return new FdLink('xdp', xdpAttach(program.fd, ifindex, options.mode));
+  return inDeviceNetns(options, () => {
+    const ifindex = resolveDevice(options, 'attachXdp');
+    return new FdLink('xdp', xdpAttach(program.fd, ifindex, options.mode));
+  });
 }
 
 /**
@@ -264,6 +284,10 @@ function upsertPinned(
  * ```
  */
 export function attach(program: Program, options: AttachOptions): Link {
+  return inDeviceNetns(options, () => attachHere(program, options));
+}
+
+function attachHere(program: Program, options: AttachOptions): Link {
   const op = 'attach';
   const ifindex = resolveDevice(options, op);
   const prefer = options.prefer ?? 'auto';
@@ -312,7 +336,11 @@ export function attach(program: Program, options: AttachOptions): Link {
       },
     );
   }
-  const tc = attachTc(program, { ...filter, replace: existing !== undefined });
+  const tc = attachTcHere(program, {
+    ...filter,
+    replace: existing !== undefined,
+    ...(options.netns === undefined ? {} : { netns: options.netns }),
+  });
   if (options.pinPath !== undefined && existsSync(options.pinPath)) {
     // tcx → tc downgrade: drop the tcx link pinned by an earlier run.
     const fd = linkOpenPinned(options.pinPath);

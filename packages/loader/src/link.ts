@@ -1,6 +1,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import {
   BpfError,
+  inNetns,
   LinkType,
   linkClose,
   linkDetach,
@@ -227,13 +228,20 @@ export class TcLink implements Link {
   readonly kind = 'tc' as const;
   /** The filter's identity. */
   readonly filter: Readonly<TcFilterId>;
+  /** The network namespace file of the device, when not the caller's. */
+  readonly netns: string | undefined;
   #progId: number;
   #open = true;
 
   /** @internal created by {@link attachTc} */
-  constructor(filter: TcFilterId, progId: number) {
+  constructor(filter: TcFilterId, progId: number, netns?: string) {
     this.filter = { ...filter };
     this.#progId = progId;
+    this.netns = netns;
+  }
+
+  #here<T>(fn: () => T): T {
+    return this.netns === undefined ? fn() : inNetns(this.netns, fn);
   }
 
   /**
@@ -250,7 +258,7 @@ export class TcLink implements Link {
    */
   update(program: Program): void {
     if (!this.#open) throw closed('update');
-    this.#progId = tcAttach(this.filter, program.fd, true);
+    this.#progId = this.#here(() => tcAttach(this.filter, program.fd, true));
   }
 
   /**
@@ -292,6 +300,11 @@ export class TcLink implements Link {
    */
   detach(): void {
     if (!this.#open) throw closed('detach');
+    this.#here(() => this.#detachHere());
+    this.#open = false;
+  }
+
+  #detachHere(): void {
     const now = tcQuery(this.filter);
     if (now !== undefined && now !== this.#progId) {
       throw new BpfError(
@@ -303,7 +316,6 @@ export class TcLink implements Link {
       );
     }
     if (now !== undefined) tcDetach(this.filter);
-    this.#open = false;
   }
 
   /** Releases the handle; the filter stays attached (legacy tc is not fd-owned). */
@@ -324,7 +336,7 @@ export class TcLink implements Link {
    * ```
    */
   info(): LinkDetails {
-    const now = tcQuery(this.filter);
+    const now = this.#here(() => tcQuery(this.filter));
     if (now === undefined) throw new BpfError('NotFound', 'info: the tc filter is gone', { op: 'info' });
     return {
       kind: 'tc',

@@ -7,7 +7,7 @@ import {
   tcxQuery,
   xdpQuery,
 } from '@datapath/libbpf';
-import { type DeviceRef, resolveDevice } from './attach.js';
+import { type DeviceRef, inDeviceNetns, resolveDevice } from './attach.js';
 
 /** A program attached somewhere, as `bpftool net show` names it. */
 export interface AttachedProgram {
@@ -93,7 +93,7 @@ function chain(ifindex: number, direction: TcDirection): TcxChainState {
 
 /**
  * Reports what is attached to a device: the tcx chains (program ids, names, tags, link ids, revision),
- * legacy tc filters and XDP programs by mode. Names resolve in the caller's network namespace.
+ * legacy tc filters and XDP programs by mode, in the caller's network namespace or `netns`.
  * Equivalent to: `bpftool net show dev DEV`.
  *
  * @throws {@link BpfError} `NotFound` for an unknown device, `PermissionDenied` without CAP_NET_ADMIN.
@@ -106,6 +106,10 @@ function chain(ifindex: number, direction: TcDirection): TcxChainState {
  */
 export function query(device: string | DeviceRef): DeviceAttachments {
   const ref: DeviceRef = typeof device === 'string' ? { ifname: device } : device;
+  return inDeviceNetns(ref, () => queryHere(ref));
+}
+
+function queryHere(ref: DeviceRef): DeviceAttachments {
   const ifindex = resolveDevice(ref, 'query');
   const x = xdpQuery(ifindex);
   const xdp: DeviceAttachments['xdp'] = [];

@@ -1,6 +1,7 @@
 // koffi bindings to libbpf.so.1 (Debian libbpf1 1.1.x) and the few libc helpers the object/link code needs.
 // Raw pointers never leave this file's callers inside the package: every opaque pointer is a bigint, NULL is null.
 // Struct layouts are the x86_64 ones of libbpf 1.1.2 headers (checked with offsetof()).
+import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
 import { errnoError } from '../errors.js';
 
@@ -238,5 +239,59 @@ export function rtnetlinkDump(request: Uint8Array, op: string, target: string): 
     }
   } finally {
     closeFn(fd);
+  }
+}
+
+// Network namespace switching for the calling thread (the JS thread): only around synchronous calls.
+const setnsFn = libc.func('int setns(int fd, int nstype)') as Fn<[number, number], number>;
+const CLONE_NEWNET = 0x40000000;
+
+/**
+ * Runs `fn` with the calling thread in the network namespace at `path` (an nsfs file such as
+ * `/run/netns/X`), then moves it back, even when `fn` throws. `fn` must be synchronous: no other JS runs on
+ * this thread meanwhile, so nothing else observes the switch.
+ */
+export function inNetnsSync<T>(path: string, fn: () => T, op: string): T {
+  const openNs = (p: string): number => {
+    try {
+      return openSync(p, 'r');
+    } catch (err) {
+      throw errnoError(
+        (err as NodeJS.ErrnoException).errno === undefined
+          ? 2
+          : -((err as NodeJS.ErrnoException).errno as number),
+        {
+          op,
+          syscall: 'open(netns)',
+          target: p,
+        },
+      );
+    }
+  };
+  const home = openNs('/proc/thread-self/ns/net');
+  let target: number | undefined;
+  try {
+    target = openNs(path);
+    if (setnsFn(target, CLONE_NEWNET) < 0)
+      throw errnoError(koffi.errno(), { op, syscall: 'setns', target: path });
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      const value = fn();
+      outcome =
+        value instanceof Promise
+          ? { ok: false, error: new TypeError(`${op}: the function run in a namespace must be synchronous`) }
+          : { ok: true, value };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    if (setnsFn(home, CLONE_NEWNET) < 0) {
+      // Staying in the wrong namespace would silently misdirect every later call: fail loudly.
+      throw errnoError(koffi.errno(), { op, syscall: 'setns (restore)', target: '/proc/thread-self/ns/net' });
+    }
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  } finally {
+    if (target !== undefined) closeSync(target);
+    closeSync(home);
   }
 }

@@ -1,0 +1,72 @@
+import { readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { u32, u64 } from '@datapath/bpf-maps';
+import { requireRoot, uniqueName, withNetns } from '@datapath/testutils';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { attachTc, attachTcx, compile, load, openObject, query } from '../src/index.js';
+import { sendUdp, tcJson, vethPair } from './helpers/net.js';
+
+const bpfDir = fileURLToPath(new URL('./bpf/', import.meta.url));
+let counterObj: string;
+
+beforeAll(async () => {
+  counterObj = (await compile({ files: [join(bpfDir, 'counter.bpf.c')] })).path;
+});
+
+const myNetns = () => readlinkSync('/proc/thread-self/ns/net');
+
+describe('attaching inside another network namespace from this process ({ netns })', () => {
+  it('attaches, queries and detaches in the namespace and always returns the thread to its own', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(2, async (a, b) => {
+      const pair = vethPair(a, b, uniqueName());
+      const home = myNetns();
+      const spec = openObject(counterObj);
+      spec.setConstant('port', 9400);
+      spec.maps.shared!.pinning = 'none';
+      using coll = load(spec);
+      const counters = coll.map('counters', { key: u32, value: u64 });
+      if (counters.kind !== 'array') throw new Error('counters is an array map');
+
+      // The device is not visible from here without netns.
+      expect(() =>
+        attachTcx(coll.program('count_drop'), { ifname: pair.devA, direction: 'ingress' }),
+      ).toThrow(expect.objectContaining({ code: 'NotFound' }));
+      using link = attachTcx(coll.program('count_drop'), {
+        ifname: pair.devA,
+        direction: 'ingress',
+        netns: a.path,
+      });
+      expect(myNetns()).toBe(home);
+      const q = query({ ifname: pair.devA, netns: a.path });
+      expect(q.tcx.ingress.programs.map((p) => p.linkId)).toEqual([link.info().linkId]);
+      expect(myNetns()).toBe(home);
+      sendUdp(b, pair.ipA, 9400, 6);
+      expect(counters.get(1)).toBe(6n);
+
+      const tc = attachTc(coll.program('count_pass'), {
+        ifname: pair.devA,
+        direction: 'egress',
+        netns: a.path,
+      });
+      expect(tc.info()).toMatchObject({
+        kind: 'tc',
+        direction: 'egress',
+        programId: coll.program('count_pass').info().id,
+      });
+      expect(tcJson(a, ['filter', 'show', 'dev', pair.devA, 'egress']).length).toBeGreaterThan(0);
+      tc.detach();
+      expect(tcJson(a, ['filter', 'show', 'dev', pair.devA, 'egress'])).toEqual([]);
+      expect(myNetns()).toBe(home);
+
+      link.detach();
+      expect(query({ ifname: pair.devA, netns: a.path }).tcx.ingress.programs).toEqual([]);
+      // A missing namespace is a typed error, and leaves the thread where it was.
+      expect(() => query({ ifname: pair.devA, netns: '/run/netns/dpt-no-such-ns' })).toThrow(
+        expect.objectContaining({ code: 'NotFound' }),
+      );
+      expect(myNetns()).toBe(home);
+    });
+  });
+});
