@@ -530,7 +530,8 @@ export function objectLoad(bytes: Uint8Array, options: ObjectLoadOptions = {}): 
       const r = objectLoadRaw(obj);
       if (r >= 0) {
         loaded = true;
-        return new LoadedObject(obj, [elf, pinRoot, log, objName]);
+        // The log buffer is only written during load; the ELF copy stays with the object.
+        return new LoadedObject(obj, [elf, pinRoot, objName]);
       }
       const errno = -r;
       const lines = libbpfLogSince();

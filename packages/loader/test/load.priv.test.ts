@@ -26,13 +26,15 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
 
-function counting(): CompilerRunner & { runs: number } {
+function counting(): CompilerRunner & { runs: number; args: string[][] } {
   const real = clangRunner();
   const r = {
     runs: 0,
+    args: [] as string[][],
     identity: () => real.identity(),
     run(args: readonly string[], cwd: string) {
       r.runs++;
+      r.args.push([...args]);
       return real.run(args, cwd);
     },
   };
@@ -52,6 +54,8 @@ char LICENSE[] SEC("license") = "GPL";
     const cold = await compile({ source, cacheDir, runner, config: { EXTRA: 1 } });
     expect(cold.cached).toBe(false);
     expect(runner.runs).toBe(1);
+    // -mcpu is probed from the kernel: Linux ≥ 5.1 accepts the v3 ISA (32-bit jumps).
+    expect(runner.args[0]).toContain('-mcpu=v3');
     const warm = await compile({ source, cacheDir, runner, config: { EXTRA: 1 } });
     expect(warm).toMatchObject({ cached: true, path: cold.path });
     expect(runner.runs).toBe(1);
