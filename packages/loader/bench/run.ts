@@ -38,6 +38,7 @@ for (let r = 0; r < 3; r++) {
 }
 const stableObj = join(mkdtempSync(join(tmpdir(), 'dp-bench-obj-')), 'endpoint.bpf.o');
 sh('cp', [objPath, stableObj]);
+rmSync(join(objPath, '..'), { recursive: true, force: true });
 
 // Devices: N veth pairs in a private namespace, each with a clsact qdisc for the tc baselines.
 const pinDir = `/sys/fs/bpf/${ns}`;
