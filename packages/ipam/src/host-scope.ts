@@ -224,8 +224,16 @@ export class HostScope {
   allocateNext(family: IpFamily, owner: string): string {
     this.pool(family, 'HostScope.allocateNext');
     return this.tx((t) => {
+      let relisted = false;
       for (;;) {
-        const ip = this.pools[family]!.allocateNext();
+        const pool = this.pools[family]!;
+        // Before reporting Full with a store, list it again: a writer that does not bump the generation
+        // (e.g. the host-local binary sharing the directory) may have freed addresses.
+        if (t !== undefined && pool.free === 0 && !relisted) {
+          relisted = true;
+          this.reload(t);
+        }
+        const ip = pool.allocateNext();
         const ex = this.excluded.get(ip);
         if (ex !== undefined) {
           this.drawnExcluded.add(ip);

@@ -61,6 +61,18 @@ describe('FileStore on-disk format (host-local layout)', () => {
     writeFileSync(join(dir, '10.1.0.1'), 'foreign'); // e.g. the host-local binary, same lock, no bump
     expect(ipam.allocateNext(4, 'me')).toBe('10.1.0.2'); // the link collided, the next slot was taken
     expectCode(() => ipam.allocateNext(4, 'me'), 'Full');
+    rmSync(join(dir, '10.1.0.1')); // the foreign writer releases, again without a bump
+    expect(ipam.allocateNext(4, 'me')).toBe('10.1.0.1'); // relisted before reporting Full
+    store.close();
+  });
+
+  it('a transaction view is unusable after its transaction, and transactions do not nest', () => {
+    const store = new FileStore(dir);
+    const leaked = store.transact((tx) => tx);
+    expectCode(() => leaked.reserve('10.0.0.1', 'x'), 'StoreFailure');
+    expectCode(() => leaked.ips(), 'StoreFailure');
+    expectCode(() => store.transact(() => store.transact(() => 1)), 'StoreFailure');
+    expect(store.transact((tx) => tx.reserve('10.0.0.1', 'x'))).toBe(true); // the lock was released
     store.close();
   });
 
