@@ -420,11 +420,13 @@ export abstract class BpfMap<K, V> {
   #forEach(fn: (key: K, value: V) => void, options: BatchOptions): void {
     const io = this.io;
     if (this.#batchOk('lookup', options)) {
-      io.ensureBatch(batchSize(options));
+      // The buffers may be larger (a setMany grew them): ask for batchSize elements per call anyway.
+      const bs = batchSize(options);
+      io.ensureBatch(bs);
       let restart = true;
       let n: number;
       try {
-        n = io.lookupBatch(true);
+        n = io.lookupBatch(true, false, bs);
       } catch (err) {
         if (!this.#noBatch('lookup', err)) throw err;
         n = -1;
@@ -440,7 +442,7 @@ export abstract class BpfMap<K, V> {
           }
           if (io.batchDone) return;
           restart = false;
-          n = io.lookupBatch(restart);
+          n = io.lookupBatch(restart, false, bs);
         }
       }
     }
