@@ -194,11 +194,7 @@ export class StoreClusterPool implements AsyncDisposable {
         `pool ${name} exists with another spec: ${r.gets[0]?.value}`,
       );
     }
-    const { entries, revision } = await store.list(`${pool.#prefix}nodes/`);
-    for (const e of entries) pool.#apply({ type: 'put', entry: e }, false);
-    pool.#watch = await store.watch(`${pool.#prefix}nodes/`, (ev) => pool.#apply(ev, true), {
-      startRevision: revision + 1,
-    });
+    await pool.#load(false);
     return pool;
   }
 
@@ -416,6 +412,32 @@ export class StoreClusterPool implements AsyncDisposable {
     if (this.#closed) throw new KvError('Closed', `${op}: pool is closed`, { op });
   }
 
+  /** Lists every assignment (notifying differences after the first load) and watches from the next revision. */
+  async #load(notify: boolean): Promise<void> {
+    const base = `${this.#prefix}nodes/`;
+    const { entries, revision } = await this.store.list(base);
+    const present = new Set(entries.map((e) => e.key));
+    for (const e of entries) this.#apply({ type: 'put', entry: e }, notify);
+    for (const [node, m] of [...this.#byNode]) {
+      for (const f of [...m.keys()]) {
+        const key = `${base}${node}/${f}`;
+        if (!present.has(key)) this.#apply({ type: 'delete', key, modRevision: revision }, notify);
+      }
+    }
+    this.#watch = await this.store.watch(base, (ev) => this.#apply(ev, true), {
+      startRevision: revision + 1,
+      onError: () => this.#resync(),
+    });
+  }
+
+  /** The store cancelled the watch (compaction): reload and watch again, retrying until closed. */
+  #resync(): void {
+    if (this.#closed) return;
+    this.#load(true).catch(() => {
+      setTimeout(() => this.#resync(), 1_000).unref();
+    });
+  }
+
   async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.#locks.get(key) ?? Promise.resolve();
     const run = prev.then(fn, fn);
@@ -552,6 +574,8 @@ export class StoreClusterPool implements AsyncDisposable {
     const [node, f] = rest.split('/') as [string, Family];
     if (this.#fam[f] === undefined) return;
     if (ev.type === 'put') {
+      const before = this.#byNode.get(node)?.get(f);
+      if (before !== undefined && before !== ev.entry.value) this.#disown(node, f, before, notify);
       try {
         this.#own(node, f, ev.entry.value, notify);
       } catch {

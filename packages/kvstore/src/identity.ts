@@ -391,12 +391,31 @@ export class StoreIdentityAllocator implements AsyncDisposable {
     }
   }
 
-  async #load(): Promise<void> {
+  /** Lists the table (notifying differences after the first load) and watches from the next revision. */
+  async #load(notify = false): Promise<void> {
     const store = this.session.store;
     const { entries, revision } = await store.list(this.#prefix);
-    for (const e of entries) this.#apply({ type: 'put', entry: e }, false);
+    const idp = `${this.#prefix}id/`;
+    const present = new Set<string>();
+    for (const e of entries) {
+      if (e.key.startsWith(idp)) present.add(e.key);
+      this.#apply({ type: 'put', entry: e }, notify);
+    }
+    for (const id of [...this.#byId.keys()]) {
+      const key = `${idp}${id}`;
+      if (!present.has(key)) this.#apply({ type: 'delete', key, modRevision: revision }, notify);
+    }
     this.#watch = await store.watch(this.#prefix, (ev) => this.#apply(ev, true), {
       startRevision: revision + 1,
+      onError: () => this.#resync(),
+    });
+  }
+
+  /** The store cancelled the watch (compaction): reload and watch again, retrying until closed. */
+  #resync(): void {
+    if (this.#closed) return;
+    this.#load(true).catch(() => {
+      setTimeout(() => this.#resync(), 1_000).unref();
     });
   }
 

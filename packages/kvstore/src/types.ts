@@ -155,6 +155,11 @@ export type KvWatchEvent =
 export interface KvWatchOptions {
   /** Deliver changes from this revision on (older history replayed first); default: from now. */
   readonly startRevision?: number;
+  /**
+   * Called once if the store cancels the watch after it was established (e.g. etcd compacted the
+   * revisions it still had to deliver); no event follows. List again and start a new watch.
+   */
+  readonly onError?: (err: KvError) => void;
 }
 
 /** An open watch; close it to stop receiving events. */

@@ -3,7 +3,13 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdStore, type KvWatchEvent, NodeSession, StoreIdentityAllocator } from '../src/index.js';
+import {
+  EtcdStore,
+  type KvError,
+  type KvWatchEvent,
+  NodeSession,
+  StoreIdentityAllocator,
+} from '../src/index.js';
 import { storeContract } from './conformance.js';
 import { startEtcd, type TestEtcd } from './etcd.js';
 
@@ -54,6 +60,25 @@ describe('EtcdStore specifics', () => {
     expect(() => new EtcdStore({ endpoints: [] })).toThrow(
       expect.objectContaining({ code: 'InvalidArgument' }),
     );
+  });
+
+  it('rejects a watch from a compacted revision with NotFound', async () => {
+    const s = open();
+    const first = await s.put('c/a', '1');
+    const last = await s.put('c/a', '2');
+    etcdctl('compact', String(last));
+    // etcd accepts the watch, then cancels it: the watch reports NotFound (at creation or via onError)
+    const codes: string[] = [];
+    await s
+      .watch('c/', () => undefined, { startRevision: first, onError: (e) => codes.push(e.code) })
+      .catch((e: KvError) => codes.push(e.code));
+    await until(() => codes.length > 0);
+    expect(codes).toEqual(['NotFound']);
+    const seen: string[] = [];
+    const w = await s.watch('c/', (e) => seen.push(e.type), { startRevision: last + 1 });
+    await s.put('c/b', '3');
+    await until(() => seen.length === 1);
+    await w.close();
   });
 
   it('expires a released lease after its TTL and keeps a kept-alive one', async () => {

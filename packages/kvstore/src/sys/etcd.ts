@@ -375,7 +375,7 @@ export class EtcdStore implements KvStore {
    * Watches a prefix; after a reconnect the watch resumes from the revision after the last one delivered,
    * so no change is lost or delivered twice. Equivalent to: `etcdctl watch --prefix <p>`.
    *
-   * @throws {@link KvError} `InvalidArgument`, `Unavailable`, `Closed`.
+   * @throws {@link KvError} `InvalidArgument`, `NotFound` (start revision compacted), `Unavailable`, `Closed`.
    * @example Watching node liveness
    * ```ts
    * import { EtcdStore } from '@datapath/kvstore';
@@ -401,7 +401,23 @@ export class EtcdStore implements KvStore {
     watcher.on('delete', (kv) => {
       if (open) listener({ type: 'delete', key: this.#strip(kv.key), modRevision: Number(kv.mod_revision) });
     });
-    watcher.on('error', () => undefined); // the watch manager reconnects on its own
+    // Stream failures are retried by the watch manager; an 'error' means etcd cancelled this watch
+    // (typically: the revisions it must deliver were compacted), which no reconnection can repair.
+    let established = false;
+    let failCreate: ((err: KvError) => void) | undefined;
+    watcher.on('error', (err) => {
+      const e = new KvError('NotFound', `watch: etcd cancelled the watch on ${prefix}: ${err.message}`, {
+        op: 'watch',
+        target: prefix,
+        cause: err,
+      });
+      if (!established) failCreate?.(e);
+      else if (open) {
+        open = false;
+        this.#watches.delete(handle);
+        options.onError?.(e);
+      }
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -413,8 +429,13 @@ export class EtcdStore implements KvStore {
           ),
         this.#retryTimeoutMs,
       );
+      failCreate = (e) => {
+        clearTimeout(timer);
+        reject(e);
+      };
       watcher.once('connected', () => {
         clearTimeout(timer);
+        established = true;
         resolve();
       });
     }).catch(async (err) => {
