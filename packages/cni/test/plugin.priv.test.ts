@@ -1,4 +1,12 @@
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -762,6 +770,59 @@ exit 0
       });
     } finally {
       rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
+  it('attaches the configured BPF program to the host veth (tcx, pinned link) and unpins it on DEL', async (ctx) => {
+    requireRoot(ctx);
+    const { compile } = await import('@datapath/loader');
+    const { path: object } = await compile({
+      source: `#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+SEC("tc") int drop_all(struct __sk_buff *skb) { return TC_ACT_SHOT; }
+char LICENSE[] SEC("license") = "GPL";
+`,
+    });
+    const pinDir = `/sys/fs/bpf/${uniqueName()}`;
+    try {
+      await withNetns(2, async (host, pod) => {
+        await withNet({}, (net) => {
+          const conf = { ...net.conf, bpf: { object, program: 'drop_all', pinDir } };
+          const base = { hostNs: host.name, containerId: 'bpf', netns: pod.path };
+          const r = ok(runCni(inst, { ...base, command: 'ADD', config: conf }))!;
+          const hostName = (r.interfaces as { name: string }[])[0]!.name;
+          const pin = `${pinDir}/${hostName}-ingress`;
+          expect(existsSync(pin)).toBe(true);
+          const link = JSON.parse(run('bpftool', ['-j', 'link', 'show', 'pinned', pin])) as {
+            prog_id: number;
+          };
+          const prog = JSON.parse(run('bpftool', ['-j', 'prog', 'show', 'id', String(link.prog_id)])) as {
+            name: string;
+          };
+          expect(prog.name).toBe('drop_all');
+          // It really runs on the pod's traffic: the gateway (on the host veth) is unreachable.
+          expect(() => inNetns(pod.name, 'ping', ['-c', '1', '-W', '1', '10.244.0.1'])).toThrow();
+          ok(runCni(inst, { ...base, command: 'CHECK', config: withPrev(conf, r) }));
+          rmSync(pin);
+          const check = failed(runCni(inst, { ...base, command: 'CHECK', config: withPrev(conf, r) }), 999);
+          expect(check.msg).toContain('BPF link pin');
+          ok(runCni(inst, { ...base, command: 'DEL', config: withPrev(conf, r) }));
+          ok(runCni(inst, { ...base, command: 'ADD', config: conf }));
+          expect(existsSync(pin)).toBe(true);
+          ok(runCni(inst, { ...base, command: 'DEL', config: conf }));
+          expect(existsSync(pin)).toBe(false);
+          // A program name the object does not have: ADD fails and leaves nothing.
+          const bad = { ...net.conf, bpf: { object, program: 'nope', pinDir } };
+          expect(runCni(inst, { ...base, command: 'ADD', config: bad }).status).not.toBe(0);
+          expect(links(host.name)).toEqual(['lo']);
+          expect(links(pod.name)).toEqual(['lo']);
+          expect(net.reserved()).toEqual([]);
+          expect(readdirSync(pinDir)).toEqual([]);
+        });
+      });
+    } finally {
+      rmSync(pinDir, { recursive: true, force: true });
     }
   });
 

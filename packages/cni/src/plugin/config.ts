@@ -4,6 +4,9 @@
 import * as z from 'zod/mini';
 import { cidrFamily, ipFamily } from '../ip.js';
 
+/** Where datapath-cni pins the tcx links of its endpoints' BPF programs, by default. */
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/datapath-cni';
+
 /** Builds the zod schema of the plugin's own keys (not at module load: start-up time matters). */
 export function pluginConfigSchema() {
   const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
@@ -35,6 +38,17 @@ export function pluginConfigSchema() {
     mode: z._default(z.enum(['ptp', 'cilium']), 'ptp'),
     mtu: z._default(z.int().check(z.minimum(68), z.maximum(65535)), 1500),
     hostNetns: z.optional(z.string().check(z.regex(/^\//, 'must be an absolute path'))),
+    bpf: z.optional(
+      z.object({
+        object: z.string().check(z.regex(/^\//, 'must be an absolute path')),
+        program: z.string().check(z.minLength(1)),
+        direction: z._default(z.enum(['ingress', 'egress']), 'ingress'),
+        pinDir: z._default(
+          z.string().check(z.regex(/^\/sys\/fs\/bpf\//, 'must be under /sys/fs/bpf/')),
+          DEFAULT_PIN_DIR,
+        ),
+      }),
+    ),
     ipam: z.union([hostLocal, delegated]),
   });
 }

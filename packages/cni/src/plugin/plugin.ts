@@ -1,5 +1,8 @@
 // datapath-cni: the reference plugin. ADD/DEL/CHECK/GC/STATUS over @datapath/netdev's endpoint connector
 // (Cilium-style /32 or ptp-style, by config) and in-process host-local IPAM over @datapath/ipam.
+
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   addrList,
   applyEndpoint,
@@ -101,7 +104,7 @@ async function add(a: AddArgs<PluginConfig>): Promise<CniResult> {
     try {
       const lease = await ipam.add();
       try {
-        return connect(a, lease, host?.ns);
+        return await connect(a, lease, host);
       } catch (err) {
         try {
           await ipam.undo(lease);
@@ -118,7 +121,12 @@ async function add(a: AddArgs<PluginConfig>): Promise<CniResult> {
   }
 }
 
-function connect(a: AddArgs<PluginConfig>, lease: IpamLease, hostNs: Netns | undefined): CniResult {
+async function connect(
+  a: AddArgs<PluginConfig>,
+  lease: IpamLease,
+  host: { path: string; ns: Netns } | undefined,
+): Promise<CniResult> {
+  const hostNs = host?.ns;
   const mode: EndpointMode = a.config.mode;
   const gateways = gatewaysOf(lease.ips);
   const plan: EndpointPlan = planEndpoint({
@@ -146,8 +154,10 @@ function connect(a: AddArgs<PluginConfig>, lease: IpamLease, hostNs: Netns | und
         }
       });
     }
+    if (a.config.bpf) await attachBpf(a.config.bpf, ep.host.name, host?.path);
   } catch (err) {
     removeEndpoint(plan, hostNs ? { hostNetns: hostNs } : {});
+    if (a.config.bpf) unpinBpf(a.config.bpf, [ep.host.name]);
     throw err;
   }
   const ours: CniInterface[] = [
@@ -170,6 +180,35 @@ function connect(a: AddArgs<PluginConfig>, lease: IpamLease, hostNs: Netns | und
   const dns = a.config.dns ?? lease.dns ?? prev?.dns;
   if (dns !== undefined && Object.keys(dns).length > 0) result.dns = dns;
   return result;
+}
+
+type BpfConf = NonNullable<PluginConfig['bpf']>;
+const pinPath = (bpf: BpfConf, hostName: string) => join(bpf.pinDir, `${hostName}-${bpf.direction}`);
+
+/**
+ * Loads the configured object, attaches its program to the host veth's tcx hook and pins the link, so the
+ * program stays attached after this process exits. @datapath/loader is imported only here.
+ */
+async function attachBpf(bpf: BpfConf, hostName: string, hostNetns: string | undefined): Promise<void> {
+  const { attachTcx, load, openObject } = await import('@datapath/loader');
+  const coll = load(openObject(bpf.object));
+  try {
+    const dev = hostNetns === undefined ? { ifname: hostName } : { ifname: hostName, netns: hostNetns };
+    const link = attachTcx(coll.program(bpf.program), { ...dev, direction: bpf.direction });
+    try {
+      mkdirSync(bpf.pinDir, { recursive: true });
+      link.pin(pinPath(bpf, hostName));
+    } finally {
+      link.close();
+    }
+  } finally {
+    coll.close();
+  }
+}
+
+/** Removes the link pins of the given host veths (the kernel detached them with the device); idempotent. */
+function unpinBpf(bpf: BpfConf, hostNames: readonly string[]): void {
+  for (const name of hostNames) rmSync(pinPath(bpf, name), { force: true });
 }
 
 /** As ptp: the host side forwards between pods (written only when not already on). */
@@ -196,6 +235,12 @@ async function del(a: DelArgs<PluginConfig>): Promise<void> {
         ? { containerId: a.containerId, ifname: a.ifname }
         : { containerId: a.containerId, ifname: a.ifname, netns: a.netns };
     removeEndpoint(ref, host ? { hostNetns: host.ns } : {});
+    if (a.config.bpf) {
+      unpinBpf(a.config.bpf, [
+        hostIfname(a.containerId, a.ifname, 'ptp'),
+        hostIfname(a.containerId, a.ifname, 'cilium'),
+      ]);
+    }
   } finally {
     host?.ns.close();
   }
@@ -237,6 +282,9 @@ async function check(a: CheckArgs<PluginConfig>): Promise<void> {
       }
       if (link.kind !== 'veth') fail(`host interface ${hostName} is a ${link.kind ?? 'device'}, not a veth`);
       if (!link.up) fail(`host interface ${hostName} is down`);
+      if (a.config.bpf && !existsSync(pinPath(a.config.bpf, hostName))) {
+        fail(`BPF link pin ${pinPath(a.config.bpf, hostName)} is missing`);
+      }
     } finally {
       h.close();
     }

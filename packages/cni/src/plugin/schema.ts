@@ -8,6 +8,7 @@ const DESCRIPTIONS: Record<string, string> = {
   mtu: 'MTU of both veth ends.',
   hostNetns:
     'Path of the network namespace that holds the host side of the veth (default: the namespace the plugin runs in). Used by tests and sandboxes; DATAPATH_CNI_HOST_NETNS overrides it.',
+  bpf: 'Optional: a BPF program (sched_cls) from a compiled ELF object, attached with @datapath/loader to the tcx hook of the host veth (ingress: traffic from the pod) and pinned as <pinDir>/<host veth>-<direction> so it outlives the plugin process; DEL removes the pin.',
   ipam: 'Address management: "host-local" runs in-process over @datapath/ipam (same on-disk layout as the reference host-local plugin); any other type is executed from CNI_PATH.',
 };
 
