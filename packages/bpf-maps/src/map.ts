@@ -248,7 +248,25 @@ export abstract class BpfMap<K, V> {
   lookupAndDelete(key: K): V | undefined {
     this.#check('lookupAndDelete');
     this.#key(key, this.io.keyView, 0);
-    return this.io.lookupAndDelete() ? this.readValue(this.io.valueView, 0) : undefined;
+    let found: boolean;
+    try {
+      found = this.io.lookupAndDelete();
+    } catch (err) {
+      if (err instanceof BpfError && err.code === 'NotSupported') {
+        throw new BpfError(
+          'NotSupported',
+          `lookupAndDelete: the kernel has no lookup-and-delete for ${this.kind} maps (hash maps: Linux 5.14; arrays and LPM tries: none)`,
+          {
+            op: 'lookupAndDelete',
+            target: this.name,
+            ...(err.errno === undefined ? {} : { errno: err.errno }),
+            cause: err,
+          },
+        );
+      }
+      throw err;
+    }
+    return found ? this.readValue(this.io.valueView, 0) : undefined;
   }
 
   /**

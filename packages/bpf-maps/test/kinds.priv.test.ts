@@ -36,6 +36,13 @@ describe('every map kind round-trips through the kernel (bpftool as oracle)', ()
     ]);
     expect(() => map.set(4, [1, 1])).toThrow(expect.objectContaining({ code: 'NoSpace' }));
     expect(() => map.delete(1)).toThrow(expect.objectContaining({ code: 'InvalidArgument', errno: 22 }));
+    expect(() => map.lookupAndDelete(1)).toThrow(
+      expect.objectContaining({
+        code: 'NotSupported',
+        errno: 524,
+        message: expect.stringContaining('array maps'),
+      }),
+    );
     expect(map.count()).toBe(4);
     expect(map.clear()).toBe(4);
     expect(bpftoolDump(map.id).every((e) => e.value!.every((b) => b === 0))).toBe(true);
