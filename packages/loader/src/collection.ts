@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, statfsSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { type AnyMap, bytes, type MapCodecs, openMapFd, u32 } from '@datapath/bpf-maps';
 import { BpfError, type LoadedObject, objectLoad, pinnedMapInfo } from '@datapath/libbpf';
@@ -151,8 +151,11 @@ function onBpffs(path: string): boolean {
   }
 }
 
-/** Creates `dir` (and parents) after checking its nearest existing ancestor is on bpffs. */
-function ensurePinDir(dir: string, op: string): void {
+/**
+ * Creates `dir` (and parents) after checking its nearest existing ancestor is on bpffs; returns the
+ * directories it created, deepest first (so a failed load can remove them again).
+ */
+function ensurePinDir(dir: string, op: string): string[] {
   if (!isAbsolute(dir))
     throw new BpfError('InvalidArgument', `${op}: pinDir must be absolute, got ${dir}`, { op, target: dir });
   let probe = dir;
@@ -167,7 +170,10 @@ function ensurePinDir(dir: string, op: string): void {
       },
     );
   }
+  const created: string[] = [];
+  for (let d = dir; d !== probe; d = dirname(d)) created.push(d);
   mkdirSync(dir, { recursive: true });
+  return created;
 }
 
 function pinPathOf(m: MapSpec, pinDir: string | undefined, op: string): string | null {
@@ -231,12 +237,22 @@ export function load(spec: ObjectSpec, options: LoadOptions = {}): Collection {
   const pending: Array<{ path: string; aside: string }> = [];
   const replace = options.replaceIncompatible ?? false;
   const problems: string[] = [];
+  const madeDirs: string[] = [];
+  const cleanDirs = () => {
+    for (const d of madeDirs) {
+      try {
+        rmdirSync(d); // only succeeds when empty
+      } catch {
+        // not empty or already gone: keep it
+      }
+    }
+  };
   for (const m of Object.values(spec.maps)) {
     maxEntries[m.name] = m.maxEntries;
     const path = pinPathOf(m, options.pinDir, op);
     pinPaths[m.name] = path;
     if (path === null) continue;
-    ensurePinDir(dirname(path), op);
+    madeDirs.push(...ensurePinDir(dirname(path), op));
     const diff = differences(m, path);
     if (diff === undefined || diff.length === 0) continue;
     if (replace === true || (Array.isArray(replace) && replace.includes(m.name))) {
@@ -246,6 +262,7 @@ export function load(spec: ObjectSpec, options: LoadOptions = {}): Collection {
     }
   }
   if (problems.length > 0) {
+    cleanDirs();
     throw new BpfError('Incompatible', `${op}: pinned maps do not match the spec: ${problems.join('; ')}`, {
       op,
       target: problems.map((p) => p.split(' at ')[0]).join(','),
@@ -273,6 +290,7 @@ export function load(spec: ObjectSpec, options: LoadOptions = {}): Collection {
       if (existsSync(p.path)) unlinkSync(p.path);
       renameSync(p.aside, p.path);
     }
+    cleanDirs();
     throw err;
   }
   for (const p of pending) unlinkSync(p.aside);

@@ -162,6 +162,18 @@ describe('openObject and load', () => {
     expect(err.log.length).toBeGreaterThan(256);
   });
 
+  it('a failed load leaves no pin and no pin directory behind', async (ctx) => {
+    requireRoot(ctx);
+    const obj = (await compile({ files: [join(bpfDir, 'reject-pinned.bpf.c')], cacheDir })).path;
+    const root = join('/sys/fs/bpf', uniqueName());
+    try {
+      expect(() => load(openObject(obj), { pinDir: join(root, 'maps') })).toThrow(VerifierError);
+      expect(existsSync(root)).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('reuses a compatible pinned map, refuses an incompatible one with the differences, replaces on request', (ctx) => {
     requireRoot(ctx);
     const pinDir = join('/sys/fs/bpf', uniqueName());
