@@ -180,6 +180,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
         local.count++;
         return { id: local.id, isNew: false };
       }
+      await this.session.settled(); // a lease being renewed: use the new one
       const got = await this.#acquire(key, this.session.leaseId);
       this.#refs.set(key, { id: got.id, count: 1 });
       return got;
