@@ -1,5 +1,6 @@
+import { readdirSync } from 'node:fs';
 import { BpfError, MapType, mapCreate } from '@datapath/libbpf';
-import { requireRoot, uniqueName } from '@datapath/testutils';
+import { bpftoolJson, requireRoot, uniqueName } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
 import { bytes, createMap, HashMap, ipv4, openMapFd, struct, u16, u32, u64 } from '../src/index.js';
 import { bpftoolDump, byKey, le } from './helpers.js';
@@ -123,6 +124,48 @@ describe('HashMap against the kernel', () => {
     expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(stats).toEqual({ yielded: 500, skipped: 0, restarts: 0, aborted: false });
     expect(bpftoolDump(map.id)).toHaveLength(0);
+  });
+
+  it('counts a key deleted under the walk as skipped and a restart without repeating entries', (ctx) => {
+    requireRoot(ctx);
+    using map = createMap({ type: 'hash', key: u32, value: u32, maxEntries: 128, name: uniqueName() });
+    map.setMany(Array.from({ length: 100 }, (_, i) => [i, i] as const));
+    const stats = { yielded: 0, skipped: 0, restarts: 0, aborted: false };
+    const seen: number[] = [];
+    for (const [k] of map.entries({ stats })) {
+      seen.push(k);
+      // Delete everything else, including the successor the walk already fetched: the next step finds
+      // it gone (skipped), and get_next_key from a deleted key restarts at the first key (seen: no repeat).
+      if (seen.length === 1) map.deleteMany(Array.from({ length: 100 }, (_, i) => i).filter((i) => i !== k));
+    }
+    expect(seen).toHaveLength(1);
+    expect(stats).toEqual({ yielded: 1, skipped: 1, restarts: 1, aborted: false });
+  });
+
+  it('createMap rejects bad specs with typed errors and leaves no map or fd behind', (ctx) => {
+    requireRoot(ctx);
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const name = uniqueName();
+    const cases: [unknown, string, number | undefined][] = [
+      [
+        { type: 'hash', key: u32, value: u32, maxEntries: 4, name: 'bad name!' },
+        'InvalidArgument',
+        undefined,
+      ],
+      [{ type: 'nope', key: u32, value: u32, maxEntries: 4 }, 'InvalidArgument', undefined],
+      [{ type: 'hash', value: u32, maxEntries: 4 }, 'InvalidArgument', undefined],
+      [{ type: 'hash', key: u32, value: u32, maxEntries: -1 }, 'InvalidArgument', undefined],
+      [{ type: 'hash', key: u32, value: u32, maxEntries: 0, name }, 'InvalidArgument', 22],
+    ];
+    for (const [spec, code, errno] of cases) {
+      expect(() => createMap(spec as Parameters<typeof createMap>[0])).toThrow(
+        expect.objectContaining({ code, errno }),
+      );
+    }
+    expect(fds()).toBe(before);
+    const maps = bpftoolJson<{ name?: string }[]>(['map', 'list']);
+    expect(maps.some((m) => m.name === name)).toBe(false);
   });
 
   it('throws BadFd after close', (ctx) => {

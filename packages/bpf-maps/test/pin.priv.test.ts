@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { requireRoot, uniqueName } from '@datapath/testutils';
@@ -54,12 +54,14 @@ describe('pinning and other processes', () => {
     map.pin(path);
     try {
       map.set(1, 11n);
+      const fds = readdirSync('/proc/self/fd').length;
       const err = caught(() => openPinned(path, { type: 'lruHash', key: u16, value: u64, maxEntries: 32 }));
       expect(err.code).toBe('Incompatible');
       expect(err.message).toContain('type: map is hash, expected lruHash');
       expect(err.message).toContain('keySize: map has 4, codec has 2');
       expect(err.message).toContain('maxEntries: map has 16, expected 32');
       expect(err.message).not.toContain('valueSize');
+      expect(readdirSync('/proc/self/fd').length).toBe(fds); // the fd opened for the check was closed
       using ro = openPinned(path, {
         type: 'hash',
         key: u32,
