@@ -39,6 +39,9 @@ export class CidrSet {
   private readonly bitmap: Bitmap;
   private nextCandidate = 0;
   private readonly shift: number;
+  private readonly base4: number;
+  private readonly step4: number;
+  private readonly suffix: string;
 
   /**
    * Creates an empty set.
@@ -77,6 +80,9 @@ export class CidrSet {
     this.nodeMaskSize = nodeMaskSize;
     this.maxCidrs = 2 ** diff;
     this.shift = p.width - nodeMaskSize;
+    this.base4 = p.family === 4 ? Number(p.addr) : 0;
+    this.step4 = 2 ** this.shift;
+    this.suffix = `/${nodeMaskSize}`;
     this.bitmap = new Bitmap(this.maxCidrs, { strategy: 'contiguous' });
   }
 
@@ -112,9 +118,8 @@ export class CidrSet {
   }
 
   private format(index: number): string {
-    if (this.prefix.family === 4)
-      return `${formatV4(Number(this.prefix.addr) + index * 2 ** this.shift)}/${this.nodeMaskSize}`;
-    return `${formatV6(this.prefix.addr | (BigInt(index) << BigInt(this.shift)))}/${this.nodeMaskSize}`;
+    if (this.prefix.family === 4) return formatV4(this.base4 + index * this.step4) + this.suffix;
+    return formatV6(this.prefix.addr | (BigInt(index) << BigInt(this.shift))) + this.suffix;
   }
 
   /**
