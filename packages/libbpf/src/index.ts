@@ -51,7 +51,7 @@ export type { ProgInfo } from './prog.js';
 export { progInfo, progInfoById, progProbeIsa, progTypeName } from './prog.js';
 export { BpfCmd } from './sys/bpf-attr.js';
 export type { TcFilter, TcFilterId } from './tc.js';
-export { tcAttach, tcDetach, tcHookCreate, tcList, tcQuery } from './tc.js';
+export { tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery } from './tc.js';
 export type { TcDirection, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry } from './tcx.js';
 export { tcxAttach, tcxQuery } from './tcx.js';
 export type { XdpMode, XdpState } from './xdp.js';

@@ -5,6 +5,7 @@ import {
   tcAttachRaw,
   tcDetachRaw,
   tcHookCreate as tcHookCreateRaw,
+  tcHookDestroyRaw,
   tcQueryRaw,
 } from './sys/libbpf.js';
 import type { TcDirection } from './tcx.js';
@@ -95,6 +96,26 @@ export function tcHookCreate(ifindex: number, direction: TcDirection): boolean {
     if (err instanceof BpfError && err.code === 'AlreadyExists') return false;
     throw err;
   }
+}
+
+/**
+ * Deletes the clsact qdisc of device `ifindex` with every filter on it, in both directions. Only for a
+ * qdisc the caller created itself (see {@link tcHookCreate}) and knows nobody else uses: other owners'
+ * filters go with it.
+ * Equivalent to: `tc qdisc del dev DEV clsact`.
+ *
+ * @throws {@link BpfError} `NotFound` when the device or the qdisc is missing, `InvalidArgument`.
+ * @example Undoing a clsact this process just created
+ * ```ts
+ * import { tcHookCreate, tcHookDestroy } from '@datapath/libbpf';
+ * if (tcHookCreate(2, 'ingress')) tcHookDestroy(2);
+ * ```
+ */
+export function tcHookDestroy(ifindex: number): void {
+  const op = 'tcHookDestroy';
+  const h = hook(ifindex, 'ingress', op);
+  new DataView(h.buffer).setUint32(12, BPF_TC_INGRESS | BPF_TC_EGRESS, true);
+  checked(tcHookDestroyRaw(h), op, 'netlink RTM_DELQDISC clsact', `ifindex ${ifindex}`);
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   tcAttach,
   tcDetach,
   tcHookCreate,
+  tcHookDestroy,
   tcQuery,
   tcxAttach,
   type XdpMode,
@@ -186,8 +187,15 @@ function attachTcHere(program: Program, options: AttachTcOptions): TcLink {
     handle: options.handle ?? 1,
     priority: options.priority ?? 1,
   };
-  tcHookCreate(ifindex, options.direction);
-  const progId = tcAttach(filter, program.fd, options.replace ?? false);
+  const created = tcHookCreate(ifindex, options.direction);
+  let progId: number;
+  try {
+    progId = tcAttach(filter, program.fd, options.replace ?? false);
+  } catch (err) {
+    // Leave nothing behind: a clsact qdisc we created a moment ago and could not use goes again.
+    if (created) tcHookDestroy(ifindex);
+    throw err;
+  }
   return new TcLink(filter, progId, options.netns);
 }
 

@@ -2,7 +2,7 @@ import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { u32, u64 } from '@datapath/bpf-maps';
-import { requireRoot, uniqueName, withNetns } from '@datapath/testutils';
+import { requireRoot, run, uniqueName, withNetns } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachTc, attachTcx, compile, load, openObject, query } from '../src/index.js';
 import { sendUdp, tcJson, vethPair } from './helpers/net.js';
@@ -59,6 +59,16 @@ describe('attaching inside another network namespace from this process ({ netns 
       tc.detach();
       expect(tcJson(a, ['filter', 'show', 'dev', pair.devA, 'egress'])).toEqual([]);
       expect(myNetns()).toBe(home);
+
+      // A program of the wrong type is refused, and the clsact qdisc this attempt created is gone again.
+      const spare = `${pair.devA.slice(0, -1)}x`;
+      run('ip', ['-n', a.name, 'link', 'add', spare, 'type', 'veth', 'peer', 'name', `${spare}y`]);
+      expect(() =>
+        attachTc(coll.program('xdp_count'), { ifname: spare, direction: 'ingress', netns: a.path }),
+      ).toThrow(expect.objectContaining({ code: 'InvalidArgument' }));
+      expect(
+        (tcJson(a, ['qdisc', 'show', 'dev', spare]) as Array<{ kind: string }>).map((q) => q.kind),
+      ).not.toContain('clsact');
 
       link.detach();
       expect(query({ ifname: pair.devA, netns: a.path }).tcx.ingress.programs).toEqual([]);

@@ -87,6 +87,7 @@ export const progQuery = fn<[number, number, number, Uint32Array, Uint32Array, U
 );
 
 export const tcHookCreate = fn<[Uint8Array], number>('int bpf_tc_hook_create(void *hook)');
+export const tcHookDestroyRaw = fn<[Uint8Array], number>('int bpf_tc_hook_destroy(void *hook)');
 export const tcAttachRaw = fn<[Uint8Array, Uint8Array], number>(
   'int bpf_tc_attach(const void *hook, void *opts)',
 );
