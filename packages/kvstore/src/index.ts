@@ -31,7 +31,7 @@ export { PolicyIdentityAllocator } from './policy-allocator.js';
 export type { NodeSessionOptions } from './session.js';
 export { NODES_PREFIX, NodeSession } from './session.js';
 export type { EtcdStoreOptions } from './sys/etcd.js';
-export { EtcdStore, etcdError } from './sys/etcd.js';
+export { EtcdStore } from './sys/etcd.js';
 export type {
   KvCompare,
   KvCompareOp,

@@ -11,7 +11,7 @@ import {
   StoreIdentityAllocator,
 } from '../src/index.js';
 import { storeContract } from './conformance.js';
-import { startEtcd, type TestEtcd } from './etcd.js';
+import { freePort, startEtcd, type TestEtcd } from './etcd.js';
 
 let etcd: TestEtcd;
 const opened: EtcdStore[] = [];
@@ -60,6 +60,19 @@ describe('EtcdStore specifics', () => {
     expect(() => new EtcdStore({ endpoints: [] })).toThrow(
       expect.objectContaining({ code: 'InvalidArgument' }),
     );
+  });
+
+  it('fails with Unavailable once etcd stays unreachable past the retry timeout', async () => {
+    const port = await freePort(); // nothing listens there
+    const s = new EtcdStore({
+      endpoints: [`http://127.0.0.1:${port}`],
+      retryTimeoutMs: 600,
+      callTimeoutMs: 300,
+    });
+    opened.push(s);
+    const t0 = Date.now();
+    await expect(s.put('k', 'v')).rejects.toMatchObject({ name: 'KvError', code: 'Unavailable', op: 'put' });
+    expect(Date.now() - t0).toBeLessThan(5_000);
   });
 
   it('rejects a watch from a compacted revision with NotFound', async () => {

@@ -52,16 +52,7 @@ const COMPARE_TARGET = {
 } as const;
 const COMPARE_RESULT = { '==': 'Equal', '!=': 'NotEqual', '<': 'Less', '>': 'Greater' } as const;
 
-/**
- * Maps an etcd3 client error to a {@link KvError}. This is the only place etcd errors are interpreted.
- *
- * @example Classifying a client error
- * ```ts
- * import { etcdError } from '@datapath/kvstore';
- * const err = etcdError(new Error('boom'), 'get', 'nodes/a');
- * console.log(err.code); // 'Unknown'
- * ```
- */
+/** Maps an etcd3 client error to a {@link KvError}. This is the only place etcd errors are interpreted. */
 export function etcdError(err: unknown, op: string, target?: string): KvError {
   if (err instanceof KvError) return err;
   let code: KvErrorCode = 'Unknown';
