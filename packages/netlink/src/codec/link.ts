@@ -122,7 +122,11 @@ export interface LinkMessage {
   netnsPid?: number;
   /** `IFLA_LINK_NETNSID`: the namespace id (as seen from here) of `link`. */
   linkNetnsId?: number;
-  /** `IFLA_TARGET_NETNSID` (`ip -n`-less lookups in another namespace; get requests only). */
+  /**
+   * `IFLA_TARGET_NETNSID`: read a link of another namespace by id. Get requests only: on 6.x an
+   * `RTM_SETLINK`/`RTM_NEWLINK` with it looks the index up in the caller's namespace and moves that
+   * device; use a {@link Handle} opened in the other namespace instead.
+   */
   targetNetnsId?: number;
   /** `IFLA_GROUP`. */
   group?: number;
