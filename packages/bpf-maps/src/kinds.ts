@@ -455,7 +455,8 @@ export function construct<K, V>(kind: MapKind, p: MapParts<K, unknown>): AnyMap<
 
 /**
  * Wraps an existing map fd (from a loader, `bpf_map__fd`, or `objGet`) into the typed class for its
- * kind, after checking the codec sizes against the map; narrow the result on `kind`.
+ * kind, after checking the codec sizes against the map; narrow the result on `kind`. Array kinds are
+ * indexed by number (`u32`) whatever key codec is given, and a prog array reads program ids.
  *
  * @throws {@link BpfError} `Incompatible` listing every differing field (including an unsupported map
  * type), `BadFd` / `InvalidArgument` when `fd` is not a map.
@@ -483,5 +484,11 @@ export function openMapFd<K, V>(
     `fd ${fd}`,
   );
   const perCpu = kind === 'perCpuHash' || kind === 'lruPerCpuHash' || kind === 'perCpuArray';
-  return construct<K, V>(kind, parts(fd, options.owned ?? false, info, codecs, perCpu));
+  // Index-keyed kinds always take numbers; a prog array always reads program ids.
+  const indexed = kind === 'array' || kind === 'perCpuArray' || kind === 'progArray';
+  const fixed = {
+    key: indexed ? (u32 as unknown as Codec<K>) : codecs.key,
+    value: kind === 'progArray' ? (u32 as unknown as Codec<V>) : codecs.value,
+  };
+  return construct<K, V>(kind, parts(fd, options.owned ?? false, info, fixed, perCpu));
 }

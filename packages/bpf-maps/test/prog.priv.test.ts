@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { fdClose, mapFdById, objGet, objInfo, possibleCpus } from '@datapath/libbpf';
 import { bpftoolJson, requireRoot, run, uniqueName, withNetns } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMap, PerCpuArrayMap, u64 } from '../src/index.js';
+import { bytes, createMap, openMapFd, PerCpuArrayMap, u64 } from '../src/index.js';
 import { bpftoolDump, le } from './helpers.js';
 
 const source = fileURLToPath(new URL('./fixtures/counter.bpf.c', import.meta.url));
@@ -53,6 +53,11 @@ describe('maps shared with BPF programs', () => {
       expect([...dump[0]!.value!]).toEqual(le(info.id, 4));
       // No batch ops on prog arrays: dump falls back to key-by-key iteration.
       expect(jumps.dump()).toEqual([[2, info.id]]);
+      // Wrapped from a bare fd with byte codecs (as a loader does), it still reads program ids.
+      const view = openMapFd(jumps.fd, { key: bytes(4), value: bytes(4) });
+      expect(view.kind).toBe('progArray');
+      expect(view.get(2 as never)).toBe(info.id);
+      view.close();
       expect(jumps.delete(2)).toBe(true);
       expect(jumps.dump()).toEqual([]);
       // fd 0 is not a program.
