@@ -18,7 +18,7 @@ export type { FileStoreOptions } from './file-store.js';
 export { FileStore, hostLocalOwner } from './file-store.js';
 export type { DualAllocation, ExpiringAllocation, HostScopeDump, HostScopeOptions } from './host-scope.js';
 export { HostScope } from './host-scope.js';
-export type { PodCidrStats, PodPoolStats } from './pod-pool.js';
+export type { PodCidrSnapshot, PodCidrStats, PodPoolStats } from './pod-pool.js';
 export { PodCidrPool } from './pod-pool.js';
 export type { RangeOptions, RangeSnapshot } from './range.js';
 export { IPV6_RANGE_CAP, RangeAllocator } from './range.js';

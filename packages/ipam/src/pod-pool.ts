@@ -2,7 +2,7 @@
 // (releasable, no longer offered) until they empty.
 import { formatPrefix, type IpFamily, parseCidr, parseIp } from './addr.js';
 import { fail } from './errors.js';
-import { RangeAllocator, type RangeOptions } from './range.js';
+import { RangeAllocator, type RangeOptions, type RangeSnapshot } from './range.js';
 
 /** Usage of one pod CIDR. */
 export interface PodCidrStats {
@@ -15,6 +15,12 @@ export interface PodCidrStats {
   /** Free addresses (0 for a removed CIDR: it is no longer offered). */
   free: number;
   /** True when the CIDR left the spec but still has allocated addresses. */
+  removed: boolean;
+}
+
+/** Serialised state of one pod CIDR of a {@link PodCidrPool}. */
+export interface PodCidrSnapshot extends RangeSnapshot {
+  /** True when the CIDR had left the spec but was still in use. */
   removed: boolean;
 }
 
@@ -249,6 +255,51 @@ export class PodCidrPool {
     }
     for (const r of ranges) if (!next.some((e) => e.range === r)) next.push({ range: r, removed: false });
     this.entries = next;
+  }
+
+  /**
+   * The state of every pod CIDR, in pool order (each in the upstream {@link RangeSnapshot} format).
+   *
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * const pool = new PodCidrPool(['10.0.0.0/24']);
+   * pool.allocate('10.0.0.4');
+   * console.log(pool.snapshot()[0]?.range); // 10.0.0.0/24
+   * ```
+   */
+  snapshot(): PodCidrSnapshot[] {
+    return this.entries.map((e) => ({ ...e.range.snapshot(), removed: e.removed }));
+  }
+
+  /**
+   * Replaces the pool's CIDRs and their state with a snapshot (all or nothing).
+   *
+   * @throws {@link IpamError} `InvalidSnapshot` (not an array, or bits past a range); `InvalidCidr`;
+   * `Family` (a CIDR of the other family); `Mismatch` (a malformed entry).
+   * @example
+   * ```ts
+   * import { PodCidrPool } from '@datapath/ipam';
+   * const a = new PodCidrPool(['10.0.0.0/24']);
+   * a.allocate('10.0.0.4');
+   * const b = new PodCidrPool(['10.0.0.0/24']);
+   * b.restore(a.snapshot());
+   * console.log(b.has('10.0.0.4')); // true
+   * ```
+   */
+  restore(snapshot: PodCidrSnapshot[]): void {
+    const op = 'PodCidrPool.restore';
+    if (!Array.isArray(snapshot) || snapshot.length === 0)
+      fail('InvalidSnapshot', op, 'expected a non-empty array of pod CIDR snapshots');
+    const entries: Entry[] = snapshot.map((s) => {
+      const p = parseCidr(s?.range, op);
+      if (p.family !== this.family)
+        fail('Family', op, `${s.range} is not an IPv${this.family} CIDR`, s.range);
+      const range = new RangeAllocator(formatPrefix(p), this.options);
+      range.restore(s);
+      return { range, removed: s.removed === true };
+    });
+    this.entries = entries;
   }
 
   /**

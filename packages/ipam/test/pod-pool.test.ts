@@ -80,3 +80,23 @@ describe('PodCidrPool', () => {
     expect(got).toEqual(['10.0.5.2', '10.0.5.7', '10.0.1.3']);
   });
 });
+
+describe('PodCidrPool snapshots', () => {
+  it('round-trips CIDRs, allocations and removed flags; bad snapshots change nothing', () => {
+    const a = new PodCidrPool(['10.0.0.0/30', '10.0.1.0/24'], { strategy: 'contiguous' });
+    a.allocate('10.0.0.1');
+    a.allocate('10.0.1.77');
+    a.updatePodCidrs(['10.0.1.0/24']);
+    const b = new PodCidrPool(['10.9.0.0/24']);
+    b.restore(a.snapshot());
+    expect(b.stats()).toEqual(a.stats());
+    expect(b.has('10.0.1.77')).toBe(true);
+    expectCode(() => b.restore([]), 'InvalidSnapshot');
+    expectCode(() => b.restore([{ range: 'fd00::/64', data: new Uint8Array(0), removed: false }]), 'Family');
+    expectCode(
+      () => b.restore([{ range: '10.0.5.0/30', data: Uint8Array.of(0xff), removed: false }]),
+      'InvalidSnapshot',
+    );
+    expect(b.stats()).toEqual(a.stats());
+  });
+});
