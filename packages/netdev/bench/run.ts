@@ -19,6 +19,7 @@ const GW = '10.244.255.254';
 
 interface Samples {
   ours: number[];
+  oursCpu: number[];
   oursHostNetns: number[];
   dels: number[];
   spawned: number[];
@@ -32,7 +33,7 @@ const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', '
 
 /** Runs inside the private host namespace (nsenter): every figure is measured here. */
 function inner(hostPath: string, podNames: string[]): Samples {
-  const s: Samples = { ours: [], oursHostNetns: [], dels: [], spawned: [] };
+  const s: Samples = { ours: [], oursCpu: [], oursHostNetns: [], dels: [], spawned: [] };
   using host = Netns.open({ path: hostPath });
   using self = Netns.current();
   if (!host.sameAs(self)) throw new Error('inner bench must run inside the private host namespace');
@@ -46,13 +47,16 @@ function inner(hostPath: string, podNames: string[]): Samples {
     });
   for (let i = 0; i < WARMUP + N; i++) {
     const p = plan(i, 'a');
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     applyEndpoint(p);
     const t1 = performance.now();
+    const cpu = process.cpuUsage(c0);
     removeEndpoint(p);
     const t2 = performance.now();
     if (i >= WARMUP) {
       s.ours.push(t1 - t0);
+      s.oursCpu.push((cpu.user + cpu.system) / 1000);
       s.dels.push(t2 - t1);
     }
   }
@@ -152,12 +156,14 @@ function outer(): void {
     'A full Cilium-style endpoint (veth created with its peer straight in the pod namespace, rp_filter=0,',
     'host up, rename + up, lo up, /32, gw/32 scope link, default via gw, host route), run from inside a',
     'private "host" namespace as a CNI plugin would, vs the same 9 steps spawned as `ip`/`sysctl`',
-    "commands in the same run. Delete time is the kernel's veth teardown (same for everyone).",
+    "commands in the same run. Delete time is the kernel's veth teardown (same for everyone). Wall times",
+    'depend on machine load (compare the ratio); the CPU-time row is less sensitive to it.',
     '',
     '| measure | target | measured | baseline (same run) | ratio |',
     '|---|---|---|---|---|',
     `| applyEndpoint p50 (N=${s.ours.length}) | ≤ 1.5 ms, ≥ 20× | ${f(p50)} ms | spawned \`ip\` p50 ${f(s50)} ms (N=${s.spawned.length}) | ${(s50 / p50).toFixed(1)}× |`,
     `| applyEndpoint p90 / p99 | – | ${f(pct(s.ours, 90))} / ${f(pct(s.ours, 99))} ms | spawned p90 ${f(pct(s.spawned, 90))} ms | ${(pct(s.spawned, 90) / pct(s.ours, 90)).toFixed(1)}× |`,
+    `| applyEndpoint CPU time (user+sys of this process) p50 | – | ${f(pct(s.oursCpu, 50))} ms | – | – |`,
     `| applyEndpoint with \`hostNetns\` (extra setns windows) p50 | – | ${f(pct(s.oursHostNetns, 50))} ms | – | – |`,
     `| removeEndpoint p50 | – | ${f(pct(s.dels, 50))} ms | – | – |`,
     '',
