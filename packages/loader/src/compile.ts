@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -120,6 +121,20 @@ export function configHeader(config: Readonly<Record<string, ConfigValue>>): str
 }
 
 const LOCK_STALE_MS = 120_000;
+
+/**
+ * Objects from the cache are loaded into the kernel: refuse a directory another user could have planted
+ * or can write to (the default lives under the shared tmpdir).
+ */
+function checkCacheDir(dir: string): void {
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+    throw bad(
+      `cache directory ${dir} must be a directory owned by this user and not group- or world-writable`,
+    );
+  }
+}
 
 /**
  * Takes the compile lock of one cache key; resolves to undefined (without the lock) when another process
@@ -252,12 +267,16 @@ export async function compile(options: CompileOptions): Promise<CompiledObject> 
 
   const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
   const target = join(cacheDir, `${key}.o`);
-  if (existsSync(target)) return { path: target, key, cached: true };
+  if (existsSync(target)) {
+    checkCacheDir(cacheDir);
+    return { path: target, key, cached: true };
+  }
   const running = inflight.get(key);
   if (running !== undefined) return running.then((r) => ({ ...r, cached: true }));
 
   const job = (async (): Promise<CompiledObject> => {
-    mkdirSync(cacheDir, { recursive: true });
+    mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    checkCacheDir(cacheDir);
     // One compile per key across processes too: the first takes `<key>.lock`, the others wait for the object.
     const lock = await acquireLock(`${target}.lock`, target);
     if (lock === undefined) return { path: target, key, cached: true };

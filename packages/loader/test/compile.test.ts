@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,6 +150,17 @@ describe('compile', () => {
         code: 'InvalidArgument',
       });
     }
+    expect(runner.runs).toHaveLength(0);
+  });
+
+  it('refuses a cache directory others can write to', async () => {
+    const shared = join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o777);
+    const runner = fakeRunner();
+    await expect(compile({ source: 'int q;', cacheDir: shared, runner, mcpu: 'v3' })).rejects.toMatchObject({
+      code: 'InvalidArgument',
+    });
     expect(runner.runs).toHaveLength(0);
   });
 
