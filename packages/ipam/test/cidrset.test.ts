@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CidrSet } from '../src/index.js';
 import { expectCode } from './helpers.js';
@@ -142,5 +143,52 @@ describe('CidrSet allocation order', () => {
     expectCode(() => new CidrSet('10.0.0.0/16', 25).restore(s.snapshot()), 'Mismatch');
     expectCode(() => t.restore({ ...s.snapshot(), nextCandidate: 256 }), 'InvalidSnapshot');
     expect(t.allocatedCount).toBe(2);
+  });
+});
+
+describe('CidrSet properties', () => {
+  it('matches a slot-by-slot next-candidate reference under random allocate/release/occupy', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 6 }),
+        fc.array(fc.tuple(fc.constantFrom('next', 'release', 'occupy'), fc.nat()), { maxLength: 200 }),
+        (extra, ops) => {
+          const mask = 24 + extra;
+          const s = new CidrSet('10.0.0.0/24', mask);
+          const max = 2 ** extra;
+          const ref = new Uint8Array(max);
+          let next = 0;
+          const cidr = (i: number) => `10.0.0.${i * 2 ** (32 - mask)}/${mask}`;
+          for (const [op, n] of ops) {
+            const i = n % max;
+            if (op === 'next') {
+              let want = -1;
+              for (let k = 0; k < max; k++) {
+                const c = (next + k) % max;
+                if (ref[c] === 0) {
+                  want = c;
+                  break;
+                }
+              }
+              if (want < 0) expectCode(() => s.allocateNext(), 'Full');
+              else {
+                expect(s.allocateNext()).toBe(cidr(want));
+                ref[want] = 1;
+                next = (want + 1) % max;
+              }
+            } else if (op === 'release') {
+              s.release(cidr(i));
+              ref[i] = 0;
+            } else {
+              s.occupy(cidr(i));
+              ref[i] = 1;
+            }
+            expect(s.allocatedCount).toBe(ref.reduce((a, b) => a + b, 0));
+            expect(s.isFull).toBe(s.allocatedCount === max);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

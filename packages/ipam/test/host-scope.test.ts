@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HostScope, ManualClock, MemoryStore } from '../src/index.js';
 import { expectCode, seeded } from './helpers.js';
@@ -143,5 +144,56 @@ describe('HostScope with a shared MemoryStore', () => {
     expect(a.releaseOwner(owner)).toEqual([]);
     expect(Object.keys(b.dump().allocations)).toHaveLength(14);
     expect(store.lastReservedIp('0')).toBe(victim);
+  });
+});
+
+describe('HostScope properties', () => {
+  it('scopes sharing a store never hold the same IP and account exactly', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 0, max: 2 }),
+            fc.constantFrom('alloc', 'release', 'releaseOwner'),
+            fc.nat(),
+          ),
+          { maxLength: 150 },
+        ),
+        fc.integer(),
+        (ops, seed) => {
+          const store = new MemoryStore();
+          const scopes = [0, 1, 2].map(
+            (i) => new HostScope({ v4: ['10.0.0.0/28'], store, random: seeded(seed + i) }),
+          );
+          const held = new Map<string, string>(); // ip → owner, the model
+          for (const [who, op, n] of ops) {
+            const ipam = scopes[who]!;
+            if (op === 'alloc') {
+              const owner = `o${n % 5}`;
+              if (held.size === 14) expectCode(() => ipam.allocateNext(4, owner), 'Full');
+              else {
+                const ip = ipam.allocateNext(4, owner);
+                expect(held.has(ip)).toBe(false);
+                held.set(ip, owner);
+              }
+            } else if (op === 'release') {
+              const ips = [...held.keys()];
+              if (ips.length === 0) continue;
+              const ip = ips[n % ips.length]!;
+              expect(ipam.release(ip, held.get(ip))).toBe(true);
+              held.delete(ip);
+            } else {
+              const owner = `o${n % 5}`;
+              const want = [...held].filter(([, o]) => o === owner).map(([ip]) => ip);
+              expect(ipam.releaseOwner(owner).sort()).toEqual(want.sort());
+              for (const ip of want) held.delete(ip);
+            }
+            expect(ipam.free(4)).toBe(14 - held.size);
+          }
+          expect(scopes[0]!.dump().allocations).toEqual(Object.fromEntries(held));
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
