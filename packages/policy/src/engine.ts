@@ -160,6 +160,22 @@ export interface IpcacheChange {
   value?: IpcacheValue;
 }
 
+/** Options of {@link PolicyEngine.load}. */
+export interface LoadOptions {
+  /**
+   * When false, `load` returns no change list (an agent starting from empty maps writes each endpoint's map
+   * whole, e.g. with `encodePolicyMap`); saves time and memory on large clusters. Default true.
+   */
+  changes?: boolean;
+}
+
+/** Where internal code records map changes (an array, or a sink that drops them). */
+interface ChangeSink {
+  push(change: MapChange): unknown;
+}
+
+const DISCARD: ChangeSink = { push: () => 0 };
+
 interface PodRec {
   key: string;
   spec: PodSpec;
@@ -249,10 +265,18 @@ export function peerMatches(peer: Peer, info: IdentityInfo): boolean {
           return info.reserved === peer.entity;
       }
     case 'cidr': {
-      const outside = (has: (p: Prefix) => boolean) => has(peer.prefix) && !peer.except.some(has);
-      if (info.kind === 'cidr') return outside((p) => prefixContains(p, info.prefix!));
+      if (info.kind === 'cidr') {
+        const p = info.prefix!;
+        if (!prefixContains(peer.prefix, p)) return false;
+        for (const e of peer.except) if (prefixContains(e, p)) return false;
+        return true;
+      }
       if (info.reserved === 'world') return peer.prefix.len === 0;
-      if (info.kind === 'pod' && peer.pods) return outside((p) => info.ipblocks?.has(p.text) === true);
+      if (info.kind === 'pod' && peer.pods && info.ipblocks !== undefined) {
+        if (!info.ipblocks.has(peer.prefix.text)) return false;
+        for (const e of peer.except) if (info.ipblocks.has(e.text)) return false;
+        return true;
+      }
       return false;
     }
   }
@@ -309,6 +333,8 @@ export class PolicyEngine {
   private readonly groups = new Map<string, Group>();
   private readonly groupsByNs = new Map<string, Set<Group>>();
   private readonly ruleGroups = new Map<NormalizedRule, Set<Group>>();
+  private readonly ruleIds = new WeakMap<NormalizedRule, number>();
+  private nextRuleId = 1;
 
   private readonly ipcache = new Map<string, IpcacheValue>();
   private readonly cidrIds = new Map<string, number>();
@@ -386,7 +412,7 @@ export class PolicyEngine {
    * @throws {@link PolicyError} `InvalidPolicy` listing every problem (nothing is loaded), `InvalidArgument` for a
    * bad pod (IP, duplicate) or unknown namespace, `Exhausted` when identities run out.
    */
-  load(input: ClusterInput): MapChange[] {
+  load(input: ClusterInput, options: LoadOptions = {}): MapChange[] {
     const policies = validatePolicies(input.policies ?? []);
     const seen = new Set<string>();
     for (const p of policies) {
@@ -411,6 +437,10 @@ export class PolicyEngine {
       this.addPod(r);
     }
     for (const r of this.pods.values()) this.computeBase(r);
+    if (options.changes === false) {
+      this.rebuildInto(DISCARD);
+      return [];
+    }
     return this.rebuild();
   }
 
@@ -532,6 +562,11 @@ export class PolicyEngine {
    */
   rebuild(): MapChange[] {
     const changes: MapChange[] = [];
+    this.rebuildInto(changes);
+    return changes;
+  }
+
+  private rebuildInto(changes: ChangeSink): void {
     this.refreshIdentities(null, changes);
     this.peerCache.clear();
     for (const r of this.pods.values()) r.group = undefined;
@@ -540,9 +575,9 @@ export class PolicyEngine {
     this.ruleGroups.clear();
     for (const rules of this.allRules()) this.ruleGroups.set(rules, new Set());
     for (const r of [...this.pods.values()].sort((a, b) => (a.key < b.key ? -1 : 1))) this.placePod(r);
-    for (const g of this.groups.values()) this.computeGroup(g);
+    const cache = new Map<string, Map<string, MapEntry>>();
+    for (const g of this.groups.values()) this.computeGroup(g, cache);
     this.syncEndpoints([...this.pods.values()], changes);
-    return changes;
   }
 
   // ---------------------------------------------------------------- inputs
@@ -605,12 +640,17 @@ export class PolicyEngine {
     r.baseKey = r.baseLabels.join('\u0000');
   }
 
+  private ruleId(r: NormalizedRule): number {
+    return this.ruleIds.get(r)!;
+  }
+
   private allRules(): NormalizedRule[] {
     return [...this.policies.values()].flatMap((p) => p.rules);
   }
 
   private setPolicy(p: PolicyObject): NormalizedRule[] {
     const rules = normalizePolicy(p);
+    for (const r of rules) this.ruleIds.set(r, this.nextRuleId++);
     this.policies.set(policyKey(p), { obj: p, rules });
     for (const r of rules) {
       const ns = r.subject.reqs.find((q) => q.key === NS_LABEL && q.op === 'In')?.values[0];
@@ -666,7 +706,7 @@ export class PolicyEngine {
    */
   private refreshIdentities(
     bases: ReadonlySet<string> | null,
-    changes: MapChange[],
+    changes: ChangeSink,
   ): Map<number, IdentityInfo | undefined> {
     const changed = new Map<number, IdentityInfo | undefined>();
     const touched = new Set<string>();
@@ -799,7 +839,7 @@ export class PolicyEngine {
   }
 
   /** Sets the ipcache entry of a prefix to what it should be: host, else pod, else CIDR identity, else none. */
-  private syncPrefix(prefix: string, changes: MapChange[]): void {
+  private syncPrefix(prefix: string, changes: ChangeSink): void {
     if (prefix === '0.0.0.0/0' || prefix === '::/0') return;
     let value: IpcacheValue | undefined;
     const pod = this.podsByIp.get(prefix);
@@ -810,7 +850,7 @@ export class PolicyEngine {
     this.setIpcache(prefix, value, changes);
   }
 
-  private setIpcache(prefix: string, value: IpcacheValue | undefined, changes: MapChange[]): void {
+  private setIpcache(prefix: string, value: IpcacheValue | undefined, changes: ChangeSink): void {
     const cur = this.ipcache.get(prefix);
     if (value === undefined) {
       if (cur === undefined) return;
@@ -900,9 +940,19 @@ export class PolicyEngine {
     for (const r of g.rules) this.ruleGroups.get(r)?.delete(g);
   }
 
-  private computeGroup(g: Group): void {
+  private computeGroup(g: Group, cache?: Map<string, Map<string, MapEntry>>): void {
+    const rules = [...g.rules].sort((a, b) => this.ruleId(a) - this.ruleId(b));
+    // Groups selected by the same rules compute the same map, unless ingress named ports resolve differently.
+    const named = rules.some((r) =>
+      r.ingress.rules.some((l) => l.ports !== 'all' && l.ports.some((p) => p.name !== undefined)),
+    );
+    const sig = `${rules.map((r) => this.ruleId(r)).join(',')}|${named ? g.ports.map((x) => `${x.name}=${x.protocol}/${x.port}`).join(',') : ''}`;
+    const hit = cache?.get(sig);
+    if (hit) {
+      g.state = hit;
+      return;
+    }
     const raw: RawEntry[] = [];
-    const rules = [...g.rules];
     for (const dir of ['ingress', 'egress'] as const) {
       const enforcing = rules.filter((r) => r[dir].enforces);
       const enforced =
@@ -932,6 +982,7 @@ export class PolicyEngine {
         });
     }
     g.state = buildMapState(raw);
+    cache?.set(sig, g.state);
   }
 
   private emit(g: Group, dir: Direction, rule: NormalizedRule, l: L34Rule, raw: RawEntry[]): void {
@@ -1018,11 +1069,12 @@ export class PolicyEngine {
     return changes;
   }
 
-  private recomputeGroups(dirty: Set<Group>, changes: MapChange[], moved: Set<PodRec> = new Set()): void {
+  private recomputeGroups(dirty: Set<Group>, changes: ChangeSink, moved: Set<PodRec> = new Set()): void {
     const pods = new Set<PodRec>(moved);
+    const cache = new Map<string, Map<string, MapEntry>>();
     for (const g of dirty) {
       if (!this.groups.has(g.key)) continue;
-      this.computeGroup(g);
+      this.computeGroup(g, cache);
       for (const p of g.pods) pods.add(p);
     }
     this.syncEndpoints(
@@ -1032,7 +1084,7 @@ export class PolicyEngine {
   }
 
   /** Diffs each given endpoint's emitted map against its group's map; removes endpoints whose pod is gone. */
-  private syncEndpoints(pods: PodRec[], changes: MapChange[]): void {
+  private syncEndpoints(pods: PodRec[], changes: ChangeSink): void {
     for (const [key, ep] of [...this.endpoints]) {
       if (this.pods.has(key)) continue;
       diffMaps(ep, ep.policy, EMPTY_STATE, changes);
@@ -1051,7 +1103,7 @@ export class PolicyEngine {
         };
         this.endpoints.set(p.key, ep);
       }
-      if (ep.policy !== g.state) diffMaps(ep, ep.policy, g.state, changes);
+      if (ep.policy !== g.state && changes !== DISCARD) diffMaps(ep, ep.policy, g.state, changes);
       ep.policy = g.state;
       ep.identity = p.identity;
       ep.ip = p.spec.ip;
@@ -1069,7 +1121,7 @@ function bucket<K, V>(map: Map<K, V>, key: K, make: () => V): V {
   return v;
 }
 
-function diffMaps(ep: EndpointState, before: MapState, after: MapState, changes: MapChange[]): void {
+function diffMaps(ep: EndpointState, before: MapState, after: MapState, changes: ChangeSink): void {
   if (before === after) return;
   for (const [k, e] of before)
     if (!after.has(k))

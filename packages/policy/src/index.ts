@@ -23,6 +23,7 @@ export type {
   EngineOptions,
   IpcacheChange,
   IpcacheValue,
+  LoadOptions,
   MapChange,
   NamespaceSpec,
   PodPort,

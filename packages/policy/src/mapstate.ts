@@ -171,38 +171,65 @@ export interface RawEntry {
  * the rules say: denied iff some deny covers the flow, else allowed iff some allow covers it.
  */
 export function buildMapState(raw: Iterable<RawEntry>): Map<string, MapEntry> {
-  const merged = new Map<string, RawEntry>();
+  const merged = new Map<string, { key: PolicyKey; deny: boolean; origins: string[]; owned: boolean }>();
   for (const r of raw) {
     const ks = keyString(r.key);
     const cur = merged.get(ks);
-    if (!cur) merged.set(ks, { key: r.key, deny: r.deny, origins: [...r.origins] });
-    else if (r.deny && !cur.deny) merged.set(ks, { key: r.key, deny: true, origins: [...r.origins] });
+    if (!cur || (r.deny && !cur.deny))
+      merged.set(ks, { key: r.key, deny: r.deny, origins: r.origins, owned: false });
     else if (r.deny === cur.deny)
-      for (const o of r.origins) if (!cur.origins.includes(o)) cur.origins.push(o);
+      for (const o of r.origins) {
+        if (cur.origins.includes(o)) continue;
+        if (!cur.owned) {
+          cur.origins = [...cur.origins];
+          cur.owned = true;
+        }
+        cur.origins.push(o);
+      }
   }
-  const denies = new Set<string>();
-  for (const [ks, e] of merged) if (e.deny) denies.add(ks);
+  // Deny keys by direction and identity, to test coverage arithmetically.
+  const denies = new Map<string, PolicyKey[]>();
+  for (const e of merged.values()) {
+    if (!e.deny) continue;
+    const k = `${e.key.direction} ${e.key.identity}`;
+    const list = denies.get(k);
+    if (list) list.push(e.key);
+    else denies.set(k, [e.key]);
+  }
+  const covers = (d: PolicyKey, k: PolicyKey) =>
+    d.prefixLen <= k.prefixLen &&
+    (d.prefixLen === 0 || (d.protocol === k.protocol && maskPort(k.port, d.prefixLen) === d.port));
   const coveredByDeny = (k: PolicyKey, strict: boolean): boolean => {
     for (const id of k.identity === 0 ? [0] : [k.identity, 0]) {
-      for (const c of coveringKeys(k.direction, id, k.protocol, k.port, k.prefixLen)) {
-        if (strict && id === k.identity && c === keyString(k)) continue;
-        if (denies.has(c)) return true;
+      for (const d of denies.get(`${k.direction} ${id}`) ?? []) {
+        if (strict && d === k) continue;
+        if (covers(d, k)) return true;
       }
     }
     return false;
   };
   const out = new Map<string, MapEntry>();
-  const keys = [...merged.keys()].sort();
-  for (const ks of keys) {
-    const e = merged.get(ks)!;
-    if (coveredByDeny(e.key, e.deny)) continue;
+  for (const [ks, e] of merged) {
+    if (denies.size > 0 && coveredByDeny(e.key, e.deny)) continue;
     out.set(ks, {
       key: e.key,
-      value: { deny: e.deny, prefixLen: e.key.prefixLen, proxyPort: 0, authType: 0 },
-      origins: e.origins.sort(),
+      value: sharedValue(e.deny, e.key.prefixLen),
+      origins: e.owned ? e.origins.sort() : e.origins,
     });
   }
   return out;
+}
+
+const VALUES = new Map<number, PolicyValue>();
+/** Values are immutable and few (deny × prefix length): share them. */
+function sharedValue(deny: boolean, prefixLen: number): PolicyValue {
+  const k = (deny ? 32 : 0) + prefixLen;
+  let v = VALUES.get(k);
+  if (!v) {
+    v = Object.freeze({ deny, prefixLen, proxyPort: 0, authType: 0 });
+    VALUES.set(k, v);
+  }
+  return v;
 }
 
 /** True when two values would be written identically. */
