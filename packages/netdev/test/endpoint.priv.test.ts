@@ -279,7 +279,7 @@ describe('applyEndpoint rollback and refusals', () => {
 });
 
 describe('applyEndpoint under concurrency', () => {
-  it('50 pods applied by 5 processes at once into one host namespace, all correct, all removed', async (ctx) => {
+  it('50 pods applied by 5 plugin-like processes at once from inside one host namespace, all correct, all removed', async (ctx) => {
     requireRoot(ctx);
     const hostT = createNetns();
     const pods: TestNetns[] = [];
@@ -292,8 +292,17 @@ describe('applyEndpoint under concurrency', () => {
           (group, g) =>
             new Promise<string>((resolve, reject) => {
               const child = spawn(
-                process.execPath,
-                ['--import', 'tsx', fixture, hostT.path, String(g), ...group.map((p) => p.path)],
+                'nsenter',
+                [
+                  `--net=${hostT.path}`,
+                  process.execPath,
+                  '--import',
+                  'tsx',
+                  fixture,
+                  hostT.path,
+                  String(g),
+                  ...group.map((p) => p.path),
+                ],
                 { stdio: ['ignore', 'pipe', 'pipe'] },
               );
               let out = '';

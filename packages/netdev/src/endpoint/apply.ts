@@ -138,7 +138,8 @@ function isCode(err: unknown, code: string): boolean {
  *
  * @throws `NetlinkError` (`@datapath/netlink`) `InvalidArgument` (bad plan, a path that is not a namespace, or the
  * host namespace given as the pod), `NotFound` (no such namespace), `AlreadyExists` (the host veth or
- * the ifname exists), any kernel error of a step (with its extended-ACK message).
+ * the ifname exists), any kernel error of a step (with its extended-ACK message); an `AggregateError`
+ * of the step error and the rollback error in the unexpected case that the veth cannot be deleted again.
  * @example Creating and removing a pod endpoint
  * ```ts
  * import { applyEndpoint, planEndpoint, removeEndpoint } from '@datapath/netdev';
