@@ -95,7 +95,8 @@ const cidrKeyOf = (cidr: string) => cidr.replace('/', '_');
  * both `ipam/<pool>/cidrs/<block>` (→ node) and `ipam/<pool>/nodes/<node>/<family>` (→ block).
  * Blocks are taken in cluster-CIDR order, scanning from the block after the last one handed out (the
  * Kubernetes `cidrset` order); a replica that loses races for a block skips a random number of free blocks, growing
- * exponentially with the races lost. State lives only in the store, so a restarted replica restores it by
+ * exponentially with the races lost, and keeps starting that spread out until it wins eight times in a
+ * row at the first try. State lives only in the store, so a restarted replica restores it by
  * opening the pool again; {@link StoreClusterPool.reapExpired} releases the blocks of nodes whose
  * liveness key has been gone for a grace period.
  *
@@ -121,6 +122,8 @@ export class StoreClusterPool implements AsyncDisposable {
   readonly #owners = new Map<string, string>(); // block → node
   readonly #byNode = new Map<string, Map<Family, string>>();
   readonly #absentSince = new Map<string, number>();
+  #contention = 0;
+  #clean = 0;
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #listeners = new Set<(c: NodeCidrChange) => void>();
   #watch: KvWatch | undefined;
@@ -486,7 +489,9 @@ export class StoreClusterPool implements AsyncDisposable {
 
   async #allocateFamily(node: string, f: Family): Promise<{ cidr: string; fresh: boolean }> {
     const nodeKey = `${this.#prefix}nodes/${node}/${f}`;
-    for (let attempt = 0; attempt < 256; attempt++) {
+    for (let tries = 0; tries < 256; tries++) {
+      // start spread out while this replica keeps losing races, in order once it stops
+      const attempt = this.#contention + tries;
       const cand = this.#candidate(f, attempt);
       if (cand === undefined) {
         throw new KvError('Exhausted', `allocate: no free ${f} node CIDR left in pool ${this.name}`, {
@@ -511,6 +516,13 @@ export class StoreClusterPool implements AsyncDisposable {
         ],
       );
       if (r.succeeded) {
+        if (tries > 0) {
+          this.#contention = Math.min(attempt + 1, 12);
+          this.#clean = 0;
+        } else if (this.#contention > 0 && ++this.#clean >= 8) {
+          this.#contention--; // eight clean wins in a row: back towards strict order
+          this.#clean = 0;
+        }
         const st = this.#fam[f]!;
         st.next[cand.set] = (cand.index + 1) % st.sets[cand.set]!.maxCidrs;
         this.#own(node, f, cidr, true);
