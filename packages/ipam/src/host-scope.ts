@@ -1,12 +1,18 @@
 // The IPAM layer an agent (or a CNI plugin) uses: pod CIDR pools per family, owners per IP, excluded IPs,
 // expiration timers with tokens, and an optional Store shared across processes.
 import { randomUUID } from 'node:crypto';
-import { type IpFamily, parseIp } from './addr.js';
+import { formatIp, type IpFamily, type ParsedIp, parseIp } from './addr.js';
 import { type Clock, systemClock } from './clock.js';
 import { fail } from './errors.js';
 import { PodCidrPool, type PodCidrStats } from './pod-pool.js';
 import type { RangeOptions } from './range.js';
 import type { Store, StoreTxn } from './store.js';
+
+/** Parses `ip` and returns it in canonical text (IPv6 addresses are accepted in any valid spelling). */
+function canonical(ip: string, op: string): ParsedIp & { text: string } {
+  const p = parseIp(ip, op);
+  return { ...p, text: p.family === 4 ? ip : formatIp(6, p.value) };
+}
 
 /** Options of a {@link HostScope}. */
 export interface HostScopeOptions extends RangeOptions {
@@ -195,9 +201,9 @@ export class HostScope {
    * console.log(ipam.owner('10.0.0.1')); // router
    * ```
    */
-  allocate(ip: string, owner: string): void {
+  allocate(ipText: string, owner: string): void {
     const op = 'HostScope.allocate';
-    const { family } = parseIp(ip, op);
+    const { family, text: ip } = canonical(ipText, op);
     this.pool(family, op);
     const ex = this.excluded.get(ip);
     if (ex !== undefined) fail('Excluded', op, `IP ${ip} is excluded, owned by ${ex}`, ip);
@@ -329,8 +335,8 @@ export class HostScope {
    * ipam.stopExpiration(ip, token);
    * ```
    */
-  startExpiration(ip: string, timeoutMs: number): string {
-    parseIp(ip, 'HostScope.startExpiration');
+  startExpiration(ipText: string, timeoutMs: number): string {
+    const ip = canonical(ipText, 'HostScope.startExpiration').text;
     const token = randomUUID();
     this.startTimer(ip, timeoutMs, token);
     return token;
@@ -339,7 +345,7 @@ export class HostScope {
   /**
    * Stops the expiration timer of `ip` (the endpoint was created: keep the IP).
    *
-   * @throws {@link IpamError} `NoTimer` (none registered); `TokenMismatch` (the timer belongs to another
+   * @throws {@link IpamError} `InvalidCidr`; `NoTimer` (none registered); `TokenMismatch` (the timer belongs to another
    * allocation, e.g. a stale CNI call).
    * @example
    * ```ts
@@ -352,7 +358,8 @@ export class HostScope {
    * }
    * ```
    */
-  stopExpiration(ip: string, token: string): void {
+  stopExpiration(ipText: string, token: string): void {
+    const ip = canonical(ipText, 'HostScope.stopExpiration').text;
     const t = this.timers.get(ip);
     if (t === undefined)
       fail('NoTimer', 'HostScope.stopExpiration', `no expiration timer registered for ${ip}`, ip);
@@ -374,9 +381,9 @@ export class HostScope {
    * console.log(ipam.release(ip, 'a'), ipam.release(ip)); // true false
    * ```
    */
-  release(ip: string, owner?: string): boolean {
+  release(ipText: string, owner?: string): boolean {
     const op = 'HostScope.release';
-    const { family } = parseIp(ip, op);
+    const { family, text: ip } = canonical(ipText, op);
     return this.tx((t) => {
       // Read the owner only when it must be checked (with a FileStore that is a file read).
       const cur = owner === undefined ? this.owners.get(ip) : this.ownerIn(t, ip);
@@ -456,13 +463,12 @@ export class HostScope {
    * ```
    */
   exclude(ip: string, owner: string): void {
-    parseIp(ip, 'HostScope.exclude');
-    this.excluded.set(ip, owner);
+    this.excluded.set(canonical(ip, 'HostScope.exclude').text, owner);
   }
 
   /** Whether `ip` is excluded. */
   isExcluded(ip: string): boolean {
-    return this.excluded.has(ip);
+    return this.excluded.has(canonical(ip, 'HostScope.isExcluded').text);
   }
 
   /**
@@ -476,14 +482,14 @@ export class HostScope {
    * ```
    */
   has(ip: string): boolean {
-    const { family } = parseIp(ip, 'HostScope.has');
+    const { family } = canonical(ip, 'HostScope.has');
     return this.tx(() => this.pools[family]?.has(ip) ?? false);
   }
 
   /**
    * The owner of `ip`, or undefined when it is not allocated.
    *
-   * @throws {@link IpamError} `StoreFailure`.
+   * @throws {@link IpamError} `InvalidCidr`; `StoreFailure`.
    * @example
    * ```ts
    * import { HostScope } from '@datapath/ipam';
@@ -491,7 +497,8 @@ export class HostScope {
    * ```
    */
   owner(ip: string): string | undefined {
-    return this.tx((t) => this.ownerIn(t, ip));
+    const text = canonical(ip, 'HostScope.owner').text;
+    return this.tx((t) => this.ownerIn(t, text));
   }
 
   /**

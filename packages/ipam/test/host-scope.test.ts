@@ -197,3 +197,18 @@ describe('HostScope properties', () => {
     );
   });
 });
+
+describe('HostScope IP spelling', () => {
+  it('canonicalises IPv6 text, so one address has one owner entry and one store file name', () => {
+    const store = new MemoryStore();
+    const ipam = new HostScope({ v6: ['fd00::/120'], store });
+    ipam.allocate('fd00:0:0:0::0005', 'a');
+    expect(ipam.owner('fd00::5')).toBe('a');
+    expectCode(() => ipam.allocate('FD00::5', 'b'), 'AlreadyAllocated');
+    expect(store.transact((tx) => tx.ips())).toEqual(['fd00::5']);
+    ipam.exclude('fd00:0::7', 'gw');
+    expect(ipam.isExcluded('fd00::7')).toBe(true);
+    expect(ipam.release('fd00:0:0::5', 'a')).toBe(true);
+    expectCode(() => ipam.owner('nope'), 'InvalidCidr');
+  });
+});
