@@ -50,7 +50,7 @@ describe('many node processes on one etcd', () => {
           SHARED: String(SHARED),
           UNIQUE: String(UNIQUE),
           PACE_MS: '40',
-          TTL: '2',
+          TTL: '3',
         }),
       );
     }
@@ -147,7 +147,7 @@ describe('many node processes on one etcd', () => {
     expect(await pool.reapExpired({ graceMs: 1_000 })).toEqual([]); // everyone alive
     await victim.kill();
     const killedAt = Date.now();
-    // the lease (TTL 2 s) expires: liveness keys and identity references vanish
+    // the lease (TTL 3 s) expires: liveness keys and identity references vanish
     const refsOf = async () =>
       (await store.list('identities/refs/')).entries.filter((e) => e.key.endsWith(`/${victim.name}-n0`));
     while ((await refsOf()).length > 0 || (await store.list(`nodes/${victim.name}-`)).entries.length > 0) {
