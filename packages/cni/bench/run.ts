@@ -6,7 +6,7 @@
 // Writes one Markdown section to $BENCH_OUT/cni.md. Needs root. Run: pnpm --filter @datapath/cni bench
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +33,7 @@ interface Summary {
   CHECK?: Stat;
 }
 
+const loadBefore = loadavg()[0]!;
 const work = mkdtempSync(join(tmpdir(), 'cni-bench-'));
 try {
   const prefix = join(work, 'bin');
@@ -96,7 +97,7 @@ try {
   const lines = [
     '## @datapath/cni — datapath-cni vs Debian ptp + host-local',
     '',
-    `N=${N} containers per run, cniVersion 1.0.0, \`../shared/bench/cni-baseline.sh\` run back to back for both plugins (same config, same validation; each plugin exec'd inside a private host namespace with only PATH + CNI_* in its environment). Lower is better; ratio = ours / baseline.`,
+    `Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after the run on this 2-core VM shared with other work: absolute figures move with it, the ratios are taken back to back. N=${N} containers per run, cniVersion 1.0.0, \`../shared/bench/cni-baseline.sh\` run back to back for both plugins (same config, same validation; each plugin exec'd inside a private host namespace with only PATH + CNI_* in its environment). Lower is better; ratio = ours / baseline.`,
     '',
     '| target | measured (datapath-cni) | baseline (ptp + host-local, same run) | ratio | rerun |',
     '| --- | --- | --- | --- | --- |',

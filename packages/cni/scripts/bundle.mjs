@@ -1,52 +1,58 @@
 #!/usr/bin/env node
 // Bundles the datapath-cni reference plugin into one CommonJS file (dist/datapath-cni.cjs by default, or
-// the directory given as argv[2]). Everything is inlined except koffi's native addon package, which
-// install.mjs copies next to the bundle. CommonJS rather than ESM on purpose: an ESM bundle hoists every
-// Node built-in import to the top of the file, so `node:child_process` (used only to exec a delegate, or
-// clang) would load on every invocation; in CommonJS the `require()` stays inside the lazily initialised
-// module that needs it. Usage: node scripts/bundle.mjs [outDir]
+// the directory given as argv[2]) with esbuild (the one tsup drives). Everything is inlined except koffi's
+// native addon package, which install.mjs copies next to the bundle.
+// - CommonJS rather than ESM on purpose: an ESM bundle hoists every Node built-in import to the top of the
+//   file, so `node:child_process` (used only to exec a delegate, or clang) would load on every invocation;
+//   in CommonJS the `require()` stays inside the lazily initialised module that needs it.
+// - node:crypto is replaced by a pure-JS SHA-256 / random stand-in (scripts/shims/crypto.ts): loading the
+//   real module costs a short-lived process more than the hashing it is used for.
+// Usage: node scripts/bundle.mjs [outDir]
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'tsup';
 
 const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = resolve(process.argv[2] ?? `${pkg}/dist`);
+const require = createRequire(import.meta.url);
+const esbuild = createRequire(require.resolve('tsup'))('esbuild');
 
-/** Bundles the plugin into `outDir/datapath-cni.mjs`; returns the file's path. */
+/** Bundles the plugin into `outDir/datapath-cni.cjs`; returns the file's path. */
 export async function bundle(dir = outDir) {
-  await build({
-    entry: { 'datapath-cni': `${pkg}/src/plugin/main.ts` },
-    outDir: dir,
-    format: ['cjs'],
+  const outfile = `${dir}/datapath-cni.cjs`;
+  const cryptoShim = `${pkg}/scripts/shims/crypto.ts`;
+  await esbuild.build({
+    entryPoints: [`${pkg}/src/plugin/main.ts`],
+    outfile,
+    bundle: true,
+    format: 'cjs',
     platform: 'node',
     target: 'node22',
-    bundle: true,
-    splitting: false,
-    treeshake: false, // rollup's tree shaking would hoist every require() to the top again
     minify: process.env.BUNDLE_MINIFY !== '0',
-    sourcemap: false,
-    dts: false,
-    clean: false,
-    silent: true,
-    config: false,
+    treeShaking: true,
+    legalComments: 'none',
+    logLevel: 'warning',
     tsconfig: `${pkg}/tsconfig.json`,
-    noExternal: [/.*/],
     external: ['@koromix/koffi-linux-x64', '@koromix/koffi-linux-arm64'],
-    outExtension: () => ({ js: '.cjs' }),
-    esbuildOptions(o) {
-      o.legalComments = 'none';
-      // koffi locates its native addon from import.meta; give CommonJS the equivalent.
-      o.define = { ...o.define, 'import.meta.url': '__bundle_url', 'import.meta.dirname': '__dirname' };
-      o.banner = { js: 'var __bundle_url = require("url").pathToFileURL(__filename).href;' };
-      o.alias = Object.fromEntries(
-        ['ipam', 'netdev', 'netlink', 'loader', 'libbpf', 'bpf-maps'].map((p) => [
-          `@datapath/${p}`,
-          `${pkg}/../${p}/src/index.ts`,
-        ]),
-      );
-    },
+    alias: Object.fromEntries(
+      ['ipam', 'netdev', 'netlink', 'loader', 'libbpf', 'bpf-maps'].map((p) => [
+        `@datapath/${p}`,
+        `${pkg}/../${p}/src/index.ts`,
+      ]),
+    ),
+    plugins: [
+      {
+        name: 'crypto-shim',
+        setup(b) {
+          b.onResolve({ filter: /^(node:)?crypto$/ }, () => ({ path: cryptoShim }));
+        },
+      },
+    ],
+    // koffi locates its native addon from import.meta; give CommonJS the equivalent.
+    define: { 'import.meta.url': '__bundle_url', 'import.meta.dirname': '__dirname' },
+    banner: { js: 'var __bundle_url = require("url").pathToFileURL(__filename).href;' },
   });
-  return `${dir}/datapath-cni.cjs`;
+  return outfile;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -74,7 +74,10 @@ export class HostLocalIpam {
    */
   constructor(dir: string, rangeSets: HostLocalRange[][]) {
     this.sets = rangeSets.map((set) => set.map(prepare));
-    this.store = new FileStore(dir);
+    // No fsync, like the reference host-local: a reservation only has to survive the plugin process (the
+    // page cache does that, kill -9 included); after a power loss every container it belonged to is gone
+    // too, and GC releases what the runtime no longer lists. Two fsyncs per ADD would be most of its I/O.
+    this.store = new FileStore(dir, { sync: false });
   }
 
   /** Releases the store's lock file. */
