@@ -451,13 +451,14 @@ export abstract class BpfMap<K, V> {
       }
       if (n >= 0) {
         this.#batchWorks('lookup');
+        const ks = io.keySize;
+        const vs = io.valueStride;
+        const keyCodec = this.keyCodec;
         for (;;) {
           this.#batchViews();
-          const ks = io.keySize;
-          const vs = io.valueStride;
-          for (let i = 0; i < n; i++) {
-            fn(this.keyCodec.decode(this.#bkView, i * ks), this.readValue(this.#bvView, i * vs));
-          }
+          const bk = this.#bkView;
+          const bv = this.#bvView;
+          for (let i = 0; i < n; i++) fn(keyCodec.decode(bk, i * ks), this.readValue(bv, i * vs));
           if (io.batchDone) return;
           restart = false;
           n = io.lookupBatch(restart, false, bs);
