@@ -1,5 +1,5 @@
 // Links: iproute2-named functions over a netlink Handle.
-import { IfFlag, type LinkInfo, type LinkMessage, type Netns } from '@datapath/netlink';
+import { IfFlag, type LinkInfo, type LinkMessage, NetlinkError, type Netns } from '@datapath/netlink';
 import { indexOf, type LinkRef, leaseHandle, type NetdevOptions } from './common.js';
 import { bad, checkIfname, checkMac, checkMtu, parseIpText } from './validate.js';
 
@@ -196,7 +196,30 @@ export function linkAdd(spec: LinkSpec, options?: NetdevOptions): void {
     default:
       bad(op, `unsupported link kind ${JSON.stringify((spec as { kind: unknown }).kind)}`);
   }
-  h.linkNew(m, 'create');
+  try {
+    h.linkNew(m, 'create');
+  } catch (err) {
+    if (
+      err instanceof NetlinkError &&
+      err.code === 'NotSupported' &&
+      /unknown device type/i.test(err.kernelMessage ?? '')
+    ) {
+      // Name the missing feature: the kernel only says "Unknown device type".
+      throw new NetlinkError(
+        'NotSupported',
+        `${op}: link kind '${spec.kind}' is not available in this kernel (driver not built in and module \`${spec.kind}\` not loadable)${err.kernelMessage ? `: ${err.kernelMessage}` : ''}`,
+        {
+          op,
+          ...(err.errno === undefined ? {} : { errno: err.errno }),
+          syscall: 'RTM_NEWLINK',
+          target: spec.name,
+          ...(err.kernelMessage === undefined ? {} : { kernelMessage: err.kernelMessage }),
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
 }
 
 /**

@@ -156,12 +156,14 @@ describe('links', () => {
       }
       // Either the kernel has the dummy driver and it worked, or the error says so precisely.
       if (dummyErr === undefined) expect(ipLink(t, 'dm0').linkinfo?.info_kind).toBe('dummy');
-      else
+      else {
         expect(dummyErr).toMatchObject({
           code: 'NotSupported',
           errno: 95,
           kernelMessage: 'Unknown device type',
         });
+        expect((dummyErr as Error).message).toMatch(/link kind 'dummy' is not available in this kernel/);
+      }
     });
   });
 
