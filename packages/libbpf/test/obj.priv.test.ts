@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { bpftoolJson, requireRoot, uniqueName } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
 import {
@@ -173,6 +173,57 @@ describe('object calls', () => {
       for (let c = 0; c < io.cpus; c++) expect(io.valueView.getUint32(c * 8, true)).toBe(100 + c);
     } finally {
       fdClose(fd);
+    }
+  });
+
+  it('objInfo describes a program and a cgroup link made with raw commands', (ctx) => {
+    requireRoot(ctx);
+    const cgroup = `/sys/fs/cgroup/unified/${uniqueName()}`;
+    if (!existsSync('/sys/fs/cgroup/unified')) ctx.skip('needs cgroup2 at /sys/fs/cgroup/unified');
+    mkdirSync(cgroup);
+    let cgFd = -1;
+    let progFd = -1;
+    let linkFd = -1;
+    try {
+      cgFd = openSync(cgroup, 'r');
+      // BPF_PROG_LOAD of a cgroup_skb program: r0 = 1 (allow); exit.
+      const insns = Uint8Array.from([0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+      const license = Uint8Array.from([0x47, 0x50, 0x4c, 0]);
+      const load = new Uint8Array(128);
+      const lv = new DataView(load.buffer);
+      lv.setUint32(0, 8, true); // BPF_PROG_TYPE_CGROUP_SKB
+      lv.setUint32(4, 2, true);
+      progFd = bpfSyscall(BpfCmd.ProgLoad, load, {
+        op: 'test',
+        pointers: [
+          { offset: 8, buffer: insns },
+          { offset: 16, buffer: license },
+        ],
+      });
+      const prog = objInfo(progFd);
+      expect(prog).toMatchObject({ kind: 'prog', type: 8, gplCompatible: true });
+      const link = new Uint8Array(64);
+      const kv = new DataView(link.buffer);
+      kv.setUint32(0, progFd, true);
+      kv.setUint32(4, cgFd, true);
+      kv.setUint32(8, 0, true); // BPF_CGROUP_INET_INGRESS
+      linkFd = bpfSyscall(BpfCmd.LinkCreate, link, { op: 'test' });
+      const info = objInfo(linkFd);
+      expect(info).toMatchObject({
+        kind: 'link',
+        type: 3,
+        progId: prog.id,
+        attachType: 0,
+        ifindex: undefined,
+      });
+      expect(info.kind === 'link' && info.cgroupId).toBe(statSync(cgroup, { bigint: true }).ino);
+      const shown = bpftoolJson<{ id: number; prog_id: number }>(['link', 'show', 'id', String(info.id)]);
+      expect(shown).toMatchObject({ id: info.id, prog_id: prog.id });
+    } finally {
+      if (linkFd >= 0) fdClose(linkFd); // an unpinned link detaches when its last fd closes
+      if (progFd >= 0) fdClose(progFd);
+      if (cgFd >= 0) closeSync(cgFd);
+      rmdirSync(cgroup);
     }
   });
 
