@@ -88,6 +88,35 @@ describe('named network namespaces', () => {
   });
 });
 
+describe('nested namespace windows', () => {
+  it('restores each level, and a handle opened inside a window stays in its own namespace', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(2, (a, b) => {
+      using nsA = Netns.open({ name: a.name });
+      using nsB = Netns.open({ name: b.name });
+      const outer = selfNs();
+      const seen = nsA.run(() => {
+        const inA = selfNs();
+        const inB = nsB.run(() => selfNs());
+        const h = Handle.open(nsB); // opened from inside A, bound to B
+        h.linkNew({ name: 'inb0', info: { kind: 'veth', peer: { name: 'inb1' } } });
+        h.close();
+        return { inA, inB, back: selfNs() };
+      });
+      expect(seen.inA).not.toBe(outer);
+      expect(seen.inB).not.toBe(seen.inA);
+      expect(seen.back).toBe(seen.inA);
+      expect(selfNs()).toBe(outer);
+      expect(
+        ipJson<{ ifname: string }[]>(['link', 'show'], b.name)
+          .map((l) => l.ifname)
+          .sort(),
+      ).toEqual(['inb0', 'inb1', 'lo']);
+      expect(ipJson<{ ifname: string }[]>(['link', 'show'], a.name).map((l) => l.ifname)).toEqual(['lo']);
+    });
+  });
+});
+
 describe('Handle bound to a namespace', () => {
   it('acts in its namespace without further setns, and maps kernel errors with their extended ACK', async (ctx) => {
     requireRoot(ctx);
