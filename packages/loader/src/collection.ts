@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, renameSync, rmdirSync, statfsSync, unlinkSync } 
 import { dirname, isAbsolute, join } from 'node:path';
 import { type AnyMap, bytes, type MapCodecs, openMapFd, u32 } from '@datapath/bpf-maps';
 import { BpfError, type LoadedObject, objectLoad, pinnedMapInfo } from '@datapath/libbpf';
+import { forget, watch } from './leak.js';
 import { Program } from './program.js';
 import type { MapSpec, ObjectSpec } from './spec.js';
 
@@ -46,10 +47,12 @@ export class Collection {
   /** Maps by name (internal `.rodata`/`.data`/`.bss` maps excluded). */
   readonly maps: Readonly<Record<string, CollectionMap>>;
   readonly #obj: LoadedObject;
+  readonly #token = {};
 
   /** @internal created by {@link load} */
   constructor(obj: LoadedObject, mapNames: ReadonlySet<string>) {
     this.#obj = obj;
+    watch(this, 'a loader Collection', this.#token);
     const alive = () => obj.open;
     const programs: Record<string, Program> = {};
     for (const p of obj.programs) programs[p.name] = new Program(p.name, p.fd, p.type, alive);
@@ -134,6 +137,7 @@ export class Collection {
    * ```
    */
   close(): void {
+    forget(this.#token);
     this.#obj.close();
   }
 

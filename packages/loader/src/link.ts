@@ -15,6 +15,7 @@ import {
   tcDetach,
   tcQuery,
 } from '@datapath/libbpf';
+import { forget, watch } from './leak.js';
 import type { Program } from './program.js';
 
 /** The kinds of attachment a {@link Link} can stand for. */
@@ -83,12 +84,14 @@ export class FdLink implements Link {
   readonly kind: LinkKind;
   #fd: number | undefined;
   #pinnedAt: string | undefined;
+  readonly #token = {};
 
   /** @internal created by the attach functions and {@link openPinnedLink} */
   constructor(kind: LinkKind, fd: number, pinnedAt?: string) {
     this.kind = kind;
     this.#fd = fd;
     this.#pinnedAt = pinnedAt;
+    watch(this, `a ${kind} link`, this.#token);
   }
 
   /**
@@ -189,6 +192,7 @@ export class FdLink implements Link {
    */
   close(): void {
     if (this.#fd === undefined) return;
+    forget(this.#token);
     linkClose(this.#fd);
     this.#fd = undefined;
   }
