@@ -1,6 +1,7 @@
 // The README example is real code: run it against a throwaway etcd and check what it prints.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -13,7 +14,7 @@ let dir: string;
 
 beforeAll(async () => {
   etcd = await startEtcd();
-  dir = mkdtempSync(join(PKG, 'test', '.readme-'));
+  dir = mkdtempSync(join(tmpdir(), 'dpt-readme-'));
 }, 30_000);
 afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
