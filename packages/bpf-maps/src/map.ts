@@ -271,9 +271,10 @@ export abstract class BpfMap<K, V> {
 
   /**
    * Iterates over `[key, value]` pairs with `BPF_MAP_GET_NEXT_KEY`, safe against concurrent deletes:
-   * the next key is fetched before an entry is handed out (so deleting it in the loop is fine),
-   * entries deleted meanwhile are skipped and counted, a restart caused by a deleted position does not
-   * yield anything twice, and the walk stops after 4 × max entries steps. Use {@link BpfMap.dump} for
+   * the next key is fetched before an entry is handed out (so deleting it in the loop is fine); a key
+   * deleted before it could be read is skipped and counted, and the walk continues from the previous
+   * key; when that one is gone too the kernel restarts at the first key, and nothing is yielded twice;
+   * the walk stops after 4 × max entries steps. Use {@link BpfMap.dump} for
    * a faster snapshot.
    *
    * @throws {@link BpfError} `BadFd` after close, `PermissionDenied` on a write-only map.
@@ -319,6 +320,10 @@ export abstract class BpfMap<K, V> {
     const maxSteps = 4 * Math.max(1, this.maxEntries) + 16;
     const cur = new Uint8Array(ks);
     const curView = new DataView(cur.buffer);
+    // The last key found present: when the current one vanished, the walk goes on from it (as Cilium's
+    // DumpReliably does) instead of from the vanished key, which would restart at the first key.
+    const prev = new Uint8Array(ks);
+    let havePrev = false;
     let have = io.nextKey(true);
     let steps = 0;
     let prevRepeat = false;
@@ -338,11 +343,16 @@ export abstract class BpfMap<K, V> {
         if (found) value = this.readValue(io.valueView, 0);
       }
       // Fetch the successor before handing the entry out: the caller may delete it.
-      io.key.set(cur);
+      if (found || !havePrev) io.key.set(cur);
+      else io.key.set(prev);
       have = io.nextKey(false);
       const nextBytes = have ? io.next.slice() : undefined;
+      if (found) {
+        prev.set(cur);
+        havePrev = true;
+      }
       if (repeat) {
-        // get_next_key restarted from the first key (our position was deleted): skip what we saw.
+        // get_next_key restarted from the first key (its position was deleted): skip what we saw.
         if (!prevRepeat) stats.restarts++;
       } else {
         seen.add(id);
