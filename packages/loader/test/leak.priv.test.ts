@@ -1,13 +1,12 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { requireRoot } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
 import { compile, load, openObject } from '../src/index.js';
 
 const bpfDir = fileURLToPath(new URL('./bpf/', import.meta.url));
-
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
