@@ -45,6 +45,12 @@ function main(argv: string[]): number {
   }
 }
 
+// A closed pipe (`datapath-policy verdicts f.json | head`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 try {
   process.exitCode = main(process.argv.slice(2));
 } catch (err) {

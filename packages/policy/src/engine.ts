@@ -210,6 +210,8 @@ interface IdentityRec {
   key: string;
   info: IdentityInfo;
   pods: Set<PodRec>;
+  /** Base-label key of a pod identity. */
+  base?: string;
 }
 
 const PROTO_NUM = { TCP: 6, UDP: 17, SCTP: 132 } as const;
@@ -315,6 +317,8 @@ export class PolicyEngine {
   private readonly namespaces = new Map<string, Record<string, string>>();
   private readonly pods = new Map<string, PodRec>();
   private readonly podsByIp = new Map<string, PodRec>();
+  private readonly podsByBase = new Map<string, Set<PodRec>>();
+  private readonly idsByBase = new Map<string, Set<number>>();
   private readonly policies = new Map<string, { obj: PolicyObject; rules: NormalizedRule[] }>();
   private readonly rulesByNs = new Map<string, Set<NormalizedRule>>();
   private readonly clusterRules = new Set<NormalizedRule>();
@@ -621,13 +625,22 @@ export class PolicyEngine {
   }
 
   private dropPod(r: PodRec): void {
+    this.unindexBase(r);
     this.pods.delete(r.key);
     if (this.podsByIp.get(r.cidr) === r) this.podsByIp.delete(r.cidr);
     const g = r.group;
     if (g) g.pods.delete(r);
   }
 
+  private unindexBase(r: PodRec): void {
+    const set = this.podsByBase.get(r.baseKey);
+    if (!set) return;
+    set.delete(r);
+    if (set.size === 0) this.podsByBase.delete(r.baseKey);
+  }
+
   private computeBase(r: PodRec): void {
+    this.unindexBase(r);
     const ns = r.spec.namespace;
     const k8s = new Map<string, string>();
     for (const [k, v] of sortedLabels({ ...(r.spec.labels ?? {}) })) k8s.set(k, v);
@@ -638,6 +651,7 @@ export class PolicyEngine {
     r.k8s = k8s;
     r.baseLabels = [...k8s.entries()].map(([k, v]) => `k8s:${k}=${v}`).sort();
     r.baseKey = r.baseLabels.join('\u0000');
+    bucket(this.podsByBase, r.baseKey, () => new Set()).add(r);
   }
 
   private ruleId(r: NormalizedRule): number {
@@ -723,10 +737,9 @@ export class PolicyEngine {
     }
     // Pods grouped by base labels.
     const byBase = new Map<string, PodRec[]>();
-    for (const p of this.pods.values()) {
-      if (bases !== null && !bases.has(p.baseKey)) continue;
-      const list = bucket(byBase, p.baseKey, () => []);
-      list.push(p);
+    for (const b of bases ?? [...this.podsByBase.keys()]) {
+      const set = this.podsByBase.get(b);
+      if (set && set.size > 0) byBase.set(b, [...set]);
     }
     const wanted = new Map<string, { labels: string[]; pods: PodRec[]; info: Omit<IdentityInfo, 'id'> }>();
     for (const pods of byBase.values()) {
@@ -778,13 +791,14 @@ export class PolicyEngine {
       }
     }
     // Release identities no longer wanted (within scope).
-    for (const [id, rec] of [...this.identities]) {
-      const inScope =
-        bases === null ||
-        (rec.info.kind === 'pod' &&
-          [...rec.pods].some((p) => bases.has(p.baseKey) || !this.pods.has(p.key))) ||
-        (rec.info.kind === 'pod' && rec.pods.size === 0);
-      if (!inScope || wanted.has(rec.key)) continue;
+    const candidates =
+      bases === null
+        ? [...this.identities.keys()]
+        : [...bases].flatMap((b) => [...(this.idsByBase.get(b) ?? [])]);
+    for (const id of candidates) {
+      const rec = this.identities.get(id);
+      if (!rec || wanted.has(rec.key)) continue;
+      if (rec.base !== undefined) this.idsByBase.get(rec.base)?.delete(id);
       this.identities.delete(id);
       this.identityByKey.delete(rec.key);
       this.infos.delete(id);
@@ -804,6 +818,11 @@ export class PolicyEngine {
       if (!rec) {
         id = this.allocator.allocate(w.labels, w.info.kind === 'cidr' ? 'local' : 'cluster');
         rec = { key, info: { id, ...w.info }, pods: new Set() };
+        const base = w.pods[0]?.baseKey;
+        if (base !== undefined) {
+          rec.base = base;
+          bucket(this.idsByBase, base, () => new Set()).add(id);
+        }
         this.identities.set(id, rec);
         this.identityByKey.set(key, id);
         this.infos.set(id, rec.info);
@@ -1051,8 +1070,12 @@ export class PolicyEngine {
           for (const g of groups) dirty.add(g);
     // Re-place pods whose group key changed (or every pod of the refreshed scope).
     const moved = new Set<PodRec>(touchedPods);
-    for (const p of this.pods.values()) {
-      if (bases !== null && !bases.has(p.baseKey) && p.group) continue;
+    const scope =
+      bases === null
+        ? [...this.pods.values()]
+        : [...bases].flatMap((b) => [...(this.podsByBase.get(b) ?? [])]);
+    for (const p of touchedPods) if (this.pods.get(p.key) === p) scope.push(p);
+    for (const p of scope) {
       const key = `${p.identity}|${p.portsSig}`;
       if (p.group?.key === key) continue;
       if (p.group) p.group.pods.delete(p);

@@ -175,6 +175,8 @@ export interface RuleTrace {
 export interface DirectionExplanation extends DirectionVerdict {
   /** Labels of the peer identity. */
   peerLabels: readonly string[];
+  /** Policies (and `specs[i]`) that select the endpoint and enforce this direction, even those without items. */
+  selectedBy: string[];
   /** Every rule selecting the endpoint in this direction, item by item. */
   rules: RuleTrace[];
   /** Whether this direction is enforced for the endpoint. */
@@ -238,11 +240,13 @@ export function explain(engine: PolicyEngine, flow: Flow): Explanation {
     const named =
       l.direction === 'ingress' ? ports : flow.to.includes('/') ? engine.endpointRules(flow.to).ports : [];
     const traces: RuleTrace[] = [];
+    const selectedBy: string[] = [];
     let enforced = state.enforcement === 'always';
     for (const r of rules) {
       const d = r[l.direction];
       if (!d.enforces) continue;
       enforced = true;
+      selectedBy.push(d.defaultDeny ? r.title : `${r.title} (enableDefaultDeny.${l.direction}=false)`);
       for (const item of d.rules)
         traces.push({
           origin: item.origin,
@@ -252,7 +256,7 @@ export function explain(engine: PolicyEngine, flow: Flow): Explanation {
         });
     }
     if (state.enforcement === 'never') enforced = false;
-    return { ...l, peerLabels: peer?.labels ?? [], rules: traces, enforced };
+    return { ...l, peerLabels: peer?.labels ?? [], selectedBy, rules: traces, enforced };
   });
   return { flow, verdict: v.verdict, enforcement: state.enforcement, directions };
 }
@@ -279,6 +283,8 @@ export function formatExplanation(e: Explanation): string {
       `Resolving ${d.direction} policy of ${d.endpoint} for peer identity ${d.peerIdentity} [${d.peerLabels.join(' ')}]`,
     );
     if (!d.enforced) out.push(`  ${d.direction} is not enforced: allow-all entry`);
+    for (const t of d.selectedBy) out.push(`  Selected by ${t}`);
+    if (d.enforced) out.push(`  ${d.selectedBy.length} rule(s) selected`);
     for (const t of d.rules) {
       const what = t.deny ? 'Denies' : 'Allows';
       out.push(

@@ -339,7 +339,9 @@ describe('explain', () => {
       { origin: 'NetworkPolicy x/web ingress[0]', deny: false, peerMatch: true, portMatch: false },
     ]);
     expect(ingress.decision).toBe('drop');
+    expect(ingress.selectedBy).toEqual(['NetworkPolicy x/web']);
     const text = formatExplanation(explain(engine, { from: 'x/b', to: 'x/a', port: 80 }));
+    expect(text).toContain('Selected by NetworkPolicy x/web');
     expect(text).toContain('NetworkPolicy x/web ingress[0]: Allows — peer matched, port matched');
     expect(text).toContain(
       'Map entry: ingress identity 0 proto 6 port 80/24 → allow (from NetworkPolicy x/web ingress[0])',
