@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { formatIp, type IpFamily, type ParsedIp, parseIp } from './addr.js';
 import { type Clock, systemClock } from './clock.js';
-import { fail } from './errors.js';
+import { fail, IpamError } from './errors.js';
 import { PodCidrPool, type PodCidrStats } from './pod-pool.js';
 import type { RangeOptions } from './range.js';
 import type { Store, StoreTxn } from './store.js';
@@ -303,20 +303,21 @@ export class HostScope {
     if (family === 'dual') Object.assign(out, this.allocateNextDual(owner));
     else if (family === 4) out.v4 = this.allocateNext(4, owner);
     else out.v6 = this.allocateNext(6, owner);
-    for (const ip of [out.v6, out.v4]) if (ip !== undefined) this.startTimer(ip, timeoutMs, token);
+    for (const ip of [out.v6, out.v4]) if (ip !== undefined) this.startTimer(ip, timeoutMs, token, owner);
     return out;
   }
 
-  private startTimer(ip: string, timeoutMs: number, token: string): void {
+  private startTimer(ip: string, timeoutMs: number, token: string, owner: string | undefined): void {
     if (this.timers.has(ip))
       fail('TimerExists', 'HostScope.startExpiration', `expiration timer already registered for ${ip}`, ip);
     const handle = this.clock.setTimeout(() => {
       if (this.timers.get(ip)?.token !== token) return;
       this.timers.delete(ip);
       try {
-        this.release(ip);
+        // With the owner it had: another process sharing the store may have released and reallocated it.
+        this.release(ip, owner);
       } catch (e) {
-        this.options.onExpirationError?.(e);
+        if (!(e instanceof IpamError && e.code === 'Mismatch')) this.options.onExpirationError?.(e);
       }
     }, timeoutMs);
     this.timers.set(ip, { token, handle });
@@ -338,7 +339,7 @@ export class HostScope {
   startExpiration(ipText: string, timeoutMs: number): string {
     const ip = canonical(ipText, 'HostScope.startExpiration').text;
     const token = randomUUID();
-    this.startTimer(ip, timeoutMs, token);
+    this.startTimer(ip, timeoutMs, token, this.owner(ip));
     return token;
   }
 

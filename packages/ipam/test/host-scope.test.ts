@@ -212,3 +212,19 @@ describe('HostScope IP spelling', () => {
     expectCode(() => ipam.owner('nope'), 'InvalidCidr');
   });
 });
+
+describe('HostScope expiration with a shared store', () => {
+  it('an expiring timer never frees an IP that another scope reallocated meanwhile', () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore();
+    const errors: unknown[] = [];
+    const a = new HostScope({ v4: ['10.0.0.1/32'], store, clock, onExpirationError: (e) => errors.push(e) });
+    const b = new HostScope({ v4: ['10.0.0.1/32'], store, clock });
+    const { v4 } = a.allocateNextWithExpiration(4, 'cni-add-1', 1000);
+    b.release(v4!); // e.g. a DEL handled by another process
+    b.allocate(v4!, 'pod-2');
+    clock.advance(1000);
+    expect(b.owner(v4!)).toBe('pod-2');
+    expect(errors).toEqual([]);
+  });
+});
