@@ -446,12 +446,19 @@ export abstract class BpfMap<K, V> {
   }
 
   #forEach(fn: (key: K, value: V) => void, options: BatchOptions): void {
+    const steps = this.#forEachSteps(fn, options);
+    while (!steps.next().done) {
+      // every batch in one go
+    }
+  }
+
+  /** The forEach walk, pausing (yielding) after each batch so an async caller can let the event loop run. */
+  *#forEachSteps(fn: (key: K, value: V) => void, options: BatchOptions): Generator<void, void, undefined> {
     const io = this.io;
+    // The buffers may be larger (a setMany grew them): ask for batchSize elements per call anyway.
+    const bs = batchSize(options);
     if (this.#batchOk('lookup', options)) {
-      // The buffers may be larger (a setMany grew them): ask for batchSize elements per call anyway.
-      const bs = batchSize(options);
       io.ensureBatch(bs);
-      let restart = true;
       let n: number;
       try {
         n = io.lookupBatch(true, false, bs);
@@ -470,12 +477,72 @@ export abstract class BpfMap<K, V> {
           const bv = this.#bvView;
           for (let i = 0; i < n; i++) fn(keyCodec.decode(bk, i * ks), this.readValue(bv, i * vs));
           if (io.batchDone) return;
-          restart = false;
-          n = io.lookupBatch(restart, false, bs);
+          yield;
+          n = io.lookupBatch(false, false, bs);
         }
       }
     }
-    for (const [k, v] of this.entries()) fn(k, v);
+    let i = 0;
+    for (const [k, v] of this.entries()) {
+      fn(k, v);
+      if (++i % bs === 0) yield;
+    }
+  }
+
+  /**
+   * Like {@link BpfMap.forEach}, but lets the event loop run between batches (`setImmediate`), for maps
+   * large enough that a synchronous walk would stall a server. Other batch operations on this map are
+   * refused (`Busy`) until it settles; closing the map stops it with `BadFd`.
+   *
+   * @throws {@link BpfError} (as a rejection) `BadFd`, `Busy`, `PermissionDenied`.
+   * @example Walking a big conntrack map without blocking
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const ct: HashMap<number, bigint>;
+   * let live = 0;
+   * await ct.forEachAsync(() => {
+   *   live++;
+   * });
+   * ```
+   */
+  async forEachAsync(fn: (key: K, value: V) => void, options: BatchOptions = {}): Promise<void> {
+    const op = 'forEachAsync';
+    this.#check(op);
+    if (this.#batchBusy) {
+      throw new BpfError('Busy', `${op}: a batch operation on ${this.name} is already running`, {
+        op,
+        target: this.name,
+      });
+    }
+    this.#batchBusy = true;
+    try {
+      const steps = this.#forEachSteps(fn, options);
+      while (!steps.next().done) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.#check(op);
+      }
+    } finally {
+      this.#batchBusy = false;
+    }
+  }
+
+  /**
+   * Like {@link BpfMap.dump}, letting the event loop run between batches (see {@link BpfMap.forEachAsync}).
+   *
+   * @throws {@link BpfError} (as a rejection) `BadFd`, `Busy`, `PermissionDenied`.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const all = await map.dumpAsync({ batchSize: 8192 });
+   * ```
+   */
+  async dumpAsync(options: BatchOptions = {}): Promise<[K, V][]> {
+    const out: [K, V][] = [];
+    await this.forEachAsync((k, v) => {
+      out.push([k, v]);
+    }, options);
+    return out;
   }
 
   /**

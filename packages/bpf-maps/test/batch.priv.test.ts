@@ -61,6 +61,35 @@ describe('batch operations', () => {
     );
   });
 
+  it('dumpAsync lets the event loop run between batches and sees every entry', async (ctx) => {
+    requireRoot(ctx);
+    using map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: 4096, name: uniqueName() });
+    map.setMany(Array.from({ length: 4000 }, (_, i) => [i, BigInt(i)] as const));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    let batchesSeen = 0;
+    const ticksAt: number[] = [];
+    try {
+      const all = await map.dumpAsync({ batchSize: 256 });
+      expect(new Map(all)).toEqual(new Map(Array.from({ length: 4000 }, (_, i) => [i, BigInt(i)])));
+      await map.forEachAsync(
+        () => {
+          if (batchesSeen++ % 256 === 0) ticksAt.push(ticks);
+        },
+        { batchSize: 256 },
+      );
+    } finally {
+      clearInterval(timer);
+    }
+    // Timers fired while the walk was going on, not only after it.
+    expect(new Set(ticksAt).size).toBeGreaterThan(1);
+    // Another batch op while one is in flight is refused; closing stops the walk.
+    const walking = map.forEachAsync(() => {}, { batchSize: 16 });
+    expect(() => map.dump()).toThrow(expect.objectContaining({ code: 'Busy' }));
+    map.close();
+    await expect(walking).rejects.toMatchObject({ code: 'BadFd' });
+  });
+
   it('a bad entry in setMany writes nothing', (ctx) => {
     requireRoot(ctx);
     using map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: 8, name: uniqueName() });
