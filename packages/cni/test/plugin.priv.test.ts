@@ -228,11 +228,11 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
     });
   });
 
-  it('honours runtimeConfig.ips (the ips capability) and refuses a taken one', async (ctx) => {
+  it('honours runtimeConfig.ips and .mac (the ips and mac capabilities) and refuses a taken address', async (ctx) => {
     requireRoot(ctx);
     await withNetns(3, async (host, p1, p2) => {
       await withNet({}, (net) => {
-        const conf = { ...net.conf, runtimeConfig: { ips: ['10.244.0.77/24'] } };
+        const conf = { ...net.conf, runtimeConfig: { ips: ['10.244.0.77/24'], mac: '0A-58-0A-F4-00-4D' } };
         const r = ok(
           runCni(inst, {
             hostNs: host.name,
@@ -243,6 +243,19 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
           }),
         )!;
         expect((r.ips as { address: string }[])[0]!.address).toBe('10.244.0.77/24');
+        expect((r.interfaces as { mac: string }[])[1]!.mac).toBe('0a:58:0a:f4:00:4d');
+        expect(ipJson<{ address: string }[]>(['link', 'show', 'dev', 'eth0'], p1.name)[0]!.address).toBe(
+          '0a:58:0a:f4:00:4d',
+        );
+        ok(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'ips-1',
+            netns: p1.path,
+            command: 'CHECK',
+            config: withPrev(conf, r),
+          }),
+        );
         expect(addrs(p1.name, 'eth0')).toEqual(['10.244.0.77/24']);
         failed(
           runCni(inst, {

@@ -138,6 +138,9 @@ async function connect(
     gateway: [...new Set(gateways)],
     mode,
   });
+  // The `mac` capability: the runtime asks for the container MAC (the plan is plain data, set before apply).
+  const mac = a.config.runtimeConfig?.mac;
+  if (mac !== undefined) plan.container.mac = mac.replaceAll('-', ':').toLowerCase();
   enableForwarding(lease.ips, hostNs);
   const ep = applyEndpoint(plan, hostNs ? { hostNetns: hostNs } : {});
   try {
