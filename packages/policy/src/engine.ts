@@ -385,7 +385,17 @@ export class PolicyEngine {
     for (const h of this.hostIPs) this.ipcache.set(h, { identity: RESERVED.host, flags: IPCACHE_FLAG_HOST });
   }
 
-  /** The compiled state (a live read-only view; it changes with the engine). */
+  /**
+   * The compiled state (a live read-only view; it changes with the engine).
+   *
+   * @example Reading an endpoint's map
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * console.log(engine.state().endpoints.get('x/a')?.policy.size); // 2
+   * ```
+   */
   state(): PolicyState {
     return this.stateView;
   }
@@ -415,6 +425,13 @@ export class PolicyEngine {
    *
    * @throws {@link PolicyError} `InvalidPolicy` listing every problem (nothing is loaded), `InvalidArgument` for a
    * bad pod (IP, duplicate) or unknown namespace, `Exhausted` when identities run out.
+   * @example Loading a cluster
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * console.log(engine.state().endpoints.size); // 1
+   * ```
    */
   load(input: ClusterInput, options: LoadOptions = {}): MapChange[] {
     const policies = validatePolicies(input.policies ?? []);
@@ -454,6 +471,14 @@ export class PolicyEngine {
    * Equivalent to: `kubectl apply -f policy.yaml`.
    *
    * @throws {@link PolicyError} `InvalidPolicy` listing every problem (nothing changes).
+   * @example Isolating a namespace
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * const changes = engine.upsertPolicy({ kind: 'NetworkPolicy', metadata: { name: 'deny', namespace: 'x' }, spec: { podSelector: {} } });
+   * console.log(changes.length); // 2: the ingress allow-all goes, the host allow comes
+   * ```
    */
   upsertPolicy(policy: unknown): MapChange[] {
     const [p] = validatePolicies(policy);
@@ -472,6 +497,14 @@ export class PolicyEngine {
    * Equivalent to: `kubectl delete networkpolicy NAME -n NS`.
    *
    * @throws {@link PolicyError} `NotFound` when no such policy is loaded.
+   * @example Removing a policy
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * engine.upsertPolicy({ kind: 'NetworkPolicy', metadata: { name: 'deny', namespace: 'x' }, spec: { podSelector: {} } });
+   * engine.deletePolicy('NetworkPolicy', 'x', 'deny');
+   * ```
    */
   deletePolicy(kind: PolicyKind, namespace: string | undefined, name: string): MapChange[] {
     const key = `${kind}/${kind === 'CiliumClusterwideNetworkPolicy' ? '' : (namespace ?? 'default')}/${name}`;
@@ -488,6 +521,14 @@ export class PolicyEngine {
    * Adds or replaces a pod (its labels, IP, ports) and returns the map changes.
    *
    * @throws {@link PolicyError} `InvalidArgument` for a bad IP, an IP used by another pod or an unknown namespace.
+   * @example Adding a pod
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * const changes = engine.upsertPod({ namespace: 'x', name: 'b', ip: '10.244.0.11', labels: { app: 'web' } });
+   * console.log(changes.filter((c) => c.map === 'ipcache').length); // 1
+   * ```
    */
   upsertPod(pod: PodSpec): MapChange[] {
     const rec = this.makePod(pod, new Set(this.namespaces.keys()));
@@ -517,6 +558,13 @@ export class PolicyEngine {
    * Removes a pod and returns the map changes (its ipcache entry, and entries of maps that referred to its identity).
    *
    * @throws {@link PolicyError} `NotFound` when the pod is unknown.
+   * @example Removing a pod
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * engine.deletePod('x', 'a');
+   * ```
    */
   deletePod(namespace: string, name: string): MapChange[] {
     const old = this.pods.get(`${namespace}/${name}`);
@@ -530,6 +578,13 @@ export class PolicyEngine {
    * Adds a namespace or changes its labels (which re-identifies its pods); returns the map changes.
    *
    * Equivalent to: `kubectl label namespace NS k=v`.
+   * @example Relabelling a namespace
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * engine.upsertNamespace('x', { team: 'red' });
+   * ```
    */
   upsertNamespace(name: string, labels: Readonly<Record<string, string>> = {}): MapChange[] {
     this.namespaces.set(name, { ...labels });
@@ -545,6 +600,14 @@ export class PolicyEngine {
    * Removes an empty namespace.
    *
    * @throws {@link PolicyError} `InvalidArgument` while pods remain in it, `NotFound` when unknown.
+   * @example Removing an empty namespace
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * engine.upsertNamespace('y');
+   * engine.deleteNamespace('y');
+   * ```
    */
   deleteNamespace(name: string): MapChange[] {
     if (!this.namespaces.has(name)) throw new PolicyError('NotFound', `no namespace ${name}`);
@@ -554,7 +617,19 @@ export class PolicyEngine {
     return [];
   }
 
-  /** Switches the enforcement mode and returns the map changes (every endpoint is recompiled). */
+  /**
+   * Switches the enforcement mode and returns the map changes (every endpoint is recompiled).
+   *
+   * Equivalent to: `cilium config PolicyEnforcement=always`.
+   *
+   * @example Default deny everywhere
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * engine.setEnforcement('always');
+   * ```
+   */
   setEnforcement(mode: EnforcementMode): MapChange[] {
     this.enforcement = mode;
     return this.rebuild();
@@ -563,6 +638,15 @@ export class PolicyEngine {
   /**
    * Recomputes everything from the inputs (identities keep their numbers) and returns the changes against the
    * current state — empty when the incremental path is correct.
+   *
+   * @throws {@link PolicyError} `Exhausted` when identities run out.
+   * @example Checking the incremental state
+   * ```ts
+   * import { PolicyEngine } from '@datapath/policy';
+   * const engine = new PolicyEngine();
+   * engine.load({ namespaces: { x: {} }, pods: [{ namespace: 'x', name: 'a', ip: '10.244.0.10', labels: { app: 'web' } }] });
+   * console.log(engine.rebuild().length); // 0
+   * ```
    */
   rebuild(): MapChange[] {
     const changes: MapChange[] = [];

@@ -100,6 +100,12 @@ export class LocalIdentityAllocator implements IdentityAllocator {
    * Returns the identity of a label set, allocating the next free number of the scope on first use.
    *
    * @throws {@link PolicyError} `Exhausted` when every number of the scope is taken.
+   * @example Same labels, same number
+   * ```ts
+   * import { LocalIdentityAllocator } from '@datapath/policy';
+   * const a = new LocalIdentityAllocator();
+   * console.log(a.allocate(['k8s:app=web'], 'cluster') === a.allocate(['k8s:app=web'], 'cluster')); // true
+   * ```
    */
   allocate(labels: readonly string[], scope: IdentityScope): number {
     const key = `${scope}\u0000${labels.join('\u0000')}`;
@@ -124,6 +130,13 @@ export class LocalIdentityAllocator implements IdentityAllocator {
    * Drops one reference to an identity; frees it when the last one goes.
    *
    * @throws {@link PolicyError} `NotFound` for an identity this allocator did not hand out.
+   * @example Releasing
+   * ```ts
+   * import { LocalIdentityAllocator } from '@datapath/policy';
+   * const a = new LocalIdentityAllocator();
+   * a.release(a.allocate(['k8s:app=web'], 'cluster'));
+   * console.log(a.size); // 0
+   * ```
    */
   release(id: number): void {
     const key = this.byId.get(id);

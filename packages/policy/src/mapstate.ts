@@ -44,7 +44,15 @@ export interface MapEntry {
 /** A compiled per-endpoint policy map: entries by {@link keyString}. */
 export type MapState = ReadonlyMap<string, MapEntry>;
 
-/** Canonical text of a key, e.g. `ingress 256 6/80/24`; map states are keyed by it. */
+/**
+ * Canonical text of a key, e.g. `ingress 256 6/80/24`; map states are keyed by it.
+ *
+ * @example Looking an entry up by key
+ * ```ts
+ * import { keyString } from '@datapath/policy';
+ * console.log(keyString({ direction: 'ingress', identity: 256, protocol: 6, port: 80, prefixLen: 24 })); // 'ingress 256 6/80/24'
+ * ```
+ */
 export function keyString(k: PolicyKey): string {
   return `${k.direction} ${k.identity} ${k.protocol}/${k.port}/${k.prefixLen}`;
 }
