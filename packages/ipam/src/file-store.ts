@@ -115,7 +115,8 @@ class FileTxn implements StoreTxn {
  * import { FileStore, hostLocalOwner } from '@datapath/ipam';
  * import { mkdtempSync } from 'node:fs';
  * import { tmpdir } from 'node:os';
- *  * const store = new FileStore(mkdtempSync(join(tmpdir(), 'ipam-')));
+ * import { join } from 'node:path';
+ * const store = new FileStore(mkdtempSync(join(tmpdir(), 'ipam-')));
  * console.log(store.transact((tx) => tx.reserve('10.0.0.2', hostLocalOwner('c0ffee', 'eth0'), '0'))); // true
  * store.close();
  * ```
