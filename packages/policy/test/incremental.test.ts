@@ -165,5 +165,5 @@ describe('incremental updates', () => {
       }),
       { numRuns: 120 },
     );
-  });
+  }, 180_000);
 });

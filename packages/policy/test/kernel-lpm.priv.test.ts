@@ -139,5 +139,5 @@ describe('compiled maps in real LPM tries', () => {
       }),
       { numRuns: 25 },
     );
-  });
+  }, 180_000);
 });

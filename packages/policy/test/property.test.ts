@@ -36,5 +36,5 @@ describe('compiled map state agrees with the rule-by-rule oracle', () => {
       }),
       { numRuns: 150 },
     );
-  });
+  }, 180_000);
 });

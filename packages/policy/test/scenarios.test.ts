@@ -140,6 +140,30 @@ describe('datapath-policy CLI', () => {
     }
   });
 
+  it('validates policy files', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'dpt-policy-'));
+    try {
+      const good = join(tmp, 'good.yaml');
+      writeFileSync(
+        good,
+        'kind: NetworkPolicy\nmetadata: { name: a, namespace: x }\nspec: { podSelector: {} }\n',
+      );
+      const r = run('validate', good);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe('1 valid policy object(s)\n');
+      const bad = join(tmp, 'bad.yaml');
+      writeFileSync(
+        bad,
+        'kind: NetworkPolicy\nmetadata: { name: a }\nspec: { podSelector: {}, ingress: [{ ports: [{ port: 90, endPort: 85 }] }] }\n',
+      );
+      const r2 = run('validate', bad);
+      expect(r2.status).toBe(2);
+      expect(r2.stderr).toContain('spec.ingress[0].ports[0].endPort: must be ≥ port');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('explains a probe', () => {
     const f = join(dir, files.find((x) => x.includes('cnp-l4-deny-beats-l3-allow'))!);
     const r = run('explain', f, '0');

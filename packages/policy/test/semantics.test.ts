@@ -318,6 +318,25 @@ describe('bad input leaves nothing behind', () => {
   });
 });
 
+describe('enforcement mode changes', () => {
+  it('recompiles every endpoint and returns exactly the differences', () => {
+    const engine = new PolicyEngine();
+    engine.load({ namespaces: ns, pods: [pod('x', 'a', '10.244.0.10'), pod('x', 'b', '10.244.0.11')] });
+    expect(verdict(engine.state(), { from: 'x/b', to: 'x/a', port: 80 }).verdict).toBe('allow');
+    const changes = engine.setEnforcement('always');
+    // Per endpoint: both allow-all entries go, the host ingress entry comes.
+    expect(changes.filter((c) => c.op === 'delete')).toHaveLength(4);
+    expect(
+      changes.filter((c) => c.op === 'update').map((c) => c.map === 'policy' && keyString(c.key)),
+    ).toEqual(['ingress 1 0/0/0', 'ingress 1 0/0/0']);
+    expect(verdict(engine.state(), { from: 'x/b', to: 'x/a', port: 80 }).verdict).toBe('deny');
+    expect(verdict(engine.state(), { from: 'host', to: 'x/a', port: 80 }).verdict).toBe('allow');
+    expect(engine.setEnforcement('always')).toEqual([]);
+    engine.setEnforcement('never');
+    expect(verdict(engine.state(), { from: 'x/b', to: 'x/a', port: 80 }).verdict).toBe('allow');
+  });
+});
+
 describe('explain', () => {
   it('names the rules, their peer and port matches, and the deciding map entry', () => {
     const engine = new PolicyEngine();
