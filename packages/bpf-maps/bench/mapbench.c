@@ -5,7 +5,7 @@
  *   {"op": "...", "median": <figure>, "unit": "ops/s" | "ms"}
  * each the median of REPS repetitions.
  *
- *   mapbench [N] [OPS] [REPS]
+ *   mapbench [N] [OPS] [REPS] [OP]      OP: one of the op names below, or all (default)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +44,13 @@ static double median(double *v, int n)
 	return v[n / 2];
 }
 
+static const char *only = "all";
+
+static int want(const char *op)
+{
+	return !strcmp(only, "all") || !strcmp(only, op);
+}
+
 static void emit(const char *op, double value, const char *unit)
 {
 	printf("{\"op\":\"%s\",\"median\":%.3f,\"unit\":\"%s\"}\n", op, value, unit);
@@ -55,6 +62,7 @@ int main(int argc, char **argv)
 	uint32_t N = argc > 1 ? strtoul(argv[1], NULL, 0) : 65536;
 	uint32_t OPS = argc > 2 ? strtoul(argv[2], NULL, 0) : 500000;
 	int REPS = argc > 3 ? atoi(argv[3]) : 5;
+	char name[64];
 	/* room for one extra batch: the kernel may stop a batch short at a bucket boundary */
 	uint32_t *keys = malloc(sizeof(*keys) * (N + 8192)), k, i, mask = N - 1;
 	uint64_t *vals = malloc(sizeof(*vals) * (N + 8192)), v;
@@ -63,6 +71,8 @@ int main(int argc, char **argv)
 	uint32_t batch_sizes[] = {1024, 8192};
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 
+	if (argc > 4)
+		only = argv[4];
 	if (N & (N - 1))
 		die("N must be a power of two", EINVAL);
 	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "dp_bench_c", 4, 8, N, NULL);
@@ -79,7 +89,7 @@ int main(int argc, char **argv)
 		bpf_map_lookup_elem(fd, &k, &v);
 	}
 
-	for (rep = 0; rep < REPS; rep++) {
+	for (rep = 0; want("lookup") && rep < REPS; rep++) {
 		t = now();
 		for (i = 0; i < OPS; i++) {
 			k = i & mask;
@@ -88,9 +98,10 @@ int main(int argc, char **argv)
 		}
 		r[rep] = OPS / (now() - t);
 	}
-	emit("lookup", median(r, REPS), "ops/s");
+	if (want("lookup"))
+		emit("lookup", median(r, REPS), "ops/s");
 
-	for (rep = 0; rep < REPS; rep++) {
+	for (rep = 0; want("update") && rep < REPS; rep++) {
 		t = now();
 		for (i = 0; i < OPS; i++) {
 			k = i & mask;
@@ -100,13 +111,14 @@ int main(int argc, char **argv)
 		}
 		r[rep] = OPS / (now() - t);
 	}
-	emit("update", median(r, REPS), "ops/s");
+	if (want("update"))
+		emit("update", median(r, REPS), "ops/s");
 
 	for (unsigned b = 0; b < sizeof(batch_sizes) / sizeof(batch_sizes[0]); b++) {
 		uint32_t B = batch_sizes[b];
-		char name[64];
 
-		for (rep = 0; rep < REPS; rep++) {
+		snprintf(name, sizeof(name), "updateBatch%u", B);
+		for (rep = 0; want(name) && rep < REPS; rep++) {
 			for (i = 0; i < N; i++) {
 				keys[i] = i;
 				vals[i] = (uint64_t)i * 3 + rep;
@@ -119,10 +131,11 @@ int main(int argc, char **argv)
 			}
 			r[rep] = N / (now() - t);
 		}
-		snprintf(name, sizeof(name), "updateBatch%u", B);
-		emit(name, median(r, REPS), "ops/s");
+		if (want(name))
+			emit(name, median(r, REPS), "ops/s");
 
-		for (rep = 0; rep < REPS; rep++) {
+		snprintf(name, sizeof(name), "lookupBatch%u", B);
+		for (rep = 0; want(name) && rep < REPS; rep++) {
 			uint32_t in_tok, out_tok, total = 0;
 			t = now();
 			for (int first = 1;; first = 0) {
@@ -140,12 +153,12 @@ int main(int argc, char **argv)
 			if (total != N)
 				die("lookup_batch count", EINVAL);
 		}
-		snprintf(name, sizeof(name), "lookupBatch%u", B);
-		emit(name, median(r, REPS), "ops/s");
+		if (want(name))
+			emit(name, median(r, REPS), "ops/s");
 	}
 
 	/* full dump: whole map in batches of 8192, milliseconds */
-	for (rep = 0; rep < REPS; rep++) {
+	for (rep = 0; want("dump") && rep < REPS; rep++) {
 		uint32_t in_tok, out_tok, total = 0;
 		t = now();
 		for (int first = 1;; first = 0) {
@@ -161,7 +174,8 @@ int main(int argc, char **argv)
 		}
 		r[rep] = (now() - t) * 1e3;
 	}
-	emit("dump", median(r, REPS), "ms");
+	if (want("dump"))
+		emit("dump", median(r, REPS), "ms");
 	close(fd);
 	free(keys);
 	free(vals);

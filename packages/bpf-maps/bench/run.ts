@@ -11,7 +11,7 @@ import { createMap, type HashMap, u32, u64 } from '../src/index.js';
 
 const N = 65_536;
 const OPS = 500_000;
-const ROUNDS = 5;
+const ROUNDS = 11;
 const BATCHES = [1024, 8192];
 const CPU = process.env.BENCH_CPU ?? '1';
 
@@ -36,61 +36,44 @@ function rate(fn: () => number): number {
   return count / ((d.user + d.system) / 1e6);
 }
 
-/** One round of the C program (it creates and fills its own map, then runs every loop once). */
-function cRound(bin: string): Round {
-  const out = execFileSync('taskset', ['-c', CPU, bin, String(N), String(OPS), '1'], { encoding: 'utf8' });
-  return new Map(
-    out
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { op: string; median: number })
-      .map((f) => [f.op, f.median]),
-  );
+/** One run of the C program for one op (it creates and fills its own map first, untimed). */
+function cOnce(bin: string, op: string): number {
+  const out = execFileSync('taskset', ['-c', CPU, bin, String(N), String(OPS), '1', op], {
+    encoding: 'utf8',
+  });
+  const f = JSON.parse(out.trim()) as { op: string; median: number };
+  if (f.op !== op) throw new Error(`mapbench answered ${f.op} for ${op}`);
+  return f.median;
 }
 
-/** One round of the same loops through the typed API. */
-function nodeRound(map: HashMap<number, bigint>, values: bigint[]): Round {
-  const r: Round = new Map();
+/** The same loops through the typed API (and MapIo for the bytes-only rows), one function per op. */
+function nodeOps(map: HashMap<number, bigint>, values: bigint[]): Map<string, () => number> {
+  const ops = new Map<string, () => number>();
   const mask = N - 1;
   // The loops only check results (no BigInt arithmetic: that would time the caller, not the library).
-  let missing = 0;
-  r.set(
-    'lookup',
+  ops.set('lookup', () =>
     rate(() => {
+      let missing = 0;
       for (let i = 0; i < OPS; i++) if (map.get(i & mask) === undefined) missing++;
+      if (missing > 0) throw new Error(`${missing} lookups missed`);
       return OPS;
     }),
   );
-  r.set(
-    'update',
+  ops.set('update', () =>
     rate(() => {
       for (let i = 0; i < OPS; i++) map.set(i & mask, values[i & mask]!);
       return OPS;
     }),
   );
+  const entries = values.map((v, i) => [i, v * 3n] as const);
   for (const b of BATCHES) {
-    const entries = values.map((v, i) => [i, v * 3n] as const);
-    r.set(
-      `updateBatch${b}`,
+    ops.set(`updateBatch${b}`, () =>
       rate(() => {
         map.setMany(entries, 'any', { batchSize: b });
         return N;
       }),
     );
-    // The same batch walk through @datapath/libbpf's MapIo, bytes only: the FFI path without decoding.
-    const io = new MapIo({ fd: map.fd, keySize: 4, valueSize: 8 });
-    io.ensureBatch(b);
-    r.set(
-      `rawLookupBatch${b}`,
-      rate(() => {
-        let n = io.lookupBatch(true, false, b);
-        while (!io.batchDone) n += io.lookupBatch(false, false, b);
-        if (n !== N) throw new Error(`raw batch saw ${n} of ${N}`);
-        return n;
-      }),
-    );
-    r.set(
-      `lookupBatch${b}`,
+    ops.set(`lookupBatch${b}`, () =>
       rate(() => {
         let n = 0;
         map.forEach(
@@ -103,18 +86,29 @@ function nodeRound(map: HashMap<number, bigint>, values: bigint[]): Round {
         return n;
       }),
     );
+    // The same batch walk through @datapath/libbpf's MapIo, bytes only: the FFI path without decoding.
+    ops.set(`rawLookupBatch${b}`, () => {
+      const io = new MapIo({ fd: map.fd, keySize: 4, valueSize: 8 });
+      io.ensureBatch(b);
+      return rate(() => {
+        let n = io.lookupBatch(true, false, b);
+        while (!io.batchDone) n += io.lookupBatch(false, false, b);
+        if (n !== N) throw new Error(`raw batch saw ${n} of ${N}`);
+        return n;
+      });
+    });
   }
-  r.set(
+  ops.set(
     'dump',
-    1e3 /
+    () =>
+      1e3 /
       rate(() => {
         const all = map.dump({ batchSize: 8192 });
         if (all.length !== N) throw new Error(`dump returned ${all.length}`);
         return 1;
       }),
   );
-  if (missing > 0) throw new Error(`${missing} lookups missed`);
-  return r;
+  return ops;
 }
 
 /** bpftool, one process per lookup: the naive baseline (wall time: it is all process start-up). */
@@ -156,16 +150,23 @@ function measure(): { node: Round; c: Round; bpftool: number } {
     using map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: N, name: 'dp_bench_node' });
     map.setMany(values.map((v, i) => [i, v] as const));
     for (let i = 0; i < OPS / 5; i++) map.get(i & (N - 1)); // warm-up (the C side warms up too)
-    // Alternate C and Node rounds so both see the same machine load, then take medians.
-    const cs: Round[] = [];
-    const ns: Round[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      cs.push(cRound(bin));
-      ns.push(nodeRound(map, values));
+    // For every op, alternate a C run and a Node run, ROUNDS times, so both sides see the same load
+    // on this shared machine; then take medians.
+    const node: Round = new Map();
+    const c: Round = new Map();
+    for (const [op, run] of nodeOps(map, values)) {
+      const cOp = op.replace(/^raw/, '').replace(/^L/, 'l');
+      const ns: number[] = [];
+      const cs: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        cs.push(cOnce(bin, cOp));
+        ns.push(run());
+      }
+      node.set(op, median(ns));
+      if (!c.has(cOp)) c.set(cOp, median(cs));
+      else c.set(`${cOp}@${op}`, median(cs));
     }
-    const med = (rounds: Round[]) =>
-      new Map([...rounds[0]!.keys()].map((k) => [k, median(rounds.map((x) => x.get(k)!))]));
-    return { node: med(ns), c: med(cs), bpftool: bpftoolRate(map) };
+    return { node, c, bpftool: bpftoolRate(map) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -190,7 +191,7 @@ function section(node: Round, c: Round, bpftool: number): string {
     ratioRow(`\`setMany\`, batch ${b} (elements/s)`, `updateBatch${b}`, 0.9);
     ratioRow(`\`forEach\`, batch lookup ${b}, decoded (elements/s)`, `lookupBatch${b}`, 0.9);
     const raw = node.get(`rawLookupBatch${b}`)!;
-    const cb = c.get(`lookupBatch${b}`)!;
+    const cb = c.get(`lookupBatch${b}@rawLookupBatch${b}`)!;
     rows.push(
       `| \`MapIo.lookupBatch\` ${b}, bytes only (elements/s) | ≥ 0.90 × C | ${fmt(raw)} /s | ${fmt(cb)} /s | **${(raw / cb).toFixed(2)}** ${raw / cb >= 0.9 ? '✅' : '❌'} | ${cmd} |`,
     );
@@ -209,7 +210,7 @@ function section(node: Round, c: Round, bpftool: number): string {
 Node (typed API: codecs, scratch buffers, raw bpf(2) through koffi) against a C program doing the same
 loops through libbpf (\`packages/bpf-maps/bench/mapbench.c\`, built with \`cc -O2 … -lbpf\` in the run).
 Hash map, u32 key, u64 value, 65,536 entries, all present; single-element figures over ${fmt(OPS)} calls.
-${ROUNDS} rounds alternate C and Node; each figure is the median over the rounds of thread CPU time
+For each operation ${ROUNDS} C runs and ${ROUNDS} Node runs alternate; each figure is the median of thread CPU time
 (user + system: the machine is shared, so wall time would measure the neighbours); both sides pinned to
 CPU ${CPU} with \`taskset\`. Node figures include key encoding and value decoding (a BigInt per value);
 C decodes nothing: the \`MapIo\` rows are the same walk without decoding (the FFI path alone).
