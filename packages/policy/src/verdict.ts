@@ -63,6 +63,10 @@ export interface VerdictResult {
  * ```
  */
 export function ipcacheLookup(state: PolicyState, ip: string): IpcacheHit {
+  // Fast path: a host entry under the exact canonical text (pod and node addresses).
+  const exact = `${ip}/${ip.includes(':') ? 128 : 32}`;
+  const hit = state.ipcache.get(exact);
+  if (hit) return { identity: hit.identity, prefix: exact, flags: hit.flags };
   const a = parseIp(ip);
   if (a === undefined) throw new PolicyError('InvalidArgument', `not an IP address: ${JSON.stringify(ip)}`);
   const w = a.family === 4 ? 32 : 128;
