@@ -3,9 +3,11 @@ import { execFileSync } from 'node:child_process';
 // Installs the datapath-cni reference plugin into a CNI bin directory:
 //   PREFIX/datapath-cni                 a launcher (sh) that runs this Node by absolute path
 //   PREFIX/datapath-cni.d/datapath-cni.cjs                the bundled plugin (one file)
+//   PREFIX/datapath-cni.d/run.cjs                         loads the bundle with a V8 code cache (scripts/run.cjs)
 //   PREFIX/datapath-cni.d/node_modules/@koromix/koffi-*   koffi's native addon (the one thing not bundled)
-// The launcher works under a runtime's minimal environment (no PATH needed), drops NODE_OPTIONS and
-// NODE_EXTRA_CA_CERTS (they cost start-up time), and points Node's compile cache at PREFIX/datapath-cni.d.
+// The launcher works under a runtime's minimal environment (no PATH needed) and drops NODE_OPTIONS and
+// NODE_EXTRA_CA_CERTS (they cost start-up time). The code cache (datapath-cni.cjs.v8cache) is written by
+// the first ADD/DEL/CHECK after installation.
 // Usage: node packages/cni/scripts/install.mjs PREFIX     (make install-cni PREFIX=/opt/cni/bin)
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -44,6 +46,9 @@ try {
   const file = await bundle(stage);
   mkdirSync(join(support, 'node_modules', '@koromix'), { recursive: true });
   renameOrCopy(file, join(support, 'datapath-cni.cjs'));
+  cpSync(join(here, 'run.cjs'), join(support, 'run.cjs'));
+  rmSync(join(support, 'datapath-cni.cjs.v8cache'), { force: true }); // made for the previous bundle
+  rmSync(join(support, '.cache'), { recursive: true, force: true }); // Node's compile cache, no longer used
   rmSync(join(support, 'node_modules', nativePkg), { recursive: true, force: true });
   cpSync(nativeDir, join(support, 'node_modules', nativePkg), {
     recursive: true,
@@ -54,15 +59,13 @@ try {
 # datapath-cni launcher, written by packages/cni/scripts/install.mjs: runs the bundled plugin with the Node
 # it was installed with (${process.version}), whatever PATH the container runtime passes.
 unset NODE_OPTIONS NODE_EXTRA_CA_CERTS
-NODE_COMPILE_CACHE=${support}/.cache
-export NODE_COMPILE_CACHE
-exec ${process.execPath} ${support}/datapath-cni.cjs "$@"
+exec ${process.execPath} ${support}/run.cjs "$@"
 `;
   const tmp = join(prefix, '.datapath-cni.tmp');
   writeFileSync(tmp, launcher);
   chmodSync(tmp, 0o755);
   renameSync(tmp, join(prefix, 'datapath-cni')); // atomic: a runtime never execs a half-written launcher
-  // Warm the compile cache and prove the install works: VERSION must answer.
+  // Prove the install works: VERSION must answer.
   const out = execFileSync(join(prefix, 'datapath-cni'), [], {
     env: { CNI_COMMAND: 'VERSION' },
     input: '',

@@ -119,6 +119,61 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
     });
   });
 
+  it('writes its V8 code cache on the first ADD (not on VERSION) and runs from it afterwards', async (ctx) => {
+    requireRoot(ctx);
+    const cache = join(inst.dir, 'datapath-cni.d', 'datapath-cni.cjs.v8cache');
+    rmSync(cache, { force: true });
+    await withNetns(3, async (host, p1, p2) => {
+      await withNet({}, (net) => {
+        ok(runCni(inst, { hostNs: host.name, command: 'VERSION', config: {} }));
+        expect(existsSync(cache)).toBe(false);
+        ok(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'cache-1',
+            netns: p1.path,
+            command: 'ADD',
+            config: net.conf,
+          }),
+        );
+        expect(existsSync(cache)).toBe(true);
+        const before = readFileSync(cache);
+        ok(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'cache-2',
+            netns: p2.path,
+            command: 'ADD',
+            config: net.conf,
+          }),
+        );
+        expect(readFileSync(cache).equals(before)).toBe(true); // accepted, not rewritten
+        writeFileSync(cache, 'garbage');
+        ok(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'cache-2',
+            netns: p2.path,
+            command: 'DEL',
+            config: net.conf,
+          }),
+        );
+        expect(readFileSync(cache).equals(before)).toBe(false); // rejected, rewritten
+        expect(readFileSync(cache).length).toBeGreaterThan(1000);
+        ok(
+          runCni(inst, {
+            hostNs: host.name,
+            containerId: 'cache-1',
+            netns: p1.path,
+            command: 'DEL',
+            config: net.conf,
+          }),
+        );
+        expect(net.reserved()).toEqual([]);
+      });
+    });
+  });
+
   it.for(ALL_VERSIONS)('ADD/CHECK/DEL in %s: result shape, kernel state, store', async (version, ctx) => {
     requireRoot(ctx);
     await withNetns(2, async (host, pod) => {

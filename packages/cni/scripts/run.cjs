@@ -1,0 +1,46 @@
+// datapath-cni loader (installed as PREFIX/datapath-cni.d/run.cjs by install.mjs; the launcher execs it).
+// Runs the bundle through a V8 code cache made *after* an invocation ran: Node's own compile cache is
+// created when a file is compiled, so it holds only the top-level code, and every function an ADD calls
+// is compiled again by every process. This cache is written once, atomically, by the first invocation
+// that is not VERSION (VERSION would cache too little), and rewritten when V8 rejects it (another Node or
+// another bundle). DATAPATH_CNI_CODE_CACHE=0 turns it off (benchmarks).
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const { createRequire } = require('node:module');
+
+const file = path.join(__dirname, 'datapath-cni.cjs');
+const cacheFile = `${file}.v8cache`;
+const useCache = process.env.DATAPATH_CNI_CODE_CACHE !== '0';
+const source = fs.readFileSync(file, 'utf8');
+let cachedData;
+if (useCache) {
+  try {
+    cachedData = fs.readFileSync(cacheFile);
+  } catch {
+    // first run: no cache yet
+  }
+}
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  filename: file,
+  cachedData,
+  importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+});
+if (
+  useCache &&
+  (cachedData === undefined || script.cachedDataRejected) &&
+  process.env.CNI_COMMAND !== 'VERSION'
+) {
+  process.on('exit', () => {
+    try {
+      const tmp = `${cacheFile}.${process.pid}`;
+      fs.writeFileSync(tmp, script.createCachedData());
+      fs.renameSync(tmp, cacheFile);
+    } catch {
+      // a read-only install still works, only slower
+    }
+  });
+}
+const mod = { exports: {} };
+script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
