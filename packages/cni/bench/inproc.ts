@@ -1,5 +1,5 @@
-// In-process endpoint setup through the SDK (no exec): host-local IPAM over @datapath/ipam's FileStore,
-// planEndpoint + applyEndpoint from @datapath/netdev — the work of a datapath-cni ADD without the
+// In-process endpoint setup through the SDK (no exec): planEndpoint + applyEndpoint (timed alone, and
+// with host-local IPAM over @datapath/ipam's FileStore before it) from @datapath/netdev — the work of a datapath-cni ADD without the
 // process start. Run inside a private "host" namespace (bench/run.ts does it with nsenter); it creates
 // its own pod namespaces and removes everything it made. Prints one JSON line: per-op milliseconds.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ const prefix = process.env.NS_PREFIX ?? `cnip${process.pid}`;
 const dataDir = mkdtempSync(join(tmpdir(), 'cni-inproc-'));
 const names: string[] = [];
 const add: number[] = [];
+const ep: number[] = [];
 const del: number[] = [];
 try {
   for (let i = 0; i < N + WARMUP; i++) {
@@ -27,6 +28,7 @@ try {
     const id = `inproc-${i}`;
     const t0 = performance.now();
     const [lease] = ipam.allocate(id, 'eth0');
+    const tp = performance.now();
     const plan = planEndpoint({
       containerId: id,
       netns: `/run/netns/${names[i]}`,
@@ -43,6 +45,7 @@ try {
     const t2 = performance.now();
     if (i >= WARMUP) {
       add.push(t1 - t0);
+      ep.push(t1 - tp);
       del.push(t2 - t1);
     }
   }
@@ -58,4 +61,4 @@ try {
   rmSync(dataDir, { recursive: true, force: true });
 }
 const p50 = (a: number[]) => [...a].sort((x, y) => x - y)[Math.ceil(a.length / 2) - 1] ?? Number.NaN;
-console.log(JSON.stringify({ n: add.length, addP50: p50(add), delP50: p50(del) }));
+console.log(JSON.stringify({ n: add.length, addP50: p50(add), endpointP50: p50(ep), delP50: p50(del) }));
