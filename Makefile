@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PATH := $(ROOT)/.toolchain/bin:$(PATH)
 
-.PHONY: help setup build lint typecheck docs-check test demo bench docs install-cni pack api-report clean
+.PHONY: help setup build lint typecheck test demo bench docs install-cni pack api-report clean
 
 help:
 	@echo "make demo   run the reference agent (needs root)"
@@ -27,14 +27,13 @@ lint: setup
 typecheck: setup
 	@pnpm exec tsc -p tsconfig.json
 
-docs-check: setup
-	@pnpm exec typedoc --emit none --logLevel Warn
-
 test: setup
 	@echo "== lint (biome)" && pnpm exec biome check --error-on-warnings . >/dev/null 2>.test-lint.log || { cat .test-lint.log; rm -f .test-lint.log; exit 1; }; rm -f .test-lint.log
 	@echo "== dependency graph" && node scripts/check-graph.mjs
 	@echo "== typecheck (tsc)" && pnpm exec tsc -p tsconfig.json
-	@echo "== docs validation (typedoc)" && pnpm exec typedoc --emit none --logLevel Warn
+	@echo "== docs (typedoc, validated, every warning an error)" && pnpm exec typedoc --logLevel Warn --out .test-results/docs
+	@echo "== API reports" && node scripts/api-report.mjs --check
+	@echo "== pack (publint, attw) and consumer smoke test" && node scripts/pack.mjs && node scripts/consumer-smoke.mjs
 	@echo "== unit and privileged suites (vitest)" && node scripts/test.mjs
 
 demo: setup

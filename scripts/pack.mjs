@@ -11,8 +11,9 @@ import { publicPackages } from './public-packages.mjs';
 const out = resolve('.packs');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out);
+// Deliberately shipped data besides dist/: JSON schemas (cni config) and the policy scenario library.
 const ALLOWED =
-  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|schema\/.+\.json|bin\/.+)$/;
+  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|[a-z-]+\.schema\.json|scenarios\/[^/]+\.json)$/;
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });

@@ -77,7 +77,7 @@ const MULTIARCH: Readonly<Record<string, string>> = {
 const inflight = new Map<string, Promise<CompiledObject>>();
 let defaultRunner: CompilerRunner | undefined;
 
-/** The default cache directory (see {@link CompileOptions.cacheDir}). */
+/** The default cache directory, used when {@link CompileOptions} has no `cacheDir`. */
 export function defaultCacheDir(): string {
   const xdg = process.env.XDG_CACHE_HOME;
   if (xdg !== undefined && xdg !== '') return join(xdg, 'datapath-bpf');
