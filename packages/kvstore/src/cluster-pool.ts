@@ -122,8 +122,10 @@ export class StoreClusterPool implements AsyncDisposable {
   readonly #owners = new Map<string, string>(); // block → node
   readonly #byNode = new Map<string, Map<Family, string>>();
   readonly #absentSince = new Map<string, number>();
-  #contention = 0;
-  #clean = 0;
+  readonly #contention: Record<Family, { level: number; clean: number }> = {
+    ipv4: { level: 0, clean: 0 },
+    ipv6: { level: 0, clean: 0 },
+  };
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #listeners = new Set<(c: NodeCidrChange) => void>();
   #watch: KvWatch | undefined;
@@ -491,7 +493,7 @@ export class StoreClusterPool implements AsyncDisposable {
     const nodeKey = `${this.#prefix}nodes/${node}/${f}`;
     for (let tries = 0; tries < 256; tries++) {
       // start spread out while this replica keeps losing races, in order once it stops
-      const attempt = this.#contention + tries;
+      const attempt = this.#contention[f].level + tries;
       const cand = this.#candidate(f, attempt);
       if (cand === undefined) {
         throw new KvError('Exhausted', `allocate: no free ${f} node CIDR left in pool ${this.name}`, {
@@ -516,12 +518,13 @@ export class StoreClusterPool implements AsyncDisposable {
         ],
       );
       if (r.succeeded) {
+        const c = this.#contention[f];
         if (tries > 0) {
-          this.#contention = Math.min(attempt + 1, 12);
-          this.#clean = 0;
-        } else if (this.#contention > 0 && ++this.#clean >= 8) {
-          this.#contention--; // eight clean wins in a row: back towards strict order
-          this.#clean = 0;
+          c.level = Math.min(attempt + 1, 12);
+          c.clean = 0;
+        } else if (c.level > 0 && ++c.clean >= 8) {
+          c.level--; // eight clean wins in a row: back towards strict order
+          c.clean = 0;
         }
         const st = this.#fam[f]!;
         st.next[cand.set] = (cand.index + 1) % st.sets[cand.set]!.maxCidrs;
