@@ -311,12 +311,10 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
         const pod = state.pods[args[1] ?? ''];
         if (!pod) throw new AgentError('NotFound', `map dump policy <ns/pod>: no pod ${args[1] ?? '(none)'}`);
         const map = dp.policyMap(pod.lxcId);
-        const rows = map
-          .dump()
-          .map(([k, val]) => ({
-            ...describePolicyKey(k),
-            verdict: decodePolicyValue(val).deny ? 'deny' : 'allow',
-          }));
+        const rows = map.dump().map(([k, val]) => ({
+          ...describePolicyKey(k),
+          verdict: decodePolicyValue(val).deny ? 'deny' : 'allow',
+        }));
         map.close();
         print(io, v.json, rows, () =>
           table(

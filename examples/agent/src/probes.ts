@@ -83,15 +83,16 @@ export function planListeners(
   return [...plans].map(([netnsPath, p]) => ({ netnsPath, label: p.label, ports: [...p.ports.values()] }));
 }
 
-/** Probes grouped by the namespace they are sent from, with ids that index `probes`. */
+/** Probes grouped by the namespace they are sent from, with ids that index `probes` (all, or those in `only`). */
 export function planProbes(
   probes: readonly ProbeSpec[],
   resolve: Resolver,
   timeoutMs: number,
+  only?: ReadonlySet<number>,
 ): Map<string, ProbeRequest[]> {
   const out = new Map<string, ProbeRequest[]>();
   probes.forEach((probe, id) => {
-    if (probe.protocol === 'SCTP') return;
+    if (probe.protocol === 'SCTP' || (only !== undefined && !only.has(id))) return;
     const from = resolve(probe.from);
     const to = resolve(probe.to);
     if (from.netnsPath === to.netnsPath && from.kind !== 'world') {

@@ -266,3 +266,26 @@ describe('agent (real packets through the eBPF datapath)', () => {
     });
   });
 });
+
+// A sample of @datapath/policy's scenario library, sent as real packets (the ones whose outside
+// addresses stay in 10.244.0.0/16). `agent run <file>` runs any of them by hand.
+const library = fileURLToPath(new URL('../../../packages/policy/scenarios/', import.meta.url));
+const sample = [
+  '05-e2e-pod-and-namespace-selector-and.json',
+  '12-e2e-egress-denied-on-client-side.json',
+  '29-cnp-cross-namespace.json',
+  '37-cnp-any-deny-shadows-tcp.json',
+  '45-cnp-port-range.json',
+  '54-mode-always-both-sides.json',
+].filter((f) => existsSync(join(library, f)));
+
+describe.each(sample)('policy scenario library: %s', (file) => {
+  it('matches every expect and the compiled verdict with real packets', async (ctx) => {
+    requireRoot(ctx);
+    const report = await runScenario(loadScenario(join(library, file)), { ...options(), timeoutMs: 800 });
+    expect(
+      report.results.filter((r) => r.mismatch).map((r) => `${r.from}→${r.to}:${r.port}/${r.protocol}`),
+    ).toEqual([]);
+    expect(report.results.length - report.skipped).toBeGreaterThan(0);
+  });
+});

@@ -57,6 +57,11 @@ describe('planProbes', () => {
     expect([...plan.values()].flat().some((r) => r.id === 3)).toBe(false);
   });
 
+  it('plans only the probes asked for (the retry round)', () => {
+    const plan = planProbes(probes, resolve, 700, new Set([2, 6]));
+    expect([...plan.values()].flat().map((r) => r.id)).toEqual([2, 6]);
+  });
+
   it('refuses a probe that never leaves its namespace', () => {
     expect(() =>
       planProbes([{ from: 'x/a', to: 'x/a', port: 1, protocol: 'TCP' }], resolve, 100),

@@ -55,6 +55,11 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/** Resolves once the process has exited and its stdio is drained ('exit' can come before the last output). */
+function closed(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.once('close', (code) => resolve(code)));
+}
+
 /**
  * Starts a listener inside the namespace at `netnsPath` answering on every port with `label`;
  * resolves once every socket is bound.
@@ -122,7 +127,7 @@ export async function runProbes(netnsPath: string, probes: readonly ProbeRequest
     stderr += d.toString();
   });
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-  const code = await Promise.race([exited(child), spawnError]);
+  const code = await Promise.race([closed(child), spawnError]);
   if (code instanceof Error) throw new AgentError('ProbeFailed', `prober: ${code.message}`, { cause: code });
   const byId = new Map<number, ProbeOutcome>();
   for (const line of stdout.split('\n')) {

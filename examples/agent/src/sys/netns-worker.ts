@@ -77,6 +77,15 @@ async function listen(spec: ListenSpec): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
+/**
+ * Node runs expired timers before it polls for I/O: on a starved CPU an answer that arrived in time
+ * would lose against its own timeout. Polling once more (setImmediate runs after the poll phase)
+ * lets it win.
+ */
+function lateTimeout(fn: () => void): void {
+  setImmediate(fn);
+}
+
 function probeTcp(p: ProbeSpec): Promise<ProbeOutcome> {
   const start = performance.now();
   return new Promise((resolve) => {
@@ -94,7 +103,7 @@ function probeTcp(p: ProbeSpec): Promise<ProbeOutcome> {
       port: p.port,
       ...(p.localAddress === undefined ? {} : { localAddress: p.localAddress }),
     });
-    const timer = setTimeout(() => finish({ result: 'timeout' }), p.timeoutMs);
+    const timer = setTimeout(() => lateTimeout(() => finish({ result: 'timeout' })), p.timeoutMs);
     sock.on('data', (d) => {
       reply += d.toString();
       if (reply.includes('\n')) finish({ result: 'connected', reply: reply.trim() });
@@ -120,7 +129,7 @@ function probeUdp(p: ProbeSpec): Promise<ProbeOutcome> {
       sock.close();
       resolve({ id: p.id, ms: performance.now() - start, ...o });
     };
-    const timer = setTimeout(() => finish({ result: 'timeout' }), p.timeoutMs);
+    const timer = setTimeout(() => lateTimeout(() => finish({ result: 'timeout' })), p.timeoutMs);
     sock.on('message', (msg, rinfo) => {
       if (rinfo.address === p.host && rinfo.port === p.port)
         finish({ result: 'connected', reply: msg.toString().trim() });
