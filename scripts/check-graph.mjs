@@ -2,6 +2,7 @@
 // Checks the workspace dependency graph (STYLE.md rule 2):
 //   - no cycles between workspace packages;
 //   - every `@datapath/*` import in a package's src/ is declared in its package.json dependencies;
+//   - every runtime dependency a package declares is imported by its src/ (no dead weight for users);
 //   - the pure packages stay pure: `@datapath/policy` depends on no kernel package.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,11 +48,22 @@ for (const [name, { dir, manifest }] of pkgs) {
   } catch {
     // no src
   }
+  const imported = new Set();
   for (const f of files) {
-    for (const m of readFileSync(f, 'utf8').matchAll(/from\s+['"](@datapath\/[a-z0-9-]+)/g)) {
+    const text = readFileSync(f, 'utf8');
+    for (const m of text.matchAll(/(?:from|import\(|require\()\s*['"]((?:@[a-z0-9-]+\/)?[a-z0-9.-]+)/gi)) {
+      imported.add(m[1]);
+    }
+    for (const m of text.matchAll(/from\s+['"](@datapath\/[a-z0-9-]+)/g)) {
       const target = m[1];
       if (target !== name && !declared.has(target))
         problems.push(`${f} imports ${target}, which ${name} does not declare`);
+    }
+  }
+  if (files.length > 0) {
+    for (const dep of Object.keys(manifest.dependencies ?? {})) {
+      if (!imported.has(dep))
+        problems.push(`${name} declares the dependency ${dep} but its src/ never imports it`);
     }
   }
   for (const banned of PURE[name] ?? []) {
@@ -77,4 +89,4 @@ if (problems.length) {
   console.error(`dependency graph:\n  ${problems.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`dependency graph: ${pkgs.size} packages, acyclic, imports declared`);
+console.log(`dependency graph: ${pkgs.size} packages, acyclic, imports declared, no unused dependencies`);
