@@ -1,14 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { requireRoot, uniqueName, withNetns } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachCgroup, compile, load, openObject } from '../src/index.js';
-import { type Agent, startAgent } from './helpers/agent-client.js';
+import { bpfDir, type LoadResult, withAgent } from './helpers/fixtures.js';
 import { counters, sendUdp, vethPair } from './helpers/net.js';
 
-const bpfDir = fileURLToPath(new URL('./bpf/', import.meta.url));
 let counterObj: string;
 let connect4Obj: string;
 
@@ -16,15 +14,6 @@ beforeAll(async () => {
   counterObj = (await compile({ files: [join(bpfDir, 'counter.bpf.c')] })).path;
   connect4Obj = (await compile({ files: [join(bpfDir, 'connect4.bpf.c')] })).path;
 });
-
-async function withAgent<R>(netns: string, fn: (agent: Agent) => Promise<R>): Promise<R> {
-  const agent = await startAgent(netns);
-  try {
-    return await fn(agent);
-  } finally {
-    await agent.stop();
-  }
-}
 
 describe('XDP', () => {
   it('counts packets in generic mode on a veth, refuses a second program, and reports driver mode', async (ctx) => {
@@ -34,7 +23,7 @@ describe('XDP', () => {
       await withNetns(2, async (a, b) => {
         const pair = vethPair(a, b, uniqueName());
         await withAgent(a.name, async (agent) => {
-          const loaded = await agent.call<{ coll: string; programs: Record<string, number> }>('load', {
+          const loaded = await agent.call<LoadResult>('load', {
             object: counterObj,
             constants: { port: 9300 },
             pinDir,

@@ -1,13 +1,10 @@
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { requireRoot, run, uniqueName, withNetns } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../src/index.js';
-import { type Agent, startAgent } from './helpers/agent-client.js';
+import { type Attached, bpfDir, type LoadResult, withAgent, withPinDir } from './helpers/fixtures.js';
 import { counters, sendUdp, sendUdpAsync, tcJson, vethPair } from './helpers/net.js';
 
-const bpfDir = fileURLToPath(new URL('./bpf/', import.meta.url));
 let counterObj: string;
 let foreignObj: string;
 
@@ -16,36 +13,10 @@ beforeAll(async () => {
   foreignObj = (await compile({ files: [join(bpfDir, 'foreign.bpf.c')] })).path;
 });
 
-interface LoadResult {
-  coll: string;
-  programs: Record<string, number>;
-}
-interface Attached {
-  link: string;
-  info: { kind: string; linkId?: number; programId: number; handle?: number; priority?: number };
-}
 interface Filter {
   kind: string;
   options?: { handle?: string; bpf_name?: string; prog?: { id: number; name?: string } };
   pref?: number;
-}
-
-async function withAgent<R>(netns: string, fn: (agent: Agent) => Promise<R>): Promise<R> {
-  const agent = await startAgent(netns);
-  try {
-    return await fn(agent);
-  } finally {
-    await agent.stop();
-  }
-}
-
-async function withPinDir<R>(fn: (dir: string) => Promise<R>): Promise<R> {
-  const dir = join('/sys/fs/bpf', uniqueName());
-  try {
-    return await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 const bpfFilters = (ns: Parameters<typeof tcJson>[0], dev: string) =>

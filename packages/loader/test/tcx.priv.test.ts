@@ -1,23 +1,16 @@
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { bpftoolJson, requireRoot, uniqueName, withNetns } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../src/index.js';
-import { type Agent, startAgent } from './helpers/agent-client.js';
+import { type Attached, bpfDir, type LoadResult, withAgent, withPinDir } from './helpers/fixtures.js';
 import { bpftoolNet, counters, sendUdp, sendUdpAsync, tcJson, vethPair } from './helpers/net.js';
 
-const bpfDir = fileURLToPath(new URL('./bpf/', import.meta.url));
 let counterObj: string;
 
 beforeAll(async () => {
   counterObj = (await compile({ files: [join(bpfDir, 'counter.bpf.c')] })).path;
 });
 
-interface LoadResult {
-  coll: string;
-  programs: Record<string, number>;
-}
 interface NetShow {
   xdp: Array<{ devname: string; mode: string; id: number }>;
   tc: Array<{ devname: string; kind: string; name: string; id: number }>;
@@ -36,30 +29,6 @@ interface Q {
   >;
   xdp: Array<Program & { mode: string }>;
 }
-interface Attached {
-  link: string;
-  info: { kind: string; linkId?: number; programId: number; ifindex?: number };
-}
-
-async function withAgent<R>(netns: string, fn: (agent: Agent) => Promise<R>): Promise<R> {
-  const agent = await startAgent(netns);
-  try {
-    return await fn(agent);
-  } finally {
-    await agent.stop();
-  }
-}
-
-/** A bpffs directory for one test, removed afterwards. */
-async function withPinDir<R>(fn: (dir: string) => Promise<R>): Promise<R> {
-  const dir = join('/sys/fs/bpf', uniqueName());
-  try {
-    return await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 describe('tcx', () => {
   it('counts and drops UDP to one port on a veth, then update() passes traffic with no gap', async (ctx) => {
     requireRoot(ctx);
