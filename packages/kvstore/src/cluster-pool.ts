@@ -1,8 +1,9 @@
 import { CidrSet } from '@datapath/ipam';
 import { type Clock, systemClock } from './clock.js';
 import { invalidArgument, KvError } from './errors.js';
+import { KeyedMutex, PrefixMirror } from './mirror.js';
 import { checkNodeName, NODES_PREFIX } from './session.js';
-import type { KvStore, KvWatch, KvWatchEvent } from './types.js';
+import type { KvStore, KvWatchEvent } from './types.js';
 
 /** One address family of a cluster pool: cluster CIDRs (used in order) cut into node blocks. */
 export interface ClusterPoolFamily {
@@ -126,15 +127,21 @@ export class StoreClusterPool implements AsyncDisposable {
     ipv4: { level: 0, clean: 0 },
     ipv6: { level: 0, clean: 0 },
   };
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #locks = new KeyedMutex();
   readonly #listeners = new Set<(c: NodeCidrChange) => void>();
-  #watch: KvWatch | undefined;
+  readonly #mirror: PrefixMirror;
   #closed = false;
 
   private constructor(store: KvStore, name: string, spec: ClusterPoolSpec, options: ClusterPoolOptions) {
     this.store = store;
     this.name = name;
     this.#prefix = `ipam/${name}/`;
+    this.#mirror = new PrefixMirror(
+      store,
+      `${this.#prefix}nodes/`,
+      (ev, notify) => this.#apply(ev, notify),
+      () => this.#knownKeys(),
+    );
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     const all: CidrSet[] = [];
@@ -199,7 +206,7 @@ export class StoreClusterPool implements AsyncDisposable {
         `pool ${name} exists with another spec: ${r.gets[0]?.value}`,
       );
     }
-    await pool.#load(false);
+    await pool.#mirror.start();
     return pool;
   }
 
@@ -222,7 +229,7 @@ export class StoreClusterPool implements AsyncDisposable {
   async allocate(node: string): Promise<NodeCidrs> {
     checkNodeName('allocate', node);
     this.#check('allocate');
-    return this.#locked(node, async () => {
+    return this.#locks.run(node, async () => {
       const got: Partial<Record<Family, string>> = {};
       const taken: Family[] = [];
       try {
@@ -258,7 +265,7 @@ export class StoreClusterPool implements AsyncDisposable {
   async release(node: string): Promise<string[]> {
     checkNodeName('release', node);
     this.#check('release');
-    return this.#locked(node, async () => {
+    return this.#locks.run(node, async () => {
       const { entries } = await this.store.list(`${this.#prefix}nodes/${node}/`);
       const out: string[] = [];
       for (const e of entries) {
@@ -405,7 +412,7 @@ export class StoreClusterPool implements AsyncDisposable {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#watch?.close();
+    await this.#mirror.close();
   }
 
   /** Same as {@link StoreClusterPool.close}. */
@@ -417,42 +424,9 @@ export class StoreClusterPool implements AsyncDisposable {
     if (this.#closed) throw new KvError('Closed', `${op}: pool is closed`, { op });
   }
 
-  /** Lists every assignment (notifying differences after the first load) and watches from the next revision. */
-  async #load(notify: boolean): Promise<void> {
-    const base = `${this.#prefix}nodes/`;
-    const { entries, revision } = await this.store.list(base);
-    const present = new Set(entries.map((e) => e.key));
-    for (const e of entries) this.#apply({ type: 'put', entry: e }, notify);
-    for (const [node, m] of [...this.#byNode]) {
-      for (const f of [...m.keys()]) {
-        const key = `${base}${node}/${f}`;
-        if (!present.has(key)) this.#apply({ type: 'delete', key, modRevision: revision }, notify);
-      }
-    }
-    this.#watch = await this.store.watch(base, (ev) => this.#apply(ev, true), {
-      startRevision: revision + 1,
-      onError: () => this.#resync(),
-    });
-  }
-
-  /** The store cancelled the watch (compaction): reload and watch again, retrying until closed. */
-  #resync(): void {
-    if (this.#closed) return;
-    this.#load(true).catch(() => {
-      setTimeout(() => this.#resync(), 1_000).unref();
-    });
-  }
-
-  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.#locks.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(key) === tail) this.#locks.delete(key);
-    }
+  /** The keys of the assignments this replica holds (for the mirror's reload). */
+  *#knownKeys(): Iterable<string> {
+    for (const [node, m] of this.#byNode) for (const f of m.keys()) yield `${this.#prefix}nodes/${node}/${f}`;
   }
 
   /**

@@ -1,7 +1,8 @@
 import { type Clock, systemClock } from './clock.js';
 import { invalidArgument, KvError } from './errors.js';
+import { KeyedMutex, PrefixMirror } from './mirror.js';
 import type { NodeSession } from './session.js';
-import type { KvEntry, KvWatch, KvWatchEvent } from './types.js';
+import type { KvEntry, KvWatchEvent } from './types.js';
 
 /** First cluster-local security identity, as Cilium numbers them (0–255 are reserved and well-known). */
 export const MIN_CLUSTER_IDENTITY = 256;
@@ -114,10 +115,10 @@ export class StoreIdentityAllocator implements AsyncDisposable {
   readonly #byId = new Map<number, string>();
   readonly #byLabels = new Map<string, number>();
   readonly #refs = new Map<string, LocalRef>();
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #locks = new KeyedMutex();
   readonly #listeners = new Set<(change: IdentityChange) => void>();
   readonly #unusedSince = new Map<number, { since: number; modRevision: number }>();
-  #watch: KvWatch | undefined;
+  readonly #mirror: PrefixMirror;
   #closed = false;
 
   private constructor(session: NodeSession, options: IdentityAllocatorOptions) {
@@ -127,6 +128,12 @@ export class StoreIdentityAllocator implements AsyncDisposable {
     this.#maxId = options.maxId ?? MAX_CLUSTER_IDENTITY;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
+    this.#mirror = new PrefixMirror(
+      session.store,
+      this.#prefix,
+      (ev, notify) => this.#apply(ev, notify),
+      () => this.#knownKeys(),
+    );
   }
 
   /**
@@ -153,7 +160,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
       throw invalidArgument('StoreIdentityAllocator.open', "prefix must end with '/'");
     }
     const a = new StoreIdentityAllocator(session, options);
-    await a.#load();
+    await a.#mirror.start();
     session.onRenew((lease) => a.#reattach(lease));
     return a;
   }
@@ -174,7 +181,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
   async allocate(labels: readonly string[]): Promise<AllocatedIdentity> {
     const key = canonicalLabels(labels).join(';');
     this.#open('allocate');
-    return this.#locked(key, async () => {
+    return this.#locks.run(key, async () => {
       const local = this.#refs.get(key);
       if (local !== undefined) {
         local.count++;
@@ -204,7 +211,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
   async release(labels: readonly string[]): Promise<boolean> {
     const key = canonicalLabels(labels).join(';');
     this.#open('release');
-    return this.#locked(key, async () => {
+    return this.#locks.run(key, async () => {
       const local = this.#refs.get(key);
       if (local === undefined) {
         throw new KvError('NotFound', `release: node ${this.session.node} holds no reference to ${key}`, {
@@ -360,7 +367,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#watch?.close();
+    await this.#mirror.close();
   }
 
   /** Same as {@link StoreIdentityAllocator.close}. */
@@ -380,44 +387,9 @@ export class StoreIdentityAllocator implements AsyncDisposable {
     return `${this.#prefix}refs/${encodeURIComponent(key)}/${node}`;
   }
 
-  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.#locks.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(key) === tail) this.#locks.delete(key);
-    }
-  }
-
-  /** Lists the table (notifying differences after the first load) and watches from the next revision. */
-  async #load(notify = false): Promise<void> {
-    const store = this.session.store;
-    const { entries, revision } = await store.list(this.#prefix);
-    const idp = `${this.#prefix}id/`;
-    const present = new Set<string>();
-    for (const e of entries) {
-      if (e.key.startsWith(idp)) present.add(e.key);
-      this.#apply({ type: 'put', entry: e }, notify);
-    }
-    for (const id of [...this.#byId.keys()]) {
-      const key = `${idp}${id}`;
-      if (!present.has(key)) this.#apply({ type: 'delete', key, modRevision: revision }, notify);
-    }
-    this.#watch = await store.watch(this.#prefix, (ev) => this.#apply(ev, true), {
-      startRevision: revision + 1,
-      onError: () => this.#resync(),
-    });
-  }
-
-  /** The store cancelled the watch (compaction): reload and watch again, retrying until closed. */
-  #resync(): void {
-    if (this.#closed) return;
-    this.#load(true).catch(() => {
-      setTimeout(() => this.#resync(), 1_000).unref();
-    });
+  /** The keys of the identities this replica holds (for the mirror's reload). */
+  *#knownKeys(): Iterable<string> {
+    for (const id of this.#byId.keys()) yield `${this.#prefix}id/${id}`;
   }
 
   #apply(ev: KvWatchEvent, notify: boolean): void {
@@ -525,7 +497,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
   /** After a lease renewal: put every reference again under the new lease (re-creating GC'd identities). */
   async #reattach(lease: string): Promise<void> {
     for (const [key, ref] of this.#refs) {
-      await this.#locked(key, async () => {
+      await this.#locks.run(key, async () => {
         const got = await this.#acquire(key, lease, ref.id);
         ref.id = got.id;
       });
