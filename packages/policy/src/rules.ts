@@ -233,61 +233,39 @@ function normalizeCnpRule(
     if (peers.length === 0 && hasPorts) peers.push({ kind: 'all' });
     return { origin, deny, peers, ports: hasPorts ? cnpPorts(r.toPorts) : 'all' };
   };
+  type IngressRule = NonNullable<typeof rule.ingress>[number];
+  type EgressRule = NonNullable<typeof rule.egress>[number];
+  const fromRule = (r: IngressRule, deny: boolean, where: string) =>
+    l3(
+      {
+        endpoints: r.fromEndpoints,
+        cidr: r.fromCIDR,
+        cidrSet: r.fromCIDRSet,
+        entities: r.fromEntities,
+        toPorts: r.toPorts,
+      },
+      deny,
+      `${title} ${where}`,
+    );
+  const toRule = (r: EgressRule, deny: boolean, where: string) =>
+    l3(
+      {
+        endpoints: r.toEndpoints,
+        cidr: r.toCIDR,
+        cidrSet: r.toCIDRSet,
+        entities: r.toEntities,
+        toPorts: r.toPorts,
+      },
+      deny,
+      `${title} ${where}`,
+    );
   const ingress = [
-    ...(rule.ingress ?? []).map((r, i) =>
-      l3(
-        {
-          endpoints: r.fromEndpoints,
-          cidr: r.fromCIDR,
-          cidrSet: r.fromCIDRSet,
-          entities: r.fromEntities,
-          toPorts: r.toPorts,
-        },
-        false,
-        `${title} ingress[${i}]`,
-      ),
-    ),
-    ...(rule.ingressDeny ?? []).map((r, i) =>
-      l3(
-        {
-          endpoints: r.fromEndpoints,
-          cidr: r.fromCIDR,
-          cidrSet: r.fromCIDRSet,
-          entities: r.fromEntities,
-          toPorts: r.toPorts,
-        },
-        true,
-        `${title} ingressDeny[${i}]`,
-      ),
-    ),
+    ...(rule.ingress ?? []).map((r, i) => fromRule(r, false, `ingress[${i}]`)),
+    ...(rule.ingressDeny ?? []).map((r, i) => fromRule(r, true, `ingressDeny[${i}]`)),
   ];
   const egress = [
-    ...(rule.egress ?? []).map((r, i) =>
-      l3(
-        {
-          endpoints: r.toEndpoints,
-          cidr: r.toCIDR,
-          cidrSet: r.toCIDRSet,
-          entities: r.toEntities,
-          toPorts: r.toPorts,
-        },
-        false,
-        `${title} egress[${i}]`,
-      ),
-    ),
-    ...(rule.egressDeny ?? []).map((r, i) =>
-      l3(
-        {
-          endpoints: r.toEndpoints,
-          cidr: r.toCIDR,
-          cidrSet: r.toCIDRSet,
-          entities: r.toEntities,
-          toPorts: r.toPorts,
-        },
-        true,
-        `${title} egressDeny[${i}]`,
-      ),
-    ),
+    ...(rule.egress ?? []).map((r, i) => toRule(r, false, `egress[${i}]`)),
+    ...(rule.egressDeny ?? []).map((r, i) => toRule(r, true, `egressDeny[${i}]`)),
   ];
   const subjectReqs = selectorRequirements(rule.endpointSelector ?? {}).filter(
     (r) => ns === undefined || !((r.source === 'k8s' || r.source === 'any') && r.key === NS_LABEL),
