@@ -7,6 +7,9 @@
 //   in CommonJS the `require()` stays inside the lazily initialised module that needs it.
 // - node:crypto is replaced by a pure-JS SHA-256 / random stand-in (scripts/shims/crypto.ts): loading the
 //   real module costs a short-lived process more than the hashing it is used for.
+// - koffi is replaced by a lazy stand-in (scripts/shims/koffi.ts) that opens the native addon copied next
+//   to the bundle as koffi.node on the first FFI call: koffi's own loader costs ≈8 ms (node:util and
+//   platform detection) in a process that lives 40 ms.
 // Usage: node scripts/bundle.mjs [outDir]
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
@@ -21,6 +24,7 @@ const esbuild = createRequire(require.resolve('tsup'))('esbuild');
 export async function bundle(dir = outDir) {
   const outfile = `${dir}/datapath-cni.cjs`;
   const cryptoShim = `${pkg}/scripts/shims/crypto.ts`;
+  const koffiShim = `${pkg}/scripts/shims/koffi.ts`;
   await esbuild.build({
     entryPoints: [`${pkg}/src/plugin/main.ts`],
     outfile,
@@ -33,7 +37,6 @@ export async function bundle(dir = outDir) {
     legalComments: 'none',
     logLevel: 'warning',
     tsconfig: `${pkg}/tsconfig.json`,
-    external: ['@koromix/koffi-linux-x64', '@koromix/koffi-linux-arm64'],
     alias: Object.fromEntries(
       ['ipam', 'netdev', 'netlink', 'loader', 'libbpf', 'bpf-maps'].map((p) => [
         `@datapath/${p}`,
@@ -45,12 +48,10 @@ export async function bundle(dir = outDir) {
         name: 'crypto-shim',
         setup(b) {
           b.onResolve({ filter: /^(node:)?crypto$/ }, () => ({ path: cryptoShim }));
+          b.onResolve({ filter: /^koffi$/ }, () => ({ path: koffiShim }));
         },
       },
     ],
-    // koffi locates its native addon from import.meta; give CommonJS the equivalent.
-    define: { 'import.meta.url': '__bundle_url', 'import.meta.dirname': '__dirname' },
-    banner: { js: 'var __bundle_url = require("url").pathToFileURL(__filename).href;' },
   });
   return outfile;
 }

@@ -1,15 +1,24 @@
 #!/usr/bin/env node
 import { execFileSync } from 'node:child_process';
 // Installs the datapath-cni reference plugin into a CNI bin directory:
-//   PREFIX/datapath-cni                 a launcher (sh) that runs this Node by absolute path
-//   PREFIX/datapath-cni.d/datapath-cni.cjs                the bundled plugin (one file)
-//   PREFIX/datapath-cni.d/run.cjs                         loads the bundle with a V8 code cache (scripts/run.cjs)
-//   PREFIX/datapath-cni.d/node_modules/@koromix/koffi-*   koffi's native addon (the one thing not bundled)
+//   PREFIX/datapath-cni                      a launcher (sh) that runs this Node by absolute path
+//   PREFIX/datapath-cni.d/datapath-cni.cjs   the bundled plugin (one file)
+//   PREFIX/datapath-cni.d/run.cjs            loads the bundle with a V8 code cache (scripts/run.cjs)
+//   PREFIX/datapath-cni.d/koffi.node         koffi's native addon for this platform and libc
 // The launcher works under a runtime's minimal environment (no PATH needed) and drops NODE_OPTIONS and
 // NODE_EXTRA_CA_CERTS (they cost start-up time). The code cache (datapath-cni.cjs.v8cache) is written by
 // the first ADD/DEL/CHECK after installation.
 // Usage: node packages/cni/scripts/install.mjs PREFIX     (make install-cni PREFIX=/opt/cni/bin)
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -35,31 +44,31 @@ if (!arch || process.platform !== 'linux') {
   process.exit(1);
 }
 
-// koffi's platform package, resolved from the package that depends on koffi (@datapath/netlink).
+// koffi's addon for this platform, from the package that depends on koffi (@datapath/netlink): glibc or
+// musl as the Node that runs it (what koffi's own loader would pick at every start).
 const netlinkRequire = createRequire(resolve(here, '../../netlink/package.json'));
 const koffiRequire = createRequire(join(dirname(netlinkRequire.resolve('koffi')), 'package.json'));
-const nativePkg = `@koromix/koffi-linux-${arch}`;
-const nativeDir = dirname(koffiRequire.resolve(nativePkg));
+const nativeDir = dirname(koffiRequire.resolve(`@koromix/koffi-linux-${arch}/package.json`));
+const libc = process.report.getReport().header.glibcVersionRuntime ? 'linux' : 'musl';
+const addon = join(nativeDir, `${libc}_${arch}`, 'koffi.node');
 
 const stage = mkdtempSync(join(tmpdir(), 'datapath-cni-install-'));
 try {
   const file = await bundle(stage);
-  mkdirSync(join(support, 'node_modules', '@koromix'), { recursive: true });
+  mkdirSync(support, { recursive: true });
+  // Leftovers of earlier layouts (koffi's package tree, Node's compile cache) and of the previous bundle.
+  for (const old of ['node_modules', '.cache', 'datapath-cni.cjs.v8cache']) {
+    rmSync(join(support, old), { recursive: true, force: true });
+  }
   renameOrCopy(file, join(support, 'datapath-cni.cjs'));
-  cpSync(join(here, 'run.cjs'), join(support, 'run.cjs'));
-  rmSync(join(support, 'datapath-cni.cjs.v8cache'), { force: true }); // made for the previous bundle
-  rmSync(join(support, '.cache'), { recursive: true, force: true }); // Node's compile cache, no longer used
-  rmSync(join(support, 'node_modules', nativePkg), { recursive: true, force: true });
-  cpSync(nativeDir, join(support, 'node_modules', nativePkg), {
-    recursive: true,
-    dereference: true,
-    filter: (src) => !src.includes('/musl_') || src.endsWith(nativePkg.split('/')[1]),
-  });
+  copyFileSync(join(here, 'run.cjs'), join(support, 'run.cjs'));
+  copyFileSync(addon, join(support, '.koffi.node.tmp'));
+  renameSync(join(support, '.koffi.node.tmp'), join(support, 'koffi.node'));
   const launcher = `#!/bin/sh
 # datapath-cni launcher, written by packages/cni/scripts/install.mjs: runs the bundled plugin with the Node
 # it was installed with (${process.version}), whatever PATH the container runtime passes.
 unset NODE_OPTIONS NODE_EXTRA_CA_CERTS
-exec ${process.execPath} ${support}/run.cjs "$@"
+exec ${process.execPath} ${join(support, 'run.cjs')} "$@"
 `;
   const tmp = join(prefix, '.datapath-cni.tmp');
   writeFileSync(tmp, launcher);
