@@ -1,7 +1,8 @@
 // In-process endpoint setup through the SDK (no exec): planEndpoint + applyEndpoint (timed alone, and
 // with host-local IPAM over @datapath/ipam's FileStore before it) from @datapath/netdev — the work of a datapath-cni ADD without the
 // process start. Run inside a private "host" namespace (bench/run.ts does it with nsenter); it creates
-// its own pod namespaces and removes everything it made. Prints one JSON line: per-op milliseconds.
+// its own pod namespaces and removes everything it made. Prints one JSON line: per-op milliseconds
+// (removeP50: removeEndpoint alone, i.e. the RTM_DELLINK of the veth, which waits for the kernel).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ const names: string[] = [];
 const add: number[] = [];
 const ep: number[] = [];
 const del: number[] = [];
+const rm: number[] = [];
 try {
   for (let i = 0; i < N + WARMUP; i++) {
     const ns = netnsAdd(`${prefix}-${i}`);
@@ -41,12 +43,14 @@ try {
     applyEndpoint(plan);
     const t1 = performance.now();
     ipam.release(id, 'eth0');
+    const tr = performance.now();
     removeEndpoint(plan);
     const t2 = performance.now();
     if (i >= WARMUP) {
       add.push(t1 - t0);
       ep.push(t1 - tp);
       del.push(t2 - t1);
+      rm.push(t2 - tr);
     }
   }
   ipam.close();
@@ -61,4 +65,12 @@ try {
   rmSync(dataDir, { recursive: true, force: true });
 }
 const p50 = (a: number[]) => [...a].sort((x, y) => x - y)[Math.ceil(a.length / 2) - 1] ?? Number.NaN;
-console.log(JSON.stringify({ n: add.length, addP50: p50(add), endpointP50: p50(ep), delP50: p50(del) }));
+console.log(
+  JSON.stringify({
+    n: add.length,
+    addP50: p50(add),
+    endpointP50: p50(ep),
+    delP50: p50(del),
+    removeP50: p50(rm),
+  }),
+);

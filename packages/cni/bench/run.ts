@@ -2,10 +2,14 @@
 //   1. ../shared/bench/cni-baseline.sh with PLUGIN=ptp, then with PLUGIN=datapath-cni (same config shape,
 //      same N, same validation; each run makes and removes its own namespaces);
 //   2. the same ADD work in-process through the SDK (bench/inproc.ts, inside a private host namespace);
-//   3. process start: VERSION through the launcher (compile cache on) vs the bundle without the cache.
+//   3. the floors, timed the same way as the plugins (bench/floor.sh: same env -i exec, same stdin and
+//      output files, inside a private host namespace): an empty Node script and Node + koffi's addon
+//      (dlopen, libc.so.6, one call), each behind the same sh launcher as datapath-cni; and the kernel's
+//      own cost of deleting a pod veth (`ip link del`, iproute2's start included);
+//   4. the V8 code cache of scripts/run.cjs: ADD/DEL cycles with and without it, interleaved.
 // Writes one Markdown section to $BENCH_OUT/cni.md. Needs root. Run: pnpm --filter @datapath/cni bench
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +38,7 @@ interface Summary {
 }
 
 const loadBefore = loadavg()[0]!;
+const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor((a.length - 1) / 2)]!;
 const work = mkdtempSync(join(tmpdir(), 'cni-bench-'));
 try {
   const prefix = join(work, 'bin');
@@ -62,7 +67,7 @@ try {
   // In-process: inside a private host namespace of our own.
   const hostNs = `cnibh${process.pid % 100000}`;
   execFileSync('ip', ['netns', 'add', hostNs]);
-  let inproc: { n: number; addP50: number; endpointP50: number; delP50: number };
+  let inproc: { n: number; addP50: number; endpointP50: number; delP50: number; removeP50: number };
   try {
     execFileSync('ip', ['-n', hostNs, 'link', 'set', 'lo', 'up']);
     const tsx = resolve(root, 'node_modules/tsx/dist/esm/index.mjs');
@@ -75,6 +80,62 @@ try {
   } finally {
     execFileSync('ip', ['netns', 'del', hostNs]);
   }
+
+  // Floors: what any Node plugin pays before its first line of work, timed as cni-baseline.sh times one.
+  const floorDir = join(work, 'floor');
+  mkdirSync(floorDir);
+  const launcher = (name: string, script: string) => {
+    writeFileSync(join(floorDir, `${name}.cjs`), script);
+    const bin = join(floorDir, name);
+    writeFileSync(
+      bin,
+      `#!/bin/sh\nunset NODE_OPTIONS NODE_EXTRA_CA_CERTS\nexec ${process.execPath} ${join(floorDir, `${name}.cjs`)} "$@"\n`,
+    );
+    chmodSync(bin, 0o755);
+    return bin;
+  };
+  const nodeEmpty = launcher('node-empty', '');
+  const nodeKoffi = launcher(
+    'node-koffi',
+    `const m = { exports: {} };\nprocess.dlopen(m, ${JSON.stringify(join(prefix, 'datapath-cni.d', 'koffi.node'))});\nm.exports.load('libc.so.6').func('int getpid(void)')();\n`,
+  );
+  const fl = `cnibf${process.pid % 100000}`;
+  const floorConf = join(floorDir, 'conf.json');
+  writeFileSync(floorConf, JSON.stringify({ cniVersion: '1.0.0', name: 'floor', type: 'node-empty' }));
+  execFileSync('ip', ['netns', 'add', `${fl}h`]);
+  execFileSync('ip', ['netns', 'add', `${fl}p`]);
+  const floorTimes = new Map<string, number[]>();
+  try {
+    const script = join(pkg, 'bench/floor.sh');
+    const text = execFileSync(
+      'nsenter',
+      [
+        `--net=/run/netns/${fl}h`,
+        'bash',
+        script,
+        'exec',
+        `${fl}h`,
+        `${fl}p`,
+        N,
+        floorConf,
+        join(floorDir, 'out'),
+        nodeEmpty,
+        nodeKoffi,
+      ],
+      { encoding: 'utf8' },
+    );
+    const veth = execFileSync('bash', [script, 'vethdel', `${fl}h`, `${fl}p`, '30'], { encoding: 'utf8' });
+    for (const line of `${text}\n${veth}`.trim().split('\n')) {
+      const [name, ...ms] = line.trim().split(' ');
+      floorTimes.set(name!, ms.map(Number));
+    }
+  } finally {
+    execFileSync('ip', ['netns', 'del', `${fl}h`]);
+    execFileSync('ip', ['netns', 'del', `${fl}p`]);
+  }
+  const floorEmpty = med(floorTimes.get(nodeEmpty)!);
+  const floorKoffi = med(floorTimes.get(nodeKoffi)!);
+  const vethDel = med(floorTimes.get('vethdel')!);
 
   // The code cache (scripts/run.cjs): ADD + DEL cycles with and without it, interleaved, wall median.
   const withCache = { add: [] as number[], del: [] as number[] };
@@ -125,8 +186,6 @@ try {
     execFileSync('ip', ['netns', 'del', `${ns}h`]);
     execFileSync('ip', ['netns', 'del', `${ns}p`]);
   }
-  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor((a.length - 1) / 2)]!;
-
   const f = (x: number) => x.toFixed(1);
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
   const cmd = '`make bench cni` (or `node scripts/bench.mjs cni`)';
@@ -137,13 +196,19 @@ try {
     '',
     '| target | measured (datapath-cni) | baseline (ptp + host-local, same run) | ratio | rerun |',
     '| --- | --- | --- | --- | --- |',
-    `| ADD p50 ≤ 2.5× ptp | ${f(ours.ADD.p50)} ms | ${f(ptp.ADD.p50)} ms | ${ratio(ours.ADD.p50, ptp.ADD.p50)}× | ${cmd} |`,
+    `| ADD p50 ≤ 2.5× ptp (= ${f(2.5 * ptp.ADD.p50)} ms) | ${f(ours.ADD.p50)} ms | ${f(ptp.ADD.p50)} ms | ${ratio(ours.ADD.p50, ptp.ADD.p50)}× | ${cmd} |`,
     `| DEL p50 ≤ 1.0× ptp | ${f(ours.DEL.p50)} ms | ${f(ptp.DEL.p50)} ms | ${ratio(ours.DEL.p50, ptp.DEL.p50)}× | ${cmd} |`,
+    `| floor: empty Node script behind the same sh launcher, same exec path (bench/floor.sh), p50 | ${f(floorEmpty)} ms | ${f(ptp.ADD.p50)} ms (ptp ADD p50) | ${ratio(floorEmpty, ptp.ADD.p50)}× | ${cmd} |`,
+    `| floor: Node + koffi's addon (dlopen, libc.so.6, one call), same path, p50 | ${f(floorKoffi)} ms | ${f(ptp.ADD.p50)} ms (ptp ADD p50) | ${ratio(floorKoffi, ptp.ADD.p50)}× | ${cmd} |`,
+    `| ADD p50 − Node + koffi floor: datapath-cni's own cost (bundle, config, IPAM, netlink, output), no target | ${f(ours.ADD.p50 - floorKoffi)} ms | ${f(ptp.ADD.p50)} ms (ptp ADD p50, all of it) | ${ratio(ours.ADD.p50 - floorKoffi, ptp.ADD.p50)}× | ${cmd} |`,
+    `| kernel: deleting an up veth pair (\`ip -n pod link del\`, iproute2's start included), p50 — every DEL pays it | ${f(vethDel)} ms | ${f(ptp.DEL.p50)} ms (ptp DEL p50) | ${ratio(vethDel, ptp.DEL.p50)}× | ${cmd} |`,
+    `| DEL p50 − (Node + koffi floor + kernel veth delete), no target | ${f(ours.DEL.p50 - floorKoffi - vethDel)} ms | ${f(ptp.DEL.p50)} ms (ptp DEL p50, all of it) | ${ratio(ours.DEL.p50 - floorKoffi - vethDel, ptp.DEL.p50)}× | ${cmd} |`,
     `| CHECK p50 (no target) | ${f(ours.CHECK?.p50 ?? Number.NaN)} ms | ${f(ptp.CHECK?.p50 ?? Number.NaN)} ms | ${ratio(ours.CHECK?.p50 ?? Number.NaN, ptp.CHECK?.p50 ?? Number.NaN)}× | ${cmd} |`,
     `| ADD p99 (no target) | ${f(ours.ADD.p99)} ms | ${f(ptp.ADD.p99)} ms | ${ratio(ours.ADD.p99, ptp.ADD.p99)}× | ${cmd} |`,
     `| in-process endpoint setup through the SDK (planEndpoint + applyEndpoint, no exec) ≥ 5× faster than ptp ADD | ${inproc.endpointP50.toFixed(2)} ms p50 | ${f(ptp.ADD.p50)} ms (ptp ADD p50) | ${ratio(ptp.ADD.p50, inproc.endpointP50)}× faster | ${cmd} |`,
     `| in-process ADD work (host-local IPAM on a FileStore + plan + apply), no target | ${f(inproc.addP50)} ms p50 | ${f(ptp.ADD.p50)} ms (ptp ADD p50) | ${ratio(ptp.ADD.p50, inproc.addP50)}× faster | ${cmd} |`,
     `| in-process teardown (release + removeEndpoint), no target | ${f(inproc.delP50)} ms p50 | ${f(ptp.DEL.p50)} ms (ptp DEL p50) | ${ratio(ptp.DEL.p50, inproc.delP50)}× faster | ${cmd} |`,
+    `| … of which removeEndpoint (one RTM_DELLINK: the kernel unregisters the veth pair), no target | ${f(inproc.removeP50)} ms p50 | ${f(vethDel)} ms (\`ip link del\` p50, same run) | ${ratio(inproc.removeP50, vethDel)}× | ${cmd} |`,
     `| ADD p50 with the after-run V8 code cache (scripts/run.cjs), 20 cycles, no target | ${f(med(withCache.add))} ms | ${f(med(without.add))} ms (cache off, interleaved) | ${ratio(med(withCache.add), med(without.add))}× | ${cmd} |`,
     `| DEL p50 with the code cache, no target | ${f(med(withCache.del))} ms | ${f(med(without.del))} ms (cache off) | ${ratio(med(withCache.del), med(without.del))}× | ${cmd} |`,
     '',
