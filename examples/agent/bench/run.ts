@@ -118,7 +118,9 @@ async function agentMode(policyOn: boolean): Promise<Figures & { entries: number
       { ns: 'bench', name: 'server', labels: { app: 'server' } },
       { ns: 'bench', name: 'client', labels: { app: 'client' } },
     ]);
-    const entries = agent.datapath.policyMap(server!.lxcId).count();
+    const map = agent.datapath.policyMap(server!.lxcId);
+    const entries = map.count();
+    map.close();
     const f = await measure(server!.netns, client!.netns, server!.ip);
     return { ...f, entries };
   } finally {

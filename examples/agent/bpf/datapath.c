@@ -1,24 +1,29 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The reference agent's pod datapath: one object, loaded once per endpoint (constants LXC_ID and
- * LXC_IPV4 differ, and so does its own `policy` map), all other maps shared through bpffs pins.
+ * The reference agent's pod datapath: one object, loaded once per agent and attached to every
+ * endpoint's host-side veth. A program finds its endpoint through skb->ifindex in the `lxc` map and
+ * the endpoint's policy map through `policy_maps[lxc_id]` (an array of maps), so adding a pod loads
+ * nothing.
  *
  *   from_container  tc/tcx ingress of the pod's host-side veth (packets the pod sends):
- *                   ARP responder for the gateway 169.254.1.1; source check; conntrack;
- *                   destination identity from the endpoint map or the ipcache LPM trie;
- *                   the pod's egress policy; then either a tail call into the destination
- *                   endpoint's lxc_policy (local pod) or the node's stack (host, world).
- *   lxc_policy      tail-call target, one per endpoint in `policy_progs[lxc_id]`: the
- *                   destination's ingress policy, then MAC rewrite, TTL decrement and
- *                   bpf_redirect_peer() straight into the pod's eth0 (kernel >= 5.10).
+ *                   ARP responder for the gateway 169.254.1.1; source check; conntrack; for a new
+ *                   flow the pod's egress policy and, towards a local pod, that pod's ingress
+ *                   policy; then MAC rewrite, TTL decrement and bpf_redirect_peer() straight into
+ *                   the destination pod's eth0 (kernel >= 5.10), or the node's stack (host, world).
  *   to_container    tc/tcx egress of the host-side veth (packets the node's stack sends to the
- *                   pod: host and world peers): conntrack and the pod's ingress policy.
+ *                   pod: host and world peers): conntrack and, for a new flow, ingress policy.
+ *
+ * Fast path: a packet whose conntrack entry carries the current policy revision
+ * (config.policy_rev) skips policy entirely, so an established flow costs the same with policy on
+ * and off: one endpoint lookup, one conntrack lookup, one destination lookup, the counters. Policy
+ * is evaluated when a flow opens, and once more for each flow after the agent changes a policy map,
+ * an identity or the ipcache (it bumps the revision after writing them): a flow that the new policy
+ * no longer allows has both conntrack entries marked denied, and its packets are dropped in both
+ * directions from then on (until a later policy change allows it again, or the entries age out).
  *
  * Policy lookup follows Cilium's two-candidate rule (bpf/lib/policy.h): the peer's identity and
  * the wildcard identity 0, each at full prefix in the LPM trie; a deny in either wins, otherwise
- * any match allows, no match drops (default deny). Replies of a flow that conntrack has seen
- * allowed skip policy; packets of the opening direction are checked every time, so a policy
- * change also cuts established flows.
+ * any match allows, no match drops (default deny).
  *
  * Build (the agent compiles it through @datapath/loader's cache):
  *   clang -O2 -g --target=bpf -I/usr/include/x86_64-linux-gnu -c datapath.c -o datapath.o
@@ -34,10 +39,6 @@
 
 #include "datapath.h"
 
-/* Set per endpoint at load time. */
-const volatile __u32 LXC_ID = 0;
-const volatile __u32 LXC_IPV4 = 0; /* network order */
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -45,6 +46,15 @@ struct {
 	__type(value, struct endpoint_info);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } endpoints SEC(".maps");
+
+/* The same endpoint entries keyed by the host-side veth's ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct endpoint_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lxc SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -55,9 +65,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ipcache SEC(".maps");
 
+/* Per-CPU LRU lists: no global LRU lock on the flow-creation path. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct ct_key);
 	__type(value, struct ct_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -72,32 +84,38 @@ struct {
 } metrics SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 4096);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dp_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} policy_progs SEC(".maps");
+} config SEC(".maps");
 
-/* This endpoint's policy map; the agent pins it per endpoint (it is not shared). */
-struct {
+/* The shape of every endpoint's policy map (the agent creates one per endpoint and pins it). */
+struct policy_inner {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 16384);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct policy_key);
-	__type(value, struct policy_entry);
-} policy SEC(".maps");
+	__uint(key_size, sizeof(struct policy_key));
+	__uint(value_size, sizeof(struct policy_entry));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct policy_inner);
+} policy_maps SEC(".maps");
 
 struct flow {
 	struct ct_key tuple;
-	__be16 policy_port; /* destination port as the policy sees it (0 for ICMP) */
-	__u8 ttl;
 	__u32 len;
 };
 
-static __always_inline void account(__u32 lxc, __u8 reason, __u8 dir, __u32 len)
+static __always_inline void account(__u32 lxc_id, __u8 reason, __u8 dir, __u32 len)
 {
-	struct metrics_key k = { .lxc_id = lxc, .reason = reason, .dir = dir };
+	struct metrics_key k = { .lxc_id = lxc_id, .reason = reason, .dir = dir };
 	struct metrics_value *v = bpf_map_lookup_elem(&metrics, &k);
 
 	if (v) {
@@ -109,19 +127,20 @@ static __always_inline void account(__u32 lxc, __u8 reason, __u8 dir, __u32 len)
 	bpf_map_update_elem(&metrics, &k, &init, BPF_NOEXIST);
 }
 
-static __always_inline int drop(struct __sk_buff *skb, __u8 reason, __u8 dir)
+static __always_inline int drop(struct __sk_buff *skb, __u32 lxc_id, __u8 reason, __u8 dir)
 {
-	account(LXC_ID, reason, dir, skb->len);
+	account(lxc_id, reason, dir, skb->len);
 	return TC_ACT_SHOT;
 }
 
-/* Parses an IPv4 packet into a flow; returns a metric reason, REASON_FORWARDED when it parsed. */
+/* Parses the IPv4 header and the L4 ports with direct packet access; returns a metric reason,
+ * REASON_FORWARDED when it parsed. */
 static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + ETH_HLEN;
-	__u32 l4;
+	__u8 *l4;
 
 	if ((void *)(ip + 1) > data_end)
 		return REASON_INVALID_PACKET;
@@ -131,84 +150,62 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow *f)
 	f->tuple.saddr = ip->saddr;
 	f->tuple.daddr = ip->daddr;
 	f->tuple.proto = ip->protocol;
-	f->ttl = ip->ttl;
 	f->len = skb->len;
-	l4 = ETH_HLEN + ip->ihl * 4;
 	/* Later fragments carry no L4 header: they match as port 0. */
 	if (ip->frag_off & bpf_htons(0x1fff))
 		return REASON_FORWARDED;
+	l4 = (__u8 *)ip + ip->ihl * 4;
 
 	switch (ip->protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP: {
-		__be16 ports[2];
+		__be16 *ports = (__be16 *)l4;
 
-		if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+		if ((void *)(ports + 2) > data_end)
 			return REASON_INVALID_PACKET;
 		f->tuple.sport = ports[0];
 		f->tuple.dport = ports[1];
-		f->policy_port = ports[1];
 		break;
 	}
-	case IPPROTO_ICMP: {
-		__u8 hdr[6];
-
-		if (bpf_skb_load_bytes(skb, l4, hdr, sizeof(hdr)) < 0)
+	case IPPROTO_ICMP:
+		if ((void *)(l4 + 8) > data_end)
 			return REASON_INVALID_PACKET;
 		/* Echo request and reply share the identifier: use it on both sides of the tuple so
 		 * the reply is the reverse of the request. */
-		if (hdr[0] == 8 || hdr[0] == 0) {
-			__be16 id = (__be16)(hdr[4] | (hdr[5] << 8));
+		if (l4[0] == 8 || l4[0] == 0) {
+			__be16 id = *(__be16 *)(l4 + 4);
+
 			f->tuple.sport = id;
 			f->tuple.dport = id;
 		}
 		break;
-	}
 	default:
 		break;
 	}
 	return REASON_FORWARDED;
 }
 
-static __always_inline int ct_lookup(struct flow *f)
+/* parse_ipv4, pulling the headers into the linear area first when they are not there (rare). */
+static __always_inline int load_flow(struct __sk_buff *skb, struct flow *f)
 {
-	struct ct_key rev = {
-		.saddr = f->tuple.daddr,
-		.daddr = f->tuple.saddr,
-		.sport = f->tuple.dport,
-		.dport = f->tuple.sport,
-		.proto = f->tuple.proto,
-	};
-	struct ct_entry *e;
+	int r = parse_ipv4(skb, f);
 
-	e = bpf_map_lookup_elem(&ct4, &rev);
-	if (e) {
-		e->seen_ns = bpf_ktime_get_ns();
-		e->packets += 1;
-		return CT_REPLY;
+	if (r == REASON_INVALID_PACKET && skb->len > skb->data_end - skb->data) {
+		__u32 n = skb->len < 128 ? skb->len : 128;
+
+		if (bpf_skb_pull_data(skb, n) == 0)
+			r = parse_ipv4(skb, f);
 	}
-	e = bpf_map_lookup_elem(&ct4, &f->tuple);
-	if (e) {
-		e->seen_ns = bpf_ktime_get_ns();
-		e->packets += 1;
-		return CT_ESTABLISHED;
-	}
-	return CT_NEW;
+	return r;
 }
 
-static __always_inline void ct_create(struct flow *f, __u32 src_id, __u32 dst_id)
+static __always_inline __u32 policy_rev(void)
 {
-	__u64 now = bpf_ktime_get_ns();
-	struct ct_entry e = {
-		.created_ns = now,
-		.seen_ns = now,
-		.packets = 1,
-		.src_sec_id = src_id,
-		.dst_sec_id = dst_id,
-	};
+	__u32 zero = 0;
+	struct dp_config *c = bpf_map_lookup_elem(&config, &zero);
 
-	bpf_map_update_elem(&ct4, &f->tuple, &e, BPF_ANY);
+	return c ? c->policy_rev : 0;
 }
 
 /* Identity of an address that is not a local endpoint: ipcache longest prefix, else world. */
@@ -224,33 +221,156 @@ static __always_inline __u32 ipcache_identity(__be32 addr)
 	return info ? info->sec_identity : ID_WORLD;
 }
 
-static __always_inline __u32 peer_identity(__be32 addr)
+/* The port policy matches: the destination port for TCP, UDP and SCTP, 0 otherwise. */
+static __always_inline __be16 policy_port(__u8 proto, __be16 port)
 {
-	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &addr);
-
-	return ep ? ep->sec_id : ipcache_identity(addr);
+	return proto == IPPROTO_ICMP ? 0 : port;
 }
 
-/* Returns REASON_FORWARDED when this endpoint's policy allows the flow in direction `egress`. */
-static __always_inline int policy_verdict(struct flow *f, __u32 peer, __u8 egress)
+/* One endpoint's verdict for a flow in direction `egress` with `peer`: REASON_FORWARDED, or the
+ * drop reason. An endpoint without a policy map drops (default deny). */
+static __always_inline int policy_check(__u32 lxc_id, __u32 peer, __u8 egress, __u8 proto, __be16 dport)
 {
 	struct policy_key k = {
 		.prefixlen = POLICY_FULL_PREFIX,
 		.sec_label = peer,
 		.egress = egress,
-		.protocol = f->tuple.proto,
-		.dport = f->policy_port,
+		.protocol = proto,
+		.dport = dport,
 	};
 	struct policy_entry *l3, *any;
+	void *pm = bpf_map_lookup_elem(&policy_maps, &lxc_id);
 
-	l3 = bpf_map_lookup_elem(&policy, &k);
+	if (!pm)
+		return REASON_POLICY_DENIED;
+	l3 = bpf_map_lookup_elem(pm, &k);
 	k.sec_label = 0;
-	any = bpf_map_lookup_elem(&policy, &k);
+	any = bpf_map_lookup_elem(pm, &k);
 	if ((l3 && l3->deny) || (any && any->deny))
 		return REASON_POLICY_DENY;
 	if (l3 || any)
 		return REASON_FORWARDED;
 	return REASON_POLICY_DENIED;
+}
+
+struct side {
+	struct endpoint_info *ep; /* local endpoint, or NULL (host, world) */
+	__u32 id;                 /* security identity */
+};
+
+/* The verdict of a flow in its opening direction src -> dst: the source endpoint's egress policy
+ * when it is local, then the destination endpoint's ingress policy when it is local. On a drop,
+ * `who`/`dir` say whose policy dropped it. */
+static __always_inline int flow_verdict(struct side *src, struct side *dst, __u8 proto, __be16 dport,
+					__u32 *who, __u8 *dir)
+{
+	int r;
+
+	if (src->ep) {
+		r = policy_check(src->ep->lxc_id, dst->id, 1, proto, dport);
+		if (r != REASON_FORWARDED) {
+			*who = src->ep->lxc_id;
+			*dir = DIR_EGRESS;
+			return r;
+		}
+	}
+	if (dst->ep) {
+		r = policy_check(dst->ep->lxc_id, src->id, 0, proto, dport);
+		if (r != REASON_FORWARDED) {
+			*who = dst->ep->lxc_id;
+			*dir = DIR_INGRESS;
+			return r;
+		}
+	}
+	return REASON_FORWARDED;
+}
+
+static __always_inline void reverse(struct ct_key *out, const struct ct_key *in)
+{
+	__builtin_memset(out, 0, sizeof(*out));
+	out->saddr = in->daddr;
+	out->daddr = in->saddr;
+	out->sport = in->dport;
+	out->dport = in->sport;
+	out->proto = in->proto;
+}
+
+/*
+ * The slow path of a packet from `a` to `b` whose conntrack entry `e` is missing or was checked
+ * under an older policy revision: evaluate the flow in its opening direction (b -> a when `e` is a
+ * reply entry), then create both entries, or stamp `e` with `rev` and the verdict.
+ */
+static __always_inline int ct_admit(struct flow *f, struct ct_entry *e, struct side *a, struct side *b,
+				    __u32 rev, __u32 *who, __u8 *dir)
+{
+	struct ct_key rk;
+	int r;
+
+	if (e && (e->flags & CT_F_REPLY))
+		r = flow_verdict(b, a, f->tuple.proto, policy_port(f->tuple.proto, f->tuple.sport), who, dir);
+	else
+		r = flow_verdict(a, b, f->tuple.proto, policy_port(f->tuple.proto, f->tuple.dport), who, dir);
+	if (e) {
+		/* An established flow checked again after a policy change. */
+		e->flags &= CT_F_REPLY;
+		if (r != REASON_FORWARDED) {
+			e->flags |= CT_F_DENIED | (*dir == DIR_EGRESS ? CT_F_DROP_EGRESS : 0);
+			e->drop_reason = r;
+			e->drop_lxc = *who;
+		}
+		e->rev = rev;
+		return r;
+	}
+	if (r != REASON_FORWARDED)
+		return r;
+	__u64 now = bpf_ktime_get_ns();
+	struct ct_entry n = {
+		.created_ns = now,
+		.seen_ns = now,
+		.rev = rev,
+		.src_sec_id = a->id,
+		.dst_sec_id = b->id,
+	};
+
+	bpf_map_update_elem(&ct4, &f->tuple, &n, BPF_ANY);
+	reverse(&rk, &f->tuple);
+	n.flags = CT_F_REPLY;
+	bpf_map_update_elem(&ct4, &rk, &n, BPF_ANY);
+	return REASON_FORWARDED;
+}
+
+/* Identity of a peer address on the slow path: a local endpoint's, else the ipcache's. */
+static __always_inline void resolve(struct side *s, __be32 addr)
+{
+	if (!s->ep)
+		s->ep = bpf_map_lookup_elem(&endpoints, &addr);
+	s->id = s->ep ? s->ep->sec_id : ipcache_identity(addr);
+}
+
+/* Conntrack for a packet from `a` to `b`, where `peer` (a or b) still needs its identity: the fast
+ * path (entry at the current revision) only refreshes seen_ns once per CT_REFRESH_NS; everything
+ * else resolves the peer and goes through ct_admit. */
+static __always_inline int conntrack(struct flow *f, struct side *a, struct side *b, struct side *peer,
+				     __be32 peer_addr, __u32 *who, __u8 *dir)
+{
+	__u32 rev = policy_rev();
+	struct ct_entry *e = bpf_map_lookup_elem(&ct4, &f->tuple);
+
+	if (e && e->rev == rev) {
+		__u64 now;
+
+		if (e->flags & CT_F_DENIED) {
+			*who = e->drop_lxc;
+			*dir = e->flags & CT_F_DROP_EGRESS ? DIR_EGRESS : DIR_INGRESS;
+			return e->drop_reason;
+		}
+		now = bpf_ktime_get_ns();
+		if (now - e->seen_ns > CT_REFRESH_NS)
+			e->seen_ns = now;
+		return REASON_FORWARDED;
+	}
+	resolve(peer, peer_addr);
+	return ct_admit(f, e, a, b, rev, who, dir);
 }
 
 /* Ethernet + ARP for IPv4 (linux/if_arp.h drags in libc headers, so spelled out here). */
@@ -274,13 +394,11 @@ struct arp_eth {
 } __attribute__((packed));
 
 /* Answers the pod's ARP request for the gateway with the host-side veth's MAC. */
-static __always_inline int arp_respond(struct __sk_buff *skb)
+static __always_inline int arp_respond(struct __sk_buff *skb, struct endpoint_info *self)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct arp_eth *p = data;
-	__u32 self_ip = LXC_IPV4;
-	struct endpoint_info *self;
 	__be32 requester;
 
 	if ((void *)(p + 1) > data_end)
@@ -288,9 +406,6 @@ static __always_inline int arp_respond(struct __sk_buff *skb)
 	if (p->arp.ar_op != bpf_htons(ARPOP_REQUEST) || p->arp.ar_hrd != bpf_htons(ARPHRD_ETHER) ||
 	    p->arp.ar_pro != bpf_htons(ETH_P_IP) || p->tpa != bpf_htonl(GATEWAY_IPV4))
 		return TC_ACT_OK;
-	self = bpf_map_lookup_elem(&endpoints, &self_ip);
-	if (!self)
-		return drop(skb, REASON_NO_ENDPOINT, DIR_EGRESS);
 
 	requester = p->spa;
 	__builtin_memcpy(p->eth.h_dest, p->sha, ETH_ALEN);
@@ -300,143 +415,121 @@ static __always_inline int arp_respond(struct __sk_buff *skb)
 	p->tpa = requester;
 	__builtin_memcpy(p->sha, self->node_mac, ETH_ALEN);
 	p->spa = bpf_htonl(GATEWAY_IPV4);
-	account(LXC_ID, REASON_ARP_REPLY, DIR_EGRESS, skb->len);
+	account(self->lxc_id, REASON_ARP_REPLY, DIR_EGRESS, skb->len);
 	/* Back out of the same veth: egress of the host side arrives at the pod's eth0. */
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* Router semantics towards a local pod: new L2 addresses, TTL - 1 (incremental checksum, as
+ * ip_decrease_ttl does), then straight into the pod's eth0. */
+static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *dst, __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	__u32 check;
+
+	if ((void *)(ip + 1) > data_end)
+		return drop(skb, dst->lxc_id, REASON_INVALID_PACKET, DIR_INGRESS);
+	if (ip->ttl <= 1)
+		return drop(skb, dst->lxc_id, REASON_TTL_EXCEEDED, DIR_INGRESS);
+	__builtin_memcpy(eth->h_dest, dst->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, dst->node_mac, ETH_ALEN);
+	check = ip->check;
+	check += bpf_htons(0x0100);
+	ip->check = (__sum16)(check + (check >= 0xFFFF));
+	ip->ttl -= 1;
+	account(dst->lxc_id, REASON_FORWARDED, DIR_INGRESS, len);
+	return bpf_redirect_peer(dst->ifindex, 0);
 }
 
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	__u32 self_ip = LXC_IPV4;
-	struct endpoint_info *self, *dst;
+	__u32 ifindex = skb->ifindex;
+	struct endpoint_info *self = bpf_map_lookup_elem(&lxc, &ifindex);
+	struct side a, b;
 	struct flow f;
-	__u32 dst_id;
-	int ct, reason;
-
-	if ((void *)(eth + 1) > data_end)
-		return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS);
-	if (eth->h_proto == bpf_htons(ETH_P_ARP))
-		return arp_respond(skb);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return drop(skb, REASON_UNSUPPORTED_L3, DIR_EGRESS);
-	reason = parse_ipv4(skb, &f);
-	if (reason != REASON_FORWARDED)
-		return drop(skb, reason, DIR_EGRESS);
-	if (f.tuple.saddr != self_ip)
-		return drop(skb, REASON_INVALID_SOURCE, DIR_EGRESS);
-	self = bpf_map_lookup_elem(&endpoints, &self_ip);
-	if (!self)
-		return drop(skb, REASON_NO_ENDPOINT, DIR_EGRESS);
-
-	ct = ct_lookup(&f);
-	dst = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
-	dst_id = dst ? dst->sec_id : ipcache_identity(f.tuple.daddr);
-	if (ct != CT_REPLY) {
-		reason = policy_verdict(&f, dst_id, 1);
-		if (reason != REASON_FORWARDED)
-			return drop(skb, reason, DIR_EGRESS);
-	}
-	account(LXC_ID, REASON_FORWARDED, DIR_EGRESS, f.len);
-	if (dst) {
-		skb->cb[CB_SRC_IDENTITY] = self->sec_id;
-		skb->cb[CB_CT_STATE] = ct;
-		skb->cb[CB_SRC_LXC] = LXC_ID;
-		bpf_tail_call(skb, &policy_progs, dst->lxc_id);
-		account(dst->lxc_id, REASON_NO_ENDPOINT, DIR_INGRESS, f.len);
-		return TC_ACT_SHOT;
-	}
-	/* Not a local pod: the node's stack routes it (host, world). */
-	if (ct == CT_NEW)
-		ct_create(&f, self->sec_id, dst_id);
-	return TC_ACT_OK;
-}
-
-SEC("tc")
-int lxc_policy(struct __sk_buff *skb)
-{
-	__u32 self_ip = LXC_IPV4;
-	struct endpoint_info *self;
-	__u32 src_id = skb->cb[CB_SRC_IDENTITY];
-	__u32 ct = skb->cb[CB_CT_STATE];
-	__u16 old_word, new_word;
-	__u8 macs[2 * ETH_ALEN];
-	struct flow f;
+	__u32 who = 0;
+	__u8 dir = DIR_EGRESS;
 	int reason;
 
-	reason = parse_ipv4(skb, &f);
-	if (reason != REASON_FORWARDED)
-		return drop(skb, reason, DIR_INGRESS);
-	self = bpf_map_lookup_elem(&endpoints, &self_ip);
-	if (!self || f.tuple.daddr != self_ip)
-		return drop(skb, REASON_NO_ENDPOINT, DIR_INGRESS);
-	if (ct != CT_REPLY) {
-		reason = policy_verdict(&f, src_id, 0);
-		if (reason != REASON_FORWARDED)
-			return drop(skb, reason, DIR_INGRESS);
-		if (ct == CT_NEW)
-			ct_create(&f, src_id, self->sec_id);
+	if (!self)
+		return drop(skb, 0, REASON_NO_ENDPOINT, DIR_EGRESS);
+	{
+		void *data = (void *)(long)skb->data;
+		void *data_end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+
+		if ((void *)(eth + 1) > data_end)
+			return drop(skb, self->lxc_id, REASON_INVALID_PACKET, DIR_EGRESS);
+		if (eth->h_proto == bpf_htons(ETH_P_ARP))
+			return arp_respond(skb, self);
+		if (eth->h_proto != bpf_htons(ETH_P_IP))
+			return drop(skb, self->lxc_id, REASON_UNSUPPORTED_L3, DIR_EGRESS);
 	}
-	if (f.ttl <= 1)
-		return drop(skb, REASON_TTL_EXCEEDED, DIR_INGRESS);
+	reason = load_flow(skb, &f);
+	if (reason != REASON_FORWARDED)
+		return drop(skb, self->lxc_id, reason, DIR_EGRESS);
+	if (f.tuple.saddr != self->ip4)
+		return drop(skb, self->lxc_id, REASON_INVALID_SOURCE, DIR_EGRESS);
 
-	/* Router semantics: new L2 addresses and TTL - 1 (checksum updated incrementally). */
-	__builtin_memcpy(macs, self->mac, ETH_ALEN);
-	__builtin_memcpy(macs + ETH_ALEN, self->node_mac, ETH_ALEN);
-	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
-		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS);
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &old_word, 2) < 0)
-		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS);
-	new_word = old_word;
-	((__u8 *)&new_word)[0] -= 1;
-	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &new_word, 2, 0) < 0 ||
-	    bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_word, new_word, 2) < 0)
-		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS);
-
-	account(LXC_ID, REASON_FORWARDED, DIR_INGRESS, f.len);
-	return bpf_redirect_peer(self->ifindex, 0);
+	a.ep = self;
+	a.id = self->sec_id;
+	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
+	b.id = 0; /* resolved on the slow path only */
+	reason = conntrack(&f, &a, &b, &b, f.tuple.daddr, &who, &dir);
+	if (reason != REASON_FORWARDED)
+		return drop(skb, who, reason, dir);
+	account(self->lxc_id, REASON_FORWARDED, DIR_EGRESS, f.len);
+	if (b.ep)
+		return deliver(skb, b.ep, f.len);
+	/* Not a local pod: the node's stack routes it (host, world). */
+	return TC_ACT_OK;
 }
 
 SEC("tc")
 int to_container(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	__u32 self_ip = LXC_IPV4;
-	struct endpoint_info *self;
+	__u32 ifindex = skb->ifindex;
+	struct endpoint_info *self = bpf_map_lookup_elem(&lxc, &ifindex);
+	struct side a, b;
 	struct flow f;
-	__u32 src_id;
-	int ct, reason;
+	__u32 who = 0;
+	__u8 dir = DIR_INGRESS;
+	int reason;
 
-	if ((void *)(eth + 1) > data_end)
-		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS);
-	if (eth->h_proto == bpf_htons(ETH_P_ARP))
-		return TC_ACT_OK;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return drop(skb, REASON_UNSUPPORTED_L3, DIR_INGRESS);
-	reason = parse_ipv4(skb, &f);
-	if (reason != REASON_FORWARDED)
-		return drop(skb, reason, DIR_INGRESS);
-	if (f.tuple.daddr != self_ip)
-		return TC_ACT_OK; /* broadcast and the like: the pod's stack decides */
-	self = bpf_map_lookup_elem(&endpoints, &self_ip);
 	if (!self)
-		return drop(skb, REASON_NO_ENDPOINT, DIR_INGRESS);
+		return drop(skb, 0, REASON_NO_ENDPOINT, DIR_INGRESS);
+	{
+		void *data = (void *)(long)skb->data;
+		void *data_end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
 
-	ct = ct_lookup(&f);
-	src_id = peer_identity(f.tuple.saddr);
-	if (ct != CT_REPLY) {
-		reason = policy_verdict(&f, src_id, 0);
-		if (reason != REASON_FORWARDED)
-			return drop(skb, reason, DIR_INGRESS);
-		if (ct == CT_NEW)
-			ct_create(&f, src_id, self->sec_id);
+		if ((void *)(eth + 1) > data_end)
+			return drop(skb, self->lxc_id, REASON_INVALID_PACKET, DIR_INGRESS);
+		if (eth->h_proto == bpf_htons(ETH_P_ARP))
+			return TC_ACT_OK;
+		if (eth->h_proto != bpf_htons(ETH_P_IP))
+			return drop(skb, self->lxc_id, REASON_UNSUPPORTED_L3, DIR_INGRESS);
 	}
-	account(LXC_ID, REASON_FORWARDED, DIR_INGRESS, f.len);
+	reason = load_flow(skb, &f);
+	if (reason != REASON_FORWARDED)
+		return drop(skb, self->lxc_id, reason, DIR_INGRESS);
+	if (f.tuple.daddr != self->ip4)
+		return TC_ACT_OK; /* broadcast and the like: the pod's stack decides */
+
+	/* The peer came through the node's stack: host or world (a local pod is delivered by its
+	 * own from_container and never gets here), so only this endpoint's policy applies. */
+	a.ep = NULL;
+	a.id = 0;
+	b.ep = self;
+	b.id = self->sec_id;
+	reason = conntrack(&f, &a, &b, &a, f.tuple.saddr, &who, &dir);
+	if (reason != REASON_FORWARDED)
+		return drop(skb, who, reason, dir);
+	account(self->lxc_id, REASON_FORWARDED, DIR_INGRESS, f.len);
 	return TC_ACT_OK;
 }
 

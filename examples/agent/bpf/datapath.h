@@ -20,15 +20,17 @@
 #define ID_HOST 1
 #define ID_WORLD 2
 
-/* ---- endpoints: pod IPv4 (network order) -> endpoint ----------------------------------- */
+/* ---- endpoints: pod IPv4 (network order) -> endpoint; lxc: host-side ifindex -> the same -------
+ *      (the programs are loaded once per agent and find "their" endpoint through skb->ifindex) */
 struct endpoint_info {
 	__u32 ifindex;     /* host-side veth (node namespace) */
-	__u16 lxc_id;      /* endpoint id: index in the policy program array */
+	__u16 lxc_id;      /* endpoint id: index in policy_maps */
 	__u16 flags;       /* reserved */
 	__u32 sec_id;      /* security identity of the pod */
 	__u8 mac[6];       /* pod eth0 MAC: destination MAC on delivery */
 	__u8 node_mac[6];  /* host-side veth MAC: source MAC on delivery, ARP responder MAC */
-}; /* 24 bytes */
+	__be32 ip4;        /* pod IPv4, network order */
+}; /* 28 bytes */
 
 /* ---- ipcache: LPM trie, IP prefix -> identity (Cilium's ipcache_key; the value is
  *      @datapath/policy's { identity, flags }, Cilium's remote_endpoint_info without tunnel fields) - */
@@ -83,13 +85,32 @@ struct ct_key {
 	__u8 pad[3];
 }; /* 16 bytes */
 
+/* Two entries per flow: the opening direction's tuple and the reversed tuple (CT_F_REPLY), so
+ * every packet needs one lookup. Packets of a flow whose entry carries the current policy revision
+ * skip policy; the entry is written only when the flow opens, when it is checked again after a
+ * policy change, and at most once per CT_REFRESH_NS to refresh seen_ns. A flow that a policy change
+ * no longer allows keeps its entries, marked CT_F_DENIED with the drop's reason and endpoint, so
+ * neither direction can open it again as a new flow; the next policy change checks it again. */
 struct ct_entry {
 	__u64 created_ns;  /* bpf_ktime_get_ns() when the first packet was allowed */
-	__u64 seen_ns;     /* last packet in either direction */
-	__u64 packets;     /* both directions */
+	__u64 seen_ns;     /* refreshed at most every CT_REFRESH_NS */
+	__u32 rev;         /* policy revision (config.policy_rev) the flow was last checked under */
 	__u32 src_sec_id;  /* identity of the side that opened the flow */
 	__u32 dst_sec_id;
+	__u8 flags;        /* CT_F_* */
+	__u8 drop_reason;  /* CT_F_DENIED: the metric reason */
+	__u16 drop_lxc;    /* CT_F_DENIED: the endpoint whose policy denies it */
 }; /* 32 bytes */
+#define CT_F_REPLY 1       /* this tuple is the reply direction */
+#define CT_F_DENIED 2      /* denied since the last policy change */
+#define CT_F_DROP_EGRESS 4 /* CT_F_DENIED: by the endpoint's egress policy (else ingress) */
+#define CT_REFRESH_NS 1000000000ULL
+
+/* ---- config: one-slot array written by the agent ------------------------------------------ */
+struct dp_config {
+	__u32 policy_rev;  /* bumped after every policy, identity or ipcache change */
+	__u32 pad;
+}; /* 8 bytes */
 
 /* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes ---------------- */
 enum metric_reason {
@@ -98,7 +119,7 @@ enum metric_reason {
 	REASON_POLICY_DENIED = 2,    /* no policy entry allows it (default deny) */
 	REASON_POLICY_DENY = 3,      /* an explicit deny entry matched */
 	REASON_INVALID_SOURCE = 4,   /* source IP is not the endpoint's */
-	REASON_NO_ENDPOINT = 5,      /* destination endpoint has no policy program (missed tail call) */
+	REASON_NO_ENDPOINT = 5,      /* the veth or the endpoint has no endpoint entry / policy map */
 	REASON_UNSUPPORTED_L3 = 6,   /* neither IPv4 nor ARP */
 	REASON_TTL_EXCEEDED = 7,
 	REASON_INVALID_PACKET = 8,   /* truncated headers */
@@ -121,13 +142,5 @@ struct metrics_value {
 	__u64 packets;
 	__u64 bytes;
 }; /* 16 bytes, per CPU */
-
-/* skb->cb slots handed from from_container to the destination's lxc_policy tail call. */
-#define CB_SRC_IDENTITY 0
-#define CB_CT_STATE 1
-#define CB_SRC_LXC 2
-#define CT_NEW 0
-#define CT_ESTABLISHED 1
-#define CT_REPLY 2
 
 #endif /* DATAPATH_H */

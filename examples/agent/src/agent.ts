@@ -52,6 +52,8 @@ export interface PolicySync {
   ipcache: MapDiff;
   /** Endpoint map entries rewritten because a pod's identity changed. */
   identitiesChanged: number;
+  /** The policy revision after the sync (bumped when anything changed). */
+  revision?: number;
 }
 
 /** The initial cluster description of an agent. */
@@ -162,6 +164,7 @@ export class Agent {
         pinDir: o.pinDir,
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
       });
+      cleanup.push(() => datapath.close());
       o.log(`datapath object ${datapath.objectPath}${datapath.objectCached ? ' (cached)' : ''}`);
       const state: AgentState = {
         version: 1,
@@ -203,23 +206,39 @@ export class Agent {
   static async restore(options: AgentOptions): Promise<Agent> {
     const o = resolveOptions(options);
     const state = loadState(o.stateDir);
-    const node = Netns.open({ name: state.nodeNetns });
-    const world = Netns.open({ name: state.worldNetns });
-    const pool = new AddressPool(join(o.stateDir, 'ipam'), state.podCidr);
-    const datapath = await Datapath.open({
-      pinDir: state.pinDir,
-      ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
-    });
-    const agent = new Agent(
-      { ...o, prefix: state.prefix, pinDir: state.pinDir },
-      state,
-      node,
-      world,
-      datapath,
-      pool,
-    );
-    agent.syncPolicy();
-    return agent;
+    const opened: { close(): void }[] = [];
+    try {
+      const node = Netns.open({ name: state.nodeNetns });
+      opened.push(node);
+      const world = Netns.open({ name: state.worldNetns });
+      opened.push(world);
+      const pool = new AddressPool(join(o.stateDir, 'ipam'), state.podCidr);
+      opened.push(pool);
+      const datapath = await Datapath.open({
+        pinDir: state.pinDir,
+        ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+      });
+      opened.push(datapath);
+      const agent = new Agent(
+        { ...o, prefix: state.prefix, pinDir: state.pinDir },
+        state,
+        node,
+        world,
+        datapath,
+        pool,
+      );
+      agent.syncPolicy();
+      return agent;
+    } catch (err) {
+      for (const h of opened.reverse()) {
+        try {
+          h.close();
+        } catch {
+          // best effort: the original error is the one to report
+        }
+      }
+      throw err;
+    }
   }
 
   /**
@@ -309,12 +328,8 @@ export class Agent {
       podNs.close();
 
       const lxcId = this.#nextLxcId();
-      const attach = this.datapath.loadEndpoint(
-        this.node,
-        { lxcId, ip, hostIfindex: ep.host.index },
-        o.attach,
-      );
-      undo.push(() => this.datapath.unloadEndpoint(this.node, lxcId));
+      const attach = this.datapath.attachEndpoint(this.node, { lxcId, hostIfindex: ep.host.index }, o.attach);
+      undo.push(() => this.datapath.detachEndpoint(this.node, lxcId));
 
       const rec: PodRecord = {
         key,
@@ -334,14 +349,16 @@ export class Agent {
         attach,
       };
       // Identity 0 until the next policy sync: the empty policy map drops everything meanwhile.
-      this.datapath.endpoints.set(ip, {
+      this.datapath.setEndpoint({
         ifindex: rec.hostIfindex,
         lxcId,
         flags: 0,
         secId: 0,
         mac: rec.mac,
         nodeMac: rec.nodeMac,
+        ip,
       });
+      undo.push(() => this.datapath.deleteEndpoint(ip, rec.hostIfindex));
       this.#state.pods[key] = rec;
       saveState(o.stateDir, this.#state);
       o.log(`pod ${key}: ${ip} endpoint ${lxcId} ${rec.hostIfname} (${attach})`);
@@ -373,8 +390,8 @@ export class Agent {
   }
 
   #teardownPod(rec: PodRecord): void {
-    this.datapath.endpoints.delete(rec.ip);
-    this.datapath.unloadEndpoint(this.node, rec.lxcId);
+    this.datapath.deleteEndpoint(rec.ip, rec.hostIfindex);
+    this.datapath.detachEndpoint(this.node, rec.lxcId);
     removeEndpoint(
       { containerId: rec.netns, mode: 'cilium', netns: `/run/netns/${rec.netns}` },
       { hostNetns: this.node },
@@ -440,13 +457,14 @@ export class Agent {
     for (const pod of this.pods()) {
       const identity = compiled.identityOf(pod.key);
       if (identity !== pod.identity || this.datapath.endpoints.get(pod.ip)?.secId !== identity) {
-        this.datapath.endpoints.set(pod.ip, {
+        this.datapath.setEndpoint({
           ifindex: pod.hostIfindex,
           lxcId: pod.lxcId,
           flags: 0,
           secId: identity,
           mac: pod.mac,
           nodeMac: pod.nodeMac,
+          ip: pod.ip,
         });
         pod.identity = identity;
         out.identitiesChanged++;
@@ -455,6 +473,13 @@ export class Agent {
       out.endpoints[pod.key] = this.datapath.syncPolicy(pod.lxcId, compiled.policyEntries(pod.key));
     }
     if (dirty) saveState(this.options.stateDir, this.#state);
+    // Established flows are checked once more against what changed (conntrack revision).
+    const changed = (d: MapDiff) => d.added + d.removed + d.changed > 0;
+    if (dirty || changed(out.ipcache) || Object.values(out.endpoints).some(changed)) {
+      out.revision = this.datapath.bumpPolicyRevision();
+    } else {
+      out.revision = this.datapath.policyRevision();
+    }
     return out;
   }
 

@@ -11,7 +11,7 @@ import { Agent, type AgentOptions } from './agent.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import { table } from './format.js';
-import { dirName, protoName, reasonName } from './maps.js';
+import { CT_F_DENIED, CT_F_REPLY, dirName, protoName, reasonName } from './maps.js';
 import { compilePolicy, loadScenario, parseScenario } from './policy.js';
 import { renderReport } from './report.js';
 import { runScenario } from './run.js';
@@ -252,7 +252,7 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
   return withDatapath(state, (dp) => {
     switch (which) {
       case 'endpoints': {
-        const rows = dp.endpoints.dump().map(([ip, e]) => ({ ip, ...e }));
+        const rows = dp.endpoints.dump().map(([, e]) => e);
         print(io, v.json, rows, () =>
           table(
             ['IP', 'ENDPOINT', 'IDENTITY', 'IFINDEX', 'MAC', 'NODE MAC'],
@@ -277,12 +277,13 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
         const rows = dp.ct.dump().map(([k, e]) => ({ ...k, ...e }));
         print(io, v.json, rows, () =>
           table(
-            ['PROTO', 'SOURCE', 'DESTINATION', 'PACKETS', 'IDENTITIES', 'AGE'],
+            ['PROTO', 'SOURCE', 'DESTINATION', 'DIR', 'REV', 'IDENTITIES', 'AGE'],
             rows.map((r) => [
               protoName(r.proto),
               `${r.saddr}:${r.sport}`,
               `${r.daddr}:${r.dport}`,
-              r.packets.toString(),
+              `${r.flags & CT_F_REPLY ? 'reply' : 'open'}${r.flags & CT_F_DENIED ? ' denied' : ''}`,
+              String(r.rev),
               `${r.srcSecId} → ${r.dstSecId}`,
               `${(Number(process.hrtime.bigint() - r.createdNs) / 1e9) | 0} s`,
             ]),

@@ -1,29 +1,31 @@
 /**
- * The BPF side of the agent: compiles bpf/datapath.c through the loader's object cache, loads one
- * copy per endpoint (its own constants and policy map, every other map shared through pins),
- * attaches it to the endpoint's host-side veth, and keeps the maps in sync by diffing against
- * what the kernel holds.
+ * The BPF side of the agent: compiles bpf/datapath.c through the loader's object cache, loads it once
+ * per agent process (maps pinned by name, reused by the next process), attaches the same two
+ * programs to every endpoint's host-side veth, gives each endpoint its own policy map through the
+ * `policy_maps` array of maps, and keeps the maps in sync by diffing against what it last wrote.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  type ArrayMap,
   bytes,
   type Codec,
   type CodecType,
+  createMap,
   type HashMap,
   type LpmTrieMap,
   type LruHashMap,
   openPinned,
   type PerCpuHashMap,
-  type ProgArrayMap,
+  u32,
 } from '@datapath/bpf-maps';
-import { BpfError } from '@datapath/libbpf';
-import { attach, compile, load, type ObjectSpec, openObject, openPinnedLink } from '@datapath/loader';
+import { BpfCmd, BpfError, bpfSyscall, fdClose, mapLookup, mapUpdate, objGet } from '@datapath/libbpf';
+import { attach, type Collection, compile, load, openObject, openPinnedLink } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import { IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, POLICY_KEY_SIZE, POLICY_VALUE_SIZE } from '@datapath/policy';
 import { AgentError } from './errors.js';
-import { ctEntry, ctKey, endpointInfo, endpointKey, metricsKey, metricsValue } from './maps.js';
+import { ctEntry, ctKey, dpConfig, endpointInfo, endpointKey, metricsKey, metricsValue } from './maps.js';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 
@@ -64,6 +66,28 @@ export interface DatapathPaths {
 }
 
 const raw = (n: number): Codec<Uint8Array> => bytes(n);
+/** max_entries of every endpoint's policy map (struct policy_inner in datapath.c). */
+const POLICY_MAX_ENTRIES = 16384;
+
+function u32Bytes(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
+
+/** Empties one slot of an array-of-maps (BPF_MAP_DELETE_ELEM; bpf-maps has no map-in-map kind). */
+function deleteSlot(fd: number, index: number): void {
+  const attr = new Uint8Array(32);
+  new DataView(attr.buffer).setUint32(0, fd, true);
+  try {
+    bpfSyscall(BpfCmd.MapDeleteElem, attr, {
+      op: 'policyMapsDelete',
+      pointers: [{ offset: 8, buffer: u32Bytes(index) }],
+    });
+  } catch (err) {
+    if (!(err instanceof BpfError && err.code === 'NotFound')) throw err;
+  }
+}
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 /** The IPv4 address as the u32 whose little-endian bytes are the address (network order in memory). */
@@ -113,47 +137,71 @@ export function syncRawMap(
   return { ...diff, content };
 }
 
-/** The agent's datapath: shared maps open, the compiled object ready to load per endpoint. */
+/** The agent's datapath: the object loaded once, its maps open, programs ready to attach to endpoints. */
 export class Datapath {
   readonly pinDir: string;
   readonly objectPath: string;
   readonly objectCached: boolean;
+  /** Pod IP → endpoint (destination lookups). */
   readonly endpoints: HashMap<string, EndpointInfo>;
+  /** Host-side ifindex → endpoint (how a program finds the endpoint it runs for). */
+  readonly lxc: HashMap<number, EndpointInfo>;
   readonly ipcache: LpmTrieMap<Uint8Array, Uint8Array>;
   readonly ct: LruHashMap<CodecType<typeof ctKey>, CodecType<typeof ctEntry>>;
   readonly metrics: PerCpuHashMap<CodecType<typeof metricsKey>, CodecType<typeof metricsValue>>;
-  readonly policyProgs: ProgArrayMap;
-  readonly #template: ObjectSpec | undefined;
+  readonly config: ArrayMap<CodecType<typeof dpConfig>>;
+  /** The loaded object (absent when opened read-only). */
+  readonly #coll: Collection | undefined;
+  /** fd of `policy_maps` (array of maps: endpoint id → policy map). */
+  readonly #policyMapsFd: number;
+  readonly #ownsPolicyMapsFd: boolean;
   /** What this process last wrote to each policy map (by endpoint id) and to the ipcache. */
   readonly #written = new Map<number | 'ipcache', Map<string, string>>();
+  #closed = false;
 
-  private constructor(pinDir: string, objectPath: string, cached: boolean, template: ObjectSpec | undefined) {
+  private constructor(pinDir: string, objectPath: string, cached: boolean, coll: Collection | undefined) {
     this.pinDir = pinDir;
     this.objectPath = objectPath;
     this.objectCached = cached;
-    this.#template = template;
-    this.endpoints = openPinned(join(pinDir, 'endpoints'), {
-      type: 'hash',
-      key: endpointKey,
-      value: endpointInfo,
-    });
-    this.ipcache = openPinned(join(pinDir, 'ipcache'), {
-      type: 'lpmTrie',
-      key: raw(LAYOUT.ipcacheKey),
-      value: raw(LAYOUT.ipcacheValue),
-    });
-    this.ct = openPinned(join(pinDir, 'ct4'), { type: 'lruHash', key: ctKey, value: ctEntry });
-    this.metrics = openPinned(join(pinDir, 'metrics'), {
-      type: 'perCpuHash',
-      key: metricsKey,
-      value: metricsValue,
-    });
-    this.policyProgs = openPinned(join(pinDir, 'policy_progs'), { type: 'progArray' });
+    this.#coll = coll;
+    const opened: { close(): void }[] = [];
+    const open = <T extends { close(): void }>(m: T): T => {
+      opened.push(m);
+      return m;
+    };
+    try {
+      this.endpoints = open(
+        openPinned(join(pinDir, 'endpoints'), { type: 'hash', key: endpointKey, value: endpointInfo }),
+      );
+      this.lxc = open(openPinned(join(pinDir, 'lxc'), { type: 'hash', key: u32, value: endpointInfo }));
+      this.ipcache = open(
+        openPinned(join(pinDir, 'ipcache'), {
+          type: 'lpmTrie',
+          key: raw(LAYOUT.ipcacheKey),
+          value: raw(LAYOUT.ipcacheValue),
+        }),
+      );
+      this.ct = open(openPinned(join(pinDir, 'ct4'), { type: 'lruHash', key: ctKey, value: ctEntry }));
+      this.metrics = open(
+        openPinned(join(pinDir, 'metrics'), { type: 'perCpuHash', key: metricsKey, value: metricsValue }),
+      );
+      this.config = open(openPinned(join(pinDir, 'config'), { type: 'array', value: dpConfig }));
+      if (coll !== undefined) {
+        this.#policyMapsFd = coll.maps.policy_maps!.fd;
+        this.#ownsPolicyMapsFd = false;
+      } else {
+        this.#policyMapsFd = objGet(join(pinDir, 'policy_maps'));
+        this.#ownsPolicyMapsFd = true;
+      }
+    } catch (err) {
+      for (const m of opened) m.close();
+      throw err;
+    }
   }
 
   /**
-   * Compiles (or takes from the cache) the datapath object and opens its shared maps under `pinDir`,
-   * creating them on first use.
+   * Compiles (or takes from the cache) the datapath object, loads it once (maps pinned by name under
+   * `pinDir`, reused when they exist) and opens its maps.
    * @throws AgentError `DatapathFailed` with the loader's error as cause.
    */
   static async open(paths: DatapathPaths): Promise<Datapath> {
@@ -168,18 +216,25 @@ export class Datapath {
         cause: err,
       });
     }
-    const template = openObject(compiled.path, 'datapath');
     mkdirSync(paths.pinDir, { recursive: true });
-    // Load once without programs so every shared map exists (and is pinned) before any endpoint.
-    const seed = template.copy();
-    for (const p of Object.values(seed.programs)) p.autoload = false;
-    seed.maps.policy!.pinning = 'none';
-    load(seed, { pinDir: paths.pinDir }).close();
-    return new Datapath(paths.pinDir, compiled.path, compiled.cached, template);
+    let coll: Collection;
+    try {
+      coll = load(openObject(compiled.path, 'datapath'), { pinDir: paths.pinDir });
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `loading bpf/datapath.c: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    try {
+      return new Datapath(paths.pinDir, compiled.path, compiled.cached, coll);
+    } catch (err) {
+      coll.close();
+      throw err;
+    }
   }
 
   /**
-   * Opens the shared maps of a running agent without compiling or loading anything (status commands).
+   * Opens the maps of a running agent without compiling or loading anything (status commands).
    * @throws BpfError `NotFound` when the agent's maps are not pinned.
    */
   static attachPinned(pinDir: string): Datapath {
@@ -196,26 +251,44 @@ export class Datapath {
     return join(this.pinDir, 'links', `ep${lxcId}_${dir}`);
   }
 
+  /** The policy map id in `policy_maps[lxcId]`, or undefined for an empty slot. */
+  policyMapId(lxcId: number): number | undefined {
+    const value = new Uint8Array(4);
+    if (!mapLookup(this.#policyMapsFd, u32Bytes(lxcId), value)) return undefined;
+    return new DataView(value.buffer).getUint32(0, true);
+  }
+
   /**
-   * Loads the datapath for one endpoint and attaches it to its host-side veth (inside `node`):
-   * from_container on ingress, to_container on egress, lxc_policy into `policy_progs[lxcId]`.
-   * Loading again for the same endpoint replaces the programs atomically and keeps its maps.
+   * Sets up one endpoint's datapath: creates and pins its policy map (empty: default deny), puts it
+   * into `policy_maps[lxcId]`, and attaches the agent's programs to its host-side veth (inside `node`):
+   * from_container on ingress, to_container on egress. Nothing is loaded.
    * @throws AgentError `DatapathFailed`.
    */
-  loadEndpoint(
+  attachEndpoint(
     node: Netns,
-    ep: { lxcId: number; ip: string; hostIfindex: number },
+    ep: { lxcId: number; hostIfindex: number },
     prefer: 'auto' | AttachKind = 'auto',
   ): AttachKind {
-    if (this.#template === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
-    const spec = this.#template.copy();
-    spec.setConstant('LXC_ID', ep.lxcId);
-    spec.setConstant('LXC_IPV4', ipv4ToNetworkU32(ep.ip));
-    spec.maps.policy!.pinning = { path: this.policyPin(ep.lxcId) };
-    mkdirSync(join(this.pinDir, 'links'), { recursive: true });
-    const coll = load(spec, { pinDir: this.pinDir });
+    const coll = this.#coll;
+    if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
     try {
-      this.policyProgs.set(ep.lxcId, coll.program('lxc_policy').fd);
+      if (!existsSync(this.policyPin(ep.lxcId))) {
+        const map = createMap({
+          type: 'lpmTrie',
+          key: raw(LAYOUT.policyKey),
+          value: raw(LAYOUT.policyValue),
+          maxEntries: POLICY_MAX_ENTRIES,
+          name: `policy_${ep.lxcId}`,
+        });
+        try {
+          map.pin(this.policyPin(ep.lxcId));
+          mapUpdate(this.#policyMapsFd, u32Bytes(ep.lxcId), u32Bytes(map.fd));
+        } finally {
+          map.close();
+        }
+        this.#written.set(ep.lxcId, new Map());
+      }
+      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
       const kinds = node.run(() =>
         (['ingress', 'egress'] as const).map((direction) => {
           const link = attach(coll.program(direction === 'ingress' ? 'from_container' : 'to_container'), {
@@ -234,16 +307,14 @@ export class Datapath {
       throw new AgentError('DatapathFailed', `endpoint ${ep.lxcId}: ${(err as Error).message}`, {
         cause: err,
       });
-    } finally {
-      coll.close();
     }
   }
 
   /**
-   * Detaches an endpoint's programs and removes its policy map, program-array slot and counters.
+   * Detaches an endpoint's programs and removes its policy map, `policy_maps` slot and counters.
    * Idempotent; the veth going away detaches legacy tc filters by itself.
    */
-  unloadEndpoint(node: Netns, lxcId: number): void {
+  detachEndpoint(node: Netns, lxcId: number): void {
     for (const dir of ['ingress', 'egress'] as const) {
       const pin = this.linkPin(lxcId, dir);
       if (!existsSync(pin)) continue;
@@ -254,11 +325,38 @@ export class Datapath {
         rmSync(pin, { force: true });
       }
     }
-    this.policyProgs.delete(lxcId);
+    deleteSlot(this.#policyMapsFd, lxcId);
     rmSync(this.policyPin(lxcId), { force: true });
     this.#written.delete(lxcId);
     const stale = [...this.metrics.keys()].filter((k) => k.lxcId === lxcId);
     for (const k of stale) this.metrics.delete(k);
+  }
+
+  /** Writes an endpoint into both `endpoints` (by IP) and `lxc` (by host ifindex). */
+  setEndpoint(info: EndpointInfo): void {
+    this.lxc.set(info.ifindex, info);
+    this.endpoints.set(info.ip, info);
+  }
+
+  /** Removes an endpoint from `endpoints` and `lxc`. */
+  deleteEndpoint(ip: string, ifindex: number): void {
+    this.endpoints.delete(ip);
+    this.lxc.delete(ifindex);
+  }
+
+  /** The current policy revision (conntrack entries stamped with an older one are checked again). */
+  policyRevision(): number {
+    return this.config.get(0)?.policyRev ?? 0;
+  }
+
+  /**
+   * Bumps the policy revision: call after writing policy maps, identities or the ipcache, so every
+   * established flow is checked once against the new state.
+   */
+  bumpPolicyRevision(): number {
+    const rev = (this.policyRevision() + 1) >>> 0;
+    this.config.set(0, { policyRev: rev });
+    return rev;
   }
 
   /** Opens an endpoint's pinned policy map (raw key and value bytes). */
@@ -303,8 +401,12 @@ export class Datapath {
       .sort((a, b) => a - b);
   }
 
-  /** Closes every map fd; pins, links and programs stay in the kernel. */
+  /** Closes every map and program fd; pins, links and attached programs stay in the kernel. Idempotent. */
   close(): void {
-    for (const m of [this.endpoints, this.ipcache, this.ct, this.metrics, this.policyProgs]) m.close();
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const m of [this.endpoints, this.lxc, this.ipcache, this.ct, this.metrics, this.config]) m.close();
+    if (this.#ownsPolicyMapsFd) fdClose(this.#policyMapsFd);
+    this.#coll?.close();
   }
 }

@@ -7,10 +7,10 @@ import { be16, ipv4, mac, pad, struct, u8, u16, u32, u64 } from '@datapath/bpf-m
 /** Key of the `endpoints` hash: the pod's IPv4 address. */
 export const endpointKey = ipv4;
 
-/** `struct endpoint_info` (24 bytes). */
+/** `struct endpoint_info` (28 bytes): the value of both `endpoints` (by pod IP) and `lxc` (by host ifindex). */
 export const endpointInfo = struct(
-  { ifindex: u32, lxcId: u16, flags: u16, secId: u32, mac, nodeMac: mac },
-  { size: 24 },
+  { ifindex: u32, lxcId: u16, flags: u16, secId: u32, mac, nodeMac: mac, ip: ipv4 },
+  { size: 28 },
 );
 
 /** `struct ct_key` (16 bytes): the 5-tuple of the packet that opened the flow. */
@@ -21,9 +21,27 @@ export const ctKey = struct(
 
 /** `struct ct_entry` (32 bytes). */
 export const ctEntry = struct(
-  { createdNs: u64, seenNs: u64, packets: u64, srcSecId: u32, dstSecId: u32 },
+  {
+    createdNs: u64,
+    seenNs: u64,
+    rev: u32,
+    srcSecId: u32,
+    dstSecId: u32,
+    flags: u8,
+    dropReason: u8,
+    dropLxc: u16,
+  },
   { size: 32 },
 );
+
+/** `CT_F_REPLY`: the entry is keyed by the reply direction's tuple. */
+export const CT_F_REPLY = 1;
+
+/** `CT_F_DENIED`: a policy change denied the flow; its packets are dropped in both directions. */
+export const CT_F_DENIED = 2;
+
+/** `struct dp_config` (8 bytes), the only value of the one-slot `config` array. */
+export const dpConfig = struct({ policyRev: u32, _pad: pad(4) }, { size: 8 });
 
 /** `struct metrics_key` (8 bytes). */
 export const metricsKey = struct({ lxcId: u32, reason: u8, dir: u8, _pad: pad(2) }, { size: 8 });

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
 import { AgentError } from '../src/errors.js';
+import { CT_F_DENIED } from '../src/maps.js';
 import { loadScenario } from '../src/policy.js';
 import { runScenario } from '../src/run.js';
 import { type ListenerProcess, runProbes, startListener } from '../src/sys/netns-exec.js';
@@ -61,6 +62,40 @@ async function withListener<T>(agent: Agent, pod: string, fn: () => Promise<T>):
     await l.close();
   }
 }
+
+/** A long-lived TCP connection from `from` to `to`:80: a line every 20 ms, echoed bytes counted. */
+function longFlow(agent: Agent, from: string, to: string) {
+  const script = `const s=require('net').connect(80,'${agent.resolve(to).ip}');let n=0;
+    s.on('data',d=>{n+=d.length});setInterval(()=>s.write('ping\\n'),20);
+    setInterval(()=>process.stdout.write(n+'\\n'),50);s.on('error',e=>{console.log('error '+e.message);process.exit(1)})`;
+  const child = spawn('nsenter', [`--net=${agent.resolve(from).netnsPath}`, process.execPath, '-e', script]);
+  let echoed = 0;
+  child.stdout!.on('data', (d: Buffer) => {
+    const last = d.toString().trim().split('\n').pop();
+    if (last !== undefined && /^\d+$/.test(last)) echoed = Number(last);
+  });
+  return {
+    child,
+    get echoed() {
+      return echoed;
+    },
+    /** Waits until at least `min` bytes were echoed (or 5 s passed); returns the count. */
+    async waitFor(min: number): Promise<number> {
+      const until = Date.now() + 5000;
+      while (echoed < min && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      return echoed;
+    },
+  };
+}
+
+/** Policy drops (reasons policy-denied and policy-deny) counted for an endpoint. */
+function policyDrops(agent: Agent, lxcId: number): bigint {
+  return [...agent.datapath.metrics.entries()]
+    .filter(([k]) => k.lxcId === lxcId && (k.reason === 2 || k.reason === 3))
+    .reduce((a, [, per]) => a + per.reduce((sum, v) => sum + v.packets, 0n), 0n);
+}
+
+const openFds = () => readdirSync('/proc/self/fd').length;
 
 function progIds(agent: Agent): number[] {
   return agent.pods().flatMap((p) =>
@@ -120,7 +155,8 @@ describe('agent (real packets through the eBPF datapath)', () => {
       expect(existsSync(`/run/netns/${client.netns}`)).toBe(false);
       expect(agent.datapath.endpoints.get(client.ip)).toBeUndefined();
       expect(existsSync(agent.datapath.policyPin(client.lxcId))).toBe(false);
-      expect(agent.datapath.policyProgs.get(client.lxcId)).toBeUndefined();
+      expect(agent.datapath.policyMapId(client.lxcId)).toBeUndefined();
+      expect(agent.datapath.lxc.get(client.hostIfindex)).toBeUndefined();
       expect(agent.pool.allocations()[client.ip]).toBeUndefined();
       // the freed address and endpoint id are reused
       const [again] = agent.addPods([{ ns: 'x', name: 'client3', labels: { app: 'client' } }]);
@@ -191,25 +227,9 @@ describe('agent (real packets through the eBPF datapath)', () => {
         { port: 80, protocol: 'TCP' },
       ]);
       // a long-lived connection: the client sends a line every 20 ms and reports the echoed bytes
-      const script = `const s=require('net').connect(80,'${agent.resolve('x/server').ip}');let n=0;
-        s.on('data',d=>{n+=d.length});setInterval(()=>s.write('ping\\n'),20);
-        setInterval(()=>process.stdout.write(n+'\\n'),50);s.on('error',e=>{console.log('error '+e.message);process.exit(1)})`;
-      client = spawn('nsenter', [
-        `--net=${agent.resolve('x/client').netnsPath}`,
-        process.execPath,
-        '-e',
-        script,
-      ]);
-      let echoed = 0;
-      client.stdout!.on('data', (d: Buffer) => {
-        const last = d.toString().trim().split('\n').pop();
-        if (last !== undefined && /^\d+$/.test(last)) echoed = Number(last);
-      });
-      const waitFor = async (min: number) => {
-        const until = Date.now() + 5000;
-        while (echoed < min && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-        return echoed;
-      };
+      const flow = longFlow(agent, 'x/client', 'x/server');
+      client = flow.child;
+      const waitFor = (min: number) => flow.waitFor(min);
       const first = await waitFor(100);
       expect(first).toBeGreaterThanOrEqual(100);
 
@@ -230,6 +250,86 @@ describe('agent (real packets through the eBPF datapath)', () => {
       await listener?.close();
       agent.destroy();
     }
+  });
+
+  it('cuts an established flow when a policy change no longer allows it, and keeps it across unrelated changes', async (ctx) => {
+    requireRoot(ctx);
+    const agent = await Agent.start(options(), {
+      namespaces: { x: { labels: {} } },
+      policies: [policyAllow80('x', 'client')],
+      enforcement: 'default',
+    });
+    let listener: ListenerProcess | undefined;
+    let flow: ReturnType<typeof longFlow> | undefined;
+    try {
+      agent.addPods([
+        { ns: 'x', name: 'server', labels: { app: 'server' } },
+        { ns: 'x', name: 'client', labels: { app: 'client' } },
+      ]);
+      const server = agent.state.pods['x/server']!;
+      listener = await startListener(agent.resolve('x/server').netnsPath, 'x/server', [
+        { port: 80, protocol: 'TCP' },
+      ]);
+      flow = longFlow(agent, 'x/client', 'x/server');
+      const first = await flow.waitFor(100);
+      expect(first).toBeGreaterThanOrEqual(100);
+      const ctFlows = () =>
+        agent.datapath.ct.dump().filter(([k]) => k.proto === 6 && (k.dport === 80 || k.sport === 80));
+      // both directions of the flow are tracked, stamped with the current revision
+      const rev0 = agent.datapath.policyRevision();
+      expect(
+        ctFlows()
+          .map(([, e]) => [e.flags, e.rev])
+          .sort(),
+      ).toEqual([
+        [0, rev0],
+        [1, rev0],
+      ]);
+
+      // an unrelated change (a new pod) bumps the revision: the flow is checked again and goes on
+      agent.addPods([{ ns: 'x', name: 'other', labels: { app: 'other' } }]);
+      expect(agent.datapath.policyRevision()).toBeGreaterThan(rev0);
+      const second = await flow.waitFor(first + 100);
+      expect(second).toBeGreaterThanOrEqual(first + 100);
+      expect(ctFlows().every(([, e]) => e.rev === agent.datapath.policyRevision())).toBe(true);
+
+      // the policy no longer allows client → server: the established flow stops
+      const deniedBefore = policyDrops(agent, server.lxcId);
+      agent.setPolicies([policyAllow80('x', 'nobody')]);
+      await new Promise((r) => setTimeout(r, 300));
+      const cut = flow.echoed;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(flow.echoed).toBe(cut);
+      expect(policyDrops(agent, server.lxcId)).toBeGreaterThan(deniedBefore);
+      // both entries stay, marked denied, so the server's packets cannot reopen it as a new flow
+      expect(ctFlows().map(([, e]) => e.flags & CT_F_DENIED)).toEqual([CT_F_DENIED, CT_F_DENIED]);
+    } finally {
+      flow?.child.kill();
+      await listener?.close();
+      agent.destroy();
+    }
+  });
+
+  it('closes every fd it opens (start, pods, restore, destroy)', async (ctx) => {
+    requireRoot(ctx);
+    const opts = options();
+    (await Agent.start(opts, { namespaces: {}, policies: [], enforcement: 'default' })).destroy();
+    const before = openFds();
+    const agent = await Agent.start(opts, {
+      namespaces: { x: { labels: {} } },
+      policies: [policyAllow80('x', 'client')],
+      enforcement: 'default',
+    });
+    agent.addPods([
+      { ns: 'x', name: 'server', labels: { app: 'server' } },
+      { ns: 'x', name: 'client', labels: { app: 'client' } },
+    ]);
+    agent.setPolicies([policyAllow80('x', 'nobody')]);
+    agent.close();
+    const restored = await Agent.restore(opts);
+    restored.removePod('x/client');
+    restored.destroy();
+    expect(openFds()).toBe(before);
   });
 
   it('rejects bad input with a typed error and leaves nothing behind', async (ctx) => {

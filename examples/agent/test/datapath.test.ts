@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ipv4ToNetworkU32, type RawMap, syncRawMap } from '../src/datapath.js';
-import { endpointInfo, metricsKey, reasonName } from '../src/maps.js';
+import {
+  CT_F_DENIED,
+  CT_F_REPLY,
+  ctEntry,
+  dpConfig,
+  endpointInfo,
+  metricsKey,
+  reasonName,
+} from '../src/maps.js';
 import { renderReport } from '../src/report.js';
 
 class FakeMap implements RawMap {
@@ -56,8 +64,43 @@ describe('syncRawMap', () => {
 
 describe('layouts', () => {
   it('mirror the C structs', () => {
-    expect(endpointInfo.size).toBe(24);
+    expect(endpointInfo.size).toBe(28);
     expect(metricsKey.size).toBe(8);
+    expect(dpConfig.size).toBe(8);
+    expect(ctEntry.size).toBe(32);
+    // struct ct_entry: rev at 16, flags at 28, drop_lxc at 30
+    const b = new Uint8Array(32);
+    ctEntry.encode(
+      {
+        createdNs: 1n,
+        seenNs: 2n,
+        rev: 7,
+        srcSecId: 3,
+        dstSecId: 4,
+        flags: CT_F_REPLY | CT_F_DENIED,
+        dropReason: 2,
+        dropLxc: 0x102,
+      },
+      new DataView(b.buffer),
+      0,
+    );
+    expect([b[16], b[28], b[29], b[30], b[31]]).toEqual([7, 3, 2, 2, 1]);
+    // struct endpoint_info: the pod IPv4 in network order at 24
+    const ep = new Uint8Array(28);
+    endpointInfo.encode(
+      {
+        ifindex: 1,
+        lxcId: 2,
+        flags: 0,
+        secId: 3,
+        mac: '02:00:00:00:00:01',
+        nodeMac: '02:00:00:00:00:02',
+        ip: '10.244.1.20',
+      },
+      new DataView(ep.buffer),
+      0,
+    );
+    expect([...ep.subarray(24)]).toEqual([10, 244, 1, 20]);
     expect(reasonName(3)).toBe('policy-deny');
     expect(reasonName(99)).toBe('reason-99');
   });
