@@ -115,7 +115,9 @@ interface NetConf {
     prevResult?: unknown;
     [key: string]: unknown;
 }
-declare function parseConfig<T = {}>(json: unknown, schema?: z.core.$ZodType<T>): NetConf & T;
+type ConfigRules<T> = z.core.$ZodType<T> | ((base: NetConf) => T);
+declare function parseConfig<T = {}>(json: unknown, rules?: ConfigRules<T>): NetConf & T;
+declare function parseWithSchema<T>(schema: z.core.$ZodType<T>, value: unknown): T;
 type CniCommand = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION";
 interface CniEnv {
     command: CniCommand;
@@ -248,10 +250,10 @@ interface CniPlugin<C = {}> {
     status?(args: BaseArgs<C>): void | Promise<void>;
     versions?: readonly CniVersion[];
     about?: string;
-    config?: z.core.$ZodType<C>;
+    config?: ConfigRules<C>;
     cniArgs?: readonly string[];
 }
 declare function processIo(): PluginIo;
 declare function runPlugin<C = {}>(plugin: CniPlugin<C>, io?: PluginIo): Promise<number>;
-export { ALL_VERSIONS, CURRENT_VERSION, CniError, CniErrorCode, NSFS_MAGIC, OWN_NETNS, checkNetnsPath, compareVersions, convertResult, delegate, formatResult, isCniVersion, negotiateVersion, parseCniArgs, parseConfig, parseResult, processIo, readCniEnv, runPlugin, toCniError, validateContainerId, validateIfname, validateNetworkName, validateResultShape, versionInfo };
-export type { AddArgs, Attachment, BandwidthLimits, BaseArgs, CheckArgs, CheckNetnsOptions, CniCommand, CniDns, CniEnv, CniErrorCodeValue, CniErrorJson, CniInterface, CniIpConfig, CniPlugin, CniResult, CniRoute, CniVersion, DelArgs, DelegateContext, GcArgs, InterfaceV04, IpConfigV02, IpConfigV04, IpamConf, NetConf, NetnsCheck, NetnsFound, NetnsMissing, PluginIo, PortMapping, ResultV02, ResultV04, ResultV10, ResultV11, RouteV04, RuntimeConfig, VersionInfo, VersionedResult };
+export { ALL_VERSIONS, CURRENT_VERSION, CniError, CniErrorCode, NSFS_MAGIC, OWN_NETNS, checkNetnsPath, compareVersions, convertResult, delegate, formatResult, isCniVersion, negotiateVersion, parseCniArgs, parseConfig, parseResult, parseWithSchema, processIo, readCniEnv, runPlugin, toCniError, validateContainerId, validateIfname, validateNetworkName, validateResultShape, versionInfo };
+export type { AddArgs, Attachment, BandwidthLimits, BaseArgs, CheckArgs, CheckNetnsOptions, CniCommand, CniDns, CniEnv, CniErrorCodeValue, CniErrorJson, CniInterface, CniIpConfig, CniPlugin, CniResult, CniRoute, CniVersion, ConfigRules, DelArgs, DelegateContext, GcArgs, InterfaceV04, IpConfigV02, IpConfigV04, IpamConf, NetConf, NetnsCheck, NetnsFound, NetnsMissing, PluginIo, PortMapping, ResultV02, ResultV04, ResultV10, ResultV11, RouteV04, RuntimeConfig, VersionInfo, VersionedResult };

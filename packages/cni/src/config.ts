@@ -131,8 +131,16 @@ function buildNetConfSchema() {
 let netConfSchema: ReturnType<typeof buildNetConfSchema> | undefined;
 
 /**
- * Validates a decoded config against `schema` (by default the base {@link NetConf} rules) and returns the
- * parsed value; unknown keys are kept.
+ * A plugin's own config rules: a zod schema (classic or mini), or a function that receives the config
+ * already checked against the base {@link NetConf} rules and returns the plugin's fields, throwing a
+ * {@link CniError} with code 7 when they are invalid. A function lets a plugin skip building zod schemas
+ * in the common case, which costs a short-lived plugin process milliseconds (see {@link parseWithSchema}).
+ */
+export type ConfigRules<T> = z.core.$ZodType<T> | ((base: NetConf) => T);
+
+/**
+ * Validates a decoded config against the base {@link NetConf} rules and then `rules` (a zod schema or a
+ * validator function), and returns the parsed value; unknown keys are kept.
  *
  * @throws {@link CniError} code 7 (invalid network config) with every problem listed in `details`.
  * @example Validating a plugin's own fields on top of the base ones
@@ -143,14 +151,61 @@ let netConfSchema: ReturnType<typeof buildNetConfSchema> | undefined;
  *   z.looseObject({ mtu: z.int() }));
  * ```
  */
-export function parseConfig<T = {}>(json: unknown, schema?: z.core.$ZodType<T>): NetConf & T {
-  netConfSchema ??= buildNetConfSchema();
-  const base = z.safeParse(netConfSchema, json);
-  if (!base.success) throw invalid(base.error);
-  if (schema === undefined) return base.data as unknown as NetConf & T;
-  const own = z.safeParse(schema, base.data);
-  if (!own.success) throw invalid(own.error);
-  return { ...base.data, ...(own.data as object) } as unknown as NetConf & T;
+export function parseConfig<T = {}>(json: unknown, rules?: ConfigRules<T>): NetConf & T {
+  let base = quickNetConf(json);
+  if (base === undefined) {
+    netConfSchema ??= buildNetConfSchema();
+    base = parseWithSchema(netConfSchema, json) as NetConf;
+  }
+  if (rules === undefined) return base as NetConf & T;
+  const own = typeof rules === 'function' ? rules(base) : parseWithSchema(rules, base);
+  return { ...base, ...(own as object) } as NetConf & T;
+}
+
+/**
+ * Parses `value` with a zod schema and returns the output, or throws the CNI error every config failure
+ * becomes (code 7, the problems in `details`, as {@link parseConfig} reports them).
+ *
+ * @throws {@link CniError} code 7 (invalid network config).
+ * @example A validator function that falls back to a zod schema for the details
+ * ```ts
+ * import * as z from 'zod/mini';
+ * import { parseWithSchema, runPlugin } from '@datapath/cni';
+ * const own = z.looseObject({ mtu: z._default(z.int(), 1500) });
+ * const config = (base: { mtu?: unknown }) =>
+ *   base.mtu === undefined ? { mtu: 1500 } : parseWithSchema(own, base);
+ * ```
+ */
+export function parseWithSchema<T>(schema: z.core.$ZodType<T>, value: unknown): T {
+  const r = z.safeParse(schema, value);
+  if (!r.success) throw invalid(r.error);
+  return r.data;
+}
+
+// A plain object; one with an own `__proto__` key (JSON.parse makes those) is left to zod, which drops it.
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !Object.hasOwn(v, '__proto__');
+const nonEmpty = (v: unknown) => typeof v === 'string' && v !== '';
+
+/**
+ * The base NetConf rules for the configs runtimes send most (no `dns`, no `runtimeConfig`), without
+ * building the zod schema: the same output as the schema when it returns a value, and `undefined` for
+ * anything else, which the schema then decides (and words the errors for). test/config.test.ts holds the
+ * two to the same answers.
+ */
+export function quickNetConf(json: unknown): NetConf | undefined {
+  if (!isObject(json)) return undefined;
+  const { cniVersion, name, type, capabilities, ipam, dns, runtimeConfig, args } = json;
+  if (cniVersion !== undefined && typeof cniVersion !== 'string') return undefined;
+  if (typeof name !== 'string' || !nonEmpty(type)) return undefined;
+  if (dns !== undefined || runtimeConfig !== undefined) return undefined;
+  if (capabilities !== undefined) {
+    if (!isObject(capabilities)) return undefined;
+    for (const k in capabilities) if (typeof capabilities[k] !== 'boolean') return undefined;
+  }
+  if (ipam !== undefined && !(isObject(ipam) && nonEmpty(ipam.type))) return undefined;
+  if (args !== undefined && !isObject(args)) return undefined;
+  return { ...json, cniVersion: cniVersion ?? '0.1.0' } as NetConf;
 }
 
 function invalid(error: z.core.$ZodError): CniError {

@@ -1,5 +1,12 @@
-export type { BandwidthLimits, IpamConf, NetConf, PortMapping, RuntimeConfig } from './config.js';
-export { parseConfig } from './config.js';
+export type {
+  BandwidthLimits,
+  ConfigRules,
+  IpamConf,
+  NetConf,
+  PortMapping,
+  RuntimeConfig,
+} from './config.js';
+export { parseConfig, parseWithSchema } from './config.js';
 export type { DelegateContext } from './delegate.js';
 export { delegate } from './delegate.js';
 export type { CniCommand, CniEnv } from './env.js';

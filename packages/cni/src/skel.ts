@@ -1,6 +1,5 @@
 import { readFileSync, writeSync } from 'node:fs';
-import type * as z from 'zod/mini';
-import { type NetConf, parseConfig } from './config.js';
+import { type ConfigRules, type NetConf, parseConfig } from './config.js';
 import {
   type CniCommand,
   parseCniArgs,
@@ -102,8 +101,11 @@ export interface CniPlugin<C = {}> {
   versions?: readonly CniVersion[];
   /** Printed on stderr when run without `CNI_COMMAND`, e.g. `CNI plugin foo v1.0.0`. */
   about?: string;
-  /** A zod schema for the plugin's own config fields (classic or mini); failures are code 7. */
-  config?: z.core.$ZodType<C>;
+  /**
+   * The plugin's own config rules: a zod schema (classic or mini), or a validator function of the
+   * base-checked config (see {@link ConfigRules}); failures are code 7.
+   */
+  config?: ConfigRules<C>;
   /** `CNI_ARGS` keys the plugin understands; others fail unless `IgnoreUnknown=1`. */
   cniArgs?: readonly string[];
 }

@@ -2,6 +2,7 @@
 // ../../datapath-cni.schema.json is generated from this (scripts/gen-schema.ts) and a unit test keeps
 // the two in step.
 import * as z from 'zod/mini';
+import { type NetConf, parseWithSchema } from '../config.js';
 import { cidrFamily, ipFamily } from '../ip.js';
 
 /** Where datapath-cni pins the tcx links of its endpoints' BPF programs, by default. */
@@ -55,3 +56,62 @@ export function pluginConfigSchema() {
 
 /** The plugin's own config keys, validated. */
 export type PluginConfig = z.infer<ReturnType<typeof pluginConfigSchema>>;
+
+// A plain object; one with an own `__proto__` key (JSON.parse makes those) is left to zod, which drops it.
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !Object.hasOwn(v, '__proto__');
+const isIp = (v: unknown) => v === undefined || (typeof v === 'string' && ipFamily(v) !== 0);
+const isCidr = (v: unknown) => typeof v === 'string' && cidrFamily(v) !== 0;
+const onlyKeys = (o: Record<string, unknown>, keys: readonly string[]) =>
+  Object.keys(o).every((k) => keys.includes(k));
+
+/**
+ * The plugin's own keys for the configs runtimes send most (no `bpf` section, host-local IPAM written as
+ * the reference plugin documents it, or another IPAM type), without building the zod schema: the same
+ * output as {@link pluginConfigSchema} when it returns a value, `undefined` for anything else, which the
+ * schema then decides (and words the errors for). test/config.test.ts holds the two to the same answers.
+ */
+export function quickPluginConfig(base: Record<string, unknown>): PluginConfig | undefined {
+  const { mode = 'ptp', mtu = 1500, hostNetns, bpf, ipam } = base;
+  if (mode !== 'ptp' && mode !== 'cilium') return undefined;
+  if (!Number.isSafeInteger(mtu) || (mtu as number) < 68 || (mtu as number) > 65535) return undefined;
+  if (hostNetns !== undefined && !(typeof hostNetns === 'string' && hostNetns.startsWith('/')))
+    return undefined;
+  if (bpf !== undefined || !isObject(ipam) || typeof ipam.type !== 'string' || ipam.type === '')
+    return undefined;
+  if (ipam.type === 'host-local') {
+    const { ranges, subnet, rangeStart, rangeEnd, gateway, routes, dataDir } = ipam;
+    if (ranges === undefined && subnet === undefined) return undefined;
+    if (subnet !== undefined && !isCidr(subnet)) return undefined;
+    if (!isIp(rangeStart) || !isIp(rangeEnd) || !isIp(gateway)) return undefined;
+    if (dataDir !== undefined && !(typeof dataDir === 'string' && dataDir.startsWith('/'))) return undefined;
+    if (ranges !== undefined) {
+      if (!Array.isArray(ranges) || ranges.length === 0) return undefined;
+      for (const set of ranges) {
+        if (!Array.isArray(set) || set.length === 0) return undefined;
+        for (const r of set) {
+          if (!isObject(r) || !onlyKeys(r, ['subnet', 'rangeStart', 'rangeEnd', 'gateway'])) return undefined;
+          if (!isCidr(r.subnet) || !isIp(r.rangeStart) || !isIp(r.rangeEnd) || !isIp(r.gateway))
+            return undefined;
+        }
+      }
+    }
+    if (routes !== undefined) {
+      if (!Array.isArray(routes)) return undefined;
+      for (const r of routes) {
+        if (!isObject(r) || !onlyKeys(r, ['dst', 'gw']) || !isCidr(r.dst) || !isIp(r.gw)) return undefined;
+      }
+    }
+  }
+  return { ...base, mode, mtu, ipam } as PluginConfig;
+}
+
+/**
+ * Validates the plugin's own keys of a base-checked config: {@link quickPluginConfig} when it can tell,
+ * the zod schema otherwise (built only then).
+ *
+ * @throws {@link CniError} code 7 (invalid network config) with the schema's problems in `details`.
+ */
+export function parsePluginConfig(base: NetConf): PluginConfig {
+  return quickPluginConfig(base) ?? parseWithSchema(pluginConfigSchema(), base);
+}
