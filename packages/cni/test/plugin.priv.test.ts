@@ -220,6 +220,58 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
     });
   });
 
+  it('an ADD and a DEL load neither koffi’s JS loader nor node:util/stream/crypto/child_process, nor libbpf', async (ctx) => {
+    requireRoot(ctx);
+    // The installed bundle run through a launcher that adds a hook recording, at exit, the Node modules
+    // the process loaded and the shared objects it mapped.
+    const dir = mkdtempSync(join(tmpdir(), 'datapath-cni-trace-'));
+    try {
+      const hook = join(dir, 'hook.cjs');
+      writeFileSync(
+        hook,
+        `process.on('exit', () => require('node:fs').writeFileSync(process.env.DPT_TRACE, JSON.stringify({
+          modules: process.moduleLoadList, maps: require('node:fs').readFileSync('/proc/self/maps', 'utf8') })));\n`,
+      );
+      const bin = join(dir, 'traced');
+      writeFileSync(
+        bin,
+        `#!/bin/sh\nexec ${process.execPath} -r ${hook} ${join(inst.dir, 'datapath-cni.d', 'run.cjs')} "$@"\n`,
+      );
+      chmodSync(bin, 0o755);
+      const traced = { ...inst, bin };
+      await withNetns(2, async (host, pod) => {
+        await withNet({}, (net) => {
+          for (const command of ['ADD', 'DEL']) {
+            const trace = join(dir, `${command}.json`);
+            ok(
+              runCni(traced, {
+                hostNs: host.name,
+                containerId: 'trace',
+                netns: pod.path,
+                command,
+                config: net.conf,
+                env: { DPT_TRACE: trace },
+              }),
+            );
+            const { modules, maps } = JSON.parse(readFileSync(trace, 'utf8')) as {
+              modules: string[];
+              maps: string;
+            };
+            expect(maps).toContain('/datapath-cni.d/koffi.node'); // the check sees dlopen'd objects
+            expect(maps).not.toContain('libbpf');
+            for (const m of ['stream', 'net', 'worker_threads', 'child_process', 'crypto']) {
+              expect(modules, `${command} loaded node:${m}`).not.toContain(`NativeModule ${m}`);
+            }
+            expect(modules).not.toContain('NativeModule internal/util/parse_args/parse_args'); // a cold node:util
+          }
+          expect(net.reserved()).toEqual([]);
+        });
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('cilium mode: /32 address, gw/32 scope link then default via gw, no address on the host veth', async (ctx) => {
     requireRoot(ctx);
     await withNetns(2, async (host, pod) => {
