@@ -118,9 +118,7 @@ async function agentMode(policyOn: boolean): Promise<Figures & { entries: number
       { ns: 'bench', name: 'server', labels: { app: 'server' } },
       { ns: 'bench', name: 'client', labels: { app: 'client' } },
     ]);
-    const map = agent.datapath.policyMap(server!.lxcId);
-    const entries = map.count();
-    map.close();
+    const entries = agent.datapath.policyEntries(server!.lxcId).length;
     const f = await measure(server!.netns, client!.netns, server!.ip);
     return { ...f, entries };
   } finally {

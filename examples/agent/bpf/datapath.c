@@ -2,7 +2,7 @@
 /*
  * The reference agent's pod datapath: one object, loaded once per agent and attached to every
  * endpoint's host-side veth. A program finds its endpoint through skb->ifindex in the `lxc` map and
- * the endpoint's policy map through `policy_maps[lxc_id]` (an array of maps), so adding a pod loads
+ * the endpoint's policy under its endpoint id in the shared `policy` trie, so adding a pod loads
  * nothing.
  *
  *   from_container  tc/tcx ingress of the pod's host-side veth (packets the pod sends):
@@ -91,22 +91,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } config SEC(".maps");
 
-/* The shape of every endpoint's policy map (the agent creates one per endpoint and pins it). */
-struct policy_inner {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(key_size, sizeof(struct policy_key));
-	__uint(value_size, sizeof(struct policy_entry));
-};
-
+/* Every endpoint's policy: { endpoint id, Cilium policy_key } -> Cilium policy_entry. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lxc_policy_key);
+	__type(value, struct policy_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct policy_inner);
-} policy_maps SEC(".maps");
+} policy SEC(".maps");
 
 struct flow {
 	struct ct_key tuple;
@@ -228,24 +221,22 @@ static __always_inline __be16 policy_port(__u8 proto, __be16 port)
 }
 
 /* One endpoint's verdict for a flow in direction `egress` with `peer`: REASON_FORWARDED, or the
- * drop reason. An endpoint without a policy map drops (default deny). */
+ * drop reason. An endpoint without policy entries drops (default deny). */
 static __always_inline int policy_check(__u32 lxc_id, __u32 peer, __u8 egress, __u8 proto, __be16 dport)
 {
-	struct policy_key k = {
-		.prefixlen = POLICY_FULL_PREFIX,
+	struct lxc_policy_key k = {
+		.prefixlen = LXC_POLICY_FULL_PREFIX,
+		.lxc_id = lxc_id,
 		.sec_label = peer,
 		.egress = egress,
 		.protocol = proto,
 		.dport = dport,
 	};
 	struct policy_entry *l3, *any;
-	void *pm = bpf_map_lookup_elem(&policy_maps, &lxc_id);
 
-	if (!pm)
-		return REASON_POLICY_DENIED;
-	l3 = bpf_map_lookup_elem(pm, &k);
+	l3 = bpf_map_lookup_elem(&policy, &k);
 	k.sec_label = 0;
-	any = bpf_map_lookup_elem(pm, &k);
+	any = bpf_map_lookup_elem(&policy, &k);
 	if ((l3 && l3->deny) || (any && any->deny))
 		return REASON_POLICY_DENY;
 	if (l3 || any)

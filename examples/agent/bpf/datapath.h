@@ -52,7 +52,10 @@ struct remote_endpoint_info {
 	__u32 flags;       /* bit 0: a local endpoint, bit 1: the node itself */
 }; /* 8 bytes */
 
-/* ---- per-endpoint policy map: Cilium's policy_key / policy_entry ------------------------ */
+/* ---- policy: Cilium's policy_key / policy_entry, one LPM trie for all endpoints keyed by
+ *      { endpoint id, Cilium's policy_key } (Cilium has one map per endpoint because it loads
+ *      programs per endpoint; with one program set per agent, a per-endpoint map would need an
+ *      array of maps, whose every update from user space waits for an RCU grace period) --------- */
 struct policy_key {
 	__u32 prefixlen;   /* bpf_lpm_trie_key header: 40 static bits + protocol/port prefix */
 	__u32 sec_label;   /* peer identity, 0 = any (host order) */
@@ -62,6 +65,17 @@ struct policy_key {
 	__be16 dport;      /* network order */
 }; /* 12 bytes */
 #define POLICY_FULL_PREFIX 64
+
+struct lxc_policy_key {
+	__u32 prefixlen;   /* 32 (lxc_id) + Cilium's prefixlen */
+	__u32 lxc_id;      /* endpoint id (host order) */
+	__u32 sec_label;   /* the rest is Cilium's policy_key after its prefixlen */
+	__u8 egress : 1,
+	     pad : 7;
+	__u8 protocol;
+	__be16 dport;
+}; /* 16 bytes */
+#define LXC_POLICY_FULL_PREFIX (32 + POLICY_FULL_PREFIX)
 
 struct policy_entry {
 	__be16 proxy_port;

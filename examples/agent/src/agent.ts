@@ -43,7 +43,15 @@ export interface AgentOptions {
   cacheDir?: string;
   /** Progress lines. */
   log?: (line: string) => void;
+  /**
+   * Called with the duration of each pod setup stage (`ipam`, `netns`, `endpoint`, `attach`,
+   * `maps`, `state`, `policy`), for profiling.
+   */
+  trace?: (stage: SetupStage, ms: number) => void;
 }
+
+/** The stages {@link AgentOptions.trace} reports. */
+export type SetupStage = 'ipam' | 'netns' | 'endpoint' | 'attach' | 'maps' | 'state' | 'policy';
 
 /** What {@link Agent.syncPolicy} changed in the kernel. */
 export interface PolicySync {
@@ -83,6 +91,7 @@ function resolveOptions(o: AgentOptions) {
     podCidr: o.podCidr ?? '10.244.1.0/24',
     attach: o.attach ?? 'auto',
     log: o.log ?? (() => undefined),
+    trace: o.trace,
     ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
   };
 }
@@ -278,7 +287,9 @@ export class Agent {
     this.#check();
     const added: PodRecord[] = [];
     for (const pod of pods) added.push(this.#addPod(pod));
+    const t = performance.now();
     this.syncPolicy();
+    this.options.trace?.('policy', performance.now() - t);
     return added;
   }
 
@@ -294,12 +305,20 @@ export class Agent {
     if (!this.#state.namespaces[pod.ns]) this.#state.namespaces[pod.ns] = { labels: {} };
     const o = this.options;
     const undo: (() => void)[] = [];
+    let t0 = performance.now();
+    const lap = (stage: SetupStage) => {
+      if (o.trace === undefined) return;
+      const t = performance.now();
+      o.trace(stage, t - t0);
+      t0 = t;
+    };
     try {
       const wanted = pod.ip !== undefined && this.pool.contains(pod.ip) ? pod.ip : undefined;
       const ip = wanted === undefined ? this.pool.allocateNext(key) : this.pool.allocate(wanted, key);
       undo.push(() => this.pool.release(ip));
       if (pod.ip !== undefined && pod.ip !== ip)
         o.log(`pod ${key}: scenario IP ${pod.ip} → ${ip} (pod CIDR)`);
+      lap('ipam');
 
       const netnsName = podNetnsName(o.prefix, pod.ns, pod.name);
       const podNs = netnsAdd(netnsName);
@@ -315,6 +334,7 @@ export class Agent {
       }
       sysctlIn(podNs, 'net.ipv6.conf.all.disable_ipv6', '1');
       sysctlIn(podNs, 'net.ipv6.conf.default.disable_ipv6', '1');
+      lap('netns');
 
       const plan = planEndpoint({
         containerId: netnsName,
@@ -326,10 +346,12 @@ export class Agent {
       const ep = applyEndpoint(plan, { hostNetns: this.node });
       undo.push(() => removeEndpoint(plan, { hostNetns: this.node }));
       podNs.close();
+      lap('endpoint');
 
       const lxcId = this.#nextLxcId();
       const attach = this.datapath.attachEndpoint(this.node, { lxcId, hostIfindex: ep.host.index }, o.attach);
       undo.push(() => this.datapath.detachEndpoint(this.node, lxcId));
+      lap('attach');
 
       const rec: PodRecord = {
         key,
@@ -359,8 +381,10 @@ export class Agent {
         ip,
       });
       undo.push(() => this.datapath.deleteEndpoint(ip, rec.hostIfindex));
+      lap('maps');
       this.#state.pods[key] = rec;
       saveState(o.stateDir, this.#state);
+      lap('state');
       o.log(`pod ${key}: ${ip} endpoint ${lxcId} ${rec.hostIfname} (${attach})`);
       return rec;
     } catch (err) {

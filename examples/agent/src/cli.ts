@@ -196,9 +196,7 @@ function cmdEndpointList(v: Values, io: Io): number {
     return Object.values(state.pods)
       .sort((a, b) => a.lxcId - b.lxcId)
       .map((p) => {
-        const map = dp.policyMap(p.lxcId);
-        const entries = map.count();
-        map.close();
+        const entries = dp.policyEntries(p.lxcId).length;
         const d = drops.get(p.lxcId) ?? { forwarded: 0n, dropped: 0n };
         return {
           endpoint: p.lxcId,
@@ -311,12 +309,10 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
       case 'policy': {
         const pod = state.pods[args[1] ?? ''];
         if (!pod) throw new AgentError('NotFound', `map dump policy <ns/pod>: no pod ${args[1] ?? '(none)'}`);
-        const map = dp.policyMap(pod.lxcId);
-        const rows = map.dump().map(([k, val]) => ({
+        const rows = dp.policyEntries(pod.lxcId).map(([k, val]) => ({
           ...describePolicyKey(k),
           verdict: decodePolicyValue(val).deny ? 'deny' : 'allow',
         }));
-        map.close();
         print(io, v.json, rows, () =>
           table(
             ['DIRECTION', 'IDENTITY', 'PROTOCOL', 'PORT', 'VERDICT'],

@@ -1,10 +1,10 @@
 /**
  * The BPF side of the agent: compiles bpf/datapath.c through the loader's object cache, loads it once
  * per agent process (maps pinned by name, reused by the next process), attaches the same two
- * programs to every endpoint's host-side veth, gives each endpoint its own policy map through the
- * `policy_maps` array of maps, and keeps the maps in sync by diffing against what it last wrote.
+ * programs to every endpoint's host-side veth, keeps every endpoint's policy in one trie under its
+ * endpoint id, and keeps the maps in sync by diffing against what it last wrote.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -12,7 +12,6 @@ import {
   bytes,
   type Codec,
   type CodecType,
-  createMap,
   type HashMap,
   type LpmTrieMap,
   type LruHashMap,
@@ -20,7 +19,7 @@ import {
   type PerCpuHashMap,
   u32,
 } from '@datapath/bpf-maps';
-import { BpfCmd, BpfError, bpfSyscall, fdClose, mapLookup, mapUpdate, objGet } from '@datapath/libbpf';
+import { BpfError } from '@datapath/libbpf';
 import { attach, type Collection, compile, load, openObject, openPinnedLink } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import { IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, POLICY_KEY_SIZE, POLICY_VALUE_SIZE } from '@datapath/policy';
@@ -66,29 +65,30 @@ export interface DatapathPaths {
 }
 
 const raw = (n: number): Codec<Uint8Array> => bytes(n);
-/** max_entries of every endpoint's policy map (struct policy_inner in datapath.c). */
-const POLICY_MAX_ENTRIES = 16384;
-
-function u32Bytes(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n, true);
-  return b;
-}
-
-/** Empties one slot of an array-of-maps (BPF_MAP_DELETE_ELEM; bpf-maps has no map-in-map kind). */
-function deleteSlot(fd: number, index: number): void {
-  const attr = new Uint8Array(32);
-  new DataView(attr.buffer).setUint32(0, fd, true);
-  try {
-    bpfSyscall(BpfCmd.MapDeleteElem, attr, {
-      op: 'policyMapsDelete',
-      pointers: [{ offset: 8, buffer: u32Bytes(index) }],
-    });
-  } catch (err) {
-    if (!(err instanceof BpfError && err.code === 'NotFound')) throw err;
-  }
-}
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** Bytes in front of Cilium's policy key in the shared `policy` trie: the endpoint id (struct lxc_policy_key). */
+const LXC_KEY_BYTES = 4;
+
+/** Cilium's policy key (from @datapath/policy) → the shared trie's key: prefix + 32 bits, endpoint id, the rest. */
+export function lxcPolicyKey(lxcId: number, ciliumKey: Uint8Array): Uint8Array {
+  const out = new Uint8Array(ciliumKey.byteLength + LXC_KEY_BYTES);
+  const view = new DataView(out.buffer);
+  const prefix = new DataView(ciliumKey.buffer, ciliumKey.byteOffset, 4).getUint32(0, true);
+  view.setUint32(0, prefix + 32, true);
+  view.setUint32(4, lxcId, true);
+  out.set(ciliumKey.subarray(4), 8);
+  return out;
+}
+
+/** The shared trie's key → endpoint id and Cilium's policy key. */
+export function splitLxcPolicyKey(key: Uint8Array): { lxcId: number; ciliumKey: Uint8Array } {
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  const ciliumKey = new Uint8Array(key.byteLength - LXC_KEY_BYTES);
+  new DataView(ciliumKey.buffer).setUint32(0, view.getUint32(0, true) - 32, true);
+  ciliumKey.set(key.subarray(8), 4);
+  return { lxcId: view.getUint32(4, true), ciliumKey };
+}
 
 /** The IPv4 address as the u32 whose little-endian bytes are the address (network order in memory). */
 export function ipv4ToNetworkU32(ip: string): number {
@@ -150,14 +150,14 @@ export class Datapath {
   readonly ct: LruHashMap<CodecType<typeof ctKey>, CodecType<typeof ctEntry>>;
   readonly metrics: PerCpuHashMap<CodecType<typeof metricsKey>, CodecType<typeof metricsValue>>;
   readonly config: ArrayMap<CodecType<typeof dpConfig>>;
+  /** Every endpoint's policy: `struct lxc_policy_key` → Cilium's `policy_entry`. */
+  readonly policy: LpmTrieMap<Uint8Array, Uint8Array>;
   /** The loaded object (absent when opened read-only). */
   readonly #coll: Collection | undefined;
-  /** fd of `policy_maps` (array of maps: endpoint id → policy map). */
-  readonly #policyMapsFd: number;
-  readonly #ownsPolicyMapsFd: boolean;
   /** What this process last wrote to each policy map (by endpoint id) and to the ipcache. */
   readonly #written = new Map<number | 'ipcache', Map<string, string>>();
   #closed = false;
+  #policyLoaded = false;
 
   private constructor(pinDir: string, objectPath: string, cached: boolean, coll: Collection | undefined) {
     this.pinDir = pinDir;
@@ -186,13 +186,13 @@ export class Datapath {
         openPinned(join(pinDir, 'metrics'), { type: 'perCpuHash', key: metricsKey, value: metricsValue }),
       );
       this.config = open(openPinned(join(pinDir, 'config'), { type: 'array', value: dpConfig }));
-      if (coll !== undefined) {
-        this.#policyMapsFd = coll.maps.policy_maps!.fd;
-        this.#ownsPolicyMapsFd = false;
-      } else {
-        this.#policyMapsFd = objGet(join(pinDir, 'policy_maps'));
-        this.#ownsPolicyMapsFd = true;
-      }
+      this.policy = open(
+        openPinned(join(pinDir, 'policy'), {
+          type: 'lpmTrie',
+          key: raw(LAYOUT.policyKey + LXC_KEY_BYTES),
+          value: raw(LAYOUT.policyValue),
+        }),
+      );
     } catch (err) {
       for (const m of opened) m.close();
       throw err;
@@ -241,27 +241,15 @@ export class Datapath {
     return new Datapath(pinDir, '', true, undefined);
   }
 
-  /** Pin path of an endpoint's policy map. */
-  policyPin(lxcId: number): string {
-    return join(this.pinDir, `policy_${lxcId}`);
-  }
-
   /** Pin path of an endpoint's tcx link for one direction. */
   linkPin(lxcId: number, dir: 'ingress' | 'egress'): string {
     return join(this.pinDir, 'links', `ep${lxcId}_${dir}`);
   }
 
-  /** The policy map id in `policy_maps[lxcId]`, or undefined for an empty slot. */
-  policyMapId(lxcId: number): number | undefined {
-    const value = new Uint8Array(4);
-    if (!mapLookup(this.#policyMapsFd, u32Bytes(lxcId), value)) return undefined;
-    return new DataView(value.buffer).getUint32(0, true);
-  }
-
   /**
-   * Sets up one endpoint's datapath: creates and pins its policy map (empty: default deny), puts it
-   * into `policy_maps[lxcId]`, and attaches the agent's programs to its host-side veth (inside `node`):
-   * from_container on ingress, to_container on egress. Nothing is loaded.
+   * Attaches the agent's programs to an endpoint's host-side veth (inside `node`): from_container on
+   * ingress, to_container on egress. Nothing is loaded; until its policy is synced the endpoint has
+   * no policy entries (default deny).
    * @throws AgentError `DatapathFailed`.
    */
   attachEndpoint(
@@ -272,22 +260,6 @@ export class Datapath {
     const coll = this.#coll;
     if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
     try {
-      if (!existsSync(this.policyPin(ep.lxcId))) {
-        const map = createMap({
-          type: 'lpmTrie',
-          key: raw(LAYOUT.policyKey),
-          value: raw(LAYOUT.policyValue),
-          maxEntries: POLICY_MAX_ENTRIES,
-          name: `policy_${ep.lxcId}`,
-        });
-        try {
-          map.pin(this.policyPin(ep.lxcId));
-          mapUpdate(this.#policyMapsFd, u32Bytes(ep.lxcId), u32Bytes(map.fd));
-        } finally {
-          map.close();
-        }
-        this.#written.set(ep.lxcId, new Map());
-      }
       mkdirSync(join(this.pinDir, 'links'), { recursive: true });
       const kinds = node.run(() =>
         (['ingress', 'egress'] as const).map((direction) => {
@@ -311,7 +283,7 @@ export class Datapath {
   }
 
   /**
-   * Detaches an endpoint's programs and removes its policy map, `policy_maps` slot and counters.
+   * Detaches an endpoint's programs and removes its policy entries and counters.
    * Idempotent; the veth going away detaches legacy tc filters by itself.
    */
   detachEndpoint(node: Netns, lxcId: number): void {
@@ -325,8 +297,7 @@ export class Datapath {
         rmSync(pin, { force: true });
       }
     }
-    deleteSlot(this.#policyMapsFd, lxcId);
-    rmSync(this.policyPin(lxcId), { force: true });
+    this.syncPolicy(lxcId, []);
     this.#written.delete(lxcId);
     const stale = [...this.metrics.keys()].filter((k) => k.lxcId === lxcId);
     for (const k of stale) this.metrics.delete(k);
@@ -359,30 +330,49 @@ export class Datapath {
     return rev;
   }
 
-  /** Opens an endpoint's pinned policy map (raw key and value bytes). */
-  policyMap(lxcId: number): LpmTrieMap<Uint8Array, Uint8Array> {
-    return openPinned(this.policyPin(lxcId), {
-      type: 'lpmTrie',
-      key: raw(LAYOUT.policyKey),
-      value: raw(LAYOUT.policyValue),
-    });
+  /** An endpoint's policy entries as Cilium's key and value bytes. */
+  policyEntries(lxcId: number): [Uint8Array, Uint8Array][] {
+    return this.#policyView(lxcId)
+      .dump()
+      .map(([k, v]) => [splitLxcPolicyKey(k).ciliumKey, v]);
   }
 
-  /** Brings an endpoint's policy map to `desired`, touching only the entries that differ. */
+  /** Reads the shared trie once (a restarted agent) and remembers each endpoint's entries. */
+  #loadPolicyContent(): void {
+    if (this.#policyLoaded) return;
+    for (const [k, v] of this.policy.dump()) {
+      const lxcId = new DataView(k.buffer, k.byteOffset, 8).getUint32(4, true);
+      const m = this.#written.get(lxcId) ?? new Map<string, string>();
+      m.set(hex(k), hex(v));
+      this.#written.set(lxcId, m);
+    }
+    this.#policyLoaded = true;
+  }
+
+  /** The shared trie seen as one endpoint's map (its keys carry the endpoint id). */
+  #policyView(lxcId: number): RawMap {
+    return {
+      dump: () =>
+        this.policy
+          .dump()
+          .filter(([k]) => new DataView(k.buffer, k.byteOffset, 8).getUint32(4, true) === lxcId),
+      set: (k, v) => this.policy.set(k, v),
+      delete: (k) => this.policy.delete(k),
+    };
+  }
+
+  /** Brings an endpoint's policy entries (Cilium's keys) to `desired`, touching only the entries that differ. */
   syncPolicy(lxcId: number, desired: readonly RawEntry[]): MapDiff {
-    const known = this.#written.get(lxcId);
-    const want = new Map(desired.map((e) => [hex(e.key), hex(e.value)]));
-    if (known !== undefined && known.size === want.size && [...want].every(([k, v]) => known.get(k) === v)) {
+    this.#loadPolicyContent();
+    const known = this.#written.get(lxcId) ?? new Map<string, string>();
+    const mine = desired.map((e) => ({ key: lxcPolicyKey(lxcId, e.key), value: e.value }));
+    const want = new Map(mine.map((e) => [hex(e.key), hex(e.value)]));
+    if (known.size === want.size && [...want].every(([k, v]) => known.get(k) === v)) {
       return { added: 0, removed: 0, changed: 0, unchanged: want.size };
     }
-    const map = this.policyMap(lxcId);
-    try {
-      const { content, ...diff } = syncRawMap(map, desired, known);
-      this.#written.set(lxcId, content);
-      return diff;
-    } finally {
-      map.close();
-    }
+    const { content, ...diff } = syncRawMap(this.#policyView(lxcId), mine, known);
+    this.#written.set(lxcId, content);
+    return diff;
   }
 
   /** Brings the ipcache to `desired`. */
@@ -392,21 +382,12 @@ export class Datapath {
     return diff;
   }
 
-  /** Endpoint ids that have a policy map pinned. */
-  pinnedEndpointIds(): number[] {
-    return readdirSync(this.pinDir)
-      .map((n) => /^policy_(\d+)$/.exec(n)?.[1])
-      .filter((x): x is string => x !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
-  }
-
   /** Closes every map and program fd; pins, links and attached programs stay in the kernel. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const m of [this.endpoints, this.lxc, this.ipcache, this.ct, this.metrics, this.config]) m.close();
-    if (this.#ownsPolicyMapsFd) fdClose(this.#policyMapsFd);
+    for (const m of [this.endpoints, this.lxc, this.ipcache, this.ct, this.metrics, this.config, this.policy])
+      m.close();
     this.#coll?.close();
   }
 }

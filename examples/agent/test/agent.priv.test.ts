@@ -154,8 +154,7 @@ describe('agent (real packets through the eBPF datapath)', () => {
       agent.removePod('x/client');
       expect(existsSync(`/run/netns/${client.netns}`)).toBe(false);
       expect(agent.datapath.endpoints.get(client.ip)).toBeUndefined();
-      expect(existsSync(agent.datapath.policyPin(client.lxcId))).toBe(false);
-      expect(agent.datapath.policyMapId(client.lxcId)).toBeUndefined();
+      expect(agent.datapath.policyEntries(client.lxcId)).toEqual([]);
       expect(agent.datapath.lxc.get(client.hostIfindex)).toBeUndefined();
       expect(agent.pool.allocations()[client.ip]).toBeUndefined();
       // the freed address and endpoint id are reused
