@@ -162,7 +162,8 @@ export type VersionedResult = ResultV02 | ResultV04 | ResultV10 | ResultV11;
 // ---- wire-shape schemas -----------------------------------------------------------------------
 
 type Obj = typeof z.object;
-type Shape = 'v02' | 'v04' | 'v10' | 'v11';
+/** The four wire shapes of a result: 0.1/0.2, 0.3/0.4, 1.0, 1.1. */
+export type Shape = 'v02' | 'v04' | 'v10' | 'v11';
 
 // Schemas are built on first use, one shape at a time: building zod schemas costs start-up time, and a
 // CNI plugin process is short-lived (it usually needs one shape, once).
@@ -251,7 +252,8 @@ function build(obj: Obj, shape: Shape) {
 
 // Parsing is lenient about unknown keys (they are dropped, as libcni does); validation is strict.
 const cache = new Map<string, ReturnType<typeof build>>();
-function schemaFor(strict: boolean, shape: Shape) {
+/** The zod schema of a wire shape, strict (unknown keys fail) or lenient (dropped); built on first use. */
+export function schemaFor(strict: boolean, shape: Shape) {
   const key = `${strict}${shape}`;
   let s = cache.get(key);
   if (s === undefined) {
@@ -259,6 +261,76 @@ function schemaFor(strict: boolean, shape: Shape) {
     cache.set(key, s);
   }
   return s;
+}
+
+// ---- quick shape check ------------------------------------------------------------------------
+// The results plugins print and runtimes send back as prevResult are nearly always plain: no DNS, no
+// unknown keys. quickShape says "exactly the strict wire shape" for those without building the zod schema
+// (which costs a short-lived plugin process about a millisecond); for anything else it says nothing and
+// the schema decides, and words the errors. test/result.test.ts holds it to the schema's answers.
+
+const MAC = /^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/;
+type Check = (v: unknown) => boolean;
+const str: Check = (v) => typeof v === 'string';
+const uintOk: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
+const ipOk: Check = (v) => typeof v === 'string' && ipFamily(v) !== 0;
+const cidrOk: Check = (v) => typeof v === 'string' && cidrFamily(v) !== 0;
+const macOk: Check = (v) => typeof v === 'string' && MAC.test(v);
+
+/** A plain object whose keys are all in `fields` (no undefined values), each value passing its check. */
+function fits(o: unknown, fields: Record<string, Check>, required: readonly string[]): boolean {
+  if (typeof o !== 'object' || o === null || Array.isArray(o) || Object.hasOwn(o, '__proto__')) return false;
+  const r = o as Record<string, unknown>;
+  for (const k of required) if (!(k in r)) return false;
+  for (const k of Object.keys(r)) {
+    const check = fields[k];
+    if (check === undefined || r[k] === undefined || !check(r[k])) return false;
+  }
+  return true;
+}
+const listOf =
+  (fields: Record<string, Check>, required: readonly string[]): Check =>
+  (v) =>
+    Array.isArray(v) && v.every((x) => fits(x, fields, required));
+
+const IFACE04 = { name: str, mac: macOk, sandbox: str };
+const ROUTE04 = { dst: cidrOk, gw: ipOk };
+const IPC10 = { address: cidrOk, gateway: ipOk, interface: uintOk };
+const QUICK: Partial<Record<Shape, Record<string, Check>>> = {
+  v04: {
+    cniVersion: str,
+    interfaces: listOf(IFACE04, ['name']),
+    ips: listOf({ ...IPC10, version: (v) => v === '4' || v === '6' }, ['version', 'address']),
+    routes: listOf(ROUTE04, ['dst']),
+  },
+  v10: {
+    cniVersion: str,
+    interfaces: listOf(IFACE04, ['name']),
+    ips: listOf(IPC10, ['address']),
+    routes: listOf(ROUTE04, ['dst']),
+  },
+  v11: {
+    cniVersion: str,
+    interfaces: listOf({ ...IFACE04, mtu: uintOk, socketPath: str, pciID: str }, ['name']),
+    ips: listOf(IPC10, ['address']),
+    routes: listOf(
+      { ...ROUTE04, mtu: uintOk, advmss: uintOk, priority: uintOk, table: uintOk, scope: uintOk },
+      ['dst'],
+    ),
+  },
+};
+
+/** True when `json` has exactly the strict `shape` (so both schemas would return it unchanged). */
+export function quickShape(json: unknown, shape: Shape): boolean {
+  const fields = QUICK[shape];
+  return fields !== undefined && fits(json, fields, ['cniVersion']);
+}
+
+/** The schema's safeParse, skipped (the value returned as is) when quickShape can tell. */
+function parseShape(strict: boolean, shape: Shape, json: unknown) {
+  if (quickShape(json, shape))
+    return { success: true as const, data: json as z.infer<ReturnType<typeof build>> };
+  return schemaFor(strict, shape).safeParse(json);
 }
 
 function shapeOf(version: CniVersion): Shape {
@@ -308,7 +380,7 @@ function requireVersion(version: unknown): CniVersion {
  */
 export function validateResultShape(json: unknown, version: string): VersionedResult {
   const v = requireVersion(version);
-  const parsed = schemaFor(true, shapeOf(v)).safeParse(json);
+  const parsed = parseShape(true, shapeOf(v), json);
   if (!parsed.success) throw decodeFailure(v, parsed.error);
   if ((parsed.data as { cniVersion: string }).cniVersion !== v) {
     throw new CniError(CniErrorCode.DecodingFailure, `invalid ${v} result: cniVersion is not "${v}"`);
@@ -345,7 +417,7 @@ export function parseResult(json: unknown, version?: string): CniResult {
   }
   const own = (json as { cniVersion?: unknown }).cniVersion;
   const v = requireVersion(own === undefined || own === '' ? (version ?? '0.1.0') : own);
-  const parsed = schemaFor(false, shapeOf(v)).safeParse({ ...json, cniVersion: v });
+  const parsed = parseShape(false, shapeOf(v), { ...json, cniVersion: v });
   if (!parsed.success) throw decodeFailure(v, parsed.error);
   const data = parsed.data;
   switch (shapeOf(v)) {

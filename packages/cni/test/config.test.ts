@@ -44,7 +44,8 @@ const junk = fc.oneof(fc.constant(null), fc.integer(), fc.string(), fc.boolean()
 function configs(junkOdds: number) {
   const or = <T>(a: fc.Arbitrary<T>) =>
     fc.oneof({ arbitrary: a, weight: junkOdds - 1 }, { arbitrary: junk, weight: 1 });
-  const rare = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: junkOdds });
+  const rare = <T>(a: fc.Arbitrary<T>) =>
+    fc.oneof({ arbitrary: fc.constant(undefined), weight: junkOdds }, { arbitrary: a, weight: 1 });
   const range = fc.record(
     {
       subnet: or(cidr),

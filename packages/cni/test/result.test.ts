@@ -9,6 +9,7 @@ import {
   parseResult,
   validateResultShape,
 } from '../src/index.js';
+import { quickShape, schemaFor } from '../src/result.js';
 
 // A 1.1.0 result using every field the newest version has.
 const FULL: CniResult = {
@@ -285,5 +286,121 @@ describe('conversion properties', () => {
         expect(parseResult(formatResult(r, '1.1.0'))).toEqual({ cniVersion: '1.1.0', ...r });
       }),
     );
+  });
+});
+
+describe('quick shape check (no zod schema built for plain results)', () => {
+  const ip = fc.oneof(fc.ipV4(), fc.ipV6(), fc.constantFrom('10.244.0.300', 'fd00::g', ''));
+  const cidr = fc.oneof(
+    fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 40 })).map(([a, p]) => `${a}/${p}`),
+    fc.constantFrom('fd00::2/64', 'fd00::/129', '10.0.0.1'),
+  );
+  const junk = fc.oneof(fc.constant(null), fc.integer(), fc.string(), fc.constant([]), fc.constant({}));
+  const or = <T>(a: fc.Arbitrary<T>) =>
+    fc.oneof({ arbitrary: a, weight: 12 }, { arbitrary: junk, weight: 1 });
+  const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 2 });
+  const rare = <T>(a: fc.Arbitrary<T>) =>
+    fc.oneof({ arbitrary: fc.constant(undefined), weight: 12 }, { arbitrary: a, weight: 1 });
+  // Keys whose generated value is undefined are left out, as in JSON.
+  const clean = <T extends object>(o: T) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  const uint = or(fc.oneof(fc.nat(), fc.constant(-1), fc.constant(1.5)));
+  const results = fc
+    .record(
+      {
+        cniVersion: fc.constantFrom('0.3.1', '0.4.0', '1.0.0', '1.1.0'),
+        interfaces: opt(
+          or(
+            fc.array(
+              fc
+                .record(
+                  {
+                    name: or(fc.constantFrom('eth0', 'veth1')),
+                    mac: opt(or(fc.constantFrom('0a:58:0a:f4:00:01', '0A-58-0A-F4-00-01', '0a:58'))),
+                    sandbox: opt(fc.constantFrom('/run/netns/p')),
+                    mtu: rare(uint),
+                    socketPath: rare(fc.string()),
+                    pciID: rare(fc.string()),
+                    other: rare(fc.string()),
+                  },
+                  { requiredKeys: [] },
+                )
+                .map(clean),
+              { maxLength: 3 },
+            ),
+          ),
+        ),
+        ips: opt(
+          or(
+            fc.array(
+              fc
+                .record(
+                  {
+                    version: opt(fc.constantFrom('4', '6', '5')),
+                    address: or(cidr),
+                    gateway: opt(or(ip)),
+                    interface: opt(uint),
+                    other: rare(fc.string()),
+                  },
+                  { requiredKeys: [] },
+                )
+                .map(clean),
+              { maxLength: 3 },
+            ),
+          ),
+        ),
+        routes: opt(
+          or(
+            fc.array(
+              fc
+                .record(
+                  {
+                    dst: or(cidr),
+                    gw: opt(or(ip)),
+                    mtu: rare(uint),
+                    table: rare(uint),
+                    other: rare(fc.string()),
+                  },
+                  { requiredKeys: [] },
+                )
+                .map(clean),
+              { maxLength: 3 },
+            ),
+          ),
+        ),
+        dns: rare(fc.record({ nameservers: fc.array(fc.ipV4(), { maxLength: 2 }) })),
+        extra: rare(fc.string()),
+      },
+      { requiredKeys: ['cniVersion'] },
+    )
+    .map(clean);
+  const shapes = ['v04', 'v10', 'v11'] as const;
+
+  it('says yes only when both schemas return the value unchanged', () => {
+    let yes = 0;
+    fc.assert(
+      fc.property(results, fc.constantFrom(...shapes), (r, shape) => {
+        if (!quickShape(r, shape)) return;
+        yes++;
+        for (const strict of [true, false]) {
+          const z = schemaFor(strict, shape).safeParse(r);
+          expect(z.success).toBe(true);
+          expect(z.data).toEqual(r);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    expect(yes).toBeGreaterThan(200); // the generator reaches the quick path
+  });
+
+  it('takes the quick path for what datapath-cni prints, and leaves DNS and unknown keys to the schema', () => {
+    const { dns: _dns, ...plain } = FULL;
+    const out = formatResult(plain, '1.1.0');
+    expect(quickShape(out, 'v11')).toBe(true);
+    expect(quickShape(formatResult(plain, '1.0.0'), 'v10')).toBe(true);
+    expect(quickShape(formatResult(plain, '0.4.0'), 'v04')).toBe(true);
+    expect(quickShape({ ...out, dns: { nameservers: ['10.0.0.10'] } }, 'v11')).toBe(false);
+    expect(quickShape({ ...out, x: 1 }, 'v11')).toBe(false);
+    expect(quickShape(formatResult(FULL, '0.2.0'), 'v02')).toBe(false);
   });
 });
