@@ -1,49 +1,64 @@
 /**
  * Datapath benchmark of the reference agent (`pnpm run bench`, or `node scripts/bench.mjs agent`):
- * TCP throughput (iperf3, 1 and 4 streams) and round-trip time (ping) between two pods through
+ * TCP throughput (iperf3, 1 and 4 streams) and round-trip time (ping, ping -U, a Node UDP echo)
+ * between two pods through
  *   - the agent's eBPF datapath with policy on (default deny + one allow rule for the flow),
- *   - the same with enforcement `never` (allow-all entries: policy lookups still run),
+ *   - the same with enforcement `never` (allow-all entries),
  *   - a Linux bridge (flannel-style, br_netfilter on, no rules),
- *   - the bridge with 1 000 non-matching iptables rules before the ACCEPT (nf_tables backend);
- * and the agent's pod setup time (IP + namespace + endpoint + load/attach + maps + policy sync).
- * Everything runs in namespaces it creates (prefix `dpbench`), nothing touches the host's own
+ *   - the bridge with 1 000 non-matching iptables rules before the ACCEPT (nf_tables backend),
+ * all four set up side by side and measured in interleaved rounds (medians); and the agent's pod
+ * setup time per stage (IP + namespace + endpoint + attach + maps + policy sync).
+ * Everything runs in namespaces it creates (prefix `dpb`), nothing touches the host's own
  * network. Writes one Markdown section to $BENCH_OUT/agent.md.
+ * Environment: IPERF_T (s, default 2), ROUNDS (5), PINGS (200), SETUP_PODS (16).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../src/agent.js';
+import { median, profileSetup } from './profile-setup.js';
 
-const IPERF_T = Number(process.env.IPERF_T ?? 4);
-const PINGS = Number(process.env.PINGS ?? 300);
+const IPERF_T = Number(process.env.IPERF_T ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const PINGS = Number(process.env.PINGS ?? 200);
 const SETUP_PODS = Number(process.env.SETUP_PODS ?? 16);
 const sh = (cmd: string, args: string[]) =>
   execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const inNs = (ns: string, cmd: string, args: string[]) =>
   sh('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args]);
 
+/** Two pods to measure between (netns names and the server's address). */
+interface Pair {
+  name: string;
+  server: string;
+  client: string;
+  ip: string;
+  close(): void;
+}
+
 interface Figures {
   tcp1: number;
   tcp4: number;
+  /** ping RTT p50 (µs): iputils' default, kernel receive timestamp (SO_TIMESTAMP). */
   rttP50: number;
-  rttAvg: number;
+  /** ping -U RTT p50 (µs): user-space send and receive times. */
+  rttUserP50: number;
+  /** UDP echo RTT p50 (µs), measured in a Node client against a Node echo server. */
+  udpP50: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)] ?? Number.NaN;
-}
+const fmt = (x: number, d = 2) => x.toFixed(d);
 
-async function iperf(serverNs: string, clientNs: string, ip: string, streams: number): Promise<number> {
-  const server = spawn('nsenter', [`--net=/run/netns/${serverNs}`, 'iperf3', '-s', '-1', '-p', '5201'], {
+async function iperf(p: Pair, streams: number): Promise<number> {
+  const server = spawn('nsenter', [`--net=/run/netns/${p.server}`, 'iperf3', '-s', '-1', '-p', '5201'], {
     stdio: 'ignore',
   });
   await new Promise((r) => setTimeout(r, 300));
   try {
-    const out = inNs(clientNs, 'iperf3', [
+    const out = inNs(p.client, 'iperf3', [
       '-c',
-      ip,
+      p.ip,
       '-p',
       '5201',
       '-t',
@@ -58,22 +73,63 @@ async function iperf(serverNs: string, clientNs: string, ip: string, streams: nu
   }
 }
 
-function ping(clientNs: string, ip: string): { p50: number; avg: number } {
-  const out = inNs(clientNs, 'ping', ['-c', String(PINGS), '-i', '0.002', '-q', ip]);
-  const times: number[] = [];
-  const summary = /= [\d.]+\/([\d.]+)\//.exec(out);
-  // -q prints only the summary: run a short verbose pass for the median
-  const verbose = inNs(clientNs, 'ping', ['-c', '100', '-i', '0.002', ip]);
-  for (const m of verbose.matchAll(/time=([\d.]+) ms/g)) times.push(Number(m[1]) * 1000);
-  return { p50: median(times), avg: summary ? Number(summary[1]) * 1000 : Number.NaN };
+function pingP50(p: Pair, extra: string[]): number {
+  const out = inNs(p.client, 'ping', ['-c', String(PINGS), '-i', '0.002', ...extra, p.ip]);
+  const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
+  return median(times);
 }
 
-async function measure(serverNs: string, clientNs: string, ip: string): Promise<Figures> {
-  inNs(clientNs, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', ip]); // warm up neighbours, fail fast if broken
-  const tcp1 = await iperf(serverNs, clientNs, ip, 1);
-  const tcp4 = await iperf(serverNs, clientNs, ip, 4);
-  const r = ping(clientNs, ip);
-  return { tcp1, tcp4, rttP50: r.p50, rttAvg: r.avg };
+const UDP_SERVER = `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send(m,r.port,r.address));s.bind(7007,()=>console.log('up'))`;
+const udpClient = (
+  ip: string,
+  n: number,
+) => `const s=require('dgram').createSocket('udp4');const t=[];let i=0,t0=0n;
+const go=()=>{t0=process.hrtime.bigint();s.send('ping-pong-1234',7007,'${ip}')};
+s.on('message',()=>{t.push(Number(process.hrtime.bigint()-t0)/1000);if(++i<${n})setTimeout(go,1);else{t.sort((a,b)=>a-b);console.log(t[(t.length-1)>>1]);process.exit(0)}});
+setTimeout(()=>{console.log('NaN');process.exit(0)},10000);go()`;
+
+/** UDP echo round trip measured in user space on both ends (Node, blocking in epoll). */
+async function udpEchoP50(p: Pair): Promise<number> {
+  const server = spawn('nsenter', [`--net=/run/netns/${p.server}`, process.execPath, '-e', UDP_SERVER], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  try {
+    await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+    return Number(inNs(p.client, process.execPath, ['-e', udpClient(p.ip, PINGS)]).trim());
+  } finally {
+    server.kill();
+  }
+}
+
+async function measure(p: Pair): Promise<Figures> {
+  inNs(p.client, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', p.ip]); // warm up neighbours, fail fast if broken
+  const tcp1 = await iperf(p, 1);
+  const tcp4 = await iperf(p, 4);
+  return {
+    tcp1,
+    tcp4,
+    rttP50: pingP50(p, []),
+    rttUserP50: pingP50(p, ['-U']),
+    udpP50: await udpEchoP50(p),
+  };
+}
+
+/** What could make the comparison unfair: the client eth0's MTU and GSO/GRO/TSO limits, queues. */
+function linkShape(p: Pair): string {
+  const [l] = JSON.parse(inNs(p.client, 'ip', ['-d', '-j', 'link', 'show', 'eth0'])) as Record<
+    string,
+    unknown
+  >[];
+  const keys = [
+    'mtu',
+    'gso_max_size',
+    'gso_max_segs',
+    'gro_max_size',
+    'tso_max_size',
+    'num_tx_queues',
+    'num_rx_queues',
+  ];
+  return keys.map((k) => `${k}=${String(l?.[k])}`).join(' ');
 }
 
 const allowIperf = {
@@ -97,14 +153,15 @@ const allowClientEgress = {
   },
 };
 
-async function agentMode(policyOn: boolean): Promise<Figures & { entries: number }> {
+async function agentPair(policyOn: boolean): Promise<Pair & { entries: number }> {
+  const name = policyOn ? 'dpbon' : 'dpboff';
   const stateDir = mkdtempSync(join(tmpdir(), 'dpbench-'));
   const agent = await Agent.start(
     {
-      name: 'dpbench',
-      prefix: 'dpbench',
+      name,
+      prefix: name,
       stateDir: join(stateDir, 's'),
-      podCidr: '10.244.3.0/24',
+      podCidr: policyOn ? '10.244.3.0/24' : '10.244.6.0/24',
       attach: 'tc',
     },
     {
@@ -113,35 +170,49 @@ async function agentMode(policyOn: boolean): Promise<Figures & { entries: number
       enforcement: policyOn ? 'always' : 'never',
     },
   );
+  const close = () => {
+    agent.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
+  };
   try {
     const [server, client] = agent.addPods([
       { ns: 'bench', name: 'server', labels: { app: 'server' } },
       { ns: 'bench', name: 'client', labels: { app: 'client' } },
     ]);
     const entries = agent.datapath.policyEntries(server!.lxcId).length;
-    const f = await measure(server!.netns, client!.netns, server!.ip);
-    return { ...f, entries };
-  } finally {
-    agent.destroy();
-    rmSync(stateDir, { recursive: true, force: true });
+    return { name, server: server!.netns, client: client!.netns, ip: server!.ip, entries, close };
+  } catch (err) {
+    close();
+    throw err;
   }
 }
 
-async function bridgeMode(rules: number): Promise<Figures> {
-  const node = 'dpbench-br';
-  const pods = ['dpbench-a', 'dpbench-b'];
+function bridgePair(rules: number): Pair {
+  const tag = rules > 0 ? 'i' : 'b';
+  const net = rules > 0 ? '10.244.7' : '10.244.4';
+  const node = `dpbench-${tag}n`;
+  const pods = [`dpbench-${tag}0`, `dpbench-${tag}1`];
+  const close = () => {
+    for (const ns of [...pods, node]) {
+      try {
+        sh('ip', ['netns', 'del', ns]);
+      } catch {
+        // not created
+      }
+    }
+  };
   try {
     sh('ip', ['netns', 'add', node]);
     inNs(node, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
     inNs(node, 'ip', ['link', 'set', 'br0', 'up']);
-    inNs(node, 'ip', ['addr', 'add', '10.244.4.1/24', 'dev', 'br0']);
+    inNs(node, 'ip', ['addr', 'add', `${net}.1/24`, 'dev', 'br0']);
     pods.forEach((p, i) => {
       sh('ip', ['netns', 'add', p]);
       inNs(node, 'ip', ['link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p]);
       inNs(node, 'ip', ['link', 'set', `v${i}`, 'master', 'br0', 'up']);
       inNs(p, 'ip', ['link', 'set', 'lo', 'up']);
       inNs(p, 'ip', ['link', 'set', 'eth0', 'up']);
-      inNs(p, 'ip', ['addr', 'add', `10.244.4.${10 + i}/24`, 'dev', 'eth0']);
+      inNs(p, 'ip', ['addr', 'add', `${net}.${10 + i}/24`, 'dev', 'eth0']);
     });
     // br_netfilter makes bridged IPv4 traverse FORWARD, as flannel-style setups run it
     try {
@@ -154,42 +225,27 @@ async function bridgeMode(rules: number): Promise<Figures> {
       for (let i = 0; i < rules; i++) {
         lines.push(`-A FORWARD -d 10.96.${(i >> 8) & 255}.${i & 255}/32 -p tcp --dport 80 -j DROP`);
       }
-      lines.push('-A FORWARD -s 10.244.4.0/24 -d 10.244.4.0/24 -j ACCEPT', 'COMMIT', '');
-      const file = join(mkdtempSync(join(tmpdir(), 'dpbench-ipt-')), 'rules');
-      writeFileSync(file, lines.join('\n'));
-      sh('nsenter', [`--net=/run/netns/${node}`, 'sh', '-c', `iptables-restore < ${file}`]);
+      lines.push(`-A FORWARD -s ${net}.0/24 -d ${net}.0/24 -j ACCEPT`, 'COMMIT', '');
+      const dir = mkdtempSync(join(tmpdir(), 'dpbench-ipt-'));
+      writeFileSync(join(dir, 'rules'), lines.join('\n'));
+      try {
+        sh('nsenter', [`--net=/run/netns/${node}`, 'sh', '-c', `iptables-restore < ${join(dir, 'rules')}`]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
       inNs(node, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
     }
-    return await measure(pods[1]!, pods[0]!, '10.244.4.11');
-  } finally {
-    for (const ns of [...pods, node]) {
-      try {
-        sh('ip', ['netns', 'del', ns]);
-      } catch {
-        // not created
-      }
-    }
+    return {
+      name: rules > 0 ? 'bridge+iptables' : 'bridge',
+      server: pods[1]!,
+      client: pods[0]!,
+      ip: `${net}.11`,
+      close,
+    };
+  } catch (err) {
+    close();
+    throw err;
   }
-}
-
-async function setupTimes(attach: 'tc' | 'tcx'): Promise<number[]> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'dpbench-'));
-  const agent = await Agent.start(
-    { name: 'dpbench', prefix: 'dpbench', stateDir: join(stateDir, 's'), podCidr: '10.244.3.0/24', attach },
-    { namespaces: { bench: { labels: {} } }, policies: [allowIperf], enforcement: 'default' },
-  );
-  const times: number[] = [];
-  try {
-    for (let i = 0; i < SETUP_PODS; i++) {
-      const t = performance.now();
-      agent.addPods([{ ns: 'bench', name: `p${i}`, labels: { app: i % 2 ? 'client' : 'server' } }]);
-      times.push(performance.now() - t);
-    }
-  } finally {
-    agent.destroy();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-  return times;
 }
 
 function spawnedSetupTimes(): number[] {
@@ -226,101 +282,168 @@ function spawnedSetupTimes(): number[] {
   return times;
 }
 
-const fmt = (x: number, d = 2) => x.toFixed(d);
+type Mode = 'on' | 'off' | 'bridge' | 'ipt';
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the agent benchmark needs root');
-  const on = await agentMode(true);
-  const off = await agentMode(false);
-  const bridge = await bridgeMode(0);
-  const ipt = await bridgeMode(1000);
-  const setupTc = await setupTimes('tc');
-  const setupTcx = await setupTimes('tcx');
+  const pairs: Partial<Record<Mode, Pair>> = {};
+  let entries = 0;
+  const runs: Record<Mode, Figures[]> = { on: [], off: [], bridge: [], ipt: [] };
+  const shapes: Partial<Record<Mode, string>> = {};
+  try {
+    const on = await agentPair(true);
+    pairs.on = on;
+    entries = on.entries;
+    pairs.off = await agentPair(false);
+    pairs.bridge = bridgePair(0);
+    pairs.ipt = bridgePair(1000);
+    for (const m of ['on', 'off', 'bridge', 'ipt'] as const) shapes[m] = linkShape(pairs[m]!);
+    // Interleaved rounds (on, off, bridge, iptables, on, …): slow drifts of the machine hit every mode alike.
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const m of ['on', 'off', 'bridge', 'ipt'] as const) runs[m].push(await measure(pairs[m]!));
+    }
+  } finally {
+    for (const p of Object.values(pairs)) p.close();
+  }
+  const med = (m: Mode, k: keyof Figures) => median(runs[m].map((f) => f[k]));
+  const all = (m: Mode, k: keyof Figures) => runs[m].map((f) => fmt(f[k])).join(' / ');
+  const setupTc = await profileSetup('tc', SETUP_PODS, [allowIperf]);
+  const setupTcx = await profileSetup('tcx', SETUP_PODS, [allowIperf]);
   const spawned = spawnedSetupTimes();
 
   const rerun = '`node scripts/bench.mjs agent` (root)';
+  const gbit = (m: Mode, k: 'tcp1' | 'tcp4') => `${fmt(med(m, k))} Gbit/s`;
+  const us = (m: Mode, k: 'rttP50' | 'rttUserP50' | 'udpP50') => `${fmt(med(m, k), 1)} µs`;
+  const ratio = (a: Mode, b: Mode, k: keyof Figures) => fmt(med(a, k) / med(b, k));
   const rows = [
     [
       'TCP 1 stream, policy on vs bridge (≥ 1.0×)',
-      `${fmt(on.tcp1)} Gbit/s`,
-      `${fmt(bridge.tcp1)} Gbit/s`,
-      fmt(on.tcp1 / bridge.tcp1),
+      gbit('on', 'tcp1'),
+      gbit('bridge', 'tcp1'),
+      ratio('on', 'bridge', 'tcp1'),
     ],
     [
       'TCP 1 stream, policy on vs bridge + 1000 iptables rules (≥ 1.2×)',
-      `${fmt(on.tcp1)} Gbit/s`,
-      `${fmt(ipt.tcp1)} Gbit/s`,
-      fmt(on.tcp1 / ipt.tcp1),
+      gbit('on', 'tcp1'),
+      gbit('ipt', 'tcp1'),
+      ratio('on', 'ipt', 'tcp1'),
     ],
     [
       'TCP 4 streams, policy on vs bridge (≥ 1.0×)',
-      `${fmt(on.tcp4)} Gbit/s`,
-      `${fmt(bridge.tcp4)} Gbit/s`,
-      fmt(on.tcp4 / bridge.tcp4),
+      gbit('on', 'tcp4'),
+      gbit('bridge', 'tcp4'),
+      ratio('on', 'bridge', 'tcp4'),
     ],
     [
       'TCP 4 streams, policy on vs bridge + 1000 iptables rules (≥ 1.2×)',
-      `${fmt(on.tcp4)} Gbit/s`,
-      `${fmt(ipt.tcp4)} Gbit/s`,
-      fmt(on.tcp4 / ipt.tcp4),
+      gbit('on', 'tcp4'),
+      gbit('ipt', 'tcp4'),
+      ratio('on', 'ipt', 'tcp4'),
     ],
     [
       'TCP 1 stream, policy on vs policy off (overhead ≤ 5 %: ≥ 0.95×)',
-      `${fmt(on.tcp1)} Gbit/s`,
-      `${fmt(off.tcp1)} Gbit/s`,
-      fmt(on.tcp1 / off.tcp1),
+      gbit('on', 'tcp1'),
+      gbit('off', 'tcp1'),
+      ratio('on', 'off', 'tcp1'),
     ],
     [
       'TCP 4 streams, policy on vs policy off (≥ 0.95×)',
-      `${fmt(on.tcp4)} Gbit/s`,
-      `${fmt(off.tcp4)} Gbit/s`,
-      fmt(on.tcp4 / off.tcp4),
+      gbit('on', 'tcp4'),
+      gbit('off', 'tcp4'),
+      ratio('on', 'off', 'tcp4'),
     ],
     [
-      'ping RTT p50, policy on vs bridge (lower is better)',
-      `${fmt(on.rttP50, 1)} µs`,
-      `${fmt(bridge.rttP50, 1)} µs`,
-      fmt(on.rttP50 / bridge.rttP50),
+      'TCP 1 stream, policy off vs bridge',
+      gbit('off', 'tcp1'),
+      gbit('bridge', 'tcp1'),
+      ratio('off', 'bridge', 'tcp1'),
     ],
     [
-      'ping RTT p50, policy on vs bridge + 1000 iptables rules',
-      `${fmt(on.rttP50, 1)} µs`,
-      `${fmt(ipt.rttP50, 1)} µs`,
-      fmt(on.rttP50 / ipt.rttP50),
+      'TCP 4 streams, policy off vs bridge',
+      gbit('off', 'tcp4'),
+      gbit('bridge', 'tcp4'),
+      ratio('off', 'bridge', 'tcp4'),
     ],
     [
-      'ping RTT p50, policy on vs policy off',
-      `${fmt(on.rttP50, 1)} µs`,
-      `${fmt(off.rttP50, 1)} µs`,
-      fmt(on.rttP50 / off.rttP50),
+      'ping RTT p50 (kernel rx timestamp), policy on vs bridge',
+      us('on', 'rttP50'),
+      us('bridge', 'rttP50'),
+      ratio('on', 'bridge', 'rttP50'),
+    ],
+    [
+      'ping RTT p50 (kernel rx timestamp), policy on vs bridge + iptables',
+      us('on', 'rttP50'),
+      us('ipt', 'rttP50'),
+      ratio('on', 'ipt', 'rttP50'),
+    ],
+    [
+      'ping RTT p50 (kernel rx timestamp), policy on vs policy off',
+      us('on', 'rttP50'),
+      us('off', 'rttP50'),
+      ratio('on', 'off', 'rttP50'),
+    ],
+    [
+      'ping -U RTT p50 (user-space times), policy on vs bridge',
+      us('on', 'rttUserP50'),
+      us('bridge', 'rttUserP50'),
+      ratio('on', 'bridge', 'rttUserP50'),
+    ],
+    [
+      'UDP echo RTT p50 (Node client and server), policy on vs bridge',
+      us('on', 'udpP50'),
+      us('bridge', 'udpP50'),
+      ratio('on', 'bridge', 'udpP50'),
+    ],
+    [
+      'UDP echo RTT p50 (Node client and server), policy on vs bridge + iptables',
+      us('on', 'udpP50'),
+      us('ipt', 'udpP50'),
+      ratio('on', 'ipt', 'udpP50'),
     ],
     [
       'pod setup p50, tc attach (≤ 5 ms) vs `ip` spawned per step',
-      `${fmt(median(setupTc), 1)} ms`,
+      `${fmt(median(setupTc.total), 1)} ms`,
       `${fmt(median(spawned), 1)} ms`,
-      fmt(median(setupTc) / median(spawned)),
+      fmt(median(setupTc.total) / median(spawned)),
     ],
     [
       'pod setup p50, tcx attach vs `ip` spawned per step',
-      `${fmt(median(setupTcx), 1)} ms`,
+      `${fmt(median(setupTcx.total), 1)} ms`,
       `${fmt(median(spawned), 1)} ms`,
-      fmt(median(setupTcx) / median(spawned)),
+      fmt(median(setupTcx.total) / median(spawned)),
     ],
   ];
+  const stages = (r: Awaited<ReturnType<typeof profileSetup>>) =>
+    [...r.stages].map(([k, v]) => `${k} ${fmt(median(v))}`).join(', ');
+  const sameShape = new Set(Object.values(shapes)).size === 1;
   const md = [
     '## examples/agent: pod datapath (eBPF vs bridge and iptables)',
     '',
-    `Two pods on one node, the same run. iperf3 ${IPERF_T} s per figure, ping p50 of 100 echoes at 2 ms intervals`,
-    `(blocking sockets: dominated by vCPU wake-up on this VM, see ../shared/reference/perf.md). Policy on: enforcement`,
-    `\`always\`, ${on.entries} entries in the server's policy map, every packet of the forward direction looked up;`,
-    'policy off: enforcement `never` (allow-all entries, lookups still run). Bridge: br_netfilter on; iptables:',
-    '1 000 non-matching FORWARD rules then ACCEPT (nf_tables backend). Pod setup: one `addPods` call per pod',
-    `(IPAM + namespace + endpoint + load and attach + endpoint map + full policy compile and sync), ${SETUP_PODS} pods;`,
-    'baseline: the endpoint steps alone as one spawned `ip` command each.',
+    `Two pods on one node; the four setups live side by side and are measured in ${ROUNDS} interleaved rounds`,
+    `(policy on, policy off, bridge, bridge + iptables, then again); each figure is the median of the rounds`,
+    `(iperf3 ${IPERF_T} s per run). Policy on: enforcement \`always\`, ${entries} entries for the server; policy off:`,
+    'enforcement `never`. Either way an established flow skips policy (its conntrack entry carries the current',
+    'policy revision), so policy is looked up once per flow. Bridge: br_netfilter on; iptables: 1 000',
+    'non-matching FORWARD rules then ACCEPT (nf_tables backend). Same veth shape in every setup' +
+      (sameShape ? ` (${shapes.on}).` : `: NOT the same: ${JSON.stringify(shapes)}.`),
+    '',
+    `Latency: \`ping -i 0.002\` p50 of ${PINGS} echoes. iputils takes the receive time from the kernel`,
+    '(SO_TIMESTAMP, stamped when the reply enters the client namespace) and the echo is answered in softirq, so',
+    'this RTT contains no process wake-up: it is the datapath round trip. `ping -U` uses user-space receive',
+    'times (adds the ping process wake-up), and the UDP echo is measured between two Node processes (adds a',
+    'wake-up and an event-loop turn on both ends).',
+    '',
+    `Pod setup: one \`addPods\` call per pod, ${SETUP_PODS} pods; p50 per stage (ms), tc: ${stages(setupTc)};`,
+    `tcx: ${stages(setupTcx)} (every tcx link attach waits for an RCU grace period in the kernel).`,
+    'Baseline: the endpoint steps alone as one spawned `ip` command each.',
     '',
     '| target | measured | baseline (same run) | ratio | rerun |',
     '|---|---:|---:|---:|---|',
     ...rows.map((r) => `| ${r.join(' | ')} | ${rerun} |`),
+    '',
+    `Per-round TCP figures (Gbit/s, 1 stream; 4 streams): policy on ${all('on', 'tcp1')}; ${all('on', 'tcp4')} ·`,
+    `policy off ${all('off', 'tcp1')}; ${all('off', 'tcp4')} · bridge ${all('bridge', 'tcp1')}; ${all('bridge', 'tcp4')} ·`,
+    `bridge + iptables ${all('ipt', 'tcp1')}; ${all('ipt', 'tcp4')}.`,
     '',
   ].join('\n');
   const out = process.env.BENCH_OUT;

@@ -56,6 +56,34 @@ function resolvePort(scenario: Scenario, probe: Scenario['probes'][number]): num
   return named.port;
 }
 
+const ipv4U32 = (ip: string): number | undefined => {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((x) => x > 255)) return undefined;
+  return parts.reduce((a, x) => a * 256 + x, 0);
+};
+
+/**
+ * The smallest CIDR (a /16 to a /24 inside 10.244.0.0/16) holding every scenario pod address, so
+ * pods keep the addresses the scenario's ipBlock rules name; undefined when there is none (the
+ * agent's default pod CIDR then applies and pods outside it get another address).
+ */
+export function scenarioPodCidr(ips: readonly string[]): string | undefined {
+  const nums = ips.map(ipv4U32);
+  if (nums.length === 0 || nums.some((n) => n === undefined || Math.floor(n / 65536) !== 0x0af4))
+    return undefined;
+  for (let len = 24; len >= 16; len--) {
+    const size = 2 ** (32 - len);
+    const net = Math.floor(nums[0]! / size);
+    if (nums.every((n) => Math.floor(n! / size) === net)) {
+      const base = net * size;
+      return `${[24, 16, 8, 0].map((sh) => Math.floor(base / 2 ** sh) % 256).join('.')}/${len}`;
+    }
+  }
+  return undefined;
+}
+
 /**
  * Runs a scenario on a fresh agent and returns every probe's result; cleans up everything unless
  * `keep` is set (also when it fails).
@@ -64,11 +92,16 @@ function resolvePort(scenario: Scenario, probe: Scenario['probes'][number]): num
 export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<RunReport> {
   const t0 = performance.now();
   if (options.replace) await Agent.removeStale(options);
-  const agent = await Agent.start(options, {
-    namespaces: scenario.namespaces,
-    policies: scenario.policies,
-    enforcement: scenario.enforcement,
-  });
+  const podCidr =
+    options.podCidr ?? scenarioPodCidr(scenario.pods.flatMap((p) => (p.ip === undefined ? [] : [p.ip])));
+  const agent = await Agent.start(
+    { ...options, ...(podCidr === undefined ? {} : { podCidr }) },
+    {
+      namespaces: scenario.namespaces,
+      policies: scenario.policies,
+      enforcement: scenario.enforcement,
+    },
+  );
   const listeners: ListenerProcess[] = [];
   let ok = false;
   try {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../src/errors.js';
 import { classify, type Place, type ProbeSpec, planListeners, planProbes } from '../src/probes.js';
+import { scenarioPodCidr } from '../src/run.js';
 
 const places: Record<string, Place> = {
   'x/a': { kind: 'pod', key: 'x/a', ip: '10.244.1.10', netnsPath: '/run/netns/p-x-a' },
@@ -81,5 +82,16 @@ describe('classify', () => {
     expect(classify({ id: 0, result: 'refused', ms: 1 }, 'x/b').measured).toBe('allow');
     expect(classify({ id: 0, result: 'timeout', ms: 1 }, 'x/b').measured).toBe('deny');
     expect(classify({ id: 0, result: 'error', message: 'EHOSTUNREACH', ms: 1 }, 'x/b').measured).toBe('deny');
+  });
+});
+
+describe('scenarioPodCidr', () => {
+  it('covers every scenario pod address with the smallest /16–/24 inside 10.244.0.0/16', () => {
+    expect(scenarioPodCidr(['10.244.1.10', '10.244.1.200'])).toBe('10.244.1.0/24');
+    expect(scenarioPodCidr(['10.244.1.10', '10.244.2.11', '10.244.3.12'])).toBe('10.244.0.0/22');
+    expect(scenarioPodCidr(['10.244.1.10', '10.244.200.1'])).toBe('10.244.0.0/16');
+    expect(scenarioPodCidr([])).toBeUndefined();
+    expect(scenarioPodCidr(['10.244.1.10', '192.168.1.1'])).toBeUndefined();
+    expect(scenarioPodCidr(['10.244.1.300'])).toBeUndefined();
   });
 });

@@ -13,6 +13,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { connect, createServer, type Server } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 type Protocol = 'TCP' | 'UDP';
 interface ListenSpec {
@@ -39,6 +40,12 @@ function emit(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
 }
 
+/** Every IPv4 address of this namespace (the worker runs inside it). */
+function localIpv4Addresses(): string[] {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  return [...new Set(all.filter((a) => a.family === 'IPv4').map((a) => a.address))];
+}
+
 async function listen(spec: ListenSpec): Promise<void> {
   const closers: (() => void)[] = [];
   const reply = Buffer.from(`${spec.label}\n`);
@@ -56,14 +63,19 @@ async function listen(spec: ListenSpec): Promise<void> {
       });
       closers.push(() => server.close());
     } else {
-      const sock = createSocket('udp4');
-      sock.on('message', (_msg, rinfo) => sock.send(reply, rinfo.port, rinfo.address));
-      sock.on('error', () => undefined);
-      await new Promise<void>((resolve, reject) => {
-        sock.once('error', reject);
-        sock.bind(port, '0.0.0.0', resolve);
-      });
-      closers.push(() => sock.close());
+      // One socket per local address: a socket bound to 0.0.0.0 answers from the address the route
+      // picks (the world namespace's own address, not the world IP that was asked), and the
+      // client's connected socket would ignore that reply. Node cannot read IP_PKTINFO.
+      for (const address of localIpv4Addresses()) {
+        const sock = createSocket('udp4');
+        sock.on('message', (_msg, rinfo) => sock.send(reply, rinfo.port, rinfo.address));
+        sock.on('error', () => undefined);
+        await new Promise<void>((resolve, reject) => {
+          sock.once('error', reject);
+          sock.bind(port, address, resolve);
+        });
+        closers.push(() => sock.close());
+      }
     }
   }
   emit({ event: 'ready' });
