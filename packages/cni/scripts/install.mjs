@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 //   PREFIX/datapath-cni.d/run.cjs            loads the bundle with a V8 code cache (scripts/run.cjs)
 //   PREFIX/datapath-cni.d/koffi.node         koffi's native addon for this platform and libc
 // The launcher works under a runtime's minimal environment (no PATH needed) and drops NODE_OPTIONS and
-// NODE_EXTRA_CA_CERTS (they cost start-up time). The code cache (datapath-cni.cjs.v8cache) is written by
-// the first ADD/DEL/CHECK after installation.
+// NODE_EXTRA_CA_CERTS (they cost start-up time). The code caches (datapath-cni.cjs.<command>.v8cache) are
+// written by the first ADD, DEL and CHECK after installation.
 // Usage: node packages/cni/scripts/install.mjs PREFIX     (make install-cni PREFIX=/opt/cni/bin)
 import {
   chmodSync,
@@ -15,6 +15,7 @@ import {
   cpSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -57,9 +58,8 @@ try {
   const file = await bundle(stage);
   mkdirSync(support, { recursive: true });
   // Leftovers of earlier layouts (koffi's package tree, Node's compile cache) and of the previous bundle.
-  for (const old of ['node_modules', '.cache', 'datapath-cni.cjs.v8cache']) {
-    rmSync(join(support, old), { recursive: true, force: true });
-  }
+  for (const old of ['node_modules', '.cache']) rmSync(join(support, old), { recursive: true, force: true });
+  for (const f of readdirSync(support)) if (f.endsWith('.v8cache')) rmSync(join(support, f), { force: true });
   renameOrCopy(file, join(support, 'datapath-cni.cjs'));
   copyFileSync(join(here, 'run.cjs'), join(support, 'run.cjs'));
   copyFileSync(addon, join(support, '.koffi.node.tmp'));

@@ -1,17 +1,21 @@
 // datapath-cni loader (installed as PREFIX/datapath-cni.d/run.cjs by install.mjs; the launcher execs it).
 // Runs the bundle through a V8 code cache made *after* an invocation ran: Node's own compile cache is
 // created when a file is compiled, so it holds only the top-level code, and every function an ADD calls
-// is compiled again by every process. This cache is written once, atomically, by the first invocation
-// that is not VERSION (VERSION would cache too little), and rewritten when V8 rejects it (another Node or
-// another bundle). DATAPATH_CNI_CODE_CACHE=0 turns it off (benchmarks).
+// is compiled again by every process. One cache per command (ADD, DEL, CHECK; GC and STATUS share one):
+// each holds exactly the functions its command runs (a DEL compiles little of what an ADD does, and the
+// reverse). A cache is written once, atomically, by the first invocation of its command, and rewritten
+// when V8 rejects it (another Node or another bundle); VERSION writes none (it runs too little).
+// DATAPATH_CNI_CODE_CACHE=0 turns caching off (benchmarks). The bundle needs only Node built-ins, so it
+// gets this file's `require`.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
-const { createRequire } = require('node:module');
 
 const file = path.join(__dirname, 'datapath-cni.cjs');
-const cacheFile = `${file}.v8cache`;
+const command = process.env.CNI_COMMAND;
+const kind = command === 'ADD' || command === 'DEL' || command === 'CHECK' ? command : 'other';
+const cacheFile = `${file}.${kind}.v8cache`;
 const useCache = process.env.DATAPATH_CNI_CODE_CACHE !== '0';
 const source = fs.readFileSync(file, 'utf8');
 let cachedData;
@@ -27,11 +31,7 @@ const script = new vm.Script(`(function (exports, require, module, __filename, _
   cachedData,
   importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
-if (
-  useCache &&
-  (cachedData === undefined || script.cachedDataRejected) &&
-  process.env.CNI_COMMAND !== 'VERSION'
-) {
+if (useCache && (cachedData === undefined || script.cachedDataRejected) && command !== 'VERSION') {
   process.on('exit', () => {
     try {
       const tmp = `${cacheFile}.${process.pid}`;
@@ -43,4 +43,4 @@ if (
   });
 }
 const mod = { exports: {} };
-script.runInThisContext()(mod.exports, createRequire(file), mod, file, __dirname);
+script.runInThisContext()(mod.exports, require, mod, file, __dirname);

@@ -119,56 +119,31 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
     });
   });
 
-  it('writes its V8 code cache on the first ADD (not on VERSION) and runs from it afterwards', async (ctx) => {
+  it('writes one V8 code cache per command on its first run (not on VERSION) and runs from it afterwards', async (ctx) => {
     requireRoot(ctx);
-    const cache = join(inst.dir, 'datapath-cni.d', 'datapath-cni.cjs.v8cache');
-    rmSync(cache, { force: true });
+    const support = join(inst.dir, 'datapath-cni.d');
+    const cache = (cmd: string) => join(support, `datapath-cni.cjs.${cmd}.v8cache`);
+    for (const f of readdirSync(support)) if (f.endsWith('.v8cache')) rmSync(join(support, f));
     await withNetns(3, async (host, p1, p2) => {
       await withNet({}, (net) => {
+        const run = (command: string, containerId: string, netns: string) =>
+          ok(runCni(inst, { hostNs: host.name, containerId, netns, command, config: net.conf }));
         ok(runCni(inst, { hostNs: host.name, command: 'VERSION', config: {} }));
-        expect(existsSync(cache)).toBe(false);
-        ok(
-          runCni(inst, {
-            hostNs: host.name,
-            containerId: 'cache-1',
-            netns: p1.path,
-            command: 'ADD',
-            config: net.conf,
-          }),
-        );
-        expect(existsSync(cache)).toBe(true);
-        const before = readFileSync(cache);
-        ok(
-          runCni(inst, {
-            hostNs: host.name,
-            containerId: 'cache-2',
-            netns: p2.path,
-            command: 'ADD',
-            config: net.conf,
-          }),
-        );
-        expect(readFileSync(cache).equals(before)).toBe(true); // accepted, not rewritten
-        writeFileSync(cache, 'garbage');
-        ok(
-          runCni(inst, {
-            hostNs: host.name,
-            containerId: 'cache-2',
-            netns: p2.path,
-            command: 'DEL',
-            config: net.conf,
-          }),
-        );
-        expect(readFileSync(cache).equals(before)).toBe(false); // rejected, rewritten
-        expect(readFileSync(cache).length).toBeGreaterThan(1000);
-        ok(
-          runCni(inst, {
-            hostNs: host.name,
-            containerId: 'cache-1',
-            netns: p1.path,
-            command: 'DEL',
-            config: net.conf,
-          }),
-        );
+        expect(readdirSync(support).filter((f) => f.endsWith('.v8cache'))).toEqual([]);
+        run('ADD', 'cache-1', p1.path);
+        expect(existsSync(cache('ADD'))).toBe(true);
+        expect(existsSync(cache('DEL'))).toBe(false); // each command its own
+        const before = readFileSync(cache('ADD'));
+        run('ADD', 'cache-2', p2.path);
+        expect(readFileSync(cache('ADD')).equals(before)).toBe(true); // accepted, not rewritten
+        run('DEL', 'cache-2', p2.path);
+        const del = readFileSync(cache('DEL'));
+        expect(del.length).toBeGreaterThan(1000);
+        expect(del.equals(before)).toBe(false);
+        writeFileSync(cache('DEL'), 'garbage');
+        run('DEL', 'cache-1', p1.path);
+        expect(readFileSync(cache('DEL')).length).toBeGreaterThan(1000); // rejected, rewritten
+        expect(readdirSync(support).filter((f) => f.includes('.v8cache.'))).toEqual([]); // no temp files left
         expect(net.reserved()).toEqual([]);
       });
     });

@@ -30,14 +30,23 @@ class Sha256 {
     if (this.done) throw new Error('Digest already called');
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     this.length += bytes.length;
-    for (const b of bytes) {
-      this.block[this.fill++] = b;
+    this.absorb(bytes);
+    return this;
+  }
+
+  /** Copies bytes into the block, compressing every full one (whole runs at a time, not byte by byte). */
+  private absorb(bytes: Uint8Array): void {
+    let off = 0;
+    while (off < bytes.length) {
+      const n = Math.min(64 - this.fill, bytes.length - off);
+      this.block.set(bytes.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
       if (this.fill === 64) {
         this.compress();
         this.fill = 0;
       }
     }
-    return this;
   }
 
   private compress(): void {
@@ -84,12 +93,13 @@ class Sha256 {
   digest(encoding?: 'hex' | 'base64'): Buffer | string {
     if (this.done) throw new Error('Digest already called');
     const bits = this.length * 8;
-    this.update(Uint8Array.of(0x80));
-    while (this.fill !== 56) this.update(Uint8Array.of(0));
-    const tail = new Uint8Array(8);
-    new DataView(tail.buffer).setUint32(0, Math.floor(bits / 2 ** 32));
-    new DataView(tail.buffer).setUint32(4, bits >>> 0);
-    this.update(tail);
+    // 0x80, zeros up to 56 mod 64, then the bit length (big-endian, 64 bits): one absorb.
+    const pad = new Uint8Array((this.fill < 56 ? 56 - this.fill : 120 - this.fill) + 8);
+    pad[0] = 0x80;
+    const view = new DataView(pad.buffer);
+    view.setUint32(pad.length - 8, Math.floor(bits / 2 ** 32));
+    view.setUint32(pad.length - 4, bits >>> 0);
+    this.absorb(pad);
     this.done = true;
     const out = Buffer.alloc(32);
     for (let i = 0; i < 8; i++) out.writeUInt32BE(this.h[i]!, i * 4);
