@@ -1,5 +1,6 @@
 import { BpfError } from '@datapath/libbpf';
 import ipaddr from 'ipaddr.js';
+import { FAST_I32, FAST_I64, FAST_U8, FAST_U16, FAST_U32, FAST_U64, fastKind, tagFast } from './fast.js';
 
 /**
  * Encodes values of type `T` into a fixed number of bytes and back, the way a C struct lays them out.
@@ -101,7 +102,7 @@ function bigCodec(signed: boolean, little: boolean): Codec<bigint> {
  * u8.size; // 1
  * ```
  */
-export const u8: Codec<number> = intCodec(1, false, true);
+export const u8: Codec<number> = tagFast(intCodec(1, false, true), FAST_U8);
 /**
  * `__s8`.
  * @example
@@ -119,7 +120,7 @@ export const i8: Codec<number> = intCodec(1, true, true);
  * u16.size; // 2
  * ```
  */
-export const u16: Codec<number> = intCodec(2, false, true);
+export const u16: Codec<number> = tagFast(intCodec(2, false, true), FAST_U16);
 /**
  * `__s16` in host byte order.
  * @example
@@ -137,7 +138,7 @@ export const i16: Codec<number> = intCodec(2, true, true);
  * u32.size; // 4
  * ```
  */
-export const u32: Codec<number> = intCodec(4, false, true);
+export const u32: Codec<number> = tagFast(intCodec(4, false, true), FAST_U32);
 /**
  * `__s32` in host byte order.
  * @example
@@ -146,7 +147,7 @@ export const u32: Codec<number> = intCodec(4, false, true);
  * i32.size; // 4
  * ```
  */
-export const i32: Codec<number> = intCodec(4, true, true);
+export const i32: Codec<number> = tagFast(intCodec(4, true, true), FAST_I32);
 /**
  * `__u64` in host byte order, as a bigint.
  * @example
@@ -155,7 +156,7 @@ export const i32: Codec<number> = intCodec(4, true, true);
  * u64.size; // 8
  * ```
  */
-export const u64: Codec<bigint> = bigCodec(false, true);
+export const u64: Codec<bigint> = tagFast(bigCodec(false, true), FAST_U64);
 /**
  * `__s64` in host byte order, as a bigint.
  * @example
@@ -164,7 +165,7 @@ export const u64: Codec<bigint> = bigCodec(false, true);
  * i64.size; // 8
  * ```
  */
-export const i64: Codec<bigint> = bigCodec(true, true);
+export const i64: Codec<bigint> = tagFast(bigCodec(true, true), FAST_I64);
 /**
  * `__be16`: a 16-bit number in network byte order (ports).
  * @example
@@ -392,7 +393,7 @@ export function pad(n: number): PadCodec {
  */
 export function align<T>(codec: Codec<T>, n: number): Codec<T> {
   if (!Number.isInteger(n) || n < 1 || (n & (n - 1)) !== 0) throw bad('alignment must be a power of two', n);
-  return { size: codec.size, align: n, encode: codec.encode, decode: codec.decode };
+  return tagFast({ size: codec.size, align: n, encode: codec.encode, decode: codec.decode }, fastKind(codec));
 }
 
 function checkSize(n: number, what: string): void {

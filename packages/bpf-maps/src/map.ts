@@ -2,11 +2,25 @@ import { unlinkSync } from 'node:fs';
 import { BpfError, fdClose, type MapInfo, MapIo, mapInfo, objPin } from '@datapath/libbpf';
 import { checkPinPath } from './bpffs.js';
 import type { Codec } from './codec.js';
+import { FAST_NONE, FAST_U32, FAST_U64, fastKind, readFast, writeFast } from './fast.js';
 
 /** How `set` treats an existing key: `any` (upsert), `noExist` (insert only), `exist` (update only). */
 export type UpdateFlag = 'any' | 'noExist' | 'exist';
 
-const FLAG_BITS: Readonly<Record<UpdateFlag, number>> = { any: 0, noExist: 1, exist: 2 };
+/** The `BPF_*` flag bits of `flag` (`undefined`: `any`); throws InvalidArgument for anything else. */
+function flagBits(flag: UpdateFlag | undefined, op: string): number {
+  switch (flag) {
+    case undefined:
+    case 'any':
+      return 0;
+    case 'noExist':
+      return 1;
+    case 'exist':
+      return 2;
+    default:
+      throw new BpfError('InvalidArgument', `${op}: unknown flag ${String(flag)}`, { op });
+  }
+}
 
 /** The map kinds this package has classes for. */
 export type MapKind =
@@ -111,6 +125,10 @@ export abstract class BpfMap<K, V> {
   #batchBusy = false;
   #bkView: DataView = new DataView(new ArrayBuffer(0));
   #bvView: DataView = new DataView(new ArrayBuffer(0));
+  /** Fast path of the key codec (see fast.ts), or FAST_NONE. */
+  readonly #kk: number;
+  /** Fast path of the value codec for plain (not per-CPU) maps, or FAST_NONE. */
+  readonly #vk: number;
 
   /** @internal */
   constructor(parts: MapParts<K, unknown>) {
@@ -118,6 +136,8 @@ export abstract class BpfMap<K, V> {
     this.valueCodec = parts.value;
     this.#info = parts.info;
     this.#owned = parts.owned;
+    this.#kk = fastKind(parts.key);
+    this.#vk = parts.perCpu ? FAST_NONE : fastKind(parts.value);
     this.maxEntries = parts.info.maxEntries;
     this.id = parts.info.id;
     this.name = parts.info.name;
@@ -148,7 +168,19 @@ export abstract class BpfMap<K, V> {
   }
 
   #key(key: K, view: DataView, off: number): void {
-    this.keyCodec.encode(key, view, off);
+    if (!writeFast(this.#kk, key, view, off)) this.keyCodec.encode(key, view, off);
+  }
+
+  #readKey(view: DataView, off: number): K {
+    return this.#kk === FAST_NONE ? this.keyCodec.decode(view, off) : (readFast(this.#kk, view, off) as K);
+  }
+
+  #readValue(view: DataView, off: number): V {
+    return this.#vk === FAST_NONE ? this.readValue(view, off) : (readFast(this.#vk, view, off) as V);
+  }
+
+  #writeValue(value: V, view: DataView, off: number): void {
+    if (!writeFast(this.#vk, value, view, off)) this.writeValue(value, view, off);
   }
 
   /**
@@ -166,9 +198,10 @@ export abstract class BpfMap<K, V> {
    * ```
    */
   get(key: K): V | undefined {
-    this.#check('get');
-    this.#key(key, this.io.keyView, 0);
-    return this.io.lookup() ? this.readValue(this.io.valueView, 0) : undefined;
+    if (this.#closed) this.#check('get');
+    const io = this.io;
+    this.#key(key, io.keyView, 0);
+    return io.lookup(0) ? this.#readValue(io.valueView, 0) : undefined;
   }
 
   /**
@@ -183,9 +216,9 @@ export abstract class BpfMap<K, V> {
    * ```
    */
   has(key: K): boolean {
-    this.#check('has');
+    if (this.#closed) this.#check('has');
     this.#key(key, this.io.keyView, 0);
-    return this.io.lookup();
+    return this.io.lookup(0);
   }
 
   /**
@@ -203,14 +236,13 @@ export abstract class BpfMap<K, V> {
    * map.set(7, 1n, 'noExist');
    * ```
    */
-  set(key: K, value: V, flag: UpdateFlag = 'any'): void {
-    this.#check('set');
-    const bits = FLAG_BITS[flag];
-    if (bits === undefined)
-      throw new BpfError('InvalidArgument', `set: unknown flag ${String(flag)}`, { op: 'set' });
-    this.#key(key, this.io.keyView, 0);
-    this.writeValue(value, this.io.valueView, 0);
-    this.io.update(bits);
+  set(key: K, value: V, flag?: UpdateFlag): void {
+    if (this.#closed) this.#check('set');
+    const bits = flag === undefined ? 0 : flagBits(flag, 'set');
+    const io = this.io;
+    this.#key(key, io.keyView, 0);
+    this.#writeValue(value, io.valueView, 0);
+    io.update(bits);
   }
 
   /**
@@ -228,7 +260,7 @@ export abstract class BpfMap<K, V> {
    * ```
    */
   delete(key: K): boolean {
-    this.#check('delete');
+    if (this.#closed) this.#check('delete');
     this.#key(key, this.io.keyView, 0);
     return this.io.delete();
   }
@@ -266,7 +298,7 @@ export abstract class BpfMap<K, V> {
       }
       throw err;
     }
-    return found ? this.readValue(this.io.valueView, 0) : undefined;
+    return found ? this.#readValue(this.io.valueView, 0) : undefined;
   }
 
   /**
@@ -340,7 +372,7 @@ export abstract class BpfMap<K, V> {
       if (!repeat && withValues) {
         io.key.set(cur);
         found = io.lookup();
-        if (found) value = this.readValue(io.valueView, 0);
+        if (found) value = this.#readValue(io.valueView, 0);
       }
       // Fetch the successor before handing the entry out: the caller may delete it.
       if (found || !havePrev) io.key.set(cur);
@@ -359,7 +391,7 @@ export abstract class BpfMap<K, V> {
         if (!found) stats.skipped++;
         else {
           stats.yielded++;
-          const k = this.keyCodec.decode(curView, 0);
+          const k = this.#readKey(curView, 0);
           yield withValues ? [k, value] : k;
           this.#check('entries');
         }
@@ -442,18 +474,25 @@ export abstract class BpfMap<K, V> {
    * ```
    */
   forEach(fn: (key: K, value: V) => void, options: BatchOptions = {}): void {
-    this.#exclusive('forEach', () => this.#forEach(fn, options));
+    this.#exclusive('forEach', () => this.#walkAll(fn, options));
   }
 
-  #forEach(fn: (key: K, value: V) => void, options: BatchOptions): void {
-    const steps = this.#forEachSteps(fn, options);
+  /** Runs the whole batch walk into `sink` (a callback, or an array that collects `[key, value]` pairs). */
+  #walkAll(sink: ((key: K, value: V) => void) | [K, V][], options: BatchOptions): void {
+    const steps = this.#forEachSteps(sink, options);
     while (!steps.next().done) {
       // every batch in one go
     }
   }
 
-  /** The forEach walk, pausing (yielding) after each batch so an async caller can let the event loop run. */
-  *#forEachSteps(fn: (key: K, value: V) => void, options: BatchOptions): Generator<void, void, undefined> {
+  /**
+   * The forEach walk, pausing (yielding) after each batch so an async caller can let the event loop run.
+   * `sink` is the user's callback or, for dump, the result array (its own loop: no closure per element).
+   */
+  *#forEachSteps(
+    sink: ((key: K, value: V) => void) | [K, V][],
+    options: BatchOptions,
+  ): Generator<void, void, undefined> {
     const io = this.io;
     // The buffers may be larger (a setMany grew them): ask for batchSize elements per call anyway.
     const bs = batchSize(options);
@@ -468,14 +507,8 @@ export abstract class BpfMap<K, V> {
       }
       if (n >= 0) {
         this.#batchWorks('lookup');
-        const ks = io.keySize;
-        const vs = io.valueStride;
-        const keyCodec = this.keyCodec;
         for (;;) {
-          this.#batchViews();
-          const bk = this.#bkView;
-          const bv = this.#bvView;
-          for (let i = 0; i < n; i++) fn(keyCodec.decode(bk, i * ks), this.readValue(bv, i * vs));
+          this.#emit(n, sink);
           if (io.batchDone) return;
           yield;
           n = io.lookupBatch(false, false, bs);
@@ -483,9 +516,43 @@ export abstract class BpfMap<K, V> {
       }
     }
     let i = 0;
-    for (const [k, v] of this.entries()) {
-      fn(k, v);
+    for (const e of this.entries()) {
+      if (Array.isArray(sink)) sink.push(e);
+      else sink(e[0], e[1]);
       if (++i % bs === 0) yield;
+    }
+  }
+
+  /**
+   * Decodes the `n` elements of the batch buffers into `sink`. A plain method (V8 optimises it better than
+   * the generator) with the common scalar codecs read inline rather than through the codec closures.
+   */
+  #emit(n: number, sink: ((key: K, value: V) => void) | [K, V][]): void {
+    this.#batchViews();
+    const bk = this.#bkView;
+    const bv = this.#bvView;
+    const ks = this.io.keySize;
+    const vs = this.io.valueStride;
+    const kk = this.#kk;
+    const vk = this.#vk;
+    const keyCodec = this.keyCodec;
+    const out = Array.isArray(sink) ? sink : undefined;
+    const fn = out === undefined ? (sink as (key: K, value: V) => void) : undefined;
+    for (let i = 0; i < n; i++) {
+      const k =
+        kk === FAST_U32
+          ? (bk.getUint32(i * ks, true) as K)
+          : kk === FAST_NONE
+            ? keyCodec.decode(bk, i * ks)
+            : (readFast(kk, bk, i * ks) as K);
+      const v =
+        vk === FAST_U64
+          ? (bv.getBigUint64(i * vs, true) as V)
+          : vk === FAST_NONE
+            ? this.readValue(bv, i * vs)
+            : (readFast(vk, bv, i * vs) as V);
+      if (fn === undefined) out!.push([k, v]);
+      else fn(k, v);
     }
   }
 
@@ -560,9 +627,7 @@ export abstract class BpfMap<K, V> {
    */
   dump(options: BatchOptions = {}): [K, V][] {
     const out: [K, V][] = [];
-    this.forEach((k, v) => {
-      out.push([k, v]);
-    }, options);
+    this.#exclusive('dump', () => this.#walkAll(out, options));
     return out;
   }
 
@@ -604,10 +669,7 @@ export abstract class BpfMap<K, V> {
   }
 
   #setMany(entries: Iterable<readonly [K, V]>, flag: UpdateFlag, options: BatchOptions): void {
-    const bits = FLAG_BITS[flag];
-    if (bits === undefined) {
-      throw new BpfError('InvalidArgument', `setMany: unknown flag ${String(flag)}`, { op: 'setMany' });
-    }
+    const bits = flagBits(flag, 'setMany');
     const list = Array.isArray(entries) ? (entries as readonly (readonly [K, V])[]) : [...entries];
     if (list.length === 0) return;
     const io = this.io;
@@ -617,10 +679,12 @@ export abstract class BpfMap<K, V> {
     this.#batchViews();
     const ks = io.keySize;
     const vs = io.valueStride;
+    const bk = this.#bkView;
+    const bv = this.#bvView;
     for (let i = 0; i < list.length; i++) {
-      const [k, v] = list[i]!;
-      this.keyCodec.encode(k, this.#bkView, i * ks);
-      this.writeValue(v, this.#bvView, i * vs);
+      const e = list[i]!;
+      this.#key(e[0], bk, i * ks);
+      this.#writeValue(e[1], bv, i * vs);
     }
     // The kernel's batch update takes no NOEXIST/EXIST per element (only BPF_F_LOCK): those go one by one.
     if (bits === 0 && this.#batchOk('update', options)) {
@@ -669,7 +733,8 @@ export abstract class BpfMap<K, V> {
     io.ensureBatch(list.length);
     this.#batchViews();
     const ks = io.keySize;
-    for (let i = 0; i < list.length; i++) this.keyCodec.encode(list[i]!, this.#bkView, i * ks);
+    const bk = this.#bkView;
+    for (let i = 0; i < list.length; i++) this.#key(list[i]!, bk, i * ks);
     if (!this.#batchOk('delete', options)) return this.#deleteEach(list);
     const cap = batchSize(options);
     let deleted = 0;
