@@ -10,7 +10,7 @@
  * setup time per stage (IP + namespace + endpoint + attach + maps + policy sync).
  * Everything runs in namespaces it creates (prefix `dpb`), nothing touches the host's own
  * network. Writes one Markdown section to $BENCH_OUT/agent.md.
- * Environment: IPERF_T (s, default 2), ROUNDS (5), PINGS (200), SETUP_PODS (16).
+ * Environment: IPERF_T (s, default 2), ROUNDS (6), PINGS (200), SETUP_PODS (16).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { Agent } from '../src/agent.js';
 import { median, profileSetup } from './profile-setup.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 2);
-const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const PINGS = Number(process.env.PINGS ?? 200);
 const SETUP_PODS = Number(process.env.SETUP_PODS ?? 16);
 const sh = (cmd: string, args: string[]) =>
@@ -298,9 +298,11 @@ async function main(): Promise<void> {
     pairs.bridge = bridgePair(0);
     pairs.ipt = bridgePair(1000);
     for (const m of ['on', 'off', 'bridge', 'ipt'] as const) shapes[m] = linkShape(pairs[m]!);
-    // Interleaved rounds (on, off, bridge, iptables, on, …): slow drifts of the machine hit every mode alike.
+    // Interleaved rounds, the order reversed every other round: slow drifts of the machine and the
+    // position in a round hit every mode alike.
+    const order = ['on', 'off', 'bridge', 'ipt'] as const;
     for (let r = 0; r < ROUNDS; r++) {
-      for (const m of ['on', 'off', 'bridge', 'ipt'] as const) runs[m].push(await measure(pairs[m]!));
+      for (const m of r % 2 ? [...order].reverse() : order) runs[m].push(await measure(pairs[m]!));
     }
   } finally {
     for (const p of Object.values(pairs)) p.close();
@@ -420,7 +422,7 @@ async function main(): Promise<void> {
     '## examples/agent: pod datapath (eBPF vs bridge and iptables)',
     '',
     `Two pods on one node; the four setups live side by side and are measured in ${ROUNDS} interleaved rounds`,
-    `(policy on, policy off, bridge, bridge + iptables, then again); each figure is the median of the rounds`,
+    `(policy on, policy off, bridge, bridge + iptables, then the reverse order); each figure is the median of the rounds`,
     `(iperf3 ${IPERF_T} s per run). Policy on: enforcement \`always\`, ${entries} entries for the server; policy off:`,
     'enforcement `never`. Either way an established flow skips policy (its conntrack entry carries the current',
     'policy revision), so policy is looked up once per flow. Bridge: br_netfilter on; iptables: 1 000',

@@ -165,10 +165,13 @@ function cmdStatus(v: Values, io: Io): number {
       policies: state.policies.length,
       maps: {
         endpoints: pressure(dp.endpoints),
+        lxc: pressure(dp.lxc),
+        policy: pressure(dp.policy),
         ipcache: pressure(dp.ipcache),
         ct4: pressure(dp.ct),
         metrics: pressure(dp.metrics),
       },
+      policyRevision: dp.policyRevision(),
       packets: { forwarded: forwarded.toString(), dropped: dropped.toString() },
     };
   });
@@ -179,7 +182,10 @@ function cmdStatus(v: Values, io: Io): number {
         ['agent', `${data.name} (since ${data.startedAt})`],
         ['node namespace', `${data.nodeNetns} (host IP ${data.hostIp}, pod CIDR ${data.podCidr})`],
         ['pins', data.pinDir],
-        ['policy', `${data.policies} policies, enforcement ${data.enforcement}`],
+        [
+          'policy',
+          `${data.policies} policies, enforcement ${data.enforcement}, revision ${data.policyRevision}`,
+        ],
         ['endpoints', String(data.pods)],
         ...Object.entries(data.maps).map(([k, x]) => [`map ${k}`, x]),
         ['packets', `${data.packets.forwarded} forwarded, ${data.packets.dropped} dropped`],
