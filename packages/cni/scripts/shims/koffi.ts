@@ -9,6 +9,6 @@ import { join } from 'node:path';
 
 // biome-ignore lint/suspicious/noExplicitAny: the addon is untyped here; callers keep koffi's own types.
 const mod = { exports: {} as any };
-process.dlopen(mod, process.env.DATAPATH_CNI_KOFFI_ADDON || join(__dirname, 'koffi.node'));
+process.dlopen(mod, join(__dirname, 'koffi.node'));
 
 export default mod.exports;
