@@ -216,6 +216,10 @@ function measure(): { node: Round; c: Round; bpftool: number; clock: Clocks } {
       const round: Round = new Map();
       for (const [op, run] of nodeOps(map, values)) round.set(op, run());
       ns.push(round);
+      // Per-round figures on stderr, to judge the spread (the table shows medians).
+      console.error(
+        `round ${r + 1}: ${[...round.keys()].map((k) => `${k} ${(round.get(k)! / cs[r]!.get(k.startsWith('raw') ? `l${k.slice(4)}` : k)!).toFixed(2)}`).join(' ')}`,
+      );
     }
     const med = (rounds: Round[]) =>
       new Map([...rounds[0]!.keys()].map((k) => [k, median(rounds.map((x) => x.get(k)!))]));

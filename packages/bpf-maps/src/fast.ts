@@ -26,6 +26,16 @@ const I64_MAX = (1n << 63n) - 1n;
 
 const kinds = new WeakMap<object, number>();
 
+/** True for a value `u32` takes (an integer in 0…2³²-1). */
+export function isU32(v: unknown): v is number {
+  return typeof v === 'number' && v === v >>> 0;
+}
+
+/** True for a value `u64` takes (a bigint in 0…2⁶⁴-1). */
+export function isU64(v: unknown): v is bigint {
+  return typeof v === 'bigint' && v >= 0n && v <= U64_MAX;
+}
+
 /** Marks a built-in codec as having fast path `kind`; returns it. */
 export function tagFast<T, C extends Codec<T>>(codec: C, kind: number): C {
   kinds.set(codec, kind);
@@ -62,11 +72,11 @@ export function readFast(kind: number, view: DataView, off: number): number | bi
 export function writeFast(kind: number, v: unknown, view: DataView, off: number): boolean {
   switch (kind) {
     case FAST_U32:
-      if (typeof v !== 'number' || v !== v >>> 0) return false;
+      if (!isU32(v)) return false;
       view.setUint32(off, v, true);
       return true;
     case FAST_U64:
-      if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) return false;
+      if (!isU64(v)) return false;
       view.setBigUint64(off, v, true);
       return true;
     case FAST_I32:

@@ -2,7 +2,7 @@ import { unlinkSync } from 'node:fs';
 import { BpfError, fdClose, type MapInfo, MapIo, mapInfo, objPin } from '@datapath/libbpf';
 import { checkPinPath } from './bpffs.js';
 import type { Codec } from './codec.js';
-import { FAST_NONE, FAST_U32, FAST_U64, fastKind, readFast, writeFast } from './fast.js';
+import { FAST_NONE, FAST_U32, FAST_U64, fastKind, isU32, isU64, readFast, writeFast } from './fast.js';
 
 /** How `set` treats an existing key: `any` (upsert), `noExist` (insert only), `exist` (update only). */
 export type UpdateFlag = 'any' | 'noExist' | 'exist';
@@ -168,7 +168,9 @@ export abstract class BpfMap<K, V> {
   }
 
   #key(key: K, view: DataView, off: number): void {
-    if (!writeFast(this.#kk, key, view, off)) this.keyCodec.encode(key, view, off);
+    // u32 keys (the commonest) inline; the other scalars through writeFast, the rest through the codec.
+    if (this.#kk === FAST_U32 && isU32(key)) view.setUint32(off, key, true);
+    else if (!writeFast(this.#kk, key, view, off)) this.keyCodec.encode(key, view, off);
   }
 
   #readKey(view: DataView, off: number): K {
@@ -180,7 +182,8 @@ export abstract class BpfMap<K, V> {
   }
 
   #writeValue(value: V, view: DataView, off: number): void {
-    if (!writeFast(this.#vk, value, view, off)) this.writeValue(value, view, off);
+    if (this.#vk === FAST_U64 && isU64(value)) view.setBigUint64(off, value, true);
+    else if (!writeFast(this.#vk, value, view, off)) this.writeValue(value, view, off);
   }
 
   /**
@@ -201,7 +204,10 @@ export abstract class BpfMap<K, V> {
     if (this.#closed) this.#check('get');
     const io = this.io;
     this.#key(key, io.keyView, 0);
-    return io.lookup(0) ? this.#readValue(io.valueView, 0) : undefined;
+    if (!io.lookup(0)) return undefined;
+    return this.#vk === FAST_U64
+      ? (io.valueView.getBigUint64(0, true) as V)
+      : this.#readValue(io.valueView, 0);
   }
 
   /**
