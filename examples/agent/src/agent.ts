@@ -18,7 +18,7 @@ import {
   deleteNetnsIfPresent,
   sysctlIn,
 } from './node.js';
-import { type CompiledPolicy, compilePolicy, type PodInput } from './policy.js';
+import { type CompiledPolicy, compilePolicy, type PodInput, StickyIdentities } from './policy.js';
 import type { Place } from './probes.js';
 import { type AgentState, loadState, type PodRecord, saveState, statePath } from './state.js';
 
@@ -109,6 +109,7 @@ export class Agent {
   readonly datapath: Datapath;
   readonly pool: AddressPool;
   #compiled: CompiledPolicy | undefined;
+  readonly #identities: StickyIdentities;
   #closed = false;
 
   private constructor(
@@ -125,6 +126,7 @@ export class Agent {
     this.world = world;
     this.datapath = datapath;
     this.pool = pool;
+    this.#identities = new StickyIdentities(state.identities ?? {});
   }
 
   /** The persisted state (read-only view). */
@@ -286,10 +288,18 @@ export class Agent {
   addPods(pods: readonly PodInput[]): PodRecord[] {
     this.#check();
     const added: PodRecord[] = [];
-    for (const pod of pods) added.push(this.#addPod(pod));
-    const t = performance.now();
-    this.syncPolicy();
-    this.options.trace?.('policy', performance.now() - t);
+    // What the incremental compile says the new pods change (when there is a compile to extend).
+    const pending = { endpoints: new Set<string>(), ipcache: false };
+    try {
+      for (const pod of pods) added.push(this.#addPod(pod, pending));
+    } finally {
+      // Also after a failure: the pods added so far get their policy.
+      const t = performance.now();
+      const compiled = this.#compiled;
+      if (compiled === undefined) this.syncPolicy();
+      else if (added.length > 0) this.#apply(compiled, pending.endpoints, pending.ipcache);
+      this.options.trace?.('policy', performance.now() - t);
+    }
     return added;
   }
 
@@ -299,7 +309,7 @@ export class Agent {
     throw new AgentError('InvalidArgument', 'no endpoint id left (4095 endpoints)');
   }
 
-  #addPod(pod: PodInput): PodRecord {
+  #addPod(pod: PodInput, pending: { endpoints: Set<string>; ipcache: boolean }): PodRecord {
     const key = `${pod.ns}/${pod.name}`;
     if (this.#state.pods[key]) throw new AgentError('InvalidArgument', `pod ${key} already exists`);
     if (!this.#state.namespaces[pod.ns]) this.#state.namespaces[pod.ns] = { labels: {} };
@@ -370,12 +380,30 @@ export class Agent {
         identity: 0,
         attach,
       };
-      // Identity 0 until the next policy sync: the empty policy map drops everything meanwhile.
+      // The identity from an incremental compile (0 when there is none yet: the policy sync after
+      // this sets it); no policy entries until then, so everything is dropped meanwhile.
+      const compiled = this.#compiled;
+      if (compiled !== undefined) {
+        const r = compiled.upsertPod({
+          ns: rec.ns,
+          name: rec.name,
+          labels: rec.labels,
+          ip,
+          ports: rec.ports,
+        });
+        for (const e of r.endpoints) pending.endpoints.add(e);
+        pending.ipcache ||= r.ipcache;
+        rec.identity = compiled.identityOf(key);
+        // rolled back: the next sync recompiles from the pods that exist
+        undo.push(() => {
+          this.#compiled = undefined;
+        });
+      }
       this.datapath.setEndpoint({
         ifindex: rec.hostIfindex,
         lxcId,
         flags: 0,
-        secId: 0,
+        secId: rec.identity,
         mac: rec.mac,
         nodeMac: rec.nodeMac,
         ip,
@@ -383,7 +411,7 @@ export class Agent {
       undo.push(() => this.datapath.deleteEndpoint(ip, rec.hostIfindex));
       lap('maps');
       this.#state.pods[key] = rec;
-      saveState(o.stateDir, this.#state);
+      this.#save();
       lap('state');
       o.log(`pod ${key}: ${ip} endpoint ${lxcId} ${rec.hostIfname} (${attach})`);
       return rec;
@@ -409,7 +437,7 @@ export class Agent {
     if (!rec) throw new AgentError('NotFound', `no pod ${key}`);
     this.#teardownPod(rec);
     delete this.#state.pods[key];
-    saveState(this.options.stateDir, this.#state);
+    this.#save();
     this.syncPolicy();
   }
 
@@ -435,7 +463,7 @@ export class Agent {
     this.#check();
     this.#state.policies = policies;
     if (enforcement !== undefined) this.#state.enforcement = enforcement;
-    saveState(this.options.stateDir, this.#state);
+    this.#save();
     return this.syncPolicy();
   }
 
@@ -445,7 +473,7 @@ export class Agent {
     if (this.#state.worldIps.includes(ip)) return;
     addWorldAddress(this.world, this.node, `${this.#state.prefix}w`, ip);
     this.#state.worldIps.push(ip);
-    saveState(this.options.stateDir, this.#state);
+    this.#save();
   }
 
   /** The last compile (the verdicts and explanations of the current policy). */
@@ -461,6 +489,7 @@ export class Agent {
       policies: this.#state.policies,
       enforcement: this.#state.enforcement,
       hostIp: this.#state.hostIp,
+      identities: this.#identities,
     });
   }
 
@@ -472,15 +501,28 @@ export class Agent {
     this.#check();
     const compiled = this.#compile();
     this.#compiled = compiled;
+    return this.#apply(compiled, undefined, true);
+  }
+
+  /**
+   * Writes a compile's identities and policy entries: of every pod, or (incremental) only of the
+   * endpoints in `only`, checking identities against the pod records instead of the kernel; the
+   * ipcache when `ipcache` is set. Bumps the policy revision when anything changed.
+   */
+  #apply(compiled: CompiledPolicy, only: ReadonlySet<string> | undefined, ipcache: boolean): PolicySync {
+    const none = { added: 0, removed: 0, changed: 0, unchanged: 0 };
     const out: PolicySync = {
       endpoints: {},
-      ipcache: this.datapath.syncIpcache(compiled.ipcache),
+      ipcache: ipcache ? this.datapath.syncIpcache(compiled.ipcache) : none,
       identitiesChanged: 0,
     };
     let dirty = false;
     for (const pod of this.pods()) {
       const identity = compiled.identityOf(pod.key);
-      if (identity !== pod.identity || this.datapath.endpoints.get(pod.ip)?.secId !== identity) {
+      const stale =
+        identity !== pod.identity ||
+        (only === undefined && this.datapath.endpoints.get(pod.ip)?.secId !== identity);
+      if (stale) {
         this.datapath.setEndpoint({
           ifindex: pod.hostIfindex,
           lxcId: pod.lxcId,
@@ -494,9 +536,11 @@ export class Agent {
         out.identitiesChanged++;
         dirty = true;
       }
-      out.endpoints[pod.key] = this.datapath.syncPolicy(pod.lxcId, compiled.policyEntries(pod.key));
+      if (only === undefined || only.has(pod.key)) {
+        out.endpoints[pod.key] = this.datapath.syncPolicy(pod.lxcId, compiled.policyEntries(pod.key));
+      }
     }
-    if (dirty) saveState(this.options.stateDir, this.#state);
+    if (dirty || this.#identities.changed) this.#save();
     // Established flows are checked once more against what changed (conntrack revision).
     const changed = (d: MapDiff) => d.added + d.removed + d.changed > 0;
     if (dirty || changed(out.ipcache) || Object.values(out.endpoints).some(changed)) {
@@ -558,6 +602,13 @@ export class Agent {
     attempt(() => rmSync(this.#state.pinDir, { recursive: true, force: true }));
     attempt(() => rmSync(this.options.stateDir, { recursive: true, force: true }));
     if (errors.length > 0) throw new AggregateError(errors, 'agent: could not remove everything');
+  }
+
+  /** Writes the state file, with the identity table. */
+  #save(): void {
+    this.#state.identities = this.#identities.toJSON();
+    this.#identities.changed = false;
+    saveState(this.options.stateDir, this.#state);
   }
 
   #check(): void {

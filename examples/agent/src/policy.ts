@@ -10,7 +10,10 @@ import {
   encodePolicyMap,
   explain,
   formatExplanation,
+  type IdentityAllocator,
+  type IdentityScope,
   type IpcacheValue,
+  type MapChange,
   PolicyEngine,
   type PolicyKey,
   type PolicyValue,
@@ -73,6 +76,69 @@ export interface CompiledPolicy {
   verdict(flow: FlowInput): 'allow' | 'deny';
   /** Which rules decided a flow (what `cilium policy trace` printed). */
   explain(flow: FlowInput): string;
+  /**
+   * Adds (or updates) a pod in the compiled state incrementally, creating its namespace when new;
+   * returns the endpoints whose policy changed and whether the ipcache changed.
+   * @throws AgentError `InvalidScenario` with the compiler's complaint.
+   */
+  upsertPod(pod: CompileInput['pods'][number]): { endpoints: Set<string>; ipcache: boolean };
+}
+
+const SCOPE_RANGE: Record<IdentityScope, [number, number]> = {
+  cluster: [256, 65535],
+  local: [1 << 24, (1 << 24) + 0xffffff],
+};
+
+/**
+ * An identity allocator whose numbers stick to their label sets for the agent's lifetime and across
+ * restarts (the table is persisted in the state file): a recompile, whatever the order of pods, and
+ * an incremental update give the same identities. Numbers are never released (an example agent's
+ * churn is small; Cilium garbage-collects identities through its kvstore or CRDs).
+ */
+export class StickyIdentities implements IdentityAllocator {
+  readonly #known: Map<string, number>;
+  readonly #used: Set<number>;
+  /** Whether a number was handed out that is not in the persisted table yet. */
+  changed = false;
+
+  constructor(known: Readonly<Record<string, number>> = {}) {
+    this.#known = new Map(Object.entries(known));
+    this.#used = new Set(this.#known.values());
+  }
+
+  /** The identity of a label set, the same number every time. */
+  allocate(labels: readonly string[], scope: IdentityScope): number {
+    const key = `${scope}:${labels.join(',')}`;
+    const hit = this.#known.get(key);
+    if (hit !== undefined) return hit;
+    const [lo, hi] = SCOPE_RANGE[scope];
+    let id = lo;
+    while (this.#used.has(id) && id <= hi) id++;
+    if (id > hi) throw new AgentError('InvalidScenario', `no ${scope} identity left`);
+    this.#known.set(key, id);
+    this.#used.add(id);
+    this.changed = true;
+    return id;
+  }
+
+  /** Numbers stay with their labels. */
+  release(_id: number): void {}
+
+  /** The table to persist. */
+  toJSON(): Record<string, number> {
+    return Object.fromEntries(this.#known);
+  }
+}
+
+/** What {@link compilePolicy} takes. */
+export interface CompileInput {
+  namespaces: Record<string, { labels: Record<string, string> }>;
+  pods: { ns: string; name: string; labels: Record<string, string>; ip: string; ports: PodInput['ports'] }[];
+  policies: unknown[];
+  enforcement: string;
+  hostIp: string;
+  /** Identity allocator shared by successive compiles (default: a fresh one). */
+  identities?: IdentityAllocator;
 }
 
 function fail(path: string, message: string): never {
@@ -189,33 +255,28 @@ export function loadScenario(path: string): Scenario {
  * Compiles pods and policies into the agent's view of the state.
  * @throws AgentError `InvalidScenario` with the policy compiler's problems.
  */
-export function compilePolicy(input: {
-  namespaces: Record<string, { labels: Record<string, string> }>;
-  pods: { ns: string; name: string; labels: Record<string, string>; ip: string; ports: PodInput['ports'] }[];
-  policies: unknown[];
-  enforcement: string;
-  hostIp: string;
-}): CompiledPolicy {
+export function compilePolicy(input: CompileInput): CompiledPolicy {
   const engine = new PolicyEngine({
     enforcement: input.enforcement as EnforcementMode,
     hostIPs: [input.hostIp],
+    ...(input.identities === undefined ? {} : { allocator: input.identities }),
+  });
+  const podSpec = (p: CompileInput['pods'][number]) => ({
+    namespace: p.ns,
+    name: p.name,
+    labels: p.labels,
+    ip: p.ip,
+    ports: (p.ports ?? []).map((x) => ({
+      port: x.port,
+      protocol: x.protocol as 'TCP' | 'UDP' | 'SCTP',
+      ...(x.name === undefined ? {} : { name: x.name }),
+    })),
   });
   try {
-    engine.load({
-      namespaces: input.namespaces,
-      pods: input.pods.map((p) => ({
-        namespace: p.ns,
-        name: p.name,
-        labels: p.labels,
-        ip: p.ip,
-        ports: (p.ports ?? []).map((x) => ({
-          port: x.port,
-          protocol: x.protocol as 'TCP' | 'UDP' | 'SCTP',
-          ...(x.name === undefined ? {} : { name: x.name }),
-        })),
-      })),
-      policies: input.policies,
-    });
+    engine.load(
+      { namespaces: input.namespaces, pods: input.pods.map(podSpec), policies: input.policies },
+      { changes: false },
+    );
   } catch (err) {
     throw new AgentError('InvalidScenario', `policy: ${(err as Error).message}`, { cause: err });
   }
@@ -225,16 +286,42 @@ export function compilePolicy(input: {
     if (!e) throw new AgentError('NotFound', `policy state has no endpoint ${pod}`);
     return e;
   };
-  const identities = new Map<number, readonly string[]>();
-  for (const [id, info] of state.identities) identities.set(id, info.labels);
+  const namespaces = new Set(Object.keys(input.namespaces));
   return {
     identityOf: (pod) => endpoint(pod).identity,
     policyEntries: (pod) => encodePolicyMap(endpoint(pod).policy),
     policyTable: (pod) => [...endpoint(pod).policy.values()],
-    ipcache: encodeIpcache(state),
-    ipcacheTable: new Map(state.ipcache),
-    identities,
+    get ipcache() {
+      return encodeIpcache(state);
+    },
+    get ipcacheTable() {
+      return new Map(state.ipcache);
+    },
+    get identities() {
+      const ids = new Map<number, readonly string[]>();
+      for (const [id, info] of state.identities) ids.set(id, info.labels);
+      return ids;
+    },
     verdict: (flow) => verdict(state, flow).verdict,
     explain: (flow) => formatExplanation(explain(engine, flow)),
+    upsertPod: (pod) => {
+      const changes: MapChange[] = [];
+      try {
+        if (!namespaces.has(pod.ns)) {
+          changes.push(...engine.upsertNamespace(pod.ns, {}));
+          namespaces.add(pod.ns);
+        }
+        changes.push(...engine.upsertPod(podSpec(pod)));
+      } catch (err) {
+        throw new AgentError('InvalidScenario', `policy: ${(err as Error).message}`, { cause: err });
+      }
+      const endpoints = new Set<string>([`${pod.ns}/${pod.name}`]);
+      let ipcache = false;
+      for (const c of changes) {
+        if (c.map === 'policy') endpoints.add(c.endpoint);
+        else ipcache = true;
+      }
+      return { endpoints, ipcache };
+    },
   };
 }

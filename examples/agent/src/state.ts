@@ -19,7 +19,7 @@ export interface PodRecord {
   ip: string;
   /** Named network namespace of the pod (`/run/netns/<netns>`). */
   netns: string;
-  /** Endpoint id: index in the policy program array, suffix of the policy map pin. */
+  /** Endpoint id: the key prefix of its policy entries, its counters' key. */
   lxcId: number;
   /** Host-side veth, in the node namespace. */
   hostIfname: string;
@@ -47,6 +47,8 @@ export interface AgentState {
   pinDir: string;
   enforcement: string;
   namespaces: Record<string, { labels: Record<string, string> }>;
+  /** Security identities handed out so far (scope and labels → number), kept across compiles and restarts. */
+  identities?: Record<string, number>;
   /** Policy documents as given (Kubernetes / Cilium objects). */
   policies: unknown[];
   pods: Record<string, PodRecord>;

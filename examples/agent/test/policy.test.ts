@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey, encodePolicyValue } from '@datapath/policy';
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../src/errors.js';
-import { compilePolicy, loadScenario, parseScenario } from '../src/policy.js';
+import { compilePolicy, loadScenario, parseScenario, StickyIdentities } from '../src/policy.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const demo = fileURLToPath(new URL('../scenarios/demo.json', import.meta.url));
@@ -102,5 +102,46 @@ describe('compilePolicy', () => {
       expect(e.value.length).toBe(8);
     }
     expect(c.ipcacheTable.get('10.244.1.1/32')?.identity).toBe(1);
+  });
+});
+
+describe('StickyIdentities', () => {
+  const input = (pods: string[]) => ({
+    namespaces: { x: { labels: {} } },
+    pods: pods.map((name, i) => ({
+      ns: 'x',
+      name,
+      labels: { app: name },
+      ip: `10.244.1.${10 + i}`,
+      ports: [],
+    })),
+    policies: [],
+    enforcement: 'default',
+    hostIp: '10.244.1.1',
+  });
+
+  it('gives a label set the same identity whatever the compile order, and across a restart', () => {
+    const ids = new StickyIdentities();
+    const first = compilePolicy({ ...input(['b', 'a']), identities: ids });
+    const a = first.identityOf('x/a');
+    const b = first.identityOf('x/b');
+    expect(a).not.toBe(b);
+    expect(ids.changed).toBe(true);
+    // another compile, other order, a pod more: the same numbers
+    const again = compilePolicy({ ...input(['a', 'c', 'b']), identities: ids });
+    expect([again.identityOf('x/a'), again.identityOf('x/b')]).toEqual([a, b]);
+    // an incremental update agrees with a full compile
+    const inc = compilePolicy({ ...input([]), identities: ids });
+    inc.upsertPod({ ns: 'x', name: 'b', labels: { app: 'b' }, ip: '10.244.1.20', ports: [] });
+    expect(inc.identityOf('x/b')).toBe(b);
+    // restored from the persisted table (a fresh allocator): the same numbers, new labels get new ones
+    const restored = new StickyIdentities(JSON.parse(JSON.stringify(ids)) as Record<string, number>);
+    const after = compilePolicy({ ...input(['c', 'd', 'a', 'b']), identities: restored });
+    expect([after.identityOf('x/a'), after.identityOf('x/b'), after.identityOf('x/c')]).toEqual([
+      a,
+      b,
+      again.identityOf('x/c'),
+    ]);
+    expect(new Set(['a', 'b', 'c', 'd'].map((p) => after.identityOf(`x/${p}`))).size).toBe(4);
   });
 });
