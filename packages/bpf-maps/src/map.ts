@@ -493,7 +493,7 @@ export abstract class BpfMap<K, V> {
 
   /**
    * The forEach walk, pausing (yielding) after each batch so an async caller can let the event loop run.
-   * `sink` is the user's callback or, for dump, the result array (its own loop: no closure per element).
+   * `sink` is the user's callback or, for dump, the result array (no callback per element).
    */
   *#forEachSteps(
     sink: ((key: K, value: V) => void) | [K, V][],
