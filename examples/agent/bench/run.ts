@@ -19,10 +19,15 @@ import { join } from 'node:path';
 import { Agent } from '../src/agent.js';
 import { median, profileSetup } from './profile-setup.js';
 
-const IPERF_T = Number(process.env.IPERF_T ?? 2);
-const ROUNDS = Number(process.env.ROUNDS ?? 6);
+const IPERF_T = Number(process.env.IPERF_T ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 8);
 const PINGS = Number(process.env.PINGS ?? 200);
 const SETUP_PODS = Number(process.env.SETUP_PODS ?? 16);
+// iperf3 server and client pinned to different CPUs (iperf3 -A) in every setup: unpinned, the scheduler
+// sometimes stacks both on one vCPU and a round's 4-stream figure swings by ±15 %. IPERF_AFFINITY=none turns it off.
+const IPERF_AFFINITY = process.env.IPERF_AFFINITY ?? '0,1';
+const [SERVER_CPU, CLIENT_CPU] = IPERF_AFFINITY === 'none' ? [] : IPERF_AFFINITY.split(',');
+const affinity = (cpu: string | undefined) => (cpu === undefined ? [] : ['-A', cpu]);
 const sh = (cmd: string, args: string[]) =>
   execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const inNs = (ns: string, cmd: string, args: string[]) =>
@@ -51,9 +56,13 @@ interface Figures {
 const fmt = (x: number, d = 2) => x.toFixed(d);
 
 async function iperf(p: Pair, streams: number): Promise<number> {
-  const server = spawn('nsenter', [`--net=/run/netns/${p.server}`, 'iperf3', '-s', '-1', '-p', '5201'], {
-    stdio: 'ignore',
-  });
+  const server = spawn(
+    'nsenter',
+    [`--net=/run/netns/${p.server}`, 'iperf3', '-s', '-1', '-p', '5201', ...affinity(SERVER_CPU)],
+    {
+      stdio: 'ignore',
+    },
+  );
   await new Promise((r) => setTimeout(r, 300));
   try {
     const out = inNs(p.client, 'iperf3', [
@@ -66,6 +75,7 @@ async function iperf(p: Pair, streams: number): Promise<number> {
       '-P',
       String(streams),
       '-J',
+      ...affinity(CLIENT_CPU),
     ]);
     return (JSON.parse(out).end.sum_received.bits_per_second as number) / 1e9;
   } finally {
@@ -423,7 +433,7 @@ async function main(): Promise<void> {
     '',
     `Two pods on one node; the four setups live side by side and are measured in ${ROUNDS} interleaved rounds`,
     `(policy on, policy off, bridge, bridge + iptables, then the reverse order); each figure is the median of the rounds`,
-    `(iperf3 ${IPERF_T} s per run). Policy on: enforcement \`always\`, ${entries} entries for the server; policy off:`,
+    `(iperf3 ${IPERF_T} s per run, ${SERVER_CPU === undefined ? 'unpinned' : `server on CPU ${SERVER_CPU} and client on CPU ${CLIENT_CPU} (\`iperf3 -A\`) in every setup`}). Policy on: enforcement \`always\`, ${entries} entries for the server; policy off:`,
     'enforcement `never`. Either way an established flow skips policy (its conntrack entry carries the current',
     'policy revision), so policy is looked up once per flow. Bridge: br_netfilter on; iptables: 1 000',
     'non-matching FORWARD rules then ACCEPT (nf_tables backend). Same veth shape in every setup' +
