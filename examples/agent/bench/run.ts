@@ -17,6 +17,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../src/agent.js';
+import type { Delivery } from '../src/datapath.js';
 import { median, profileSetup } from './profile-setup.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 3);
@@ -163,16 +164,20 @@ const allowClientEgress = {
   },
 };
 
-async function agentPair(policyOn: boolean): Promise<Pair & { entries: number }> {
-  const name = policyOn ? 'dpbon' : 'dpboff';
+async function agentPair(
+  policyOn: boolean,
+  delivery: Delivery = 'peer',
+): Promise<Pair & { entries: number }> {
+  const name = policyOn ? (delivery === 'egress' ? 'dpbeg' : 'dpbon') : 'dpboff';
   const stateDir = mkdtempSync(join(tmpdir(), 'dpbench-'));
   const agent = await Agent.start(
     {
       name,
       prefix: name,
       stateDir: join(stateDir, 's'),
-      podCidr: policyOn ? '10.244.3.0/24' : '10.244.6.0/24',
+      podCidr: policyOn ? (delivery === 'egress' ? '10.244.8.0/24' : '10.244.3.0/24') : '10.244.6.0/24',
       attach: 'tc',
+      delivery,
     },
     {
       namespaces: { bench: { labels: {} } },
@@ -292,13 +297,13 @@ function spawnedSetupTimes(): number[] {
   return times;
 }
 
-type Mode = 'on' | 'off' | 'bridge' | 'ipt';
+type Mode = 'on' | 'off' | 'bridge' | 'ipt' | 'egress';
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the agent benchmark needs root');
   const pairs: Partial<Record<Mode, Pair>> = {};
   let entries = 0;
-  const runs: Record<Mode, Figures[]> = { on: [], off: [], bridge: [], ipt: [] };
+  const runs: Record<Mode, Figures[]> = { on: [], off: [], bridge: [], ipt: [], egress: [] };
   const shapes: Partial<Record<Mode, string>> = {};
   try {
     const on = await agentPair(true);
@@ -307,10 +312,11 @@ async function main(): Promise<void> {
     pairs.off = await agentPair(false);
     pairs.bridge = bridgePair(0);
     pairs.ipt = bridgePair(1000);
-    for (const m of ['on', 'off', 'bridge', 'ipt'] as const) shapes[m] = linkShape(pairs[m]!);
+    pairs.egress = await agentPair(true, 'egress');
+    for (const m of ['on', 'off', 'bridge', 'ipt', 'egress'] as const) shapes[m] = linkShape(pairs[m]!);
     // Interleaved rounds, the order reversed every other round: slow drifts of the machine and the
     // position in a round hit every mode alike.
-    const order = ['on', 'off', 'bridge', 'ipt'] as const;
+    const order = ['on', 'off', 'bridge', 'ipt', 'egress'] as const;
     for (let r = 0; r < ROUNDS; r++) {
       for (const m of r % 2 ? [...order].reverse() : order) runs[m].push(await measure(pairs[m]!));
     }
@@ -377,6 +383,18 @@ async function main(): Promise<void> {
       ratio('off', 'bridge', 'tcp4'),
     ],
     [
+      'TCP 1 stream, policy on with `--delivery egress` (bpf_redirect) vs bridge',
+      gbit('egress', 'tcp1'),
+      gbit('bridge', 'tcp1'),
+      ratio('egress', 'bridge', 'tcp1'),
+    ],
+    [
+      'TCP 4 streams, policy on with `--delivery egress` (bpf_redirect) vs bridge',
+      gbit('egress', 'tcp4'),
+      gbit('bridge', 'tcp4'),
+      ratio('egress', 'bridge', 'tcp4'),
+    ],
+    [
       'ping RTT p50 (kernel rx timestamp), policy on vs bridge',
       us('on', 'rttP50'),
       us('bridge', 'rttP50'),
@@ -431,13 +449,17 @@ async function main(): Promise<void> {
   const md = [
     '## examples/agent: pod datapath (eBPF vs bridge and iptables)',
     '',
-    `Two pods on one node; the four setups live side by side and are measured in ${ROUNDS} interleaved rounds`,
-    `(policy on, policy off, bridge, bridge + iptables, then the reverse order); each figure is the median of the rounds`,
+    `Two pods on one node; the five setups live side by side and are measured in ${ROUNDS} interleaved rounds`,
+    `(policy on, policy off, bridge, bridge + iptables, policy on with egress delivery, then the reverse order); each figure is the median of the rounds`,
     `(iperf3 ${IPERF_T} s per run, ${SERVER_CPU === undefined ? 'unpinned' : `server on CPU ${SERVER_CPU} and client on CPU ${CLIENT_CPU} (\`iperf3 -A\`) in every setup`}). Policy on: enforcement \`always\`, ${entries} entries for the server; policy off:`,
     'enforcement `never`. Either way an established flow skips policy (its conntrack entry carries the current',
     'policy revision), so policy is looked up once per flow. Bridge: br_netfilter on; iptables: 1 000',
     'non-matching FORWARD rules then ACCEPT (nf_tables backend). Same veth shape in every setup' +
       (sameShape ? ` (${shapes.on}).` : `: NOT the same: ${JSON.stringify(shapes)}.`),
+    'Local delivery is `bpf_redirect_peer` (the agent default, as Cilium) except in the `--delivery egress` rows:',
+    'there the packet leaves through the destination host veth (`bpf_redirect`) and reaches the pod through the',
+    "veth's receive backlog, as on the bridge path, instead of entering the pod inline; ../shared/reference/perf.md",
+    'measured the same difference between its modes d and d_redir.',
     '',
     `Latency: \`ping -i 0.002\` p50 of ${PINGS} echoes. iputils takes the receive time from the kernel`,
     '(SO_TIMESTAMP, stamped when the reply enters the client namespace) and the echo is answered in softirq, so',
@@ -455,7 +477,7 @@ async function main(): Promise<void> {
     '',
     `Per-round TCP figures (Gbit/s, 1 stream; 4 streams): policy on ${all('on', 'tcp1')}; ${all('on', 'tcp4')} ·`,
     `policy off ${all('off', 'tcp1')}; ${all('off', 'tcp4')} · bridge ${all('bridge', 'tcp1')}; ${all('bridge', 'tcp4')} ·`,
-    `bridge + iptables ${all('ipt', 'tcp1')}; ${all('ipt', 'tcp4')}.`,
+    `bridge + iptables ${all('ipt', 'tcp1')}; ${all('ipt', 'tcp4')} · egress delivery ${all('egress', 'tcp1')}; ${all('egress', 'tcp4')}.`,
     '',
   ].join('\n');
   const out = process.env.BENCH_OUT;

@@ -193,6 +193,14 @@ static __always_inline int load_flow(struct __sk_buff *skb, struct flow *f)
 	return r;
 }
 
+static __always_inline __u32 dp_flags(void)
+{
+	__u32 zero = 0;
+	struct dp_config *c = bpf_map_lookup_elem(&config, &zero);
+
+	return c ? c->flags : 0;
+}
+
 static __always_inline __u32 policy_rev(void)
 {
 	__u32 zero = 0;
@@ -431,6 +439,8 @@ static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *
 	check += bpf_htons(0x0100);
 	ip->check = (__sum16)(check + (check >= 0xFFFF));
 	ip->ttl -= 1;
+	if (dp_flags() & DP_F_DELIVER_EGRESS)
+		return bpf_redirect(dst->ifindex, 0); /* to_container accounts it on the way out */
 	account(dst->lxc_id, REASON_FORWARDED, DIR_INGRESS, len);
 	return bpf_redirect_peer(dst->ifindex, 0);
 }
@@ -511,8 +521,9 @@ int to_container(struct __sk_buff *skb)
 	if (f.tuple.daddr != self->ip4)
 		return TC_ACT_OK; /* broadcast and the like: the pod's stack decides */
 
-	/* The peer came through the node's stack: host or world (a local pod is delivered by its
-	 * own from_container and never gets here), so only this endpoint's policy applies. */
+	/* The peer came through the node's stack (host or world), or is a local pod delivered with
+	 * DP_F_DELIVER_EGRESS, whose flow from_container already admitted: the conntrack entry is
+	 * current, so this is the fast path; only this endpoint's policy applies otherwise. */
 	a.ep = NULL;
 	a.id = 0;
 	b.ep = self;

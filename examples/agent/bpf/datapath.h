@@ -123,8 +123,13 @@ struct ct_entry {
 /* ---- config: one-slot array written by the agent ------------------------------------------ */
 struct dp_config {
 	__u32 policy_rev;  /* bumped after every policy, identity or ipcache change */
-	__u32 pad;
+	__u32 flags;       /* DP_F_* */
 }; /* 8 bytes */
+
+/* Local delivery out of the destination's host-side veth (bpf_redirect) instead of straight into
+ * the pod's eth0 (bpf_redirect_peer): the receive work then runs from the peer's backlog, which
+ * spreads multi-stream traffic over the CPUs; to_container meets the packet again and accounts it. */
+#define DP_F_DELIVER_EGRESS 1
 
 /* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes ---------------- */
 enum metric_reason {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyEndpoint, linkGet, linkSetUp, planEndpoint, removeEndpoint } from '@datapath/netdev';
 import { Handle, Netns, netnsAdd } from '@datapath/netlink';
-import { type AttachKind, Datapath, type MapDiff } from './datapath.js';
+import { type AttachKind, Datapath, type Delivery, type MapDiff } from './datapath.js';
 import { AgentError } from './errors.js';
 import { AddressPool } from './ipam.js';
 import {
@@ -41,6 +41,12 @@ export interface AgentOptions {
   attach?: 'auto' | AttachKind;
   /** Object cache directory of the loader. */
   cacheDir?: string;
+  /**
+   * Local delivery between pods ({@link Agent.start} only; a restored agent keeps its own):
+   * `peer` = bpf_redirect_peer into the pod (default), `egress` = bpf_redirect out of the pod's
+   * host-side veth, faster for multi-stream TCP on a node with few CPUs (BENCHMARKS.md).
+   */
+  delivery?: Delivery;
   /** Progress lines. */
   log?: (line: string) => void;
   /**
@@ -82,6 +88,9 @@ function resolveOptions(o: AgentOptions) {
   }
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) {
     throw new AgentError('InvalidArgument', `name ${JSON.stringify(name)}: characters [A-Za-z0-9_.-] only`);
+  }
+  if (o.delivery !== undefined && o.delivery !== 'peer' && o.delivery !== 'egress') {
+    throw new AgentError('InvalidArgument', `delivery ${JSON.stringify(o.delivery)}: 'peer' or 'egress'`);
   }
   return {
     name,
@@ -176,6 +185,7 @@ export class Agent {
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
       });
       cleanup.push(() => datapath.close());
+      datapath.delivery = options.delivery ?? 'peer';
       o.log(`datapath object ${datapath.objectPath}${datapath.objectCached ? ' (cached)' : ''}`);
       const state: AgentState = {
         version: 1,

@@ -33,7 +33,8 @@ export const USAGE = `usage: agent <command> [options]
   pod del <ns/name>
   bpf show                                       programs attached to every endpoint
 
-common options: --name <agent> (default demo), --json, --attach auto|tcx|tc, --pod-cidr <cidr>`;
+common options: --name <agent> (default demo), --json, --attach auto|tcx|tc, --pod-cidr <cidr>,
+                --delivery peer|egress (run/up: bpf_redirect_peer, default, or bpf_redirect out of the host veth)`;
 
 interface Io {
   out: (s: string) => void;
@@ -48,6 +49,7 @@ type Values = {
   help?: boolean;
   timeout?: string;
   attach?: string;
+  delivery?: string;
   'pod-cidr'?: string;
   'state-dir'?: string;
   from?: string;
@@ -63,7 +65,12 @@ function agentOptions(v: Values, io: Io): AgentOptions {
   if (attach !== 'auto' && attach !== 'tcx' && attach !== 'tc') {
     throw new AgentError('InvalidArgument', `--attach must be auto, tcx or tc, got ${attach}`);
   }
+  const delivery = v.delivery;
+  if (delivery !== undefined && delivery !== 'peer' && delivery !== 'egress') {
+    throw new AgentError('InvalidArgument', `--delivery must be peer or egress, got ${delivery}`);
+  }
   return {
+    ...(delivery === undefined ? {} : { delivery }),
     ...(v.name === undefined ? {} : { name: v.name }),
     ...(v['state-dir'] === undefined ? {} : { stateDir: v['state-dir'] }),
     ...(v['pod-cidr'] === undefined ? {} : { podCidr: v['pod-cidr'] }),
@@ -172,6 +179,7 @@ function cmdStatus(v: Values, io: Io): number {
         metrics: pressure(dp.metrics),
       },
       policyRevision: dp.policyRevision(),
+      delivery: dp.delivery,
       packets: { forwarded: forwarded.toString(), dropped: dropped.toString() },
     };
   });
@@ -185,6 +193,10 @@ function cmdStatus(v: Values, io: Io): number {
         [
           'policy',
           `${data.policies} policies, enforcement ${data.enforcement}, revision ${data.policyRevision}`,
+        ],
+        [
+          'local delivery',
+          data.delivery === 'egress' ? 'bpf_redirect (egress of the host veth)' : 'bpf_redirect_peer',
         ],
         ['endpoints', String(data.pods)],
         ...Object.entries(data.maps).map(([k, x]) => [`map ${k}`, x]),
@@ -467,6 +479,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         replace: { type: 'boolean' },
         timeout: { type: 'string' },
         attach: { type: 'string' },
+        delivery: { type: 'string' },
         'pod-cidr': { type: 'string' },
         'state-dir': { type: 'string' },
         from: { type: 'string' },

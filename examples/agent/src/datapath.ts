@@ -24,7 +24,19 @@ import { attach, type Collection, compile, load, openObject, openPinnedLink } fr
 import type { Netns } from '@datapath/netlink';
 import { IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, POLICY_KEY_SIZE, POLICY_VALUE_SIZE } from '@datapath/policy';
 import { AgentError } from './errors.js';
-import { ctEntry, ctKey, dpConfig, endpointInfo, endpointKey, metricsKey, metricsValue } from './maps.js';
+import {
+  ctEntry,
+  ctKey,
+  DP_F_DELIVER_EGRESS,
+  dpConfig,
+  endpointInfo,
+  endpointKey,
+  metricsKey,
+  metricsValue,
+} from './maps.js';
+
+/** How the datapath hands a packet to a local pod (see {@link Datapath.delivery}). */
+export type Delivery = 'peer' | 'egress';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 
@@ -326,8 +338,23 @@ export class Datapath {
    */
   bumpPolicyRevision(): number {
     const rev = (this.policyRevision() + 1) >>> 0;
-    this.config.set(0, { policyRev: rev });
+    this.config.set(0, { policyRev: rev, flags: this.config.get(0)?.flags ?? 0 });
     return rev;
+  }
+
+  /**
+   * How a packet reaches a local pod: `peer` (bpf_redirect_peer straight into the pod's eth0, the
+   * default) or `egress` (bpf_redirect out of the pod's host-side veth). Kept in the pinned `config`
+   * map, so a restarted agent keeps it; takes effect on the next packet.
+   */
+  get delivery(): Delivery {
+    return (this.config.get(0)?.flags ?? 0) & DP_F_DELIVER_EGRESS ? 'egress' : 'peer';
+  }
+
+  set delivery(mode: Delivery) {
+    const c = this.config.get(0) ?? { policyRev: 0, flags: 0 };
+    const flags = mode === 'egress' ? c.flags | DP_F_DELIVER_EGRESS : c.flags & ~DP_F_DELIVER_EGRESS;
+    this.config.set(0, { policyRev: c.policyRev, flags });
   }
 
   /** An endpoint's policy entries as Cilium's key and value bytes. */

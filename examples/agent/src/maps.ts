@@ -41,7 +41,10 @@ export const CT_F_REPLY = 1;
 export const CT_F_DENIED = 2;
 
 /** `struct dp_config` (8 bytes), the only value of the one-slot `config` array. */
-export const dpConfig = struct({ policyRev: u32, _pad: pad(4) }, { size: 8 });
+export const dpConfig = struct({ policyRev: u32, flags: u32 }, { size: 8 });
+
+/** `DP_F_DELIVER_EGRESS` of `dp_config.flags`: local delivery with bpf_redirect instead of bpf_redirect_peer. */
+export const DP_F_DELIVER_EGRESS = 1;
 
 /** `struct metrics_key` (8 bytes). */
 export const metricsKey = struct({ lxcId: u32, reason: u8, dir: u8, _pad: pad(2) }, { size: 8 });
