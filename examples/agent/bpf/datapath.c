@@ -445,34 +445,59 @@ static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *
 	return bpf_redirect_peer(dst->ifindex, 0);
 }
 
-SEC("tc")
-int from_container(struct __sk_buff *skb)
+/* What both programs do first: find this veth's endpoint, answer or pass ARP, refuse what is not
+ * IPv4, parse the flow. Returns 1 with *selfp and *f filled when the packet goes on, otherwise
+ * 0 with the tc verdict in *verdict. */
+static __always_inline int enter(struct __sk_buff *skb, __u8 dir, struct endpoint_info **selfp, struct flow *f,
+				  int *verdict)
 {
 	__u32 ifindex = skb->ifindex;
 	struct endpoint_info *self = bpf_map_lookup_elem(&lxc, &ifindex);
+	void *data, *data_end;
+	struct ethhdr *eth;
+	int reason;
+
+	if (!self) {
+		*verdict = drop(skb, 0, REASON_NO_ENDPOINT, dir);
+		return 0;
+	}
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end) {
+		*verdict = drop(skb, self->lxc_id, REASON_INVALID_PACKET, dir);
+		return 0;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		/* from the pod: answer for the gateway; towards the pod: the pod's stack answers */
+		*verdict = dir == DIR_EGRESS ? arp_respond(skb, self) : TC_ACT_OK;
+		return 0;
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP)) {
+		*verdict = drop(skb, self->lxc_id, REASON_UNSUPPORTED_L3, dir);
+		return 0;
+	}
+	reason = load_flow(skb, f);
+	if (reason != REASON_FORWARDED) {
+		*verdict = drop(skb, self->lxc_id, reason, dir);
+		return 0;
+	}
+	*selfp = self;
+	return 1;
+}
+
+SEC("tc")
+int from_container(struct __sk_buff *skb)
+{
+	struct endpoint_info *self = NULL;
 	struct side a, b;
 	struct flow f;
 	__u32 who = 0;
 	__u8 dir = DIR_EGRESS;
-	int reason;
+	int reason, verdict = TC_ACT_SHOT;
 
-	if (!self)
-		return drop(skb, 0, REASON_NO_ENDPOINT, DIR_EGRESS);
-	{
-		void *data = (void *)(long)skb->data;
-		void *data_end = (void *)(long)skb->data_end;
-		struct ethhdr *eth = data;
-
-		if ((void *)(eth + 1) > data_end)
-			return drop(skb, self->lxc_id, REASON_INVALID_PACKET, DIR_EGRESS);
-		if (eth->h_proto == bpf_htons(ETH_P_ARP))
-			return arp_respond(skb, self);
-		if (eth->h_proto != bpf_htons(ETH_P_IP))
-			return drop(skb, self->lxc_id, REASON_UNSUPPORTED_L3, DIR_EGRESS);
-	}
-	reason = load_flow(skb, &f);
-	if (reason != REASON_FORWARDED)
-		return drop(skb, self->lxc_id, reason, DIR_EGRESS);
+	if (!enter(skb, DIR_EGRESS, &self, &f, &verdict) || !self)
+		return verdict;
 	if (f.tuple.saddr != self->ip4)
 		return drop(skb, self->lxc_id, REASON_INVALID_SOURCE, DIR_EGRESS);
 
@@ -493,31 +518,15 @@ int from_container(struct __sk_buff *skb)
 SEC("tc")
 int to_container(struct __sk_buff *skb)
 {
-	__u32 ifindex = skb->ifindex;
-	struct endpoint_info *self = bpf_map_lookup_elem(&lxc, &ifindex);
+	struct endpoint_info *self = NULL;
 	struct side a, b;
 	struct flow f;
 	__u32 who = 0;
 	__u8 dir = DIR_INGRESS;
-	int reason;
+	int reason, verdict = TC_ACT_SHOT;
 
-	if (!self)
-		return drop(skb, 0, REASON_NO_ENDPOINT, DIR_INGRESS);
-	{
-		void *data = (void *)(long)skb->data;
-		void *data_end = (void *)(long)skb->data_end;
-		struct ethhdr *eth = data;
-
-		if ((void *)(eth + 1) > data_end)
-			return drop(skb, self->lxc_id, REASON_INVALID_PACKET, DIR_INGRESS);
-		if (eth->h_proto == bpf_htons(ETH_P_ARP))
-			return TC_ACT_OK;
-		if (eth->h_proto != bpf_htons(ETH_P_IP))
-			return drop(skb, self->lxc_id, REASON_UNSUPPORTED_L3, DIR_INGRESS);
-	}
-	reason = load_flow(skb, &f);
-	if (reason != REASON_FORWARDED)
-		return drop(skb, self->lxc_id, reason, DIR_INGRESS);
+	if (!enter(skb, DIR_INGRESS, &self, &f, &verdict) || !self)
+		return verdict;
 	if (f.tuple.daddr != self->ip4)
 		return TC_ACT_OK; /* broadcast and the like: the pod's stack decides */
 
