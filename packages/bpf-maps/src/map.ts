@@ -149,7 +149,39 @@ export abstract class BpfMap<K, V> {
       perCpu: parts.perCpu,
       name: parts.info.name || `map id ${parts.info.id}`,
     });
+    // u32 → u64 maps (counters, ids) get get/set functions of their own: V8 optimises a function for the
+    // codecs it has seen, and one shared get() that also served a struct-keyed map in the same process
+    // ran at 0.74 of C instead of 0.81 (bench medians). Own properties on every map keep one object shape.
+    const u32u64 = this.#kk === FAST_U32 && this.#vk === FAST_U64;
+    this.get = u32u64 ? (BpfMap.#getU32U64 as (key: K) => V | undefined) : BpfMap.prototype.get;
+    this.set = u32u64
+      ? (BpfMap.#setU32U64 as (key: K, value: V, flag?: UpdateFlag) => void)
+      : BpfMap.prototype.set;
   }
+
+  static readonly #getU32U64 = function (this: BpfMap<number, bigint>, key: number): bigint | undefined {
+    if (this.#closed) this.#check('get');
+    const io = this.io;
+    if (isU32(key)) io.keyView.setUint32(0, key, true);
+    else this.keyCodec.encode(key, io.keyView, 0);
+    return io.lookup(0) ? io.valueView.getBigUint64(0, true) : undefined;
+  };
+
+  static readonly #setU32U64 = function (
+    this: BpfMap<number, bigint>,
+    key: number,
+    value: bigint,
+    flag?: UpdateFlag,
+  ): void {
+    if (this.#closed) this.#check('set');
+    const bits = flag === undefined ? 0 : flagBits(flag, 'set');
+    const io = this.io;
+    if (isU32(key)) io.keyView.setUint32(0, key, true);
+    else this.keyCodec.encode(key, io.keyView, 0);
+    if (isU64(value)) io.valueView.setBigUint64(0, value, true);
+    else this.writeValue(value, io.valueView, 0);
+    io.update(bits);
+  };
 
   /** The map's fd, for handing to a loader or a program (it stays owned by this object). */
   get fd(): number {

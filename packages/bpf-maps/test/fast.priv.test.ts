@@ -64,6 +64,15 @@ describe('fast paths of the scalar codecs against the kernel', () => {
     expect(fast.get(6)).toBeUndefined();
   });
 
+  it('u32 → u64: its own get/set still refuse a closed map with BadFd', (ctx) => {
+    requireRoot(ctx);
+    const map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: 4, name: uniqueName() });
+    map.set(1, 2n);
+    map.close();
+    expect(() => map.get(1)).toThrow(expect.objectContaining({ code: 'BadFd' }));
+    expect(() => map.set(1, 3n)).toThrow(expect.objectContaining({ code: 'BadFd' }));
+  });
+
   it('signed and narrow scalars round-trip through the fast paths (i32 → i64, u16 key)', (ctx) => {
     requireRoot(ctx);
     using a = createMap({ type: 'hash', key: i32, value: i64, maxEntries: 8, name: uniqueName() });
