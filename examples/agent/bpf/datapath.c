@@ -193,20 +193,14 @@ static __always_inline int load_flow(struct __sk_buff *skb, struct flow *f)
 	return r;
 }
 
-static __always_inline __u32 dp_flags(void)
+/* The agent's settings (policy revision, flags), read once per packet. */
+static __always_inline struct dp_config load_config(void)
 {
 	__u32 zero = 0;
 	struct dp_config *c = bpf_map_lookup_elem(&config, &zero);
+	struct dp_config none = {};
 
-	return c ? c->flags : 0;
-}
-
-static __always_inline __u32 policy_rev(void)
-{
-	__u32 zero = 0;
-	struct dp_config *c = bpf_map_lookup_elem(&config, &zero);
-
-	return c ? c->policy_rev : 0;
+	return c ? *c : none;
 }
 
 /* Identity of an address that is not a local endpoint: ipcache longest prefix, else world. */
@@ -347,12 +341,11 @@ static __always_inline void resolve(struct side *s, __be32 addr)
 }
 
 /* Conntrack for a packet from `a` to `b`, where `peer` (a or b) still needs its identity: the fast
- * path (entry at the current revision) only refreshes seen_ns once per CT_REFRESH_NS; everything
+ * path (entry at the current policy revision `rev`) only refreshes seen_ns once per CT_REFRESH_NS; everything
  * else resolves the peer and goes through ct_admit. */
-static __always_inline int conntrack(struct flow *f, struct side *a, struct side *b, struct side *peer,
+static __always_inline int conntrack(__u32 rev, struct flow *f, struct side *a, struct side *b, struct side *peer,
 				     __be32 peer_addr, __u32 *who, __u8 *dir)
 {
-	__u32 rev = policy_rev();
 	struct ct_entry *e = bpf_map_lookup_elem(&ct4, &f->tuple);
 
 	if (e && e->rev == rev) {
@@ -421,7 +414,7 @@ static __always_inline int arp_respond(struct __sk_buff *skb, struct endpoint_in
 
 /* Router semantics towards a local pod: new L2 addresses, TTL - 1 (incremental checksum, as
  * ip_decrease_ttl does), then straight into the pod's eth0. */
-static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *dst, __u32 len)
+static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *dst, __u32 len, __u32 flags)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -439,7 +432,7 @@ static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *
 	check += bpf_htons(0x0100);
 	ip->check = (__sum16)(check + (check >= 0xFFFF));
 	ip->ttl -= 1;
-	if (dp_flags() & DP_F_DELIVER_EGRESS)
+	if (flags & DP_F_DELIVER_EGRESS)
 		return bpf_redirect(dst->ifindex, 0); /* to_container accounts it on the way out */
 	account(dst->lxc_id, REASON_FORWARDED, DIR_INGRESS, len);
 	return bpf_redirect_peer(dst->ifindex, 0);
@@ -489,6 +482,7 @@ static __always_inline int enter(struct __sk_buff *skb, __u8 dir, struct endpoin
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
+	struct dp_config cfg;
 	struct endpoint_info *self = NULL;
 	struct side a, b;
 	struct flow f;
@@ -505,12 +499,13 @@ int from_container(struct __sk_buff *skb)
 	a.id = self->sec_id;
 	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
 	b.id = 0; /* resolved on the slow path only */
-	reason = conntrack(&f, &a, &b, &b, f.tuple.daddr, &who, &dir);
+	cfg = load_config();
+	reason = conntrack(cfg.policy_rev, &f, &a, &b, &b, f.tuple.daddr, &who, &dir);
 	if (reason != REASON_FORWARDED)
 		return drop(skb, who, reason, dir);
 	account(self->lxc_id, REASON_FORWARDED, DIR_EGRESS, f.len);
 	if (b.ep)
-		return deliver(skb, b.ep, f.len);
+		return deliver(skb, b.ep, f.len, cfg.flags);
 	/* Not a local pod: the node's stack routes it (host, world). */
 	return TC_ACT_OK;
 }
@@ -537,7 +532,7 @@ int to_container(struct __sk_buff *skb)
 	a.id = 0;
 	b.ep = self;
 	b.id = self->sec_id;
-	reason = conntrack(&f, &a, &b, &a, f.tuple.saddr, &who, &dir);
+	reason = conntrack(load_config().policy_rev, &f, &a, &b, &a, f.tuple.saddr, &who, &dir);
 	if (reason != REASON_FORWARDED)
 		return drop(skb, who, reason, dir);
 	account(self->lxc_id, REASON_FORWARDED, DIR_INGRESS, f.len);

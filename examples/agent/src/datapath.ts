@@ -337,8 +337,9 @@ export class Datapath {
    * established flow is checked once against the new state.
    */
   bumpPolicyRevision(): number {
-    const rev = (this.policyRevision() + 1) >>> 0;
-    this.config.set(0, { policyRev: rev, flags: this.config.get(0)?.flags ?? 0 });
+    const c = this.config.get(0) ?? { policyRev: 0, flags: 0 };
+    const rev = (c.policyRev + 1) >>> 0;
+    this.config.set(0, { policyRev: rev, flags: c.flags });
     return rev;
   }
 
