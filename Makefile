@@ -57,4 +57,4 @@ install-cni: setup
 	@node packages/cni/scripts/install.mjs "$(PREFIX)"
 
 clean:
-	rm -rf node_modules packages/*/node_modules packages/*/dist examples/*/node_modules docs/api .test-results .toolchain/*.stamp
+	rm -rf node_modules packages/*/node_modules packages/*/dist packages/*/prebuilds examples/*/node_modules docs/api .test-results .toolchain/*.stamp

@@ -13,7 +13,7 @@ NODE_LTS_VERSION=24.21.0
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages --------------------------------------------------------------------------
-APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool iproute2 iputils-ping iperf3 etcd-server etcd-client gcc make jq)
+APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool iproute2 iputils-ping iperf3 etcd-server etcd-client gcc g++ make jq)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -78,7 +78,7 @@ fi
 
 # --- build (only when a source changed) --------------------------------------------------------
 bstamp=$TOOLCHAIN/build.stamp
-bhash=$(find packages examples -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f \( -name '*.ts' -o -name '*.c' -o -name '*.h' -o -name 'package.json' \) -print0 2>/dev/null | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
+bhash=$(find packages examples -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f \( -name '*.ts' -o -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name 'package.json' \) -print0 2>/dev/null | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$bstamp" 2>/dev/null)" != "$bhash" ]; then
   say "building packages"
   pnpm -r --silent run build >/dev/null

@@ -339,6 +339,8 @@ declare const Cmd: {
     readonly LinkGetFdById: 30;
     readonly LinkDetach: 34;
 };
+type BpfBackend = "native" | "koffi";
+declare function bpfBackend(): BpfBackend;
 type TcDirection = "ingress" | "egress";
 type TcxAnchor = {
     kind: "head";
@@ -391,5 +393,5 @@ interface XdpState {
 }
 declare function xdpAttach(progFd: number, ifindex: number, mode: XdpMode): number;
 declare function xdpQuery(ifindex: number): XdpState;
-export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, VerifierError, bpfSyscall, cgroupAttach, cgroupQuery, errnoError, fdClose, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCreate, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, objGet, objInfo, objPin, objectDescribe, objectLoad, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxQuery, xdpAttach, xdpQuery };
-export type { AttrPointer, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, XdpMode, XdpState };
+export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupQuery, errnoError, fdClose, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCreate, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, objGet, objInfo, objPin, objectDescribe, objectLoad, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxQuery, xdpAttach, xdpQuery };
+export type { AttrPointer, BpfBackend, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, XdpMode, XdpState };

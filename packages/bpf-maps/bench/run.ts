@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MapIo } from '@datapath/libbpf';
+import { bpfBackend, MapIo } from '@datapath/libbpf';
 import { createMap, type HashMap, struct, u32, u64 } from '../src/index.js';
 
 const N = 65_536;
@@ -221,7 +221,34 @@ function clocks(bin: string): Clocks {
   };
 }
 
-function measure(): { node: Round; c: Round; bpftool: number; clock: Clocks } {
+/** A fresh 64 k-entry u32 → u64 hash, filled and read once (the C side warms up the same way). */
+function filledMap(values: bigint[]): HashMap<number, bigint> {
+  const map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: N, name: 'dp_bench_node' });
+  map.setMany(
+    values.map((v, i) => [i, v] as const),
+    'noExist',
+  );
+  for (let i = 0; i < N; i++) map.get(i & (N - 1));
+  return map;
+}
+
+/**
+ * `get` and `set` in a second Node process whose bpf(2) goes through koffi (DATAPATH_BPF_BACKEND=koffi;
+ * the backend is chosen once per process), pinned to the same CPU: the fallback's figures, same round.
+ */
+function koffiRound(): Round {
+  const out = execFileSync(
+    'taskset',
+    ['-c', CPU, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url)],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, BENCH_CHILD: 'getset', DATAPATH_BPF_BACKEND: 'koffi', BENCH_OUT: '' },
+    },
+  );
+  return new Map(Object.entries(JSON.parse(out) as Record<string, number>));
+}
+
+function measure(): { node: Round; c: Round; koffi: Round | undefined; bpftool: number; clock: Clocks } {
   const dir = mkdtempSync(join(tmpdir(), 'dp-mapbench-'));
   try {
     const src = fileURLToPath(new URL('./mapbench.c', import.meta.url));
@@ -234,18 +261,15 @@ function measure(): { node: Round; c: Round; bpftool: number; clock: Clocks } {
     // (a map's history changes the kernel's cost of updates); figures are medians over the rounds.
     const cs: Round[] = [];
     const ns: Round[] = [];
+    const ks: Round[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       cs.push(cRound(bin));
-      using map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: N, name: 'dp_bench_node' });
-      map.setMany(
-        values.map((v, i) => [i, v] as const),
-        'noExist',
-      );
-      for (let i = 0; i < N; i++) map.get(i & (N - 1)); // warm-up, as the C side does
+      using map = filledMap(values);
       const round: Round = new Map();
       for (const [op, run] of nodeOps(map, values)) round.set(op, run());
       round.set('lookupStruct', structLookupRate(values));
       ns.push(round);
+      if (bpfBackend() === 'native') ks.push(koffiRound());
       // Per-round figures on stderr, to judge the spread (the table shows medians).
       console.error(
         `round ${r + 1}: ${[...round.keys()].map((k) => `${k} ${(round.get(k)! / cs[r]!.get(cOp(k))!).toFixed(2)}`).join(' ')}`,
@@ -255,7 +279,13 @@ function measure(): { node: Round; c: Round; bpftool: number; clock: Clocks } {
       new Map([...rounds[0]!.keys()].map((k) => [k, median(rounds.map((x) => x.get(k)!))]));
     using map = createMap({ type: 'hash', key: u32, value: u64, maxEntries: N, name: 'dp_bench_node' });
     map.setMany(values.map((v, i) => [i, v] as const));
-    return { node: med(ns), c: med(cs), bpftool: bpftoolRate(map), clock };
+    return {
+      node: med(ns),
+      c: med(cs),
+      koffi: ks.length ? med(ks) : undefined,
+      bpftool: bpftoolRate(map),
+      clock,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -263,7 +293,7 @@ function measure(): { node: Round; c: Round; bpftool: number; clock: Clocks } {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-function section(node: Round, c: Round, bpftool: number, clock: Clocks): string {
+function section(node: Round, c: Round, koffi: Round | undefined, bpftool: number, clock: Clocks): string {
   const cmd = '`node scripts/bench.mjs bpf-maps`';
   const rows: string[] = [];
   const ratioRow = (label: string, op: string, target: number) => {
@@ -276,6 +306,17 @@ function section(node: Round, c: Round, bpftool: number, clock: Clocks): string 
   };
   ratioRow('`get` on a 64 k-entry hash (u32 → u64)', 'lookup', 0.85);
   ratioRow('`set` on a 64 k-entry hash', 'update', 0.85);
+  for (const [label, op] of [
+    ['get', 'lookup'],
+    ['set', 'update'],
+  ] as const) {
+    if (koffi === undefined) break;
+    const k = koffi.get(op)!;
+    const b = c.get(op)!;
+    rows.push(
+      `| \`${label}\` with \`DATAPATH_BPF_BACKEND=koffi\` (the fallback backend, a second process) | reference: koffi's cost | ${fmt(k)} /s | ${fmt(b)} /s | ${(k / b).toFixed(2)} | ${cmd} |`,
+    );
+  }
   const ns = node.get('lookupStruct')!;
   const cl = c.get('lookup')!;
   rows.push(
@@ -301,7 +342,7 @@ function section(node: Round, c: Round, bpftool: number, clock: Clocks): string 
   );
   return `## @datapath/bpf-maps
 
-Node (typed API: codecs, scratch buffers, raw bpf(2) through koffi) against a C program doing the same
+Node (typed API: codecs, scratch buffers, raw bpf(2) through the ${bpfBackend() === 'native' ? "package's native addon (`packages/libbpf/native/bpf.cc`, one V8 function around syscall(); the koffi rows are the fallback backend measured in a second process in the same rounds)" : 'koffi backend (the native addon was not built for this Node)'}) against a C program doing the same
 loops through libbpf (\`packages/bpf-maps/bench/mapbench.c\`, built with \`cc -O2 … -lbpf\` in the run).
 Hash map, u32 key, u64 value, 65,536 entries, all present. A pass is one sweep of the 65,536 keys (one
 call per key, or batches); a measurement repeats whole passes until ≥ ${MIN_MS} ms of CPU time went by.
@@ -324,8 +365,19 @@ ${rows.join('\n')}
 `;
 }
 
-const { node, c, bpftool, clock } = measure();
-const md = section(node, c, bpftool, clock);
+if (process.env.BENCH_CHILD === 'getset') {
+  // The koffiRound() child: get and set only, on its own fresh map; prints the rates as JSON.
+  const values = Array.from({ length: N }, (_, i) => BigInt(i));
+  const map = filledMap(values);
+  const ops = nodeOps(map, values);
+  const rates = { lookup: ops.get('lookup')!(), update: ops.get('update')!() };
+  map.close();
+  process.stdout.write(JSON.stringify(rates));
+  process.exit(0);
+}
+
+const { node, c, koffi, bpftool, clock } = measure();
+const md = section(node, c, koffi, bpftool, clock);
 console.log(md);
 if (process.env.BENCH_OUT) {
   mkdirSync(process.env.BENCH_OUT, { recursive: true });

@@ -50,6 +50,8 @@ export { LoadedObject, objectDescribe, objectLoad, pinnedMapInfo, VerifierError 
 export type { ProgInfo } from './prog.js';
 export { progInfo, progInfoById, progProbeIsa, progTypeName } from './prog.js';
 export { BpfCmd } from './sys/bpf-attr.js';
+export type { BpfBackend } from './sys/libc.js';
+export { bpfBackend } from './sys/libc.js';
 export type { TcFilter, TcFilterId } from './tc.js';
 export { tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery } from './tc.js';
 export type { TcDirection, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry } from './tcx.js';
