@@ -9,13 +9,24 @@ import { bpfBackend } from '../src/index.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const abi = process.versions.modules;
 const prebuild = join(root, 'prebuilds', `${process.platform}-${process.arch}`, `bpf.abi${abi}.node`);
-const headers = join(dirname(process.execPath), '..', 'include', 'node');
+// Where native/build.mjs looks for this Node's headers; it builds unless DATAPATH_NATIVE=0.
+const headerDirs = [
+  join(dirname(process.execPath), '..', 'include', 'node'),
+  '/usr/include/node',
+  '/usr/local/include/node',
+];
+const hasHeaders = headerDirs.some(
+  (dir) =>
+    existsSync(join(dir, 'node.h')) &&
+    existsSync(join(dir, 'node_version.h')) &&
+    new RegExp(`#define NODE_MODULE_VERSION ${abi}\\b`).test(
+      readFileSync(join(dir, 'node_version.h'), 'utf8'),
+    ),
+);
 const canBuild =
   process.platform === 'linux' &&
-  existsSync(join(headers, 'node_version.h')) &&
-  new RegExp(`#define NODE_MODULE_VERSION ${abi}\\b`).test(
-    readFileSync(join(headers, 'node_version.h'), 'utf8'),
-  ) &&
+  process.env.DATAPATH_NATIVE !== '0' &&
+  hasHeaders &&
   spawnSync(process.env.CXX ?? 'c++', ['--version'], { stdio: 'ignore' }).status === 0;
 
 describe('native bpf(2) backend', () => {
