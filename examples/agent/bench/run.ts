@@ -12,12 +12,20 @@
  * network. Writes one Markdown section to $BENCH_OUT/agent.md.
  * Environment: IPERF_T (s, default 2), ROUNDS (6), PINGS (200), SETUP_PODS (16).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Agent } from '../src/agent.js';
-import type { Delivery } from '../src/datapath.js';
+import {
+  type Affinity,
+  agentPair,
+  allowIperf,
+  bridgePair,
+  inNs,
+  iperf,
+  linkShape,
+  type Pair,
+  sh,
+} from './pairs.js';
 import { median, profileSetup } from './profile-setup.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 3);
@@ -28,20 +36,7 @@ const SETUP_PODS = Number(process.env.SETUP_PODS ?? 16);
 // sometimes stacks both on one vCPU and a round's 4-stream figure swings by ±15 %. IPERF_AFFINITY=none turns it off.
 const IPERF_AFFINITY = process.env.IPERF_AFFINITY ?? '0,1';
 const [SERVER_CPU, CLIENT_CPU] = IPERF_AFFINITY === 'none' ? [] : IPERF_AFFINITY.split(',');
-const affinity = (cpu: string | undefined) => (cpu === undefined ? [] : ['-A', cpu]);
-const sh = (cmd: string, args: string[]) =>
-  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const inNs = (ns: string, cmd: string, args: string[]) =>
-  sh('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args]);
-
-/** Two pods to measure between (netns names and the server's address). */
-interface Pair {
-  name: string;
-  server: string;
-  client: string;
-  ip: string;
-  close(): void;
-}
+const cpus: Affinity = { server: SERVER_CPU, client: CLIENT_CPU };
 
 interface Figures {
   tcp1: number;
@@ -55,34 +50,6 @@ interface Figures {
 }
 
 const fmt = (x: number, d = 2) => x.toFixed(d);
-
-async function iperf(p: Pair, streams: number): Promise<number> {
-  const server = spawn(
-    'nsenter',
-    [`--net=/run/netns/${p.server}`, 'iperf3', '-s', '-1', '-p', '5201', ...affinity(SERVER_CPU)],
-    {
-      stdio: 'ignore',
-    },
-  );
-  await new Promise((r) => setTimeout(r, 300));
-  try {
-    const out = inNs(p.client, 'iperf3', [
-      '-c',
-      p.ip,
-      '-p',
-      '5201',
-      '-t',
-      String(IPERF_T),
-      '-P',
-      String(streams),
-      '-J',
-      ...affinity(CLIENT_CPU),
-    ]);
-    return (JSON.parse(out).end.sum_received.bits_per_second as number) / 1e9;
-  } finally {
-    server.kill();
-  }
-}
 
 function pingP50(p: Pair, extra: string[]): number {
   const out = inNs(p.client, 'ping', ['-c', String(PINGS), '-i', '0.002', ...extra, p.ip]);
@@ -114,8 +81,8 @@ async function udpEchoP50(p: Pair): Promise<number> {
 
 async function measure(p: Pair): Promise<Figures> {
   inNs(p.client, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', p.ip]); // warm up neighbours, fail fast if broken
-  const tcp1 = await iperf(p, 1);
-  const tcp4 = await iperf(p, 4);
+  const tcp1 = await iperf(p, 1, IPERF_T, cpus);
+  const tcp4 = await iperf(p, 4, IPERF_T, cpus);
   return {
     tcp1,
     tcp4,
@@ -123,144 +90,6 @@ async function measure(p: Pair): Promise<Figures> {
     rttUserP50: pingP50(p, ['-U']),
     udpP50: await udpEchoP50(p),
   };
-}
-
-/** What could make the comparison unfair: the client eth0's MTU and GSO/GRO/TSO limits, queues. */
-function linkShape(p: Pair): string {
-  const [l] = JSON.parse(inNs(p.client, 'ip', ['-d', '-j', 'link', 'show', 'eth0'])) as Record<
-    string,
-    unknown
-  >[];
-  const keys = [
-    'mtu',
-    'gso_max_size',
-    'gso_max_segs',
-    'gro_max_size',
-    'tso_max_size',
-    'num_tx_queues',
-    'num_rx_queues',
-  ];
-  return keys.map((k) => `${k}=${String(l?.[k])}`).join(' ');
-}
-
-const allowIperf = {
-  apiVersion: 'networking.k8s.io/v1',
-  kind: 'NetworkPolicy',
-  metadata: { name: 'server-from-client', namespace: 'bench' },
-  spec: {
-    podSelector: { matchLabels: { app: 'server' } },
-    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }],
-  },
-};
-
-const allowClientEgress = {
-  apiVersion: 'networking.k8s.io/v1',
-  kind: 'NetworkPolicy',
-  metadata: { name: 'client-to-server', namespace: 'bench' },
-  spec: {
-    podSelector: { matchLabels: { app: 'client' } },
-    policyTypes: ['Egress'],
-    egress: [{ to: [{ podSelector: { matchLabels: { app: 'server' } } }] }],
-  },
-};
-
-async function agentPair(
-  policyOn: boolean,
-  delivery: Delivery = 'peer',
-): Promise<Pair & { entries: number }> {
-  const name = policyOn ? (delivery === 'egress' ? 'dpbeg' : 'dpbon') : 'dpboff';
-  const stateDir = mkdtempSync(join(tmpdir(), 'dpbench-'));
-  const agent = await Agent.start(
-    {
-      name,
-      prefix: name,
-      stateDir: join(stateDir, 's'),
-      podCidr: policyOn ? (delivery === 'egress' ? '10.244.8.0/24' : '10.244.3.0/24') : '10.244.6.0/24',
-      attach: 'tc',
-      delivery,
-    },
-    {
-      namespaces: { bench: { labels: {} } },
-      policies: policyOn ? [allowIperf, allowClientEgress] : [],
-      enforcement: policyOn ? 'always' : 'never',
-    },
-  );
-  const close = () => {
-    agent.destroy();
-    rmSync(stateDir, { recursive: true, force: true });
-  };
-  try {
-    const [server, client] = agent.addPods([
-      { ns: 'bench', name: 'server', labels: { app: 'server' } },
-      { ns: 'bench', name: 'client', labels: { app: 'client' } },
-    ]);
-    const entries = agent.datapath.policyEntries(server!.lxcId).length;
-    return { name, server: server!.netns, client: client!.netns, ip: server!.ip, entries, close };
-  } catch (err) {
-    close();
-    throw err;
-  }
-}
-
-function bridgePair(rules: number): Pair {
-  const tag = rules > 0 ? 'i' : 'b';
-  const net = rules > 0 ? '10.244.7' : '10.244.4';
-  const node = `dpbench-${tag}n`;
-  const pods = [`dpbench-${tag}0`, `dpbench-${tag}1`];
-  const close = () => {
-    for (const ns of [...pods, node]) {
-      try {
-        sh('ip', ['netns', 'del', ns]);
-      } catch {
-        // not created
-      }
-    }
-  };
-  try {
-    sh('ip', ['netns', 'add', node]);
-    inNs(node, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    inNs(node, 'ip', ['link', 'set', 'br0', 'up']);
-    inNs(node, 'ip', ['addr', 'add', `${net}.1/24`, 'dev', 'br0']);
-    pods.forEach((p, i) => {
-      sh('ip', ['netns', 'add', p]);
-      inNs(node, 'ip', ['link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p]);
-      inNs(node, 'ip', ['link', 'set', `v${i}`, 'master', 'br0', 'up']);
-      inNs(p, 'ip', ['link', 'set', 'lo', 'up']);
-      inNs(p, 'ip', ['link', 'set', 'eth0', 'up']);
-      inNs(p, 'ip', ['addr', 'add', `${net}.${10 + i}/24`, 'dev', 'eth0']);
-    });
-    // br_netfilter makes bridged IPv4 traverse FORWARD, as flannel-style setups run it
-    try {
-      inNs(node, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
-    } catch {
-      // module not loaded yet: the first iptables rule loads it
-    }
-    if (rules > 0) {
-      const lines = ['*filter', ':FORWARD DROP [0:0]'];
-      for (let i = 0; i < rules; i++) {
-        lines.push(`-A FORWARD -d 10.96.${(i >> 8) & 255}.${i & 255}/32 -p tcp --dport 80 -j DROP`);
-      }
-      lines.push(`-A FORWARD -s ${net}.0/24 -d ${net}.0/24 -j ACCEPT`, 'COMMIT', '');
-      const dir = mkdtempSync(join(tmpdir(), 'dpbench-ipt-'));
-      writeFileSync(join(dir, 'rules'), lines.join('\n'));
-      try {
-        sh('nsenter', [`--net=/run/netns/${node}`, 'sh', '-c', `iptables-restore < ${join(dir, 'rules')}`]);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-      inNs(node, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
-    }
-    return {
-      name: rules > 0 ? 'bridge+iptables' : 'bridge',
-      server: pods[1]!,
-      client: pods[0]!,
-      ip: `${net}.11`,
-      close,
-    };
-  } catch (err) {
-    close();
-    throw err;
-  }
 }
 
 function spawnedSetupTimes(): number[] {

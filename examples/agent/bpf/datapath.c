@@ -15,7 +15,8 @@
  *
  * Fast path: a packet whose conntrack entry carries the current policy revision
  * (config.policy_rev) skips policy entirely, so an established flow costs the same with policy on
- * and off: one endpoint lookup, one conntrack lookup, one destination lookup, the counters. Policy
+ * and off: three hash lookups (this endpoint by ifindex, the destination by IP, conntrack), and
+ * lookups the verifier inlines as plain loads (config, the two `fwd` counter slots, jiffies). Policy
  * is evaluated when a flow opens, and once more for each flow after the agent changes a policy map,
  * an identity or the ipcache (it bumps the revision after writing them): a flow that the new policy
  * no longer allows has both conntrack entries marked denied, and its packets are dropped in both
@@ -83,6 +84,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } metrics SEC(".maps");
 
+/* Forwarded counters by endpoint id: the per-packet counters, an inlined array lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FWD_MAX_ENDPOINTS);
+	__type(key, __u32);
+	__type(value, struct fwd_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fwd SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -118,6 +128,19 @@ static __always_inline void account(__u32 lxc_id, __u8 reason, __u8 dir, __u32 l
 	}
 	struct metrics_value init = { .packets = 1, .bytes = len };
 	bpf_map_update_elem(&metrics, &k, &init, BPF_NOEXIST);
+}
+
+/* A delivered packet: the endpoint's slot in the per-CPU `fwd` array (no hash lookup). */
+static __always_inline void account_fwd(__u32 lxc_id, __u8 dir, __u32 len)
+{
+	struct fwd_value *v = bpf_map_lookup_elem(&fwd, &lxc_id);
+	struct metrics_value *m;
+
+	if (!v)
+		return;
+	m = dir == DIR_INGRESS ? &v->ingress : &v->egress;
+	m->packets += 1;
+	m->bytes += len;
 }
 
 static __always_inline int drop(struct __sk_buff *skb, __u32 lxc_id, __u8 reason, __u8 dir)
@@ -316,10 +339,9 @@ static __always_inline int ct_admit(struct flow *f, struct ct_entry *e, struct s
 	}
 	if (r != REASON_FORWARDED)
 		return r;
-	__u64 now = bpf_ktime_get_ns();
 	struct ct_entry n = {
-		.created_ns = now,
-		.seen_ns = now,
+		.created_ns = bpf_ktime_get_ns(),
+		.seen_jiffies = bpf_jiffies64(),
 		.rev = rev,
 		.src_sec_id = a->id,
 		.dst_sec_id = b->id,
@@ -341,7 +363,7 @@ static __always_inline void resolve(struct side *s, __be32 addr)
 }
 
 /* Conntrack for a packet from `a` to `b`, where `peer` (a or b) still needs its identity: the fast
- * path (entry at the current policy revision `rev`) only refreshes seen_ns once per CT_REFRESH_NS; everything
+ * path (entry at the current policy revision `rev`) only refreshes seen_jiffies once per CT_REFRESH_JIFFIES; everything
  * else resolves the peer and goes through ct_admit. */
 static __always_inline int conntrack(__u32 rev, struct flow *f, struct side *a, struct side *b, struct side *peer,
 				     __be32 peer_addr, __u32 *who, __u8 *dir)
@@ -356,9 +378,9 @@ static __always_inline int conntrack(__u32 rev, struct flow *f, struct side *a, 
 			*dir = e->flags & CT_F_DROP_EGRESS ? DIR_EGRESS : DIR_INGRESS;
 			return e->drop_reason;
 		}
-		now = bpf_ktime_get_ns();
-		if (now - e->seen_ns > CT_REFRESH_NS)
-			e->seen_ns = now;
+		now = bpf_jiffies64();
+		if (now - e->seen_jiffies > CT_REFRESH_JIFFIES)
+			e->seen_jiffies = now;
 		return REASON_FORWARDED;
 	}
 	resolve(peer, peer_addr);
@@ -434,7 +456,7 @@ static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *
 	ip->ttl -= 1;
 	if (flags & DP_F_DELIVER_EGRESS)
 		return bpf_redirect(dst->ifindex, 0); /* to_container accounts it on the way out */
-	account(dst->lxc_id, REASON_FORWARDED, DIR_INGRESS, len);
+	account_fwd(dst->lxc_id, DIR_INGRESS, len);
 	return bpf_redirect_peer(dst->ifindex, 0);
 }
 
@@ -503,7 +525,7 @@ int from_container(struct __sk_buff *skb)
 	reason = conntrack(cfg.policy_rev, &f, &a, &b, &b, f.tuple.daddr, &who, &dir);
 	if (reason != REASON_FORWARDED)
 		return drop(skb, who, reason, dir);
-	account(self->lxc_id, REASON_FORWARDED, DIR_EGRESS, f.len);
+	account_fwd(self->lxc_id, DIR_EGRESS, f.len);
 	if (b.ep)
 		return deliver(skb, b.ep, f.len, cfg.flags);
 	/* Not a local pod: the node's stack routes it (host, world). */
@@ -535,7 +557,7 @@ int to_container(struct __sk_buff *skb)
 	reason = conntrack(load_config().policy_rev, &f, &a, &b, &a, f.tuple.saddr, &who, &dir);
 	if (reason != REASON_FORWARDED)
 		return drop(skb, who, reason, dir);
-	account(self->lxc_id, REASON_FORWARDED, DIR_INGRESS, f.len);
+	account_fwd(self->lxc_id, DIR_INGRESS, f.len);
 	return TC_ACT_OK;
 }
 

@@ -102,12 +102,13 @@ struct ct_key {
 /* Two entries per flow: the opening direction's tuple and the reversed tuple (CT_F_REPLY), so
  * every packet needs one lookup. Packets of a flow whose entry carries the current policy revision
  * skip policy; the entry is written only when the flow opens, when it is checked again after a
- * policy change, and at most once per CT_REFRESH_NS to refresh seen_ns. A flow that a policy change
+ * policy change, and at most once per CT_REFRESH_JIFFIES to refresh seen_jiffies. A flow that a policy change
  * no longer allows keeps its entries, marked CT_F_DENIED with the drop's reason and endpoint, so
  * neither direction can open it again as a new flow; the next policy change checks it again. */
 struct ct_entry {
 	__u64 created_ns;  /* bpf_ktime_get_ns() when the first packet was allowed */
-	__u64 seen_ns;     /* refreshed at most every CT_REFRESH_NS */
+	__u64 seen_jiffies; /* bpf_jiffies64(), refreshed at most every CT_REFRESH_JIFFIES: a jiffies read
+	                     * is a load, bpf_ktime_get_ns() reads the clock source on every packet */
 	__u32 rev;         /* policy revision (config.policy_rev) the flow was last checked under */
 	__u32 src_sec_id;  /* identity of the side that opened the flow */
 	__u32 dst_sec_id;
@@ -118,7 +119,7 @@ struct ct_entry {
 #define CT_F_REPLY 1       /* this tuple is the reply direction */
 #define CT_F_DENIED 2      /* denied since the last policy change */
 #define CT_F_DROP_EGRESS 4 /* CT_F_DENIED: by the endpoint's egress policy (else ingress) */
-#define CT_REFRESH_NS 1000000000ULL
+#define CT_REFRESH_JIFFIES 256 /* about 1 s at HZ=250, 0.26 s at HZ=1000 */
 
 /* ---- config: one-slot array written by the agent ------------------------------------------ */
 struct dp_config {
@@ -131,7 +132,8 @@ struct dp_config {
  * spreads multi-stream traffic over the CPUs; to_container meets the packet again and accounts it. */
 #define DP_F_DELIVER_EGRESS 1
 
-/* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes ---------------- */
+/* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes, for every reason
+ *      but REASON_FORWARDED; forwarded packets go to `fwd` (below), the per-packet path ------- */
 enum metric_reason {
 	REASON_FORWARDED = 0,        /* delivered (not a drop) */
 	REASON_ARP_REPLY = 1,        /* ARP request for the gateway answered (not a drop) */
@@ -161,5 +163,17 @@ struct metrics_value {
 	__u64 packets;
 	__u64 bytes;
 }; /* 16 bytes, per CPU */
+
+/* ---- fwd: per-CPU array indexed by endpoint id (lxc_id < FWD_MAX_ENDPOINTS) -> the endpoint's
+ *      REASON_FORWARDED counters of both directions. An array lookup is inlined by the verifier
+ *      (no helper call, no hashing), and every delivered packet is counted here twice (the source's
+ *      egress, the destination's ingress), so this is the datapath's hottest map. The agent zeroes
+ *      an endpoint's slot when the endpoint goes away (ids are reused). */
+#define FWD_MAX_ENDPOINTS 4096
+
+struct fwd_value {
+	struct metrics_value ingress; /* DIR_INGRESS */
+	struct metrics_value egress;  /* DIR_EGRESS */
+}; /* 32 bytes, per CPU */
 
 #endif /* DATAPATH_H */

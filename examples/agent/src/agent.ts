@@ -11,6 +11,7 @@ import { Handle, Netns, netnsAdd } from '@datapath/netlink';
 import { type AttachKind, Datapath, type Delivery, type MapDiff } from './datapath.js';
 import { AgentError } from './errors.js';
 import { AddressPool } from './ipam.js';
+import { FWD_MAX_ENDPOINTS } from './maps.js';
 import {
   addWorldAddress,
   createNodeNetns,
@@ -315,8 +316,8 @@ export class Agent {
 
   #nextLxcId(): number {
     const used = new Set(Object.values(this.#state.pods).map((p) => p.lxcId));
-    for (let id = 1; id < 4096; id++) if (!used.has(id)) return id;
-    throw new AgentError('InvalidArgument', 'no endpoint id left (4095 endpoints)');
+    for (let id = 1; id < FWD_MAX_ENDPOINTS; id++) if (!used.has(id)) return id;
+    throw new AgentError('InvalidArgument', `no endpoint id left (${FWD_MAX_ENDPOINTS - 1} endpoints)`);
   }
 
   #addPod(pod: PodInput, pending: { endpoints: Set<string>; ipcache: boolean }): PodRecord {

@@ -95,11 +95,10 @@ function withDatapath<T>(state: AgentState, fn: (dp: Datapath) => T): T {
 
 function dropsByEndpoint(dp: Datapath): Map<number, { forwarded: bigint; dropped: bigint }> {
   const out = new Map<number, { forwarded: bigint; dropped: bigint }>();
-  for (const [k, per] of dp.metrics.entries()) {
-    const sum = per.reduce((a, v) => a + v.packets, 0n);
+  for (const k of dp.counters()) {
     const e = out.get(k.lxcId) ?? { forwarded: 0n, dropped: 0n };
-    if (k.reason <= 1) e.forwarded += sum;
-    else e.dropped += sum;
+    if (k.reason <= 1) e.forwarded += k.packets;
+    else e.dropped += k.packets;
     out.set(k.lxcId, e);
   }
   return out;
@@ -308,12 +307,12 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
         return 0;
       }
       case 'metrics': {
-        const rows = dp.metrics.dump().map(([k, per]) => ({
+        const rows = dp.counters().map((k) => ({
           endpoint: k.lxcId,
           reason: reasonName(k.reason),
           direction: dirName(k.dir),
-          packets: per.reduce((a, x) => a + x.packets, 0n).toString(),
-          bytes: per.reduce((a, x) => a + x.bytes, 0n).toString(),
+          packets: k.packets.toString(),
+          bytes: k.bytes.toString(),
         }));
         rows.sort((a, b) => a.endpoint - b.endpoint || a.reason.localeCompare(b.reason));
         print(io, v.json, rows, () =>

@@ -16,6 +16,7 @@ import {
   type LpmTrieMap,
   type LruHashMap,
   openPinned,
+  type PerCpuArrayMap,
   type PerCpuHashMap,
   u32,
 } from '@datapath/bpf-maps';
@@ -31,6 +32,7 @@ import {
   dpConfig,
   endpointInfo,
   endpointKey,
+  fwdValue,
   metricsKey,
   metricsValue,
 } from './maps.js';
@@ -63,6 +65,18 @@ export interface MapDiff {
   removed: number;
   changed: number;
   unchanged: number;
+}
+
+/** One packet counter of an endpoint, summed over the CPUs (see {@link Datapath.counters}). */
+export interface Counter {
+  /** Endpoint id. */
+  lxcId: number;
+  /** `enum metric_reason` code (0 forwarded, 1 ARP reply, the rest drops; see `REASONS`). */
+  reason: number;
+  /** `enum metric_dir`: 1 ingress (towards the endpoint), 2 egress (from it). */
+  dir: number;
+  packets: bigint;
+  bytes: bigint;
 }
 
 /** How an endpoint's programs are attached. */
@@ -160,7 +174,10 @@ export class Datapath {
   readonly lxc: HashMap<number, EndpointInfo>;
   readonly ipcache: LpmTrieMap<Uint8Array, Uint8Array>;
   readonly ct: LruHashMap<CodecType<typeof ctKey>, CodecType<typeof ctEntry>>;
+  /** Counters of every reason but `forwarded`, by (endpoint, reason, direction); {@link counters} merges both. */
   readonly metrics: PerCpuHashMap<CodecType<typeof metricsKey>, CodecType<typeof metricsValue>>;
+  /** Forwarded counters by endpoint id (both directions): the per-packet counters. */
+  readonly fwd: PerCpuArrayMap<CodecType<typeof fwdValue>>;
   readonly config: ArrayMap<CodecType<typeof dpConfig>>;
   /** Every endpoint's policy: `struct lxc_policy_key` → Cilium's `policy_entry`. */
   readonly policy: LpmTrieMap<Uint8Array, Uint8Array>;
@@ -197,6 +214,7 @@ export class Datapath {
       this.metrics = open(
         openPinned(join(pinDir, 'metrics'), { type: 'perCpuHash', key: metricsKey, value: metricsValue }),
       );
+      this.fwd = open(openPinned(join(pinDir, 'fwd'), { type: 'perCpuArray', value: fwdValue }));
       this.config = open(openPinned(join(pinDir, 'config'), { type: 'array', value: dpConfig }));
       this.policy = open(
         openPinned(join(pinDir, 'policy'), {
@@ -313,6 +331,37 @@ export class Datapath {
     this.#written.delete(lxcId);
     const stale = [...this.metrics.keys()].filter((k) => k.lxcId === lxcId);
     for (const k of stale) this.metrics.delete(k);
+    const zero = { packets: 0n, bytes: 0n };
+    this.fwd.set(
+      lxcId,
+      Array.from({ length: this.fwd.cpus }, () => ({ ingress: zero, egress: zero })),
+    );
+  }
+
+  /**
+   * Every non-zero packet counter, summed over the CPUs: forwarded packets from the `fwd` array (one
+   * row per endpoint and direction) and every other reason from the `metrics` hash.
+   */
+  counters(): Counter[] {
+    const out: Counter[] = [];
+    const sum = (per: { packets: bigint; bytes: bigint }[]) =>
+      per.reduce((a, v) => ({ packets: a.packets + v.packets, bytes: a.bytes + v.bytes }), {
+        packets: 0n,
+        bytes: 0n,
+      });
+    for (const [lxcId, per] of this.fwd.dump()) {
+      for (const [dir, side] of [
+        [1, 'ingress'],
+        [2, 'egress'],
+      ] as const) {
+        const s = sum(per.map((v) => v[side]));
+        if (s.packets > 0n) out.push({ lxcId, reason: 0, dir, ...s });
+      }
+    }
+    for (const [k, per] of this.metrics.dump()) {
+      out.push({ lxcId: k.lxcId, reason: k.reason, dir: k.dir, ...sum(per) });
+    }
+    return out;
   }
 
   /** Writes an endpoint into both `endpoints` (by IP) and `lxc` (by host ifindex). */
@@ -414,7 +463,16 @@ export class Datapath {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const m of [this.endpoints, this.lxc, this.ipcache, this.ct, this.metrics, this.config, this.policy])
+    for (const m of [
+      this.endpoints,
+      this.lxc,
+      this.ipcache,
+      this.ct,
+      this.metrics,
+      this.fwd,
+      this.config,
+      this.policy,
+    ])
       m.close();
     this.#coll?.close();
   }

@@ -23,7 +23,7 @@ export const ctKey = struct(
 export const ctEntry = struct(
   {
     createdNs: u64,
-    seenNs: u64,
+    seenJiffies: u64,
     rev: u32,
     srcSecId: u32,
     dstSecId: u32,
@@ -51,6 +51,12 @@ export const metricsKey = struct({ lxcId: u32, reason: u8, dir: u8, _pad: pad(2)
 
 /** `struct metrics_value` (16 bytes, one per possible CPU). */
 export const metricsValue = struct({ packets: u64, bytes: u64 }, { size: 16 });
+
+/** `FWD_MAX_ENDPOINTS`: slots of the `fwd` array (endpoint ids are below it). */
+export const FWD_MAX_ENDPOINTS = 4096;
+
+/** `struct fwd_value` (32 bytes, one per possible CPU): an endpoint's forwarded counters, both directions. */
+export const fwdValue = struct({ ingress: metricsValue, egress: metricsValue }, { size: 32 });
 
 /** Reason codes of `enum metric_reason`; 0 and 1 are not drops. */
 export const REASONS: readonly string[] = [

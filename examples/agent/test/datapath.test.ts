@@ -6,6 +6,8 @@ import {
   ctEntry,
   dpConfig,
   endpointInfo,
+  FWD_MAX_ENDPOINTS,
+  fwdValue,
   metricsKey,
   reasonName,
 } from '../src/maps.js';
@@ -66,6 +68,16 @@ describe('layouts', () => {
   it('mirror the C structs', () => {
     expect(endpointInfo.size).toBe(28);
     expect(metricsKey.size).toBe(8);
+    // struct fwd_value: ingress {packets, bytes} then egress
+    expect(fwdValue.size).toBe(32);
+    const fv = new Uint8Array(32);
+    fwdValue.encode(
+      { ingress: { packets: 1n, bytes: 2n }, egress: { packets: 3n, bytes: 4n } },
+      new DataView(fv.buffer),
+      0,
+    );
+    expect([fv[0], fv[8], fv[16], fv[24]]).toEqual([1, 2, 3, 4]);
+    expect(FWD_MAX_ENDPOINTS).toBe(4096);
     expect(dpConfig.size).toBe(8);
     expect(ctEntry.size).toBe(32);
     // struct ct_entry: rev at 16, flags at 28, drop_lxc at 30
@@ -73,7 +85,7 @@ describe('layouts', () => {
     ctEntry.encode(
       {
         createdNs: 1n,
-        seenNs: 2n,
+        seenJiffies: 2n,
         rev: 7,
         srcSecId: 3,
         dstSecId: 4,

@@ -1,0 +1,221 @@
+/**
+ * The pod pairs the datapath benchmark and the profiler measure between (bench/run.ts,
+ * bench/profile-datapath.ts): two pods through the agent's eBPF datapath, or two pods on a Linux
+ * bridge (flannel-style, br_netfilter on, optionally 1 000 iptables rules), and the iperf3 runs
+ * between them. Everything lives in namespaces named `dpb…`; nothing touches the host's network.
+ */
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Agent } from '../src/agent.js';
+import type { Delivery } from '../src/datapath.js';
+
+/** Runs a command, returns its stdout (throws on a non-zero exit). */
+export const sh = (cmd: string, args: string[]): string =>
+  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** Runs a command inside a named network namespace (nsenter keeps bpffs visible). */
+export const inNs = (ns: string, cmd: string, args: string[]): string =>
+  sh('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args]);
+
+/** Two pods to measure between (netns names and the server's address). */
+export interface Pair {
+  name: string;
+  server: string;
+  client: string;
+  ip: string;
+  /** The agent of an eBPF pair (absent for the bridges). */
+  agent?: Agent;
+  close(): void;
+}
+
+/** CPUs the iperf3 server and client are pinned to (`iperf3 -A`); undefined = unpinned. */
+export interface Affinity {
+  server?: string | undefined;
+  client?: string | undefined;
+}
+
+const affinity = (cpu: string | undefined) => (cpu === undefined ? [] : ['-A', cpu]);
+
+/**
+ * One iperf3 TCP run of `seconds` with `streams` parallel streams from the client to the server pod;
+ * returns the received rate in Gbit/s.
+ */
+export async function iperf(p: Pair, streams: number, seconds: number, cpus: Affinity = {}): Promise<number> {
+  const server = spawn(
+    'nsenter',
+    [`--net=/run/netns/${p.server}`, 'iperf3', '-s', '-1', '-p', '5201', ...affinity(cpus.server)],
+    { stdio: 'ignore' },
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    // asynchronous, so a profiler can start while it runs
+    const { stdout } = await promisify(execFile)('nsenter', [
+      `--net=/run/netns/${p.client}`,
+      'iperf3',
+      '-c',
+      p.ip,
+      '-p',
+      '5201',
+      '-t',
+      String(seconds),
+      '-P',
+      String(streams),
+      '-J',
+      ...affinity(cpus.client),
+    ]);
+    return (JSON.parse(stdout).end.sum_received.bits_per_second as number) / 1e9;
+  } finally {
+    server.kill();
+  }
+}
+
+/** What could make the comparison unfair: the client eth0's MTU and GSO/GRO/TSO limits, queues. */
+export function linkShape(p: Pair): string {
+  const [l] = JSON.parse(inNs(p.client, 'ip', ['-d', '-j', 'link', 'show', 'eth0'])) as Record<
+    string,
+    unknown
+  >[];
+  const keys = [
+    'mtu',
+    'gso_max_size',
+    'gso_max_segs',
+    'gro_max_size',
+    'tso_max_size',
+    'num_tx_queues',
+    'num_rx_queues',
+  ];
+  return keys.map((k) => `${k}=${String(l?.[k])}`).join(' ');
+}
+
+/** The server's ingress rule: only the client may connect. */
+export const allowIperf = {
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: 'server-from-client', namespace: 'bench' },
+  spec: {
+    podSelector: { matchLabels: { app: 'server' } },
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }],
+  },
+};
+
+/** The client's egress rule: only to the server. */
+export const allowClientEgress = {
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: 'client-to-server', namespace: 'bench' },
+  spec: {
+    podSelector: { matchLabels: { app: 'client' } },
+    policyTypes: ['Egress'],
+    egress: [{ to: [{ podSelector: { matchLabels: { app: 'server' } } }] }],
+  },
+};
+
+/**
+ * Two pods through the agent's datapath: policy on (enforcement `always`, the two allow rules) or
+ * off (enforcement `never`), with the given local delivery. `entries` is the server's policy entry count.
+ */
+export async function agentPair(
+  policyOn: boolean,
+  delivery: Delivery = 'peer',
+): Promise<Pair & { entries: number }> {
+  const name = policyOn ? (delivery === 'egress' ? 'dpbeg' : 'dpbon') : 'dpboff';
+  const stateDir = mkdtempSync(join(tmpdir(), 'dpbench-'));
+  const agent = await Agent.start(
+    {
+      name,
+      prefix: name,
+      stateDir: join(stateDir, 's'),
+      podCidr: policyOn ? (delivery === 'egress' ? '10.244.8.0/24' : '10.244.3.0/24') : '10.244.6.0/24',
+      attach: 'tc',
+      delivery,
+    },
+    {
+      namespaces: { bench: { labels: {} } },
+      policies: policyOn ? [allowIperf, allowClientEgress] : [],
+      enforcement: policyOn ? 'always' : 'never',
+    },
+  );
+  const close = () => {
+    agent.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  try {
+    const [server, client] = agent.addPods([
+      { ns: 'bench', name: 'server', labels: { app: 'server' } },
+      { ns: 'bench', name: 'client', labels: { app: 'client' } },
+    ]);
+    const entries = agent.datapath.policyEntries(server!.lxcId).length;
+    return { name, server: server!.netns, client: client!.netns, ip: server!.ip, agent, entries, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
+
+/**
+ * Two pods on a Linux bridge in a node namespace (flannel-style: /24 pod addresses, br_netfilter on),
+ * with `rules` non-matching iptables FORWARD rules before the ACCEPT when `rules` > 0.
+ */
+export function bridgePair(rules: number): Pair {
+  const tag = rules > 0 ? 'i' : 'b';
+  const net = rules > 0 ? '10.244.7' : '10.244.4';
+  const node = `dpbench-${tag}n`;
+  const pods = [`dpbench-${tag}0`, `dpbench-${tag}1`];
+  const close = () => {
+    for (const ns of [...pods, node]) {
+      try {
+        sh('ip', ['netns', 'del', ns]);
+      } catch {
+        // not created
+      }
+    }
+  };
+  try {
+    sh('ip', ['netns', 'add', node]);
+    inNs(node, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    inNs(node, 'ip', ['link', 'set', 'br0', 'up']);
+    inNs(node, 'ip', ['addr', 'add', `${net}.1/24`, 'dev', 'br0']);
+    pods.forEach((p, i) => {
+      sh('ip', ['netns', 'add', p]);
+      inNs(node, 'ip', ['link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p]);
+      inNs(node, 'ip', ['link', 'set', `v${i}`, 'master', 'br0', 'up']);
+      inNs(p, 'ip', ['link', 'set', 'lo', 'up']);
+      inNs(p, 'ip', ['link', 'set', 'eth0', 'up']);
+      inNs(p, 'ip', ['addr', 'add', `${net}.${10 + i}/24`, 'dev', 'eth0']);
+    });
+    // br_netfilter makes bridged IPv4 traverse FORWARD, as flannel-style setups run it
+    try {
+      inNs(node, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+    } catch {
+      // module not loaded yet: the first iptables rule loads it
+    }
+    if (rules > 0) {
+      const lines = ['*filter', ':FORWARD DROP [0:0]'];
+      for (let i = 0; i < rules; i++) {
+        lines.push(`-A FORWARD -d 10.96.${(i >> 8) & 255}.${i & 255}/32 -p tcp --dport 80 -j DROP`);
+      }
+      lines.push(`-A FORWARD -s ${net}.0/24 -d ${net}.0/24 -j ACCEPT`, 'COMMIT', '');
+      const dir = mkdtempSync(join(tmpdir(), 'dpbench-ipt-'));
+      writeFileSync(join(dir, 'rules'), lines.join('\n'));
+      try {
+        sh('nsenter', [`--net=/run/netns/${node}`, 'sh', '-c', `iptables-restore < ${join(dir, 'rules')}`]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      inNs(node, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+    }
+    return {
+      name: rules > 0 ? 'bridge+iptables' : 'bridge',
+      server: pods[1]!,
+      client: pods[0]!,
+      ip: `${net}.11`,
+      close,
+    };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
