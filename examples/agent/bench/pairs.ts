@@ -79,6 +79,8 @@ export function linkShape(p: Pair): string {
     unknown
   >[];
   const keys = [
+    'qdisc',
+    'txqlen',
     'mtu',
     'gso_max_size',
     'gso_max_segs',
@@ -87,7 +89,9 @@ export function linkShape(p: Pair): string {
     'num_tx_queues',
     'num_rx_queues',
   ];
-  return keys.map((k) => `${k}=${String(l?.[k])}`).join(' ');
+  const ipv6 =
+    inNs(p.client, 'sysctl', ['-n', 'net.ipv6.conf.eth0.disable_ipv6']).trim() === '1' ? 'off' : 'on';
+  return `${keys.map((k) => `${k}=${String(l?.[k])}`).join(' ')} ipv6=${ipv6}`;
 }
 
 /** The server's ingress rule: only the client may connect. */
@@ -175,11 +179,14 @@ export function bridgePair(rules: number): Pair {
   };
   try {
     sh('ip', ['netns', 'add', node]);
+    // IPv6 off in the node and the pods, as the agent has it in its namespaces (no stray ND/MLD)
+    inNs(node, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     inNs(node, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
     inNs(node, 'ip', ['link', 'set', 'br0', 'up']);
     inNs(node, 'ip', ['addr', 'add', `${net}.1/24`, 'dev', 'br0']);
     pods.forEach((p, i) => {
       sh('ip', ['netns', 'add', p]);
+      inNs(p, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
       inNs(node, 'ip', ['link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p]);
       inNs(node, 'ip', ['link', 'set', `v${i}`, 'master', 'br0', 'up']);
       inNs(p, 'ip', ['link', 'set', 'lo', 'up']);

@@ -4,7 +4,8 @@
  * iperf3 -P 4 (pinned as in bench/run.ts), records `perf record -a -g` for a few seconds in the
  * middle, prints the flat profile (`perf report --no-children --sort sym`) and the share of the
  * BPF programs, the map helpers behind their lookups, and the bridge/netfilter path.
- * Environment: PROFILE_T (s of iperf3, default 10), PERF_T (s recorded, default 4), TOP (rows, 40).
+ * Environment: PROFILE_T (s of iperf3, default 10), PERF_T (s recorded, default 4), TOP (rows, 40),
+ * PERF_DIR (keep the perf.data files there, `<mode>.data`, for `perf report -i`).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -124,6 +125,21 @@ async function profile(mode: Mode, dir: string): Promise<void> {
       .filter((l) => /^\s+[\d.]+%/.test(l))
       .slice(0, 8)
       .map((l) => l.trim().replace(/\s+/g, ' '));
+    const perCpu = sh('perf', [
+      'report',
+      '-i',
+      data,
+      '--no-children',
+      '--sort',
+      'cpu,comm',
+      '--stdio',
+      '-g',
+      'none',
+    ])
+      .split('\n')
+      .map((l) => l.match(/^\s+([\d.]+)%\s+(\d+)\s+(\S+)/))
+      .filter((m): m is RegExpMatchArray => m !== null && Number(m[1]) >= 1)
+      .map((m) => `cpu${m[2]} ${m[3]} ${m[1]}%`);
     const idle = rows.filter((r) =>
       /^(default_idle|pv_native_safe_halt|native_safe_halt|cpuidle|poll_idle|haltpoll)/.test(r.sym),
     );
@@ -132,6 +148,7 @@ async function profile(mode: Mode, dir: string): Promise<void> {
     );
     console.log(`idle: ${idle.reduce((a, r) => a + r.pct, 0).toFixed(2)} %`);
     console.log(`by command: ${comms.join(', ')}`);
+    console.log(`by CPU and command (≥ 1 %): ${perCpu.join(', ')}`);
     console.log(`inclusive (with children) %: ${inclusive.join(', ')}`);
     for (const s of shares) console.log(`${s.pct.toFixed(2).padStart(6)} %  ${s.name}: ${s.syms.join(', ')}`);
     console.log(`top ${TOP}:`);
@@ -145,11 +162,12 @@ async function profile(mode: Mode, dir: string): Promise<void> {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('profiling needs root');
   const modes = (process.argv.slice(2).length ? process.argv.slice(2) : ['on', 'bridge']) as Mode[];
-  const dir = mkdtempSync(join(tmpdir(), 'dpprof-'));
+  const keep = process.env.PERF_DIR;
+  const dir = keep ?? mkdtempSync(join(tmpdir(), 'dpprof-'));
   try {
     for (const m of modes) await profile(m, dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (keep === undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
 
