@@ -119,12 +119,15 @@ export const allowClientEgress = {
 
 /**
  * Two pods through the agent's datapath: policy on (enforcement `always`, the two allow rules) or
- * off (enforcement `never`), with the given local delivery. `entries` is the server's policy entry count.
+ * off (enforcement `never`), with the given local delivery, the programs attached as `attach` says
+ * (default: as the agent does, tcx where the kernel has it). `entries` is the server's policy entry
+ * count, `attached` how the programs were attached.
  */
 export async function agentPair(
   policyOn: boolean,
   delivery: Delivery = 'peer',
-): Promise<Pair & { entries: number }> {
+  attach: 'auto' | 'tc' | 'tcx' = 'auto',
+): Promise<Pair & { entries: number; attached: 'tc' | 'tcx' }> {
   const name = policyOn ? (delivery === 'egress' ? 'dpbeg' : 'dpbon') : 'dpboff';
   const stateDir = mkdtempSync(join(tmpdir(), 'dpbench-'));
   const agent = await Agent.start(
@@ -133,7 +136,7 @@ export async function agentPair(
       prefix: name,
       stateDir: join(stateDir, 's'),
       podCidr: policyOn ? (delivery === 'egress' ? '10.244.8.0/24' : '10.244.3.0/24') : '10.244.6.0/24',
-      attach: 'tc',
+      attach,
       delivery,
     },
     {
@@ -152,7 +155,16 @@ export async function agentPair(
       { ns: 'bench', name: 'client', labels: { app: 'client' } },
     ]);
     const entries = agent.datapath.policyEntries(server!.lxcId).length;
-    return { name, server: server!.netns, client: client!.netns, ip: server!.ip, agent, entries, close };
+    return {
+      name,
+      server: server!.netns,
+      client: client!.netns,
+      ip: server!.ip,
+      agent,
+      entries,
+      attached: server!.attach,
+      close,
+    };
   } catch (err) {
     close();
     throw err;

@@ -5,10 +5,11 @@
  * middle, prints the flat profile (`perf report --no-children --sort sym`) and the share of the
  * BPF programs, the map helpers behind their lookups, and the bridge/netfilter path.
  * Environment: PROFILE_T (s of iperf3, default 10), PERF_T (s recorded, default 4), TOP (rows, 40),
- * PERF_DIR (keep the perf.data files there, `<mode>.data`, for `perf report -i`).
+ * PERF_DIR (keep the perf.data files there, `<mode>.data`, for `perf report -i`), PERF_STAT=1
+ * (count wake-ups, IPIs and packets per GB with `perf stat` instead of sampling).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentPair, bridgePair, iperf, type Pair, sh } from './pairs.js';
@@ -16,6 +17,17 @@ import { agentPair, bridgePair, iperf, type Pair, sh } from './pairs.js';
 const PROFILE_T = Number(process.env.PROFILE_T ?? 10);
 const PERF_T = Number(process.env.PERF_T ?? 4);
 const TOP = Number(process.env.TOP ?? 40);
+/** PERF_STAT=1: count scheduler and IPI events per GB instead of sampling. */
+const STAT = process.env.PERF_STAT === '1';
+const STAT_EVENTS = [
+  'sched:sched_wakeup',
+  'sched:sched_switch',
+  'irq_vectors:reschedule_entry',
+  'irq_vectors:call_function_single_entry',
+  'net:netif_rx',
+  'net:netif_receive_skb',
+  'net:net_dev_xmit',
+];
 
 type Mode = 'on' | 'off' | 'egress' | 'bridge';
 
@@ -62,14 +74,40 @@ async function profile(mode: Mode, dir: string): Promise<void> {
     sh('nsenter', [`--net=/run/netns/${pair.client}`, 'ping', '-c', '2', '-i', '0.2', '-W', '1', pair.ip]);
     const run = iperf(pair, 4, PROFILE_T, { server: '0', client: '1' });
     await new Promise((r) => setTimeout(r, Math.max(0, (PROFILE_T - PERF_T) / 2) * 1000));
-    const rec = spawn('perf', ['record', '-a', '-g', '-q', '-o', data, '--', 'sleep', String(PERF_T)], {
-      stdio: 'ignore',
-    });
+    const args = STAT
+      ? [
+          'stat',
+          '-a',
+          '-x',
+          ',',
+          '-o',
+          `${data}.stat`,
+          '-e',
+          STAT_EVENTS.join(','),
+          '--',
+          'sleep',
+          String(PERF_T),
+        ]
+      : ['record', '-a', '-g', '-q', '-o', data, '--', 'sleep', String(PERF_T)];
+    const rec = spawn('perf', args, { stdio: 'ignore' });
     const recorded = new Promise<void>((resolve, reject) =>
       rec.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`perf record exited ${code}`)))),
     );
     const gbit = await run;
     await recorded;
+    if (STAT) {
+      // counts per GB moved while perf stat ran (the iperf3 average rate times PERF_T)
+      const gb = (gbit / 8) * PERF_T;
+      const counts = readFileSync(`${data}.stat`, 'utf8')
+        .split('\n')
+        .map((l) => l.split(','))
+        .filter((f) => f.length > 3 && /^\d+$/.test(f[0]!))
+        .map((f) => `${f[2]} ${(Number(f[0]) / gb).toFixed(0)}/GB`);
+      console.log(
+        `\n=== ${mode} (${pair.name}): iperf3 -P 4 ${gbit.toFixed(2)} Gbit/s; ${counts.join(', ')}`,
+      );
+      return;
+    }
     const flat = sh('perf', [
       'report',
       '-i',
@@ -110,6 +148,11 @@ async function profile(mode: Mode, dir: string): Promise<void> {
       const m = children.match(new RegExp(`^\\s+([\\d.]+)%\\s+[\\d.]+%\\s+\\[.\\]\\s+${sym}\\s*$`, 'm'));
       return `${sym} ${m ? m[1] : '0'}`;
     });
+    // the agent's programs with everything they call (helpers, map lookups; not the redirect itself)
+    const progs = [
+      ...children.matchAll(/^\s+([\d.]+)%\s+[\d.]+%\s+\[.\]\s+bpf_prog_\w+_(?:from|to)_container\s*$/gm),
+    ].reduce((a, m) => a + Number(m[1]), 0);
+    inclusive.push(`bpf_prog_*_container ${progs.toFixed(2)}`);
     const comms = sh('perf', [
       'report',
       '-i',

@@ -46,6 +46,8 @@ const REPEAT_BUDGET = Number(process.env.REPEAT_BUDGET ?? 15);
 // The per-packet program cost row compares from_container with the one at this revision (before the
 // per-CPU array counters and the jiffies refresh).
 const COST_REV = process.env.COST_REV ?? '1147665';
+// How the agent setups attach their programs: as the agent does by default (tcx where the kernel has it).
+const ATTACH = (process.env.BENCH_ATTACH ?? 'auto') as 'auto' | 'tc' | 'tcx';
 const PINGS = Number(process.env.PINGS ?? 200);
 const SETUP_PODS = Number(process.env.SETUP_PODS ?? 16);
 // iperf3 server and client pinned to different CPUs (iperf3 -A) in every setup: unpinned, the scheduler
@@ -170,16 +172,18 @@ async function main(): Promise<void> {
   const pairs: Partial<Record<Mode, Pair>> = {};
   let entries = 0;
   let cost: ProgCost | undefined;
+  let attached = '';
   const runs: Record<Mode, Figures[]> = { on: [], off: [], bridge: [], ipt: [], egress: [] };
   const shapes: Partial<Record<Mode, string>> = {};
   try {
-    const on = await agentPair(true);
+    const on = await agentPair(true, 'peer', ATTACH);
     pairs.on = on;
     entries = on.entries;
-    pairs.off = await agentPair(false);
+    attached = on.attached;
+    pairs.off = await agentPair(false, 'peer', ATTACH);
     pairs.bridge = bridgePair(0);
     pairs.ipt = bridgePair(1000);
-    pairs.egress = await agentPair(true, 'egress');
+    pairs.egress = await agentPair(true, 'egress', ATTACH);
     for (const m of ['on', 'off', 'bridge', 'ipt', 'egress'] as const) shapes[m] = linkShape(pairs[m]!);
     // Interleaved rounds, the order reversed every other round: slow drifts of the machine and the
     // position in a round hit every mode alike.
@@ -359,9 +363,9 @@ async function main(): Promise<void> {
     '',
     `Two pods on one node; the five setups live side by side and are measured in ${ROUNDS} interleaved rounds`,
     `(policy on, policy off, bridge, bridge + iptables, policy on with egress delivery, then the reverse order); each figure is the median of the rounds`,
-    `(iperf3 ${IPERF_T} s per run, ${SERVER_CPU === undefined ? 'unpinned' : `server on CPU ${SERVER_CPU} and client on CPU ${CLIENT_CPU} (\`iperf3 -A\`) in every setup`}). Policy on: enforcement \`always\`, ${entries} entries for the server; policy off:`,
+    `(iperf3 ${IPERF_T} s per run, ${SERVER_CPU === undefined ? 'unpinned' : `server on CPU ${SERVER_CPU} and client on CPU ${CLIENT_CPU} (\`iperf3 -A\`) in every setup`}). Agent programs attached with ${attached} (the agent's default here). Policy on: enforcement \`always\`, ${entries} entries for the server; policy off:`,
     'enforcement `never`. Either way an established flow skips policy (its conntrack entry carries the current',
-    'policy revision), so policy is looked up once per flow. Bridge: br_netfilter on; iptables: 1 000',
+    'policy revision), so policy is looked up once per flow. Bridge: br_netfilter on, no rules; iptables: 1 000',
     'non-matching FORWARD rules then ACCEPT (nf_tables backend). Same veth shape in every setup' +
       (sameShape ? ` (${shapes.on}).` : `: NOT the same: ${JSON.stringify(shapes)}.`),
     'Local delivery is `bpf_redirect_peer` (the agent default, as Cilium) except in the `--delivery egress` rows:',
