@@ -4,38 +4,23 @@
 // It is optional: without a C++ compiler or Node's headers the build says so and the package uses koffi.
 // A compile error with both present fails the build. DATAPATH_NATIVE=0 skips it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cxx, nodeHeaders, prebuildPath, whyNotBuildable } from './where.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const abi = process.versions.modules;
-const outDir = join(here, '..', 'prebuilds', `${process.platform}-${process.arch}`);
-const out = join(outDir, `bpf.abi${abi}.node`);
-const skip = (why) => {
+const out = prebuildPath();
+const outDir = dirname(out);
+
+const why = whyNotBuildable();
+if (why !== undefined) {
   console.log(`@datapath/libbpf: native bpf(2) backend not built (${why}); the koffi backend is used`);
   process.exit(0);
-};
-
-if (process.env.DATAPATH_NATIVE === '0') skip('DATAPATH_NATIVE=0');
-if (process.platform !== 'linux') skip(`platform ${process.platform}`);
-
-// Node's headers, for exactly this Node's module ABI (a header set of another version would build an
-// addon this Node refuses to load).
-const headers = [
-  join(dirname(process.execPath), '..', 'include', 'node'),
-  '/usr/include/node',
-  '/usr/local/include/node',
-].find((dir) => {
-  const version = join(dir, 'node_version.h');
-  if (!existsSync(join(dir, 'node.h')) || !existsSync(version)) return false;
-  return new RegExp(`#define NODE_MODULE_VERSION ${abi}\\b`).test(readFileSync(version, 'utf8'));
-});
-if (headers === undefined) skip(`no Node headers for module ABI ${abi}`);
-
-const cxx = process.env.CXX ?? 'c++';
-if (spawnSync(cxx, ['--version'], { stdio: 'ignore' }).status !== 0) skip(`no C++ compiler (${cxx})`);
+}
+const headers = nodeHeaders();
 
 mkdirSync(outDir, { recursive: true });
 const tmp = join(outDir, `bpf.abi${abi}.${process.pid}.tmp.node`);

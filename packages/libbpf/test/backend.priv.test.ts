@@ -1,17 +1,15 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { requireRoot } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
+import { prebuildPath } from '../native/where.mjs';
 
 const run = promisify(execFile);
 const child = fileURLToPath(new URL('./fixtures/backend-child.ts', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
-const built = existsSync(
-  join(root, 'prebuilds', `${process.platform}-${process.arch}`, `bpf.abi${process.versions.modules}.node`),
-);
+const built = existsSync(prebuildPath());
 
 async function sequence(backend: 'native' | 'koffi') {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', child], {

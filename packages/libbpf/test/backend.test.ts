@@ -1,37 +1,14 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { prebuildPath, whyNotBuildable } from '../native/where.mjs';
 import { bpfBackend } from '../src/index.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const abi = process.versions.modules;
-const prebuild = join(root, 'prebuilds', `${process.platform}-${process.arch}`, `bpf.abi${abi}.node`);
-// Where native/build.mjs looks for this Node's headers; it builds unless DATAPATH_NATIVE=0.
-const headerDirs = [
-  join(dirname(process.execPath), '..', 'include', 'node'),
-  '/usr/include/node',
-  '/usr/local/include/node',
-];
-const hasHeaders = headerDirs.some(
-  (dir) =>
-    existsSync(join(dir, 'node.h')) &&
-    existsSync(join(dir, 'node_version.h')) &&
-    new RegExp(`#define NODE_MODULE_VERSION ${abi}\\b`).test(
-      readFileSync(join(dir, 'node_version.h'), 'utf8'),
-    ),
-);
-const canBuild =
-  process.platform === 'linux' &&
-  process.env.DATAPATH_NATIVE !== '0' &&
-  hasHeaders &&
-  spawnSync(process.env.CXX ?? 'c++', ['--version'], { stdio: 'ignore' }).status === 0;
+const prebuild = prebuildPath();
 
 describe('native bpf(2) backend', () => {
   it('is built by the package build wherever this Node has headers and a C++ compiler is present', () => {
-    expect(existsSync(prebuild)).toBe(canBuild);
+    expect(existsSync(prebuild)).toBe(whyNotBuildable() === undefined);
   });
 
   it('carries bpf(2) whenever it was built, unless DATAPATH_BPF_BACKEND says koffi', () => {
