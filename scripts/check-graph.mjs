@@ -3,7 +3,8 @@
 //   - no cycles between workspace packages;
 //   - every `@datapath/*` import in a package's src/ is declared in its package.json dependencies;
 //   - every runtime dependency a package declares is imported by its src/ (no dead weight for users);
-//   - the pure packages stay pure: `@datapath/policy` depends on no kernel package.
+//   - the pure packages stay pure: `@datapath/policy` depends on no kernel package;
+//   - the leaf packages (`@datapath/ip`) have no runtime dependency and import no Node built-in.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -28,6 +29,7 @@ const PURE = {
     '@datapath/netdev',
   ],
 };
+const LEAF = new Set(['@datapath/ip']);
 const problems = [];
 const deps = (m) => Object.keys({ ...m.dependencies, ...m.peerDependencies }).filter((n) => pkgs.has(n));
 
@@ -65,6 +67,13 @@ for (const [name, { dir, manifest }] of pkgs) {
       if (!imported.has(dep))
         problems.push(`${name} declares the dependency ${dep} but its src/ never imports it`);
     }
+  }
+  if (LEAF.has(name)) {
+    for (const dep of Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }))
+      problems.push(`${name} is a leaf package but depends on ${dep}`);
+    for (const spec of imported)
+      if (!spec.startsWith('.') && spec !== name)
+        problems.push(`${name} is a leaf package but its src/ imports ${spec}`);
   }
   for (const banned of PURE[name] ?? []) {
     if (declared.has(banned)) problems.push(`${name} must stay pure but depends on ${banned}`);
