@@ -62,7 +62,7 @@ api-report: build
 
 PREFIX ?= /opt/cni/bin
 install-cni: setup
-	@node packages/cni/scripts/install.mjs "$(PREFIX)"
+	@node --import tsx packages/cni-plugin/scripts/install.mjs "$(PREFIX)"
 
 clean:
 	rm -rf node_modules packages/*/node_modules packages/*/dist packages/*/prebuilds examples/*/node_modules docs/api .test-results .toolchain/*.stamp

@@ -3,8 +3,11 @@
 //   - no cycles between workspace packages;
 //   - every `@datapath/*` import in a package's src/ is declared in its package.json dependencies;
 //   - every runtime dependency a package declares is imported by its src/ (no dead weight for users);
-//   - the pure packages stay pure: `@datapath/policy` depends on no kernel package;
-//   - the leaf packages (`@datapath/ip`) have no runtime dependency and import no Node built-in.
+//   - the leaf packages (`@datapath/ip`) have no runtime dependency and import no Node built-in;
+//   - the pure packages stay pure: `@datapath/policy` and `@datapath/cni` (the CNI spec library) depend
+//     on no kernel package, and their src/ imports no FFI, socket or child process module statically (a
+//     lazy `await import()` inside a function is allowed: it loads nothing at import; their
+//     test/pure.test.ts checks a fresh process's loaded modules and /proc/self/maps).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,16 +23,20 @@ for (const top of tops) {
     }
   }
 }
+const KERNEL = [
+  '@datapath/libbpf',
+  '@datapath/netlink',
+  '@datapath/bpf-maps',
+  '@datapath/loader',
+  '@datapath/netdev',
+];
 const PURE = {
-  '@datapath/policy': [
-    '@datapath/libbpf',
-    '@datapath/netlink',
-    '@datapath/bpf-maps',
-    '@datapath/loader',
-    '@datapath/netdev',
-  ],
+  '@datapath/policy': KERNEL,
+  '@datapath/cni': [...KERNEL, '@datapath/ipam', '@datapath/cni-plugin'],
 };
 const LEAF = new Set(['@datapath/ip']);
+// Modules a pure package may not import at module load (FFI, sockets, child processes, native addons).
+const NATIVE = /^(koffi|node:child_process|child_process|node:net|net|node:dgram|dgram|node:worker_threads)$/;
 const problems = [];
 const deps = (m) => Object.keys({ ...m.dependencies, ...m.peerDependencies }).filter((n) => pkgs.has(n));
 
@@ -74,6 +81,19 @@ for (const [name, { dir, manifest }] of pkgs) {
     for (const spec of imported)
       if (!spec.startsWith('.') && spec !== name)
         problems.push(`${name} is a leaf package but its src/ imports ${spec}`);
+  }
+  if (PURE[name]) {
+    for (const f of files) {
+      const text = readFileSync(f, 'utf8');
+      for (const m of text.matchAll(
+        /^\s*(?:import|export)\s[^;]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]/gm,
+      )) {
+        const spec = m[1] ?? m[2] ?? m[3];
+        if (NATIVE.test(spec) || spec.endsWith('.node')) {
+          problems.push(`${f}: ${name} must stay pure but imports ${spec} at module load`);
+        }
+      }
+    }
   }
   for (const banned of PURE[name] ?? []) {
     if (declared.has(banned)) problems.push(`${name} must stay pure but depends on ${banned}`);

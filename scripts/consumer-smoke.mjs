@@ -2,9 +2,13 @@
 // Consumer smoke test: installs the packed tarballs (.packs/, from `make pack`) into a throwaway project
 // OUTSIDE the workspace with plain npm (no workspace links), typechecks one program per package with
 // `moduleResolution: node16` and with `bundler`, and runs them. The programs that need the kernel run
-// only as root. Run by `make test` after `make pack`.
+// only as root. Then the CNI plugin packaging, as a user gets it from npm: `npm exec datapath-cni install`
+// puts datapath-cni into a CNI bin directory and the launcher answers VERSION and STATUS with an empty
+// environment (no PATH: a runtime's); the same installer bundles and installs a user's own plugin written
+// with runPlugin (--entry); an older Node (the system's /usr/bin/node when it is < 22) is refused loudly.
+// Run by `make test` after `make pack`.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -42,7 +46,7 @@ try {
         dependencies: deps,
         // Sibling @datapath dependencies resolve to the local tarballs, never to the registry.
         overrides: deps,
-        devDependencies: { typescript: '6.0.3', '@types/node': '24.19.2' },
+        devDependencies: { typescript: '6.0.3', '@types/node': '24.19.2', esbuild: '0.28.2' },
       },
       null,
       2,
@@ -87,6 +91,93 @@ try {
     ran++;
   }
   console.log(`consumer-smoke: ${ran} program(s) ran against the packed packages in ${dir}`);
+  cniPluginFromNpm();
 } finally {
   if (!keep) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs an installed plugin as a runtime does: exactly `env` (no PATH), `stdin`; returns status and stdout. */
+function exec(file, env, stdin = '') {
+  const r = spawnSync(file, [], { env, input: stdin, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function cniPluginFromNpm() {
+  const fail = (msg) => {
+    throw new Error(`consumer-smoke: cni-plugin: ${msg}`);
+  };
+  const bin = join(dir, 'cni-bin');
+  const installed = run('npm', ['exec', '--', 'datapath-cni', 'install', bin]);
+  const launcher = readFileSync(join(bin, 'datapath-cni'), 'utf8');
+  if (!launcher.includes(`exec '${process.execPath}'`) || launcher.includes('/usr/bin/env'))
+    fail(`the launcher does not exec this Node by absolute path:\n${launcher}`);
+  const v = exec(join(bin, 'datapath-cni'), { CNI_COMMAND: 'VERSION' });
+  if (v.status !== 0 || !JSON.parse(v.stdout).supportedVersions?.includes('1.1.0'))
+    fail(`VERSION: ${v.status} ${v.stdout}${v.stderr}`);
+  // STATUS opens the host-local store and loads the handlers (koffi's addon, copied from npm's layout).
+  const conf = JSON.stringify({
+    cniVersion: '1.1.0',
+    name: 'smoke',
+    type: 'datapath-cni',
+    ipam: { type: 'host-local', subnet: '10.244.0.0/24', dataDir: join(dir, 'ipam') },
+  });
+  const st = exec(join(bin, 'datapath-cni'), { CNI_COMMAND: 'STATUS', CNI_PATH: bin }, conf);
+  if (st.status !== 0) fail(`STATUS: ${st.status} ${st.stdout}${st.stderr}`);
+  console.log(`consumer-smoke: cni-plugin: ${installed.trim()}; VERSION and STATUS answer with an empty env`);
+
+  // A user's own plugin, written with runPlugin, installed with the same launcher.
+  writeFileSync(
+    join(dir, 'my-plugin.ts'),
+    `import { runPlugin } from '@datapath/cni';
+void runPlugin({
+  about: 'CNI plugin my-plugin v1',
+  add: (a) => ({ interfaces: [{ name: a.ifname, sandbox: a.netns }], ips: [], routes: [] }),
+  del: () => {},
+  check: () => {},
+});
+`,
+  );
+  run('npm', [
+    'exec',
+    '--',
+    'datapath-cni',
+    'install',
+    bin,
+    '--name',
+    'my-plugin',
+    '--entry',
+    'my-plugin.ts',
+  ]);
+  const add = exec(
+    join(bin, 'my-plugin'),
+    {
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'c1',
+      CNI_NETNS: '/proc/self/ns/net',
+      CNI_NETNS_OVERRIDE: '1',
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: bin,
+    },
+    JSON.stringify({ cniVersion: '1.0.0', name: 'mine', type: 'my-plugin' }),
+  );
+  if (add.status !== 0 || JSON.parse(add.stdout).interfaces?.[0]?.name !== 'eth0')
+    fail(`my-plugin ADD: ${add.status} ${add.stdout}${add.stderr}`);
+  console.log('consumer-smoke: cni-plugin: a runPlugin plugin installed with --entry answers ADD');
+
+  // An older Node is refused loudly (the system Node, when there is one below 22).
+  const old = spawnSync('/usr/bin/node', ['-p', 'process.versions.node'], { encoding: 'utf8' });
+  if (old.status === 0 && Number(old.stdout.split('.')[0]) < 22) {
+    const r = spawnSync(
+      '/usr/bin/node',
+      [join(dir, 'node_modules/@datapath/cni-plugin/bin/datapath-cni.cjs'), 'install', join(dir, 'old-bin')],
+      { encoding: 'utf8' },
+    );
+    if (r.status === 0 || !r.stderr.includes('needs Node >= 22'))
+      fail(`Node ${old.stdout.trim()} was not refused: ${r.status} ${r.stderr}`);
+    console.log(`consumer-smoke: cni-plugin: Node ${old.stdout.trim()} refused: ${r.stderr.split('\n')[0]}`);
+  } else {
+    console.log(
+      'consumer-smoke: cni-plugin: no Node < 22 at /usr/bin/node, the refusal is checked by the unit tests',
+    );
+  }
 }

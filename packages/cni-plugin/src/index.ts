@@ -1,0 +1,8 @@
+export type { PluginConfig } from './config.js';
+export { DEFAULT_PIN_DIR, parsePluginConfig, pluginConfigSchema } from './config.js';
+export { pluginInfo } from './info.js';
+export type { BundleOptions, Installation, InstallErrorCode, InstallOptions } from './install.js';
+export { bundlePlugin, InstallError, installPlugin, MIN_NODE_MAJOR } from './install.js';
+export { DEFAULT_DATA_DIR } from './ipam.js';
+export { datapathCni, HOST_NETNS_ENV } from './plugin.js';
+export { datapathCniJsonSchema } from './schema.js';
