@@ -78,7 +78,7 @@ fi
 
 # --- build (only when a source changed) --------------------------------------------------------
 bstamp=$TOOLCHAIN/build.stamp
-bhash=$(find packages examples -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f \( -name '*.ts' -o -name '*.c' -o -name '*.cc' -o -name '*.mjs' -o -name '*.h' -o -name 'package.json' \) -print0 2>/dev/null | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
+bhash=$(find packages examples -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f \( -name '*.ts' -o -name '*.c' -o -name '*.cc' -o -name '*.mjs' -o -name '*.cjs' -o -name '*.h' -o -name 'package.json' \) -print0 2>/dev/null | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$bstamp" 2>/dev/null)" != "$bhash" ]; then
   say "building packages"
   pnpm -r --silent run build >/dev/null

@@ -176,6 +176,7 @@ declare const OWN_NETNS = "/proc/thread-self/ns/net";
 interface CheckNetnsOptions {
     forbidden?: readonly string[];
     allowOwn?: boolean;
+    staleAsMissing?: boolean;
 }
 interface NetnsFound {
     kind: "ok";

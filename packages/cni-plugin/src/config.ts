@@ -2,15 +2,19 @@
 // ../../datapath-cni.schema.json is generated from this (scripts/gen-schema.ts) and a unit test keeps
 // the two in step.
 
-import { type NetConf, parseWithSchema } from '@datapath/cni';
+import { CniError, CniErrorCode, type NetConf, parseWithSchema } from '@datapath/cni';
 import * as z from 'zod/mini';
 import { cidrFamily, ipFamily } from './ip.js';
 
 /** Where datapath-cni pins the tcx links of its endpoints' BPF programs, by default. */
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/datapath-cni';
 
-/** Builds the zod schema of the plugin's own keys (not at module load: start-up time matters). */
-export function pluginConfigSchema() {
+/**
+ * Builds the zod schema of the plugin's own keys (not at module load: start-up time matters). `ipam`
+ * picks the IPAM branch: `host-local` or `delegated` when the config's `ipam.type` is known (so an error
+ * names the bad host-local key, not the union), both for the JSON Schema.
+ */
+export function pluginConfigSchema(ipam: 'any' | 'host-local' | 'delegated' = 'any') {
   const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
   const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
   const range = z.object({
@@ -51,12 +55,89 @@ export function pluginConfigSchema() {
         ),
       }),
     ),
-    ipam: z.union([hostLocal, delegated]),
+    ipam:
+      ipam === 'host-local' ? hostLocal : ipam === 'delegated' ? delegated : z.union([hostLocal, delegated]),
   });
 }
 
-/** The plugin's own config keys, validated. */
-export type PluginConfig = z.infer<ReturnType<typeof pluginConfigSchema>>;
+/** One range of a host-local range set. */
+export interface HostLocalRangeConf {
+  /** The subnet addresses come from (`address/prefix`, the network address, at most /30 or /126). */
+  subnet: string;
+  /** First address to hand out (default: the subnet's first usable one). */
+  rangeStart?: string | undefined;
+  /** Last address to hand out (default: the subnet's last usable one). */
+  rangeEnd?: string | undefined;
+  /** Gateway (default: the subnet's first usable address); never handed out. */
+  gateway?: string | undefined;
+}
+
+/** `ipam` of type `host-local`: run in-process over `@datapath/ipam`, the reference plugin's layout. */
+export interface HostLocalIpamConf {
+  /** Discriminant. */
+  type: 'host-local';
+  /** Range sets: one address per set. */
+  ranges?: HostLocalRangeConf[][] | undefined;
+  /** The legacy single range: its subnet (`ranges` or `subnet` is required). */
+  subnet?: string | undefined;
+  /** The legacy single range: its first address. */
+  rangeStart?: string | undefined;
+  /** The legacy single range: its last address. */
+  rangeEnd?: string | undefined;
+  /** The legacy single range: its gateway. */
+  gateway?: string | undefined;
+  /** Routes to add in the container. */
+  routes?:
+    | {
+        /** Destination (`address/prefix`). */
+        dst: string;
+        /** Next hop (default: the range's gateway). */
+        gw?: string | undefined;
+      }[]
+    | undefined;
+  /** Store directory (default `/var/lib/cni/networks`); the network's name is appended. */
+  dataDir?: string | undefined;
+  /** Other keys, kept. */
+  [key: string]: unknown;
+}
+
+/** `ipam` of any other type: executed from `CNI_PATH`. */
+export interface DelegatedIpamConf {
+  /** The IPAM plugin's name. */
+  type: string;
+  /** Its own keys. */
+  [key: string]: unknown;
+}
+
+/** The plugin's own config keys, validated (the base NetConf keys come with them). */
+export interface PluginConfig extends NetConf {
+  /** Endpoint style: `ptp` (default) or `cilium`. */
+  mode: 'ptp' | 'cilium';
+  /** MTU of both veth ends (default 1500). */
+  mtu: number;
+  /** Path of the namespace that holds the host side of the veth (default: the plugin's own). */
+  hostNetns?: string | undefined;
+  /** A BPF program to attach to the host veth's tcx hook and pin. */
+  bpf?:
+    | {
+        /** Absolute path of the compiled ELF object. */
+        object: string;
+        /** The program's name in it. */
+        program: string;
+        /** The tcx hook (default `ingress`: traffic from the pod). */
+        direction: 'ingress' | 'egress';
+        /** Where the link is pinned (default {@link DEFAULT_PIN_DIR}). */
+        pinDir: string;
+      }
+    | undefined;
+  /** Address management. */
+  ipam: HostLocalIpamConf | DelegatedIpamConf;
+}
+
+// The interface and the schema agree (a compile-time check).
+type SchemaOut = z.infer<ReturnType<typeof pluginConfigSchema>>;
+const _sameShape: (x: SchemaOut) => Omit<PluginConfig, keyof NetConf> = (x) => x;
+void _sameShape;
 
 // A plain object; one with an own `__proto__` key (JSON.parse makes those) is left to zod, which drops it.
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -69,7 +150,7 @@ const onlyKeys = (o: Record<string, unknown>, keys: readonly string[]) =>
 /**
  * The plugin's own keys for the configs runtimes send most (no `bpf` section, host-local IPAM written as
  * the reference plugin documents it, or another IPAM type), without building the zod schema: the same
- * output as {@link pluginConfigSchema} when it returns a value, `undefined` for anything else, which the
+ * output as `pluginConfigSchema` when it returns a value, `undefined` for anything else, which the
  * schema then decides (and words the errors for). test/config.test.ts holds the two to the same answers.
  */
 export function quickPluginConfig(base: Record<string, unknown>): PluginConfig | undefined {
@@ -108,11 +189,23 @@ export function quickPluginConfig(base: Record<string, unknown>): PluginConfig |
 }
 
 /**
- * Validates the plugin's own keys of a base-checked config: {@link quickPluginConfig} when it can tell,
+ * Validates the plugin's own keys of a base-checked config: `quickPluginConfig` when it can tell,
  * the zod schema otherwise (built only then).
  *
- * @throws {@link CniError} code 7 (invalid network config) with the schema's problems in `details`.
+ * @throws `CniError` code 7 (invalid network config) with the schema's problems in `details`.
  */
 export function parsePluginConfig(base: NetConf): PluginConfig {
-  return quickPluginConfig(base) ?? parseWithSchema(pluginConfigSchema(), base);
+  // host-local keeps the network's reservations in a directory named after it: a file name's limit.
+  if (Buffer.byteLength(base.name, 'utf8') > 255) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `name: the network name is ${Buffer.byteLength(base.name, 'utf8')} bytes, at most 255 are allowed`,
+    );
+  }
+  const quick = quickPluginConfig(base);
+  if (quick !== undefined) return quick;
+  const type = isObject(base.ipam) ? base.ipam.type : undefined;
+  const branch =
+    type === 'host-local' ? 'host-local' : typeof type === 'string' && type !== '' ? 'delegated' : 'any';
+  return parseWithSchema(pluginConfigSchema(branch), base) as PluginConfig;
 }

@@ -16,6 +16,8 @@ export interface HostLocalRange {
   rangeEnd?: string | undefined;
   /** Gateway (default: the subnet's first usable address); never handed out. */
   gateway?: string | undefined;
+  /** Where the range is in the config (`ipam.ranges[0][1]`, `ipam`), for error messages. */
+  path?: string | undefined;
 }
 
 /** An address handed out: `ip/prefix` and its gateway. */
@@ -32,32 +34,65 @@ interface PreparedRange {
   gateway: string;
   start: number;
   end: number;
+  path: string;
 }
 
+const configError = (msg: string) => new CniError(CniErrorCode.InvalidNetworkConfig, msg);
+
+/** `ip` written the way the store names its files (RFC 5952 for IPv6). */
+const canonical = (ip: string, family: 4 | 6) =>
+  new RangeAllocator(`${ip}/${family === 4 ? 32 : 128}`, { allowFirstLast: true }).first;
+
 function prepare(r: HostLocalRange): PreparedRange {
-  const alloc = new RangeAllocator(r.subnet, { strategy: 'contiguous' });
+  const path = r.path ?? 'ipam';
+  let alloc: RangeAllocator;
+  try {
+    alloc = new RangeAllocator(r.subnet, { strategy: 'contiguous' });
+  } catch (err) {
+    throw configError(`${path}.subnet: ${r.subnet} is not usable: ${(err as Error).message}`);
+  }
   const prefixLen = Number(r.subnet.slice(r.subnet.indexOf('/') + 1));
-  const gateway = r.gateway ?? alloc.first;
+  const width = alloc.family === 4 ? 32 : 128;
+  // As host-local: a /31 or /32 (/127, /128) has no address to hand out besides the gateway.
+  if (prefixLen > width - 2) {
+    throw configError(
+      `${path}.subnet: network ${r.subnet} is too small to allocate from (at most /${width - 2})`,
+    );
+  }
+  const network = alloc.cidr.slice(0, alloc.cidr.indexOf('/'));
+  if (canonical(r.subnet.slice(0, r.subnet.indexOf('/')), alloc.family) !== network) {
+    throw configError(`${path}.subnet: ${r.subnet} has host bits set: the network address is ${network}`);
+  }
+  const gateway = r.gateway === undefined ? alloc.first : canonical(r.gateway, alloc.family);
   const bound = (ip: string | undefined, dflt: number, what: string) => {
     if (ip === undefined) return dflt;
     const off = alloc.offsetOf(ip);
-    if (off < 0) {
-      throw new CniError(
-        CniErrorCode.InvalidNetworkConfig,
-        `ipam: ${what} ${ip} is not a usable address of ${r.subnet}`,
-      );
-    }
+    if (off < 0) throw configError(`${path}.${what}: ${ip} is not a usable address of ${r.subnet}`);
     return off;
   };
   const start = bound(r.rangeStart, 0, 'rangeStart');
   const end = bound(r.rangeEnd, alloc.size - 1, 'rangeEnd');
-  if (start > end) {
-    throw new CniError(
-      CniErrorCode.InvalidNetworkConfig,
-      `ipam: rangeStart is after rangeEnd in ${r.subnet}`,
-    );
-  }
-  return { alloc, prefixLen, gateway, start, end };
+  if (start > end) throw configError(`${path}: rangeStart is after rangeEnd in ${r.subnet}`);
+  return { alloc, prefixLen, gateway, start, end, path };
+}
+
+/** The range of `set` whose rangeStart–rangeEnd holds `ip` (host-local's `Contains`). */
+function rangeOf(set: readonly PreparedRange[], ip: string): PreparedRange | undefined {
+  return set.find((r) => {
+    if (!r.alloc.contains(ip)) return false;
+    const off = r.alloc.offsetOf(ip);
+    return off >= r.start && off <= r.end;
+  });
+}
+
+/** A released reservation: the address and the attachment it belonged to. */
+export interface Released {
+  /** The address. */
+  ip: string;
+  /** Its container id. */
+  containerId: string;
+  /** Its interface name. */
+  ifname: string;
 }
 
 const same = (a: string | undefined, b: string) => a !== undefined && a.trim() === b.trim();
@@ -81,6 +116,15 @@ export class HostLocalIpam {
     this.store = new FileStore(dir, { sync: false });
   }
 
+  /**
+   * Checks range sets as the constructor does, without opening a store.
+   *
+   * @throws {@link CniError} 7 naming the bad key.
+   */
+  static check(rangeSets: readonly HostLocalRange[][]): void {
+    for (const set of rangeSets) for (const r of set) prepare(r);
+  }
+
   /** Releases the store's lock file. */
   close(): void {
     this.store.close();
@@ -92,6 +136,22 @@ export class HostLocalIpam {
    */
   allocate(containerId: string, ifname: string, requested: readonly string[] = []): Lease[] {
     const owner = hostLocalOwner(containerId, ifname);
+    // As host-local: each range set takes the first requested address it holds; any left over fails ADD
+    // (a requested address is never silently replaced by a dynamic one).
+    const wanted = this.sets.map((): string | undefined => undefined);
+    const left = [...new Set(requested)];
+    this.sets.forEach((set, idx) => {
+      const k = left.findIndex((ip) => rangeOf(set, ip) !== undefined);
+      if (k < 0) return;
+      const ip = left.splice(k, 1)[0]!;
+      const r = rangeOf(set, ip)!;
+      const want = r.alloc.ipAt(r.alloc.offsetOf(ip));
+      if (want === r.gateway) throw configError(`requested IP ${want} is the gateway of ${r.path}`);
+      wanted[idx] = want;
+    });
+    if (left.length > 0) {
+      throw configError(`failed to allocate all requested IPs: ${left.join(' ')}`);
+    }
     return this.store.transact(
       (tx) => {
         const taken = tx.ips();
@@ -108,7 +168,7 @@ export class HostLocalIpam {
         try {
           this.sets.forEach((set, idx) => {
             const rangeId = String(idx);
-            const lease = this.pick(set, taken, requested, this.store.lastReservedIp(rangeId));
+            const lease = this.pick(set, taken, wanted[idx], this.store.lastReservedIp(rangeId));
             const ip = lease.address.slice(0, lease.address.indexOf('/'));
             if (!tx.reserve(ip, owner, rangeId)) {
               throw new IpamError('AlreadyAllocated', `${ip} is already allocated`, {
@@ -132,14 +192,12 @@ export class HostLocalIpam {
   private pick(
     set: PreparedRange[],
     taken: string[],
-    requested: readonly string[],
+    want: string | undefined,
     last: string | undefined,
   ): Lease {
-    for (const want of requested) {
-      const r = set.find((x) => x.alloc.contains(want));
-      if (r === undefined) continue;
-      const off = r.alloc.offsetOf(want);
-      if (off < r.start || off > r.end || want === r.gateway || taken.includes(want)) {
+    if (want !== undefined) {
+      const r = rangeOf(set, want)!;
+      if (taken.includes(want)) {
         throw new IpamError('AlreadyAllocated', `requested IP ${want} is not available`, {
           op: 'host-local',
           target: want,
@@ -200,13 +258,19 @@ export class HostLocalIpam {
     return this.store.transact((tx) => tx.ips().filter((ip) => same(tx.owner(ip), owner)));
   }
 
-  /** Releases every reservation whose owner is not in `keep` (`containerId\r\nifname` strings); returns them. */
-  gc(keep: ReadonlySet<string>): string[] {
+  /**
+   * Releases every reservation whose owner is not in `keep` (`containerId\r\nifname` strings); returns
+   * what it released and whose it was.
+   */
+  gc(keep: ReadonlySet<string>): Released[] {
     return this.store.transact((tx) => {
-      const released: string[] = [];
+      const released: Released[] = [];
       for (const ip of tx.ips()) {
         const owner = tx.owner(ip)?.trim();
-        if (owner !== undefined && !keep.has(owner) && tx.release(ip)) released.push(ip);
+        if (owner !== undefined && !keep.has(owner) && tx.release(ip)) {
+          const [containerId = '', ifname = ''] = owner.split(/\r?\n/);
+          released.push({ ip, containerId, ifname });
+        }
       }
       return released;
     });

@@ -9,6 +9,7 @@ export function pluginInfo(): Omit<CniPlugin<PluginConfig>, 'add' | 'del' | 'che
     about: 'CNI plugin datapath-cni (@datapath/cni reference plugin)',
     versions: ALL_VERSIONS,
     config: parsePluginConfig,
-    cniArgs: ['K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'],
+    // IP: a requested address, as host-local reads it.
+    cniArgs: ['K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID', 'IP'],
   };
 }

@@ -4,7 +4,8 @@ import type { Attachment, BaseArgs, CniIpConfig, CniResult, CniRoute, DelArgs } 
 import { CniError, CniErrorCode, delegate } from '@datapath/cni';
 import { hostLocalOwner } from '@datapath/ipam';
 import type { PluginConfig } from './config.js';
-import { HostLocalIpam, type HostLocalRange } from './host-local.js';
+import { HostLocalIpam, type HostLocalRange, type Released } from './host-local.js';
+import { cidrFamily, ipFamily } from './ip.js';
 
 /** What IPAM handed out for one attachment. */
 export interface IpamLease {
@@ -27,7 +28,7 @@ export interface IpamBackend {
   /** Verifies the container's reservations. */
   check(addresses: readonly string[]): Promise<void>;
   /** Releases everything not in `keep`; returns what was released (when known). */
-  gc(keep: readonly Attachment[]): Promise<string[]>;
+  gc(keep: readonly Attachment[]): Promise<Released[]>;
   /** Throws code 50 when an ADD could not get an address. */
   status(): Promise<void>;
   /** Releases local resources (lock file). */
@@ -61,16 +62,21 @@ function hostLocal(
   args: BaseArgs<PluginConfig> & Partial<DelArgs<PluginConfig>>,
   conf: HostLocalConf,
 ): IpamBackend {
-  const sets: HostLocalRange[][] = conf.ranges ?? [
+  const sets: HostLocalRange[][] = conf.ranges?.map((set, i) =>
+    set.map((r, j) => ({ ...r, path: `ipam.ranges[${i}][${j}]` })),
+  ) ?? [
     [
       {
         subnet: conf.subnet ?? '',
         rangeStart: conf.rangeStart,
         rangeEnd: conf.rangeEnd,
         gateway: conf.gateway,
+        path: 'ipam',
       },
     ],
   ];
+  // The ranges are checked now, so ADD and STATUS both report a bad one as a config error (7).
+  HostLocalIpam.check(sets);
   const dir = join(conf.dataDir ?? DEFAULT_DATA_DIR, args.config.name);
   let store: HostLocalIpam | undefined;
   const open = () => {
@@ -84,13 +90,7 @@ function hostLocal(
   );
   return {
     add: async () => {
-      const rc = args.config.runtimeConfig?.ips ?? [];
-      const cniArgs = (args.config.args?.cni as { ips?: unknown } | undefined)?.ips;
-      const requested = [
-        ...rc,
-        ...(Array.isArray(cniArgs) ? cniArgs.filter((x) => typeof x === 'string') : []),
-      ];
-      const leases = open().allocate(id, ifname, requested.map(stripPrefix));
+      const leases = open().allocate(id, ifname, requestedIps(args));
       return { ips: leases.map((l) => ({ address: l.address, gateway: l.gateway })), routes };
     },
     undo: async (lease) => {
@@ -117,6 +117,7 @@ function hostLocal(
       try {
         free = open().freePerSet();
       } catch (err) {
+        if (err instanceof CniError) throw err;
         throw new CniError(
           CniErrorCode.PluginNotAvailable,
           `host-local store ${dir} is not usable: ${(err as Error).message}`,
@@ -153,11 +154,51 @@ function delegated(args: BaseArgs<PluginConfig>, type: string): IpamBackend {
     },
     gc: async () => {
       await delegate('GC', type, ctx);
-      return [];
+      return []; // the delegate does not say what it released
     },
     status: async () => {
       await delegate('STATUS', type, ctx);
     },
     close: () => {},
   };
+}
+
+/**
+ * The addresses the runtime asks for, as host-local reads them: the `ips` capability
+ * (`runtimeConfig.ips`), `args.cni.ips` and `CNI_ARGS` `IP=` (comma-separated). A value that is not an
+ * address is an error, never dropped.
+ *
+ * @throws {@link CniError} 7 for a bad `args.cni.ips`, 4 for a bad `CNI_ARGS` `IP`.
+ */
+export function requestedIps(args: BaseArgs<PluginConfig> & Partial<DelArgs<PluginConfig>>): string[] {
+  const out: string[] = [];
+  for (const ip of args.config.runtimeConfig?.ips ?? []) out.push(stripPrefix(ip));
+  const cni = (args.config.args as { cni?: { ips?: unknown } } | undefined)?.cni;
+  if (cni?.ips !== undefined) {
+    if (!Array.isArray(cni.ips)) {
+      throw new CniError(CniErrorCode.InvalidNetworkConfig, 'args.cni.ips must be a list of IP addresses');
+    }
+    cni.ips.forEach((ip: unknown, i) => {
+      if (typeof ip !== 'string' || (ipFamily(ip) === 0 && cidrFamily(ip) === 0)) {
+        throw new CniError(
+          CniErrorCode.InvalidNetworkConfig,
+          `args.cni.ips[${i}]: ${JSON.stringify(ip)} is not an IP address`,
+        );
+      }
+      out.push(stripPrefix(ip));
+    });
+  }
+  const env = args.args?.IP;
+  if (env !== undefined && env !== '') {
+    for (const ip of env.split(',')) {
+      if (ipFamily(ip) === 0) {
+        throw new CniError(
+          CniErrorCode.InvalidEnvironmentVariables,
+          `CNI_ARGS IP: ${JSON.stringify(ip)} is not an IP address`,
+        );
+      }
+      out.push(ip);
+    }
+  }
+  return out;
 }

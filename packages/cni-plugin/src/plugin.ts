@@ -96,6 +96,13 @@ function gatewaysOf(ips: readonly CniIpConfig[]): string[] {
 
 /** ADD: IPAM, then the endpoint; any failure undoes both. */
 async function add(a: AddArgs<PluginConfig>): Promise<CniResult> {
+  // A config naming a BPF object that is not there is refused before anything is made.
+  if (a.config.bpf && !existsSync(a.config.bpf.object)) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `bpf.object: ${a.config.bpf.object} does not exist`,
+    );
+  }
   const host = hostNetnsOf(a);
   try {
     if (host) checkNetnsPath(a.netns, { allowOwn: true, forbidden: [host.path] });
@@ -337,7 +344,19 @@ async function gc(a: GcArgs<PluginConfig>): Promise<void> {
   const ipam = ipamFor(a);
   try {
     const released = await ipam.gc(a.validAttachments);
-    if (released.length > 0) a.log(`datapath-cni: GC released ${released.join(' ')}`);
+    if (released.length > 0) a.log(`datapath-cni: GC released ${released.map((r) => r.ip).join(' ')}`);
+    // The BPF link pins of the attachments released: unpinning drops the last reference to a link (and its
+    // program) whose veth may still exist, so nothing stays loaded for a pod that is gone.
+    if (a.config.bpf) {
+      const bpf = a.config.bpf;
+      unpinBpf(
+        bpf,
+        released.flatMap((r) => [
+          hostIfname(r.containerId, r.ifname, 'ptp'),
+          hostIfname(r.containerId, r.ifname, 'cilium'),
+        ]),
+      );
+    }
   } finally {
     ipam.close();
   }

@@ -85,10 +85,61 @@ describe('in-process host-local', () => {
     expect(() => s.allocate('b', 'eth0', ['10.244.0.77'])).toThrow(
       expect.objectContaining({ code: 'AlreadyAllocated' }),
     );
+    expect(s.owned('b', 'eth0')).toEqual([]);
+  });
+
+  it('refuses a requested address equal to the gateway (code 7), reserving nothing', () => {
+    const s = ipam([[{ subnet: '10.244.0.0/24' }]]);
     expect(() => s.allocate('b', 'eth0', ['10.244.0.1'])).toThrow(
-      expect.objectContaining({ code: 'AlreadyAllocated' }),
+      expect.objectContaining({
+        name: 'CniError',
+        code: 7,
+        message: expect.stringMatching(/10\.244\.0\.1 is the gateway/),
+      }),
     );
     expect(s.owned('b', 'eth0')).toEqual([]);
+  });
+
+  it('fails, as host-local, when a requested address is in no range: nothing silently replaced', () => {
+    const s = ipam([
+      [{ subnet: '10.244.0.0/24', rangeStart: '10.244.0.10', rangeEnd: '10.244.0.20' }],
+      [{ subnet: 'fd00::/120' }],
+    ]);
+    const refused = (requested: string[], text: RegExp) => {
+      expect(() => s.allocate('a', 'eth0', requested)).toThrow(
+        expect.objectContaining({ name: 'CniError', code: 7, message: expect.stringMatching(text) }),
+      );
+      expect(s.owned('a', 'eth0')).toEqual([]);
+    };
+    refused(['10.99.0.5'], /failed to allocate all requested IPs: 10\.99\.0\.5/);
+    refused(['10.244.0.5'], /failed to allocate all requested IPs: 10\.244\.0\.5/); // outside rangeStart–rangeEnd
+    refused(['10.244.0.11', '10.244.0.12'], /failed to allocate all requested IPs: 10\.244\.0\.12/); // one per set
+    refused(['fd00::5', 'fd01::5'], /requested IPs: fd01::5/);
+    // Both sets honoured, the IPv6 one written in a non-canonical form.
+    expect(s.allocate('a', 'eth0', ['10.244.0.15', 'fd00:0::7']).map((l) => l.address)).toEqual([
+      '10.244.0.15/24',
+      'fd00::7/120',
+    ]);
+  });
+
+  it('rejects a range with no usable address or with host bits set, naming the key (code 7)', () => {
+    const bad = (subnet: string, text: RegExp) => {
+      expect(() => ipam([[{ subnet: '10.244.0.0/24' }, { subnet, path: 'ipam.ranges[0][1]' }]])).toThrow(
+        expect.objectContaining({ name: 'CniError', code: 7, message: expect.stringMatching(text) }),
+      );
+    };
+    bad(
+      '10.244.1.1/32',
+      /^ipam\.ranges\[0\]\[1\]\.subnet: network 10\.244\.1\.1\/32 is too small to allocate from/,
+    );
+    bad('10.244.1.0/31', /ranges\[0\]\[1\]\.subnet: network 10\.244\.1\.0\/31 is too small/);
+    bad('fd00::/127', /too small/);
+    bad(
+      '10.244.1.5/24',
+      /ipam\.ranges\[0\]\[1\]\.subnet: 10\.244\.1\.5\/24 has host bits set: the network address is 10\.244\.1\.0/,
+    );
+    bad('fd00::5/64', /has host bits set: the network address is fd00::/);
+    expect(ipam([[{ subnet: '10.244.1.0/30' }]]).freePerSet()).toEqual([1]); // the smallest usable one
   });
 
   it('releases by owner only, idempotently, and releaseLeases leaves another owner’s address alone', () => {
@@ -104,7 +155,10 @@ describe('in-process host-local', () => {
   it('garbage-collects every owner not kept', () => {
     const s = ipam([[{ subnet: '10.244.0.0/24' }]]);
     for (const id of ['a', 'b', 'c']) s.allocate(id, 'eth0');
-    expect(s.gc(new Set(['b\r\neth0'])).sort()).toEqual(['10.244.0.2', '10.244.0.4']);
+    expect(s.gc(new Set(['b\r\neth0'])).sort((x, y) => x.ip.localeCompare(y.ip))).toEqual([
+      { ip: '10.244.0.2', containerId: 'a', ifname: 'eth0' },
+      { ip: '10.244.0.4', containerId: 'c', ifname: 'eth0' },
+    ]);
     expect(s.owned('b', 'eth0')).toEqual(['10.244.0.3']);
     expect(files()).toEqual(['10.244.0.3', 'last_reserved_ip.0', 'lock']);
   });

@@ -467,6 +467,157 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
     });
   });
 
+  it('DEL with a stale CNI_NETNS (a regular file or a directory left by a vanished mount) still releases', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(3, async (host, p1, p2) => {
+      await withNet({}, (net) => {
+        const stale = mkdtempSync(join(tmpdir(), 'cni-stale-'));
+        try {
+          writeFileSync(join(stale, 'file'), '');
+          const cases: [TestNetns, string][] = [
+            [p1, join(stale, 'file')],
+            [p2, stale],
+          ];
+          for (const [pod] of cases) {
+            const id = `stale-${pod.name}`;
+            ok(
+              runCni(inst, {
+                hostNs: host.name,
+                containerId: id,
+                netns: pod.path,
+                command: 'ADD',
+                config: net.conf,
+              }),
+            );
+          }
+          expect(net.reserved()).toHaveLength(2);
+          for (const [pod, path] of cases) {
+            const id = `stale-${pod.name}`;
+            // What DEL sees after the netns bind mount vanished: retries must succeed too.
+            for (let i = 0; i < 2; i++)
+              ok(
+                runCni(inst, {
+                  hostNs: host.name,
+                  containerId: id,
+                  netns: path,
+                  command: 'DEL',
+                  config: net.conf,
+                }),
+              );
+          }
+          expect(net.reserved()).toEqual([]);
+          expect(links(host.name)).toEqual(['lo']); // host veths removed by name
+        } finally {
+          rmSync(stale, { recursive: true, force: true });
+        }
+      });
+    });
+  });
+
+  it('hostile input gets the right code and a message naming the problem, leaving nothing behind', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(2, async (host, pod) => {
+      await withNet({}, (net) => {
+        const base = { hostNs: host.name, containerId: 'hostile', netns: pod.path, command: 'ADD' };
+        const ipam = net.conf.ipam as Record<string, unknown>;
+        const msg = (o: Outcome, code: number) => {
+          const e = failed(o, code);
+          return `${e.msg} ${e.details ?? ''}`;
+        };
+        // Interface names the kernel would rewrite (%d) or refuses (all, default): CNI_IFNAME, code 4.
+        for (const ifname of ['eth%d', '%', 'all', 'default']) {
+          expect(msg(runCni(inst, { ...base, ifname, config: net.conf }), 4)).toContain('CNI_IFNAME');
+        }
+        // A range with no usable address: a config error on ADD and on STATUS.
+        const tiny = {
+          ...net.conf,
+          cniVersion: '1.1.0',
+          ipam: { ...ipam, ranges: [[{ subnet: '10.244.0.1/32' }]] },
+        };
+        expect(msg(runCni(inst, { ...base, config: tiny }), 7)).toContain('too small to allocate from');
+        expect(msg(runCni(inst, { hostNs: host.name, command: 'STATUS', config: tiny }), 7)).toContain(
+          'ipam.ranges[0][0].subnet',
+        );
+        // Bad host-local fields are named with the reason; host bits set and /31 refused as host-local does.
+        expect(
+          msg(
+            runCni(inst, {
+              ...base,
+              config: { ...net.conf, ipam: { ...ipam, ranges: undefined, subnet: 5 } },
+            }),
+            7,
+          ),
+        ).toContain('ipam.subnet: Invalid input: expected string, received number');
+        expect(
+          msg(
+            runCni(inst, {
+              ...base,
+              config: { ...net.conf, ipam: { ...ipam, ranges: [[{ subnet: 'bogus' }]] } },
+            }),
+            7,
+          ),
+        ).toContain('ipam.ranges[0][0].subnet: not an address/prefix');
+        expect(
+          msg(
+            runCni(inst, {
+              ...base,
+              config: { ...net.conf, ipam: { ...ipam, ranges: [[{ subnet: '10.244.0.9/24' }]] } },
+            }),
+            7,
+          ),
+        ).toContain('has host bits set');
+        expect(
+          msg(
+            runCni(inst, {
+              ...base,
+              config: { ...net.conf, ipam: { ...ipam, ranges: [[{ subnet: '10.244.0.0/31' }]] } },
+            }),
+            7,
+          ),
+        ).toContain('too small');
+        // A network name over 255 bytes, a missing BPF object.
+        expect(msg(runCni(inst, { ...base, config: { ...net.conf, name: 'n'.repeat(300) } }), 7)).toContain(
+          'at most 255',
+        );
+        expect(
+          msg(
+            runCni(inst, {
+              ...base,
+              config: { ...net.conf, bpf: { object: '/nonexistent/prog.o', program: 'p' } },
+            }),
+            7,
+          ),
+        ).toContain('bpf.object');
+        // Requested addresses: outside every range, the gateway, an invalid one — never silently replaced.
+        const req = (extra: Record<string, unknown>, args?: string) =>
+          runCni(inst, {
+            ...base,
+            config: { ...net.conf, ...extra },
+            ...(args === undefined ? {} : { args }),
+          });
+        expect(msg(req({ runtimeConfig: { ips: ['10.99.0.5/24'] } }), 7)).toContain(
+          'failed to allocate all requested IPs: 10.99.0.5',
+        );
+        expect(msg(req({ args: { cni: { ips: ['10.99.0.6'] } } }), 7)).toContain(
+          'failed to allocate all requested IPs: 10.99.0.6',
+        );
+        expect(msg(req({ args: { cni: { ips: ['10.244.0.7', 'bogus'] } } }), 7)).toContain(
+          'args.cni.ips[1]: "bogus"',
+        );
+        expect(msg(req({}, 'IP=10.99.0.8'), 7)).toContain('failed to allocate all requested IPs: 10.99.0.8');
+        expect(msg(req({ runtimeConfig: { ips: ['10.244.0.1/24'] } }), 7)).toContain('is the gateway');
+        expect(net.reserved()).toEqual([]);
+        expect(links(host.name)).toEqual(['lo']);
+        expect(links(pod.name)).toEqual(['lo']);
+        // CNI_ARGS IP= is honoured, as host-local does.
+        const r = ok(req({}, 'IP=10.244.0.77'))!;
+        expect((r.ips as { address: string }[])[0]!.address).toBe('10.244.0.77/24');
+        ok(runCni(inst, { ...base, command: 'DEL', config: net.conf }));
+        expect(net.reserved()).toEqual([]);
+      });
+    });
+  });
+
   it('rolls ADD back when a step after IPAM fails: no veth, no reservation', async (ctx) => {
     requireRoot(ctx);
     await withNetns(2, async (host, pod) => {
@@ -903,9 +1054,26 @@ char LICENSE[] SEC("license") = "GPL";
           const check = failed(runCni(inst, { ...base, command: 'CHECK', config: withPrev(conf, r) }), 999);
           expect(check.msg).toContain('BPF link pin');
           ok(runCni(inst, { ...base, command: 'DEL', config: withPrev(conf, r) }));
-          ok(runCni(inst, { ...base, command: 'ADD', config: conf }));
+          const again = ok(runCni(inst, { ...base, command: 'ADD', config: conf }))!;
           expect(existsSync(pin)).toBe(true);
-          ok(runCni(inst, { ...base, command: 'DEL', config: conf }));
+          // GC of an attachment the runtime no longer lists releases its pin too: the link and the program
+          // leave the kernel (the veth is still there; only the runtime's DEL removes it).
+          const linkId = (JSON.parse(run('bpftool', ['-j', 'link', 'show', 'pinned', pin])) as { id: number })
+            .id;
+          const gcConf = {
+            ...conf,
+            cniVersion: '1.1.0',
+            'cni.dev/valid-attachments': [{ containerID: 'other', ifname: 'eth0' }],
+          };
+          ok(runCni(inst, { hostNs: host.name, command: 'GC', config: gcConf }));
+          expect(net.reserved()).toEqual([]);
+          expect(existsSync(pin)).toBe(false);
+          const linkIds = (JSON.parse(run('bpftool', ['-j', 'link', 'list'])) as { id: number }[]).map(
+            (l) => l.id,
+          );
+          expect(linkIds).not.toContain(linkId);
+          expect(inNetns(pod.name, 'ping', ['-c', '1', '-W', '2', '10.244.0.1'])).toBeDefined(); // no longer dropped
+          ok(runCni(inst, { ...base, command: 'DEL', config: withPrev(conf, again) }));
           expect(existsSync(pin)).toBe(false);
           // A program name the object does not have: ADD fails and leaves nothing.
           const bad = { ...net.conf, bpf: { object, program: 'nope', pinDir } };

@@ -178,9 +178,18 @@ export function parseConfig<T = {}>(json: unknown, rules?: ConfigRules<T>): NetC
  */
 export function parseWithSchema<T>(schema: z.core.$ZodType<T>, value: unknown): T {
   const r = z.safeParse(schema, value);
-  if (!r.success) throw invalid(r.error);
-  return r.data;
+  if (r.success) return r.data;
+  // zod/mini words its issues only with a locale loaded ("Invalid input" otherwise): load English on the
+  // first failure (not at start-up: the success path stays as cheap) and parse again for the reasons.
+  if (!localeLoaded) {
+    z.config(z.locales.en());
+    localeLoaded = true;
+    const again = z.safeParse(schema, value);
+    if (!again.success) throw invalid(again.error);
+  }
+  throw invalid(r.error);
 }
+let localeLoaded = false;
 
 // A plain object; one with an own `__proto__` key (JSON.parse makes those) is left to zod, which drops it.
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -208,10 +217,17 @@ export function quickNetConf(json: unknown): NetConf | undefined {
   return { ...json, cniVersion: cniVersion ?? '0.1.0' } as NetConf;
 }
 
+/** `ipam.ranges[0][1].subnet` for a zod issue path. */
+function keyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of path) out += typeof k === 'number' ? `[${k}]` : `${out === '' ? '' : '.'}${String(k)}`;
+  return out === '' ? '(config)' : out;
+}
+
 function invalid(error: z.core.$ZodError): CniError {
   return new CniError(
     CniErrorCode.InvalidNetworkConfig,
     'invalid network configuration',
-    z.prettifyError(error).replaceAll('\n', '; '),
+    error.issues.map((i) => `${keyPath(i.path)}: ${i.message}`).join('; '),
   );
 }

@@ -20,7 +20,8 @@ export interface DelegateContext {
  * stdin, the way libcni's `invoke.DelegateAdd/Del/Check/Status/GC` do. Returns the delegate's result,
  * converted to the newest shape, for ADD; `undefined` for the other commands. Its stderr passes through.
  *
- * @throws {@link CniError} with the delegate's own code when it fails, code 999 when it cannot be found or
+ * @throws {@link CniError} with the delegate's own code and details when it fails (the message prefixed
+ * with `plugin "TYPE": `), code 999 when it cannot be found or
  * started, code 6 when its result cannot be decoded.
  * @example Delegating address allocation to host-local
  * ```ts
@@ -78,9 +79,10 @@ function delegateFailure(type: string, status: number | null, stdout: string): C
   try {
     const e = JSON.parse(stdout) as { code?: unknown; msg?: unknown; details?: unknown };
     if (typeof e.code === 'number' && e.code >= 1 && Number.isInteger(e.code)) {
+      // The delegate's own code and details; its message says which plugin failed.
       return new CniError(
         e.code,
-        typeof e.msg === 'string' ? e.msg : `plugin "${type}" failed`,
+        typeof e.msg === 'string' ? `plugin "${type}": ${e.msg}` : `plugin "${type}" failed`,
         typeof e.details === 'string' ? e.details : undefined,
       );
     }

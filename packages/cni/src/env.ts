@@ -117,7 +117,8 @@ export function validateNetworkName(name: unknown): void {
 
 /**
  * Validates an interface name as Linux and libcni require: 1–15 bytes, not `.` or `..`, and no `/`, `:`
- * or whitespace.
+ * or whitespace; and, beyond libcni, not `all` or `default` (the kernel refuses them) and no `%` (the
+ * kernel would expand it, so the name made would not be the name asked for).
  *
  * @throws {@link CniError} code 4 naming `CNI_IFNAME`.
  * @example Checking an interface name
@@ -132,7 +133,12 @@ export function validateIfname(name: string): void {
   if (name === '') throw bad('interface name is empty');
   if (Buffer.byteLength(name, 'utf8') > 15) throw bad('interface name is longer than 15 bytes');
   if (name === '.' || name === '..') throw bad('interface name is . or ..');
+  // The kernel refuses these two (they name the per-family sysctl directories).
+  if (name === 'all' || name === 'default') throw bad(`interface name "${name}" is reserved by the kernel`);
   if (/[/:\s]/u.test(name)) throw bad('interface name contains / or : or whitespace characters');
+  // The kernel expands a `%d` in a new device's name (eth%d → eth0): the interface made would not be the one
+  // named in the result, nor the one CHECK and DEL look for.
+  if (name.includes('%')) throw bad('interface name contains %');
 }
 
 /**

@@ -16,6 +16,12 @@ export interface CheckNetnsOptions {
   forbidden?: readonly string[];
   /** Skip the own-namespace comparison (`CNI_NETNS_OVERRIDE=1`). */
   allowOwn?: boolean;
+  /**
+   * Report a path that exists but is not a namespace file (a regular file or a directory, what a vanished
+   * netns bind mount leaves behind) as `missing` instead of throwing: what DEL needs, so it still
+   * releases what the container held.
+   */
+  staleAsMissing?: boolean;
 }
 
 /** {@link checkNetnsPath}: the path is a usable namespace file. */
@@ -49,9 +55,9 @@ function id(path: string): { dev: number; ino: number } | undefined {
 /**
  * Checks, before anything is configured, that `path` is a namespace file (on nsfs) and not the plugin's
  * own network namespace (nor any of `forbidden`). A path that does not exist is reported as `missing`
- * (DEL treats that as "already gone").
+ * (DEL treats that as "already gone"), and so, with `staleAsMissing`, is one that is not a namespace file.
  *
- * @throws {@link CniError} code 8 (invalid netns) for a path that is not on nsfs, the plugin's own namespace
+ * @throws {@link CniError} code 8 (invalid netns) for a path that is not on nsfs (unless `staleAsMissing`), the plugin's own namespace
  * or a forbidden one.
  * @example Refusing the plugin's own namespace
  * ```ts
@@ -69,6 +75,7 @@ export function checkNetnsPath(path: string, options: CheckNetnsOptions = {}): N
     throw new CniError(CniErrorCode.InvalidNetNs, `failed to open netns "${path}": ${code ?? String(err)}`);
   }
   if (type !== NSFS_MAGIC) {
+    if (options.staleAsMissing) return { kind: 'missing' };
     throw new CniError(
       CniErrorCode.InvalidNetNs,
       `unknown FS magic on "${path}": ${type.toString(16)}`,

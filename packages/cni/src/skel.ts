@@ -309,7 +309,9 @@ async function dispatch<C>(
   if (env.command === 'DEL') {
     let netns: string | undefined;
     if (netnsPath !== '') {
-      const found = checkNetnsPath(netnsPath, { allowOwn: env.netnsOverride });
+      // A stale CNI_NETNS (a regular file or directory left by a vanished bind mount) is a namespace that is
+      // gone: DEL must still release what the container held, so the handler gets no netns.
+      const found = checkNetnsPath(netnsPath, { allowOwn: env.netnsOverride, staleAsMissing: true });
       netns = found.kind === 'ok' ? netnsPath : undefined;
     }
     await plugin.del({ ...base, containerId, ifname, netns, args, prevResult });

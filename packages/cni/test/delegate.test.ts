@@ -45,11 +45,11 @@ describe('delegate', () => {
     expect(readFileSync(join(dir, 'env.DEL'), 'utf8')).toBe('DEL c9 eth0\n');
   });
 
-  it('passes the delegate’s error code through', async () => {
+  it('passes the delegate’s error code through, saying which plugin failed', async () => {
     await expect(delegate('ADD', 'failing-ipam', ctx('{}'))).rejects.toMatchObject({
       name: 'CniError',
       code: 11,
-      message: 'store locked',
+      message: 'plugin "failing-ipam": store locked',
       details: 'retry',
     });
   });

@@ -80,6 +80,10 @@ describe('validateIfname', () => {
     ['a:b', 'whitespace'],
     ['a b', 'whitespace'],
     ['a\tb', 'whitespace'],
+    ['eth%d', 'contains %'],
+    ['%', 'contains %'],
+    ['all', 'reserved by the kernel'],
+    ['default', 'reserved by the kernel'],
   ])('rejects %j with code 4', (name, why) => {
     const e = codeOf(() => validateIfname(name));
     expect(e.code).toBe(4);

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import {
@@ -234,6 +237,25 @@ describe('runPlugin: commands', () => {
     ).toBe(0);
     expect((await invoke(plugin, env('DEL', { CNI_NETNS: '' }), conf())).status).toBe(0);
     expect(calls.map((c) => (c.args as DelArgs<{}>).netns)).toEqual([undefined, undefined]);
+  });
+
+  it('runs DEL with a stale CNI_NETNS (a regular file or a directory) as netns undefined', async () => {
+    // What a vanished netns bind mount leaves behind: DEL must still run, so the plugin releases its IPs.
+    const { plugin, calls } = recorder();
+    const dir = mkdtempSync(join(tmpdir(), 'cni-stale-'));
+    try {
+      writeFileSync(join(dir, 'file'), '');
+      expect((await invoke(plugin, env('DEL', { CNI_NETNS: join(dir, 'file') }), conf())).status).toBe(0);
+      expect((await invoke(plugin, env('DEL', { CNI_NETNS: dir }), conf())).status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(calls.map((c) => [c.cmd, (c.args as DelArgs<{}>).netns])).toEqual([
+      ['DEL', undefined],
+      ['DEL', undefined],
+    ]);
+    // ADD and CHECK still refuse such a path.
+    expectError(await invoke(plugin, env('ADD', { CNI_NETNS: '/etc' }), conf()), 8);
   });
 
   it('refuses ADD in the plugin’s own netns or a non-nsfs path with code 8, before calling ADD', async () => {

@@ -11,17 +11,27 @@ export function bad(op: string, message: string, target?: string): never {
   );
 }
 
-/** Linux interface name rules: 1–15 bytes, not `.`/`..`, no `/`, `:`, NUL or whitespace. */
+/**
+ * Linux interface name rules: 1–15 bytes, not `.`/`..`/`all`/`default` (the kernel refuses those two:
+ * they name the per-family sysctl directories), no `/`, `:`, NUL or whitespace, and no `%` (the kernel
+ * expands `eth%d` to a free `eth0`, so the name asked for would not be the name made).
+ */
 export function checkIfname(name: unknown, op: string, what = 'interface name'): string {
   if (
     typeof name !== 'string' ||
     name === '' ||
     name === '.' ||
     name === '..' ||
+    name === 'all' ||
+    name === 'default' ||
     Buffer.byteLength(name) > 15 ||
-    /[/:\s\0]/.test(name)
+    /[/:%\s\0]/.test(name)
   ) {
-    bad(op, `invalid ${what} ${JSON.stringify(name)} (1-15 bytes, no '/', ':' or whitespace)`, String(name));
+    bad(
+      op,
+      `invalid ${what} ${JSON.stringify(name)} (1-15 bytes, not all/default, no '/', ':', '%' or whitespace)`,
+      String(name),
+    );
   }
   return name;
 }

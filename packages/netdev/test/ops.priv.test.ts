@@ -170,11 +170,27 @@ describe('links', () => {
   it('rejects bad input before any syscall and maps kernel refusals', async (ctx) => {
     requireRoot(ctx);
     await inTestNs((_t, handle) => {
-      for (const name of ['', 'a'.repeat(16), 'a b', 'a/b', 'a:b', '..']) {
+      // '%' would let the kernel pick the name (x%d → x0); all/default are the kernel's sysctl names.
+      for (const name of [
+        '',
+        'a'.repeat(16),
+        'a b',
+        'a/b',
+        'a:b',
+        '..',
+        'x%d',
+        'eth%d',
+        'a%',
+        'all',
+        'default',
+      ]) {
         expect(() => linkAdd({ name, kind: 'bridge' }, { handle })).toThrow(
           expect.objectContaining({ code: 'InvalidArgument', errno: undefined }),
         );
       }
+      expect(() => linkAdd({ name: 'v0', kind: 'veth', peer: { name: 'p%d' } }, { handle })).toThrow(
+        expect.objectContaining({ code: 'InvalidArgument', errno: undefined }),
+      );
       expect(() => linkAdd({ name: 'x0', kind: 'bridge', mtu: 10 }, { handle })).toThrow(
         expect.objectContaining({ code: 'InvalidArgument', errno: undefined }),
       );
