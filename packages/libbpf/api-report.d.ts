@@ -315,6 +315,30 @@ interface ProgInfo {
 declare function progInfo(fd: number): ProgInfo;
 declare function progInfoById(id: number): ProgInfo;
 declare function progProbeIsa(): "v1" | "v2" | "v3";
+declare const TestRunCtxSize: {
+    readonly skb: 192;
+    readonly xdp: 24;
+};
+declare const TestRunFlags: {
+    readonly runOnCpu: 1;
+    readonly xdpLiveFrames: 2;
+    readonly skbChecksumComplete: 4;
+};
+interface ProgTestRunOptions {
+    data?: Uint8Array;
+    ctx?: Uint8Array;
+    repeat?: number;
+    flags?: number;
+    cpu?: number;
+    dataOutHeadroom?: number;
+}
+interface ProgTestRunResult {
+    retval: number;
+    data: Uint8Array;
+    ctx: Uint8Array;
+    durationNs: number;
+}
+declare function progTestRun(fd: number, options?: ProgTestRunOptions): ProgTestRunResult;
 declare const Cmd: {
     readonly MapCreate: 0;
     readonly MapLookupElem: 1;
@@ -324,6 +348,7 @@ declare const Cmd: {
     readonly ProgLoad: 5;
     readonly ObjPin: 6;
     readonly ObjGet: 7;
+    readonly ProgTestRun: 10;
     readonly ProgQuery: 16;
     readonly ObjGetInfoByFd: 15;
     readonly MapGetFdById: 14;
@@ -393,5 +418,5 @@ interface XdpState {
 }
 declare function xdpAttach(progFd: number, ifindex: number, mode: XdpMode): number;
 declare function xdpQuery(ifindex: number): XdpState;
-export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupQuery, errnoError, fdClose, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCreate, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, objGet, objInfo, objPin, objectDescribe, objectLoad, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxQuery, xdpAttach, xdpQuery };
-export type { AttrPointer, BpfBackend, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, XdpMode, XdpState };
+export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, TestRunCtxSize, TestRunFlags, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupQuery, errnoError, fdClose, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCreate, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, objGet, objInfo, objPin, objectDescribe, objectLoad, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTestRun, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxQuery, xdpAttach, xdpQuery };
+export type { AttrPointer, BpfBackend, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, ProgTestRunOptions, ProgTestRunResult, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, XdpMode, XdpState };

@@ -2,6 +2,49 @@
 import { ProgInfo, TcDirection, TcFilterId, CgroupHook, TcxAnchor, XdpMode, ObjectConstantDecl, LoadedObject } from "@datapath/libbpf";
 export { BpfError, BpfErrorCode, CgroupHook, ProgInfo, TcDirection, TcxAnchor, VerifierError, XdpMode } from "@datapath/libbpf";
 import { AnyMap, MapCodecs } from "@datapath/bpf-maps";
+declare const TcAct: {
+    readonly UNSPEC: -1;
+    readonly OK: 0;
+    readonly RECLASSIFY: 1;
+    readonly SHOT: 2;
+    readonly PIPE: 3;
+    readonly STOLEN: 4;
+    readonly QUEUED: 5;
+    readonly REPEAT: 6;
+    readonly REDIRECT: 7;
+    readonly TRAP: 8;
+};
+declare const XdpAct: {
+    readonly ABORTED: 0;
+    readonly DROP: 1;
+    readonly PASS: 2;
+    readonly TX: 3;
+    readonly REDIRECT: 4;
+};
+type TcVerdict = `TC_ACT_${keyof typeof TcAct}`;
+type XdpVerdict = `XDP_${keyof typeof XdpAct}`;
+interface RunOptions {
+    data?: Uint8Array;
+    ctx?: Uint8Array;
+    repeat?: number;
+    flags?: number;
+}
+interface RunResult {
+    retval: number;
+    verdict: TcVerdict | XdpVerdict | undefined;
+    data: Uint8Array;
+    ctx: Uint8Array;
+    durationNs: number;
+}
+interface SkbContextFields {
+    mark?: number;
+    priority?: number;
+    ingressIfindex?: number;
+    ifindex?: number;
+    cb?: readonly number[];
+}
+declare function skbContext(fields: SkbContextFields): Uint8Array;
+declare function skbMark(ctx: Uint8Array): number;
 declare class Program {
     #private;
     readonly name: string;
@@ -10,6 +53,7 @@ declare class Program {
     get typeName(): string;
     get fd(): number;
     info(): ProgInfo;
+    run(options: RunOptions): RunResult;
 }
 type LinkKind = "tcx" | "tc" | "xdp" | "cgroup";
 interface LinkDetails {
@@ -219,6 +263,110 @@ declare class CompileError extends Error {
         cause?: unknown;
     });
 }
+interface EthLayer {
+    kind: "eth";
+    dst: string;
+    src: string;
+    type?: number;
+}
+interface ArpLayer {
+    kind: "arp";
+    op: number;
+    senderMac: string;
+    senderIp: string;
+    targetMac: string;
+    targetIp: string;
+}
+interface Ipv4Layer {
+    kind: "ipv4";
+    src: string;
+    dst: string;
+    ttl?: number;
+    proto?: number;
+    id?: number;
+    tos?: number;
+    fragment?: number;
+    totalLength?: number;
+    checksum?: number;
+}
+interface Ipv6Layer {
+    kind: "ipv6";
+    src: string;
+    dst: string;
+    hopLimit?: number;
+    next?: number;
+    trafficClass?: number;
+    flowLabel?: number;
+    payloadLength?: number;
+}
+interface TcpFlags {
+    fin?: boolean;
+    syn?: boolean;
+    rst?: boolean;
+    psh?: boolean;
+    ack?: boolean;
+    urg?: boolean;
+    ece?: boolean;
+    cwr?: boolean;
+}
+interface TcpLayer {
+    kind: "tcp";
+    sport: number;
+    dport: number;
+    seq?: number;
+    ack?: number;
+    flags?: TcpFlags;
+    window?: number;
+    urgent?: number;
+    checksum?: number;
+}
+interface UdpLayer {
+    kind: "udp";
+    sport: number;
+    dport: number;
+    length?: number;
+    checksum?: number;
+}
+interface IcmpLayer {
+    kind: "icmp" | "icmpv6";
+    type: number;
+    code?: number;
+    id?: number;
+    seq?: number;
+    checksum?: number;
+}
+interface VxlanLayer {
+    kind: "vxlan";
+    vni: number;
+    flags?: number;
+}
+interface PayloadLayer {
+    kind: "payload";
+    bytes: Uint8Array;
+}
+type Layer = EthLayer | ArpLayer | Ipv4Layer | Ipv6Layer | TcpLayer | UdpLayer | IcmpLayer | VxlanLayer | PayloadLayer;
+interface ChecksumVerdict {
+    checksumOk: boolean;
+}
+interface ParsedTcpLayer extends Omit<Required<TcpLayer>, "flags">, ChecksumVerdict {
+    flags: Required<TcpFlags>;
+}
+type ParsedLayer = Required<EthLayer> | ArpLayer | (Required<Ipv4Layer> & ChecksumVerdict) | Required<Ipv6Layer> | ParsedTcpLayer | (Required<UdpLayer> & ChecksumVerdict) | (Required<IcmpLayer> & ChecksumVerdict) | Required<VxlanLayer> | PayloadLayer;
+declare const EtherType: {
+    readonly ipv4: 2048;
+    readonly arp: 2054;
+    readonly ipv6: 34525;
+};
+declare const IpProto: {
+    readonly icmp: 1;
+    readonly tcp: 6;
+    readonly udp: 17;
+    readonly icmpv6: 58;
+};
+declare function buildPacket(layers: readonly Layer[]): Uint8Array;
+declare function internetChecksum(...parts: Uint8Array[]): number;
+declare const VXLAN_PORT = 4789;
+declare function parsePacket(bytes: Uint8Array): ParsedLayer[];
 interface AttachedProgram {
     id: number;
     name: string;
@@ -249,5 +397,5 @@ interface DeviceAttachments {
     xdp: XdpAttachment[];
 }
 declare function query(device: string | DeviceRef): DeviceAttachments;
-export { Collection, CompileError, FdLink, ObjectSpec, Program, TcLink, attach, attachCgroup, attachTc, attachTcx, attachXdp, clangRunner, compile, configHeader, defaultCacheDir, load, openObject, openPinnedLink, query };
-export type { AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, CollectionMap, CompileErrorCode, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, Link, LinkDetails, LinkKind, LoadOptions, MapSpec, ProgramSpec, TcAttachment, TcxAttachment, TcxChainState, XdpAttachment };
+export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, clangRunner, compile, configHeader, defaultCacheDir, internetChecksum, load, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark };
+export type { ArpLayer, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };

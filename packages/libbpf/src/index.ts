@@ -49,6 +49,8 @@ export type {
 export { LoadedObject, objectDescribe, objectLoad, pinnedMapInfo, VerifierError } from './object.js';
 export type { ProgInfo } from './prog.js';
 export { progInfo, progInfoById, progProbeIsa, progTypeName } from './prog.js';
+export type { ProgTestRunOptions, ProgTestRunResult } from './prog-run.js';
+export { progTestRun, TestRunCtxSize, TestRunFlags } from './prog-run.js';
 export { BpfCmd } from './sys/bpf-attr.js';
 export type { BpfBackend } from './sys/libc.js';
 export { bpfBackend } from './sys/libc.js';

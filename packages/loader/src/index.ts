@@ -18,6 +18,25 @@ export type { CompileErrorCode, Diagnostic } from './errors.js';
 export { CompileError } from './errors.js';
 export type { Link, LinkDetails, LinkKind } from './link.js';
 export { FdLink, openPinnedLink, TcLink } from './link.js';
+export { buildPacket, EtherType, IpProto } from './packet/build.js';
+export { internetChecksum } from './packet/checksum.js';
+export type {
+  ArpLayer,
+  ChecksumVerdict,
+  EthLayer,
+  IcmpLayer,
+  Ipv4Layer,
+  Ipv6Layer,
+  Layer,
+  ParsedLayer,
+  ParsedTcpLayer,
+  PayloadLayer,
+  TcpFlags,
+  TcpLayer,
+  UdpLayer,
+  VxlanLayer,
+} from './packet/layers.js';
+export { parsePacket, VXLAN_PORT } from './packet/parse.js';
 export { Program } from './program.js';
 export type {
   AttachedProgram,
@@ -28,6 +47,8 @@ export type {
   XdpAttachment,
 } from './query.js';
 export { query } from './query.js';
+export type { RunOptions, RunResult, SkbContextFields, TcVerdict, XdpVerdict } from './run.js';
+export { skbContext, skbMark, TcAct, XdpAct } from './run.js';
 export type { ConstantSpec, MapSpec, ProgramSpec } from './spec.js';
 export { ObjectSpec, openObject } from './spec.js';
 export type { CompilerRun, CompilerRunner } from './sys/clang.js';

@@ -28,6 +28,8 @@ export const Cmd = {
   ObjPin: 6,
   /** `BPF_OBJ_GET` */
   ObjGet: 7,
+  /** `BPF_PROG_TEST_RUN` */
+  ProgTestRun: 10,
   /** `BPF_PROG_QUERY` */
   ProgQuery: 16,
   /** `BPF_OBJ_GET_INFO_BY_FD` */
@@ -155,6 +157,26 @@ export const ProgLoadAttr = {
   insns: 8,
   license: 16,
   expectedAttachType: 68,
+} as const;
+
+/** BPF_PROG_TEST_RUN attr (the `test` member of `union bpf_attr`). */
+export const TestRunAttr = {
+  size: 80,
+  progFd: 0,
+  retval: 4,
+  dataSizeIn: 8,
+  dataSizeOut: 12,
+  dataIn: 16,
+  dataOut: 24,
+  repeat: 32,
+  duration: 36,
+  ctxSizeIn: 40,
+  ctxSizeOut: 44,
+  ctxIn: 48,
+  ctxOut: 56,
+  flags: 64,
+  cpu: 68,
+  batchSize: 72,
 } as const;
 
 /** BPF_LINK_CREATE attr (generic head). */
