@@ -263,6 +263,14 @@ declare class CompileError extends Error {
         cause?: unknown;
     });
 }
+type FieldCodecName = "ipv4" | "ipv6" | "mac" | "be16" | "be32" | "bytes";
+interface GenerateOptions {
+    source?: string;
+    types?: readonly string[];
+    codecs?: Readonly<Record<string, FieldCodecName>>;
+    skipMaps?: readonly string[];
+}
+declare function generate(object: Uint8Array, options?: GenerateOptions): string;
 interface EthLayer {
     kind: "eth";
     dst: string;
@@ -397,5 +405,5 @@ interface DeviceAttachments {
     xdp: XdpAttachment[];
 }
 declare function query(device: string | DeviceRef): DeviceAttachments;
-export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, clangRunner, compile, configHeader, defaultCacheDir, internetChecksum, load, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark };
-export type { ArpLayer, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };
+export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark };
+export type { ArpLayer, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };

@@ -16,6 +16,8 @@ export { compile, configHeader, defaultCacheDir } from './compile.js';
 export type { ConstantValue } from './constants.js';
 export type { CompileErrorCode, Diagnostic } from './errors.js';
 export { CompileError } from './errors.js';
+export type { FieldCodecName, GenerateOptions } from './gen/generate.js';
+export { generate } from './gen/generate.js';
 export type { Link, LinkDetails, LinkKind } from './link.js';
 export { FdLink, openPinnedLink, TcLink } from './link.js';
 export { buildPacket, EtherType, IpProto } from './packet/build.js';

@@ -1,0 +1,109 @@
+import { join } from 'node:path';
+import { bpftoolJson, requireRoot } from '@datapath/testutils';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compile, load, openObject } from '../src/index.js';
+import { bpfDir } from './helpers/fixtures.js';
+import * as shapes from './shapes.gen.js';
+
+let shapesObj: string;
+
+beforeAll(async () => {
+  shapesObj = (await compile({ files: [join(bpfDir, 'shapes.bpf.c')] })).path;
+});
+
+const key: shapes.ShapeKey = { addr: 0x0af40001, port: 8080, proto: 6, lvl: shapes.Level.HIGH };
+const inner = (n: number): shapes.Inner => ({ a: n, b: -n, c: n * 1000 });
+const value: shapes.ShapeValue = {
+  flag: 1,
+  big: 2n ** 52n + 3n,
+  neg: -(2n ** 40n),
+  small: -123456,
+  color: shapes.Color.BLUE,
+  delta: shapes.Delta.MINUS,
+  nested: inner(7),
+  list: [inner(1), inner(2), inner(3)],
+  words: [1, 2, 3, 0xffffffff],
+  mac: Uint8Array.from([2, 0, 0, 0, 0, 9]),
+  name: new TextEncoder().encode('ten-chars\0'),
+  u: { word: 0x01020304 },
+};
+
+interface Dumped {
+  key: string[];
+  value: string[];
+  formatted: { key: Record<string, unknown>; value: Record<string, unknown> };
+}
+
+const camel = (s: string) => s.replace(/_+([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const swap16 = (n: number) => ((n & 0xff) << 8) | (n >> 8);
+const swap32 = (n: number) => new DataView(Uint32Array.of(n).buffer).getUint32(0, false);
+
+/**
+ * Compares bpftool's BTF-formatted value with ours, member by member. `be` names the network-order fields
+ * (bpftool prints them as host-order numbers), `enums` the enum fields (bpftool prints the enumerator's
+ * name, and a 1-byte enum as a signed number).
+ */
+function expectSame(
+  theirs: unknown,
+  ours: unknown,
+  path: string,
+  be: Record<string, 16 | 32>,
+  enums: Record<string, Readonly<Record<string, number>>> = {},
+): void {
+  if (theirs !== null && typeof theirs === 'object' && !Array.isArray(theirs)) {
+    for (const [k, v] of Object.entries(theirs)) {
+      expect(ours, path).toHaveProperty(camel(k));
+      expectSame(v, (ours as Record<string, unknown>)[camel(k)], `${path}.${k}`, be, enums);
+    }
+    return;
+  }
+  if (Array.isArray(theirs)) {
+    const list = ours instanceof Uint8Array ? Array.from(ours) : (ours as unknown[]);
+    expect(list.length, path).toBe(theirs.length);
+    theirs.forEach((v, i) => expectSame(v, list[i], `${path}[${i}]`, be, enums));
+    return;
+  }
+  if (typeof theirs === 'string' && ours instanceof Uint8Array) {
+    const end = ours.indexOf(0);
+    expect(new TextDecoder().decode(ours.subarray(0, end < 0 ? ours.length : end)), path).toBe(theirs);
+    return;
+  }
+  const e = enums[path];
+  if (e !== undefined) {
+    const named = typeof theirs === 'string' ? e[theirs] : undefined;
+    const n = named ?? Number(BigInt.asUintN(8, BigInt(theirs as number)));
+    expect(n, path).toBe(ours);
+    return;
+  }
+  const bits = be[path];
+  const mine = bits === 16 ? swap16(ours as number) : bits === 32 ? swap32(ours as number) : ours;
+  expect(typeof mine === 'bigint' ? mine : BigInt(mine as number), path).toBe(BigInt(theirs as number | bigint));
+}
+
+describe('generated codecs against the kernel', () => {
+  it('entries written through generated clients read back field for field through bpftool map dump -j', (ctx) => {
+    requireRoot(ctx);
+    const spec = openObject(shapesObj);
+    using coll = load(spec);
+    const maps = shapes.openMaps(coll);
+    maps.shapes.set(key, value);
+    maps.unions.set(1, { bytes4: Uint8Array.from([9, 8, 7, 6]) });
+    const dumped = bpftoolJson<Dumped[]>(['map', 'dump', 'id', String(mapId(coll, 'shapes'))]);
+    expect(dumped).toHaveLength(1);
+    expectSame(dumped[0]!.formatted.key, key, 'key', { 'key.addr': 32, 'key.port': 16 }, { 'key.lvl': shapes.Level });
+    // A union reads back every member: compare with what the generated codec decodes, then with what was written.
+    const back = maps.shapes.get(key)!;
+    expect({ ...back, u: { word: back.u.word } }).toEqual(value);
+    expect(back.u.bytes4).toEqual(Uint8Array.from([4, 3, 2, 1]));
+    expectSame(dumped[0]!.formatted.value, back, 'value', {}, {
+      'value.color': shapes.Color,
+      'value.delta': shapes.Delta,
+    });
+    const u = bpftoolJson<Dumped[]>(['map', 'dump', 'id', String(mapId(coll, 'unions'))]);
+    expectSame(u[1]!.formatted.value, maps.unions.get(1), 'union', {});
+  });
+});
+
+function mapId(coll: { maps: Readonly<Record<string, { fd: number }>> }, name: string): number {
+  return bpftoolJson<Array<{ id: number; name: string }>>(['map', 'show']).filter((m) => m.name === name).at(-1)!.id;
+}
