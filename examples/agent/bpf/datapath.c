@@ -111,6 +111,10 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } policy SEC(".maps");
 
+/* The gateway every pod routes through (Cilium-style: a link-local address nobody owns), host order.
+ * Set by the agent at load (src/gateway.ts is its one definition). */
+const volatile __u32 gateway_ipv4 = 0;
+
 struct flow {
 	struct ct_key tuple;
 	__u32 len;
@@ -418,7 +422,7 @@ static __always_inline int arp_respond(struct __sk_buff *skb, struct endpoint_in
 	if ((void *)(p + 1) > data_end)
 		return TC_ACT_OK;
 	if (p->arp.ar_op != bpf_htons(ARPOP_REQUEST) || p->arp.ar_hrd != bpf_htons(ARPHRD_ETHER) ||
-	    p->arp.ar_pro != bpf_htons(ETH_P_IP) || p->tpa != bpf_htonl(GATEWAY_IPV4))
+	    p->arp.ar_pro != bpf_htons(ETH_P_IP) || p->tpa != bpf_htonl(gateway_ipv4))
 		return TC_ACT_OK;
 
 	requester = p->spa;
@@ -428,7 +432,7 @@ static __always_inline int arp_respond(struct __sk_buff *skb, struct endpoint_in
 	__builtin_memcpy(p->tha, p->sha, ETH_ALEN);
 	p->tpa = requester;
 	__builtin_memcpy(p->sha, self->node_mac, ETH_ALEN);
-	p->spa = bpf_htonl(GATEWAY_IPV4);
+	p->spa = bpf_htonl(gateway_ipv4);
 	account(self->lxc_id, REASON_ARP_REPLY, DIR_EGRESS, skb->len);
 	/* Back out of the same veth: egress of the host side arrives at the pod's eth0. */
 	return bpf_redirect(skb->ifindex, 0);
@@ -514,7 +518,7 @@ int from_container(struct __sk_buff *skb)
 
 	if (!enter(skb, DIR_EGRESS, &self, &f, &verdict) || !self)
 		return verdict;
-	if (f.tuple.saddr != self->ip4)
+	if (f.tuple.saddr != self->ip)
 		return drop(skb, self->lxc_id, REASON_INVALID_SOURCE, DIR_EGRESS);
 
 	a.ep = self;
@@ -544,7 +548,7 @@ int to_container(struct __sk_buff *skb)
 
 	if (!enter(skb, DIR_INGRESS, &self, &f, &verdict) || !self)
 		return verdict;
-	if (f.tuple.daddr != self->ip4)
+	if (f.tuple.daddr != self->ip)
 		return TC_ACT_OK; /* broadcast and the like: the pod's stack decides */
 
 	/* The peer came through the node's stack (host or world), or is a local pod delivered with

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Map layouts shared by the agent's BPF datapath (datapath.c) and its TypeScript side
- * (src/maps.ts mirrors every struct here byte for byte; change both together).
+ * Map layouts shared by the agent's BPF datapath (datapath.c) and its TypeScript side, which is
+ * generated from the compiled object's BTF: src/datapath.gen.ts (`pnpm --filter
+ * @datapath/example-agent run gen`; a test fails when it is stale). Nothing here is written twice.
  *
  * The policy and ipcache layouts follow Cilium's (bpf/lib/maps.h, bpf/lib/policy.h,
  * pkg/maps/policymap, pkg/maps/ipcache): the agent fills them from @datapath/policy's compiled
@@ -11,9 +12,6 @@
 #define DATAPATH_H
 
 #include <linux/types.h>
-
-/* The gateway every pod routes through (Cilium-style: a link-local address nobody owns). */
-#define GATEWAY_IPV4 0xa9fe0101 /* 169.254.1.1, host order */
 
 /* Reserved security identities as Cilium numbers them. */
 #define ID_UNKNOWN 0
@@ -29,7 +27,7 @@ struct endpoint_info {
 	__u32 sec_id;      /* security identity of the pod */
 	__u8 mac[6];       /* pod eth0 MAC: destination MAC on delivery */
 	__u8 node_mac[6];  /* host-side veth MAC: source MAC on delivery, ARP responder MAC */
-	__be32 ip4;        /* pod IPv4, network order */
+	__be32 ip;         /* pod IPv4, network order */
 }; /* 28 bytes */
 
 /* ---- ipcache: LPM trie, IP prefix -> identity (Cilium's ipcache_key; the value is
@@ -134,7 +132,7 @@ struct dp_config {
 
 /* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes, for every reason
  *      but REASON_FORWARDED; forwarded packets go to `fwd` (below), the per-packet path ------- */
-enum metric_reason {
+enum __attribute__((packed)) metric_reason {
 	REASON_FORWARDED = 0,        /* delivered (not a drop) */
 	REASON_ARP_REPLY = 1,        /* ARP request for the gateway answered (not a drop) */
 	REASON_POLICY_DENIED = 2,    /* no policy entry allows it (default deny) */
@@ -147,15 +145,17 @@ enum metric_reason {
 	REASON_MAX
 };
 
-enum metric_dir {
+enum __attribute__((packed)) metric_dir {
 	DIR_INGRESS = 1,             /* towards the endpoint */
 	DIR_EGRESS = 2,              /* from the endpoint */
 };
 
+/* The reason and direction are 1-byte enums so that their names reach the BTF, and from there the
+ * TypeScript side (MetricReason, MetricDir): the drop reasons are defined here only. */
 struct metrics_key {
 	__u32 lxc_id;
-	__u8 reason;
-	__u8 dir;
+	enum metric_reason reason;
+	enum metric_dir dir;
 	__u16 pad;
 }; /* 8 bytes */
 

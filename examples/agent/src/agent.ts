@@ -10,6 +10,7 @@ import { applyEndpoint, linkGet, linkSetUp, planEndpoint, removeEndpoint } from 
 import { Handle, Netns, netnsAdd } from '@datapath/netlink';
 import { type AttachKind, Datapath, type Delivery, type MapDiff } from './datapath.js';
 import { AgentError } from './errors.js';
+import { GATEWAY } from './gateway.js';
 import { AddressPool } from './ipam.js';
 import { FWD_MAX_ENDPOINTS } from './maps.js';
 import {
@@ -23,8 +24,8 @@ import { type CompiledPolicy, compilePolicy, type PodInput, StickyIdentities } f
 import type { Place } from './probes.js';
 import { type AgentState, loadState, type PodRecord, saveState, statePath } from './state.js';
 
-/** The gateway every pod routes through; the datapath answers ARP for it. */
-export const GATEWAY = '169.254.1.1';
+/** The gateway every pod routes through; the datapath answers ARP for it (defined in gateway.ts). */
+export { GATEWAY };
 
 /** Options of {@link Agent.start} and {@link Agent.restore}. */
 export interface AgentOptions {

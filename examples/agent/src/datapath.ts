@@ -24,7 +24,9 @@ import { BpfError } from '@datapath/libbpf';
 import { attach, type Collection, compile, load, openObject, openPinnedLink } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import { IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, POLICY_KEY_SIZE, POLICY_VALUE_SIZE } from '@datapath/policy';
+import { setConstants } from './datapath.gen.js';
 import { AgentError } from './errors.js';
+import { GATEWAY, ipv4HostU32 } from './gateway.js';
 import {
   ctEntry,
   ctKey,
@@ -249,7 +251,9 @@ export class Datapath {
     mkdirSync(paths.pinDir, { recursive: true });
     let coll: Collection;
     try {
-      coll = load(openObject(compiled.path, 'datapath'), { pinDir: paths.pinDir });
+      const spec = openObject(compiled.path, 'datapath');
+      setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
+      coll = load(spec, { pinDir: paths.pinDir });
     } catch (err) {
       throw new AgentError('DatapathFailed', `loading bpf/datapath.c: ${(err as Error).message}`, {
         cause: err,

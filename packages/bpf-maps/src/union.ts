@@ -31,16 +31,22 @@ export function union<F extends StructFields>(fields: F, options: UnionOptions =
   const raw = Math.max(0, ...entries.map(([, c]) => c.size));
   const size = (raw + align - 1) & ~(align - 1);
   if (options.size !== undefined && options.size !== size) {
-    throw new BpfError('InvalidArgument', `union: computed size ${size} differs from the expected size ${options.size}`, {
-      op: 'union',
-    });
+    throw new BpfError(
+      'InvalidArgument',
+      `union: computed size ${size} differs from the expected size ${options.size}`,
+      {
+        op: 'union',
+      },
+    );
   }
   return {
     size,
     align,
     encode(v, d, o) {
       if (v === null || typeof v !== 'object') {
-        throw new BpfError('InvalidArgument', 'codec: expected an object with one union member', { op: 'encode' });
+        throw new BpfError('InvalidArgument', 'codec: expected an object with one union member', {
+          op: 'encode',
+        });
       }
       new Uint8Array(d.buffer, d.byteOffset + o, size).fill(0);
       let wrote = false;
@@ -51,9 +57,13 @@ export function union<F extends StructFields>(fields: F, options: UnionOptions =
         wrote = true;
       }
       if (!wrote) {
-        throw new BpfError('InvalidArgument', `codec: a union needs one of ${entries.map(([n]) => n).join(', ')}`, {
-          op: 'encode',
-        });
+        throw new BpfError(
+          'InvalidArgument',
+          `codec: a union needs one of ${entries.map(([n]) => n).join(', ')}`,
+          {
+            op: 'encode',
+          },
+        );
       }
     },
     decode(d, o) {
@@ -86,9 +96,13 @@ export function enumeration<const V extends Readonly<Record<string, number>>>(
     align: base.align,
     encode(v, d, o) {
       if (!allowed.has(v)) {
-        throw new BpfError('InvalidArgument', `codec: ${String(v)} is not one of ${[...allowed].join(', ')}`, {
-          op: 'encode',
-        });
+        throw new BpfError(
+          'InvalidArgument',
+          `codec: ${String(v)} is not one of ${[...allowed].join(', ')}`,
+          {
+            op: 'encode',
+          },
+        );
       }
       base.encode(v, d, o);
     },

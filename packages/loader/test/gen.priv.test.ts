@@ -1,7 +1,8 @@
 import { join } from 'node:path';
+import { mapInfo } from '@datapath/libbpf';
 import { bpftoolJson, requireRoot } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compile, load, openObject } from '../src/index.js';
+import { type Collection, compile, load, openObject } from '../src/index.js';
 import { bpfDir } from './helpers/fixtures.js';
 import * as shapes from './shapes.gen.js';
 
@@ -60,7 +61,7 @@ function expectSame(
   if (Array.isArray(theirs)) {
     const list = ours instanceof Uint8Array ? Array.from(ours) : (ours as unknown[]);
     expect(list.length, path).toBe(theirs.length);
-    theirs.forEach((v, i) => expectSame(v, list[i], `${path}[${i}]`, be, enums));
+    for (const [i, v] of theirs.entries()) expectSame(v, list[i], `${path}[${i}]`, be, enums);
     return;
   }
   if (typeof theirs === 'string' && ours instanceof Uint8Array) {
@@ -77,7 +78,9 @@ function expectSame(
   }
   const bits = be[path];
   const mine = bits === 16 ? swap16(ours as number) : bits === 32 ? swap32(ours as number) : ours;
-  expect(typeof mine === 'bigint' ? mine : BigInt(mine as number), path).toBe(BigInt(theirs as number | bigint));
+  expect(typeof mine === 'bigint' ? mine : BigInt(mine as number), path).toBe(
+    BigInt(theirs as number | bigint),
+  );
 }
 
 describe('generated codecs against the kernel', () => {
@@ -90,20 +93,32 @@ describe('generated codecs against the kernel', () => {
     maps.unions.set(1, { bytes4: Uint8Array.from([9, 8, 7, 6]) });
     const dumped = bpftoolJson<Dumped[]>(['map', 'dump', 'id', String(mapId(coll, 'shapes'))]);
     expect(dumped).toHaveLength(1);
-    expectSame(dumped[0]!.formatted.key, key, 'key', { 'key.addr': 32, 'key.port': 16 }, { 'key.lvl': shapes.Level });
+    expectSame(
+      dumped[0]!.formatted.key,
+      key,
+      'key',
+      { 'key.addr': 32, 'key.port': 16 },
+      { 'key.lvl': shapes.Level },
+    );
     // A union reads back every member: compare with what the generated codec decodes, then with what was written.
     const back = maps.shapes.get(key)!;
     expect({ ...back, u: { word: back.u.word } }).toEqual(value);
     expect(back.u.bytes4).toEqual(Uint8Array.from([4, 3, 2, 1]));
-    expectSame(dumped[0]!.formatted.value, back, 'value', {}, {
-      'value.color': shapes.Color,
-      'value.delta': shapes.Delta,
-    });
+    expectSame(
+      dumped[0]!.formatted.value,
+      back,
+      'value',
+      {},
+      {
+        'value.color': shapes.Color,
+        'value.delta': shapes.Delta,
+      },
+    );
     const u = bpftoolJson<Dumped[]>(['map', 'dump', 'id', String(mapId(coll, 'unions'))]);
     expectSame(u[1]!.formatted.value, maps.unions.get(1), 'union', {});
   });
 });
 
-function mapId(coll: { maps: Readonly<Record<string, { fd: number }>> }, name: string): number {
-  return bpftoolJson<Array<{ id: number; name: string }>>(['map', 'show']).filter((m) => m.name === name).at(-1)!.id;
+function mapId(coll: Collection, name: string): number {
+  return mapInfo(coll.maps[name]!.fd).id;
 }

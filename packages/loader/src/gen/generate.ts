@@ -16,7 +16,8 @@ export interface GenerateOptions {
   types?: readonly string[];
   /**
    * Codecs by `struct_name.field` or by typedef name, for what C types cannot say (an address in a
-   * `__be32`, a MAC in a `__u8[6]`). The codec's size must equal the field's.
+   * `__be32`, a MAC in a `__u8[6]`). The codec's size must equal the field's. Fields named `pad`, `pad1`,
+   * `__pad` … are padding: written as zeros, left out of the value.
    */
   codecs?: Readonly<Record<string, FieldCodecName>>;
   /** Maps whose key and value get no codec (their clients are left to the caller): e.g. bitfield layouts. */
@@ -114,6 +115,8 @@ const pascal = (s: string) => {
   const c = camel(s);
   return c.charAt(0).toUpperCase() + c.slice(1);
 };
+/** Field names that are explicit padding. */
+const PAD_FIELD = /^_*pad\d*$/;
 const plural = (n: number) => `${n} byte${n === 1 ? '' : 's'}`;
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const prop = (name: string) => (IDENT.test(name) ? name : JSON.stringify(name));
@@ -296,8 +299,15 @@ class Emitter {
       const offset = m.bitOffset / 8;
       const key = `${owner}.${m.name}`;
       const o = this.#codecs[key];
-      const gen =
-        o !== undefined ? this.#override(o, sizeOf(this.#btf, m.type), label) : this.codec(m.type, label);
+      const size = sizeOf(this.#btf, m.type);
+      // Explicit padding (`pad`, `pad1`, `__pad`): written as zeros and left out of the value.
+      const padding =
+        o === undefined && PAD_FIELD.test(m.name) && resolve(this.#btf, m.type).kind !== 'struct';
+      const gen = padding
+        ? { expr: `${this.#use('pad')}(${size})`, ts: 'undefined', size, align: 1 }
+        : o !== undefined
+          ? this.#override(o, size, label)
+          : this.codec(m.type, label);
       const name = m.name === '' ? `_anon${anonN++}` : camel(m.name);
       if (t.kind === 'struct' && offset > cursor) {
         fields.push({
@@ -313,7 +323,7 @@ class Emitter {
         });
       }
       if (t.kind === 'struct' && offset < cursor) throw refuse(`${label} overlaps the field before it`);
-      fields.push({ name, gen, offset, pad: false });
+      fields.push({ name, gen, offset, pad: padding });
       cursor = t.kind === 'struct' ? offset + gen.size : Math.max(cursor, gen.size);
     }
     let packed = false;

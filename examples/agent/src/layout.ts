@@ -1,0 +1,36 @@
+/**
+ * How src/datapath.gen.ts is generated from bpf/datapath.c: the C is the one definition of every map
+ * layout, enum and constant; `pnpm --filter @datapath/example-agent run gen` rewrites the module and a
+ * test fails when the checked-in one is stale.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compile, type GenerateOptions, generate } from '@datapath/loader';
+
+const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
+
+/** The generated module's path. */
+export const GENERATED = fileURLToPath(new URL('./datapath.gen.ts', import.meta.url));
+
+/** What C types cannot say: addresses and MACs; the policy trie's key has bitfields (coded by @datapath/policy). */
+export const GEN_OPTIONS: GenerateOptions = {
+  source: 'bpf/datapath.c',
+  codecs: {
+    'endpoint_info.ip': 'ipv4',
+    'endpoint_info.mac': 'mac',
+    'endpoint_info.node_mac': 'mac',
+    'ct_key.saddr': 'ipv4',
+    'ct_key.daddr': 'ipv4',
+  },
+  skipMaps: ['policy'],
+};
+
+/** Compiles bpf/datapath.c (through the loader's cache) and returns the object path and the module it generates. */
+export async function generateDatapathModule(cacheDir?: string): Promise<{ object: string; text: string }> {
+  const { path } = await compile({
+    files: [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')],
+    ...(cacheDir === undefined ? {} : { cacheDir }),
+  });
+  return { object: path, text: generate(readFileSync(path), GEN_OPTIONS) };
+}
