@@ -41,8 +41,6 @@ export {
   ProgArrayMap,
 } from './kinds.js';
 export type { LpmKey, LpmKeyOptions } from './lpm.js';
-export type { UnionOptions, UnionType } from './union.js';
-export { enumeration, union } from './union.js';
 export { lpmKey, lpmKeyCodec } from './lpm.js';
 export type { BatchOptions, IterateOptions, IterationStats, MapKind, UpdateFlag } from './map.js';
 export { BpfMap } from './map.js';
@@ -55,3 +53,5 @@ export type {
   ProgArraySpec,
 } from './open.js';
 export { createMap, openPinned } from './open.js';
+export type { UnionOptions, UnionType } from './union.js';
+export { enumeration, union } from './union.js';
