@@ -187,14 +187,6 @@ declare function lpmKeyCodec<F extends Record<string, Codec<unknown>> = {}>(opti
 declare const lpmKey: {
     fromCidr<S extends object = {}>(cidr: string, extra?: S): LpmKey<S>;
 };
-type UnionType<F extends StructFields> = {
-    [K in keyof F]?: CodecType<F[K]>;
-};
-interface UnionOptions {
-    size?: number;
-}
-declare function union<F extends StructFields>(fields: F, options?: UnionOptions): Codec<UnionType<F>>;
-declare function enumeration<const V extends Readonly<Record<string, number>>>(base: Codec<number>, values: V): Codec<V[keyof V]>;
 interface BaseMapSpec {
     maxEntries: number;
     name?: string;
@@ -245,5 +237,13 @@ declare function openPinned<V>(path: string, spec: PinnedSpec<number, V> & {
 declare function openPinned(path: string, spec: PinnedSpec<number, number> & {
     type: "progArray";
 }): ProgArrayMap;
+type UnionType<F extends StructFields> = {
+    [K in keyof F]?: CodecType<F[K]>;
+};
+interface UnionOptions {
+    size?: number;
+}
+declare function union<F extends StructFields>(fields: F, options?: UnionOptions): Codec<UnionType<F>>;
+declare function enumeration<const V extends Readonly<Record<string, number>>>(base: Codec<number>, values: V): Codec<V[keyof V]>;
 export { ArrayMap, BpfMap, HashMap, LpmTrieMap, LruHashMap, PerCpuArrayMap, PerCpuHashMap, ProgArrayMap, align, array, be16, be32, bytes, createMap, enumeration, i16, i32, i64, i8, ipv4, ipv6, lpmKey, lpmKeyCodec, mac, openMapFd, openPinned, pad, struct, u16, u32, u64, u8, union };
 export type { AnyMap, BaseMapSpec, BatchOptions, Codec, CodecType, FromFdOptions, IndexedMapSpec, IterateOptions, IterationStats, KeyedMapSpec, LpmKey, LpmKeyOptions, MapCodecs, MapKind, MapSpec, PadCodec, PinnedSpec, ProgArraySpec, StructCodec, StructFields, StructOptions, StructType, UnionOptions, UnionType, UpdateFlag };
