@@ -4,6 +4,7 @@
  * programs to every endpoint's host-side veth, keeps every endpoint's policy in one trie under its
  * endpoint id, and keeps the maps in sync by diffing against what it last wrote.
  */
+
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,7 @@ import {
   type PerCpuHashMap,
   u32,
 } from '@datapath/bpf-maps';
+import { ipToBytes } from '@datapath/ip';
 import { BpfError } from '@datapath/libbpf';
 import { attach, type Collection, compile, load, openObject, openPinnedLink } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
@@ -120,8 +122,7 @@ export function splitLxcPolicyKey(key: Uint8Array): { lxcId: number; ciliumKey: 
 
 /** The IPv4 address as the u32 whose little-endian bytes are the address (network order in memory). */
 export function ipv4ToNetworkU32(ip: string): number {
-  const p = ip.split('.').map(Number);
-  return ((p[0]! | (p[1]! << 8) | (p[2]! << 16) | (p[3]! << 24)) >>> 0) as number;
+  return new DataView(ipToBytes(ip, 4).buffer).getUint32(0, true);
 }
 
 /** The map operations {@link syncRawMap} needs. */

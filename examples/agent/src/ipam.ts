@@ -2,6 +2,7 @@
  * Pod addresses: @datapath/ipam's HostScope over the node's pod CIDR, durable in a FileStore in the
  * agent's state directory (the host-local layout, so a CNI plugin could share it).
  */
+import { type IpPrefix, parsePrefix, prefixContains, tryParseIp } from '@datapath/ip';
 import { FileStore, HostScope } from '@datapath/ipam';
 
 /** The agent's IPv4 address pool: owners per IP, durable across agent restarts. */
@@ -9,22 +10,19 @@ export class AddressPool {
   readonly cidr: string;
   readonly #store: FileStore;
   readonly #scope: HostScope;
-  readonly #net: number;
-  readonly #mask: number;
+  readonly #prefix: IpPrefix;
 
   constructor(dir: string, cidr: string) {
     this.cidr = cidr;
     this.#store = new FileStore(dir, { sync: false });
     this.#scope = new HostScope({ v4: [cidr], store: this.#store, strategy: 'contiguous' });
-    const [addr, len] = cidr.split('/') as [string, string];
-    this.#mask = Number(len) === 0 ? 0 : (~0 << (32 - Number(len))) >>> 0;
-    this.#net = (toU32(addr) & this.#mask) >>> 0;
+    this.#prefix = parsePrefix(cidr, { strict: false, family: 4 });
   }
 
   /** Whether `ip` lies inside the pool's CIDR. */
   contains(ip: string): boolean {
-    const n = toU32(ip);
-    return n >= 0 && (n & this.#mask) >>> 0 === this.#net;
+    const a = tryParseIp(ip, 4);
+    return a !== undefined && prefixContains(this.#prefix, a);
   }
 
   /** Reserves exactly `ip` for `owner`. */
@@ -57,10 +55,4 @@ export class AddressPool {
   close(): void {
     this.#store.close();
   }
-}
-
-function toU32(ip: string): number {
-  const p = ip.split('.');
-  if (p.length !== 4 || p.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) return -1;
-  return p.reduce((a, x) => ((a << 8) | Number(x)) >>> 0, 0);
 }

@@ -2,6 +2,7 @@
  * `agent run`: a scenario end to end — pods up, listeners up, every probe sent as real packets from
  * inside its source namespace, results compared with the compiled verdict and with `expect`.
  */
+import { formatPrefix, parsePrefix, prefixContains, prefixOf, tryParseIp } from '@datapath/ip';
 import { Agent, type AgentOptions } from './agent.js';
 import { AgentError } from './errors.js';
 import type { Scenario } from './policy.js';
@@ -56,13 +57,7 @@ function resolvePort(scenario: Scenario, probe: Scenario['probes'][number]): num
   return named.port;
 }
 
-const ipv4U32 = (ip: string): number | undefined => {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((x) => x > 255)) return undefined;
-  return parts.reduce((a, x) => a * 256 + x, 0);
-};
+const POD_RANGE = parsePrefix('10.244.0.0/16');
 
 /**
  * The smallest CIDR (a /16 to a /24 inside 10.244.0.0/16) holding every scenario pod address, so
@@ -70,16 +65,12 @@ const ipv4U32 = (ip: string): number | undefined => {
  * agent's default pod CIDR then applies and pods outside it get another address).
  */
 export function scenarioPodCidr(ips: readonly string[]): string | undefined {
-  const nums = ips.map(ipv4U32);
-  if (nums.length === 0 || nums.some((n) => n === undefined || Math.floor(n / 65536) !== 0x0af4))
+  const addrs = ips.map((ip) => tryParseIp(ip, 4));
+  if (addrs.length === 0 || addrs.some((a) => a === undefined || !prefixContains(POD_RANGE, a)))
     return undefined;
   for (let len = 24; len >= 16; len--) {
-    const size = 2 ** (32 - len);
-    const net = Math.floor(nums[0]! / size);
-    if (nums.every((n) => Math.floor(n! / size) === net)) {
-      const base = net * size;
-      return `${[24, 16, 8, 0].map((sh) => Math.floor(base / 2 ** sh) % 256).join('.')}/${len}`;
-    }
+    const p = prefixOf(addrs[0]!, len);
+    if (addrs.every((a) => prefixContains(p, a!))) return formatPrefix(p);
   }
   return undefined;
 }

@@ -1,5 +1,5 @@
+import { formatIp, formatIpv4, ipToBytes } from '@datapath/ip';
 import { BpfError } from '@datapath/libbpf';
-import ipaddr from 'ipaddr.js';
 import { FAST_I32, FAST_I64, FAST_U8, FAST_U16, FAST_U32, FAST_U64, fastKind, tagFast } from './fast.js';
 
 /**
@@ -185,15 +185,13 @@ export const be16: Codec<number> = intCodec(2, false, false);
  */
 export const be32: Codec<number> = intCodec(4, false, false);
 
-const V4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** Parses dotted-quad IPv4 text into 4 bytes; throws InvalidArgument. */
-export function parseIpv4(text: string): [number, number, number, number] {
-  const m = typeof text === 'string' ? V4_RE.exec(text) : null;
-  if (m === null) throw bad('expected an IPv4 address such as 10.0.0.1', text);
-  const b = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])] as [number, number, number, number];
-  if (b.some((x) => x > 255)) throw bad('expected an IPv4 address such as 10.0.0.1', text);
-  return b;
+/** Parses IP text of one family into its network-order bytes; throws InvalidArgument. */
+export function ipBytes(text: string, family: 4 | 6): Uint8Array {
+  try {
+    return ipToBytes(text, family);
+  } catch {
+    throw bad(family === 4 ? 'expected an IPv4 address such as 10.0.0.1' : 'expected an IPv6 address', text);
+  }
 }
 
 /**
@@ -209,23 +207,14 @@ export const ipv4: Codec<string> = {
   size: 4,
   align: 1,
   encode: (v, d, o) => {
-    const b = parseIpv4(v);
-    d.setUint8(o, b[0]);
-    d.setUint8(o + 1, b[1]);
-    d.setUint8(o + 2, b[2]);
-    d.setUint8(o + 3, b[3]);
+    const b = ipBytes(v, 4);
+    for (let i = 0; i < 4; i++) d.setUint8(o + i, b[i]!);
   },
-  decode: (d, o) => `${d.getUint8(o)}.${d.getUint8(o + 1)}.${d.getUint8(o + 2)}.${d.getUint8(o + 3)}`,
+  decode: (d, o) => formatIpv4(d.getUint32(o, false)),
 };
 
-/** Parses IPv6 text into 16 bytes; throws InvalidArgument. */
-export function parseIpv6(text: string): number[] {
-  if (typeof text !== 'string' || !ipaddr.IPv6.isValid(text)) throw bad('expected an IPv6 address', text);
-  return ipaddr.IPv6.parse(text).toByteArray();
-}
-
 /**
- * An IPv6 address in network byte order (16 bytes), as RFC 5952 text (`fd00::1`).
+ * An IPv6 address in network byte order (16 bytes), as RFC 5952 text (`fd00::1`, `::ffff:10.0.0.1`).
  * @example
  * ```ts
  * import { ipv6 } from '@datapath/bpf-maps';
@@ -236,43 +225,11 @@ export const ipv6: Codec<string> = {
   size: 16,
   align: 1,
   encode: (v, d, o) => {
-    const b = parseIpv6(v);
+    const b = ipBytes(v, 6);
     for (let i = 0; i < 16; i++) d.setUint8(o + i, b[i]!);
   },
-  decode: (d, o) => {
-    const b = new Array<number>(16);
-    for (let i = 0; i < 16; i++) b[i] = d.getUint8(o + i);
-    return ipv6Text(b);
-  },
+  decode: (d, o) => formatIp(new Uint8Array(d.buffer, d.byteOffset + o, 16)),
 };
-
-/** Formats 16 bytes as RFC 5952 IPv6 text. */
-export function ipv6Text(bytes: ArrayLike<number>): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 8; i++) parts.push(((bytes[i * 2]! << 8) | bytes[i * 2 + 1]!).toString(16));
-  return canonicalV6(parts);
-}
-
-function canonicalV6(parts: string[]): string {
-  // RFC 5952: compress the longest run (≥ 2) of zero groups, the first one on ties.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
-}
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 

@@ -1,5 +1,6 @@
+import { formatIp, prefixFirst, tryParsePrefix } from '@datapath/ip';
 import { BpfError } from '@datapath/libbpf';
-import { type Codec, ipv6Text, parseIpv4, parseIpv6, type StructType, struct } from './codec.js';
+import { type Codec, ipBytes, type StructType, struct } from './codec.js';
 
 /** An LPM trie key: a CIDR (`addr` / `prefixLen`) plus any static fields in front of the address. */
 export type LpmKey<S extends object = {}> = {
@@ -29,10 +30,6 @@ export interface LpmKeyOptions<F extends Record<string, Codec<unknown>>> {
 
 function bad(msg: string): BpfError {
   return new BpfError('InvalidArgument', `lpmKey: ${msg}`, { op: 'encode' });
-}
-
-function parseAddr(family: 'ipv4' | 'ipv6', text: string): number[] {
-  return family === 'ipv4' ? parseIpv4(text) : parseIpv6(text);
 }
 
 /**
@@ -74,7 +71,7 @@ export function lpmKeyCodec<F extends Record<string, Codec<unknown>> = {}>(
       if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > maxBits) {
         throw bad(`prefixLen must be 0…${maxBits}, got ${String(prefixLen)}`);
       }
-      const b = parseAddr(family, addr);
+      const b = ipBytes(addr, family === 'ipv4' ? 4 : 6);
       d.setUint32(o, staticBits + prefixLen, true);
       if (pre) pre.encode(v as unknown as StructType<F>, d, o + 4);
       for (let i = addrOff + addrLen; i < size; i++) d.setUint8(o + i, 0);
@@ -85,9 +82,7 @@ export function lpmKeyCodec<F extends Record<string, Codec<unknown>> = {}>(
     },
     decode: (d, o) => {
       const bits = d.getUint32(o, true) - staticBits;
-      const bytes: number[] = [];
-      for (let i = 0; i < addrLen; i++) bytes.push(d.getUint8(o + addrOff + i));
-      const addr = family === 'ipv4' ? bytes.join('.') : ipv6Text(bytes);
+      const addr = formatIp(new Uint8Array(d.buffer, d.byteOffset + o + addrOff, addrLen));
       const rest = pre ? (pre.decode(d, o + 4) as object) : {};
       return { ...rest, prefixLen: bits, addr } as LpmKey<StructType<F>>;
     },
@@ -112,17 +107,8 @@ export const lpmKey = {
    */
   fromCidr<S extends object = {}>(cidr: string, extra?: S): LpmKey<S> {
     if (typeof cidr !== 'string') throw bad(`expected CIDR text, got ${String(cidr)}`);
-    const slash = cidr.indexOf('/');
-    const addrText = slash < 0 ? cidr : cidr.slice(0, slash);
-    const family = addrText.includes(':') ? 'ipv6' : 'ipv4';
-    const max = family === 'ipv4' ? 32 : 128;
-    const lenText = slash < 0 ? String(max) : cidr.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw bad(`bad prefix length in ${cidr}`);
-    const prefixLen = Number(lenText);
-    const b = parseAddr(family, addrText).map(
-      (x, i) => x & ((0xff00 >> Math.max(0, Math.min(8, prefixLen - i * 8))) & 0xff),
-    );
-    const addr = family === 'ipv4' ? b.join('.') : ipv6Text(b);
-    return { ...(extra ?? ({} as S)), addr, prefixLen };
+    const p = tryParsePrefix(cidr, { strict: false, bare: true });
+    if (p === undefined) throw bad(`expected an address or address/length, got ${JSON.stringify(cidr)}`);
+    return { ...(extra ?? ({} as S)), addr: formatIp(prefixFirst(p)), prefixLen: p.length };
   },
 };

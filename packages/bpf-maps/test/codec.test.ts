@@ -63,7 +63,8 @@ describe('scalar codecs: golden bytes (x86_64 little-endian host)', () => {
     golden(ipv6, 'fd00::1', 'fd000000000000000000000000000001');
     golden(ipv6, '2001:db8:0:1::', '20010db8000000010000000000000000');
     golden(mac, '02:42:ac:11:00:02', '0242ac110002');
-    expect(dec(ipv6, '00000000000000000000ffff0a000001')).toBe('::ffff:a00:1');
+    expect(dec(ipv6, '00000000000000000000ffff0a000001')).toBe('::ffff:10.0.0.1'); // RFC 5952 §5, as inet_ntop
+    expect(() => enc(ipv4, '010.0.0.1')).toThrow(invalid); // no leading zeros (octal in inet_aton)
   });
 
   it('bytes and arrays', () => {

@@ -3,8 +3,8 @@
 // the two in step.
 
 import { CniError, CniErrorCode, type NetConf, parseWithSchema } from '@datapath/cni';
+import { tryParseCidr, tryParseIp } from '@datapath/ip';
 import * as z from 'zod/mini';
-import { cidrFamily, ipFamily } from './ip.js';
 
 /** Where datapath-cni pins the tcx links of its endpoints' BPF programs, by default. */
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/datapath-cni';
@@ -15,10 +15,10 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/datapath-cni';
  * names the bad host-local key, not the union), both for the JSON Schema.
  */
 export function pluginConfigSchema(ipam: 'any' | 'host-local' | 'delegated' = 'any') {
-  const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
-  const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
+  const ip = z.string().check(z.refine((s) => tryParseIp(s) !== undefined, 'not an IP address'));
+  const cidr = z.string().check(z.refine((s) => tryParseCidr(s) !== undefined, 'not an address/prefix'));
   const range = z.object({
-    subnet: z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix')),
+    subnet: z.string().check(z.refine((s) => tryParseCidr(s) !== undefined, 'not an address/prefix')),
     rangeStart: z.optional(ip),
     rangeEnd: z.optional(ip),
     gateway: z.optional(ip),
@@ -142,8 +142,8 @@ void _sameShape;
 // A plain object; one with an own `__proto__` key (JSON.parse makes those) is left to zod, which drops it.
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !Object.hasOwn(v, '__proto__');
-const isIp = (v: unknown) => v === undefined || (typeof v === 'string' && ipFamily(v) !== 0);
-const isCidr = (v: unknown) => typeof v === 'string' && cidrFamily(v) !== 0;
+const isIp = (v: unknown) => v === undefined || (typeof v === 'string' && tryParseIp(v) !== undefined);
+const isCidr = (v: unknown) => typeof v === 'string' && tryParseCidr(v) !== undefined;
 const onlyKeys = (o: Record<string, unknown>, keys: readonly string[]) =>
   Object.keys(o).every((k) => keys.includes(k));
 

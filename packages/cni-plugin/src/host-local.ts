@@ -4,6 +4,7 @@
 // the taken-address bitmap). No separate IPAM process is executed.
 
 import { CniError, CniErrorCode } from '@datapath/cni';
+import { tryParsePrefix } from '@datapath/ip';
 import { FileStore, hostLocalOwner, IpamError, RangeAllocator } from '@datapath/ipam';
 
 /** One range of a range set. */
@@ -51,7 +52,7 @@ function prepare(r: HostLocalRange): PreparedRange {
   } catch (err) {
     throw configError(`${path}.subnet: ${r.subnet} is not usable: ${(err as Error).message}`);
   }
-  const prefixLen = Number(r.subnet.slice(r.subnet.indexOf('/') + 1));
+  const prefixLen = alloc.prefix.length;
   const width = alloc.family === 4 ? 32 : 128;
   // As host-local: a /31 or /32 (/127, /128) has no address to hand out besides the gateway.
   if (prefixLen > width - 2) {
@@ -60,7 +61,7 @@ function prepare(r: HostLocalRange): PreparedRange {
     );
   }
   const network = alloc.cidr.slice(0, alloc.cidr.indexOf('/'));
-  if (canonical(r.subnet.slice(0, r.subnet.indexOf('/')), alloc.family) !== network) {
+  if (tryParsePrefix(r.subnet) === undefined) {
     throw configError(`${path}.subnet: ${r.subnet} has host bits set: the network address is ${network}`);
   }
   const gateway = r.gateway === undefined ? alloc.first : canonical(r.gateway, alloc.family);

@@ -2,10 +2,10 @@
 import { join } from 'node:path';
 import type { Attachment, BaseArgs, CniIpConfig, CniResult, CniRoute, DelArgs } from '@datapath/cni';
 import { CniError, CniErrorCode, delegate } from '@datapath/cni';
+import { tryParseCidr, tryParseIp } from '@datapath/ip';
 import { hostLocalOwner } from '@datapath/ipam';
 import type { PluginConfig } from './config.js';
 import { HostLocalIpam, type HostLocalRange, type Released } from './host-local.js';
-import { cidrFamily, ipFamily } from './ip.js';
 
 /** What IPAM handed out for one attachment. */
 export interface IpamLease {
@@ -179,7 +179,7 @@ export function requestedIps(args: BaseArgs<PluginConfig> & Partial<DelArgs<Plug
       throw new CniError(CniErrorCode.InvalidNetworkConfig, 'args.cni.ips must be a list of IP addresses');
     }
     cni.ips.forEach((ip: unknown, i) => {
-      if (typeof ip !== 'string' || (ipFamily(ip) === 0 && cidrFamily(ip) === 0)) {
+      if (typeof ip !== 'string' || (tryParseIp(ip) === undefined && tryParseCidr(ip) === undefined)) {
         throw new CniError(
           CniErrorCode.InvalidNetworkConfig,
           `args.cni.ips[${i}]: ${JSON.stringify(ip)} is not an IP address`,
@@ -191,7 +191,7 @@ export function requestedIps(args: BaseArgs<PluginConfig> & Partial<DelArgs<Plug
   const env = args.args?.IP;
   if (env !== undefined && env !== '') {
     for (const ip of env.split(',')) {
-      if (ipFamily(ip) === 0) {
+      if (tryParseIp(ip) === undefined) {
         throw new CniError(
           CniErrorCode.InvalidEnvironmentVariables,
           `CNI_ARGS IP: ${JSON.stringify(ip)} is not an IP address`,

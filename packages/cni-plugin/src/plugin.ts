@@ -16,6 +16,7 @@ import type {
   GcArgs,
 } from '@datapath/cni';
 import { CniError, CniErrorCode, checkNetnsPath } from '@datapath/cni';
+import { tryParseCidr } from '@datapath/ip';
 import {
   addrList,
   applyEndpoint,
@@ -33,7 +34,6 @@ import {
 import { Handle, Netns } from '@datapath/netlink';
 import type { PluginConfig } from './config.js';
 import { pluginInfo } from './info.js';
-import { cidrFamily } from './ip.js';
 import { type IpamLease, ipamFor } from './ipam.js';
 
 /** Environment variable naming the host-side namespace; overrides the config's `hostNetns`. */
@@ -165,8 +165,8 @@ async function connect(
     if (extra.length > 0) {
       withPodHandle(a.netns, (h) => {
         for (const r of extra) {
-          const fam = cidrFamily(r.dst);
-          const via = r.gw ?? lease.ips.find((i) => cidrFamily(i.address) === fam)?.gateway;
+          const fam = tryParseCidr(r.dst)?.prefix.family;
+          const via = r.gw ?? lease.ips.find((i) => tryParseCidr(i.address)?.prefix.family === fam)?.gateway;
           routeAdd(via === undefined ? { dst: r.dst, dev: a.ifname } : { dst: r.dst, via, dev: a.ifname }, {
             handle: h,
           });
@@ -233,7 +233,7 @@ function unpinBpf(bpf: BpfConf, hostNames: readonly string[]): void {
 /** As ptp: the host side forwards between pods (written only when not already on). */
 function enableForwarding(ips: readonly CniIpConfig[], hostNs: Netns | undefined): void {
   const opts = hostNs ? { netns: hostNs } : {};
-  for (const fam of new Set(ips.map((i) => cidrFamily(i.address)))) {
+  for (const fam of new Set(ips.map((i) => tryParseCidr(i.address)?.prefix.family))) {
     const key = fam === 6 ? 'net.ipv6.conf.all.forwarding' : 'net.ipv4.ip_forward';
     if (sysctlGet(key, opts).trim() !== '1') sysctlSet(key, '1', opts);
   }
@@ -330,7 +330,7 @@ async function check(a: CheckArgs<PluginConfig>): Promise<void> {
     const routes = routeList({}, { handle: h });
     for (const ip of addresses) {
       if (ip.gateway === undefined) continue;
-      const fam = cidrFamily(ip.address);
+      const fam = tryParseCidr(ip.address)?.prefix.family;
       const dflt = routes.some(
         (r) => r.family === fam && r.dst === 'default' && r.via === ip.gateway && r.dev === link.index,
       );

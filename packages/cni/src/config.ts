@@ -1,6 +1,6 @@
+import { tryParseCidr, tryParseIp } from '@datapath/ip';
 import * as z from 'zod/mini';
 import { CniError, CniErrorCode } from './errors.js';
-import { cidrFamily, ipFamily } from './ip.js';
 import type { CniDns } from './result.js';
 
 /** A port mapping from the `portMappings` capability. */
@@ -78,8 +78,8 @@ export interface NetConf {
 
 // The zod schema of NetConf (loose: unknown keys kept), built on first use to keep start-up short.
 function buildNetConfSchema() {
-  const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
-  const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
+  const ip = z.string().check(z.refine((s) => tryParseIp(s) !== undefined, 'not an IP address'));
+  const cidr = z.string().check(z.refine((s) => tryParseCidr(s) !== undefined, 'not an address/prefix'));
   const port = z.int().check(z.minimum(0), z.maximum(65535));
   const rate = z.number().check(z.minimum(0));
 

@@ -1,6 +1,6 @@
+import { tryParseCidr, tryParseIp } from '@datapath/ip';
 import * as z from 'zod/mini';
 import { CniError, CniErrorCode } from './errors.js';
-import { cidrFamily, ipFamily } from './ip.js';
 import { type CniVersion, compareVersions, isCniVersion } from './version.js';
 
 /** An interface in a result (1.1 shape; `mtu`, `socketPath`, `pciID` are 1.1-only). */
@@ -168,8 +168,8 @@ export type Shape = 'v02' | 'v04' | 'v10' | 'v11';
 // Schemas are built on first use, one shape at a time: building zod schemas costs start-up time, and a
 // CNI plugin process is short-lived (it usually needs one shape, once).
 function build(obj: Obj, shape: Shape) {
-  const ip = z.string().check(z.refine((s) => ipFamily(s) !== 0, 'not an IP address'));
-  const cidr = z.string().check(z.refine((s) => cidrFamily(s) !== 0, 'not an address/prefix'));
+  const ip = z.string().check(z.refine((s) => tryParseIp(s) !== undefined, 'not an IP address'));
+  const cidr = z.string().check(z.refine((s) => tryParseCidr(s) !== undefined, 'not an address/prefix'));
   const mac = z.string().check(z.regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, 'not a MAC address'));
   const uint = z.int().check(z.minimum(0));
   const dns = obj({
@@ -273,8 +273,8 @@ const MAC = /^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/;
 type Check = (v: unknown) => boolean;
 const str: Check = (v) => typeof v === 'string';
 const uintOk: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
-const ipOk: Check = (v) => typeof v === 'string' && ipFamily(v) !== 0;
-const cidrOk: Check = (v) => typeof v === 'string' && cidrFamily(v) !== 0;
+const ipOk: Check = (v) => typeof v === 'string' && tryParseIp(v) !== undefined;
+const cidrOk: Check = (v) => typeof v === 'string' && tryParseCidr(v) !== undefined;
 const macOk: Check = (v) => typeof v === 'string' && MAC.test(v);
 
 /** A plain object whose keys are all in `fields` (no undefined values), each value passing its check. */
@@ -388,7 +388,7 @@ export function validateResultShape(json: unknown, version: string): VersionedRe
   if (shapeOf(v) !== 'v02') checkIndexes(parsed.data as CniResult, v);
   if (shapeOf(v) === 'v04') {
     for (const c of (parsed.data as ResultV04).ips ?? []) {
-      if (c.version !== String(cidrFamily(c.address))) {
+      if (c.version !== String(tryParseCidr(c.address)?.prefix.family)) {
         throw new CniError(
           CniErrorCode.DecodingFailure,
           `invalid ${v} result: ${c.address} is not IPv${c.version}`,
@@ -497,10 +497,10 @@ export function formatResult(result: CniResult, version: string): VersionedResul
   if (shape === 'v02') {
     const out: ResultV02 = { cniVersion: v as ResultV02['cniVersion'] };
     for (const fam of [4, 6] as const) {
-      const c = result.ips?.find((x) => cidrFamily(x.address) === fam);
+      const c = result.ips?.find((x) => tryParseCidr(x.address)?.prefix.family === fam);
       if (c === undefined) continue;
       const routes = (result.routes ?? [])
-        .filter((r) => cidrFamily(r.dst) === fam)
+        .filter((r) => tryParseCidr(r.dst)?.prefix.family === fam)
         .map((r) => pick({ dst: r.dst, gw: r.gw }));
       out[fam === 4 ? 'ip4' : 'ip6'] = pick({
         ip: c.address,
@@ -542,7 +542,7 @@ export function formatResult(result: CniResult, version: string): VersionedResul
     shape === 'v04'
       ? result.ips?.map((c) =>
           pick({
-            version: String(cidrFamily(c.address)) as '4' | '6',
+            version: String(tryParseCidr(c.address)?.prefix.family) as '4' | '6',
             address: c.address,
             gateway: c.gateway,
             interface: c.interface,

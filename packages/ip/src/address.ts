@@ -128,19 +128,19 @@ export function tryParseIp(text: string, family?: IpFamily): IpAddress | undefin
  * ```
  */
 export function parseIp(text: string, family?: IpFamily): IpAddress {
+  return parseOrThrow(text, family, 'parseIp');
+}
+
+function parseOrThrow(text: string, family: IpFamily | undefined, op: string): IpAddress {
   const ip = parse(text);
   if (ip === undefined)
     return invalid(
-      'parseIp',
+      op,
       `invalid ${family ? FAMILY_NAME[family] : 'IP'} address ${JSON.stringify(text)}`,
       text,
     );
   if (family !== undefined && ip.family !== family)
-    return invalid(
-      'parseIp',
-      `expected an ${FAMILY_NAME[family]} address, got ${JSON.stringify(text)}`,
-      text,
-    );
+    return invalid(op, `expected an ${FAMILY_NAME[family]} address, got ${JSON.stringify(text)}`, text);
   return ip;
 }
 
@@ -218,8 +218,8 @@ export function ipToBytes(ip: string | IpAddress, family?: IpFamily): Uint8Array
         return out;
       }
     }
-    parseIp(ip, family); // throws the precise error
-  } else if (typeof ip !== 'object' || ip === null) parseIp(ip, family);
+    parseOrThrow(ip, family, 'ipToBytes'); // throws the precise error
+  } else if (typeof ip !== 'object' || ip === null) parseOrThrow(ip, family, 'ipToBytes');
   const a = ip as IpAddress;
   checkValue(a, 'ipToBytes');
   if (family !== undefined && a.family !== family)

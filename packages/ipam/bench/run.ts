@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { formatIpv4, formatIpv6, tryParseIpv4, tryParseIpv6, tryParsePrefix } from '@datapath/ip';
+import ipaddr from 'ipaddr.js';
 import { Bitmap, CidrSet, RangeAllocator } from '../src/index.js';
 import { BitsetBitmap } from './bitset-bitmap.js';
 import { NaiveBitmap, NaiveCidrSet, NaiveRange } from './naive.js';
@@ -204,6 +206,108 @@ log('cidrset /8 → /24');
   });
 }
 
+// ---------- IP text: @datapath/ip (what the allocators use) vs ipaddr.js, same process, same inputs ----------
+// Each library turns allocator offsets into text and back, as an allocator answering with and taking IP
+// strings does; the ipaddr.js column is the way the packages used it before @datapath/ip (validate, then
+// parse; a bigint assembled from the 16-bit parts).
+const V4_TEXT = Array.from({ length: 4096 }, (_, i) => formatIpv4(BASE16 + ((i * 2654435761) >>> 16)));
+const V6_BASE = tryParseIpv6('fd00:10:244:1::')!;
+const V6_TEXT = Array.from({ length: 4096 }, (_, i) => formatIpv6(V6_BASE + BigInt((i * 40503) & 0xffff)));
+const V6_VALUES = V6_TEXT.map((t) => tryParseIpv6(t)!);
+const V4_VALUES = V4_TEXT.map((t) => tryParseIpv4(t)!);
+const CIDR_TEXT = Array.from({ length: 4096 }, (_, i) =>
+  i & 1 ? `10.${i & 255}.${(i >> 8) & 15}.0/24` : `fd00:${i.toString(16)}::/64`,
+);
+const ref = {
+  parse4(t: string): number {
+    if (!ipaddr.IPv4.isValidFourPartDecimal(t)) return -1;
+    const o = ipaddr.IPv4.parse(t).octets;
+    return ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0;
+  },
+  format4(n: number): string {
+    return new ipaddr.IPv4([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]).toString();
+  },
+  parse6(t: string): bigint {
+    if (!ipaddr.IPv6.isValid(t)) return -1n;
+    const p = ipaddr.IPv6.parse(t).parts;
+    let v = 0n;
+    for (let i = 0; i < 8; i++) v = (v << 16n) | BigInt(p[i]!);
+    return v;
+  },
+  format6(v: bigint): string {
+    const p = new Array<number>(8);
+    for (let i = 7; i >= 0; i--) {
+      p[i] = Number(v & 0xffffn);
+      v >>= 16n;
+    }
+    return new ipaddr.IPv6(p).toRFC5952String();
+  },
+  cidr(t: string): bigint {
+    const [a, l] = ipaddr.parseCIDR(t);
+    const bytes = a.toByteArray();
+    let v = 0n;
+    for (const b of bytes) v = (v << 8n) | BigInt(b);
+    return v + BigInt(l);
+  },
+};
+const ours = {
+  parse4: (t: string): number => tryParseIpv4(t) ?? -1,
+  format4: formatIpv4,
+  parse6: (t: string): bigint => tryParseIpv6(t) ?? -1n,
+  format6: formatIpv6,
+  cidr(t: string): bigint {
+    const p = tryParsePrefix(t);
+    return p === undefined ? -1n : p.value + BigInt(p.length);
+  },
+};
+type IpText = typeof ours;
+function textPairs4(lib: IpText): () => void {
+  const b = new Bitmap(SLASH16, { strategy: 'random' });
+  for (let i = 0; i < SLASH16 / 2; i++) b.next();
+  return () => {
+    const text = lib.format4(BASE16 + b.next());
+    b.clear(lib.parse4(text) - BASE16);
+  };
+}
+function textPairs6(lib: IpText): () => void {
+  const b = new Bitmap(SLASH16, { strategy: 'random' });
+  for (let i = 0; i < SLASH16 / 2; i++) b.next();
+  return () => {
+    const text = lib.format6(V6_BASE + BigInt(b.next() + 1));
+    b.clear(Number(lib.parse6(text) - V6_BASE) - 1);
+  };
+}
+interface TextRow {
+  what: string;
+  ours: number;
+  ref: number;
+}
+const textRows: TextRow[] = [];
+log('IP text: @datapath/ip vs ipaddr.js');
+{
+  let k = 0;
+  const cases: [string, (lib: IpText) => () => unknown][] = [
+    ['random allocate+release pairs at 50 % full, /16 of IPv4 text (offset → text → offset)', textPairs4],
+    ['random allocate+release pairs at 50 % full, /64 of IPv6 text (offset → text → offset)', textPairs6],
+    ['parse IPv4 text → number', (lib) => () => lib.parse4(V4_TEXT[k++ & 4095]!)],
+    ['format number → IPv4 text', (lib) => () => lib.format4(V4_VALUES[k++ & 4095]!)],
+    ['parse IPv6 text → bigint', (lib) => () => lib.parse6(V6_TEXT[k++ & 4095]!)],
+    ['format bigint → RFC 5952 IPv6 text', (lib) => () => lib.format6(V6_VALUES[k++ & 4095]!)],
+    ['parse a CIDR (IPv4 and IPv6 alternately)', (lib) => () => lib.cidr(CIDR_TEXT[k++ & 4095]!)],
+  ];
+  for (const [what, make] of cases) {
+    // Two alternating rounds per library; the better round of each (the machine is shared).
+    let o = 0;
+    let r = 0;
+    for (let round = 0; round < 2; round++) {
+      o = Math.max(o, rate(make(ours), 250));
+      r = Math.max(r, rate(make(ref), 250));
+    }
+    textRows.push({ what, ours: o, ref: r });
+  }
+}
+const textWins = textRows.filter((r) => r.ours >= r.ref).length;
+
 // ---------- bitmap storage: Int32Array words + summary vs the bitset package ----------
 interface OffsetMap {
   allocateNext(): number;
@@ -335,6 +439,10 @@ const storageVerdict =
   bitsetWins === 0
     ? 'The word bitmap is faster or smaller on every row and is the one the library uses.'
     : `The word bitmap wins ${wordsWins} of ${wordsWins + bitsetWins} rows in this run (a row within noise can go either way) and stays the library's choice: BitSet's bit-by-bit scans make dense random allocation orders of magnitude slower, and it takes almost 3× the memory.`;
+const textVerdict =
+  textWins === textRows.length
+    ? '`@datapath/ip` is faster on every row, so it is the one kept; ipaddr.js remains only as a test oracle (a dev dependency).'
+    : `\`@datapath/ip\` is faster on ${textWins} of ${textRows.length} rows in this run.`;
 const cmd = '`node scripts/bench.mjs ipam` (or `cd packages/ipam && pnpm run bench`)';
 const loadEnd = loadavg()[0]!;
 const md = `## @datapath/ipam
@@ -350,6 +458,14 @@ not measured here. Rerun: ${cmd}.
 | measurement | target | measured | baseline (same run) | ratio | Go (reference doc) | target met |
 | --- | --- | --- | --- | --- | --- | --- |
 ${rows.map((r) => `| ${r.what} | ${r.target} | ${r.measured} | ${r.baseline} | ${r.ratio} | ${r.go} | ${r.ok ? 'yes' : '**no**'} |`).join('\n')}
+
+IP text: \`@datapath/ip\` (the parser and formatter every package uses) against ipaddr.js 2.5 (the way the
+packages used it before: validate, then parse; bigints assembled from its 16-bit parts), same process, same
+inputs, operations per CPU second, the better of two alternating rounds each. ${textVerdict}
+
+| IP text operation | \`@datapath/ip\` | ipaddr.js 2.5 | ratio |
+| --- | --- | --- | --- |
+${textRows.map((r) => `| ${r.what} | ${fmtRate(r.ours)} | ${fmtRate(r.ref)} | ${ratio(r.ours / r.ref)} |`).join('\n')}
 
 Bitmap storage (offset level, /16 = 65534 slots): the library's \`Int32Array\` word bitmap with a
 summary level (one bit per full word) against the same strategies on the \`bitset\` package (bit-by-bit

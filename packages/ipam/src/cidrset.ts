@@ -1,7 +1,16 @@
 // A cluster CIDR cut into equal node CIDRs (Kubernetes/Cilium cidrset), one bitmap bit per node CIDR.
-import { formatPrefix, formatV4, formatV6, type Prefix, parseCidr } from './addr.js';
+import {
+  familyWidth,
+  formatIpv4,
+  formatIpv6,
+  formatPrefix,
+  type IpPrefix,
+  prefixLast,
+  prefixOverlaps,
+} from '@datapath/ip';
 import { Bitmap } from './bitmap.js';
 import { fail } from './errors.js';
+import { parseCidr } from './parse.js';
 
 /** Serialised state of a {@link CidrSet}. */
 export interface CidrSetSnapshot {
@@ -35,7 +44,7 @@ export class CidrSet {
   /** Number of node CIDRs in the cluster CIDR. */
   readonly maxCidrs: number;
   /** The parsed cluster prefix. @internal */
-  readonly prefix: Prefix;
+  readonly prefix: IpPrefix;
   private readonly bitmap: Bitmap;
   private nextCandidate = 0;
   private readonly shift: number;
@@ -60,27 +69,28 @@ export class CidrSet {
     const p = parseCidr(clusterCidr, op);
     this.prefix = p;
     this.cidr = formatPrefix(p);
-    if (!Number.isInteger(nodeMaskSize) || nodeMaskSize < 0 || nodeMaskSize > p.width)
+    const width = familyWidth(p.family);
+    if (!Number.isInteger(nodeMaskSize) || nodeMaskSize < 0 || nodeMaskSize > width)
       fail('MaskInvalid', op, `node mask size ${nodeMaskSize} is invalid for IPv${p.family}`, this.cidr);
-    if (nodeMaskSize < p.bits)
+    if (nodeMaskSize < p.length)
       fail(
         'MaskInvalid',
         op,
-        `node mask /${nodeMaskSize} is shorter than the cluster prefix /${p.bits}`,
+        `node mask /${nodeMaskSize} is shorter than the cluster prefix /${p.length}`,
         this.cidr,
       );
-    const diff = nodeMaskSize - p.bits;
+    const diff = nodeMaskSize - p.length;
     if (p.family === 6 && diff > 16)
       fail(
         'SubnetTooBig',
         op,
-        `IPv6 node mask may be at most 16 bits longer than the cluster prefix (/${p.bits} → /${nodeMaskSize})`,
+        `IPv6 node mask may be at most 16 bits longer than the cluster prefix (/${p.length} → /${nodeMaskSize})`,
         this.cidr,
       );
     this.nodeMaskSize = nodeMaskSize;
     this.maxCidrs = 2 ** diff;
-    this.shift = p.width - nodeMaskSize;
-    this.base4 = p.family === 4 ? Number(p.addr) : 0;
+    this.shift = width - nodeMaskSize;
+    this.base4 = p.family === 4 ? Number(p.value) : 0;
     this.step4 = 2 ** this.shift;
     this.suffix = `/${nodeMaskSize}`;
     this.bitmap = new Bitmap(this.maxCidrs, { strategy: 'contiguous' });
@@ -118,8 +128,8 @@ export class CidrSet {
   }
 
   private format(index: number): string {
-    if (this.prefix.family === 4) return formatV4(this.base4 + index * this.step4) + this.suffix;
-    return formatV6(this.prefix.addr | (BigInt(index) << BigInt(this.shift))) + this.suffix;
+    if (this.prefix.family === 4) return formatIpv4(this.base4 + index * this.step4) + this.suffix;
+    return formatIpv6(this.prefix.value | (BigInt(index) << BigInt(this.shift))) + this.suffix;
   }
 
   /**
@@ -153,28 +163,18 @@ export class CidrSet {
    * ```
    */
   inRange(cidr: string): boolean {
-    return this.overlapsPrefix(parseCidr(cidr, 'CidrSet.inRange'));
-  }
-
-  private overlapsPrefix(c: Prefix): boolean {
-    if (c.family !== this.prefix.family) return false;
-    const smaller = Math.min(c.bits, this.prefix.bits);
-    const m =
-      (((1n << BigInt(this.prefix.width)) - 1n) >> BigInt(this.prefix.width - smaller)) <<
-      BigInt(this.prefix.width - smaller);
-    return (c.addr & m) === (this.prefix.addr & m);
+    return prefixOverlaps(this.prefix, parseCidr(cidr, 'CidrSet.inRange'));
   }
 
   /** First and last node index covered by `cidr`. @internal */
   indices(cidr: string, op: string): [number, number] {
     const c = parseCidr(cidr, op);
-    if (!this.overlapsPrefix(c))
+    if (!prefixOverlaps(this.prefix, c))
       fail('NotInRange', op, `${cidr} is out of the range of cluster CIDR ${this.cidr}`, cidr);
-    if (c.bits <= this.prefix.bits) return [0, this.maxCidrs - 1];
+    if (c.length <= this.prefix.length) return [0, this.maxCidrs - 1];
     const sh = BigInt(this.shift);
-    const begin = Number((c.addr - this.prefix.addr) >> sh);
-    const last = c.addr | ((1n << BigInt(c.width - c.bits)) - 1n);
-    const end = Number((last - this.prefix.addr) >> sh);
+    const begin = Number((c.value - this.prefix.value) >> sh);
+    const end = Number((prefixLast(c).value - this.prefix.value) >> sh);
     return [begin, end];
   }
 

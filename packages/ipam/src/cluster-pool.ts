@@ -1,8 +1,9 @@
 // Operator side: several cluster CIDRs per family, consumed in order, cut into node CIDRs; dual stack with
 // rollback; node → CIDRs bookkeeping; snapshot/restore so a persistent backend (e.g. etcd) can be added.
-import { formatPrefix, type IpFamily, overlaps, type Prefix, parseCidr } from './addr.js';
+import { formatPrefix, type IpFamily, type IpPrefix, prefixOverlaps } from '@datapath/ip';
 import { CidrSet, type CidrSetSnapshot } from './cidrset.js';
 import { fail } from './errors.js';
+import { parseCidr } from './parse.js';
 
 /** Cluster CIDRs of one family and the node mask size they are cut into. */
 export interface ClusterFamilyConfig {
@@ -82,11 +83,11 @@ export class ClusterPool {
       if (!Array.isArray(c.cidrs) || c.cidrs.length === 0)
         fail('InvalidCidr', op, `${fam} is configured with no cluster CIDRs`);
       const want: IpFamily = fam === 'v4' ? 4 : 6;
-      const seen: Prefix[] = [];
+      const seen: IpPrefix[] = [];
       for (const text of c.cidrs) {
         const p = parseCidr(text, op);
         if (p.family !== want) fail('Family', op, `${text} is not an IPv${want} CIDR`, text);
-        const clash = seen.find((q) => overlaps(p, q));
+        const clash = seen.find((q) => prefixOverlaps(p, q));
         if (clash !== undefined) fail('Collision', op, `${text} overlaps ${formatPrefix(clash)}`, text);
         seen.push(p);
         this.sets[fam].push(new CidrSet(text, c.maskSize));

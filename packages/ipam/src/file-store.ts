@@ -1,5 +1,5 @@
 // Node-local durable store shared by processes, in the directory layout of the CNI host-local plugin.
-import { parseV4, parseV6 } from './addr.js';
+import { tryParseIp } from '@datapath/ip';
 import { fail } from './errors.js';
 import type { Store, StoreTxn, TransactHint } from './store.js';
 import {
@@ -32,7 +32,7 @@ export interface FileStoreOptions {
 const TMP_PREFIX = '.dp-tmp.';
 const LAST_PREFIX = 'last_reserved_ip.';
 
-const isIpName = (n: string): boolean => (n.indexOf(':') >= 0 ? parseV6(n) >= 0n : parseV4(n) >= 0);
+const isIpName = (n: string): boolean => tryParseIp(n) !== undefined;
 
 const genText = (b: Uint8Array): string =>
   `${((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0}.${((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0}`;

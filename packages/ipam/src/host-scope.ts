@@ -1,17 +1,18 @@
 // The IPAM layer an agent (or a CNI plugin) uses: pod CIDR pools per family, owners per IP, excluded IPs,
 // expiration timers with tokens, and an optional Store shared across processes.
 import { randomUUID } from 'node:crypto';
-import { formatIp, type IpFamily, type ParsedIp, parseIp } from './addr.js';
+import { formatIpv6, type IpAddress, type IpFamily } from '@datapath/ip';
 import { type Clock, systemClock } from './clock.js';
 import { fail, IpamError } from './errors.js';
+import { parseIp } from './parse.js';
 import { PodCidrPool, type PodCidrStats } from './pod-pool.js';
 import type { RangeOptions } from './range.js';
 import type { Store, StoreTxn } from './store.js';
 
 /** Parses `ip` and returns it in canonical text (IPv6 addresses are accepted in any valid spelling). */
-function canonical(ip: string, op: string): ParsedIp & { text: string } {
+function canonical(ip: string, op: string): IpAddress & { text: string } {
   const p = parseIp(ip, op);
-  return { ...p, text: p.family === 4 ? ip : formatIp(6, p.value) };
+  return { ...p, text: p.family === 4 ? ip : formatIpv6(p.value) };
 }
 
 /** Options of a {@link HostScope}. */

@@ -1,4 +1,4 @@
-export type { IpFamily } from './addr.js';
+export type { IpFamily } from '@datapath/ip';
 export type { AllocatorOptions, Strategy } from './bitmap.js';
 export { Bitmap } from './bitmap.js';
 export type { CidrSetSnapshot } from './cidrset.js';

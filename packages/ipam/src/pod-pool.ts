@@ -1,7 +1,8 @@
 // Agent side: the pod CIDRs of one node, tried in order; CIDRs removed from the spec while in use are kept
 // (releasable, no longer offered) until they empty.
-import { formatPrefix, type IpFamily, parseCidr, parseIp } from './addr.js';
+import { formatPrefix, type IpFamily } from '@datapath/ip';
 import { fail } from './errors.js';
+import { parseCidr, parseIp } from './parse.js';
 import { RangeAllocator, type RangeOptions, type RangeSnapshot } from './range.js';
 
 /** Usage of one pod CIDR. */

@@ -1,17 +1,18 @@
 // One CIDR as an IP range over a Bitmap. IPv4 maths on numbers, IPv6 on bigints with a full 128-bit
 // comparison (no aliasing across /64s, unlike upstream's low-64-bit offsets).
 import {
+  familyWidth,
+  formatIpv4,
+  formatIpv6,
   formatPrefix,
-  formatV4,
-  formatV6,
   type IpFamily,
-  type Prefix,
-  parseCidr,
-  parseV4,
-  parseV6,
-} from './addr.js';
+  type IpPrefix,
+  tryParseIpv4,
+  tryParseIpv6,
+} from '@datapath/ip';
 import { type AllocatorOptions, Bitmap } from './bitmap.js';
 import { fail } from './errors.js';
+import { parseCidr } from './parse.js';
 
 /** Options of a {@link RangeAllocator}. */
 export interface RangeOptions extends AllocatorOptions {
@@ -53,7 +54,7 @@ export class RangeAllocator {
   /** Number of usable addresses. */
   readonly size: number;
   /** The parsed prefix. @internal */
-  readonly prefix: Prefix;
+  readonly prefix: IpPrefix;
   private readonly bitmap: Bitmap;
   private readonly base4: number;
   private readonly base6: bigint;
@@ -74,9 +75,10 @@ export class RangeAllocator {
     this.prefix = p;
     this.family = p.family;
     this.cidr = formatPrefix(p);
-    const hostBits = p.width - p.bits;
-    if (hostBits >= p.width - 1)
-      fail('SubnetTooBig', 'RangeAllocator', `a /${p.bits} range is too big to allocate from`, this.cidr);
+    const width = familyWidth(p.family);
+    const hostBits = width - p.length;
+    if (hostBits >= width - 1)
+      fail('SubnetTooBig', 'RangeAllocator', `a /${p.length} range is too big to allocate from`, this.cidr);
     let size = p.family === 6 && hostBits >= 16 ? IPV6_RANGE_CAP : 2 ** hostBits;
     let offset = 0;
     if (size > 2 && options.allowFirstLast !== true) {
@@ -84,8 +86,8 @@ export class RangeAllocator {
       offset = 1;
     }
     this.size = size;
-    this.base4 = p.family === 4 ? Number(p.addr) + offset : 0;
-    this.base6 = p.family === 6 ? p.addr + BigInt(offset) : 0n;
+    this.base4 = p.family === 4 ? Number(p.value) + offset : 0;
+    this.base6 = p.family === 6 ? p.value + BigInt(offset) : 0n;
     this.bitmap = new Bitmap(size, options);
   }
 
@@ -111,19 +113,19 @@ export class RangeAllocator {
 
   /** Address of the usable slot `offset`. @internal */
   ipAt(offset: number): string {
-    return this.family === 4 ? formatV4(this.base4 + offset) : formatV6(this.base6 + BigInt(offset));
+    return this.family === 4 ? formatIpv4(this.base4 + offset) : formatIpv6(this.base6 + BigInt(offset));
   }
 
   /** Offset of `ip` in the range, -1 when outside it or of the other family, -2 when unparsable. @internal */
   offsetOf(ip: string): number {
     if (this.family === 4) {
-      const n = parseV4(ip);
-      if (n < 0) return ip.indexOf(':') >= 0 && parseV6(ip) >= 0n ? -1 : -2;
+      const n = tryParseIpv4(ip);
+      if (n === undefined) return tryParseIpv6(ip) !== undefined ? -1 : -2;
       const off = n - this.base4;
       return off >= 0 && off < this.size ? off : -1;
     }
-    const v = parseV6(ip);
-    if (v < 0n) return parseV4(ip) >= 0 ? -1 : -2;
+    const v = tryParseIpv6(ip);
+    if (v === undefined) return tryParseIpv4(ip) !== undefined ? -1 : -2;
     const d = v - this.base6;
     return d >= 0n && d < BigInt(this.size) ? Number(d) : -1;
   }
@@ -174,7 +176,7 @@ export class RangeAllocator {
   allocateNext(): string {
     const off = this.bitmap.next();
     if (off < 0) fail('Full', 'RangeAllocator.allocateNext', `range ${this.cidr} is full`, this.cidr);
-    return this.family === 4 ? formatV4(this.base4 + off) : formatV6(this.base6 + BigInt(off));
+    return this.family === 4 ? formatIpv4(this.base4 + off) : formatIpv6(this.base6 + BigInt(off));
   }
 
   /**
@@ -263,7 +265,7 @@ export class RangeAllocator {
    * ```
    */
   restore(snapshot: RangeSnapshot): void {
-    let other: Prefix | undefined;
+    let other: IpPrefix | undefined;
     try {
       other = parseCidr(snapshot?.range, 'RangeAllocator.restore');
     } catch {
@@ -272,8 +274,8 @@ export class RangeAllocator {
     if (
       other === undefined ||
       other.family !== this.family ||
-      other.addr !== this.prefix.addr ||
-      other.bits !== this.prefix.bits
+      other.value !== this.prefix.value ||
+      other.length !== this.prefix.length
     )
       fail(
         'Mismatch',

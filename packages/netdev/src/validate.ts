@@ -1,6 +1,7 @@
 // Input validation shared by the netdev functions and the endpoint planner: runs before any syscall.
+
+import { formatIp, parseIp, prefixFirst, prefixOf, tryParseCidr, tryParseIp } from '@datapath/ip';
 import { NetlinkError } from '@datapath/netlink';
-import ipaddr from 'ipaddr.js';
 
 /** Throws the `InvalidArgument` error of `op`. */
 export function bad(op: string, message: string, target?: string): never {
@@ -58,43 +59,29 @@ export interface ParsedCidr extends ParsedIp {
   prefixLen: number;
 }
 
-/** Parses an IP address (no prefix). */
+/** Parses an IP address (no prefix; `@datapath/ip` rules, IPv4-mapped IPv6 refused). */
 export function parseIpText(text: unknown, op: string, what = 'IP address'): ParsedIp {
-  if (typeof text !== 'string' || !ipaddr.isValid(text) || text.includes('/')) {
-    bad(op, `invalid ${what} ${JSON.stringify(text)}`, String(text));
-  }
-  // Reject the legacy forms ipaddr.js accepts (e.g. "10.1", octal) to keep the kernel and us in agreement.
-  if (!text.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(text))
-    bad(op, `invalid ${what} ${JSON.stringify(text)}`, text);
-  const ip = ipaddr.parse(text);
-  if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) {
-    bad(op, `IPv4-mapped IPv6 address ${text} is not supported`, text);
-  }
-  return { address: ip.toString(), family: ip.kind() === 'ipv4' ? 4 : 6 };
+  const ip = typeof text === 'string' ? tryParseIp(text) : undefined;
+  if (ip === undefined) return bad(op, `invalid ${what} ${JSON.stringify(text)}`, String(text));
+  if (ip.family === 6 && ip.value >> 32n === 0xffffn)
+    bad(op, `IPv4-mapped IPv6 address ${text} is not supported`, String(text));
+  return { address: formatIp(ip), family: ip.family };
 }
 
 /** Parses `ip/len`, or a bare IP when `defaultFull` (then /32 or /128). */
 export function parseCidrText(text: unknown, op: string, defaultFull = false, what = 'prefix'): ParsedCidr {
   if (typeof text !== 'string') bad(op, `invalid ${what} ${JSON.stringify(text)}`);
   const slash = text.indexOf('/');
-  if (slash < 0) {
-    if (!defaultFull) bad(op, `${what} ${JSON.stringify(text)} needs a /length`, text);
-    const ip = parseIpText(text, op, what);
-    return { ...ip, prefixLen: ip.family === 4 ? 32 : 128 };
-  }
-  const ip = parseIpText(text.slice(0, slash), op, what);
-  const lenText = text.slice(slash + 1);
-  const len = /^\d{1,3}$/.test(lenText) ? Number(lenText) : Number.NaN;
-  if (!(len >= 0 && len <= (ip.family === 4 ? 32 : 128)))
-    bad(op, `invalid prefix length in ${JSON.stringify(text)}`, text);
-  return { ...ip, prefixLen: len };
+  if (slash < 0 && !defaultFull) bad(op, `${what} ${JSON.stringify(text)} needs a /length`, text);
+  const ip = parseIpText(slash < 0 ? text : text.slice(0, slash), op, what);
+  const c = tryParseCidr(text, { bare: true });
+  if (c === undefined) bad(op, `invalid prefix length in ${JSON.stringify(text)}`, text);
+  return { ...ip, prefixLen: c.prefix.length };
 }
 
 /** The network address of a prefix (host bits cleared), as text. */
 export function networkOf(c: ParsedCidr): string {
-  return ipaddr.IPv4.isValid(c.address) && c.family === 4
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${c.address}/${c.prefixLen}`).toString()
-    : ipaddr.IPv6.networkAddressFromCIDR(`${c.address}/${c.prefixLen}`).toString();
+  return formatIp(prefixFirst(prefixOf(parseIp(c.address), c.prefixLen)));
 }
 
 /** Hardware address `aa:bb:cc:dd:ee:ff`, lower-cased; multicast and all-zero are refused. */

@@ -1,7 +1,8 @@
-import { formatIp, ipBytes, tryParsePrefix } from './cidr.js';
+import { formatIp, ipToBytes } from '@datapath/ip';
 import type { IpcacheValue, MapChange, PolicyState } from './engine.js';
 import { PolicyError } from './errors.js';
 import type { MapState, PolicyKey, PolicyValue } from './mapstate.js';
+import { tryParsePrefix } from './prefix.js';
 
 /** Size in bytes of an encoded policy map key (`struct policy_key`). */
 export const POLICY_KEY_SIZE = 12;
@@ -168,9 +169,9 @@ export function encodeIpcacheKey(prefix: string): Uint8Array {
   const p = tryParsePrefix(prefix);
   if (p === undefined) bad(`not an IP prefix: ${JSON.stringify(prefix)}`);
   const out = new Uint8Array(IPCACHE_KEY_SIZE);
-  new DataView(out.buffer).setUint32(0, IPCACHE_KEY_STATIC_PREFIX + p.len, true);
+  new DataView(out.buffer).setUint32(0, IPCACHE_KEY_STATIC_PREFIX + p.length, true);
   out[7] = p.family === 4 ? 1 : 2;
-  out.set(ipBytes(p.family, p.bits), 8);
+  out.set(ipToBytes(p), 8);
   return out;
 }
 
@@ -192,9 +193,7 @@ export function decodeIpcacheKey(bytes: Uint8Array): string {
     bytes[7] === 1 ? 4 : bytes[7] === 2 ? 6 : bad(`ipcache key family ${bytes[7]} is not 1 or 2`);
   const len = dv.getUint32(0, true) - IPCACHE_KEY_STATIC_PREFIX;
   if (len < 0 || len > (family === 4 ? 32 : 128)) bad(`ipcache key prefix length ${len} out of range`);
-  let bits = 0n;
-  for (let i = 0; i < (family === 4 ? 4 : 16); i++) bits = (bits << 8n) | BigInt(bytes[8 + i]!);
-  return `${formatIp(family, bits)}/${len}`;
+  return `${formatIp(bytes.subarray(8, family === 4 ? 12 : 24))}/${len}`;
 }
 
 /**

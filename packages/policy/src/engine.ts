@@ -1,4 +1,4 @@
-import { type Prefix, parseIp, prefixContains, tryParsePrefix } from './cidr.js';
+import { type IpAddress, prefixContains, tryParseIp } from '@datapath/ip';
 import { PolicyError } from './errors.js';
 import {
   type IdentityAllocator,
@@ -20,6 +20,7 @@ import {
   sameValue,
 } from './mapstate.js';
 import { validatePolicies } from './parse.js';
+import { type Prefix, tryParsePrefix } from './prefix.js';
 import {
   CLUSTER_LABEL,
   type L34Rule,
@@ -179,7 +180,7 @@ const DISCARD: ChangeSink = { push: () => 0 };
 interface PodRec {
   key: string;
   spec: PodSpec;
-  ip: { family: 4 | 6; bits: bigint };
+  ip: IpAddress;
   cidr: string;
   ports: NamedPortEntry[];
   portsSig: string;
@@ -273,7 +274,7 @@ export function peerMatches(peer: Peer, info: IdentityInfo): boolean {
         for (const e of peer.except) if (prefixContains(e, p)) return false;
         return true;
       }
-      if (info.reserved === 'world') return peer.prefix.len === 0;
+      if (info.reserved === 'world') return peer.prefix.length === 0;
       if (info.kind === 'pod' && peer.pods && info.ipblocks !== undefined) {
         if (!info.ipblocks.has(peer.prefix.text)) return false;
         for (const e of peer.except) if (info.ipblocks.has(e.text)) return false;
@@ -354,7 +355,7 @@ export class PolicyEngine {
     this.hostIPs = [];
     for (const ip of options.hostIPs ?? []) {
       const p = tryParsePrefix(ip);
-      if (p === undefined || p.len !== (p.family === 4 ? 32 : 128))
+      if (p === undefined || p.length !== (p.family === 4 ? 32 : 128))
         throw new PolicyError('InvalidArgument', `hostIPs: not an IP address: ${JSON.stringify(ip)}`);
       this.hostIPs.push(p.text);
     }
@@ -674,7 +675,7 @@ export class PolicyEngine {
     const key = `${p.namespace}/${p.name}`;
     if (!namespaces.has(p.namespace))
       throw new PolicyError('InvalidArgument', `pod ${key}: namespace ${p.namespace} does not exist`);
-    const ip = parseIp(p.ip);
+    const ip = tryParseIp(p.ip);
     if (ip === undefined)
       throw new PolicyError('InvalidArgument', `pod ${key}: not an IP address: ${JSON.stringify(p.ip)}`);
     const cidr = tryParsePrefix(p.ip)!.text;
@@ -813,7 +814,7 @@ export class PolicyEngine {
       const cidr = new Map<string, Prefix>();
       for (const r of this.allRules()) {
         for (const p of r.ipblockPrefixes) ipb.set(p.text, p);
-        for (const p of r.cidrPrefixes) if (p.len > 0) cidr.set(p.text, p);
+        for (const p of r.cidrPrefixes) if (p.length > 0) cidr.set(p.text, p);
       }
       this.ipblockSet = [...ipb.values()].sort((a, b) => (a.text < b.text ? -1 : 1));
       this.cidrSet = [...cidr.values()].sort((a, b) => (a.text < b.text ? -1 : 1));
@@ -828,12 +829,7 @@ export class PolicyEngine {
     const wanted = new Map<string, { labels: string[]; pods: PodRec[]; info: Omit<IdentityInfo, 'id'> }>();
     for (const pods of byBase.values()) {
       const member = pods.map(
-        (p) =>
-          new Set(
-            this.ipblockSet
-              .filter((b) => b.family === p.ip.family && prefixContainsIpBits(b, p.ip.bits))
-              .map((b) => b.text),
-          ),
+        (p) => new Set(this.ipblockSet.filter((b) => prefixContains(b, p.ip)).map((b) => b.text)),
       );
       const uniform = new Set(
         this.ipblockSet
@@ -1245,11 +1241,6 @@ function diffMaps(ep: EndpointState, before: MapState, after: MapState, changes:
         value: e.value,
       });
   }
-}
-
-function prefixContainsIpBits(p: Prefix, bits: bigint): boolean {
-  const w = p.family === 4 ? 32n : 128n;
-  return p.len === 0 || bits >> (w - BigInt(p.len)) === p.bits >> (w - BigInt(p.len));
 }
 
 function sameDescriptor(a: Omit<IdentityInfo, 'id'>, b: Omit<IdentityInfo, 'id'>): boolean {

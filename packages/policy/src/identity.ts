@@ -1,5 +1,5 @@
-import type { Prefix } from './cidr.js';
 import { PolicyError } from './errors.js';
+import type { Prefix } from './prefix.js';
 
 /**
  * Reserved numeric security identities, numbered as Cilium numbers them (`pkg/identity/numericidentity.go`).

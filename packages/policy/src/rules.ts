@@ -1,4 +1,4 @@
-import { type Prefix, parsePrefix } from './cidr.js';
+import { type Prefix, parsePrefix } from './prefix.js';
 import { makeSelector, type Requirement, type Selector, selectorRequirements, splitKey } from './selector.js';
 import type { CiliumRule, Entity, LabelSelector, PolicyObject } from './types.js';
 

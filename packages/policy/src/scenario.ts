@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { tryParsePrefix } from './cidr.js';
 import { type EnforcementMode, PolicyEngine } from './engine.js';
 import { formatPath, PolicyError, type PolicyProblem } from './errors.js';
 import { checkPolicy } from './parse.js';
+import { tryParsePrefix } from './prefix.js';
 import { type Explanation, explain, type FlowProtocol, verdict } from './verdict.js';
 
 const labels = z.record(z.string(), z.string());

@@ -1,5 +1,6 @@
+import { prefixContains } from '@datapath/ip';
 import { z } from 'zod';
-import { prefixContains, tryParsePrefix } from './cidr.js';
+import { tryParsePrefix } from './prefix.js';
 import type { Entity } from './types.js';
 
 const LABEL_KEY =
@@ -53,7 +54,7 @@ const cidrSet = (unsupported: string[]) =>
       if (outer === undefined) return;
       (b.except ?? []).forEach((e, i) => {
         const inner = tryParsePrefix(e);
-        if (inner !== undefined && (!prefixContains(outer, inner) || inner.len === outer.len))
+        if (inner !== undefined && (!prefixContains(outer, inner) || inner.length === outer.length))
           ctx.addIssue({
             code: 'custom',
             path: ['except', i],

@@ -1,4 +1,4 @@
-import { formatIp, parseIp } from './cidr.js';
+import { formatPrefix, prefixOf, tryParseIp } from '@datapath/ip';
 import {
   type EnforcementMode,
   IPCACHE_FLAG_LOCAL_ENDPOINT,
@@ -67,12 +67,11 @@ export function ipcacheLookup(state: PolicyState, ip: string): IpcacheHit {
   const exact = `${ip}/${ip.includes(':') ? 128 : 32}`;
   const hit = state.ipcache.get(exact);
   if (hit) return { identity: hit.identity, prefix: exact, flags: hit.flags };
-  const a = parseIp(ip);
+  const a = tryParseIp(ip);
   if (a === undefined) throw new PolicyError('InvalidArgument', `not an IP address: ${JSON.stringify(ip)}`);
   const w = a.family === 4 ? 32 : 128;
   for (let len = w; len >= 0; len--) {
-    const bits = len === 0 ? 0n : (a.bits >> BigInt(w - len)) << BigInt(w - len);
-    const prefix = `${formatIp(a.family, bits)}/${len}`;
+    const prefix = formatPrefix(prefixOf(a, len));
     const v = state.ipcache.get(prefix);
     if (v) return { identity: v.identity, prefix, flags: v.flags };
   }

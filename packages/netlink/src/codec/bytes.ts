@@ -1,5 +1,6 @@
 // Byte-level helpers of the rtnetlink codec: a growable little-endian writer, netlink attributes
-// (with NLA_F_NESTED for nests), and text forms of IP and MAC addresses. Pure, no I/O.
+// (with NLA_F_NESTED for nests), and text forms of IP (through @datapath/ip) and MAC addresses. Pure, no I/O.
+import { formatIp, ipToBytes as toBytes } from '@datapath/ip';
 import { NetlinkError } from '../errors.js';
 
 const UTF8_DECODER = new TextDecoder();
@@ -205,89 +206,21 @@ export function bytesToMac(b: Uint8Array): string {
   return s;
 }
 
-const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-function parseV4(s: string): Uint8Array | undefined {
-  if (!V4.test(s)) return undefined;
-  return Uint8Array.from(s.split('.').map(Number));
-}
-
-function parseV6(s: string): Uint8Array | undefined {
-  if (!/^[0-9a-fA-F:.]+$/.test(s) || s.length > 45) return undefined;
-  let head = s;
-  let tail4: Uint8Array | undefined;
-  const lastColon = s.lastIndexOf(':');
-  if (s.includes('.')) {
-    tail4 = parseV4(s.slice(lastColon + 1));
-    if (tail4 === undefined) return undefined;
-    head = `${s.slice(0, lastColon + 1)}0:0`;
-  }
-  const halves = head.split('::');
-  if (halves.length > 2) return undefined;
-  const parse = (part: string): number[] | undefined => {
-    if (part === '') return [];
-    const groups = part.split(':');
-    const out: number[] = [];
-    for (const g of groups) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(Number.parseInt(g, 16));
-    }
-    return out;
-  };
-  const left = parse(halves[0] ?? '');
-  const right = halves.length === 2 ? parse(halves[1] ?? '') : [];
-  if (left === undefined || right === undefined) return undefined;
-  const fill = 8 - left.length - right.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
-  const groups = [...left, ...new Array<number>(fill).fill(0), ...right];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 0xff;
-  });
-  if (tail4) out.set(tail4, 12);
-  return out;
-}
-
-/** Parses a textual IPv4 or IPv6 address into 4 or 16 bytes; undefined when it is neither. */
-export function parseIp(s: string): Uint8Array | undefined {
-  return s.includes(':') ? parseV6(s) : parseV4(s);
-}
-
-/** Parses an IP address or throws `InvalidArgument`. */
+/** Parses an IP address (`@datapath/ip` rules) into 4 or 16 network-order bytes, or throws `InvalidArgument`. */
 export function ipToBytes(s: string, op = 'encode'): Uint8Array {
-  const b = parseIp(s);
-  if (b === undefined) {
-    throw new NetlinkError('InvalidArgument', `${op}: invalid IP address ${JSON.stringify(s)}`, { op });
+  try {
+    return toBytes(s);
+  } catch (cause) {
+    throw new NetlinkError('InvalidArgument', `${op}: invalid IP address ${JSON.stringify(s)}`, {
+      op,
+      cause,
+    });
   }
-  return b;
 }
 
 /** Formats 4 or 16 bytes as an IP address (RFC 5952 for IPv6); other lengths as a MAC-style hex string. */
 export function bytesToIp(b: Uint8Array): string {
-  if (b.byteLength === 4) return Array.from(b).join('.');
-  if (b.byteLength !== 16) return bytesToMac(b);
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(((b[i * 2] ?? 0) << 8) | (b[i * 2 + 1] ?? 0));
-  // Longest run of ≥ 2 zero groups, first one on ties.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+  return b.byteLength === 4 || b.byteLength === 16 ? formatIp(b) : bytesToMac(b);
 }
 
 /** Address family of a 4- or 16-byte address: `AF_INET` (2) or `AF_INET6` (10). */
