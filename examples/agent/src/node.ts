@@ -7,7 +7,7 @@
  *                                                                 169.254.2.1/30    169.254.2.2/30 (+ world IPs on lo)
  */
 import { writeFileSync } from 'node:fs';
-import { BlockList, isIPv4 } from 'node:net';
+import { parsePrefix, prefixContains, tryParseIp } from '@datapath/ip';
 import { addrAdd, linkAdd, linkGet, linkSetUp, routeAdd, routeReplace } from '@datapath/netdev';
 import { Handle, type Netns, netnsAdd, netnsDelete } from '@datapath/netlink';
 import { AgentError } from './errors.js';
@@ -90,13 +90,12 @@ export function createWorldNetns(name: string, node: Netns, linkName: string): N
  * The addresses the simulated world may take: the pod and underlay test ranges only, so a scenario's
  * "outside" address is never a real host's and no probe can leave the namespaces with a real target.
  */
-const WORLD_RANGES = new BlockList();
-WORLD_RANGES.addSubnet('10.244.0.0', 16, 'ipv4');
-WORLD_RANGES.addSubnet('198.18.0.0', 15, 'ipv4');
+const WORLD_RANGES = [parsePrefix('10.244.0.0/16'), parsePrefix('198.18.0.0/15')];
 
 /** Gives the world namespace `ip` and routes it from the node through the world link (idempotent). */
 export function addWorldAddress(world: Netns, node: Netns, linkName: string, ip: string): void {
-  if (!isIPv4(ip) || !WORLD_RANGES.check(ip, 'ipv4')) {
+  const a = tryParseIp(ip, 4);
+  if (a === undefined || !WORLD_RANGES.some((p) => prefixContains(p, a))) {
     throw new AgentError(
       'InvalidArgument',
       `world:${ip}: a simulated world address must be IPv4 inside 10.244.0.0/16 or 198.18.0.0/15`,
