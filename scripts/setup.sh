@@ -14,6 +14,9 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages --------------------------------------------------------------------------
 APT_PACKAGES=(clang llvm libbpf1 libbpf-dev bpftool iproute2 iputils-ping iperf3 etcd-server etcd-client gcc g++ make jq)
+# Test dependencies: a real CNI client (cnitool, built by scripts/cnitool.sh from Go + libcni's Debian
+# sources) and the reference plugins it chains ours with (tuning, bandwidth).
+APT_PACKAGES+=(containernetworking-plugins golang-go golang-github-appc-cni-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,6 +27,9 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# --- cnitool (test dependency; cached in .toolchain/bin) ----------------------------------------
+bash scripts/cnitool.sh
 
 # --- bpffs ------------------------------------------------------------------------------------
 if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
