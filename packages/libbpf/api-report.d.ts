@@ -291,6 +291,7 @@ declare class LoadedObject {
     constructor(obj: bigint, keep: unknown[]);
     get open(): boolean;
     close(): void;
+    globalMemory(section: string): Uint8Array;
     [Symbol.dispose](): void;
 }
 declare function objectLoad(bytes: Uint8Array, options?: ObjectLoadOptions): LoadedObject;

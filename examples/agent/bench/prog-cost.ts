@@ -18,9 +18,13 @@ const pair = await agentPair(true);
 try {
   const r = await progCost(pair.agent!, 'bench/client', 'bench/server', REV, SAMPLES, REPEAT);
   console.log(
-    `from_container, established flow, ${SAMPLES} × bpftool prog run repeat ${REPEAT}, alternating (ns per run, median [min–max]):`,
+    `from_container, established flow, ${SAMPLES} × program.run repeat ${REPEAT}, alternating (ns per run, median [min–max]):`,
   );
-  for (const [name, t] of [[`${REV} (before)`, r.before] as const, ['current', r.current] as const]) {
+  for (const [name, t] of [
+    [`${REV} (before)`, r.before] as const,
+    ['current', r.current] as const,
+    ['current (bpftool)', r.bpftool] as const,
+  ]) {
     console.log(`  ${name.padEnd(18)} ${t.median} [${t.min}–${t.max}]`);
   }
 } finally {

@@ -5,15 +5,18 @@
  * The first run admits the flow, every later one is the fast path (conntrack hit at the current
  * revision, MAC rewrite, TTL − 1, bpf_redirect_peer, which test-run does not carry out). TTL starts
  * at 255 and drops by one per run, so `repeat` stays below 250 and the segment is rewritten per call;
- * each program gets its own flow (source port), so its conntrack entries are its own.
+ * each measurement gets its own flow (source port), so its conntrack entries are its own. Runs go
+ * through `program.run` (@datapath/loader); `bpftool prog run` on the same input is the baseline row.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compile, load, openObject } from '@datapath/loader';
+import { compile, load, openObject, skbContext, TcAct } from '@datapath/loader';
 import type { Agent } from '../src/agent.js';
+import { setConstants } from '../src/datapath.gen.js';
+import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
 import { median } from './profile-setup.js';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
@@ -43,16 +46,27 @@ function segment(src: string, dst: string, sport: number, size: number): Uint8Ar
   return b;
 }
 
-/** Median ns per run of each program, and the spread. */
+/** Median ns per run, and the spread. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** Median ns per run of each program through `program.run`, and of the current one through `bpftool prog run`. */
 export interface ProgCost {
-  current: { median: number; min: number; max: number };
-  before: { median: number; min: number; max: number };
+  current: Spread;
+  before: Spread;
+  /** The current program on the same input through `bpftool prog run` (the shell-out this bench used to make). */
+  bpftool: Spread;
 }
 
 /**
  * Times from_container of the running `agent` (policy must allow `client` → `server`) against the
  * program compiled from bpf/datapath.c at git revision `rev`: `samples` alternating
- * `bpftool prog run … repeat` calls each (ns per run, the kernel's average over the repeats).
+ * `program.run({ repeat })` calls each (BPF_PROG_TEST_RUN through @datapath/libbpf: ns per run, the
+ * kernel's average over the repeats), plus the current program through `bpftool prog run` on the same
+ * input in the same rounds, the baseline of the SDK's own test-run path.
  */
 export async function progCost(
   agent: Agent,
@@ -72,18 +86,27 @@ export async function progCost(
     }
     const old = await compile({ files: [join(dir, 'datapath.c'), join(dir, 'datapath.h')] });
     const oldColl = load(openObject(old.path, 'datapath_old'), { pinDir: agent.datapath.pinDir });
-    const newColl = load(openObject(agent.datapath.objectPath, 'datapath_new'), {
-      pinDir: agent.datapath.pinDir,
-    });
+    const spec = openObject(agent.datapath.objectPath, 'datapath_new');
+    setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
+    const newColl = load(spec, { pinDir: agent.datapath.pinDir });
     try {
       const c = agent.state.pods[client]!;
       const s = agent.state.pods[server]!;
-      const ctx = new Uint8Array(48);
-      new DataView(ctx.buffer).setUint32(40, c.hostIfindex, true); // __sk_buff.ifindex
-      writeFileSync(join(dir, 'ctx'), ctx);
-      const run = (id: number, n: number): number => {
-        const pkt = join(dir, `pkt${id}`);
-        writeFileSync(pkt, segment(c.ip, s.ip, 40000 + (id % 20000), 1514));
+      const ctx = skbContext({ ifindex: c.hostIfindex });
+      writeFileSync(join(dir, 'ctx'), ctx.subarray(0, 48));
+      const progs = { before: oldColl.program('from_container'), current: newColl.program('from_container') };
+      const packet = (flow: number) => segment(c.ip, s.ip, 40000 + flow, 1514);
+      // The device is the client's host-side veth, in the agent's node namespace.
+      const run = (which: 'before' | 'current', flow: number, n: number): number =>
+        agent.node.run(() => {
+          const r = progs[which].run({ data: packet(flow), ctx, repeat: n });
+          if (r.retval !== TcAct.REDIRECT)
+            throw new Error(`from_container returned ${r.verdict}, not TC_ACT_REDIRECT`);
+          return r.durationNs;
+        });
+      const bpftoolRun = (flow: number, n: number): number => {
+        const pkt = join(dir, `pkt${flow}`);
+        writeFileSync(pkt, packet(flow));
         const out = execFileSync(
           'nsenter',
           [
@@ -92,7 +115,7 @@ export async function progCost(
             'prog',
             'run',
             'id',
-            String(id),
+            String(progs.current.info().id),
             'data_in',
             pkt,
             'ctx_in',
@@ -104,21 +127,22 @@ export async function progCost(
         );
         const m = out.match(/Return value: (\d+), duration(?: \(average\))?: (\d+)ns/);
         if (!m) throw new Error(`bpftool prog run: ${out}`);
-        if (Number(m[1]) !== 7) throw new Error(`from_container returned ${m[1]}, not TC_ACT_REDIRECT`);
+        if (Number(m[1]) !== TcAct.REDIRECT)
+          throw new Error(`from_container returned ${m[1]}, not TC_ACT_REDIRECT`);
         return Number(m[2]);
       };
-      const ids = {
-        before: oldColl.program('from_container').info().id,
-        current: newColl.program('from_container').info().id,
-      };
-      const times = { before: [] as number[], current: [] as number[] };
-      for (const id of Object.values(ids)) run(id, 1); // admits the flow
+      // Each measurement has its own flow, admitted by its first run.
+      run('before', 0, 1);
+      run('current', 1, 1);
+      bpftoolRun(2, 1);
+      const times = { before: [] as number[], current: [] as number[], bpftool: [] as number[] };
       for (let i = 0; i < samples; i++) {
-        times.before.push(run(ids.before, repeat));
-        times.current.push(run(ids.current, repeat));
+        times.before.push(run('before', 0, repeat));
+        times.current.push(run('current', 1, repeat));
+        times.bpftool.push(bpftoolRun(2, repeat));
       }
       const sum = (t: number[]) => ({ median: median(t), min: Math.min(...t), max: Math.max(...t) });
-      return { current: sum(times.current), before: sum(times.before) };
+      return { current: sum(times.current), before: sum(times.before), bpftool: sum(times.bpftool) };
     } finally {
       oldColl.close();
       newColl.close();

@@ -338,10 +338,17 @@ async function main(): Promise<void> {
       paired('on', 'ipt', 'udpP50'),
     ],
     [
-      `from_container run time per packet, established flow (\`bpftool prog run\`, median of 21 × 200 runs) vs the same program at ${COST_REV}`,
+      `from_container run time per packet, established flow (\`program.run\`, median of 21 × 200 runs) vs the same program at ${COST_REV}`,
       cost ? `${cost.current.median} ns` : `not measured (${costError})`,
       cost ? `${cost.before.median} ns` : '–',
       cost ? fmt(cost.current.median / cost.before.median) : '–',
+      '–',
+    ],
+    [
+      'from_container run time per packet through `program.run` vs `bpftool prog run` (same program, input and rounds)',
+      cost ? `${cost.current.median} ns` : `not measured (${costError})`,
+      cost ? `${cost.bpftool.median} ns` : '–',
+      cost ? fmt(cost.current.median / cost.bpftool.median) : '–',
       '–',
     ],
     [

@@ -41,6 +41,7 @@ import {
   progType,
   readMemory,
 } from './sys/libbpf.js';
+import { type SharedMapping, sysMmapShared } from './sys/libc.js';
 
 /** A map as declared in an ELF object, before loading. */
 export interface ObjectMapDecl {
@@ -386,6 +387,7 @@ export class LoadedObject {
   /** Maps, including internal ones. */
   readonly maps: readonly LoadedMap[];
   #obj: bigint | undefined;
+  readonly #mappings = new Map<string, SharedMapping>();
   // libbpf reads the ELF bytes until load and keeps pointers into them: they must outlive the object.
   readonly #keep: unknown[];
 
@@ -435,9 +437,46 @@ export class LoadedObject {
    */
   close(): void {
     if (this.#obj === undefined) return;
+    for (const m of this.#mappings.values()) m.unmap();
+    this.#mappings.clear();
     objectClose(this.#obj);
     this.#obj = undefined;
     this.#keep.length = 0;
+  }
+
+  /**
+   * A live view of the memory of a global-variable section (`.data`, `.bss`, `.data.*`): the mmap-able
+   * array map libbpf created for it, shared with the running programs (no system call per access).
+   * Take a new view for every access: it is unmapped when the object closes.
+   *
+   * @throws {@link BpfError} `NotFound` when the object has no such section, `NotSupported` for `.rodata`
+   * (frozen, read-only) or a section that is not memory-mapped, `BadFd` once the object is closed.
+   */
+  globalMemory(section: string): Uint8Array {
+    const op = 'globalMemory';
+    if (this.#obj === undefined)
+      throw new BpfError('BadFd', `${op}: the object is closed`, { op, target: section });
+    if (!/^\.(data|bss)(\..+)?$/.test(section)) {
+      throw new BpfError(
+        'NotSupported',
+        `${op}: ${section} is not a writable global section (.data, .bss, .data.*)`,
+        {
+          op,
+          target: section,
+        },
+      );
+    }
+    const mapped = this.#mappings.get(section);
+    if (mapped !== undefined) return mapped.bytes;
+    for (const m of eachMap(this.#obj)) {
+      if (!mapIsInternal(m) || !mapName(m).endsWith(section)) continue;
+      // libbpf 1.1 maps the kernel memory only for skeletons: map the map's fd ourselves.
+      const r = sysMmapShared(mapFd(m), mapValueSize(m));
+      if (typeof r === 'number') throw errnoError(-r, { op, syscall: 'mmap', target: section });
+      this.#mappings.set(section, r);
+      return r.bytes;
+    }
+    throw new BpfError('NotFound', `${op}: the object has no ${section} section`, { op, target: section });
   }
 
   /** Same as {@link LoadedObject.close}. */

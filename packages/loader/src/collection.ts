@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { type AnyMap, bytes, type MapCodecs, openMapFd, u32 } from '@datapath/bpf-maps';
+import { type AnyMap, bytes, type Codec, type MapCodecs, openMapFd, u32 } from '@datapath/bpf-maps';
 import { BpfError, type LoadedObject, objectLoad, pinnedMapInfo } from '@datapath/libbpf';
 import { forget, watch } from './leak.js';
 import { Program } from './program.js';
@@ -20,6 +20,14 @@ export interface LoadOptions {
   replaceIncompatible?: boolean | readonly string[];
   /** First verifier log buffer size in bytes (grows automatically up to 64 MiB). */
   logSize?: number;
+}
+
+/** Typed access to a global-variable section of a loaded collection (see {@link Collection.globals}). */
+export interface GlobalSection {
+  /** Decodes the variable at `offset` with `codec`. */
+  read<T>(codec: Codec<T>, offset: number): T;
+  /** Encodes `value` with `codec` at `offset` (the programs see it on their next access). */
+  write<T>(codec: Codec<T>, offset: number, value: T): void;
 }
 
 /** A map of a loaded collection. Its fd belongs to the collection. */
@@ -124,6 +132,54 @@ export class Collection {
     // Index-keyed kinds (array, per-CPU array, prog array) take numbers; everything else raw key bytes.
     const indexed = m.type === 2 || m.type === 3 || m.type === 6;
     return openMapFd(m.fd, { key: indexed ? (u32 as never) : bytes(m.keySize), value: bytes(m.valueSize) });
+  }
+
+  /**
+   * The `.data` or `.bss` globals of the collection, read and written in place while programs run (the
+   * mmap-able array map libbpf made for the section: no system call per access). Typed accessors come
+   * from the generator (`openGlobals`).
+   * Equivalent to: `bpftool map dump name OBJ.bss`.
+   *
+   * @throws {@link BpfError} `NotFound` when the object has no such section, `NotSupported` for `.rodata`.
+   * @example Reading a counter at offset 0 of .bss
+   * ```ts
+   * import { u64 } from '@datapath/bpf-maps';
+   * import { type Collection } from '@datapath/loader';
+   * declare const coll: Collection;
+   * console.log(coll.globals('.bss').read(u64, 0));
+   * ```
+   */
+  globals(section: string): GlobalSection {
+    this.#obj.globalMemory(section); // checks now: the section exists and is mapped
+    const obj = this.#obj;
+    const view = () => {
+      const mem = obj.globalMemory(section);
+      return new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+    };
+    const bounds = (codec: Codec<unknown>, offset: number, size: number) => {
+      if (!Number.isInteger(offset) || offset < 0 || offset + codec.size > size) {
+        throw new BpfError(
+          'InvalidArgument',
+          `globals: ${section}+${offset} (${codec.size} bytes) is outside the section`,
+          {
+            op: 'globals',
+            target: section,
+          },
+        );
+      }
+    };
+    return {
+      read<T>(codec: Codec<T>, offset: number): T {
+        const v = view();
+        bounds(codec, offset, v.byteLength);
+        return codec.decode(v, offset);
+      },
+      write<T>(codec: Codec<T>, offset: number, value: T): void {
+        const v = view();
+        bounds(codec, offset, v.byteLength);
+        codec.encode(value, v, offset);
+      },
+    };
   }
 
   /**

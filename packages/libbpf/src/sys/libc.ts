@@ -17,6 +17,44 @@ const syscallBpf = libc.func('long syscall(long nr, int cmd, uintptr_t attr, uns
   size: number,
 ) => number;
 const closeFn = libc.func('int close(int fd)') as (fd: number) => number;
+const mmapFn = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)') as (
+  addr: null,
+  len: number,
+  prot: number,
+  flags: number,
+  fd: number,
+  off: number,
+) => unknown;
+const munmapFn = libc.func('int munmap(void *addr, size_t len)') as (addr: unknown, len: number) => number;
+
+/** A shared read-write mapping of a BPF map's memory (an mmap-able array's values). */
+export interface SharedMapping {
+  /** The mapped bytes, live: the kernel's and the programs' view of the same memory. */
+  readonly bytes: Uint8Array;
+  /** Unmaps it; `bytes` must not be touched afterwards. */
+  unmap(): void;
+}
+
+/**
+ * mmap(2)s `len` bytes of the map `fd` shared and read-write (`BPF_F_MMAPABLE` arrays); returns the
+ * mapping, or `-errno`.
+ */
+export function sysMmapShared(fd: number, len: number): SharedMapping | number {
+  const PROT_READ_WRITE = 3;
+  const MAP_SHARED = 1;
+  const size = (len + 4095) & ~4095;
+  const ptr = mmapFn(null, size, PROT_READ_WRITE, MAP_SHARED, fd, 0);
+  if (ptr === null || ptr === -1n || ptr === 0xffffffffffffffffn) return -koffi.errno();
+  let live = true;
+  return {
+    bytes: new Uint8Array(koffi.view(ptr, len)),
+    unmap() {
+      if (!live) return;
+      live = false;
+      munmapFn(ptr, size);
+    },
+  };
+}
 
 /** Which implementation carries the package's bpf(2) calls; see {@link bpfBackend}. */
 export type BpfBackend = 'native' | 'koffi';

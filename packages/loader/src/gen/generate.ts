@@ -522,6 +522,26 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
     defaultLines.push(`  ${prop(c.name)}: ${dflt},`);
   }
 
+  // .data / .bss globals: typed accessors over the live section memory.
+  // Pointer globals mean nothing outside the kernel (and often only keep a type in BTF): left out.
+  const globals = obj.globals.filter(
+    (g) => /^\.(data|bss)(\..+)?$/.test(g.section) && resolve(btf, g.type).kind !== 'ptr',
+  );
+  const globalLines: string[] = [];
+  const accessorLines: string[] = [];
+  const sections = [...new Set(globals.map((g) => g.section))];
+  for (const g of globals) {
+    const c = em.codec(g.type, `global ${g.name}`);
+    const sec = `s${sections.indexOf(g.section)}`;
+    globalLines.push(
+      `  /** \`${g.name}\` at ${g.section}+${g.offset} (${plural(g.size)}). */\n  ${prop(g.name)}: ${c.ts};`,
+    );
+    accessorLines.push(
+      `    get ${prop(g.name)}() {\n      return ${sec}.read(${c.expr}, ${g.offset});\n    },`,
+      `    set ${prop(g.name)}(value) {\n      ${sec}.write(${c.expr}, ${g.offset}, value);\n    },`,
+    );
+  }
+
   // Assemble.
   const out: string[] = [];
   const src = options.source ?? 'object';
@@ -546,7 +566,7 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
     );
   }
   const loaderImports = [
-    ...(openLines.length > 0 || obj.programs.length > 0 ? ['Collection'] : []),
+    ...(openLines.length > 0 || obj.programs.length > 0 || globals.length > 0 ? ['Collection'] : []),
     ...(constants.length > 0 ? ['ObjectSpec'] : []),
     ...(obj.programs.length > 0 ? ['Program'] : []),
   ];
@@ -563,7 +583,9 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
   out.push(
     '',
     "/** The object's maps as declared: type, sizes, and codecs where a typed client exists. */",
-    `export const mapSpecs = {\n${mapLines.join('\n')}\n} as const;`,
+    mapLines.length === 0
+      ? 'export const mapSpecs = {} as const;'
+      : `export const mapSpecs = {\n${mapLines.join('\n')}\n} as const;`,
   );
   if (openLines.length > 0) {
     out.push(
@@ -608,6 +630,24 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
       `export function openPrograms(coll: Collection): Record<ProgramName, Program> {\n  return {\n${obj.programs
         .map((p) => `    ${prop(p.name)}: coll.program(${q(p.name)}),`)
         .join('\n')}\n  };\n}`,
+    );
+  }
+  if (globals.length > 0) {
+    out.push(
+      '',
+      "/** The object's `.data` and `.bss` globals, read and written in place while its programs run. */",
+      `export interface Globals {\n${globalLines.join('\n')}\n}`,
+      '',
+      '/**',
+      ' * Typed accessors of the globals of a collection loaded from this object: every read and write goes to',
+      ' * the memory the programs use (no copy, no system call).',
+      ' *',
+      ' * @throws BpfError `NotFound` when a section is missing, `BadFd` on access after the collection closed.',
+      ' */',
+      'export function openGlobals(coll: Collection): Globals {',
+      ...sections.map((sec, i) => `  const s${i} = coll.globals(${q(sec)});`),
+      `  return {\n${accessorLines.join('\n')}\n  };`,
+      '}',
     );
   }
   if (constants.length > 0) {
