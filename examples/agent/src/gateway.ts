@@ -1,3 +1,5 @@
+import { parseIp } from '@datapath/ip';
+
 /**
  * The gateway every pod routes through (Cilium-style: a link-local address nobody owns). This is its one
  * definition: the datapath receives it at load as the `gateway_ipv4` constant and answers ARP for it.
@@ -6,9 +8,5 @@ export const GATEWAY = '169.254.1.1';
 
 /** An IPv4 address as a host-order u32 (what `gateway_ipv4` holds). */
 export function ipv4HostU32(ip: string): number {
-  const parts = ip.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
-    throw new Error(`not an IPv4 address: ${ip}`);
-  }
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+  return Number(parseIp(ip, 4).value);
 }
