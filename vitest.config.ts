@@ -1,12 +1,31 @@
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Workspace tests resolve sibling packages from their TypeScript sources: no build needed.
+// Workspace tests resolve sibling packages from their TypeScript sources: no build needed. Each entry of a
+// package's `exports` map (`.` and subpaths such as `@datapath/ipam/file-store`) maps to `src/<name>.ts`.
 const root = fileURLToPath(new URL('.', import.meta.url));
-const alias = Object.fromEntries(
-  readdirSync(`${root}packages`).map((dir) => [`@datapath/${dir}`, `${root}packages/${dir}/src/index.ts`]),
-);
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const alias = readdirSync(`${root}packages`).flatMap((dir) => {
+  const manifest = `${root}packages/${dir}/package.json`;
+  const exportsMap: Record<string, unknown> = existsSync(manifest)
+    ? (JSON.parse(readFileSync(manifest, 'utf8')).exports ?? {})
+    : {};
+  const subpaths = Object.keys(exportsMap)
+    .filter((k) => k.startsWith('./') && !k.includes('*') && !k.endsWith('.json'))
+    .map((k) => k.slice(2))
+    .filter((sub) => existsSync(`${root}packages/${dir}/src/${sub}.ts`));
+  return [
+    ...subpaths.map((sub) => ({
+      find: new RegExp(`^${escape(`@datapath/${dir}/${sub}`)}$`),
+      replacement: `${root}packages/${dir}/src/${sub}.ts`,
+    })),
+    {
+      find: new RegExp(`^${escape(`@datapath/${dir}`)}$`),
+      replacement: `${root}packages/${dir}/src/index.ts`,
+    },
+  ];
+});
 const testDirs = ['packages/*/{src,test}/**', 'examples/*/{src,test}/**'];
 
 export default defineConfig({

@@ -4,12 +4,14 @@
 //   - every `@datapath/*` import in a package's src/ is declared in its package.json dependencies;
 //   - every runtime dependency a package declares is imported by its src/ (no dead weight for users);
 //   - the leaf packages (`@datapath/ip`) have no runtime dependency and import no Node built-in;
-//   - the pure packages stay pure: `@datapath/policy` and `@datapath/cni` (the CNI spec library) depend
-//     on no kernel package, and their src/ imports no FFI, socket or child process module statically (a
-//     lazy `await import()` inside a function is allowed: it loads nothing at import; their
-//     test/pure.test.ts checks a fresh process's loaded modules and /proc/self/maps).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+//   - the pure packages (scripts/pure-packages.mjs: policy, ipam, the CNI spec library) stay pure: they
+//     depend on no kernel package, and the import graph of their main entry point (src/index.ts, type-only
+//     imports aside) imports no FFI, socket, child-process or native-addon module, and loads such a module
+//     lazily (`await import()`, `createRequire`) only inside src/sys/, where it is loaded on first use.
+//     scripts/purity.test.ts checks the same at run time on the built entry points.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { EXTRA_BANNED_DEPS, IMPURE_MODULES, KERNEL_PACKAGES, PURE_PACKAGES } from './pure-packages.mjs';
 
 const tops = ['packages', 'examples'];
 const pkgs = new Map();
@@ -23,20 +25,10 @@ for (const top of tops) {
     }
   }
 }
-const KERNEL = [
-  '@datapath/libbpf',
-  '@datapath/netlink',
-  '@datapath/bpf-maps',
-  '@datapath/loader',
-  '@datapath/netdev',
-];
-const PURE = {
-  '@datapath/policy': KERNEL,
-  '@datapath/cni': [...KERNEL, '@datapath/ipam', '@datapath/cni-plugin'],
-};
+const PURE = Object.fromEntries(
+  PURE_PACKAGES.map((name) => [name, [...KERNEL_PACKAGES, ...(EXTRA_BANNED_DEPS[name] ?? [])]]),
+);
 const LEAF = new Set(['@datapath/ip']);
-// Modules a pure package may not import at module load (FFI, sockets, child processes, native addons).
-const NATIVE = /^(koffi|node:child_process|child_process|node:net|net|node:dgram|dgram|node:worker_threads)$/;
 const problems = [];
 const deps = (m) => Object.keys({ ...m.dependencies, ...m.peerDependencies }).filter((n) => pkgs.has(n));
 
@@ -82,21 +74,48 @@ for (const [name, { dir, manifest }] of pkgs) {
       if (!spec.startsWith('.') && spec !== name)
         problems.push(`${name} is a leaf package but its src/ imports ${spec}`);
   }
-  if (PURE[name]) {
-    for (const f of files) {
-      const text = readFileSync(f, 'utf8');
-      for (const m of text.matchAll(
-        /^\s*(?:import|export)\s[^;]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]/gm,
-      )) {
-        const spec = m[1] ?? m[2] ?? m[3];
-        if (NATIVE.test(spec) || spec.endsWith('.node')) {
-          problems.push(`${f}: ${name} must stay pure but imports ${spec} at module load`);
-        }
-      }
-    }
-  }
   for (const banned of PURE[name] ?? []) {
     if (declared.has(banned)) problems.push(`${name} must stay pure but depends on ${banned}`);
+  }
+}
+
+// The static import graph of each pure package's main entry point.
+const stripComments = (text) => text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+for (const name of PURE_PACKAGES) {
+  const pkg = pkgs.get(name);
+  if (pkg === undefined) {
+    problems.push(`scripts/pure-packages.mjs lists ${name}, which is not a workspace package`);
+    continue;
+  }
+  const entry = resolve(pkg.dir, 'src', 'index.ts');
+  const seen = new Set();
+  const queue = [entry];
+  while (queue.length > 0) {
+    const file = queue.pop();
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const text = stripComments(readFileSync(file, 'utf8'));
+    const where = relative(process.cwd(), file);
+    // Static imports and re-exports that bring code at run time (`import type`/`export type` do not).
+    for (const m of text.matchAll(
+      /^\s*(import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm,
+    )) {
+      if (m[2]) continue;
+      const spec = m[3];
+      if (spec.startsWith('.')) {
+        const target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
+        if (existsSync(target)) queue.push(target);
+        else problems.push(`${where} imports ${spec}, which check-graph cannot find`);
+      } else if (IMPURE_MODULES.includes(spec) || spec.endsWith('.node')) {
+        problems.push(`${name} must stay pure at import but ${where} imports ${spec}`);
+      }
+    }
+    // A lazy binding is allowed only in the package's kernel layer (src/sys/), loaded on first use.
+    const inSys = relative(join(pkg.dir, 'src'), file).startsWith('sys/');
+    for (const m of text.matchAll(/(?:require|import)\(\s*['"]([^'"]+)['"]/g)) {
+      if (!inSys && (IMPURE_MODULES.includes(m[1]) || m[1].endsWith('.node')))
+        problems.push(`${name}: ${where} loads ${m[1]} outside src/sys/`);
+    }
   }
 }
 

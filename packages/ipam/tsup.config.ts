@@ -1,3 +1,3 @@
 import { packageConfig } from '../../scripts/tsup.base';
 
-export default packageConfig();
+export default packageConfig({ entry: ['src/index.ts', 'src/file-store.ts'], splitting: true });

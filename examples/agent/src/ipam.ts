@@ -3,7 +3,8 @@
  * agent's state directory (the host-local layout, so a CNI plugin could share it).
  */
 import { type IpPrefix, parsePrefix, prefixContains, tryParseIp } from '@datapath/ip';
-import { FileStore, HostScope } from '@datapath/ipam';
+import { HostScope } from '@datapath/ipam';
+import { FileStore } from '@datapath/ipam/file-store';
 
 /** The agent's IPv4 address pool: owners per IP, durable across agent restarts. */
 export class AddressPool {

@@ -99,19 +99,27 @@ export class Bitmap {
   }
 
   /**
-   * Marks `offset` allocated; returns false when it already was.
+   * Marks `offset` allocated (returns true, kept for callers written against 0.1).
    *
-   * @throws {@link IpamError} `OutOfRange` for an offset outside `0 … size-1`.
+   * @throws {@link IpamError} `OutOfRange` for an offset outside `0 … size-1`; `AlreadyAllocated` when it
+   * already was (the bitmap is unchanged).
    * @example
    * ```ts
-   * import { Bitmap } from '@datapath/ipam';
+   * import { Bitmap, IpamError } from '@datapath/ipam';
    * const b = new Bitmap(4);
-   * console.log(b.allocate(2), b.allocate(2)); // true false
+   * b.allocate(2);
+   * try {
+   *   b.allocate(2);
+   * } catch (e) {
+   *   console.log((e as IpamError).code); // 'AlreadyAllocated'
+   * }
    * ```
    */
-  allocate(offset: number): boolean {
+  allocate(offset: number): true {
     this.check(offset, 'Bitmap.allocate');
-    return this.set(offset);
+    if (!this.set(offset))
+      fail('AlreadyAllocated', 'Bitmap.allocate', `offset ${offset} is already allocated`, String(offset));
+    return true;
   }
 
   /** Sets a bit known to be in range. @internal */

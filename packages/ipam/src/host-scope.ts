@@ -3,11 +3,22 @@
 import { randomUUID } from 'node:crypto';
 import { formatIpv6, type IpAddress, type IpFamily } from '@datapath/ip';
 import { type Clock, systemClock } from './clock.js';
-import { fail, IpamError } from './errors.js';
+import { checkFamily, fail, IpamError } from './errors.js';
 import { parseIp } from './parse.js';
 import { PodCidrPool, type PodCidrStats } from './pod-pool.js';
 import type { RangeOptions } from './range.js';
-import type { Store, StoreTxn } from './store.js';
+import { MemoryStore, type Store, type StoreProblem, type StoreTxn } from './store.js';
+
+/** The owner a store records for an address in its release cooldown; the line after it is the deadline. */
+const COOLING = 'datapath:cooldown\r\n';
+const coolingOwner = (until: number): string => `${COOLING}${until}`;
+/** The deadline of a cooling owner string, or undefined when `owner` is a real owner. */
+function coolingUntil(owner: string | undefined): number | undefined {
+  if (owner === undefined || !owner.startsWith(COOLING)) return undefined;
+  const until = Number(owner.slice(COOLING.length).trim());
+  return Number.isFinite(until) ? until : 0;
+}
+const familyOf = (ip: string): IpFamily => (ip.indexOf(':') >= 0 ? 6 : 4);
 
 /** Parses `ip` and returns it in canonical text (IPv6 addresses are accepted in any valid spelling). */
 function canonical(ip: string, op: string): IpAddress & { text: string } {
@@ -27,6 +38,36 @@ export interface HostScopeOptions extends RangeOptions {
   clock?: Clock;
   /** Called with the error when an expired IP cannot be released (e.g. a store failure). */
   onExpirationError?: (error: unknown) => void;
+  /**
+   * One address per family per owner, as the CNI host-local plugin: a second `allocate`/`allocateNext` for
+   * an owner that already holds an address of that family fails with `AlreadyAllocated` (default false).
+   * {@link HostScope.allocateOrGet} returns the held address instead.
+   */
+  onePerOwner?: boolean;
+  /**
+   * Release cooldown in milliseconds (default 0: none). A released address stays out of allocation this
+   * long (it is kept in the store under a cooldown marker, so it survives restarts and is honoured by every
+   * process sharing the store). Free addresses are always preferred; when only cooling ones are left,
+   * allocation fails with `Cooling` (not `Full`) until the first one's cooldown ends. A `rollback` of an
+   * address that was never handed out does not cool. Needs a store with `replace` (both built-in stores);
+   * without a `store` option a private {@link MemoryStore} is used.
+   */
+  cooldownMs?: number;
+}
+
+/**
+ * What {@link HostScope.allocateOrGet} handed out: the owner's address per family, and which of them this
+ * call created. Pass it to {@link HostScope.rollback} when the pod's setup fails.
+ */
+export interface Lease {
+  /** The owner the addresses belong to. */
+  readonly owner: string;
+  /** The IPv4 address, when requested. */
+  readonly v4?: string;
+  /** The IPv6 address, when requested. */
+  readonly v6?: string;
+  /** The addresses this call allocated (the others the owner already held): only these are rolled back. */
+  readonly created: readonly string[];
 }
 
 /** The IPs of one `allocateNextWithExpiration` call and the token that stops their timers. */
@@ -55,6 +96,10 @@ export interface HostScopeDump {
   status: string[];
   /** Per pod CIDR usage. */
   cidrs: PodCidrStats[];
+  /** Released addresses in their cooldown → when each becomes allocatable again (the clock's milliseconds). */
+  cooling: Record<string, number>;
+  /** Store entries skipped because they are not readable reservations (their IPs stay taken). */
+  problems: StoreProblem[];
 }
 
 interface Timer {
@@ -82,6 +127,8 @@ export class HostScope {
   private readonly timers = new Map<string, Timer>();
   private readonly store: Store | undefined;
   private readonly clock: Clock;
+  private readonly cooldownMs: number;
+  private problemList: StoreProblem[] = [];
   private readonly options: HostScopeOptions;
   private generation: string | undefined;
   /** IPs reserved in the store as of the last listing plus this scope's own changes since. */
@@ -102,10 +149,16 @@ export class HostScope {
    */
   constructor(options: HostScopeOptions) {
     this.options = options;
-    this.store = options.store;
     this.clock = options.clock ?? systemClock;
     if (options.v4 === undefined && options.v6 === undefined)
       fail('InvalidCidr', 'HostScope', 'no address family configured');
+    const cooldown = options.cooldownMs ?? 0;
+    if (!Number.isFinite(cooldown) || cooldown < 0)
+      fail('Mismatch', 'HostScope', `cooldownMs must be a finite number ≥ 0, got ${cooldown}`);
+    this.cooldownMs = cooldown;
+    this.store = options.store ?? (cooldown > 0 ? new MemoryStore() : undefined);
+    if (cooldown > 0 && this.store !== undefined && !this.store.transact((t) => t.replace !== undefined))
+      fail('NotSupported', 'HostScope', 'cooldownMs needs a store that implements StoreTxn.replace');
     this.pools = this.buildPools();
   }
 
@@ -131,28 +184,40 @@ export class HostScope {
   private tx<T>(fn: (t: StoreTxn | undefined) => T, owner?: string): T {
     const store = this.store;
     if (store === undefined) return fn(undefined);
-    return store.transact(
-      (t) => {
-        if (t.generation !== this.generation) this.reload(t);
-        try {
-          return fn(t);
-        } finally {
-          this.generation = t.generation;
-        }
-      },
-      owner === undefined ? {} : { owner },
-    );
+    return store.transact((t) => this.inTx(t, fn), owner === undefined ? {} : { owner });
+  }
+
+  /** {@link HostScope.tx} waiting for the store's lock without blocking the event loop. */
+  private async txAsync<T>(fn: (t: StoreTxn | undefined) => T, owner?: string): Promise<T> {
+    const store = this.store;
+    if (store === undefined) return fn(undefined);
+    const hint = owner === undefined ? {} : { owner };
+    if (store.transactAsync === undefined) return store.transact((t) => this.inTx(t, fn), hint);
+    return store.transactAsync((t) => this.inTx(t, fn), hint);
+  }
+
+  private inTx<T>(t: StoreTxn, fn: (t: StoreTxn | undefined) => T): T {
+    if (t.generation !== this.generation) this.reload(t);
+    try {
+      return fn(t);
+    } finally {
+      this.generation = t.generation;
+      const found = t.problems?.();
+      if (found !== undefined && found.length > 0) {
+        const seen = new Set(this.problemList.map((p) => p.entry));
+        for (const p of found) if (!seen.has(p.entry)) this.problemList.push(p);
+      }
+    }
   }
 
   /** Applies what changed in the store since the last listing to the pools (incrementally). */
   private reload(t: StoreTxn): void {
     const listing = new Set(t.ips());
     for (const ip of this.known)
-      if (!listing.has(ip) && !this.drawnExcluded.has(ip))
-        this.pools[ip.indexOf(':') >= 0 ? 6 : 4]?.release(ip);
+      if (!listing.has(ip) && !this.drawnExcluded.has(ip)) this.pools[familyOf(ip)]?.release(ip);
     for (const ip of listing) {
       if (this.known.has(ip)) continue;
-      const pool = this.pools[ip.indexOf(':') >= 0 ? 6 : 4];
+      const pool = this.pools[familyOf(ip)];
       if (pool?.contains(ip) && !pool.has(ip)) pool.allocate(ip);
     }
     this.known = listing;
@@ -161,6 +226,7 @@ export class HostScope {
   }
 
   private pool(family: IpFamily, op: string): PodCidrPool {
+    checkFamily(family, op);
     const p = this.pools[family];
     if (p === undefined) fail('Family', op, `IPv${family} is not configured`);
     return p;
@@ -209,12 +275,105 @@ export class HostScope {
     const ex = this.excluded.get(ip);
     if (ex !== undefined) fail('Excluded', op, `IP ${ip} is excluded, owned by ${ex}`, ip);
     this.tx((t) => {
-      this.pool(family, op).allocate(ip);
+      this.checkOnePerOwner(t, owner, family, op);
+      const pool = this.pool(family, op);
+      if (t !== undefined && pool.has(ip)) {
+        // A cooling address: reclaim it if its cooldown is over, else say when it will be.
+        const until = coolingUntil(this.ownerIn(t, ip));
+        if (until !== undefined) {
+          if (until > this.clock.now())
+            throw new IpamError('Cooling', `${op}: ${ip} is in its release cooldown`, {
+              op,
+              target: ip,
+              cooling: 1,
+              availableAt: until,
+            });
+          this.dropIn(t, ip);
+        }
+      }
+      pool.allocate(ip);
       if (t !== undefined && !this.reserveIn(t, ip, owner, family)) {
         fail('AlreadyAllocated', op, `${ip} is already allocated`, ip);
       }
       this.owners.set(ip, owner);
     }, owner);
+  }
+
+  /** With `onePerOwner`: fails when `owner` already holds an address of `family`. */
+  private checkOnePerOwner(t: StoreTxn | undefined, owner: string, family: IpFamily, op: string): void {
+    if (this.options.onePerOwner !== true) return;
+    const held = this.heldBy(t, owner, family);
+    if (held !== undefined)
+      fail('AlreadyAllocated', op, `${owner} already holds ${held} (one address per owner)`, held);
+  }
+
+  /** The first address of `family` held by `owner`, if any. */
+  private heldBy(t: StoreTxn | undefined, owner: string, family: IpFamily): string | undefined {
+    const pool = this.pools[family];
+    if (pool === undefined) return undefined;
+    for (const ip of this.allocated(t))
+      if (familyOf(ip) === family && this.ownerIn(t, ip) === owner) return ip;
+    return undefined;
+  }
+
+  /** Removes `ip` from the pool and the store, without cooldown. */
+  private dropIn(t: StoreTxn | undefined, ip: string): boolean {
+    const timer = this.timers.get(ip);
+    if (timer !== undefined) {
+      this.clock.clearTimeout(timer.handle);
+      this.timers.delete(ip);
+    }
+    const p = this.pools[familyOf(ip)];
+    const had = p?.has(ip) ?? false;
+    p?.release(ip);
+    this.owners.delete(ip);
+    this.drawnExcluded.delete(ip);
+    const inStore = t !== undefined && this.releaseIn(t, ip);
+    return had || inStore;
+  }
+
+  /** Releases `ip`: into its cooldown when one is configured, else back to the pool. */
+  private freeIn(t: StoreTxn | undefined, ip: string): boolean {
+    if (this.cooldownMs <= 0 || t === undefined || this.drawnExcluded.has(ip)) return this.dropIn(t, ip);
+    const timer = this.timers.get(ip);
+    if (timer !== undefined) {
+      this.clock.clearTimeout(timer.handle);
+      this.timers.delete(ip);
+    }
+    const marker = coolingOwner(this.clock.now() + this.cooldownMs);
+    if (!t.replace!(ip, marker)) return this.dropIn(t, ip);
+    this.owners.set(ip, marker);
+    return true;
+  }
+
+  /**
+   * With the pool of `family` full: frees the cooling addresses whose cooldown is over; returns how many
+   * it freed, or throws `Cooling` when every remaining one is still cooling.
+   */
+  private reclaimCooling(t: StoreTxn, family: IpFamily, op: string): number {
+    const now = this.clock.now();
+    let freed = 0;
+    let cooling = 0;
+    let first = Number.POSITIVE_INFINITY;
+    for (const ip of t.ips()) {
+      if (familyOf(ip) !== family) continue;
+      const until = coolingUntil(this.ownerIn(t, ip));
+      if (until === undefined) continue;
+      if (until <= now) {
+        this.dropIn(t, ip);
+        freed++;
+      } else {
+        cooling++;
+        first = Math.min(first, until);
+      }
+    }
+    if (freed === 0 && cooling > 0)
+      throw new IpamError(
+        'Cooling',
+        `${op}: no free IPv${family} address: ${cooling} released address(es) still in their cooldown, the first free at ${first}`,
+        { op, cooling, availableAt: first },
+      );
+    return freed;
   }
 
   /**
@@ -229,29 +388,177 @@ export class HostScope {
    * ```
    */
   allocateNext(family: IpFamily, owner: string): string {
-    this.pool(family, 'HostScope.allocateNext');
+    const op = 'HostScope.allocateNext';
+    this.pool(family, op);
     return this.tx((t) => {
-      let relisted = false;
-      for (;;) {
-        const pool = this.pools[family]!;
-        // Before reporting Full with a store, list it again: a writer that does not bump the generation
-        // (e.g. the host-local binary sharing the directory) may have freed addresses.
-        if (t !== undefined && pool.free === 0 && !relisted) {
-          relisted = true;
-          this.reload(t);
-        }
-        const ip = pool.allocateNext();
-        const ex = this.excluded.get(ip);
-        if (ex !== undefined) {
-          this.drawnExcluded.add(ip);
-          this.owners.set(ip, `${owner} (excluded)`);
-          continue;
-        }
-        if (t !== undefined && !this.reserveIn(t, ip, owner, family)) continue; // taken by another writer
-        this.owners.set(ip, owner);
-        return ip;
-      }
+      this.checkOnePerOwner(t, owner, family, op);
+      return this.nextIn(t, family, owner, op);
     }, owner);
+  }
+
+  /**
+   * {@link HostScope.allocateNext}, waiting for a shared store's lock without blocking the event loop.
+   *
+   * @throws {@link IpamError} as {@link HostScope.allocateNext}, plus `Busy` (as a rejected promise).
+   * @example
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * const ipam = new HostScope({ v4: ['10.0.0.0/24'] });
+   * console.log(ipam.owner(await ipam.allocateNextAsync(4, 'pod'))); // pod
+   * ```
+   */
+  async allocateNextAsync(family: IpFamily, owner: string): Promise<string> {
+    const op = 'HostScope.allocateNextAsync';
+    this.pool(family, op);
+    return this.txAsync((t) => {
+      this.checkOnePerOwner(t, owner, family, op);
+      return this.nextIn(t, family, owner, op);
+    }, owner);
+  }
+
+  private nextIn(t: StoreTxn | undefined, family: IpFamily, owner: string, op: string): string {
+    let relisted = false;
+    let reclaimed = false;
+    // Bounded: every turn takes an address out of the pool (drawn excluded, or taken by another writer),
+    // and the relist and the reclaim happen once each.
+    for (;;) {
+      const pool = this.pools[family]!;
+      // Before reporting Full with a store, list it again: a writer that does not bump the generation
+      // (e.g. the host-local binary sharing the directory) may have freed addresses.
+      if (t !== undefined && pool.free === 0 && !relisted) {
+        relisted = true;
+        this.reload(t);
+      }
+      // Still full: addresses whose release cooldown is over are free again (Cooling if none is yet).
+      if (t !== undefined && pool.free === 0 && !reclaimed) {
+        reclaimed = true;
+        this.reclaimCooling(t, family, op);
+      }
+      const ip = pool.allocateNext();
+      const ex = this.excluded.get(ip);
+      if (ex !== undefined) {
+        this.drawnExcluded.add(ip);
+        this.owners.set(ip, `${owner} (excluded)`);
+        continue;
+      }
+      if (t !== undefined && !this.reserveIn(t, ip, owner, family)) continue; // taken by another writer
+      this.owners.set(ip, owner);
+      return ip;
+    }
+  }
+
+  /**
+   * The owner's address of `family` (or both with `'dual'`), allocating only what it does not hold yet:
+   * host-local's one-address-per-owner, and what a CNI ADD that may be retried needs. All or nothing.
+   * The returned {@link Lease} says what this call created; on a failed pod setup pass it to
+   * {@link HostScope.rollback}, which never frees an address the owner held before (a live pod's).
+   *
+   * @throws {@link IpamError} `Family`; `Full`; `Cooling`; `StoreFailure`; `Busy`.
+   * @example A CNI ADD with a safe rollback
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * const ipam = new HostScope({ v4: ['10.0.0.0/24'] });
+   * const lease = ipam.allocateOrGet(4, 'c0ffee/eth0');
+   * try {
+   *   console.log('plumb', lease.v4);
+   * } catch (e) {
+   *   ipam.rollback(lease); // frees only what allocateOrGet created
+   *   throw e;
+   * }
+   * console.log(ipam.allocateOrGet(4, 'c0ffee/eth0').created.length); // 0: the same address again
+   * ```
+   */
+  allocateOrGet(family: IpFamily | 'dual', owner: string): Lease {
+    const op = 'HostScope.allocateOrGet';
+    const fams = this.leaseFamilies(family, op);
+    return this.tx((t) => this.orGetIn(t, fams, owner, op), owner);
+  }
+
+  /**
+   * {@link HostScope.allocateOrGet}, waiting for a shared store's lock without blocking the event loop.
+   *
+   * @throws {@link IpamError} as {@link HostScope.allocateOrGet} (as a rejected promise).
+   * @example
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * const ipam = new HostScope({ v6: ['fd00::/120'] });
+   * console.log((await ipam.allocateOrGetAsync(6, 'pod')).created.length); // 1
+   * ```
+   */
+  async allocateOrGetAsync(family: IpFamily | 'dual', owner: string): Promise<Lease> {
+    const op = 'HostScope.allocateOrGetAsync';
+    const fams = this.leaseFamilies(family, op);
+    return this.txAsync((t) => this.orGetIn(t, fams, owner, op), owner);
+  }
+
+  private leaseFamilies(family: IpFamily | 'dual', op: string): IpFamily[] {
+    if (family === 'dual') {
+      this.pool(6, op);
+      this.pool(4, op);
+      return [6, 4];
+    }
+    this.pool(family, op);
+    return [family];
+  }
+
+  private orGetIn(t: StoreTxn | undefined, fams: IpFamily[], owner: string, op: string): Lease {
+    const created: string[] = [];
+    const got: { v4?: string; v6?: string } = {};
+    try {
+      for (const fam of fams) {
+        let ip = this.heldBy(t, owner, fam);
+        if (ip === undefined) {
+          ip = this.nextIn(t, fam, owner, op);
+          created.push(ip);
+        }
+        got[fam === 4 ? 'v4' : 'v6'] = ip;
+      }
+    } catch (e) {
+      for (const ip of created) this.dropIn(t, ip);
+      throw e;
+    }
+    return { owner, ...got, created };
+  }
+
+  /**
+   * Undoes an {@link HostScope.allocateOrGet} whose pod setup failed: frees the addresses that call created,
+   * if they still belong to the lease's owner, without cooldown (they were never handed out). An address
+   * the owner held before the call (a live pod's, on a retried ADD) is never freed. Returns what it freed.
+   *
+   * @throws {@link IpamError} `StoreFailure`; `Busy`.
+   * @example
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * const ipam = new HostScope({ v4: ['10.0.0.0/24'] });
+   * const first = ipam.allocateOrGet(4, 'pod');
+   * const retry = ipam.allocateOrGet(4, 'pod'); // a retried ADD: nothing created
+   * console.log(ipam.rollback(retry), ipam.has(first.v4!)); // [] true
+   * ```
+   */
+  rollback(lease: Lease): string[] {
+    return this.tx((t) => this.rollbackIn(t, lease));
+  }
+
+  /**
+   * {@link HostScope.rollback}, waiting for a shared store's lock without blocking the event loop.
+   *
+   * @throws {@link IpamError} as {@link HostScope.rollback} (as a rejected promise).
+   * @example
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * const ipam = new HostScope({ v4: ['10.0.0.0/24'] });
+   * console.log((await ipam.rollbackAsync(ipam.allocateOrGet(4, 'pod'))).length); // 1
+   * ```
+   */
+  async rollbackAsync(lease: Lease): Promise<string[]> {
+    return this.txAsync((t) => this.rollbackIn(t, lease));
+  }
+
+  private rollbackIn(t: StoreTxn | undefined, lease: Lease): string[] {
+    const freed: string[] = [];
+    for (const ip of lease.created)
+      if (this.ownerIn(t, ip) === lease.owner && this.dropIn(t, ip)) freed.push(ip);
+    return freed;
   }
 
   /**
@@ -299,6 +606,7 @@ export class HostScope {
     owner: string,
     timeoutMs: number,
   ): ExpiringAllocation {
+    if (family !== 'dual') checkFamily(family, 'HostScope.allocateNextWithExpiration');
     const token = randomUUID();
     const out: ExpiringAllocation = { token };
     if (family === 'dual') Object.assign(out, this.allocateNextDual(owner));
@@ -385,25 +693,36 @@ export class HostScope {
    */
   release(ipText: string, owner?: string): boolean {
     const op = 'HostScope.release';
-    const { family, text: ip } = canonical(ipText, op);
-    return this.tx((t) => {
-      // Read the owner only when it must be checked (with a FileStore that is a file read).
-      const cur = owner === undefined ? this.owners.get(ip) : this.ownerIn(t, ip);
-      if (owner !== undefined && cur !== undefined && cur !== owner)
-        fail('Mismatch', op, `${ip} is owned by ${cur}, not ${owner}`, ip);
-      const timer = this.timers.get(ip);
-      if (timer !== undefined) {
-        this.clock.clearTimeout(timer.handle);
-        this.timers.delete(ip);
-      }
-      const p = this.pools[family];
-      const had = (p?.has(ip) ?? false) || cur !== undefined;
-      p?.release(ip);
-      this.owners.delete(ip);
-      this.drawnExcluded.delete(ip);
-      const inStore = t !== undefined && this.releaseIn(t, ip);
-      return had || inStore;
-    });
+    const ip = canonical(ipText, op).text;
+    return this.tx((t) => this.releaseOneIn(t, ip, owner, op));
+  }
+
+  /**
+   * {@link HostScope.release}, waiting for a shared store's lock without blocking the event loop.
+   *
+   * @throws {@link IpamError} as {@link HostScope.release}, plus `Busy` (as a rejected promise).
+   * @example
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * const ipam = new HostScope({ v4: ['10.0.0.0/24'] });
+   * console.log(await ipam.releaseAsync(ipam.allocateNext(4, 'a'), 'a')); // true
+   * ```
+   */
+  async releaseAsync(ipText: string, owner?: string): Promise<boolean> {
+    const op = 'HostScope.releaseAsync';
+    const ip = canonical(ipText, op).text;
+    return this.txAsync((t) => this.releaseOneIn(t, ip, owner, op));
+  }
+
+  private releaseOneIn(t: StoreTxn | undefined, ip: string, owner: string | undefined, op: string): boolean {
+    // Read the owner only when it must be checked (with a FileStore that is a file read), or when cooling
+    // addresses may exist (a cooling address is already released).
+    const cur = owner === undefined && this.cooldownMs <= 0 ? this.owners.get(ip) : this.ownerIn(t, ip);
+    if (coolingUntil(cur) !== undefined) return false;
+    if (owner !== undefined && cur !== undefined && cur !== owner)
+      fail('Mismatch', op, `${ip} is owned by ${cur}, not ${owner}`, ip);
+    const had = this.freeIn(t, ip);
+    return had || cur !== undefined;
   }
 
   /**
@@ -419,21 +738,29 @@ export class HostScope {
    * ```
    */
   releaseOwner(owner: string): string[] {
-    return this.tx((t) => {
-      const ips = this.allocated(t).filter((ip) => this.ownerIn(t, ip) === owner);
-      for (const ip of ips) {
-        const timer = this.timers.get(ip);
-        if (timer !== undefined) {
-          this.clock.clearTimeout(timer.handle);
-          this.timers.delete(ip);
-        }
-        this.pools[ip.indexOf(':') >= 0 ? 6 : 4]?.release(ip);
-        this.owners.delete(ip);
-        this.drawnExcluded.delete(ip);
-        if (t !== undefined) this.releaseIn(t, ip);
-      }
-      return ips;
-    });
+    return this.tx((t) => this.releaseOwnerIn(t, owner));
+  }
+
+  /**
+   * {@link HostScope.releaseOwner}, waiting for a shared store's lock without blocking the event loop.
+   *
+   * @throws {@link IpamError} `StoreFailure`; `Busy` (as a rejected promise).
+   * @example
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * const ipam = new HostScope({ v4: ['10.0.0.0/24'] });
+   * ipam.allocateNext(4, 'pod-1');
+   * console.log((await ipam.releaseOwnerAsync('pod-1')).length); // 1
+   * ```
+   */
+  async releaseOwnerAsync(owner: string): Promise<string[]> {
+    return this.txAsync((t) => this.releaseOwnerIn(t, owner));
+  }
+
+  private releaseOwnerIn(t: StoreTxn | undefined, owner: string): string[] {
+    const ips = this.allocated(t).filter((ip) => this.ownerIn(t, ip) === owner);
+    for (const ip of ips) this.freeIn(t, ip);
+    return ips;
   }
 
   private allocated(t: StoreTxn | undefined): string[] {
@@ -484,8 +811,12 @@ export class HostScope {
    * ```
    */
   has(ip: string): boolean {
-    const { family } = canonical(ip, 'HostScope.has');
-    return this.tx(() => this.pools[family]?.has(ip) ?? false);
+    const { family, text } = canonical(ip, 'HostScope.has');
+    return this.tx((t) => {
+      if (!(this.pools[family]?.has(text) ?? false)) return false;
+      // A cooling address is not allocated (only looked up when cooling addresses may exist).
+      return this.cooldownMs <= 0 || coolingUntil(this.ownerIn(t, text)) === undefined;
+    });
   }
 
   /**
@@ -518,16 +849,29 @@ export class HostScope {
   dump(): HostScopeDump {
     return this.tx((t) => {
       const allocations: Record<string, string> = {};
-      for (const ip of this.allocated(t)) allocations[ip] = this.ownerIn(t, ip) ?? '';
+      const cooling: Record<string, number> = {};
+      const coolingPer = { 4: 0, 6: 0 };
+      for (const ip of this.allocated(t)) {
+        const owner = this.ownerIn(t, ip);
+        const until = coolingUntil(owner);
+        if (until === undefined) allocations[ip] = owner ?? '';
+        else {
+          cooling[ip] = until;
+          coolingPer[familyOf(ip)]++;
+        }
+      }
       const status: string[] = [];
       const cidrs: PodCidrStats[] = [];
       for (const fam of [4, 6] as const) {
         const p = this.pools[fam];
         if (p === undefined) continue;
-        status.push(`${p.used}/${p.size} allocated from ${p.cidrs.join(', ')}`);
+        const c = coolingPer[fam];
+        status.push(
+          `${p.used - c}/${p.size} allocated${c > 0 ? `, ${c} cooling,` : ''} from ${p.cidrs.join(', ')}`,
+        );
         cidrs.push(...p.stats().cidrs);
       }
-      return { allocations, status, cidrs };
+      return { allocations, status, cidrs, cooling, problems: [...this.problemList] };
     });
   }
 
@@ -542,6 +886,46 @@ export class HostScope {
    * ```
    */
   free(family: IpFamily): number {
+    checkFamily(family, 'HostScope.free');
     return this.tx(() => this.pools[family]?.free ?? 0);
+  }
+
+  /**
+   * Released addresses of a family still in their cooldown (0 when none, or the family is not
+   * configured). They are counted neither as free nor as allocated.
+   *
+   * @throws {@link IpamError} `Family` (not 4 or 6); `StoreFailure`.
+   * @example
+   * ```ts
+   * import { HostScope, ManualClock } from '@datapath/ipam';
+   * const ipam = new HostScope({ v4: ['10.0.0.0/24'], cooldownMs: 30_000, clock: new ManualClock() });
+   * ipam.release(ipam.allocateNext(4, 'pod'));
+   * console.log(ipam.cooling(4), ipam.free(4)); // 1 253
+   * ```
+   */
+  cooling(family: IpFamily): number {
+    checkFamily(family, 'HostScope.cooling');
+    return this.tx((t) => {
+      if (t === undefined) return 0;
+      let n = 0;
+      for (const ip of t.ips())
+        if (familyOf(ip) === family && coolingUntil(this.ownerIn(t, ip)) !== undefined) n++;
+      return n;
+    });
+  }
+
+  /**
+   * Store entries skipped so far because they are not readable reservations (e.g. a directory named
+   * like an IP in a {@link FileStore}): they keep their IP taken and are never released by an owner.
+   * A CNI GC or STATUS reports them.
+   *
+   * @example
+   * ```ts
+   * import { HostScope } from '@datapath/ipam';
+   * console.log(new HostScope({ v4: ['10.0.0.0/24'] }).problems()); // []
+   * ```
+   */
+  problems(): StoreProblem[] {
+    return [...this.problemList];
   }
 }

@@ -12,15 +12,22 @@ export type {
   NodeCidrs,
 } from './cluster-pool.js';
 export { ClusterPool } from './cluster-pool.js';
+export type { FileStoreOptions } from './deprecated.js';
+export { FileStore } from './deprecated.js';
 export type { IpamErrorCode, IpamErrorOptions } from './errors.js';
 export { IpamError } from './errors.js';
-export type { FileStoreOptions } from './file-store.js';
-export { FileStore, hostLocalOwner } from './file-store.js';
-export type { DualAllocation, ExpiringAllocation, HostScopeDump, HostScopeOptions } from './host-scope.js';
+export { hostLocalOwner } from './host-local.js';
+export type {
+  DualAllocation,
+  ExpiringAllocation,
+  HostScopeDump,
+  HostScopeOptions,
+  Lease,
+} from './host-scope.js';
 export { HostScope } from './host-scope.js';
 export type { PodCidrSnapshot, PodCidrStats, PodPoolStats } from './pod-pool.js';
 export { PodCidrPool } from './pod-pool.js';
 export type { RangeOptions, RangeSnapshot } from './range.js';
 export { IPV6_RANGE_CAP, RangeAllocator } from './range.js';
-export type { Store, StoreTxn, TransactHint } from './store.js';
+export type { Store, StoreProblem, StoreTxn, TransactHint } from './store.js';
 export { MemoryStore } from './store.js';

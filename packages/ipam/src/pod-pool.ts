@@ -99,24 +99,48 @@ export class PodCidrPool {
     return this.entries.map((e) => e.range.cidr);
   }
 
-  /** Usable addresses over the CIDRs in the spec. */
+  /**
+   * Whether `e`'s usable addresses all lie in another entry of `among` that counts instead (a larger one, or
+   * an equal one earlier in the pool). CIDRs either nest or are disjoint, so overlapping pod CIDRs are
+   * counted once, by the outermost.
+   */
+  private shadowed(e: Entry, among: Entry[]): boolean {
+    const i = this.entries.indexOf(e);
+    return among.some((f) => {
+      if (f === e || !f.range.contains(e.range.first) || !f.range.contains(e.range.last)) return false;
+      return f.range.size > e.range.size || this.entries.indexOf(f) < i;
+    });
+  }
+
+  private counted(activeOnly: boolean): Entry[] {
+    const among = activeOnly ? this.entries.filter((e) => !e.removed) : this.entries;
+    return among.filter((e) => !this.shadowed(e, among));
+  }
+
+  /** Usable addresses over the CIDRs in the spec (an address in overlapping CIDRs counts once). */
   get size(): number {
-    return this.entries.reduce((n, e) => n + (e.removed ? 0 : e.range.size), 0);
+    return this.counted(true).reduce((n, e) => n + e.range.size, 0);
   }
 
-  /** Allocated addresses over all CIDRs. */
+  /** Allocated addresses over all CIDRs (each address once). */
   get used(): number {
-    return this.entries.reduce((n, e) => n + e.range.used, 0);
+    return this.counted(false).reduce((n, e) => n + e.range.used, 0);
   }
 
-  /** Free addresses over the CIDRs in the spec. */
+  /** Free addresses over the CIDRs in the spec (each address once). */
   get free(): number {
-    return this.entries.reduce((n, e) => n + (e.removed ? 0 : e.range.free), 0);
+    return this.counted(true).reduce((n, e) => n + e.range.free, 0);
   }
 
   private find(ip: string): Entry | undefined {
     for (const e of this.entries) if (e.range.contains(ip)) return e;
     return undefined;
+  }
+
+  /** Marks `ip` allocated in every other CIDR that contains it (overlapping pod CIDRs agree). */
+  private mirror(ip: string, from: Entry): void {
+    for (const e of this.entries)
+      if (e !== from && e.range.contains(ip) && !e.range.has(ip)) e.range.allocate(ip);
   }
 
   /**
@@ -139,6 +163,7 @@ export class PodCidrPool {
       fail('NotInRange', 'PodCidrPool.allocate', `${ip} is not in range of any pod CIDR`, ip);
     }
     e.range.allocate(ip);
+    this.mirror(ip, e);
   }
 
   /**
@@ -152,7 +177,16 @@ export class PodCidrPool {
    * ```
    */
   allocateNext(): string {
-    for (const e of this.entries) if (!e.removed && e.range.free > 0) return e.range.allocateNext();
+    for (const e of this.entries) {
+      if (e.removed) continue;
+      // Overlapping CIDRs mirror every allocation, so an address free here is free in all of them.
+      while (e.range.free > 0) {
+        const ip = e.range.allocateNext();
+        if (this.entries.some((f) => f !== e && f.range.contains(ip) && f.range.has(ip))) continue;
+        this.mirror(ip, e);
+        return ip;
+      }
+    }
     return fail(
       'Full',
       'PodCidrPool.allocateNext',
@@ -178,8 +212,8 @@ export class PodCidrPool {
       parseIp(ip, 'PodCidrPool.release');
       return;
     }
-    e.range.release(ip);
-    if (e.removed && e.range.used === 0) this.entries = this.entries.filter((x) => x !== e);
+    for (const x of this.entries) if (x.range.contains(ip)) x.range.release(ip);
+    this.entries = this.entries.filter((x) => !(x.removed && x.range.used === 0));
   }
 
   /**
@@ -255,6 +289,12 @@ export class PodCidrPool {
       else if (e.range.used > 0) next.push({ range: e.range, removed: true });
     }
     for (const r of ranges) if (!next.some((e) => e.range === r)) next.push({ range: r, removed: false });
+    // A new CIDR overlapping one in use starts with the addresses already taken there.
+    for (const e of next)
+      if (!this.entries.some((x) => x.range === e.range))
+        for (const x of next)
+          if (x !== e)
+            x.range.forEach((ip) => e.range.contains(ip) && !e.range.has(ip) && e.range.allocate(ip));
     this.entries = next;
   }
 
@@ -315,6 +355,7 @@ export class PodCidrPool {
    * ```
    */
   stats(): PodPoolStats {
+    // Per CIDR as it stands (an address in overlapping CIDRs shows in each); the totals count it once.
     const cidrs = this.entries.map((e) => ({
       cidr: e.range.cidr,
       size: e.range.size,

@@ -15,6 +15,24 @@ export interface StoreTxn {
   reserve(ip: string, owner: string, rangeId?: string): boolean;
   /** Removes the reservation of `ip`; returns false when there was none. */
   release(ip: string): boolean;
+  /**
+   * Atomically replaces the owner recorded for a reserved `ip` (a `kill -9` leaves the old or the new
+   * owner, never none); false when `ip` is not reserved. Needed by {@link HostScopeOptions.cooldownMs}.
+   */
+  replace?(ip: string, owner: string): boolean;
+  /**
+   * Entries the store skipped since the transaction began because they are not readable reservations
+   * (e.g. a directory named like an IP): their IPs stay taken, and they are never released by an owner.
+   */
+  problems?(): StoreProblem[];
+}
+
+/** A store entry that is not a readable reservation, skipped (and reported) rather than failing. */
+export interface StoreProblem {
+  /** The entry's name (an IP). */
+  entry: string;
+  /** What is wrong, e.g. `EISDIR: a directory, not a reservation file`. */
+  reason: string;
 }
 
 /** Hints that let a store prepare work outside its lock. */
@@ -30,6 +48,11 @@ export interface TransactHint {
 export interface Store {
   /** Runs `fn` holding the store's exclusive lock and returns its result. */
   transact<T>(fn: (tx: StoreTxn) => T, hint?: TransactHint): T;
+  /**
+   * The same, waiting for the lock without blocking the event loop (`fn` itself runs synchronously once
+   * the lock is held). Optional: {@link HostScope}'s async methods fall back to {@link Store.transact}.
+   */
+  transactAsync?<T>(fn: (tx: StoreTxn) => T, hint?: TransactHint): Promise<T>;
   /** Releases the store's resources. */
   close(): void;
 }
@@ -85,6 +108,13 @@ export class MemoryStore implements Store {
         self.counter++;
         return self.map.delete(ip);
       },
+      replace: (ip, owner) => {
+        if (!self.map.has(ip)) return false;
+        self.counter++;
+        self.map.set(ip, owner);
+        return true;
+      },
+      problems: () => [],
     };
     return fn(tx);
   }
@@ -96,4 +126,7 @@ export class MemoryStore implements Store {
 
   /** Does nothing. */
   close(): void {}
+
+  /** Does nothing (`using store = new MemoryStore()`). */
+  [Symbol.dispose](): void {}
 }

@@ -8,7 +8,10 @@ describe('Bitmap', () => {
   it('allocates, releases and counts', () => {
     const b = new Bitmap(100, { strategy: 'contiguous' });
     expect(b.allocate(5)).toBe(true);
-    expect(b.allocate(5)).toBe(false);
+    // Regression (issue 17): a taken offset was a `false` return where every IPAM failure throws.
+    const e = expectCode(() => b.allocate(5), 'AlreadyAllocated');
+    expect(e.target).toBe('5');
+    expect(b.used).toBe(1);
     expect(b.has(5)).toBe(true);
     expect(b.used).toBe(1);
     expect(b.free).toBe(99);
@@ -162,7 +165,8 @@ describe('Bitmap properties (fast-check, against the naive upstream-style refere
                 live.add(got);
               }
             } else if (op.kind === 'allocAt') {
-              expect(b.allocate(op.at)).toBe(n.allocate(op.at));
+              if (n.allocate(op.at)) expect(b.allocate(op.at)).toBe(true);
+              else expectCode(() => b.allocate(op.at), 'AlreadyAllocated');
               live.add(op.at);
             } else {
               b.release(op.at);

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileStore, HostScope, hostLocalOwner } from '../src/index.js';
+import { FileStore, hostLocalOwner } from '../src/file-store.js';
+import { HostScope } from '../src/index.js';
 import { expectCode } from './helpers.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/worker.ts', import.meta.url));

@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import * as ipam from '../src/index.js';
+import * as fileStore from '../src/file-store.js';
+import * as main from '../src/index.js';
+
+const ipam = { ...main, ...fileStore };
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
@@ -13,7 +16,7 @@ const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
 function run(code: string, dir: string): string[] {
   const out: string[] = [];
   const body = code
-    .replace(/import \{([^}]*)\} from '@datapath\/ipam';/g, 'const {$1} = __ipam;')
+    .replace(/import \{([^}]*)\} from '@datapath\/ipam(?:\/file-store)?';/g, 'const {$1} = __ipam;')
     .replaceAll('/var/lib/cni/networks/datapath', dir);
   const log = (...args: unknown[]): void => {
     out.push(
@@ -27,7 +30,7 @@ function run(code: string, dir: string): string[] {
 }
 
 describe('README examples', () => {
-  it('has the agent and the operator example, each at most ~10 lines of code', () => {
+  it('has the agent and the operator example, each at most ~12 lines of code', () => {
     expect(blocks).toHaveLength(2);
     for (const b of blocks)
       expect(
@@ -35,7 +38,7 @@ describe('README examples', () => {
           .trim()
           .split('\n')
           .filter((l) => l.trim() !== '').length,
-      ).toBeLessThanOrEqual(10);
+      ).toBeLessThanOrEqual(12);
   });
 
   it('agent example: dual-stack pod IPs with an owner in a FileStore, then released', () => {
@@ -46,10 +49,12 @@ describe('README examples', () => {
       const [v4, v6, owned] = out[0]!.split(' ');
       expect(v4).toMatch(/^10\.244\.1\.\d+$/);
       expect(v6).toMatch(/^fd00:10:244:1::/);
-      expect(owned).toBe('true');
-      // Released: only the lock and last_reserved files remain.
+      expect(owned).toBe('2');
+      // Released into the cooldown: both IPs stay out of allocation, owned by nobody.
       const store = new ipam.FileStore(dir);
-      expect(store.transact((tx) => tx.ips())).toEqual([]);
+      const after = new ipam.HostScope({ v4: ['10.244.1.0/24'], v6: ['fd00:10:244:1::/64'], store });
+      expect(after.dump().allocations).toEqual({});
+      expect(Object.keys(after.dump().cooling).sort()).toEqual([v4, v6].sort());
       store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

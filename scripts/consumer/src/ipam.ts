@@ -2,7 +2,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterPool, FileStore, HostScope, hostLocalOwner, IpamError } from '@datapath/ipam';
+import { ClusterPool, HostScope, IpamError } from '@datapath/ipam';
+import { FileStore, hostLocalOwner } from '@datapath/ipam/file-store';
 
 const dir = mkdtempSync(join(tmpdir(), 'ipam-consumer-'));
 try {

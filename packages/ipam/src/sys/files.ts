@@ -1,27 +1,53 @@
-// The only place @datapath/ipam touches the kernel: file system calls for FileStore and flock(2) through
-// koffi (Node has no flock). Every failure goes through ioError(), the one errno mapping of this layer.
+// The only place @datapath/ipam touches the kernel: file system calls for FileStore, and flock(2) through
+// koffi (Node has no flock). koffi is loaded on the first lock, never at import: `@datapath/ipam` stays a
+// pure module graph. Every failure goes through ioError(), the one errno mapping of this layer.
 import {
   closeSync,
   constants,
   fsyncSync,
   ftruncateSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   readSync,
+  renameSync,
+  statfsSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
 import { IpamError } from '../errors.js';
 
-const libc = koffi.load('libc.so.6');
-const flockFn = libc.func('int flock(int fd, int operation)') as (fd: number, op: number) => number;
+interface FlockBinding {
+  flock(fd: number, op: number): number;
+  errno(): number;
+}
+let binding: FlockBinding | undefined;
+
+/** libc's flock(2), bound on first use (the FFI is loaded only by a process that really locks a store). */
+function flockBinding(): FlockBinding {
+  if (binding === undefined) {
+    const require = createRequire(import.meta.url);
+    const koffi = require('koffi') as typeof import('koffi');
+    const fn = koffi.load('libc.so.6').func('int flock(int fd, int operation)') as (
+      fd: number,
+      op: number,
+    ) => number;
+    binding = { flock: fn, errno: () => koffi.errno() };
+  }
+  return binding;
+}
 
 const LOCK_EX = 2;
+const LOCK_NB = 4;
 const LOCK_UN = 8;
+const EINTR = 4;
+const EWOULDBLOCK = 11;
 
 const ERRNO_NAMES: Readonly<Record<number, string>> = {
   4: 'EINTR',
@@ -42,12 +68,92 @@ export function ioError(err: unknown, op: string, target: string): IpamError {
 
 const errnoOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
 
-/** Creates a directory and its parents. */
-export function makeDir(path: string): void {
+/**
+ * Pseudo file systems (statfs `f_type`) a store directory must not live on: their entries are made by the
+ * kernel, `mkdir` and `link` fail there in ways that make naive retry loops spin, and nothing is durable.
+ */
+const PSEUDO_FS: Readonly<Record<number, string>> = {
+  40864: 'proc',
+  1650812274: 'sysfs',
+  2613483: 'cgroup',
+  1667723888: 'cgroup2',
+  1684170528: 'debugfs',
+  1953653091: 'tracefs',
+  1935894131: 'securityfs',
+  3405662737: 'bpf',
+  7377: 'devpts',
+  1650812272: 'configfs',
+  1634035564: 'pstore',
+  3730735588: 'efivarfs',
+  1853056627: 'nsfs',
+  4185718668: 'selinuxfs',
+  1112100429: 'binfmt_misc',
+  1702057283: 'fusectl',
+  427819522: 'mqueue',
+  1346981957: 'pipefs',
+  1397703499: 'sockfs',
+};
+
+/** The name of the pseudo file system `path` (an existing directory) is on, or undefined for a real one. */
+export function pseudoFs(path: string): string | undefined {
   try {
-    mkdirSync(path, { recursive: true, mode: 0o755 });
+    return PSEUDO_FS[Number(statfsSync(path).type)];
   } catch (e) {
     throw ioError(e, 'FileStore', path);
+  }
+}
+
+/**
+ * Creates a directory and its missing parents, one `mkdir(2)` per missing component (bounded by the path's
+ * depth, unlike Node's recursive mkdir, which spins forever under /proc). Refuses a directory on a pseudo
+ * file system with `NotSupported`.
+ */
+export function makeDir(path: string): void {
+  const missing: string[] = [];
+  let cur = resolve(path);
+  for (;;) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(cur).isDirectory();
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT') throw ioError(e, 'FileStore', cur);
+      missing.push(cur);
+      const up = dirname(cur);
+      if (up === cur) throw ioError(e, 'FileStore', cur);
+      cur = up;
+      continue;
+    }
+    if (!isDir)
+      throw new IpamError('StoreFailure', `FileStore: ENOTDIR on ${cur}`, {
+        op: 'FileStore',
+        target: cur,
+        errno: 'ENOTDIR',
+      });
+    break;
+  }
+  // `cur` is the deepest existing ancestor: the store would live on its file system.
+  const fs = pseudoFs(cur);
+  if (fs !== undefined)
+    throw new IpamError(
+      'NotSupported',
+      `FileStore: ${path} is on the ${fs} pseudo file system; a store needs a real one (ext4, xfs, tmpfs, …)`,
+      { op: 'FileStore', target: path },
+    );
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir, { mode: 0o755 });
+    } catch (e) {
+      if (errnoOf(e) === 'EEXIST' && isDirectory(dir)) continue; // created meanwhile by another process
+      throw ioError(e, 'FileStore', dir);
+    }
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 
@@ -69,18 +175,32 @@ export function closeQuiet(fd: number): void {
   }
 }
 
-/** Takes an exclusive flock(2) on fd, blocking; retried on EINTR. */
-export function lockExclusive(fd: number, path: string): void {
-  for (;;) {
-    if (flockFn(fd, LOCK_EX) === 0) return;
-    const errno = koffi.errno();
-    if (errno !== 4) throw ioError(errno, 'FileStore.lock', path);
+/**
+ * One non-blocking attempt at an exclusive flock(2) on fd: true when taken, false when another open file
+ * holds it. EINTR is retried (a bounded number of times).
+ */
+export function tryLockExclusive(fd: number, path: string): boolean {
+  const b = flockBinding();
+  for (let i = 0; i < 100; i++) {
+    if (b.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+    const errno = b.errno();
+    if (errno === EWOULDBLOCK) return false;
+    if (errno !== EINTR) throw ioError(errno, 'FileStore.lock', path);
   }
+  throw ioError(EINTR, 'FileStore.lock', path);
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks the calling thread for `ms` (the synchronous lock wait; the async one uses timers). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 /** Drops the flock(2) on fd. */
 export function unlock(fd: number, path: string): void {
-  if (flockFn(fd, LOCK_UN) !== 0) throw ioError(koffi.errno(), 'FileStore.unlock', path);
+  const b = flockBinding();
+  if (b.flock(fd, LOCK_UN) !== 0) throw ioError(b.errno(), 'FileStore.unlock', path);
 }
 
 /** Reads up to `buf.length` bytes at offset 0; returns the count. */
@@ -176,6 +296,29 @@ export function linkNew(from: string, to: string): boolean {
   }
 }
 
+/** Atomically replaces `to` with `from` (rename(2)). */
+export function replaceFile(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (e) {
+    throw ioError(e, 'FileStore.replace', to);
+  }
+}
+
+/** What is at a path, without following a final symlink. */
+export type EntryKind = 'file' | 'directory' | 'missing' | 'other';
+
+/** Whether `path` is a regular file, a directory, missing, or something else (symlink, socket, …). */
+export function entryKind(path: string): EntryKind {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other';
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return 'missing';
+    throw ioError(e, 'FileStore', path);
+  }
+}
+
 /** Removes a file; false when it did not exist. */
 export function remove(path: string): boolean {
   try {
@@ -202,6 +345,31 @@ export function readText(path: string): string | undefined {
     return readFileSync(path, 'utf8');
   } catch (e) {
     if (errnoOf(e) === 'ENOENT') return undefined;
+    throw ioError(e, 'FileStore', path);
+  }
+}
+
+/** The result of reading an entry that should be a small regular file. */
+export type OwnerRead = { ok: true; text: string | undefined } | { ok: false; errno: string };
+
+/**
+ * Reads a store entry: its text (undefined when missing), or the errno when it is not readable as a file
+ * (a directory, a symlink to one, a dangling symlink loop …). Only a real I/O error throws.
+ */
+export function readEntry(path: string): OwnerRead {
+  try {
+    return { ok: true, text: readFileSync(path, 'utf8') };
+  } catch (e) {
+    const errno = errnoOf(e);
+    if (errno === 'ENOENT') return { ok: true, text: undefined };
+    if (
+      errno === 'EISDIR' ||
+      errno === 'ELOOP' ||
+      errno === 'EACCES' ||
+      errno === 'ENXIO' ||
+      errno === 'EINVAL'
+    )
+      return { ok: false, errno };
     throw ioError(e, 'FileStore', path);
   }
 }
