@@ -2,7 +2,7 @@
 // rollback; node → CIDRs bookkeeping; snapshot/restore so a persistent backend (e.g. etcd) can be added.
 import { formatPrefix, type IpFamily, type IpPrefix, prefixOverlaps } from '@datapath/ip';
 import { CidrSet, type CidrSetSnapshot } from './cidrset.js';
-import { fail } from './errors.js';
+import { checkFamily, fail } from './errors.js';
 import { parseCidr } from './parse.js';
 
 /** Cluster CIDRs of one family and the node mask size they are cut into. */
@@ -95,8 +95,9 @@ export class ClusterPool {
     }
   }
 
-  /** Whether a family is configured. */
+  /** Whether a family is configured. @throws {@link IpamError} `Family` when `family` is not 4 or 6. */
   hasFamily(family: IpFamily): boolean {
+    checkFamily(family, 'ClusterPool.hasFamily');
     return this.sets[family === 4 ? 'v4' : 'v6'].length > 0;
   }
 
@@ -238,6 +239,7 @@ export class ClusterPool {
    * ```
    */
   freeCidrs(family: IpFamily): number {
+    checkFamily(family, 'ClusterPool.freeCidrs');
     return this.sets[family === 4 ? 'v4' : 'v6'].reduce((n, s) => n + s.maxCidrs - s.allocatedCount, 0);
   }
 
