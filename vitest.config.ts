@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // Workspace tests resolve sibling packages from their TypeScript sources: no build needed. Each entry of a
 // package's `exports` map (`.` and subpaths such as `@datapath/ipam/file-store`) maps to `src/<name>.ts`.
 const root = fileURLToPath(new URL('.', import.meta.url));
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const alias = readdirSync(`${root}packages`).flatMap((dir) => {
   const manifest = `${root}packages/${dir}/package.json`;
   const exportsMap: Record<string, unknown> = existsSync(manifest)
@@ -17,11 +17,11 @@ const alias = readdirSync(`${root}packages`).flatMap((dir) => {
     .filter((sub) => existsSync(`${root}packages/${dir}/src/${sub}.ts`));
   return [
     ...subpaths.map((sub) => ({
-      find: new RegExp(`^${escape(`@datapath/${dir}/${sub}`)}$`),
+      find: new RegExp(`^${escapeRe(`@datapath/${dir}/${sub}`)}$`),
       replacement: `${root}packages/${dir}/src/${sub}.ts`,
     })),
     {
-      find: new RegExp(`^${escape(`@datapath/${dir}`)}$`),
+      find: new RegExp(`^${escapeRe(`@datapath/${dir}`)}$`),
       replacement: `${root}packages/${dir}/src/index.ts`,
     },
   ];

@@ -291,7 +291,8 @@ export class FileStore implements Store {
     const tx = this.begin(hint, op);
     if (!tryLockExclusive(this.lockFd, this.lockPath)) {
       const deadline = performance.now() + this.lockTimeoutMs;
-      let pause = 1;
+      // Exponential backoff from 0.1 ms (a contended lock is usually held for microseconds) to 50 ms.
+      let pause = 0.1;
       for (;;) {
         const left = deadline - performance.now();
         if (left <= 0) this.busy(op, tx);
@@ -435,4 +436,6 @@ export class FileStore implements Store {
   }
 }
 
+export type { IpamErrorCode } from './errors.js';
+export { IpamError } from './errors.js';
 export { hostLocalOwner } from './host-local.js';

@@ -290,11 +290,15 @@ export class PodCidrPool {
     }
     for (const r of ranges) if (!next.some((e) => e.range === r)) next.push({ range: r, removed: false });
     // A new CIDR overlapping one in use starts with the addresses already taken there.
-    for (const e of next)
-      if (!this.entries.some((x) => x.range === e.range))
-        for (const x of next)
-          if (x !== e)
-            x.range.forEach((ip) => e.range.contains(ip) && !e.range.has(ip) && e.range.allocate(ip));
+    for (const e of next) {
+      if (this.entries.some((x) => x.range === e.range)) continue;
+      for (const x of next) {
+        if (x === e) continue;
+        x.range.forEach((ip) => {
+          if (e.range.contains(ip) && !e.range.has(ip)) e.range.allocate(ip);
+        });
+      }
+    }
     this.entries = next;
   }
 
