@@ -140,7 +140,8 @@ export class HostScope {
    * Creates the scope over the node's pod CIDRs.
    *
    * @throws {@link IpamError} `InvalidCidr` (unparsable, or no family configured); `Family` (an IPv6 CIDR in
-   * `v4` or the reverse); `SubnetTooBig`.
+   * `v4` or the reverse); `SubnetTooBig`; `Mismatch` (a `cooldownMs` that is not a number ≥ 0);
+   * `NotSupported` (a `cooldownMs` with a store that cannot `replace`).
    * @example
    * ```ts
    * import { HostScope } from '@datapath/ipam';
@@ -259,7 +260,8 @@ export class HostScope {
    * Allocates a specific IP for `owner`.
    *
    * @throws {@link IpamError} `InvalidCidr`; `Family` (family not configured); `Excluded`; `NotInRange`;
-   * `AlreadyAllocated`; `StoreFailure`.
+   * `AlreadyAllocated` (also: the owner already holds an address of the family, with `onePerOwner`);
+   * `Cooling` (the address is in its release cooldown); `StoreFailure`; `Busy`.
    * @example
    * ```ts
    * import { HostScope } from '@datapath/ipam';
@@ -379,7 +381,9 @@ export class HostScope {
   /**
    * Allocates a free IP of `family` for `owner` (excluded IPs drawn on the way stay taken, as upstream).
    *
-   * @throws {@link IpamError} `Family` (not configured); `Full`; `StoreFailure`.
+   * @throws {@link IpamError} `Family` (not 4 or 6, or not configured); `Full`; `Cooling` (only addresses in
+   * their release cooldown are left); `AlreadyAllocated` (the owner already holds one, with `onePerOwner`);
+   * `StoreFailure`; `Busy`.
    * @example
    * ```ts
    * import { HostScope } from '@datapath/ipam';
@@ -876,9 +880,9 @@ export class HostScope {
   }
 
   /**
-   * Free addresses of a family (0 when not configured).
+   * Free addresses of a family (0 when not configured; addresses in their release cooldown are not free).
    *
-   * @throws {@link IpamError} `StoreFailure`.
+   * @throws {@link IpamError} `Family` (not 4 or 6); `StoreFailure`.
    * @example
    * ```ts
    * import { HostScope } from '@datapath/ipam';
