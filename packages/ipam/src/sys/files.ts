@@ -32,8 +32,11 @@ let binding: FlockBinding | undefined;
 /** libc's flock(2), bound on first use (the FFI is loaded only by a process that really locks a store). */
 function flockBinding(): FlockBinding {
   if (binding === undefined) {
-    const require = createRequire(import.meta.url);
-    const koffi = require('koffi') as typeof import('koffi');
+    // In a CommonJS bundle (the datapath-cni plugin) this literal require is what the bundler sees and
+    // inlines (or redirects); as an ES module, the require is made from this module's own URL.
+    const mod = typeof __filename === 'string' ? require('koffi') : createRequire(import.meta.url)('koffi');
+    // A bundler may hand back an ES module namespace (its `default` is koffi).
+    const koffi = (mod.default ?? mod) as typeof import('koffi');
     const fn = koffi.load('libc.so.6').func('int flock(int fd, int operation)') as (
       fd: number,
       op: number,
