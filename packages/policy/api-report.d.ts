@@ -73,6 +73,97 @@ interface LookupResult {
     wildcard?: MapEntry;
 }
 declare function policyLookup(map: MapState, direction: Direction, identity: number, protocol: number, port: number): LookupResult;
+type EnforcementMode = "default" | "always" | "never";
+interface PodPort {
+    port: number;
+    protocol?: "TCP" | "UDP" | "SCTP";
+    name?: string;
+}
+interface PodSpec {
+    namespace: string;
+    name: string;
+    labels?: Readonly<Record<string, string>>;
+    ip: string;
+    ports?: readonly PodPort[];
+}
+interface ClusterInput {
+    namespaces?: Readonly<Record<string, NamespaceSpec>>;
+    pods?: readonly PodSpec[];
+    policies?: readonly unknown[];
+}
+interface NamespaceSpec {
+    labels?: Readonly<Record<string, string>>;
+}
+interface EngineOptions {
+    enforcement?: EnforcementMode;
+    allocator?: IdentityAllocator;
+    clusterName?: string;
+    hostIPs?: readonly string[];
+    incremental?: boolean;
+}
+interface IpcacheValue {
+    identity: number;
+    flags: number;
+}
+declare const IPCACHE_FLAG_LOCAL_ENDPOINT = 1;
+declare const IPCACHE_FLAG_HOST = 2;
+interface EndpointState {
+    name: string;
+    endpointId: number;
+    identity: number;
+    ip: string;
+    policy: MapState;
+}
+interface PolicyState {
+    enforcement: EnforcementMode;
+    identities: ReadonlyMap<number, IdentityInfo>;
+    ipcache: ReadonlyMap<string, IpcacheValue>;
+    endpoints: ReadonlyMap<string, EndpointState>;
+}
+type MapChange = PolicyMapChange | IpcacheChange;
+interface PolicyMapChange {
+    map: "policy";
+    op: "update" | "delete";
+    endpoint: string;
+    endpointId: number;
+    key: PolicyKey;
+    value?: PolicyValue;
+}
+interface IpcacheChange {
+    map: "ipcache";
+    op: "update" | "delete";
+    prefix: string;
+    value?: IpcacheValue;
+}
+interface LoadOptions {
+    changes?: boolean;
+}
+declare const POLICY_KEY_SIZE = 12;
+declare const POLICY_VALUE_SIZE = 8;
+declare const IPCACHE_KEY_SIZE = 24;
+declare const IPCACHE_VALUE_SIZE = 8;
+declare function encodePolicyKey(key: PolicyKey): Uint8Array;
+declare function decodePolicyKey(bytes: Uint8Array): PolicyKey;
+declare function encodePolicyValue(value: PolicyValue): Uint8Array;
+declare function decodePolicyValue(bytes: Uint8Array): PolicyValue;
+declare function encodeIpcacheKey(prefix: string): Uint8Array;
+declare function decodeIpcacheKey(bytes: Uint8Array): string;
+declare function encodeIpcacheValue(value: IpcacheValue): Uint8Array;
+declare function decodeIpcacheValue(bytes: Uint8Array): IpcacheValue;
+interface EncodedEntry {
+    key: Uint8Array;
+    value: Uint8Array;
+}
+declare function encodePolicyMap(map: MapState): EncodedEntry[];
+declare function encodeIpcache(state: PolicyState): EncodedEntry[];
+interface EncodedChange {
+    map: "policy" | "ipcache";
+    op: "update" | "delete";
+    endpointId?: number;
+    key: Uint8Array;
+    value?: Uint8Array;
+}
+declare function encodeChanges(changes: readonly MapChange[]): EncodedChange[];
 interface LabelSelectorRequirement {
     key: string;
     operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
@@ -225,104 +316,9 @@ interface NormalizedRule {
     ipblockPrefixes: readonly Prefix[];
     cidrPrefixes: readonly Prefix[];
 }
-type EnforcementMode = "default" | "always" | "never";
-interface PodPort {
-    port: number;
-    protocol?: "TCP" | "UDP" | "SCTP";
-    name?: string;
-}
-interface PodSpec {
-    namespace: string;
-    name: string;
-    labels?: Readonly<Record<string, string>>;
-    ip: string;
-    ports?: readonly PodPort[];
-}
-interface ClusterInput {
-    namespaces?: Readonly<Record<string, NamespaceSpec>>;
-    pods?: readonly PodSpec[];
-    policies?: readonly unknown[];
-}
-interface NamespaceSpec {
-    labels?: Readonly<Record<string, string>>;
-}
-interface EngineOptions {
-    enforcement?: EnforcementMode;
-    allocator?: IdentityAllocator;
-    clusterName?: string;
-    hostIPs?: readonly string[];
-    incremental?: boolean;
-}
-interface IpcacheValue {
-    identity: number;
-    flags: number;
-}
-declare const IPCACHE_FLAG_LOCAL_ENDPOINT = 1;
-declare const IPCACHE_FLAG_HOST = 2;
-interface EndpointState {
-    name: string;
-    endpointId: number;
-    identity: number;
-    ip: string;
-    policy: MapState;
-}
-interface PolicyState {
-    enforcement: EnforcementMode;
-    identities: ReadonlyMap<number, IdentityInfo>;
-    ipcache: ReadonlyMap<string, IpcacheValue>;
-    endpoints: ReadonlyMap<string, EndpointState>;
-}
-type MapChange = PolicyMapChange | IpcacheChange;
-interface PolicyMapChange {
-    map: "policy";
-    op: "update" | "delete";
-    endpoint: string;
-    endpointId: number;
-    key: PolicyKey;
-    value?: PolicyValue;
-}
-interface IpcacheChange {
-    map: "ipcache";
-    op: "update" | "delete";
-    prefix: string;
-    value?: IpcacheValue;
-}
-interface LoadOptions {
-    changes?: boolean;
-}
 declare class PolicyEngine {
-    private enforcement;
-    private readonly allocator;
-    private readonly clusterName;
-    private readonly incremental;
-    private readonly hostIPs;
-    private readonly namespaces;
-    private readonly pods;
-    private readonly podsByIp;
-    private readonly podsByBase;
-    private readonly idsByBase;
-    private readonly policies;
-    private readonly rulesByNs;
-    private readonly clusterRules;
-    private readonly identities;
-    private readonly identityByKey;
-    private readonly infos;
-    private readonly podIdsByNs;
-    private ipblockSet;
-    private cidrSet;
-    private readonly peerCache;
-    private readonly groups;
-    private readonly groupsByNs;
-    private readonly ruleGroups;
-    private readonly ruleIds;
-    private nextRuleId;
-    private readonly ipcache;
-    private readonly cidrIds;
-    private readonly endpoints;
-    private nextEndpointId;
-    private readonly stateView;
+    #private;
     constructor(options?: EngineOptions);
-    private setWorldIpcache;
     state(): PolicyState;
     endpointRules(endpoint: string): {
         rules: NormalizedRule[];
@@ -338,59 +334,7 @@ declare class PolicyEngine {
     deleteNamespace(name: string): MapChange[];
     setEnforcement(mode: EnforcementMode): MapChange[];
     rebuild(): MapChange[];
-    private rebuildInto;
-    private makePod;
-    private addPod;
-    private dropPod;
-    private unindexBase;
-    private computeBase;
-    private ruleId;
-    private allRules;
-    private setPolicy;
-    private unsetPolicy;
-    private prefixSignature;
-    private afterPolicyChange;
-    private refreshIdentities;
-    private indexPodId;
-    private syncPrefix;
-    private setIpcache;
-    private peerIds;
-    private candidates;
-    private indexRule;
-    private placePod;
-    private removeGroup;
-    private computeGroup;
-    private emit;
-    private incrementalUpdate;
-    private recomputeGroups;
-    private syncEndpoints;
 }
-declare const POLICY_KEY_SIZE = 12;
-declare const POLICY_VALUE_SIZE = 8;
-declare const IPCACHE_KEY_SIZE = 24;
-declare const IPCACHE_VALUE_SIZE = 8;
-declare function encodePolicyKey(key: PolicyKey): Uint8Array;
-declare function decodePolicyKey(bytes: Uint8Array): PolicyKey;
-declare function encodePolicyValue(value: PolicyValue): Uint8Array;
-declare function decodePolicyValue(bytes: Uint8Array): PolicyValue;
-declare function encodeIpcacheKey(prefix: string): Uint8Array;
-declare function decodeIpcacheKey(bytes: Uint8Array): string;
-declare function encodeIpcacheValue(value: IpcacheValue): Uint8Array;
-declare function decodeIpcacheValue(bytes: Uint8Array): IpcacheValue;
-interface EncodedEntry {
-    key: Uint8Array;
-    value: Uint8Array;
-}
-declare function encodePolicyMap(map: MapState): EncodedEntry[];
-declare function encodeIpcache(state: PolicyState): EncodedEntry[];
-interface EncodedChange {
-    map: "policy" | "ipcache";
-    op: "update" | "delete";
-    endpointId?: number;
-    key: Uint8Array;
-    value?: Uint8Array;
-}
-declare function encodeChanges(changes: readonly MapChange[]): EncodedChange[];
 type PolicyErrorCode = "InvalidPolicy" | "InvalidScenario" | "InvalidArgument" | "NotFound" | "Exhausted";
 interface PolicyProblem {
     path: string;

@@ -1,5 +1,5 @@
 import { formatIp, ipToBytes } from '@datapath/ip';
-import type { IpcacheValue, MapChange, PolicyState } from './engine.js';
+import type { IpcacheValue, MapChange, PolicyState } from './engine-types.js';
 import { PolicyError } from './errors.js';
 import type { MapState, PolicyKey, PolicyValue } from './mapstate.js';
 import { tryParsePrefix } from './prefix.js';

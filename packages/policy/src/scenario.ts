@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { type EnforcementMode, PolicyEngine } from './engine.js';
+import { PolicyEngine } from './engine.js';
+import type { EnforcementMode } from './engine-types.js';
 import { formatPath, PolicyError, type PolicyProblem } from './errors.js';
 import { checkPolicy } from './parse.js';
 import { tryParsePrefix } from './prefix.js';

@@ -1,14 +1,10 @@
 import { formatPrefix, prefixOf, tryParseIp } from '@datapath/ip';
-import {
-  type EnforcementMode,
-  IPCACHE_FLAG_LOCAL_ENDPOINT,
-  type PolicyEngine,
-  type PolicyState,
-  peerMatches,
-} from './engine.js';
+import type { PolicyEngine } from './engine.js';
+import { type EnforcementMode, IPCACHE_FLAG_LOCAL_ENDPOINT, type PolicyState } from './engine-types.js';
 import { PolicyError } from './errors.js';
 import type { IdentityInfo } from './identity.js';
 import { type Direction, type LookupResult, policyLookup } from './mapstate.js';
+import { peerMatches } from './peers.js';
 import { Proto } from './rules.js';
 
 /** L4 protocol of a flow. */
