@@ -46,7 +46,7 @@ function cluster() {
   return { namespaces, pods };
 }
 
-function makePolicy(n: number, k: number, variant = 0): unknown {
+function makePolicy(n: number, k: number, variant = 0): PolicyObject {
   const ns = `ns-${n}`;
   const app = `app-${k % APPS}`;
   const peer = `app-${(k + 1 + variant) % APPS}`;
@@ -158,7 +158,7 @@ function makePolicy(n: number, k: number, variant = 0): unknown {
   }
 }
 
-const policies: unknown[] = [];
+const policies: PolicyObject[] = [];
 for (let n = 0; n < NS; n++) for (let k = 0; k < POLICIES_PER_NS; k++) policies.push(makePolicy(n, k));
 const { namespaces, pods } = cluster();
 const input = { namespaces, pods, policies };

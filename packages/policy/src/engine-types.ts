@@ -1,5 +1,6 @@
 import type { IdentityAllocator, IdentityInfo } from './identity.js';
 import type { MapState, PolicyKey, PolicyValue } from './mapstate.js';
+import type { PolicyObject } from './types.js';
 
 /** Policy enforcement mode, as Cilium's `--enable-policy`. */
 export type EnforcementMode = 'default' | 'always' | 'never';
@@ -26,6 +27,12 @@ export interface PodSpec {
   ip: string;
   /** Container ports (only named ones matter to policy). */
   ports?: readonly PodPort[];
+  /**
+   * Endpoint id of the pod (1 to 2^32 − 1, unique among pods), e.g. the number a datapath already gives the
+   * endpoint, so the engine's `endpointId` and the datapath's are one numbering; allocated when omitted. It cannot
+   * change while the pod exists.
+   */
+  endpointId?: number;
 }
 
 /** The whole input of a compile: namespaces (with labels), pods and policy objects. */
@@ -34,8 +41,8 @@ export interface ClusterInput {
   namespaces?: Readonly<Record<string, NamespaceSpec>>;
   /** Pods. */
   pods?: readonly PodSpec[];
-  /** Policy objects, validated as by {@link validatePolicies}. */
-  policies?: readonly unknown[];
+  /** Policy objects (validated at run time as by {@link validatePolicies}; decoded YAML or JSON is accepted as is). */
+  policies?: readonly PolicyObject[];
 }
 
 /** A namespace as the compiler sees it. */

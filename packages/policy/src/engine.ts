@@ -24,7 +24,7 @@ import { validatePolicies } from './parse.js';
 import { PodTable } from './pod-table.js';
 import { RuleIndex } from './rule-index.js';
 import { type NormalizedRule, policyKey } from './rules.js';
-import type { PolicyKind } from './types.js';
+import type { PolicyKind, PolicyObject } from './types.js';
 
 export type {
   ClusterInput,
@@ -134,7 +134,7 @@ export class PolicyEngine {
    * Loads a whole cluster at once (validating every policy first) and compiles it; returns the map changes.
    *
    * @throws {@link PolicyError} `InvalidPolicy` listing every problem (nothing is loaded), `InvalidArgument` for a
-   * bad pod (IP, duplicate) or unknown namespace, `Exhausted` when identities run out.
+   * bad pod (IP, duplicate IP or endpoint id) or unknown namespace, `Exhausted` when identities run out.
    * @example Loading a cluster
    * ```ts
    * import { PolicyEngine } from '@datapath/policy';
@@ -150,7 +150,17 @@ export class PolicyEngine {
       seen.add(k);
     }
     const nsNames = new Set([...this.#pods.namespaces.keys(), ...Object.keys(input.namespaces ?? {})]);
-    const recs = (input.pods ?? []).map((p) => this.#pods.make(p, nsNames));
+    const asked = new Set<number>();
+    for (const p of input.pods ?? []) {
+      if (p.endpointId === undefined) continue;
+      if (asked.has(p.endpointId))
+        throw new PolicyError(
+          'InvalidArgument',
+          `pod ${p.namespace}/${p.name}: endpoint id ${p.endpointId} is used twice`,
+        );
+      asked.add(p.endpointId);
+    }
+    const recs = (input.pods ?? []).map((p) => this.#pods.make(p, nsNames, asked));
     const ips = new Set<string>();
     for (const r of recs) {
       if (ips.has(r.cidr) || (this.#pods.byIp.has(r.cidr) && !this.#pods.pods.has(r.key)))
@@ -188,7 +198,7 @@ export class PolicyEngine {
    * console.log(changes.length); // 2: the ingress allow-all goes, the host allow comes
    * ```
    */
-  upsertPolicy(policy: unknown): MapChange[] {
+  upsertPolicy(policy: PolicyObject): MapChange[] {
     const [p] = validatePolicies(policy);
     if (p === undefined) throw new PolicyError('InvalidPolicy', 'no policy given');
     const old = this.#rules.policies.get(policyKey(p));
@@ -228,7 +238,7 @@ export class PolicyEngine {
   /**
    * Adds or replaces a pod (its labels, IP, ports) and returns the map changes.
    *
-   * @throws {@link PolicyError} `InvalidArgument` for a bad IP, an IP used by another pod or an unknown namespace.
+   * @throws {@link PolicyError} `InvalidArgument` for a bad IP, an IP or endpoint id used by another pod, a changed endpoint id or an unknown namespace.
    * @example Adding a pod
    * ```ts
    * import { PolicyEngine } from '@datapath/policy';

@@ -34,12 +34,28 @@ export class PolicyError extends Error {
     problems: readonly PolicyProblem[] = [],
     cause?: unknown,
   ) {
-    const detail =
-      problems.length === 0 ? '' : `\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`;
-    super(`${message}${detail}`, cause === undefined ? undefined : { cause });
+    super(`${message}${summarizeProblems(problems)}`, cause === undefined ? undefined : { cause });
     this.code = code;
     this.problems = problems;
   }
+}
+
+/** How many problems the message of a {@link PolicyError} lists (all of them stay on `problems`). */
+export const MESSAGE_PROBLEMS = 20;
+
+/** The message lines of the first {@link MESSAGE_PROBLEMS} problems, and how many more there are. */
+function summarizeProblems(problems: readonly PolicyProblem[]): string {
+  if (problems.length === 0) return '';
+  const shown = problems.slice(0, MESSAGE_PROBLEMS).map((p) => `  ${p.path}: ${clip(p.message)}`);
+  const rest = problems.length - shown.length;
+  if (rest > 0)
+    shown.push(`  … and ${rest} more problem${rest === 1 ? '' : 's'} (all of them on error.problems)`);
+  return `\n${shown.join('\n')}`;
+}
+
+/** One problem's message, at most 300 characters. */
+function clip(message: string): string {
+  return message.length <= 300 ? message : `${message.slice(0, 297)}…`;
 }
 
 /** Renders a zod-style path (`['spec', 'ingress', 0]`) as `spec.ingress[0]`. */

@@ -43,11 +43,19 @@ export type {
   CompiledScenario,
   ProbeResult,
   Scenario,
+  ScenarioInput,
   ScenarioPod,
+  ScenarioPodInput,
   ScenarioProbe,
   ScenarioResult,
 } from './scenario.js';
-export { compileScenario, evaluateScenario, explainScenarioProbe } from './scenario.js';
+export {
+  compileScenario,
+  evaluateScenario,
+  explainScenarioProbe,
+  parseScenario,
+  validateScenario,
+} from './scenario.js';
 export type {
   CiliumCidrSet,
   CiliumClusterwideNetworkPolicy,

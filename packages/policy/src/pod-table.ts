@@ -22,12 +22,17 @@ export class PodTable {
   readonly byIp = new Map<string, PodRec>();
   /** Pods by base-label key (the labels that decide a pod identity before ipBlock refinement). */
   readonly byBase = new Map<string, Set<PodRec>>();
+  /** Pod keys by endpoint id. */
+  readonly #byEndpointId = new Map<number, string>();
   #nextEndpointId = 1;
 
   constructor(private readonly clusterName: string) {}
 
-  /** Validates a pod spec and makes its record (the endpoint id is kept when the pod exists). */
-  make(p: PodSpec, namespaces: ReadonlySet<string>): PodRec {
+  /**
+   * Validates a pod spec and makes its record (the endpoint id is kept when the pod exists); an allocated endpoint
+   * id avoids the ids in `reserved` (those other pods of the same load ask for).
+   */
+  make(p: PodSpec, namespaces: ReadonlySet<string>, reserved: ReadonlySet<number> = new Set()): PodRec {
     const key = `${p.namespace}/${p.name}`;
     if (!namespaces.has(p.namespace))
       throw new PolicyError('InvalidArgument', `pod ${key}: namespace ${p.namespace} does not exist`);
@@ -45,6 +50,31 @@ export class PodTable {
         throw new PolicyError('InvalidArgument', `pod ${key}: port ${x.port} must be between 1 and 65535`);
     const named = ports.filter((x) => x.name !== undefined).map((x) => `${x.name}=${x.protocol}/${x.port}`);
     const existing = this.pods.get(key);
+    let endpointId: number;
+    if (p.endpointId !== undefined) {
+      if (!Number.isInteger(p.endpointId) || p.endpointId < 1 || p.endpointId > 0xffff_ffff)
+        throw new PolicyError(
+          'InvalidArgument',
+          `pod ${key}: endpoint id ${p.endpointId} is not in 1..2^32-1`,
+        );
+      if (existing !== undefined && existing.endpointId !== p.endpointId)
+        throw new PolicyError(
+          'InvalidArgument',
+          `pod ${key}: endpoint id ${existing.endpointId} cannot change to ${p.endpointId}`,
+        );
+      const owner = this.#byEndpointId.get(p.endpointId);
+      if (owner !== undefined && owner !== key)
+        throw new PolicyError(
+          'InvalidArgument',
+          `pod ${key}: endpoint id ${p.endpointId} is used by ${owner}`,
+        );
+      endpointId = p.endpointId;
+    } else if (existing !== undefined) endpointId = existing.endpointId;
+    else {
+      while (this.#byEndpointId.has(this.#nextEndpointId) || reserved.has(this.#nextEndpointId))
+        this.#nextEndpointId++;
+      endpointId = this.#nextEndpointId++;
+    }
     return {
       key,
       spec: p,
@@ -52,7 +82,7 @@ export class PodTable {
       cidr,
       ports,
       portsSig: [...new Set(named)].sort().join(','),
-      endpointId: existing?.endpointId ?? this.#nextEndpointId++,
+      endpointId,
       baseKey: '',
       baseLabels: [],
       k8s: new Map(),
@@ -64,6 +94,7 @@ export class PodTable {
   add(r: PodRec): void {
     this.pods.set(r.key, r);
     this.byIp.set(r.cidr, r);
+    this.#byEndpointId.set(r.endpointId, r.key);
   }
 
   /** Removes a pod record from every index and from its group. */
@@ -71,6 +102,7 @@ export class PodTable {
     this.#unindexBase(r);
     this.pods.delete(r.key);
     if (this.byIp.get(r.cidr) === r) this.byIp.delete(r.cidr);
+    if (this.#byEndpointId.get(r.endpointId) === r.key) this.#byEndpointId.delete(r.endpointId);
     const g = r.group;
     if (g) g.pods.delete(r);
   }

@@ -2,9 +2,13 @@ import { z } from 'zod';
 import { PolicyEngine } from './engine.js';
 import type { EnforcementMode } from './engine-types.js';
 import { formatPath, PolicyError, type PolicyProblem } from './errors.js';
-import { checkPolicy } from './parse.js';
+import { checkPolicy, nestedDeeperThan, parseYamlDocuments } from './parse.js';
 import { tryParsePrefix } from './prefix.js';
+import type { PolicyObject } from './types.js';
 import { type Explanation, explain, type FlowProtocol, verdict } from './verdict.js';
+
+/** Deepest nesting accepted in a scenario document (its policies nest about 12 levels). */
+const MAX_SCENARIO_DEPTH = 80;
 
 const labels = z.record(z.string(), z.string());
 const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
@@ -19,7 +23,8 @@ const scenarioSchema = z.looseObject({
   namespaces: z.record(z.string().min(1), z.looseObject({ labels: labels.optional() })),
   pods: z.array(
     z.looseObject({
-      ns: z.string().min(1),
+      namespace: z.string().min(1).optional(),
+      ns: z.string().min(1).optional(),
       name: z.string().min(1),
       labels: labels.optional(),
       ip: z
@@ -37,6 +42,7 @@ const scenarioSchema = z.looseObject({
     }),
   ),
   policies: z.array(z.unknown()).optional(),
+
   probes: z.array(
     z.looseObject({
       from: endpoint,
@@ -48,10 +54,15 @@ const scenarioSchema = z.looseObject({
   ),
 });
 
-/** A pod of a {@link Scenario}. */
+/** A pod of a {@link Scenario}, validated: `namespace` is always set. */
 export interface ScenarioPod {
-  /** Namespace (declared in `namespaces`). */
-  ns: string;
+  /** Namespace (declared in `namespaces`), the name the engine's pods use too. */
+  namespace: string;
+  /**
+   * The same as `namespace`.
+   * @deprecated Use `namespace` (the name the engine's `PodSpec` uses); `ns` is still read and set.
+   */
+  ns?: string | undefined;
   /** Pod name. */
   name: string;
   /** Pod labels. */
@@ -104,10 +115,22 @@ export interface Scenario {
   /** Pods. */
   pods: ScenarioPod[];
   /** Policy objects (NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy). */
-  policies?: unknown[] | undefined;
+  policies?: PolicyObject[] | undefined;
   /** Connections to decide. */
   probes: ScenarioProbe[];
 }
+
+/** A pod as written in a scenario: `namespace` (or the deprecated `ns`). */
+export type ScenarioPodInput = Omit<ScenarioPod, 'namespace'> & {
+  /** Namespace (declared in `namespaces`); required unless the deprecated `ns` is given. */
+  namespace?: string | undefined;
+};
+
+/** A scenario as written (what {@link compileScenario} and {@link evaluateScenario} take; validated at run time). */
+export type ScenarioInput = Omit<Scenario, 'pods'> & {
+  /** Pods. */
+  pods: ScenarioPodInput[];
+};
 
 /** A validated scenario and the engine it compiled into. */
 export interface CompiledScenario {
@@ -142,34 +165,51 @@ export interface ScenarioResult {
 }
 
 /**
- * Validates a scenario and compiles it; returns the engine (for explanations) and the typed scenario.
+ * Validates a decoded scenario (from JSON or YAML) without compiling it; pods get `namespace` (from the deprecated
+ * `ns` when that is what they say).
  *
  * @throws {@link PolicyError} `InvalidScenario` listing every problem with its path (policies included, e.g.
  * `policies[2].spec.ingress[0].ports[1].endPort: must be ≥ port`).
- * @example Compiling a scenario
+ * @example Validating a scenario
  * ```ts
- * import { compileScenario } from '@datapath/policy';
- * const { engine } = compileScenario({ namespaces: { x: {} }, pods: [], probes: [] });
- * console.log(engine.state().endpoints.size); // 0
+ * import { validateScenario } from '@datapath/policy';
+ * const s = validateScenario({ namespaces: { x: {} }, pods: [{ ns: 'x', name: 'a', ip: '10.244.0.10' }], probes: [] });
+ * console.log(s.pods[0]?.namespace); // 'x'
  * ```
  */
-export function compileScenario(input: unknown): CompiledScenario {
+export function validateScenario(input: unknown): Scenario {
+  if (nestedDeeperThan(input, MAX_SCENARIO_DEPTH))
+    throw new PolicyError('InvalidScenario', 'invalid scenario', [
+      { path: '(root)', message: `nested more than ${MAX_SCENARIO_DEPTH} levels deep` },
+    ]);
   const r = scenarioSchema.safeParse(input);
   const problems: PolicyProblem[] = [];
   if (!r.success) {
     for (const i of r.error.issues) problems.push({ path: formatPath(i.path), message: i.message });
     throw new PolicyError('InvalidScenario', 'invalid scenario', problems);
   }
-  const s = r.data as Scenario;
-  (s.policies ?? []).forEach((p, i) => {
-    problems.push(...checkPolicy(p, `policies[${i}]`).problems);
+  const raw = r.data;
+  const pods = raw.pods.map((p, i): ScenarioPod => {
+    const namespace = p.namespace ?? p.ns;
+    if (namespace === undefined) problems.push({ path: `pods[${i}].namespace`, message: 'required' });
+    else if (p.ns !== undefined && p.namespace !== undefined && p.ns !== p.namespace)
+      problems.push({ path: `pods[${i}].ns`, message: `differs from namespace ${p.namespace}` });
+    return { ...p, namespace: namespace ?? '', ns: namespace ?? '' } as ScenarioPod;
+  });
+  const s = { ...raw, pods } as unknown as Scenario;
+  const policies: PolicyObject[] = [];
+  (raw.policies ?? []).forEach((p, i) => {
+    const c = checkPolicy(p, `policies[${i}]`);
+    problems.push(...c.problems);
+    if (c.policy) policies.push(c.policy);
   });
   const podNames = new Set<string>();
   const ips = new Map<string, string>();
   s.pods.forEach((p, i) => {
-    const key = `${p.ns}/${p.name}`;
-    if (!(p.ns in s.namespaces))
-      problems.push({ path: `pods[${i}].ns`, message: `namespace ${p.ns} is not declared` });
+    const key = `${p.namespace}/${p.name}`;
+    const nsKey = raw.pods[i]?.namespace === undefined ? 'ns' : 'namespace';
+    if (p.namespace !== '' && !(p.namespace in s.namespaces))
+      problems.push({ path: `pods[${i}].${nsKey}`, message: `namespace ${p.namespace} is not declared` });
     if (podNames.has(key))
       problems.push({ path: `pods[${i}].name`, message: `pod ${key} is declared twice` });
     const ip = tryParsePrefix(p.ip)?.text;
@@ -197,6 +237,43 @@ export function compileScenario(input: unknown): CompiledScenario {
   if (s.hostIP !== undefined && tryParsePrefix(s.hostIP) === undefined)
     problems.push({ path: 'hostIP', message: 'must be an IP address' });
   if (problems.length > 0) throw new PolicyError('InvalidScenario', 'invalid scenario', problems);
+  if (raw.policies !== undefined) s.policies = policies;
+  return s;
+}
+
+/**
+ * Parses a scenario from YAML or JSON text and validates it (as {@link validateScenario}).
+ *
+ * @throws {@link PolicyError} `InvalidScenario` for YAML syntax errors (unresolved aliases, alias bombs and too
+ * deep nesting included) and every validation problem.
+ * @example Parsing a YAML scenario
+ * ```ts
+ * import { parseScenario } from '@datapath/policy';
+ * const s = parseScenario('namespaces: { x: {} }\npods: [{ namespace: x, name: a, ip: 10.244.0.10 }]\nprobes: []\n');
+ * console.log(s.pods.length); // 1
+ * ```
+ */
+export function parseScenario(text: string): Scenario {
+  const values = parseYamlDocuments(text, 'InvalidScenario');
+  if (values.length !== 1)
+    throw new PolicyError('InvalidScenario', `a scenario is one document, got ${values.length}`);
+  return validateScenario(values[0]);
+}
+
+/**
+ * Validates a scenario and compiles it; returns the engine (for explanations) and the typed scenario.
+ *
+ * @throws {@link PolicyError} `InvalidScenario` listing every problem with its path (policies included, e.g.
+ * `policies[2].spec.ingress[0].ports[1].endPort: must be ≥ port`).
+ * @example Compiling a scenario
+ * ```ts
+ * import { compileScenario } from '@datapath/policy';
+ * const { engine } = compileScenario({ namespaces: { x: {} }, pods: [], probes: [] });
+ * console.log(engine.state().endpoints.size); // 0
+ * ```
+ */
+export function compileScenario(input: ScenarioInput): CompiledScenario {
+  const s = validateScenario(input);
   const engine = new PolicyEngine({
     enforcement: (s.enforcement ?? 'default') as EnforcementMode,
     ...(s.hostIP !== undefined ? { hostIPs: [s.hostIP] } : {}),
@@ -206,7 +283,7 @@ export function compileScenario(input: unknown): CompiledScenario {
       Object.entries(s.namespaces).map(([n, v]) => [n, { labels: v.labels ?? {} }]),
     ),
     pods: s.pods.map((p) => ({
-      namespace: p.ns,
+      namespace: p.namespace,
       name: p.name,
       ip: p.ip,
       ...(p.labels ? { labels: p.labels } : {}),
@@ -243,7 +320,7 @@ export function compileScenario(input: unknown): CompiledScenario {
  * console.log(results[0]?.verdict); // 'deny'
  * ```
  */
-export function evaluateScenario(input: unknown): ScenarioResult {
+export function evaluateScenario(input: ScenarioInput): ScenarioResult {
   const { engine, scenario } = compileScenario(input);
   const state = engine.state();
   let mismatches = 0;
@@ -279,7 +356,7 @@ export function evaluateScenario(input: unknown): ScenarioResult {
  * console.log(formatExplanation(e));
  * ```
  */
-export function explainScenarioProbe(input: unknown, index: number): Explanation {
+export function explainScenarioProbe(input: ScenarioInput, index: number): Explanation {
   const { engine, scenario } = compileScenario(input);
   const p = scenario.probes[index];
   if (p === undefined)

@@ -1,5 +1,6 @@
 // fast-check arbitraries for random clusters and policies, shared by the property tests and the benchmark.
 import fc from 'fast-check';
+import type { PolicyObject } from '../src/index.js';
 import type { OracleCluster, OraclePod } from './oracle.js';
 
 const APPS = ['a', 'b', 'c'] as const;
@@ -200,7 +201,8 @@ const cnp = (name: string) =>
 export const policy = (name: string) => fc.oneof(knp(name), cnp(name));
 
 export interface GenCluster extends Omit<OracleCluster, 'policies'> {
-  policies: unknown[];
+  /** Generated policy objects (valid by construction; the engine validates them again). */
+  policies: PolicyObject[];
 }
 
 /** A random small cluster: 2–3 namespaces, 1–3 pods each, 0–4 policies, a random enforcement mode. */
@@ -231,7 +233,7 @@ export const cluster: fc.Arbitrary<GenCluster> = fc
       });
     }
     const known = new Set(Object.keys(namespaces));
-    const policies = (r.policies as { metadata: { namespace?: string } }[]).filter(
+    const policies = (r.policies as PolicyObject[]).filter(
       (p) => p.metadata.namespace === undefined || known.has(p.metadata.namespace),
     );
     return { namespaces, pods, policies, enforcement: r.enforcement as OracleCluster['enforcement'] };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { evaluateScenario, PolicyError } from '../src/index.js';
+import { evaluateScenario, PolicyError, type ScenarioInput } from '../src/index.js';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const dir = join(pkg, 'scenarios');
@@ -32,7 +32,7 @@ describe('the scenario library', () => {
   it('includes the Kubernetes e2e 3 namespaces × 3 pods layout', () => {
     const s = JSON.parse(readFileSync(join(dir, files.find((f) => f.includes('e2e-no-policy'))!), 'utf8'));
     expect(Object.keys(s.namespaces).sort()).toEqual(['x', 'y', 'z']);
-    expect(s.pods.map((p: { ns: string; name: string }) => `${p.ns}/${p.name}`).sort()).toEqual(
+    expect(s.pods.map((p: { namespace: string; name: string }) => `${p.namespace}/${p.name}`).sort()).toEqual(
       ['x', 'y', 'z'].flatMap((n) => ['a', 'b', 'c'].map((p) => `${n}/${p}`)),
     );
   });
@@ -57,7 +57,7 @@ describe('evaluateScenario rejects bad input with every problem and its path', (
     };
     let err: unknown;
     try {
-      evaluateScenario(bad);
+      evaluateScenario(bad as ScenarioInput);
     } catch (e) {
       err = e;
     }
