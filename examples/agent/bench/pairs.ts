@@ -151,8 +151,8 @@ export async function agentPair(
   };
   try {
     const [server, client] = agent.addPods([
-      { ns: 'bench', name: 'server', labels: { app: 'server' } },
-      { ns: 'bench', name: 'client', labels: { app: 'client' } },
+      { namespace: 'bench', name: 'server', labels: { app: 'server' } },
+      { namespace: 'bench', name: 'client', labels: { app: 'client' } },
     ]);
     const entries = agent.datapath.policyEntries(server!.lxcId).length;
     return {

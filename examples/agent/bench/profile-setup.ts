@@ -43,7 +43,7 @@ export async function profileSetup(
     for (let i = 0; i < n; i++) {
       current = {};
       const t = performance.now();
-      agent.addPods([{ ns: 'bench', name: `p${i}`, labels: { app: i % 2 ? 'client' : 'server' } }]);
+      agent.addPods([{ namespace: 'bench', name: `p${i}`, labels: { app: i % 2 ? 'client' : 'server' } }]);
       total.push(performance.now() - t);
       for (const [k, v] of Object.entries(current) as [SetupStage, number][]) {
         if (!stages.has(k)) stages.set(k, []);

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyEndpoint, linkGet, linkSetUp, planEndpoint, removeEndpoint } from '@datapath/netdev';
 import { Handle, Netns, netnsAdd } from '@datapath/netlink';
-import { type AttachKind, Datapath, type Delivery, type MapDiff } from './datapath.js';
+import { type MapChange, type PolicyEngine, type PolicyObject, validatePolicies } from '@datapath/policy';
+import { type AttachKind, Datapath, type Delivery, type MapWrites } from './datapath.js';
 import { AgentError } from './errors.js';
 import { GATEWAY } from './gateway.js';
 import { AddressPool } from './ipam.js';
@@ -20,7 +21,16 @@ import {
   deleteNetnsIfPresent,
   sysctlIn,
 } from './node.js';
-import { type CompiledPolicy, compilePolicy, type PodInput, StickyIdentities } from './policy.js';
+import {
+  engineFromState,
+  type FlowInput,
+  flowExplanation,
+  flowVerdict,
+  type PodInput,
+  podSpec,
+  policyFailure,
+  StickyIdentities,
+} from './policy.js';
 import type { Place } from './probes.js';
 import { type AgentState, loadState, type PodRecord, saveState, statePath } from './state.js';
 
@@ -61,21 +71,30 @@ export interface AgentOptions {
 /** The stages {@link AgentOptions.trace} reports. */
 export type SetupStage = 'ipam' | 'netns' | 'endpoint' | 'attach' | 'maps' | 'state' | 'policy';
 
-/** What {@link Agent.syncPolicy} changed in the kernel. */
+/** Writes of one map, by kind. */
+export interface WriteCount {
+  updated: number;
+  deleted: number;
+}
+
+/** What a policy, pod or restart step changed in the kernel: every map write, by map. */
 export interface PolicySync {
-  /** Per-endpoint policy map diffs, by pod key. */
-  endpoints: Record<string, MapDiff>;
-  ipcache: MapDiff;
+  /** Policy trie writes by pod key (only pods with writes). */
+  endpoints: Record<string, WriteCount>;
+  ipcache: WriteCount;
   /** Endpoint map entries rewritten because a pod's identity changed. */
   identitiesChanged: number;
-  /** The policy revision after the sync (bumped when anything changed). */
-  revision?: number;
+  /** Every map write of the step: policy, ipcache and endpoint identities. */
+  writes: number;
+  /** The policy revision after the step (bumped when anything was written). */
+  revision: number;
 }
 
 /** The initial cluster description of an agent. */
 export interface ClusterSpec {
-  namespaces: Record<string, { labels: Record<string, string> }>;
-  policies: unknown[];
+  namespaces: Record<string, { labels?: Record<string, string> | undefined }>;
+  /** Policy objects (validated when the agent starts). */
+  policies: readonly PolicyObject[];
   enforcement: string;
 }
 
@@ -107,6 +126,12 @@ function resolveOptions(o: AgentOptions) {
   };
 }
 
+/** The key under which the engine keeps a policy: kind, namespace (none for clusterwide ones), name. */
+function policyId(p: PolicyObject): string {
+  const ns = p.kind === 'CiliumClusterwideNetworkPolicy' ? '' : (p.metadata.namespace ?? 'default');
+  return `${p.kind}/${ns}/${p.metadata.name}`;
+}
+
 function podNetnsName(prefix: string, ns: string, name: string): string {
   return `${prefix}-${ns}-${name}`.replace(/[^a-zA-Z0-9_.-]/g, '_');
 }
@@ -119,7 +144,8 @@ export class Agent {
   readonly world: Netns;
   readonly datapath: Datapath;
   readonly pool: AddressPool;
-  #compiled: CompiledPolicy | undefined;
+  /** The policy engine: built once from the state, then changed only incrementally. */
+  readonly #engine: PolicyEngine;
   readonly #identities: StickyIdentities;
   #closed = false;
 
@@ -138,6 +164,12 @@ export class Agent {
     this.datapath = datapath;
     this.pool = pool;
     this.#identities = new StickyIdentities(state.identities ?? {});
+    this.#engine = engineFromState(state, this.#identities);
+  }
+
+  /** The agent's policy engine (read it; change policy through the agent). */
+  get policy(): PolicyEngine {
+    return this.#engine;
   }
 
   /** The persisted state (read-only view). */
@@ -189,6 +221,15 @@ export class Agent {
       cleanup.push(() => datapath.close());
       datapath.delivery = options.delivery ?? 'peer';
       o.log(`datapath object ${datapath.objectPath}${datapath.objectCached ? ' (cached)' : ''}`);
+      let policies: PolicyObject[];
+      try {
+        policies = validatePolicies(cluster.policies);
+      } catch (err) {
+        throw policyFailure(err);
+      }
+      const namespaces: AgentState['namespaces'] = {};
+      for (const [n, v] of Object.entries(cluster.namespaces))
+        namespaces[n] = { labels: { ...(v.labels ?? {}) } };
       const state: AgentState = {
         version: 1,
         name: o.name,
@@ -200,14 +241,15 @@ export class Agent {
         worldIps: [],
         pinDir: o.pinDir,
         enforcement: cluster.enforcement,
-        namespaces: cluster.namespaces,
-        policies: cluster.policies,
+        namespaces,
+        policies,
         pods: {},
         startedAt: new Date().toISOString(),
       };
-      saveState(o.stateDir, state);
       const agent = new Agent(o, state, node, world, datapath, pool);
-      agent.syncPolicy();
+      agent.#save();
+      // Fresh maps: the reconcile writes the whole compiled state (the ipcache's world and host entries).
+      agent.#reconcile();
       return agent;
     } catch (err) {
       for (const undo of cleanup.reverse()) {
@@ -223,7 +265,8 @@ export class Agent {
 
   /**
    * Re-attaches to the agent named in `options` from its state file, pinned maps and IPAM store,
-   * without touching the datapath of running pods; then reconciles maps with a fresh compile.
+   * without touching the datapath of running pods; rebuilds the policy engine from the state and reconciles the
+   * maps with it (the one place the maps are compared with a dump).
    * @throws AgentError `NotRunning` when there is no state; `DatapathFailed`.
    */
   static async restore(options: AgentOptions): Promise<Agent> {
@@ -250,7 +293,7 @@ export class Agent {
         datapath,
         pool,
       );
-      agent.syncPolicy();
+      agent.#reconcile();
       return agent;
     } catch (err) {
       for (const h of opened.reverse()) {
@@ -293,26 +336,13 @@ export class Agent {
 
   /**
    * Adds pods: an IP from the pool (the scenario's when it is inside the pod CIDR), a namespace, a
-   * Cilium-style endpoint into the node namespace, the datapath loaded and attached; then one policy
-   * sync for all of them.
+   * Cilium-style endpoint into the node namespace, the datapath loaded and attached, the pod given to the
+   * policy engine (its lxc id is its endpoint id) and the engine's map changes written.
    * @throws AgentError `InvalidArgument` for a duplicate pod; SDK errors as cause (the failing pod is rolled back).
    */
   addPods(pods: readonly PodInput[]): PodRecord[] {
     this.#check();
-    const added: PodRecord[] = [];
-    // What the incremental compile says the new pods change (when there is a compile to extend).
-    const pending = { endpoints: new Set<string>(), ipcache: false };
-    try {
-      for (const pod of pods) added.push(this.#addPod(pod, pending));
-    } finally {
-      // Also after a failure: the pods added so far get their policy.
-      const t = performance.now();
-      const compiled = this.#compiled;
-      if (compiled === undefined) this.syncPolicy();
-      else if (added.length > 0) this.#apply(compiled, pending.endpoints, pending.ipcache);
-      this.options.trace?.('policy', performance.now() - t);
-    }
-    return added;
+    return pods.map((pod) => this.#addPod(pod));
   }
 
   #nextLxcId(): number {
@@ -321,10 +351,10 @@ export class Agent {
     throw new AgentError('InvalidArgument', `no endpoint id left (${FWD_MAX_ENDPOINTS - 1} endpoints)`);
   }
 
-  #addPod(pod: PodInput, pending: { endpoints: Set<string>; ipcache: boolean }): PodRecord {
-    const key = `${pod.ns}/${pod.name}`;
+  #addPod(pod: PodInput): PodRecord {
+    const ns = pod.namespace;
+    const key = `${ns}/${pod.name}`;
     if (this.#state.pods[key]) throw new AgentError('InvalidArgument', `pod ${key} already exists`);
-    if (!this.#state.namespaces[pod.ns]) this.#state.namespaces[pod.ns] = { labels: {} };
     const o = this.options;
     const undo: (() => void)[] = [];
     let t0 = performance.now();
@@ -342,7 +372,7 @@ export class Agent {
         o.log(`pod ${key}: scenario IP ${pod.ip} → ${ip} (pod CIDR)`);
       lap('ipam');
 
-      const netnsName = podNetnsName(o.prefix, pod.ns, pod.name);
+      const netnsName = podNetnsName(o.prefix, ns, pod.name);
       const podNs = netnsAdd(netnsName);
       undo.push(() => {
         podNs.close();
@@ -377,40 +407,37 @@ export class Agent {
 
       const rec: PodRecord = {
         key,
-        ns: pod.ns,
+        ns,
         name: pod.name,
         labels: { ...(pod.labels ?? {}) },
-        ports: (pod.ports ?? []).map((p) => ({ ...p })),
+        ports: (pod.ports ?? []).map((p) => ({
+          port: p.port,
+          protocol: p.protocol ?? 'TCP',
+          ...(p.name === undefined ? {} : { name: p.name }),
+        })),
         ...(pod.ip !== undefined && pod.ip !== ip ? { scenarioIp: pod.ip } : {}),
         ip,
         netns: netnsName,
         lxcId,
-        hostIfname: ep.host.name,
         hostIfindex: ep.host.index,
+        hostIfname: ep.host.name,
         mac: ep.container.mac,
         nodeMac: ep.host.mac,
         identity: 0,
         attach,
       };
-      // The identity from an incremental compile (0 when there is none yet: the policy sync after
-      // this sets it); no policy entries until then, so everything is dropped meanwhile.
-      const compiled = this.#compiled;
-      if (compiled !== undefined) {
-        const r = compiled.upsertPod({
-          ns: rec.ns,
-          name: rec.name,
-          labels: rec.labels,
-          ip,
-          ports: rec.ports,
-        });
-        for (const e of r.endpoints) pending.endpoints.add(e);
-        pending.ipcache ||= r.ipcache;
-        rec.identity = compiled.identityOf(key);
-        // rolled back: the next sync recompiles from the pods that exist
-        undo.push(() => {
-          this.#compiled = undefined;
-        });
+      // The engine compiles the pod into its own map and every map that selects it; one write per change.
+      const changes: MapChange[] = [];
+      try {
+        if (!this.#state.namespaces[ns]) changes.push(...this.#engine.upsertNamespace(ns, {}));
+        changes.push(...this.#engine.upsertPod(podSpec(rec)));
+      } catch (err) {
+        throw policyFailure(err);
       }
+      undo.push(() => this.#write(this.#engine.deletePod(ns, pod.name)));
+      this.#write(changes);
+      rec.identity = this.#engine.state().endpoints.get(key)!.identity;
+      lap('policy');
       this.datapath.setEndpoint({
         ifindex: rec.hostIfindex,
         lxcId,
@@ -422,6 +449,7 @@ export class Agent {
       });
       undo.push(() => this.datapath.deleteEndpoint(ip, rec.hostIfindex));
       lap('maps');
+      this.#state.namespaces[ns] ??= { labels: {} };
       this.#state.pods[key] = rec;
       this.#save();
       lap('state');
@@ -449,8 +477,8 @@ export class Agent {
     if (!rec) throw new AgentError('NotFound', `no pod ${key}`);
     this.#teardownPod(rec);
     delete this.#state.pods[key];
+    this.#write(this.#engine.deletePod(rec.ns, rec.name));
     this.#save();
-    this.syncPolicy();
   }
 
   #teardownPod(rec: PodRecord): void {
@@ -468,15 +496,45 @@ export class Agent {
   }
 
   /**
-   * Replaces the policy set (and optionally the enforcement mode), then writes only the map entries
-   * that differ. Programs stay attached.
+   * Replaces the policy set (and optionally the enforcement mode): the policies that went, came or changed go
+   * through the engine's incremental calls and only the map entries they change are written. Programs stay
+   * attached.
+   * @throws AgentError `InvalidScenario` listing every problem of the new policies (nothing changes then).
    */
-  setPolicies(policies: unknown[], enforcement?: string): PolicySync {
+  setPolicies(policies: readonly PolicyObject[], enforcement?: string): PolicySync {
     this.#check();
-    this.#state.policies = policies;
+    let next: PolicyObject[];
+    const changes: MapChange[] = [];
+    try {
+      next = validatePolicies(policies);
+      const wanted = new Map<string, PolicyObject>();
+      for (const p of next) {
+        const id = policyId(p);
+        if (wanted.has(id)) throw new AgentError('InvalidScenario', `policy ${id} is given twice`);
+        wanted.set(id, p);
+      }
+      const current = new Map((this.#state.policies as PolicyObject[]).map((p) => [policyId(p), p]));
+      for (const [id, p] of current)
+        if (!wanted.has(id))
+          changes.push(...this.#engine.deletePolicy(p.kind, p.metadata.namespace, p.metadata.name));
+      for (const [id, p] of wanted) {
+        const old = current.get(id);
+        if (old === undefined || JSON.stringify(old) !== JSON.stringify(p))
+          changes.push(...this.#engine.upsertPolicy(p));
+      }
+      if (enforcement !== undefined && enforcement !== this.#state.enforcement) {
+        if (enforcement !== 'default' && enforcement !== 'always' && enforcement !== 'never')
+          throw new AgentError('InvalidArgument', `enforcement ${enforcement}: default, always or never`);
+        changes.push(...this.#engine.setEnforcement(enforcement));
+      }
+    } catch (err) {
+      throw policyFailure(err);
+    }
+    const sync = this.#write(changes);
+    this.#state.policies = next;
     if (enforcement !== undefined) this.#state.enforcement = enforcement;
     this.#save();
-    return this.syncPolicy();
+    return sync;
   }
 
   /** Makes `ip` an outside address owned by the world namespace. */
@@ -488,79 +546,76 @@ export class Agent {
     this.#save();
   }
 
-  /** The last compile (the verdicts and explanations of the current policy). */
-  compiled(): CompiledPolicy {
-    this.#compiled ??= this.#compile();
-    return this.#compiled;
+  /** The compiled verdict of a flow, exactly as the datapath looks it up. */
+  verdict(flow: FlowInput): 'allow' | 'deny' {
+    return flowVerdict(this.#engine, flow);
   }
 
-  #compile(): CompiledPolicy {
-    return compilePolicy({
-      namespaces: this.#state.namespaces,
-      pods: this.pods().map((p) => ({ ns: p.ns, name: p.name, labels: p.labels, ip: p.ip, ports: p.ports })),
-      policies: this.#state.policies,
-      enforcement: this.#state.enforcement,
-      hostIp: this.#state.hostIp,
-      identities: this.#identities,
-    });
+  /** Which rules decide a flow (what `cilium policy trace` printed). */
+  explain(flow: FlowInput): string {
+    return flowExplanation(this.#engine, flow);
   }
 
   /**
-   * Compiles the current pods and policies and brings every map to the result: endpoint identities,
-   * each endpoint's policy map, the ipcache. Only differing entries are written.
+   * Writes the engine's changes (one map write each); a pod whose ipcache entry changed identity gets its
+   * endpoint entries rewritten. Bumps the policy revision when anything was written, so established flows are
+   * checked once against the new state (conntrack revision).
    */
-  syncPolicy(): PolicySync {
-    this.#check();
-    const compiled = this.#compile();
-    this.#compiled = compiled;
-    return this.#apply(compiled, undefined, true);
+  #write(changes: readonly MapChange[]): PolicySync {
+    return this.#finish(this.datapath.writeChanges(changes), this.#identityChanges(changes));
   }
 
-  /**
-   * Writes a compile's identities and policy entries: of every pod, or (incremental) only of the
-   * endpoints in `only`, checking identities against the pod records instead of the kernel; the
-   * ipcache when `ipcache` is set. Bumps the policy revision when anything changed.
-   */
-  #apply(compiled: CompiledPolicy, only: ReadonlySet<string> | undefined, ipcache: boolean): PolicySync {
-    const none = { added: 0, removed: 0, changed: 0, unchanged: 0 };
-    const out: PolicySync = {
-      endpoints: {},
-      ipcache: ipcache ? this.datapath.syncIpcache(compiled.ipcache) : none,
-      identitiesChanged: 0,
-    };
-    let dirty = false;
+  /** Restart and start: the maps brought to the engine's state by comparing with a dump of them. */
+  #reconcile(): PolicySync {
+    const state = this.#engine.state();
+    const writes = this.datapath.reconcilePolicy(state.endpoints.values(), state.ipcache);
+    const stale: PodRecord[] = [];
     for (const pod of this.pods()) {
-      const identity = compiled.identityOf(pod.key);
-      const stale =
-        identity !== pod.identity ||
-        (only === undefined && this.datapath.endpoints.get(pod.ip)?.secId !== identity);
-      if (stale) {
-        this.datapath.setEndpoint({
-          ifindex: pod.hostIfindex,
-          lxcId: pod.lxcId,
-          flags: 0,
-          secId: identity,
-          mac: pod.mac,
-          nodeMac: pod.nodeMac,
-          ip: pod.ip,
-        });
-        pod.identity = identity;
-        out.identitiesChanged++;
-        dirty = true;
-      }
-      if (only === undefined || only.has(pod.key)) {
-        out.endpoints[pod.key] = this.datapath.syncPolicy(pod.lxcId, compiled.policyEntries(pod.key));
-      }
+      const id = state.endpoints.get(pod.key)?.identity ?? 0;
+      if (id !== pod.identity || this.datapath.endpoints.get(pod.ip)?.secId !== id) stale.push(pod);
     }
-    if (dirty || this.#identities.changed) this.#save();
-    // Established flows are checked once more against what changed (conntrack revision).
-    const changed = (d: MapDiff) => d.added + d.removed + d.changed > 0;
-    if (dirty || changed(out.ipcache) || Object.values(out.endpoints).some(changed)) {
-      out.revision = this.datapath.bumpPolicyRevision();
-    } else {
-      out.revision = this.datapath.policyRevision();
+    return this.#finish(writes, stale);
+  }
+
+  /** Pods whose identity the changes' ipcache entries say is no longer the one in their endpoint entries. */
+  #identityChanges(changes: readonly MapChange[]): PodRecord[] {
+    const out: PodRecord[] = [];
+    let byIp: Map<string, PodRecord> | undefined;
+    for (const c of changes) {
+      if (c.map !== 'ipcache' || c.op !== 'update') continue;
+      byIp ??= new Map(this.pods().map((p) => [`${p.ip}/32`, p]));
+      const pod = byIp.get(c.prefix);
+      if (pod !== undefined && pod.identity !== c.value!.identity) out.push(pod);
     }
     return out;
+  }
+
+  #finish(writes: MapWrites, stale: readonly PodRecord[]): PolicySync {
+    const byLxc = new Map(this.pods().map((p) => [p.lxcId, p.key]));
+    const endpoints: Record<string, WriteCount> = {};
+    let total = writes.ipcache.updated + writes.ipcache.deleted;
+    for (const [lxcId, n] of writes.policy) {
+      endpoints[byLxc.get(lxcId) ?? `endpoint ${lxcId}`] = n;
+      total += n.updated + n.deleted;
+    }
+    const state = this.#engine.state();
+    for (const pod of stale) {
+      const identity = state.endpoints.get(pod.key)?.identity ?? 0;
+      this.datapath.setEndpoint({
+        ifindex: pod.hostIfindex,
+        lxcId: pod.lxcId,
+        flags: 0,
+        secId: identity,
+        mac: pod.mac,
+        nodeMac: pod.nodeMac,
+        ip: pod.ip,
+      });
+      pod.identity = identity;
+      total += 2;
+    }
+    if (stale.length > 0 || this.#identities.changed) this.#save();
+    const revision = total > 0 ? this.datapath.bumpPolicyRevision() : this.datapath.policyRevision();
+    return { endpoints, ipcache: writes.ipcache, identitiesChanged: stale.length, writes: total, revision };
   }
 
   /**

@@ -2,17 +2,16 @@
  * The agent's commands, in the spirit of the cilium CLI. Each returns its exit code and prints either
  * a table or (with `--json`) one JSON document.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { query } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
-import { decodeIpcacheKey, decodeIpcacheValue, decodePolicyKey, decodePolicyValue } from '@datapath/policy';
+import type { PolicyKey } from '@datapath/policy';
 import { Agent, type AgentOptions } from './agent.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import { table } from './format.js';
 import { CT_F_DENIED, CT_F_REPLY, dirName, protoName, reasonName } from './maps.js';
-import { compilePolicy, loadScenario, parseScenario } from './policy.js';
+import { engineFromState, flowExplanation, flowVerdict, loadPolicies, loadScenario } from './policy.js';
 import { renderReport } from './report.js';
 import { runScenario } from './run.js';
 import type { AgentState } from './state.js';
@@ -20,15 +19,15 @@ import type { AgentState } from './state.js';
 /** Usage text. */
 export const USAGE = `usage: agent <command> [options]
 
-  run <scenario.json> [--keep] [--replace] [--timeout ms]
+  run <scenario.yaml|json> [--keep] [--replace] [--timeout ms]
                                                  build the pods, send every probe, print the matrix
-  up <scenario.json>                             build the pods and keep them (no probes)
+  up <scenario.yaml|json>                        build the pods and keep them (no probes)
   down                                           remove everything the agent created
   status                                         agent, node namespace, maps, drops
   endpoint list                                  pods: IP, identity, endpoint id, veth, drops
   map dump <endpoints|ipcache|ct|metrics|policy <pod>>
   policy trace --from <ns/pod|host|world:ip> --to <…> --port <n> [--protocol TCP|UDP|SCTP]
-  policy apply <file.json>                       replace the policies (a scenario or a list): map diffs only
+  policy apply <file.yaml|json>                  replace the policies (policy documents or a scenario): changed entries only
   pod add <ns/name> [--label k=v]… [--port 80/TCP]… [--ip a.b.c.d]
   pod del <ns/name>
   bpf show                                       programs attached to every endpoint
@@ -120,8 +119,8 @@ async function cmdUp(file: string, v: Values, io: Io): Promise<number> {
   const scenario = loadScenario(file);
   const agent = await Agent.start(agentOptions(v, io), {
     namespaces: scenario.namespaces,
-    policies: scenario.policies,
-    enforcement: scenario.enforcement,
+    policies: scenario.policies ?? [],
+    enforcement: scenario.enforcement ?? 'default',
   });
   try {
     agent.addPods(scenario.pods);
@@ -251,8 +250,7 @@ function cmdEndpointList(v: Values, io: Io): number {
   return 0;
 }
 
-function describePolicyKey(b: Uint8Array) {
-  const k = decodePolicyKey(b);
+function describePolicyKey(k: PolicyKey) {
   return {
     direction: k.direction,
     identity: k.identity,
@@ -277,9 +275,7 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
         return 0;
       }
       case 'ipcache': {
-        const rows = dp.ipcache
-          .dump()
-          .map(([k, val]) => ({ prefix: decodeIpcacheKey(k), ...decodeIpcacheValue(val) }));
+        const rows = dp.ipcache.dump().map(([prefix, val]) => ({ prefix, ...val }));
         print(io, v.json, rows, () =>
           table(
             ['PREFIX', 'IDENTITY', 'FLAGS'],
@@ -326,9 +322,9 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
       case 'policy': {
         const pod = state.pods[args[1] ?? ''];
         if (!pod) throw new AgentError('NotFound', `map dump policy <ns/pod>: no pod ${args[1] ?? '(none)'}`);
-        const rows = dp.policyEntries(pod.lxcId).map(([k, val]) => ({
-          ...describePolicyKey(k),
-          verdict: decodePolicyValue(val).deny ? 'deny' : 'allow',
+        const rows = dp.policyEntries(pod.lxcId).map(({ key, value }) => ({
+          ...describePolicyKey(key),
+          verdict: value.deny ? 'deny' : 'allow',
         }));
         print(io, v.json, rows, () =>
           table(
@@ -353,39 +349,29 @@ function cmdPolicyTrace(v: Values, io: Io): number {
   if (protocol !== 'TCP' && protocol !== 'UDP' && protocol !== 'SCTP') {
     throw new AgentError('InvalidArgument', `--protocol must be TCP, UDP or SCTP`);
   }
-  const compiled = compilePolicy({
-    namespaces: state.namespaces,
-    pods: Object.values(state.pods).sort((a, b) => a.lxcId - b.lxcId),
-    policies: state.policies,
-    enforcement: state.enforcement,
-    hostIp: state.hostIp,
-  });
+  const engine = engineFromState(state);
   const flow = { from: v.from, to: v.to, port: Number(v.port[0]), protocol: protocol as 'TCP' };
-  const verdict = compiled.verdict(flow);
-  print(io, v.json, { flow, verdict, explanation: compiled.explain(flow) }, () => compiled.explain(flow));
+  const verdict = flowVerdict(engine, flow);
+  const explanation = flowExplanation(engine, flow);
+  print(io, v.json, { flow, verdict, explanation }, () => explanation);
   return 0;
 }
 
 async function cmdPolicyApply(file: string | undefined, v: Values, io: Io): Promise<number> {
-  if (file === undefined) throw new AgentError('InvalidArgument', 'policy apply <file.json>');
-  const doc = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-  const policies = Array.isArray(doc) ? doc : parseScenario(doc).policies;
+  if (file === undefined) throw new AgentError('InvalidArgument', 'policy apply <file.yaml|json>');
+  const policies = loadPolicies(file);
   const agent = await Agent.restore(agentOptions(v, io));
   try {
     const sync = agent.setPolicies(policies);
     print(io, v.json, sync, () =>
       table(
-        ['MAP', 'ADDED', 'REMOVED', 'CHANGED', 'UNCHANGED'],
+        ['MAP', 'UPDATED', 'DELETED'],
         [
-          ...Object.entries(sync.endpoints).map(([pod, d]) => [`policy ${pod}`, d]),
+          ...Object.entries(sync.endpoints).map(([pod, d]) => [`policy ${pod}`, d] as const),
           ['ipcache', sync.ipcache] as const,
-        ].map(([name, d]) => [
-          String(name),
-          String((d as { added: number }).added),
-          String((d as { removed: number }).removed),
-          String((d as { changed: number }).changed),
-          String((d as { unchanged: number }).unchanged),
-        ]),
+        ]
+          .map(([name, d]) => [name, String(d.updated), String(d.deleted)])
+          .concat([['total writes', String(sync.writes), `revision ${sync.revision}`]]),
       ),
     );
     return 0;
@@ -400,13 +386,18 @@ async function cmdPod(sub: string | undefined, key: string | undefined, v: Value
   const agent = await Agent.restore(agentOptions(v, io));
   try {
     if (sub === 'add') {
-      const [ns, name] = key.split('/') as [string, string];
+      const [namespace, name] = key.split('/') as [string, string];
       const labels = Object.fromEntries((v.label ?? []).map((l) => l.split('=') as [string, string]));
       const ports = (v.port ?? []).map((p) => {
         const [port, protocol] = p.split('/');
-        return { port: Number(port), protocol: (protocol ?? 'TCP').toUpperCase() };
+        const proto = (protocol ?? 'TCP').toUpperCase();
+        if (proto !== 'TCP' && proto !== 'UDP' && proto !== 'SCTP')
+          throw new AgentError('InvalidArgument', `--port ${p}: protocol must be TCP, UDP or SCTP`);
+        return { port: Number(port), protocol: proto as 'TCP' | 'UDP' | 'SCTP' };
       });
-      const [rec] = agent.addPods([{ ns, name, labels, ports, ...(v.ip === undefined ? {} : { ip: v.ip }) }]);
+      const [rec] = agent.addPods([
+        { namespace, name, labels, ports, ...(v.ip === undefined ? {} : { ip: v.ip }) },
+      ]);
       print(
         io,
         v.json,

@@ -2,7 +2,8 @@
  * The BPF side of the agent: compiles bpf/datapath.c through the loader's object cache, loads it once
  * per agent process (maps pinned by name, reused by the next process), attaches the same two
  * programs to every endpoint's host-side veth, keeps every endpoint's policy in one trie under its
- * endpoint id, and keeps the maps in sync by diffing against what it last wrote.
+ * endpoint id, and writes the policy engine's map changes, one write per change (`writeChanges`); a full
+ * comparison against a dump of the maps runs only when an agent restarts (`reconcilePolicy`).
  */
 
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -10,8 +11,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type ArrayMap,
-  bytes,
-  type Codec,
   type CodecType,
   type HashMap,
   type LpmTrieMap,
@@ -25,7 +24,14 @@ import { ipToBytes } from '@datapath/ip';
 import { BpfError } from '@datapath/libbpf';
 import { attach, type Collection, compile, load, openObject, openPinnedLink } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
-import { IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, POLICY_KEY_SIZE, POLICY_VALUE_SIZE } from '@datapath/policy';
+import {
+  type IpcacheValue,
+  keyString,
+  type MapChange,
+  type MapState,
+  type PolicyKey,
+  type PolicyValue,
+} from '@datapath/policy';
 import { setConstants } from './datapath.gen.js';
 import { AgentError } from './errors.js';
 import { GATEWAY, ipv4HostU32 } from './gateway.js';
@@ -40,35 +46,21 @@ import {
   metricsKey,
   metricsValue,
 } from './maps.js';
+import { ipcacheKey, ipcacheValue, type LxcPolicyKey, lxcPolicyKey, policyEntry } from './policy-map.js';
 
 /** How the datapath hands a packet to a local pod (see {@link Datapath.delivery}). */
 export type Delivery = 'peer' | 'egress';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 
-/** Sizes of the policy key and value and the ipcache key and value (bpf/datapath.h = @datapath/policy's codecs). */
-export const LAYOUT = {
-  policyKey: POLICY_KEY_SIZE,
-  policyValue: POLICY_VALUE_SIZE,
-  ipcacheKey: IPCACHE_KEY_SIZE,
-  ipcacheValue: IPCACHE_VALUE_SIZE,
-} as const;
-
 /** Decoded `struct endpoint_info`. */
 export type EndpointInfo = CodecType<typeof endpointInfo>;
 
-/** A raw map entry: encoded key and value bytes (from @datapath/policy's codecs). */
-export interface RawEntry {
-  key: Uint8Array;
-  value: Uint8Array;
-}
-
-/** What a map sync changed. */
-export interface MapDiff {
-  added: number;
-  removed: number;
-  changed: number;
-  unchanged: number;
+/** Map writes of one batch of changes (or of a reconcile), by map. */
+export interface MapWrites {
+  /** Policy trie writes (updates + deletes) by endpoint id. */
+  policy: Map<number, { updated: number; deleted: number }>;
+  ipcache: { updated: number; deleted: number };
 }
 
 /** One packet counter of an endpoint, summed over the CPUs (see {@link Datapath.counters}). */
@@ -94,77 +86,16 @@ export interface DatapathPaths {
   cacheDir?: string;
 }
 
-const raw = (n: number): Codec<Uint8Array> => bytes(n);
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
-
-/** Bytes in front of Cilium's policy key in the shared `policy` trie: the endpoint id (struct lxc_policy_key). */
-const LXC_KEY_BYTES = 4;
-
-/** Cilium's policy key (from @datapath/policy) → the shared trie's key: prefix + 32 bits, endpoint id, the rest. */
-export function lxcPolicyKey(lxcId: number, ciliumKey: Uint8Array): Uint8Array {
-  const out = new Uint8Array(ciliumKey.byteLength + LXC_KEY_BYTES);
-  const view = new DataView(out.buffer);
-  const prefix = new DataView(ciliumKey.buffer, ciliumKey.byteOffset, 4).getUint32(0, true);
-  view.setUint32(0, prefix + 32, true);
-  view.setUint32(4, lxcId, true);
-  out.set(ciliumKey.subarray(4), 8);
-  return out;
-}
-
-/** The shared trie's key → endpoint id and Cilium's policy key. */
-export function splitLxcPolicyKey(key: Uint8Array): { lxcId: number; ciliumKey: Uint8Array } {
-  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
-  const ciliumKey = new Uint8Array(key.byteLength - LXC_KEY_BYTES);
-  new DataView(ciliumKey.buffer).setUint32(0, view.getUint32(0, true) - 32, true);
-  ciliumKey.set(key.subarray(8), 4);
-  return { lxcId: view.getUint32(4, true), ciliumKey };
-}
-
 /** The IPv4 address as the u32 whose little-endian bytes are the address (network order in memory). */
 export function ipv4ToNetworkU32(ip: string): number {
   return new DataView(ipToBytes(ip, 4).buffer).getUint32(0, true);
 }
 
-/** The map operations {@link syncRawMap} needs. */
-export interface RawMap {
-  dump(): [Uint8Array, Uint8Array][];
-  set(key: Uint8Array, value: Uint8Array): void;
-  delete(key: Uint8Array): boolean;
-}
-
-/**
- * Brings a map to `desired` with the fewest writes: deletes, overwrites changed values, adds. `known`
- * is what this process last wrote (key hex → value hex); without it the map is dumped first.
- * Returns the diff and the new known content.
- */
-export function syncRawMap(
-  map: RawMap,
-  desired: readonly RawEntry[],
-  known?: ReadonlyMap<string, string>,
-): MapDiff & { content: Map<string, string> } {
-  const want = new Map(desired.map((e) => [hex(e.key), e]));
-  const have = new Map<string, string>(known ?? map.dump().map(([k, v]) => [hex(k), hex(v)]));
-  const diff = { added: 0, removed: 0, changed: 0, unchanged: 0 };
-  const content = new Map<string, string>();
-  for (const k of have.keys()) {
-    if (want.has(k)) continue;
-    map.delete(new Uint8Array(Buffer.from(k, 'hex')));
-    diff.removed++;
-  }
-  for (const [k, e] of want) {
-    const value = hex(e.value);
-    content.set(k, value);
-    const old = have.get(k);
-    if (old === value) {
-      diff.unchanged++;
-      continue;
-    }
-    map.set(e.key, e.value);
-    if (old === undefined) diff.added++;
-    else diff.changed++;
-  }
-  return { ...diff, content };
-}
+const sameValue = (a: PolicyValue, b: PolicyValue) =>
+  a.deny === b.deny &&
+  a.prefixLen === b.prefixLen &&
+  a.proxyPort === b.proxyPort &&
+  a.authType === b.authType;
 
 /** The agent's datapath: the object loaded once, its maps open, programs ready to attach to endpoints. */
 export class Datapath {
@@ -175,21 +106,19 @@ export class Datapath {
   readonly endpoints: HashMap<string, EndpointInfo>;
   /** Host-side ifindex → endpoint (how a program finds the endpoint it runs for). */
   readonly lxc: HashMap<number, EndpointInfo>;
-  readonly ipcache: LpmTrieMap<Uint8Array, Uint8Array>;
+  /** Prefix → identity and flags (Cilium's layout, through the codecs of policy-map.ts). */
+  readonly ipcache: LpmTrieMap<string, IpcacheValue>;
   readonly ct: LruHashMap<CodecType<typeof ctKey>, CodecType<typeof ctEntry>>;
   /** Counters of every reason but `forwarded`, by (endpoint, reason, direction); {@link counters} merges both. */
   readonly metrics: PerCpuHashMap<CodecType<typeof metricsKey>, CodecType<typeof metricsValue>>;
   /** Forwarded counters by endpoint id (both directions): the per-packet counters. */
   readonly fwd: PerCpuArrayMap<CodecType<typeof fwdValue>>;
   readonly config: ArrayMap<CodecType<typeof dpConfig>>;
-  /** Every endpoint's policy: `struct lxc_policy_key` → Cilium's `policy_entry`. */
-  readonly policy: LpmTrieMap<Uint8Array, Uint8Array>;
+  /** Every endpoint's policy: `struct lxc_policy_key` → Cilium's `policy_entry` (codecs of policy-map.ts). */
+  readonly policy: LpmTrieMap<LxcPolicyKey, PolicyValue>;
   /** The loaded object (absent when opened read-only). */
   readonly #coll: Collection | undefined;
-  /** What this process last wrote to each policy map (by endpoint id) and to the ipcache. */
-  readonly #written = new Map<number | 'ipcache', Map<string, string>>();
   #closed = false;
-  #policyLoaded = false;
 
   private constructor(pinDir: string, objectPath: string, cached: boolean, coll: Collection | undefined) {
     this.pinDir = pinDir;
@@ -207,11 +136,7 @@ export class Datapath {
       );
       this.lxc = open(openPinned(join(pinDir, 'lxc'), { type: 'hash', key: u32, value: endpointInfo }));
       this.ipcache = open(
-        openPinned(join(pinDir, 'ipcache'), {
-          type: 'lpmTrie',
-          key: raw(LAYOUT.ipcacheKey),
-          value: raw(LAYOUT.ipcacheValue),
-        }),
+        openPinned(join(pinDir, 'ipcache'), { type: 'lpmTrie', key: ipcacheKey, value: ipcacheValue }),
       );
       this.ct = open(openPinned(join(pinDir, 'ct4'), { type: 'lruHash', key: ctKey, value: ctEntry }));
       this.metrics = open(
@@ -220,11 +145,7 @@ export class Datapath {
       this.fwd = open(openPinned(join(pinDir, 'fwd'), { type: 'perCpuArray', value: fwdValue }));
       this.config = open(openPinned(join(pinDir, 'config'), { type: 'array', value: dpConfig }));
       this.policy = open(
-        openPinned(join(pinDir, 'policy'), {
-          type: 'lpmTrie',
-          key: raw(LAYOUT.policyKey + LXC_KEY_BYTES),
-          value: raw(LAYOUT.policyValue),
-        }),
+        openPinned(join(pinDir, 'policy'), { type: 'lpmTrie', key: lxcPolicyKey, value: policyEntry }),
       );
     } catch (err) {
       for (const m of opened) m.close();
@@ -318,8 +239,8 @@ export class Datapath {
   }
 
   /**
-   * Detaches an endpoint's programs and removes its policy entries and counters.
-   * Idempotent; the veth going away detaches legacy tc filters by itself.
+   * Detaches an endpoint's programs and removes its counters (its policy entries go with the policy engine's
+   * changes for the pod's removal). Idempotent; the veth going away detaches legacy tc filters by itself.
    */
   detachEndpoint(node: Netns, lxcId: number): void {
     for (const dir of ['ingress', 'egress'] as const) {
@@ -332,8 +253,6 @@ export class Datapath {
         rmSync(pin, { force: true });
       }
     }
-    this.syncPolicy(lxcId, []);
-    this.#written.delete(lxcId);
     const stale = [...this.metrics.keys()].filter((k) => k.lxcId === lxcId);
     for (const k of stale) this.metrics.delete(k);
     const zero = { packets: 0n, bytes: 0n };
@@ -412,56 +331,88 @@ export class Datapath {
     this.config.set(0, { policyRev: c.policyRev, flags });
   }
 
-  /** An endpoint's policy entries as Cilium's key and value bytes. */
-  policyEntries(lxcId: number): [Uint8Array, Uint8Array][] {
-    return this.#policyView(lxcId)
+  /** An endpoint's policy entries (read from the kernel). */
+  policyEntries(lxcId: number): { key: PolicyKey; value: PolicyValue }[] {
+    return this.policy
       .dump()
-      .map(([k, v]) => [splitLxcPolicyKey(k).ciliumKey, v]);
+      .filter(([k]) => k.lxcId === lxcId)
+      .map(([k, value]) => ({ key: k.key, value }));
   }
 
-  /** Reads the shared trie once (a restarted agent) and remembers each endpoint's entries. */
-  #loadPolicyContent(): void {
-    if (this.#policyLoaded) return;
-    for (const [k, v] of this.policy.dump()) {
-      const lxcId = new DataView(k.buffer, k.byteOffset, 8).getUint32(4, true);
-      const m = this.#written.get(lxcId) ?? new Map<string, string>();
-      m.set(hex(k), hex(v));
-      this.#written.set(lxcId, m);
+  /**
+   * Writes the policy engine's map changes: one `bpf_map_update_elem` or `bpf_map_delete_elem` per change, with
+   * the engine's endpoint id as the key's endpoint id. Returns the writes by map.
+   * @throws BpfError from the kernel (e.g. `Exhausted` when the trie is full).
+   */
+  writeChanges(changes: readonly MapChange[]): MapWrites {
+    const out: MapWrites = { policy: new Map(), ipcache: { updated: 0, deleted: 0 } };
+    for (const c of changes) {
+      let n: { updated: number; deleted: number };
+      if (c.map === 'policy') {
+        const key = { lxcId: c.endpointId, key: c.key };
+        if (c.op === 'update') this.policy.set(key, c.value!);
+        else this.policy.delete(key);
+        n = out.policy.get(c.endpointId) ?? { updated: 0, deleted: 0 };
+        out.policy.set(c.endpointId, n);
+      } else {
+        if (c.op === 'update') this.ipcache.set(c.prefix, c.value!);
+        else this.ipcache.delete(c.prefix);
+        n = out.ipcache;
+      }
+      if (c.op === 'update') n.updated++;
+      else n.deleted++;
     }
-    this.#policyLoaded = true;
+    return out;
   }
 
-  /** The shared trie seen as one endpoint's map (its keys carry the endpoint id). */
-  #policyView(lxcId: number): RawMap {
-    return {
-      dump: () =>
-        this.policy
-          .dump()
-          .filter(([k]) => new DataView(k.buffer, k.byteOffset, 8).getUint32(4, true) === lxcId),
-      set: (k, v) => this.policy.set(k, v),
-      delete: (k) => this.policy.delete(k),
+  /**
+   * Brings the policy trie and the ipcache to the compiled state by comparing with a dump of both maps: the
+   * restart path (what a previous process wrote is unknown). Entries of endpoint ids not in `endpoints` go.
+   */
+  reconcilePolicy(
+    endpoints: Iterable<{ endpointId: number; policy: MapState }>,
+    ipcache: ReadonlyMap<string, IpcacheValue>,
+  ): MapWrites {
+    const out: MapWrites = { policy: new Map(), ipcache: { updated: 0, deleted: 0 } };
+    const count = (lxcId: number) => {
+      const n = out.policy.get(lxcId) ?? { updated: 0, deleted: 0 };
+      out.policy.set(lxcId, n);
+      return n;
     };
-  }
-
-  /** Brings an endpoint's policy entries (Cilium's keys) to `desired`, touching only the entries that differ. */
-  syncPolicy(lxcId: number, desired: readonly RawEntry[]): MapDiff {
-    this.#loadPolicyContent();
-    const known = this.#written.get(lxcId) ?? new Map<string, string>();
-    const mine = desired.map((e) => ({ key: lxcPolicyKey(lxcId, e.key), value: e.value }));
-    const want = new Map(mine.map((e) => [hex(e.key), hex(e.value)]));
-    if (known.size === want.size && [...want].every(([k, v]) => known.get(k) === v)) {
-      return { added: 0, removed: 0, changed: 0, unchanged: want.size };
+    const want = new Map<string, { key: LxcPolicyKey; value: PolicyValue }>();
+    for (const ep of endpoints)
+      for (const e of ep.policy.values())
+        want.set(`${ep.endpointId} ${keyString(e.key)}`, {
+          key: { lxcId: ep.endpointId, key: e.key },
+          value: e.value,
+        });
+    const have = new Map(
+      this.policy.dump().map(([k, v]) => [`${k.lxcId} ${keyString(k.key)}`, { key: k, value: v }]),
+    );
+    for (const [k, e] of have)
+      if (!want.has(k)) {
+        this.policy.delete(e.key);
+        count(e.key.lxcId).deleted++;
+      }
+    for (const [k, e] of want) {
+      const old = have.get(k);
+      if (old !== undefined && sameValue(old.value, e.value)) continue;
+      this.policy.set(e.key, e.value);
+      count(e.key.lxcId).updated++;
     }
-    const { content, ...diff } = syncRawMap(this.#policyView(lxcId), mine, known);
-    this.#written.set(lxcId, content);
-    return diff;
-  }
-
-  /** Brings the ipcache to `desired`. */
-  syncIpcache(desired: readonly RawEntry[]): MapDiff {
-    const { content, ...diff } = syncRawMap(this.ipcache, desired, this.#written.get('ipcache'));
-    this.#written.set('ipcache', content);
-    return diff;
+    const cached = new Map(this.ipcache.dump());
+    for (const prefix of cached.keys())
+      if (!ipcache.has(prefix)) {
+        this.ipcache.delete(prefix);
+        out.ipcache.deleted++;
+      }
+    for (const [prefix, v] of ipcache) {
+      const old = cached.get(prefix);
+      if (old !== undefined && old.identity === v.identity && old.flags === v.flags) continue;
+      this.ipcache.set(prefix, v);
+      out.ipcache.updated++;
+    }
+    return out;
   }
 
   /** Closes every map and program fd; pins, links and attached programs stay in the kernel. Idempotent. */

@@ -4,7 +4,6 @@
  */
 import { formatPrefix, parsePrefix, prefixContains, prefixOf, tryParseIp } from '@datapath/ip';
 import { Agent, type AgentOptions } from './agent.js';
-import { AgentError } from './errors.js';
 import type { Scenario } from './policy.js';
 import {
   classify,
@@ -44,19 +43,6 @@ function labelOf(place: Place, endpoint: string): string {
   return place.kind === 'world' ? 'world' : place.kind === 'host' ? 'host' : endpoint;
 }
 
-/** Resolves a probe's port (a number or a named port of the destination pod). */
-function resolvePort(scenario: Scenario, probe: Scenario['probes'][number]): number {
-  if (typeof probe.port === 'number') return probe.port;
-  const dest = scenario.pods.find((p) => `${p.ns}/${p.name}` === probe.to);
-  const named = dest?.ports?.find(
-    (p) => p.name === probe.port && (p.protocol ?? 'TCP') === (probe.protocol ?? 'TCP'),
-  );
-  if (named === undefined) {
-    throw new AgentError('InvalidScenario', `probe ${probe.from} → ${probe.to}: no port named ${probe.port}`);
-  }
-  return named.port;
-}
-
 const POD_RANGE = parsePrefix('10.244.0.0/16');
 
 /**
@@ -89,8 +75,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     { ...options, ...(podCidr === undefined ? {} : { podCidr }) },
     {
       namespaces: scenario.namespaces,
-      policies: scenario.policies,
-      enforcement: scenario.enforcement,
+      policies: scenario.policies ?? [],
+      enforcement: scenario.enforcement ?? 'default',
     },
   );
   const listeners: ListenerProcess[] = [];
@@ -100,7 +86,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const probes: ProbeSpec[] = scenario.probes.map((p) => ({
       from: p.from,
       to: p.to,
-      port: resolvePort(scenario, p),
+      port: p.port,
       protocol: p.protocol ?? 'TCP',
       ...(p.expect === undefined ? {} : { expect: p.expect }),
     }));
@@ -124,14 +110,13 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const batches = [...planProbes(probes, resolve, timeoutMs)];
     const done = await Promise.all(batches.map(([netnsPath, reqs]) => runProbes(netnsPath, reqs)));
     for (const list of done) for (const o of list) outcomes.set(o.id, o);
-    const compiled = agent.compiled();
 
     // A timeout on a loaded machine can be the prober starving rather than a drop: probes that timed
     // out although the compiled verdict allows them are sent once more, one source at a time, with a
     // longer timeout. A real drop times out twice.
     const suspect = probes
       .map((p, id) => ({ p, id }))
-      .filter(({ p, id }) => outcomes.get(id)?.result === 'timeout' && compiled.verdict(p) === 'allow')
+      .filter(({ p, id }) => outcomes.get(id)?.result === 'timeout' && agent.verdict(p) === 'allow')
       .map(({ id }) => id);
     const retried = new Set<number>();
     if (suspect.length > 0) {
@@ -146,7 +131,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const probeMs = performance.now() - t1;
 
     const results: ProbeResult[] = probes.map((p, id) => {
-      const verdict = compiled.verdict(p);
+      const verdict = agent.verdict(p);
       const outcome = outcomes.get(id);
       const m =
         outcome === undefined

@@ -4,6 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PolicyObject } from '@datapath/policy';
 import { AgentError } from './errors.js';
 
 /** A pod the agent runs: its namespace, endpoint, address and datapath ids. */
@@ -49,8 +50,8 @@ export interface AgentState {
   namespaces: Record<string, { labels: Record<string, string> }>;
   /** Security identities handed out so far (scope and labels → number), kept across compiles and restarts. */
   identities?: Record<string, number>;
-  /** Policy documents as given (Kubernetes / Cilium objects). */
-  policies: unknown[];
+  /** Policy objects as given (Kubernetes / Cilium objects, validated). */
+  policies: PolicyObject[];
   pods: Record<string, PodRecord>;
   startedAt: string;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { query } from '@datapath/loader';
+import type { PolicyObject } from '@datapath/policy';
 import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
@@ -37,7 +38,7 @@ afterEach(() => {
   made = [];
 });
 
-const policyAllow80 = (ns: string, from: string) => ({
+const policyAllow80 = (ns: string, from: string): PolicyObject => ({
   apiVersion: 'networking.k8s.io/v1',
   kind: 'NetworkPolicy',
   metadata: { name: 'allow-80', namespace: ns },
@@ -138,17 +139,17 @@ describe('agent (real packets through the eBPF datapath)', () => {
     });
     try {
       agent.addPods([
-        { ns: 'x', name: 'server', labels: { app: 'server' } },
-        { ns: 'x', name: 'client', labels: { app: 'client' } },
+        { namespace: 'x', name: 'server', labels: { app: 'server' } },
+        { namespace: 'x', name: 'client', labels: { app: 'client' } },
       ]);
       await withListener(agent, 'x/server', async () => {
         expect(await probe(agent, 'x/client', 'x/server')).toBe('allow x/server');
         // a pod added later gets its own identity and endpoint; the policy does not select it as a client
-        const [other] = agent.addPods([{ ns: 'x', name: 'other', labels: { app: 'other' } }]);
+        const [other] = agent.addPods([{ namespace: 'x', name: 'other', labels: { app: 'other' } }]);
         expect(other!.identity).not.toBe(agent.state.pods['x/client']!.identity);
         expect(await probe(agent, 'x/other', 'x/server')).toBe('deny');
         // a second client matching the policy is allowed immediately
-        agent.addPods([{ ns: 'x', name: 'client2', labels: { app: 'client' } }]);
+        agent.addPods([{ namespace: 'x', name: 'client2', labels: { app: 'client' } }]);
         expect(await probe(agent, 'x/client2', 'x/server')).toBe('allow x/server');
       });
       const client = agent.state.pods['x/client']!;
@@ -161,7 +162,7 @@ describe('agent (real packets through the eBPF datapath)', () => {
       expect(agent.datapath.lxc.get(client.hostIfindex)).toBeUndefined();
       expect(agent.pool.allocations()[client.ip]).toBeUndefined();
       // the freed address and endpoint id are reused
-      const [again] = agent.addPods([{ ns: 'x', name: 'client3', labels: { app: 'client' } }]);
+      const [again] = agent.addPods([{ namespace: 'x', name: 'client3', labels: { app: 'client' } }]);
       expect(again!.ip).toBe(client.ip);
       expect(again!.lxcId).toBe(client.lxcId);
       // and it starts with no counters of the pod that had the id before
@@ -184,8 +185,8 @@ describe('agent (real packets through the eBPF datapath)', () => {
     });
     try {
       agent.addPods([
-        { ns: 'x', name: 'server', labels: { app: 'server' } },
-        { ns: 'x', name: 'client', labels: { app: 'client' } },
+        { namespace: 'x', name: 'server', labels: { app: 'server' } },
+        { namespace: 'x', name: 'client', labels: { app: 'client' } },
       ]);
       const before = progIds(agent);
       expect(before.length).toBe(4);
@@ -193,8 +194,10 @@ describe('agent (real packets through the eBPF datapath)', () => {
         expect(await probe(agent, 'x/client', 'x/server')).toBe('allow x/server');
         // isolate the server: only app=nobody may connect
         const sync = agent.setPolicies([policyAllow80('x', 'nobody')]);
-        expect(sync.endpoints['x/server']).toMatchObject({ removed: 1 });
-        expect(sync.endpoints['x/client']).toEqual({ added: 0, removed: 0, changed: 0, unchanged: 2 });
+        // only the server's map is written: its ingress allow-all goes, the host's allow comes
+        expect(sync.endpoints).toEqual({ 'x/server': { updated: 1, deleted: 1 } });
+        expect(sync.ipcache).toEqual({ updated: 0, deleted: 0 });
+        expect(sync.writes).toBe(2);
         expect(await probe(agent, 'x/client', 'x/server')).toBe('deny');
         const server = agent.state.pods['x/server']!;
         const denied = agent.datapath
@@ -224,9 +227,9 @@ describe('agent (real packets through the eBPF datapath)', () => {
       try {
         expect(agent.datapath.delivery).toBe(delivery);
         agent.addPods([
-          { ns: 'x', name: 'server', labels: { app: 'server' } },
-          { ns: 'x', name: 'client', labels: { app: 'client' } },
-          { ns: 'x', name: 'other', labels: { app: 'other' } },
+          { namespace: 'x', name: 'server', labels: { app: 'server' } },
+          { namespace: 'x', name: 'client', labels: { app: 'client' } },
+          { namespace: 'x', name: 'other', labels: { app: 'other' } },
         ]);
         await withListener(agent, 'x/server', async () => {
           expect(await probe(agent, 'x/client', 'x/server')).toBe('allow x/server');
@@ -262,8 +265,8 @@ describe('agent (real packets through the eBPF datapath)', () => {
     let client: ChildProcess | undefined;
     try {
       agent.addPods([
-        { ns: 'x', name: 'server', labels: { app: 'server' } },
-        { ns: 'x', name: 'client', labels: { app: 'client' } },
+        { namespace: 'x', name: 'server', labels: { app: 'server' } },
+        { namespace: 'x', name: 'client', labels: { app: 'client' } },
       ]);
       const identities = agent.pods().map((p) => [p.key, p.identity]);
       listener = await startListener(agent.resolve('x/server').netnsPath, 'x/server', [
@@ -285,7 +288,7 @@ describe('agent (real packets through the eBPF datapath)', () => {
       const after = await waitFor(first + 200);
       expect(after).toBeGreaterThanOrEqual(first + 200);
       // the restored agent manages new pods from the same IPAM store (no address handed out twice)
-      const [late] = restored.addPods([{ ns: 'x', name: 'late', labels: { app: 'client' } }]);
+      const [late] = restored.addPods([{ namespace: 'x', name: 'late', labels: { app: 'client' } }]);
       expect(restored.pods().filter((p) => p.ip === late!.ip)).toHaveLength(1);
       expect(await probe(restored, 'x/late', 'x/server')).toBe('allow x/server');
     } finally {
@@ -306,8 +309,8 @@ describe('agent (real packets through the eBPF datapath)', () => {
     let flow: ReturnType<typeof longFlow> | undefined;
     try {
       agent.addPods([
-        { ns: 'x', name: 'server', labels: { app: 'server' } },
-        { ns: 'x', name: 'client', labels: { app: 'client' } },
+        { namespace: 'x', name: 'server', labels: { app: 'server' } },
+        { namespace: 'x', name: 'client', labels: { app: 'client' } },
       ]);
       const server = agent.state.pods['x/server']!;
       listener = await startListener(agent.resolve('x/server').netnsPath, 'x/server', [
@@ -330,7 +333,7 @@ describe('agent (real packets through the eBPF datapath)', () => {
       ]);
 
       // an unrelated change (a new pod) bumps the revision: the flow is checked again and goes on
-      agent.addPods([{ ns: 'x', name: 'other', labels: { app: 'other' } }]);
+      agent.addPods([{ namespace: 'x', name: 'other', labels: { app: 'other' } }]);
       expect(agent.datapath.policyRevision()).toBeGreaterThan(rev0);
       const second = await flow.waitFor(first + 100);
       expect(second).toBeGreaterThanOrEqual(first + 100);
@@ -364,8 +367,8 @@ describe('agent (real packets through the eBPF datapath)', () => {
       enforcement: 'default',
     });
     agent.addPods([
-      { ns: 'x', name: 'server', labels: { app: 'server' } },
-      { ns: 'x', name: 'client', labels: { app: 'client' } },
+      { namespace: 'x', name: 'server', labels: { app: 'server' } },
+      { namespace: 'x', name: 'client', labels: { app: 'client' } },
     ]);
     agent.setPolicies([policyAllow80('x', 'nobody')]);
     agent.close();
@@ -379,8 +382,8 @@ describe('agent (real packets through the eBPF datapath)', () => {
     requireRoot(ctx);
     const bad = scenario('demo.json');
     bad.policies = [
-      ...bad.policies,
-      { kind: 'NetworkPolicy', metadata: { name: 'x' }, spec: { podSelector: 7 } },
+      ...(bad.policies ?? []),
+      { kind: 'NetworkPolicy', metadata: { name: 'x' }, spec: { podSelector: 7 } } as never,
     ];
     const err = await runScenario(bad, options()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentError);
@@ -394,7 +397,7 @@ describe('agent (real packets through the eBPF datapath)', () => {
       ).rejects.toMatchObject({
         code: 'AlreadyRunning',
       });
-      expect(() => agent.addPods([{ ns: 'x', name: 'a', ip: '10.244.1.1' }])).toThrowError();
+      expect(() => agent.addPods([{ namespace: 'x', name: 'a', ip: '10.244.1.1' }])).toThrowError();
       expect(agent.pods()).toEqual([]);
     } finally {
       agent.destroy();

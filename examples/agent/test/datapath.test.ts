@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ipv4ToNetworkU32, type RawMap, syncRawMap } from '../src/datapath.js';
+import { ipv4ToNetworkU32 } from '../src/datapath.js';
 import {
   CT_F_DENIED,
   CT_F_REPLY,
@@ -12,57 +12,6 @@ import {
   reasonName,
 } from '../src/maps.js';
 import { renderReport } from '../src/report.js';
-
-class FakeMap implements RawMap {
-  readonly data = new Map<string, Uint8Array>();
-  writes = 0;
-  dump(): [Uint8Array, Uint8Array][] {
-    return [...this.data].map(([k, v]) => [Buffer.from(k, 'hex'), v]);
-  }
-  set(key: Uint8Array, value: Uint8Array): void {
-    this.writes++;
-    this.data.set(Buffer.from(key).toString('hex'), value);
-  }
-  delete(key: Uint8Array): boolean {
-    this.writes++;
-    return this.data.delete(Buffer.from(key).toString('hex'));
-  }
-}
-
-const e = (k: number, v: number) => ({ key: Uint8Array.of(k), value: Uint8Array.of(v) });
-
-describe('syncRawMap', () => {
-  it('writes only what differs and ends equal to the desired state', () => {
-    const m = new FakeMap();
-    expect(syncRawMap(m, [e(1, 1), e(2, 2), e(3, 3)])).toMatchObject({
-      added: 3,
-      removed: 0,
-      changed: 0,
-      unchanged: 0,
-    });
-    m.writes = 0;
-    const second = syncRawMap(m, [e(1, 1), e(2, 9), e(4, 4)]);
-    expect(second).toMatchObject({
-      added: 1,
-      removed: 1,
-      changed: 1,
-      unchanged: 1,
-    });
-    expect(m.writes).toBe(3);
-    expect([...m.data].map(([k, v]) => `${k}=${v[0]}`).sort()).toEqual(['01=1', '02=9', '04=4']);
-    m.writes = 0;
-    syncRawMap(m, [e(1, 1), e(2, 9), e(4, 4)]);
-    expect(m.writes).toBe(0);
-    // with what was written last time it needs no dump, and reaches the same state
-    const dumpless = new FakeMap();
-    for (const [k, v] of m.data) dumpless.data.set(k, v);
-    dumpless.dump = () => {
-      throw new Error('dumped');
-    };
-    expect(syncRawMap(dumpless, [e(1, 1)], second.content)).toMatchObject({ removed: 2, unchanged: 1 });
-    expect([...dumpless.data.keys()]).toEqual(['01']);
-  });
-});
 
 describe('layouts', () => {
   it('mirror the C structs', () => {

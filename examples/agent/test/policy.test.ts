@@ -1,8 +1,14 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Codec } from '@datapath/bpf-maps';
 import { encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey, encodePolicyValue } from '@datapath/policy';
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../src/errors.js';
-import { compilePolicy, loadScenario, parseScenario, StickyIdentities } from '../src/policy.js';
+import { engineFromState, flowVerdict, loadPolicies, loadScenario, StickyIdentities } from '../src/policy.js';
+import { ipcacheKey, ipcacheValue, lxcPolicyKey, policyEntry } from '../src/policy-map.js';
+import type { AgentState, PodRecord } from '../src/state.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const demo = fileURLToPath(new URL('../scenarios/demo.json', import.meta.url));
@@ -46,7 +52,33 @@ describe('@datapath/policy codecs produce the layouts bpf/datapath.h reads', () 
   });
 });
 
-describe('parseScenario', () => {
+describe('the policy map codec (policy-map.ts) writes the layouts bpf/datapath.h reads', () => {
+  const bytes = <T>(c: Codec<T>, v: T) => {
+    const b = new Uint8Array(c.size);
+    c.encode(v, new DataView(b.buffer), 0);
+    return b;
+  };
+  it('struct lxc_policy_key: prefixlen 32 + Cilium, the endpoint id, then Cilium key after its prefixlen', () => {
+    const key = { direction: 'ingress', identity: 261, protocol: 6, port: 6379, prefixLen: 24 } as const;
+    const b = bytes(lxcPolicyKey, { lxcId: 7, key });
+    expect(hex(b)).toBe(`${'60000000'}${'07000000'}${'05010000'}00${'06'}18eb`);
+    expect(hex(b.subarray(8))).toBe(hex(encodePolicyKey(key).subarray(4)));
+    expect(lxcPolicyKey.decode(new DataView(b.buffer), 0)).toEqual({ lxcId: 7, key });
+    expect(() => bytes(lxcPolicyKey, { lxcId: -1, key })).toThrowError(AgentError);
+  });
+  it('policy_entry and the ipcache key and value are the @datapath/policy encodings', () => {
+    const v = { deny: true, prefixLen: 8, proxyPort: 0, authType: 0 };
+    expect(hex(bytes(policyEntry, v))).toBe(hex(encodePolicyValue(v)));
+    expect(policyEntry.decode(new DataView(bytes(policyEntry, v).buffer), 0)).toEqual(v);
+    expect(hex(bytes(ipcacheKey, '10.244.1.0/24'))).toBe(hex(encodeIpcacheKey('10.244.1.0/24')));
+    expect(ipcacheKey.decode(new DataView(bytes(ipcacheKey, 'fd00::1/128').buffer), 0)).toBe('fd00::1/128');
+    expect(hex(bytes(ipcacheValue, { identity: 256, flags: 1 }))).toBe(
+      hex(encodeIpcacheValue({ identity: 256, flags: 1 })),
+    );
+  });
+});
+
+describe('loadScenario and loadPolicies use @datapath/policy loaders (YAML or JSON)', () => {
   it('loads the bundled demo scenario', () => {
     const s = loadScenario(demo);
     expect(s.pods).toHaveLength(8);
@@ -54,94 +86,116 @@ describe('parseScenario', () => {
     expect(s.probes.every((p) => p.expect === 'allow' || p.expect === 'deny')).toBe(true);
   });
 
-  it('rejects a bad field with its path', () => {
-    expect(() => parseScenario({ pods: [{ ns: 'x' }] })).toThrowError(/pods\[0\]\.name/);
-    expect(() =>
-      parseScenario({ pods: [], probes: [{ from: 'x/a', to: 'x/b', port: 80, protocol: 'ICMP' }] }),
-    ).toThrowError(/probes\[0\]\.protocol/);
-    expect(() => parseScenario({ pods: [], enforcement: 'sometimes' })).toThrowError(AgentError);
-  });
-
-  it('accepts allowed/denied spellings of expect and adds namespaces named only by pods', () => {
-    const s = parseScenario({
-      pods: [{ ns: 'x', name: 'a' }],
-      probes: [{ from: 'x/a', to: 'host', port: 80, expect: 'denied' }],
-    });
-    expect(s.probes[0]?.expect).toBe('deny');
-    expect(s.namespaces.x).toEqual({ labels: {} });
+  it('reads YAML policies, JSON lists and scenarios; bad input is InvalidScenario with the path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpa-policy-'));
+    try {
+      const yaml = join(dir, 'p.yaml');
+      writeFileSync(
+        yaml,
+        'kind: NetworkPolicy\nmetadata: { name: a, namespace: x }\nspec: { podSelector: {} }\n---\nkind: NetworkPolicy\nmetadata: { name: b, namespace: x }\nspec: { podSelector: {} }\n',
+      );
+      expect(loadPolicies(yaml).map((p) => p.metadata.name)).toEqual(['a', 'b']);
+      expect(loadPolicies(demo).length).toBe(loadScenario(demo).policies?.length);
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(bad, 'kind: NetworkPolicy\nmetadata: { name: a }\nspec: { podSelector: 7 }\n');
+      expect(() => loadPolicies(bad)).toThrowError(/spec\.podSelector/);
+      const badScenario = join(dir, 's.yaml');
+      writeFileSync(badScenario, 'namespaces: {}\npods: [{ namespace: x }]\nprobes: []\n');
+      expect(() => loadScenario(badScenario)).toThrowError(AgentError);
+      expect(() => loadScenario(badScenario)).toThrowError(/pods\[0\]\.name/);
+      expect(() => loadScenario(join(dir, 'missing.yaml'))).toThrowError(/cannot read/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
-describe('compilePolicy', () => {
-  it('gives the demo scenario exactly the verdicts it expects', () => {
+const pod = (name: string, lxcId: number, labels: Record<string, string> = { app: name }): PodRecord => ({
+  key: `x/${name}`,
+  ns: 'x',
+  name,
+  labels,
+  ports: [],
+  ip: `10.244.1.${10 + lxcId}`,
+  netns: '',
+  lxcId,
+  hostIfname: '',
+  hostIfindex: 0,
+  mac: '',
+  nodeMac: '',
+  identity: 0,
+  attach: 'tc',
+});
+
+const stateOf = (
+  pods: PodRecord[],
+): Pick<AgentState, 'namespaces' | 'policies' | 'enforcement' | 'hostIp' | 'pods'> => ({
+  namespaces: { x: { labels: {} } },
+  policies: [],
+  enforcement: 'default',
+  hostIp: '10.244.1.1',
+  pods: Object.fromEntries(pods.map((p) => [p.key, p])),
+});
+
+describe('engineFromState', () => {
+  it('gives the demo scenario exactly the verdicts it expects; the lxc id is the endpoint id', () => {
     const s = loadScenario(demo);
-    const c = compilePolicy({
-      namespaces: s.namespaces,
-      pods: s.pods.map((p) => ({
-        ns: p.ns,
-        name: p.name,
-        labels: p.labels ?? {},
-        ip: p.ip!,
-        ports: p.ports,
+    const pods = s.pods.map((p, i) => ({
+      ...pod(p.name, 100 + i, p.labels ?? {}),
+      key: `${p.namespace}/${p.name}`,
+      ns: p.namespace,
+      ip: p.ip,
+      ports: (p.ports ?? []).map((x) => ({
+        port: x.port,
+        protocol: x.protocol ?? 'TCP',
+        ...(x.name ? { name: x.name } : {}),
       })),
-      policies: s.policies,
-      enforcement: s.enforcement,
-      hostIp: '10.244.1.1',
+    }));
+    const engine = engineFromState({
+      ...stateOf(pods),
+      namespaces: Object.fromEntries(
+        Object.entries(s.namespaces).map(([n, v]) => [n, { labels: v.labels ?? {} }]),
+      ),
+      policies: s.policies ?? [],
+      enforcement: s.enforcement ?? 'default',
     });
     for (const p of s.probes) {
-      const v = c.verdict({ from: p.from, to: p.to, port: p.port as number, protocol: p.protocol ?? 'TCP' });
+      const v = flowVerdict(engine, { from: p.from, to: p.to, port: p.port, protocol: p.protocol ?? 'TCP' });
       expect(`${p.from}→${p.to}:${p.port} ${v}`).toBe(`${p.from}→${p.to}:${p.port} ${p.expect}`);
     }
+    const state = engine.state();
+    for (const p of pods) expect(state.endpoints.get(p.key)?.endpointId).toBe(p.lxcId);
     // the Cilium deny became one ingress deny entry for the payments identity in redis' map
-    const redis = c.policyTable('data/redis');
-    const payments = c.identityOf('api/payments');
+    const redis = [...state.endpoints.get('data/redis')!.policy.values()];
+    const payments = state.endpoints.get('api/payments')!.identity;
     expect(redis.filter((e) => e.value.deny).map((e) => e.key.identity)).toEqual([payments]);
-    // and every entry encodes to the map's sizes
-    for (const e of c.policyEntries('data/redis')) {
-      expect(e.key.length).toBe(12);
-      expect(e.value.length).toBe(8);
-    }
-    expect(c.ipcacheTable.get('10.244.1.1/32')?.identity).toBe(1);
+    expect(state.ipcache.get('10.244.1.1/32')?.identity).toBe(1);
   });
 });
 
 describe('StickyIdentities', () => {
-  const input = (pods: string[]) => ({
-    namespaces: { x: { labels: {} } },
-    pods: pods.map((name, i) => ({
-      ns: 'x',
-      name,
-      labels: { app: name },
-      ip: `10.244.1.${10 + i}`,
-      ports: [],
-    })),
-    policies: [],
-    enforcement: 'default',
-    hostIp: '10.244.1.1',
-  });
-
-  it('gives a label set the same identity whatever the compile order, and across a restart', () => {
+  it('gives a label set the same identity whatever the order, incrementally, and across a restart', () => {
     const ids = new StickyIdentities();
-    const first = compilePolicy({ ...input(['b', 'a']), identities: ids });
-    const a = first.identityOf('x/a');
-    const b = first.identityOf('x/b');
+    const first = engineFromState(stateOf([pod('b', 1), pod('a', 2)]), ids).state().endpoints;
+    const a = first.get('x/a')!.identity;
+    const b = first.get('x/b')!.identity;
     expect(a).not.toBe(b);
     expect(ids.changed).toBe(true);
-    // another compile, other order, a pod more: the same numbers
-    const again = compilePolicy({ ...input(['a', 'c', 'b']), identities: ids });
-    expect([again.identityOf('x/a'), again.identityOf('x/b')]).toEqual([a, b]);
-    // an incremental update agrees with a full compile
-    const inc = compilePolicy({ ...input([]), identities: ids });
-    inc.upsertPod({ ns: 'x', name: 'b', labels: { app: 'b' }, ip: '10.244.1.20', ports: [] });
-    expect(inc.identityOf('x/b')).toBe(b);
+    // another engine, other order, a pod more: the same numbers
+    const again = engineFromState(stateOf([pod('a', 1), pod('c', 2), pod('b', 3)]), ids).state().endpoints;
+    expect([again.get('x/a')!.identity, again.get('x/b')!.identity]).toEqual([a, b]);
+    // an incremental update agrees with a full build
+    const inc = engineFromState(stateOf([]), ids);
+    inc.upsertPod({ namespace: 'x', name: 'b', labels: { app: 'b' }, ip: '10.244.1.20', endpointId: 9 });
+    expect(inc.state().endpoints.get('x/b')?.identity).toBe(b);
     // restored from the persisted table (a fresh allocator): the same numbers, new labels get new ones
     const restored = new StickyIdentities(JSON.parse(JSON.stringify(ids)) as Record<string, number>);
-    const after = compilePolicy({ ...input(['c', 'd', 'a', 'b']), identities: restored });
-    expect([after.identityOf('x/a'), after.identityOf('x/b'), after.identityOf('x/c')]).toEqual([
-      a,
-      b,
-      again.identityOf('x/c'),
-    ]);
-    expect(new Set(['a', 'b', 'c', 'd'].map((p) => after.identityOf(`x/${p}`))).size).toBe(4);
+    const after = engineFromState(
+      stateOf([pod('c', 1), pod('d', 2), pod('a', 3), pod('b', 4)]),
+      restored,
+    ).state().endpoints;
+    const id = (n: string) => after.get(`x/${n}`)!.identity;
+    expect([id('a'), id('b'), id('c')]).toEqual([a, b, again.get('x/c')!.identity]);
+    expect(new Set(['a', 'b', 'c', 'd'].map(id)).size).toBe(4);
   });
 });
