@@ -73,97 +73,6 @@ interface LookupResult {
     wildcard?: MapEntry;
 }
 declare function policyLookup(map: MapState, direction: Direction, identity: number, protocol: number, port: number): LookupResult;
-type EnforcementMode = "default" | "always" | "never";
-interface PodPort {
-    port: number;
-    protocol?: "TCP" | "UDP" | "SCTP";
-    name?: string;
-}
-interface PodSpec {
-    namespace: string;
-    name: string;
-    labels?: Readonly<Record<string, string>>;
-    ip: string;
-    ports?: readonly PodPort[];
-}
-interface ClusterInput {
-    namespaces?: Readonly<Record<string, NamespaceSpec>>;
-    pods?: readonly PodSpec[];
-    policies?: readonly unknown[];
-}
-interface NamespaceSpec {
-    labels?: Readonly<Record<string, string>>;
-}
-interface EngineOptions {
-    enforcement?: EnforcementMode;
-    allocator?: IdentityAllocator;
-    clusterName?: string;
-    hostIPs?: readonly string[];
-    incremental?: boolean;
-}
-interface IpcacheValue {
-    identity: number;
-    flags: number;
-}
-declare const IPCACHE_FLAG_LOCAL_ENDPOINT = 1;
-declare const IPCACHE_FLAG_HOST = 2;
-interface EndpointState {
-    name: string;
-    endpointId: number;
-    identity: number;
-    ip: string;
-    policy: MapState;
-}
-interface PolicyState {
-    enforcement: EnforcementMode;
-    identities: ReadonlyMap<number, IdentityInfo>;
-    ipcache: ReadonlyMap<string, IpcacheValue>;
-    endpoints: ReadonlyMap<string, EndpointState>;
-}
-type MapChange = PolicyMapChange | IpcacheChange;
-interface PolicyMapChange {
-    map: "policy";
-    op: "update" | "delete";
-    endpoint: string;
-    endpointId: number;
-    key: PolicyKey;
-    value?: PolicyValue;
-}
-interface IpcacheChange {
-    map: "ipcache";
-    op: "update" | "delete";
-    prefix: string;
-    value?: IpcacheValue;
-}
-interface LoadOptions {
-    changes?: boolean;
-}
-declare const POLICY_KEY_SIZE = 12;
-declare const POLICY_VALUE_SIZE = 8;
-declare const IPCACHE_KEY_SIZE = 24;
-declare const IPCACHE_VALUE_SIZE = 8;
-declare function encodePolicyKey(key: PolicyKey): Uint8Array;
-declare function decodePolicyKey(bytes: Uint8Array): PolicyKey;
-declare function encodePolicyValue(value: PolicyValue): Uint8Array;
-declare function decodePolicyValue(bytes: Uint8Array): PolicyValue;
-declare function encodeIpcacheKey(prefix: string): Uint8Array;
-declare function decodeIpcacheKey(bytes: Uint8Array): string;
-declare function encodeIpcacheValue(value: IpcacheValue): Uint8Array;
-declare function decodeIpcacheValue(bytes: Uint8Array): IpcacheValue;
-interface EncodedEntry {
-    key: Uint8Array;
-    value: Uint8Array;
-}
-declare function encodePolicyMap(map: MapState): EncodedEntry[];
-declare function encodeIpcache(state: PolicyState): EncodedEntry[];
-interface EncodedChange {
-    map: "policy" | "ipcache";
-    op: "update" | "delete";
-    endpointId?: number;
-    key: Uint8Array;
-    value?: Uint8Array;
-}
-declare function encodeChanges(changes: readonly MapChange[]): EncodedChange[];
 interface LabelSelectorRequirement {
     key: string;
     operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
@@ -266,6 +175,98 @@ interface CiliumClusterwideNetworkPolicy {
 }
 type PolicyObject = NetworkPolicy | CiliumNetworkPolicy | CiliumClusterwideNetworkPolicy;
 type PolicyKind = PolicyObject["kind"];
+type EnforcementMode = "default" | "always" | "never";
+interface PodPort {
+    port: number;
+    protocol?: "TCP" | "UDP" | "SCTP";
+    name?: string;
+}
+interface PodSpec {
+    namespace: string;
+    name: string;
+    labels?: Readonly<Record<string, string>>;
+    ip: string;
+    ports?: readonly PodPort[];
+    endpointId?: number;
+}
+interface ClusterInput {
+    namespaces?: Readonly<Record<string, NamespaceSpec>>;
+    pods?: readonly PodSpec[];
+    policies?: readonly PolicyObject[];
+}
+interface NamespaceSpec {
+    labels?: Readonly<Record<string, string>>;
+}
+interface EngineOptions {
+    enforcement?: EnforcementMode;
+    allocator?: IdentityAllocator;
+    clusterName?: string;
+    hostIPs?: readonly string[];
+    incremental?: boolean;
+}
+interface IpcacheValue {
+    identity: number;
+    flags: number;
+}
+declare const IPCACHE_FLAG_LOCAL_ENDPOINT = 1;
+declare const IPCACHE_FLAG_HOST = 2;
+interface EndpointState {
+    name: string;
+    endpointId: number;
+    identity: number;
+    ip: string;
+    policy: MapState;
+}
+interface PolicyState {
+    enforcement: EnforcementMode;
+    identities: ReadonlyMap<number, IdentityInfo>;
+    ipcache: ReadonlyMap<string, IpcacheValue>;
+    endpoints: ReadonlyMap<string, EndpointState>;
+}
+type MapChange = PolicyMapChange | IpcacheChange;
+interface PolicyMapChange {
+    map: "policy";
+    op: "update" | "delete";
+    endpoint: string;
+    endpointId: number;
+    key: PolicyKey;
+    value?: PolicyValue;
+}
+interface IpcacheChange {
+    map: "ipcache";
+    op: "update" | "delete";
+    prefix: string;
+    value?: IpcacheValue;
+}
+interface LoadOptions {
+    changes?: boolean;
+}
+declare const POLICY_KEY_SIZE = 12;
+declare const POLICY_VALUE_SIZE = 8;
+declare const IPCACHE_KEY_SIZE = 24;
+declare const IPCACHE_VALUE_SIZE = 8;
+declare function encodePolicyKey(key: PolicyKey): Uint8Array;
+declare function decodePolicyKey(bytes: Uint8Array): PolicyKey;
+declare function encodePolicyValue(value: PolicyValue): Uint8Array;
+declare function decodePolicyValue(bytes: Uint8Array): PolicyValue;
+declare function encodeIpcacheKey(prefix: string): Uint8Array;
+declare function decodeIpcacheKey(bytes: Uint8Array): string;
+declare function encodeIpcacheValue(value: IpcacheValue): Uint8Array;
+declare function decodeIpcacheValue(bytes: Uint8Array): IpcacheValue;
+interface EncodedEntry {
+    key: Uint8Array;
+    value: Uint8Array;
+}
+declare function encodePolicyMap(map: MapState): EncodedEntry[];
+declare function encodeIpcache(state: PolicyState): EncodedEntry[];
+interface EncodedChange {
+    map: "policy" | "ipcache";
+    op: "update" | "delete";
+    endpointId?: number;
+    key: Uint8Array;
+    value?: Uint8Array;
+}
+declare function encodeChanges(changes: readonly MapChange[]): EncodedChange[];
 interface Requirement {
     source: string;
     key: string;
@@ -326,7 +327,7 @@ declare class PolicyEngine {
     };
     rules(): NormalizedRule[];
     load(input: ClusterInput, options?: LoadOptions): MapChange[];
-    upsertPolicy(policy: unknown): MapChange[];
+    upsertPolicy(policy: PolicyObject): MapChange[];
     deletePolicy(kind: PolicyKind, namespace: string | undefined, name: string): MapChange[];
     upsertPod(pod: PodSpec): MapChange[];
     deletePod(namespace: string, name: string): MapChange[];
@@ -394,7 +395,8 @@ interface Explanation {
 declare function explain(engine: PolicyEngine, flow: Flow): Explanation;
 declare function formatExplanation(e: Explanation): string;
 interface ScenarioPod {
-    ns: string;
+    namespace: string;
+    ns?: string | undefined;
     name: string;
     labels?: Record<string, string> | undefined;
     ip: string;
@@ -419,9 +421,15 @@ interface Scenario {
         labels?: Record<string, string> | undefined;
     }>;
     pods: ScenarioPod[];
-    policies?: unknown[] | undefined;
+    policies?: PolicyObject[] | undefined;
     probes: ScenarioProbe[];
 }
+type ScenarioPodInput = Omit<ScenarioPod, "namespace"> & {
+    namespace?: string | undefined;
+};
+type ScenarioInput = Omit<Scenario, "pods"> & {
+    pods: ScenarioPodInput[];
+};
 interface CompiledScenario {
     engine: PolicyEngine;
     scenario: Scenario;
@@ -438,8 +446,10 @@ interface ScenarioResult {
     results: ProbeResult[];
     mismatches: number;
 }
-declare function compileScenario(input: unknown): CompiledScenario;
-declare function evaluateScenario(input: unknown): ScenarioResult;
-declare function explainScenarioProbe(input: unknown, index: number): Explanation;
-export { IPCACHE_FLAG_HOST, IPCACHE_FLAG_LOCAL_ENDPOINT, IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, LocalIdentityAllocator, POLICY_KEY_SIZE, POLICY_VALUE_SIZE, PolicyEngine, PolicyError, ReservedIdentity, compileScenario, decodeIpcacheKey, decodeIpcacheValue, decodePolicyKey, decodePolicyValue, encodeChanges, encodeIpcache, encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey, encodePolicyMap, encodePolicyValue, evaluateScenario, explain, explainScenarioProbe, formatExplanation, ipcacheLookup, keyString, parsePolicies, policyLookup, validatePolicies, verdict };
-export type { CiliumCidrSet, CiliumClusterwideNetworkPolicy, CiliumEgressRule, CiliumIngressRule, CiliumNetworkPolicy, CiliumPort, CiliumPortRule, CiliumRule, ClusterInput, CompiledScenario, Direction, DirectionExplanation, DirectionVerdict, EncodedChange, EncodedEntry, EndpointState, EnforcementMode, EngineOptions, Entity, Explanation, Flow, FlowProtocol, IdentityAllocator, IdentityInfo, IdentityScope, IpcacheChange, IpcacheHit, IpcacheValue, LabelSelector, LabelSelectorRequirement, LoadOptions, LookupResult, MapChange, MapEntry, MapState, NamedPort, NamespaceSpec, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, ObjectMeta, PodPort, PodSpec, PolicyErrorCode, PolicyKey, PolicyKind, PolicyMapChange, PolicyObject, PolicyProblem, PolicyState, PolicyValue, ProbeResult, ReservedName, RuleTrace, Scenario, ScenarioPod, ScenarioProbe, ScenarioResult, VerdictResult };
+declare function validateScenario(input: unknown): Scenario;
+declare function parseScenario(text: string): Scenario;
+declare function compileScenario(input: ScenarioInput): CompiledScenario;
+declare function evaluateScenario(input: ScenarioInput): ScenarioResult;
+declare function explainScenarioProbe(input: ScenarioInput, index: number): Explanation;
+export { IPCACHE_FLAG_HOST, IPCACHE_FLAG_LOCAL_ENDPOINT, IPCACHE_KEY_SIZE, IPCACHE_VALUE_SIZE, LocalIdentityAllocator, POLICY_KEY_SIZE, POLICY_VALUE_SIZE, PolicyEngine, PolicyError, ReservedIdentity, compileScenario, decodeIpcacheKey, decodeIpcacheValue, decodePolicyKey, decodePolicyValue, encodeChanges, encodeIpcache, encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey, encodePolicyMap, encodePolicyValue, evaluateScenario, explain, explainScenarioProbe, formatExplanation, ipcacheLookup, keyString, parsePolicies, parseScenario, policyLookup, validatePolicies, validateScenario, verdict };
+export type { CiliumCidrSet, CiliumClusterwideNetworkPolicy, CiliumEgressRule, CiliumIngressRule, CiliumNetworkPolicy, CiliumPort, CiliumPortRule, CiliumRule, ClusterInput, CompiledScenario, Direction, DirectionExplanation, DirectionVerdict, EncodedChange, EncodedEntry, EndpointState, EnforcementMode, EngineOptions, Entity, Explanation, Flow, FlowProtocol, IdentityAllocator, IdentityInfo, IdentityScope, IpcacheChange, IpcacheHit, IpcacheValue, LabelSelector, LabelSelectorRequirement, LoadOptions, LookupResult, MapChange, MapEntry, MapState, NamedPort, NamespaceSpec, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, ObjectMeta, PodPort, PodSpec, PolicyErrorCode, PolicyKey, PolicyKind, PolicyMapChange, PolicyObject, PolicyProblem, PolicyState, PolicyValue, ProbeResult, ReservedName, RuleTrace, Scenario, ScenarioInput, ScenarioPod, ScenarioPodInput, ScenarioProbe, ScenarioResult, VerdictResult };

@@ -421,4 +421,5 @@ async function main(): Promise<void> {
   process.stdout.write(`${md}\n`);
 }
 
-await main();
+// AGENT_BENCH_ONLY=policy runs only bench/policy-change.ts (the next command of `pnpm run bench`).
+if (process.env.AGENT_BENCH_ONLY !== 'policy') await main();

@@ -639,6 +639,16 @@ export class Agent {
     return { kind: 'pod', key: pod.key, ip: pod.ip, netnsPath: `/run/netns/${pod.netns}` };
   }
 
+  /** Releases this process's handles (as {@link close}), for `using`: the agent keeps running in the kernel. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Releases this process's handles (as {@link close}), for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
   /** Releases this process's handles; namespaces, programs, maps and state stay for the next one. */
   close(): void {
     if (this.#closed) return;

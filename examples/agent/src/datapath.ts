@@ -415,6 +415,16 @@ export class Datapath {
     return out;
   }
 
+  /** Closes every map and program fd (as {@link close}), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Closes every map and program fd (as {@link close}), for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
   /** Closes every map and program fd; pins, links and attached programs stay in the kernel. Idempotent. */
   close(): void {
     if (this.#closed) return;

@@ -8,6 +8,7 @@ import type { PolicyObject } from '@datapath/policy';
 import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
+import { Datapath } from '../src/datapath.js';
 import { AgentError } from '../src/errors.js';
 import { CT_F_DENIED } from '../src/maps.js';
 import { loadScenario } from '../src/policy.js';
@@ -372,6 +373,12 @@ describe('agent (real packets through the eBPF datapath)', () => {
     ]);
     agent.setPolicies([policyAllow80('x', 'nobody')]);
     agent.close();
+    {
+      // `using` closes the handles (the agent stays in the kernel for the next process)
+      await using again = await Agent.restore(opts);
+      using dp = Datapath.attachPinned(again.state.pinDir);
+      expect(dp.policyEntries(again.state.pods['x/server']!.lxcId).length).toBeGreaterThan(0);
+    }
     const restored = await Agent.restore(opts);
     restored.removePod('x/client');
     restored.destroy();
