@@ -20,6 +20,35 @@ declare class BpfError extends Error {
     constructor(code: BpfErrorCode, message: string, options: BpfErrorOptions);
 }
 declare function errnoError(errno: number, options: BpfErrorOptions): BpfError;
+declare function pageSize(): number;
+interface Mapping {
+    readonly buffer: ArrayBuffer;
+    close(): void;
+}
+interface MmapOptions {
+    offset: number;
+    length: number;
+    writable?: boolean;
+}
+declare function mmapFd(fd: number, options: MmapOptions): Mapping;
+declare function fdDup(fd: number): number;
+type FdWatchMode = "epoll" | "timer";
+interface WatchFdOptions {
+    fallbackIntervalMs?: number;
+}
+interface FdWatcher {
+    readonly mode: FdWatchMode;
+    start(): void;
+    stop(): void;
+    ref(keepAlive: boolean): void;
+    close(): void;
+}
+declare function watchFd(fd: number, onReadable: () => void, options?: WatchFdOptions): FdWatcher;
+interface PerfOutputOptions {
+    watermarkBytes?: number;
+    wakeupEvents?: number;
+}
+declare function perfEventOpenBpfOutput(cpu: number, options?: PerfOutputOptions): number;
 type ProbeResult = ProbeSupported | ProbeUnsupported | ProbeInconclusive;
 interface ProbeSupported {
     status: "supported";
@@ -419,5 +448,5 @@ interface XdpState {
 }
 declare function xdpAttach(progFd: number, ifindex: number, mode: XdpMode): number;
 declare function xdpQuery(ifindex: number): XdpState;
-export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, TestRunCtxSize, TestRunFlags, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupQuery, errnoError, fdClose, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCreate, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, objGet, objInfo, objPin, objectDescribe, objectLoad, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTestRun, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxQuery, xdpAttach, xdpQuery };
-export type { AttrPointer, BpfBackend, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, ProgTestRunOptions, ProgTestRunResult, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, XdpMode, XdpState };
+export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, TestRunCtxSize, TestRunFlags, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupQuery, errnoError, fdClose, fdDup, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCreate, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, mmapFd, objGet, objInfo, objPin, objectDescribe, objectLoad, pageSize, perfEventOpenBpfOutput, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTestRun, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxQuery, watchFd, xdpAttach, xdpQuery };
+export type { AttrPointer, BpfBackend, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, FdWatchMode, FdWatcher, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, Mapping, MmapOptions, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PerfOutputOptions, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, ProgTestRunOptions, ProgTestRunResult, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, WatchFdOptions, XdpMode, XdpState };

@@ -434,10 +434,46 @@ export function struct<F extends StructFields>(fields: F, options: StructOptions
         c.encode(fv, d, o + fo);
       }
     },
-    decode: (d, o) => {
-      const out: Record<string, unknown> = {};
-      for (const [n, c, fo, isPad] of entries) if (!isPad) out[n] = c.decode(d, o + fo);
-      return out as StructType<F>;
-    },
+    decode: compileDecode(entries) as (d: DataView, o: number) => StructType<F>,
   };
+}
+
+const FAST_READ: Record<number, (off: string) => string> = {
+  [FAST_U8]: (off) => `d.getUint8(${off})`,
+  [FAST_U16]: (off) => `d.getUint16(${off}, true)`,
+  [FAST_U32]: (off) => `d.getUint32(${off}, true)`,
+  [FAST_I32]: (off) => `d.getInt32(${off}, true)`,
+  [FAST_U64]: (off) => `d.getBigUint64(${off}, true)`,
+  [FAST_I64]: (off) => `d.getBigInt64(${off}, true)`,
+};
+
+/**
+ * A struct decoder that builds its object in one literal (one hidden class, no property-by-property
+ * growth) and reads built-in scalar fields inline; other fields call their codec. Generated once per
+ * struct with `new Function` (only field offsets and JSON-quoted names go into the source); where code
+ * generation is disabled, the same result through a loop.
+ */
+function compileDecode(
+  entries: [string, Codec<unknown>, number, boolean][],
+): (d: DataView, o: number) => unknown {
+  const live = entries.filter(([, , , isPad]) => !isPad);
+  const loop = (d: DataView, o: number) => {
+    const out: Record<string, unknown> = {};
+    for (const [n, c, fo] of live) out[n] = c.decode(d, o + fo);
+    return out;
+  };
+  const codecs = live.map(([, c]) => c);
+  const props = live.map(([n, c, fo], i) => {
+    const fast = FAST_READ[fastKind(c)];
+    const at = `o + ${fo}`;
+    return `${JSON.stringify(n)}: ${fast === undefined ? `c[${i}].decode(d, ${at})` : fast(at)}`;
+  });
+  try {
+    const make = new Function('c', `return function decode(d, o) { return { ${props.join(', ')} }; };`) as (
+      c: Codec<unknown>[],
+    ) => (d: DataView, o: number) => unknown;
+    return make(codecs);
+  } catch {
+    return loop;
+  }
 }

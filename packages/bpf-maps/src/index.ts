@@ -53,5 +53,11 @@ export type {
   ProgArraySpec,
 } from './open.js';
 export { createMap, openPinned } from './open.js';
+export type { PerfEventArrayOptions } from './perf.js';
+export { PerfEventArray } from './perf.js';
+export type { EventSubscription, EventsOptions, RecordHandler, SubscribeOptions } from './reader.js';
+export { EventReader } from './reader.js';
+export type { RingBufOptions } from './ringbuf.js';
+export { RingBuf } from './ringbuf.js';
 export type { UnionOptions, UnionType } from './union.js';
 export { enumeration, union } from './union.js';

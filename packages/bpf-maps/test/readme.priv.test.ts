@@ -12,6 +12,9 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 describe('README example', () => {
   it('is the tested example, verbatim', () => {
     expect(readFileSync(readme, 'utf8')).toContain(readFileSync(example, 'utf8').trim());
+    // The ring buffer example runs in packages/loader/test/events.priv.test.ts (it needs a program).
+    const ringbuf = fileURLToPath(new URL('./fixtures/ringbuf-example.ts', import.meta.url));
+    expect(readFileSync(readme, 'utf8')).toContain(readFileSync(ringbuf, 'utf8').trim());
   });
 
   it('creates, pins, fills and dumps an ipcache-style LPM map, then removes its pin', async (ctx) => {

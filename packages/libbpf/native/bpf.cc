@@ -34,6 +34,9 @@ void Bpf(const v8::FunctionCallbackInfo<v8::Value>& info) {
 
 }  // namespace
 
+// native/poll.cc: fd readiness through the event loop (the ring and perf buffer readers).
+void InitPoll(v8::Local<v8::Object> exports, v8::Local<v8::Context> context);
+
 NODE_MODULE_INIT(/* exports, module, context */) {
   v8::Isolate* isolate = context->GetIsolate();
   v8::Local<v8::FunctionTemplate> bpf =
@@ -42,4 +45,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   exports.As<v8::Object>()
       ->Set(context, v8::String::NewFromUtf8Literal(isolate, "bpf"), bpf->GetFunction(context).ToLocalChecked())
       .Check();
+  InitPoll(exports.As<v8::Object>(), context);
 }

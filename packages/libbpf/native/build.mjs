@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the native bpf(2) backend (bpf.cc) for the Node running this script, into
+// Builds the native addon (bpf.cc: the bpf(2) backend; poll.cc: fd readiness on the event loop) for the Node running this script, into
 // prebuilds/<platform>-<arch>/bpf.abi<NODE_MODULE_VERSION>.node, where sys/libc.ts looks for it.
 // It is optional: without a C++ compiler or Node's headers the build says so and the package uses koffi.
 // A compile error with both present fails the build. DATAPATH_NATIVE=0 skips it.
@@ -34,16 +34,18 @@ const args = [
   '-Werror',
   '-Wno-unused-parameter',
 ];
-const cc = spawnSync(cxx, [...args, '-I', headers, '-o', tmp, join(here, 'bpf.cc')], { stdio: 'inherit' });
+const sources = ['bpf.cc', 'poll.cc'].map((f) => join(here, f));
+const cc = spawnSync(cxx, [...args, '-I', headers, '-o', tmp, ...sources], { stdio: 'inherit' });
 if (cc.status !== 0) {
   rmSync(tmp, { force: true });
-  console.error(`@datapath/libbpf: ${cxx} failed to build native/bpf.cc (exit ${cc.status})`);
+  console.error(`@datapath/libbpf: ${cxx} failed to build native/bpf.cc + poll.cc (exit ${cc.status})`);
   process.exit(1);
 }
 // Load what was built before putting it in place: an addon this Node cannot load is a build error.
 try {
-  const { bpf } = createRequire(import.meta.url)(tmp);
-  if (typeof bpf !== 'function') throw new Error('no bpf() export');
+  const mod = createRequire(import.meta.url)(tmp);
+  for (const f of ['bpf', 'pollOpen', 'pollStart', 'pollStop', 'pollClose', 'pollRef'])
+    if (typeof mod[f] !== 'function') throw new Error(`no ${f}() export`);
 } catch (e) {
   rmSync(tmp, { force: true });
   console.error(`@datapath/libbpf: the built native backend does not load: ${e.message}`);

@@ -81,6 +81,7 @@ const ERRNO: Readonly<Record<number, readonly [string, BpfErrorCode]>> = {
   34: ['ERANGE', 'InvalidArgument'],
   38: ['ENOSYS', 'NotSupported'],
   67: ['ENOLINK', 'NotFound'],
+  77: ['EBADFD', 'BadFd'], // what bpf(2) answers for a closed fd since Linux 6.12
   95: ['EOPNOTSUPP', 'NotSupported'],
   116: ['ESTALE', 'Stale'],
   524: ['ENOTSUPP', 'NotSupported'], // kernel-internal, leaks out of bpf(2)
@@ -91,7 +92,7 @@ const ERRNO: Readonly<Record<number, readonly [string, BpfErrorCode]>> = {
  *
  * `ENOENT`, `ENODEV`, `ENXIO`, `ESRCH`, `ENOLINK` → `NotFound`; `EPERM`/`EACCES` → `PermissionDenied`;
  * `EEXIST` → `AlreadyExists`; `EBUSY`/`EAGAIN` → `Busy`; `ENOSPC` → `NoSpace`; `EOPNOTSUPP`/`ENOTSUPP`/`ENOSYS`
- * → `NotSupported`; `EINVAL`/`EFAULT`/`ERANGE` → `InvalidArgument`; `ESTALE` → `Stale`; `E2BIG` → `TooBig`,
+ * → `NotSupported`; `EBADF`/`EBADFD` → `BadFd`; `EINVAL`/`EFAULT`/`ERANGE` → `InvalidArgument`; `ESTALE` → `Stale`; `E2BIG` → `TooBig`,
  * except on map updates (`op` starting with `mapUpdate`), where it means the map is full: `NoSpace`;
  * anything else → `Unknown`.
  *

@@ -2,6 +2,15 @@ export type { CgroupHook } from './cgroup.js';
 export { cgroupAttach, cgroupQuery } from './cgroup.js';
 export type { BpfErrorCode, BpfErrorOptions } from './errors.js';
 export { BpfError, errnoError } from './errors.js';
+export type {
+  FdWatcher,
+  FdWatchMode,
+  Mapping,
+  MmapOptions,
+  PerfOutputOptions,
+  WatchFdOptions,
+} from './events.js';
+export { fdDup, mmapFd, pageSize, perfEventOpenBpfOutput, watchFd } from './events.js';
 export type { ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported } from './features.js';
 export { probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx } from './features.js';
 export type { LinkInfo } from './link.js';

@@ -1,6 +1,15 @@
 import { existsSync, mkdirSync, renameSync, rmdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { type AnyMap, bytes, type Codec, type MapCodecs, openMapFd, u32 } from '@datapath/bpf-maps';
+import {
+  type AnyMap,
+  bytes,
+  type Codec,
+  type MapCodecs,
+  openMapFd,
+  PerfEventArray,
+  RingBuf,
+  u32,
+} from '@datapath/bpf-maps';
 import { BpfError, type LoadedObject, objectLoad, pinnedMapInfo } from '@datapath/libbpf';
 import { forget, watch } from './leak.js';
 import { Program } from './program.js';
@@ -106,7 +115,10 @@ export class Collection {
   /**
    * The map named `name` as a `@datapath/bpf-maps` object (narrow it on `kind`): with raw byte keys (index
    * numbers for array kinds) and byte values, or typed by `codecs` (their sizes are checked against the map). The object borrows the
-   * collection's fd: it stays valid until the collection is closed.
+   * collection's fd: it stays valid until the collection is closed. A ring buffer map (no key, no value)
+   * comes back as a {@link RingBuf} reader (kind `ringBuf`), a perf event array as a
+   * {@link PerfEventArray} reader (kind `perfEventArray`); they map memory only when read and read
+   * through their own fd, so they outlive the collection until closed.
    * Equivalent to: `bpftool map dump id ID`.
    *
    * @throws {@link BpfError} `NotFound` when the collection has no such map, `Incompatible` when the codec
@@ -120,15 +132,20 @@ export class Collection {
    * if (counters.kind === 'array') console.log(counters.get(0));
    * ```
    */
-  map(name: string): AnyMap<Uint8Array, Uint8Array>;
+  map(name: string): AnyMap<Uint8Array, Uint8Array> | RingBuf | PerfEventArray;
   map<K, V>(name: string, codecs: MapCodecs<K, V>): AnyMap<K, V>;
-  map<K, V>(name: string, codecs?: MapCodecs<K, V>): AnyMap<K, V> | AnyMap<Uint8Array, Uint8Array> {
+  map<K, V>(
+    name: string,
+    codecs?: MapCodecs<K, V>,
+  ): AnyMap<K, V> | AnyMap<Uint8Array, Uint8Array> | RingBuf | PerfEventArray {
     const m = Object.hasOwn(this.maps, name) ? this.maps[name] : undefined;
     if (m === undefined)
       throw new BpfError('NotFound', `collection has no map named ${name}`, { op: 'map', target: name });
     if (!this.#obj.open)
       throw new BpfError('BadFd', `map ${name}: the collection is closed`, { op: 'map', target: name });
     if (codecs !== undefined) return openMapFd(m.fd, codecs);
+    if (m.type === 27) return RingBuf.fromFd(m.fd);
+    if (m.type === 4) return PerfEventArray.fromFd(m.fd);
     // Index-keyed kinds (array, per-CPU array, prog array) take numbers; everything else raw key bytes.
     const indexed = m.type === 2 || m.type === 3 || m.type === 6;
     return openMapFd(m.fd, { key: indexed ? (u32 as never) : bytes(m.keySize), value: bytes(m.valueSize) });

@@ -61,23 +61,33 @@ export type BpfBackend = 'native' | 'koffi';
 
 type NativeBpf = (op: number, addr: number) => number;
 
+/** @internal The addon's exports (native/bpf.cc and native/poll.cc). */
+export interface NativeAddon {
+  bpf: NativeBpf;
+  pollOpen(fd: number, callback: (status: number, events: number) => void): number;
+  pollStart(id: number): number;
+  pollStop(id: number): number;
+  pollClose(id: number): number;
+  pollRef(id: number, ref: boolean): number;
+}
+
 /**
- * The native backend (native/bpf.cc, built per Node module ABI into prebuilds/), or undefined when it
- * was not built for this Node or platform, or DATAPATH_BPF_BACKEND=koffi asks for koffi.
+ * The native addon (native/bpf.cc + poll.cc, built per Node module ABI into prebuilds/), or undefined
+ * when it was not built for this Node or platform, or DATAPATH_BPF_BACKEND=koffi asks for koffi.
  * DATAPATH_BPF_BACKEND=native makes a missing backend an error instead.
  */
-function loadNative(): NativeBpf | undefined {
+function loadNative(): NativeAddon | undefined {
   const want = process.env.DATAPATH_BPF_BACKEND;
   if (want === 'koffi') return undefined;
   const file = `bpf.abi${process.versions.modules}.node`;
   try {
     const req = createRequire(import.meta.url);
     const root = dirname(req.resolve('@datapath/libbpf/package.json'));
-    const mod = req(join(root, 'prebuilds', `${process.platform}-${process.arch}`, file)) as {
-      bpf?: unknown;
-    };
+    const mod = req(
+      join(root, 'prebuilds', `${process.platform}-${process.arch}`, file),
+    ) as Partial<NativeAddon>;
     if (typeof mod.bpf !== 'function') throw new Error(`${file} has no bpf() export`);
-    return mod.bpf as NativeBpf;
+    return mod as NativeAddon;
   } catch (e) {
     if (want !== 'native') return undefined;
     throw new BpfError(
@@ -88,7 +98,10 @@ function loadNative(): NativeBpf | undefined {
   }
 }
 
-const nativeBpf = loadNative();
+/** @internal The loaded addon, or undefined (koffi fallback). */
+export const nativeAddon = loadNative();
+
+const nativeBpf = nativeAddon?.bpf;
 
 /**
  * Calls bpf(2) with the attr at `addr`; returns the non-negative result, or `-errno` on failure.

@@ -1,0 +1,94 @@
+// C baseline of the ring buffer benchmark (packages/bpf-maps/bench/ringbuf.ts): libbpf's ring_buffer__poll
+// consuming the records that BPF_PROG_TEST_RUN made the benchmark program write.
+//   ringbench consume PROG_PIN MAP_PIN REPEAT ROUNDS  -> one line per round: records, CPU µs of consuming
+//   ringbench produce PROG_PIN PER_TICK TICK_US SECONDS -> test-runs PER_TICK records every TICK_US
+// CPU time is getrusage(RUSAGE_SELF) user + system around the consuming calls only.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+struct record {
+	unsigned int seq, len, src_label, dst_label, saddr, daddr;
+	unsigned short sport, dport;
+	unsigned char proto, type, subtype, pad;
+};
+
+static unsigned long long sum, seen;
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	const struct record *r = data;
+	(void)ctx;
+	if (size != sizeof(*r))
+		return -1;
+	sum += r->seq;
+	seen++;
+	return 0;
+}
+
+static long long cpu_us(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1000000LL + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
+}
+
+static int run(int prog, int repeat)
+{
+	unsigned char pkt[64] = {0};
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = sizeof(pkt), .repeat = repeat);
+	pkt[12] = 0x08; /* ETH_P_IP */
+	return bpf_prog_test_run_opts(prog, &o);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 6)
+		return fprintf(stderr, "usage: ringbench consume|produce PROG MAP|PER_TICK N M\n"), 2;
+	int prog = bpf_obj_get(argv[2]);
+	if (prog < 0)
+		return perror("bpf_obj_get prog"), 1;
+	if (argv[1][0] == 'p') {
+		int per = atoi(argv[3]);
+		long tick = atol(argv[4]);
+		double secs = atof(argv[5]);
+		struct timespec next;
+		clock_gettime(CLOCK_MONOTONIC, &next);
+		long ticks = (long)(secs * 1e6 / tick);
+		for (long i = 0; i < ticks; i++) {
+			if (run(prog, per))
+				return perror("test_run"), 1;
+			next.tv_nsec += tick * 1000;
+			while (next.tv_nsec >= 1000000000L) {
+				next.tv_nsec -= 1000000000L;
+				next.tv_sec++;
+			}
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		}
+		return 0;
+	}
+	int map = bpf_obj_get(argv[3]);
+	int repeat = atoi(argv[4]), rounds = atoi(argv[5]);
+	if (map < 0)
+		return perror("bpf_obj_get map"), 1;
+	struct ring_buffer *rb = ring_buffer__new(map, on_record, NULL, NULL);
+	if (!rb)
+		return perror("ring_buffer__new"), 1;
+	for (int i = 0; i < rounds; i++) {
+		if (run(prog, repeat))
+			return perror("test_run"), 1;
+		seen = 0;
+		long long t0 = cpu_us();
+		while (seen < (unsigned long long)repeat)
+			if (ring_buffer__poll(rb, 100) < 0)
+				return perror("ring_buffer__poll"), 1;
+		long long t1 = cpu_us();
+		printf("%llu %lld\n", seen, t1 - t0);
+	}
+	ring_buffer__free(rb);
+	fprintf(stderr, "checksum %llu\n", sum);
+	return 0;
+}

@@ -1,0 +1,393 @@
+import { BpfError, type FdWatcher } from '@datapath/libbpf';
+import type { Codec } from './codec.js';
+
+/**
+ * Called once per record by the batch forms ({@link EventReader.read}, {@link EventReader.subscribe}):
+ * the record is `length` bytes at `offset` of `view`. `view` is the reader's shared memory (or, for a
+ * perf record that wraps the end of its ring, a reused scratch buffer): read what you need during the
+ * call and keep no reference to it. `cpu` is the CPU whose perf ring held the record (-1 for a ring buffer).
+ */
+export type RecordHandler = (view: DataView, offset: number, length: number, cpu: number) => void;
+
+/** Options of {@link EventReader.events}. */
+export interface EventsOptions {
+  /**
+   * Records decoded per wake-up at most (default 1024): bounds the memory an iterator holds and how long
+   * it runs before the event loop gets a turn (a full batch is followed by `setImmediate`, not by more
+   * reading in the same turn).
+   */
+  batch?: number;
+}
+
+/** Options of {@link EventReader.subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * Records handled per wake-up at most (default 16384): under a sustained flood the handler returns to
+   * the event loop at least this often; the rest are handled on the next loop turn.
+   */
+  max?: number;
+  /**
+   * Called with an error thrown by the handler; the subscription is closed first. Without it the error
+   * is rethrown asynchronously (an uncaught exception, like an `EventEmitter` error without a listener).
+   */
+  onError?: (err: unknown) => void;
+}
+
+/** A running {@link EventReader.subscribe}; `close()` (or `using`) stops it. */
+export interface EventSubscription extends Disposable {
+  /** Stops calling the handler (idempotent). */
+  close(): void;
+}
+
+type State = 'idle' | 'iterating' | 'subscribed' | 'closed';
+
+/**
+ * What the ring buffer and perf buffer readers share: lazily opened shared memory, readiness through
+ * the event loop (`watchFd` watchers from `@datapath/libbpf`, started only while someone waits), the async iterator and
+ * the batch forms. One consumer at a time: an iterator or a subscription.
+ */
+export abstract class EventReader implements AsyncDisposable, Disposable {
+  #state: State = 'idle';
+  #watchers: FdWatcher[] | undefined;
+  #running = false;
+  #draining = 0;
+  #onReadable: (() => void) | undefined;
+  #endIterator: (() => void) | undefined;
+  /** @internal Set by close(). */
+  protected halted = false;
+
+  /** @internal Maps memory and creates the (stopped) watchers; each calls `wake` when readable. */
+  protected abstract openReader(wake: () => void): FdWatcher[];
+  /** @internal Hands up to `max` waiting records to `handler`; no system call. */
+  protected abstract drainRecords(handler: RecordHandler, max: number): number;
+  /** @internal Unmaps memory and closes the reader's fds. */
+  protected abstract releaseReader(): void;
+  /** @internal A name for messages. */
+  protected abstract get label(): string;
+
+  /** Whether {@link EventReader.close} was called. */
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /** @internal */
+  protected checkOpen(op: string): void {
+    if (this.#state === 'closed')
+      throw new BpfError('BadFd', `${op}: ${this.label} reader is closed`, { op, target: this.label });
+  }
+
+  #ensure(op: string): void {
+    this.checkOpen(op);
+    if (this.#watchers === undefined) {
+      this.#watchers = this.openReader(() => this.#onReadable?.());
+    }
+  }
+
+  #claim(op: string, next: State): void {
+    this.#ensure(op);
+    if (this.#state !== 'idle')
+      throw new BpfError('Busy', `${op}: ${this.label} already has a consumer (${this.#state})`, {
+        op,
+        target: this.label,
+      });
+    this.#state = next;
+  }
+
+  #watch(on: boolean): void {
+    if (this.#watchers === undefined || this.#running === on) return;
+    this.#running = on;
+    for (const w of this.#watchers) on ? w.start() : w.stop();
+  }
+
+  #drain(handler: RecordHandler, max: number): number {
+    this.#draining++;
+    try {
+      return this.drainRecords(handler, max);
+    } finally {
+      this.#draining--;
+      if (this.#draining === 0 && this.#state === 'closed') this.#release();
+    }
+  }
+
+  /**
+   * Hands every record waiting now (up to `max`) to `handler` and returns how many: a synchronous drain
+   * of shared memory, no system call, no allocation (like libbpf's `ring_buffer__consume`).
+   *
+   * @throws {@link BpfError} `BadFd` after close, `Busy` while an iterator or subscription consumes.
+   * @example Draining what is there
+   * ```ts
+   * import type { RingBuf } from '@datapath/bpf-maps';
+   * declare const ring: RingBuf;
+   * let bytes = 0;
+   * ring.read((_view, _off, len) => { bytes += len; });
+   * ```
+   */
+  read(handler: RecordHandler, max = Number.POSITIVE_INFINITY): number {
+    this.#claim('read', 'idle');
+    return this.#drain(handler, max);
+  }
+
+  /**
+   * Calls `handler` for every record as records arrive, driven by the event loop (the batch form:
+   * nothing is allocated per record). Runs until the subscription or the reader is closed.
+   *
+   * @throws {@link BpfError} `BadFd` after close, `Busy` while another consumer is active.
+   * @example Counting records without allocating
+   * ```ts
+   * import type { RingBuf } from '@datapath/bpf-maps';
+   * declare const ring: RingBuf;
+   * let n = 0;
+   * using sub = ring.subscribe((view, off) => { if (view.getUint8(off) === 1) n++; });
+   * ```
+   */
+  subscribe(handler: RecordHandler, options: SubscribeOptions = {}): EventSubscription {
+    const max = options.max ?? 16_384;
+    if (!(max >= 1))
+      throw new BpfError('InvalidArgument', `subscribe: max must be at least 1, got ${max}`, {
+        op: 'subscribe',
+      });
+    this.#claim('subscribe', 'subscribed');
+    let active = true;
+    const stop = () => {
+      if (!active) return;
+      active = false;
+      this.#onReadable = undefined;
+      this.#watch(false);
+      if (this.#state === 'subscribed') this.#state = 'idle';
+    };
+    this.#onReadable = () => {
+      try {
+        this.#drain(handler, max);
+      } catch (err) {
+        stop();
+        if (options.onError !== undefined) options.onError(err);
+        else
+          queueMicrotask(() => {
+            throw err;
+          });
+      }
+    };
+    this.#endIterator = stop;
+    this.#watch(true);
+    // Records already waiting are handled on the next loop turn (a level-triggered watcher fires at once).
+    return { close: stop, [Symbol.dispose]: stop };
+  }
+
+  /**
+   * The records as an async iterator, decoded with `codec` (whose size must equal every record's
+   * length), or as copied bytes without one. Reads are driven by the event loop; the iterator ends
+   * when the reader is closed (or on `break`). A record of another length fails the iteration with
+   * `Incompatible` (that record is consumed).
+   *
+   * @throws {@link BpfError} `InvalidArgument` for a codec without a positive size or larger than the
+   * ring (before any system call), `BadFd` after close, `Busy` while another consumer is active.
+   * @example Decoding fixed-size records
+   * ```ts
+   * import { type RingBuf, ipv4, struct, u32 } from '@datapath/bpf-maps';
+   * declare const ring: RingBuf;
+   * const pkt = struct({ saddr: ipv4, daddr: ipv4, len: u32, pad: u32 });
+   * for await (const ev of ring.events(pkt)) console.log(ev.saddr, '->', ev.daddr, ev.len);
+   * ```
+   */
+  events(): AsyncIterableIterator<Uint8Array>;
+  events<T>(codec: Codec<T>, options?: EventsOptions): AsyncIterableIterator<T>;
+  events<T>(codec?: Codec<T>, options: EventsOptions = {}): AsyncIterableIterator<T | Uint8Array> {
+    const op = 'events';
+    if (codec !== undefined) {
+      if (!Number.isInteger(codec.size) || codec.size <= 0 || typeof codec.decode !== 'function')
+        throw new BpfError(
+          'InvalidArgument',
+          `${op}: codec must have a positive integer size, got ${codec.size}`,
+          {
+            op,
+          },
+        );
+      this.checkCodec(codec.size, op);
+    }
+    const batch = options.batch ?? 1024;
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new BpfError('InvalidArgument', `${op}: batch must be a positive integer, got ${batch}`, { op });
+    this.#claim(op, 'iterating');
+
+    const queue: (T | Uint8Array)[] = [];
+    let head = 0;
+    let failure: unknown;
+    let ended = false;
+    let waiter:
+      | { resolve: (r: IteratorResult<T | Uint8Array>) => void; reject: (e: unknown) => void }
+      | undefined;
+    const label = this.label;
+    const handler: RecordHandler =
+      codec === undefined
+        ? (view, off, len) => {
+            queue.push(new Uint8Array(view.buffer.slice(view.byteOffset + off, view.byteOffset + off + len)));
+          }
+        : (view, off, len) => {
+            if (!this.recordMatches(len, codec.size)) {
+              failure ??= new BpfError(
+                'Incompatible',
+                `${op}: a ${label} record has ${len} bytes, the codec ${codec.size}`,
+                { op, target: label },
+              );
+              return;
+            }
+            queue.push(codec.decode(view, off));
+          };
+    const take = (): IteratorResult<T | Uint8Array> | undefined => {
+      if (head < queue.length) {
+        const value = queue[head++]!;
+        if (head === queue.length) {
+          queue.length = 0;
+          head = 0;
+        }
+        return { value, done: false };
+      }
+      return undefined;
+    };
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      this.#onReadable = undefined;
+      this.#endIterator = undefined;
+      this.#watch(false);
+      if (this.#state === 'iterating') this.#state = 'idle';
+      const w = waiter;
+      waiter = undefined;
+      w?.resolve({ value: undefined, done: true });
+    };
+    // Whether the last fill got a full batch (more are probably waiting): then the next one runs after
+    // the event loop had a turn (setImmediate), so a flood of records cannot starve timers and I/O.
+    let full = false;
+    const fill = () => {
+      full = false;
+      if (!ended && failure === undefined && !this.closed) full = this.#drain(handler, batch) >= batch;
+    };
+    this.#endIterator = end;
+    this.#onReadable = () => {
+      if (waiter === undefined) {
+        this.#watch(false);
+        return;
+      }
+      try {
+        fill();
+      } catch (err) {
+        failure ??= err;
+      }
+      const r = take();
+      if (r === undefined && failure === undefined) {
+        this.#watch(true); // spurious, the fallback timer, or a setImmediate that found nothing: wait
+        return;
+      }
+      const w = waiter;
+      waiter = undefined;
+      this.#watch(false);
+      if (r !== undefined) w.resolve(r);
+      else {
+        const f = failure;
+        failure = undefined;
+        end();
+        w.reject(f);
+      }
+    };
+    const it: AsyncIterableIterator<T | Uint8Array> = {
+      next: () => {
+        const ready = take();
+        if (ready !== undefined) return Promise.resolve(ready);
+        if (failure !== undefined) {
+          const f = failure;
+          failure = undefined;
+          end();
+          return Promise.reject(f);
+        }
+        if (ended) return Promise.resolve({ value: undefined, done: true });
+        if (waiter !== undefined)
+          return Promise.reject(
+            new BpfError('Busy', `${op}: next() called before the previous one settled`, {
+              op,
+              target: label,
+            }),
+          );
+        if (!full) {
+          try {
+            fill();
+          } catch (err) {
+            end();
+            return Promise.reject(err);
+          }
+          const now = take();
+          if (now !== undefined) return Promise.resolve(now);
+          if (failure !== undefined) return it.next();
+        }
+        return new Promise((resolve, reject) => {
+          waiter = { resolve, reject };
+          if (full) setImmediate(() => this.#onReadable?.());
+          else this.#watch(true);
+        });
+      },
+      return: () => {
+        end();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it;
+  }
+
+  /** @internal Whether a record of `len` bytes is one a codec of `size` bytes decodes. */
+  protected recordMatches(len: number, size: number): boolean {
+    return len === size;
+  }
+
+  /** @internal Rejects a codec that can never match a record (before any system call). */
+  protected checkCodec(_size: number, _op: string): void {}
+
+  #release(): void {
+    const ws = this.#watchers;
+    this.#watchers = undefined;
+    if (ws === undefined) return;
+    for (const w of ws) w.close();
+    this.releaseReader();
+  }
+
+  /**
+   * Ends any iterator or subscription, unmaps the memory and closes the reader's fds (idempotent).
+   *
+   * @example
+   * ```ts
+   * import type { RingBuf } from '@datapath/bpf-maps';
+   * declare const ring: RingBuf;
+   * ring.close();
+   * ```
+   */
+  close(): void {
+    if (this.#state === 'closed') return;
+    const end = this.#endIterator;
+    this.#endIterator = undefined;
+    end?.();
+    this.#state = 'closed';
+    this.halted = true;
+    this.haltRecords();
+    this.#onReadable = undefined;
+    if (this.#draining === 0) this.#release();
+    else if (this.#watchers !== undefined) for (const w of this.#watchers) w.stop();
+    this.onClosed();
+  }
+
+  /** @internal Makes a drain in progress stop before its next record (close() from a handler). */
+  protected haltRecords(): void {}
+
+  /** @internal Closes what the reader owns beyond its memory (an owned map fd). */
+  protected onClosed(): void {}
+
+  /** Same as {@link EventReader.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Same as {@link EventReader.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}

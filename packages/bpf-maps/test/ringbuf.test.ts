@@ -1,0 +1,179 @@
+// The ring buffer consumer over plain memory laid out like the kernel's mapping (consumer page; producer
+// page + data mapped twice): wrap-around, busy and discard bits, positions. The kernel path is covered by
+// packages/loader/test/events.priv.test.ts.
+import { describe, expect, it } from 'vitest';
+import { RingCursor } from '../src/ringbuf.js';
+
+const PAGE = 4096;
+const BUSY = 0x80000000;
+const DISCARD = 0x40000000;
+
+/** A fake ring of `size` bytes with a producer that writes the way bpf_ringbuf_reserve/commit do. */
+function fakeRing(size: number) {
+  const consumer = new ArrayBuffer(PAGE);
+  const producer = new ArrayBuffer(PAGE + 2 * size);
+  const prodView = new DataView(producer);
+  const cons = new BigUint64Array(consumer);
+  let prod = 0;
+  // Writes `bytes` at ring offset `off`, into both copies of the data (the kernel maps the pages twice).
+  const put = (pos: number, bytes: Uint8Array) => {
+    for (let i = 0; i < bytes.length; i++) {
+      const at = (pos + i) % size;
+      new Uint8Array(producer)[PAGE + at] = bytes[i]!;
+      new Uint8Array(producer)[PAGE + size + at] = bytes[i]!;
+    }
+  };
+  const header = (pos: number, word: number) => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setUint32(0, word >>> 0, true);
+    new DataView(b.buffer).setUint32(4, 0, true);
+    put(pos, b);
+  };
+  const setProd = (p: number) => {
+    prodView.setUint32(0, p % 2 ** 32, true);
+    prodView.setUint32(4, Math.floor(p / 2 ** 32), true);
+  };
+  return {
+    consumer,
+    producer,
+    consumerPos: () => Number(cons[0]),
+    /** Reserves a record; returns its position. The payload is committed unless `busy`. */
+    write(payload: number[], opts: { busy?: boolean; discard?: boolean } = {}) {
+      const pos = prod;
+      const len = payload.length;
+      const stride = (len + 8 + 7) & ~7;
+      if (prod + stride - Number(cons[0]) > size) throw new Error('fake ring full');
+      put(pos + 8, Uint8Array.from(payload));
+      header(pos, len | (opts.busy ? BUSY : 0) | (opts.discard ? DISCARD : 0));
+      prod += stride;
+      setProd(prod);
+      return pos;
+    },
+    commit(pos: number, len: number) {
+      header(pos, len);
+    },
+    /** Starts both positions at `p` (to test positions beyond 2^32). */
+    startAt(p: number) {
+      prod = p;
+      setProd(p);
+      cons[0] = BigInt(p);
+    },
+  };
+}
+
+function collect(cur: RingCursor, max = Number.POSITIVE_INFINITY): number[][] {
+  const out: number[][] = [];
+  cur.drain((view, off, len) => {
+    const r: number[] = [];
+    for (let i = 0; i < len; i++) r.push(view.getUint8(off + i));
+    out.push(r);
+  }, max);
+  return out;
+}
+
+describe('RingCursor', () => {
+  it('reads committed records in order and releases the consumer position', () => {
+    const ring = fakeRing(4096);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
+    expect(cur.pending()).toBe(false);
+    expect(collect(cur)).toEqual([]);
+    ring.write([1, 2, 3]);
+    ring.write([4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(cur.pending()).toBe(true);
+    expect(collect(cur)).toEqual([
+      [1, 2, 3],
+      [4, 5, 6, 7, 8, 9, 10, 11, 12],
+    ]);
+    // 3 bytes → stride 16; 9 bytes → stride 24.
+    expect(ring.consumerPos()).toBe(40);
+    expect(cur.pending()).toBe(false);
+  });
+
+  it('stops at a busy record and resumes once it is committed; skips discarded ones', () => {
+    const ring = fakeRing(4096);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
+    ring.write([1]);
+    const busy = ring.write([2, 2], { busy: true });
+    ring.write([3]);
+    expect(collect(cur)).toEqual([[1]]);
+    expect(ring.consumerPos()).toBe(busy);
+    ring.commit(busy, 2);
+    ring.write([4], { discard: true });
+    ring.write([5]);
+    expect(collect(cur)).toEqual([[2, 2], [3], [5]]);
+    expect(cur.discarded).toBe(1);
+    expect(ring.consumerPos()).toBe(5 * 16);
+  });
+
+  it('reads a record that wraps the end of the ring contiguously (double mapping)', () => {
+    const size = 4096;
+    const ring = fakeRing(size);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, size);
+    const big = Array.from({ length: 1000 }, (_, i) => i & 0xff);
+    const seen: number[][] = [];
+    for (let round = 0; round < 20; round++) {
+      ring.write(big);
+      ring.write([round, round + 1]);
+      seen.push(...collect(cur));
+    }
+    expect(seen).toHaveLength(40);
+    for (let round = 0; round < 20; round++) {
+      expect(seen[2 * round]).toEqual(big);
+      expect(seen[2 * round + 1]).toEqual([round, round + 1]);
+    }
+    expect(ring.consumerPos()).toBe(20 * (1008 + 16));
+  });
+
+  it('honours max and carries on where it stopped', () => {
+    const ring = fakeRing(4096);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
+    for (let i = 0; i < 10; i++) ring.write([i]);
+    expect(collect(cur, 3)).toEqual([[0], [1], [2]]);
+    expect(ring.consumerPos()).toBe(48);
+    expect(collect(cur)).toEqual([[3], [4], [5], [6], [7], [8], [9]]);
+  });
+
+  it('handles positions beyond 2^32 (64-bit counters)', () => {
+    const ring = fakeRing(4096);
+    ring.startAt(2 ** 32 - 16);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
+    ring.write([7]);
+    ring.write([8]);
+    ring.write([9]);
+    expect(collect(cur)).toEqual([[7], [8], [9]]);
+    expect(ring.consumerPos()).toBe(2 ** 32 + 32);
+  });
+
+  it('counts a record whose handler throws as consumed', () => {
+    const ring = fakeRing(4096);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
+    ring.write([1]);
+    ring.write([2]);
+    expect(() =>
+      cur.drain(() => {
+        throw new Error('boom');
+      }, 10),
+    ).toThrow('boom');
+    expect(ring.consumerPos()).toBe(16);
+    expect(collect(cur)).toEqual([[2]]);
+  });
+
+  it('starts from the shared consumer position when another consumer moved it', () => {
+    const ring = fakeRing(4096);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
+    ring.write([1]);
+    expect(collect(cur)).toEqual([[1]]);
+    ring.write([2]);
+    ring.write([3]);
+    // Someone else (another process's reader) consumed record 2.
+    new BigUint64Array(ring.consumer)[0] = 32n;
+    expect(collect(cur)).toEqual([[3]]);
+    expect(ring.consumerPos()).toBe(48);
+  });
+
+  it('rejects a size that is not a power of two', () => {
+    expect(() => new RingCursor(new ArrayBuffer(PAGE), new ArrayBuffer(PAGE * 4), PAGE, 3000)).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument' }),
+    );
+  });
+});
