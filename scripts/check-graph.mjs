@@ -3,7 +3,8 @@
 //   - no cycles between workspace packages;
 //   - every `@datapath/*` import in a package's src/ is declared in its package.json dependencies;
 //   - every runtime dependency a package declares is imported by its src/ (no dead weight for users);
-//   - the leaf packages (`@datapath/ip`) have no runtime dependency and import no Node built-in;
+//   - the leaf packages (`@datapath/ip`, and `@datapath/errors`, the error base every package shares)
+//     import no Node built-in and depend on nothing but the error base (which depends on nothing);
 //   - the pure packages (scripts/pure-packages.mjs: policy, ipam, the CNI spec library) stay pure: they
 //     depend on no kernel package, and the import graph of their main entry point (src/index.ts, type-only
 //     imports aside) imports no FFI, socket, child-process or native-addon module, and loads such a module
@@ -28,7 +29,8 @@ for (const top of tops) {
 const PURE = Object.fromEntries(
   PURE_PACKAGES.map((name) => [name, [...KERNEL_PACKAGES, ...(EXTRA_BANNED_DEPS[name] ?? [])]]),
 );
-const LEAF = new Set(['@datapath/ip']);
+const LEAF = new Set(['@datapath/ip', '@datapath/errors']);
+const ERROR_BASE = '@datapath/errors';
 const problems = [];
 const deps = (m) => Object.keys({ ...m.dependencies, ...m.peerDependencies }).filter((n) => pkgs.has(n));
 
@@ -68,10 +70,11 @@ for (const [name, { dir, manifest }] of pkgs) {
     }
   }
   if (LEAF.has(name)) {
+    const allowed = (spec) => spec === name || (spec === ERROR_BASE && name !== ERROR_BASE);
     for (const dep of Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }))
-      problems.push(`${name} is a leaf package but depends on ${dep}`);
+      if (!allowed(dep)) problems.push(`${name} is a leaf package but depends on ${dep}`);
     for (const spec of imported)
-      if (!spec.startsWith('.') && spec !== name)
+      if (!spec.startsWith('.') && !allowed(spec))
         problems.push(`${name} is a leaf package but its src/ imports ${spec}`);
   }
   for (const banned of PURE[name] ?? []) {

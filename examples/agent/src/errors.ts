@@ -1,4 +1,12 @@
-/** Closed set of failure codes of the reference agent. */
+import { DatapathError, type ErrorCode, isDatapathError } from '@datapath/errors';
+
+/**
+ * What the agent's own failures are, in its own terms (`err.reason` of an {@link AgentError}), each
+ * with one SDK-wide `err.code`: `InvalidScenario` → `InvalidArgument`; `NotRunning`, `AlreadyRunning`
+ * → `InvalidState`; `ListenerFailed`, `ProbeFailed` → `Io`; `DatapathFailed` → the code of the SDK
+ * error it wraps (`Unknown` otherwise). The codes `InvalidArgument`, `NotFound` and `NotSupported` are
+ * used as they are, without a reason.
+ */
 export type AgentErrorCode =
   | 'InvalidScenario'
   | 'InvalidArgument'
@@ -10,15 +18,26 @@ export type AgentErrorCode =
   | 'DatapathFailed'
   | 'NotSupported';
 
-/** The one error type the agent throws itself; SDK errors travel as `cause`. */
-export class AgentError extends Error {
-  /** Always `'AgentError'`. */
-  override readonly name = 'AgentError';
-  /** Machine-readable failure code. */
-  readonly code: AgentErrorCode;
+const CODE_OF: Readonly<Record<AgentErrorCode, ErrorCode | undefined>> = {
+  InvalidScenario: 'InvalidArgument',
+  InvalidArgument: 'InvalidArgument',
+  NotRunning: 'InvalidState',
+  AlreadyRunning: 'InvalidState',
+  NotFound: 'NotFound',
+  ListenerFailed: 'Io',
+  ProbeFailed: 'Io',
+  DatapathFailed: undefined,
+  NotSupported: 'NotSupported',
+};
 
-  constructor(code: AgentErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+/** The one error type the agent throws itself (a `DatapathError`); SDK errors travel as `cause`. */
+export class AgentError extends DatapathError {
+  /** Always `'AgentError'`. */
+  override readonly name: string = 'AgentError';
+
+  constructor(why: AgentErrorCode, message: string, options?: { cause?: unknown }) {
+    const cause = options?.cause;
+    const code = CODE_OF[why] ?? (isDatapathError(cause) ? cause.code : 'Unknown');
+    super(code, message, { reason: why === code ? undefined : why, cause });
   }
 }

@@ -394,7 +394,10 @@ describe('agent (real packets through the eBPF datapath)', () => {
     ];
     const err = await runScenario(bad, options()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentError);
-    expect((err as AgentError).code).toBe('InvalidScenario');
+    expect([(err as AgentError).code, (err as AgentError).reason]).toEqual([
+      'InvalidArgument',
+      'InvalidScenario',
+    ]);
 
     const opts = options();
     const agent = await Agent.start(opts, { namespaces: {}, policies: [], enforcement: 'default' });
@@ -402,7 +405,8 @@ describe('agent (real packets through the eBPF datapath)', () => {
       await expect(
         Agent.start(opts, { namespaces: {}, policies: [], enforcement: 'default' }),
       ).rejects.toMatchObject({
-        code: 'AlreadyRunning',
+        code: 'InvalidState',
+        reason: 'AlreadyRunning',
       });
       expect(() => agent.addPods([{ namespace: 'x', name: 'a', ip: '10.244.1.1' }])).toThrowError();
       expect(agent.pods()).toEqual([]);

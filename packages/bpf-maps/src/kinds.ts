@@ -138,7 +138,7 @@ export class HashMap<K, V> extends PlainMap<K, V> {
 
 /**
  * A `BPF_MAP_TYPE_LRU_HASH` map: when full, inserting evicts the least recently used entry instead of
- * failing with `NoSpace`.
+ * failing with `Exhausted` (reason `Full`).
  *
  * @example
  * ```ts

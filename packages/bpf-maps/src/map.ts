@@ -1,5 +1,6 @@
 import { unlinkSync } from 'node:fs';
-import { BpfError, fdClose, type MapInfo, MapIo, mapInfo, objPin } from '@datapath/libbpf';
+import { notSupportedMessage } from '@datapath/errors';
+import { BpfError, errnoError, fdClose, type MapInfo, MapIo, mapInfo, objPin } from '@datapath/libbpf';
 import { checkPinPath } from './bpffs.js';
 import type { Codec } from './codec.js';
 import { FAST_NONE, FAST_U32, FAST_U64, fastKind, isU32, isU64, readFast, writeFast } from './fast.js';
@@ -265,7 +266,7 @@ export abstract class BpfMap<K, V> {
    * Equivalent to: `bpftool map update id ID key … value … [any|noexist|exist]`.
    *
    * @throws {@link BpfError} `InvalidArgument` for a key or value the codecs reject (before any
-   * syscall), `NoSpace` when the map is full, `AlreadyExists` (`noExist`), `NotFound` (`exist`),
+   * syscall), `Exhausted` (reason `Full`) when the map is full, `AlreadyExists` (`noExist`), `NotFound` (`exist`),
    * `TooBig` for an array index past the end, `PermissionDenied` on a read-only map.
    * @example
    * ```ts
@@ -323,16 +324,18 @@ export abstract class BpfMap<K, V> {
       found = this.io.lookupAndDelete();
     } catch (err) {
       if (err instanceof BpfError && err.code === 'NotSupported') {
-        throw new BpfError(
-          'NotSupported',
-          `lookupAndDelete: the kernel has no lookup-and-delete for ${this.kind} maps (hash maps: Linux 5.14; arrays and LPM tries: none)`,
-          {
-            op: 'lookupAndDelete',
-            target: this.name,
-            ...(err.errno === undefined ? {} : { errno: err.errno }),
-            cause: err,
-          },
-        );
+        // Hash maps have it from Linux 5.14; arrays and LPM tries never.
+        const minKernel = /hash/i.test(this.kind) ? '5.14' : undefined;
+        const feature = `lookup-and-delete on ${this.kind} maps`;
+        throw new BpfError('NotSupported', notSupportedMessage(feature, minKernel, 'lookupAndDelete'), {
+          op: 'lookupAndDelete',
+          target: this.name,
+          feature,
+          minKernel,
+          errno: err.errno,
+          errnoName: err.errnoName,
+          cause: err,
+        });
       }
       throw err;
     }
@@ -693,7 +696,7 @@ export abstract class BpfMap<K, V> {
    * not take). Every key and value is encoded before the first call.
    *
    * @throws {@link BpfError} `InvalidArgument` for an entry the codecs reject (nothing written),
-   * `NoSpace`, `AlreadyExists` (`noExist`), `NotFound` (`exist`); entries before the failing one
+   * `Exhausted` (reason `Full`), `AlreadyExists` (`noExist`), `NotFound` (`exist`); entries before the failing one
    * were written.
    * @example
    * ```ts
@@ -845,7 +848,7 @@ export abstract class BpfMap<K, V> {
 
   /**
    * The map's fill level, entries / max entries (0…1), as Cilium's map pressure metric reports it;
-   * for maps this process writes, alert above a threshold before updates fail with `NoSpace`.
+   * for maps this process writes, alert above a threshold before updates fail with `Exhausted`.
    *
    * @throws {@link BpfError} `BadFd` after close.
    * @example
@@ -918,8 +921,9 @@ export abstract class BpfMap<K, V> {
     try {
       unlinkSync(path);
     } catch (cause) {
-      const code = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'NotFound' : 'PermissionDenied';
-      throw new BpfError(code, `unpin: cannot remove ${path}`, { op: 'unpin', target: path, cause });
+      const errno = (cause as NodeJS.ErrnoException).errno;
+      if (errno === undefined) throw cause;
+      throw errnoError(-errno, { op: 'unpin', syscall: 'unlink', target: path, cause });
     }
     this.#pinnedAt = undefined;
   }

@@ -21,9 +21,9 @@ describe('batch operations', () => {
       expect(new Map(dumped)).toEqual(new Map(entries));
       expect(map.count()).toBe(5000);
       expect(map.pressure()).toBe(1);
-      // A full map refuses one more entry with NoSpace.
+      // A full map refuses one more entry with Exhausted (reason Full).
       expect(() => map.setMany([[1, 1n]], 'any', { batch })).toThrow(
-        expect.objectContaining({ code: 'NoSpace' }),
+        expect.objectContaining({ code: 'Exhausted', reason: 'Full' }),
       );
       // noExist over existing keys is refused, and nothing after the failing element is written.
       expect(() => map.setMany([[0, 9n]], 'noExist', { batch })).toThrow(

@@ -48,7 +48,7 @@ describe('HashMap against the kernel', () => {
       }
     })();
     expect(err).toBeInstanceOf(BpfError);
-    expect(err).toMatchObject({ code: 'NoSpace', errno: 7 }); // a full hash map answers E2BIG
+    expect(err).toMatchObject({ code: 'Exhausted', reason: 'Full', errno: 7 }); // a full hash map answers E2BIG
     expect(bpftoolDump(map.id)).toHaveLength(2);
   });
 

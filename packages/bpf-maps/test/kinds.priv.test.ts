@@ -34,7 +34,7 @@ describe('every map kind round-trips through the kernel (bpftool as oracle)', ()
       [0, 0, 0, 0, 0, 0, 0, 0],
       [...le(0xffff_ffff, 4), ...le(1, 4)],
     ]);
-    expect(() => map.set(4, [1, 1])).toThrow(expect.objectContaining({ code: 'NoSpace' }));
+    expect(() => map.set(4, [1, 1])).toThrow(expect.objectContaining({ code: 'Exhausted', reason: 'Full' }));
     expect(() => map.delete(1)).toThrow(expect.objectContaining({ code: 'InvalidArgument', errno: 22 }));
     expect(() => map.lookupAndDelete(1)).toThrow(
       expect.objectContaining({

@@ -18,23 +18,29 @@ import {
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DatapathError } from '@datapath/errors';
 import { runSync } from './sys/exec.js';
 
 /** The oldest Node major version a plugin installed by {@link installPlugin} runs on. */
 export const MIN_NODE_MAJOR = 22;
 
-/** What went wrong in {@link installPlugin} or {@link bundlePlugin}. */
+/**
+ * What went wrong in {@link installPlugin} or {@link bundlePlugin}: `InvalidArgument`, `NotSupported`,
+ * `NotFound` (the SDK-wide codes), or `Failed` (a bundle or an installed launcher that did not work:
+ * code `Unknown`, reason `Failed`).
+ */
 export type InstallErrorCode = 'InvalidArgument' | 'NotSupported' | 'NotFound' | 'Failed';
 
-/** An installation or bundling failure; `code` says which kind. */
-export class InstallError extends Error {
-  /** The kind of failure. */
-  readonly code: InstallErrorCode;
+/** An installation or bundling failure (a `DatapathError` of `@datapath/errors`); `code` says which kind. */
+export class InstallError extends DatapathError {
+  /** Always `'InstallError'`. */
+  override readonly name: string = 'InstallError';
   /** Creates one. */
-  constructor(code: InstallErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'InstallError';
-    this.code = code;
+  constructor(why: InstallErrorCode, message: string, options?: { cause?: unknown }) {
+    super(why === 'Failed' ? 'Unknown' : why, message, {
+      reason: why === 'Failed' ? 'Failed' : undefined,
+      cause: options?.cause,
+    });
   }
 }
 

@@ -158,7 +158,7 @@ describe('quick config checks', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(CniError);
-    expect((err as CniError).code).toBe(7);
+    expect((err as CniError).cniCode).toBe(7);
     expect((err as CniError).details).toContain('mtu');
     expect((err as CniError).details).toContain('ipam');
     expect(() => parseConfig({ name: 'n', type: '' })).toThrow(CniError);

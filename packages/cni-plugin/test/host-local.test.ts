@@ -52,7 +52,7 @@ describe('in-process host-local', () => {
     expect(s.allocate('a', 'eth0')[0]).toEqual({ address: '10.244.0.10/24', gateway: '10.244.0.11' });
     expect(s.allocate('b', 'eth0')[0]?.address).toBe('10.244.0.12/24');
     expect(() => s.allocate('c', 'eth0')).toThrow(
-      expect.objectContaining({ name: 'IpamError', code: 'Full' }),
+      expect.objectContaining({ name: 'IpamError', code: 'Exhausted', reason: 'Full' }),
     );
     s.release('a', 'eth0');
     // Round robin: after .12 the search wraps to .10.
@@ -74,7 +74,9 @@ describe('in-process host-local', () => {
       { address: 'fd00::2/120', gateway: 'fd00::1' },
     ]);
     // The v4 set is full: nothing is reserved in the v6 set either.
-    expect(() => s.allocate('b', 'eth0')).toThrow(expect.objectContaining({ code: 'Full' }));
+    expect(() => s.allocate('b', 'eth0')).toThrow(
+      expect.objectContaining({ code: 'Exhausted', reason: 'Full' }),
+    );
     expect(s.owned('b', 'eth0')).toEqual([]);
     expect(s.owned('a', 'eth0').sort()).toEqual(['10.244.0.2', 'fd00::2']);
   });
@@ -83,7 +85,7 @@ describe('in-process host-local', () => {
     const s = ipam([[{ subnet: '10.244.0.0/24' }]]);
     expect(s.allocate('a', 'eth0', ['10.244.0.77'])[0]?.address).toBe('10.244.0.77/24');
     expect(() => s.allocate('b', 'eth0', ['10.244.0.77'])).toThrow(
-      expect.objectContaining({ code: 'AlreadyAllocated' }),
+      expect.objectContaining({ code: 'AlreadyExists', reason: 'AlreadyAllocated' }),
     );
     expect(s.owned('b', 'eth0')).toEqual([]);
   });
@@ -93,7 +95,7 @@ describe('in-process host-local', () => {
     expect(() => s.allocate('b', 'eth0', ['10.244.0.1'])).toThrow(
       expect.objectContaining({
         name: 'CniError',
-        code: 7,
+        cniCode: 7,
         message: expect.stringMatching(/10\.244\.0\.1 is the gateway/),
       }),
     );
@@ -107,7 +109,7 @@ describe('in-process host-local', () => {
     ]);
     const refused = (requested: string[], text: RegExp) => {
       expect(() => s.allocate('a', 'eth0', requested)).toThrow(
-        expect.objectContaining({ name: 'CniError', code: 7, message: expect.stringMatching(text) }),
+        expect.objectContaining({ name: 'CniError', cniCode: 7, message: expect.stringMatching(text) }),
       );
       expect(s.owned('a', 'eth0')).toEqual([]);
     };
@@ -125,7 +127,7 @@ describe('in-process host-local', () => {
   it('rejects a range with no usable address or with host bits set, naming the key (code 7)', () => {
     const bad = (subnet: string, text: RegExp) => {
       expect(() => ipam([[{ subnet: '10.244.0.0/24' }, { subnet, path: 'ipam.ranges[0][1]' }]])).toThrow(
-        expect.objectContaining({ name: 'CniError', code: 7, message: expect.stringMatching(text) }),
+        expect.objectContaining({ name: 'CniError', cniCode: 7, message: expect.stringMatching(text) }),
       );
     };
     bad(

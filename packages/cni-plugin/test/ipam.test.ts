@@ -67,7 +67,7 @@ describe('requested addresses (host-local semantics)', () => {
 
   it('a runtimeConfig.ips address outside every range fails ADD (code 7), nothing reserved', async () => {
     const e = await error(() => add(config(subnet, { runtimeConfig: { ips: ['10.99.0.5/24'] } })));
-    expect(e.code).toBe(7);
+    expect(e.cniCode).toBe(7);
     expect(e.message).toBe('failed to allocate all requested IPs: 10.99.0.5');
     expect(reserved()).toEqual([]);
   });
@@ -77,7 +77,7 @@ describe('requested addresses (host-local semantics)', () => {
       '10.244.0.40/24',
     ]);
     const e = await error(() => add(config(subnet, { args: { cni: { ips: ['10.244.0.41', 'bogus'] } } })));
-    expect(e.code).toBe(7);
+    expect(e.cniCode).toBe(7);
     expect(e.message).toBe('args.cni.ips[1]: "bogus" is not an IP address');
     const e2 = await error(() => add(config(subnet, { args: { cni: { ips: '10.244.0.41' } } })));
     expect(e2.message).toMatch(/args\.cni\.ips must be a list/);
@@ -86,14 +86,17 @@ describe('requested addresses (host-local semantics)', () => {
 
   it('CNI_ARGS IP= is honoured; a bad one is code 4; one outside the ranges fails', async () => {
     expect(await add(config(subnet), { IP: '10.244.0.50' })).toEqual(['10.244.0.50/24']);
-    expect((await error(() => add(config(subnet), { IP: '10.244.0' }))).code).toBe(4);
+    expect((await error(() => add(config(subnet), { IP: '10.244.0' }))).cniCode).toBe(4);
     const e = await error(() => add(config(subnet), { IP: '192.0.2.1' }));
-    expect([e.code, e.message]).toEqual([7, 'failed to allocate all requested IPs: 192.0.2.1']);
+    expect([e.cniCode, e.message]).toEqual([7, 'failed to allocate all requested IPs: 192.0.2.1']);
   });
 
   it('a requested address equal to the gateway is refused (code 7)', async () => {
     const e = await error(() => add(config(subnet, { runtimeConfig: { ips: ['10.244.0.1/24'] } })));
-    expect([e.code, e.message]).toEqual([7, 'requested IP 10.244.0.1 is the gateway of ipam.ranges[0][0]']);
+    expect([e.cniCode, e.message]).toEqual([
+      7,
+      'requested IP 10.244.0.1 is the gateway of ipam.ranges[0][0]',
+    ]);
     expect(reserved()).toEqual([]);
   });
 });
@@ -103,19 +106,19 @@ describe('host-local config errors', () => {
     for (const subnet of ['10.244.0.1/32', '10.244.0.0/31']) {
       const conf = config({ type: 'host-local', ranges: [[{ subnet }]] });
       const add = await error(() => ipamFor(invocation(conf)).add());
-      expect([add.code, add.message]).toEqual([
+      expect([add.cniCode, add.message]).toEqual([
         7,
         expect.stringMatching(/^ipam\.ranges\[0\]\[0\]\.subnet: network .* too small/),
       ]);
       const status = await error(() => ipamFor({ ...invocation(conf), command: 'STATUS' as const }).status());
-      expect(status.code).toBe(7);
+      expect(status.cniCode).toBe(7);
     }
   });
 
   it('names every bad field with the reason', async () => {
     const details = async (ipam: Record<string, unknown>) => {
       const e = await error(() => config(ipam));
-      expect(e.code).toBe(7);
+      expect(e.cniCode).toBe(7);
       return e.details ?? '';
     };
     const subnet5 = await details({ type: 'host-local', subnet: 5 });
@@ -135,7 +138,7 @@ describe('host-local config errors', () => {
     const bits = await error(() =>
       ipamFor(invocation(config({ type: 'host-local', subnet: '10.244.0.5/24' }))),
     );
-    expect([bits.code, bits.message]).toEqual([
+    expect([bits.cniCode, bits.message]).toEqual([
       7,
       'ipam.subnet: 10.244.0.5/24 has host bits set: the network address is 10.244.0.0',
     ]);
@@ -145,7 +148,7 @@ describe('host-local config errors', () => {
     const e = await error(() =>
       config({ type: 'host-local', subnet: '10.244.0.0/24' }, { name: 'n'.repeat(256) }),
     );
-    expect(e.code).toBe(7);
+    expect(e.cniCode).toBe(7);
     expect(e.message).toMatch(/^name: .*256 bytes, at most 255/);
     expect(
       config({ type: 'host-local', subnet: '10.244.0.0/24' }, { name: 'n'.repeat(255) }).name,

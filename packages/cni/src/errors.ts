@@ -1,3 +1,5 @@
+import { DatapathError, type ErrorCode, isDatapathError } from '@datapath/errors';
+
 /**
  * The error codes of the CNI specification (1–99 reserved by the spec, 999 by libcni), by name.
  * Codes from 100 up are free for a plugin's own use.
@@ -44,9 +46,49 @@ export interface CniErrorJson {
   details?: string;
 }
 
+const NAME_OF: ReadonlyMap<number, string> = new Map(Object.entries(CniErrorCode).map(([k, v]) => [v, k]));
+
+// The SDK code a CNI code stands for, when a CniError is made from a number alone.
+function sdkCodeOf(cniCode: number): ErrorCode {
+  switch (cniCode) {
+    case CniErrorCode.IncompatibleVersion:
+      return 'Incompatible';
+    case CniErrorCode.UnsupportedField:
+      return 'NotSupported';
+    case CniErrorCode.UnknownContainer:
+      return 'NotFound';
+    case CniErrorCode.IoFailure:
+      return 'Io';
+    case CniErrorCode.InvalidEnvironmentVariables:
+    case CniErrorCode.DecodingFailure:
+    case CniErrorCode.InvalidNetworkConfig:
+    case CniErrorCode.InvalidNetNs:
+      return 'InvalidArgument';
+    case CniErrorCode.TryAgainLater:
+      return 'TryAgain';
+    case CniErrorCode.PluginNotAvailable:
+    case CniErrorCode.PluginNotAvailableDegraded:
+      return 'Unavailable';
+    default:
+      return 'Unknown';
+  }
+}
+
+/** Options of the {@link CniError} constructor. */
+export interface CniErrorOptions {
+  /** The underlying error, preserved. */
+  cause?: unknown;
+  /** The SDK code; default: the one the CNI code stands for (7 → `InvalidArgument`, 11 → `TryAgain` …). */
+  code?: ErrorCode | undefined;
+  /** Domain detail; default: the name of the CNI code (`InvalidNetworkConfig`, `TryAgainLater` …). */
+  reason?: string | undefined;
+}
+
 /**
  * The one error type of `@datapath/cni`: a CNI error code, a message and optional details, as the
- * runtime will see them.
+ * runtime will see them. It is a `DatapathError` like every SDK error: `code` is the SDK-wide
+ * `ErrorCode` (matched the same way as any other package's), and the numeric code the runtime receives
+ * is `cniCode` (what `toJson` prints as `code`).
  *
  * @example Refusing a config value
  * ```ts
@@ -54,18 +96,25 @@ export interface CniErrorJson {
  * throw new CniError(CniErrorCode.UnsupportedField, 'unsupported field "mode": "bridge"');
  * ```
  */
-export class CniError extends Error {
+export class CniError extends DatapathError {
   /** Always `'CniError'`. */
-  override readonly name = 'CniError';
-  /** The numeric CNI error code. */
-  readonly code: CniErrorCodeValue;
+  override readonly name: string = 'CniError';
+  /** The numeric CNI error code, as the runtime receives it. */
+  readonly cniCode: CniErrorCodeValue;
   /** A longer explanation, when there is one. */
   readonly details: string | undefined;
 
-  constructor(code: CniErrorCodeValue, msg: string, details?: string, options?: { cause?: unknown }) {
-    super(msg, options?.cause === undefined ? undefined : { cause: options.cause });
-    if (!Number.isInteger(code) || code < 1) throw new RangeError(`CniError: code must be ≥ 1, got ${code}`);
-    this.code = code;
+  constructor(cniCode: CniErrorCodeValue, msg: string, details?: string, options: CniErrorOptions = {}) {
+    if (!Number.isInteger(cniCode) || cniCode < 1) {
+      throw new DatapathError('InvalidArgument', `CniError: code must be an integer ≥ 1, got ${cniCode}`, {
+        op: 'CniError',
+      });
+    }
+    super(options.code ?? sdkCodeOf(cniCode), msg, {
+      reason: options.reason ?? NAME_OF.get(cniCode),
+      cause: options.cause,
+    });
+    this.cniCode = cniCode;
     this.details = details === '' ? undefined : details;
   }
 
@@ -79,58 +128,78 @@ export class CniError extends Error {
    * ```
    */
   toJson(cniVersion: string): CniErrorJson {
-    const out: CniErrorJson = { cniVersion, code: this.code, msg: this.message };
+    const out: CniErrorJson = { cniVersion, code: this.cniCode, msg: this.message };
     if (this.details !== undefined) out.details = this.details;
     return out;
   }
 }
 
-// SDK error codes (IpamError, NetlinkError, NetdevError, BpfError, LoaderError …) → CNI codes. Matched on
-// the error's `code` string only, so this package does not import the packages that throw them.
-const SDK_CODE_TO_CNI: Readonly<Record<string, number>> = {
-  // A bad value in the config reached a lower layer: the config is invalid.
-  InvalidArgument: CniErrorCode.InvalidNetworkConfig,
-  InvalidCidr: CniErrorCode.InvalidNetworkConfig,
-  MaskInvalid: CniErrorCode.InvalidNetworkConfig,
-  SubnetTooBig: CniErrorCode.InvalidNetworkConfig,
-  Family: CniErrorCode.InvalidNetworkConfig,
-  OutOfRange: CniErrorCode.InvalidNetworkConfig,
-  NotInRange: CniErrorCode.InvalidNetworkConfig,
-  Excluded: CniErrorCode.InvalidNetworkConfig,
-  Mismatch: CniErrorCode.InvalidNetworkConfig,
-  // Conditions that clear up by themselves (a lock, a full pool that pods will give back).
-  Busy: CniErrorCode.TryAgainLater,
-  Interrupted: CniErrorCode.TryAgainLater,
-  Timeout: CniErrorCode.TryAgainLater,
-  TryAgain: CniErrorCode.TryAgainLater,
-  Full: CniErrorCode.TryAgainLater,
-  Exhausted: CniErrorCode.TryAgainLater,
-  NoSpace: CniErrorCode.TryAgainLater,
-};
-
-const SDK_ERROR_NAME = /^[A-Z][A-Za-z]*Error$/;
+/**
+ * The CNI code for an SDK error code: a bad value that reached a lower layer is an invalid config (7),
+ * a condition that clears up by itself is "try again later" (11), anything else is internal (999).
+ * Exhaustive: a new `ErrorCode` does not compile until it is placed here.
+ */
+function cniCodeFor(code: ErrorCode): number {
+  switch (code) {
+    case 'InvalidArgument':
+    case 'TooBig':
+      return CniErrorCode.InvalidNetworkConfig;
+    case 'Busy':
+    case 'TryAgain':
+    case 'TimedOut':
+    case 'Interrupted':
+    case 'Unavailable':
+    case 'Exhausted':
+      return CniErrorCode.TryAgainLater;
+    case 'NotFound':
+    case 'AlreadyExists':
+    case 'PermissionDenied':
+    case 'InvalidState':
+    case 'NotSupported':
+    case 'Incompatible':
+    case 'OutOfMemory':
+    case 'BadFd':
+    case 'Stale':
+    case 'Unreachable':
+    case 'NetworkDown':
+    case 'Protocol':
+    case 'Io':
+    case 'Unknown':
+      return CniErrorCode.Internal;
+    default: {
+      const unplaced: never = code;
+      return unplaced;
+    }
+  }
+}
 
 /**
  * Translates any thrown value into a {@link CniError}: the single boundary where SDK error codes become
- * CNI codes (a bad value → 7, a transient condition such as `Busy` or a `Full` pool → 11, everything
- * else → 999). A `CniError` passes through unchanged; the original error is kept as `cause`.
+ * CNI codes, by the SDK-wide `code` every `DatapathError` carries (whichever package threw it): a bad
+ * value (`InvalidArgument`, `TooBig`) → 7; a transient condition (`Busy`, `TryAgain`, `TimedOut`,
+ * `Interrupted`, `Unavailable`, `Exhausted` — a full pool that pods will give back) → 11; everything
+ * else → 999. A `CniError` passes through unchanged; otherwise the original error is kept as `cause`,
+ * its code and reason stay on the result, and `details` names its origin (`IpamError Exhausted (Full)`).
  *
  * @example Mapping an allocator failure
  * ```ts
+ * import { DatapathError } from '@datapath/errors';
  * import { toCniError } from '@datapath/cni';
- * const err = toCniError(Object.assign(new Error('range full'), { name: 'IpamError', code: 'Full' }));
- * console.log(err.code); // 11
+ * const err = toCniError(new DatapathError('Exhausted', 'range full', { reason: 'Full' }));
+ * console.log(err.cniCode); // 11
  * ```
  */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && SDK_ERROR_NAME.test(err.name) && err.name !== 'SystemError') {
-      const mapped = SDK_CODE_TO_CNI[code] ?? CniErrorCode.Internal;
-      return new CniError(mapped, err.message, `${err.name} ${code}`, { cause: err });
-    }
-    return new CniError(CniErrorCode.Internal, err.message, undefined, { cause: err });
+  if (isDatapathError(err)) {
+    const origin = `${err.name} ${err.code}${err.reason === undefined ? '' : ` (${err.reason})`}`;
+    return new CniError(cniCodeFor(err.code), err.message, origin, {
+      cause: err,
+      code: err.code,
+      reason: err.reason,
+    });
   }
+  if (err instanceof Error)
+    return new CniError(CniErrorCode.Internal, err.message, undefined, { cause: err });
   return new CniError(CniErrorCode.Internal, String(err), undefined, { cause: err });
 }

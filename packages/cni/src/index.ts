@@ -11,7 +11,7 @@ export type { DelegateContext } from './delegate.js';
 export { delegate } from './delegate.js';
 export type { CniCommand, CniEnv } from './env.js';
 export { parseCniArgs, readCniEnv, validateContainerId, validateIfname, validateNetworkName } from './env.js';
-export type { CniErrorCodeValue, CniErrorJson } from './errors.js';
+export type { CniErrorCodeValue, CniErrorJson, CniErrorOptions } from './errors.js';
 export { CniError, CniErrorCode, toCniError } from './errors.js';
 export type { CheckNetnsOptions, NetnsCheck, NetnsFound, NetnsMissing } from './netns.js';
 export { checkNetnsPath, NSFS_MAGIC, OWN_NETNS } from './netns.js';

@@ -193,7 +193,7 @@ export async function runPlugin<C = {}>(plugin: CniPlugin<C>, io: PluginIo = pro
     if (out !== undefined) io.writeStdout(`${JSON.stringify(out)}\n`);
   } catch (err) {
     const e = toCniError(err);
-    if (e.code === CniErrorCode.Internal && e.cause instanceof Error && e.cause.stack) {
+    if (e.cniCode === CniErrorCode.Internal && e.cause instanceof Error && e.cause.stack) {
       io.writeStderr(`${e.cause.stack}\n`);
     }
     status = 1;

@@ -48,7 +48,7 @@ describe('delegate', () => {
   it('passes the delegate’s error code through, saying which plugin failed', async () => {
     await expect(delegate('ADD', 'failing-ipam', ctx('{}'))).rejects.toMatchObject({
       name: 'CniError',
-      code: 11,
+      cniCode: 11,
       message: 'plugin "failing-ipam": store locked',
       details: 'retry',
     });
@@ -56,12 +56,12 @@ describe('delegate', () => {
 
   it('reports an unparsable failure, a missing binary and a bad name as 999', async () => {
     await expect(delegate('ADD', 'garbage-ipam', ctx('{}'))).rejects.toMatchObject({
-      code: 999,
+      cniCode: 999,
       details: 'segfault',
     });
     const missing = delegate('ADD', 'no-such-ipam', ctx('{}'));
     await expect(missing).rejects.toBeInstanceOf(CniError);
-    await expect(missing).rejects.toMatchObject({ code: 999 });
-    await expect(delegate('ADD', '../fake-ipam', ctx('{}'))).rejects.toMatchObject({ code: 999 });
+    await expect(missing).rejects.toMatchObject({ cniCode: 999 });
+    await expect(delegate('ADD', '../fake-ipam', ctx('{}'))).rejects.toMatchObject({ cniCode: 999 });
   });
 });

@@ -6,7 +6,7 @@ function codeOf(fn: () => unknown): { code: number; msg: string } {
     fn();
   } catch (err) {
     expect(err).toBeInstanceOf(CniError);
-    return { code: (err as CniError).code, msg: (err as CniError).message };
+    return { code: (err as CniError).cniCode, msg: (err as CniError).message };
   }
   throw new Error('expected a CniError');
 }

@@ -12,7 +12,7 @@ function code(fn: () => unknown): number {
     fn();
   } catch (err) {
     expect(err).toBeInstanceOf(CniError);
-    return (err as CniError).code;
+    return (err as CniError).cniCode;
   }
   return 0;
 }
@@ -35,7 +35,7 @@ describe('checkNetnsPath', () => {
       checkNetnsPath(f);
       expect.unreachable();
     } catch (err) {
-      expect((err as CniError).code).toBe(8);
+      expect((err as CniError).cniCode).toBe(8);
       expect((err as CniError).message).toContain('unknown FS magic');
     }
     expect(code(() => checkNetnsPath('/proc/self/status'))).toBe(8);

@@ -149,7 +149,7 @@ describe('parseResult', () => {
         parseResult(bad);
         expect.unreachable(JSON.stringify(bad));
       } catch (err) {
-        expect((err as CniError).code).toBe(6);
+        expect((err as CniError).cniCode).toBe(6);
       }
     }
     expect(() => parseResult({ cniVersion: '9.9.9' })).toThrow(/unsupported result version/);

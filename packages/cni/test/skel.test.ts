@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatapathError } from '@datapath/errors';
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import {
@@ -306,12 +307,12 @@ describe('runPlugin: commands', () => {
       del: () => {},
       check: () => {},
     });
-    const full = Object.assign(new Error('range 10.244.0.0/24 is full'), { name: 'IpamError', code: 'Full' });
+    const full = new DatapathError('Exhausted', 'range 10.244.0.0/24 is full', { reason: 'Full' });
     expect((await invoke(fail(full), env('ADD'), conf())).json).toEqual({
       cniVersion: '1.1.0',
       code: 11,
       msg: 'range 10.244.0.0/24 is full',
-      details: 'IpamError Full',
+      details: 'DatapathError Exhausted (Full)',
     });
     const out = await invoke(fail(new TypeError('oops')), env('ADD'), conf({ cniVersion: '0.4.0' }));
     expect(out.json).toEqual({ cniVersion: '0.4.0', code: 999, msg: 'oops' });

@@ -16,7 +16,7 @@ describe('versions', () => {
       expect.unreachable();
     } catch (err) {
       const e = err as CniError;
-      expect(e.code).toBe(1);
+      expect(e.cniCode).toBe(1);
       expect(e.message).toBe('incompatible CNI versions');
       expect(e.details).toBe('config is "1.1.0", plugin supports ["0.4.0" "1.0.0"]');
     }

@@ -1,9 +1,12 @@
-/** Closed set of failure codes of `@datapath/ip`: every failure is a rejected argument. */
+import { DatapathError } from '@datapath/errors';
+
+/** The code of every `@datapath/ip` failure: a rejected argument (one of the SDK-wide `ErrorCode`s). */
 export type IpErrorCode = 'InvalidArgument';
 
 /**
- * The one error type thrown by `@datapath/ip`: text that is not an address or prefix of the expected
- * family, bytes of the wrong length, a prefix length out of range or (strict parsing) host bits set.
+ * The one error type thrown by `@datapath/ip` (a `DatapathError` of `@datapath/errors`): text that is not
+ * an address or prefix of the expected family, bytes of the wrong length, a prefix length out of range or
+ * (strict parsing) host bits set.
  *
  * @example Telling bad input apart
  * ```ts
@@ -15,21 +18,18 @@ export type IpErrorCode = 'InvalidArgument';
  * }
  * ```
  */
-export class IpError extends Error {
+export class IpError extends DatapathError {
   /** Always `'IpError'`. */
-  override readonly name = 'IpError';
+  override readonly name: string = 'IpError';
   /** Machine-readable failure code. */
-  readonly code: IpErrorCode;
+  declare readonly code: IpErrorCode;
   /** The function that rejected its argument, e.g. `parsePrefix`. */
-  readonly op: string;
+  declare readonly op: string;
   /** The rejected text (or a description of rejected bytes). */
-  readonly target: string;
+  declare readonly target: string;
 
   constructor(code: IpErrorCode, message: string, options: { op: string; target: string }) {
-    super(message);
-    this.code = code;
-    this.op = options.op;
-    this.target = options.target;
+    super(code, message, options);
   }
 }
 

@@ -69,7 +69,7 @@ export class ClusterPool {
    * try {
    *   new ClusterPool({ v4: { cidrs: ['10.0.0.0/16', '10.0.0.0/8'], maskSize: 24 } });
    * } catch (e) {
-   *   console.log((e as IpamError).code); // 'Collision'
+   *   console.log((e as IpamError).code, (e as IpamError).reason); // 'AlreadyExists' 'Collision'
    * }
    * ```
    */

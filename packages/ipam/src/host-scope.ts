@@ -630,7 +630,7 @@ export class HostScope {
         // With the owner it had: another process sharing the store may have released and reallocated it.
         this.release(ip, owner);
       } catch (e) {
-        if (!(e instanceof IpamError && e.code === 'Mismatch')) this.options.onExpirationError?.(e);
+        if (!(e instanceof IpamError && e.reason === 'Mismatch')) this.options.onExpirationError?.(e);
       }
     }, timeoutMs);
     this.timers.set(ip, { token, handle });
@@ -668,7 +668,7 @@ export class HostScope {
    * try {
    *   ipam.stopExpiration('10.0.0.9', 'x');
    * } catch (e) {
-   *   console.log((e as IpamError).code); // 'NoTimer'
+   *   console.log((e as IpamError).code, (e as IpamError).reason); // 'NotFound' 'NoTimer'
    * }
    * ```
    */
@@ -791,7 +791,7 @@ export class HostScope {
    * try {
    *   ipam.allocate('10.0.0.1', 'pod');
    * } catch (e) {
-   *   console.log((e as IpamError).code); // 'Excluded'
+   *   console.log((e as IpamError).code, (e as IpamError).reason); // 'InvalidArgument' 'Excluded'
    * }
    * ```
    */

@@ -14,7 +14,7 @@ export type {
 export { ClusterPool } from './cluster-pool.js';
 export type { FileStoreOptions } from './deprecated.js';
 export { FileStore } from './deprecated.js';
-export type { IpamErrorCode, IpamErrorOptions } from './errors.js';
+export type { IpamErrorCode, IpamErrorOptions, IpamReason } from './errors.js';
 export { IpamError } from './errors.js';
 export { hostLocalOwner } from './host-local.js';
 export type {

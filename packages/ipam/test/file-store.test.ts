@@ -91,7 +91,7 @@ describe('FileStore on-disk format (host-local layout)', () => {
   it('fails with StoreFailure on an unusable directory, and after close', () => {
     writeFileSync(join(dir, 'file'), '');
     const e = expectCode(() => new FileStore(join(dir, 'file', 'sub')), 'StoreFailure');
-    expect(e.errno).toBe('ENOTDIR');
+    expect([e.errnoName, e.errno, e.code]).toEqual(['ENOTDIR', 20, 'InvalidArgument']);
     const store = new FileStore(join(dir, 'ok'));
     store.close();
     expectCode(() => store.transact(() => 1), 'StoreFailure');

@@ -1,16 +1,19 @@
+import { DatapathError, isErrorCode } from '@datapath/errors';
 import { expect } from 'vitest';
-import { IpamError, type IpamErrorCode } from '../src/index.js';
+import { IpamError, type IpamReason } from '../src/index.js';
 
-/** Asserts that fn throws an IpamError with `code`, and returns it. */
-export function expectCode(fn: () => unknown, code: IpamErrorCode): IpamError {
+/** Asserts that fn throws an IpamError (a DatapathError) with the allocator's `reason`, and returns it. */
+export function expectCode(fn: () => unknown, reason: IpamReason): IpamError {
   try {
     fn();
   } catch (e) {
     expect(e).toBeInstanceOf(IpamError);
-    expect((e as IpamError).code).toBe(code);
+    expect(e).toBeInstanceOf(DatapathError);
+    expect((e as IpamError).reason).toBe(reason);
+    expect(isErrorCode((e as IpamError).code)).toBe(true);
     return e as IpamError;
   }
-  throw new Error(`expected IpamError ${code}, nothing was thrown`);
+  throw new Error(`expected IpamError ${reason}, nothing was thrown`);
 }
 
 /** A deterministic [0,1) generator (mulberry32). */

@@ -1,6 +1,6 @@
 import { CidrSet } from '@datapath/ipam';
 import { type Clock, systemClock } from './clock.js';
-import { invalidArgument, KvError } from './errors.js';
+import { closedError, invalidArgument, KvError } from './errors.js';
 import { KeyedMutex, PrefixMirror } from './mirror.js';
 import { checkNodeName, NODES_PREFIX } from './session.js';
 import type { KvStore, KvWatchEvent } from './types.js';
@@ -421,7 +421,7 @@ export class StoreClusterPool implements AsyncDisposable {
   }
 
   #check(op: string): void {
-    if (this.#closed) throw new KvError('Closed', `${op}: pool is closed`, { op });
+    if (this.#closed) throw closedError(op, 'pool');
   }
 
   /** The keys of the assignments this replica holds (for the mirror's reload). */
@@ -513,8 +513,9 @@ export class StoreClusterPool implements AsyncDisposable {
       }
       if (byCidr !== undefined) this.#mark(cidr, true);
     }
-    throw new KvError('Conflict', `allocate: gave up after 256 conflicting attempts`, {
+    throw new KvError('Busy', `allocate: gave up after 256 conflicting attempts`, {
       op: 'allocate',
+      reason: 'Conflict',
       target: node,
     });
   }

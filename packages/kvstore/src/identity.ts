@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from './clock.js';
-import { invalidArgument, KvError } from './errors.js';
+import { closedError, invalidArgument, KvError } from './errors.js';
 import { KeyedMutex, PrefixMirror } from './mirror.js';
 import type { NodeSession } from './session.js';
 import type { KvEntry, KvWatchEvent } from './types.js';
@@ -376,7 +376,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
   }
 
   #open(op: string): void {
-    if (this.#closed) throw new KvError('Closed', `${op}: identity allocator is closed`, { op });
+    if (this.#closed) throw closedError(op, 'identity allocator');
   }
 
   #labelsKey(key: string): string {
@@ -481,8 +481,9 @@ export class StoreIdentityAllocator implements AsyncDisposable {
       if (byLabels !== undefined) this.#learn(Number(byLabels.value), key);
       if (byId !== undefined) this.#learn(id, byId.value);
     }
-    throw new KvError('Conflict', `allocate: gave up after 64 conflicting attempts`, {
+    throw new KvError('Busy', `allocate: gave up after 64 conflicting attempts`, {
       op: 'allocate',
+      reason: 'Conflict',
       target: key,
     });
   }

@@ -10,7 +10,7 @@ export type {
   ReapOptions,
 } from './cluster-pool.js';
 export { StoreClusterPool } from './cluster-pool.js';
-export type { KvErrorCode, KvErrorOptions } from './errors.js';
+export type { KvErrorCode, KvErrorOptions, KvReason } from './errors.js';
 export { KvError } from './errors.js';
 export type {
   AllocatedIdentity,

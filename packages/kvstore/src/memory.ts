@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from './clock.js';
-import { KvError } from './errors.js';
+import { closedError, KvError } from './errors.js';
 import type {
   KvCompare,
   KvEntry,
@@ -310,7 +310,7 @@ export class MemoryStore implements KvStore {
    * import { MemoryStore } from '@datapath/kvstore';
    * const store = new MemoryStore();
    * const lease = await store.grantLease(10);
-   * lease.onLost((err) => console.log(err.code)); // 'LeaseLost'
+   * lease.onLost((err) => console.log(err.code, err.reason)); // 'Stale' 'LeaseLost'
    * store.revokeLease(lease.id);
    * ```
    */
@@ -391,7 +391,7 @@ export class MemoryStore implements KvStore {
   }
 
   #open(op: string): void {
-    if (this.#closed) throw new KvError('Closed', `${op}: store is closed`, { op });
+    if (this.#closed) throw closedError(op, 'store');
   }
 
   #select(key: string, prefix: boolean): KvEntry[] {
@@ -462,8 +462,9 @@ export class MemoryStore implements KvStore {
     }
     if (events.length > 0) this.#commit(rev, events);
     if (lost && wasOpen) {
-      const err = new KvError('LeaseLost', `lease ${lease.id} expired`, {
+      const err = new KvError('Stale', `lease ${lease.id} expired`, {
         op: 'keepAlive',
+        reason: 'LeaseLost',
         target: lease.id,
       });
       for (const l of lease.lost) l(err);

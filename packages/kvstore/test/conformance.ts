@@ -148,9 +148,9 @@ export function storeContract(open: () => Promise<KvStore>): void {
     expect(seen.length).toBe(3); // nothing after close
   });
 
-  it('fails with Closed after close', async () => {
+  it('fails with InvalidState (reason Closed) after close', async () => {
     const s = await open();
     await s.close();
-    await expect(s.get('x')).rejects.toMatchObject({ code: 'Closed' });
+    await expect(s.get('x')).rejects.toMatchObject({ code: 'InvalidState', reason: 'Closed' });
   });
 }

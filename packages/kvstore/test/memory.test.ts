@@ -12,7 +12,7 @@ describe('MemoryStore leases on a manual clock', () => {
     const s = new MemoryStore({ clock });
     const lease = await s.grantLease(3);
     const lost: string[] = [];
-    lease.onLost((e) => lost.push(e.code));
+    lease.onLost((e) => lost.push(`${e.code}/${e.reason}`));
     await s.put('nodes/a', 'up', { lease: lease.id });
     const events: KvWatchEvent[] = [];
     await s.watch('nodes/', (e) => events.push(e));
@@ -33,10 +33,10 @@ describe('MemoryStore leases on a manual clock', () => {
     const s = new MemoryStore({ clock });
     const lease = await s.grantLease(5);
     const lost: string[] = [];
-    lease.onLost((e) => lost.push(e.code));
+    lease.onLost((e) => lost.push(`${e.code}/${e.reason}`));
     await s.put('nodes/a', 'up', { lease: lease.id });
     expect(s.revokeLease(lease.id)).toBe(true);
-    expect(lost).toEqual(['LeaseLost']);
+    expect(lost).toEqual(['Stale/LeaseLost']);
     expect(lease.closed).toBe(true);
     expect(await s.get('nodes/a')).toBeUndefined();
     expect(s.revokeLease(lease.id)).toBe(false);

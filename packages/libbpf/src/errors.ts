@@ -1,100 +1,70 @@
-/** Closed set of failure codes for every `@datapath/libbpf` and `@datapath/bpf-maps` operation. */
-export type BpfErrorCode =
-  | 'NotFound'
-  | 'AlreadyExists'
-  | 'PermissionDenied'
-  | 'Busy'
-  | 'NoSpace'
-  | 'NotSupported'
-  | 'InvalidArgument'
-  | 'Incompatible'
-  | 'BadFd'
-  | 'Interrupted'
-  | 'TooBig'
-  | 'OutOfMemory'
-  | 'Stale'
-  | 'Unknown';
+import {
+  DatapathError,
+  type DatapathErrorOptions,
+  describeErrno,
+  type ErrnoContext,
+  type ErrorCode,
+} from '@datapath/errors';
+
+/**
+ * The failure codes of `@datapath/libbpf` and `@datapath/bpf-maps`: the SDK-wide {@link ErrorCode} set.
+ *
+ * @deprecated Use `ErrorCode` from `@datapath/errors`.
+ */
+export type BpfErrorCode = ErrorCode;
 
 /** Options accepted by the {@link BpfError} constructor. */
-export interface BpfErrorOptions {
+export interface BpfErrorOptions extends DatapathErrorOptions {
   /** The SDK operation that failed, e.g. `mapCreate`. */
   op: string;
-  /** The raw errno, when the failure came from a system call. */
-  errno?: number;
-  /** The system call or library function that failed, e.g. `bpf(BPF_MAP_CREATE)`. */
-  syscall?: string;
-  /** What the operation acted on (a map name, a pin path, an interface). */
-  target?: string;
-  /** The underlying error, preserved. */
-  cause?: unknown;
+}
+
+/** Options of {@link errnoError}: where the errno came from and what it means in this call. */
+export interface BpfErrnoOptions extends BpfErrorOptions {
+  /** Meanings specific to this call, by errno name (a map update's `E2BIG` means the map is full). */
+  meaning?: ErrnoContext['meaning'];
+  /** The privilege the call needs, named when it was denied; default: bpf(2)'s (`CAP_BPF` …). */
+  privilege?: string | undefined;
 }
 
 /**
- * The one error type thrown by `@datapath/libbpf` and `@datapath/bpf-maps`.
+ * The one error type thrown by `@datapath/libbpf` and `@datapath/bpf-maps`: a `DatapathError` whose
+ * `code` is in the SDK-wide set.
  *
  * A `BpfError` without `errno` was rejected before any system call (bad argument);
  * one with `errno` carries the kernel's answer.
+ *
+ * @example Telling a full map apart
+ * ```ts
+ * import { BpfError } from '@datapath/libbpf';
+ * function isFull(e: unknown): boolean {
+ *   return e instanceof BpfError && e.code === 'Exhausted' && e.reason === 'Full';
+ * }
+ * ```
  */
-export class BpfError extends Error {
-  /** Always `'BpfError'`. */
-  override readonly name = 'BpfError';
-  /** Machine-readable failure code. */
-  readonly code: BpfErrorCode;
+export class BpfError extends DatapathError {
+  /** `'BpfError'` (`'VerifierError'` for the subclass). */
+  override readonly name: string = 'BpfError';
   /** The SDK operation that failed. */
-  readonly op: string;
-  /** The raw errno, when a system call failed. */
-  readonly errno: number | undefined;
-  /** The system call that failed, when one did. */
-  readonly syscall: string | undefined;
-  /** What the operation acted on. */
-  readonly target: string | undefined;
+  declare readonly op: string;
 
-  constructor(code: BpfErrorCode, message: string, options: BpfErrorOptions) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.op = options.op;
-    this.errno = options.errno;
-    this.syscall = options.syscall;
-    this.target = options.target;
+  constructor(code: ErrorCode, message: string, options: BpfErrorOptions) {
+    super(code, message, options);
   }
 }
 
-const ERRNO: Readonly<Record<number, readonly [string, BpfErrorCode]>> = {
-  1: ['EPERM', 'PermissionDenied'],
-  2: ['ENOENT', 'NotFound'],
-  3: ['ESRCH', 'NotFound'],
-  4: ['EINTR', 'Interrupted'],
-  6: ['ENXIO', 'NotFound'],
-  7: ['E2BIG', 'TooBig'],
-  9: ['EBADF', 'BadFd'],
-  11: ['EAGAIN', 'Busy'],
-  12: ['ENOMEM', 'OutOfMemory'],
-  13: ['EACCES', 'PermissionDenied'],
-  14: ['EFAULT', 'InvalidArgument'],
-  16: ['EBUSY', 'Busy'],
-  17: ['EEXIST', 'AlreadyExists'],
-  19: ['ENODEV', 'NotFound'],
-  20: ['ENOTDIR', 'InvalidArgument'],
-  22: ['EINVAL', 'InvalidArgument'],
-  24: ['EMFILE', 'OutOfMemory'],
-  28: ['ENOSPC', 'NoSpace'],
-  34: ['ERANGE', 'InvalidArgument'],
-  38: ['ENOSYS', 'NotSupported'],
-  67: ['ENOLINK', 'NotFound'],
-  77: ['EBADFD', 'BadFd'], // what bpf(2) answers for a closed fd since Linux 6.12
-  95: ['EOPNOTSUPP', 'NotSupported'],
-  116: ['ESTALE', 'Stale'],
-  524: ['ENOTSUPP', 'NotSupported'], // kernel-internal, leaks out of bpf(2)
-};
+/** What a denied bpf(2) call needs. */
+export const BPF_PRIVILEGE = 'CAP_BPF, with CAP_NET_ADMIN for networking programs, or root';
+/** What a denied setns(2) needs. */
+export const SETNS_PRIVILEGE = 'CAP_SYS_ADMIN, or root';
 
 /**
- * Maps an errno from a failed system call to a {@link BpfError}. This is the only place errno is interpreted.
- *
- * `ENOENT`, `ENODEV`, `ENXIO`, `ESRCH`, `ENOLINK` → `NotFound`; `EPERM`/`EACCES` → `PermissionDenied`;
- * `EEXIST` → `AlreadyExists`; `EBUSY`/`EAGAIN` → `Busy`; `ENOSPC` → `NoSpace`; `EOPNOTSUPP`/`ENOTSUPP`/`ENOSYS`
- * → `NotSupported`; `EBADF`/`EBADFD` → `BadFd`; `EINVAL`/`EFAULT`/`ERANGE` → `InvalidArgument`; `ESTALE` → `Stale`; `E2BIG` → `TooBig`,
- * except on map updates (`op` starting with `mapUpdate`), where it means the map is full: `NoSpace`;
- * anything else → `Unknown`.
+ * Maps an errno from a failed system call to a {@link BpfError} through the SDK's one errno table
+ * (`describeErrno` of `@datapath/errors`): `ENOENT` → `NotFound`, `EPERM`/`EACCES` → `PermissionDenied`
+ * (the message names the capability), `EEXIST` → `AlreadyExists`, `EBUSY` → `Busy`, `EAGAIN` →
+ * `TryAgain`, `ENOSPC`/`EMFILE` → `Exhausted`, `EOPNOTSUPP`/`ENOTSUPP`/`ENOSYS` → `NotSupported`,
+ * `EINVAL` → `InvalidArgument`, `E2BIG` → `TooBig` … A call where an errno means something specific
+ * says so in `meaning` (map updates: `E2BIG` → `Exhausted`, reason `Full`).
  *
  * @example Turning a failed syscall into a typed error
  * ```ts
@@ -103,11 +73,22 @@ const ERRNO: Readonly<Record<number, readonly [string, BpfErrorCode]>> = {
  * console.log(err.code); // 'NotFound'
  * ```
  */
-export function errnoError(errno: number, options: BpfErrorOptions): BpfError {
-  const [name, generic] = ERRNO[errno] ?? [`errno ${errno}`, 'Unknown'];
-  // A hash map that is full answers an update with E2BIG (an array: an index past the end).
-  const code = errno === 7 && options.op.startsWith('mapUpdate') ? 'NoSpace' : generic;
-  const where = options.syscall ?? options.op;
-  const target = options.target === undefined ? '' : ` (${options.target})`;
-  return new BpfError(code, `${options.op}: ${where} failed: ${name}${target}`, { ...options, errno });
+export function errnoError(errno: number, options: BpfErrnoOptions): BpfError {
+  const { meaning, privilege, ...rest } = options;
+  const d = describeErrno(errno, {
+    op: options.op,
+    syscall: options.syscall,
+    target: options.target,
+    meaning,
+    privilege: privilege ?? BPF_PRIVILEGE,
+  });
+  return new BpfError(d.code, d.message, {
+    ...rest,
+    reason: options.reason ?? d.reason,
+    errno,
+    errnoName: d.errnoName,
+  });
 }
+
+/** The meaning of errnos on a map update: `E2BIG` is the kernel's answer for a full map. */
+export const MAP_UPDATE_MEANING: ErrnoContext['meaning'] = { E2BIG: { code: 'Exhausted', reason: 'Full' } };

@@ -1,3 +1,4 @@
+import { errnoCode } from '@datapath/errors';
 import { BpfError } from './errors.js';
 import { syscallError } from './map/call.js';
 import {
@@ -47,18 +48,14 @@ export interface ProbeInconclusive {
 
 const cache = new Map<string, ProbeResult>();
 
-const EINVAL = 22;
-const E2BIG = 7;
-const EOPNOTSUPP = 95;
-const ENOTSUPP = 524;
-const ENODEV = 19;
-const ENOENT = 2;
+// What a probe's failure means: a kernel without the feature refuses the unknown type, flag or size with
+// EINVAL or E2BIG (besides EOPNOTSUPP/ENOTSUPP, which the table already reads as NotSupported).
+const PROBE_MEANING = { EINVAL: 'NotSupported', E2BIG: 'NotSupported' } as const;
 
 function verdict(feature: string, minKernel: string, errno: number, cmd: number, op: string): ProbeResult {
-  if (errno === EINVAL || errno === EOPNOTSUPP || errno === ENOTSUPP || errno === E2BIG) {
-    return { status: 'unsupported', feature, minKernel };
-  }
-  return { status: 'inconclusive', feature, error: syscallError(errno, cmd, op, feature) };
+  const error = syscallError(errno, cmd, op, feature, PROBE_MEANING);
+  if (error.code === 'NotSupported') return { status: 'unsupported', feature, minKernel };
+  return { status: 'inconclusive', feature, error };
 }
 
 function cached(feature: string, probe: () => ProbeResult): ProbeResult {
@@ -173,7 +170,7 @@ export function probeBatchOps(type: number): ProbeResult {
       v.setUint32(BatchAttr.mapFd, fd, true);
       const r = sysBpf(Cmd.MapLookupBatch, batchAttr, BatchAttr.size);
       // Array maps are never empty, so they succeed; an empty hash/LPM ends the walk with ENOENT.
-      if (r >= 0 || r === -ENOENT) return { status: 'supported', feature };
+      if (r >= 0 || errnoCode(-r) === 'NotFound') return { status: 'supported', feature };
       return verdict(feature, '5.6', -r, Cmd.MapLookupBatch, 'probeBatchOps');
     } finally {
       sysClose(fd);
@@ -269,7 +266,8 @@ export function probeTcx(): ProbeResult {
         sysClose(r);
         return { status: 'supported', feature };
       }
-      if (r === -ENODEV) return { status: 'supported', feature };
+      // A tcx-capable kernel refuses ifindex 0 (ENODEV: NotFound); an older one the attach type (EINVAL).
+      if (errnoCode(-r) === 'NotFound') return { status: 'supported', feature };
       return verdict(feature, '6.6', -r, Cmd.LinkCreate, 'probeTcx');
     } finally {
       sysClose(prog);

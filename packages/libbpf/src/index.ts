@@ -1,6 +1,6 @@
 export type { CgroupHook } from './cgroup.js';
 export { cgroupAttach, cgroupQuery } from './cgroup.js';
-export type { BpfErrorCode, BpfErrorOptions } from './errors.js';
+export type { BpfErrnoOptions, BpfErrorCode, BpfErrorOptions } from './errors.js';
 export { BpfError, errnoError } from './errors.js';
 export type {
   FdWatcher,

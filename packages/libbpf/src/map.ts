@@ -146,7 +146,7 @@ function oneShot(
  *
  * Equivalent to: `bpftool map update id ID key … value …`.
  *
- * @throws {@link BpfError} `NoSpace` when the map is full, `AlreadyExists` / `NotFound` for the
+ * @throws {@link BpfError} `Exhausted` (reason `Full`) when the map is full, `AlreadyExists` / `NotFound` for the
  * `noExist` / `exist` flags, `InvalidArgument`, `BadFd`.
  * @example Writing an element
  * ```ts

@@ -1,4 +1,5 @@
-import { BpfError, type BpfErrorCode, errnoError } from './errors.js';
+import type { ErrorCode } from '@datapath/errors';
+import { BpfError, errnoError } from './errors.js';
 import { progTypeName } from './prog.js';
 import {
   addressOf,
@@ -166,8 +167,21 @@ export interface LoadedMap extends ObjectMapDecl {
   pinPath: string | undefined;
 }
 
-/** A program the kernel verifier refused, with its complete log. */
+/**
+ * A program the kernel verifier refused, with its complete log: code `InvalidArgument` (the program is
+ * what is wrong, not the caller's privileges), reason `VerifierRejected`.
+ *
+ * @example Printing the verifier's log
+ * ```ts
+ * import { VerifierError } from '@datapath/libbpf';
+ * function report(e: unknown): void {
+ *   if (e instanceof VerifierError) console.error(e.program, e.reason, e.log);
+ * }
+ * ```
+ */
 export class VerifierError extends BpfError {
+  /** Always `'VerifierError'`. */
+  override readonly name: string = 'VerifierError';
   /** The verifier's complete log for the failing program. */
   readonly log: string;
   /** Name of the program that failed, when libbpf said which. */
@@ -176,17 +190,25 @@ export class VerifierError extends BpfError {
   readonly truncated: boolean;
 
   constructor(
-    code: BpfErrorCode,
+    code: ErrorCode,
     message: string,
-    options: { op: string; errno: number; program: string | undefined; log: string; truncated: boolean },
+    options: {
+      op: string;
+      errno: number;
+      errnoName?: string | undefined;
+      program: string | undefined;
+      log: string;
+      truncated: boolean;
+    },
   ) {
     super(code, message, {
       op: options.op,
       errno: options.errno,
+      errnoName: options.errnoName,
+      reason: 'VerifierRejected',
       syscall: 'bpf(BPF_PROG_LOAD)',
       ...(options.program === undefined ? {} : { target: options.program }),
     });
-    Object.defineProperty(this, 'name', { value: 'VerifierError' });
     this.log = options.log;
     this.program = options.program;
     this.truncated = options.truncated;
@@ -200,6 +222,10 @@ const BTF_KIND_VAR = 14;
 const BTF_KIND_DATASEC = 15;
 const BTF_KIND_ENUM64 = 19;
 const MAX_LOG = 64 << 20;
+const LOAD_MEANING = {
+  EACCES: { code: 'InvalidArgument', reason: 'VerifierRejected' },
+  ENOSPC: { code: 'Exhausted', reason: 'LogFull' },
+} as const;
 
 // Buffers whose addresses went into option structs must not be collected before the native call returns.
 const keepAliveSink: unknown[] = [];
@@ -576,12 +602,14 @@ export function objectLoad(bytes: Uint8Array, options: ObjectLoadOptions = {}): 
       const lines = libbpfLogSince();
       const end = log.indexOf(0);
       const text = log.subarray(0, end < 0 ? logSize : end).toString('utf8');
-      const base = errnoError(errno, { op, syscall: 'bpf_object__load' });
+      // On a program load, EACCES is the verifier refusing the program (not missing privileges: those are
+      // EPERM), and ENOSPC means the verifier log did not fit its buffer.
+      const base = errnoError(errno, { op, syscall: 'bpf_object__load', meaning: LOAD_MEANING });
       const failed = lines
         .map((l) => /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(l)?.[1])
         .find(Boolean);
       if (text.length > 0 && failed !== undefined) {
-        if (base.code === 'NoSpace' && logSize < MAX_LOG) {
+        if (base.reason === 'LogFull' && logSize < MAX_LOG) {
           logSize = Math.min(logSize * 8, MAX_LOG);
           continue;
         }
@@ -590,13 +618,12 @@ export function objectLoad(bytes: Uint8Array, options: ObjectLoadOptions = {}): 
           .split('\n')
           .filter((l) => !l.startsWith('processed ') && l.trim() !== '')
           .slice(-1)[0];
-        throw new VerifierError(base.code, `${op}: the verifier rejected program ${failed}: ${last}`, {
-          op,
-          errno,
-          program: failed,
-          log: text,
-          truncated: base.code === 'NoSpace',
-        });
+        const truncated = base.reason === 'LogFull';
+        throw new VerifierError(
+          truncated ? 'InvalidArgument' : base.code,
+          `${op}: the verifier rejected program ${failed}: ${last}`,
+          { op, errno, errnoName: base.errnoName, program: failed, log: text, truncated },
+        );
       }
       throw new BpfError(
         base.code,
@@ -604,6 +631,8 @@ export function objectLoad(bytes: Uint8Array, options: ObjectLoadOptions = {}): 
         {
           op,
           errno,
+          errnoName: base.errnoName,
+          reason: base.reason,
           syscall: 'bpf_object__load',
         },
       );

@@ -177,7 +177,7 @@ export function tcxQuery(ifindex: number, direction: TcDirection): TcxChain {
       bpf(BPF_PROG_QUERY, attr, op, 'bpf(BPF_PROG_QUERY)', `ifindex ${ifindex} tcx_${direction}`);
     } catch (err) {
       // ENOSPC: more programs than room; the kernel wrote the real count.
-      if (err instanceof BpfError && err.code === 'NoSpace' && capacity < 65536) {
+      if (err instanceof BpfError && err.code === 'Exhausted' && capacity < 65536) {
         capacity = Math.max(capacity * 4, v.getUint32(24, true));
         continue;
       }

@@ -35,7 +35,7 @@ describe('bpf(2) backends', () => {
       putExisting: { code: 'AlreadyExists', errno: 17, syscall: 'bpf(BPF_MAP_UPDATE_ELEM)' },
       putMissing: { code: 'NotFound', errno: 2, syscall: 'bpf(BPF_MAP_UPDATE_ELEM)' },
       put2: { ok: true },
-      putFull: { code: 'NoSpace', errno: 7, syscall: 'bpf(BPF_MAP_UPDATE_ELEM)' },
+      putFull: { code: 'Exhausted', reason: 'Full', errno: 7, syscall: 'bpf(BPF_MAP_UPDATE_ELEM)' },
       delete1: { ok: true },
       deleteAgain: { ok: false },
       badCreate: { code: 'InvalidArgument', errno: 22, syscall: 'bpf(BPF_MAP_CREATE)' },

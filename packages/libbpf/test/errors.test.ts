@@ -2,7 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatapathError, isErrorCode } from '@datapath/errors';
 import { describe, expect, it } from 'vitest';
+import { MAP_UPDATE_MEANING } from '../src/errors.js';
 import { BpfError, errnoError } from '../src/index.js';
 import { parseCpuList } from '../src/map/cpus.js';
 import {
@@ -31,7 +33,9 @@ describe('errnoError', () => {
       [17, 'AlreadyExists'],
       [19, 'NotFound'],
       [22, 'InvalidArgument'],
-      [28, 'NoSpace'],
+      [11, 'TryAgain'],
+      [24, 'Exhausted'],
+      [28, 'Exhausted'],
       [95, 'NotSupported'],
       [116, 'Stale'],
       [524, 'NotSupported'],
@@ -40,16 +44,29 @@ describe('errnoError', () => {
     for (const [errno, code] of cases) {
       const e = errnoError(errno, { op: 'x', syscall: 'bpf(BPF_X)', target: 't' });
       expect(e).toBeInstanceOf(BpfError);
+      expect(e).toBeInstanceOf(DatapathError);
+      expect(isErrorCode(e.code)).toBe(true);
       expect(e).toMatchObject({ name: 'BpfError', code, errno, op: 'x', syscall: 'bpf(BPF_X)', target: 't' });
     }
     expect(errnoError(2, { op: 'mapLookup' }).message).toBe('mapLookup: mapLookup failed: ENOENT');
     expect(errnoError(9999, { op: 'o' }).message).toContain('errno 9999');
   });
 
-  it('E2BIG on a map update means the map is full', () => {
-    expect(errnoError(7, { op: 'mapUpdate' }).code).toBe('NoSpace');
-    expect(errnoError(7, { op: 'mapUpdateBatch' }).code).toBe('NoSpace');
+  it('E2BIG means the map is full only where the caller says so, whatever the op is called', () => {
+    const full = errnoError(7, { op: 'mapUpdate', meaning: MAP_UPDATE_MEANING });
+    expect([full.code, full.reason, full.errnoName]).toEqual(['Exhausted', 'Full', 'E2BIG']);
+    expect(errnoError(7, { op: 'mapUpdate' }).code).toBe('TooBig');
     expect(errnoError(7, { op: 'mapCreate' }).code).toBe('TooBig');
+  });
+
+  it('names the capability a denied call needs', () => {
+    expect(errnoError(1, { op: 'mapCreate', syscall: 'bpf(BPF_MAP_CREATE)' }).message).toBe(
+      'mapCreate: bpf(BPF_MAP_CREATE) failed: EPERM (needs CAP_BPF, with CAP_NET_ADMIN for networking programs, or root)',
+    );
+    expect(errnoError(1, { op: 'inNetns', syscall: 'setns', privilege: 'CAP_SYS_ADMIN' }).message).toContain(
+      'EPERM (needs CAP_SYS_ADMIN)',
+    );
+    expect(errnoError(2, { op: 'mapLookup' }).message).not.toContain('needs');
   });
 
   it('preserves the cause', () => {

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatapathError } from '@datapath/errors';
 import { requireRoot } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, objectDescribe, objectLoad, progInfo, VerifierError } from '../src/index.js';
@@ -118,6 +119,12 @@ describe('objectLoad', () => {
       }
     })() as VerifierError;
     expect(err).toBeInstanceOf(VerifierError);
+    expect(err).toBeInstanceOf(DatapathError);
+    expect([err.name, err.code, err.reason]).toEqual([
+      'VerifierError',
+      'InvalidArgument',
+      'VerifierRejected',
+    ]);
     expect(err.program).toBe('bad');
     expect(err.log).toMatch(/invalid access to packet/);
   });

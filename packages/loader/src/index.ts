@@ -14,7 +14,7 @@ export { Collection, load } from './collection.js';
 export type { CompiledObject, CompileInput, CompileOptions, ConfigValue } from './compile.js';
 export { compile, configHeader, defaultCacheDir } from './compile.js';
 export type { ConstantValue } from './constants.js';
-export type { CompileErrorCode, Diagnostic } from './errors.js';
+export type { CompileErrorCode, CompileErrorReason, Diagnostic } from './errors.js';
 export { CompileError } from './errors.js';
 export type { FieldCodecName, GenerateOptions } from './gen/generate.js';
 export { generate } from './gen/generate.js';

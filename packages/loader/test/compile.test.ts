@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DatapathError } from '@datapath/errors';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CompileError, type CompilerRunner, compile, configHeader } from '../src/index.js';
 
@@ -122,7 +123,7 @@ describe('compile', () => {
       mcpu: 'v3',
     }).catch((e) => e);
     expect(err).toBeInstanceOf(CompileError);
-    expect(err).toMatchObject({ code: 'CompileFailed' });
+    expect(err).toMatchObject({ code: 'InvalidArgument', reason: 'CompileFailed' });
     expect(err.diagnostics[0]).toMatchObject({ file: 'source.bpf.c', line: 3, column: 5, severity: 'error' });
     expect(err.message).toContain('source.bpf.c:3:5');
     const again = await compile({
@@ -145,10 +146,10 @@ describe('compile', () => {
       { files: [join(dir, 'missing.c')], cacheDir: dir, runner },
     ];
     for (const opts of bad) {
-      await expect(compile({ mcpu: 'v3', ...(opts as object) } as never)).rejects.toMatchObject({
-        name: 'CompileError',
-        code: 'InvalidArgument',
-      });
+      const err = await compile({ mcpu: 'v3', ...(opts as object) } as never).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'CompileError', code: 'InvalidArgument' });
+      // Shares the SDK error base (code from the one closed set).
+      expect(err).toBeInstanceOf(DatapathError);
     }
     expect(runner.runs).toHaveLength(0);
   });
@@ -172,7 +173,8 @@ describe('compile', () => {
       run: () => Promise.reject(new Error('unreachable')),
     };
     await expect(compile({ source: 'x', cacheDir: dir, runner, mcpu: 'v3' })).rejects.toMatchObject({
-      code: 'CompilerNotFound',
+      code: 'NotFound',
+      reason: 'CompilerNotFound',
     });
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { u32, u64 } from '@datapath/bpf-maps';
+import { DatapathError } from '@datapath/errors';
 import { bpftoolJson, requireRoot, uniqueName } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -77,7 +78,7 @@ char LICENSE[] SEC("license") = "GPL";
       (e) => e,
     );
     expect(err).toBeInstanceOf(CompileError);
-    expect(err.code).toBe('CompileFailed');
+    expect([err.code, err.reason]).toEqual(['InvalidArgument', 'CompileFailed']);
     expect(err.diagnostics.find((d: { severity: string }) => d.severity === 'error')).toMatchObject({
       file: 'source.bpf.c',
       line: 3,
@@ -155,7 +156,9 @@ describe('openObject and load', () => {
     expect(err).toBeInstanceOf(VerifierError);
     expect(err).toBeInstanceOf(BpfError);
     expect(err.program).toBe('unchecked');
-    expect(err.code).toBe('PermissionDenied');
+    // A rejected program is what is wrong, not the caller's privileges (issue 17).
+    expect([err.code, err.reason, err.errnoName]).toEqual(['InvalidArgument', 'VerifierRejected', 'EACCES']);
+    expect(err).toBeInstanceOf(DatapathError);
     expect(err.truncated).toBe(false);
     expect(err.log).toContain('invalid access to packet');
     expect(err.log).toMatch(/processed \d+ insns/);

@@ -1,107 +1,74 @@
-/** Closed set of failure codes for every `@datapath/netlink` and `@datapath/netdev` operation. */
-export type NetlinkErrorCode =
-  | 'NotFound'
-  | 'AlreadyExists'
-  | 'PermissionDenied'
-  | 'Busy'
-  | 'NotSupported'
-  | 'InvalidArgument'
-  | 'Unreachable'
-  | 'NetworkDown'
-  | 'TimedOut'
-  | 'Interrupted'
-  | 'NoSpace'
-  | 'OutOfMemory'
-  | 'BadFd'
-  | 'TooBig'
-  | 'Protocol'
-  | 'Unknown';
+import {
+  DatapathError,
+  type DatapathErrorOptions,
+  describeErrno,
+  type ErrnoContext,
+  type ErrorCode,
+} from '@datapath/errors';
+
+/**
+ * The failure codes of `@datapath/netlink` and `@datapath/netdev`: the SDK-wide {@link ErrorCode} set.
+ *
+ * @deprecated Use `ErrorCode` from `@datapath/errors`.
+ */
+export type NetlinkErrorCode = ErrorCode;
 
 /** Options accepted by the {@link NetlinkError} constructor. */
-export interface NetlinkErrorOptions {
+export interface NetlinkErrorOptions extends DatapathErrorOptions {
   /** The SDK operation that failed, e.g. `linkAdd`. */
   op: string;
-  /** The raw errno, when the kernel or a system call answered. */
-  errno?: number;
-  /** The system call or netlink request that failed, e.g. `RTM_NEWLINK` or `setns`. */
-  syscall?: string;
-  /** What the operation acted on (an interface, a namespace path, a prefix). */
-  target?: string;
   /** The kernel's extended-ACK message (`NLMSGERR_ATTR_MSG`), when it sent one. */
-  kernelMessage?: string;
-  /** The underlying error, preserved. */
-  cause?: unknown;
+  kernelMessage?: string | undefined;
+}
+
+/** Options of {@link errnoError}: where the errno came from and what it means in this call. */
+export interface NetlinkErrnoOptions extends NetlinkErrorOptions {
+  /** Meanings specific to this call, by errno name (a receive timeout's `EAGAIN` is `TimedOut`). */
+  meaning?: ErrnoContext['meaning'];
+  /** The privilege the call needs, named when it was denied; default `CAP_NET_ADMIN`. */
+  privilege?: string | undefined;
 }
 
 /**
- * The one error type thrown by `@datapath/netlink` and `@datapath/netdev`.
+ * The one error type thrown by `@datapath/netlink` and `@datapath/netdev`: a `DatapathError` whose
+ * `code` is in the SDK-wide set.
  *
  * A `NetlinkError` without `errno` was rejected before any system call (bad argument, code
  * `InvalidArgument`); one with `errno` carries the kernel's answer and, for netlink requests, the
  * kernel's extended-ACK text in `kernelMessage`.
+ *
+ * @example Tolerating an interface that exists already
+ * ```ts
+ * import { NetlinkError } from '@datapath/netlink';
+ * function existed(e: unknown): boolean {
+ *   return e instanceof NetlinkError && e.code === 'AlreadyExists';
+ * }
+ * ```
  */
-export class NetlinkError extends Error {
+export class NetlinkError extends DatapathError {
   /** Always `'NetlinkError'`. */
-  override readonly name = 'NetlinkError';
-  /** Machine-readable failure code. */
-  readonly code: NetlinkErrorCode;
+  override readonly name: string = 'NetlinkError';
   /** The SDK operation that failed. */
-  readonly op: string;
-  /** The raw errno, when the kernel answered. */
-  readonly errno: number | undefined;
-  /** The system call or netlink request that failed. */
-  readonly syscall: string | undefined;
-  /** What the operation acted on. */
-  readonly target: string | undefined;
+  declare readonly op: string;
   /** The kernel's extended-ACK message, when it sent one. */
   readonly kernelMessage: string | undefined;
 
-  constructor(code: NetlinkErrorCode, message: string, options: NetlinkErrorOptions) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.op = options.op;
-    this.errno = options.errno;
-    this.syscall = options.syscall;
-    this.target = options.target;
+  constructor(code: ErrorCode, message: string, options: NetlinkErrorOptions) {
+    super(code, message, options);
     this.kernelMessage = options.kernelMessage;
   }
 }
 
-const ERRNO: Readonly<Record<number, readonly [string, NetlinkErrorCode]>> = {
-  1: ['EPERM', 'PermissionDenied'],
-  2: ['ENOENT', 'NotFound'],
-  3: ['ESRCH', 'NotFound'],
-  4: ['EINTR', 'Interrupted'],
-  7: ['E2BIG', 'TooBig'],
-  9: ['EBADF', 'BadFd'],
-  11: ['EAGAIN', 'TimedOut'],
-  12: ['ENOMEM', 'OutOfMemory'],
-  13: ['EACCES', 'PermissionDenied'],
-  16: ['EBUSY', 'Busy'],
-  17: ['EEXIST', 'AlreadyExists'],
-  19: ['ENODEV', 'NotFound'],
-  22: ['EINVAL', 'InvalidArgument'],
-  28: ['ENOSPC', 'NoSpace'],
-  34: ['ERANGE', 'InvalidArgument'],
-  61: ['ENODATA', 'NotFound'],
-  71: ['EPROTO', 'Protocol'],
-  74: ['EBADMSG', 'Protocol'],
-  90: ['EMSGSIZE', 'TooBig'],
-  93: ['EPROTONOSUPPORT', 'NotSupported'],
-  95: ['EOPNOTSUPP', 'NotSupported'],
-  97: ['EAFNOSUPPORT', 'NotSupported'],
-  99: ['EADDRNOTAVAIL', 'NotFound'],
-  100: ['ENETDOWN', 'NetworkDown'],
-  101: ['ENETUNREACH', 'Unreachable'],
-  105: ['ENOBUFS', 'NoSpace'],
-  110: ['ETIMEDOUT', 'TimedOut'],
-  113: ['EHOSTUNREACH', 'Unreachable'],
-  524: ['ENOTSUPP', 'NotSupported'],
-};
+/** What a denied netlink request needs. */
+export const NETLINK_PRIVILEGE = 'CAP_NET_ADMIN, or root';
+/** What a denied setns(2), unshare(2) or mount(2) needs. */
+export const NAMESPACE_PRIVILEGE = 'CAP_SYS_ADMIN, or root';
 
 /**
- * Maps an errno (from a failed system call or a netlink `NLMSG_ERROR`) to a {@link NetlinkError}.
- * This is the only place errno is interpreted in `@datapath/netlink`.
+ * Maps an errno (from a failed system call or a netlink `NLMSG_ERROR`) to a {@link NetlinkError} through
+ * the SDK's one errno table (`describeErrno` of `@datapath/errors`); a permission failure's message names
+ * the capability (`CAP_NET_ADMIN` by default). A call where an errno means something specific says so in
+ * `meaning`.
  *
  * @example Turning a kernel answer into a typed error
  * ```ts
@@ -110,14 +77,21 @@ const ERRNO: Readonly<Record<number, readonly [string, NetlinkErrorCode]>> = {
  * console.log(err.code); // 'AlreadyExists'
  * ```
  */
-export function errnoError(errno: number, options: NetlinkErrorOptions): NetlinkError {
-  const [name, code] = ERRNO[errno] ?? [`errno ${errno}`, 'Unknown'];
-  const where = options.syscall ?? options.op;
-  const target = options.target === undefined ? '' : ` (${options.target})`;
-  const kmsg = options.kernelMessage === undefined ? '' : `: ${options.kernelMessage}`;
-  return new NetlinkError(code, `${options.op}: ${where} failed: ${name}${target}${kmsg}`, {
-    ...options,
+export function errnoError(errno: number, options: NetlinkErrnoOptions): NetlinkError {
+  const { meaning, privilege, ...rest } = options;
+  const d = describeErrno(errno, {
+    op: options.op,
+    syscall: options.syscall,
+    target: options.target,
+    detail: options.kernelMessage,
+    meaning,
+    privilege: privilege ?? NETLINK_PRIVILEGE,
+  });
+  return new NetlinkError(d.code, d.message, {
+    ...rest,
+    reason: options.reason ?? d.reason,
     errno,
+    errnoName: d.errnoName,
   });
 }
 

@@ -9,7 +9,7 @@ export { TcHandle } from './codec/qdisc.js';
 export type { RouteMessage } from './codec/route.js';
 export { RouteProtocol, RouteScope, RouteTable, RouteType } from './codec/route.js';
 export type { Transport } from './conn.js';
-export type { NetlinkErrorCode, NetlinkErrorOptions } from './errors.js';
+export type { NetlinkErrnoOptions, NetlinkErrorCode, NetlinkErrorOptions } from './errors.js';
 export { errnoError, NetlinkError } from './errors.js';
 export type { Family, NewMode } from './handle.js';
 export { Handle } from './handle.js';

@@ -1,5 +1,6 @@
 // Network namespaces: named ones like `ip netns`, handles by name/path/pid, and synchronous scoped
 // calls inside a namespace that always restore the caller's namespace.
+import { errnoCode } from '@datapath/errors';
 import { NetlinkError } from './errors.js';
 import {
   closeFile,
@@ -264,7 +265,7 @@ function ensureSharedRunDir(op: string): void {
   // As iproute2: make /run/netns a shared mount point (bind it onto itself the first time), so the
   // namespace mounts propagate to every mount namespace that sees /run/netns.
   let errno = tryMount('', NETNS_RUN_DIR, 'none', MS_SHARED | MS_REC);
-  if (errno === 22) {
+  if (errnoCode(errno) === 'InvalidArgument') {
     mount(NETNS_RUN_DIR, NETNS_RUN_DIR, 'none', MS_BIND | MS_REC, op);
     errno = tryMount('', NETNS_RUN_DIR, 'none', MS_SHARED | MS_REC);
   }

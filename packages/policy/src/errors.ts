@@ -1,10 +1,19 @@
-/** Closed set of failure codes of `@datapath/policy`. */
-export type PolicyErrorCode =
-  | 'InvalidPolicy'
-  | 'InvalidScenario'
-  | 'InvalidArgument'
-  | 'NotFound'
-  | 'Exhausted';
+import { DatapathError, type ErrorCode } from '@datapath/errors';
+
+/**
+ * Domain detail of a {@link PolicyError} (`err.reason`): the input that failed validation. Both are code
+ * `InvalidArgument`.
+ */
+export type PolicyErrorReason = 'InvalidPolicy' | 'InvalidScenario';
+
+/**
+ * What the {@link PolicyError} constructor takes first: a validation reason (code `InvalidArgument`) or
+ * one of the codes `InvalidArgument`, `NotFound`, `Exhausted`.
+ *
+ * @deprecated as the type of `err.code`: that is now the SDK-wide `ErrorCode` of `@datapath/errors`;
+ * match validation failures on `err.reason` ({@link PolicyErrorReason}).
+ */
+export type PolicyErrorCode = PolicyErrorReason | 'InvalidArgument' | 'NotFound' | 'Exhausted';
 
 /** One problem found while validating input: where (a dotted path) and what. */
 export interface PolicyProblem {
@@ -15,16 +24,28 @@ export interface PolicyProblem {
 }
 
 /**
- * The one error type thrown by `@datapath/policy`.
+ * The one error type thrown by `@datapath/policy`: a `DatapathError` whose `code` is in the SDK-wide
+ * set (`InvalidArgument`, `NotFound`, `Exhausted`), with `reason` `InvalidPolicy` or `InvalidScenario`
+ * for validation failures.
  *
  * Validation failures carry every problem found (never only the first), and nothing is loaded
  * when one is thrown.
+ *
+ * @example Listing every problem of a policy document
+ * ```ts
+ * import { PolicyError, parsePolicies } from '@datapath/policy';
+ * try {
+ *   parsePolicies('kind: NetworkPolicy\nspec: 7\n');
+ * } catch (e) {
+ *   if (e instanceof PolicyError && e.reason === 'InvalidPolicy') for (const p of e.problems) console.log(p.path, p.message);
+ * }
+ * ```
  */
-export class PolicyError extends Error {
+export class PolicyError extends DatapathError {
   /** Always `'PolicyError'`. */
-  override readonly name = 'PolicyError';
-  /** Machine-readable failure code. */
-  readonly code: PolicyErrorCode;
+  override readonly name: string = 'PolicyError';
+  /** The input that failed validation, for validation failures. */
+  declare readonly reason: PolicyErrorReason | undefined;
   /** Every problem found, in document order (empty for non-validation errors). */
   readonly problems: readonly PolicyProblem[];
 
@@ -34,8 +55,9 @@ export class PolicyError extends Error {
     problems: readonly PolicyProblem[] = [],
     cause?: unknown,
   ) {
-    super(`${message}${summarizeProblems(problems)}`, cause === undefined ? undefined : { cause });
-    this.code = code;
+    const validation = code === 'InvalidPolicy' || code === 'InvalidScenario';
+    const generic: ErrorCode = validation ? 'InvalidArgument' : code;
+    super(generic, `${message}${summarizeProblems(problems)}`, { reason: validation ? code : undefined, cause });
     this.problems = problems;
   }
 }

@@ -32,7 +32,7 @@ export type {
   PolicyState,
 } from './engine.js';
 export { IPCACHE_FLAG_HOST, IPCACHE_FLAG_LOCAL_ENDPOINT, PolicyEngine } from './engine.js';
-export type { PolicyErrorCode, PolicyProblem } from './errors.js';
+export type { PolicyErrorCode, PolicyErrorReason, PolicyProblem } from './errors.js';
 export { PolicyError } from './errors.js';
 export type { IdentityAllocator, IdentityInfo, IdentityScope, NamedPort, ReservedName } from './identity.js';
 export { LocalIdentityAllocator, ReservedIdentity } from './identity.js';

@@ -6,7 +6,10 @@ function problems(fn: () => unknown) {
     fn();
   } catch (e) {
     expect(e).toBeInstanceOf(PolicyError);
-    expect((e as PolicyError).code).toBe('InvalidPolicy');
+    expect([(e as PolicyError).code, (e as PolicyError).reason]).toEqual([
+      'InvalidArgument',
+      'InvalidPolicy',
+    ]);
     return (e as PolicyError).problems.map((p) => `${p.path}: ${p.message}`);
   }
   throw new Error('expected a PolicyError');

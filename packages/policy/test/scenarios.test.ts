@@ -63,7 +63,7 @@ describe('evaluateScenario rejects bad input with every problem and its path', (
     }
     expect(err).toBeInstanceOf(PolicyError);
     const e = err as PolicyError;
-    expect(e.code).toBe('InvalidScenario');
+    expect([e.code, e.reason]).toEqual(['InvalidArgument', 'InvalidScenario']);
     expect(e.problems).toEqual(
       expect.arrayContaining([
         { path: 'policies[0].spec.ingress[0].ports[1].endPort', message: 'must be ≥ port' },

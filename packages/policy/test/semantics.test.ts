@@ -305,7 +305,7 @@ describe('bad input leaves nothing behind', () => {
     );
     expect(() =>
       engine.upsertPolicy({ kind: 'NetworkPolicy', metadata: { name: 'p' }, spec: {} } as never),
-    ).toThrow(expect.objectContaining({ code: 'InvalidPolicy' }));
+    ).toThrow(expect.objectContaining({ code: 'InvalidArgument', reason: 'InvalidPolicy' }));
     expect(() => engine.deleteNamespace('x')).toThrow(/still has pods/);
     expect(() => verdict(engine.state(), { from: 'x/zz', to: 'x/a', port: 80 })).toThrow(
       expect.objectContaining({ code: 'NotFound' }),

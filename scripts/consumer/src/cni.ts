@@ -16,6 +16,6 @@ try {
 } catch (err) {
   if (!(err instanceof CniError)) throw err;
   console.log(
-    `0.3.1 ips[0].version=${v031.ips[0]?.version}; 0.2.0 ip4=${v020.ip4?.ip}; bad version -> code ${err.code}`,
+    `0.3.1 ips[0].version=${v031.ips[0]?.version}; 0.2.0 ip4=${v020.ip4?.ip}; bad version -> code ${err.cniCode} (${err.code})`,
   );
 }

@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
+import { describeErrno, Errno } from '@datapath/errors';
 import { IpamError } from '../errors.js';
 
 interface FlockBinding {
@@ -49,27 +50,29 @@ function flockBinding(): FlockBinding {
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
-const EINTR = 4;
-const EWOULDBLOCK = 11;
 
-const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  4: 'EINTR',
-  9: 'EBADF',
-  11: 'EWOULDBLOCK',
-  22: 'EINVAL',
-  37: 'ENOLCK',
-};
-
-/** Maps a failed file system call (a Node fs error or a raw errno) to a `StoreFailure` IpamError. */
+/**
+ * Maps a failed file system call (a Node fs error or a raw errno) to a `StoreFailure` IpamError whose
+ * code is the errno's, through the SDK's one errno table.
+ */
 export function ioError(err: unknown, op: string, target: string): IpamError {
-  let errno = 'EIO';
-  if (typeof err === 'number') errno = ERRNO_NAMES[err] ?? `errno ${err}`;
-  else if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string')
-    errno = (err as NodeJS.ErrnoException).code!;
-  return new IpamError('StoreFailure', `${op}: ${errno} on ${target}`, { op, target, errno, cause: err });
+  let errno = Errno.EIO;
+  if (typeof err === 'number') errno = err;
+  else if (err instanceof Error && typeof (err as NodeJS.ErrnoException).errno === 'number')
+    errno = Math.abs((err as NodeJS.ErrnoException).errno!);
+  const d = describeErrno(errno, { op, target });
+  return new IpamError('StoreFailure', `${op}: ${d.errnoName} on ${target}`, {
+    op,
+    target,
+    code: d.code,
+    errno,
+    errnoName: d.errnoName,
+    cause: err,
+  });
 }
 
-const errnoOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
+/** The errno name of a Node fs error (`ENOENT`, `EEXIST` …), or undefined. */
+const errnoOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
 
 /**
  * Pseudo file systems (statfs `f_type`) a store directory must not live on: their entries are made by the
@@ -126,12 +129,7 @@ export function makeDir(path: string): void {
       cur = up;
       continue;
     }
-    if (!isDir)
-      throw new IpamError('StoreFailure', `FileStore: ENOTDIR on ${cur}`, {
-        op: 'FileStore',
-        target: cur,
-        errno: 'ENOTDIR',
-      });
+    if (!isDir) throw ioError(Errno.ENOTDIR, 'FileStore', cur);
     break;
   }
   // `cur` is the deepest existing ancestor: the store would live on its file system.
@@ -187,10 +185,10 @@ export function tryLockExclusive(fd: number, path: string): boolean {
   for (let i = 0; i < 100; i++) {
     if (b.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
     const errno = b.errno();
-    if (errno === EWOULDBLOCK) return false;
-    if (errno !== EINTR) throw ioError(errno, 'FileStore.lock', path);
+    if (errno === Errno.EAGAIN) return false; // EWOULDBLOCK
+    if (errno !== Errno.EINTR) throw ioError(errno, 'FileStore.lock', path);
   }
-  throw ioError(EINTR, 'FileStore.lock', path);
+  throw ioError(Errno.EINTR, 'FileStore.lock', path);
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));

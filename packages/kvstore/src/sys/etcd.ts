@@ -1,3 +1,4 @@
+import type { ErrorCode } from '@datapath/errors';
 import {
   ClientClosedError,
   Etcd3,
@@ -13,7 +14,7 @@ import {
   isRecoverableError,
   type Lease,
 } from 'etcd3';
-import { KvError, type KvErrorCode } from '../errors.js';
+import { closedError, KvError, type KvReason } from '../errors.js';
 import type {
   KvCompare,
   KvEntry,
@@ -55,10 +56,12 @@ const COMPARE_RESULT = { '==': 'Equal', '!=': 'NotEqual', '<': 'Less', '>': 'Gre
 /** Maps an etcd3 client error to a {@link KvError}. This is the only place etcd errors are interpreted. */
 export function etcdError(err: unknown, op: string, target?: string): KvError {
   if (err instanceof KvError) return err;
-  let code: KvErrorCode = 'Unknown';
-  if (err instanceof ClientClosedError) code = 'Closed';
-  else if (err instanceof GRPCDeadlineExceededError) code = 'Timeout';
-  else if (err instanceof EtcdLeaseInvalidError) code = op === 'keepAlive' ? 'LeaseLost' : 'NotFound';
+  let code: ErrorCode = 'Unknown';
+  let reason: KvReason | undefined;
+  if (err instanceof ClientClosedError) [code, reason] = ['InvalidState', 'Closed'];
+  else if (err instanceof GRPCDeadlineExceededError) code = 'TimedOut';
+  else if (err instanceof EtcdLeaseInvalidError)
+    [code, reason] = op === 'keepAlive' ? ['Stale', 'LeaseLost'] : ['NotFound', undefined];
   else if (err instanceof EtcdPermissionDeniedError || err instanceof GRPCUnauthenticatedError)
     code = 'PermissionDenied';
   else if (err instanceof GRPCInvalidArgumentError) code = 'InvalidArgument';
@@ -66,11 +69,7 @@ export function etcdError(err: unknown, op: string, target?: string): KvError {
     code = 'Unavailable';
   const msg = err instanceof Error ? err.message : String(err);
   const where = target === undefined ? '' : ` (${target})`;
-  return new KvError(
-    code,
-    `${op}: etcd: ${msg}${where}`,
-    target === undefined ? { op, cause: err } : { op, target, cause: err },
-  );
+  return new KvError(code, `${op}: etcd: ${msg}${where}`, { op, target, reason, cause: err });
 }
 
 /** A policy object in the shape etcd3 expects that runs the call once: retries are done here instead. */
@@ -329,10 +328,11 @@ export class EtcdStore implements KvStore {
       this.#leases.delete(lease);
       const cause = etcdError(err, 'keepAlive', id);
       const lost =
-        cause.code === 'LeaseLost'
+        cause.reason === 'LeaseLost'
           ? cause
-          : new KvError('LeaseLost', `keepAlive: lease ${id} lost: ${cause.message}`, {
+          : new KvError('Stale', `keepAlive: lease ${id} lost: ${cause.message}`, {
               op: 'keepAlive',
+              reason: 'LeaseLost',
               target: id,
               cause: err,
             });
@@ -470,7 +470,7 @@ export class EtcdStore implements KvStore {
   }
 
   #check(op: string): void {
-    if (this.#closed) throw new KvError('Closed', `${op}: store is closed`, { op });
+    if (this.#closed) throw closedError(op, 'store');
   }
 
   async #retry<T>(op: string, target: string | undefined, fn: () => Promise<T>): Promise<T> {
@@ -482,7 +482,7 @@ export class EtcdStore implements KvStore {
         return await fn();
       } catch (err) {
         const e = etcdError(err, op, target);
-        const retryable = e.code === 'Unavailable' || e.code === 'Timeout';
+        const retryable = e.code === 'Unavailable' || e.code === 'TimedOut';
         if (!retryable || this.#closed || Date.now() + delay > deadline) throw e;
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 1_000);

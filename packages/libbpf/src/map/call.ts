@@ -1,4 +1,4 @@
-import { errnoError } from '../errors.js';
+import { type BpfErrnoOptions, errnoError } from '../errors.js';
 import { CMD_NAMES } from '../sys/bpf-attr.js';
 import { type Pinned, sysBpf } from '../sys/libc.js';
 
@@ -9,8 +9,14 @@ export function bpfOrThrow(cmd: number, attr: Pinned, size: number, op: string, 
   return r;
 }
 
-/** The BpfError for a failed bpf(2) command. */
-export function syscallError(errno: number, cmd: number, op: string, target?: string) {
+/** The BpfError for a failed bpf(2) command; `meaning` gives errnos their meaning for this command. */
+export function syscallError(
+  errno: number,
+  cmd: number,
+  op: string,
+  target?: string,
+  meaning?: BpfErrnoOptions['meaning'],
+) {
   const syscall = CMD_NAMES[cmd] ?? `bpf(${cmd})`;
-  return errnoError(errno, target === undefined ? { op, syscall } : { op, syscall, target });
+  return errnoError(errno, { op, syscall, target, meaning });
 }

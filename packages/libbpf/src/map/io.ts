@@ -1,11 +1,9 @@
-import { BpfError } from '../errors.js';
+import { errnoCode } from '@datapath/errors';
+import { BpfError, MAP_UPDATE_MEANING } from '../errors.js';
 import { BatchAttr, Cmd, ElemAttr } from '../sys/bpf-attr.js';
 import { type Pinned, pinnedAlloc, sysBpf } from '../sys/libc.js';
 import { syscallError } from './call.js';
 import { possibleCpus } from './cpus.js';
-
-const ENOENT = 2;
-const ENOSPC = 28;
 
 /** What {@link MapIo} needs to know about the map behind an fd. */
 export interface MapIoOptions {
@@ -161,7 +159,7 @@ export class MapIo {
     if (flags !== this.#elemFlags) this.#setElemFlags(flags);
     const r = sysBpf(Cmd.MapLookupElem, this.#elem, ElemAttr.size);
     if (r >= 0) return true;
-    if (r === -ENOENT) return false;
+    if (errnoCode(-r) === 'NotFound') return false;
     throw syscallError(-r, Cmd.MapLookupElem, 'mapLookup', this.#name);
   }
 
@@ -170,7 +168,7 @@ export class MapIo {
    *
    * Equivalent to: `bpftool map update id ID key … value … [noexist|exist]`.
    *
-   * @throws {@link BpfError} `NoSpace` (map full), `AlreadyExists` (noexist), `NotFound` (exist),
+   * @throws {@link BpfError} `Exhausted` (reason `Full`: the map is full), `AlreadyExists` (noexist), `NotFound` (exist),
    * `TooBig` (array index out of range), `BadFd`, `InvalidArgument`.
    * @example Updating
    * ```ts
@@ -182,7 +180,7 @@ export class MapIo {
   update(flags = 0): void {
     if (flags !== this.#elemFlags) this.#setElemFlags(flags);
     const r = sysBpf(Cmd.MapUpdateElem, this.#elem, ElemAttr.size);
-    if (r < 0) throw syscallError(-r, Cmd.MapUpdateElem, 'mapUpdate', this.#name);
+    if (r < 0) throw syscallError(-r, Cmd.MapUpdateElem, 'mapUpdate', this.#name, MAP_UPDATE_MEANING);
   }
 
   /**
@@ -201,7 +199,7 @@ export class MapIo {
   delete(): boolean {
     const r = sysBpf(Cmd.MapDeleteElem, this.#delAttr, ElemAttr.size);
     if (r >= 0) return true;
-    if (r === -ENOENT) return false;
+    if (errnoCode(-r) === 'NotFound') return false;
     throw syscallError(-r, Cmd.MapDeleteElem, 'mapDelete', this.#name);
   }
 
@@ -221,7 +219,7 @@ export class MapIo {
     if (this.#elemFlags !== 0) this.#setElemFlags(0);
     const r = sysBpf(Cmd.MapLookupAndDeleteElem, this.#elem, ElemAttr.size);
     if (r >= 0) return true;
-    if (r === -ENOENT) return false;
+    if (errnoCode(-r) === 'NotFound') return false;
     throw syscallError(-r, Cmd.MapLookupAndDeleteElem, 'mapLookupAndDelete', this.#name);
   }
 
@@ -243,7 +241,7 @@ export class MapIo {
     const attr = first ? this.#firstAttr : this.#nextAttr;
     const r = sysBpf(Cmd.MapGetNextKey, attr, ElemAttr.size);
     if (r >= 0) return true;
-    if (r === -ENOENT) return false;
+    if (errnoCode(-r) === 'NotFound') return false;
     throw syscallError(-r, Cmd.MapGetNextKey, 'mapGetNextKey', this.#name);
   }
 
@@ -324,13 +322,13 @@ export class MapIo {
       a.setBigUint64(BatchAttr.flags, 0n, true);
       const r = sysBpf(cmd, this.#batch, BatchAttr.size);
       const got = a.getUint32(BatchAttr.count, true);
-      if (r >= 0 || r === -ENOENT) {
-        this.batchDone = r === -ENOENT;
+      if (r >= 0 || errnoCode(-r) === 'NotFound') {
+        this.batchDone = r < 0;
         this.#tokIn.bytes.set(this.#tokOut.bytes);
         return got;
       }
-      if (r === -ENOSPC && got === 0) {
-        // A hash bucket holds more elements than the batch: retry with room for it.
+      if (errnoCode(-r) === 'Exhausted' && got === 0) {
+        // ENOSPC: a hash bucket holds more elements than the batch: retry with room for it.
         if (count === this.#capacity) this.ensureBatch(this.#capacity * 2);
         max = this.#capacity;
         continue;
@@ -343,7 +341,7 @@ export class MapIo {
    * Writes `count` elements of {@link MapIo.batchKeys} / {@link MapIo.batchValues}, from element `start`,
    * in one call. `flags` may only be 0 or `BPF_F_LOCK` (4): the kernel takes no NOEXIST/EXIST here.
    *
-   * @throws {@link BpfError} `NoSpace` (map full), `NotSupported`, `InvalidArgument` (also before the
+   * @throws {@link BpfError} `Exhausted` (reason `Full`: the map is full), `NotSupported`, `InvalidArgument` (also before the
    * call, for a range past the capacity); elements before the failing one were written
    * ({@link MapIo.lastBatchProcessed} says how many).
    * @example Writing a prepared batch
@@ -403,7 +401,14 @@ export class MapIo {
     a.setBigUint64(BatchAttr.flags, 0n, true);
     const r = sysBpf(cmd, this.#batch, BatchAttr.size);
     this.lastBatchProcessed = a.getUint32(BatchAttr.count, true);
-    if (r < 0) throw syscallError(-r, cmd, op, this.#name);
+    if (r < 0)
+      throw syscallError(
+        -r,
+        cmd,
+        op,
+        this.#name,
+        cmd === Cmd.MapUpdateBatch ? MAP_UPDATE_MEANING : undefined,
+      );
   }
 }
 

@@ -3,7 +3,7 @@
 // Struct layouts are the x86_64 ones of libbpf 1.1.2 headers (checked with offsetof()).
 import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
-import { errnoError } from '../errors.js';
+import { BpfError, errnoError, SETNS_PRIVILEGE } from '../errors.js';
 
 /** An opaque libbpf pointer (`struct bpf_object *`, `struct bpf_map *`, …); null is NULL. */
 export type Ptr = bigint | null;
@@ -204,6 +204,7 @@ const recvFn = libc.func('long recv(int fd, _Out_ uint8_t *buf, size_t len, int 
   number
 >;
 const AF_NETLINK = 16;
+const NETLINK_PRIVILEGE = 'CAP_NET_ADMIN, or root';
 const SOCK_RAW_CLOEXEC = 3 | 0x80000;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
@@ -214,15 +215,27 @@ const NLMSG_DONE = 3;
  */
 export function rtnetlinkDump(request: Uint8Array, op: string, target: string): Uint8Array[] {
   const fd = socketFn(AF_NETLINK, SOCK_RAW_CLOEXEC, 0);
-  if (fd < 0) throw errnoError(koffi.errno(), { op, syscall: 'socket(AF_NETLINK)', target });
+  if (fd < 0)
+    throw errnoError(koffi.errno(), {
+      op,
+      syscall: 'socket(AF_NETLINK)',
+      target,
+      privilege: NETLINK_PRIVILEGE,
+    });
   try {
     if (sendFn(fd, request, request.byteLength, 0) < 0)
-      throw errnoError(koffi.errno(), { op, syscall: 'send(netlink)', target });
+      throw errnoError(koffi.errno(), { op, syscall: 'send(netlink)', target, privilege: NETLINK_PRIVILEGE });
     const out: Uint8Array[] = [];
     const buf = new Uint8Array(65536);
     for (;;) {
       const n = recvFn(fd, buf, buf.byteLength, 0);
-      if (n < 0) throw errnoError(koffi.errno(), { op, syscall: 'recv(netlink)', target });
+      if (n < 0)
+        throw errnoError(koffi.errno(), {
+          op,
+          syscall: 'recv(netlink)',
+          target,
+          privilege: NETLINK_PRIVILEGE,
+        });
       const view = new DataView(buf.buffer, 0, n);
       for (let at = 0; at + 16 <= n; ) {
         const len = view.getUint32(at, true);
@@ -232,7 +245,7 @@ export function rtnetlinkDump(request: Uint8Array, op: string, target: string): 
         if (type === NLMSG_ERROR) {
           const err = -view.getInt32(at + 16, true);
           if (err === 0) return out;
-          throw errnoError(err, { op, syscall: 'netlink', target });
+          throw errnoError(err, { op, syscall: 'netlink', target, privilege: NETLINK_PRIVILEGE });
         }
         out.push(buf.slice(at, at + len));
         at += (len + 3) & ~3;
@@ -261,11 +274,7 @@ export function inNetnsSync<T>(path: string, fn: () => T, op: string): T {
         (err as NodeJS.ErrnoException).errno === undefined
           ? 2
           : -((err as NodeJS.ErrnoException).errno as number),
-        {
-          op,
-          syscall: 'open(netns)',
-          target: p,
-        },
+        { op, syscall: 'open(netns)', target: p, privilege: SETNS_PRIVILEGE },
       );
     }
   };
@@ -274,20 +283,34 @@ export function inNetnsSync<T>(path: string, fn: () => T, op: string): T {
   try {
     target = openNs(path);
     if (setnsFn(target, CLONE_NEWNET) < 0)
-      throw errnoError(koffi.errno(), { op, syscall: 'setns', target: path });
+      throw errnoError(koffi.errno(), { op, syscall: 'setns', target: path, privilege: SETNS_PRIVILEGE });
     let outcome: { ok: true; value: T } | { ok: false; error: unknown };
     try {
       const value = fn();
       outcome =
         value instanceof Promise
-          ? { ok: false, error: new TypeError(`${op}: the function run in a namespace must be synchronous`) }
+          ? {
+              ok: false,
+              error: new BpfError(
+                'InvalidArgument',
+                `${op}: the function run in a namespace must be synchronous`,
+                {
+                  op,
+                },
+              ),
+            }
           : { ok: true, value };
     } catch (error) {
       outcome = { ok: false, error };
     }
     if (setnsFn(home, CLONE_NEWNET) < 0) {
       // Staying in the wrong namespace would silently misdirect every later call: fail loudly.
-      throw errnoError(koffi.errno(), { op, syscall: 'setns (restore)', target: '/proc/thread-self/ns/net' });
+      throw errnoError(koffi.errno(), {
+        op,
+        syscall: 'setns (restore)',
+        target: '/proc/thread-self/ns/net',
+        privilege: SETNS_PRIVILEGE,
+      });
     }
     if (!outcome.ok) throw outcome.error;
     return outcome.value;

@@ -1,7 +1,9 @@
 // The only FFI in @datapath/netlink: the few libc calls Node lacks (netlink sockets, setns, unshare,
 // mount, flock). Every wrapper is synchronous and turns a failure into a NetlinkError through errnoError.
+
+import { Errno } from '@datapath/errors';
 import koffi from 'koffi';
-import { errnoError } from '../errors.js';
+import { errnoError, NAMESPACE_PRIVILEGE } from '../errors.js';
 
 const libc = koffi.load('libc.so.6');
 
@@ -55,10 +57,8 @@ const NETLINK_GET_STRICT_CHK = 12;
 /** `recv` flag: return the real datagram length even when it was truncated. */
 export const MSG_TRUNC = 0x20;
 
-function check(r: number, op: string, syscall: string, target?: string): number {
-  if (r < 0) {
-    throw errnoError(koffi.errno(), target === undefined ? { op, syscall } : { op, syscall, target });
-  }
+function check(r: number, op: string, syscall: string, target?: string, privilege?: string): number {
+  if (r < 0) throw errnoError(koffi.errno(), { op, syscall, target, privilege });
   return r;
 }
 
@@ -105,7 +105,7 @@ export function netlinkSend(fd: number, buf: Uint8Array, op: string): void {
     const r = sendtoFn(fd, buf, buf.byteLength, 0, KERNEL_ADDR, 12);
     if (r >= 0) return;
     const errno = koffi.errno();
-    if (errno === 4) continue; // EINTR
+    if (errno === Errno.EINTR) continue;
     throw errnoError(errno, { op, syscall: 'sendto(AF_NETLINK)' });
   }
 }
@@ -116,8 +116,9 @@ export function netlinkRecv(fd: number, buf: Uint8Array, op: string): number {
     const r = recvFn(fd, buf, buf.byteLength, MSG_TRUNC);
     if (r >= 0) return r;
     const errno = koffi.errno();
-    if (errno === 4) continue; // EINTR
-    throw errnoError(errno === 11 ? 110 : errno, { op, syscall: 'recv(AF_NETLINK)' });
+    if (errno === Errno.EINTR) continue;
+    // The socket's SO_RCVTIMEO expired: EAGAIN here means no answer in time.
+    throw errnoError(errno, { op, syscall: 'recv(AF_NETLINK)', meaning: { EAGAIN: 'TimedOut' } });
   }
 }
 
@@ -128,12 +129,12 @@ export function closeFd(fd: number, op: string): void {
 
 /** setns(2) for a network namespace fd: moves the calling thread (Node's main thread) into it. */
 export function setns(fd: number, op: string, target?: string): void {
-  check(setnsFn(fd, CLONE_NEWNET), op, 'setns(CLONE_NEWNET)', target);
+  check(setnsFn(fd, CLONE_NEWNET), op, 'setns(CLONE_NEWNET)', target, NAMESPACE_PRIVILEGE);
 }
 
 /** unshare(CLONE_NEWNET): moves the calling thread into a brand-new network namespace. */
 export function unshareNet(op: string): void {
-  check(unshareFn(CLONE_NEWNET), op, 'unshare(CLONE_NEWNET)');
+  check(unshareFn(CLONE_NEWNET), op, 'unshare(CLONE_NEWNET)', undefined, NAMESPACE_PRIVILEGE);
 }
 
 /** mount(2). */
@@ -144,7 +145,7 @@ export function mount(
   flags: number,
   op: string,
 ): void {
-  check(mountFn(src, target, fstype, flags, null), op, 'mount', target);
+  check(mountFn(src, target, fstype, flags, null), op, 'mount', target, NAMESPACE_PRIVILEGE);
 }
 
 /** mount(2) that reports the errno instead of throwing (for "is it already a mount point" probing). */
@@ -162,7 +163,7 @@ export function flock(fd: number, operation: number, op: string, target?: string
   for (;;) {
     if (flockFn(fd, operation) >= 0) return;
     const errno = koffi.errno();
-    if (errno === 4) continue;
+    if (errno === Errno.EINTR) continue;
     throw errnoError(
       errno,
       target === undefined ? { op, syscall: 'flock' } : { op, syscall: 'flock', target },
