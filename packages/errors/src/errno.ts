@@ -31,6 +31,7 @@ export type ErrnoName =
   | 'ENOLINK'
   | 'EPROTO'
   | 'EBADMSG'
+  | 'EBADFD'
   | 'EMSGSIZE'
   | 'EPROTONOSUPPORT'
   | 'EOPNOTSUPP'
@@ -78,6 +79,8 @@ const TABLE = [
   [67, 'ENOLINK', 'NotFound'],
   [71, 'EPROTO', 'Protocol'],
   [74, 'EBADMSG', 'Protocol'],
+  // What bpf(2) answers for a closed fd since Linux 6.12.
+  [77, 'EBADFD', 'BadFd'],
   [90, 'EMSGSIZE', 'TooBig'],
   [93, 'EPROTONOSUPPORT', 'NotSupported'],
   [95, 'EOPNOTSUPP', 'NotSupported'],
