@@ -30,7 +30,7 @@ declare class DatapathError extends Error {
 declare function isDatapathError(value: unknown): value is DatapathError;
 declare function notSupported(feature: string, minKernel: string | undefined, options?: Omit<DatapathErrorOptions, "feature" | "minKernel">): DatapathError;
 declare function notSupportedMessage(feature: string, minKernel: string | undefined, op?: string): string;
-type ErrnoName = "EPERM" | "ENOENT" | "ESRCH" | "EINTR" | "EIO" | "ENXIO" | "E2BIG" | "EBADF" | "EAGAIN" | "ENOMEM" | "EACCES" | "EFAULT" | "EBUSY" | "EEXIST" | "ENODEV" | "ENOTDIR" | "EISDIR" | "EINVAL" | "ENFILE" | "EMFILE" | "ENOSPC" | "ERANGE" | "ENAMETOOLONG" | "ENOLCK" | "ENOSYS" | "ENODATA" | "ENOLINK" | "EPROTO" | "EBADMSG" | "EMSGSIZE" | "EPROTONOSUPPORT" | "EOPNOTSUPP" | "EAFNOSUPPORT" | "EADDRINUSE" | "EADDRNOTAVAIL" | "ENETDOWN" | "ENETUNREACH" | "ENOBUFS" | "ETIMEDOUT" | "ECONNREFUSED" | "EHOSTUNREACH" | "ESTALE" | "ENOTSUPP";
+type ErrnoName = "EPERM" | "ENOENT" | "ESRCH" | "EINTR" | "EIO" | "ENXIO" | "E2BIG" | "EBADF" | "EAGAIN" | "ENOMEM" | "EACCES" | "EFAULT" | "EBUSY" | "EEXIST" | "ENODEV" | "ENOTDIR" | "EISDIR" | "EINVAL" | "ENFILE" | "EMFILE" | "ENOSPC" | "ERANGE" | "ENAMETOOLONG" | "ENOLCK" | "ENOSYS" | "ENODATA" | "ENOLINK" | "EPROTO" | "EBADMSG" | "EBADFD" | "EMSGSIZE" | "EPROTONOSUPPORT" | "EOPNOTSUPP" | "EAFNOSUPPORT" | "EADDRINUSE" | "EADDRNOTAVAIL" | "ENETDOWN" | "ENETUNREACH" | "ENOBUFS" | "ETIMEDOUT" | "ECONNREFUSED" | "EHOSTUNREACH" | "ESTALE" | "ENOTSUPP";
 declare const Errno: {
     readonly [K in ErrnoName]: number;
 };
