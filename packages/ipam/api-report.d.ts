@@ -3,7 +3,8 @@ import { IpPrefix, IpFamily } from "@datapath/ip";
 export { IpFamily } from "@datapath/ip";
 import { S as Store, b as StoreProblem } from "./file-store-<chunk>.js";
 import { FileStore as FileStore$1, FileStoreOptions as FileStoreOptions$1 } from "./file-store.js";
-export { I as IpamError, c as IpamErrorCode, d as IpamErrorOptions, M as MemoryStore, e as StoreTxn, T as TransactHint, h as hostLocalOwner } from "./file-store-<chunk>.js";
+export { I as IpamError, c as IpamErrorCode, d as IpamErrorOptions, e as IpamReason, M as MemoryStore, f as StoreTxn, T as TransactHint, h as hostLocalOwner } from "./file-store-<chunk>.js";
+import "@datapath/errors";
 type Strategy = "random" | "contiguous";
 interface AllocatorOptions {
     strategy?: Strategy;
@@ -298,6 +299,7 @@ export { Bitmap, CidrSet, ClusterPool, FileStore, HostScope, IPV6_RANGE_CAP, Man
 export type { AllocatorOptions, CidrSetSnapshot, Clock, ClusterFamilyConfig, ClusterPoolConfig, ClusterPoolSnapshot, DualAllocation, ExpiringAllocation, FileStoreOptions, HostScopeDump, HostScopeOptions, Lease, NodeCidrs, PodCidrSnapshot, PodCidrStats, PodPoolStats, RangeOptions, RangeSnapshot, Strategy };
 
 // dist/file-store-<chunk>.d.ts
+import { DatapathError, ErrorCode } from "@datapath/errors";
 interface StoreTxn {
     readonly generation: string;
     ips(): string[];
@@ -329,24 +331,26 @@ declare class MemoryStore implements Store {
     close(): void;
     [Symbol.dispose](): void;
 }
-type IpamErrorCode = "Full" | "AlreadyAllocated" | "NotInRange" | "OutOfRange" | "Mismatch" | "InvalidCidr" | "MaskInvalid" | "SubnetTooBig" | "Collision" | "Family" | "NotInPool" | "Excluded" | "TimerExists" | "NoTimer" | "TokenMismatch" | "InvalidSnapshot" | "StoreFailure" | "Busy" | "NotSupported" | "Cooling";
+type IpamReason = "Full" | "AlreadyAllocated" | "NotInRange" | "OutOfRange" | "Mismatch" | "InvalidCidr" | "MaskInvalid" | "SubnetTooBig" | "Collision" | "Family" | "NotInPool" | "Excluded" | "TimerExists" | "NoTimer" | "TokenMismatch" | "InvalidSnapshot" | "StoreFailure" | "Busy" | "NotSupported" | "Cooling";
+type IpamErrorCode = IpamReason;
 interface IpamErrorOptions {
     op: string;
-    target?: string;
-    errno?: string;
+    target?: string | undefined;
+    errno?: number | undefined;
+    errnoName?: string | undefined;
+    syscall?: string | undefined;
+    code?: ErrorCode | undefined;
     cause?: unknown;
     cooling?: number;
     availableAt?: number;
 }
-declare class IpamError extends Error {
-    readonly name = "IpamError";
-    readonly code: IpamErrorCode;
+declare class IpamError extends DatapathError {
+    readonly name: string;
+    readonly reason: IpamReason;
     readonly op: string;
-    readonly target: string | undefined;
-    readonly errno: string | undefined;
     readonly cooling: number | undefined;
     readonly availableAt: number | undefined;
-    constructor(code: IpamErrorCode, message: string, options: IpamErrorOptions);
+    constructor(reason: IpamReason, message: string, options: IpamErrorOptions);
 }
 declare function hostLocalOwner(containerId: string, ifname: string): string;
 interface FileStoreOptions {
@@ -405,7 +409,8 @@ declare class FileStore implements Store {
     close(): void;
 }
 export { FileStore as F, IpamError as I, MemoryStore as M, hostLocalOwner as h };
-export type { Store as S, TransactHint as T, FileStoreOptions as a, StoreProblem as b, IpamErrorCode as c, IpamErrorOptions as d, StoreTxn as e, FileStoreCheck as f };
+export type { Store as S, TransactHint as T, FileStoreOptions as a, StoreProblem as b, IpamErrorCode as c, IpamErrorOptions as d, IpamReason as e, StoreTxn as f, FileStoreCheck as g };
 
 // dist/file-store.d.ts
-export { F as FileStore, f as FileStoreCheck, a as FileStoreOptions, I as IpamError, c as IpamErrorCode, h as hostLocalOwner } from "./file-store-<chunk>.js";
+export { F as FileStore, g as FileStoreCheck, a as FileStoreOptions, I as IpamError, c as IpamErrorCode, h as hostLocalOwner } from "./file-store-<chunk>.js";
+import "@datapath/errors";

@@ -111,7 +111,7 @@ export class Bitmap {
    * try {
    *   b.allocate(2);
    * } catch (e) {
-   *   console.log((e as IpamError).code); // 'AlreadyAllocated'
+   *   console.log((e as IpamError).code, (e as IpamError).reason); // 'AlreadyExists' 'AlreadyAllocated'
    * }
    * ```
    */

@@ -38,6 +38,9 @@ describe('IpamError shares the SDK error base', () => {
       SubnetTooBig: 'TooBig',
       TokenMismatch: 'Stale',
       StoreFailure: 'Io',
+      Cooling: 'Exhausted',
+      Busy: 'Busy',
+      NotSupported: 'NotSupported',
     };
     for (const [reason, code] of Object.entries(expected)) {
       const e = new IpamError(reason as IpamReason, 'x', { op: 'o' });

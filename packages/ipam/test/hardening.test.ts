@@ -65,7 +65,7 @@ describe('FileStore refuses pseudo file systems (issue 17 #2: 100 % CPU forever 
     expect(store.transact((tx) => tx.ips())).toEqual([]);
     store.close();
     writeFileSync(join(dir, 'f'), '');
-    expect(expectCode(() => new FileStore(join(dir, 'f', 'x')), 'StoreFailure').errno).toBe('ENOTDIR');
+    expect(expectCode(() => new FileStore(join(dir, 'f', 'x')), 'StoreFailure').errnoName).toBe('ENOTDIR');
   });
 });
 
