@@ -1,15 +1,23 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DatapathError, isErrorCode } from '@datapath/errors';
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../src/errors.js';
-import { parseScenario } from '../src/policy.js';
+import { loadScenario } from '../src/policy.js';
 
 describe('AgentError shares the SDK error base', () => {
   it('a bad scenario is a DatapathError: InvalidArgument with reason InvalidScenario', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dpa-errors-'));
     let err: unknown;
     try {
-      parseScenario({ pods: [], enforcement: 'sometimes' });
+      const file = join(dir, 's.yaml');
+      writeFileSync(file, 'namespaces: {}\npods: [{ namespace: x }]\nprobes: []\n');
+      loadScenario(file);
     } catch (e) {
       err = e;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
     expect(err).toBeInstanceOf(AgentError);
     expect(err).toBeInstanceOf(DatapathError);

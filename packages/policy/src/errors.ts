@@ -57,7 +57,10 @@ export class PolicyError extends DatapathError {
   ) {
     const validation = code === 'InvalidPolicy' || code === 'InvalidScenario';
     const generic: ErrorCode = validation ? 'InvalidArgument' : code;
-    super(generic, `${message}${summarizeProblems(problems)}`, { reason: validation ? code : undefined, cause });
+    super(generic, `${message}${summarizeProblems(problems)}`, {
+      reason: validation ? code : undefined,
+      cause,
+    });
     this.problems = problems;
   }
 }

@@ -61,15 +61,15 @@ function deepArray(levels: number): unknown[] {
 describe('hostile YAML and JSON give a typed PolicyError', () => {
   it('an unresolved alias', () => {
     const e = thrown(() => parsePolicies('kind: NetworkPolicy\nmetadata: *x\n'));
-    expect(e.code).toBe('InvalidPolicy');
+    expect([e.code, e.reason]).toEqual(['InvalidArgument', 'InvalidPolicy']);
     expect(e.problems[0]?.message).toMatch(/Unresolved alias/);
   });
 
   it('an alias bomb (billion laughs)', () => {
     const e = thrown(() => parsePolicies(BOMB));
-    expect(e.code).toBe('InvalidPolicy');
+    expect([e.code, e.reason]).toEqual(['InvalidArgument', 'InvalidPolicy']);
     expect(e.problems[0]?.message).toMatch(/too many alias expansions/);
-    expect(thrown(() => parseScenario(BOMB)).code).toBe('InvalidScenario');
+    expect(thrown(() => parseScenario(BOMB)).reason).toBe('InvalidScenario');
   });
 
   it('very deep nesting: YAML text, decoded objects and nested lists', () => {
@@ -84,7 +84,7 @@ describe('hostile YAML and JSON give a typed PolicyError', () => {
     const scenario = thrown(() =>
       validateScenario({ namespaces: {}, pods: [], probes: [], extra: deepObject(100_000) }),
     );
-    expect(scenario.code).toBe('InvalidScenario');
+    expect([scenario.code, scenario.reason]).toEqual(['InvalidArgument', 'InvalidScenario']);
   });
 
   it('10 000 bad policies: every problem kept, the message capped and summarised', () => {
