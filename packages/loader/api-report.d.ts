@@ -2,6 +2,7 @@
 import { ProgInfo, TcDirection, TcFilterId, CgroupHook, TcxAnchor, XdpMode, ObjectConstantDecl, LoadedObject } from "@datapath/libbpf";
 export { BpfError, BpfErrorCode, CgroupHook, ProgInfo, TcDirection, TcxAnchor, VerifierError, XdpMode } from "@datapath/libbpf";
 import { AnyMap, RingBuf, PerfEventArray, MapCodecs, Codec } from "@datapath/bpf-maps";
+import { DatapathError } from "@datapath/errors";
 declare const TcAct: {
     readonly UNSPEC: -1;
     readonly OK: 0;
@@ -256,13 +257,14 @@ interface Diagnostic {
     severity: string;
     message: string;
 }
-type CompileErrorCode = "CompileFailed" | "CompilerNotFound" | "InvalidArgument";
-declare class CompileError extends Error {
-    readonly name = "CompileError";
-    readonly code: CompileErrorCode;
+type CompileErrorReason = "CompileFailed" | "CompilerNotFound";
+type CompileErrorCode = CompileErrorReason | "InvalidArgument";
+declare class CompileError extends DatapathError {
+    readonly name: string;
+    readonly reason: CompileErrorReason | undefined;
     readonly diagnostics: readonly Diagnostic[];
     readonly stderr: string;
-    constructor(code: CompileErrorCode, message: string, options?: {
+    constructor(why: CompileErrorCode, message: string, options?: {
         diagnostics?: Diagnostic[];
         stderr?: string;
         cause?: unknown;
@@ -411,4 +413,4 @@ interface DeviceAttachments {
 }
 declare function query(device: string | DeviceRef): DeviceAttachments;
 export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark };
-export type { ArpLayer, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, GlobalSection, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };
+export type { ArpLayer, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileErrorReason, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, GlobalSection, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };
