@@ -786,7 +786,7 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
           }),
           11,
         );
-        expect(add.details).toBe('IpamError Full');
+        expect(add.details).toBe('IpamError Exhausted (Full)');
         expect(links(pod.name)).toEqual(['lo']);
       });
     });
