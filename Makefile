@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 export PATH := $(ROOT)/.toolchain/bin:$(PATH)
 
-.PHONY: help setup build lint typecheck test test-gate test-full demo bench docs install-cni pack api-report clean
+.PHONY: help setup build lint typecheck test demo bench docs install-cni pack api-report clean
 
 help:
 	@echo "make demo   run the reference agent (needs root)"
@@ -27,15 +27,7 @@ lint: setup
 typecheck: setup
 	@pnpm exec tsc -p tsconfig.json
 
-# TEMPORARY: branch worktrees under /work/wt/ run the integration gate (scripts/gate.mjs) while
-# /tmp/datapath-gate-mode exists; CI and every other checkout run the full suite.
-GATE := $(if $(filter /work/wt/%,$(ROOT)),$(shell [ -f /tmp/datapath-gate-mode ] && [ -z "$$CI" ] && echo 1))
-test: $(if $(GATE),test-gate,test-full)
-
-test-gate: setup
-	@node scripts/gate.mjs
-
-test-full: setup
+test: setup
 	@echo "== lint (biome)" && pnpm exec biome check --error-on-warnings . >/dev/null 2>.test-lint.log || { cat .test-lint.log; rm -f .test-lint.log; exit 1; }; rm -f .test-lint.log
 	@echo "== dependency graph" && node scripts/check-graph.mjs
 	@echo "== typecheck (tsc)" && pnpm exec tsc -p tsconfig.json
