@@ -43,7 +43,8 @@ interface StructCodec<F extends StructFields> extends Codec<StructType<F>> {
 }
 declare function struct<F extends StructFields>(fields: F, options?: StructOptions): StructCodec<F>;
 type UpdateFlag = "any" | "noExist" | "exist";
-type MapKind = "hash" | "lruHash" | "array" | "lpmTrie" | "perCpuHash" | "lruPerCpuHash" | "perCpuArray" | "progArray";
+type MapKind = "hash" | "lruHash" | "array" | "lpmTrie" | "perCpuHash" | "lruPerCpuHash" | "perCpuArray" | "progArray" | "arrayOfMaps" | "hashOfMaps";
+type PlainMapKind = Exclude<MapKind, "arrayOfMaps" | "hashOfMaps">;
 interface IterationStats {
     yielded: number;
     skipped: number;
@@ -187,6 +188,88 @@ declare function lpmKeyCodec<F extends Record<string, Codec<unknown>> = {}>(opti
 declare const lpmKey: {
     fromCidr<S extends object = {}>(cidr: string, extra?: S): LpmKey<S>;
 };
+type InnerMapKind = Exclude<PlainMapKind, "progArray">;
+type InnerMapSpec<K, V> = {
+    type: "hash" | "lruHash" | "lpmTrie" | "perCpuHash" | "lruPerCpuHash";
+    key: Codec<K>;
+    value: Codec<V>;
+    maxEntries: number;
+    flags?: number;
+} | {
+    type: "array" | "perCpuArray";
+    value: Codec<V>;
+    maxEntries: number;
+    flags?: number;
+};
+type InnerMapRef = number | {
+    readonly fd: number;
+};
+interface InnerMapShape {
+    readonly type: number;
+    readonly keySize: number;
+    readonly valueSize: number;
+    readonly maxEntries: number;
+    readonly flags: number;
+}
+interface ResolvedInner {
+    kind: InnerMapKind;
+    shape: InnerMapShape;
+    key: Codec<unknown>;
+    value: Codec<unknown>;
+}
+declare abstract class MapOfMaps<K, IK, IV> extends BpfMap<K, number> {
+    #private;
+    abstract readonly kind: "arrayOfMaps" | "hashOfMaps";
+    readonly inner: InnerMapShape;
+    constructor(p: MapParts<K, unknown>, inner: ResolvedInner);
+    protected readValue(view: DataView, off: number): number;
+    protected writeValue(value: number, view: DataView, off: number): void;
+    set(key: K, inner: InnerMapRef, flag?: UpdateFlag): void;
+    setMany(entries: Iterable<readonly [
+        K,
+        InnerMapRef
+    ]>, flag?: UpdateFlag, options?: Parameters<BpfMap<K, number>["setMany"]>[2]): void;
+    open(key: K): AnyMap<IK, IV> | undefined;
+}
+declare class ArrayOfMaps<IK, IV> extends MapOfMaps<number, IK, IV> {
+    readonly kind: "arrayOfMaps";
+    static fromFd<IK, IV>(fd: number, spec: {
+        inner: InnerMapSpec<IK, IV>;
+    }, options?: {
+        owned?: boolean;
+    }): ArrayOfMaps<IK, IV>;
+    clear(): number;
+    keys(): IterableIterator<number>;
+    entries(): IterableIterator<[
+        number,
+        number
+    ]>;
+    count(): number;
+}
+declare class HashOfMaps<K, IK, IV> extends MapOfMaps<K, IK, IV> {
+    readonly kind: "hashOfMaps";
+    static fromFd<K, IK, IV>(fd: number, spec: {
+        key: Codec<K>;
+        inner: InnerMapSpec<IK, IV>;
+    }, options?: {
+        owned?: boolean;
+    }): HashOfMaps<K, IK, IV>;
+}
+interface ArrayOfMapsSpec<IK, IV> {
+    type: "arrayOfMaps";
+    maxEntries: number;
+    inner: InnerMapSpec<IK, IV>;
+    name?: string;
+    flags?: number;
+}
+interface HashOfMapsSpec<K, IK, IV> {
+    type: "hashOfMaps";
+    key: Codec<K>;
+    maxEntries: number;
+    inner: InnerMapSpec<IK, IV>;
+    name?: string;
+    flags?: number;
+}
 interface BaseMapSpec {
     maxEntries: number;
     name?: string;
@@ -212,6 +295,8 @@ declare function createMap<K, V>(spec: KeyedMapSpec<"perCpuHash" | "lruPerCpuHas
 declare function createMap<V>(spec: IndexedMapSpec<"array", V>): ArrayMap<V>;
 declare function createMap<V>(spec: IndexedMapSpec<"perCpuArray", V>): PerCpuArrayMap<V>;
 declare function createMap(spec: ProgArraySpec): ProgArrayMap;
+declare function createMap<IK, IV>(spec: ArrayOfMapsSpec<IK, IV>): ArrayOfMaps<IK, IV>;
+declare function createMap<K, IK, IV>(spec: HashOfMapsSpec<K, IK, IV>): HashOfMaps<K, IK, IV>;
 type PinnedSpec<K, V> = (Omit<KeyedMapSpec<"hash" | "lruHash" | "lpmTrie" | "perCpuHash" | "lruPerCpuHash", K, V>, "maxEntries" | "name"> | Omit<IndexedMapSpec<"array" | "perCpuArray", V>, "maxEntries" | "name"> | Omit<ProgArraySpec, "maxEntries" | "name">) & {
     maxEntries?: number;
     readOnly?: boolean;
@@ -324,5 +409,5 @@ interface UnionOptions {
 }
 declare function union<F extends StructFields>(fields: F, options?: UnionOptions): Codec<UnionType<F>>;
 declare function enumeration<const V extends Readonly<Record<string, number>>>(base: Codec<number>, values: V): Codec<V[keyof V]>;
-export { ArrayMap, BpfMap, EventReader, HashMap, LpmTrieMap, LruHashMap, PerCpuArrayMap, PerCpuHashMap, PerfEventArray, ProgArrayMap, RingBuf, align, array, be16, be32, bytes, createMap, enumeration, i16, i32, i64, i8, ipv4, ipv6, lpmKey, lpmKeyCodec, mac, openMapFd, openPinned, pad, struct, u16, u32, u64, u8, union };
-export type { AnyMap, BaseMapSpec, BatchOptions, Codec, CodecType, EventSubscription, EventsOptions, FromFdOptions, IndexedMapSpec, IterateOptions, IterationStats, KeyedMapSpec, LpmKey, LpmKeyOptions, MapCodecs, MapKind, MapSpec, PadCodec, PerfEventArrayOptions, PinnedSpec, ProgArraySpec, RecordHandler, RingBufOptions, StructCodec, StructFields, StructOptions, StructType, SubscribeOptions, UnionOptions, UnionType, UpdateFlag };
+export { ArrayMap, ArrayOfMaps, BpfMap, EventReader, HashMap, HashOfMaps, LpmTrieMap, LruHashMap, MapOfMaps, PerCpuArrayMap, PerCpuHashMap, PerfEventArray, ProgArrayMap, RingBuf, align, array, be16, be32, bytes, createMap, enumeration, i16, i32, i64, i8, ipv4, ipv6, lpmKey, lpmKeyCodec, mac, openMapFd, openPinned, pad, struct, u16, u32, u64, u8, union };
+export type { AnyMap, ArrayOfMapsSpec, BaseMapSpec, BatchOptions, Codec, CodecType, EventSubscription, EventsOptions, FromFdOptions, HashOfMapsSpec, IndexedMapSpec, InnerMapKind, InnerMapRef, InnerMapShape, InnerMapSpec, IterateOptions, IterationStats, KeyedMapSpec, LpmKey, LpmKeyOptions, MapCodecs, MapKind, MapSpec, PadCodec, PerfEventArrayOptions, PinnedSpec, PlainMapKind, ProgArraySpec, RecordHandler, RingBufOptions, StructCodec, StructFields, StructOptions, StructType, SubscribeOptions, UnionOptions, UnionType, UpdateFlag };

@@ -42,8 +42,24 @@ export {
 } from './kinds.js';
 export type { LpmKey, LpmKeyOptions } from './lpm.js';
 export { lpmKey, lpmKeyCodec } from './lpm.js';
-export type { BatchOptions, IterateOptions, IterationStats, MapKind, UpdateFlag } from './map.js';
+export type {
+  BatchOptions,
+  IterateOptions,
+  IterationStats,
+  MapKind,
+  PlainMapKind,
+  UpdateFlag,
+} from './map.js';
 export { BpfMap } from './map.js';
+export type {
+  ArrayOfMapsSpec,
+  HashOfMapsSpec,
+  InnerMapKind,
+  InnerMapRef,
+  InnerMapShape,
+  InnerMapSpec,
+} from './of-maps.js';
+export { ArrayOfMaps, HashOfMaps, MapOfMaps } from './of-maps.js';
 export type {
   BaseMapSpec,
   IndexedMapSpec,

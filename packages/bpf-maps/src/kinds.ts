@@ -1,6 +1,13 @@
 import { BpfError, type MapInfo, mapInfo } from '@datapath/libbpf';
 import { type Codec, u32 } from './codec.js';
-import { BpfMap, MAP_KIND_TYPES, type MapKind, type MapParts } from './map.js';
+import {
+  BpfMap,
+  MAP_KIND_TYPES,
+  type MapKind,
+  type MapParts,
+  PLAIN_MAP_KINDS,
+  type PlainMapKind,
+} from './map.js';
 
 /** Codecs for a map's key and value. */
 export interface MapCodecs<K, V> {
@@ -433,7 +440,7 @@ export type AnyMap<K, V> =
   | ProgArrayMap;
 
 /** @internal Builds the class for `kind`. */
-export function construct<K, V>(kind: MapKind, p: MapParts<K, unknown>): AnyMap<K, V> {
+export function construct<K, V>(kind: PlainMapKind, p: MapParts<K, unknown>): AnyMap<K, V> {
   switch (kind) {
     case 'hash':
       return new HashMap<K, V>(p);
@@ -475,14 +482,15 @@ export function openMapFd<K, V>(
 ): AnyMap<K, V> {
   const op = 'openMapFd';
   const info = describe(fd, op);
+  // Map-in-map kinds need their inner map's spec: ArrayOfMaps.fromFd / HashOfMaps.fromFd.
   const kind = checkShape(
     info,
-    Object.keys(MAP_KIND_TYPES) as MapKind[],
+    PLAIN_MAP_KINDS,
     codecs.key.size,
     codecs.value.size,
     op,
     `fd ${fd}`,
-  );
+  ) as PlainMapKind;
   const perCpu = kind === 'perCpuHash' || kind === 'lruPerCpuHash' || kind === 'perCpuArray';
   // Index-keyed kinds always take numbers; a prog array always reads program ids.
   const indexed = kind === 'array' || kind === 'perCpuArray' || kind === 'progArray';

@@ -32,7 +32,9 @@ export type MapKind =
   | 'perCpuHash'
   | 'lruPerCpuHash'
   | 'perCpuArray'
-  | 'progArray';
+  | 'progArray'
+  | 'arrayOfMaps'
+  | 'hashOfMaps';
 
 /** `bpf_map_type` number of each {@link MapKind}. */
 export const MAP_KIND_TYPES: Readonly<Record<MapKind, number>> = {
@@ -44,7 +46,24 @@ export const MAP_KIND_TYPES: Readonly<Record<MapKind, number>> = {
   lruHash: 9,
   lruPerCpuHash: 10,
   lpmTrie: 11,
+  arrayOfMaps: 12,
+  hashOfMaps: 13,
 };
+
+/** The kinds whose values are plain data (every kind but the map-in-map ones). */
+export type PlainMapKind = Exclude<MapKind, 'arrayOfMaps' | 'hashOfMaps'>;
+
+/** The {@link PlainMapKind}s. */
+export const PLAIN_MAP_KINDS: readonly PlainMapKind[] = [
+  'hash',
+  'lruHash',
+  'array',
+  'lpmTrie',
+  'perCpuHash',
+  'lruPerCpuHash',
+  'perCpuArray',
+  'progArray',
+];
 
 /** What a walk over a map saw; filled in while {@link BpfMap.entries} / {@link BpfMap.keys} iterate. */
 export interface IterationStats {

@@ -13,7 +13,14 @@ import {
   type PerCpuHashMap,
   type ProgArrayMap,
 } from './kinds.js';
-import { MAP_KIND_TYPES, type MapKind } from './map.js';
+import { MAP_KIND_TYPES, type MapKind, type PlainMapKind } from './map.js';
+import {
+  type ArrayOfMaps,
+  type ArrayOfMapsSpec,
+  createMapOfMaps,
+  type HashOfMaps,
+  type HashOfMapsSpec,
+} from './of-maps.js';
 
 /** Fields every map spec shares. */
 export interface BaseMapSpec {
@@ -89,11 +96,18 @@ export function createMap<K, V>(
 export function createMap<V>(spec: IndexedMapSpec<'array', V>): ArrayMap<V>;
 export function createMap<V>(spec: IndexedMapSpec<'perCpuArray', V>): PerCpuArrayMap<V>;
 export function createMap(spec: ProgArraySpec): ProgArrayMap;
-export function createMap<K, V>(spec: MapSpec<K, V>): AnyMap<K, V> {
+export function createMap<IK, IV>(spec: ArrayOfMapsSpec<IK, IV>): ArrayOfMaps<IK, IV>;
+export function createMap<K, IK, IV>(spec: HashOfMapsSpec<K, IK, IV>): HashOfMaps<K, IK, IV>;
+export function createMap<K, V>(
+  spec: MapSpec<K, V> | ArrayOfMapsSpec<unknown, unknown> | HashOfMapsSpec<K, unknown, unknown>,
+): AnyMap<K, V> | ArrayOfMaps<unknown, unknown> | HashOfMaps<K, unknown, unknown> {
   const op = 'createMap';
   const kind = spec?.type;
   if (typeof kind !== 'string' || !(kind in MAP_KIND_TYPES)) {
     throw new BpfError('InvalidArgument', `${op}: unknown map type ${String(kind)}`, { op });
+  }
+  if (spec.type === 'arrayOfMaps' || spec.type === 'hashOfMaps') {
+    return createMapOfMaps(spec as ArrayOfMapsSpec<unknown, unknown>) as HashOfMaps<K, unknown, unknown>;
   }
   const codecs = specCodecs(spec as MapSpec<unknown, unknown>);
   for (const [what, c] of Object.entries(codecs)) {
@@ -114,7 +128,7 @@ export function createMap<K, V>(spec: MapSpec<K, V>): AnyMap<K, V> {
   const fd = mapCreate(createSpec);
   try {
     const info = mapInfo(fd);
-    return construct<K, V>(kind, {
+    return construct<K, V>(kind as PlainMapKind, {
       fd,
       owned: true,
       info,
@@ -193,6 +207,14 @@ export function openPinned<K, V>(path: string, spec: PinnedSpec<K, V>): AnyMap<K
   if (typeof kind !== 'string' || !(kind in MAP_KIND_TYPES)) {
     throw new BpfError('InvalidArgument', `${op}: unknown map type ${String(kind)}`, { op });
   }
+  const k: string = kind;
+  if (k === 'arrayOfMaps' || k === 'hashOfMaps') {
+    throw new BpfError(
+      'InvalidArgument',
+      `${op}: a ${k} needs its inner map spec: ${k === 'arrayOfMaps' ? 'ArrayOfMaps' : 'HashOfMaps'}.fromFd(objGet(path), { inner, … })`,
+      { op, target: path },
+    );
+  }
   const codecs = specCodecs(spec as unknown as MapSpec<unknown, unknown>);
   const fd = objGet(path, spec.readOnly ? { readOnly: true } : {});
   try {
@@ -218,7 +240,7 @@ export function openPinned<K, V>(path: string, spec: PinnedSpec<K, V>): AnyMap<K
         target: path,
       });
     }
-    const map = construct<K, V>(kind, {
+    const map = construct<K, V>(kind as PlainMapKind, {
       fd,
       owned: true,
       info,

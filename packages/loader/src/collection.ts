@@ -2,8 +2,12 @@ import { existsSync, mkdirSync, renameSync, rmdirSync, statfsSync, unlinkSync } 
 import { dirname, isAbsolute, join } from 'node:path';
 import {
   type AnyMap,
+  ArrayOfMaps,
   bytes,
   type Codec,
+  HashOfMaps,
+  type InnerMapShape,
+  type InnerMapSpec,
   type MapCodecs,
   openMapFd,
   PerfEventArray,
@@ -55,7 +59,34 @@ export interface CollectionMap {
   readonly maxEntries: number;
   /** Where it is pinned, if anywhere. */
   readonly pinPath: string | undefined;
+  /** For a map-in-map: the shape every inner map must have (from the object's BTF). */
+  readonly inner?: InnerMapShape | undefined;
 }
+
+/** Codecs of a map-in-map for {@link Collection.mapOfMaps}: the shapes come from the object. */
+export interface MapOfMapsCodecs<K, IK, IV> {
+  /** Outer key codec of a hash of maps (default: raw bytes); an array of maps always takes indexes. */
+  key?: Codec<K>;
+  /** Codecs of the inner maps' keys and values (an inner array's key is always its index). */
+  inner?: {
+    /** Inner key codec (hash-like inner maps; default: raw bytes). */
+    key?: Codec<IK>;
+    /** Inner value codec (default: raw bytes). */
+    value?: Codec<IV>;
+  };
+}
+
+const INNER_KIND: Readonly<Record<number, InnerMapSpec<unknown, unknown>['type']>> = {
+  1: 'hash',
+  2: 'array',
+  5: 'perCpuHash',
+  6: 'perCpuArray',
+  9: 'lruHash',
+  10: 'lruPerCpuHash',
+  11: 'lpmTrie',
+};
+const ARRAY_OF_MAPS = 12;
+const HASH_OF_MAPS = 13;
 
 /** Loaded programs and maps of one object. Close it when done (links and pins keep their objects alive). */
 export class Collection {
@@ -67,7 +98,7 @@ export class Collection {
   readonly #token = {};
 
   /** @internal created by {@link load} */
-  constructor(obj: LoadedObject, mapNames: ReadonlySet<string>) {
+  constructor(obj: LoadedObject, specMaps: Readonly<Record<string, MapSpec>>) {
     this.#obj = obj;
     watch(this, 'a loader Collection', this.#token);
     const alive = () => obj.open;
@@ -75,7 +106,8 @@ export class Collection {
     for (const p of obj.programs) programs[p.name] = new Program(p.name, p.fd, p.type, alive);
     const maps: Record<string, CollectionMap> = {};
     for (const m of obj.maps) {
-      if (!mapNames.has(m.name)) continue;
+      if (!Object.hasOwn(specMaps, m.name)) continue;
+      const inner = specMaps[m.name]?.inner;
       maps[m.name] = {
         name: m.name,
         fd: m.fd,
@@ -84,6 +116,7 @@ export class Collection {
         valueSize: m.valueSize,
         maxEntries: m.maxEntries,
         pinPath: m.pinPath,
+        ...(inner === undefined ? {} : { inner }),
       };
     }
     this.programs = programs;
@@ -116,7 +149,8 @@ export class Collection {
    * The map named `name` as a `@datapath/bpf-maps` object (narrow it on `kind`): with raw byte keys (index
    * numbers for array kinds) and byte values, or typed by `codecs` (their sizes are checked against the map). The object borrows the
    * collection's fd: it stays valid until the collection is closed. A ring buffer map (no key, no value)
-   * comes back as a {@link RingBuf} reader (kind `ringBuf`), a perf event array as a
+   * comes back as a {@link RingBuf} reader (kind `ringBuf`), an array or hash of maps as an
+   * `ArrayOfMaps` / `HashOfMaps` with raw bytes (see {@link Collection.mapOfMaps}), a perf event array as a
    * {@link PerfEventArray} reader (kind `perfEventArray`); they map memory only when read and read
    * through their own fd, so they outlive the collection until closed.
    * Equivalent to: `bpftool map dump id ID`.
@@ -132,23 +166,110 @@ export class Collection {
    * if (counters.kind === 'array') console.log(counters.get(0));
    * ```
    */
-  map(name: string): AnyMap<Uint8Array, Uint8Array> | RingBuf | PerfEventArray;
+  map(
+    name: string,
+  ):
+    | AnyMap<Uint8Array, Uint8Array>
+    | ArrayOfMaps<Uint8Array, Uint8Array>
+    | HashOfMaps<Uint8Array, Uint8Array, Uint8Array>
+    | RingBuf
+    | PerfEventArray;
   map<K, V>(name: string, codecs: MapCodecs<K, V>): AnyMap<K, V>;
   map<K, V>(
     name: string,
     codecs?: MapCodecs<K, V>,
-  ): AnyMap<K, V> | AnyMap<Uint8Array, Uint8Array> | RingBuf | PerfEventArray {
-    const m = Object.hasOwn(this.maps, name) ? this.maps[name] : undefined;
-    if (m === undefined)
-      throw new BpfError('NotFound', `collection has no map named ${name}`, { op: 'map', target: name });
-    if (!this.#obj.open)
-      throw new BpfError('BadFd', `map ${name}: the collection is closed`, { op: 'map', target: name });
+  ):
+    | AnyMap<K, V>
+    | AnyMap<Uint8Array, Uint8Array>
+    | ArrayOfMaps<Uint8Array, Uint8Array>
+    | HashOfMaps<Uint8Array, Uint8Array, Uint8Array>
+    | RingBuf
+    | PerfEventArray {
+    const m = this.#mapEntry(name, 'map');
     if (codecs !== undefined) return openMapFd(m.fd, codecs);
+    if (m.type === ARRAY_OF_MAPS || m.type === HASH_OF_MAPS) return this.mapOfMaps(name);
     if (m.type === 27) return RingBuf.fromFd(m.fd);
     if (m.type === 4) return PerfEventArray.fromFd(m.fd);
     // Index-keyed kinds (array, per-CPU array, prog array) take numbers; everything else raw key bytes.
     const indexed = m.type === 2 || m.type === 3 || m.type === 6;
     return openMapFd(m.fd, { key: indexed ? (u32 as never) : bytes(m.keySize), value: bytes(m.valueSize) });
+  }
+
+  #mapEntry(name: string, op: string): CollectionMap {
+    const m = Object.hasOwn(this.maps, name) ? this.maps[name] : undefined;
+    if (m === undefined)
+      throw new BpfError('NotFound', `collection has no map named ${name}`, { op, target: name });
+    if (!this.#obj.open)
+      throw new BpfError('BadFd', `map ${name}: the collection is closed`, { op, target: name });
+    return m;
+  }
+
+  /**
+   * The array-of-maps or hash-of-maps named `name` as a `@datapath/bpf-maps` client (narrow it on `kind`):
+   * the inner maps' shape (type, key and value size, max entries, flags) comes from the object's
+   * `__array(values, struct inner)` declaration and is checked on every `set`; the codecs type the keys
+   * and the clients `open` returns (raw bytes where left out; their sizes are checked). It borrows the
+   * collection's fd.
+   * Equivalent to: `bpftool map dump id ID` (inner map ids).
+   *
+   * @throws {@link BpfError} `NotFound` when the collection has no such map, `Incompatible` when it is not a
+   * map-in-map or a codec's size differs from the object's, `BadFd` once the collection is closed.
+   * @example Swapping the inner map a program reads
+   * ```ts
+   * import { createMap, u32 } from '@datapath/bpf-maps';
+   * import { type Collection } from '@datapath/loader';
+   * declare const coll: Collection;
+   * const outer = coll.mapOfMaps('outer', { inner: { value: u32 } });
+   * using next = createMap({ type: 'array', value: u32, maxEntries: 2 });
+   * outer.set(0, next);
+   * ```
+   */
+  mapOfMaps<K = Uint8Array, IK = Uint8Array, IV = Uint8Array>(
+    name: string,
+    codecs: MapOfMapsCodecs<K, IK, IV> = {},
+  ): ArrayOfMaps<IK, IV> | HashOfMaps<K, IK, IV> {
+    const op = 'mapOfMaps';
+    const m = this.#mapEntry(name, op);
+    const shape = m.inner;
+    if ((m.type !== ARRAY_OF_MAPS && m.type !== HASH_OF_MAPS) || shape === undefined) {
+      throw new BpfError('Incompatible', `${op}: map ${name} is not an array or hash of maps`, {
+        op,
+        target: name,
+      });
+    }
+    const kind = INNER_KIND[shape.type];
+    if (kind === undefined) {
+      throw new BpfError(
+        'NotSupported',
+        `${op}: map ${name} holds maps of type ${shape.type}, which bpf-maps has no client for`,
+        {
+          op,
+          target: name,
+        },
+      );
+    }
+    const innerKey = codecs.inner?.key ?? (bytes(shape.keySize) as unknown as Codec<IK>);
+    const innerValue = codecs.inner?.value ?? (bytes(shape.valueSize) as unknown as Codec<IV>);
+    const outerKey = codecs.key ?? (bytes(m.keySize) as unknown as Codec<K>);
+    const diffs: string[] = [];
+    const indexed = kind === 'array' || kind === 'perCpuArray';
+    if (!indexed && innerKey.size !== shape.keySize)
+      diffs.push(`inner key: codec has ${innerKey.size} bytes, the object ${shape.keySize}`);
+    if (innerValue.size !== shape.valueSize)
+      diffs.push(`inner value: codec has ${innerValue.size} bytes, the object ${shape.valueSize}`);
+    if (diffs.length > 0) {
+      throw new BpfError('Incompatible', `${op}: map ${name}: ${diffs.join('; ')}`, { op, target: name });
+    }
+    const inner = {
+      type: kind,
+      ...(indexed ? {} : { key: innerKey }),
+      value: innerValue,
+      maxEntries: shape.maxEntries,
+      flags: shape.flags,
+    } as InnerMapSpec<IK, IV>;
+    return m.type === ARRAY_OF_MAPS
+      ? ArrayOfMaps.fromFd(m.fd, { inner })
+      : HashOfMaps.fromFd(m.fd, { key: outerKey, inner });
   }
 
   /**
@@ -371,5 +492,5 @@ export function load(spec: ObjectSpec, options: LoadOptions = {}): Collection {
     throw err;
   }
   for (const p of pending) unlinkSync(p.aside);
-  return new Collection(obj, new Set(Object.keys(spec.maps)));
+  return new Collection(obj, spec.maps);
 }

@@ -9,7 +9,7 @@ export type {
   DeviceRef,
 } from './attach.js';
 export { attach, attachCgroup, attachTc, attachTcx, attachXdp } from './attach.js';
-export type { CollectionMap, GlobalSection, LoadOptions } from './collection.js';
+export type { CollectionMap, GlobalSection, LoadOptions, MapOfMapsCodecs } from './collection.js';
 export { Collection, load } from './collection.js';
 export type { CompiledObject, CompileInput, CompileOptions, ConfigValue } from './compile.js';
 export { compile, configHeader, defaultCacheDir } from './compile.js';

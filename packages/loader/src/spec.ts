@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import type { InnerMapShape } from '@datapath/bpf-maps';
 import { BpfError, type ObjectConstantDecl, objectDescribe } from '@datapath/libbpf';
+import { sizeOf } from './btf/btf.js';
+import { readObjectBtf } from './btf/object.js';
 import { type ConstantValue, decodeConstant, encodeConstant } from './constants.js';
 
 /** An editable description of one map in an object. */
@@ -17,6 +20,11 @@ export interface MapSpec {
   maxEntries: number;
   /** `BPF_F_*` flags. */
   readonly flags: number;
+  /**
+   * For a map-in-map (array or hash of maps): the shape every inner map must have, from the object's
+   * `__array(values, struct inner)` declaration; undefined for other maps.
+   */
+  readonly inner?: InnerMapShape | undefined;
   /**
    * Where the map is pinned and reused from: `byName` pins at `<pinDir>/<name>` (the ELF's
    * `LIBBPF_PIN_BY_NAME`), a path pins exactly there, `none` does not pin. Editable before load.
@@ -183,8 +191,10 @@ export function openObject(object: string | Uint8Array, name?: string): ObjectSp
   }
   const d = objectDescribe(bytes, objName);
   const maps: Record<string, MapSpec> = {};
+  const inners = innerShapes(bytes, d.maps);
   for (const m of d.maps) {
     if (m.internal) continue;
+    const inner = inners.get(m.name);
     maps[m.name] = {
       name: m.name,
       type: m.type,
@@ -192,6 +202,7 @@ export function openObject(object: string | Uint8Array, name?: string): ObjectSp
       valueSize: m.valueSize,
       maxEntries: m.maxEntries,
       flags: m.flags,
+      ...(inner === undefined ? {} : { inner }),
       pinning: m.pinByName ? 'byName' : 'none',
     };
   }
@@ -208,4 +219,27 @@ export function openObject(object: string | Uint8Array, name?: string): ObjectSp
   const constants: Record<string, ConstantSpec> = {};
   for (const c of d.constants) constants[c.name] = c;
   return new ObjectSpec(objName, bytes, maps, programs, constants, d.rodata);
+}
+
+const ARRAY_OF_MAPS = 12;
+const HASH_OF_MAPS = 13;
+
+/** The inner map shapes of the object's map-in-maps, from its BTF map definitions (no BTF read otherwise). */
+function innerShapes(bytes: Uint8Array, maps: ReadonlyArray<{ type: number }>): Map<string, InnerMapShape> {
+  const out = new Map<string, InnerMapShape>();
+  if (!maps.some((m) => m.type === ARRAY_OF_MAPS || m.type === HASH_OF_MAPS)) return out;
+  const { btf, maps: defs } = readObjectBtf(bytes);
+  for (const def of defs) {
+    const inner = def.inner;
+    if (inner === undefined) continue;
+    const size = (typeId: number, declared: number) => (typeId !== 0 ? sizeOf(btf, typeId) : declared);
+    out.set(def.name, {
+      type: inner.type,
+      keySize: size(inner.keyType, inner.keySize),
+      valueSize: size(inner.valueType, inner.valueSize),
+      maxEntries: inner.maxEntries,
+      flags: inner.flags,
+    });
+  }
+  return out;
 }

@@ -431,6 +431,8 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
   const clientLines: string[] = [];
   const openLines: string[] = [];
   const clientTypes = new Set<string>();
+  let ofMaps = false;
+  let plainMaps = false;
   for (const m of obj.maps) {
     const mt = MAP_TYPES[m.type];
     const typeName = mt?.name ?? `type ${m.type}`;
@@ -443,6 +445,58 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
       `    valueSize: ${valueSize},`,
     ];
     const client = mt?.client;
+    if ((m.type === 12 || m.type === 13) && m.inner !== undefined && !skip.has(m.name)) {
+      // Map-in-map: the outer key, and the inner maps' shape and codecs (checked on every insert).
+      const where = `map ${m.name}`;
+      const inner = m.inner;
+      const innerKind = KIND_OF_TYPE[inner.type];
+      const innerKeySize = inner.keyType !== 0 ? sizeOf(btf, inner.keyType) : inner.keySize;
+      const innerValueSize = inner.valueType !== 0 ? sizeOf(btf, inner.valueType) : inner.valueSize;
+      const outerHead = head.map((l) => (l.startsWith('    valueSize:') ? '    valueSize: 4,' : l));
+      const innerHead = [
+        `      type: ${q(MAP_TYPES[inner.type]?.name ?? `type ${inner.type}`)},`,
+        `      maxEntries: ${inner.maxEntries},`,
+        `      keySize: ${innerKeySize},`,
+        `      valueSize: ${innerValueSize},`,
+        `      flags: ${inner.flags},`,
+      ];
+      if (
+        innerKind === undefined ||
+        innerKind === 'progArray' ||
+        innerKeySize === 0 ||
+        innerValueSize === 0
+      ) {
+        mapLines.push(
+          `  ${prop(m.name)}: {\n${outerHead.join('\n')}\n    inner: {\n${innerHead.join('\n')}\n    },\n  },`,
+        );
+        continue;
+      }
+      const raw = (n: number): Gen => {
+        em.imports.add('bytes');
+        return { expr: `bytes(${n})`, ts: 'Uint8Array', size: n, align: 1 };
+      };
+      const key = m.keyType !== 0 ? em.codec(m.keyType, `${where} key`) : raw(keySize);
+      const ik = inner.keyType !== 0 ? em.codec(inner.keyType, `${where} inner key`) : raw(innerKeySize);
+      const iv =
+        inner.valueType !== 0 ? em.codec(inner.valueType, `${where} inner value`) : raw(innerValueSize);
+      const indexedInner = innerKind === 'array' || innerKind === 'perCpuArray';
+      const ikTs = indexedInner ? 'number' : ik.ts;
+      mapLines.push(
+        `  ${prop(m.name)}: {\n${outerHead.join('\n')}\n    key: ${key.expr},\n    inner: {\n${innerHead.join('\n')}\n      key: ${ik.expr},\n      value: ${iv.expr},\n    },\n  },`,
+      );
+      const outerClient = m.type === 12 ? 'ArrayOfMaps' : 'HashOfMaps';
+      clientTypes.add(outerClient);
+      const tsType =
+        m.type === 12 ? `ArrayOfMaps<${ikTs}, ${iv.ts}>` : `HashOfMaps<${key.ts}, ${ikTs}, ${iv.ts}>`;
+      clientLines.push(
+        `  /** \`${m.name}\`: ${typeName} of ${MAP_TYPES[inner.type]?.name ?? `type ${inner.type}`} maps, ${m.maxEntries} entries. */\n  ${prop(m.name)}: ${tsType};`,
+      );
+      openLines.push(
+        `    ${prop(m.name)}: narrowOfMaps(coll, ${q(m.name)}, ${q(m.type === 12 ? 'arrayOfMaps' : 'hashOfMaps')}),`,
+      );
+      ofMaps = true;
+      continue;
+    }
     if (client === undefined || skip.has(m.name) || keySize === 0 || valueSize === 0) {
       mapLines.push(`  ${prop(m.name)}: {\n${head.join('\n')}\n  },`);
       continue;
@@ -468,6 +522,7 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
       `  /** \`${m.name}\`: ${typeName}, ${m.maxEntries} entries. */\n  ${prop(m.name)}: ${tsType};`,
     );
     openLines.push(`    ${prop(m.name)}: narrow(coll, ${q(m.name)}, ${q(KIND_OF_TYPE[m.type]!)}),`);
+    plainMaps = true;
   }
   for (const name of options.types ?? []) {
     const t = btf.types.find(
@@ -554,7 +609,8 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
   const mapsImports = [
     ...[...em.imports].filter((i) => i !== 'CodecType'),
     ...(em.imports.has('CodecType') ? ['type CodecType'] : []),
-    ...(openLines.length > 0 ? ['type AnyMap', 'BpfError', 'type MapCodecs'] : []),
+    ...(openLines.length > 0 ? ['BpfError'] : []),
+    ...(plainMaps ? ['type AnyMap', 'type MapCodecs'] : []),
     ...[...clientTypes].map((c) => `type ${c}`),
   ].sort((a, b) => naturalCompare(sortKey(a), sortKey(b)));
   if (mapsImports.length > 0) {
@@ -568,8 +624,10 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
   const loaderImports = [
     ...(openLines.length > 0 || obj.programs.length > 0 || globals.length > 0 ? ['Collection'] : []),
     ...(constants.length > 0 ? ['ObjectSpec'] : []),
+    ...(ofMaps ? ['MapOfMapsCodecs'] : []),
     ...(obj.programs.length > 0 ? ['Program'] : []),
   ];
+  loaderImports.sort(naturalCompare);
   if (loaderImports.length > 0)
     out.push(`import type { ${loaderImports.join(', ')} } from '@datapath/loader';`);
   for (const d of em.decls) out.push('', d);
@@ -593,18 +651,38 @@ export function generate(object: Uint8Array, options: GenerateOptions = {}): str
       '/** Typed clients of the maps with a key and value codec. */',
       `export interface Maps {\n${clientLines.join('\n')}\n}`,
       '',
-      'function narrow<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string): M {',
-      '  const codecs = mapSpecs[name] as unknown as MapCodecs<unknown, unknown>;',
-      '  const map: AnyMap<unknown, unknown> = coll.map(name, codecs);',
-      '  if (map.kind !== kind) {',
-      `    throw new BpfError('Incompatible', \`map \${name} is a \${map.kind}, expected a \${kind}\`, {`,
-      "      op: 'openMaps',",
-      '      target: name,',
-      '    });',
-      '  }',
-      '  return map as M;',
-      '}',
-      '',
+      ...(plainMaps
+        ? [
+            'function narrow<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string): M {',
+            '  const codecs = mapSpecs[name] as unknown as MapCodecs<unknown, unknown>;',
+            '  const map: AnyMap<unknown, unknown> = coll.map(name, codecs);',
+            '  if (map.kind !== kind) {',
+            `    throw new BpfError('Incompatible', \`map \${name} is a \${map.kind}, expected a \${kind}\`, {`,
+            "      op: 'openMaps',",
+            '      target: name,',
+            '    });',
+            '  }',
+            '  return map as M;',
+            '}',
+            '',
+          ]
+        : []),
+      ...(ofMaps
+        ? [
+            'function narrowOfMaps<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string): M {',
+            '  const codecs = mapSpecs[name] as unknown as MapOfMapsCodecs<unknown, unknown, unknown>;',
+            '  const map = coll.mapOfMaps(name, codecs);',
+            '  if (map.kind !== kind) {',
+            `    throw new BpfError('Incompatible', \`map \${name} is a \${map.kind}, expected a \${kind}\`, {`,
+            "      op: 'openMaps',",
+            '      target: name,',
+            '    });',
+            '  }',
+            '  return map as M;',
+            '}',
+            '',
+          ]
+        : []),
       '/**',
       ' * Typed clients for the maps of a collection loaded from this object (they borrow its fds).',
       ' *',
