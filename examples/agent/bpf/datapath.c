@@ -111,6 +111,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } policy SEC(".maps");
 
+#ifndef DATAPATH_EVENTS
+#define DATAPATH_EVENTS 1 /* 0: no event is emitted (the benchmarks' baseline) */
+#endif
+
+/* Drop, policy-verdict and trace records (struct dp_event / struct trace_event in datapath.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 19);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+/* Anchors the record layouts in the object's BTF, so that datapath-gen emits their codecs. */
+struct trace_event *trace_event_type __attribute__((unused));
+
+/* Records the ring had no room for, per CPU (the kernel does not count failed reservations). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events_lost SEC(".maps");
+
 /* The gateway every pod routes through (Cilium-style: a link-local address nobody owns), host order.
  * Set by the agent at load (src/gateway.ts is its one definition). */
 const volatile __u32 gateway_ipv4 = 0;
@@ -147,9 +170,100 @@ static __always_inline void account_fwd(__u32 lxc_id, __u8 dir, __u32 len)
 	m->bytes += len;
 }
 
+struct side {
+	struct endpoint_info *ep; /* local endpoint, or NULL (host, world) */
+	__u32 id;                 /* security identity */
+};
+
+static __always_inline void event_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&events_lost, &zero);
+
+	if (n)
+		*n += 1;
+}
+
+/* Fills a record header; `f`, `src` and `dst` may be NULL (unknown). */
+static __always_inline void fill_event(struct dp_event *ev, __u8 type, __u8 reason, __u8 dir, __u8 match,
+				       const struct flow *f, const struct side *src, const struct side *dst,
+				       __u32 lxc_id, __u32 len)
+{
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->type = type;
+	ev->reason = reason;
+	ev->dir = dir;
+	ev->match = match;
+	ev->src_lxc = src && src->ep ? src->ep->lxc_id : 0;
+	ev->dst_lxc = dst && dst->ep ? dst->ep->lxc_id : 0;
+	ev->src_id = src ? (src->ep ? src->ep->sec_id : src->id) : 0;
+	ev->dst_id = dst ? (dst->ep ? dst->ep->sec_id : dst->id) : 0;
+	if (f)
+		ev->tuple = f->tuple;
+	else
+		__builtin_memset(&ev->tuple, 0, sizeof(ev->tuple));
+	ev->len = len;
+	ev->cap_len = 0;
+	ev->lxc_id = lxc_id;
+}
+
+/* A drop or policy-verdict record. */
+static __always_inline void emit(__u8 type, __u8 reason, __u8 dir, __u8 match, const struct flow *f,
+				 const struct side *src, const struct side *dst, __u32 lxc_id, __u32 len)
+{
+#if DATAPATH_EVENTS
+	struct dp_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		event_lost();
+		return;
+	}
+	fill_event(ev, type, reason, dir, match, f, src, dst, lxc_id, len);
+	bpf_ringbuf_submit(ev, 0);
+#endif
+}
+
+/* A trace record of a forwarded packet, about one in `rate` (0: tracing off, the per-packet cost). */
+static __always_inline void trace(struct __sk_buff *skb, __u32 rate, const struct flow *f,
+				  const struct side *src, const struct side *dst, __u32 lxc_id, __u8 dir)
+{
+#if DATAPATH_EVENTS
+	struct trace_event *ev;
+	__u32 n;
+
+	if (rate == 0)
+		return;
+	if (rate > 1 && bpf_get_prandom_u32() % rate != 0)
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		event_lost();
+		return;
+	}
+	fill_event(&ev->hdr, EVENT_TRACE, REASON_FORWARDED, dir, MATCH_NONE, f, src, dst, lxc_id, skb->len);
+	__builtin_memset(ev->data, 0, TRACE_CAP);
+	n = skb->len < TRACE_CAP ? skb->len : TRACE_CAP;
+	if (n > 0 && n <= TRACE_CAP && bpf_skb_load_bytes(skb, 0, ev->data, n) == 0)
+		ev->hdr.cap_len = n;
+	bpf_ringbuf_submit(ev, 0);
+#endif
+}
+
+/* A drop before the flow is known (no endpoint, not IPv4, bad headers): `lxc_id` is this veth's
+ * endpoint, the source for DIR_EGRESS and the destination for DIR_INGRESS. */
 static __always_inline int drop(struct __sk_buff *skb, __u32 lxc_id, __u8 reason, __u8 dir)
 {
 	account(lxc_id, reason, dir, skb->len);
+	emit(EVENT_DROP, reason, dir, MATCH_NONE, NULL, NULL, NULL, lxc_id, skb->len);
+	return TC_ACT_SHOT;
+}
+
+/* A drop of a parsed packet from `src` to `dst` by endpoint `lxc_id` in direction `dir`. */
+static __always_inline int drop_flow(struct __sk_buff *skb, const struct flow *f, const struct side *src,
+				     const struct side *dst, __u32 lxc_id, __u8 reason, __u8 dir)
+{
+	account(lxc_id, reason, dir, skb->len);
+	emit(EVENT_DROP, reason, dir, MATCH_NONE, f, src, dst, lxc_id, skb->len);
 	return TC_ACT_SHOT;
 }
 
@@ -249,9 +363,22 @@ static __always_inline __be16 policy_port(__u8 proto, __be16 port)
 	return proto == IPPROTO_ICMP ? 0 : port;
 }
 
+/* The match type of a policy entry found under the peer's identity (`l3`) or the wildcard identity:
+ * its lpm_prefix_length is the protocol/port prefix of its key (0 any, 8 the protocol, more a port). */
+static __always_inline __u8 match_kind(const struct policy_entry *e, int l3)
+{
+	__u8 plen = e->lpm_prefix_length;
+
+	if (l3)
+		return plen == 0 ? MATCH_L3_ONLY : plen <= 8 ? MATCH_L3_PROTO : MATCH_L3_L4;
+	return plen == 0 ? MATCH_ALL : plen <= 8 ? MATCH_PROTO_ONLY : MATCH_L4_ONLY;
+}
+
 /* One endpoint's verdict for a flow in direction `egress` with `peer`: REASON_FORWARDED, or the
- * drop reason. An endpoint without policy entries drops (default deny). */
-static __always_inline int policy_check(__u32 lxc_id, __u32 peer, __u8 egress, __u8 proto, __be16 dport)
+ * drop reason; *match says which entry decided. An endpoint without policy entries drops (default
+ * deny). */
+static __always_inline int policy_check(__u32 lxc_id, __u32 peer, __u8 egress, __u8 proto, __be16 dport,
+					__u8 *match)
 {
 	struct lxc_policy_key k = {
 		.prefixlen = LXC_POLICY_FULL_PREFIX,
@@ -266,43 +393,48 @@ static __always_inline int policy_check(__u32 lxc_id, __u32 peer, __u8 egress, _
 	l3 = bpf_map_lookup_elem(&policy, &k);
 	k.sec_label = 0;
 	any = bpf_map_lookup_elem(&policy, &k);
-	if ((l3 && l3->deny) || (any && any->deny))
+	if (l3 && l3->deny) {
+		*match = match_kind(l3, 1);
 		return REASON_POLICY_DENY;
-	if (l3 || any)
+	}
+	if (any && any->deny) {
+		*match = match_kind(any, 0);
+		return REASON_POLICY_DENY;
+	}
+	/* Both allow: the more specific entry (longer protocol/port prefix) decided, the identity's on a tie. */
+	if (l3 && (!any || l3->lpm_prefix_length >= any->lpm_prefix_length)) {
+		*match = match_kind(l3, 1);
 		return REASON_FORWARDED;
+	}
+	if (any) {
+		*match = match_kind(any, 0);
+		return REASON_FORWARDED;
+	}
+	*match = MATCH_NONE;
 	return REASON_POLICY_DENIED;
 }
 
-struct side {
-	struct endpoint_info *ep; /* local endpoint, or NULL (host, world) */
-	__u32 id;                 /* security identity */
-};
-
 /* The verdict of a flow in its opening direction src -> dst: the source endpoint's egress policy
- * when it is local, then the destination endpoint's ingress policy when it is local. On a drop,
- * `who`/`dir` say whose policy dropped it. */
+ * when it is local, then the destination endpoint's ingress policy when it is local. `who`/`dir`/
+ * `match` say which policy decided: the one that dropped it, else the last one checked. */
 static __always_inline int flow_verdict(struct side *src, struct side *dst, __u8 proto, __be16 dport,
-					__u32 *who, __u8 *dir)
+					__u32 *who, __u8 *dir, __u8 *match)
 {
-	int r;
+	int r = REASON_FORWARDED;
 
 	if (src->ep) {
-		r = policy_check(src->ep->lxc_id, dst->id, 1, proto, dport);
-		if (r != REASON_FORWARDED) {
-			*who = src->ep->lxc_id;
-			*dir = DIR_EGRESS;
+		*who = src->ep->lxc_id;
+		*dir = DIR_EGRESS;
+		r = policy_check(src->ep->lxc_id, dst->id, 1, proto, dport, match);
+		if (r != REASON_FORWARDED)
 			return r;
-		}
 	}
 	if (dst->ep) {
-		r = policy_check(dst->ep->lxc_id, src->id, 0, proto, dport);
-		if (r != REASON_FORWARDED) {
-			*who = dst->ep->lxc_id;
-			*dir = DIR_INGRESS;
-			return r;
-		}
+		*who = dst->ep->lxc_id;
+		*dir = DIR_INGRESS;
+		r = policy_check(dst->ep->lxc_id, src->id, 0, proto, dport, match);
 	}
-	return REASON_FORWARDED;
+	return r;
 }
 
 static __always_inline void reverse(struct ct_key *out, const struct ct_key *in)
@@ -324,12 +456,13 @@ static __always_inline int ct_admit(struct flow *f, struct ct_entry *e, struct s
 				    __u32 rev, __u32 *who, __u8 *dir)
 {
 	struct ct_key rk;
+	__u8 match = MATCH_NONE;
 	int r;
 
 	if (e && (e->flags & CT_F_REPLY))
-		r = flow_verdict(b, a, f->tuple.proto, policy_port(f->tuple.proto, f->tuple.sport), who, dir);
+		r = flow_verdict(b, a, f->tuple.proto, policy_port(f->tuple.proto, f->tuple.sport), who, dir, &match);
 	else
-		r = flow_verdict(a, b, f->tuple.proto, policy_port(f->tuple.proto, f->tuple.dport), who, dir);
+		r = flow_verdict(a, b, f->tuple.proto, policy_port(f->tuple.proto, f->tuple.dport), who, dir, &match);
 	if (e) {
 		/* An established flow checked again after a policy change. */
 		e->flags &= CT_F_REPLY;
@@ -341,6 +474,8 @@ static __always_inline int ct_admit(struct flow *f, struct ct_entry *e, struct s
 		e->rev = rev;
 		return r;
 	}
+	/* A new flow: one policy-verdict record (a denied flow gets no entry: each packet is new). */
+	emit(EVENT_POLICY_VERDICT, r, *dir, match, f, a, b, *who, f->len);
 	if (r != REASON_FORWARDED)
 		return r;
 	struct ct_entry n = {
@@ -440,8 +575,10 @@ static __always_inline int arp_respond(struct __sk_buff *skb, struct endpoint_in
 
 /* Router semantics towards a local pod: new L2 addresses, TTL - 1 (incremental checksum, as
  * ip_decrease_ttl does), then straight into the pod's eth0. */
-static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *dst, __u32 len, __u32 flags)
+static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *dst, const struct flow *f,
+				   const struct side *a, const struct side *b, __u32 flags)
 {
+	__u32 len = f->len;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -449,9 +586,9 @@ static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *
 	__u32 check;
 
 	if ((void *)(ip + 1) > data_end)
-		return drop(skb, dst->lxc_id, REASON_INVALID_PACKET, DIR_INGRESS);
+		return drop_flow(skb, f, a, b, dst->lxc_id, REASON_INVALID_PACKET, DIR_INGRESS);
 	if (ip->ttl <= 1)
-		return drop(skb, dst->lxc_id, REASON_TTL_EXCEEDED, DIR_INGRESS);
+		return drop_flow(skb, f, a, b, dst->lxc_id, REASON_TTL_EXCEEDED, DIR_INGRESS);
 	__builtin_memcpy(eth->h_dest, dst->mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, dst->node_mac, ETH_ALEN);
 	check = ip->check;
@@ -518,20 +655,21 @@ int from_container(struct __sk_buff *skb)
 
 	if (!enter(skb, DIR_EGRESS, &self, &f, &verdict) || !self)
 		return verdict;
-	if (f.tuple.saddr != self->ip)
-		return drop(skb, self->lxc_id, REASON_INVALID_SOURCE, DIR_EGRESS);
-
 	a.ep = self;
 	a.id = self->sec_id;
+	if (f.tuple.saddr != self->ip)
+		return drop_flow(skb, &f, &a, NULL, self->lxc_id, REASON_INVALID_SOURCE, DIR_EGRESS);
+
 	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
 	b.id = 0; /* resolved on the slow path only */
 	cfg = load_config();
 	reason = conntrack(cfg.policy_rev, &f, &a, &b, &b, f.tuple.daddr, &who, &dir);
 	if (reason != REASON_FORWARDED)
-		return drop(skb, who, reason, dir);
+		return drop_flow(skb, &f, &a, &b, who, reason, dir);
 	account_fwd(self->lxc_id, DIR_EGRESS, f.len);
+	trace(skb, cfg.trace_rate, &f, &a, &b, self->lxc_id, DIR_EGRESS);
 	if (b.ep)
-		return deliver(skb, b.ep, f.len, cfg.flags);
+		return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
 	/* Not a local pod: the node's stack routes it (host, world). */
 	return TC_ACT_OK;
 }
@@ -539,6 +677,7 @@ int from_container(struct __sk_buff *skb)
 SEC("tc")
 int to_container(struct __sk_buff *skb)
 {
+	struct dp_config cfg;
 	struct endpoint_info *self = NULL;
 	struct side a, b;
 	struct flow f;
@@ -558,10 +697,12 @@ int to_container(struct __sk_buff *skb)
 	a.id = 0;
 	b.ep = self;
 	b.id = self->sec_id;
-	reason = conntrack(load_config().policy_rev, &f, &a, &b, &a, f.tuple.saddr, &who, &dir);
+	cfg = load_config();
+	reason = conntrack(cfg.policy_rev, &f, &a, &b, &a, f.tuple.saddr, &who, &dir);
 	if (reason != REASON_FORWARDED)
-		return drop(skb, who, reason, dir);
+		return drop_flow(skb, &f, &a, &b, who, reason, dir);
 	account_fwd(self->lxc_id, DIR_INGRESS, f.len);
+	trace(skb, cfg.trace_rate, &f, &a, &b, self->lxc_id, DIR_INGRESS);
 	return TC_ACT_OK;
 }
 

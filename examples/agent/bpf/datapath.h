@@ -123,7 +123,9 @@ struct ct_entry {
 struct dp_config {
 	__u32 policy_rev;  /* bumped after every policy, identity or ipcache change */
 	__u32 flags;       /* DP_F_* */
-}; /* 8 bytes */
+	__u32 trace_rate;  /* trace events: 0 = off (default), N = about one forwarded packet in N */
+	__u32 pad;
+}; /* 16 bytes */
 
 /* Local delivery out of the destination's host-side veth (bpf_redirect) instead of straight into
  * the pod's eth0 (bpf_redirect_peer): the receive work then runs from the peer's backlog, which
@@ -175,5 +177,64 @@ struct fwd_value {
 	struct metrics_value ingress; /* DIR_INGRESS */
 	struct metrics_value egress;  /* DIR_EGRESS */
 }; /* 32 bytes, per CPU */
+
+/* ---- events: the `events` ring buffer, read by `agent monitor` / `agent serve` -------------
+ *
+ * Every record starts with `struct dp_event` (48 bytes); a trace record is a `struct trace_event`:
+ * the header followed by the first TRACE_CAP bytes of the packet (`cap_len` of them are valid).
+ *
+ *   EVENT_DROP            every dropped packet: `reason` says why, `lxc_id` and `dir` which endpoint
+ *                         and direction dropped it; the tuple is zero when the packet did not parse.
+ *   EVENT_POLICY_VERDICT  once per new flow (a packet without a conntrack entry; a denied flow never
+ *                         gets one, so each of its packets is new): `reason` is REASON_FORWARDED when
+ *                         allowed, else the policy drop reason; `lxc_id`/`dir` the policy that decided
+ *                         (the denying one, else the last one checked); `match` the kind of policy
+ *                         entry that decided (Cilium's match types).
+ *   EVENT_TRACE           a forwarded packet, when dp_config.trace_rate is not 0 (sampled):
+ *                         `lxc_id`/`dir` the observation point (DIR_EGRESS: from_container, leaving
+ *                         the source endpoint; DIR_INGRESS: to_container, entering the destination).
+ *
+ * The datapath is built with DATAPATH_EVENTS=0 to compile every emission out (benchmarks). Records
+ * the ring has no room for are counted per CPU in `events_lost`. */
+enum __attribute__((packed)) event_type {
+	EVENT_DROP = 1,
+	EVENT_POLICY_VERDICT = 2,
+	EVENT_TRACE = 3,
+};
+
+/* Which policy entry decided (Cilium's policy match types, same numbers). */
+enum __attribute__((packed)) policy_match {
+	MATCH_NONE = 0,        /* no entry: default deny */
+	MATCH_L3_ONLY = 1,     /* the peer's identity, any protocol and port */
+	MATCH_L3_L4 = 2,       /* the peer's identity and the port */
+	MATCH_L4_ONLY = 3,     /* any identity, the port */
+	MATCH_ALL = 4,         /* any identity, any protocol and port */
+	MATCH_L3_PROTO = 5,    /* the peer's identity and the protocol, any port */
+	MATCH_PROTO_ONLY = 6,  /* any identity, the protocol, any port */
+};
+
+struct dp_event {
+	__u64 ts_ns;               /* bpf_ktime_get_ns() */
+	enum event_type type;
+	enum metric_reason reason;
+	enum metric_dir dir;
+	enum policy_match match;   /* EVENT_POLICY_VERDICT only */
+	__u16 src_lxc;             /* source endpoint id, 0 = not a local endpoint (host, world) */
+	__u16 dst_lxc;             /* destination endpoint id, 0 = not a local endpoint */
+	__u32 src_id;              /* security identities, 0 = not resolved for this packet */
+	__u32 dst_id;
+	struct ct_key tuple;       /* the packet's 5-tuple (ICMP echo: the identifier as both ports) */
+	__u32 len;                 /* packet length (skb->len) */
+	__u16 cap_len;             /* packet bytes after the header (EVENT_TRACE), else 0 */
+	__u16 lxc_id;              /* the endpoint whose policy or program decided (drop, verdict) or
+	                            * that observed the packet (trace), 0 = none; `dir` is relative to it */
+}; /* 48 bytes */
+
+#define TRACE_CAP 64
+
+struct trace_event {
+	struct dp_event hdr;
+	__u8 data[TRACE_CAP];      /* the packet from its Ethernet header, cap_len bytes valid */
+}; /* 112 bytes */
 
 #endif /* DATAPATH_H */

@@ -13,6 +13,7 @@ import { type AttachKind, Datapath, type Delivery, type MapWrites } from './data
 import { AgentError } from './errors.js';
 import { GATEWAY } from './gateway.js';
 import { AddressPool } from './ipam.js';
+import { recordLatency } from './latency.js';
 import { FWD_MAX_ENDPOINTS } from './maps.js';
 import {
   addWorldAddress,
@@ -59,6 +60,11 @@ export interface AgentOptions {
    * host-side veth, faster for multi-stream TCP on a node with few CPUs (BENCHMARKS.md).
    */
   delivery?: Delivery;
+  /**
+   * Emit drop, policy-verdict and trace events into the pinned `events` ring buffer ({@link Agent.start}
+   * only; a restored agent keeps its own): default true; false compiles them out (benchmark baseline).
+   */
+  events?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
   /**
@@ -217,6 +223,7 @@ export class Agent {
       const datapath = await Datapath.open({
         pinDir: o.pinDir,
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+        ...(options.events === false ? { events: false } : {}),
       });
       cleanup.push(() => datapath.close());
       datapath.delivery = options.delivery ?? 'peer';
@@ -244,6 +251,7 @@ export class Agent {
         namespaces,
         policies,
         pods: {},
+        ...(options.events === false ? { events: false as const } : {}),
         startedAt: new Date().toISOString(),
       };
       const agent = new Agent(o, state, node, world, datapath, pool);
@@ -283,6 +291,7 @@ export class Agent {
       const datapath = await Datapath.open({
         pinDir: state.pinDir,
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+        ...(state.events === false ? { events: false } : {}),
       });
       opened.push(datapath);
       const agent = new Agent(
@@ -342,7 +351,12 @@ export class Agent {
    */
   addPods(pods: readonly PodInput[]): PodRecord[] {
     this.#check();
-    return pods.map((pod) => this.#addPod(pod));
+    return pods.map((pod) => {
+      const t = performance.now();
+      const rec = this.#addPod(pod);
+      recordLatency(this.options.stateDir, 'pod_setup', (performance.now() - t) / 1000);
+      return rec;
+    });
   }
 
   #nextLxcId(): number {
@@ -503,6 +517,13 @@ export class Agent {
    */
   setPolicies(policies: readonly PolicyObject[], enforcement?: string): PolicySync {
     this.#check();
+    const t = performance.now();
+    const sync = this.#setPolicies(policies, enforcement);
+    recordLatency(this.options.stateDir, 'policy_apply', (performance.now() - t) / 1000);
+    return sync;
+  }
+
+  #setPolicies(policies: readonly PolicyObject[], enforcement?: string): PolicySync {
     let next: PolicyObject[];
     const changes: MapChange[] = [];
     try {

@@ -4,6 +4,7 @@ import {
   type ArrayMap,
   BpfError,
   be16,
+  bytes,
   type CodecType,
   enumeration,
   type HashMap,
@@ -162,16 +163,77 @@ export const fwdValue = struct(
 /** A `struct fwd_value`. */
 export type FwdValue = CodecType<typeof fwdValue>;
 
-/** `struct dp_config` (8 bytes). */
+/** `struct dp_config` (16 bytes). */
 export const dpConfig = struct(
   {
     policyRev: u32,
     flags: u32,
+    traceRate: u32,
+    pad: pad(4),
   },
-  { size: 8 },
+  { size: 16 },
 );
 /** A `struct dp_config`. */
 export type DpConfig = CodecType<typeof dpConfig>;
+
+/** `enum event_type` (1 byte). */
+export const EventType = {
+  EVENT_DROP: 1,
+  EVENT_POLICY_VERDICT: 2,
+  EVENT_TRACE: 3,
+} as const;
+/** A value of `enum event_type`. */
+export type EventType = (typeof EventType)[keyof typeof EventType];
+/** Codec of `enum event_type`. */
+export const eventType = enumeration(u8, EventType);
+
+/** `enum policy_match` (1 byte). */
+export const PolicyMatch = {
+  MATCH_NONE: 0,
+  MATCH_L3_ONLY: 1,
+  MATCH_L3_L4: 2,
+  MATCH_L4_ONLY: 3,
+  MATCH_ALL: 4,
+  MATCH_L3_PROTO: 5,
+  MATCH_PROTO_ONLY: 6,
+} as const;
+/** A value of `enum policy_match`. */
+export type PolicyMatch = (typeof PolicyMatch)[keyof typeof PolicyMatch];
+/** Codec of `enum policy_match`. */
+export const policyMatch = enumeration(u8, PolicyMatch);
+
+/** `struct dp_event` (48 bytes). */
+export const dpEvent = struct(
+  {
+    tsNs: u64,
+    type: eventType,
+    reason: metricReason,
+    dir: metricDir,
+    match: policyMatch,
+    srcLxc: u16,
+    dstLxc: u16,
+    srcId: u32,
+    dstId: u32,
+    tuple: ctKey,
+    len: u32,
+    capLen: u16,
+    lxcId: u16,
+  },
+  { size: 48 },
+);
+/** A `struct dp_event`. */
+export type DpEvent = CodecType<typeof dpEvent>;
+
+/** `struct trace_event` (112 bytes). */
+export const traceEvent = struct(
+  {
+    hdr: dpEvent,
+    data: bytes(64),
+  },
+  { size: 112 },
+);
+/** A `struct trace_event`. */
+export type TraceEvent = CodecType<typeof traceEvent>;
 
 /** Every struct and union codec of this module by its C name (for layout checks). */
 export const types = {
@@ -184,6 +246,8 @@ export const types = {
   metrics_value: metricsValue,
   fwd_value: fwdValue,
   dp_config: dpConfig,
+  dp_event: dpEvent,
+  trace_event: traceEvent,
 } as const;
 
 /** The object's maps as declared: type, sizes, and codecs where a typed client exists. */
@@ -240,7 +304,7 @@ export const mapSpecs = {
     type: 'array',
     maxEntries: 1,
     keySize: 4,
-    valueSize: 8,
+    valueSize: 16,
     key: u32,
     value: dpConfig,
   },
@@ -249,6 +313,20 @@ export const mapSpecs = {
     maxEntries: 65536,
     keySize: 16,
     valueSize: 8,
+  },
+  events: {
+    type: 'ringbuf',
+    maxEntries: 524288,
+    keySize: 0,
+    valueSize: 0,
+  },
+  events_lost: {
+    type: 'percpu_array',
+    maxEntries: 1,
+    keySize: 4,
+    valueSize: 8,
+    key: u32,
+    value: u64,
   },
 } as const;
 
@@ -268,6 +346,8 @@ export interface Maps {
   fwd: PerCpuArrayMap<FwdValue>;
   /** `config`: array, 1 entries. */
   config: ArrayMap<DpConfig>;
+  /** `events_lost`: percpu_array, 1 entries. */
+  events_lost: PerCpuArrayMap<bigint>;
 }
 
 function narrow<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string): M {
@@ -296,6 +376,7 @@ export function openMaps(coll: Collection): Maps {
     metrics: narrow(coll, 'metrics', 'perCpuHash'),
     fwd: narrow(coll, 'fwd', 'perCpuArray'),
     config: narrow(coll, 'config', 'array'),
+    events_lost: narrow(coll, 'events_lost', 'perCpuArray'),
   };
 }
 

@@ -18,10 +18,12 @@ import {
   openPinned,
   type PerCpuArrayMap,
   type PerCpuHashMap,
+  RingBuf,
   u32,
+  u64,
 } from '@datapath/bpf-maps';
 import { ipToBytes } from '@datapath/ip';
-import { BpfError } from '@datapath/libbpf';
+import { BpfError, fdClose, objGet } from '@datapath/libbpf';
 import { attach, type Collection, compile, load, openObject, openPinnedLink } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import {
@@ -84,6 +86,11 @@ export interface DatapathPaths {
   pinDir: string;
   /** Object cache of the loader (default: the loader's). */
   cacheDir?: string;
+  /**
+   * Emit drop, policy-verdict and trace records into the `events` ring buffer (default true); false
+   * compiles every emission out (`DATAPATH_EVENTS=0`: the benchmarks' baseline).
+   */
+  events?: boolean;
 }
 
 /** The IPv4 address as the u32 whose little-endian bytes are the address (network order in memory). */
@@ -114,6 +121,8 @@ export class Datapath {
   /** Forwarded counters by endpoint id (both directions): the per-packet counters. */
   readonly fwd: PerCpuArrayMap<CodecType<typeof fwdValue>>;
   readonly config: ArrayMap<CodecType<typeof dpConfig>>;
+  /** Event records the `events` ring buffer had no room for, per CPU. */
+  readonly eventsLost: PerCpuArrayMap<bigint>;
   /** Every endpoint's policy: `struct lxc_policy_key` → Cilium's `policy_entry` (codecs of policy-map.ts). */
   readonly policy: LpmTrieMap<LxcPolicyKey, PolicyValue>;
   /** The loaded object (absent when opened read-only). */
@@ -144,6 +153,7 @@ export class Datapath {
       );
       this.fwd = open(openPinned(join(pinDir, 'fwd'), { type: 'perCpuArray', value: fwdValue }));
       this.config = open(openPinned(join(pinDir, 'config'), { type: 'array', value: dpConfig }));
+      this.eventsLost = open(openPinned(join(pinDir, 'events_lost'), { type: 'perCpuArray', value: u64 }));
       this.policy = open(
         openPinned(join(pinDir, 'policy'), { type: 'lpmTrie', key: lxcPolicyKey, value: policyEntry }),
       );
@@ -164,6 +174,7 @@ export class Datapath {
       compiled = await compile({
         files: [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')],
         ...(paths.cacheDir === undefined ? {} : { cacheDir: paths.cacheDir }),
+        ...(paths.events === false ? { defines: { DATAPATH_EVENTS: 0 } } : {}),
       });
     } catch (err) {
       throw new AgentError('DatapathFailed', `compiling bpf/datapath.c: ${(err as Error).message}`, {
@@ -195,6 +206,44 @@ export class Datapath {
    */
   static attachPinned(pinDir: string): Datapath {
     return new Datapath(pinDir, '', true, undefined);
+  }
+
+  /**
+   * A reader of the pinned `events` ring buffer (records: `struct dp_event`, `struct trace_event`; see
+   * events.ts). A ring has one consumer position: two readers of the same agent share the records.
+   * @throws BpfError `NotFound` when the agent's ring is not pinned.
+   */
+  openEvents(): RingBuf {
+    const fd = objGet(join(this.pinDir, 'events'));
+    try {
+      return RingBuf.fromFd(fd, { owned: true });
+    } catch (err) {
+      fdClose(fd);
+      throw err;
+    }
+  }
+
+  /** Event records lost so far (the ring was full), summed over the CPUs. */
+  eventsLostTotal(): bigint {
+    return (this.eventsLost.get(0) ?? []).reduce((a, b) => a + b, 0n);
+  }
+
+  /**
+   * Trace events: 0 = off (the default), N = about one forwarded packet in N. Kept in the pinned
+   * `config` map; takes effect on the next packet.
+   */
+  get traceRate(): number {
+    return this.config.get(0)?.traceRate ?? 0;
+  }
+
+  set traceRate(rate: number) {
+    if (!Number.isInteger(rate) || rate < 0 || rate > 0xffffffff)
+      throw new AgentError('InvalidArgument', `trace rate must be an integer ≥ 0, got ${rate}`);
+    this.config.set(0, { ...this.#configNow(), traceRate: rate });
+  }
+
+  #configNow(): CodecType<typeof dpConfig> {
+    return this.config.get(0) ?? { policyRev: 0, flags: 0, traceRate: 0 };
   }
 
   /** Pin path of an endpoint's tcx link for one direction. */
@@ -310,9 +359,9 @@ export class Datapath {
    * established flow is checked once against the new state.
    */
   bumpPolicyRevision(): number {
-    const c = this.config.get(0) ?? { policyRev: 0, flags: 0 };
+    const c = this.#configNow();
     const rev = (c.policyRev + 1) >>> 0;
-    this.config.set(0, { policyRev: rev, flags: c.flags });
+    this.config.set(0, { ...c, policyRev: rev });
     return rev;
   }
 
@@ -326,9 +375,9 @@ export class Datapath {
   }
 
   set delivery(mode: Delivery) {
-    const c = this.config.get(0) ?? { policyRev: 0, flags: 0 };
+    const c = this.#configNow();
     const flags = mode === 'egress' ? c.flags | DP_F_DELIVER_EGRESS : c.flags & ~DP_F_DELIVER_EGRESS;
-    this.config.set(0, { policyRev: c.policyRev, flags });
+    this.config.set(0, { ...c, flags });
   }
 
   /** An endpoint's policy entries (read from the kernel). */
@@ -437,6 +486,7 @@ export class Datapath {
       this.metrics,
       this.fwd,
       this.config,
+      this.eventsLost,
       this.policy,
     ])
       m.close();

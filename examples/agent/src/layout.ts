@@ -24,6 +24,7 @@ export const GEN_OPTIONS: GenerateOptions = {
     'ct_key.daddr': 'ipv4',
   },
   skipMaps: ['policy'],
+  types: ['dp_event', 'trace_event'],
 };
 
 /** Compiles bpf/datapath.c (through the loader's cache) and returns the object path and the module it generates. */

@@ -53,6 +53,8 @@ export interface AgentState {
   /** Policy objects as given (Kubernetes / Cilium objects, validated). */
   policies: PolicyObject[];
   pods: Record<string, PodRecord>;
+  /** `false` when the datapath was built without events (AgentOptions.events). */
+  events?: false;
   startedAt: string;
 }
 
