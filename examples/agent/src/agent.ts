@@ -343,6 +343,11 @@ export class Agent {
     return loadState(resolveOptions(options).stateDir);
   }
 
+  /** The state directory of the agent named in `options`. */
+  static stateDir(options: AgentOptions): string {
+    return resolveOptions(options).stateDir;
+  }
+
   /**
    * Adds pods: an IP from the pool (the scenario's when it is inside the pod CIDR), a namespace, a
    * Cilium-style endpoint into the node namespace, the datapath loaded and attached, the pod given to the

@@ -7,6 +7,7 @@ import { query } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
 import type { PolicyKey } from '@datapath/policy';
 import { Agent, type AgentOptions } from './agent.js';
+import { cmdConfig, cmdMonitor, cmdObserve, cmdServe } from './cli-events.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import { table } from './format.js';
@@ -31,6 +32,13 @@ export const USAGE = `usage: agent <command> [options]
   pod add <ns/name> [--label k=v]… [--port 80/TCP]… [--ip a.b.c.d]
   pod del <ns/name>
   bpf show                                       programs attached to every endpoint
+  monitor [--type drop|policy-verdict|trace]… [--pod ns/name] [--count N]
+                                                 live datapath events, decoded (from agent serve, else the ring)
+  observe [--from x] [--to y] [--verdict FORWARDED|DROPPED] [--port n] [--last N]
+                                                 the newest flows agent serve kept
+  serve [--metrics-port N] [--flows N]           observer: ring buffer consumer, /metrics /flows /events on
+                                                 <state-dir>/observer.sock (and /metrics on 127.0.0.1:N)
+  config [trace-rate <N|off>]                    run-time datapath settings; trace events 1 in N forwarded packets
 
 common options: --name <agent> (default demo), --json, --attach auto|tcx|tc, --pod-cidr <cidr>,
                 --delivery peer|egress (run/up: bpf_redirect_peer, default, or bpf_redirect out of the host veth)`;
@@ -57,6 +65,13 @@ type Values = {
   protocol?: string;
   label?: string[];
   ip?: string;
+  type?: string[];
+  pod?: string;
+  count?: string;
+  verdict?: string;
+  last?: string;
+  flows?: string;
+  'metrics-port'?: string;
 };
 
 function agentOptions(v: Values, io: Io): AgentOptions {
@@ -478,6 +493,13 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         protocol: { type: 'string' },
         label: { type: 'string', multiple: true },
         ip: { type: 'string' },
+        type: { type: 'string', multiple: true },
+        pod: { type: 'string' },
+        count: { type: 'string' },
+        verdict: { type: 'string' },
+        last: { type: 'string' },
+        flows: { type: 'string' },
+        'metrics-port': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }) as { values: Values; positionals: string[] };
@@ -525,6 +547,14 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       case 'bpf':
         if (sub === 'show') return cmdBpfShow(v, io);
         break;
+      case 'monitor':
+        return await cmdMonitor(Agent.stateDir(agentOptions(v, io)), v, io);
+      case 'observe':
+        return await cmdObserve(Agent.stateDir(agentOptions(v, io)), v, io);
+      case 'serve':
+        return await cmdServe(Agent.stateDir(agentOptions(v, io)), v, io);
+      case 'config':
+        return cmdConfig(Agent.stateDir(agentOptions(v, io)), p.slice(1), v, io);
     }
   } catch (err) {
     if (err instanceof AgentError || (err as Error).name?.endsWith('Error')) {

@@ -1,0 +1,235 @@
+/**
+ * `agent serve`: the agent's long-running observer. The other commands are short-lived processes that
+ * change the pinned maps and the state file; this one is the single consumer of the pinned `events`
+ * ring buffer (a ring has one consumer position: two readers would split the records), and serves,
+ * on a unix socket in the agent's state directory (mode 0600, like cilium's monitor socket):
+ *
+ *   GET /metrics   Prometheus text (metrics.ts; also on a loopback TCP port with `--metrics-port`)
+ *   GET /flows     the newest flows as JSON, filtered (`from`, `to`, `verdict`, `port`, `last`): `agent observe`
+ *   GET /events    the live event stream as JSON lines, filtered (`type`, `pod`): `agent monitor`
+ *
+ * It also watches the agent's own devices (watch.ts) when the netlink subscription is available.
+ */
+import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import type { EventSubscription, RingBuf } from '@datapath/bpf-maps';
+import { Datapath } from './datapath.js';
+import { AgentError } from './errors.js';
+import {
+  type AgentEvent,
+  decodeRecord,
+  EVENT_TYPES,
+  type EventFilter,
+  type EventKind,
+  EventNamer,
+  matchesFilter,
+} from './events.js';
+import { FlowLog, parseFlowFilter, toFlow } from './flows.js';
+import { AgentMetrics } from './metrics.js';
+import { type AgentState, loadState } from './state.js';
+
+/** Path of the observer's unix socket in a state directory. */
+export function observerSocket(stateDir: string): string {
+  return join(stateDir, 'observer.sock');
+}
+
+/** Options of {@link Observer.start}. */
+export interface ObserverOptions {
+  stateDir: string;
+  /** Flows kept for `agent observe` (default 4096, as Hubble's default buffer). */
+  flows?: number;
+  /** Also serve /metrics on 127.0.0.1:<port> (0: any free port; default: the unix socket only). */
+  metricsPort?: number;
+  log?: (line: string) => void;
+}
+
+/** Whether something answers on a unix socket. */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!existsSync(path)) return resolve(false);
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Parses the `type` and `pod` query parameters of /events. */
+export function eventFilterFromQuery(q: URLSearchParams): EventFilter {
+  const types = q.getAll('type');
+  for (const t of types)
+    if (!(EVENT_TYPES as readonly string[]).includes(t))
+      throw new AgentError('InvalidArgument', `--type must be one of ${EVENT_TYPES.join(', ')}, got ${t}`);
+  const pod = q.get('pod');
+  return { types: types as EventKind[], ...(pod === null ? {} : { pod }) };
+}
+
+/** The running observer: ring buffer consumer, flow log, metrics and their servers. */
+export class Observer {
+  readonly socketPath: string;
+  readonly metrics: AgentMetrics;
+  readonly flows: FlowLog;
+  readonly datapath: Datapath;
+  /** The loopback TCP port of /metrics, when asked for. */
+  metricsPort: number | undefined;
+  readonly #ring: RingBuf;
+  readonly #sub: EventSubscription;
+  readonly #namer: EventNamer;
+  readonly #servers: Server[] = [];
+  readonly #streams = new Set<{ filter: EventFilter; res: ServerResponse }>();
+  readonly #log: (line: string) => void;
+  #closed = false;
+
+  private constructor(state: AgentState, o: ObserverOptions) {
+    this.socketPath = observerSocket(o.stateDir);
+    this.#log = o.log ?? (() => undefined);
+    this.flows = new FlowLog(o.flows ?? 4096);
+    this.datapath = Datapath.attachPinned(state.pinDir);
+    try {
+      this.#namer = new EventNamer(state, () => {
+        try {
+          return loadState(o.stateDir);
+        } catch {
+          return undefined;
+        }
+      });
+      this.metrics = new AgentMetrics({
+        datapath: this.datapath,
+        stateDir: o.stateDir,
+        podOf: (id) => this.#namer.pod(id),
+      });
+      this.#ring = this.datapath.openEvents();
+      this.#sub = this.#ring.subscribe((view, off, len) => {
+        const raw = decodeRecord(view, off, len);
+        if (raw !== undefined) this.#publish(this.#namer.describe(raw));
+      });
+    } catch (err) {
+      this.datapath.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Starts the observer of the agent whose state is in `stateDir`.
+   * @throws AgentError `NotRunning` without agent state, `AlreadyRunning` when another observer answers on the socket.
+   */
+  static async start(o: ObserverOptions): Promise<Observer> {
+    const state = loadState(o.stateDir);
+    const path = observerSocket(o.stateDir);
+    if (await socketAnswers(path))
+      throw new AgentError('AlreadyRunning', `an observer already serves ${path} (agent serve)`);
+    rmSync(path, { force: true });
+    const obs = new Observer(state, o);
+    try {
+      await obs.#listen(o);
+    } catch (err) {
+      await obs.close();
+      throw err;
+    }
+    return obs;
+  }
+
+  async #listen(o: ObserverOptions): Promise<void> {
+    const unix = createServer((req, res) => void this.#handle(req, res, true));
+    this.#servers.push(unix);
+    await new Promise<void>((resolve, reject) => {
+      unix.once('error', reject);
+      unix.listen(this.socketPath, () => resolve());
+    });
+    chmodSync(this.socketPath, 0o600);
+    if (o.metricsPort !== undefined) {
+      const tcp = createServer((req, res) => void this.#handle(req, res, false));
+      this.#servers.push(tcp);
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(o.metricsPort, '127.0.0.1', () => resolve());
+      });
+      const addr = tcp.address();
+      this.metricsPort = typeof addr === 'object' && addr !== null ? addr.port : undefined;
+    }
+  }
+
+  #publish(e: AgentEvent): void {
+    this.metrics.observeEvent(e);
+    this.flows.add(toFlow(e, process.hrtime.bigint(), Date.now()));
+    if (this.#streams.size === 0) return;
+    const line = `${JSON.stringify(e)}\n`;
+    for (const s of this.#streams) if (matchesFilter(e, s.filter)) s.res.write(line);
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, unix: boolean): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    try {
+      if (req.method !== 'GET') throw new AgentError('InvalidArgument', `${req.method} not supported`);
+      if (url.pathname === '/metrics') {
+        const text = await this.metrics.text();
+        res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text);
+        return;
+      }
+      // The event stream and the flows stay on the socket the agent owns (the TCP port is for scrapes).
+      if (!unix) {
+        res.writeHead(404).end('only /metrics is served on this port\n');
+        return;
+      }
+      if (url.pathname === '/flows') {
+        const q = url.searchParams;
+        const filter = parseFlowFilter({
+          from: q.get('from') ?? undefined,
+          to: q.get('to') ?? undefined,
+          verdict: q.get('verdict') ?? undefined,
+          port: q.get('port') ?? undefined,
+          last: q.get('last') ?? undefined,
+        });
+        const body = {
+          seen: this.flows.seen,
+          capacity: this.flows.capacity,
+          flows: this.flows.query(filter),
+        };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        return;
+      }
+      if (url.pathname === '/events') {
+        const stream = { filter: eventFilterFromQuery(url.searchParams), res };
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        res.flushHeaders();
+        this.#streams.add(stream);
+        req.socket.once('close', () => this.#streams.delete(stream));
+        return;
+      }
+      res.writeHead(404).end(`no ${url.pathname}: /metrics, /flows, /events\n`);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      res.writeHead(e instanceof AgentError ? 400 : 500).end(`${e.message}${e.code ? ` [${e.code}]` : ''}\n`);
+    }
+  }
+
+  /** Stops serving, ends the event streams, closes the ring and the maps, removes the socket. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const s of this.#streams) s.res.end();
+    this.#streams.clear();
+    await Promise.all(
+      this.#servers.map(
+        (srv) =>
+          new Promise<void>((resolve) => {
+            srv.close(() => resolve());
+            srv.closeAllConnections();
+          }),
+      ),
+    );
+    this.#sub?.close();
+    this.#ring?.close();
+    this.datapath.close();
+    rmSync(this.socketPath, { force: true });
+    this.#log('observer stopped');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The agent's events, monitor, observer and metrics with real packets between pods (namespaces the
+ * agent creates under the test's unique prefix, removed after each test, leak-checked).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PolicyObject, Scenario } from '@datapath/policy';
+import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent, type AgentOptions } from '../src/agent.js';
+import { type AgentEvent, decodeRecord, EventNamer } from '../src/events.js';
+import { reasonName } from '../src/maps.js';
+import { runScenario } from '../src/run.js';
+import { runProbes, startListener } from '../src/sys/netns-exec.js';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+let made: { prefix: string; stateDir: string }[] = [];
+const children: ChildProcess[] = [];
+
+function options(extra: Partial<AgentOptions> = {}): AgentOptions & { prefix: string; stateDir: string } {
+  const prefix = uniqueName();
+  const stateDir = mkdtempSync(join(tmpdir(), 'dp-agentev-'));
+  rmSync(stateDir, { recursive: true });
+  made.push({ prefix, stateDir });
+  return { name: prefix, prefix, stateDir, podCidr: '10.244.2.0/24', ...extra };
+}
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+  for (const { prefix, stateDir } of made) {
+    const leaks = scanLeaks(prefix);
+    for (const p of leaks.pins) rmSync(p, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+    expect(leaks).toEqual({ netns: [], links: [], pins: [] });
+  }
+  made = [];
+});
+
+/** The agent CLI as a child process (as an operator runs it). */
+function cli(o: { stateDir: string }, args: string[]) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', MAIN, ...args, '--state-dir', o.stateDir],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    out: () => out,
+    err: () => err,
+    exited,
+    /** Resolves once stdout or stderr contains `text`. */
+    async waitFor(text: string, ms = 20_000): Promise<void> {
+      const t0 = Date.now();
+      while (!out.includes(text) && !err.includes(text)) {
+        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${err}`);
+        if (Date.now() - t0 > ms) throw new Error(`no "${text}" after ${ms} ms: ${out} ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+const allow80 = (ns: string): PolicyObject => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name: 'allow-80', namespace: ns },
+  spec: {
+    podSelector: { matchLabels: { app: 'server' } },
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ port: 80 }] }],
+  },
+});
+
+async function twoPods(o: AgentOptions): Promise<Agent> {
+  const agent = await Agent.start(o, {
+    namespaces: { t: {} },
+    policies: [allow80('t')],
+    enforcement: 'default',
+  });
+  try {
+    agent.addPods([
+      { namespace: 't', name: 'server', labels: { app: 'server' } },
+      { namespace: 't', name: 'client', labels: { app: 'client' } },
+    ]);
+    return agent;
+  } catch (err) {
+    agent.destroy();
+    throw err;
+  }
+}
+
+/** One TCP probe; 800 ms is below the first SYN retransmission (1 s): one packet per denied probe. */
+async function probe(agent: Agent, from: string, to: string, port: number): Promise<string> {
+  const [o] = await runProbes(agent.resolve(from).netnsPath, [
+    { id: 0, host: agent.resolve(to).ip, port, protocol: 'TCP', timeoutMs: 800 },
+  ]);
+  return o!.result;
+}
+
+function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** `name{labels} value` samples of one metric from the text exposition. */
+function samples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
+  const out: { labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]),
+    );
+    out.push({ labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+describe('agent events (real packets)', () => {
+  it('a denied probe gives exactly one drop event with the policy reason and one policy-verdict event', async (ctx) => {
+    requireRoot(ctx);
+    const agent = await twoPods(options());
+    const ring = agent.datapath.openEvents();
+    const namer = new EventNamer(agent.state as never);
+    const drain = () => {
+      const out: AgentEvent[] = [];
+      ring.read((view, off, len) => {
+        const raw = decodeRecord(view, off, len);
+        if (raw !== undefined) out.push(namer.describe(raw));
+      });
+      return out;
+    };
+    try {
+      const l = await startListener(agent.resolve('t/server').netnsPath, 't/server', [
+        { port: 80, protocol: 'TCP' },
+      ]);
+      try {
+        drain();
+        const server = agent.resolve('t/server').ip;
+        const client = agent.resolve('t/client').ip;
+        expect(await probe(agent, 't/client', 't/server', 81)).toBe('timeout');
+        const denied = drain();
+        const flow = {
+          source: expect.objectContaining({ ip: client, name: 't/client' }),
+          destination: expect.objectContaining({ ip: server, port: 81, name: 't/server' }),
+          protocol: 'TCP',
+        };
+        expect(denied.filter((e) => e.type === 'drop')).toEqual([
+          expect.objectContaining({
+            ...flow,
+            reason: 'policy-denied',
+            endpoint: expect.objectContaining({ pod: 't/server', direction: 'ingress' }),
+          }),
+        ]);
+        expect(denied.filter((e) => e.type === 'policy-verdict')).toEqual([
+          expect.objectContaining({ ...flow, verdict: 'denied', match: 'none', reason: 'policy-denied' }),
+        ]);
+        expect(denied).toHaveLength(2);
+        // An allowed connection: one verdict for the flow (L3/L4 entry at the server), no drop, no trace.
+        expect(await probe(agent, 't/client', 't/server', 80)).toBe('connected');
+        const allowed = drain();
+        expect(allowed).toEqual([
+          expect.objectContaining({
+            type: 'policy-verdict',
+            verdict: 'allowed',
+            match: 'l3-l4',
+            destination: expect.objectContaining({ ip: server, port: 80 }),
+          }),
+        ]);
+        expect(agent.datapath.eventsLostTotal()).toBe(0n);
+      } finally {
+        await l.close();
+      }
+    } finally {
+      ring.close();
+      agent.destroy();
+    }
+  });
+
+  it('`agent monitor --json` prints parseable events matching the probes of a scenario', async (ctx) => {
+    requireRoot(ctx);
+    const o = options();
+    const scenario: Scenario = {
+      namespaces: { shop: { labels: {} }, ops: { labels: {} } },
+      enforcement: 'default',
+      pods: [
+        {
+          namespace: 'shop',
+          name: 'server',
+          labels: { app: 'server' },
+          ip: '10.244.2.10',
+          ports: [{ port: 80 }],
+        },
+        { namespace: 'shop', name: 'client', labels: { app: 'client' }, ip: '10.244.2.11' },
+        { namespace: 'ops', name: 'probe', labels: { app: 'probe' }, ip: '10.244.2.12' },
+      ],
+      policies: [allow80('shop')],
+      probes: [
+        { from: 'shop/client', to: 'shop/server', port: 80, expect: 'allow' },
+        { from: 'shop/client', to: 'shop/server', port: 81, expect: 'deny' },
+        { from: 'ops/probe', to: 'shop/server', port: 80, expect: 'deny' },
+        { from: 'shop/server', to: 'ops/probe', port: 9000, expect: 'allow' },
+      ],
+    } as Scenario;
+    const report = await runScenario(scenario, { ...o, keep: true, timeoutMs: 800 });
+    try {
+      expect(report.mismatches).toBe(0);
+      // The records wait in the pinned ring: the monitor started afterwards reads all of them.
+      const mon = cli(o, ['monitor', '--json']);
+      await mon.waitFor('Ctrl-C');
+      let last = '';
+      while (mon.out() !== last) {
+        last = mon.out();
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      mon.child.kill('SIGINT');
+      expect(await mon.exited).toBe(0);
+      const events = mon
+        .out()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as AgentEvent);
+      const ip = (key: string) => report.pods.find((p) => p.key === key)!.ip;
+      for (const p of report.results) {
+        const same = (e: AgentEvent) =>
+          e.source.ip === ip(p.from) &&
+          e.destination.ip === ip(p.to) &&
+          e.destination.port === p.port &&
+          e.protocol === 'TCP';
+        const verdicts = events.filter((e) => e.type === 'policy-verdict' && same(e));
+        const drops = events.filter((e) => e.type === 'drop' && same(e));
+        if (p.measured === 'allow') {
+          expect(
+            verdicts.map((e) => e.verdict),
+            `${p.from} → ${p.to}:${p.port}`,
+          ).toEqual(['allowed']);
+          expect(drops).toEqual([]);
+        } else {
+          expect(verdicts.length, `${p.from} → ${p.to}:${p.port}`).toBeGreaterThanOrEqual(1);
+          expect(verdicts.every((e) => e.verdict === 'denied')).toBe(true);
+          expect(drops.length).toBe(verdicts.length);
+          expect(
+            drops.every(
+              (e) => e.reason === 'policy-denied' && e.source.name === p.from && e.destination.name === p.to,
+            ),
+          ).toBe(true);
+        }
+      }
+      // Nothing but the probes' flows.
+      const probed = new Set(report.results.map((p) => `${ip(p.from)} ${ip(p.to)}:${p.port}`));
+      expect(
+        events.filter((e) => !probed.has(`${e.source.ip} ${e.destination.ip}:${e.destination.port}`)),
+      ).toEqual([]);
+      // --type and --pod: only the drops that concern ops/probe, live.
+      const agent = await Agent.restore(o);
+      try {
+        const only = cli(o, ['monitor', '--json', '--type', 'drop', '--pod', 'ops/probe', '--count', '1']);
+        await only.waitFor('Ctrl-C');
+        expect(await probe(agent, 'shop/client', 'shop/server', 81)).toBe('timeout'); // not ops/probe's
+        expect(await probe(agent, 'ops/probe', 'shop/server', 80)).toBe('timeout');
+        expect(await only.exited).toBe(0);
+        const [line, ...more] = only.out().trim().split('\n');
+        expect(more).toEqual([]);
+        expect(JSON.parse(line!)).toMatchObject({
+          type: 'drop',
+          source: { name: 'ops/probe' },
+          destination: { port: 80 },
+        });
+      } finally {
+        agent.destroy();
+      }
+    } catch (err) {
+      (await Agent.restore(o).catch(() => undefined))?.destroy();
+      throw err;
+    }
+  });
+});
