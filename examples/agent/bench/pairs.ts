@@ -127,17 +127,22 @@ export async function agentPair(
   policyOn: boolean,
   delivery: Delivery = 'peer',
   attach: 'auto' | 'tc' | 'tcx' = 'auto',
+  /** Another name and pod CIDR (to run beside the default pairs), and the datapath's events switch. */
+  variant: { name?: string; podCidr?: string; events?: boolean } = {},
 ): Promise<Pair & { entries: number; attached: 'tc' | 'tcx' }> {
-  const name = policyOn ? (delivery === 'egress' ? 'dpbeg' : 'dpbon') : 'dpboff';
+  const name = variant.name ?? (policyOn ? (delivery === 'egress' ? 'dpbeg' : 'dpbon') : 'dpboff');
   const stateDir = mkdtempSync(join(tmpdir(), 'dpbench-'));
   const agent = await Agent.start(
     {
       name,
       prefix: name,
       stateDir: join(stateDir, 's'),
-      podCidr: policyOn ? (delivery === 'egress' ? '10.244.8.0/24' : '10.244.3.0/24') : '10.244.6.0/24',
+      podCidr:
+        variant.podCidr ??
+        (policyOn ? (delivery === 'egress' ? '10.244.8.0/24' : '10.244.3.0/24') : '10.244.6.0/24'),
       attach,
       delivery,
+      ...(variant.events === undefined ? {} : { events: variant.events }),
     },
     {
       namespaces: { bench: { labels: {} } },

@@ -132,4 +132,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// AGENT_BENCH_ONLY=events runs only bench/events.ts.
+if (process.env.AGENT_BENCH_ONLY !== 'events') await main();

@@ -421,5 +421,5 @@ async function main(): Promise<void> {
   process.stdout.write(`${md}\n`);
 }
 
-// AGENT_BENCH_ONLY=policy runs only bench/policy-change.ts (the next command of `pnpm run bench`).
-if (process.env.AGENT_BENCH_ONLY !== 'policy') await main();
+// AGENT_BENCH_ONLY=policy runs only bench/policy-change.ts, =events only bench/events.ts (the next commands of `pnpm run bench`).
+if (process.env.AGENT_BENCH_ONLY === undefined) await main();
