@@ -146,6 +146,8 @@ export interface FdWatcher {
  * With the package's native addon (built per Node ABI into `prebuilds/`) this is a libuv poll handle
  * (`uv_poll_t`): the fd joins the loop's own `epoll` set, so an idle watcher costs nothing and a ready
  * one calls back in the same loop iteration. Level-triggered: stop the watcher while you do not drain.
+ * An error pending on the fd (`POLLERR`, e.g. a socket's `ENOBUFS` after its receive queue overflowed)
+ * calls `onReadable` too: the read that follows reports it.
  *
  * **Fallback** (mode `timer`, when the addon is missing for the running Node, or with
  * `DATAPATH_BPF_BACKEND=koffi`): a `setInterval` every `fallbackIntervalMs` (10 ms) calls `onReadable`
@@ -175,19 +177,25 @@ export function watchFd(fd: number, onReadable: () => void, options: WatchFdOpti
     });
   const np = nativePoll;
   if (np !== undefined) {
+    let open = true;
+    let started = false;
     const id = np.pollOpen(fd, (status) => {
-      if (status >= 0) onReadable();
+      onReadable();
+      // libuv stops a poll handle after POLLERR (status UV_EBADF): re-arm it, unless the callback
+      // stopped or closed the watcher; reading the fd consumed (or will report) the error.
+      if (status < 0 && open && started) np.pollStart(id);
     });
     if (id < 0) throw errnoError(-id, { op, syscall: 'uv_poll_init', target: `fd ${fd}` });
-    let open = true;
     return {
       mode: 'epoll',
       start() {
         if (!open) return;
         const r = np.pollStart(id);
         if (r < 0) throw errnoError(-r, { op, syscall: 'uv_poll_start', target: `fd ${fd}` });
+        started = true;
       },
       stop() {
+        started = false;
         if (open) np.pollStop(id);
       },
       ref(keepAlive) {

@@ -9,6 +9,8 @@ import { errnoError, NetlinkError } from './errors.js';
 export interface Transport {
   /** The socket's netlink port id (replies carry it). */
   readonly portId: number;
+  /** The socket's file descriptor, when it is a kernel socket (subscriptions open theirs in its namespace). */
+  readonly fd?: number | undefined;
   /** Sends one datagram. */
   send(buf: Uint8Array, op: string): void;
   /** Receives one datagram into `buf`; returns its full length (larger than `buf` when truncated). */

@@ -11,6 +11,8 @@ import { decodeRoute, encodeRoute, type RouteMessage } from './codec/route.js';
 import { Conn, type Transport } from './conn.js';
 import { NetlinkError } from './errors.js';
 import type { Netns } from './netns.js';
+import { checkSubscribe, type SubscribeOptions, type Subscription, subscribeOn } from './subscribe.js';
+import type { SubscribeKind } from './subscribe-events.js';
 import { openRouteSocket } from './sys/socket.js';
 
 /** How a `*New` request treats an existing object: `create` = `NLM_F_CREATE|NLM_F_EXCL` (fail if it exists), `replace` = `NLM_F_CREATE|NLM_F_REPLACE`, `append` = `NLM_F_CREATE|NLM_F_APPEND`, `change` = no flags (modify an existing one). */
@@ -44,9 +46,11 @@ const NETNSA_FD = 3;
  */
 export class Handle implements Disposable {
   private readonly conn: Conn;
+  private readonly socketFd: number | undefined;
 
   private constructor(transport: Transport) {
     this.conn = new Conn(transport);
+    this.socketFd = transport.fd;
   }
 
   /**
@@ -438,6 +442,37 @@ export class Handle implements Disposable {
       .dump(Msg.GETQDISC, (w) => encodeQdisc(w, { index: 0 }), 'qdiscDump')
       .filter((r) => r.type === Msg.NEWQDISC)
       .map((r) => decodeQdisc(r.payload, 'qdiscDump'));
+  }
+
+  /**
+   * Subscribes to rtnetlink notifications of this handle's namespace: an async iterator of typed
+   * events (`new`/`del` with the objects the dump calls return), driven by the event loop. The
+   * subscription opens its own socket inside the namespace and joins the multicast groups first; with
+   * `list: true` it then lists the current objects (closed by a `synced` event) and streams the changes
+   * after, with no gap and no duplicate. A receive-queue overrun (`ENOBUFS`) yields an `overrun` event
+   * followed by a `resync` listing and a `synced` event. The subscription outlives the handle.
+   *
+   * Equivalent to: `ip monitor link address route neigh` (with `list: true`, `ip link show; …` first).
+   *
+   * @throws {@link NetlinkError} `InvalidArgument` (bad kinds or options, before any syscall), `BadFd`
+   * (closed handle), `NotSupported` (a transport without a socket), `PermissionDenied`. Later failures
+   * reject the iterator's `next()`.
+   * @example Watching addresses, starting from the current ones
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await using sub = h.subscribe(['addr'], { list: true });
+   * for await (const ev of sub) {
+   *   if (ev.kind === 'addr') console.log(ev.source, ev.action, ev.addr.local, ev.addr.prefixLen);
+   *   if (ev.kind === 'synced') break;
+   * }
+   * ```
+   */
+  subscribe(kinds: readonly SubscribeKind[], options: SubscribeOptions = {}): Subscription {
+    const checked = checkSubscribe(kinds, options, 'subscribe');
+    if (this.conn.isClosed)
+      throw new NetlinkError('BadFd', 'subscribe: the netlink handle is closed', { op: 'subscribe' });
+    return subscribeOn(this.socketFd, checked.kinds, checked.options);
   }
 
   /**

@@ -17,3 +17,17 @@ export type { FileLock } from './lock.js';
 export { lockFile } from './lock.js';
 export type { NetnsId, NetnsRef } from './netns.js';
 export { NETNS_RUN_DIR, Netns, netnsAdd, netnsDelete, netnsList } from './netns.js';
+export type { SubscribeOptions } from './subscribe.js';
+export { Subscription } from './subscribe.js';
+export type {
+  AddrEvent,
+  EventSource,
+  LinkEvent,
+  NeighEvent,
+  NetlinkEvent,
+  ObjectEvent,
+  OverrunEvent,
+  RouteEvent,
+  SubscribeKind,
+  SyncedEvent,
+} from './subscribe-events.js';

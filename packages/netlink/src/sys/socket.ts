@@ -10,6 +10,7 @@ export function openRouteSocket(op: string): Transport {
   let open = true;
   return {
     portId,
+    fd,
     send: (buf, o) => netlinkSend(fd, buf, o),
     recv: (buf, o) => netlinkRecv(fd, buf, o),
     close: () => {
