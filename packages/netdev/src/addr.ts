@@ -107,17 +107,20 @@ export function addrList(filter: { dev?: LinkRef; family?: 4 | 6 } = {}, options
   return h
     .addrDump(filter.family === 4 ? 2 : filter.family === 6 ? 10 : 0)
     .filter((a) => index === undefined || a.index === index)
-    .map((a) => {
-      const address = a.local ?? a.address ?? '';
-      return {
-        index: a.index,
-        cidr: `${address}/${a.prefixLen}`,
-        address,
-        prefixLen: a.prefixLen,
-        family: a.family === 10 ? 6 : 4,
-        scope: a.scope ?? 0,
-        flags: a.flags ?? 0,
-        label: a.label,
-      };
-    });
+    .map(toAddress);
+}
+
+/** Converts a decoded address message to the public {@link Address} shape. */
+export function toAddress(a: AddressMessage): Address {
+  const address = a.local ?? a.address ?? '';
+  return {
+    index: a.index,
+    cidr: `${address}/${a.prefixLen}`,
+    address,
+    prefixLen: a.prefixLen,
+    family: a.family === 10 ? 6 : 4,
+    scope: a.scope ?? 0,
+    flags: a.flags ?? 0,
+    label: a.label,
+  };
 }

@@ -39,5 +39,14 @@ export type { Neigh, NeighStateName } from './neigh.js';
 export { neighAdd, neighDel, neighList } from './neigh.js';
 export type { Route, RouteSpec, RouteTypeName } from './route.js';
 export { routeAdd, routeDel, routeList, routeReplace } from './route.js';
+export type {
+  NetdevAddrEvent,
+  NetdevEvent,
+  NetdevLinkEvent,
+  NetdevNeighEvent,
+  NetdevRouteEvent,
+  NetdevSubscribeOptions,
+} from './subscribe.js';
+export { NetdevSubscription, subscribe } from './subscribe.js';
 export type { SysctlOptions } from './sysctl.js';
 export { sysctlGet, sysctlSet } from './sysctl.js';

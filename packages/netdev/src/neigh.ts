@@ -1,5 +1,5 @@
 // Neighbours: iproute2-named functions over a netlink Handle.
-import { NeighState } from '@datapath/netlink';
+import { type NeighMessage, NeighState } from '@datapath/netlink';
 import { indexOf, type LinkRef, leaseHandle, type NetdevOptions } from './common.js';
 import { bad, checkMac, parseIpText } from './validate.js';
 
@@ -95,11 +95,16 @@ export function neighList(filter: { dev?: LinkRef; family?: 4 | 6 } = {}, option
   return h
     .neighDump(filter.family === 4 ? 2 : filter.family === 6 ? 10 : 0)
     .filter((n) => (n.family === 2 || n.family === 10) && (index === undefined || n.index === index))
-    .map((n) => ({
-      index: n.index,
-      address: n.dst,
-      lladdr: n.lladdr,
-      state: n.state ?? 0,
-      family: n.family === 10 ? 6 : 4,
-    }));
+    .map(toNeigh);
+}
+
+/** Converts a decoded neighbour message to the public {@link Neigh} shape. */
+export function toNeigh(n: NeighMessage): Neigh {
+  return {
+    index: n.index,
+    address: n.dst,
+    lladdr: n.lladdr,
+    state: n.state ?? 0,
+    family: n.family === 10 ? 6 : 4,
+  };
 }

@@ -210,17 +210,22 @@ export function routeList(
     .routeDump(filter.family === 4 ? 2 : filter.family === 6 ? 10 : 0)
     .filter((r) => (table === 'all' || r.table === table) && (oif === undefined || r.oif === oif))
     .filter((r) => r.family === 2 || r.family === 10)
-    .map((r) => ({
-      dst: r.dstLen === 0 ? 'default' : `${r.dst}/${r.dstLen}`,
-      family: r.family === 10 ? 6 : 4,
-      via: r.gateway,
-      dev: r.oif,
-      src: r.prefsrc,
-      scope: r.scope ?? 0,
-      table: r.table ?? 0,
-      type: r.type ?? 0,
-      protocol: r.protocol ?? 0,
-      metric: r.priority,
-      mtu: r.mtu,
-    }));
+    .map(toRoute);
+}
+
+/** Converts a decoded route message to the public {@link Route} shape. */
+export function toRoute(r: RouteMessage): Route {
+  return {
+    dst: r.dstLen === 0 ? 'default' : `${r.dst}/${r.dstLen}`,
+    family: r.family === 10 ? 6 : 4,
+    via: r.gateway,
+    dev: r.oif,
+    src: r.prefsrc,
+    scope: r.scope ?? 0,
+    table: r.table ?? 0,
+    type: r.type ?? 0,
+    protocol: r.protocol ?? 0,
+    metric: r.priority,
+    mtu: r.mtu,
+  };
 }
