@@ -14,6 +14,7 @@ import { AgentError } from './errors.js';
 import { GATEWAY } from './gateway.js';
 import { AddressPool } from './ipam.js';
 import { recordLatency } from './latency.js';
+import { Leases } from './leases.js';
 import { FWD_MAX_ENDPOINTS } from './maps.js';
 import {
   addWorldAddress,
@@ -33,7 +34,15 @@ import {
   StickyIdentities,
 } from './policy.js';
 import type { Place } from './probes.js';
-import { type AgentState, loadState, type PodRecord, saveState, statePath } from './state.js';
+import {
+  type AgentState,
+  loadState,
+  type PodAttachment,
+  type PodRecord,
+  podNetnsPath,
+  saveState,
+  statePath,
+} from './state.js';
 
 /** The gateway every pod routes through; the datapath answers ARP for it (defined in gateway.ts). */
 export { GATEWAY };
@@ -72,6 +81,27 @@ export interface AgentOptions {
    * `maps`, `state`, `policy`), for profiling.
    */
   trace?: (stage: SetupStage, ms: number) => void;
+}
+
+/** A pod a container runtime asks for (CNI ADD, API endpoint create): its namespace exists already. */
+export interface AttachedPodInput extends PodInput {
+  /** The runtime's container and namespace. */
+  attachment: PodAttachment;
+  /**
+   * An address allocated before (IPAM allocate): the pod takes it and its expiration stops. Without it the
+   * pod gets the next free address.
+   */
+  ip?: string | undefined;
+  /**
+   * Keep the address's expiration running (milliseconds): the caller confirms it later, or the agent removes
+   * the pod when it passes (CNI ADD: the plugin confirms once it has printed the result).
+   */
+  pendingMs?: number | undefined;
+}
+
+/** The owner the agent records in IPAM for an attachment's address. */
+export function attachmentOwner(containerId: string, ifname: string): string {
+  return `cni:${containerId}:${ifname}`;
 }
 
 /** The stages {@link AgentOptions.trace} reports. */
@@ -153,6 +183,7 @@ export class Agent {
   /** The policy engine: built once from the state, then changed only incrementally. */
   readonly #engine: PolicyEngine;
   readonly #identities: StickyIdentities;
+  readonly #leases: Leases;
   #closed = false;
 
   private constructor(
@@ -171,6 +202,7 @@ export class Agent {
     this.pool = pool;
     this.#identities = new StickyIdentities(state.identities ?? {});
     this.#engine = engineFromState(state, this.#identities);
+    this.#leases = new Leases((ip) => this.#expire(ip));
   }
 
   /** The agent's policy engine (read it; change policy through the agent). */
@@ -303,6 +335,7 @@ export class Agent {
         pool,
       );
       agent.#reconcile();
+      agent.#armLeases();
       return agent;
     } catch (err) {
       for (const h of opened.reverse()) {
@@ -328,7 +361,7 @@ export class Agent {
     } catch {
       // a half-made agent: remove by name whatever exists
       const state = loadState(o.stateDir);
-      for (const pod of Object.values(state.pods)) deleteNetnsIfPresent(pod.netns);
+      for (const pod of Object.values(state.pods)) if (!pod.attachment) deleteNetnsIfPresent(pod.netns);
       deleteNetnsIfPresent(state.worldNetns);
       deleteNetnsIfPresent(state.nodeNetns);
       rmSync(state.pinDir, { recursive: true, force: true });
@@ -364,13 +397,207 @@ export class Agent {
     });
   }
 
+  /**
+   * Adds a pod whose network namespace a container runtime made (CNI ADD, API endpoint create): the
+   * endpoint is wired into that namespace with the attachment's interface name, then everything as
+   * {@link addPods} (datapath, identity, policy). The pod key is `namespace/name`.
+   * @throws AgentError `InvalidArgument` (duplicate pod or attachment, an address not allocated to the
+   * caller), `NotFound` (no such namespace); SDK errors as cause (nothing is left behind).
+   */
+  addAttachedPod(pod: AttachedPodInput): PodRecord {
+    this.#check();
+    const { containerId, ifname } = pod.attachment;
+    if (this.findAttachment(containerId, ifname) !== undefined)
+      throw new AgentError('AlreadyRunning', `attachment ${containerId}/${ifname} already has an endpoint`);
+    if (!existsSync(pod.attachment.netnsPath))
+      throw new AgentError('NotFound', `network namespace ${pod.attachment.netnsPath} does not exist`);
+    return this.#addPod(pod, pod.attachment, pod.pendingMs);
+  }
+
+  /** The pod of a container attachment, if the agent has one. */
+  findAttachment(containerId: string, ifname: string): PodRecord | undefined {
+    return Object.values(this.#state.pods).find(
+      (p) => p.attachment?.containerId === containerId && p.attachment.ifname === ifname,
+    );
+  }
+
+  /**
+   * Removes whatever the agent holds for a container attachment: its pod (as {@link removePod}), or, for an
+   * attachment it does not know (forgotten, half made), the host veth by name and the addresses recorded for
+   * it. Idempotent; returns whether anything was removed.
+   */
+  removeAttachment(containerId: string, ifname: string): boolean {
+    this.#check();
+    const pod = this.findAttachment(containerId, ifname);
+    if (pod !== undefined) {
+      this.removePod(pod.key);
+      return true;
+    }
+    return this.#removeLoose(containerId, ifname);
+  }
+
+  /**
+   * Garbage collection for container attachments: every CNI-created pod and CNI address whose attachment is
+   * not in `valid` is removed. Scenario pods and API allocations of other owners are kept.
+   * @returns the attachments removed, as `containerId/ifname`.
+   */
+  gcAttachments(valid: readonly { containerId: string; ifname: string }[]): string[] {
+    this.#check();
+    const keep = new Set(valid.map((v) => attachmentOwner(v.containerId, v.ifname)));
+    const removed: string[] = [];
+    for (const pod of this.pods()) {
+      const a = pod.attachment;
+      if (a === undefined || keep.has(attachmentOwner(a.containerId, a.ifname))) continue;
+      this.removePod(pod.key);
+      removed.push(`${a.containerId}/${a.ifname}`);
+    }
+    for (const [ip, owner] of Object.entries(this.pool.allocations())) {
+      if (!owner.startsWith('cni:') || keep.has(owner)) continue;
+      const [, containerId = '', ifname = ''] = /^cni:(.*):([^:]*)$/.exec(owner) ?? [];
+      this.#removeLoose(containerId, ifname);
+      this.pool.release(ip);
+      removed.push(`${containerId}/${ifname}`);
+    }
+    return removed;
+  }
+
+  /** A host veth left by an attachment the agent does not know, and its addresses. */
+  #removeLoose(containerId: string, ifname: string): boolean {
+    let removed = false;
+    try {
+      removed = removeEndpoint({ containerId, ifname, mode: 'cilium' }, { hostNetns: this.node });
+    } catch {
+      // an invalid id or name: nothing of ours can carry it
+    }
+    const owner = attachmentOwner(containerId, ifname);
+    for (const [ip, o] of Object.entries(this.pool.allocations())) {
+      if (o !== owner) continue;
+      this.pool.release(ip);
+      this.#leases.delete(ip);
+      delete this.#state.leases?.[ip];
+      removed = true;
+    }
+    if (removed) this.#save();
+    return removed;
+  }
+
+  /**
+   * Reserves an address (IPAM allocate): the next free one in the pod CIDR for `owner`. With `expiresInMs`
+   * the address is released by the agent unless it is confirmed ({@link confirmIp}, or taken by an endpoint
+   * create) before then, also across a restart.
+   * @throws AgentError `NotSupported` (family 6: the agent's pod network is IPv4), `InvalidArgument`;
+   * IpamError `Exhausted` as cause.
+   */
+  allocateIp(
+    owner: string,
+    options: { family?: 4 | 6; expiresInMs?: number } = {},
+  ): {
+    ip: string;
+    expiresAt: number | undefined;
+  } {
+    this.#check();
+    if (options.family === 6)
+      throw new AgentError('NotSupported', 'IPv6: the agent hands out IPv4 pod addresses only');
+    let ip: string;
+    try {
+      ip = this.pool.allocateNext(owner);
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `IPAM: ${(err as Error).message}`, { cause: err });
+    }
+    let expiresAt: number | undefined;
+    if (options.expiresInMs !== undefined) {
+      expiresAt = Date.now() + options.expiresInMs;
+      const m = /^cni:(.*):([^:]*)$/.exec(owner);
+      this.#state.leases ??= {};
+      this.#state.leases[ip] = {
+        owner,
+        expiresAt,
+        ...(m ? { containerId: m[1]!, ifname: m[2]! } : {}),
+      };
+      this.#leases.set(ip, expiresAt);
+      this.#save();
+    }
+    return { ip, expiresAt };
+  }
+
+  /**
+   * Stops the expiration of an address (IPAM confirm). Idempotent for a confirmed address. With
+   * `expectedOwner`, only when the address is still that owner's (a late confirmation of an expired lease must
+   * not confirm the next holder's).
+   * @throws AgentError `NotFound` when the address is not allocated (it expired, or never was).
+   */
+  confirmIp(ip: string, expectedOwner?: string): { ip: string; owner: string } {
+    this.#check();
+    const owner = this.pool.allocations()[ip];
+    if (owner === undefined || (expectedOwner !== undefined && owner !== expectedOwner))
+      throw new AgentError(
+        'NotFound',
+        `${ip} is not allocated${expectedOwner === undefined ? '' : ` to ${expectedOwner}`} (expired or released)`,
+      );
+    if (this.#state.leases?.[ip] !== undefined) {
+      delete this.#state.leases[ip];
+      this.#leases.delete(ip);
+      this.#save();
+    }
+    return { ip, owner };
+  }
+
+  /**
+   * Frees an address (IPAM release); the pod holding it, if any, keeps running (remove the pod instead).
+   * @returns whether it was allocated.
+   * @throws AgentError `InvalidArgument` when a pod holds it.
+   */
+  releaseIp(ip: string): boolean {
+    this.#check();
+    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip);
+    if (pod !== undefined)
+      throw new AgentError('InvalidArgument', `${ip} belongs to pod ${pod.key}: delete the endpoint instead`);
+    const had = this.pool.allocations()[ip] !== undefined;
+    this.pool.release(ip);
+    if (this.#state.leases?.[ip] !== undefined) {
+      delete this.#state.leases[ip];
+      this.#leases.delete(ip);
+      this.#save();
+    }
+    return had;
+  }
+
+  /** Addresses allocated with an expiration that was not confirmed yet. */
+  pendingLeases(): Record<string, { owner: string; expiresAt: number }> {
+    return { ...(this.#state.leases ?? {}) };
+  }
+
+  /** Restore: expired leases go now, the others get their timers. */
+  #armLeases(): void {
+    for (const [ip, l] of Object.entries(this.#state.leases ?? {})) this.#leases.set(ip, l.expiresAt);
+    this.#leases.fireExpired();
+  }
+
+  /** An address's expiration passed without a confirmation: its pod or half-made endpoint and the address go. */
+  #expire(ip: string): void {
+    if (this.#closed) return;
+    const lease = this.#state.leases?.[ip];
+    if (lease === undefined) return;
+    delete this.#state.leases![ip];
+    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip);
+    try {
+      if (pod !== undefined) this.removePod(pod.key);
+      else if (lease.containerId !== undefined) this.#removeLoose(lease.containerId, lease.ifname ?? '');
+      if (this.pool.allocations()[ip] === lease.owner) this.pool.release(ip);
+      this.options.log(`lease ${ip} (${lease.owner}) expired unconfirmed: released`);
+    } catch (err) {
+      this.options.log(`lease ${ip} expired but could not be released: ${(err as Error).message}`);
+    }
+    this.#save();
+  }
+
   #nextLxcId(): number {
     const used = new Set(Object.values(this.#state.pods).map((p) => p.lxcId));
     for (let id = 1; id < FWD_MAX_ENDPOINTS; id++) if (!used.has(id)) return id;
     throw new AgentError('InvalidArgument', `no endpoint id left (${FWD_MAX_ENDPOINTS - 1} endpoints)`);
   }
 
-  #addPod(pod: PodInput): PodRecord {
+  #addPod(pod: PodInput, attachment?: PodAttachment, pendingMs?: number): PodRecord {
     const ns = pod.namespace;
     const key = `${ns}/${pod.name}`;
     if (this.#state.pods[key]) throw new AgentError('InvalidArgument', `pod ${key} already exists`);
@@ -384,39 +611,54 @@ export class Agent {
       t0 = t;
     };
     try {
-      const wanted = pod.ip !== undefined && this.pool.contains(pod.ip) ? pod.ip : undefined;
-      const ip = wanted === undefined ? this.pool.allocateNext(key) : this.pool.allocate(wanted, key);
-      undo.push(() => this.pool.release(ip));
+      const ip = this.#podAddress(pod, key, attachment, pendingMs, undo);
       if (pod.ip !== undefined && pod.ip !== ip)
         o.log(`pod ${key}: scenario IP ${pod.ip} → ${ip} (pod CIDR)`);
       lap('ipam');
 
-      const netnsName = podNetnsName(o.prefix, ns, pod.name);
-      const podNs = netnsAdd(netnsName);
-      undo.push(() => {
-        podNs.close();
-        deleteNetnsIfPresent(netnsName);
-      });
-      const h = Handle.open(podNs);
-      try {
-        linkSetUp(linkGet('lo', { handle: h }).index, { handle: h });
-      } finally {
-        h.close();
+      let netnsName: string;
+      let plan: ReturnType<typeof planEndpoint>;
+      if (attachment === undefined) {
+        netnsName = podNetnsName(o.prefix, ns, pod.name);
+        const podNs = netnsAdd(netnsName);
+        undo.push(() => {
+          podNs.close();
+          deleteNetnsIfPresent(netnsName);
+        });
+        try {
+          const h = Handle.open(podNs);
+          try {
+            linkSetUp(linkGet('lo', { handle: h }).index, { handle: h });
+          } finally {
+            h.close();
+          }
+          sysctlIn(podNs, 'net.ipv6.conf.all.disable_ipv6', '1');
+          sysctlIn(podNs, 'net.ipv6.conf.default.disable_ipv6', '1');
+        } finally {
+          podNs.close();
+        }
+        plan = planEndpoint({
+          containerId: netnsName,
+          netns: `/run/netns/${netnsName}`,
+          addresses: [ip],
+          gateway: GATEWAY,
+          mode: 'cilium',
+        });
+      } else {
+        netnsName = attachment.netnsPath;
+        plan = planEndpoint({
+          containerId: attachment.containerId,
+          netns: attachment.netnsPath,
+          ifname: attachment.ifname,
+          addresses: [ip],
+          gateway: GATEWAY,
+          mode: 'cilium',
+        });
       }
-      sysctlIn(podNs, 'net.ipv6.conf.all.disable_ipv6', '1');
-      sysctlIn(podNs, 'net.ipv6.conf.default.disable_ipv6', '1');
       lap('netns');
 
-      const plan = planEndpoint({
-        containerId: netnsName,
-        netns: `/run/netns/${netnsName}`,
-        addresses: [ip],
-        gateway: GATEWAY,
-        mode: 'cilium',
-      });
       const ep = applyEndpoint(plan, { hostNetns: this.node });
       undo.push(() => removeEndpoint(plan, { hostNetns: this.node }));
-      podNs.close();
       lap('endpoint');
 
       const lxcId = this.#nextLxcId();
@@ -444,6 +686,7 @@ export class Agent {
         nodeMac: ep.host.mac,
         identity: 0,
         attach,
+        ...(attachment === undefined ? {} : { attachment: { ...attachment } }),
       };
       // The engine compiles the pod into its own map and every map that selects it; one write per change.
       const changes: MapChange[] = [];
@@ -500,15 +743,69 @@ export class Agent {
     this.#save();
   }
 
+  /** The pod's address: a confirmed allocation of the caller, a new one (pending or not), or the scenario's. */
+  #podAddress(
+    pod: PodInput,
+    key: string,
+    attachment: PodAttachment | undefined,
+    pendingMs: number | undefined,
+    undo: (() => void)[],
+  ): string {
+    if (attachment === undefined) {
+      const wanted = pod.ip !== undefined && this.pool.contains(pod.ip) ? pod.ip : undefined;
+      const ip = wanted === undefined ? this.pool.allocateNext(key) : this.pool.allocate(wanted, key);
+      undo.push(() => this.pool.release(ip));
+      return ip;
+    }
+    const owner = attachmentOwner(attachment.containerId, attachment.ifname);
+    if (pod.ip !== undefined) {
+      // An address the caller allocated before: taking it confirms it (the Cilium endpoint create).
+      if (this.pool.allocations()[pod.ip] === undefined)
+        throw new AgentError('NotFound', `${pod.ip} is not allocated (expired or released): allocate again`);
+      if (Object.values(this.#state.pods).some((p) => p.ip === pod.ip))
+        throw new AgentError('InvalidArgument', `${pod.ip} is already an endpoint's address`);
+      const lease = this.#state.leases?.[pod.ip];
+      if (lease !== undefined) {
+        delete this.#state.leases![pod.ip];
+        this.#leases.delete(pod.ip);
+        undo.push(() => {
+          this.#state.leases![pod.ip!] = lease;
+          this.#leases.set(pod.ip!, lease.expiresAt);
+        });
+      }
+      return pod.ip;
+    }
+    const { ip } = this.allocateIp(owner, pendingMs === undefined ? {} : { expiresInMs: pendingMs });
+    undo.push(() => {
+      this.pool.release(ip);
+      this.#leases.delete(ip);
+      delete this.#state.leases?.[ip];
+    });
+    return ip;
+  }
+
   #teardownPod(rec: PodRecord): void {
     this.datapath.deleteEndpoint(rec.ip, rec.hostIfindex);
     this.datapath.detachEndpoint(this.node, rec.lxcId);
-    removeEndpoint(
-      { containerId: rec.netns, mode: 'cilium', netns: `/run/netns/${rec.netns}` },
-      { hostNetns: this.node },
-    );
-    deleteNetnsIfPresent(rec.netns);
+    if (rec.attachment === undefined) {
+      removeEndpoint(
+        { containerId: rec.netns, mode: 'cilium', netns: `/run/netns/${rec.netns}` },
+        { hostNetns: this.node },
+      );
+      deleteNetnsIfPresent(rec.netns);
+    } else {
+      // The runtime's namespace may be gone already (DEL after the pod died): the host side is enough.
+      const { containerId, ifname, netnsPath } = rec.attachment;
+      removeEndpoint(
+        existsSync(netnsPath)
+          ? { containerId, ifname, mode: 'cilium', netns: netnsPath }
+          : { containerId, ifname, mode: 'cilium' },
+        { hostNetns: this.node },
+      );
+    }
     this.pool.release(rec.ip);
+    this.#leases.delete(rec.ip);
+    if (this.#state.leases?.[rec.ip] !== undefined) delete this.#state.leases[rec.ip];
     for (const [k] of this.datapath.ct.dump()) {
       if (k.saddr === rec.ip || k.daddr === rec.ip) this.datapath.ct.delete(k);
     }
@@ -662,7 +959,7 @@ export class Agent {
     }
     const pod = this.#state.pods[endpoint];
     if (!pod) throw new AgentError('NotFound', `no pod ${endpoint}`);
-    return { kind: 'pod', key: pod.key, ip: pod.ip, netnsPath: `/run/netns/${pod.netns}` };
+    return { kind: 'pod', key: pod.key, ip: pod.ip, netnsPath: podNetnsPath(pod) };
   }
 
   /** Releases this process's handles (as {@link close}), for `using`: the agent keeps running in the kernel. */
@@ -679,6 +976,7 @@ export class Agent {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#leases.close();
     this.datapath.close();
     this.pool.close();
     this.node.close();
@@ -699,7 +997,8 @@ export class Agent {
       for (const pod of this.pods()) attempt(() => this.#teardownPod(pod));
       attempt(() => this.close());
     }
-    for (const pod of Object.values(this.#state.pods)) attempt(() => deleteNetnsIfPresent(pod.netns));
+    for (const pod of Object.values(this.#state.pods))
+      if (!pod.attachment) attempt(() => deleteNetnsIfPresent(pod.netns));
     attempt(() => deleteNetnsIfPresent(this.#state.worldNetns));
     attempt(() => deleteNetnsIfPresent(this.#state.nodeNetns));
     attempt(() => rmSync(this.#state.pinDir, { recursive: true, force: true }));

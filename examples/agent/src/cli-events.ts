@@ -100,8 +100,15 @@ export async function cmdObserve(stateDir: string, v: EventValues, io: Io): Prom
   return 0;
 }
 
-/** `agent serve [--metrics-port N] [--flows N]`: runs until SIGINT/SIGTERM. */
-export async function cmdServe(stateDir: string, v: EventValues, io: Io): Promise<number> {
+/**
+ * The observer half of `agent serve [--metrics-port N] [--flows N]` (the resident agent's API is the other
+ * half, api/commands.ts): started once the agent is up, closed when `serve` stops.
+ */
+export async function startObserver(
+  stateDir: string,
+  v: EventValues,
+  io: Io,
+): Promise<{ close(): Promise<void> }> {
   const port = positiveInt('metrics-port', v['metrics-port']);
   const flows = positiveInt('flows', v.flows);
   const obs = await Observer.start({
@@ -110,18 +117,10 @@ export async function cmdServe(stateDir: string, v: EventValues, io: Io): Promis
     ...(flows === undefined ? {} : { flows }),
     log: (l) => io.err(`serve: ${l}`),
   });
-  const ac = new AbortController();
-  try {
-    io.out(
-      `serving unix:${obs.socketPath} (/metrics /flows /events)${obs.metricsPort === undefined ? '' : `, http://127.0.0.1:${obs.metricsPort}/metrics`}`,
-    );
-    untilSignal(ac);
-    await new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve()));
-  } finally {
-    ac.abort();
-    await obs.close();
-  }
-  return 0;
+  io.out(
+    `serving unix:${obs.socketPath} (/metrics /flows /events)${obs.metricsPort === undefined ? '' : `, http://127.0.0.1:${obs.metricsPort}/metrics`}`,
+  );
+  return obs;
 }
 
 /** `agent config [trace-rate <N>]`: shows the datapath's run-time settings, or sets the trace sampling. */

@@ -7,7 +7,8 @@ import { query } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
 import type { PolicyKey } from '@datapath/policy';
 import { Agent, type AgentOptions } from './agent.js';
-import { cmdConfig, cmdMonitor, cmdObserve, cmdServe } from './cli-events.js';
+import { cmdServe, viaApi } from './api/commands.js';
+import { cmdConfig, cmdMonitor, cmdObserve, startObserver } from './cli-events.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import { table } from './format.js';
@@ -36,7 +37,10 @@ export const USAGE = `usage: agent <command> [options]
                                                  live datapath events, decoded (from agent serve, else the ring)
   observe [--from x] [--to y] [--verdict FORWARDED|DROPPED] [--port n] [--last N]
                                                  the newest flows agent serve kept
-  serve [--metrics-port N] [--flows N]           observer: ring buffer consumer, /metrics /flows /events on
+  serve [scenario.yaml|json] [--socket path] [--lease-ms n] [--metrics-port N] [--flows N]
+                                                 the resident agent: its API on <state-dir>/api.sock (endpoint list,
+                                                 policy apply and pod del go through it while it runs), and the
+                                                 observer: ring buffer consumer, /metrics /flows /events on
                                                  <state-dir>/observer.sock (and /metrics on 127.0.0.1:N)
   config [trace-rate <N|off>]                    run-time datapath settings; trace events 1 in N forwarded packets
 
@@ -72,6 +76,8 @@ type Values = {
   last?: string;
   flows?: string;
   'metrics-port'?: string;
+  socket?: string;
+  'lease-ms'?: string;
 };
 
 function agentOptions(v: Values, io: Io): AgentOptions {
@@ -500,6 +506,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         last: { type: 'string' },
         flows: { type: 'string' },
         'metrics-port': { type: 'string' },
+        socket: { type: 'string' },
+        'lease-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }) as { values: Values; positionals: string[] };
@@ -521,7 +529,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   }
   const [cmd, sub, arg] = p;
   try {
+    const api = await viaApi(p, v, io);
+    if (api !== undefined) return api;
     switch (cmd) {
+      case 'serve':
+        return await cmdServe(sub, agentOptions(v, io), v, io, (stateDir) => startObserver(stateDir, v, io));
       case 'run':
         if (sub === undefined) break;
         return await cmdRun(sub, v, io);
@@ -551,8 +563,6 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         return await cmdMonitor(Agent.stateDir(agentOptions(v, io)), v, io);
       case 'observe':
         return await cmdObserve(Agent.stateDir(agentOptions(v, io)), v, io);
-      case 'serve':
-        return await cmdServe(Agent.stateDir(agentOptions(v, io)), v, io);
       case 'config':
         return cmdConfig(Agent.stateDir(agentOptions(v, io)), p.slice(1), v, io);
     }

@@ -31,6 +31,32 @@ export interface PodRecord {
   identity: number;
   /** How the programs are attached: tcx links (pinned) or legacy tc filters. */
   attach: 'tcx' | 'tc';
+  /**
+   * Set for a pod a container runtime created through the API (CNI ADD): the runtime owns its network
+   * namespace (`netns` is then the namespace's path, never deleted by the agent).
+   */
+  attachment?: PodAttachment;
+}
+
+/** The container attachment of a CNI-created pod. */
+export interface PodAttachment {
+  /** `CNI_CONTAINERID`. */
+  containerId: string;
+  /** `CNI_IFNAME`: the interface inside the pod. */
+  ifname: string;
+  /** `CNI_NETNS`: the path of the runtime's network namespace. */
+  netnsPath: string;
+}
+
+/** An address handed out with an expiration that was not confirmed yet (IPAM allocate, CNI ADD). */
+export interface PendingLease {
+  /** The IPAM owner. */
+  owner: string;
+  /** Epoch milliseconds after which the agent releases it. */
+  expiresAt: number;
+  /** The attachment it was allocated for (a CNI ADD), whose half-made endpoint goes with it. */
+  containerId?: string;
+  ifname?: string;
 }
 
 /** Everything the agent persists besides maps and the IPAM store. */
@@ -55,7 +81,14 @@ export interface AgentState {
   pods: Record<string, PodRecord>;
   /** `false` when the datapath was built without events (AgentOptions.events). */
   events?: false;
+  /** Addresses allocated with an expiration and not confirmed yet, by IP. */
+  leases?: Record<string, PendingLease>;
   startedAt: string;
+}
+
+/** Path of the network namespace file of a pod (its own named one, or the runtime's). */
+export function podNetnsPath(pod: Pick<PodRecord, 'netns' | 'attachment'>): string {
+  return pod.attachment?.netnsPath ?? `/run/netns/${pod.netns}`;
 }
 
 /** Path of the state file inside a state directory. */

@@ -1,0 +1,124 @@
+/**
+ * The CLI commands that talk to a resident agent: `serve` itself, and `endpoint list`, `policy apply`,
+ * `pod del` and `status --api`, which go through the API whenever an agent serves on the socket (two
+ * processes must never change the same agent's state).
+ */
+
+import type { AgentOptions } from '../agent.js';
+import { AgentError } from '../errors.js';
+import { table } from '../format.js';
+import { loadPolicies, loadScenario } from '../policy.js';
+import { defaultSocketPath } from './client.js';
+import { residentClient, startResident } from './serve.js';
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+interface ApiValues {
+  name?: string | undefined;
+  json?: boolean | undefined;
+  socket?: string | undefined;
+  'state-dir'?: string | undefined;
+  'lease-ms'?: string | undefined;
+}
+
+const socketOf = (v: ApiValues) =>
+  v.socket ??
+  (v['state-dir'] === undefined ? defaultSocketPath(v.name ?? 'demo') : `${v['state-dir']}/api.sock`);
+
+const out = (io: Io, json: boolean | undefined, data: unknown, text: () => string) =>
+  io.out(json ? JSON.stringify(data, null, 2) : text());
+
+/**
+ * `agent serve [scenario]`: the resident agent with its API, and whatever `alongside` starts once it is up
+ * (the observer: ring buffer, metrics, flows); runs until SIGINT or SIGTERM.
+ */
+export async function cmdServe(
+  scenarioFile: string | undefined,
+  options: AgentOptions,
+  v: ApiValues,
+  io: Io,
+  alongside?: (stateDir: string) => Promise<{ close(): Promise<void> }>,
+): Promise<number> {
+  const leaseMs = v['lease-ms'] === undefined ? undefined : Number(v['lease-ms']);
+  if (leaseMs !== undefined && !(Number.isInteger(leaseMs) && leaseMs > 0))
+    throw new AgentError('InvalidArgument', `--lease-ms must be a positive integer, got ${v['lease-ms']}`);
+  const scenario = scenarioFile === undefined ? undefined : loadScenario(scenarioFile);
+  const r = await startResident(options, scenario, {
+    socketPath: socketOf(v),
+    ...(leaseMs === undefined ? {} : { cniLeaseMs: leaseMs }),
+  });
+  io.err(`agent: ${r.agent.state.name} serves ${r.server.socketPath} (${r.agent.pods().length} pods)`);
+  let extra: { close(): Promise<void> } | undefined;
+  try {
+    extra = await alongside?.(r.agent.options.stateDir);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  } finally {
+    await extra?.close();
+    await r.close();
+  }
+  io.err('agent: stopped serving; pods, maps and state stay (`agent down` removes them)');
+  return 0;
+}
+
+/**
+ * Runs the command through the API when an agent serves and the command is one the API covers; undefined
+ * otherwise (the command then runs on the state files).
+ */
+export async function viaApi(p: readonly string[], v: ApiValues, io: Io): Promise<number | undefined> {
+  const [cmd, sub, arg] = p;
+  const covered =
+    (cmd === 'endpoint' && sub === 'list') ||
+    (cmd === 'policy' && sub === 'apply') ||
+    (cmd === 'pod' && sub === 'del');
+  if (!covered) return undefined;
+  const client = await residentClient(socketOf(v));
+  if (client === undefined) return undefined;
+  try {
+    if (cmd === 'endpoint') {
+      const eps = await client.endpoints();
+      out(io, v.json, eps, () =>
+        table(
+          ['ENDPOINT', 'POD', 'IP', 'IDENTITY', 'VETH', 'SOURCE', 'LABELS'],
+          eps.map((e) => [
+            String(e.id),
+            e.pod,
+            e.ip,
+            String(e.identity),
+            e.hostIfname,
+            e.source === 'cni' ? `cni ${e.containerId}/${e.ifname}` : 'scenario',
+            Object.entries(e.labels)
+              .map(([k, x]) => `${k}=${x}`)
+              .join(','),
+          ]),
+        ),
+      );
+      return 0;
+    }
+    if (cmd === 'policy') {
+      if (arg === undefined) throw new AgentError('InvalidArgument', 'policy apply <file.yaml|json>');
+      const sync = await client.applyPolicies(loadPolicies(arg));
+      out(
+        io,
+        v.json,
+        sync,
+        () => `policy applied through the agent API: ${sync.writes} writes, revision ${sync.revision}`,
+      );
+      return 0;
+    }
+    const eps = await client.endpoints();
+    const ep = eps.find((e) => e.pod === arg);
+    if (ep === undefined) throw new AgentError('NotFound', `no pod ${arg ?? '(none)'}`);
+    await client.deleteEndpoint(ep.id);
+    out(io, v.json, { removed: arg }, () => `pod ${arg} removed (through the agent API)`);
+    return 0;
+  } finally {
+    client.close();
+  }
+}
