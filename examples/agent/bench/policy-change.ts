@@ -132,5 +132,6 @@ async function main(): Promise<void> {
   }
 }
 
-// AGENT_BENCH_ONLY=events runs only bench/events.ts.
-if (process.env.AGENT_BENCH_ONLY !== 'events') await main();
+// AGENT_BENCH_ONLY=policy, =events or =progrun runs only that part of `pnpm run bench`.
+const only = process.env.AGENT_BENCH_ONLY;
+if (only === undefined || only === '' || only === 'policy') await main();

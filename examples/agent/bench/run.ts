@@ -8,14 +8,13 @@
  *   - the bridge with 1 000 non-matching iptables rules before the ACCEPT (nf_tables backend),
  *   - policy on with egress delivery (bpf_redirect out of the host veth),
  * all five set up side by side and measured in interleaved rounds (medians of the rounds, and the
- * median of the per-round ratios; TCP runs repeated when other processes took the CPU); the
- * per-packet run time of from_container against an older revision of it (BPF_PROG_TEST_RUN);
+ * median of the per-round ratios; TCP runs repeated when other processes took the CPU);
  * and the agent's pod setup time per stage (IP + namespace + endpoint + attach + maps + policy sync).
  * Everything runs in namespaces it creates (prefix `dpb`), nothing touches the host's own
  * network. Writes one Markdown section to $BENCH_OUT/agent.md.
  * Environment: IPERF_T (s, default 3), ROUNDS (12), PINGS (200), SETUP_PODS (16), IPERF_AFFINITY
- * (`0,1`: server CPU, client CPU; `none`), NOISE_MAX (0.1), MAX_TRIES (2), REPEAT_BUDGET (15),
- * COST_REV (1147665).
+ * (`0,1`: server CPU, client CPU; `none`), NOISE_MAX (0.1), MAX_TRIES (2), REPEAT_BUDGET (15).
+ * The per-packet run time of from_container is bench/prog-run.ts's section.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -33,7 +32,6 @@ import {
   sh,
 } from './pairs.js';
 import { median, profileSetup } from './profile-setup.js';
-import { type ProgCost, progCost } from './progcost.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 3);
 const ROUNDS = Number(process.env.ROUNDS ?? 12);
@@ -43,9 +41,6 @@ const NOISE_MAX = Number(process.env.NOISE_MAX ?? 0.1);
 const MAX_TRIES = Number(process.env.MAX_TRIES ?? 2);
 // At most this many repeats in the whole run, so a busy machine cannot stretch it much (about 3.5 s each).
 const REPEAT_BUDGET = Number(process.env.REPEAT_BUDGET ?? 15);
-// The per-packet program cost row compares from_container with the one at this revision (before the
-// per-CPU array counters and the jiffies refresh).
-const COST_REV = process.env.COST_REV ?? '1147665';
 // How the agent setups attach their programs: as the agent does by default (tcx where the kernel has it).
 const ATTACH = (process.env.BENCH_ATTACH ?? 'auto') as 'auto' | 'tc' | 'tcx';
 const PINGS = Number(process.env.PINGS ?? 200);
@@ -171,8 +166,6 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the agent benchmark needs root');
   const pairs: Partial<Record<Mode, Pair>> = {};
   let entries = 0;
-  let cost: ProgCost | undefined;
-  let costError = '';
   let attached = '';
   const runs: Record<Mode, Figures[]> = { on: [], off: [], bridge: [], ipt: [], egress: [] };
   const shapes: Partial<Record<Mode, string>> = {};
@@ -196,13 +189,6 @@ async function main(): Promise<void> {
       process.stderr.write(
         `round ${r + 1}/${ROUNDS}: ${fmt((performance.now() - t) / 1000, 1)} s; 4 streams ${tcp4}\n`,
       );
-    }
-    try {
-      cost = await progCost(on.agent!, 'bench/client', 'bench/server', COST_REV, 21, 200);
-    } catch (err) {
-      // e.g. a shallow clone without COST_REV: the row says so, the rest of the bench stands
-      costError = (err as Error).message.split('\n')[0]!;
-      process.stderr.write(`program cost not measured: ${costError}\n`);
     }
   } finally {
     for (const p of Object.values(pairs)) p.close();
@@ -338,20 +324,6 @@ async function main(): Promise<void> {
       paired('on', 'ipt', 'udpP50'),
     ],
     [
-      `from_container run time per packet, established flow (\`program.run\`, median of 21 × 200 runs) vs the same program at ${COST_REV}`,
-      cost ? `${cost.current.median} ns` : `not measured (${costError})`,
-      cost ? `${cost.before.median} ns` : '–',
-      cost ? fmt(cost.current.median / cost.before.median) : '–',
-      '–',
-    ],
-    [
-      'from_container run time per packet through `program.run` vs `bpftool prog run` (same program, input and rounds)',
-      cost ? `${cost.current.median} ns` : `not measured (${costError})`,
-      cost ? `${cost.bpftool.median} ns` : '–',
-      cost ? fmt(cost.current.median / cost.bpftool.median) : '–',
-      '–',
-    ],
-    [
       'pod setup p50, tc attach (≤ 5 ms) vs `ip` spawned per step',
       `${fmt(median(setupTc.total), 1)} ms`,
       `${fmt(median(spawned), 1)} ms`,
@@ -421,5 +393,6 @@ async function main(): Promise<void> {
   process.stdout.write(`${md}\n`);
 }
 
-// AGENT_BENCH_ONLY=policy runs only bench/policy-change.ts, =events only bench/events.ts (the next commands of `pnpm run bench`).
-if (process.env.AGENT_BENCH_ONLY === undefined) await main();
+// AGENT_BENCH_ONLY=policy runs only bench/policy-change.ts, =events only bench/events.ts, =progrun only
+// bench/prog-run.ts (the next commands of `pnpm run bench`).
+if (!process.env.AGENT_BENCH_ONLY) await main();
