@@ -1,5 +1,5 @@
 /**
- * The agent's map layouts against the kernel's own reading of them: an entry written into every map of
+ * The agent's map layouts against the kernel's own reading of them: an entry written into every key/value map of
  * bpf/datapath.c through the generated clients (and through the hand-written policy-trie codec, whose key
  * has bitfields the generator refuses) reads back field for field in `bpftool -j map lookup`'s
  * BTF-formatted output.
@@ -138,13 +138,18 @@ describe('agent maps through bpftool', () => {
     for (const v of lookup(coll, 'fwd', mapSpecs.fwd.key, 5).formatted.values!)
       expectSame(v.value, fw[v.cpu], `cpu${v.cpu}`, {});
 
-    maps.config.set(0, { policyRev: 77, flags: 1 });
+    maps.config.set(0, { policyRev: 77, flags: 1, traceRate: 0x01020304 });
     expectSame(
       lookup(coll, 'config', mapSpecs.config.key, 0).formatted.value,
-      { policyRev: 77, flags: 1 },
+      { policyRev: 77, flags: 1, traceRate: 0x01020304 },
       'value',
       {},
     );
+
+    const lost = Array.from({ length: maps.events_lost.cpus }, (_, i) => 2n ** 50n + BigInt(i));
+    maps.events_lost.set(0, lost);
+    for (const v of lookup(coll, 'events_lost', mapSpecs.events_lost.key, 0).formatted.values!)
+      expectSame(v.value, lost[v.cpu], `cpu${v.cpu}`, {});
 
     // The policy trie: `struct lxc_policy_key` has bitfields, so its codec is hand-written (policy-map.ts).
     const policy = coll.map('policy', { key: lxcPolicyKey, value: policyEntry });
