@@ -338,6 +338,8 @@ declare abstract class EventReader implements AsyncDisposable, Disposable {
     protected halted: boolean;
     protected abstract openReader(wake: () => void): FdWatcher[];
     protected abstract drainRecords(handler: RecordHandler, max: number): number;
+    protected drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number;
+    protected mismatch: number;
     protected abstract releaseReader(): void;
     protected abstract get label(): string;
     get closed(): boolean;
@@ -346,6 +348,8 @@ declare abstract class EventReader implements AsyncDisposable, Disposable {
     subscribe(handler: RecordHandler, options?: SubscribeOptions): EventSubscription;
     events(): AsyncIterableIterator<Uint8Array>;
     events<T>(codec: Codec<T>, options?: EventsOptions): AsyncIterableIterator<T>;
+    batches(): AsyncIterableIterator<Uint8Array[]>;
+    batches<T>(codec: Codec<T>, options?: EventsOptions): AsyncIterableIterator<T[]>;
     protected recordMatches(len: number, size: number): boolean;
     protected checkCodec(_size: number, _op: string): void;
     close(): void;
@@ -397,6 +401,7 @@ declare class RingBuf extends EventReader {
     protected checkCodec(size: number, op: string): void;
     protected openReader(wake: () => void): FdWatcher[];
     protected drainRecords(handler: RecordHandler, max: number): number;
+    protected drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number;
     protected haltRecords(): void;
     protected releaseReader(): void;
     protected onClosed(): void;

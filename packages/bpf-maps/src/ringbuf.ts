@@ -10,6 +10,7 @@ import {
   pageSize,
   watchFd,
 } from '@datapath/libbpf';
+import type { Codec } from './codec.js';
 import { EventReader, type RecordHandler } from './reader.js';
 
 const BUSY = 0x80000000;
@@ -129,6 +130,56 @@ export class RingCursor {
     }
     return n;
   }
+
+  /**
+   * {@link RingCursor.drain} specialised for the decoding iterators: decodes each committed record of
+   * `size` bytes with `decode` straight into `out` (no handler call per record). A record of another
+   * length is consumed, its length left in {@link RingCursor.badLength}, and the drain stops there.
+   */
+  drainDecode<T>(decode: (d: DataView, o: number) => T, size: number, out: T[], max: number): number {
+    const hdr = this.#hdr;
+    const data = this.data;
+    const mask = this.#mask;
+    let pos = this.consumerPos();
+    this.#pos = pos;
+    let prod = this.producerPos();
+    let n = 0;
+    let sinceStore = 0;
+    try {
+      while (n < max) {
+        if (pos >= prod) {
+          prod = this.producerPos();
+          if (pos >= prod) break;
+        }
+        const off = pos & mask;
+        const h = hdr[off >>> 2]!;
+        if ((h & BUSY) !== 0) break;
+        const len = h & LEN_MASK;
+        pos += (len + HDR + 7) & ~7;
+        if ((h & DISCARD) !== 0) {
+          this.discarded++;
+        } else {
+          n++;
+          if (len !== size) {
+            this.badLength = len;
+            break;
+          }
+          out.push(decode(data, off + HDR));
+        }
+        if (++sinceStore === STORE_EVERY) {
+          sinceStore = 0;
+          this.#store(pos);
+        }
+        if (this.halted) break;
+      }
+    } finally {
+      if (pos !== this.#pos) this.#store(pos);
+    }
+    return n;
+  }
+
+  /** The length of the record that stopped the last {@link RingCursor.drainDecode}, or -1. */
+  badLength = -1;
 
   #store(pos: number): void {
     this.#pos = pos;
@@ -286,6 +337,15 @@ export class RingBuf extends EventReader {
   /** @internal */
   protected drainRecords(handler: RecordHandler, max: number): number {
     return this.#cursor!.drain(handler, max);
+  }
+
+  /** @internal */
+  protected override drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number {
+    const c = this.#cursor!;
+    c.badLength = -1;
+    const n = c.drainDecode(codec.decode, codec.size, out, max);
+    this.mismatch = c.badLength;
+    return n;
   }
 
   /** @internal */

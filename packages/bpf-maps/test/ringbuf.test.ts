@@ -124,6 +124,34 @@ describe('RingCursor', () => {
     expect(ring.consumerPos()).toBe(20 * (1008 + 16));
   });
 
+  it('drainDecode decodes records into an array, skips discarded ones, stops after a record of another size', () => {
+    const ring = fakeRing(4096);
+    const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
+    const decode = (d: DataView, o: number) => d.getUint16(o, true);
+    for (let round = 0; round < 300; round++) {
+      ring.write([round & 0xff, round >> 8]);
+      collect(cur);
+    }
+    // Positions now wrap the 4 KiB ring several times over as records are written and read.
+    const out: number[] = [];
+    for (let round = 0; round < 300; round += 30) {
+      for (let i = 0; i < 30; i++) ring.write([(round + i) & 0xff, (round + i) >> 8], { discard: i === 7 });
+      expect(cur.drainDecode(decode, 2, out, 1000)).toBe(29);
+    }
+    expect(out).toEqual(Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 30 !== 7));
+    ring.write([1, 0]);
+    ring.write([2, 0, 0]);
+    ring.write([3, 0]);
+    const more: number[] = [];
+    cur.badLength = -1;
+    expect(cur.drainDecode(decode, 2, more, 1000)).toBe(2); // the 3-byte record counts as consumed
+    expect(more).toEqual([1]);
+    expect(cur.badLength).toBe(3);
+    expect(cur.drainDecode(decode, 2, more, 1000)).toBe(1);
+    expect(more).toEqual([1, 3]);
+    expect(cur.pending()).toBe(false);
+  });
+
   it('honours max and carries on where it stopped', () => {
     const ring = fakeRing(4096);
     const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);

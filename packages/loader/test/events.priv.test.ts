@@ -163,10 +163,14 @@ describe('RingBuf reader (BPF_MAP_TYPE_RINGBUF)', () => {
         execFileSync('nsenter', [`--net=${b.path}`, 'ping', '-c', '3', '-i', '0.01', '-W', '2', pair.ipA], {
           stdio: 'ignore',
         });
+        // …read with the batch iterator: arrays of decoded records, in order.
         const pings: number[] = [];
-        for await (const ev of ring.events(eventCodec)) {
-          expect(ev).toMatchObject({ saddr: pair.ipB, daddr: pair.ipA, proto: 1 });
-          pings.push(ev.seq);
+        for await (const batch of ring.batches(eventCodec)) {
+          expect(batch.length).toBeGreaterThan(0);
+          for (const ev of batch) {
+            expect(ev).toMatchObject({ saddr: pair.ipB, daddr: pair.ipA, proto: 1 });
+            pings.push(ev.seq);
+          }
           if (pings.length === 3) break;
         }
         expect(pings).toEqual([N, N + 1, N + 2]);
