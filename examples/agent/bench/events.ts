@@ -10,6 +10,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildPacket, compile, load, openObject, skbContext, TcAct } from '@datapath/loader';
+import { encodePolicyKey, encodePolicyValue } from '@datapath/policy';
+import { openMaps, setConstants } from '../src/datapath.gen.js';
+import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
 import { foreignShare, snapshot } from './noise.js';
 import { type Affinity, agentPair, inNs, iperf, type Pair } from './pairs.js';
 import { median } from './profile-setup.js';
@@ -22,6 +27,85 @@ const [SERVER_CPU, CLIENT_CPU] = IPERF_AFFINITY === 'none' ? [] : IPERF_AFFINITY
 const cpus: Affinity = { server: SERVER_CPU, client: CLIENT_CPU };
 
 type Mode = 'events' | 'none';
+const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
+
+/**
+ * from_container's run time per packet on the established-flow fast path (BPF_PROG_TEST_RUN through
+ * `program.run`, private maps, median of `samples` × `repeat` runs alternating between the builds):
+ * the deterministic counterpart of the throughput rows, which the machine's noise dominates.
+ */
+async function progCost(samples: number, repeat: number): Promise<Record<Mode, number>> {
+  const files = [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')];
+  const objects = {
+    events: (await compile({ files })).path,
+    none: (await compile({ files, defines: { DATAPATH_EVENTS: 0 } })).path,
+  };
+  const A = {
+    ifindex: 1,
+    lxcId: 1,
+    flags: 0,
+    secId: 1001,
+    mac: '02:00:0a:f4:00:0a',
+    nodeMac: '02:00:00:00:01:01',
+    ip: '10.244.0.10',
+  };
+  const B = {
+    ifindex: 7,
+    lxcId: 2,
+    flags: 0,
+    secId: 1002,
+    mac: '02:00:0a:f4:00:0b',
+    nodeMac: '02:00:00:00:01:02',
+    ip: '10.244.0.11',
+  };
+  const netU32 = (ip: string) => new DataView(Uint32Array.of(ipv4HostU32(ip)).buffer).getUint32(0, false);
+  const key = (lxcId: number, direction: 'ingress' | 'egress', identity: number) => {
+    const cilium = encodePolicyKey({ direction, identity, protocol: 6, port: 5201, prefixLen: 24 });
+    const out = new Uint8Array(cilium.length + 4);
+    const v = new DataView(out.buffer);
+    v.setUint32(0, new DataView(cilium.buffer).getUint32(0, true) + 32, true);
+    v.setUint32(4, lxcId, true);
+    out.set(cilium.subarray(4), 8);
+    return out;
+  };
+  const allow = encodePolicyValue({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
+  const colls = (['events', 'none'] as const).map((m) => {
+    const spec = openObject(objects[m], `datapath_${m}`);
+    for (const map of Object.values(spec.maps)) map.pinning = 'none';
+    setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
+    const coll = load(spec);
+    const maps = openMaps(coll);
+    maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 0 });
+    maps.lxc.set(A.ifindex, A);
+    maps.endpoints.set(netU32(A.ip), A);
+    maps.endpoints.set(netU32(B.ip), B);
+    const policy = coll.map('policy');
+    if (policy.kind !== 'lpmTrie') throw new Error('policy is an LPM trie');
+    policy.set(key(A.lxcId, 'egress', B.secId), allow);
+    policy.set(key(B.lxcId, 'ingress', A.secId), allow);
+    return { mode: m, coll, prog: coll.program('from_container') };
+  });
+  try {
+    const pkt = buildPacket([
+      { kind: 'eth', src: A.mac, dst: A.nodeMac },
+      { kind: 'ipv4', src: A.ip, dst: B.ip, ttl: 255, id: 1 },
+      { kind: 'tcp', sport: 40000, dport: 5201, flags: { ack: true } },
+      { kind: 'payload', bytes: new Uint8Array(1448) },
+    ]);
+    const ctx = skbContext({ ifindex: A.ifindex });
+    const times: Record<Mode, number[]> = { events: [], none: [] };
+    for (const c of colls) c.prog.run({ data: pkt, ctx }); // admits the flow: one verdict record
+    for (let i = 0; i < samples; i++)
+      for (const c of i % 2 ? [...colls].reverse() : colls) {
+        const r = c.prog.run({ data: pkt, ctx, repeat });
+        if (r.retval !== TcAct.REDIRECT) throw new Error(`from_container returned ${r.retval}`);
+        times[c.mode].push(r.durationNs);
+      }
+    return { events: median(times.events), none: median(times.none) };
+  } finally {
+    for (const c of colls) c.coll.close();
+  }
+}
 const fmt = (x: number, d = 2) => x.toFixed(d);
 
 async function quietIperf(p: Pair, streams: number): Promise<{ gbit: number; foreign: number }> {
@@ -82,6 +166,7 @@ async function main(): Promise<void> {
     const ratio = med('events', k) / med('none', k);
     return `| ${label} (≥ 0.97×) | ${fmt(med('events', k))} Gbit/s | ${fmt(med('none', k))} Gbit/s | ${fmt(ratio)} ${ratio >= 0.97 ? '✓' : '✗'} | ${paired(k)} | \`AGENT_BENCH_ONLY=events node scripts/bench.mjs agent\` (root) |`;
   };
+  const cost = await progCost(41, 200);
   const foreign = [...runs.events, ...runs.none].flatMap((f) => f.foreign);
   const md = [
     '## examples/agent: cost of the datapath events',
@@ -99,6 +184,7 @@ async function main(): Promise<void> {
     '|---|---:|---:|---:|---:|---|',
     row('tcp1', 'TCP 1 stream, drop + policy-verdict events on vs compiled out'),
     row('tcp4', 'TCP 4 streams, drop + policy-verdict events on vs compiled out'),
+    `| from_container run time per packet, established flow (\`program.run\`, median of 41 × 200 runs) | ${cost.events} ns | ${cost.none} ns | ${fmt(cost.events / cost.none)} | – | \`AGENT_BENCH_ONLY=events node scripts/bench.mjs agent\` (root) |`,
     '',
     `Per-round figures (Gbit/s, 1 stream; 4 streams): events on ${runs.events.map((f) => fmt(f.tcp1)).join(' / ')}; ${runs.events.map((f) => fmt(f.tcp4)).join(' / ')} ·`,
     `compiled out ${runs.none.map((f) => fmt(f.tcp1)).join(' / ')}; ${runs.none.map((f) => fmt(f.tcp4)).join(' / ')}.`,

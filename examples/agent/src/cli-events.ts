@@ -2,6 +2,7 @@
  * The agent's observability commands: `monitor`, `observe`, `serve` and `config` (the trace knob).
  * Called by cli.ts with its parsed options.
  */
+import type { Agent } from './agent.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import { EVENT_TYPES, type EventKind, formatEvent } from './events.js';
@@ -10,6 +11,7 @@ import { table } from './format.js';
 import { monitor, observe } from './monitor.js';
 import { Observer } from './serve.js';
 import { loadState } from './state.js';
+import type { DeviceGone } from './watch.js';
 
 interface Io {
   out: (s: string) => void;
@@ -108,11 +110,14 @@ export async function startObserver(
   stateDir: string,
   v: EventValues,
   io: Io,
+  agent?: Agent,
 ): Promise<{ close(): Promise<void> }> {
   const port = positiveInt('metrics-port', v['metrics-port']);
   const flows = positiveInt('flows', v.flows);
   const obs = await Observer.start({
     stateDir,
+    // The resident agent removes a pod whose device went away itself (its state stays the one truth).
+    ...(agent === undefined ? {} : { onDeviceGone: async (g: DeviceGone) => agent.removePod(g.pod) }),
     ...(port === undefined ? {} : { metricsPort: port }),
     ...(flows === undefined ? {} : { flows }),
     log: (l) => io.err(`serve: ${l}`),

@@ -533,7 +533,9 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     if (api !== undefined) return api;
     switch (cmd) {
       case 'serve':
-        return await cmdServe(sub, agentOptions(v, io), v, io, (stateDir) => startObserver(stateDir, v, io));
+        return await cmdServe(sub, agentOptions(v, io), v, io, (stateDir, agent) =>
+          startObserver(stateDir, v, io, agent),
+        );
       case 'run':
         if (sub === undefined) break;
         return await cmdRun(sub, v, io);

@@ -239,9 +239,13 @@ export function matchesFilter(e: AgentEvent, f: EventFilter): boolean {
   return true;
 }
 
-const side = (p: Peer) => {
+/** Whether a protocol has ports (ICMP's `port` is the echo identifier: not shown). */
+export const hasPorts = (protocol: string): boolean =>
+  protocol === 'TCP' || protocol === 'UDP' || protocol === 'SCTP';
+
+const side = (p: Peer, ports: boolean) => {
   const who = p.name === undefined ? '' : ` (${p.name})`;
-  return `${p.ip}${p.port || p.ip === '0.0.0.0' ? `:${p.port}` : ''}${who}`;
+  return `${p.ip}${ports ? `:${p.port}` : ''}${who}`;
 };
 
 /**
@@ -257,7 +261,8 @@ export function formatEvent(e: AgentEvent): string {
       ? 'no endpoint'
       : `${e.endpoint.direction} of endpoint ${e.endpoint.id}${e.endpoint.pod === undefined ? '' : ` (${e.endpoint.pod})`}`;
   const ids = `identity ${e.source.identity}->${e.destination.identity}`;
-  const flow = `${side(e.source)} -> ${side(e.destination)} ${e.protocol}${e.tcpFlags === undefined ? '' : ` ${e.tcpFlags}`}, ${e.length} bytes`;
+  const ports = hasPorts(e.protocol);
+  const flow = `${side(e.source, ports)} -> ${side(e.destination, ports)} ${e.protocol}${e.tcpFlags === undefined ? '' : ` ${e.tcpFlags}`}, ${e.length} bytes`;
   switch (e.type) {
     case 'drop':
       return `drop (${e.reason}) ${ep}, ${ids}: ${flow}`;

@@ -4,7 +4,7 @@
  */
 
 import { AgentError } from './errors.js';
-import type { AgentEvent } from './events.js';
+import { type AgentEvent, hasPorts } from './events.js';
 import { table } from './format.js';
 
 /** A flow as `agent observe` shows it: an event with its wall-clock time and Hubble's verdict. */
@@ -118,8 +118,8 @@ export class FlowLog {
   }
 }
 
-const endpointText = (p: AgentEvent['source']) =>
-  `${p.name ?? p.ip}${p.port || p.name === undefined ? `:${p.port}` : ''}`;
+const endpointText = (p: AgentEvent['source'], protocol: string) =>
+  `${p.name ?? p.ip}${hasPorts(protocol) ? `:${p.port}` : ''}`;
 
 /** Hubble's SUMMARY column. */
 function summary(f: Flow): string {
@@ -140,8 +140,8 @@ export function renderFlows(flows: readonly Flow[]): string {
     ['TIMESTAMP', 'SOURCE', 'DESTINATION', 'TYPE', 'VERDICT', 'SUMMARY'],
     flows.map((f) => [
       f.time.replace('T', ' ').replace('Z', ''),
-      endpointText(f.source),
-      endpointText(f.destination),
+      endpointText(f.source, f.protocol),
+      endpointText(f.destination, f.protocol),
       f.type === 'drop' ? `drop:${f.reason}` : f.type,
       f.flowVerdict,
       summary(f),

@@ -39,6 +39,7 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly #verdicts: Counter<'endpoint' | 'pod' | 'direction' | 'verdict' | 'match'>;
   readonly #events: Counter<'type'>;
+  readonly #devicesGone: Counter<'pod'>;
   readonly #podSetup: Histogram;
   readonly #policyApply: Histogram;
   readonly #stateDir: string;
@@ -160,7 +161,18 @@ export class AgentMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    this.#devicesGone = new Counter({
+      name: 'datapath_agent_devices_removed_total',
+      help: "Pods whose host-side veth went away behind the agent's back (their endpoints were removed)",
+      labelNames: ['pod'],
+      registers,
+    });
     this.#stateDir = src.stateDir;
+  }
+
+  /** Counts a pod whose device went away. */
+  deviceGone(pod: string): void {
+    this.#devicesGone.inc({ pod });
   }
 
   /** Reads the latency journal lines written since the last call into the histograms. */

@@ -8,13 +8,16 @@
  *   GET /flows     the newest flows as JSON, filtered (`from`, `to`, `verdict`, `port`, `last`): `agent observe`
  *   GET /events    the live event stream as JSON lines, filtered (`type`, `pod`): `agent monitor`
  *
- * It also watches the agent's own devices (watch.ts) when the netlink subscription is available.
+ * It also watches the agent's own devices (watch.ts): a pod whose host-side veth disappears behind the
+ * agent's back is reported (a log line, `datapath_agent_devices_removed_total`) and removed like
+ * `agent pod del` would (endpoint maps, programs, address, namespace, policy, state).
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { EventSubscription, RingBuf } from '@datapath/bpf-maps';
+import { Agent } from './agent.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import {
@@ -29,6 +32,7 @@ import {
 import { FlowLog, parseFlowFilter, toFlow } from './flows.js';
 import { AgentMetrics } from './metrics.js';
 import { type AgentState, loadState } from './state.js';
+import { type DeviceGone, type DeviceWatch, watchDevices } from './watch.js';
 
 /** Path of the observer's unix socket in a state directory. */
 export function observerSocket(stateDir: string): string {
@@ -42,6 +46,13 @@ export interface ObserverOptions {
   flows?: number;
   /** Also serve /metrics on 127.0.0.1:<port> (0: any free port; default: the unix socket only). */
   metricsPort?: number;
+  /** Watch the agent's devices (default true). */
+  watchDevices?: boolean;
+  /**
+   * What to do with a pod whose host-side veth is gone: default, restore the agent in this process and
+   * remove the pod (`agent pod del`). A process that holds the agent (a resident agent) passes its own.
+   */
+  onDeviceGone?: (gone: DeviceGone) => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -82,6 +93,8 @@ export class Observer {
   readonly #servers: Server[] = [];
   readonly #streams = new Set<{ filter: EventFilter; res: ServerResponse }>();
   readonly #log: (line: string) => void;
+  #watch: DeviceWatch | undefined;
+  #cleanups: Promise<void> = Promise.resolve();
   #closed = false;
 
   private constructor(state: AgentState, o: ObserverOptions) {
@@ -126,6 +139,7 @@ export class Observer {
     const obs = new Observer(state, o);
     try {
       await obs.#listen(o);
+      if (o.watchDevices !== false) await obs.#watchDevices(state, o);
     } catch (err) {
       await obs.close();
       throw err;
@@ -151,6 +165,45 @@ export class Observer {
       const addr = tcp.address();
       this.metricsPort = typeof addr === 'object' && addr !== null ? addr.port : undefined;
     }
+  }
+
+  async #watchDevices(state: AgentState, o: ObserverOptions): Promise<void> {
+    const remove =
+      o.onDeviceGone ??
+      (async (g: DeviceGone) => {
+        const agent = await Agent.restore({ name: state.name, prefix: state.prefix, stateDir: o.stateDir });
+        try {
+          agent.removePod(g.pod);
+        } finally {
+          agent.close();
+        }
+      });
+    this.#watch = watchDevices({
+      nodeNetns: state.nodeNetns,
+      pods: () => {
+        try {
+          return Object.values(loadState(o.stateDir).pods);
+        } catch {
+          return [];
+        }
+      },
+      onGone: (g) => {
+        this.#log(
+          `device ${g.ifname} (ifindex ${g.ifindex}) of pod ${g.pod}, endpoint ${g.lxcId}, is gone (${g.seen === 'notify' ? 'deleted' : `missing from the ${g.seen} listing`}): removing the endpoint`,
+        );
+        this.metrics.deviceGone(g.pod);
+        // One removal at a time, in the order the devices went.
+        this.#cleanups = this.#cleanups.then(() =>
+          remove(g).then(
+            () => this.#log(`pod ${g.pod} removed`),
+            (err) => this.#log(`pod ${g.pod}: cleanup failed: ${(err as Error).message}`),
+          ),
+        );
+        return this.#cleanups;
+      },
+      onError: (err) => this.#log(`device watch stopped: ${(err as Error).message}`),
+    });
+    await this.#watch.ready;
   }
 
   #publish(e: AgentEvent): void {
@@ -211,6 +264,8 @@ export class Observer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#watch?.close();
+    await this.#cleanups;
     for (const s of this.#streams) s.res.end();
     this.#streams.clear();
     await Promise.all(

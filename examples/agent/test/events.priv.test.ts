@@ -2,7 +2,7 @@
  * The agent's events, monitor, observer and metrics with real packets between pods (namespaces the
  * agent creates under the test's unique prefix, removed after each test, leak-checked).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,9 +12,12 @@ import type { PolicyObject, Scenario } from '@datapath/policy';
 import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
+import { Datapath } from '../src/datapath.js';
 import { type AgentEvent, decodeRecord, EventNamer } from '../src/events.js';
 import { reasonName } from '../src/maps.js';
+import { get } from '../src/monitor.js';
 import { runScenario } from '../src/run.js';
+import { loadState } from '../src/state.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -410,6 +413,53 @@ describe('agent events (real packets)', () => {
     } finally {
       await l.close();
       agent.destroy();
+    }
+  });
+
+  it('the observer notices a veth removed behind its back (live, or while it was not running), reports it and removes the endpoint', async (ctx) => {
+    requireRoot(ctx);
+    const o = options();
+    const agent = await twoPods(o);
+    const node = agent.state.nodeNetns;
+    const pods = Object.fromEntries(agent.pods().map((p) => [p.key, p]));
+    const pinDir = agent.state.pinDir;
+    agent.close(); // the pods stay; the observer's process does the cleanup
+    try {
+      const gone = (key: string) => {
+        const p = pods[key]!;
+        const state = loadState(o.stateDir);
+        using dp = Datapath.attachPinned(pinDir);
+        return {
+          inState: key in state.pods,
+          endpoint: dp.endpoints.get(p.ip) !== undefined || dp.lxc.get(p.hostIfindex) !== undefined,
+          netns: execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).includes(p.netns),
+        };
+      };
+      const obs = cli(o, ['serve']);
+      await obs.waitFor('/metrics');
+      // `ip` as the oracle: the host-side veth of t/server goes (and its peer, the pod's eth0, with it).
+      execFileSync('ip', ['-n', node, 'link', 'del', pods['t/server']!.hostIfname]);
+      await obs.waitFor('pod t/server removed');
+      expect(obs.err()).toContain(
+        `device ${pods['t/server']!.hostIfname} (ifindex ${pods['t/server']!.hostIfindex}) of pod t/server, endpoint ${pods['t/server']!.lxcId}, is gone (deleted)`,
+      );
+      expect(gone('t/server')).toEqual({ inState: false, endpoint: false, netns: false });
+      expect(gone('t/client')).toEqual({ inState: true, endpoint: true, netns: true });
+      const metrics = await get(join(o.stateDir, 'observer.sock'), '/metrics');
+      expect(metrics).toContain('datapath_agent_devices_removed_total{pod="t/server"} 1');
+      obs.child.kill('SIGINT');
+      expect(await obs.exited).toBe(0);
+      // Removed while no observer ran: the next one finds it missing from its first listing.
+      execFileSync('ip', ['-n', node, 'link', 'del', pods['t/client']!.hostIfname]);
+      const again = cli(o, ['serve']);
+      await again.waitFor('pod t/client removed');
+      expect(again.err()).toContain('of pod t/client, endpoint');
+      expect(again.err()).toContain('is gone (missing from the list listing)');
+      expect(gone('t/client')).toEqual({ inState: false, endpoint: false, netns: false });
+      again.child.kill('SIGINT');
+      expect(await again.exited).toBe(0);
+    } finally {
+      (await Agent.restore(o).catch(() => undefined))?.destroy();
     }
   });
 });

@@ -103,6 +103,21 @@ describe('event records', () => {
     );
   });
 
+  it('shows no ports for ICMP (the tuple carries the echo identifier there)', () => {
+    const e = namer.describe(
+      decodeRecord(
+        record({
+          tuple: { saddr: '10.244.1.10', daddr: '10.244.1.11', sport: 7, dport: 7, proto: 1 },
+        } as never),
+        8,
+        EVENT_HEADER_SIZE,
+      )!,
+    );
+    expect(formatEvent(e)).toContain(
+      ': 10.244.1.10 (shop/client) -> 10.244.1.11 (shop/server) ICMP, 74 bytes',
+    );
+  });
+
   it('filters by type and pod', () => {
     const e = namer.describe(decodeRecord(record({}), 8, EVENT_HEADER_SIZE)!);
     expect(matchesFilter(e, {})).toBe(true);

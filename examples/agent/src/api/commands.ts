@@ -4,7 +4,7 @@
  * processes must never change the same agent's state).
  */
 
-import type { AgentOptions } from '../agent.js';
+import type { Agent, AgentOptions } from '../agent.js';
 import { AgentError } from '../errors.js';
 import { table } from '../format.js';
 import { loadPolicies, loadScenario } from '../policy.js';
@@ -40,7 +40,7 @@ export async function cmdServe(
   options: AgentOptions,
   v: ApiValues,
   io: Io,
-  alongside?: (stateDir: string) => Promise<{ close(): Promise<void> }>,
+  alongside?: (stateDir: string, agent: Agent) => Promise<{ close(): Promise<void> }>,
 ): Promise<number> {
   const leaseMs = v['lease-ms'] === undefined ? undefined : Number(v['lease-ms']);
   if (leaseMs !== undefined && !(Number.isInteger(leaseMs) && leaseMs > 0))
@@ -53,7 +53,7 @@ export async function cmdServe(
   io.err(`agent: ${r.agent.state.name} serves ${r.server.socketPath} (${r.agent.pods().length} pods)`);
   let extra: { close(): Promise<void> } | undefined;
   try {
-    extra = await alongside?.(r.agent.options.stateDir);
+    extra = await alongside?.(r.agent.options.stateDir, r.agent);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
