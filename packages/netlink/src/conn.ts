@@ -1,9 +1,12 @@
 // The request/response loop of one netlink socket: sequence numbers, ACKs, multi-part dumps with
 // NLM_F_DUMP_INTR retry, extended-ACK errors. Works over any Transport, so unit tests can use a fake.
+// Async requests are queued per connection (one exchange on the socket at a time, so every reply belongs
+// to the one request in flight) and each exchange waits on libuv's threadpool, not on the event loop.
 
 import type { Writer } from './codec/bytes.js';
 import { decodeAck, Flag, frame, Msg, msgName, type RawMessage, splitMessages } from './codec/message.js';
-import { errnoError, NetlinkError } from './errors.js';
+import { abortError, errnoError, NetlinkError } from './errors.js';
+import { acquireSlot } from './sys/pool.js';
 
 /** What the loop needs from a socket: the Linux one lives in sys/, tests may pass a fake. */
 export interface Transport {
@@ -17,6 +20,18 @@ export interface Transport {
   recv(buf: Uint8Array, op: string): number;
   /** Closes the socket. */
   close(): void;
+  /**
+   * Sends one request and receives its whole answer off the calling thread (the datagrams up to the one
+   * holding `NLMSG_ERROR` or `NLMSG_DONE` for `seq`). Absent on transports that cannot: the async forms
+   * then run {@link Transport.send} and {@link Transport.recv} on the calling thread.
+   */
+  exchange?(request: Uint8Array, seq: number, op: string): Promise<Uint8Array[]>;
+}
+
+/** Options every async request takes. */
+export interface RequestOptions {
+  /** Cancels the request while it is still queued (a request already handed to the kernel completes). */
+  signal?: AbortSignal | undefined;
 }
 
 const DUMP_RETRIES = 5;
@@ -29,6 +44,9 @@ let shared = new Uint8Array(1 << 16);
 export class Conn {
   private seq: number;
   private closed = false;
+  /** Async requests waiting for the socket, in order; the one running is not in here. */
+  private readonly waiting: Array<{ start: () => void; fail: (err: unknown) => void }> = [];
+  private running = false;
 
   constructor(private readonly transport: Transport) {
     this.seq = Math.floor(Date.now() / 1000) & 0x7fff_ffff;
@@ -38,7 +56,12 @@ export class Conn {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.transport.close();
+    for (const w of this.waiting.splice(0))
+      w.fail(
+        new NetlinkError('BadFd', 'the netlink handle was closed before the request ran', { op: 'close' }),
+      );
+    // An exchange on the threadpool still uses the fd: it is closed when that exchange ends.
+    if (!this.running) this.transport.close();
   }
 
   /** Whether {@link close} was called. */
@@ -51,68 +74,198 @@ export class Conn {
    * Throws the kernel's error, with its extended-ACK message, as a NetlinkError.
    */
   request(type: number, flags: number, body: (w: Writer) => void, op: string, target?: string): RawMessage[] {
-    this.ensureOpen(op);
+    this.ensureSync(op);
     const seq = this.nextSeq();
     this.transport.send(frame(type, flags | Flag.REQUEST | Flag.ACK, seq, body), op);
     const out: RawMessage[] = [];
-    for (;;) {
-      for (const m of this.receive(op)) {
-        if (m.seq !== seq) continue; // a stale reply of an earlier, abandoned request
-        if (m.type === Msg.ERROR) {
-          const ack = decodeAck(m);
-          if (ack.errno === 0) return out;
-          throw this.kernelError(ack, type, op, target);
-        }
-        if (m.type === Msg.DONE || m.type === Msg.NOOP) continue;
-        out.push(m);
-      }
-    }
+    for (;;) if (this.collectReply(this.receive(op), seq, out, type, op, target)) return out;
   }
 
   /** Sends a dump request and returns every message of the dump, retrying when it was interrupted. */
   dump(type: number, body: (w: Writer) => void, op: string): RawMessage[] {
-    this.ensureOpen(op);
+    this.ensureSync(op);
     for (let attempt = 0; ; attempt++) {
       const seq = this.nextSeq();
       this.transport.send(frame(type, Flag.REQUEST | Flag.DUMP, seq, body), op);
-      const out: RawMessage[] = [];
-      let interrupted = false;
-      let done = false;
-      while (!done) {
-        for (const m of this.receive(op)) {
-          if (m.seq !== seq) continue;
-          if ((m.flags & Flag.DUMP_INTR) !== 0) interrupted = true;
-          if (m.type === Msg.DONE) {
-            const ack = decodeAck(m);
-            if (ack.errno !== 0) throw this.kernelError(ack, type, op);
-            done = true;
-            break;
-          }
-          if (m.type === Msg.ERROR) {
-            const ack = decodeAck(m);
-            if (ack.errno !== 0) throw this.kernelError(ack, type, op);
-            done = true;
-            break;
-          }
-          out.push(m);
-        }
-      }
-      if (!interrupted) return out;
-      if (attempt + 1 >= DUMP_RETRIES) {
-        throw new NetlinkError(
-          'Interrupted',
-          `${op}: ${msgName(type)} dump interrupted ${DUMP_RETRIES} times`,
-          {
-            op,
-            syscall: msgName(type),
-          },
-        );
-      }
+      const state = { out: [] as RawMessage[], interrupted: false };
+      while (!this.collectDump(this.receive(op), seq, state, type, op));
+      if (!state.interrupted) return state.out;
+      this.checkRetries(attempt, type, op);
     }
   }
 
-  private ensureOpen(op: string): void {
+  /**
+   * {@link Conn.request}, with the exchange queued behind this connection's other async requests and run
+   * on libuv's threadpool: the event loop never waits for the kernel.
+   */
+  requestAsync(
+    type: number,
+    flags: number,
+    body: (w: Writer) => void,
+    op: string,
+    target?: string,
+    options: RequestOptions = {},
+  ): Promise<RawMessage[]> {
+    return this.enqueue(op, options.signal, async () => {
+      const seq = this.nextSeq();
+      const datagrams = await this.exchange(frame(type, flags | Flag.REQUEST | Flag.ACK, seq, body), seq, op);
+      const out: RawMessage[] = [];
+      for (const d of datagrams)
+        if (this.collectReply(this.split(d, op), seq, out, type, op, target)) return out;
+      throw new NetlinkError('Protocol', `${op}: the answer ended without an ACK`, { op });
+    });
+  }
+
+  /** {@link Conn.dump}, queued and run on libuv's threadpool like {@link Conn.requestAsync}. */
+  dumpAsync(
+    type: number,
+    body: (w: Writer) => void,
+    op: string,
+    options: RequestOptions = {},
+  ): Promise<RawMessage[]> {
+    return this.enqueue(op, options.signal, async () => {
+      for (let attempt = 0; ; attempt++) {
+        const seq = this.nextSeq();
+        const datagrams = await this.exchange(frame(type, Flag.REQUEST | Flag.DUMP, seq, body), seq, op);
+        const state = { out: [] as RawMessage[], interrupted: false };
+        const done = datagrams.some((d) => this.collectDump(this.split(d, op), seq, state, type, op));
+        if (!done) throw new NetlinkError('Protocol', `${op}: the dump ended without NLMSG_DONE`, { op });
+        if (!state.interrupted) return state.out;
+        this.checkRetries(attempt, type, op);
+      }
+    });
+  }
+
+  /** Adds the replies to `seq` in `messages` to `out`; true once the ACK came (throws a kernel error). */
+  private collectReply(
+    messages: RawMessage[],
+    seq: number,
+    out: RawMessage[],
+    type: number,
+    op: string,
+    target?: string,
+  ): boolean {
+    for (const m of messages) {
+      if (m.seq !== seq) continue; // a stale reply of an earlier, abandoned request
+      if (m.type === Msg.ERROR) {
+        const ack = decodeAck(m);
+        if (ack.errno === 0) return true;
+        throw this.kernelError(ack, type, op, target);
+      }
+      if (m.type === Msg.DONE || m.type === Msg.NOOP) continue;
+      out.push(m);
+    }
+    return false;
+  }
+
+  /** Adds the dump messages for `seq` to `state`; true at the end of the dump (throws a kernel error). */
+  private collectDump(
+    messages: RawMessage[],
+    seq: number,
+    state: { out: RawMessage[]; interrupted: boolean },
+    type: number,
+    op: string,
+  ): boolean {
+    for (const m of messages) {
+      if (m.seq !== seq) continue;
+      if ((m.flags & Flag.DUMP_INTR) !== 0) state.interrupted = true;
+      if (m.type === Msg.DONE || m.type === Msg.ERROR) {
+        const ack = decodeAck(m);
+        if (ack.errno !== 0) throw this.kernelError(ack, type, op);
+        return true;
+      }
+      state.out.push(m);
+    }
+    return false;
+  }
+
+  private checkRetries(attempt: number, type: number, op: string): void {
+    if (attempt + 1 >= DUMP_RETRIES) {
+      throw new NetlinkError(
+        'Interrupted',
+        `${op}: ${msgName(type)} dump interrupted ${DUMP_RETRIES} times`,
+        {
+          op,
+          syscall: msgName(type),
+        },
+      );
+    }
+  }
+
+  /** Runs `job` when the socket is free, this connection's earlier async requests done. */
+  private enqueue<T>(op: string, signal: AbortSignal | undefined, job: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.closed) {
+        reject(new NetlinkError('BadFd', `${op}: the netlink handle is closed`, { op }));
+        return;
+      }
+      if (signal?.aborted) {
+        reject(abortError(op, signal));
+        return;
+      }
+      const entry = {
+        start: () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.running = true;
+          job()
+            .then(resolve, reject)
+            .finally(() => {
+              this.running = false;
+              if (this.closed) this.transport.close();
+              else this.waiting.shift()?.start();
+            });
+        },
+        fail: (err: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      const onAbort = () => {
+        const i = this.waiting.indexOf(entry);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(abortError(op, signal as AbortSignal));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.running) this.waiting.push(entry);
+      else entry.start();
+    });
+  }
+
+  /** One exchange through the transport's threadpool path, or on this thread when it has none. */
+  private async exchange(request: Uint8Array, seq: number, op: string): Promise<Uint8Array[]> {
+    const ex = this.transport.exchange;
+    if (ex === undefined) {
+      this.transport.send(request, op);
+      const out: Uint8Array[] = [];
+      for (;;) {
+        const n = this.transport.recv(shared, op);
+        if (n > shared.byteLength) {
+          shared = new Uint8Array(n * 2);
+          throw new NetlinkError('TooBig', `${op}: netlink reply of ${n} bytes was truncated`, { op });
+        }
+        const d = shared.slice(0, n);
+        out.push(d);
+        if (this.split(d, op).some((m) => m.seq === seq && (m.type === Msg.ERROR || m.type === Msg.DONE)))
+          return out;
+      }
+    }
+    const release = await acquireSlot();
+    try {
+      return await ex.call(this.transport, request, seq, op);
+    } finally {
+      release();
+    }
+  }
+
+  private ensureSync(op: string): void {
     if (this.closed) throw new NetlinkError('BadFd', `${op}: the netlink handle is closed`, { op });
+    // A synchronous receive now could take the reply of the exchange running on the threadpool.
+    if (this.running)
+      throw new NetlinkError(
+        'Busy',
+        `${op}: async requests are in flight on this handle; await them, or use another handle for synchronous calls`,
+        { op, reason: 'AsyncInFlight' },
+      );
   }
 
   private nextSeq(): number {
@@ -127,9 +280,11 @@ export class Conn {
       shared = new Uint8Array(n * 2);
       throw new NetlinkError('TooBig', `${op}: netlink reply of ${n} bytes was truncated`, { op });
     }
-    return splitMessages(shared.slice(0, n), op).filter(
-      (m) => m.pid === this.transport.portId || m.pid === 0,
-    );
+    return this.split(shared.slice(0, n), op);
+  }
+
+  private split(datagram: Uint8Array, op: string): RawMessage[] {
+    return splitMessages(datagram, op).filter((m) => m.pid === this.transport.portId || m.pid === 0);
   }
 
   private kernelError(ack: { errno: number; message?: string }, type: number, op: string, target?: string) {

@@ -103,3 +103,15 @@ export function invalidArgument(op: string, message: string, target?: string): N
     target === undefined ? { op } : { op, target },
   );
 }
+
+/**
+ * The error of an async call cancelled through its `AbortSignal` before it reached the kernel: code
+ * `Interrupted`, reason `Aborted`, the signal's reason as `cause`.
+ */
+export function abortError(op: string, signal: AbortSignal): NetlinkError {
+  return new NetlinkError('Interrupted', `${op}: aborted before it was sent to the kernel`, {
+    op,
+    reason: 'Aborted',
+    cause: signal.reason,
+  });
+}

@@ -8,11 +8,12 @@ import { Flag, Msg } from './codec/message.js';
 import { decodeNeigh, encodeNeigh, type NeighMessage } from './codec/neigh.js';
 import { decodeQdisc, encodeQdisc, type QdiscMessage } from './codec/qdisc.js';
 import { decodeRoute, encodeRoute, type RouteMessage } from './codec/route.js';
-import { Conn, type Transport } from './conn.js';
+import { Conn, type RequestOptions, type Transport } from './conn.js';
 import { NetlinkError } from './errors.js';
 import type { Netns } from './netns.js';
 import { checkSubscribe, type SubscribeOptions, type Subscription, subscribeOn } from './subscribe.js';
 import type { SubscribeKind } from './subscribe-events.js';
+import { netnsFd } from './netns-fd.js';
 import { openRouteSocket } from './sys/socket.js';
 
 /** How a `*New` request treats an existing object: `create` = `NLM_F_CREATE|NLM_F_EXCL` (fail if it exists), `replace` = `NLM_F_CREATE|NLM_F_REPLACE`, `append` = `NLM_F_CREATE|NLM_F_APPEND`, `change` = no flags (modify an existing one). */
@@ -68,8 +69,11 @@ export class Handle implements Disposable {
    * ```
    */
   static open(netns?: Netns): Handle {
-    const transport =
-      netns === undefined ? openRouteSocket('handleOpen') : netns.run(() => openRouteSocket('handleOpen'));
+    const op = 'handleOpen';
+    if (netns === undefined) return new Handle(openRouteSocket(op));
+    // The socket is made on a short-lived thread inside the namespace (the native addon); without the
+    // addon, inside a synchronous Netns.run window on this thread.
+    const transport = openRouteSocket(op, netnsFd(netns, op)) ?? netns.run(() => openRouteSocket(op));
     return new Handle(transport);
   }
 
@@ -108,6 +112,17 @@ export class Handle implements Disposable {
 
   private send(type: number, flags: number, body: (w: Writer) => void, op: string, target?: string): void {
     this.conn.request(type, flags, body, op, target);
+  }
+
+  private async sendAsync(
+    type: number,
+    flags: number,
+    body: (w: Writer) => void,
+    op: string,
+    target: string | undefined,
+    options: RequestOptions | undefined,
+  ): Promise<void> {
+    await this.conn.requestAsync(type, flags, body, op, target, options);
   }
 
   /**
@@ -503,5 +518,405 @@ export class Handle implements Disposable {
     if (!r) throw new NetlinkError('Protocol', `${op}: no RTM_NEWNSID in the reply`, { op });
     const id = attrMap(r.payload.subarray(4), op).get(NETNSA_NSID);
     return id ? getI32(id) : -1;
+  }
+
+  /**
+   * The async form of {@link Handle.linkNew}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.linkNew}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.linkNewAsync({ name: 'v0', info: { kind: 'veth', peer: { name: 'v1' } } });
+   * ```
+   */
+  linkNewAsync(m: LinkMessage, mode: NewMode = 'create', options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.NEWLINK,
+      MODE_FLAGS[mode],
+      (w) => encodeLink(w, m, 'linkNew'),
+      'linkNew',
+      m.name,
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.linkSet}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.linkSet}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.linkSetAsync({ index: 1, flags: 1, change: 1 });
+   * ```
+   */
+  linkSetAsync(m: LinkMessage, options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.SETLINK,
+      0,
+      (w) => encodeLink(w, m, 'linkSet'),
+      'linkSet',
+      m.name ?? String(m.index),
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.linkDelete}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.linkDelete}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.linkDeleteAsync({ name: 'v0' });
+   * ```
+   */
+  linkDeleteAsync(m: LinkMessage, options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.DELLINK,
+      0,
+      (w) => encodeLink(w, m, 'linkDelete'),
+      'linkDelete',
+      m.name ?? String(m.index),
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.addrNew}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.addrNew}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.addrNewAsync({ index: 1, prefixLen: 32, local: '10.244.0.1', address: '10.244.0.1' });
+   * ```
+   */
+  addrNewAsync(m: AddressMessage, mode: NewMode = 'create', options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.NEWADDR,
+      MODE_FLAGS[mode],
+      (w) => encodeAddress(w, m, 'addrNew'),
+      'addrNew',
+      m.local ?? m.address,
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.addrDelete}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.addrDelete}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.addrDeleteAsync({ index: 1, prefixLen: 32, local: '10.244.0.1' });
+   * ```
+   */
+  addrDeleteAsync(m: AddressMessage, options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.DELADDR,
+      0,
+      (w) => encodeAddress(w, m, 'addrDelete'),
+      'addrDelete',
+      m.local ?? m.address,
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.routeNew}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.routeNew}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.routeNewAsync({ dst: '10.244.9.0', dstLen: 24, oif: 1, scope: 253, type: 1, protocol: 4 });
+   * ```
+   */
+  routeNewAsync(m: RouteMessage, mode: NewMode = 'create', options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.NEWROUTE,
+      MODE_FLAGS[mode],
+      (w) => encodeRoute(w, m, 'routeNew'),
+      'routeNew',
+      m.dst ?? 'default',
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.routeDelete}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.routeDelete}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.routeDeleteAsync({ dst: '10.244.9.0', dstLen: 24 });
+   * ```
+   */
+  routeDeleteAsync(m: RouteMessage, options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.DELROUTE,
+      0,
+      (w) => encodeRoute(w, m, 'routeDelete'),
+      'routeDelete',
+      m.dst ?? 'default',
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.neighNew}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.neighNew}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.neighNewAsync({ index: 2, dst: '10.244.0.9', lladdr: '02:00:00:00:00:09', state: 0x80 });
+   * ```
+   */
+  neighNewAsync(m: NeighMessage, mode: NewMode = 'create', options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.NEWNEIGH,
+      MODE_FLAGS[mode],
+      (w) => encodeNeigh(w, m, 'neighNew'),
+      'neighNew',
+      m.dst ?? m.lladdr,
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.neighDelete}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.neighDelete}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.neighDeleteAsync({ index: 2, dst: '10.244.0.9' });
+   * ```
+   */
+  neighDeleteAsync(m: NeighMessage, options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.DELNEIGH,
+      0,
+      (w) => encodeNeigh(w, m, 'neighDelete'),
+      'neighDelete',
+      m.dst ?? m.lladdr,
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.qdiscNew}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.qdiscNew}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.qdiscNewAsync({ index: 2, handle: 0xffff0000, parent: 0xfffffff1, kind: 'clsact' });
+   * ```
+   */
+  qdiscNewAsync(m: QdiscMessage, mode: NewMode = 'create', options?: RequestOptions): Promise<void> {
+    return this.sendAsync(
+      Msg.NEWQDISC,
+      MODE_FLAGS[mode],
+      (w) => encodeQdisc(w, m),
+      'qdiscNew',
+      m.kind,
+      options,
+    );
+  }
+
+  /**
+   * The async form of {@link Handle.qdiscDelete}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.qdiscDelete}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * await h.qdiscDeleteAsync({ index: 2, handle: 0xffff0000, parent: 0xfffffff1, kind: 'clsact' });
+   * ```
+   */
+  qdiscDeleteAsync(m: QdiscMessage, options?: RequestOptions): Promise<void> {
+    return this.sendAsync(Msg.DELQDISC, 0, (w) => encodeQdisc(w, m), 'qdiscDelete', m.kind, options);
+  }
+
+  /**
+   * The async form of {@link Handle.linkGet}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.linkGet}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log((await h.linkGetAsync({ name: 'lo' })).mtu);
+   * ```
+   */
+  async linkGetAsync(m: LinkMessage, options?: RequestOptions): Promise<LinkMessage> {
+    const op = 'linkGet';
+    const replies = await this.conn.requestAsync(
+      Msg.GETLINK,
+      0,
+      (w) => encodeLink(w, m, op),
+      op,
+      m.name ?? String(m.index),
+      options,
+    );
+    const first = replies.find((r) => r.type === Msg.NEWLINK);
+    if (!first) throw new NetlinkError('Protocol', `${op}: no RTM_NEWLINK in the reply`, { op });
+    return decodeLink(first.payload, op);
+  }
+
+  /**
+   * The async form of {@link Handle.linkDump}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.linkDump}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log((await h.linkDumpAsync()).map((l) => l.name));
+   * ```
+   */
+  async linkDumpAsync(options?: RequestOptions): Promise<LinkMessage[]> {
+    const replies = await this.conn.dumpAsync(
+      Msg.GETLINK,
+      (w) => encodeLink(w, {}, 'linkDump'),
+      'linkDump',
+      options,
+    );
+    return replies.filter((r) => r.type === Msg.NEWLINK).map((r) => decodeLink(r.payload, 'linkDump'));
+  }
+
+  /**
+   * The async form of {@link Handle.addrDump}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.addrDump}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log((await h.addrDumpAsync(2)).length);
+   * ```
+   */
+  async addrDumpAsync(family: Family = 0, options?: RequestOptions): Promise<AddressMessage[]> {
+    const replies = await this.conn.dumpAsync(
+      Msg.GETADDR,
+      (w) => w.u8(family).u8(0).u8(0).u8(0).u32(0),
+      'addrDump',
+      options,
+    );
+    return replies.filter((r) => r.type === Msg.NEWADDR).map((r) => decodeAddress(r.payload, 'addrDump'));
+  }
+
+  /**
+   * The async form of {@link Handle.routeDump}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.routeDump}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log((await h.routeDumpAsync(2)).length);
+   * ```
+   */
+  async routeDumpAsync(family: Family = 0, options?: RequestOptions): Promise<RouteMessage[]> {
+    const replies = await this.conn.dumpAsync(
+      Msg.GETROUTE,
+      (w) => encodeRoute(w, { family, table: 0 }, 'routeDump'),
+      'routeDump',
+      options,
+    );
+    return replies.filter((r) => r.type === Msg.NEWROUTE).map((r) => decodeRoute(r.payload, 'routeDump'));
+  }
+
+  /**
+   * The async form of {@link Handle.neighDump}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.neighDump}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log((await h.neighDumpAsync()).length);
+   * ```
+   */
+  async neighDumpAsync(family: Family = 0, options?: RequestOptions): Promise<NeighMessage[]> {
+    const replies = await this.conn.dumpAsync(
+      Msg.GETNEIGH,
+      (w) => encodeNeigh(w, { family, index: 0 }, 'neighDump'),
+      'neighDump',
+      options,
+    );
+    return replies.filter((r) => r.type === Msg.NEWNEIGH).map((r) => decodeNeigh(r.payload, 'neighDump'));
+  }
+
+  /**
+   * The async form of {@link Handle.qdiscDump}: same arguments and errors; the request waits on libuv's
+   * threadpool, not on the event loop. `options.signal` cancels it while it is queued (code
+   * `Interrupted`, reason `Aborted`).
+   *
+   * @throws {@link NetlinkError} as {@link Handle.qdiscDump}; `Interrupted` when aborted.
+   * @example The async form
+   * ```ts
+   * import { Handle } from '@datapath/netlink';
+   * using h = Handle.open();
+   * console.log((await h.qdiscDumpAsync()).length);
+   * ```
+   */
+  async qdiscDumpAsync(options?: RequestOptions): Promise<QdiscMessage[]> {
+    const replies = await this.conn.dumpAsync(
+      Msg.GETQDISC,
+      (w) => encodeQdisc(w, { index: 0 }),
+      'qdiscDump',
+      options,
+    );
+    return replies.filter((r) => r.type === Msg.NEWQDISC).map((r) => decodeQdisc(r.payload, 'qdiscDump'));
   }
 }

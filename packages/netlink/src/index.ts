@@ -8,7 +8,7 @@ export type { QdiscMessage } from './codec/qdisc.js';
 export { TcHandle } from './codec/qdisc.js';
 export type { RouteMessage } from './codec/route.js';
 export { RouteProtocol, RouteScope, RouteTable, RouteType } from './codec/route.js';
-export type { Transport } from './conn.js';
+export type { RequestOptions, Transport } from './conn.js';
 export type { NetlinkErrnoOptions, NetlinkErrorCode, NetlinkErrorOptions } from './errors.js';
 export { errnoError, NetlinkError } from './errors.js';
 export type { Family, NewMode } from './handle.js';
@@ -31,3 +31,4 @@ export type {
   SubscribeKind,
   SyncedEvent,
 } from './subscribe-events.js';
+export type { NsConnectOptions, NsListenOptions } from './sys/inet.js';

@@ -14,6 +14,18 @@ import {
   unlink,
 } from './sys/fs.js';
 import {
+  connectIn,
+  type DgramSocket,
+  type NsConnectOptions,
+  type Server,
+  type ServerOpts,
+  type Socket,
+  type SocketOptions,
+  type SocketType,
+  serverIn,
+  udpIn,
+} from './sys/inet.js';
+import {
   MNT_DETACH,
   MS_BIND,
   MS_REC,
@@ -253,6 +265,81 @@ export class Netns implements Disposable {
   /** Same as {@link Netns.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * A standard `net.Server` listening inside this namespace: `listen()` creates the socket inside (on a
+   * short-lived thread, this thread never moves) and binds it there; connections are served on the
+   * event loop as for any server. Only `listen(port?, host?, backlog?, cb?)` or
+   * `listen({ port, host, backlog }, cb?)` (TCP) is supported; the default host is `::`.
+   *
+   * Equivalent to: `ip netns exec NAME <server>` without a process.
+   *
+   * @throws {@link NetlinkError} `BadFd` (closed handle); bind failures (`AlreadyExists` for a port in
+   * use, `NotFound` for an address the namespace does not have) arrive as the server's `'error'` event.
+   * @example An echo server inside a namespace
+   * ```ts
+   * import { Netns } from '@datapath/netlink';
+   * const ns = Netns.open({ name: 'blue' });
+   * const server = ns.createServer((socket) => socket.pipe(socket));
+   * server.listen(7000, '10.244.1.5', () => console.log('listening inside blue'));
+   * ```
+   */
+  createServer(
+    optionsOrListener?: ServerOpts | ((socket: Socket) => void),
+    listener?: (socket: Socket) => void,
+  ): Server {
+    this.ensureOpen('netnsCreateServer');
+    return typeof optionsOrListener === 'function'
+      ? serverIn(this, {}, optionsOrListener)
+      : serverIn(this, optionsOrListener ?? {}, listener);
+  }
+
+  /**
+   * A standard `net.Socket` connected from inside this namespace: the socket is created (and bound to
+   * `localAddress`, when given) inside, then connected on the event loop. A host name is resolved in
+   * the calling thread's namespace.
+   *
+   * Equivalent to: `ip netns exec NAME nc HOST PORT` without a process.
+   *
+   * @throws {@link NetlinkError} `BadFd` (closed handle), `InvalidArgument` (no port, bad address),
+   * `PermissionDenied`; connect failures arrive as the socket's `'error'` event.
+   * @example A TCP probe from inside a namespace
+   * ```ts
+   * import { Netns } from '@datapath/netlink';
+   * const ns = Netns.open({ name: 'blue' });
+   * const socket = ns.connect({ host: '10.244.1.6', port: 7000 }, () => socket.end('ping'));
+   * socket.on('error', (err) => console.error(err.message));
+   * ```
+   */
+  connect(options: NsConnectOptions, onConnect?: () => void): Socket {
+    this.ensureOpen('netnsConnect');
+    return connectIn(this, options, onConnect);
+  }
+
+  /**
+   * A standard `dgram.Socket` bound inside this namespace: `bind()`, explicit or implicit on the first
+   * `send()`, creates the socket inside and binds it there.
+   *
+   * Equivalent to: `ip netns exec NAME <udp program>` without a process.
+   *
+   * @throws {@link NetlinkError} `BadFd` (closed handle); bind failures arrive as the `'error'` event.
+   * @example A UDP socket inside a namespace
+   * ```ts
+   * import { Netns } from '@datapath/netlink';
+   * const ns = Netns.open({ name: 'blue' });
+   * const udp = ns.createSocket('udp4');
+   * udp.bind(5353, '10.244.1.5', () => console.log(udp.address()));
+   * ```
+   */
+  createSocket(typeOrOptions: SocketType | SocketOptions): DgramSocket {
+    this.ensureOpen('netnsCreateSocket');
+    return udpIn(this, typeOrOptions);
+  }
+
+  /** Whether {@link Netns.close} was called. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   private ensureOpen(op: string): void {

@@ -68,9 +68,24 @@ function intOpt(v: number): Uint8Array {
   return b;
 }
 
-/** Opens a bound NETLINK_ROUTE-style socket with extended ACK, capped ACK and strict checking on. */
-export function netlinkSocket(protocol: number, op: string): { fd: number; portId: number } {
-  const fd = check(socketFn(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol), op, 'socket(AF_NETLINK)');
+/**
+ * Opens a bound NETLINK_ROUTE-style socket with extended ACK, capped ACK and strict checking on. With
+ * `create`, the socket comes from there (e.g. the addon's socket made inside another namespace: a
+ * non-negative fd or `-errno`); otherwise it is made in the calling thread's namespace.
+ */
+export function netlinkSocket(
+  protocol: number,
+  op: string,
+  create?: (domain: number, type: number, protocol: number) => number,
+): { fd: number; portId: number } {
+  let fd: number;
+  if (create === undefined) {
+    fd = check(socketFn(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol), op, 'socket(AF_NETLINK)');
+  } else {
+    fd = create(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0)
+      throw errnoError(-fd, { op, syscall: 'setns+socket(AF_NETLINK)', privilege: NAMESPACE_PRIVILEGE });
+  }
   try {
     const one = intOpt(1);
     check(setsockoptFn(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4), op, 'setsockopt(NETLINK_EXT_ACK)');
@@ -98,6 +113,27 @@ const KERNEL_ADDR = (() => {
   new DataView(sa.buffer).setUint16(0, AF_NETLINK, true);
   return sa;
 })();
+
+/** socket(2) in the calling thread's namespace; a fd or `-errno`. */
+export function rawSocket(domain: number, type: number, protocol: number): number {
+  const fd = socketFn(domain, type, protocol);
+  return fd < 0 ? -koffi.errno() : fd;
+}
+
+/** bind(2) to a prepared sockaddr; 0 or `-errno`. */
+export function rawBind(fd: number, sockaddr: Uint8Array): number {
+  return bindFn(fd, sockaddr, sockaddr.byteLength) < 0 ? -koffi.errno() : 0;
+}
+
+/** setsockopt(2) of an int option; 0 or `-errno`. */
+export function rawSetsockoptInt(fd: number, level: number, name: number, value: number): number {
+  return setsockoptFn(fd, level, name, intOpt(value), 4) < 0 ? -koffi.errno() : 0;
+}
+
+/** close(2), ignoring errors (cleanup of a socket that never reached its owner). */
+export function rawClose(fd: number): void {
+  closeFn(fd);
+}
 
 /** Sends one datagram to the kernel (port 0). */
 export function netlinkSend(fd: number, buf: Uint8Array, op: string): void {
