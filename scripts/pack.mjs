@@ -12,9 +12,10 @@ const out = resolve('.packs');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out);
 // Deliberately shipped data besides dist/: JSON schemas (cni config), the policy scenario library, and
-// libbpf's native bpf(2) and poll addon (its sources, its build script and the prebuilt addon per platform and Node ABI).
+// libbpf's native bpf(2) and poll addon (its sources, its build script and the prebuilt addon per platform and Node ABI),
+// and netlink's Node-API addon (namespace sockets, threadpool exchanges: source, build script, prebuilt addon).
 const ALLOWED =
-  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|bin\/[a-z-]+\.cjs|[a-z-]+\.schema\.json|scenarios\/[^/]+\.json|native\/(bpf\.cc|poll\.cc|build\.mjs|where\.mjs)|prebuilds\/[a-z0-9]+-[a-z0-9]+\/bpf\.abi\d+\.node)$/;
+  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|bin\/[a-z-]+\.cjs|[a-z-]+\.schema\.json|scenarios\/[^/]+\.json|native\/(bpf\.cc|poll\.cc|netlink\.cc|build\.mjs|where\.mjs)|prebuilds\/[a-z0-9]+-[a-z0-9]+\/(bpf\.abi\d+|netlink\.napi)\.node)$/;
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });

@@ -47,3 +47,21 @@ export function leaseHandleIn(netns: Netns | undefined): { handle: Handle } & Di
   const handle = Handle.open(netns);
   return { handle, [Symbol.dispose]: () => handle.close() };
 }
+
+let sharedAsync: { handle: Handle; ns: string } | undefined;
+
+/**
+ * Like {@link leaseHandleIn}, for the async forms: a second shared handle in the caller's namespace, so
+ * async requests in flight never make a synchronous call on the shared handle wait (or be refused).
+ */
+export function leaseAsyncHandleIn(netns: Netns | undefined): { handle: Handle } & Disposable {
+  if (netns !== undefined) {
+    const handle = Handle.open(netns);
+    return { handle, [Symbol.dispose]: () => handle.close() };
+  }
+  const ns = currentNetnsKey();
+  if (sharedAsync === undefined) sharedAsync = { handle: Handle.open(), ns };
+  if (sharedAsync.ns === ns) return keep(sharedAsync.handle);
+  const handle = Handle.open();
+  return { handle, [Symbol.dispose]: () => handle.close() };
+}

@@ -9,7 +9,7 @@ export type {
   EndpointStep,
   RemoveOptions,
 } from './endpoint/apply.js';
-export { applyEndpoint, removeEndpoint } from './endpoint/apply.js';
+export { applyEndpoint, applyEndpointAsync, removeEndpoint, removeEndpointAsync } from './endpoint/apply.js';
 export type {
   ContainerSidePlan,
   EndpointMode,

@@ -95,3 +95,12 @@ export function checkMac(mac: unknown, op: string): string {
   }
   return lower;
 }
+
+/** The error of an async call whose signal fired before it started: `Interrupted`, reason `Aborted`. */
+export function aborted(op: string, signal: AbortSignal): NetlinkError {
+  return new NetlinkError('Interrupted', `${op}: aborted before it was sent to the kernel`, {
+    op,
+    reason: 'Aborted',
+    cause: signal.reason,
+  });
+}
