@@ -4,12 +4,17 @@
 // namespace it was created in, so everything after creation (bind, listen, connect, I/O) runs on the
 // main thread as usual, and the main thread's own namespace never changes. DNS lookups made for a
 // connect happen in the main thread's (host) namespace.
-import * as dgram from 'node:dgram';
-import * as net from 'node:net';
-import { isIPv6 } from 'node:net';
+import type * as dgram from 'node:dgram';
+import type * as net from 'node:net';
 import { errnoError, NetlinkError } from '../errors.js';
 import { rawBind, rawClose, rawSetsockoptInt, rawSocket } from './libc.js';
 import { nativeAddon } from './native.js';
+
+// node:net and node:dgram are loaded on first use: a CNI plugin that never opens a socket in a namespace
+// does not pay for them (node:net pulls in node:stream).
+const netModule = (): typeof net => process.getBuiltinModule('node:net') as typeof net;
+const dgramModule = (): typeof dgram => process.getBuiltinModule('node:dgram') as typeof dgram;
+const isIPv6 = (address: string): boolean => netModule().isIPv6(address);
 
 /** Node's socket types, for the namespace handle's signatures. */
 export type { Socket as DgramSocket, SocketOptions, SocketType } from 'node:dgram';
@@ -37,7 +42,7 @@ function sockaddr(family: number, address: string, port: number, op: string): Ui
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new NetlinkError('InvalidArgument', `${op}: invalid port ${port}`, { op });
   if (family === AF_INET) {
-    if (!net.isIPv4(address))
+    if (!netModule().isIPv4(address))
       throw new NetlinkError('InvalidArgument', `${op}: ${JSON.stringify(address)} is not an IPv4 address`, {
         op,
       });
@@ -143,7 +148,7 @@ export function serverIn(
   options: net.ServerOpts,
   listener?: (s: net.Socket) => void,
 ): net.Server {
-  const server = net.createServer(options, listener);
+  const server = netModule().createServer(options, listener);
   const listen = server.listen.bind(server) as (...a: unknown[]) => net.Server;
   server.listen = ((...args: ListenArgs) => {
     const { options: o, cb } = listenOptions(args);
@@ -184,7 +189,7 @@ export function connectIn(ns: NsTarget, options: NsConnectOptions, onConnect?: (
       ? boundSocket(ns, SOCK_STREAM, options.localAddress, 0, op)
       : socketIn(ns, v6 ? AF_INET6 : AF_INET, SOCK_STREAM, op);
   // manualStart: do not read before the connect completes (an unconnected socket reads as EOF).
-  const socket = new net.Socket({ fd, manualStart: true } as net.SocketConstructorOpts);
+  const socket = new (netModule().Socket)({ fd, manualStart: true } as net.SocketConstructorOpts);
   if (options.timeout !== undefined) socket.setTimeout(options.timeout);
   socket.connect({ port: options.port, host, family: v6 ? 6 : 4 }, onConnect);
   return socket;
@@ -193,7 +198,7 @@ export function connectIn(ns: NsTarget, options: NsConnectOptions, onConnect?: (
 /** A `dgram.Socket` whose `bind()` (explicit, or implicit on the first send) binds inside `ns`. */
 export function udpIn(ns: NsTarget, options: dgram.SocketType | dgram.SocketOptions): dgram.Socket {
   const o = typeof options === 'string' ? { type: options } : options;
-  const socket = dgram.createSocket(o);
+  const socket = dgramModule().createSocket(o);
   const bind = socket.bind.bind(socket) as (...a: unknown[]) => dgram.Socket;
   socket.bind = ((...args: unknown[]) => {
     const cb = args.find((a): a is () => void => typeof a === 'function');
