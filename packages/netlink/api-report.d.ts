@@ -171,6 +171,7 @@ interface RouteMessage {
 }
 interface Transport {
     readonly portId: number;
+    readonly fd?: number | undefined;
     send(buf: Uint8Array, op: string): void;
     recv(buf: Uint8Array, op: string): number;
     close(): void;
@@ -239,10 +240,90 @@ declare class Netns implements Disposable {
 declare function netnsAdd(name: string): Netns;
 declare function netnsDelete(name: string): void;
 declare function netnsList(): string[];
+type SubscribeKind = "link" | "addr" | "route" | "neigh";
+type EventSource = "list" | "resync" | "notify";
+interface ObjectEventBase {
+    action: "new" | "del";
+    source: EventSource;
+}
+interface LinkEvent extends ObjectEventBase {
+    kind: "link";
+    link: LinkMessage;
+}
+interface AddrEvent extends ObjectEventBase {
+    kind: "addr";
+    addr: AddressMessage;
+}
+interface RouteEvent extends ObjectEventBase {
+    kind: "route";
+    route: RouteMessage;
+}
+interface NeighEvent extends ObjectEventBase {
+    kind: "neigh";
+    neigh: NeighMessage;
+}
+interface OverrunEvent {
+    kind: "overrun";
+}
+interface SyncedEvent {
+    kind: "synced";
+    source: "list" | "resync";
+}
+type ObjectEvent = LinkEvent | AddrEvent | RouteEvent | NeighEvent;
+type NetlinkEvent = ObjectEvent | OverrunEvent | SyncedEvent;
+interface SubscribeOptions {
+    list?: boolean | undefined;
+    signal?: AbortSignal | undefined;
+    receiveBufferSize?: number | undefined;
+    highWaterMark?: number | undefined;
+}
+declare class Subscription implements AsyncIterableIterator<NetlinkEvent>, AsyncDisposable {
+    private readonly netns;
+    private readonly options;
+    private readonly kindSet;
+    private readonly groups;
+    private sock;
+    private watcher;
+    private buf;
+    private readonly queue;
+    private head;
+    private readonly waiters;
+    private failure;
+    private closed;
+    private paused;
+    private readonly highWaterMark;
+    private seq;
+    private listing;
+    private pending;
+    private dumpSeq;
+    private dumpKind;
+    private interrupted;
+    private retries;
+    private window;
+    private readonly onAbort;
+    constructor(netns: Netns, kinds: readonly SubscribeKind[], options: SubscribeOptions);
+    close(): void;
+    [Symbol.asyncDispose](): Promise<void>;
+    [Symbol.asyncIterator](): this;
+    next(): Promise<IteratorResult<NetlinkEvent>>;
+    return(): Promise<IteratorResult<NetlinkEvent>>;
+    private openSocket;
+    private watch;
+    private push;
+    private resume;
+    private fail;
+    private drain;
+    private receive;
+    private startListing;
+    private dumpNext;
+    private dumpDone;
+    private overrun;
+}
 type NewMode = "create" | "replace" | "append" | "change";
 type Family = 0 | 2 | 7 | 10;
 declare class Handle implements Disposable {
     private readonly conn;
+    private readonly socketFd;
     private constructor();
     static open(netns?: Netns): Handle;
     static fromTransport(transport: Transport): Handle;
@@ -267,6 +348,7 @@ declare class Handle implements Disposable {
     qdiscNew(m: QdiscMessage, mode?: NewMode): void;
     qdiscDelete(m: QdiscMessage): void;
     qdiscDump(): QdiscMessage[];
+    subscribe(kinds: readonly SubscribeKind[], options?: SubscribeOptions): Subscription;
     nsidGet(netns: Netns): number;
     linkNewAsync(m: LinkMessage, mode?: NewMode, options?: RequestOptions): Promise<void>;
     linkSetAsync(m: LinkMessage, options?: RequestOptions): Promise<void>;
@@ -292,5 +374,5 @@ interface FileLock extends Disposable {
 declare function lockFile(path: string, options?: {
     shared?: boolean;
 }): FileLock;
-export { AddrFlag, Handle, IfFlag, NETNS_RUN_DIR, NeighState, NetlinkError, Netns, RouteProtocol, RouteScope, RouteTable, RouteType, TcHandle, errnoError, lockFile, netnsAdd, netnsDelete, netnsList };
-export type { AddressMessage, Family, FileLock, LinkInfo, LinkMessage, NeighMessage, NetlinkErrnoOptions, NetlinkErrorCode, NetlinkErrorOptions, NetnsId, NetnsRef, NewMode, NsConnectOptions, NsListenOptions, QdiscMessage, RequestOptions, RouteMessage, Transport };
+export { AddrFlag, Handle, IfFlag, NETNS_RUN_DIR, NeighState, NetlinkError, Netns, RouteProtocol, RouteScope, RouteTable, RouteType, Subscription, TcHandle, errnoError, lockFile, netnsAdd, netnsDelete, netnsList };
+export type { AddrEvent, AddressMessage, EventSource, Family, FileLock, LinkEvent, LinkInfo, LinkMessage, NeighEvent, NeighMessage, NetlinkErrnoOptions, NetlinkErrorCode, NetlinkErrorOptions, NetlinkEvent, NetnsId, NetnsRef, NewMode, NsConnectOptions, NsListenOptions, ObjectEvent, OverrunEvent, QdiscMessage, RequestOptions, RouteEvent, RouteMessage, SubscribeKind, SubscribeOptions, SyncedEvent, Transport };
