@@ -11,9 +11,9 @@ import { decodeRoute, encodeRoute, type RouteMessage } from './codec/route.js';
 import { Conn, type RequestOptions, type Transport } from './conn.js';
 import { NetlinkError } from './errors.js';
 import type { Netns } from './netns.js';
+import { netnsFd } from './netns-fd.js';
 import { checkSubscribe, type SubscribeOptions, type Subscription, subscribeOn } from './subscribe.js';
 import type { SubscribeKind } from './subscribe-events.js';
-import { netnsFd } from './netns-fd.js';
 import { openRouteSocket } from './sys/socket.js';
 
 /** How a `*New` request treats an existing object: `create` = `NLM_F_CREATE|NLM_F_EXCL` (fail if it exists), `replace` = `NLM_F_CREATE|NLM_F_REPLACE`, `append` = `NLM_F_CREATE|NLM_F_APPEND`, `change` = no flags (modify an existing one). */
