@@ -14,7 +14,7 @@ import {
   skbContext,
   TcAct,
 } from '@datapath/loader';
-import { encodePolicyKey, encodePolicyValue } from '@datapath/policy';
+import { encodePolicyValue } from '@datapath/policy';
 import { requireRoot } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,6 +28,7 @@ import {
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
 import { generateDatapathModule } from '../src/layout.js';
 import { CT_F_DENIED, CT_F_REPLY } from '../src/maps.js';
+import { lxcPolicyKey } from '../src/policy-map.js';
 
 let object: string;
 beforeAll(async () => {
@@ -54,19 +55,16 @@ const B: EndpointInfo = {
   ip: '10.244.0.11',
 };
 
+/** A `struct lxc_policy_key`, through the agent's one codec of it (policy-map.ts). */
 function policyKey(
   lxcId: number,
   direction: 'ingress' | 'egress',
   identity: number,
   port: number,
 ): Uint8Array {
-  // struct lxc_policy_key: Cilium's policy key behind the endpoint id (and 32 more prefix bits).
-  const cilium = encodePolicyKey({ direction, identity, protocol: 6, port, prefixLen: 24 });
-  const out = new Uint8Array(cilium.length + 4);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, new DataView(cilium.buffer).getUint32(0, true) + 32, true);
-  v.setUint32(4, lxcId, true);
-  out.set(cilium.subarray(4), 8);
+  const out = new Uint8Array(lxcPolicyKey.size);
+  const key = { direction, identity, protocol: 6, port, prefixLen: 24 };
+  lxcPolicyKey.encode({ lxcId, key }, new DataView(out.buffer), 0);
   return out;
 }
 const allow = encodePolicyValue({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
