@@ -1,7 +1,8 @@
-import { BpfError, fdClose, MapType, mapCreate } from '@datapath/libbpf';
+import { rmSync } from 'node:fs';
+import { BpfError, fdClose, MapType, mapCreate, objGet } from '@datapath/libbpf';
 import { bpftoolJson, requireRoot, uniqueName } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
-import { ArrayOfMaps, createMap, HashOfMaps, u32, u64 } from '../src/index.js';
+import { ArrayOfMaps, createMap, HashOfMaps, openPinned, u32, u64 } from '../src/index.js';
 
 /** Inner map ids per outer key as bpftool (an independent oracle) sees them. */
 function bpftoolInnerIds(id: number): Map<number, number> {
@@ -133,6 +134,25 @@ describe('map-in-map clients', () => {
     );
     expect(outer.count()).toBe(1);
     expect(outer.dump()).toEqual([[7, ns7.id]]);
+    // Pinned: openPinned cannot know the inner spec and says so; fromFd with it works.
+    const pin = `/sys/fs/bpf/${uniqueName()}`;
+    outer.pin(pin);
+    try {
+      expect(() => openPinned(pin, { type: 'hashOfMaps' } as never)).toThrow(
+        expect.objectContaining({
+          code: 'InvalidArgument',
+          message: expect.stringMatching(/HashOfMaps\.fromFd/),
+        }),
+      );
+      using again = HashOfMaps.fromFd(
+        objGet(pin),
+        { key: u32, inner: { type: 'hash', key: u32, value: u64, maxEntries: 16 } },
+        { owned: true },
+      );
+      expect(again.get(7)).toBe(ns7.id);
+    } finally {
+      rmSync(pin);
+    }
     expect(outer.delete(7)).toBe(true);
     expect(outer.open(7)).toBeUndefined();
   });
