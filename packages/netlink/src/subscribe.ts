@@ -14,6 +14,7 @@ import { encodeNeigh } from './codec/neigh.js';
 import { encodeRoute } from './codec/route.js';
 import { errnoError, invalidArgument, NetlinkError } from './errors.js';
 import { Netns } from './netns.js';
+import { netnsFd } from './netns-fd.js';
 import {
   DUMP_TYPE,
   GROUPS,
@@ -238,9 +239,14 @@ export class Subscription implements AsyncIterableIterator<NetlinkEvent>, AsyncD
     return { value: undefined, done: true };
   }
 
+  // Made on a short-lived thread inside the namespace (the native addon); without the addon, inside a
+  // synchronous Netns.run window on this thread.
   private openSocket(): SubscriberSocket {
-    return this.netns.run(() =>
-      openSubscriber(this.groups, this.options.receiveBufferSize ?? DEFAULT_RCVBUF, 'subscribe'),
+    const op = 'subscribe';
+    const rcvbuf = this.options.receiveBufferSize ?? DEFAULT_RCVBUF;
+    return (
+      openSubscriber(this.groups, rcvbuf, op, netnsFd(this.netns, op)) ??
+      this.netns.run(() => openSubscriber(this.groups, rcvbuf, op)!)
     );
   }
 

@@ -6,6 +6,7 @@
 import koffi from 'koffi';
 import { errnoError } from '../errors.js';
 import { closeFd, MSG_TRUNC, netlinkSend, netlinkSocket } from './libc.js';
+import { nativeAddon } from './native.js';
 
 const libc = koffi.load('libc.so.6');
 const setsockoptFn = libc.func('int setsockopt(int fd, int level, int name, void *val, uint32_t len)') as (
@@ -57,16 +58,26 @@ export interface SubscriberSocket {
 }
 
 /**
- * Opens a NETLINK_ROUTE socket in the calling thread's namespace and joins `groups` (RTNLGRP_* numbers)
- * before returning, so every change made after this call is queued on it. `receiveBuffer` (bytes) sets
- * SO_RCVBUFFORCE (SO_RCVBUF without CAP_NET_ADMIN).
+ * Opens a NETLINK_ROUTE socket and joins `groups` (RTNLGRP_* numbers) before returning, so every change
+ * made after this call is queued on it. The socket is made in the namespace `nsFd` names, on a
+ * short-lived thread of the native addon (the calling thread never moves), or in the calling thread's
+ * namespace when `nsFd` is undefined; undefined when `nsFd` is given but the addon is missing (the
+ * caller then opens it inside a `Netns.run` window). `receiveBuffer` (bytes) sets SO_RCVBUFFORCE
+ * (SO_RCVBUF without CAP_NET_ADMIN).
  */
 export function openSubscriber(
   groups: readonly number[],
   receiveBuffer: number | undefined,
   op: string,
-): SubscriberSocket {
-  const { fd, portId } = netlinkSocket(NETLINK_ROUTE, op);
+  nsFd?: number,
+): SubscriberSocket | undefined {
+  const addon = nativeAddon;
+  if (nsFd !== undefined && addon === undefined) return undefined;
+  const { fd, portId } = netlinkSocket(
+    NETLINK_ROUTE,
+    op,
+    nsFd === undefined || addon === undefined ? undefined : (d, t, p) => addon.socketIn(nsFd, d, t, p),
+  );
   try {
     for (const g of groups) {
       if (setsockoptFn(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, intOpt(g), 4) < 0)
