@@ -132,6 +132,6 @@ async function main(): Promise<void> {
   }
 }
 
-// AGENT_BENCH_ONLY=policy, =events or =progrun runs only that part of `pnpm run bench`.
+// AGENT_BENCH_ONLY=policy, =events, =progrun, =api or =cni runs only that part of `pnpm run bench`.
 const only = process.env.AGENT_BENCH_ONLY;
 if (only === undefined || only === '' || only === 'policy') await main();

@@ -6,6 +6,12 @@ import { CniError, CniErrorCode, type NetConf, parseWithSchema } from '@datapath
 import { tryParseCidr, tryParseIp } from '@datapath/ip';
 import * as z from 'zod/mini';
 
+/**
+ * Where datapath-cni in agent mode (`"mode": "agent"`) finds the datapath agent's API when the config names
+ * no `agentSocket`: the socket of the agent named `demo` (`agent serve --name demo`).
+ */
+export const DEFAULT_AGENT_SOCKET = '/run/datapath-agent/demo/api.sock';
+
 /** Where datapath-cni pins the tcx links of its endpoints' BPF programs, by default. */
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/datapath-cni';
 
@@ -200,6 +206,12 @@ export function parsePluginConfig(base: NetConf): PluginConfig {
     throw new CniError(
       CniErrorCode.InvalidNetworkConfig,
       `name: the network name is ${Buffer.byteLength(base.name, 'utf8')} bytes, at most 255 are allowed`,
+    );
+  }
+  if ((base as { mode?: unknown }).mode === 'agent') {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      'mode "agent" is served by the datapath agent: the datapath-cni binary forwards such a config to it (an in-process datapathCni() cannot serve it)',
     );
   }
   const quick = quickPluginConfig(base);

@@ -1,5 +1,5 @@
 export type { DelegatedIpamConf, HostLocalIpamConf, HostLocalRangeConf, PluginConfig } from './config.js';
-export { DEFAULT_PIN_DIR, parsePluginConfig } from './config.js';
+export { DEFAULT_AGENT_SOCKET, DEFAULT_PIN_DIR, parsePluginConfig } from './config.js';
 export { pluginInfo } from './info.js';
 export type { BundleOptions, Installation, InstallErrorCode, InstallOptions } from './install.js';
 export { bundlePlugin, InstallError, installPlugin, MIN_NODE_MAJOR } from './install.js';

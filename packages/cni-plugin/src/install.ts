@@ -1,7 +1,10 @@
 // The installer: puts a CNI plugin (datapath-cni, or a user's own written with runPlugin) into a CNI bin
 // directory as a launcher plus a support directory:
 //   BIN/NAME                  a sh launcher that execs an absolute Node (>= 22) on run.cjs, whatever PATH
-//                             the container runtime passes (a runtime's minimal environment has none)
+//                             the container runtime passes (a runtime's minimal environment has none);
+//                             for datapath-cni with the C shim built (native/shim.c), the shim instead: it
+//                             forwards agent-mode configs to the agent itself and execs NAME.d/launch (that
+//                             same sh launcher) for every other config
 //   BIN/NAME.d/NAME.cjs       the plugin, one CommonJS bundle
 //   BIN/NAME.d/run.cjs        loads the bundle through a V8 code cache per command (scripts/run.cjs)
 //   BIN/NAME.d/koffi.node     koffi's native addon for this platform and libc (only when the bundle uses it)
@@ -16,7 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatapathError } from '@datapath/errors';
 import { runSync } from './sys/exec.js';
@@ -61,6 +64,13 @@ export interface InstallOptions {
   koffi?: boolean | 'auto';
   /** Run the installed launcher with `CNI_COMMAND=VERSION` and check its answer (default `true`). */
   verify?: boolean;
+  /**
+   * Put datapath-cni's agent-mode forwarder, a small C program (`native/shim.c`, built by the package build
+   * when a C compiler is there), in front of the Node plugin: agent-mode invocations then never start Node.
+   * `auto` (default): when the bundle is datapath-cni's and the shim was built; `true`: required; `false`:
+   * the Node client in the bundle forwards agent mode.
+   */
+  shim?: boolean | 'auto';
 }
 
 /** What {@link installPlugin} wrote. */
@@ -73,6 +83,11 @@ export interface Installation {
   node: string;
   /** Its version (`v24.1.0`). */
   nodeVersion: string;
+  /**
+   * What a runtime execs first: `shim` (the C forwarder, agent mode without Node) or `node` (the sh launcher;
+   * agent mode goes through the bundle's Node client).
+   */
+  forwarder: 'shim' | 'node';
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -194,6 +209,7 @@ export function installPlugin(options: InstallOptions): Installation {
     options.koffi === 'auto' || options.koffi === undefined ? code.includes('koffi.node') : options.koffi;
   const addon = wantKoffi ? koffiAddon() : undefined;
 
+  const shim = shimBinary(options.shim ?? 'auto', options.bundle);
   const binDir = resolve(options.binDir);
   const support = join(binDir, `${name}.d`);
   mkdirSync(support, { recursive: true });
@@ -206,7 +222,7 @@ export function installPlugin(options: InstallOptions): Installation {
   else rmSync(join(support, 'koffi.node'), { force: true });
   const launcher = join(binDir, name);
   writeAtomic(
-    launcher,
+    shim === undefined ? launcher : join(support, 'launch'),
     `#!/bin/sh
 # ${name} launcher, written by @datapath/cni-plugin's installer: runs the bundled plugin with Node
 # ${nodeVersion} by absolute path, whatever PATH the container runtime passes.
@@ -215,6 +231,8 @@ exec ${shQuote(node)} ${shQuote(join(support, 'run.cjs'))} "$@"
 `,
     0o755,
   );
+  if (shim !== undefined) writeAtomic(launcher, readFileSync(shim), 0o755);
+  else rmSync(join(support, 'launch'), { force: true });
   if (options.verify !== false) {
     const r = runSync(launcher, [], { CNI_COMMAND: 'VERSION' }, '');
     let ok = false;
@@ -232,7 +250,31 @@ exec ${shQuote(node)} ${shQuote(join(support, 'run.cjs'))} "$@"
       );
     }
   }
-  return { launcher, supportDir: support, node, nodeVersion };
+  return {
+    launcher,
+    supportDir: support,
+    node,
+    nodeVersion,
+    forwarder: shim === undefined ? 'node' : 'shim',
+  };
+}
+
+/** The built agent-mode shim to install, per the `shim` option, or undefined. */
+function shimBinary(want: boolean | 'auto', bundle: string | undefined): string | undefined {
+  if (want === false) return undefined;
+  const candidates = ['datapath-cni-shim', '../dist/datapath-cni-shim'];
+  const found = candidates.map((c) => resolve(here, c)).find((f) => existsSync(f));
+  if (want === true) {
+    if (found === undefined)
+      throw new InstallError(
+        'NotFound',
+        `the agent-mode shim is not built (no dist/datapath-cni-shim: the package build needs a C compiler)`,
+      );
+    return found;
+  }
+  // auto: only in front of datapath-cni itself (another plugin's configs may use "mode" for their own ends).
+  const ours = bundle === undefined || basename(bundle) === 'datapath-cni.cjs';
+  return ours ? found : undefined;
 }
 
 /** Options of {@link bundlePlugin}. */

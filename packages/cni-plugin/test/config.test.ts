@@ -175,3 +175,18 @@ describe('quick config checks', () => {
     );
   });
 });
+
+describe('agent mode in the config', () => {
+  it('an in-process plugin refuses "mode": "agent" with code 7 (the binary forwards such configs)', () => {
+    const base = parseConfig({ cniVersion: '1.1.0', name: 'n', type: 'datapath-cni', mode: 'agent' });
+    let err: unknown;
+    try {
+      parsePluginConfig(base);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CniError);
+    expect((err as CniError).cniCode).toBe(7);
+    expect((err as Error).message).toContain('datapath agent');
+  });
+});

@@ -80,6 +80,16 @@ export class AgentClient {
     body?: string,
     contentType = 'application/json',
   ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+    return this.#raw(method, path, body, contentType, true);
+  }
+
+  #raw(
+    method: string,
+    path: string,
+    body: string | undefined,
+    contentType: string,
+    retry: boolean,
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -107,7 +117,13 @@ export class AgentClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
-      req.on('error', (err: Error & { code?: string }) =>
+      req.on('error', (err: Error & { code?: string }) => {
+        // A kept-alive connection the agent closed meanwhile (it restarted, or timed the connection out):
+        // the request never reached it, so sending it once more on a new connection is safe.
+        if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          this.#raw(method, path, body, contentType, false).then(resolve, reject);
+          return;
+        }
         reject(
           new AgentApiError(
             0,
@@ -118,8 +134,8 @@ export class AgentClient {
               cause: err,
             },
           ),
-        ),
-      );
+        );
+      });
       req.end(body);
     });
   }

@@ -410,7 +410,8 @@ export class ApiServer {
           noBody(body);
           const ip = url.searchParams.get('ip') ?? '';
           const owner = url.searchParams.get('owner') ?? '';
-          return this.#serial(() => ({ json: this.#agent.confirmIp(ip, owner) }));
+          // Not queued: a confirmation only clears a lease, and must not wait behind other ADDs past it.
+          return { json: this.#agent.confirmIp(ip, owner) };
         },
       },
       '/cni': {
