@@ -70,7 +70,9 @@ async function main(argv) {
   try {
     if (entry !== undefined) opts.bundle = await bundlePlugin({ entry, outFile: join(stage, 'plugin.cjs') });
     const inst = installPlugin(opts);
-    console.log(`installed ${inst.launcher} (Node ${inst.nodeVersion} at ${inst.node})`);
+    console.log(
+      `installed ${inst.launcher} (Node ${inst.nodeVersion} at ${inst.node}; agent mode through ${inst.forwarder === 'shim' ? 'the C shim' : 'the Node client'})`,
+    );
   } finally {
     if (stage !== undefined) rmSync(stage, { recursive: true, force: true });
   }

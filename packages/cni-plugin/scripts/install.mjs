@@ -24,7 +24,9 @@ const stage = mkdtempSync(join(tmpdir(), 'datapath-cni-install-'));
 try {
   const file = await bundle(stage);
   const inst = installPlugin({ binDir: prefix, bundle: file });
-  console.log(`installed ${inst.launcher} (Node ${inst.nodeVersion} at ${inst.node})`);
+  console.log(
+    `installed ${inst.launcher} (Node ${inst.nodeVersion} at ${inst.node}; agent mode through ${inst.forwarder === 'shim' ? 'the C shim' : 'the Node client'})`,
+  );
 } catch (err) {
   console.error(`datapath-cni install: ${err.message}`);
   process.exitCode = 1;
