@@ -8,7 +8,7 @@
 // with runPlugin (--entry); an older Node (the system's /usr/bin/node when it is < 22) is refused loudly.
 // Run by `make test` after `make pack`.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -108,7 +108,9 @@ function cniPluginFromNpm() {
   };
   const bin = join(dir, 'cni-bin');
   const installed = run('npm', ['exec', '--', 'datapath-cni', 'install', bin]);
-  const launcher = readFileSync(join(bin, 'datapath-cni'), 'utf8');
+  // With the agent-mode C shim built, the shim is datapath-cni and the sh launcher is datapath-cni.d/launch.
+  const shim = existsSync(join(bin, 'datapath-cni.d', 'launch'));
+  const launcher = readFileSync(join(bin, shim ? 'datapath-cni.d/launch' : 'datapath-cni'), 'utf8');
   if (!launcher.includes(`exec '${process.execPath}'`) || launcher.includes('/usr/bin/env'))
     fail(`the launcher does not exec this Node by absolute path:\n${launcher}`);
   const v = exec(join(bin, 'datapath-cni'), { CNI_COMMAND: 'VERSION' });
