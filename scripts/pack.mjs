@@ -16,7 +16,7 @@ mkdirSync(out);
 // netlink's Node-API addon (namespace sockets, threadpool exchanges: source, build script, prebuilt addon),
 // and cni-plugin's agent-mode shim source and build script (the built shim is in dist/).
 const ALLOWED =
-  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|bin\/[a-z-]+\.cjs|[a-z-]+\.schema\.json|scenarios\/[^/]+\.json|native\/(bpf\.cc|poll\.cc|netlink\.cc|shim\.c|build\.mjs|where\.mjs)|prebuilds\/[a-z0-9]+-[a-z0-9]+\/(bpf\.abi\d+|netlink\.napi)\.node)$/;
+  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|bin\/[a-z-]+\.cjs|[a-z-]+\.schema\.json|scenarios\/[^/]+\.json|native\/(bpf\.cc|poll\.cc|work\.cc|netlink\.cc|shim\.c|build\.mjs|where\.mjs)|prebuilds\/[a-z0-9]+-[a-z0-9]+\/(bpf\.abi\d+|netlink\.napi)\.node)$/;
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });

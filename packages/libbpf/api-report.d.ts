@@ -2,6 +2,7 @@
 import { DatapathErrorOptions, ErrnoContext, DatapathError, ErrorCode } from "@datapath/errors";
 type CgroupHook = "bind4" | "bind6" | "connect4" | "connect6" | "sendmsg4" | "sendmsg6" | "recvmsg4" | "recvmsg6" | "getpeername4" | "getpeername6";
 declare function cgroupAttach(progFd: number, cgroupPath: string, hook: CgroupHook): number;
+declare function cgroupAttachAsync(progFd: number, cgroupPath: string, hook: CgroupHook): Promise<number>;
 declare function cgroupQuery(cgroupPath: string, hook: CgroupHook): number[];
 type BpfErrorCode = ErrorCode;
 interface BpfErrorOptions extends DatapathErrorOptions {
@@ -95,6 +96,7 @@ interface LinkInfo {
     cgroupId?: bigint;
 }
 declare function linkCreate(progFd: number, target: number, attachType: number, flags?: number): number;
+declare function linkCreateAsync(progFd: number, target: number, attachType: number, flags?: number, netnsFd?: number): Promise<number>;
 declare function linkUpdate(linkFd: number, progFd: number): void;
 declare function linkDetach(linkFd: number): void;
 declare function linkInfo(linkFd: number): LinkInfo;
@@ -102,6 +104,7 @@ declare function linkFdById(id: number): number;
 declare function linkPin(linkFd: number, path: string): void;
 declare function linkOpenPinned(path: string): number;
 declare function linkClose(linkFd: number): void;
+declare function linkCloseAsync(linkFd: number): Promise<void>;
 declare function ifNameToIndex(name: string): number | undefined;
 declare function ifIndexToName(ifindex: number): string | undefined;
 declare function inNetns<T>(path: string, fn: () => T): T;
@@ -420,6 +423,10 @@ interface TcxChain {
     entries: TcxEntry[];
 }
 declare function tcxAttach(progFd: number, ifindex: number, direction: TcDirection, options?: TcxAttachOptions): number;
+declare function tcxAttachAsync(progFd: number, ifindex: number, direction: TcDirection, options?: TcxAttachOptions & AsyncAttachOptions): Promise<number>;
+interface AsyncAttachOptions {
+    netnsFd?: number | undefined;
+}
 declare function tcxQuery(ifindex: number, direction: TcDirection): TcxChain;
 interface TcFilterId {
     ifindex: number;
@@ -446,6 +453,7 @@ interface XdpState {
     offloadProgId: number;
 }
 declare function xdpAttach(progFd: number, ifindex: number, mode: XdpMode): number;
+declare function xdpAttachAsync(progFd: number, ifindex: number, mode: XdpMode, options?: AsyncAttachOptions): Promise<number>;
 declare function xdpQuery(ifindex: number): XdpState;
-export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, TestRunCtxSize, TestRunFlags, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupQuery, errnoError, fdClose, fdDup, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCreate, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, mmapFd, objGet, objInfo, objPin, objectDescribe, objectLoad, pageSize, perfEventOpenBpfOutput, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTestRun, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxQuery, watchFd, xdpAttach, xdpQuery };
-export type { AttrPointer, BpfBackend, BpfErrnoOptions, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, FdWatchMode, FdWatcher, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, Mapping, MmapOptions, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PerfOutputOptions, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, ProgTestRunOptions, ProgTestRunResult, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, WatchFdOptions, XdpMode, XdpState };
+export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, TestRunCtxSize, TestRunFlags, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupAttachAsync, cgroupQuery, errnoError, fdClose, fdDup, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCloseAsync, linkCreate, linkCreateAsync, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, mmapFd, objGet, objInfo, objPin, objectDescribe, objectLoad, pageSize, perfEventOpenBpfOutput, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTestRun, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxAttachAsync, tcxQuery, watchFd, xdpAttach, xdpAttachAsync, xdpQuery };
+export type { AsyncAttachOptions, AttrPointer, BpfBackend, BpfErrnoOptions, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, FdWatchMode, FdWatcher, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, Mapping, MmapOptions, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PerfOutputOptions, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, ProgTestRunOptions, ProgTestRunResult, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, WatchFdOptions, XdpMode, XdpState };

@@ -1,6 +1,6 @@
 /**
  * Probes as real packets: which listeners each namespace needs, which probes each source sends, and
- * how outcomes become verdicts. Pure planning here; the processes live in sys/netns-exec.ts.
+ * how outcomes become verdicts. Pure planning here; the sockets live in sys/netns-exec.ts.
  */
 import { AgentError } from './errors.js';
 import type { ProbeOutcome, ProbeRequest, SocketProtocol } from './sys/netns-exec.js';

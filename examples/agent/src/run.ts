@@ -13,7 +13,7 @@ import {
   planListeners,
   planProbes,
 } from './probes.js';
-import { type ListenerProcess, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
+import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions extends AgentOptions {
@@ -79,7 +79,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       enforcement: scenario.enforcement ?? 'default',
     },
   );
-  const listeners: ListenerProcess[] = [];
+  const listeners: Listener[] = [];
   let ok = false;
   try {
     agent.addPods(scenario.pods);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { AgentError } from '../src/errors.js';
 import { CT_F_DENIED } from '../src/maps.js';
 import { loadScenario } from '../src/policy.js';
 import { runScenario } from '../src/run.js';
-import { type ListenerProcess, runProbes, startListener } from '../src/sys/netns-exec.js';
+import { type Listener, runProbes, startListener } from '../src/sys/netns-exec.js';
 
 const scenario = (name: string) =>
   loadScenario(fileURLToPath(new URL(`../scenarios/${name}`, import.meta.url)));
@@ -110,9 +110,28 @@ function progIds(agent: Agent): number[] {
 }
 
 describe('agent (real packets through the eBPF datapath)', () => {
-  it('runs the demo scenario: every probe matches its expect and the compiled verdict', async (ctx) => {
+  it('runs the demo scenario: every probe matches its expect and the compiled verdict, and its probe phase starts no process', async (ctx) => {
     requireRoot(ctx);
-    const report = await runScenario(scenario('demo.json'), options());
+    // Every spawn/exec/execFile goes through ChildProcess.prototype.spawn: record when each happens.
+    const spawned: { at: number; file: string }[] = [];
+    const proto = ChildProcess.prototype as unknown as { spawn: (o: { file: string }) => unknown };
+    const original = proto.spawn;
+    proto.spawn = function (this: unknown, o: { file: string }) {
+      spawned.push({ at: performance.now(), file: o.file });
+      return original.call(this, o);
+    };
+    const start = performance.now();
+    let report: Awaited<ReturnType<typeof runScenario>>;
+    try {
+      report = await runScenario(scenario('demo.json'), options());
+    } finally {
+      proto.spawn = original;
+    }
+    // The probe phase (listeners up, every probe sent and answered) is [setupMs, setupMs + probeMs]
+    // after the call: the listeners and probers are sockets in this process now, not nsenter + node.
+    const from = start + report.setupMs;
+    const to = from + report.probeMs;
+    expect(spawned.filter((s) => s.at >= from && s.at <= to)).toEqual([]);
     const wrong = report.results
       .filter((r) => r.mismatch)
       .map((r) => `${r.from}→${r.to}:${r.port} ${r.detail}`);
@@ -262,7 +281,7 @@ describe('agent (real packets through the eBPF datapath)', () => {
       policies: [policyAllow80('x', 'client')],
       enforcement: 'default',
     });
-    let listener: ListenerProcess | undefined;
+    let listener: Listener | undefined;
     let client: ChildProcess | undefined;
     try {
       agent.addPods([
@@ -306,7 +325,7 @@ describe('agent (real packets through the eBPF datapath)', () => {
       policies: [policyAllow80('x', 'client')],
       enforcement: 'default',
     });
-    let listener: ListenerProcess | undefined;
+    let listener: Listener | undefined;
     let flow: ReturnType<typeof longFlow> | undefined;
     try {
       agent.addPods([

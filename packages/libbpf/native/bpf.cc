@@ -36,6 +36,8 @@ void Bpf(const v8::FunctionCallbackInfo<v8::Value>& info) {
 
 // native/poll.cc: fd readiness through the event loop (the ring and perf buffer readers).
 void InitPoll(v8::Local<v8::Object> exports, v8::Local<v8::Context> context);
+// native/work.cc: bpf(2) on libuv's threadpool (the async forms of the calls that wait in the kernel).
+void InitWork(v8::Local<v8::Object> exports, v8::Local<v8::Context> context);
 
 NODE_MODULE_INIT(/* exports, module, context */) {
   v8::Isolate* isolate = context->GetIsolate();
@@ -46,4 +48,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
       ->Set(context, v8::String::NewFromUtf8Literal(isolate, "bpf"), bpf->GetFunction(context).ToLocalChecked())
       .Check();
   InitPoll(exports.As<v8::Object>(), context);
+  InitWork(exports.As<v8::Object>(), context);
 }

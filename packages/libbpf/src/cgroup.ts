@@ -1,6 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
 import { BpfError } from './errors.js';
-import { AttachType, linkCreate } from './link.js';
+import { AttachType, linkCreate, linkCreateAsync } from './link.js';
 import { checked, progQuery } from './sys/libbpf.js';
 
 /** Socket-address hooks a cgroup program can attach to (`BPF_CGROUP_*` for `cgroup_sock_addr` programs). */
@@ -70,6 +70,34 @@ export function cgroupAttach(progFd: number, cgroupPath: string, hook: CgroupHoo
   const cg = openCgroup(cgroupPath, op);
   try {
     return linkCreate(progFd, cg, type);
+  } finally {
+    closeSync(cg);
+  }
+}
+
+/**
+ * The async form of {@link cgroupAttach}: the `BPF_LINK_CREATE` runs on libuv's threadpool. Same
+ * arguments, result and errors.
+ * Equivalent to: `bpftool cgroup attach CGROUP connect4 id PROG multi`.
+ *
+ * @throws {@link BpfError} as {@link cgroupAttach}.
+ * @example Attaching to a cgroup without blocking the event loop
+ * ```ts
+ * import { cgroupAttachAsync, linkCloseAsync } from '@datapath/libbpf';
+ * declare const progFd: number;
+ * await linkCloseAsync(await cgroupAttachAsync(progFd, '/sys/fs/cgroup/unified/demo', 'connect4'));
+ * ```
+ */
+export async function cgroupAttachAsync(
+  progFd: number,
+  cgroupPath: string,
+  hook: CgroupHook,
+): Promise<number> {
+  const op = 'cgroupAttach';
+  const type = hookType(hook, op);
+  const cg = openCgroup(cgroupPath, op);
+  try {
+    return await linkCreateAsync(progFd, cg, type);
   } finally {
     closeSync(cg);
   }

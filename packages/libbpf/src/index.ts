@@ -1,5 +1,5 @@
 export type { CgroupHook } from './cgroup.js';
-export { cgroupAttach, cgroupQuery } from './cgroup.js';
+export { cgroupAttach, cgroupAttachAsync, cgroupQuery } from './cgroup.js';
 export type { BpfErrnoOptions, BpfErrorCode, BpfErrorOptions } from './errors.js';
 export { BpfError, errnoError } from './errors.js';
 export type {
@@ -21,7 +21,9 @@ export {
   inNetns,
   LinkType,
   linkClose,
+  linkCloseAsync,
   linkCreate,
+  linkCreateAsync,
   linkDetach,
   linkFdById,
   linkInfo,
@@ -65,7 +67,14 @@ export type { BpfBackend } from './sys/libc.js';
 export { bpfBackend } from './sys/libc.js';
 export type { TcFilter, TcFilterId } from './tc.js';
 export { tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery } from './tc.js';
-export type { TcDirection, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry } from './tcx.js';
-export { tcxAttach, tcxQuery } from './tcx.js';
+export type {
+  AsyncAttachOptions,
+  TcDirection,
+  TcxAnchor,
+  TcxAttachOptions,
+  TcxChain,
+  TcxEntry,
+} from './tcx.js';
+export { tcxAttach, tcxAttachAsync, tcxQuery } from './tcx.js';
 export type { XdpMode, XdpState } from './xdp.js';
-export { xdpAttach, xdpQuery } from './xdp.js';
+export { xdpAttach, xdpAttachAsync, xdpQuery } from './xdp.js';

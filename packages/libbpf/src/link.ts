@@ -1,4 +1,5 @@
 import { BpfError } from './errors.js';
+import { BpfCmd } from './sys/bpf-attr.js';
 import {
   checked,
   closeDescriptor,
@@ -13,6 +14,7 @@ import {
   objGetInfoByFd,
   objPin,
 } from './sys/libbpf.js';
+import { bpfAsync, closeAsync } from './sys/libc.js';
 
 /** `enum bpf_attach_type` values used by this SDK (tcx numbers are from UAPI ≥ 6.6, absent from libbpf 1.1). */
 export const AttachType = {
@@ -105,6 +107,41 @@ export function linkCreate(progFd: number, target: number, attachType: number, f
     v.setUint32(8, flags >>> 0, true);
   }
   return checked(linkCreateRaw(progFd, target, attachType, opts), op, 'bpf(BPF_LINK_CREATE)');
+}
+
+/**
+ * The async form of {@link linkCreate}: a raw `BPF_LINK_CREATE` on libuv's threadpool (a tcx attach
+ * waits for an RCU grace period in the kernel). Same arguments and errors; with `netnsFd` (an open network
+ * namespace fd) the pool thread makes the call inside that namespace, where an ifindex `target` is looked up.
+ * Equivalent to: `bpftool link create` (not in bpftool 7.1).
+ *
+ * @throws {@link BpfError} as {@link linkCreate}.
+ * @example Creating a link without blocking the event loop
+ * ```ts
+ * import { AttachType, linkCreateAsync } from '@datapath/libbpf';
+ * declare const progFd: number, ifindex: number;
+ * const linkFd = await linkCreateAsync(progFd, ifindex, AttachType.TcxIngress);
+ * ```
+ */
+export function linkCreateAsync(
+  progFd: number,
+  target: number,
+  attachType: number,
+  flags = 0,
+  netnsFd = -1,
+): Promise<number> {
+  const op = 'linkCreate';
+  try {
+    const attr = new Uint8Array(64);
+    const v = new DataView(attr.buffer);
+    v.setUint32(0, link(progFd, 'progFd', op), true);
+    v.setUint32(4, target >>> 0, true);
+    v.setUint32(8, attachType >>> 0, true);
+    v.setUint32(12, flags >>> 0, true);
+    return bpfAsync(BpfCmd.LinkCreate, attr, op, 'bpf(BPF_LINK_CREATE)', undefined, netnsFd);
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /**
@@ -247,6 +284,27 @@ export function linkOpenPinned(path: string): number {
  */
 export function linkClose(linkFd: number): void {
   closeDescriptor(link(linkFd, 'linkFd', 'linkClose'), 'linkClose');
+}
+
+/**
+ * The async form of {@link linkClose}: the close runs on libuv's threadpool, because closing the last
+ * reference of a tcx or XDP link detaches it and waits for an RCU grace period in the kernel.
+ * Equivalent to: `bpftool link detach` (for the last reference).
+ *
+ * @throws {@link BpfError} `BadFd` when `linkFd` is not open.
+ * @example Detaching without blocking the event loop
+ * ```ts
+ * import { linkCloseAsync } from '@datapath/libbpf';
+ * declare const linkFd: number;
+ * await linkCloseAsync(linkFd);
+ * ```
+ */
+export function linkCloseAsync(linkFd: number): Promise<void> {
+  try {
+    return closeAsync(link(linkFd, 'linkFd', 'linkClose'), 'linkClose');
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { BpfError } from './errors.js';
 import { AttachType } from './link.js';
 import { addressOf } from './sys/libbpf.js';
-import { bpf } from './sys/libc.js';
+import { bpf, bpfAsync } from './sys/libc.js';
 
 const BPF_PROG_QUERY = 16;
 const BPF_LINK_CREATE = 28;
@@ -105,6 +105,69 @@ export function tcxAttach(
   options: TcxAttachOptions = {},
 ): number {
   const op = 'tcxAttach';
+  const attr = tcxAttr(progFd, ifindex, direction, options, op);
+  return bpf(BPF_LINK_CREATE, attr, op, 'bpf(BPF_LINK_CREATE)', `ifindex ${ifindex} tcx_${direction}`);
+}
+
+/**
+ * The async form of {@link tcxAttach}: the `BPF_LINK_CREATE` (which waits for an RCU grace period in the
+ * kernel) runs on libuv's threadpool. Same arguments, result and errors; bad options reject before any
+ * system call.
+ * Equivalent to: `bpftool net attach tcx_ingress id PROG dev DEV` (bpftool ≥ 7.3).
+ *
+ * @throws {@link BpfError} as {@link tcxAttach}.
+ * @example Attaching without blocking the event loop
+ * ```ts
+ * import { tcxAttachAsync, linkCloseAsync } from '@datapath/libbpf';
+ * declare const progFd: number, ifindex: number;
+ * const linkFd = await tcxAttachAsync(progFd, ifindex, 'ingress');
+ * await linkCloseAsync(linkFd);
+ * ```
+ */
+export async function tcxAttachAsync(
+  progFd: number,
+  ifindex: number,
+  direction: TcDirection,
+  options: TcxAttachOptions & AsyncAttachOptions = {},
+): Promise<number> {
+  const op = 'tcxAttach';
+  const attr = tcxAttr(progFd, ifindex, direction, options, op);
+  return bpfAsync(
+    BPF_LINK_CREATE,
+    attr,
+    op,
+    'bpf(BPF_LINK_CREATE)',
+    `ifindex ${ifindex} tcx_${direction}`,
+    nsFdOf(options, op),
+  );
+}
+
+/** Where an async attach acts: the namespace `ifindex` belongs to. */
+export interface AsyncAttachOptions {
+  /**
+   * An open network namespace fd (a netlink `Netns`'s `fd`) whose device `ifindex` names: the pool thread
+   * makes the call inside it. Default: the namespace the process started in (the pool threads' own).
+   */
+  netnsFd?: number | undefined;
+}
+
+function nsFdOf(options: AsyncAttachOptions, op: string): number {
+  const fd = options.netnsFd;
+  if (fd === undefined) return -1;
+  if (!Number.isInteger(fd) || fd < 0)
+    throw new BpfError('InvalidArgument', `${op}: netnsFd must be an open file descriptor, got ${fd}`, {
+      op,
+    });
+  return fd;
+}
+
+function tcxAttr(
+  progFd: number,
+  ifindex: number,
+  direction: TcDirection,
+  options: TcxAttachOptions,
+  op: string,
+): Uint8Array {
   const attr = new Uint8Array(64);
   const v = new DataView(attr.buffer);
   v.setUint32(0, u32(progFd, 'progFd', op), true);
@@ -142,7 +205,7 @@ export function tcxAttach(
     }
     v.setBigUint64(24, options.expectedRevision, true);
   }
-  return bpf(BPF_LINK_CREATE, attr, op, 'bpf(BPF_LINK_CREATE)', `ifindex ${ifindex} tcx_${direction}`);
+  return attr;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { BpfError } from './errors.js';
-import { AttachType, linkCreate } from './link.js';
+import { AttachType, linkCreate, linkCreateAsync } from './link.js';
 import { checked, xdpQueryRaw } from './sys/libbpf.js';
+import type { AsyncAttachOptions } from './tcx.js';
 
 const XDP_FLAGS_SKB_MODE = 1 << 1;
 const XDP_FLAGS_DRV_MODE = 1 << 2;
@@ -36,7 +37,37 @@ export interface XdpState {
  * ```
  */
 export function xdpAttach(progFd: number, ifindex: number, mode: XdpMode): number {
-  const op = 'xdpAttach';
+  return linkCreate(progFd, ifindex, AttachType.Xdp, xdpFlags(ifindex, mode, 'xdpAttach'));
+}
+
+/**
+ * The async form of {@link xdpAttach}: the `BPF_LINK_CREATE` runs on libuv's threadpool (inside the
+ * namespace `options.netnsFd` names, when given). Same arguments, result and errors.
+ * Equivalent to: `ip link set dev DEV xdpgeneric|xdpdrv …` (link-based).
+ *
+ * @throws {@link BpfError} as {@link xdpAttach}.
+ * @example Generic-mode XDP without blocking the event loop
+ * ```ts
+ * import { xdpAttachAsync, linkCloseAsync } from '@datapath/libbpf';
+ * declare const progFd: number;
+ * await linkCloseAsync(await xdpAttachAsync(progFd, 5, 'generic'));
+ * ```
+ */
+export async function xdpAttachAsync(
+  progFd: number,
+  ifindex: number,
+  mode: XdpMode,
+  options: AsyncAttachOptions = {},
+): Promise<number> {
+  const fd = options.netnsFd ?? -1;
+  if (!Number.isInteger(fd) || fd < -1)
+    throw new BpfError('InvalidArgument', `xdpAttach: netnsFd must be an open file descriptor, got ${fd}`, {
+      op: 'xdpAttach',
+    });
+  return linkCreateAsync(progFd, ifindex, AttachType.Xdp, xdpFlags(ifindex, mode, 'xdpAttach'), fd);
+}
+
+function xdpFlags(ifindex: number, mode: XdpMode, op: string): number {
   if (mode !== 'driver' && mode !== 'generic') {
     throw new BpfError('InvalidArgument', `${op}: mode must be 'driver' or 'generic', got ${mode}`, { op });
   }
@@ -45,12 +76,7 @@ export function xdpAttach(progFd: number, ifindex: number, mode: XdpMode): numbe
       op,
     });
   }
-  return linkCreate(
-    progFd,
-    ifindex,
-    AttachType.Xdp,
-    mode === 'driver' ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE,
-  );
+  return mode === 'driver' ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 }
 
 const MODES = ['none', 'driver', 'generic', 'offload', 'multi'] as const;

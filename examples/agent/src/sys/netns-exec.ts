@@ -1,13 +1,14 @@
 /**
- * Child processes inside network namespaces: listeners and probers (netns-worker.ts run through
- * `nsenter --net=<path>`). The only place in the agent that spawns processes.
+ * Listeners and probers inside network namespaces, in this process: Node's own sockets created inside
+ * a pod's (or the node's, or the world's) namespace through `@datapath/netlink`'s `Netns.createServer`,
+ * `Netns.connect` and `Netns.createSocket`. No child process, no `nsenter`; the agent's own thread never
+ * leaves its namespace. (It replaced an `nsenter` + Node worker per probe batch.)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { AgentError } from '../errors.js';
+import { Handle, Netns } from '@datapath/netlink';
 
-const WORKER = fileURLToPath(new URL('./netns-worker.ts', import.meta.url));
+type Socket = ReturnType<Netns['connect']>;
+
+import { AgentError } from '../errors.js';
 
 /** A transport protocol a listener or a probe can use on this kernel. */
 export type SocketProtocol = 'TCP' | 'UDP';
@@ -31,116 +32,188 @@ export interface ProbeOutcome {
   ms: number;
 }
 
-/** A running listener process; `close()` stops it and waits for its exit. */
-export interface ListenerProcess {
-  readonly pid: number;
+/** A running listener; `close()` stops every socket it opened. */
+export interface Listener {
   close(): Promise<void>;
 }
 
-function workerArgs(netnsPath: string, mode: string, spec: unknown): string[] {
-  return [
-    `--net=${netnsPath}`,
-    '--',
-    process.execPath,
-    '--no-warnings',
-    '--disable-warning=ExperimentalWarning',
-    WORKER,
-    mode,
-    JSON.stringify(spec),
-  ];
+/** Closable things a listener keeps. */
+interface Closable {
+  close(cb?: () => void): unknown;
 }
 
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-/** Resolves once the process has exited and its stdio is drained ('exit' can come before the last output). */
-function closed(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => child.once('close', (code) => resolve(code)));
+/** Every IPv4 address configured inside the namespace. */
+async function localIpv4Addresses(ns: Netns): Promise<string[]> {
+  using h = Handle.open(ns);
+  const addrs = await h.addrDumpAsync(2);
+  return [...new Set(addrs.map((a) => a.local ?? a.address).filter((a): a is string => a !== undefined))];
 }
 
 /**
- * Starts a listener inside the namespace at `netnsPath` answering on every port with `label`;
- * resolves once every socket is bound.
- * @throws AgentError `ListenerFailed` when a port cannot be bound or the process dies.
+ * Node runs expired timers before it polls for I/O: on a starved CPU an answer that arrived in time
+ * would lose against its own timeout. Polling once more (setImmediate runs after the poll phase)
+ * lets it win.
+ */
+function lateTimeout(fn: () => void): void {
+  setImmediate(fn);
+}
+
+/**
+ * Starts a listener inside the namespace at `netnsPath` answering on every port with `label` (TCP sends
+ * the label on each connection and then echoes what it receives; UDP answers every datagram with the
+ * label); resolves once every socket is bound.
+ * @throws AgentError `ListenerFailed` when the namespace cannot be opened or a port cannot be bound.
  */
 export async function startListener(
   netnsPath: string,
   label: string,
   ports: readonly { port: number; protocol: SocketProtocol }[],
-): Promise<ListenerProcess> {
-  const child = spawn('nsenter', workerArgs(netnsPath, 'listen', { label, ports }), {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d) => {
-    stderr += d.toString();
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const ready = await new Promise<{ ok: boolean; message?: string }>((resolve) => {
-    lines.once('line', (line) => {
-      try {
-        const ev = JSON.parse(line) as { event: string; message?: string };
-        resolve(ev.event === 'ready' ? { ok: true } : { ok: false, message: ev.message ?? line });
-      } catch {
-        resolve({ ok: false, message: line });
+): Promise<Listener> {
+  const closers: Closable[] = [];
+  const closeAll = () =>
+    Promise.all(closers.map((c) => new Promise<void>((resolve) => c.close(() => resolve())))).then(() => {});
+  let ns: Netns | undefined;
+  try {
+    ns = Netns.open({ path: netnsPath });
+    const reply = Buffer.from(`${label}\n`);
+    for (const { port, protocol } of ports) {
+      if (protocol === 'TCP') {
+        const open = new Set<Socket>();
+        const server = ns.createServer((sock) => {
+          open.add(sock);
+          sock.on('close', () => open.delete(sock));
+          sock.on('error', () => sock.destroy());
+          sock.write(reply);
+          sock.pipe(sock);
+        });
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ port, host: '0.0.0.0', backlog: 512 }, () => resolve());
+        });
+        // Closing stops listening and drops the flows still open (a flow cut by policy never ends).
+        closers.push({
+          close(cb) {
+            for (const sock of open) sock.destroy();
+            return server.close(cb);
+          },
+        });
+      } else {
+        // One socket per local address: a socket bound to 0.0.0.0 answers from the address the route
+        // picks (the world namespace's own address, not the world IP that was asked), and the
+        // client's connected socket would ignore that reply. Node cannot read IP_PKTINFO.
+        for (const address of await localIpv4Addresses(ns)) {
+          const sock = ns.createSocket('udp4');
+          sock.on('message', (_msg, rinfo) => sock.send(reply, rinfo.port, rinfo.address));
+          await new Promise<void>((resolve, reject) => {
+            sock.once('error', reject);
+            sock.bind(port, address, () => resolve());
+          });
+          sock.on('error', () => undefined);
+          closers.push(sock);
+        }
       }
-    });
-    child.once('exit', () => resolve({ ok: false, message: stderr.trim() || 'listener exited' }));
-    child.once('error', (err) => resolve({ ok: false, message: err.message }));
-  });
-  if (!ready.ok) {
-    child.kill('SIGKILL');
-    await exited(child);
-    throw new AgentError('ListenerFailed', `listener ${label} in ${netnsPath}: ${ready.message}`);
+    }
+  } catch (err) {
+    await closeAll();
+    throw new AgentError(
+      'ListenerFailed',
+      `listener ${label} in ${netnsPath}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  } finally {
+    ns?.close(); // the sockets keep the namespace they were made in
   }
-  return {
-    pid: child.pid ?? -1,
-    async close() {
-      child.stdin?.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-      child.kill('SIGTERM');
-      await exited(child);
+  return { close: closeAll };
+}
+
+function probeTcp(ns: Netns, p: ProbeRequest): Promise<ProbeOutcome> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    let done = false;
+    let reply = '';
+    const finish = (o: Omit<ProbeOutcome, 'id' | 'ms'>): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
-      lines.close();
-    },
-  };
+      sock.destroy();
+      resolve({ id: p.id, ms: performance.now() - start, ...o });
+    };
+    const timer = setTimeout(() => lateTimeout(() => finish({ result: 'timeout' })), p.timeoutMs);
+    const sock = ns.connect({
+      host: p.host,
+      port: p.port,
+      ...(p.localAddress === undefined ? {} : { localAddress: p.localAddress }),
+    });
+    sock.on('data', (d: Buffer) => {
+      reply += d.toString();
+      if (reply.includes('\n')) finish({ result: 'connected', reply: reply.trim() });
+    });
+    sock.on('end', () => finish({ result: 'connected', reply: reply.trim() }));
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      finish(err.code === 'ECONNREFUSED' ? { result: 'refused' } : { result: 'error', message: err.message }),
+    );
+  });
+}
+
+function probeUdp(ns: Netns, p: ProbeRequest): Promise<ProbeOutcome> {
+  const start = performance.now();
+  return new Promise((resolve) => {
+    const sock = ns.createSocket('udp4');
+    let done = false;
+    let resend: NodeJS.Timeout | undefined;
+    const finish = (o: Omit<ProbeOutcome, 'id' | 'ms'>): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      clearInterval(resend);
+      try {
+        sock.close();
+      } catch {
+        // never bound: nothing to close
+      }
+      resolve({ id: p.id, ms: performance.now() - start, ...o });
+    };
+    const timer = setTimeout(() => lateTimeout(() => finish({ result: 'timeout' })), p.timeoutMs);
+    sock.on('message', (msg, rinfo) => {
+      if (rinfo.address === p.host && rinfo.port === p.port)
+        finish({ result: 'connected', reply: msg.toString().trim() });
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      finish(err.code === 'ECONNREFUSED' ? { result: 'refused' } : { result: 'error', message: err.message }),
+    );
+    const payload = Buffer.from('probe');
+    const send = (): void => {
+      if (done) return;
+      try {
+        sock.send(payload, p.port, p.host);
+      } catch (err) {
+        finish({ result: 'error', message: err instanceof Error ? err.message : String(err) });
+      }
+    };
+    sock.bind(0, p.localAddress ?? '0.0.0.0', () => {
+      send();
+      // a datagram may be lost to a not-yet-resolved neighbour: resend a few times
+      resend = setInterval(send, Math.max(100, Math.floor(p.timeoutMs / 4)));
+    });
+  });
 }
 
 /**
- * Sends every probe concurrently from inside the namespace at `netnsPath` and returns one
- * outcome per probe, in request order.
- * @throws AgentError `ProbeFailed` when the prober process itself fails.
+ * Sends every probe concurrently from inside the namespace at `netnsPath` and returns one outcome per
+ * probe, in request order.
+ * @throws AgentError `ProbeFailed` when the namespace cannot be opened.
  */
 export async function runProbes(netnsPath: string, probes: readonly ProbeRequest[]): Promise<ProbeOutcome[]> {
   if (probes.length === 0) return [];
-  const child = spawn('nsenter', workerArgs(netnsPath, 'probe', { probes }), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on('data', (d) => {
-    stderr += d.toString();
-  });
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-  const code = await Promise.race([closed(child), spawnError]);
-  if (code instanceof Error) throw new AgentError('ProbeFailed', `prober: ${code.message}`, { cause: code });
-  const byId = new Map<number, ProbeOutcome>();
-  for (const line of stdout.split('\n')) {
-    if (line.trim() === '') continue;
-    const o = JSON.parse(line) as ProbeOutcome & { event?: string; message?: string };
-    if (o.event === 'error') throw new AgentError('ProbeFailed', `prober in ${netnsPath}: ${o.message}`);
-    byId.set(o.id, o);
+  let ns: Netns;
+  try {
+    ns = Netns.open({ path: netnsPath });
+  } catch (err) {
+    throw new AgentError('ProbeFailed', `prober in ${netnsPath}: ${(err as Error).message}`, { cause: err });
   }
-  if (code !== 0 || byId.size !== probes.length) {
-    throw new AgentError(
-      'ProbeFailed',
-      `prober in ${netnsPath} exited ${code} with ${byId.size}/${probes.length} results: ${stderr.trim()}`,
-    );
+  try {
+    return await Promise.all(probes.map((p) => (p.protocol === 'TCP' ? probeTcp(ns, p) : probeUdp(ns, p))));
+  } finally {
+    ns.close();
   }
-  return probes.map((p) => byId.get(p.id)!);
 }

@@ -1,3 +1,4 @@
+import { close as fsClose } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import koffi from 'koffi';
@@ -64,6 +65,7 @@ type NativeBpf = (op: number, addr: number) => number;
 /** @internal The addon's exports (native/bpf.cc and native/poll.cc). */
 export interface NativeAddon {
   bpf: NativeBpf;
+  bpfAsync?(op: number, addr: number, nsFd: number, callback: (result: number) => void): number;
   pollOpen(fd: number, callback: (status: number, events: number) => void): number;
   pollStart(id: number): number;
   pollStop(id: number): number;
@@ -183,4 +185,54 @@ export function bpf(cmd: number, attr: Uint8Array, op: string, syscall: string, 
   attr.set(legacyAttr.bytes.subarray(0, attr.byteLength));
   if (r < 0) throw errnoError(-r, target === undefined ? { op, syscall } : { op, syscall, target });
   return r;
+}
+
+/**
+ * {@link bpf} on libuv's threadpool (the native addon): the event loop goes on while a pool thread waits
+ * in the kernel. The attr is copied into memory of its own that stays alive until the call returns, and
+ * the kernel's writes are copied back into `attr`. With `nsFd` (an open network namespace) the pool
+ * thread makes the call inside that namespace. Without the addon the call runs on this thread.
+ */
+export function bpfAsync(
+  cmd: number,
+  attr: Uint8Array,
+  op: string,
+  syscall: string,
+  target?: string,
+  nsFd = -1,
+): Promise<number> {
+  const addon = nativeAddon;
+  if (addon?.bpfAsync === undefined) {
+    if (nsFd >= 0)
+      return Promise.reject(
+        new BpfError('NotSupported', `${op}: a call inside another namespace needs the native addon`, { op }),
+      );
+    try {
+      return Promise.resolve(bpf(cmd, attr, op, syscall, target));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  const mem = pinnedAlloc(attr.byteLength);
+  mem.bytes.set(attr);
+  const fail = (errno: number) =>
+    errnoError(errno, target === undefined ? { op, syscall } : { op, syscall, target });
+  return new Promise((resolve, reject) => {
+    const queued = addon.bpfAsync?.(cmd | (attr.byteLength << 8), mem.addr, nsFd, (r) => {
+      attr.set(mem.bytes); // `mem` is referenced here until the kernel is done with it
+      if (r < 0) reject(fail(-r));
+      else resolve(r);
+    });
+    if (queued !== undefined && queued < 0) reject(fail(-queued));
+  });
+}
+
+/** close(2) on libuv's threadpool (closing the last fd of a tcx link waits for an RCU grace period). */
+export function closeAsync(fd: number, op: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fsClose(fd, (err) => {
+      if (err === null) resolve();
+      else reject(errnoError(-(err.errno ?? -5), { op, syscall: 'close', target: `fd ${fd}` }));
+    });
+  });
 }
