@@ -229,6 +229,7 @@ declare class Netns implements Disposable {
     static current(): Netns;
     sameAs(other: Netns): boolean;
     run<T>(fn: () => T): T;
+    dup(): Netns;
     close(): void;
     [Symbol.dispose](): void;
     createServer(optionsOrListener?: ServerOpts | ((socket: Socket) => void), listener?: (socket: Socket) => void): Server;

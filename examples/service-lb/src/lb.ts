@@ -18,7 +18,7 @@ import {
   u32,
   u64,
 } from '@datapath/bpf-maps';
-import { attachCgroup, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
+import { type Collection, cgroupAttach, compile, type Link, load, openObject } from '@datapath/loader';
 import { addrAdd, linkAdd, linkSetUp } from '@datapath/netdev';
 import { Handle, type Netns, netnsAdd, netnsDelete } from '@datapath/netlink';
 import { type Backend, connectMany, startBackend } from './sys/procs.js';
@@ -129,7 +129,7 @@ export class ServiceLab implements AsyncDisposable {
       const coll = load(openObject(obj.path, 'sock_lb'));
       let link: Link;
       try {
-        link = attachCgroup(coll.program('sock_connect4'), { cgroupPath: cgroupDir, attachType: 'connect4' });
+        link = cgroupAttach(coll.program('sock_connect4'), { cgroupPath: cgroupDir, attachType: 'connect4' });
       } catch (err) {
         coll.close();
         throw err;

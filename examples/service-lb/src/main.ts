@@ -3,7 +3,7 @@
  * cgroup/connect4 BPF hook rewrites each connect() to it into a connect() to one backend, picked at
  * random, so no packet ever carries the service address and nothing is translated per packet.
  *
- * Shows: @datapath/loader (compile, load, attachCgroup), hash and per-CPU maps through
+ * Shows: @datapath/loader (compile, load, cgroupAttach), hash and per-CPU maps through
  * @datapath/bpf-maps with struct codecs mirroring the C layouts, @datapath/netdev for the namespaces.
  * Needs: Linux ≥ 4.17 (cgroup sock_addr hooks), a cgroup v2 mount, root, clang.
  * Run: `pnpm --filter @datapath/example-service-lb run demo` (as root). Only processes placed in the

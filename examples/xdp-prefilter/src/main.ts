@@ -2,7 +2,7 @@
  * XDP prefilter example: drops packets from a deny list of CIDRs at the earliest hook, before the
  * stack allocates anything, and counts the drops per CIDR.
  *
- * Shows: @datapath/loader (compile, load, attachXdp native with generic fallback), an LPM trie of
+ * Shows: @datapath/loader (compile, load, xdpAttach native with generic fallback), an LPM trie of
  * CIDRs through @datapath/bpf-maps, per-CPU counters read back and summed.
  * Needs: Linux ≥ 5.9 (veth native XDP), root (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF), clang.
  * Run: `pnpm --filter @datapath/example-xdp-prefilter run demo [cidr…]` (as root). Everything happens

@@ -13,7 +13,7 @@ import {
   u32,
   u64,
 } from '@datapath/bpf-maps';
-import { attachXdp, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
+import { type Collection, compile, type Link, load, openObject, xdpAttach } from '@datapath/loader';
 import { addrAdd, linkAdd, linkSetUp } from '@datapath/netdev';
 import { Handle, type Netns, netnsAdd, netnsDelete } from '@datapath/netlink';
 import { pingFrom } from './sys/ping.js';
@@ -116,7 +116,7 @@ export class PrefilterLab implements Disposable {
       let used: 'driver' | 'generic' = 'driver';
       for (const m of mode === 'auto' ? (['driver', 'generic'] as const) : [mode]) {
         try {
-          link = server.run(() => attachXdp(coll.program('prefilter'), { ifname: 'eth0', mode: m }));
+          link = server.run(() => xdpAttach(coll.program('prefilter'), { ifname: 'eth0', mode: m }));
           used = m;
           break;
         } catch (err) {

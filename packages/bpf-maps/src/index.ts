@@ -29,7 +29,7 @@ export {
   u32,
   u64,
 } from './codec.js';
-export type { AnyMap, FromFdOptions, MapCodecs } from './kinds.js';
+export type { AnyMap, FromFdOptions, MapCodecs, OpenMapCodecs } from './kinds.js';
 export {
   ArrayMap,
   HashMap,
@@ -62,9 +62,17 @@ export type {
 export { ArrayOfMaps, HashOfMaps, MapOfMaps } from './of-maps.js';
 export type {
   BaseMapSpec,
+  CreateMapSpec,
+  IndexedMapKind,
   IndexedMapSpec,
+  KeyedMapKind,
   KeyedMapSpec,
+  MapOfKind,
   MapSpec,
+  PinnedIndexedSpec,
+  PinnedKeyedSpec,
+  PinnedOptions,
+  PinnedProgArraySpec,
   PinnedSpec,
   ProgArraySpec,
 } from './open.js';

@@ -17,6 +17,18 @@ export interface MapCodecs<K, V> {
   value: Codec<V>;
 }
 
+/**
+ * Codecs for {@link openMapFd} (and the loader's `Collection.map`): as {@link MapCodecs}, but the key
+ * codec may be left out for index-keyed kinds (array, per-CPU array, prog array), whose keys are
+ * always `u32` indexes; when given there, it must be a 4-byte codec.
+ */
+export interface OpenMapCodecs<K, V> {
+  /** The key codec; required for keyed kinds (hash, LRU, LPM trie, per-CPU hash), optional for arrays. */
+  key?: Codec<K>;
+  /** The value codec (of one CPU's value for per-CPU maps); its size must equal the map's value size. */
+  value: Codec<V>;
+}
+
 /** Options when wrapping an existing fd. */
 export interface FromFdOptions {
   /** Close the fd when the map object is closed (default false: the caller keeps owning it). */
@@ -477,25 +489,32 @@ export function construct<K, V>(kind: PlainMapKind, p: MapParts<K, unknown>): An
  */
 export function openMapFd<K, V>(
   fd: number,
-  codecs: MapCodecs<K, V>,
+  codecs: OpenMapCodecs<K, V>,
   options: FromFdOptions = {},
 ): AnyMap<K, V> {
   const op = 'openMapFd';
   const info = describe(fd, op);
+  const found = KIND_BY_TYPE.get(info.type);
+  // Index-keyed kinds always take numbers; a prog array always reads program ids.
+  const indexed = found === 'array' || found === 'perCpuArray' || found === 'progArray';
+  if (codecs?.key === undefined && !indexed && found !== undefined) {
+    throw new BpfError('InvalidArgument', `${op}: fd ${fd} is a ${found} map: pass a key codec`, {
+      op,
+      target: `fd ${fd}`,
+    });
+  }
   // Map-in-map kinds need their inner map's spec: ArrayOfMaps.fromFd / HashOfMaps.fromFd.
   const kind = checkShape(
     info,
     PLAIN_MAP_KINDS,
-    codecs.key.size,
+    codecs.key?.size ?? 4,
     codecs.value.size,
     op,
     `fd ${fd}`,
   ) as PlainMapKind;
   const perCpu = kind === 'perCpuHash' || kind === 'lruPerCpuHash' || kind === 'perCpuArray';
-  // Index-keyed kinds always take numbers; a prog array always reads program ids.
-  const indexed = kind === 'array' || kind === 'perCpuArray' || kind === 'progArray';
   const fixed = {
-    key: indexed ? (u32 as unknown as Codec<K>) : codecs.key,
+    key: indexed ? (u32 as unknown as Codec<K>) : (codecs.key as Codec<K>),
     value: kind === 'progArray' ? (u32 as unknown as Codec<V>) : codecs.value,
   };
   return construct<K, V>(kind, parts(fd, options.owned ?? false, info, fixed, perCpu));

@@ -32,6 +32,12 @@ export interface BaseMapSpec {
   flags?: number;
 }
 
+/** Map kinds whose keys are typed by a key codec. */
+export type KeyedMapKind = 'hash' | 'lruHash' | 'lpmTrie' | 'perCpuHash' | 'lruPerCpuHash';
+
+/** Map kinds keyed by an index `0 … maxEntries-1` (a `u32`). */
+export type IndexedMapKind = 'array' | 'perCpuArray';
+
 /** Spec of a map with typed keys. */
 export interface KeyedMapSpec<T extends MapKind, K, V> extends BaseMapSpec {
   /** The map kind. */
@@ -46,6 +52,11 @@ export interface KeyedMapSpec<T extends MapKind, K, V> extends BaseMapSpec {
 export interface IndexedMapSpec<T extends MapKind, V> extends BaseMapSpec {
   /** The map kind. */
   type: T;
+  /**
+   * Optional key codec: the index is always a `u32`, so this may only be a 4-byte number codec (`u32`).
+   * Accepted so that a spec written for the loader's `map()` (which names both codecs) works here too.
+   */
+  key?: Codec<number>;
   /** Value codec (of one CPU's value for per-CPU kinds). */
   value: Codec<V>;
 }
@@ -54,18 +65,94 @@ export interface IndexedMapSpec<T extends MapKind, V> extends BaseMapSpec {
 export interface ProgArraySpec extends BaseMapSpec {
   /** Always `progArray`. */
   type: 'progArray';
+  /** Optional key codec; only a 4-byte number codec (`u32`) fits. */
+  key?: Codec<number>;
+  /** Optional value codec; only a 4-byte number codec (`u32`, program ids on read) fits. */
+  value?: Codec<number>;
 }
 
-/** Any spec {@link createMap} accepts. */
-export type MapSpec<K, V> =
-  | KeyedMapSpec<'hash' | 'lruHash' | 'lpmTrie' | 'perCpuHash' | 'lruPerCpuHash', K, V>
-  | IndexedMapSpec<'array' | 'perCpuArray', V>
-  | ProgArraySpec;
+/**
+ * The spec {@link createMap} accepts for map kind `T` (every kind when `T` is left open): keyed kinds
+ * need `key` and `value` codecs, array kinds a `value` codec, a prog array neither.
+ */
+export type CreateMapSpec<T extends PlainMapKind = PlainMapKind, K = unknown, V = unknown> = T extends KeyedMapKind
+  ? KeyedMapSpec<T, K, V>
+  : T extends IndexedMapKind
+    ? IndexedMapSpec<T, V>
+    : ProgArraySpec;
 
-function specCodecs(spec: MapSpec<unknown, unknown>): { key: Codec<unknown>; value: Codec<unknown> } {
-  if (spec.type === 'progArray') return { key: u32, value: u32 };
-  if (spec.type === 'array' || spec.type === 'perCpuArray') return { key: u32, value: spec.value };
-  return { key: (spec as KeyedMapSpec<MapKind, unknown, unknown>).key, value: spec.value };
+/**
+ * @deprecated Use {@link CreateMapSpec} (renamed so it does not collide with `@datapath/loader`'s
+ * object `MapSpec`); this alias goes in the next minor version.
+ */
+export type MapSpec<K, V> = CreateMapSpec<PlainMapKind, K, V>;
+
+/** The typed client {@link createMap} and {@link openPinned} return for each map kind. */
+export interface MapOfKind<K, V> {
+  /** `BPF_MAP_TYPE_HASH` */
+  hash: HashMap<K, V>;
+  /** `BPF_MAP_TYPE_LRU_HASH` */
+  lruHash: LruHashMap<K, V>;
+  /** `BPF_MAP_TYPE_LPM_TRIE` */
+  lpmTrie: LpmTrieMap<K, V>;
+  /** `BPF_MAP_TYPE_PERCPU_HASH` */
+  perCpuHash: PerCpuHashMap<K, V>;
+  /** `BPF_MAP_TYPE_LRU_PERCPU_HASH` */
+  lruPerCpuHash: PerCpuHashMap<K, V>;
+  /** `BPF_MAP_TYPE_ARRAY` */
+  array: ArrayMap<V>;
+  /** `BPF_MAP_TYPE_PERCPU_ARRAY` */
+  perCpuArray: PerCpuArrayMap<V>;
+  /** `BPF_MAP_TYPE_PROG_ARRAY` */
+  progArray: ProgArrayMap;
+}
+
+const INDEXED: ReadonlySet<MapKind> = new Set(['array', 'perCpuArray', 'progArray']);
+
+/**
+ * The codecs of a spec, validated before any syscall: keyed kinds need both; index-keyed kinds take an
+ * optional 4-byte key codec (always read as `u32`), a prog array an optional 4-byte value codec.
+ */
+function specCodecs(
+  spec: { type: MapKind; key?: unknown; value?: unknown },
+  op: string,
+): { key: Codec<unknown>; value: Codec<unknown> } {
+  const isCodec = (c: unknown): c is Codec<unknown> =>
+    typeof c === 'object' &&
+    c !== null &&
+    typeof (c as Codec<unknown>).size === 'number' &&
+    typeof (c as Codec<unknown>).encode === 'function';
+  const field = (what: 'key' | 'value', required: boolean, size?: number): Codec<unknown> | undefined => {
+    const c = spec[what];
+    if (c === undefined) {
+      if (!required) return undefined;
+      throw new BpfError('InvalidArgument', `${op}: a ${spec.type} map needs spec.${what} (a codec)`, {
+        op,
+        target: what,
+      });
+    }
+    if (!isCodec(c)) {
+      throw new BpfError('InvalidArgument', `${op}: spec.${what} must be a codec`, { op, target: what });
+    }
+    if (size !== undefined && c.size !== size) {
+      throw new BpfError(
+        'InvalidArgument',
+        `${op}: spec.${what} of a ${spec.type} map must be a ${size}-byte codec (u32), got ${c.size} bytes`,
+        { op, target: what },
+      );
+    }
+    return c;
+  };
+  if (spec.type === 'progArray') {
+    field('key', false, 4);
+    field('value', false, 4);
+    return { key: u32, value: u32 };
+  }
+  if (INDEXED.has(spec.type)) {
+    field('key', false, 4);
+    return { key: u32, value: field('value', true) as Codec<unknown> };
+  }
+  return { key: field('key', true) as Codec<unknown>, value: field('value', true) as Codec<unknown> };
 }
 
 function isPerCpu(kind: MapKind): boolean {
@@ -87,34 +174,23 @@ function isPerCpu(kind: MapKind): boolean {
  * map.set(1, 10n);
  * ```
  */
-export function createMap<K, V>(spec: KeyedMapSpec<'hash', K, V>): HashMap<K, V>;
-export function createMap<K, V>(spec: KeyedMapSpec<'lruHash', K, V>): LruHashMap<K, V>;
-export function createMap<K, V>(spec: KeyedMapSpec<'lpmTrie', K, V>): LpmTrieMap<K, V>;
-export function createMap<K, V>(
-  spec: KeyedMapSpec<'perCpuHash' | 'lruPerCpuHash', K, V>,
-): PerCpuHashMap<K, V>;
-export function createMap<V>(spec: IndexedMapSpec<'array', V>): ArrayMap<V>;
-export function createMap<V>(spec: IndexedMapSpec<'perCpuArray', V>): PerCpuArrayMap<V>;
-export function createMap(spec: ProgArraySpec): ProgArrayMap;
 export function createMap<IK, IV>(spec: ArrayOfMapsSpec<IK, IV>): ArrayOfMaps<IK, IV>;
 export function createMap<K, IK, IV>(spec: HashOfMapsSpec<K, IK, IV>): HashOfMaps<K, IK, IV>;
+export function createMap<T extends PlainMapKind, K = unknown, V = unknown>(
+  spec: CreateMapSpec<T, K, V>,
+): MapOfKind<K, V>[T];
 export function createMap<K, V>(
-  spec: MapSpec<K, V> | ArrayOfMapsSpec<unknown, unknown> | HashOfMapsSpec<K, unknown, unknown>,
+  spec: CreateMapSpec<PlainMapKind, K, V> | ArrayOfMapsSpec<unknown, unknown> | HashOfMapsSpec<K, unknown, unknown>,
 ): AnyMap<K, V> | ArrayOfMaps<unknown, unknown> | HashOfMaps<K, unknown, unknown> {
   const op = 'createMap';
   const kind = spec?.type;
   if (typeof kind !== 'string' || !(kind in MAP_KIND_TYPES)) {
-    throw new BpfError('InvalidArgument', `${op}: unknown map type ${String(kind)}`, { op });
+    throw new BpfError('InvalidArgument', `${op}: unknown map type ${String(kind)}`, { op, target: 'type' });
   }
   if (spec.type === 'arrayOfMaps' || spec.type === 'hashOfMaps') {
     return createMapOfMaps(spec as ArrayOfMapsSpec<unknown, unknown>) as HashOfMaps<K, unknown, unknown>;
   }
-  const codecs = specCodecs(spec as MapSpec<unknown, unknown>);
-  for (const [what, c] of Object.entries(codecs)) {
-    if (c === undefined || typeof c.size !== 'number' || typeof c.encode !== 'function') {
-      throw new BpfError('InvalidArgument', `${op}: spec.${what} must be a codec`, { op });
-    }
-  }
+  const codecs = specCodecs(spec, op);
   let flags = spec.flags ?? 0;
   if (kind === 'lpmTrie') flags |= MapFlags.NoPrealloc;
   const createSpec = {
@@ -142,20 +218,52 @@ export function createMap<K, V>(
   }
 }
 
-/** What {@link openPinned} checks the pinned map against. */
-export type PinnedSpec<K, V> = (
-  | Omit<
-      KeyedMapSpec<'hash' | 'lruHash' | 'lpmTrie' | 'perCpuHash' | 'lruPerCpuHash', K, V>,
-      'maxEntries' | 'name'
-    >
-  | Omit<IndexedMapSpec<'array' | 'perCpuArray', V>, 'maxEntries' | 'name'>
-  | Omit<ProgArraySpec, 'maxEntries' | 'name'>
-) & {
+/** Checks {@link openPinned} makes besides type and codec sizes, and how it opens the map. */
+export interface PinnedOptions {
   /** Expected max entries (checked when given). */
   maxEntries?: number;
+  /** Expected extra `BPF_F_*` flags (checked when given). */
+  flags?: number;
   /** Open the fd read-only: every write then fails with `PermissionDenied`. */
   readOnly?: boolean;
-};
+}
+
+/** What {@link openPinned} checks a pinned keyed map against. */
+export interface PinnedKeyedSpec<T extends KeyedMapKind, K, V> extends PinnedOptions {
+  /** The map kind. */
+  type: T;
+  /** Key codec. */
+  key: Codec<K>;
+  /** Value codec (of one CPU's value for per-CPU kinds). */
+  value: Codec<V>;
+}
+
+/** What {@link openPinned} checks a pinned array map against. */
+export interface PinnedIndexedSpec<T extends IndexedMapKind, V> extends PinnedOptions {
+  /** The map kind. */
+  type: T;
+  /** Optional key codec; only a 4-byte number codec (`u32`) fits. */
+  key?: Codec<number>;
+  /** Value codec (of one CPU's value for per-CPU kinds). */
+  value: Codec<V>;
+}
+
+/** What {@link openPinned} checks a pinned prog array against. */
+export interface PinnedProgArraySpec extends PinnedOptions {
+  /** Always `progArray`. */
+  type: 'progArray';
+  /** Optional key codec; only a 4-byte number codec (`u32`) fits. */
+  key?: Codec<number>;
+  /** Optional value codec; only a 4-byte number codec (`u32`) fits. */
+  value?: Codec<number>;
+}
+
+/** What {@link openPinned} checks the pinned map against (for kind `T`; every kind when left open). */
+export type PinnedSpec<K, V, T extends PlainMapKind = PlainMapKind> = T extends KeyedMapKind
+  ? PinnedKeyedSpec<T, K, V>
+  : T extends IndexedMapKind
+    ? PinnedIndexedSpec<T, V>
+    : PinnedProgArraySpec;
 
 /**
  * Opens a pinned map and returns its typed client, after checking type, key size, value size and
@@ -178,28 +286,10 @@ export type PinnedSpec<K, V> = (
  * trie.close();
  * ```
  */
-export function openPinned<K, V>(path: string, spec: PinnedSpec<K, V> & { type: 'hash' }): HashMap<K, V>;
-export function openPinned<K, V>(
+export function openPinned<T extends PlainMapKind, K = unknown, V = unknown>(
   path: string,
-  spec: PinnedSpec<K, V> & { type: 'lruHash' },
-): LruHashMap<K, V>;
-export function openPinned<K, V>(
-  path: string,
-  spec: PinnedSpec<K, V> & { type: 'lpmTrie' },
-): LpmTrieMap<K, V>;
-export function openPinned<K, V>(
-  path: string,
-  spec: PinnedSpec<K, V> & { type: 'perCpuHash' | 'lruPerCpuHash' },
-): PerCpuHashMap<K, V>;
-export function openPinned<V>(path: string, spec: PinnedSpec<number, V> & { type: 'array' }): ArrayMap<V>;
-export function openPinned<V>(
-  path: string,
-  spec: PinnedSpec<number, V> & { type: 'perCpuArray' },
-): PerCpuArrayMap<V>;
-export function openPinned(
-  path: string,
-  spec: PinnedSpec<number, number> & { type: 'progArray' },
-): ProgArrayMap;
+  spec: PinnedSpec<K, V, T>,
+): MapOfKind<K, V>[T];
 export function openPinned<K, V>(path: string, spec: PinnedSpec<K, V>): AnyMap<K, V> {
   const op = 'openPinned';
   checkPinPath(path, op);
@@ -215,7 +305,7 @@ export function openPinned<K, V>(path: string, spec: PinnedSpec<K, V>): AnyMap<K
       { op, target: path },
     );
   }
-  const codecs = specCodecs(spec as unknown as MapSpec<unknown, unknown>);
+  const codecs = specCodecs(spec as { type: PlainMapKind }, op);
   const fd = objGet(path, spec.readOnly ? { readOnly: true } : {});
   try {
     const info = mapInfo(fd);

@@ -21,6 +21,33 @@ describe('every map kind round-trips through the kernel (bpftool as oracle)', ()
     expect(map.get(63)).toBe(630); // the most recent insert survives
   });
 
+  it('array specs take an optional u32 key (as the loader does); a wrong or missing codec is named', (ctx) => {
+    requireRoot(ctx);
+    using keyed = createMap({ type: 'array', key: u32, value: u64, maxEntries: 2, name: uniqueName() });
+    keyed.set(1, 5n);
+    expect(keyed.get(1)).toBe(5n);
+    const bad = (spec: unknown) => {
+      try {
+        createMap(spec as never);
+      } catch (e) {
+        return e as { code: string; target?: string; message: string };
+      }
+      throw new Error('accepted');
+    };
+    expect(bad({ type: 'array', key: u64, value: u64, maxEntries: 2 })).toMatchObject({
+      code: 'InvalidArgument',
+      target: 'key',
+      message: expect.stringContaining('spec.key of a array map must be a 4-byte codec'),
+    });
+    expect(bad({ type: 'hash', value: u64, maxEntries: 2 })).toMatchObject({
+      code: 'InvalidArgument',
+      target: 'key',
+      message: expect.stringContaining('a hash map needs spec.key'),
+    });
+    expect(bad({ type: 'array', maxEntries: 2 })).toMatchObject({ code: 'InvalidArgument', target: 'value' });
+    expect(bad({ type: 'hashh', maxEntries: 2 })).toMatchObject({ code: 'InvalidArgument', target: 'type' });
+  });
+
   it('array: every index exists, writes land at the index, delete is refused, clear zeroes', (ctx) => {
     requireRoot(ctx);
     using map = createMap({ type: 'array', value: array(u32, 2), maxEntries: 4, name: uniqueName() });

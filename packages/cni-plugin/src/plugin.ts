@@ -209,11 +209,11 @@ const pinPath = (bpf: BpfConf, hostName: string) => join(bpf.pinDir, `${hostName
  * program stays attached after this process exits. @datapath/loader is imported only here.
  */
 async function attachBpf(bpf: BpfConf, hostName: string, hostNetns: string | undefined): Promise<void> {
-  const { attachTcx, load, openObject } = await import('@datapath/loader');
+  const { tcxAttach, load, openObject } = await import('@datapath/loader');
   const coll = load(openObject(bpf.object));
   try {
     const dev = hostNetns === undefined ? { ifname: hostName } : { ifname: hostName, netns: hostNetns };
-    const link = attachTcx(coll.program(bpf.program), { ...dev, direction: bpf.direction });
+    const link = tcxAttach(coll.program(bpf.program), { ...dev, direction: bpf.direction });
     try {
       mkdirSync(bpf.pinDir, { recursive: true });
       link.pin(pinPath(bpf, hostName));

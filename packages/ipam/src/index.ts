@@ -30,4 +30,4 @@ export { PodCidrPool } from './pod-pool.js';
 export type { RangeOptions, RangeSnapshot } from './range.js';
 export { IPV6_RANGE_CAP, RangeAllocator } from './range.js';
 export type { Store, StoreProblem, StoreTxn, TransactHint } from './store.js';
-export { MemoryStore } from './store.js';
+export { MemoryIpamStore, MemoryStore } from './store.js';

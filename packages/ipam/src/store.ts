@@ -65,14 +65,14 @@ let epochCounter = 0;
  *
  * @example Two scopes sharing one store never hand out the same IP
  * ```ts
- * import { HostScope, MemoryStore } from '@datapath/ipam';
- * const store = new MemoryStore();
+ * import { HostScope, MemoryIpamStore } from '@datapath/ipam';
+ * const store = new MemoryIpamStore();
  * const a = new HostScope({ v4: ['10.0.0.0/30'], store });
  * const b = new HostScope({ v4: ['10.0.0.0/30'], store });
  * console.log(a.allocateNext(4, 'pod-a') !== b.allocateNext(4, 'pod-b')); // true
  * ```
  */
-export class MemoryStore implements Store {
+export class MemoryIpamStore implements Store {
   private readonly map = new Map<string, string>();
   private readonly lastReserved = new Map<string, string>();
   private readonly epoch = `${process.pid}.${++epochCounter}`;
@@ -83,8 +83,8 @@ export class MemoryStore implements Store {
    *
    * @example
    * ```ts
-   * import { MemoryStore } from '@datapath/ipam';
-   * const s = new MemoryStore();
+   * import { MemoryIpamStore } from '@datapath/ipam';
+   * const s = new MemoryIpamStore();
    * console.log(s.transact((tx) => tx.reserve('10.0.0.1', 'a'))); // true
    * ```
    */
@@ -130,3 +130,11 @@ export class MemoryStore implements Store {
   /** Does nothing (`using store = new MemoryStore()`). */
   [Symbol.dispose](): void {}
 }
+
+/**
+ * @deprecated Use {@link MemoryIpamStore} (renamed so it does not collide with `@datapath/kvstore`'s
+ * `MemoryStore`); this alias goes in the next minor version.
+ */
+export const MemoryStore = MemoryIpamStore;
+/** @deprecated Use {@link MemoryIpamStore}; this alias goes in the next minor version. */
+export type MemoryStore = MemoryIpamStore;

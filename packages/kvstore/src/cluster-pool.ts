@@ -32,12 +32,18 @@ export interface ClusterPoolOptions {
 }
 
 /** The pod CIDRs of one node; one per configured family. */
-export interface NodeCidrs {
+export interface NodeCidrAllocation {
   /** The node's IPv4 block, when the pool has IPv4. */
   readonly ipv4?: string;
   /** The node's IPv6 block, when the pool has IPv6. */
   readonly ipv6?: string;
 }
+
+/**
+ * @deprecated Use {@link NodeCidrAllocation} (renamed so it does not collide with `@datapath/ipam`'s
+ * `NodeCidrs`, which has another shape); this alias goes in the next minor version.
+ */
+export type NodeCidrs = NodeCidrAllocation;
 
 /** Free node blocks per configured family (the result of {@link StoreClusterPool.free}). */
 export interface FreeBlocks {
@@ -226,7 +232,7 @@ export class StoreClusterPool implements AsyncDisposable {
    * const { ipv4 } = await pool.allocate('node-a');
    * ```
    */
-  async allocate(node: string): Promise<NodeCidrs> {
+  async allocate(node: string): Promise<NodeCidrAllocation> {
     checkNodeName('allocate', node);
     this.#check('allocate');
     return this.#locks.run(node, async () => {
@@ -304,8 +310,8 @@ export class StoreClusterPool implements AsyncDisposable {
    * for (const [node, cidrs] of pool.allocations()) console.log(node, cidrs.ipv4);
    * ```
    */
-  allocations(): Map<string, NodeCidrs> {
-    return new Map([...this.#byNode].map(([n, m]) => [n, Object.fromEntries(m) as NodeCidrs]));
+  allocations(): Map<string, NodeCidrAllocation> {
+    return new Map([...this.#byNode].map(([n, m]) => [n, Object.fromEntries(m) as NodeCidrAllocation]));
   }
 
   /**

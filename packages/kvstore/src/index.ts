@@ -5,6 +5,7 @@ export type {
   ClusterPoolOptions,
   ClusterPoolSpec,
   FreeBlocks,
+  NodeCidrAllocation,
   NodeCidrChange,
   NodeCidrs,
   ReapOptions,

@@ -1,6 +1,5 @@
 import { errnoCode } from '@datapath/errors';
 import { BpfError } from './errors.js';
-import { syscallError } from './map/call.js';
 import {
   AttachTypeTcx,
   BatchAttr,
@@ -9,6 +8,7 @@ import {
   MapCreateAttr,
   ProgLoadAttr,
 } from './sys/bpf-attr.js';
+import { syscallError } from './sys/call.js';
 import { pinnedAlloc, sysBpf, sysClose } from './sys/libc.js';
 
 /**
@@ -16,9 +16,15 @@ import { pinnedAlloc, sysBpf, sysClose } from './sys/libc.js';
  * kernel version that introduced it; or `inconclusive` when the probe itself could not run (no
  * privileges, out of memory), with the error.
  */
-export type ProbeResult = ProbeSupported | ProbeUnsupported | ProbeInconclusive;
+export type FeatureProbeResult = ProbeSupported | ProbeUnsupported | ProbeInconclusive;
 
-/** {@link ProbeResult} when the kernel has the feature. */
+/**
+ * @deprecated Use {@link FeatureProbeResult} (renamed so it does not collide with `@datapath/policy`'s
+ * scenario `ProbeResult`); this alias goes in the next minor version.
+ */
+export type ProbeResult = FeatureProbeResult;
+
+/** {@link FeatureProbeResult} when the kernel has the feature. */
 export interface ProbeSupported {
   /** Always `supported`. */
   status: 'supported';
@@ -26,7 +32,7 @@ export interface ProbeSupported {
   feature: string;
 }
 
-/** {@link ProbeResult} when the kernel lacks the feature. */
+/** {@link FeatureProbeResult} when the kernel lacks the feature. */
 export interface ProbeUnsupported {
   /** Always `unsupported`. */
   status: 'unsupported';
@@ -36,7 +42,7 @@ export interface ProbeUnsupported {
   minKernel: string;
 }
 
-/** {@link ProbeResult} when the probe could not decide (no privileges, out of memory, …). */
+/** {@link FeatureProbeResult} when the probe could not decide (no privileges, out of memory, …). */
 export interface ProbeInconclusive {
   /** Always `inconclusive`. */
   status: 'inconclusive';
@@ -46,19 +52,19 @@ export interface ProbeInconclusive {
   error: BpfError;
 }
 
-const cache = new Map<string, ProbeResult>();
+const cache = new Map<string, FeatureProbeResult>();
 
 // What a probe's failure means: a kernel without the feature refuses the unknown type, flag or size with
 // EINVAL or E2BIG (besides EOPNOTSUPP/ENOTSUPP, which the table already reads as NotSupported).
 const PROBE_MEANING = { EINVAL: 'NotSupported', E2BIG: 'NotSupported' } as const;
 
-function verdict(feature: string, minKernel: string, errno: number, cmd: number, op: string): ProbeResult {
+function verdict(feature: string, minKernel: string, errno: number, cmd: number, op: string): FeatureProbeResult {
   const error = syscallError(errno, cmd, op, feature, PROBE_MEANING);
   if (error.code === 'NotSupported') return { status: 'unsupported', feature, minKernel };
   return { status: 'inconclusive', feature, error };
 }
 
-function cached(feature: string, probe: () => ProbeResult): ProbeResult {
+function cached(feature: string, probe: () => FeatureProbeResult): FeatureProbeResult {
   let r = cache.get(feature);
   if (r === undefined) {
     r = probe();
@@ -115,7 +121,7 @@ function createProbeMap(
  * if (probeMapType(MapType.LruHash).status !== 'supported') console.log('no LRU maps here');
  * ```
  */
-export function probeMapType(type: number): ProbeResult {
+export function probeMapType(type: number): FeatureProbeResult {
   const spec = MAP_TYPES[type];
   if (spec === undefined) {
     throw new BpfError('InvalidArgument', `probeMapType: no probe for map type ${type}`, {
@@ -148,7 +154,7 @@ const batchBuf = pinnedAlloc(64);
  * const batch = probeBatchOps(MapType.Hash).status === 'supported';
  * ```
  */
-export function probeBatchOps(type: number): ProbeResult {
+export function probeBatchOps(type: number): FeatureProbeResult {
   const spec = MAP_TYPES[type];
   if (spec === undefined || spec[2] === 0) {
     throw new BpfError('InvalidArgument', `probeBatchOps: no probe for map type ${type}`, {
@@ -219,7 +225,7 @@ function loadProbeProg(type: number, expectedAttachType: number): number {
  * console.log(probeProgType(6).status); // 'supported'
  * ```
  */
-export function probeProgType(type: number): ProbeResult {
+export function probeProgType(type: number): FeatureProbeResult {
   const spec = PROG_TYPES[type];
   if (spec === undefined) {
     throw new BpfError('InvalidArgument', `probeProgType: no probe for program type ${type}`, {
@@ -250,7 +256,7 @@ const linkAttr = pinnedAlloc(LinkCreateAttr.size);
  * const useTcx = probeTcx().status === 'supported';
  * ```
  */
-export function probeTcx(): ProbeResult {
+export function probeTcx(): FeatureProbeResult {
   const feature = 'tcx links';
   return cached(feature, () => {
     const prog = loadProbeProg(3, 0);

@@ -11,14 +11,19 @@ export type {
   WatchFdOptions,
 } from './events.js';
 export { fdDup, mmapFd, pageSize, perfEventOpenBpfOutput, watchFd } from './events.js';
-export type { ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported } from './features.js';
+export type {
+  FeatureProbeResult,
+  ProbeInconclusive,
+  ProbeResult,
+  ProbeSupported,
+  ProbeUnsupported,
+} from './features.js';
 export { probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx } from './features.js';
-export type { LinkInfo } from './link.js';
+export type { BpfLinkInfo, LinkInfo } from './link.js';
 export {
   AttachType,
   ifIndexToName,
   ifNameToIndex,
-  inNetns,
   LinkType,
   linkClose,
   linkCloseAsync,
@@ -34,6 +39,8 @@ export {
 export { possibleCpus } from './map/cpus.js';
 export type { MapIoOptions } from './map/io.js';
 export { MapIo } from './map/io.js';
+export type { MapCreateSpec, MapTypeId } from './map.js';
+export { MapFlags, MapType, mapCreate, mapLookup, mapUpdate } from './map.js';
 export type {
   AttrPointer,
   BpfSyscallOptions,
@@ -42,10 +49,8 @@ export type {
   ObjInfo,
   ObjLinkInfo,
   ObjProgInfo,
-} from './map/obj.js';
-export { bpfSyscall, fdClose, mapFdById, mapInfo, objGet, objInfo, objPin } from './map/obj.js';
-export type { MapCreateSpec, MapTypeId } from './map.js';
-export { MapFlags, MapType, mapCreate, mapLookup, mapUpdate } from './map.js';
+} from './obj.js';
+export { bpfSyscall, fdClose, mapFdById, mapInfo, objGet, objInfo, objPin } from './obj.js';
 export type {
   ConstantKind,
   LoadedMap,

@@ -2,10 +2,6 @@ import { BpfError } from './errors.js';
 import { BpfCmd } from './sys/bpf-attr.js';
 import {
   checked,
-  closeDescriptor,
-  ifIndexToName as ifIndexToNameRaw,
-  ifNameToIndex as ifNameToIndexRaw,
-  inNetnsSync,
   linkCreate as linkCreateRaw,
   linkDetach as linkDetachRaw,
   linkGetFdById,
@@ -14,7 +10,13 @@ import {
   objGetInfoByFd,
   objPin,
 } from './sys/libbpf.js';
-import { bpfAsync, closeAsync } from './sys/libc.js';
+import {
+  bpfAsync,
+  closeAsync,
+  closeDescriptor,
+  ifIndexToName as ifIndexToNameRaw,
+  ifNameToIndex as ifNameToIndexRaw,
+} from './sys/libc.js';
 
 /** `enum bpf_attach_type` values used by this SDK (tcx numbers are from UAPI ≥ 6.6, absent from libbpf 1.1). */
 export const AttachType = {
@@ -57,7 +59,7 @@ export const LinkType = {
 } as const;
 
 /** What the kernel reports about a BPF link (`struct bpf_link_info`, common part plus the target). */
-export interface LinkInfo {
+export interface BpfLinkInfo {
   /** Kernel link id. */
   id: number;
   /** `bpf_link_type` number (see {@link LinkType}). */
@@ -71,6 +73,12 @@ export interface LinkInfo {
   /** cgroup id of a cgroup link. */
   cgroupId?: bigint;
 }
+
+/**
+ * @deprecated Use {@link BpfLinkInfo} (renamed so it does not collide with `@datapath/netlink`'s
+ * rtnetlink `LinkInfo`); this alias goes in the next minor version.
+ */
+export type LinkInfo = BpfLinkInfo;
 
 function link(fd: number, what: string, op: string): number {
   if (!Number.isInteger(fd) || fd < 0) {
@@ -196,13 +204,13 @@ export function linkDetach(linkFd: number): void {
  * console.log(linkInfo(linkFd).progId);
  * ```
  */
-export function linkInfo(linkFd: number): LinkInfo {
+export function linkInfo(linkFd: number): BpfLinkInfo {
   const op = 'linkInfo';
   const buf = new Uint8Array(48);
   const len = new Uint32Array([buf.length]);
   checked(objGetInfoByFd(link(linkFd, 'linkFd', op), buf, len), op, 'bpf(BPF_OBJ_GET_INFO_BY_FD)');
   const v = new DataView(buf.buffer);
-  const info: LinkInfo = {
+  const info: BpfLinkInfo = {
     type: v.getUint32(0, true),
     id: v.getUint32(4, true),
     progId: v.getUint32(8, true),
@@ -349,27 +357,4 @@ export function ifIndexToName(ifindex: number): string | undefined {
     });
   }
   return ifIndexToNameRaw(ifindex);
-}
-
-/**
- * Runs a synchronous function with the calling thread moved into the network namespace at `path`
- * (e.g. `/run/netns/X`) and moves it back afterwards, even when `fn` throws. Device names, ifindexes, tcx/XDP
- * link creation and tc netlink calls inside `fn` then act on that namespace's devices.
- * Equivalent to: `nsenter --net=PATH …` for the duration of `fn`.
- *
- * @throws {@link BpfError} `NotFound` when `path` does not exist, `InvalidArgument` when it is not a network
- * namespace, `PermissionDenied` without CAP_SYS_ADMIN; whatever `fn` throws.
- * @example Resolving a device inside a test namespace
- * ```ts
- * import { ifNameToIndex, inNetns } from '@datapath/libbpf';
- * const index = inNetns('/run/netns/blue', () => ifNameToIndex('eth0'));
- * ```
- */
-export function inNetns<T>(path: string, fn: () => T): T {
-  if (typeof path !== 'string' || path === '') {
-    throw new BpfError('InvalidArgument', `inNetns: path must name a network namespace file`, {
-      op: 'inNetns',
-    });
-  }
-  return inNetnsSync(path, fn, 'inNetns');
 }

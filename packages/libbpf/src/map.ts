@@ -1,6 +1,6 @@
 import { BpfError } from './errors.js';
-import { bpfOrThrow } from './map/call.js';
 import { Cmd, ElemAttr, MapCreateAttr, OBJ_NAME_LEN } from './sys/bpf-attr.js';
+import { bpfOrThrow } from './sys/call.js';
 import { addressOf, pinnedAlloc } from './sys/libc.js';
 
 /** Map types (values of `enum bpf_map_type`). */

@@ -9,9 +9,6 @@ import {
   btfTypeById,
   checked,
   checkedPtr,
-  closeDescriptor,
-  libbpfLogMark,
-  libbpfLogSince,
   mapFd,
   mapFlags,
   mapInitialValue,
@@ -42,7 +39,8 @@ import {
   progType,
   readMemory,
 } from './sys/libbpf.js';
-import { type SharedMapping, sysMmapShared } from './sys/libc.js';
+import { closeDescriptor, type SharedMapping, sysMmapShared } from './sys/libc.js';
+import { libbpfLogMark, libbpfLogSince } from './sys/log.js';
 
 /** A map as declared in an ELF object, before loading. */
 export interface ObjectMapDecl {

@@ -1,5 +1,5 @@
 import { BpfError } from './errors.js';
-import { syscallError } from './map/call.js';
+import { syscallError } from './sys/call.js';
 import { progInfo, progTypeName } from './prog.js';
 import { Cmd, TestRunAttr } from './sys/bpf-attr.js';
 import { pinnedAlloc, sysBpf } from './sys/libc.js';

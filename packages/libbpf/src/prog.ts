@@ -1,5 +1,5 @@
-import { addressOf, checked, closeDescriptor, objGetInfoByFd, progGetFdById } from './sys/libbpf.js';
-import { bpf } from './sys/libc.js';
+import { addressOf, checked, objGetInfoByFd, progGetFdById } from './sys/libbpf.js';
+import { bpf, closeDescriptor } from './sys/libc.js';
 
 /** Names of `enum bpf_prog_type` values, indexed by number (as bpftool prints them). */
 const PROG_TYPE_NAMES = [

@@ -1,13 +1,13 @@
 import { BpfError } from './errors.js';
 import {
   checked,
-  rtnetlinkDump,
   tcAttachRaw,
   tcDetachRaw,
   tcHookCreate as tcHookCreateRaw,
   tcHookDestroyRaw,
   tcQueryRaw,
 } from './sys/libbpf.js';
+import { rtnetlinkDump } from './sys/rtnetlink.js';
 import type { TcDirection } from './tcx.js';
 
 const BPF_TC_INGRESS = 1;

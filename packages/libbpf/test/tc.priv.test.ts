@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Netns } from '@datapath/netlink';
 import { requireRoot, run, uniqueName, withNetns } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ifNameToIndex,
-  inNetns,
   type LoadedObject,
   linkClose,
   linkInfo,
@@ -54,7 +54,7 @@ function fds(obj: LoadedObject): [number, number] {
   ];
 }
 
-describe('tc and tcx in a test namespace (inNetns)', () => {
+describe('tc and tcx in a test namespace (Netns.run)', () => {
   it('creates clsact once, attaches, lists like tc, replaces, and detaches one filter', async (ctx) => {
     requireRoot(ctx);
     await withNetns(async (ns) => {
@@ -62,7 +62,8 @@ describe('tc and tcx in a test namespace (inNetns)', () => {
       run('ip', ['-n', ns.name, 'link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`]);
       using obj = objectLoad(elf);
       const [first, second] = fds(obj);
-      inNetns(ns.path, () => {
+      using handle = Netns.open({ path: ns.path });
+      handle.run(() => {
         const ifindex = ifNameToIndex(dev)!;
         expect(tcHookCreate(ifindex, 'ingress')).toBe(true);
         expect(tcHookCreate(ifindex, 'ingress')).toBe(false);
@@ -100,7 +101,8 @@ describe('tc and tcx in a test namespace (inNetns)', () => {
       run('ip', ['-n', ns.name, 'link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`]);
       using obj = objectLoad(elf);
       const [first, second] = fds(obj);
-      inNetns(ns.path, () => {
+      using handle = Netns.open({ path: ns.path });
+      handle.run(() => {
         const ifindex = ifNameToIndex(dev)!;
         const empty = tcxQuery(ifindex, 'egress');
         expect(empty.entries).toEqual([]);

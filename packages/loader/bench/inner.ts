@@ -1,7 +1,7 @@
 // Runs inside the benchmark's network namespace (started by bench/run.ts with nsenter --net); prints JSON.
 import { execFileSync } from 'node:child_process';
 import { objPin } from '@datapath/libbpf';
-import { attachTc, attachTcx, type Link, load, openObject } from '../src/index.js';
+import { type Link, load, openObject, tcAttach, tcxAttach } from '../src/index.js';
 
 const [objPath, devPrefix, countArg, pinPath, endpointsArg] = process.argv.slice(2) as [
   string,
@@ -35,8 +35,8 @@ for (const kind of ['tcx', 'tc'] as const) {
     const dev = devs[i]!;
     const link =
       kind === 'tcx'
-        ? attachTcx(coll.program('endpoint'), { ifname: dev, direction: 'ingress' })
-        : attachTc(coll.program('endpoint'), { ifname: dev, direction: 'ingress', handle: 5, priority: 5 });
+        ? tcxAttach(coll.program('endpoint'), { ifname: dev, direction: 'ingress' })
+        : tcAttach(coll.program('endpoint'), { ifname: dev, direction: 'ingress', handle: 5, priority: 5 });
     if (i >= WARMUP) {
       totals.push(now() - t);
       loads.push(loaded - t);
@@ -94,7 +94,7 @@ objPin(prog.fd, pinPath);
 {
   const links: Link[] = [];
   const t = now();
-  for (const dev of devs) links.push(attachTcx(prog, { ifname: dev, direction: 'ingress' }));
+  for (const dev of devs) links.push(tcxAttach(prog, { ifname: dev, direction: 'ingress' }));
   out.tcxAttachMs = (now() - t) / count;
   for (const l of links) l.close();
 }
@@ -102,7 +102,7 @@ objPin(prog.fd, pinPath);
   const links: Link[] = [];
   const t = now();
   for (const dev of devs)
-    links.push(attachTc(prog, { ifname: dev, direction: 'ingress', handle: 2, priority: 2 }));
+    links.push(tcAttach(prog, { ifname: dev, direction: 'ingress', handle: 2, priority: 2 }));
   out.tcAttachMs = (now() - t) / count;
   for (const l of links) l.detach();
 }

@@ -2,9 +2,8 @@ import { existsSync, unlinkSync } from 'node:fs';
 import {
   BpfError,
   type CgroupHook,
-  cgroupAttach,
+  cgroupAttach as cgroupAttachFd,
   ifNameToIndex,
-  inNetns,
   LinkType,
   linkClose,
   linkInfo,
@@ -13,21 +12,22 @@ import {
   progInfoById,
   type TcDirection,
   type TcxAnchor,
-  tcAttach,
+  tcAttach as tcAttachFd,
   tcDetach,
   tcHookCreate,
   tcHookDestroy,
   tcQuery,
-  tcxAttach,
+  tcxAttach as tcxAttachFd,
   type XdpMode,
-  xdpAttach,
+  xdpAttach as xdpAttachFd,
 } from '@datapath/libbpf';
+import { Netns } from '@datapath/netlink';
 import { FdLink, type Link, TcLink } from './link.js';
 import type { Program } from './program.js';
 
 /**
- * A network device, by index or by name, optionally inside another network namespace (`netns`). Names
- * resolve with if_nametoindex(3) in that namespace.
+ * A network device, by index or by name, optionally inside another network namespace (`netns`, a
+ * `Netns` handle from `@datapath/netlink`). Names resolve with if_nametoindex(3) in that namespace.
  */
 export type DeviceRef = (
   | {
@@ -44,13 +44,16 @@ export type DeviceRef = (
     }
 ) & {
   /**
-   * Network namespace file (e.g. `/run/netns/X`) the device lives in: the call switches the calling thread
-   * into it and back around the synchronous kernel calls. Default: the caller's namespace.
+   * The network namespace the device lives in, as a `Netns` handle (`Netns.open({ name: 'X' })` from
+   * `@datapath/netlink`): the call runs its synchronous kernel calls inside it (`Netns.run`) and the
+   * thread is back in its own namespace afterwards. Default: the caller's namespace.
+   *
+   * A namespace file path (e.g. `/run/netns/X`) is still accepted but deprecated: pass a `Netns`.
    */
-  netns?: string;
+  netns?: Netns | string;
 };
 
-/** Options of {@link attachTcx}. */
+/** Options of {@link tcxAttach}. */
 export type AttachTcxOptions = DeviceRef & {
   /** ingress or egress. */
   direction: TcDirection;
@@ -60,7 +63,7 @@ export type AttachTcxOptions = DeviceRef & {
   expectedRevision?: bigint;
 };
 
-/** Options of {@link attachTc}. */
+/** Options of {@link tcAttach}. */
 export type AttachTcOptions = DeviceRef & {
   /** ingress or egress. */
   direction: TcDirection;
@@ -72,13 +75,13 @@ export type AttachTcOptions = DeviceRef & {
   replace?: boolean;
 };
 
-/** Options of {@link attachXdp}. */
+/** Options of {@link xdpAttach}. */
 export type AttachXdpOptions = DeviceRef & {
   /** `driver` (native) or `generic` (skb). */
   mode: XdpMode;
 };
 
-/** Options of {@link attachCgroup}. */
+/** Options of {@link cgroupAttach}. */
 export interface AttachCgroupOptions {
   /** cgroup v2 directory, e.g. `/sys/fs/cgroup/unified/app`. */
   cgroupPath: string;
@@ -106,9 +109,35 @@ export type AttachOptions = DeviceRef & {
   prefer?: 'auto' | 'tcx' | 'tc';
 };
 
-/** Runs `fn` in the device's namespace when it names one. */
-export function inDeviceNetns<T>(dev: { netns?: string | undefined }, fn: () => T): T {
-  return dev.netns === undefined ? fn() : inNetns(dev.netns, fn);
+/** A `Netns` from any copy of `@datapath/netlink` (checked by shape, not by class identity). */
+function isNetns(x: unknown): x is Netns {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as Netns).run === 'function' &&
+    typeof (x as Netns).dup === 'function'
+  );
+}
+
+/** The namespace a device reference names, opened when it is a (deprecated) path; undefined for the caller's. */
+export function openDeviceNetns(netns: Netns | string | undefined): Netns | undefined {
+  if (netns === undefined) return undefined;
+  if (typeof netns === 'string') return Netns.open({ path: netns });
+  if (!isNetns(netns)) {
+    throw new BpfError('InvalidArgument', 'netns must be a Netns handle from @datapath/netlink', {
+      op: 'attach',
+    });
+  }
+  return netns.dup();
+}
+
+/** Runs `fn` in the device's namespace when it names one (the one way in: `Netns.run`). */
+export function inDeviceNetns<T>(dev: { netns?: Netns | string | undefined }, fn: () => T): T {
+  const ns = dev.netns;
+  if (ns === undefined) return fn();
+  if (isNetns(ns)) return ns.run(fn);
+  using opened = openDeviceNetns(ns);
+  return (opened as Netns).run(fn);
 }
 
 /** Resolves a {@link DeviceRef} to an ifindex (call it inside {@link inDeviceNetns}). */
@@ -142,16 +171,16 @@ export function resolveDevice(dev: DeviceRef, op: string): number {
  * in the chain.
  * @example Counting packets on a veth
  * ```ts
- * import { attachTcx, type Program } from '@datapath/loader';
+ * import { tcxAttach, type Program } from '@datapath/loader';
  * declare const prog: Program;
- * using link = attachTcx(prog, { ifname: 'veth0', direction: 'ingress' });
+ * using link = tcxAttach(prog, { ifname: 'veth0', direction: 'ingress' });
  * console.log(link.info().linkId);
  * ```
  */
-export function attachTcx(program: Program, options: AttachTcxOptions): FdLink {
+export function tcxAttach(program: Program, options: AttachTcxOptions): FdLink {
   return inDeviceNetns(options, () => {
-    const ifindex = resolveDevice(options, 'attachTcx');
-    const fd = tcxAttach(program.fd, ifindex, options.direction, {
+    const ifindex = resolveDevice(options, 'tcxAttach');
+    const fd = tcxAttachFd(program.fd, ifindex, options.direction, {
       ...(options.anchor === undefined ? {} : { anchor: options.anchor }),
       ...(options.expectedRevision === undefined ? {} : { expectedRevision: options.expectedRevision }),
     });
@@ -168,18 +197,18 @@ export function attachTcx(program: Program, options: AttachTcxOptions): FdLink {
  * device, `InvalidArgument`.
  * @example Legacy tc on an old kernel
  * ```ts
- * import { attachTc, type Program } from '@datapath/loader';
+ * import { tcAttach, type Program } from '@datapath/loader';
  * declare const prog: Program;
- * const link = attachTc(prog, { ifname: 'veth0', direction: 'ingress', handle: 1, priority: 1 });
+ * const link = tcAttach(prog, { ifname: 'veth0', direction: 'ingress', handle: 1, priority: 1 });
  * link.detach();
  * ```
  */
-export function attachTc(program: Program, options: AttachTcOptions): TcLink {
+export function tcAttach(program: Program, options: AttachTcOptions): TcLink {
   return inDeviceNetns(options, () => attachTcHere(program, options));
 }
 
 function attachTcHere(program: Program, options: AttachTcOptions): TcLink {
-  const op = 'attachTc';
+  const op = 'tcAttach';
   const ifindex = resolveDevice(options, op);
   const filter = {
     ifindex,
@@ -187,16 +216,23 @@ function attachTcHere(program: Program, options: AttachTcOptions): TcLink {
     handle: options.handle ?? 1,
     priority: options.priority ?? 1,
   };
-  const created = tcHookCreate(ifindex, options.direction);
-  let progId: number;
+  // The link keeps its own handle on the namespace (for update/detach later): take it before attaching.
+  const ns = openDeviceNetns(options.netns);
   try {
-    progId = tcAttach(filter, program.fd, options.replace ?? false);
+    const created = tcHookCreate(ifindex, options.direction);
+    let progId: number;
+    try {
+      progId = tcAttachFd(filter, program.fd, options.replace ?? false);
+    } catch (err) {
+      // Leave nothing behind: a clsact qdisc we created a moment ago and could not use goes again.
+      if (created) tcHookDestroy(ifindex);
+      throw err;
+    }
+    return new TcLink(filter, progId, ns);
   } catch (err) {
-    // Leave nothing behind: a clsact qdisc we created a moment ago and could not use goes again.
-    if (created) tcHookDestroy(ifindex);
+    ns?.close();
     throw err;
   }
-  return new TcLink(filter, progId, options.netns);
 }
 
 /**
@@ -207,15 +243,15 @@ function attachTcHere(program: Program, options: AttachTcOptions): TcLink {
  * `NotFound` for an unknown device.
  * @example Generic XDP
  * ```ts
- * import { attachXdp, type Program } from '@datapath/loader';
+ * import { xdpAttach, type Program } from '@datapath/loader';
  * declare const prog: Program;
- * using link = attachXdp(prog, { ifname: 'veth0', mode: 'generic' });
+ * using link = xdpAttach(prog, { ifname: 'veth0', mode: 'generic' });
  * ```
  */
-export function attachXdp(program: Program, options: AttachXdpOptions): FdLink {
+export function xdpAttach(program: Program, options: AttachXdpOptions): FdLink {
   return inDeviceNetns(options, () => {
-    const ifindex = resolveDevice(options, 'attachXdp');
-    return new FdLink('xdp', xdpAttach(program.fd, ifindex, options.mode));
+    const ifindex = resolveDevice(options, 'xdpAttach');
+    return new FdLink('xdp', xdpAttachFd(program.fd, ifindex, options.mode));
   });
 }
 
@@ -227,13 +263,13 @@ export function attachXdp(program: Program, options: AttachXdpOptions): FdLink {
  * the program.
  * @example Rewriting connect() in a cgroup
  * ```ts
- * import { attachCgroup, type Program } from '@datapath/loader';
+ * import { cgroupAttach, type Program } from '@datapath/loader';
  * declare const prog: Program;
- * using link = attachCgroup(prog, { cgroupPath: '/sys/fs/cgroup/unified/app', attachType: 'connect4' });
+ * using link = cgroupAttach(prog, { cgroupPath: '/sys/fs/cgroup/unified/app', attachType: 'connect4' });
  * ```
  */
-export function attachCgroup(program: Program, options: AttachCgroupOptions): FdLink {
-  return new FdLink('cgroup', cgroupAttach(program.fd, options.cgroupPath, options.attachType));
+export function cgroupAttach(program: Program, options: AttachCgroupOptions): FdLink {
+  return new FdLink('cgroup', cgroupAttachFd(program.fd, options.cgroupPath, options.attachType));
 }
 
 function tcxUnavailable(err: unknown): boolean {
@@ -282,7 +318,7 @@ function upsertPinned(
  * program with the same name.
  * Equivalent to: Cilium's tcx-or-tc upsert.
  *
- * @throws {@link BpfError} `NotFound` for an unknown device; the codes of {@link attachTcx} and {@link attachTc}.
+ * @throws {@link BpfError} `NotFound` for an unknown device; the codes of {@link tcxAttach} and {@link tcAttach}.
  * @example Attach, pinned so the next agent run updates it in place
  * ```ts
  * import { attach, type Program } from '@datapath/loader';
@@ -313,7 +349,7 @@ function attachHere(program: Program, options: AttachOptions): Link {
           ? undefined
           : upsertPinned(program, options.pinPath, ifindex, options.direction);
       if (link === undefined) {
-        link = new FdLink('tcx', tcxAttach(program.fd, ifindex, options.direction));
+        link = new FdLink('tcx', tcxAttachFd(program.fd, ifindex, options.direction));
         if (options.pinPath !== undefined) {
           try {
             link.pin(options.pinPath);
@@ -365,3 +401,24 @@ function attachHere(program: Program, options: AttachOptions): Link {
   }
   return tc;
 }
+
+/**
+ * @deprecated Use {@link tcxAttach}: operations are named noun first across the SDK (`linkAdd`,
+ * `mapUpdate`, `tcxAttach`). This alias goes in the next minor version.
+ */
+export const attachTcx: typeof tcxAttach = tcxAttach;
+/**
+ * @deprecated Use {@link tcAttach} (noun first, as everywhere in the SDK). This alias goes in the next
+ * minor version.
+ */
+export const attachTc: typeof tcAttach = tcAttach;
+/**
+ * @deprecated Use {@link xdpAttach} (noun first, as everywhere in the SDK). This alias goes in the next
+ * minor version.
+ */
+export const attachXdp: typeof xdpAttach = xdpAttach;
+/**
+ * @deprecated Use {@link cgroupAttach} (noun first, as everywhere in the SDK). This alias goes in the next
+ * minor version.
+ */
+export const attachCgroup: typeof cgroupAttach = cgroupAttach;

@@ -8,7 +8,7 @@ import {
   HashOfMaps,
   type InnerMapShape,
   type InnerMapSpec,
-  type MapCodecs,
+  type OpenMapCodecs,
   openMapFd,
   PerfEventArray,
   RingBuf,
@@ -147,8 +147,9 @@ export class Collection {
 
   /**
    * The map named `name` as a `@datapath/bpf-maps` object (narrow it on `kind`): with raw byte keys (index
-   * numbers for array kinds) and byte values, or typed by `codecs` (their sizes are checked against the map). The object borrows the
-   * collection's fd: it stays valid until the collection is closed. A ring buffer map (no key, no value)
+   * numbers for array kinds) and byte values, or typed by `codecs` (their sizes are checked against the map;
+   * `key` may be left out for array kinds, as with `createMap`). The object borrows the collection's fd: it
+   * stays valid until the collection is closed. A ring buffer map (no key, no value)
    * comes back as a {@link RingBuf} reader (kind `ringBuf`), an array or hash of maps as an
    * `ArrayOfMaps` / `HashOfMaps` with raw bytes (see {@link Collection.mapOfMaps}), a perf event array as a
    * {@link PerfEventArray} reader (kind `perfEventArray`); they map memory only when read and read
@@ -156,14 +157,17 @@ export class Collection {
    * Equivalent to: `bpftool map dump id ID`.
    *
    * @throws {@link BpfError} `NotFound` when the collection has no such map, `Incompatible` when the codec
-   * sizes differ from the map's or the map type has no bpf-maps class, `BadFd` once the collection is closed.
+   * sizes differ from the map's or the map type has no bpf-maps class, `InvalidArgument` when a keyed map
+   * gets no key codec, `BadFd` once the collection is closed.
    * @example Reading a counter array with typed codecs
    * ```ts
    * import { u32, u64 } from '@datapath/bpf-maps';
    * import { type Collection } from '@datapath/loader';
    * declare const coll: Collection;
-   * const counters = coll.map('counters', { key: u32, value: u64 });
+   * const counters = coll.map('counters', { value: u64 }); // an array: keys are indexes
    * if (counters.kind === 'array') console.log(counters.get(0));
+   * const byPort = coll.map('by_port', { key: u32, value: u64 }); // a hash map needs its key codec
+   * if (byPort.kind === 'hash') console.log(byPort.get(53));
    * ```
    */
   map(
@@ -174,10 +178,10 @@ export class Collection {
     | HashOfMaps<Uint8Array, Uint8Array, Uint8Array>
     | RingBuf
     | PerfEventArray;
-  map<K, V>(name: string, codecs: MapCodecs<K, V>): AnyMap<K, V>;
+  map<K, V>(name: string, codecs: OpenMapCodecs<K, V>): AnyMap<K, V>;
   map<K, V>(
     name: string,
-    codecs?: MapCodecs<K, V>,
+    codecs?: OpenMapCodecs<K, V>,
   ):
     | AnyMap<K, V>
     | AnyMap<Uint8Array, Uint8Array>

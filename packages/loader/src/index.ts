@@ -8,7 +8,17 @@ export type {
   AttachXdpOptions,
   DeviceRef,
 } from './attach.js';
-export { attach, attachCgroup, attachTc, attachTcx, attachXdp } from './attach.js';
+export {
+  attach,
+  attachCgroup,
+  attachTc,
+  attachTcx,
+  attachXdp,
+  cgroupAttach,
+  tcAttach,
+  tcxAttach,
+  xdpAttach,
+} from './attach.js';
 export type { CollectionMap, GlobalSection, LoadOptions, MapOfMapsCodecs } from './collection.js';
 export { Collection, load } from './collection.js';
 export type { CompiledObject, CompileInput, CompileOptions, ConfigValue } from './compile.js';

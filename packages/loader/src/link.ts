@@ -1,7 +1,6 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import {
   BpfError,
-  inNetns,
   LinkType,
   linkClose,
   linkDetach,
@@ -15,6 +14,7 @@ import {
   tcDetach,
   tcQuery,
 } from '@datapath/libbpf';
+import type { Netns } from '@datapath/netlink';
 import { forget, watch } from './leak.js';
 import type { Program } from './program.js';
 
@@ -232,20 +232,34 @@ export class TcLink implements Link {
   readonly kind = 'tc' as const;
   /** The filter's identity. */
   readonly filter: Readonly<TcFilterId>;
-  /** The network namespace file of the device, when not the caller's. */
+  /** The path the device's network namespace was opened from, when not the caller's (informational). */
   readonly netns: string | undefined;
   #progId: number;
   #open = true;
+  /** The device's namespace: this link's own handle, closed with the link. */
+  #ns: Netns | undefined;
+  readonly #token = {};
 
-  /** @internal created by {@link attachTc} */
-  constructor(filter: TcFilterId, progId: number, netns?: string) {
+  /** @internal created by {@link tcAttach}; takes ownership of `netns`. */
+  constructor(filter: TcFilterId, progId: number, netns?: Netns) {
     this.filter = { ...filter };
     this.#progId = progId;
-    this.netns = netns;
+    this.#ns = netns;
+    this.netns = netns?.path;
+    if (netns !== undefined) watch(this, 'a tc link in another network namespace', this.#token);
   }
 
   #here<T>(fn: () => T): T {
-    return this.netns === undefined ? fn() : inNetns(this.netns, fn);
+    return this.#ns === undefined ? fn() : this.#ns.run(fn);
+  }
+
+  #release(): void {
+    this.#open = false;
+    if (this.#ns !== undefined) {
+      forget(this.#token);
+      this.#ns.close();
+      this.#ns = undefined;
+    }
   }
 
   /**
@@ -305,7 +319,7 @@ export class TcLink implements Link {
   detach(): void {
     if (!this.#open) throw closed('detach');
     this.#here(() => this.#detachHere());
-    this.#open = false;
+    this.#release();
   }
 
   #detachHere(): void {
@@ -322,16 +336,16 @@ export class TcLink implements Link {
     if (now !== undefined) tcDetach(this.filter);
   }
 
-  /** Releases the handle; the filter stays attached (legacy tc is not fd-owned). */
+  /** Releases the handle (and its namespace handle); the filter stays attached (legacy tc is not fd-owned). */
   close(): void {
-    this.#open = false;
+    this.#release();
   }
 
   /**
    * Reads which program the filter runs now.
    * Equivalent to: `tc filter show dev DEV ingress pref P handle H`.
    *
-   * @throws {@link BpfError} `NotFound` when the filter is gone.
+   * @throws {@link BpfError} `NotFound` when the filter is gone, `BadFd` once the handle is closed.
    * @example Checking the filter
    * ```ts
    * import { type Link } from '@datapath/loader';
@@ -340,6 +354,7 @@ export class TcLink implements Link {
    * ```
    */
   info(): LinkDetails {
+    if (!this.#open) throw closed('info');
     const now = this.#here(() => tcQuery(this.filter));
     if (now === undefined) throw new BpfError('NotFound', 'info: the tc filter is gone', { op: 'info' });
     return {

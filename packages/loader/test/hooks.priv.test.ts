@@ -3,7 +3,7 @@ import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireRoot, uniqueName, withNetns } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attachCgroup, compile, load, openObject } from '../src/index.js';
+import { cgroupAttach, compile, load, openObject } from '../src/index.js';
 import { bpfDir, type LoadResult, withAgent } from './helpers/fixtures.js';
 import { counters, sendUdp, vethPair } from './helpers/net.js';
 
@@ -29,7 +29,7 @@ describe('XDP', () => {
             pinDir,
             pinMaps: true,
           });
-          const att = await agent.call<{ link: string; info: Record<string, unknown> }>('attachXdp', {
+          const att = await agent.call<{ link: string; info: Record<string, unknown> }>('xdpAttach', {
             coll: loaded.coll,
             program: 'xdp_count',
             options: { ifname: pair.devA, mode: 'generic' },
@@ -42,7 +42,7 @@ describe('XDP', () => {
             expect.objectContaining({ id: loaded.programs.xdp_count, mode: 'generic', name: 'xdp_count' }),
           ]);
           await expect(
-            agent.call('attachXdp', {
+            agent.call('xdpAttach', {
               coll: loaded.coll,
               program: 'xdp_count',
               options: { ifname: pair.devA, mode: 'generic' },
@@ -52,7 +52,7 @@ describe('XDP', () => {
           sendUdp(b, pair.ipA, 9300, 10);
           expect(counters(join(pinDir, 'counters'))[3]).toBe(10n);
 
-          const drv = await agent.call<{ link: string }>('attachXdp', {
+          const drv = await agent.call<{ link: string }>('xdpAttach', {
             coll: loaded.coll,
             program: 'xdp_count',
             options: { ifname: pair.devA, mode: 'driver' },
@@ -102,7 +102,7 @@ describe('cgroup socket hooks', () => {
         spec.setConstant('to_port', 7002);
         using coll = load(spec);
         expect(connectFrom(ns.name, cg)).toBe('ECONNREFUSED');
-        const link = attachCgroup(coll.program('rewrite4'), { cgroupPath: cg, attachType: 'connect4' });
+        const link = cgroupAttach(coll.program('rewrite4'), { cgroupPath: cg, attachType: 'connect4' });
         try {
           expect(link.info()).toMatchObject({ kind: 'cgroup', attachType: 10 });
           expect(connectFrom(ns.name, cg)).toBe('reached 7002');
@@ -121,13 +121,13 @@ describe('cgroup socket hooks', () => {
     requireRoot(ctx);
     using coll = load(openObject(connect4Obj));
     expect(() =>
-      attachCgroup(coll.program('rewrite4'), {
+      cgroupAttach(coll.program('rewrite4'), {
         cgroupPath: '/sys/fs/cgroup/unified/nonexistent-dpt',
         attachType: 'connect4',
       }),
     ).toThrow(expect.objectContaining({ code: 'NotFound' }));
     expect(() =>
-      attachCgroup(coll.program('rewrite4'), {
+      cgroupAttach(coll.program('rewrite4'), {
         cgroupPath: '/sys/fs/cgroup/unified',
         attachType: 'bogus' as never,
       }),

@@ -61,7 +61,7 @@ describe('legacy tc (clsact + cls_bpf)', () => {
             pinDir,
             pinMaps: true,
           });
-          const att = await agent.call<Attached>('attachTc', {
+          const att = await agent.call<Attached>('tcAttach', {
             coll: loaded.coll,
             program: 'count_drop',
             options: { ifname: pair.devA, direction: 'ingress', handle: 1, priority: 1 },
@@ -74,7 +74,7 @@ describe('legacy tc (clsact + cls_bpf)', () => {
           });
           // The slot is taken: a second attach there without replace is refused, and changes nothing.
           await expect(
-            agent.call('attachTc', {
+            agent.call('tcAttach', {
               coll: loaded.coll,
               program: 'count_pass',
               options: { ifname: pair.devA, direction: 'ingress', handle: 1, priority: 1 },
@@ -135,7 +135,7 @@ describe('legacy tc (clsact + cls_bpf)', () => {
             pinDir,
             pinMaps: true,
           });
-          const legacy = await agent.call<Attached>('attachTc', {
+          const legacy = await agent.call<Attached>('tcAttach', {
             coll: loaded.coll,
             program: 'count_pass',
             options: { ifname: pair.devA, direction: 'ingress' },
@@ -190,7 +190,7 @@ describe('legacy tc (clsact + cls_bpf)', () => {
       withNetns(1, async (a) => {
         await withAgent(a.name, async (agent) => {
           const loaded = await agent.call<LoadResult>('load', { object: counterObj, pinDir });
-          for (const op of ['attachTc', 'attachTcx', 'attach']) {
+          for (const op of ['tcAttach', 'tcxAttach', 'attach']) {
             await expect(
               agent.call(op, {
                 coll: loaded.coll,

@@ -44,7 +44,7 @@ describe('tcx', () => {
             pinDir,
             pinMaps: true,
           });
-          const att = await agent.call<Attached>('attachTcx', {
+          const att = await agent.call<Attached>('tcxAttach', {
             coll: loaded.coll,
             program: 'count_drop',
             options: { ifname: pair.devA, direction: 'ingress' },
@@ -97,7 +97,7 @@ describe('tcx', () => {
         const pair = vethPair(a, b, uniqueName());
         await withAgent(a.name, async (agent) => {
           const loaded = await agent.call<LoadResult>('load', { object: counterObj, pinDir });
-          const first = await agent.call<Attached>('attachTcx', {
+          const first = await agent.call<Attached>('tcxAttach', {
             coll: loaded.coll,
             program: 'count_pass',
             options: { ifname: pair.devA, direction: 'ingress' },
@@ -105,7 +105,7 @@ describe('tcx', () => {
           const q1 = await agent.call<Q>('query', { ifname: pair.devA });
           // A stale revision is refused; the current one is accepted.
           await expect(
-            agent.call('attachTcx', {
+            agent.call('tcxAttach', {
               coll: loaded.coll,
               program: 'count_drop',
               options: {
@@ -116,7 +116,7 @@ describe('tcx', () => {
               },
             }),
           ).rejects.toMatchObject({ code: 'Stale' });
-          await agent.call<Attached>('attachTcx', {
+          await agent.call<Attached>('tcxAttach', {
             coll: loaded.coll,
             program: 'count_drop',
             options: {
@@ -126,12 +126,12 @@ describe('tcx', () => {
               expectedRevision: q1.tcx.ingress.revision,
             },
           });
-          await agent.call('attachTc', {
+          await agent.call('tcAttach', {
             coll: loaded.coll,
             program: 'count_pass',
             options: { ifname: pair.devA, direction: 'egress', handle: 3, priority: 2 },
           });
-          await agent.call('attachXdp', {
+          await agent.call('xdpAttach', {
             coll: loaded.coll,
             program: 'xdp_count',
             options: { ifname: pair.devA, mode: 'generic' },
@@ -184,7 +184,7 @@ describe('tcx', () => {
             pinDir,
             pinMaps: true,
           });
-          const att = await agent.call<Attached>('attachTcx', {
+          const att = await agent.call<Attached>('tcxAttach', {
             coll: loaded.coll,
             program: 'count_drop',
             options: { ifname: pair.devA, direction: 'ingress' },

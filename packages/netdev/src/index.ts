@@ -22,7 +22,7 @@ export type {
   PlannedSysctl,
 } from './endpoint/plan.js';
 export { hostIfname, planEndpoint } from './endpoint/plan.js';
-export type { Link, LinkBase, LinkSpec, VethPeer } from './link.js';
+export type { Link, LinkBase, LinkSpec, NetdevLink, VethPeer } from './link.js';
 export {
   linkAdd,
   linkDel,

@@ -72,8 +72,8 @@ export type LinkSpec = LinkBase &
       }
   );
 
-/** A link as reported by the kernel. */
-export interface Link {
+/** A network device (link) as reported by the kernel. */
+export interface NetdevLink {
   /** Interface index. */
   index: number;
   /** Interface name. */
@@ -102,10 +102,16 @@ export interface Link {
   info: LinkInfo | undefined;
 }
 
+/**
+ * @deprecated Use {@link NetdevLink} (renamed so it does not collide with `@datapath/loader`'s BPF
+ * attachment `Link`); this alias goes in the next minor version.
+ */
+export type Link = NetdevLink;
+
 const OPER = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
 
-/** Converts a decoded link message to the public {@link Link} shape. */
-export function toLink(m: LinkMessage): Link {
+/** Converts a decoded link message to the public {@link NetdevLink} shape. */
+export function toLink(m: LinkMessage): NetdevLink {
   const kind = m.info === undefined ? undefined : m.info.kind === 'other' ? m.info.type : m.info.kind;
   return {
     index: m.index ?? 0,
@@ -253,7 +259,7 @@ export function linkDel(dev: LinkRef, options?: NetdevOptions): void {
  * console.log(linkGet('lo').mtu);
  * ```
  */
-export function linkGet(dev: LinkRef, options?: NetdevOptions): Link {
+export function linkGet(dev: LinkRef, options?: NetdevOptions): NetdevLink {
   const op = 'linkGet';
   using lease = leaseHandle(options);
   const h = lease.handle;
@@ -274,7 +280,7 @@ export function linkGet(dev: LinkRef, options?: NetdevOptions): Link {
  * console.log(linkList().filter((l) => l.kind === 'veth'));
  * ```
  */
-export function linkList(options?: NetdevOptions): Link[] {
+export function linkList(options?: NetdevOptions): NetdevLink[] {
   using lease = leaseHandle(options);
   return lease.handle.linkDump().map(toLink);
 }

@@ -31,6 +31,7 @@ import {
   MS_REC,
   MS_SHARED,
   mount,
+  namespaceKind,
   setns,
   tryMount,
   tryUmount2,
@@ -82,6 +83,13 @@ function validName(name: string, op: string): void {
 }
 
 function refPath(ref: NetnsRef, op: string): string {
+  if (ref === null || typeof ref !== 'object') {
+    throw new NetlinkError(
+      'InvalidArgument',
+      `${op}: pass { name }, { path } or { pid }, got ${ref === null ? 'null' : typeof ref}`,
+      { op },
+    );
+  }
   if ('name' in ref) {
     validName(ref.name, op);
     return `${NETNS_RUN_DIR}/${ref.name}`;
@@ -131,12 +139,13 @@ export class Netns implements Disposable {
 
   /**
    * Opens a namespace by name (`/run/netns/NAME`), nsfs path, or pid (`/proc/PID/ns/net`).
-   * Paths that are not nsfs are refused before anything else happens.
+   * Paths that are not nsfs are refused before anything else happens, and so is a namespace file of
+   * another kind (a mount, pid or user namespace, e.g. `/proc/PID/ns/mnt`).
    *
    * Equivalent to: `ip netns exec NAME …` / `nsenter --net=PATH …` (the open part).
    *
-   * @throws {@link NetlinkError} `InvalidArgument` (bad name, or not a namespace file), `NotFound`,
-   * `PermissionDenied`.
+   * @throws {@link NetlinkError} `InvalidArgument` (a reference that is not `{ name }`, `{ path }` or
+   * `{ pid }`, a bad name, a file that is not a network namespace), `NotFound`, `PermissionDenied`.
    * @example Opening by pid
    * ```ts
    * import { Netns } from '@datapath/netlink';
@@ -155,6 +164,14 @@ export class Netns implements Disposable {
     }
     const fd = openRead(path, op);
     try {
+      const kind = namespaceKind(fd, op, path);
+      if (kind !== 'net') {
+        throw new NetlinkError(
+          'InvalidArgument',
+          `${op}: ${path} is ${kind === undefined ? 'not a namespace' : `a ${kind} namespace`}, not a network namespace`,
+          { op, target: path },
+        );
+      }
       return new Netns(fd, path);
     } catch (err) {
       closeFile(fd, op);
@@ -244,6 +261,31 @@ export class Netns implements Disposable {
       });
     }
     return result;
+  }
+
+  /**
+   * Opens a second, independent handle on the same namespace (its own fd, same {@link Netns.path}), for
+   * an object that must keep the namespace beyond the caller's handle. Close both.
+   *
+   * @throws {@link NetlinkError} `BadFd` when this handle is closed.
+   * @example Keeping the namespace for later
+   * ```ts
+   * import { Netns } from '@datapath/netlink';
+   * using here = Netns.current();
+   * using kept = here.dup();
+   * console.log(kept.sameAs(here)); // true
+   * ```
+   */
+  dup(): Netns {
+    const op = 'netnsDup';
+    this.ensureOpen(op);
+    const fd = openRead(`/proc/self/fd/${this.fd}`, op);
+    try {
+      return new Netns(fd, this.path);
+    } catch (err) {
+      closeFile(fd, op);
+      throw err;
+    }
   }
 
   /**

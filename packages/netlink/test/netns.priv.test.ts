@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { ipJson, requireRoot, run, uniqueName, withNetns } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
 import { Handle, IfFlag, NetlinkError, Netns, netnsAdd, netnsDelete, netnsList } from '../src/index.js';
@@ -18,7 +18,8 @@ describe('named network namespaces', () => {
       // The namespace is a fresh one: only a loopback, which iproute2 sees down.
       const links = ipJson<{ ifname: string; flags: string[] }[]>(['link', 'show'], name);
       expect(links.map((l) => l.ifname)).toEqual(['lo']);
-      expect(ns.sameAs(Netns.open({ name }))).toBe(true);
+      using again = Netns.open({ name });
+      expect(ns.sameAs(again)).toBe(true);
       using here = Netns.current();
       expect(ns.sameAs(here)).toBe(false);
     } finally {
@@ -58,6 +59,42 @@ describe('named network namespaces', () => {
       expect.objectContaining({ code: 'InvalidArgument' }),
     );
     expect(() => Netns.open({ name: uniqueName() })).toThrow(expect.objectContaining({ code: 'NotFound' }));
+  });
+
+  it('refuses a namespace file of another kind and a missing reference with a typed error', (ctx) => {
+    requireRoot(ctx);
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (const kind of ['mnt', 'uts', 'ipc', 'pid']) {
+      const err = (() => {
+        try {
+          Netns.open({ path: `/proc/self/ns/${kind}` });
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err).toBeInstanceOf(NetlinkError);
+      expect(err).toMatchObject({ code: 'InvalidArgument', target: `/proc/self/ns/${kind}` });
+      expect((err as Error).message).toContain(`a ${kind} namespace, not a network namespace`);
+    }
+    for (const bad of [null, undefined, 'blue', 7]) {
+      expect(() => Netns.open(bad as never)).toThrow(NetlinkError);
+      expect(() => Netns.open(bad as never)).toThrow(expect.objectContaining({ code: 'InvalidArgument' }));
+    }
+    expect(fds()).toBe(before); // nothing opened along the way stays open
+  });
+
+  it('dup() gives an independent handle on the same namespace', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns((t) => {
+      const ns = Netns.open({ name: t.name });
+      using copy = ns.dup();
+      ns.close();
+      expect(copy.path).toBe(t.path);
+      expect(copy.run(() => selfNs())).toBe(`net:[${copy.id.ino}]`);
+      expect(() => ns.dup()).toThrow(expect.objectContaining({ code: 'BadFd' }));
+    });
   });
 
   it('runs a synchronous call inside and restores the namespace, even when it throws', async (ctx) => {

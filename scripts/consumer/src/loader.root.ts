@@ -1,7 +1,7 @@
 // @datapath/loader from its published tarball (root): compile a tc program, load it, attach it with tcx to
 // a veth inside a namespace this program makes, read it back with query(), detach.
 import { randomBytes } from 'node:crypto';
-import { attachTcx, compile, load, openObject, query } from '@datapath/loader';
+import { compile, load, openObject, query, tcxAttach } from '@datapath/loader';
 import { Handle, netnsAdd, netnsDelete } from '@datapath/netlink';
 
 const source = `
@@ -19,12 +19,12 @@ try {
   h.close();
   const { path } = await compile({ source });
   const coll = load(openObject(path));
-  const link = attachTcx(coll.program('consumer_pass'), {
+  const link = tcxAttach(coll.program('consumer_pass'), {
     ifname: 'v0',
     direction: 'ingress',
-    netns: ns.path,
+    netns: ns,
   });
-  const attached = query({ ifname: 'v0', netns: ns.path });
+  const attached = query({ ifname: 'v0', netns: ns });
   if (!attached.tcx.ingress.programs.some((p) => p.name === 'consumer_pass')) throw new Error('not attached');
   link.detach();
   coll.close();

@@ -1,8 +1,8 @@
 import { errnoCode } from '@datapath/errors';
 import { BpfError, MAP_UPDATE_MEANING } from '../errors.js';
 import { BatchAttr, Cmd, ElemAttr } from '../sys/bpf-attr.js';
+import { syscallError } from '../sys/call.js';
 import { type Pinned, pinnedAlloc, sysBpf } from '../sys/libc.js';
-import { syscallError } from './call.js';
 import { possibleCpus } from './cpus.js';
 
 /** What {@link MapIo} needs to know about the map behind an fd. */

@@ -1,18 +1,20 @@
-// koffi bindings to libbpf.so.1 (Debian libbpf1 1.1.x) and the few libc helpers the object/link code needs.
+// koffi bindings to libbpf.so.1 (Debian libbpf1 1.1.x): the object, map, program, BTF, link and tc/XDP
+// entry points the package uses, and the helpers that turn their returns into BpfErrors.
 // Raw pointers never leave this file's callers inside the package: every opaque pointer is a bigint, NULL is null.
 // Struct layouts are the x86_64 ones of libbpf 1.1.2 headers (checked with offsetof()).
-import { closeSync, openSync } from 'node:fs';
+// Its siblings: libc.ts (bpf(2), close, if_nametoindex), log.ts (libbpf's log ring), rtnetlink.ts (tc filter dump).
 import koffi from 'koffi';
-import { BpfError, errnoError, SETNS_PRIVILEGE } from '../errors.js';
+import { errnoError } from '../errors.js';
 
 /** An opaque libbpf pointer (`struct bpf_object *`, `struct bpf_map *`, …); null is NULL. */
 export type Ptr = bigint | null;
 
 const lib = koffi.load('libbpf.so.1');
-const libc = koffi.load('libc.so.6');
 
 type Fn<A extends unknown[], R> = (...args: A) => R;
-const fn = <A extends unknown[], R>(decl: string): Fn<A, R> => lib.func(decl) as Fn<A, R>;
+/** Declares one libbpf.so.1 function (for the log ring's `libbpf_set_print`, declared beside its callback). */
+export const libbpfFn = <A extends unknown[], R>(decl: string): Fn<A, R> => lib.func(decl) as Fn<A, R>;
+const fn = libbpfFn;
 
 export const objectOpenMem = fn<[Uint8Array, number, Uint8Array | null], Ptr>(
   'void *bpf_object__open_mem(const void *buf, size_t sz, const void *opts)',
@@ -101,13 +103,6 @@ export const xdpQueryRaw = fn<[number, number, Uint8Array], number>(
   'int bpf_xdp_query(int ifindex, int flags, void *opts)',
 );
 
-const ifNameToIndexFn = libc.func('unsigned int if_nametoindex(const char *name)') as Fn<[string], number>;
-const ifIndexToNameFn = libc.func('char *if_indextoname(unsigned int ifindex, _Out_ uint8_t *name)') as Fn<
-  [number, Uint8Array],
-  Ptr
->;
-const closeFn = libc.func('int close(int fd)') as Fn<[number], number>;
-
 /** Throws the BpfError for a libbpf call that returned `-errno`; returns non-negative results unchanged. */
 export function checked(ret: number, op: string, syscall: string, target?: string): number {
   if (ret >= 0) return ret;
@@ -135,187 +130,4 @@ export function readMemory(ptr: bigint, len: number): Uint8Array {
 export function addressOf(buf: Uint8Array): bigint {
   void buf.buffer; // moves a small on-heap typed array off-heap, so the address stays put
   return koffi.address(buf) + BigInt(buf.byteOffset);
-}
-
-/** if_nametoindex(3) in the calling thread's network namespace; 0 when there is no such device. */
-export function ifNameToIndex(name: string): number {
-  return ifNameToIndexFn(name);
-}
-
-/** if_indextoname(3) in the calling thread's network namespace; undefined when there is no such device. */
-export function ifIndexToName(index: number): string | undefined {
-  const buf = new Uint8Array(16);
-  if (ifIndexToNameFn(index, buf) === null) return undefined;
-  const end = buf.indexOf(0);
-  return new TextDecoder().decode(buf.subarray(0, end < 0 ? 16 : end));
-}
-
-/** close(2) of a descriptor libbpf or the kernel handed out. */
-export function closeDescriptor(fd: number, op: string): void {
-  if (closeFn(fd) < 0) throw errnoError(koffi.errno(), { op, syscall: 'close' });
-}
-
-// libbpf's own log lines: kept in a small ring so errors can quote them, never printed.
-const LOG_LINES = 64;
-const logRing: string[] = [];
-const vsnprintf = libc.func(
-  'int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)',
-) as Fn<[Uint8Array, number, string, unknown], number>;
-const PrintFn = koffi.proto('int libbpf_print_fn_t(int level, const char *fmt, void *ap)');
-const setPrint = fn<[unknown], unknown>('void *libbpf_set_print(libbpf_print_fn_t *fn)');
-const scratch = new Uint8Array(4096);
-setPrint(
-  koffi.register((_level: number, fmt: string, ap: unknown) => {
-    const n = vsnprintf(scratch, scratch.length, fmt, ap);
-    const text = new TextDecoder().decode(scratch.subarray(0, Math.min(Math.max(n, 0), scratch.length - 1)));
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      logRing.push(line.replace(/^libbpf: /, ''));
-      if (logRing.length > LOG_LINES) logRing.shift();
-    }
-    return 0;
-  }, koffi.pointer(PrintFn)),
-);
-
-/** Marks the current end of libbpf's log; pass it to {@link libbpfLogSince}. */
-export function libbpfLogMark(): number {
-  logRing.push('\u0000mark');
-  if (logRing.length > LOG_LINES) logRing.shift();
-  return logRing.length;
-}
-
-/** libbpf's log lines written since the last {@link libbpfLogMark} (at most 64). */
-export function libbpfLogSince(): string[] {
-  const at = logRing.lastIndexOf('\u0000mark');
-  return logRing.slice(at + 1).filter((l) => l !== '\u0000mark');
-}
-
-// rtnetlink, only for listing tc filters (libbpf 1.1 can query a filter only by handle and priority).
-const socketFn = libc.func('int socket(int domain, int type, int protocol)') as Fn<
-  [number, number, number],
-  number
->;
-const sendFn = libc.func('long send(int fd, const void *buf, size_t len, int flags)') as Fn<
-  [number, Uint8Array, number, number],
-  number
->;
-const recvFn = libc.func('long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)') as Fn<
-  [number, Uint8Array, number, number],
-  number
->;
-const AF_NETLINK = 16;
-const NETLINK_PRIVILEGE = 'CAP_NET_ADMIN, or root';
-const SOCK_RAW_CLOEXEC = 3 | 0x80000;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
-
-/**
- * Sends one rtnetlink dump request (a complete nlmsghdr + payload) and returns every reply message
- * (header included) until NLMSG_DONE. A kernel error reply throws the matching BpfError.
- */
-export function rtnetlinkDump(request: Uint8Array, op: string, target: string): Uint8Array[] {
-  const fd = socketFn(AF_NETLINK, SOCK_RAW_CLOEXEC, 0);
-  if (fd < 0)
-    throw errnoError(koffi.errno(), {
-      op,
-      syscall: 'socket(AF_NETLINK)',
-      target,
-      privilege: NETLINK_PRIVILEGE,
-    });
-  try {
-    if (sendFn(fd, request, request.byteLength, 0) < 0)
-      throw errnoError(koffi.errno(), { op, syscall: 'send(netlink)', target, privilege: NETLINK_PRIVILEGE });
-    const out: Uint8Array[] = [];
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = recvFn(fd, buf, buf.byteLength, 0);
-      if (n < 0)
-        throw errnoError(koffi.errno(), {
-          op,
-          syscall: 'recv(netlink)',
-          target,
-          privilege: NETLINK_PRIVILEGE,
-        });
-      const view = new DataView(buf.buffer, 0, n);
-      for (let at = 0; at + 16 <= n; ) {
-        const len = view.getUint32(at, true);
-        const type = view.getUint16(at + 4, true);
-        if (len < 16 || at + len > n) return out;
-        if (type === NLMSG_DONE) return out;
-        if (type === NLMSG_ERROR) {
-          const err = -view.getInt32(at + 16, true);
-          if (err === 0) return out;
-          throw errnoError(err, { op, syscall: 'netlink', target, privilege: NETLINK_PRIVILEGE });
-        }
-        out.push(buf.slice(at, at + len));
-        at += (len + 3) & ~3;
-      }
-    }
-  } finally {
-    closeFn(fd);
-  }
-}
-
-// Network namespace switching for the calling thread (the JS thread): only around synchronous calls.
-const setnsFn = libc.func('int setns(int fd, int nstype)') as Fn<[number, number], number>;
-const CLONE_NEWNET = 0x40000000;
-
-/**
- * Runs `fn` with the calling thread in the network namespace at `path` (an nsfs file such as
- * `/run/netns/X`), then moves it back, even when `fn` throws. `fn` must be synchronous: no other JS runs on
- * this thread meanwhile, so nothing else observes the switch.
- */
-export function inNetnsSync<T>(path: string, fn: () => T, op: string): T {
-  const openNs = (p: string): number => {
-    try {
-      return openSync(p, 'r');
-    } catch (err) {
-      throw errnoError(
-        (err as NodeJS.ErrnoException).errno === undefined
-          ? 2
-          : -((err as NodeJS.ErrnoException).errno as number),
-        { op, syscall: 'open(netns)', target: p, privilege: SETNS_PRIVILEGE },
-      );
-    }
-  };
-  const home = openNs('/proc/thread-self/ns/net');
-  let target: number | undefined;
-  try {
-    target = openNs(path);
-    if (setnsFn(target, CLONE_NEWNET) < 0)
-      throw errnoError(koffi.errno(), { op, syscall: 'setns', target: path, privilege: SETNS_PRIVILEGE });
-    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
-    try {
-      const value = fn();
-      outcome =
-        value instanceof Promise
-          ? {
-              ok: false,
-              error: new BpfError(
-                'InvalidArgument',
-                `${op}: the function run in a namespace must be synchronous`,
-                {
-                  op,
-                },
-              ),
-            }
-          : { ok: true, value };
-    } catch (error) {
-      outcome = { ok: false, error };
-    }
-    if (setnsFn(home, CLONE_NEWNET) < 0) {
-      // Staying in the wrong namespace would silently misdirect every later call: fail loudly.
-      throw errnoError(koffi.errno(), {
-        op,
-        syscall: 'setns (restore)',
-        target: '/proc/thread-self/ns/net',
-        privilege: SETNS_PRIVILEGE,
-      });
-    }
-    if (!outcome.ok) throw outcome.error;
-    return outcome.value;
-  } finally {
-    if (target !== undefined) closeSync(target);
-    closeSync(home);
-  }
 }

@@ -7,7 +7,8 @@ import { BpfError, errnoError } from '../errors.js';
 // x86_64 syscall number for bpf(2).
 const SYS_bpf = 321;
 
-const libc = koffi.load('libc.so.6');
+/** libc.so.6, for this package's other sys modules (log ring, rtnetlink dump). */
+export const libc = koffi.load('libc.so.6');
 // bpf(2) through syscall(): declared non-variadic (the x86_64 ABI passes these integer arguments the same way),
 // which lets koffi take its fast path. The attr is passed as an address (a plain number): cheaper than
 // letting koffi resolve a typed array on every call, and every attr lives in memory that never moves.
@@ -235,4 +236,30 @@ export function closeAsync(fd: number, op: string): Promise<void> {
       else reject(errnoError(-(err.errno ?? -5), { op, syscall: 'close', target: `fd ${fd}` }));
     });
   });
+}
+
+const ifNameToIndexFn = libc.func('unsigned int if_nametoindex(const char *name)') as (
+  name: string,
+) => number;
+const ifIndexToNameFn = libc.func('char *if_indextoname(unsigned int ifindex, _Out_ uint8_t *name)') as (
+  ifindex: number,
+  name: Uint8Array,
+) => bigint | null;
+
+/** if_nametoindex(3) in the calling thread's network namespace; 0 when there is no such device. */
+export function ifNameToIndex(name: string): number {
+  return ifNameToIndexFn(name);
+}
+
+/** if_indextoname(3) in the calling thread's network namespace; undefined when there is no such device. */
+export function ifIndexToName(index: number): string | undefined {
+  const buf = new Uint8Array(16);
+  if (ifIndexToNameFn(index, buf) === null) return undefined;
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(buf.subarray(0, end < 0 ? 16 : end));
+}
+
+/** close(2) of a descriptor libbpf or the kernel handed out. */
+export function closeDescriptor(fd: number, op: string): void {
+  if (closeFn(fd) < 0) throw errnoError(koffi.errno(), { op, syscall: 'close' });
 }

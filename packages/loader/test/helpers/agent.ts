@@ -5,15 +5,15 @@ import { createSocket, type Socket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import {
   attach,
-  attachTc,
-  attachTcx,
-  attachXdp,
   type Collection,
   type Link,
   load,
   openObject,
   openPinnedLink,
   query,
+  tcAttach,
+  tcxAttach,
+  xdpAttach,
 } from '../../src/index.js';
 
 const collections = new Map<string, Collection>();
@@ -56,13 +56,13 @@ const ops: Record<string, (a: Args) => unknown | Promise<unknown>> = {
       programs: Object.fromEntries(Object.values(coll.programs).map((p) => [p.name, p.info().id])),
     };
   },
-  attachTcx(a) {
+  tcxAttach(a) {
     const o = a.options as Record<string, unknown>;
     if (typeof o.expectedRevision === 'number') o.expectedRevision = BigInt(o.expectedRevision);
-    return keep(attachTcx(program(a), o as never));
+    return keep(tcxAttach(program(a), o as never));
   },
-  attachTc: (a) => keep(attachTc(program(a), a.options as never)),
-  attachXdp: (a) => keep(attachXdp(program(a), a.options as never)),
+  tcAttach: (a) => keep(tcAttach(program(a), a.options as never)),
+  xdpAttach: (a) => keep(xdpAttach(program(a), a.options as never)),
   attach: (a) => keep(attach(program(a), a.options as never)),
   openPinned: (a) => keep(openPinnedLink(str(a, 'path'))),
   update(a) {

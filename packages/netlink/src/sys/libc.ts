@@ -33,6 +33,19 @@ const mountFn = libc.func(
 ) as IntFn<[string | null, string, string | null, number, null]>;
 const umount2Fn = libc.func('int umount2(const char *target, int flags)') as IntFn<[string, number]>;
 const flockFn = libc.func('int flock(int fd, int op)') as IntFn<[number, number]>;
+// ioctl(2) is variadic; NS_GET_NSTYPE takes no argument, so the fixed two-argument form is exact.
+const ioctlFn = libc.func('int ioctl(int fd, unsigned long request)') as IntFn<[number, number]>;
+const NS_GET_NSTYPE = 0xb703; // _IO(0xb7, 0x3), Linux ≥ 4.11
+const NS_KINDS: Readonly<Record<number, string>> = {
+  131072: 'mnt',
+  33554432: 'cgroup',
+  67108864: 'uts',
+  134217728: 'ipc',
+  268435456: 'user',
+  536870912: 'pid',
+  1073741824: 'net',
+  128: 'time',
+};
 
 /** `CLONE_NEWNET`, the namespace type for setns/unshare. */
 export const CLONE_NEWNET = 0x4000_0000;
@@ -166,6 +179,25 @@ export function closeFd(fd: number, op: string): void {
 /** setns(2) for a network namespace fd: moves the calling thread (Node's main thread) into it. */
 export function setns(fd: number, op: string, target?: string): void {
   check(setnsFn(fd, CLONE_NEWNET), op, 'setns(CLONE_NEWNET)', target, NAMESPACE_PRIVILEGE);
+}
+
+/**
+ * The kind of namespace an nsfs fd names (`net`, `mnt`, `pid`, `user`, …), asked with the
+ * NS_GET_NSTYPE ioctl; undefined when the fd is not a namespace (ENOTTY).
+ */
+export function namespaceKind(fd: number, op: string, target?: string): string | undefined {
+  const r = ioctlFn(fd, NS_GET_NSTYPE);
+  if (r < 0) {
+    const errno = koffi.errno();
+    if (errno === 25) return undefined; // ENOTTY: not an nsfs file
+    throw errnoError(
+      errno,
+      target === undefined
+        ? { op, syscall: 'ioctl(NS_GET_NSTYPE)' }
+        : { op, syscall: 'ioctl(NS_GET_NSTYPE)', target },
+    );
+  }
+  return NS_KINDS[r] ?? `unknown (${r})`;
 }
 
 /** unshare(CLONE_NEWNET): moves the calling thread into a brand-new network namespace. */

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BpfError, errnoError } from '../errors.js';
+import { BpfError, errnoError } from './errors.js';
 import {
   Cmd,
   GetFdByIdAttr,
@@ -8,9 +8,9 @@ import {
   MapInfoLayout,
   ObjAttr,
   ProgInfoLayout,
-} from '../sys/bpf-attr.js';
-import { addressOf, type Pinned, pinnedAlloc, sysBpf, sysClose } from '../sys/libc.js';
-import { bpfOrThrow, syscallError } from './call.js';
+} from './sys/bpf-attr.js';
+import { bpfOrThrow, syscallError } from './sys/call.js';
+import { addressOf, type Pinned, pinnedAlloc, sysBpf, sysClose } from './sys/libc.js';
 
 /**
  * Closes a file descriptor returned by this package.
@@ -370,7 +370,7 @@ export interface AttrPointer {
 
 /** Options of {@link bpfSyscall}. */
 export interface BpfSyscallOptions {
-  /** SDK operation name for errors, e.g. `attachTcx`. */
+  /** SDK operation name for errors, e.g. `tcxAttach`. */
   op: string;
   /** What the call acts on, for errors. */
   target?: string;

@@ -1,6 +1,6 @@
 import { type BpfErrnoOptions, errnoError } from '../errors.js';
-import { CMD_NAMES } from '../sys/bpf-attr.js';
-import { type Pinned, sysBpf } from '../sys/libc.js';
+import { CMD_NAMES } from './bpf-attr.js';
+import { type Pinned, sysBpf } from './libc.js';
 
 /** Runs bpf(2) and throws the mapped BpfError on failure; returns the non-negative result. */
 export function bpfOrThrow(cmd: number, attr: Pinned, size: number, op: string, target?: string): number {
