@@ -30,6 +30,7 @@ typecheck: setup
 test: setup
 	@echo "== lint (biome)" && pnpm exec biome check --error-on-warnings . >/dev/null 2>.test-lint.log || { cat .test-lint.log; rm -f .test-lint.log; exit 1; }; rm -f .test-lint.log
 	@echo "== dependency graph" && node scripts/check-graph.mjs
+	@echo "== docs links (READMEs, docs/)" && node scripts/check-docs.mjs
 	@echo "== typecheck (tsc)" && pnpm exec tsc -p tsconfig.json
 	@echo "== docs (typedoc, validated, every warning an error)" && pnpm exec typedoc --logLevel Warn --out .test-results/docs
 	@echo "== API reports" && node scripts/api-report.mjs --check

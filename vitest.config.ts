@@ -48,6 +48,8 @@ export default defineConfig({
           include: testDirs.map((d) => `${d}/*.priv.test.ts`),
           exclude: ['**/node_modules/**', '**/dist/**'],
           globalSetup: ['packages/testutils/src/global-setup.ts'],
+          // Fails a test file that leaves file descriptors open in its worker (STYLE rule 14).
+          setupFiles: ['packages/testutils/src/fd-check.ts'],
           pool: 'forks',
           testTimeout: 60_000,
           hookTimeout: 60_000,

@@ -2,11 +2,12 @@
 // Consumer smoke test: installs the packed tarballs (.packs/, from `make pack`) into a throwaway project
 // OUTSIDE the workspace with plain npm (no workspace links), typechecks one program per package with
 // `moduleResolution: node16` and with `bundler`, and runs them. The programs that need the kernel run
-// only as root. Then the CNI plugin packaging, as a user gets it from npm: `npm exec datapath-cni install`
-// puts datapath-cni into a CNI bin directory and the launcher answers VERSION and STATUS with an empty
-// environment (no PATH: a runtime's); the same installer bundles and installs a user's own plugin written
-// with runPlugin (--entry); an older Node (the system's /usr/bin/node when it is < 22) is refused loudly.
-// Run by `make test` after `make pack`.
+// only as root. The code blocks of docs/guide/getting-started.md marked `<!-- smoke: NAME.ts -->` are
+// programs too (src/guide-NAME.ts), so the guide cannot drift from what works. Then the CNI plugin
+// packaging, as a user gets it from npm: `npm exec datapath-cni install` puts datapath-cni into a CNI bin
+// directory and the launcher answers VERSION and STATUS with an empty environment (no PATH: a runtime's);
+// the same installer bundles and installs a user's own plugin written with runPlugin (--entry); an older
+// Node (the system's /usr/bin/node when it is < 22) is refused loudly. Run by `make test` after `make pack`.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,6 +54,18 @@ try {
     ),
   );
   cpSync(resolve('scripts/consumer/src'), join(dir, 'src'), { recursive: true });
+  const guide = readFileSync(resolve('docs/guide/getting-started.md'), 'utf8');
+  const snippets = [...guide.matchAll(/<!-- smoke: ([a-z0-9.-]+\.ts) -->\n```ts\n([\s\S]*?)\n```/g)];
+  if (snippets.length === 0) {
+    console.error(
+      'consumer-smoke: no `<!-- smoke: NAME.ts -->` code blocks in docs/guide/getting-started.md',
+    );
+    process.exit(1);
+  }
+  for (const [, name, code] of snippets) writeFileSync(join(dir, 'src', `guide-${name}`), `${code}\n`);
+  console.log(
+    `consumer-smoke: ${snippets.length} code blocks of docs/guide/getting-started.md added as programs`,
+  );
   const base = {
     strict: true,
     target: 'ES2023',
@@ -75,6 +88,18 @@ try {
     run(join(dir, 'node_modules/.bin/tsc'), ['-p', `tsconfig.${name}.json`]);
     console.log(`consumer-smoke: typecheck with moduleResolution ${name}: ok`);
   }
+  // CommonJS consumers: Node ≥ 22 loads the ESM build through require() (the `default` export condition).
+  for (const name of Object.keys(deps).sort()) {
+    const cjs = run(process.execPath, [
+      '-e',
+      `const m = require(${JSON.stringify(name)}); console.log(Object.keys(m).length);`,
+    ]);
+    if (!(Number(cjs.trim()) > 0)) {
+      console.error(`consumer-smoke: require('${name}') gave no exports`);
+      process.exit(1);
+    }
+  }
+  console.log(`consumer-smoke: require() of ${Object.keys(deps).length} packages from CommonJS: ok`);
   const root = process.getuid?.() === 0;
   const programs = readdirSync(join(dir, 'src'))
     .filter((f) => f.endsWith('.ts'))

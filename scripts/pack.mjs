@@ -3,8 +3,10 @@
 //   - contents: only package.json, README.md, LICENSE, CHANGELOG.md and dist/ (no tests, no sources)
 //   - publint --strict
 //   - @arethetypeswrong/cli with the ESM-only profile
+//   - the manifest: a `repository` with this package's `directory`, and an exports map whose `.` entry
+//     has a `default` condition, so Node ≥ 22 can `require()` the ESM build (consumer-smoke proves it)
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { publicPackages } from './public-packages.mjs';
 
@@ -24,7 +26,19 @@ function run(cmd, args, opts = {}) {
 }
 
 const problems = [];
-for (const { dir, name } of publicPackages()) {
+const rootRepo = JSON.parse(readFileSync('package.json', 'utf8')).repository?.url;
+for (const { dir, name, manifest } of publicPackages()) {
+  const repo = manifest.repository;
+  if (repo?.type !== 'git' || repo.url !== rootRepo || repo.directory !== dir) {
+    problems.push(
+      `${name}: package.json needs "repository": { "type": "git", "url": "${rootRepo}", "directory": "${dir}" }`,
+    );
+  }
+  if (typeof manifest.exports?.['.']?.default !== 'string') {
+    problems.push(
+      `${name}: exports["."] needs a "default" condition (lets Node ≥ 22 require() the ESM build)`,
+    );
+  }
   const before = new Set(readdirSync(out));
   const packed = run('pnpm', ['pack', '--pack-destination', out], { cwd: dir });
   if (!packed.ok) {

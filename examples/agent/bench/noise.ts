@@ -3,8 +3,7 @@
  * utime + stime + cutime + cstime of every process in /proc except this one, its direct children (the
  * iperf3 client and server it spawns) and kernel threads (ksoftirqd runs our own network work), as
  * a share of the machine's CPU time over the same wall time. Children reaped during the window show
- * in their parent's cutime/cstime, so short-lived processes count too (the method of
- * ../shared/bench/lib.sh).
+ * in their parent's cutime/cstime, so short-lived processes count too.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

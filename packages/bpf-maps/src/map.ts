@@ -171,7 +171,7 @@ export abstract class BpfMap<K, V> {
     });
     // u32 → u64 maps (counters, ids) get get/set functions of their own: V8 optimises a function for the
     // codecs it has seen, and one shared get() that also served a struct-keyed map in the same process
-    // ran at 0.74 of C instead of 0.81 (bench medians). Own properties on every map keep one object shape.
+    // was measurably slower (the bpf-maps section of BENCHMARKS.md has the figures). Own properties on every map keep one object shape.
     const u32u64 = this.#kk === FAST_U32 && this.#vk === FAST_U64;
     this.get = u32u64 ? (BpfMap.#getU32U64 as (key: K) => V | undefined) : BpfMap.prototype.get;
     this.set = u32u64

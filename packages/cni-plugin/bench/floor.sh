@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# floor.sh -- start-up floors for bench/run.ts, timed exactly as ../shared/bench/cni-baseline.sh times a
+# floor.sh -- start-up floors for bench/run.ts, timed exactly as bench/baselines/cni-baseline.sh times a
 # plugin: `env -i PATH=… CNI_*=…` exec of the program with the config on stdin and stdout/stderr to files,
 # wall time from bash's EPOCHREALTIME; the caller runs it inside the private host namespace HOSTNS
 # (nsenter --net), as cni-baseline.sh does.

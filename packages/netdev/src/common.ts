@@ -3,9 +3,15 @@ import { Handle, type Netns } from '@datapath/netlink';
 import { currentNetnsKey } from './sys/procfs.js';
 import { bad } from './validate.js';
 
-/** Options every netdev function takes: which handle (hence which namespace) to act in. */
+/**
+ * Options every link, address, route and neighbour function takes: which namespace to act in, as a
+ * `Netns` (a handle is opened in it for the call) or as a netlink `Handle` already bound to it (cheaper
+ * for many calls). Default: a shared handle in the caller's namespace.
+ */
 export interface NetdevOptions {
-  /** A handle bound to the namespace to act in; default: a shared handle in the caller's namespace. */
+  /** The network namespace to act in (a netlink socket is opened there for this call). */
+  netns?: Netns | undefined;
+  /** A handle bound to the namespace to act in (wins over `netns`). */
   handle?: Handle | undefined;
 }
 
@@ -16,12 +22,13 @@ let shared: { handle: Handle; ns: string } | undefined;
 const keep = (handle: Handle) => ({ handle, [Symbol.dispose]: () => {} });
 
 /**
- * The handle to act with: the one in `options`; else a shared handle bound to the namespace the process
+ * The handle to act with: the one in `options`; else one opened in `options.netns` for this call; else a shared handle bound to the namespace the process
  * first called from, when the calling thread is still there; else (inside a `Netns.run` window) a
  * handle opened for this call only, closed on dispose, so no socket pins a namespace that may go away.
  */
 export function leaseHandle(options: NetdevOptions | undefined): { handle: Handle } & Disposable {
   if (options?.handle) return keep(options.handle);
+  if (options?.netns) return leaseHandleIn(options.netns);
   const ns = currentNetnsKey();
   if (shared === undefined) shared = { handle: Handle.open(), ns };
   if (shared.ns === ns) return keep(shared.handle);

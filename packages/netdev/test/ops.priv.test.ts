@@ -1,5 +1,14 @@
 import { Handle, Netns } from '@datapath/netlink';
-import { inNetns, ipJson, requireRoot, type TestNetns, uniqueName, withNetns } from '@datapath/testutils';
+import {
+  inNetns,
+  ipJson,
+  processLifetime,
+  requireRoot,
+  run,
+  type TestNetns,
+  uniqueName,
+  withNetns,
+} from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
 import {
   addrAdd,
@@ -218,7 +227,8 @@ describe('links', () => {
 
   it('the default handle follows the calling thread into a Netns.run window and back', async (ctx) => {
     requireRoot(ctx);
-    expect(linkGet('lo')).toMatchObject({ index: 1, name: 'lo' }); // read-only, in the caller's namespace
+    // Read-only, in the caller's namespace, through the default handle: it stays open for the process.
+    expect(processLifetime(() => linkGet('lo'))).toMatchObject({ index: 1, name: 'lo' });
     await inTestNs((_t, handle, netns) => {
       const name = uniqueName();
       linkAdd({ name, kind: 'bridge' }, { handle });
@@ -363,6 +373,21 @@ describe('addresses, routes, neighbours, sysctls', () => {
       expect(() => sysctlSet('net/../../kernel/x', 'x', { netns })).toThrow(
         expect.objectContaining({ code: 'InvalidArgument' }),
       );
+    });
+  });
+});
+
+describe('{ netns }: a Netns handle says where, as everywhere in the SDK', () => {
+  it('adds, reads and deletes a link in the namespace of a Netns, leaving no socket open', async (ctx) => {
+    requireRoot(ctx);
+    await inTestNs((t, _handle, netns) => {
+      const name = uniqueName().slice(0, 12);
+      linkAdd({ name, kind: 'veth', peer: { name: `${name}p` } }, { netns });
+      expect(linkGet(name, { netns }).kind).toBe('veth');
+      expect(ipJson<IpLink[]>(['link', 'show', 'dev', name], t.name)[0]?.ifname).toBe(name);
+      expect(() => run('ip', ['link', 'show', 'dev', name])).toThrow(/does not exist/); // not in ours
+      linkDel(name, { netns });
+      expect(linkList({ netns }).map((l) => l.name)).not.toContain(name);
     });
   });
 });

@@ -1,5 +1,5 @@
 // An obviously-correct, rule-by-rule evaluator of Kubernetes and Cilium network policy, written straight from
-// ../../shared/reference/policy.md without identities, map states or any code of src/ except the parser's types.
+// the upstream Kubernetes NetworkPolicy semantics without identities, map states or any code of src/ except the parser's types.
 // It is slow on purpose: every flow walks every policy. Tests and the benchmark compare the compiler against it.
 import type { CiliumRule, LabelSelector, NetworkPolicy, PolicyObject } from '../src/index.js';
 

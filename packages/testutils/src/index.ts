@@ -1,4 +1,6 @@
 export { bpftoolJson, inNetns, ipJson, run } from './exec.js';
+export type { OpenFd } from './fds.js';
+export { describeFds, leakedFds, openFds, processLifetime } from './fds.js';
 export type { LeakReport, LeakScanRoots } from './leaks.js';
 export { describeLeaks, scanLeaks } from './leaks.js';
 export { runId, runPrefix, TEST_PREFIX, uniqueName } from './names.js';

@@ -108,7 +108,7 @@ const nativeBpf = nativeAddon?.bpf;
 
 /**
  * Calls bpf(2) with the attr at `addr`; returns the non-negative result, or `-errno` on failure.
- * The native backend where it loads, koffi otherwise (the same syscall; koffi costs ~60 ns more a call).
+ * The native backend where it loads, koffi otherwise (the same syscall; koffi's per-call overhead is larger: BENCHMARKS.md).
  */
 const rawBpf: (cmd: number, addr: number, size: number) => number =
   nativeBpf === undefined
