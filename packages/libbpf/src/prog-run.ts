@@ -1,7 +1,7 @@
 import { BpfError } from './errors.js';
-import { syscallError } from './sys/call.js';
 import { progInfo, progTypeName } from './prog.js';
 import { Cmd, TestRunAttr } from './sys/bpf-attr.js';
+import { syscallError } from './sys/call.js';
 import { pinnedAlloc, sysBpf } from './sys/libc.js';
 
 /**
