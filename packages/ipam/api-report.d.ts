@@ -3,7 +3,7 @@ import { IpPrefix, IpFamily } from "@datapath/ip";
 export { IpFamily } from "@datapath/ip";
 import { S as Store, b as StoreProblem } from "./file-store-<chunk>.js";
 import { FileStore as FileStore$1, FileStoreOptions as FileStoreOptions$1 } from "./file-store.js";
-export { I as IpamError, c as IpamErrorCode, d as IpamErrorOptions, e as IpamReason, M as MemoryStore, f as StoreTxn, T as TransactHint, h as hostLocalOwner } from "./file-store-<chunk>.js";
+export { I as IpamError, c as IpamErrorCode, d as IpamErrorOptions, e as IpamReason, M as MemoryIpamStore, f as MemoryStore, g as StoreTxn, T as TransactHint, h as hostLocalOwner } from "./file-store-<chunk>.js";
 import "@datapath/errors";
 type Strategy = "random" | "contiguous";
 interface AllocatorOptions {
@@ -321,7 +321,7 @@ interface Store {
     transactAsync?<T>(fn: (tx: StoreTxn) => T, hint?: TransactHint): Promise<T>;
     close(): void;
 }
-declare class MemoryStore implements Store {
+declare class MemoryIpamStore implements Store {
     private readonly map;
     private readonly lastReserved;
     private readonly epoch;
@@ -331,6 +331,8 @@ declare class MemoryStore implements Store {
     close(): void;
     [Symbol.dispose](): void;
 }
+declare const MemoryStore: typeof MemoryIpamStore;
+type MemoryStore = MemoryIpamStore;
 type IpamReason = "Full" | "AlreadyAllocated" | "NotInRange" | "OutOfRange" | "Mismatch" | "InvalidCidr" | "MaskInvalid" | "SubnetTooBig" | "Collision" | "Family" | "NotInPool" | "Excluded" | "TimerExists" | "NoTimer" | "TokenMismatch" | "InvalidSnapshot" | "StoreFailure" | "Busy" | "NotSupported" | "Cooling";
 type IpamErrorCode = IpamReason;
 interface IpamErrorOptions {
@@ -408,9 +410,9 @@ declare class FileStore implements Store {
     [Symbol.dispose](): void;
     close(): void;
 }
-export { FileStore as F, IpamError as I, MemoryStore as M, hostLocalOwner as h };
-export type { Store as S, TransactHint as T, FileStoreOptions as a, StoreProblem as b, IpamErrorCode as c, IpamErrorOptions as d, IpamReason as e, StoreTxn as f, FileStoreCheck as g };
+export { FileStore as F, IpamError as I, MemoryIpamStore as M, MemoryStore as f, hostLocalOwner as h };
+export type { Store as S, TransactHint as T, FileStoreOptions as a, StoreProblem as b, IpamErrorCode as c, IpamErrorOptions as d, IpamReason as e, StoreTxn as g, FileStoreCheck as i };
 
 // dist/file-store.d.ts
-export { F as FileStore, g as FileStoreCheck, a as FileStoreOptions, I as IpamError, c as IpamErrorCode, h as hostLocalOwner } from "./file-store-<chunk>.js";
+export { F as FileStore, i as FileStoreCheck, a as FileStoreOptions, I as IpamError, c as IpamErrorCode, h as hostLocalOwner } from "./file-store-<chunk>.js";
 import "@datapath/errors";

@@ -113,10 +113,11 @@ interface ClusterPoolOptions {
     readonly clock?: Clock;
     readonly random?: () => number;
 }
-interface NodeCidrs {
+interface NodeCidrAllocation {
     readonly ipv4?: string;
     readonly ipv6?: string;
 }
+type NodeCidrs = NodeCidrAllocation;
 interface FreeBlocks {
     readonly ipv4?: number;
     readonly ipv6?: number;
@@ -135,10 +136,10 @@ declare class StoreClusterPool implements AsyncDisposable {
     readonly name: string;
     private constructor();
     static open(store: KvStore, spec: ClusterPoolSpec, options?: ClusterPoolOptions): Promise<StoreClusterPool>;
-    allocate(node: string): Promise<NodeCidrs>;
+    allocate(node: string): Promise<NodeCidrAllocation>;
     release(node: string): Promise<string[]>;
     owner(cidr: string): string | undefined;
-    allocations(): Map<string, NodeCidrs>;
+    allocations(): Map<string, NodeCidrAllocation>;
     free(): FreeBlocks;
     onChange(listener: (change: NodeCidrChange) => void): () => void;
     reapExpired(options: ReapOptions): Promise<string[]>;
@@ -258,4 +259,4 @@ declare class EtcdStore implements KvStore {
     [Symbol.asyncDispose](): Promise<void>;
 }
 export { EtcdStore, KvError, MAX_CLUSTER_IDENTITY, MIN_CLUSTER_IDENTITY, MemoryStore, NODES_PREFIX, NodeSession, PolicyIdentityAllocator, StoreClusterPool, StoreIdentityAllocator, canonicalLabels };
-export type { AllocatedIdentity, ClusterPoolFamily, ClusterPoolOptions, ClusterPoolSpec, EtcdStoreOptions, FreeBlocks, IdentityAllocatorOptions, IdentityChange, IdentityGcOptions, KvCompare, KvCompareOp, KvEntry, KvErrorCode, KvErrorOptions, KvLease, KvListResult, KvOp, KvPutOptions, KvReason, KvStore, KvTxnResult, KvWatch, KvWatchEvent, KvWatchOptions, MemoryStoreOptions, NodeCidrChange, NodeCidrs, NodeSessionOptions, PolicyIdentityAllocatorOptions, ReapOptions };
+export type { AllocatedIdentity, ClusterPoolFamily, ClusterPoolOptions, ClusterPoolSpec, EtcdStoreOptions, FreeBlocks, IdentityAllocatorOptions, IdentityChange, IdentityGcOptions, KvCompare, KvCompareOp, KvEntry, KvErrorCode, KvErrorOptions, KvLease, KvListResult, KvOp, KvPutOptions, KvReason, KvStore, KvTxnResult, KvWatch, KvWatchEvent, KvWatchOptions, MemoryStoreOptions, NodeCidrAllocation, NodeCidrChange, NodeCidrs, NodeSessionOptions, PolicyIdentityAllocatorOptions, ReapOptions };

@@ -58,7 +58,13 @@ const cache = new Map<string, FeatureProbeResult>();
 // EINVAL or E2BIG (besides EOPNOTSUPP/ENOTSUPP, which the table already reads as NotSupported).
 const PROBE_MEANING = { EINVAL: 'NotSupported', E2BIG: 'NotSupported' } as const;
 
-function verdict(feature: string, minKernel: string, errno: number, cmd: number, op: string): FeatureProbeResult {
+function verdict(
+  feature: string,
+  minKernel: string,
+  errno: number,
+  cmd: number,
+  op: string,
+): FeatureProbeResult {
   const error = syscallError(errno, cmd, op, feature, PROBE_MEANING);
   if (error.code === 'NotSupported') return { status: 'unsupported', feature, minKernel };
   return { status: 'inconclusive', feature, error };

@@ -31,7 +31,13 @@ const NLMSG_DONE = 3;
  */
 export function rtnetlinkDump(request: Uint8Array, op: string, target: string): Uint8Array[] {
   const fd = socketFn(AF_NETLINK, SOCK_RAW_CLOEXEC, 0);
-  if (fd < 0) throw errnoError(koffi.errno(), { op, syscall: 'socket(AF_NETLINK)', target, privilege: NETLINK_PRIVILEGE });
+  if (fd < 0)
+    throw errnoError(koffi.errno(), {
+      op,
+      syscall: 'socket(AF_NETLINK)',
+      target,
+      privilege: NETLINK_PRIVILEGE,
+    });
   try {
     if (sendFn(fd, request, request.byteLength, 0) < 0)
       throw errnoError(koffi.errno(), { op, syscall: 'send(netlink)', target, privilege: NETLINK_PRIVILEGE });
@@ -39,7 +45,13 @@ export function rtnetlinkDump(request: Uint8Array, op: string, target: string): 
     const buf = new Uint8Array(65536);
     for (;;) {
       const n = recvFn(fd, buf, buf.byteLength, 0);
-      if (n < 0) throw errnoError(koffi.errno(), { op, syscall: 'recv(netlink)', target, privilege: NETLINK_PRIVILEGE });
+      if (n < 0)
+        throw errnoError(koffi.errno(), {
+          op,
+          syscall: 'recv(netlink)',
+          target,
+          privilege: NETLINK_PRIVILEGE,
+        });
       const view = new DataView(buf.buffer, 0, n);
       for (let at = 0; at + 16 <= n; ) {
         const len = view.getUint32(at, true);
