@@ -56,5 +56,15 @@ interface ErrnoDescription {
     message: string;
 }
 declare function describeErrno(errno: number, context: ErrnoContext): ErrnoDescription;
-export { DatapathError, ERROR_CODES, Errno, describeErrno, errnoCode, errnoName, isDatapathError, isErrorCode, notSupported, notSupportedMessage };
-export type { DatapathErrorOptions, ErrnoContext, ErrnoDescription, ErrnoMeaning, ErrnoName, ErrorCode };
+interface ErrnoOptions {
+    meaning?: ErrnoContext["meaning"];
+    privilege?: string | undefined;
+}
+declare function errnoErrorOf<E, O extends DatapathErrorOptions & {
+    op: string;
+}>(make: (code: ErrorCode, message: string, options: O) => E, errno: number, options: O & ErrnoOptions, defaults?: {
+    privilege?: string;
+    detail?: string | undefined;
+}): E;
+export { DatapathError, ERROR_CODES, Errno, describeErrno, errnoCode, errnoErrorOf, errnoName, isDatapathError, isErrorCode, notSupported, notSupportedMessage };
+export type { DatapathErrorOptions, ErrnoContext, ErrnoDescription, ErrnoMeaning, ErrnoName, ErrnoOptions, ErrorCode };

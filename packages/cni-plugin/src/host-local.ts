@@ -5,7 +5,8 @@
 
 import { CniError, CniErrorCode } from '@datapath/cni';
 import { tryParsePrefix } from '@datapath/ip';
-import { FileStore, hostLocalOwner, IpamError, RangeAllocator } from '@datapath/ipam';
+import { hostLocalOwner, IpamError, RangeAllocator } from '@datapath/ipam';
+import { FileStore } from '@datapath/ipam/file-store';
 
 /** One range of a range set. */
 export interface HostLocalRange {

@@ -1,3 +1,4 @@
+import type { DatapathErrorOptions } from './base.js';
 import type { ErrorCode } from './codes.js';
 
 /** The name of an errno the SDK knows, e.g. `EEXIST`. */
@@ -234,4 +235,51 @@ export function describeErrno(errno: number, context: ErrnoContext): ErrnoDescri
     errnoName: name,
     message: `${context.op}: ${where} failed: ${name}${target}${detail}${hint}`,
   };
+}
+
+/** The errno part of a kernel layer's error options: what an errno means in this call, and who may make it. */
+export interface ErrnoOptions {
+  /** Meanings specific to this call, by errno name (a map update's `E2BIG` means the map is full). */
+  meaning?: ErrnoContext['meaning'];
+  /** The privilege the call needs, named when it was denied; default: the layer's own. */
+  privilege?: string | undefined;
+}
+
+/**
+ * Builds a kernel layer's own error for an errno through {@link describeErrno}: the one adapter every
+ * layer's `errnoError` is, so the code, reason, name and message are made the same way everywhere.
+ * `make` is the layer's constructor; `options` are its error options plus {@link ErrnoOptions};
+ * `defaults.privilege` is named when the call was denied and `options.privilege` is not given;
+ * `defaults.detail` is text the kernel sent (a netlink extended ACK).
+ *
+ * @example A layer's errnoError in one call
+ * ```ts
+ * import { DatapathError, type DatapathErrorOptions, errnoErrorOf, type ErrnoOptions } from '@datapath/errors';
+ * class ToyError extends DatapathError {}
+ * const errnoError = (errno: number, options: DatapathErrorOptions & ErrnoOptions & { op: string }) =>
+ *   errnoErrorOf((code, message, o) => new ToyError(code, message, o), errno, options, { privilege: 'root' });
+ * console.log(errnoError(1, { op: 'toy' }).message); // toy: toy failed: EPERM (needs root)
+ * ```
+ */
+export function errnoErrorOf<E, O extends DatapathErrorOptions & { op: string }>(
+  make: (code: ErrorCode, message: string, options: O) => E,
+  errno: number,
+  options: O & ErrnoOptions,
+  defaults: { privilege?: string; detail?: string | undefined } = {},
+): E {
+  const { meaning, privilege, ...rest } = options;
+  const d = describeErrno(errno, {
+    op: options.op,
+    syscall: options.syscall,
+    target: options.target,
+    detail: defaults.detail,
+    meaning,
+    privilege: privilege ?? defaults.privilege,
+  });
+  return make(d.code, d.message, {
+    ...(rest as unknown as O),
+    reason: options.reason ?? d.reason,
+    errno,
+    errnoName: d.errnoName,
+  });
 }

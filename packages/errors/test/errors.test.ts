@@ -1,9 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import {
   DatapathError,
+  type DatapathErrorOptions,
   describeErrno,
   ERROR_CODES,
   Errno,
+  type ErrorCode,
+  errnoErrorOf,
   errnoName,
   isDatapathError,
   isErrorCode,
@@ -157,5 +160,49 @@ describe('errno table', () => {
     );
     const other = describeErrno(17, { op: 'linkAdd', privilege: 'CAP_NET_ADMIN' });
     expect(other.message).toBe('linkAdd: linkAdd failed: EEXIST');
+  });
+});
+
+describe('errnoErrorOf', () => {
+  class LayerError extends DatapathError {
+    override readonly name: string = 'LayerError';
+  }
+  const make = (code: ErrorCode, message: string, o: DatapathErrorOptions) =>
+    new LayerError(code, message, o);
+
+  it("builds the layer's error from the one table, with the layer's default privilege and the kernel's text", () => {
+    const e = errnoErrorOf(
+      make,
+      1,
+      { op: 'linkAdd', syscall: 'RTM_NEWLINK', target: 'v0' },
+      {
+        privilege: 'CAP_NET_ADMIN',
+        detail: 'extack text',
+      },
+    );
+    expect(e).toBeInstanceOf(LayerError);
+    expect(e).toBeInstanceOf(DatapathError);
+    expect(e.code).toBe('PermissionDenied');
+    expect(e.errno).toBe(1);
+    expect(e.errnoName).toBe('EPERM');
+    expect(e.message).toBe('linkAdd: RTM_NEWLINK failed: EPERM (v0): extack text (needs CAP_NET_ADMIN)');
+  });
+
+  it("keeps the caller's reason over the meaning's, takes a per-call privilege, and drops the errno-only options", () => {
+    const full = errnoErrorOf(make, Errno.E2BIG, {
+      op: 'mapUpdate',
+      meaning: { E2BIG: { code: 'Exhausted', reason: 'Full' } },
+    });
+    expect([full.code, full.reason]).toEqual(['Exhausted', 'Full']);
+    const mine = errnoErrorOf(make, Errno.E2BIG, {
+      op: 'mapUpdate',
+      reason: 'Mine',
+      meaning: { E2BIG: { code: 'Exhausted', reason: 'Full' } },
+    });
+    expect(mine.reason).toBe('Mine');
+    const denied = errnoErrorOf(make, 13, { op: 'x', privilege: 'root' }, { privilege: 'CAP_BPF' });
+    expect(denied.message).toContain('(needs root)');
+    expect(Object.keys(denied)).not.toContain('meaning');
+    expect(Object.keys(denied)).not.toContain('privilege');
   });
 });

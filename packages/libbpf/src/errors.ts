@@ -1,9 +1,10 @@
 import {
   DatapathError,
   type DatapathErrorOptions,
-  describeErrno,
   type ErrnoContext,
+  type ErrnoOptions,
   type ErrorCode,
+  errnoErrorOf,
 } from '@datapath/errors';
 
 /**
@@ -20,12 +21,7 @@ export interface BpfErrorOptions extends DatapathErrorOptions {
 }
 
 /** Options of {@link errnoError}: where the errno came from and what it means in this call. */
-export interface BpfErrnoOptions extends BpfErrorOptions {
-  /** Meanings specific to this call, by errno name (a map update's `E2BIG` means the map is full). */
-  meaning?: ErrnoContext['meaning'];
-  /** The privilege the call needs, named when it was denied; default: bpf(2)'s (`CAP_BPF` …). */
-  privilege?: string | undefined;
-}
+export interface BpfErrnoOptions extends BpfErrorOptions, ErrnoOptions {}
 
 /**
  * The one error type thrown by `@datapath/libbpf` and `@datapath/bpf-maps`: a `DatapathError` whose
@@ -55,8 +51,6 @@ export class BpfError extends DatapathError {
 
 /** What a denied bpf(2) call needs. */
 export const BPF_PRIVILEGE = 'CAP_BPF, with CAP_NET_ADMIN for networking programs, or root';
-/** What a denied setns(2) needs. */
-export const SETNS_PRIVILEGE = 'CAP_SYS_ADMIN, or root';
 
 /**
  * Maps an errno from a failed system call to a {@link BpfError} through the SDK's one errno table
@@ -74,20 +68,8 @@ export const SETNS_PRIVILEGE = 'CAP_SYS_ADMIN, or root';
  * ```
  */
 export function errnoError(errno: number, options: BpfErrnoOptions): BpfError {
-  const { meaning, privilege, ...rest } = options;
-  const d = describeErrno(errno, {
-    op: options.op,
-    syscall: options.syscall,
-    target: options.target,
-    meaning,
-    privilege: privilege ?? BPF_PRIVILEGE,
-  });
-  return new BpfError(d.code, d.message, {
-    ...rest,
-    reason: options.reason ?? d.reason,
-    errno,
-    errnoName: d.errnoName,
-  });
+  const make = (code: ErrorCode, message: string, o: BpfErrorOptions) => new BpfError(code, message, o);
+  return errnoErrorOf(make, errno, options, { privilege: BPF_PRIVILEGE });
 }
 
 /** The meaning of errnos on a map update: `E2BIG` is the kernel's answer for a full map. */

@@ -1,9 +1,9 @@
 import {
   DatapathError,
   type DatapathErrorOptions,
-  describeErrno,
-  type ErrnoContext,
+  type ErrnoOptions,
   type ErrorCode,
+  errnoErrorOf,
 } from '@datapath/errors';
 
 /**
@@ -22,12 +22,7 @@ export interface NetlinkErrorOptions extends DatapathErrorOptions {
 }
 
 /** Options of {@link errnoError}: where the errno came from and what it means in this call. */
-export interface NetlinkErrnoOptions extends NetlinkErrorOptions {
-  /** Meanings specific to this call, by errno name (a receive timeout's `EAGAIN` is `TimedOut`). */
-  meaning?: ErrnoContext['meaning'];
-  /** The privilege the call needs, named when it was denied; default `CAP_NET_ADMIN`. */
-  privilege?: string | undefined;
-}
+export interface NetlinkErrnoOptions extends NetlinkErrorOptions, ErrnoOptions {}
 
 /**
  * The one error type thrown by `@datapath/netlink` and `@datapath/netdev`: a `DatapathError` whose
@@ -78,21 +73,9 @@ export const NAMESPACE_PRIVILEGE = 'CAP_SYS_ADMIN, or root';
  * ```
  */
 export function errnoError(errno: number, options: NetlinkErrnoOptions): NetlinkError {
-  const { meaning, privilege, ...rest } = options;
-  const d = describeErrno(errno, {
-    op: options.op,
-    syscall: options.syscall,
-    target: options.target,
-    detail: options.kernelMessage,
-    meaning,
-    privilege: privilege ?? NETLINK_PRIVILEGE,
-  });
-  return new NetlinkError(d.code, d.message, {
-    ...rest,
-    reason: options.reason ?? d.reason,
-    errno,
-    errnoName: d.errnoName,
-  });
+  const make = (code: ErrorCode, message: string, o: NetlinkErrorOptions) =>
+    new NetlinkError(code, message, o);
+  return errnoErrorOf(make, errno, options, { privilege: NETLINK_PRIVILEGE, detail: options.kernelMessage });
 }
 
 /** A `NetlinkError` for input rejected before any system call. */
