@@ -98,3 +98,25 @@ export function abortError(op: string, signal: AbortSignal): NetlinkError {
     cause: signal.reason,
   });
 }
+
+/**
+ * Runs a synchronous file system call (a namespace file, `/proc/sys`) and throws a failure as a
+ * {@link NetlinkError} through the one errno table; anything that is not an errno error passes unchanged.
+ *
+ * @example Reading a sysctl with typed errors
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { fsCall } from '@datapath/netlink';
+ * const path = '/proc/sys/net/ipv4/ip_forward';
+ * const value = fsCall(() => readFileSync(path, 'utf8'), 'sysctlGet', 'read', path);
+ * ```
+ */
+export function fsCall<T>(fn: () => T, op: string, syscall: string, target: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    const errno = (err as { errno?: number }).errno;
+    if (typeof errno === 'number') throw errnoError(-errno, { op, syscall, target, cause: err });
+    throw err;
+  }
+}

@@ -10,7 +10,7 @@ export type { RouteMessage } from './codec/route.js';
 export { RouteProtocol, RouteScope, RouteTable, RouteType } from './codec/route.js';
 export type { RequestOptions, Transport } from './conn.js';
 export type { NetlinkErrnoOptions, NetlinkErrorCode, NetlinkErrorOptions } from './errors.js';
-export { errnoError, NetlinkError } from './errors.js';
+export { errnoError, fsCall, NetlinkError } from './errors.js';
 export type { Family, NewMode } from './handle.js';
 export { Handle } from './handle.js';
 export type { FileLock } from './lock.js';

@@ -113,6 +113,29 @@ function fatalRestore(err: unknown): never {
 }
 
 /**
+ * The one setns window of the package: runs `enter` (which moves this thread to another network
+ * namespace: setns or unshare) and then `body`, and always returns the thread to the namespace it was in,
+ * leaving the process when that is impossible.
+ */
+function inOtherNetns<T>(op: string, enter: () => void, body: () => T): T {
+  const self = openRead(SELF, op);
+  try {
+    enter();
+    try {
+      return body();
+    } finally {
+      try {
+        setns(self, op, SELF);
+      } catch (err) {
+        fatalRestore(err);
+      }
+    }
+  } finally {
+    closeFile(self, op);
+  }
+}
+
+/**
  * An open network namespace (a file descriptor on nsfs). Close it with {@link Netns.close} or `using`.
  *
  * @example Opening a named namespace and running a synchronous call inside it
@@ -235,22 +258,7 @@ export class Netns implements Disposable {
   run<T>(fn: () => T): T {
     const op = 'netnsRun';
     this.ensureOpen(op);
-    const self = openRead(SELF, op);
-    let result: T;
-    try {
-      setns(this.fd, op, this.path);
-      try {
-        result = fn();
-      } finally {
-        try {
-          setns(self, op, SELF);
-        } catch (err) {
-          fatalRestore(err);
-        }
-      }
-    } finally {
-      closeFile(self, op);
-    }
+    const result = inOtherNetns(op, () => setns(this.fd, op, this.path), fn);
     if (
       result !== null &&
       typeof result === 'object' &&
@@ -423,21 +431,11 @@ export function netnsAdd(name: string): Netns {
   ensureSharedRunDir(op);
   createExclusive(path, op);
   try {
-    const self = openRead(SELF, op);
-    try {
-      unshareNet(op);
-      try {
-        mount(SELF, path, 'none', MS_BIND, op);
-      } finally {
-        try {
-          setns(self, op, SELF);
-        } catch (err) {
-          fatalRestore(err);
-        }
-      }
-    } finally {
-      closeFile(self, op);
-    }
+    inOtherNetns(
+      op,
+      () => unshareNet(op),
+      () => mount(SELF, path, 'none', MS_BIND, op),
+    );
     return Netns.open({ path });
   } catch (err) {
     tryUmount2(path, MNT_DETACH);

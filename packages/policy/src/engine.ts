@@ -203,10 +203,10 @@ export class PolicyEngine {
     if (p === undefined) throw new PolicyError('InvalidPolicy', 'no policy given');
     const old = this.#rules.policies.get(policyKey(p));
     const dirty = old ? this.#dirtyOf(old.rules) : new Set<Group>();
-    const prefixesBefore = this.#rules.prefixSignature();
+    this.#rules.markPrefixes();
     if (old) this.#unsetPolicy(old.rules);
     const rules = this.#rules.set(p);
-    return this.#afterPolicyChange(dirty, rules, prefixesBefore);
+    return this.#afterPolicyChange(dirty, rules);
   }
 
   /**
@@ -229,10 +229,10 @@ export class PolicyEngine {
     const old = this.#rules.policies.get(key);
     if (!old) throw new PolicyError('NotFound', `no policy ${key}`);
     const dirty = this.#dirtyOf(old.rules);
-    const prefixesBefore = this.#rules.prefixSignature();
+    this.#rules.markPrefixes();
     this.#unsetPolicy(old.rules);
-    this.#rules.policies.delete(key);
-    return this.#afterPolicyChange(dirty, [], prefixesBefore);
+    this.#rules.delete(key);
+    return this.#afterPolicyChange(dirty, []);
   }
 
   /**
@@ -394,9 +394,9 @@ export class PolicyEngine {
     return new Set<Group>(rules.flatMap((r) => [...this.#groups.groupsOf(r)]));
   }
 
-  #afterPolicyChange(dirty: Set<Group>, rules: NormalizedRule[], prefixesBefore: string): MapChange[] {
+  #afterPolicyChange(dirty: Set<Group>, rules: NormalizedRule[]): MapChange[] {
     if (!this.#incremental) return this.rebuild();
-    const identitiesMayChange = this.#rules.prefixSignature() !== prefixesBefore;
+    const identitiesMayChange = this.#rules.prefixesChanged();
     for (const r of rules) this.#groups.indexRule(r);
     for (const r of rules) for (const g of this.#groups.groupsOf(r)) dirty.add(g);
     if (identitiesMayChange) return this.#incrementalUpdate(null, dirty, []);

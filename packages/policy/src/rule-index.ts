@@ -13,6 +13,10 @@ export class RuleIndex {
   readonly cluster = new Set<NormalizedRule>();
   readonly #ids = new WeakMap<NormalizedRule, number>();
   #nextId = 1;
+  /** How many loaded rules name each ipBlock (`i:`) and CIDR (`c:`) prefix. */
+  readonly #prefixUse = new Map<string, number>();
+  /** Prefixes that appeared or vanished since {@link RuleIndex.markPrefixes}, with whether they were there then. */
+  readonly #prefixFlips = new Map<string, boolean>();
 
   /** Load order of a rule (rules are applied in this order). */
   id(r: NormalizedRule): number {
@@ -33,7 +37,11 @@ export class RuleIndex {
   set(p: PolicyObject): NormalizedRule[] {
     const rules = normalizePolicy(p);
     for (const r of rules) this.#ids.set(r, this.#nextId++);
-    this.policies.set(policyKey(p), { obj: p, rules });
+    const key = policyKey(p);
+    const old = this.policies.get(key);
+    if (old) this.#count(old.rules, -1);
+    this.policies.set(key, { obj: p, rules });
+    this.#count(rules, 1);
     for (const r of rules) {
       const ns = ruleNamespace(r);
       if (ns === undefined) this.cluster.add(r);
@@ -50,15 +58,42 @@ export class RuleIndex {
     }
   }
 
-  /** The ipBlock and CIDR prefixes the rules name: when it changes, identities may change. */
-  prefixSignature(): string {
-    const ipb = new Set<string>();
-    const cidr = new Set<string>();
-    for (const r of this.all()) {
-      for (const p of r.ipblockPrefixes) ipb.add(p.text);
-      for (const p of r.cidrPrefixes) cidr.add(p.text);
+  /** Removes a policy's entry (the caller unsets its rules from the indexes). */
+  delete(key: string): void {
+    const old = this.policies.get(key);
+    if (old === undefined) return;
+    this.#count(old.rules, -1);
+    this.policies.delete(key);
+  }
+
+  /**
+   * Starts watching the set of ipBlock and CIDR prefixes the loaded rules name: {@link RuleIndex.prefixesChanged}
+   * then tells whether that set differs from now (when it does, identities may change). O(1): the set is
+   * kept by reference counts as policies come and go, not recomputed over every rule.
+   */
+  markPrefixes(): void {
+    this.#prefixFlips.clear();
+  }
+
+  /** Whether the set of named prefixes differs from the one at the last {@link RuleIndex.markPrefixes}. */
+  prefixesChanged(): boolean {
+    for (const [k, was] of this.#prefixFlips) if (this.#prefixUse.has(k) !== was) return true;
+    return false;
+  }
+
+  #count(rules: readonly NormalizedRule[], by: 1 | -1): void {
+    for (const r of rules) {
+      for (const p of r.ipblockPrefixes) this.#use(`i:${p.text}`, by);
+      for (const p of r.cidrPrefixes) this.#use(`c:${p.text}`, by);
     }
-    return `${[...ipb].sort().join(',')}|${[...cidr].sort().join(',')}`;
+  }
+
+  #use(k: string, by: 1 | -1): void {
+    const before = this.#prefixUse.get(k) ?? 0;
+    const after = before + by;
+    if ((before === 0) !== (after === 0) && !this.#prefixFlips.has(k)) this.#prefixFlips.set(k, before > 0);
+    if (after === 0) this.#prefixUse.delete(k);
+    else this.#prefixUse.set(k, after);
   }
 }
 

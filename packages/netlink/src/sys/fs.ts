@@ -1,60 +1,50 @@
 // Synchronous file operations on namespace files and /proc/sys, with Node's errors mapped through
-// errnoError. Synchronous on purpose: they run inside setns windows, where nothing may go async.
+// fsCall. Synchronous on purpose: they run inside setns windows, where nothing may go async.
 import * as fs from 'node:fs';
-import { errnoError } from '../errors.js';
+import { fsCall } from '../errors.js';
 
 const NSFS_MAGIC = 0x6e73_6673;
 
-function mapped<T>(fn: () => T, op: string, syscall: string, target: string): T {
-  try {
-    return fn();
-  } catch (err) {
-    const errno = (err as { errno?: number }).errno;
-    if (typeof errno === 'number') throw errnoError(-errno, { op, syscall, target, cause: err });
-    throw err;
-  }
-}
-
 /** Opens a file read-only (close-on-exec), e.g. a namespace file. */
 export function openRead(path: string, op: string): number {
-  return mapped(() => fs.openSync(path, 'r'), op, 'open', path);
+  return fsCall(() => fs.openSync(path, 'r'), op, 'open', path);
 }
 
 /** Creates an empty file, failing when it exists (`O_CREAT|O_EXCL`). */
 export function createExclusive(path: string, op: string): void {
-  mapped(() => fs.closeSync(fs.openSync(path, 'wx', 0o444)), op, 'open(O_CREAT|O_EXCL)', path);
+  fsCall(() => fs.closeSync(fs.openSync(path, 'wx', 0o444)), op, 'open(O_CREAT|O_EXCL)', path);
 }
 
 /** Closes an fd opened by {@link openRead}. */
 export function closeFile(fd: number, op: string): void {
-  mapped(() => fs.closeSync(fd), op, 'close', String(fd));
+  fsCall(() => fs.closeSync(fd), op, 'close', String(fd));
 }
 
 /** Device and inode of an open fd: two fds name the same namespace iff these are equal. */
 export function fdIdentity(fd: number, op: string): { dev: number; ino: number } {
-  const st = mapped(() => fs.fstatSync(fd), op, 'fstat', String(fd));
+  const st = fsCall(() => fs.fstatSync(fd), op, 'fstat', String(fd));
   return { dev: st.dev, ino: st.ino };
 }
 
 /** Device and inode of a path. */
 export function pathIdentity(path: string, op: string): { dev: number; ino: number } {
-  const st = mapped(() => fs.statSync(path), op, 'stat', path);
+  const st = fsCall(() => fs.statSync(path), op, 'stat', path);
   return { dev: st.dev, ino: st.ino };
 }
 
 /** Whether `path` is on nsfs (a namespace file, a bind mount of one, or a /proc/PID/ns link). */
 export function isNsfs(path: string, op: string): boolean {
-  return mapped(() => fs.statfsSync(path), op, 'statfs', path).type === NSFS_MAGIC;
+  return fsCall(() => fs.statfsSync(path), op, 'statfs', path).type === NSFS_MAGIC;
 }
 
 /** `mkdir -p` with mode 0755. */
 export function mkdirp(path: string, op: string): void {
-  mapped(() => fs.mkdirSync(path, { recursive: true, mode: 0o755 }), op, 'mkdir', path);
+  fsCall(() => fs.mkdirSync(path, { recursive: true, mode: 0o755 }), op, 'mkdir', path);
 }
 
 /** unlink(2). */
 export function unlink(path: string, op: string): void {
-  mapped(() => fs.unlinkSync(path), op, 'unlink', path);
+  fsCall(() => fs.unlinkSync(path), op, 'unlink', path);
 }
 
 /** Whether a path exists (no error mapping: a plain probe). */
@@ -73,10 +63,10 @@ export function listDir(path: string): string[] {
 
 /** Writes a whole small file synchronously (a /proc/sys knob). */
 export function writeSmallFile(path: string, value: string, op: string): void {
-  mapped(() => fs.writeFileSync(path, value), op, 'write', path);
+  fsCall(() => fs.writeFileSync(path, value), op, 'write', path);
 }
 
 /** Reads a whole small file synchronously (a /proc/sys knob). */
 export function readSmallFile(path: string, op: string): string {
-  return mapped(() => fs.readFileSync(path, 'utf8'), op, 'read', path);
+  return fsCall(() => fs.readFileSync(path, 'utf8'), op, 'read', path);
 }
