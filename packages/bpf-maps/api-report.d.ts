@@ -124,6 +124,10 @@ interface MapCodecs<K, V> {
     key: Codec<K>;
     value: Codec<V>;
 }
+interface OpenMapCodecs<K, V> {
+    key?: Codec<K>;
+    value: Codec<V>;
+}
 interface FromFdOptions {
     owned?: boolean;
 }
@@ -174,7 +178,7 @@ declare class ProgArrayMap extends PlainMap<number, number> {
     static fromFd(fd: number, options?: FromFdOptions): ProgArrayMap;
 }
 type AnyMap<K, V> = HashMap<K, V> | LpmTrieMap<K, V> | PerCpuHashMap<K, V> | ArrayMap<V> | PerCpuArrayMap<V> | ProgArrayMap;
-declare function openMapFd<K, V>(fd: number, codecs: MapCodecs<K, V>, options?: FromFdOptions): AnyMap<K, V>;
+declare function openMapFd<K, V>(fd: number, codecs: OpenMapCodecs<K, V>, options?: FromFdOptions): AnyMap<K, V>;
 type LpmKey<S extends object = {}> = {
     prefixLen: number;
     addr: string;
@@ -275,6 +279,8 @@ interface BaseMapSpec {
     name?: string;
     flags?: number;
 }
+type KeyedMapKind = "hash" | "lruHash" | "lpmTrie" | "perCpuHash" | "lruPerCpuHash";
+type IndexedMapKind = "array" | "perCpuArray";
 interface KeyedMapSpec<T extends MapKind, K, V> extends BaseMapSpec {
     type: T;
     key: Codec<K>;
@@ -282,46 +288,51 @@ interface KeyedMapSpec<T extends MapKind, K, V> extends BaseMapSpec {
 }
 interface IndexedMapSpec<T extends MapKind, V> extends BaseMapSpec {
     type: T;
+    key?: Codec<number>;
     value: Codec<V>;
 }
 interface ProgArraySpec extends BaseMapSpec {
     type: "progArray";
+    key?: Codec<number>;
+    value?: Codec<number>;
 }
-type MapSpec<K, V> = KeyedMapSpec<"hash" | "lruHash" | "lpmTrie" | "perCpuHash" | "lruPerCpuHash", K, V> | IndexedMapSpec<"array" | "perCpuArray", V> | ProgArraySpec;
-declare function createMap<K, V>(spec: KeyedMapSpec<"hash", K, V>): HashMap<K, V>;
-declare function createMap<K, V>(spec: KeyedMapSpec<"lruHash", K, V>): LruHashMap<K, V>;
-declare function createMap<K, V>(spec: KeyedMapSpec<"lpmTrie", K, V>): LpmTrieMap<K, V>;
-declare function createMap<K, V>(spec: KeyedMapSpec<"perCpuHash" | "lruPerCpuHash", K, V>): PerCpuHashMap<K, V>;
-declare function createMap<V>(spec: IndexedMapSpec<"array", V>): ArrayMap<V>;
-declare function createMap<V>(spec: IndexedMapSpec<"perCpuArray", V>): PerCpuArrayMap<V>;
-declare function createMap(spec: ProgArraySpec): ProgArrayMap;
+type CreateMapSpec<T extends PlainMapKind = PlainMapKind, K = unknown, V = unknown> = T extends KeyedMapKind ? KeyedMapSpec<T, K, V> : T extends IndexedMapKind ? IndexedMapSpec<T, V> : ProgArraySpec;
+type MapSpec<K, V> = CreateMapSpec<PlainMapKind, K, V>;
+interface MapOfKind<K, V> {
+    hash: HashMap<K, V>;
+    lruHash: LruHashMap<K, V>;
+    lpmTrie: LpmTrieMap<K, V>;
+    perCpuHash: PerCpuHashMap<K, V>;
+    lruPerCpuHash: PerCpuHashMap<K, V>;
+    array: ArrayMap<V>;
+    perCpuArray: PerCpuArrayMap<V>;
+    progArray: ProgArrayMap;
+}
 declare function createMap<IK, IV>(spec: ArrayOfMapsSpec<IK, IV>): ArrayOfMaps<IK, IV>;
 declare function createMap<K, IK, IV>(spec: HashOfMapsSpec<K, IK, IV>): HashOfMaps<K, IK, IV>;
-type PinnedSpec<K, V> = (Omit<KeyedMapSpec<"hash" | "lruHash" | "lpmTrie" | "perCpuHash" | "lruPerCpuHash", K, V>, "maxEntries" | "name"> | Omit<IndexedMapSpec<"array" | "perCpuArray", V>, "maxEntries" | "name"> | Omit<ProgArraySpec, "maxEntries" | "name">) & {
+declare function createMap<T extends PlainMapKind, K = unknown, V = unknown>(spec: CreateMapSpec<T, K, V>): MapOfKind<K, V>[T];
+interface PinnedOptions {
     maxEntries?: number;
+    flags?: number;
     readOnly?: boolean;
-};
-declare function openPinned<K, V>(path: string, spec: PinnedSpec<K, V> & {
-    type: "hash";
-}): HashMap<K, V>;
-declare function openPinned<K, V>(path: string, spec: PinnedSpec<K, V> & {
-    type: "lruHash";
-}): LruHashMap<K, V>;
-declare function openPinned<K, V>(path: string, spec: PinnedSpec<K, V> & {
-    type: "lpmTrie";
-}): LpmTrieMap<K, V>;
-declare function openPinned<K, V>(path: string, spec: PinnedSpec<K, V> & {
-    type: "perCpuHash" | "lruPerCpuHash";
-}): PerCpuHashMap<K, V>;
-declare function openPinned<V>(path: string, spec: PinnedSpec<number, V> & {
-    type: "array";
-}): ArrayMap<V>;
-declare function openPinned<V>(path: string, spec: PinnedSpec<number, V> & {
-    type: "perCpuArray";
-}): PerCpuArrayMap<V>;
-declare function openPinned(path: string, spec: PinnedSpec<number, number> & {
+}
+interface PinnedKeyedSpec<T extends KeyedMapKind, K, V> extends PinnedOptions {
+    type: T;
+    key: Codec<K>;
+    value: Codec<V>;
+}
+interface PinnedIndexedSpec<T extends IndexedMapKind, V> extends PinnedOptions {
+    type: T;
+    key?: Codec<number>;
+    value: Codec<V>;
+}
+interface PinnedProgArraySpec extends PinnedOptions {
     type: "progArray";
-}): ProgArrayMap;
+    key?: Codec<number>;
+    value?: Codec<number>;
+}
+type PinnedSpec<K, V, T extends PlainMapKind = PlainMapKind> = T extends KeyedMapKind ? PinnedKeyedSpec<T, K, V> : T extends IndexedMapKind ? PinnedIndexedSpec<T, V> : PinnedProgArraySpec;
+declare function openPinned<T extends PlainMapKind, K = unknown, V = unknown>(path: string, spec: PinnedSpec<K, V, T>): MapOfKind<K, V>[T];
 type RecordHandler = (view: DataView, offset: number, length: number, cpu: number) => void;
 interface EventsOptions {
     batch?: number;
@@ -415,4 +426,4 @@ interface UnionOptions {
 declare function union<F extends StructFields>(fields: F, options?: UnionOptions): Codec<UnionType<F>>;
 declare function enumeration<const V extends Readonly<Record<string, number>>>(base: Codec<number>, values: V): Codec<V[keyof V]>;
 export { ArrayMap, ArrayOfMaps, BpfMap, EventReader, HashMap, HashOfMaps, LpmTrieMap, LruHashMap, MapOfMaps, PerCpuArrayMap, PerCpuHashMap, PerfEventArray, ProgArrayMap, RingBuf, align, array, be16, be32, bytes, createMap, enumeration, i16, i32, i64, i8, ipv4, ipv6, lpmKey, lpmKeyCodec, mac, openMapFd, openPinned, pad, struct, u16, u32, u64, u8, union };
-export type { AnyMap, ArrayOfMapsSpec, BaseMapSpec, BatchOptions, Codec, CodecType, EventSubscription, EventsOptions, FromFdOptions, HashOfMapsSpec, IndexedMapSpec, InnerMapKind, InnerMapRef, InnerMapShape, InnerMapSpec, IterateOptions, IterationStats, KeyedMapSpec, LpmKey, LpmKeyOptions, MapCodecs, MapKind, MapSpec, PadCodec, PerfEventArrayOptions, PinnedSpec, PlainMapKind, ProgArraySpec, RecordHandler, RingBufOptions, StructCodec, StructFields, StructOptions, StructType, SubscribeOptions, UnionOptions, UnionType, UpdateFlag };
+export type { AnyMap, ArrayOfMapsSpec, BaseMapSpec, BatchOptions, Codec, CodecType, CreateMapSpec, EventSubscription, EventsOptions, FromFdOptions, HashOfMapsSpec, IndexedMapKind, IndexedMapSpec, InnerMapKind, InnerMapRef, InnerMapShape, InnerMapSpec, IterateOptions, IterationStats, KeyedMapKind, KeyedMapSpec, LpmKey, LpmKeyOptions, MapCodecs, MapKind, MapOfKind, MapSpec, OpenMapCodecs, PadCodec, PerfEventArrayOptions, PinnedIndexedSpec, PinnedKeyedSpec, PinnedOptions, PinnedProgArraySpec, PinnedSpec, PlainMapKind, ProgArraySpec, RecordHandler, RingBufOptions, StructCodec, StructFields, StructOptions, StructType, SubscribeOptions, UnionOptions, UnionType, UpdateFlag };

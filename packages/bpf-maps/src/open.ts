@@ -75,7 +75,11 @@ export interface ProgArraySpec extends BaseMapSpec {
  * The spec {@link createMap} accepts for map kind `T` (every kind when `T` is left open): keyed kinds
  * need `key` and `value` codecs, array kinds a `value` codec, a prog array neither.
  */
-export type CreateMapSpec<T extends PlainMapKind = PlainMapKind, K = unknown, V = unknown> = T extends KeyedMapKind
+export type CreateMapSpec<
+  T extends PlainMapKind = PlainMapKind,
+  K = unknown,
+  V = unknown,
+> = T extends KeyedMapKind
   ? KeyedMapSpec<T, K, V>
   : T extends IndexedMapKind
     ? IndexedMapSpec<T, V>
@@ -180,7 +184,10 @@ export function createMap<T extends PlainMapKind, K = unknown, V = unknown>(
   spec: CreateMapSpec<T, K, V>,
 ): MapOfKind<K, V>[T];
 export function createMap<K, V>(
-  spec: CreateMapSpec<PlainMapKind, K, V> | ArrayOfMapsSpec<unknown, unknown> | HashOfMapsSpec<K, unknown, unknown>,
+  spec:
+    | CreateMapSpec<PlainMapKind, K, V>
+    | ArrayOfMapsSpec<unknown, unknown>
+    | HashOfMapsSpec<K, unknown, unknown>,
 ): AnyMap<K, V> | ArrayOfMaps<unknown, unknown> | HashOfMaps<K, unknown, unknown> {
   const op = 'createMap';
   const kind = spec?.type;

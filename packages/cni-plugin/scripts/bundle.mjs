@@ -54,6 +54,10 @@ export async function bundle(dir = outDir) {
         setup(b) {
           b.onResolve({ filter: /^(node:)?crypto$/ }, () => ({ path: cryptoShim }));
           b.onResolve({ filter: /^koffi$/ }, () => ({ path: koffiShim }));
+          // Subpath entries of workspace packages, to their sources (the alias above maps package roots).
+          b.onResolve({ filter: /^@datapath\/ipam\/file-store$/ }, () => ({
+            path: `${pkg}/../ipam/src/file-store.ts`,
+          }));
         },
       },
     ],
