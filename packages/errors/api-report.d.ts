@@ -60,11 +60,12 @@ interface ErrnoOptions {
     meaning?: ErrnoContext["meaning"];
     privilege?: string | undefined;
 }
-declare function errnoErrorOf<E, O extends DatapathErrorOptions & {
+interface LayerErrorOptions extends DatapathErrorOptions {
     op: string;
-}>(make: (code: ErrorCode, message: string, options: O) => E, errno: number, options: O & ErrnoOptions, defaults?: {
+}
+declare function errnoErrorOf<E, O extends LayerErrorOptions>(make: (code: ErrorCode, message: string, options: O) => E, errno: number, options: O & ErrnoOptions, defaults?: {
     privilege?: string;
     detail?: string | undefined;
 }): E;
 export { DatapathError, ERROR_CODES, Errno, describeErrno, errnoCode, errnoErrorOf, errnoName, isDatapathError, isErrorCode, notSupported, notSupportedMessage };
-export type { DatapathErrorOptions, ErrnoContext, ErrnoDescription, ErrnoMeaning, ErrnoName, ErrnoOptions, ErrorCode };
+export type { DatapathErrorOptions, ErrnoContext, ErrnoDescription, ErrnoMeaning, ErrnoName, ErrnoOptions, ErrorCode, LayerErrorOptions };

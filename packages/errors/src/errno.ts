@@ -245,6 +245,12 @@ export interface ErrnoOptions {
   privilege?: string | undefined;
 }
 
+/** The options every layer's error takes: the SDK operation that failed is required. */
+export interface LayerErrorOptions extends DatapathErrorOptions {
+  /** The SDK operation that failed, e.g. `linkAdd`. */
+  op: string;
+}
+
 /**
  * Builds a kernel layer's own error for an errno through {@link describeErrno}: the one adapter every
  * layer's `errnoError` is, so the code, reason, name and message are made the same way everywhere.
@@ -261,7 +267,7 @@ export interface ErrnoOptions {
  * console.log(errnoError(1, { op: 'toy' }).message); // toy: toy failed: EPERM (needs root)
  * ```
  */
-export function errnoErrorOf<E, O extends DatapathErrorOptions & { op: string }>(
+export function errnoErrorOf<E, O extends LayerErrorOptions>(
   make: (code: ErrorCode, message: string, options: O) => E,
   errno: number,
   options: O & ErrnoOptions,
