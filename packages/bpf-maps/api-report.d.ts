@@ -308,9 +308,9 @@ interface MapOfKind<K, V> {
     perCpuArray: PerCpuArrayMap<V>;
     progArray: ProgArrayMap;
 }
+declare function createMap<T extends PlainMapKind, K = unknown, V = unknown>(spec: CreateMapSpec<T, K, V>): MapOfKind<K, V>[T];
 declare function createMap<IK, IV>(spec: ArrayOfMapsSpec<IK, IV>): ArrayOfMaps<IK, IV>;
 declare function createMap<K, IK, IV>(spec: HashOfMapsSpec<K, IK, IV>): HashOfMaps<K, IK, IV>;
-declare function createMap<T extends PlainMapKind, K = unknown, V = unknown>(spec: CreateMapSpec<T, K, V>): MapOfKind<K, V>[T];
 interface PinnedOptions {
     maxEntries?: number;
     flags?: number;

@@ -178,11 +178,12 @@ function isPerCpu(kind: MapKind): boolean {
  * map.set(1, 10n);
  * ```
  */
-export function createMap<IK, IV>(spec: ArrayOfMapsSpec<IK, IV>): ArrayOfMaps<IK, IV>;
-export function createMap<K, IK, IV>(spec: HashOfMapsSpec<K, IK, IV>): HashOfMaps<K, IK, IV>;
+// The plain kinds' generic overload comes first: it is the one editors complete `type` from.
 export function createMap<T extends PlainMapKind, K = unknown, V = unknown>(
   spec: CreateMapSpec<T, K, V>,
 ): MapOfKind<K, V>[T];
+export function createMap<IK, IV>(spec: ArrayOfMapsSpec<IK, IV>): ArrayOfMaps<IK, IV>;
+export function createMap<K, IK, IV>(spec: HashOfMapsSpec<K, IK, IV>): HashOfMaps<K, IK, IV>;
 export function createMap<K, V>(
   spec:
     | CreateMapSpec<PlainMapKind, K, V>
