@@ -1098,17 +1098,26 @@ char LICENSE[] SEC("license") = "GPL";
         try {
           for (let i = 0; i < N; i++) pods.push(createNetns());
           const t0 = performance.now();
+          // A runtime retries code 11 ("try again later"): on a loaded machine a plugin may give up waiting
+          // for the store lock (bounded wait, IpamError Busy); that is the contract, not a failure.
+          let busy = 0;
           const results = await Promise.all(
-            pods.map((p, i) =>
-              runCniAsync(inst, {
-                hostNs: host.name,
-                containerId: `conc-${i}`,
-                netns: p.path,
-                command: 'ADD',
-                config: net.conf,
-              }),
-            ),
+            pods.map(async (p, i) => {
+              for (let attempt = 0; ; attempt++) {
+                const r = await runCniAsync(inst, {
+                  hostNs: host.name,
+                  containerId: `conc-${i}`,
+                  netns: p.path,
+                  command: 'ADD',
+                  config: net.conf,
+                });
+                if (r.status === 0 || attempt === 3 || (r.json as { code?: number } | undefined)?.code !== 11)
+                  return r;
+                busy++;
+              }
+            }),
           );
+          if (busy > 0) ctx.annotate(`${busy} ADDs answered code 11 (store lock busy) and were retried`);
           const seconds = (performance.now() - t0) / 1000;
           const ips = results.map((r) => {
             expect(r.status, r.stdout + r.stderr).toBe(0);
