@@ -45,7 +45,8 @@ interface PerfOutputOptions {
     wakeupEvents?: number;
 }
 declare function perfEventOpenBpfOutput(cpu: number, options?: PerfOutputOptions): number;
-type ProbeResult = ProbeSupported | ProbeUnsupported | ProbeInconclusive;
+type FeatureProbeResult = ProbeSupported | ProbeUnsupported | ProbeInconclusive;
+type ProbeResult = FeatureProbeResult;
 interface ProbeSupported {
     status: "supported";
     feature: string;
@@ -60,10 +61,10 @@ interface ProbeInconclusive {
     feature: string;
     error: BpfError;
 }
-declare function probeMapType(type: number): ProbeResult;
-declare function probeBatchOps(type: number): ProbeResult;
-declare function probeProgType(type: number): ProbeResult;
-declare function probeTcx(): ProbeResult;
+declare function probeMapType(type: number): FeatureProbeResult;
+declare function probeBatchOps(type: number): FeatureProbeResult;
+declare function probeProgType(type: number): FeatureProbeResult;
+declare function probeTcx(): FeatureProbeResult;
 declare function probeReset(): void;
 declare const AttachType: {
     readonly CgroupInet4Bind: 8;
@@ -85,7 +86,7 @@ declare const LinkType: {
     readonly Xdp: 6;
     readonly Tcx: 11;
 };
-interface LinkInfo {
+interface BpfLinkInfo {
     id: number;
     type: number;
     progId: number;
@@ -93,11 +94,12 @@ interface LinkInfo {
     attachType?: number;
     cgroupId?: bigint;
 }
+type LinkInfo = BpfLinkInfo;
 declare function linkCreate(progFd: number, target: number, attachType: number, flags?: number): number;
 declare function linkCreateAsync(progFd: number, target: number, attachType: number, flags?: number, netnsFd?: number): Promise<number>;
 declare function linkUpdate(linkFd: number, progFd: number): void;
 declare function linkDetach(linkFd: number): void;
-declare function linkInfo(linkFd: number): LinkInfo;
+declare function linkInfo(linkFd: number): BpfLinkInfo;
 declare function linkFdById(id: number): number;
 declare function linkPin(linkFd: number, path: string): void;
 declare function linkOpenPinned(path: string): number;
@@ -105,7 +107,6 @@ declare function linkClose(linkFd: number): void;
 declare function linkCloseAsync(linkFd: number): Promise<void>;
 declare function ifNameToIndex(name: string): number | undefined;
 declare function ifIndexToName(ifindex: number): string | undefined;
-declare function inNetns<T>(path: string, fn: () => T): T;
 declare function possibleCpus(): number;
 interface MapIoOptions {
     fd: number;
@@ -144,6 +145,43 @@ declare class MapIo {
     deleteBatch(count: number, start?: number): void;
     lastBatchProcessed: number;
 }
+declare const MapType: {
+    readonly Hash: 1;
+    readonly Array: 2;
+    readonly ProgArray: 3;
+    readonly PerfEventArray: 4;
+    readonly PerCpuHash: 5;
+    readonly PerCpuArray: 6;
+    readonly LruHash: 9;
+    readonly LruPerCpuHash: 10;
+    readonly LpmTrie: 11;
+    readonly ArrayOfMaps: 12;
+    readonly HashOfMaps: 13;
+    readonly Queue: 22;
+    readonly Stack: 23;
+    readonly RingBuf: 27;
+};
+type MapTypeId = (typeof MapType)[keyof typeof MapType];
+declare const MapFlags: {
+    readonly NoPrealloc: 1;
+    readonly NoCommonLru: 2;
+    readonly ReadOnly: number;
+    readonly WriteOnly: number;
+    readonly ReadOnlyProg: number;
+    readonly WriteOnlyProg: number;
+};
+interface MapCreateSpec {
+    type: number;
+    keySize: number;
+    valueSize: number;
+    maxEntries: number;
+    flags?: number;
+    name?: string;
+    innerMapFd?: number;
+}
+declare function mapCreate(spec: MapCreateSpec): number;
+declare function mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags?: bigint): void;
+declare function mapLookup(fd: number, key: Uint8Array, value: Uint8Array): boolean;
 declare function fdClose(fd: number): void;
 declare function objPin(fd: number, path: string): void;
 interface ObjGetOptions {
@@ -200,43 +238,6 @@ interface BpfSyscallOptions {
     pointers?: readonly AttrPointer[];
 }
 declare function bpfSyscall(cmd: number, attr: Uint8Array, options: BpfSyscallOptions): number;
-declare const MapType: {
-    readonly Hash: 1;
-    readonly Array: 2;
-    readonly ProgArray: 3;
-    readonly PerfEventArray: 4;
-    readonly PerCpuHash: 5;
-    readonly PerCpuArray: 6;
-    readonly LruHash: 9;
-    readonly LruPerCpuHash: 10;
-    readonly LpmTrie: 11;
-    readonly ArrayOfMaps: 12;
-    readonly HashOfMaps: 13;
-    readonly Queue: 22;
-    readonly Stack: 23;
-    readonly RingBuf: 27;
-};
-type MapTypeId = (typeof MapType)[keyof typeof MapType];
-declare const MapFlags: {
-    readonly NoPrealloc: 1;
-    readonly NoCommonLru: 2;
-    readonly ReadOnly: number;
-    readonly WriteOnly: number;
-    readonly ReadOnlyProg: number;
-    readonly WriteOnlyProg: number;
-};
-interface MapCreateSpec {
-    type: number;
-    keySize: number;
-    valueSize: number;
-    maxEntries: number;
-    flags?: number;
-    name?: string;
-    innerMapFd?: number;
-}
-declare function mapCreate(spec: MapCreateSpec): number;
-declare function mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags?: bigint): void;
-declare function mapLookup(fd: number, key: Uint8Array, value: Uint8Array): boolean;
 interface ObjectMapDecl {
     name: string;
     type: number;
@@ -453,5 +454,5 @@ interface XdpState {
 declare function xdpAttach(progFd: number, ifindex: number, mode: XdpMode): number;
 declare function xdpAttachAsync(progFd: number, ifindex: number, mode: XdpMode, options?: AsyncAttachOptions): Promise<number>;
 declare function xdpQuery(ifindex: number): XdpState;
-export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, TestRunCtxSize, TestRunFlags, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupAttachAsync, cgroupQuery, errnoError, fdClose, fdDup, ifIndexToName, ifNameToIndex, inNetns, linkClose, linkCloseAsync, linkCreate, linkCreateAsync, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, mmapFd, objGet, objInfo, objPin, objectDescribe, objectLoad, pageSize, perfEventOpenBpfOutput, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTestRun, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxAttachAsync, tcxQuery, watchFd, xdpAttach, xdpAttachAsync, xdpQuery };
-export type { AsyncAttachOptions, AttrPointer, BpfBackend, BpfErrnoOptions, BpfErrorCode, BpfErrorOptions, BpfSyscallOptions, CgroupHook, ConstantKind, FdWatchMode, FdWatcher, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, Mapping, MmapOptions, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PerfOutputOptions, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, ProgTestRunOptions, ProgTestRunResult, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, WatchFdOptions, XdpMode, XdpState };
+export { AttachType, Cmd as BpfCmd, BpfError, LinkType, LoadedObject, MapFlags, MapIo, MapType, TestRunCtxSize, TestRunFlags, VerifierError, bpfBackend, bpfSyscall, cgroupAttach, cgroupAttachAsync, cgroupQuery, errnoError, fdClose, fdDup, ifIndexToName, ifNameToIndex, linkClose, linkCloseAsync, linkCreate, linkCreateAsync, linkDetach, linkFdById, linkInfo, linkOpenPinned, linkPin, linkUpdate, mapCreate, mapFdById, mapInfo, mapLookup, mapUpdate, mmapFd, objGet, objInfo, objPin, objectDescribe, objectLoad, pageSize, perfEventOpenBpfOutput, pinnedMapInfo, possibleCpus, probeBatchOps, probeMapType, probeProgType, probeReset, probeTcx, progInfo, progInfoById, progProbeIsa, progTestRun, progTypeName, tcAttach, tcDetach, tcHookCreate, tcHookDestroy, tcList, tcQuery, tcxAttach, tcxAttachAsync, tcxQuery, watchFd, xdpAttach, xdpAttachAsync, xdpQuery };
+export type { AsyncAttachOptions, AttrPointer, BpfBackend, BpfErrnoOptions, BpfErrorCode, BpfErrorOptions, BpfLinkInfo, BpfSyscallOptions, CgroupHook, ConstantKind, FdWatchMode, FdWatcher, FeatureProbeResult, LinkInfo, LoadedMap, LoadedProgram, MapCreateSpec, MapInfo, MapIoOptions, MapTypeId, Mapping, MmapOptions, ObjGetOptions, ObjInfo, ObjLinkInfo, ObjProgInfo, ObjectConstantDecl, ObjectDescription, ObjectLoadOptions, ObjectMapDecl, ObjectProgramDecl, PerfOutputOptions, PinnedMapInfo, ProbeInconclusive, ProbeResult, ProbeSupported, ProbeUnsupported, ProgInfo, ProgTestRunOptions, ProgTestRunResult, TcDirection, TcFilter, TcFilterId, TcxAnchor, TcxAttachOptions, TcxChain, TcxEntry, WatchFdOptions, XdpMode, XdpState };
