@@ -366,6 +366,7 @@ async function main(): Promise<void> {
     '',
     `Pod setup: one \`addPods\` call per pod, ${SETUP_PODS} pods; p50 per stage (ms), tc: ${stages(setupTc)};`,
     `tcx: ${stages(setupTcx)} (every tcx link attach waits for an RCU grace period in the kernel).`,
+    'Against an earlier commit, alternating runs on one machine: `bash scripts/bench-agent-setup-vs.sh REF` (root).',
     'Baseline: the endpoint steps alone as one spawned `ip` command each.',
     '',
     `Noise: a TCP run during which other processes used more than ${NOISE_MAX * 100} % of the machine's CPU (/proc, as`,
