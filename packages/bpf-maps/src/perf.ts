@@ -6,14 +6,13 @@ import {
   type MapInfo,
   MapIo,
   type Mapping,
-  mapInfo,
   mmapFd,
   pageSize,
   perfEventOpenBpfOutput,
   possibleCpus,
   watchFd,
 } from '@datapath/libbpf';
-import { EventReader, type RecordHandler } from './reader.js';
+import { EventReader, mapInfoOfType, type RecordHandler } from './reader.js';
 
 const TWO32 = 2 ** 32;
 const HEAD = 1024; // struct perf_event_mmap_page: data_head
@@ -229,23 +228,7 @@ export class PerfEventArray extends EventReader {
       throw bad(`watermarkBytes (${options.watermarkBytes}) exceeds the ring (${pages * pageSize()} bytes)`);
     const iv = options.fallbackIntervalMs;
     if (iv !== undefined && !(iv > 0)) throw bad(`fallbackIntervalMs must be positive, got ${iv}`);
-    let info: MapInfo;
-    try {
-      info = mapInfo(fd);
-    } catch (err) {
-      if (err instanceof BpfError)
-        throw new BpfError(err.code, `${op}: fd ${fd} is not a BPF map`, { op, cause: err });
-      throw err;
-    }
-    if (info.type !== 4)
-      throw new BpfError(
-        'Incompatible',
-        `${op}: fd ${fd} is a map of type ${info.type}, expected perf_event_array (4)`,
-        {
-          op,
-          target: info.name,
-        },
-      );
+    const info = mapInfoOfType(fd, 4, 'perf_event_array', op);
     return new PerfEventArray(fd, info, options);
   }
 

@@ -1,5 +1,32 @@
-import { BpfError, type FdWatcher } from '@datapath/libbpf';
+import { BpfError, type FdWatcher, type MapInfo, mapInfo } from '@datapath/libbpf';
 import type { Codec } from './codec.js';
+
+/**
+ * The info of the map behind `fd`, checked to be of `type` (`name` is the type's name in messages): the one
+ * check every reader's `fromFd` makes before it maps anything.
+ *
+ * @throws {@link BpfError} with the kernel's code when `fd` is not a BPF map, `Incompatible` for another map type.
+ */
+export function mapInfoOfType(fd: number, type: number, name: string, op: string): MapInfo {
+  let info: MapInfo;
+  try {
+    info = mapInfo(fd);
+  } catch (err) {
+    if (err instanceof BpfError)
+      throw new BpfError(err.code, `${op}: fd ${fd} is not a BPF map`, { op, cause: err });
+    throw err;
+  }
+  if (info.type !== type)
+    throw new BpfError(
+      'Incompatible',
+      `${op}: fd ${fd} is a map of type ${info.type}, expected ${name} (${type})`,
+      {
+        op,
+        target: info.name,
+      },
+    );
+  return info;
+}
 
 /**
  * Called once per record by the batch forms ({@link EventReader.read}, {@link EventReader.subscribe}):

@@ -5,13 +5,12 @@ import {
   fdDup,
   type MapInfo,
   type Mapping,
-  mapInfo,
   mmapFd,
   pageSize,
   watchFd,
 } from '@datapath/libbpf';
 import type { Codec } from './codec.js';
-import { EventReader, type RecordHandler } from './reader.js';
+import { EventReader, mapInfoOfType, type RecordHandler } from './reader.js';
 
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
@@ -270,23 +269,7 @@ export class RingBuf extends EventReader {
     const iv = options.fallbackIntervalMs;
     if (iv !== undefined && !(iv > 0))
       throw new BpfError('InvalidArgument', `${op}: fallbackIntervalMs must be positive, got ${iv}`, { op });
-    let info: MapInfo;
-    try {
-      info = mapInfo(fd);
-    } catch (err) {
-      if (err instanceof BpfError)
-        throw new BpfError(err.code, `${op}: fd ${fd} is not a BPF map`, { op, cause: err });
-      throw err;
-    }
-    if (info.type !== 27)
-      throw new BpfError(
-        'Incompatible',
-        `${op}: fd ${fd} is a map of type ${info.type}, expected ringbuf (27)`,
-        {
-          op,
-          target: info.name,
-        },
-      );
+    const info = mapInfoOfType(fd, 27, 'ringbuf', op);
     return new RingBuf(fd, info, options);
   }
 
