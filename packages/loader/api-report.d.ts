@@ -76,6 +76,7 @@ interface Link {
     pin(path: string): void;
     unpin(): void;
     detach(): void;
+    detachAsync(): Promise<void>;
     close(): void;
     info(): LinkDetails;
     [Symbol.dispose](): void;
@@ -89,6 +90,7 @@ declare class FdLink implements Link {
     pin(path: string): void;
     unpin(): void;
     detach(): void;
+    detachAsync(): Promise<void>;
     close(): void;
     info(): LinkDetails;
     [Symbol.dispose](): void;
@@ -103,6 +105,7 @@ declare class TcLink implements Link {
     pin(_path: string): void;
     unpin(): void;
     detach(): void;
+    detachAsync(): Promise<void>;
     close(): void;
     info(): LinkDetails;
     [Symbol.dispose](): void;
@@ -149,6 +152,11 @@ declare function tcAttach(program: Program, options: AttachTcOptions): TcLink;
 declare function xdpAttach(program: Program, options: AttachXdpOptions): FdLink;
 declare function cgroupAttach(program: Program, options: AttachCgroupOptions): FdLink;
 declare function attach(program: Program, options: AttachOptions): Link;
+interface AttachAsyncOptions {
+    signal?: AbortSignal;
+}
+declare function tcxAttachAsync(program: Program, options: AttachTcxOptions & AttachAsyncOptions): Promise<FdLink>;
+declare function attachAsync(program: Program, options: AttachOptions & AttachAsyncOptions): Promise<Link>;
 declare const attachTcx: typeof tcxAttach;
 declare const attachTc: typeof tcAttach;
 declare const attachXdp: typeof xdpAttach;
@@ -427,5 +435,5 @@ interface DeviceAttachments {
     xdp: XdpAttachment[];
 }
 declare function query(device: string | DeviceRef): DeviceAttachments;
-export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, cgroupAttach, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark, tcAttach, tcxAttach, xdpAttach };
-export type { ArpLayer, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileErrorReason, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, GlobalSection, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapOfMapsCodecs, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };
+export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachAsync, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, cgroupAttach, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark, tcAttach, tcxAttach, tcxAttachAsync, xdpAttach };
+export type { ArpLayer, AttachAsyncOptions, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileErrorReason, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, GlobalSection, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapOfMapsCodecs, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };

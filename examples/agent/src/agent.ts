@@ -6,7 +6,16 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { applyEndpoint, linkGet, linkSetUp, planEndpoint, removeEndpoint } from '@datapath/netdev';
+import {
+  applyEndpoint,
+  applyEndpointAsync,
+  type EndpointResult,
+  linkGet,
+  linkSetUp,
+  planEndpoint,
+  removeEndpoint,
+  removeEndpointAsync,
+} from '@datapath/netdev';
 import { Handle, Netns, netnsAdd } from '@datapath/netlink';
 import { type MapChange, type PolicyEngine, type PolicyObject, validatePolicies } from '@datapath/policy';
 import { type AttachKind, Datapath, type Delivery, type MapWrites } from './datapath.js';
@@ -168,6 +177,30 @@ function policyId(p: PolicyObject): string {
   return `${p.kind}/${ns}/${p.metadata.name}`;
 }
 
+/** A pod setup between its first part (address, namespace, plan) and its last (record, policy, state). */
+interface PodSetup {
+  pod: PodInput;
+  key: string;
+  ip: string;
+  netnsName: string;
+  plan: ReturnType<typeof planEndpoint>;
+  lxcId: number;
+  attachment: PodAttachment | undefined;
+  /** Rollback steps, run in reverse on failure (the async setup awaits them). */
+  undo: (() => unknown)[];
+  lap: (stage: SetupStage) => void;
+}
+
+/** What removes a pod's endpoint: the runtime's namespace may be gone already (DEL after the pod died). */
+function endpointRef(rec: PodRecord): Parameters<typeof removeEndpoint>[0] {
+  if (rec.attachment === undefined)
+    return { containerId: rec.netns, mode: 'cilium', netns: `/run/netns/${rec.netns}` };
+  const { containerId, ifname, netnsPath } = rec.attachment;
+  return existsSync(netnsPath)
+    ? { containerId, ifname, mode: 'cilium', netns: netnsPath }
+    : { containerId, ifname, mode: 'cilium' };
+}
+
 function podNetnsName(prefix: string, ns: string, name: string): string {
   return `${prefix}-${ns}-${name}`.replace(/[^a-zA-Z0-9_.-]/g, '_');
 }
@@ -184,6 +217,9 @@ export class Agent {
   readonly #engine: PolicyEngine;
   readonly #identities: StickyIdentities;
   readonly #leases: Leases;
+  /** Pod keys and endpoint ids of setups in progress (async setups run side by side). */
+  readonly #settling = new Set<string>();
+  readonly #lxcReserved = new Set<number>();
   #closed = false;
 
   private constructor(
@@ -414,6 +450,60 @@ export class Agent {
     return this.#addPod(pod, pod.attachment, pod.pendingMs);
   }
 
+  /**
+   * The async form of {@link addPods}: the same setup and errors, with the kernel waits (veth, tcx attach)
+   * off the event loop; up to `concurrency` pods are set up at a time (default 1: one after the other). Pods
+   * already set up stay when one fails; the first failure is thrown after the others in flight settled.
+   * @throws as {@link addPods}.
+   */
+  async addPodsAsync(
+    pods: readonly PodInput[],
+    options: { concurrency?: number } = {},
+  ): Promise<PodRecord[]> {
+    this.#check();
+    const out: PodRecord[] = [];
+    let next = 0;
+    let failed: { err: unknown } | undefined;
+    const worker = async () => {
+      while (failed === undefined && next < pods.length) {
+        const i = next++;
+        const t = performance.now();
+        try {
+          out[i] = await this.#addPodAsync(pods[i]!);
+        } catch (err) {
+          failed ??= { err };
+          return;
+        }
+        recordLatency(this.options.stateDir, 'pod_setup', (performance.now() - t) / 1000);
+      }
+    };
+    const n = Math.max(1, Math.min(options.concurrency ?? 1, pods.length));
+    await Promise.all(Array.from({ length: n }, worker));
+    if (failed !== undefined) throw failed.err;
+    return out;
+  }
+
+  /**
+   * The async form of {@link addAttachedPod} (what the API and the CNI path use): the same checks, setup and
+   * errors, with the kernel waits off the event loop.
+   * @throws as {@link addAttachedPod}.
+   */
+  async addAttachedPodAsync(pod: AttachedPodInput): Promise<PodRecord> {
+    this.#check();
+    const { containerId, ifname } = pod.attachment;
+    const owner = attachmentOwner(containerId, ifname);
+    if (this.findAttachment(containerId, ifname) !== undefined || this.#settling.has(owner))
+      throw new AgentError('AlreadyRunning', `attachment ${containerId}/${ifname} already has an endpoint`);
+    if (!existsSync(pod.attachment.netnsPath))
+      throw new AgentError('NotFound', `network namespace ${pod.attachment.netnsPath} does not exist`);
+    this.#settling.add(owner);
+    try {
+      return await this.#addPodAsync(pod, pod.attachment, pod.pendingMs);
+    } finally {
+      this.#settling.delete(owner);
+    }
+  }
+
   /** The pod of a container attachment, if the agent has one. */
   findAttachment(containerId: string, ifname: string): PodRecord | undefined {
     return Object.values(this.#state.pods).find(
@@ -434,6 +524,38 @@ export class Agent {
       return true;
     }
     return this.#removeLoose(containerId, ifname);
+  }
+
+  /** The async form of {@link removeAttachment}: the veth delete and tcx detaches wait off the event loop. */
+  async removeAttachmentAsync(containerId: string, ifname: string): Promise<boolean> {
+    this.#check();
+    const pod = this.findAttachment(containerId, ifname);
+    if (pod !== undefined) {
+      await this.removePodAsync(pod.key);
+      return true;
+    }
+    return this.#removeLooseAsync(containerId, ifname);
+  }
+
+  /** The async form of {@link gcAttachments}. */
+  async gcAttachmentsAsync(valid: readonly { containerId: string; ifname: string }[]): Promise<string[]> {
+    this.#check();
+    const keep = new Set(valid.map((v) => attachmentOwner(v.containerId, v.ifname)));
+    const removed: string[] = [];
+    for (const pod of this.pods()) {
+      const a = pod.attachment;
+      if (a === undefined || keep.has(attachmentOwner(a.containerId, a.ifname))) continue;
+      await this.removePodAsync(pod.key);
+      removed.push(`${a.containerId}/${a.ifname}`);
+    }
+    for (const [ip, owner] of Object.entries(this.pool.allocations())) {
+      if (!owner.startsWith('cni:') || keep.has(owner) || this.#settling.has(owner)) continue;
+      const [, containerId = '', ifname = ''] = /^cni:(.*):([^:]*)$/.exec(owner) ?? [];
+      await this.#removeLooseAsync(containerId, ifname);
+      this.pool.release(ip);
+      removed.push(`${containerId}/${ifname}`);
+    }
+    return removed;
   }
 
   /**
@@ -469,6 +591,20 @@ export class Agent {
     } catch {
       // an invalid id or name: nothing of ours can carry it
     }
+    return this.#releaseLoose(containerId, ifname, removed);
+  }
+
+  async #removeLooseAsync(containerId: string, ifname: string): Promise<boolean> {
+    let removed = false;
+    try {
+      removed = await removeEndpointAsync({ containerId, ifname, mode: 'cilium' }, { hostNetns: this.node });
+    } catch {
+      // an invalid id or name: nothing of ours can carry it
+    }
+    return this.#releaseLoose(containerId, ifname, removed);
+  }
+
+  #releaseLoose(containerId: string, ifname: string, removed: boolean): boolean {
     const owner = attachmentOwner(containerId, ifname);
     for (const [ip, o] of Object.entries(this.pool.allocations())) {
       if (o !== owner) continue;
@@ -578,31 +714,120 @@ export class Agent {
     if (this.#closed) return;
     const lease = this.#state.leases?.[ip];
     if (lease === undefined) return;
+    if (this.#settling.has(lease.owner)) {
+      // Its endpoint is being created right now: look again once that settled.
+      this.#leases.set(ip, Date.now() + 1_000);
+      return;
+    }
     delete this.#state.leases![ip];
     const pod = Object.values(this.#state.pods).find((p) => p.ip === ip);
-    try {
-      if (pod !== undefined) this.removePod(pod.key);
-      else if (lease.containerId !== undefined) this.#removeLoose(lease.containerId, lease.ifname ?? '');
-      if (this.pool.allocations()[ip] === lease.owner) this.pool.release(ip);
-      this.options.log(`lease ${ip} (${lease.owner}) expired unconfirmed: released`);
-    } catch (err) {
-      this.options.log(`lease ${ip} expired but could not be released: ${(err as Error).message}`);
-    }
-    this.#save();
+    // The veth delete and detaches wait in the kernel: off the event loop, as every removal of `agent serve`.
+    const removal =
+      pod !== undefined
+        ? this.removePodAsync(pod.key)
+        : lease.containerId !== undefined
+          ? this.#removeLooseAsync(lease.containerId, lease.ifname ?? '')
+          : Promise.resolve();
+    void removal
+      .then(
+        () => {
+          if (this.#closed) return;
+          if (this.pool.allocations()[ip] === lease.owner) this.pool.release(ip);
+          this.options.log(`lease ${ip} (${lease.owner}) expired unconfirmed: released`);
+        },
+        (err: unknown) => {
+          this.options.log(`lease ${ip} expired but could not be released: ${(err as Error).message}`);
+        },
+      )
+      .finally(() => {
+        if (!this.#closed) this.#save();
+      });
   }
 
   #nextLxcId(): number {
-    const used = new Set(Object.values(this.#state.pods).map((p) => p.lxcId));
+    const used = new Set([...Object.values(this.#state.pods).map((p) => p.lxcId), ...this.#lxcReserved]);
     for (let id = 1; id < FWD_MAX_ENDPOINTS; id++) if (!used.has(id)) return id;
     throw new AgentError('InvalidArgument', `no endpoint id left (${FWD_MAX_ENDPOINTS - 1} endpoints)`);
   }
 
   #addPod(pod: PodInput, attachment?: PodAttachment, pendingMs?: number): PodRecord {
+    const s = this.#beginPod(pod, attachment, pendingMs);
+    try {
+      const ep = applyEndpoint(s.plan, { hostNetns: this.node });
+      s.undo.push(() => removeEndpoint(s.plan, { hostNetns: this.node }));
+      s.lap('endpoint');
+      const hostIfindex = ep.host.index;
+      const attach = this.datapath.attachEndpoint(
+        this.node,
+        { lxcId: s.lxcId, hostIfindex },
+        this.options.attach,
+      );
+      s.undo.push(() => this.datapath.detachEndpoint(this.node, s.lxcId));
+      s.lap('attach');
+      return this.#finishPod(s, ep, attach);
+    } catch (err) {
+      for (const u of s.undo.reverse()) {
+        try {
+          void u();
+        } catch {
+          // best effort rollback
+        }
+      }
+      throw err;
+    } finally {
+      this.#settling.delete(s.key);
+      this.#lxcReserved.delete(s.lxcId);
+    }
+  }
+
+  /**
+   * {@link Agent.#addPod} with the calls that wait in the kernel (veth create and delete, tcx attach and
+   * detach) made through their async forms: the event loop keeps serving while a pod is set up, and several
+   * setups can run at once (each reserves its pod key and endpoint id first).
+   */
+  async #addPodAsync(pod: PodInput, attachment?: PodAttachment, pendingMs?: number): Promise<PodRecord> {
+    const s = this.#beginPod(pod, attachment, pendingMs);
+    try {
+      const ep = await applyEndpointAsync(s.plan, { hostNetns: this.node });
+      s.undo.push(() => removeEndpointAsync(s.plan, { hostNetns: this.node }));
+      s.lap('endpoint');
+      this.#check();
+      const hostIfindex = ep.host.index;
+      const attach = await this.datapath.attachEndpointAsync(
+        this.node,
+        { lxcId: s.lxcId, hostIfindex },
+        this.options.attach,
+      );
+      s.undo.push(() => this.datapath.detachEndpointAsync(s.lxcId));
+      s.lap('attach');
+      this.#check();
+      return this.#finishPod(s, ep, attach);
+    } catch (err) {
+      for (const u of s.undo.reverse()) {
+        try {
+          await u();
+        } catch {
+          // best effort rollback
+        }
+      }
+      throw err;
+    } finally {
+      this.#settling.delete(s.key);
+      this.#lxcReserved.delete(s.lxcId);
+    }
+  }
+
+  /**
+   * The first part of a pod setup, before any call that waits in the kernel: the pod key and an endpoint id
+   * reserved, the address, the namespace of a scenario pod, the endpoint plan.
+   */
+  #beginPod(pod: PodInput, attachment: PodAttachment | undefined, pendingMs: number | undefined): PodSetup {
     const ns = pod.namespace;
     const key = `${ns}/${pod.name}`;
-    if (this.#state.pods[key]) throw new AgentError('InvalidArgument', `pod ${key} already exists`);
+    if (this.#state.pods[key] || this.#settling.has(key))
+      throw new AgentError('InvalidArgument', `pod ${key} already exists`);
     const o = this.options;
-    const undo: (() => void)[] = [];
+    const undo: (() => unknown)[] = [];
     let t0 = performance.now();
     const lap = (stage: SetupStage) => {
       if (o.trace === undefined) return;
@@ -656,77 +881,77 @@ export class Agent {
         });
       }
       lap('netns');
-
-      const ep = applyEndpoint(plan, { hostNetns: this.node });
-      undo.push(() => removeEndpoint(plan, { hostNetns: this.node }));
-      lap('endpoint');
-
       const lxcId = this.#nextLxcId();
-      const attach = this.datapath.attachEndpoint(this.node, { lxcId, hostIfindex: ep.host.index }, o.attach);
-      undo.push(() => this.datapath.detachEndpoint(this.node, lxcId));
-      lap('attach');
-
-      const rec: PodRecord = {
-        key,
-        ns,
-        name: pod.name,
-        labels: { ...(pod.labels ?? {}) },
-        ports: (pod.ports ?? []).map((p) => ({
-          port: p.port,
-          protocol: p.protocol ?? 'TCP',
-          ...(p.name === undefined ? {} : { name: p.name }),
-        })),
-        ...(pod.ip !== undefined && pod.ip !== ip ? { scenarioIp: pod.ip } : {}),
-        ip,
-        netns: netnsName,
-        lxcId,
-        hostIfindex: ep.host.index,
-        hostIfname: ep.host.name,
-        mac: ep.container.mac,
-        nodeMac: ep.host.mac,
-        identity: 0,
-        attach,
-        ...(attachment === undefined ? {} : { attachment: { ...attachment } }),
-      };
-      // The engine compiles the pod into its own map and every map that selects it; one write per change.
-      const changes: MapChange[] = [];
-      try {
-        if (!this.#state.namespaces[ns]) changes.push(...this.#engine.upsertNamespace(ns, {}));
-        changes.push(...this.#engine.upsertPod(podSpec(rec)));
-      } catch (err) {
-        throw policyFailure(err);
-      }
-      undo.push(() => this.#write(this.#engine.deletePod(ns, pod.name)));
-      this.#write(changes);
-      rec.identity = this.#engine.state().endpoints.get(key)!.identity;
-      lap('policy');
-      this.datapath.setEndpoint({
-        ifindex: rec.hostIfindex,
-        lxcId,
-        flags: 0,
-        secId: rec.identity,
-        mac: rec.mac,
-        nodeMac: rec.nodeMac,
-        ip,
-      });
-      undo.push(() => this.datapath.deleteEndpoint(ip, rec.hostIfindex));
-      lap('maps');
-      this.#state.namespaces[ns] ??= { labels: {} };
-      this.#state.pods[key] = rec;
-      this.#save();
-      lap('state');
-      o.log(`pod ${key}: ${ip} endpoint ${lxcId} ${rec.hostIfname} (${attach})`);
-      return rec;
+      this.#settling.add(key);
+      this.#lxcReserved.add(lxcId);
+      return { pod, key, ip, netnsName, plan, lxcId, attachment, undo, lap };
     } catch (err) {
       for (const u of undo.reverse()) {
         try {
-          u();
+          void u();
         } catch {
           // best effort rollback
         }
       }
       throw err;
     }
+  }
+
+  /** The last part of a pod setup (no kernel waits): record, identity and policy, endpoint map, state. */
+  #finishPod(s: PodSetup, ep: EndpointResult, attach: AttachKind): PodRecord {
+    const { pod, key, ip, lxcId, attachment, undo, lap } = s;
+    const ns = pod.namespace;
+    const rec: PodRecord = {
+      key,
+      ns,
+      name: pod.name,
+      labels: { ...(pod.labels ?? {}) },
+      ports: (pod.ports ?? []).map((p) => ({
+        port: p.port,
+        protocol: p.protocol ?? 'TCP',
+        ...(p.name === undefined ? {} : { name: p.name }),
+      })),
+      ...(pod.ip !== undefined && pod.ip !== ip ? { scenarioIp: pod.ip } : {}),
+      ip,
+      netns: s.netnsName,
+      lxcId,
+      hostIfindex: ep.host.index,
+      hostIfname: ep.host.name,
+      mac: ep.container.mac,
+      nodeMac: ep.host.mac,
+      identity: 0,
+      attach,
+      ...(attachment === undefined ? {} : { attachment: { ...attachment } }),
+    };
+    // The engine compiles the pod into its own map and every map that selects it; one write per change.
+    const changes: MapChange[] = [];
+    try {
+      if (!this.#state.namespaces[ns]) changes.push(...this.#engine.upsertNamespace(ns, {}));
+      changes.push(...this.#engine.upsertPod(podSpec(rec)));
+    } catch (err) {
+      throw policyFailure(err);
+    }
+    undo.push(() => this.#write(this.#engine.deletePod(ns, pod.name)));
+    this.#write(changes);
+    rec.identity = this.#engine.state().endpoints.get(key)!.identity;
+    lap('policy');
+    this.datapath.setEndpoint({
+      ifindex: rec.hostIfindex,
+      lxcId,
+      flags: 0,
+      secId: rec.identity,
+      mac: rec.mac,
+      nodeMac: rec.nodeMac,
+      ip,
+    });
+    undo.push(() => this.datapath.deleteEndpoint(ip, rec.hostIfindex));
+    lap('maps');
+    this.#state.namespaces[ns] ??= { labels: {} };
+    this.#state.pods[key] = rec;
+    this.#save();
+    lap('state');
+    this.options.log(`pod ${key}: ${ip} endpoint ${lxcId} ${rec.hostIfname} (${attach})`);
+    return rec;
   }
 
   /**
@@ -743,13 +968,33 @@ export class Agent {
     this.#save();
   }
 
+  /**
+   * The async form of {@link removePod}: the endpoint map entry and policy go at once, the tcx detaches and the
+   * veth delete wait off the event loop.
+   * @throws AgentError `NotFound` for an unknown pod.
+   */
+  async removePodAsync(key: string): Promise<void> {
+    this.#check();
+    const rec = this.#state.pods[key];
+    if (!rec || this.#settling.has(key)) throw new AgentError('NotFound', `no pod ${key}`);
+    this.#settling.add(key);
+    try {
+      await this.#teardownPodAsync(rec);
+    } finally {
+      this.#settling.delete(key);
+    }
+    delete this.#state.pods[key];
+    this.#write(this.#engine.deletePod(rec.ns, rec.name));
+    this.#save();
+  }
+
   /** The pod's address: a confirmed allocation of the caller, a new one (pending or not), or the scenario's. */
   #podAddress(
     pod: PodInput,
     key: string,
     attachment: PodAttachment | undefined,
     pendingMs: number | undefined,
-    undo: (() => void)[],
+    undo: (() => unknown)[],
   ): string {
     if (attachment === undefined) {
       const wanted = pod.ip !== undefined && this.pool.contains(pod.ip) ? pod.ip : undefined;
@@ -787,22 +1032,21 @@ export class Agent {
   #teardownPod(rec: PodRecord): void {
     this.datapath.deleteEndpoint(rec.ip, rec.hostIfindex);
     this.datapath.detachEndpoint(this.node, rec.lxcId);
-    if (rec.attachment === undefined) {
-      removeEndpoint(
-        { containerId: rec.netns, mode: 'cilium', netns: `/run/netns/${rec.netns}` },
-        { hostNetns: this.node },
-      );
-      deleteNetnsIfPresent(rec.netns);
-    } else {
-      // The runtime's namespace may be gone already (DEL after the pod died): the host side is enough.
-      const { containerId, ifname, netnsPath } = rec.attachment;
-      removeEndpoint(
-        existsSync(netnsPath)
-          ? { containerId, ifname, mode: 'cilium', netns: netnsPath }
-          : { containerId, ifname, mode: 'cilium' },
-        { hostNetns: this.node },
-      );
-    }
+    removeEndpoint(endpointRef(rec), { hostNetns: this.node });
+    if (rec.attachment === undefined) deleteNetnsIfPresent(rec.netns);
+    this.#releasePod(rec);
+  }
+
+  async #teardownPodAsync(rec: PodRecord): Promise<void> {
+    this.datapath.deleteEndpoint(rec.ip, rec.hostIfindex);
+    await this.datapath.detachEndpointAsync(rec.lxcId);
+    await removeEndpointAsync(endpointRef(rec), { hostNetns: this.node });
+    if (rec.attachment === undefined) deleteNetnsIfPresent(rec.netns);
+    this.#releasePod(rec);
+  }
+
+  /** After the kernel side of a pod went: its address, lease and connections. */
+  #releasePod(rec: PodRecord): void {
     this.pool.release(rec.ip);
     this.#leases.delete(rec.ip);
     if (this.#state.leases?.[rec.ip] !== undefined) delete this.#state.leases[rec.ip];

@@ -117,7 +117,7 @@ export async function startObserver(
   const obs = await Observer.start({
     stateDir,
     // The resident agent removes a pod whose device went away itself (its state stays the one truth).
-    ...(agent === undefined ? {} : { onDeviceGone: async (g: DeviceGone) => agent.removePod(g.pod) }),
+    ...(agent === undefined ? {} : { onDeviceGone: (g: DeviceGone) => agent.removePodAsync(g.pod) }),
     ...(port === undefined ? {} : { metricsPort: port }),
     ...(flows === undefined ? {} : { flows }),
     log: (l) => io.err(`serve: ${l}`),

@@ -24,7 +24,15 @@ import {
 } from '@datapath/bpf-maps';
 import { ipToBytes } from '@datapath/ip';
 import { BpfError, fdClose, objGet } from '@datapath/libbpf';
-import { attach, type Collection, compile, load, openObject, openPinnedLink } from '@datapath/loader';
+import {
+  attach,
+  attachAsync,
+  type Collection,
+  compile,
+  load,
+  openObject,
+  openPinnedLink,
+} from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import {
   type IpcacheValue,
@@ -288,6 +296,67 @@ export class Datapath {
   }
 
   /**
+   * The async form of {@link Datapath.attachEndpoint}: both tcx links are created on libuv's threadpool inside
+   * the node namespace (each waits for an RCU grace period in the kernel), so the event loop goes on.
+   */
+  async attachEndpointAsync(
+    node: Netns,
+    ep: { lxcId: number; hostIfindex: number },
+    prefer: 'auto' | AttachKind = 'auto',
+  ): Promise<AttachKind> {
+    const coll = this.#coll;
+    if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
+    try {
+      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
+      const kinds = await Promise.all(
+        (['ingress', 'egress'] as const).map(async (direction) => {
+          const link = await attachAsync(
+            coll.program(direction === 'ingress' ? 'from_container' : 'to_container'),
+            {
+              ifindex: ep.hostIfindex,
+              direction,
+              netns: node,
+              pinPath: this.linkPin(ep.lxcId, direction),
+              prefer,
+            },
+          );
+          const kind = link.kind;
+          link.close();
+          return kind;
+        }),
+      );
+      return kinds[0] === 'tcx' ? 'tcx' : 'tc';
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `endpoint ${ep.lxcId}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** The async form of {@link Datapath.detachEndpoint}: the link detaches wait on libuv's threadpool. */
+  async detachEndpointAsync(lxcId: number): Promise<void> {
+    await Promise.all(
+      (['ingress', 'egress'] as const).map(async (dir) => {
+        const pin = this.linkPin(lxcId, dir);
+        if (!existsSync(pin)) return;
+        try {
+          // A pinned link is opened by path (no namespace needed); its detach waits in the kernel.
+          const link = openPinnedLink(pin);
+          try {
+            await link.detachAsync();
+          } finally {
+            link.close();
+          }
+        } catch (err) {
+          if (!(err instanceof BpfError && err.code === 'NotFound')) throw err;
+          rmSync(pin, { force: true });
+        }
+      }),
+    );
+    this.#forgetCounters(lxcId);
+  }
+
+  /**
    * Detaches an endpoint's programs and removes its counters (its policy entries go with the policy engine's
    * changes for the pod's removal). Idempotent; the veth going away detaches legacy tc filters by itself.
    */
@@ -302,6 +371,10 @@ export class Datapath {
         rmSync(pin, { force: true });
       }
     }
+    this.#forgetCounters(lxcId);
+  }
+
+  #forgetCounters(lxcId: number): void {
     const stale = [...this.metrics.keys()].filter((k) => k.lxcId === lxcId);
     for (const k of stale) this.metrics.delete(k);
     const zero = { packets: 0n, bytes: 0n };

@@ -173,7 +173,7 @@ export class Observer {
       (async (g: DeviceGone) => {
         const agent = await Agent.restore({ name: state.name, prefix: state.prefix, stateDir: o.stateDir });
         try {
-          agent.removePod(g.pod);
+          await agent.removePodAsync(g.pod);
         } finally {
           agent.close();
         }

@@ -30,6 +30,7 @@ export {
   linkCreate,
   linkCreateAsync,
   linkDetach,
+  linkDetachAsync,
   linkFdById,
   linkInfo,
   linkOpenPinned,

@@ -193,6 +193,31 @@ export function linkDetach(linkFd: number): void {
 }
 
 /**
+ * The async form of {@link linkDetach}: the `BPF_LINK_DETACH` (a tcx detach waits for an RCU grace period in
+ * the kernel) runs on libuv's threadpool. Same argument and errors.
+ * Equivalent to: `bpftool link detach id ID`.
+ *
+ * @throws {@link BpfError} as {@link linkDetach}.
+ * @example Detaching a pinned link without blocking the event loop
+ * ```ts
+ * import { linkDetachAsync, linkOpenPinned, linkClose } from '@datapath/libbpf';
+ * const fd = linkOpenPinned('/sys/fs/bpf/demo/link');
+ * await linkDetachAsync(fd);
+ * linkClose(fd);
+ * ```
+ */
+export function linkDetachAsync(linkFd: number): Promise<void> {
+  const op = 'linkDetach';
+  try {
+    const attr = new Uint8Array(4);
+    new DataView(attr.buffer).setUint32(0, link(linkFd, 'linkFd', op), true);
+    return bpfAsync(BpfCmd.LinkDetach, attr, op, 'bpf(BPF_LINK_DETACH)').then(() => undefined);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
  * Reads a link's kernel info: id, type, program id and target.
  * Equivalent to: `bpftool link show id ID`.
  *

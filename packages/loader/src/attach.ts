@@ -17,6 +17,7 @@ import {
   tcHookCreate,
   tcHookDestroy,
   tcQuery,
+  tcxAttachAsync as tcxAttachAsyncFd,
   tcxAttach as tcxAttachFd,
   type XdpMode,
   xdpAttach as xdpAttachFd,
@@ -400,6 +401,140 @@ function attachHere(program: Program, options: AttachOptions): Link {
     linkClose(fd);
   }
   return tc;
+}
+
+/** Options every async attach form takes besides its sync twin's. */
+export interface AttachAsyncOptions {
+  /** Cancels the call while it has not reached the kernel (`BpfError` `Interrupted`, reason `Aborted`). */
+  signal?: AbortSignal;
+}
+
+function checkSignal(signal: AbortSignal | undefined, op: string): void {
+  if (signal?.aborted) {
+    throw new BpfError('Interrupted', `${op}: aborted before the kernel call`, {
+      op,
+      reason: 'Aborted',
+      cause: signal.reason,
+    });
+  }
+}
+
+/**
+ * Runs `fn` with the fd of the device's namespace (-1 for the caller's), for a threadpool call made inside it:
+ * the main thread never enters the namespace for it.
+ */
+async function withNetnsFd<T>(dev: DeviceRef, fn: (nsFd: number) => Promise<T>): Promise<T> {
+  const ns = openDeviceNetns(dev.netns);
+  try {
+    return await fn(ns === undefined ? -1 : ns.fd);
+  } finally {
+    ns?.close();
+  }
+}
+
+/**
+ * The async form of {@link tcxAttach}: the `BPF_LINK_CREATE` (which waits for an RCU grace period in the
+ * kernel) runs on libuv's threadpool, inside the device's namespace; the main thread never enters it (a device
+ * given by name is resolved with one quick `if_nametoindex` there). Same errors as {@link tcxAttach}.
+ * Equivalent to: `bpftool net attach tcx_ingress id ID dev DEV` (bpftool ≥ 7.3).
+ *
+ * @throws {@link BpfError} as {@link tcxAttach}; `Interrupted` (reason `Aborted`) when `signal` fired first.
+ * @example Attaching without blocking the event loop
+ * ```ts
+ * import { tcxAttachAsync, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * const link = await tcxAttachAsync(prog, { ifindex: 5, direction: 'ingress' });
+ * await link.detachAsync();
+ * ```
+ */
+export async function tcxAttachAsync(
+  program: Program,
+  options: AttachTcxOptions & AttachAsyncOptions,
+): Promise<FdLink> {
+  const op = 'tcxAttach';
+  checkSignal(options.signal, op);
+  const ifindex = options.ifindex ?? inDeviceNetns(options, () => resolveDevice(options, op));
+  resolveDevice({ ifindex }, op);
+  return withNetnsFd(options, async (nsFd) => {
+    checkSignal(options.signal, op);
+    const fd = await tcxAttachAsyncFd(program.fd, ifindex, options.direction, {
+      ...(options.anchor === undefined ? {} : { anchor: options.anchor }),
+      ...(options.expectedRevision === undefined ? {} : { expectedRevision: options.expectedRevision }),
+      ...(nsFd < 0 ? {} : { netnsFd: nsFd }),
+    });
+    return new FdLink('tcx', fd);
+  });
+}
+
+/**
+ * The async form of {@link attach}: the tcx link is created on libuv's threadpool inside the device's
+ * namespace (the kernel waits for an RCU grace period there), so the event loop goes on meanwhile. The
+ * checks around it (a pinned link to update, an old legacy filter to remove, the tc fallback) are quick
+ * requests made as {@link attach} makes them. Same result and errors as {@link attach}.
+ * Equivalent to: Cilium's tcx-or-tc upsert.
+ *
+ * @throws {@link BpfError} as {@link attach}; `Interrupted` (reason `Aborted`) when `signal` fired first.
+ * @example Attaching 32 pods' programs at once
+ * ```ts
+ * import { attachAsync, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * const links = await Promise.all(
+ *   [5, 6, 7].map((ifindex) => attachAsync(prog, { ifindex, direction: 'ingress' })),
+ * );
+ * for (const link of links) await link.detachAsync();
+ * ```
+ */
+export async function attachAsync(
+  program: Program,
+  options: AttachOptions & AttachAsyncOptions,
+): Promise<Link> {
+  const op = 'attach';
+  checkSignal(options.signal, op);
+  const prefer = options.prefer ?? 'auto';
+  if (prefer === 'tc') return inDeviceNetns(options, () => attachHere(program, options));
+  const ifindex = options.ifindex ?? inDeviceNetns(options, () => resolveDevice(options, op));
+  resolveDevice({ ifindex }, op);
+  const pinned =
+    options.pinPath !== undefined && existsSync(options.pinPath)
+      ? inDeviceNetns(options, () => upsertPinned(program, options.pinPath!, ifindex, options.direction))
+      : undefined;
+  if (pinned !== undefined) return finishTcx(program, pinned, options, ifindex);
+  let link: FdLink;
+  try {
+    link = await tcxAttachAsync(program, {
+      ifindex,
+      direction: options.direction,
+      ...(options.netns === undefined ? {} : { netns: options.netns }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  } catch (err) {
+    if (prefer === 'tcx' || !tcxUnavailable(err)) throw err;
+    return inDeviceNetns(options, () => attachHere(program, { ...options, prefer: 'tc' }));
+  }
+  if (options.pinPath !== undefined) {
+    try {
+      link.pin(options.pinPath);
+    } catch (err) {
+      await link.detachAsync().catch(() => link.close());
+      throw err;
+    }
+  }
+  return finishTcx(program, link, options, ifindex);
+}
+
+/** After a tcx attach: removes our legacy filter from an earlier run (tc → tcx upgrade). */
+function finishTcx(program: Program, link: FdLink, options: AttachOptions, ifindex: number): FdLink {
+  const filter = {
+    ifindex,
+    direction: options.direction,
+    handle: options.tc?.handle ?? 1,
+    priority: options.tc?.priority ?? 1,
+  };
+  inDeviceNetns(options, () => {
+    const old = tcQuery(filter);
+    if (old !== undefined && progInfoById(old).name === program.info().name) tcDetach(filter);
+  });
+  return link;
 }
 
 /**

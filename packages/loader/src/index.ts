@@ -1,6 +1,7 @@
 export type { BpfErrorCode, CgroupHook, ProgInfo, TcDirection, TcxAnchor, XdpMode } from '@datapath/libbpf';
 export { BpfError, VerifierError } from '@datapath/libbpf';
 export type {
+  AttachAsyncOptions,
   AttachCgroupOptions,
   AttachOptions,
   AttachTcOptions,
@@ -10,6 +11,7 @@ export type {
 } from './attach.js';
 export {
   attach,
+  attachAsync,
   attachCgroup,
   attachTc,
   attachTcx,
@@ -17,6 +19,7 @@ export {
   cgroupAttach,
   tcAttach,
   tcxAttach,
+  tcxAttachAsync,
   xdpAttach,
 } from './attach.js';
 export type { CollectionMap, GlobalSection, LoadOptions, MapOfMapsCodecs } from './collection.js';

@@ -3,7 +3,9 @@ import {
   BpfError,
   LinkType,
   linkClose,
+  linkCloseAsync,
   linkDetach,
+  linkDetachAsync,
   linkInfo,
   linkOpenPinned,
   linkPin,
@@ -60,6 +62,11 @@ export interface Link {
   unpin(): void;
   /** Detaches the program now (and removes this handle's pin); the handle is closed afterwards. */
   detach(): void;
+  /**
+   * The async form of `detach()`: a BPF link's detach (which waits for an RCU grace period in the kernel) runs
+   * on libuv's threadpool; a legacy tc filter is removed with one netlink request.
+   */
+  detachAsync(): Promise<void>;
   /** Releases this handle without detaching a pinned link or a legacy tc filter. */
   close(): void;
   /** Reads the attachment's current state from the kernel. */
@@ -178,6 +185,30 @@ export class FdLink implements Link {
     if (this.#pinnedAt !== undefined && existsSync(this.#pinnedAt)) unlinkSync(this.#pinnedAt);
     this.#pinnedAt = undefined;
     this.close();
+  }
+
+  /**
+   * The async form of {@link FdLink.detach}: the `BPF_LINK_DETACH` and the close run on libuv's threadpool
+   * (a tcx detach waits for an RCU grace period in the kernel). Same errors.
+   * Equivalent to: `bpftool link detach id ID`.
+   *
+   * @throws {@link BpfError} `BadFd` when already closed.
+   * @example Detaching without blocking the event loop
+   * ```ts
+   * import { type Link } from '@datapath/loader';
+   * declare const link: Link;
+   * await link.detachAsync();
+   * ```
+   */
+  async detachAsync(): Promise<void> {
+    const fd = this.fd;
+    await linkDetachAsync(fd);
+    if (this.#pinnedAt !== undefined && existsSync(this.#pinnedAt)) unlinkSync(this.#pinnedAt);
+    this.#pinnedAt = undefined;
+    if (this.#fd !== fd) return;
+    forget(this.#token);
+    this.#fd = undefined;
+    await linkCloseAsync(fd);
   }
 
   /**
@@ -320,6 +351,21 @@ export class TcLink implements Link {
     if (!this.#open) throw closed('detach');
     this.#here(() => this.#detachHere());
     this.#release();
+  }
+
+  /**
+   * Same as {@link TcLink.detach} (one netlink request, which does not wait in the kernel), as a promise.
+   *
+   * @throws {@link BpfError} as {@link TcLink.detach}.
+   * @example Detaching
+   * ```ts
+   * import { type Link } from '@datapath/loader';
+   * declare const link: Link;
+   * await link.detachAsync();
+   * ```
+   */
+  async detachAsync(): Promise<void> {
+    this.detach();
   }
 
   #detachHere(): void {

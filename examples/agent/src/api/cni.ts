@@ -136,10 +136,10 @@ function plugin(agent: Agent, leaseMs: number, added: { pod?: PodRecord }): CniP
     config: validate,
     cniArgs: K8S_ARGS,
     about: 'datapath-cni (agent mode, served by the datapath agent)',
-    add: (a) => {
+    add: async (a) => {
       const namespace = a.args.K8S_POD_NAMESPACE || 'default';
       const name = a.args.K8S_POD_NAME || nameFromContainer(a.containerId);
-      const pod = agent.addAttachedPod({
+      const pod = await agent.addAttachedPodAsync({
         namespace,
         name,
         labels: labelsOf(a.config),
@@ -149,8 +149,8 @@ function plugin(agent: Agent, leaseMs: number, added: { pod?: PodRecord }): CniP
       added.pod = pod;
       return resultOf(pod, a.ifname, a.netns, a.prevResult);
     },
-    del: (a) => {
-      agent.removeAttachment(a.containerId, a.ifname);
+    del: async (a) => {
+      await agent.removeAttachmentAsync(a.containerId, a.ifname);
     },
     check: (a) => {
       const pod = agent.findAttachment(a.containerId, a.ifname);
@@ -168,8 +168,10 @@ function plugin(agent: Agent, leaseMs: number, added: { pod?: PodRecord }): CniP
       if (inner.kind !== 'veth') fail(`${a.ifname} is a ${inner.kind ?? 'device'}, not a veth`);
       if (!inner.up) fail(`${a.ifname} is down`);
     },
-    gc: (a) => {
-      agent.gcAttachments(a.validAttachments.map((v) => ({ containerId: v.containerID, ifname: v.ifname })));
+    gc: async (a) => {
+      await agent.gcAttachmentsAsync(
+        a.validAttachments.map((v) => ({ containerId: v.containerID, ifname: v.ifname })),
+      );
     },
     status: () => {
       try {

@@ -366,8 +366,8 @@ export class ApiServer {
         GET: () => ({ json: this.#agent.pods().map(endpointInfo) }),
         POST: (req, body) => {
           const b = parseBody(EndpointCreateRequest, this.#json(req, body));
-          return this.#serial(() => {
-            const rec = this.#agent.addAttachedPod({
+          return this.#serial(async () => {
+            const rec = await this.#agent.addAttachedPodAsync({
               namespace: b.podNamespace,
               name: b.podName,
               labels: b.labels ?? {},
@@ -387,8 +387,8 @@ export class ApiServer {
               'InvalidArgument',
               'DELETE /v1/endpoints needs ?containerId=…[&ifname=…]',
             );
-          return this.#serial(() => ({
-            json: { removed: this.#agent.removeAttachment(containerId, ifname) },
+          return this.#serial(async () => ({
+            json: { removed: await this.#agent.removeAttachmentAsync(containerId, ifname) },
           }));
         },
       },
@@ -437,9 +437,9 @@ export class ApiServer {
             GET: () => ({ json: endpointInfo(this.#pod(Number(id[1]))) }),
             DELETE: (_r, body) => {
               noBody(body);
-              return this.#serial(() => {
+              return this.#serial(async () => {
                 const pod = this.#pod(Number(id[1]));
-                this.#agent.removePod(pod.key);
+                await this.#agent.removePodAsync(pod.key);
                 return { json: { removed: true, id: pod.lxcId, pod: pod.key } };
               });
             },
