@@ -12,9 +12,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPacket, compile, load, openObject, skbContext, TcAct } from '@datapath/loader';
-import { encodePolicyKey, encodePolicyValue } from '@datapath/policy';
 import { openMaps, setConstants } from '../src/datapath.gen.js';
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
+import { toLxcPolicyKey, toPolicyEntry } from '../src/policy-map.js';
 import { foreignShare, snapshot } from './noise.js';
 import { type Affinity, agentPair, inNs, iperf, type Pair } from './pairs.js';
 import { median } from './profile-setup.js';
@@ -59,16 +59,9 @@ async function progCost(samples: number, repeat: number): Promise<Record<Mode, n
     ip: '10.244.0.11',
   };
   const netU32 = (ip: string) => new DataView(Uint32Array.of(ipv4HostU32(ip)).buffer).getUint32(0, false);
-  const key = (lxcId: number, direction: 'ingress' | 'egress', identity: number) => {
-    const cilium = encodePolicyKey({ direction, identity, protocol: 6, port: 5201, prefixLen: 24 });
-    const out = new Uint8Array(cilium.length + 4);
-    const v = new DataView(out.buffer);
-    v.setUint32(0, new DataView(cilium.buffer).getUint32(0, true) + 32, true);
-    v.setUint32(4, lxcId, true);
-    out.set(cilium.subarray(4), 8);
-    return out;
-  };
-  const allow = encodePolicyValue({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
+  const key = (lxcId: number, direction: 'ingress' | 'egress', identity: number) =>
+    toLxcPolicyKey({ lxcId, key: { direction, identity, protocol: 6, port: 5201, prefixLen: 24 } });
+  const allow = toPolicyEntry({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
   const colls = (['events', 'none'] as const).map((m) => {
     const spec = openObject(objects[m], `datapath_${m}`);
     for (const map of Object.values(spec.maps)) map.pinning = 'none';
@@ -79,10 +72,8 @@ async function progCost(samples: number, repeat: number): Promise<Record<Mode, n
     maps.lxc.set(A.ifindex, A);
     maps.endpoints.set(netU32(A.ip), A);
     maps.endpoints.set(netU32(B.ip), B);
-    const policy = coll.map('policy');
-    if (policy.kind !== 'lpmTrie') throw new Error('policy is an LPM trie');
-    policy.set(key(A.lxcId, 'egress', B.secId), allow);
-    policy.set(key(B.lxcId, 'ingress', A.secId), allow);
+    maps.policy.set(key(A.lxcId, 'egress', B.secId), allow);
+    maps.policy.set(key(B.lxcId, 'ingress', A.secId), allow);
     return { mode: m, coll, prog: coll.program('from_container') };
   });
   try {

@@ -101,7 +101,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } config SEC(".maps");
 
-/* Every endpoint's policy: { endpoint id, Cilium policy_key } -> Cilium policy_entry. */
+/* Every endpoint's policy: { endpoint id, Cilium's policy_key } -> policy_entry (datapath.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 65536);
@@ -122,8 +122,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } events SEC(".maps");
 
-/* Anchors the record layouts in the object's BTF, so that datapath-gen emits their codecs. */
+/* Anchors the record layouts and the flag enums in the object's BTF, so that datapath-gen emits
+ * their codecs and constants. */
 struct trace_event *trace_event_type __attribute__((unused));
+enum ct_flags *ct_flags_type __attribute__((unused));
+enum dp_flags *dp_flags_type __attribute__((unused));
+enum lxc_policy_prefix *lxc_policy_prefix_type __attribute__((unused));
 
 /* Records the ring had no room for, per CPU (the kernel does not count failed reservations). */
 struct {

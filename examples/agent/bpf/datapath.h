@@ -5,8 +5,9 @@
  * @datapath/example-agent run gen`; a test fails when it is stale). Nothing here is written twice.
  *
  * The policy and ipcache layouts follow Cilium's (bpf/lib/maps.h, bpf/lib/policy.h,
- * pkg/maps/policymap, pkg/maps/ipcache): the agent fills them from @datapath/policy's compiled
- * state with that package's codecs. The endpoint, conntrack and metrics layouts are this agent's.
+ * pkg/maps/policymap, pkg/maps/ipcache; without bitfields): the agent fills them from
+ * @datapath/policy's compiled state, the policy trie through the generated codecs, the ipcache
+ * through that package's codecs. The endpoint, conntrack and metrics layouts are this agent's.
  */
 #ifndef DATAPATH_H
 #define DATAPATH_H
@@ -53,38 +54,33 @@ struct remote_endpoint_info {
 /* ---- policy: Cilium's policy_key / policy_entry, one LPM trie for all endpoints keyed by
  *      { endpoint id, Cilium's policy_key } (Cilium has one map per endpoint because it loads
  *      programs per endpoint; with one program set per agent, a per-endpoint map would need an
- *      array of maps, whose every update from user space waits for an RCU grace period) --------- */
-struct policy_key {
-	__u32 prefixlen;   /* bpf_lpm_trie_key header: 40 static bits + protocol/port prefix */
-	__u32 sec_label;   /* peer identity, 0 = any (host order) */
-	__u8 egress : 1,   /* 0 ingress, 1 egress */
-	     pad : 7;
+ *      array of maps, whose every update from user space waits for an RCU grace period).
+ *      No bitfields, so that datapath-gen emits the codecs: Cilium's `egress:1, pad:7` is the plain
+ *      byte `egress` (same bytes), and Cilium's packed entry flags are one byte each. ------------ */
+struct lxc_policy_key {
+	__u32 prefixlen;   /* bpf_lpm_trie_key header: LXC_POLICY_STATIC_PREFIX + protocol/port prefix */
+	__u32 lxc_id;      /* endpoint id (host order) */
+	__u32 sec_label;   /* peer identity, 0 = any (host order); from here on Cilium's policy_key */
+	__u8 egress;       /* 0 ingress, 1 egress */
 	__u8 protocol;     /* 0 = any */
 	__be16 dport;      /* network order */
-}; /* 12 bytes */
-#define POLICY_FULL_PREFIX 64
-
-struct lxc_policy_key {
-	__u32 prefixlen;   /* 32 (lxc_id) + Cilium's prefixlen */
-	__u32 lxc_id;      /* endpoint id (host order) */
-	__u32 sec_label;   /* the rest is Cilium's policy_key after its prefixlen */
-	__u8 egress : 1,
-	     pad : 7;
-	__u8 protocol;
-	__be16 dport;
 }; /* 16 bytes */
-#define LXC_POLICY_FULL_PREFIX (32 + POLICY_FULL_PREFIX)
+/* Prefix lengths of the key (an enum for the BTF, as LxcPolicyPrefix on the TypeScript side): the
+ * always-significant bits are lxc_id (32), sec_label (32) and egress (8); protocol (8) and port (16)
+ * follow, so prefixlen = LXC_POLICY_STATIC_PREFIX + the entry's protocol/port prefix (0..24). */
+enum lxc_policy_prefix {
+	LXC_POLICY_STATIC_PREFIX = 32 + 32 + 8,
+	LXC_POLICY_FULL_PREFIX = 32 + 32 + 8 + 24,
+};
 
 struct policy_entry {
-	__be16 proxy_port;
-	__u8 deny : 1,
-	     reserved : 2,
-	     lpm_prefix_length : 5;
-	__u8 auth_type : 7,
-	     has_explicit_auth_type : 1;
+	__be16 proxy_port;         /* 0: no L7 redirect */
+	__u8 deny;                 /* 1: an explicit deny */
+	__u8 lpm_prefix_length;    /* the key's protocol/port prefix length (0..24) */
+	__u8 auth_type;
+	__u8 has_explicit_auth_type;
 	__u8 proxy_port_priority;
-	__u8 pad1;
-	__u16 pad2;
+	__u8 pad;
 }; /* 8 bytes */
 
 /* ---- conntrack: LRU hash keyed by the 5-tuple of the packet that opened the flow ------------ */
@@ -114,9 +110,13 @@ struct ct_entry {
 	__u8 drop_reason;  /* CT_F_DENIED: the metric reason */
 	__u16 drop_lxc;    /* CT_F_DENIED: the endpoint whose policy denies it */
 }; /* 32 bytes */
-#define CT_F_REPLY 1       /* this tuple is the reply direction */
-#define CT_F_DENIED 2      /* denied since the last policy change */
-#define CT_F_DROP_EGRESS 4 /* CT_F_DENIED: by the endpoint's egress policy (else ingress) */
+/* Bits of ct_entry.flags (an enum so that its names reach the BTF, and from there the TypeScript
+ * side as CtFlags; the field stays a __u8 because it holds combinations). */
+enum ct_flags {
+	CT_F_REPLY = 1,       /* this tuple is the reply direction */
+	CT_F_DENIED = 2,      /* denied since the last policy change */
+	CT_F_DROP_EGRESS = 4, /* CT_F_DENIED: by the endpoint's egress policy (else ingress) */
+};
 #define CT_REFRESH_JIFFIES 256 /* about 1 s at HZ=250, 0.26 s at HZ=1000 */
 
 /* ---- config: one-slot array written by the agent ------------------------------------------ */
@@ -127,10 +127,14 @@ struct dp_config {
 	__u32 pad;
 }; /* 16 bytes */
 
-/* Local delivery out of the destination's host-side veth (bpf_redirect) instead of straight into
- * the pod's eth0 (bpf_redirect_peer): the receive work then runs from the peer's backlog, which
- * spreads multi-stream traffic over the CPUs; to_container meets the packet again and accounts it. */
-#define DP_F_DELIVER_EGRESS 1
+/* Bits of dp_config.flags (an enum for the BTF, as DpFlags on the TypeScript side).
+ * DP_F_DELIVER_EGRESS: local delivery out of the destination's host-side veth (bpf_redirect) instead
+ * of straight into the pod's eth0 (bpf_redirect_peer): the receive work then runs from the peer's
+ * backlog, which spreads multi-stream traffic over the CPUs; to_container meets the packet again and
+ * accounts it. */
+enum dp_flags {
+	DP_F_DELIVER_EGRESS = 1,
+};
 
 /* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes, for every reason
  *      but REASON_FORWARDED; forwarded packets go to `fwd` (below), the per-packet path ------- */

@@ -12,7 +12,7 @@ import { cmdConfig, cmdMonitor, cmdObserve, startObserver } from './cli-events.j
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import { table } from './format.js';
-import { CT_F_DENIED, CT_F_REPLY, dirName, protoName, reasonName } from './maps.js';
+import { CtFlags, dirName, protoName, reasonName } from './maps.js';
 import { engineFromState, flowExplanation, flowVerdict, loadPolicies, loadScenario } from './policy.js';
 import { renderReport } from './report.js';
 import { runScenario } from './run.js';
@@ -314,7 +314,7 @@ function cmdMapDump(args: string[], v: Values, io: Io): number {
               protoName(r.proto),
               `${r.saddr}:${r.sport}`,
               `${r.daddr}:${r.dport}`,
-              `${r.flags & CT_F_REPLY ? 'reply' : 'open'}${r.flags & CT_F_DENIED ? ' denied' : ''}`,
+              `${r.flags & CtFlags.CT_F_REPLY ? 'reply' : 'open'}${r.flags & CtFlags.CT_F_DENIED ? ' denied' : ''}`,
               String(r.rev),
               `${r.srcSecId} → ${r.dstSecId}`,
               `${(Number(process.hrtime.bigint() - r.createdNs) / 1e9) | 0} s`,

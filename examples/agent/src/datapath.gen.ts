@@ -176,6 +176,37 @@ export const dpConfig = struct(
 /** A `struct dp_config`. */
 export type DpConfig = CodecType<typeof dpConfig>;
 
+/** `struct lxc_policy_key` (16 bytes). */
+export const lxcPolicyKey = struct(
+  {
+    prefixlen: u32,
+    lxcId: u32,
+    secLabel: u32,
+    egress: u8,
+    protocol: u8,
+    dport: be16,
+  },
+  { size: 16 },
+);
+/** A `struct lxc_policy_key`. */
+export type LxcPolicyKey = CodecType<typeof lxcPolicyKey>;
+
+/** `struct policy_entry` (8 bytes). */
+export const policyEntry = struct(
+  {
+    proxyPort: be16,
+    deny: u8,
+    lpmPrefixLength: u8,
+    authType: u8,
+    hasExplicitAuthType: u8,
+    proxyPortPriority: u8,
+    pad: pad(1),
+  },
+  { size: 8 },
+);
+/** A `struct policy_entry`. */
+export type PolicyEntry = CodecType<typeof policyEntry>;
+
 /** `enum event_type` (1 byte). */
 export const EventType = {
   EVENT_DROP: 1,
@@ -235,6 +266,36 @@ export const traceEvent = struct(
 /** A `struct trace_event`. */
 export type TraceEvent = CodecType<typeof traceEvent>;
 
+/** `enum ct_flags` (4 bytes). */
+export const CtFlags = {
+  CT_F_REPLY: 1,
+  CT_F_DENIED: 2,
+  CT_F_DROP_EGRESS: 4,
+} as const;
+/** A value of `enum ct_flags`. */
+export type CtFlags = (typeof CtFlags)[keyof typeof CtFlags];
+/** Codec of `enum ct_flags`. */
+export const ctFlags = enumeration(u32, CtFlags);
+
+/** `enum dp_flags` (4 bytes). */
+export const DpFlags = {
+  DP_F_DELIVER_EGRESS: 1,
+} as const;
+/** A value of `enum dp_flags`. */
+export type DpFlags = (typeof DpFlags)[keyof typeof DpFlags];
+/** Codec of `enum dp_flags`. */
+export const dpFlags = enumeration(u32, DpFlags);
+
+/** `enum lxc_policy_prefix` (4 bytes). */
+export const LxcPolicyPrefix = {
+  LXC_POLICY_STATIC_PREFIX: 72,
+  LXC_POLICY_FULL_PREFIX: 96,
+} as const;
+/** A value of `enum lxc_policy_prefix`. */
+export type LxcPolicyPrefix = (typeof LxcPolicyPrefix)[keyof typeof LxcPolicyPrefix];
+/** Codec of `enum lxc_policy_prefix`. */
+export const lxcPolicyPrefix = enumeration(u32, LxcPolicyPrefix);
+
 /** Every struct and union codec of this module by its C name (for layout checks). */
 export const types = {
   endpoint_info: endpointInfo,
@@ -246,6 +307,8 @@ export const types = {
   metrics_value: metricsValue,
   fwd_value: fwdValue,
   dp_config: dpConfig,
+  lxc_policy_key: lxcPolicyKey,
+  policy_entry: policyEntry,
   dp_event: dpEvent,
   trace_event: traceEvent,
 } as const;
@@ -313,6 +376,8 @@ export const mapSpecs = {
     maxEntries: 65536,
     keySize: 16,
     valueSize: 8,
+    key: lxcPolicyKey,
+    value: policyEntry,
   },
   events: {
     type: 'ringbuf',
@@ -346,6 +411,8 @@ export interface Maps {
   fwd: PerCpuArrayMap<FwdValue>;
   /** `config`: array, 1 entries. */
   config: ArrayMap<DpConfig>;
+  /** `policy`: lpm_trie, 65536 entries. */
+  policy: LpmTrieMap<LxcPolicyKey, PolicyEntry>;
   /** `events_lost`: percpu_array, 1 entries. */
   events_lost: PerCpuArrayMap<bigint>;
 }
@@ -376,6 +443,7 @@ export function openMaps(coll: Collection): Maps {
     metrics: narrow(coll, 'metrics', 'perCpuHash'),
     fwd: narrow(coll, 'fwd', 'perCpuArray'),
     config: narrow(coll, 'config', 'array'),
+    policy: narrow(coll, 'policy', 'lpmTrie'),
     events_lost: narrow(coll, 'events_lost', 'perCpuArray'),
   };
 }

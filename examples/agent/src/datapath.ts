@@ -48,7 +48,7 @@ import { GATEWAY, ipv4HostU32 } from './gateway.js';
 import {
   ctEntry,
   ctKey,
-  DP_F_DELIVER_EGRESS,
+  DpFlags,
   dpConfig,
   endpointInfo,
   endpointKey,
@@ -56,7 +56,13 @@ import {
   metricsKey,
   metricsValue,
 } from './maps.js';
-import { ipcacheKey, ipcacheValue, type LxcPolicyKey, lxcPolicyKey, policyEntry } from './policy-map.js';
+import {
+  type EndpointPolicyKey,
+  ipcacheKey,
+  ipcacheValue,
+  policyTrieKey,
+  policyTrieValue,
+} from './policy-map.js';
 
 /** How the datapath hands a packet to a local pod (see {@link Datapath.delivery}). */
 export type Delivery = 'peer' | 'egress';
@@ -131,8 +137,8 @@ export class Datapath {
   readonly config: ArrayMap<CodecType<typeof dpConfig>>;
   /** Event records the `events` ring buffer had no room for, per CPU. */
   readonly eventsLost: PerCpuArrayMap<bigint>;
-  /** Every endpoint's policy: `struct lxc_policy_key` → Cilium's `policy_entry` (codecs of policy-map.ts). */
-  readonly policy: LpmTrieMap<LxcPolicyKey, PolicyValue>;
+  /** Every endpoint's policy: `struct lxc_policy_key` → `struct policy_entry` (generated codecs, typed by policy-map.ts). */
+  readonly policy: LpmTrieMap<EndpointPolicyKey, PolicyValue>;
   /** The loaded object (absent when opened read-only). */
   readonly #coll: Collection | undefined;
   #closed = false;
@@ -163,7 +169,7 @@ export class Datapath {
       this.config = open(openPinned(join(pinDir, 'config'), { type: 'array', value: dpConfig }));
       this.eventsLost = open(openPinned(join(pinDir, 'events_lost'), { type: 'perCpuArray', value: u64 }));
       this.policy = open(
-        openPinned(join(pinDir, 'policy'), { type: 'lpmTrie', key: lxcPolicyKey, value: policyEntry }),
+        openPinned(join(pinDir, 'policy'), { type: 'lpmTrie', key: policyTrieKey, value: policyTrieValue }),
       );
     } catch (err) {
       for (const m of opened) m.close();
@@ -444,12 +450,13 @@ export class Datapath {
    * map, so a restarted agent keeps it; takes effect on the next packet.
    */
   get delivery(): Delivery {
-    return (this.config.get(0)?.flags ?? 0) & DP_F_DELIVER_EGRESS ? 'egress' : 'peer';
+    return (this.config.get(0)?.flags ?? 0) & DpFlags.DP_F_DELIVER_EGRESS ? 'egress' : 'peer';
   }
 
   set delivery(mode: Delivery) {
     const c = this.#configNow();
-    const flags = mode === 'egress' ? c.flags | DP_F_DELIVER_EGRESS : c.flags & ~DP_F_DELIVER_EGRESS;
+    const flags =
+      mode === 'egress' ? c.flags | DpFlags.DP_F_DELIVER_EGRESS : c.flags & ~DpFlags.DP_F_DELIVER_EGRESS;
     this.config.set(0, { ...c, flags });
   }
 
@@ -501,7 +508,7 @@ export class Datapath {
       out.policy.set(lxcId, n);
       return n;
     };
-    const want = new Map<string, { key: LxcPolicyKey; value: PolicyValue }>();
+    const want = new Map<string, { key: EndpointPolicyKey; value: PolicyValue }>();
     for (const ep of endpoints)
       for (const e of ep.policy.values())
         want.set(`${ep.endpointId} ${keyString(e.key)}`, {

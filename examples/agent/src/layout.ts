@@ -13,7 +13,7 @@ const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 /** The generated module's path. */
 export const GENERATED = fileURLToPath(new URL('./datapath.gen.ts', import.meta.url));
 
-/** What C types cannot say: addresses and MACs; the policy trie's key has bitfields (coded by @datapath/policy). */
+/** What C types cannot say (addresses and MACs), and the records and flag enums no map carries. */
 export const GEN_OPTIONS: GenerateOptions = {
   source: 'bpf/datapath.c',
   codecs: {
@@ -23,8 +23,7 @@ export const GEN_OPTIONS: GenerateOptions = {
     'ct_key.saddr': 'ipv4',
     'ct_key.daddr': 'ipv4',
   },
-  skipMaps: ['policy'],
-  types: ['dp_event', 'trace_event'],
+  types: ['dp_event', 'trace_event', 'ct_flags', 'dp_flags', 'lxc_policy_prefix'],
 };
 
 /** Compiles bpf/datapath.c (through the loader's cache) and returns the object path and the module it generates. */

@@ -1,15 +1,17 @@
 /**
  * The agent's map layouts, enums and limits: all generated from bpf/datapath.c's BTF into
- * datapath.gen.ts (see layout.ts); this module only names them for the rest of the agent and adds
- * what C cannot carry (flag bits, display names). The policy and ipcache layouts are Cilium's and
- * come from @datapath/policy's codecs.
+ * datapath.gen.ts (see layout.ts), flag bits included (`CtFlags`, `DpFlags`: C enums); this module only
+ * names them for the rest of the agent and adds what C cannot carry (display names). The policy trie's
+ * codecs are in policy-map.ts.
  */
 import { ipv4 } from '@datapath/bpf-maps';
 import { MetricDir, MetricReason, mapSpecs } from './datapath.gen.js';
 
 export {
+  CtFlags,
   ctEntry,
   ctKey,
+  DpFlags,
   dpConfig,
   endpointInfo,
   fwdValue,
@@ -21,15 +23,6 @@ export {
 
 /** Key of the `endpoints` hash: the pod's IPv4 address. */
 export const endpointKey = ipv4;
-
-/** `CT_F_REPLY`: the entry is keyed by the reply direction's tuple. */
-export const CT_F_REPLY = 1;
-
-/** `CT_F_DENIED`: a policy change denied the flow; its packets are dropped in both directions. */
-export const CT_F_DENIED = 2;
-
-/** `DP_F_DELIVER_EGRESS` of `dp_config.flags`: local delivery with bpf_redirect instead of bpf_redirect_peer. */
-export const DP_F_DELIVER_EGRESS = 1;
 
 /** Slots of the `fwd` array (endpoint ids are below it): the C's `FWD_MAX_ENDPOINTS`, read from the object. */
 export const FWD_MAX_ENDPOINTS = mapSpecs.fwd.maxEntries;

@@ -1,85 +1,121 @@
 /**
- * The one typed codec of the agent's policy trie and ipcache: what @datapath/policy's `MapChange`s say, as the
- * bytes of bpf/datapath.h. Every policy or ipcache read and write of the agent goes through these codecs.
+ * The agent's policy trie and ipcache typed as @datapath/policy's `MapChange`s speak: every policy or ipcache
+ * read and write of the agent goes through these codecs.
  *
- * `struct lxc_policy_key` (16 bytes) is Cilium's `struct policy_key` with the endpoint id put in front of it, so
- * that one LPM trie holds every endpoint's policy:
- *
- * | offset | size | field | encoding |
- * |---|---|---|---|
- * | 0 | 4 | `prefixlen` | u32 little-endian = 32 (the endpoint id) + Cilium's prefix length (40 + L4 bits) |
- * | 4 | 4 | `lxc_id` | u32 little-endian: the agent's endpoint id, which is the policy engine's endpoint id |
- * | 8 | 8 | Cilium's key after its `prefixlen` | `sec_label`, `egress:1`, `protocol`, `dport` (see `encodePolicyKey`) |
+ * The policy trie's bytes are the generated codecs of `struct lxc_policy_key` and `struct policy_entry`
+ * (datapath.gen.ts, from bpf/datapath.h's BTF); this module only maps the engine's {@link PolicyKey} and
+ * {@link PolicyValue} onto their fields (no byte layout is written here). The key is Cilium's `policy_key`
+ * with the endpoint id put in front of it, so that one LPM trie holds every endpoint's policy: `prefixlen` =
+ * `LXC_POLICY_STATIC_PREFIX` (endpoint id, identity and direction: 72 bits) + the entry's protocol/port prefix.
  */
 import type { Codec } from '@datapath/bpf-maps';
 import {
   decodeIpcacheKey,
   decodeIpcacheValue,
-  decodePolicyKey,
-  decodePolicyValue,
   encodeIpcacheKey,
   encodeIpcacheValue,
-  encodePolicyKey,
-  encodePolicyValue,
   IPCACHE_KEY_SIZE,
   IPCACHE_VALUE_SIZE,
   type IpcacheValue,
-  POLICY_KEY_SIZE,
-  POLICY_VALUE_SIZE,
   type PolicyKey,
   type PolicyValue,
 } from '@datapath/policy';
+import {
+  type LxcPolicyKey,
+  LxcPolicyPrefix,
+  lxcPolicyKey,
+  type PolicyEntry,
+  policyEntry,
+} from './datapath.gen.js';
 import { AgentError } from './errors.js';
 
 /** A key of the shared policy trie: which endpoint, and Cilium's policy key. */
-export interface LxcPolicyKey {
+export interface EndpointPolicyKey {
   /** Endpoint id (the pod's `lxcId`, the engine's `endpointId`). */
   lxcId: number;
   /** Cilium's policy key. */
   key: PolicyKey;
 }
 
-/** Bits of the endpoint id in front of Cilium's key. */
-const LXC_ID_BITS = 32;
+const { LXC_POLICY_STATIC_PREFIX, LXC_POLICY_FULL_PREFIX } = LxcPolicyPrefix;
+/** Bits of protocol and port: the longest protocol/port prefix. */
+const L4_BITS = LXC_POLICY_FULL_PREFIX - LXC_POLICY_STATIC_PREFIX;
 
-/** Size of `struct lxc_policy_key`. */
-export const LXC_POLICY_KEY_SIZE = POLICY_KEY_SIZE + 4;
+/** A codec of `T` through a generated codec of the C struct `S` and two field mappings. */
+function mapped<T, S>(c: Codec<S>, to: (v: T) => S, from: (s: S) => T): Codec<T> {
+  return {
+    size: c.size,
+    align: c.align,
+    encode: (v, view, offset) => c.encode(to(v), view, offset),
+    decode: (view, offset) => from(c.decode(view, offset)),
+  };
+}
+
+function l4PrefixLen(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 0 || n > L4_BITS)
+    throw new AgentError(
+      'InvalidArgument',
+      `${what}: protocol/port prefix length ${n} is not in 0..${L4_BITS}`,
+    );
+  return n;
+}
+
+/** The engine's key of endpoint `lxcId` as the fields of `struct lxc_policy_key`. */
+export function toLxcPolicyKey({ lxcId, key }: EndpointPolicyKey): LxcPolicyKey {
+  return {
+    prefixlen: LXC_POLICY_STATIC_PREFIX + l4PrefixLen(key.prefixLen, 'policy key'),
+    lxcId,
+    secLabel: key.identity,
+    egress: key.direction === 'egress' ? 1 : 0,
+    protocol: key.protocol,
+    dport: key.port,
+  };
+}
+
+/** A `struct lxc_policy_key` as the endpoint id and the engine's key. */
+export function fromLxcPolicyKey(k: LxcPolicyKey): EndpointPolicyKey {
+  return {
+    lxcId: k.lxcId,
+    key: {
+      direction: k.egress === 1 ? 'egress' : 'ingress',
+      identity: k.secLabel,
+      protocol: k.protocol,
+      port: k.dport,
+      prefixLen: l4PrefixLen(k.prefixlen - LXC_POLICY_STATIC_PREFIX, 'policy key'),
+    },
+  };
+}
+
+/** The engine's value as the fields of `struct policy_entry`. */
+export function toPolicyEntry(v: PolicyValue): PolicyEntry {
+  return {
+    proxyPort: v.proxyPort,
+    deny: v.deny ? 1 : 0,
+    lpmPrefixLength: l4PrefixLen(v.prefixLen, 'policy entry'),
+    authType: v.authType,
+    hasExplicitAuthType: 0,
+    proxyPortPriority: 0,
+  };
+}
+
+/** A `struct policy_entry` as the engine's value. */
+export function fromPolicyEntry(e: PolicyEntry): PolicyValue {
+  return {
+    deny: e.deny !== 0,
+    prefixLen: e.lpmPrefixLength,
+    proxyPort: e.proxyPort,
+    authType: e.authType,
+  };
+}
+
+/** `struct lxc_policy_key` typed as the endpoint id and the engine's key (bytes: the generated codec). */
+export const policyTrieKey: Codec<EndpointPolicyKey> = mapped(lxcPolicyKey, toLxcPolicyKey, fromLxcPolicyKey);
+
+/** `struct policy_entry` typed as the engine's value (bytes: the generated codec). */
+export const policyTrieValue: Codec<PolicyValue> = mapped(policyEntry, toPolicyEntry, fromPolicyEntry);
 
 const bytesAt = (view: DataView, offset: number, size: number) =>
   new Uint8Array(view.buffer, view.byteOffset + offset, size);
-
-/** `struct lxc_policy_key`, typed. */
-export const lxcPolicyKey: Codec<LxcPolicyKey> = {
-  size: LXC_POLICY_KEY_SIZE,
-  align: 4,
-  encode({ lxcId, key }, view, offset) {
-    if (!Number.isInteger(lxcId) || lxcId < 0 || lxcId > 0xffff_ffff)
-      throw new AgentError('InvalidArgument', `policy key: endpoint id ${lxcId} is not a u32`);
-    const cilium = encodePolicyKey(key);
-    const ciliumView = new DataView(cilium.buffer);
-    view.setUint32(offset, LXC_ID_BITS + ciliumView.getUint32(0, true), true);
-    view.setUint32(offset + 4, lxcId, true);
-    bytesAt(view, offset + 8, POLICY_KEY_SIZE - 4).set(cilium.subarray(4));
-  },
-  decode(view, offset) {
-    const cilium = new Uint8Array(POLICY_KEY_SIZE);
-    new DataView(cilium.buffer).setUint32(0, view.getUint32(offset, true) - LXC_ID_BITS, true);
-    cilium.set(bytesAt(view, offset + 8, POLICY_KEY_SIZE - 4), 4);
-    return { lxcId: view.getUint32(offset + 4, true), key: decodePolicyKey(cilium) };
-  },
-};
-
-/** Cilium's `struct policy_entry`, typed. */
-export const policyEntry: Codec<PolicyValue> = {
-  size: POLICY_VALUE_SIZE,
-  align: 4,
-  encode(value, view, offset) {
-    bytesAt(view, offset, POLICY_VALUE_SIZE).set(encodePolicyValue(value));
-  },
-  decode(view, offset) {
-    return decodePolicyValue(bytesAt(view, offset, POLICY_VALUE_SIZE).slice());
-  },
-};
 
 /** Cilium's `struct ipcache_key` as canonical prefix text (`10.244.1.5/32`). */
 export const ipcacheKey: Codec<string> = {

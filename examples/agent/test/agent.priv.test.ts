@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
 import { Datapath } from '../src/datapath.js';
 import { AgentError } from '../src/errors.js';
-import { CT_F_DENIED } from '../src/maps.js';
+import { CtFlags } from '../src/maps.js';
 import { loadScenario } from '../src/policy.js';
 import { runScenario } from '../src/run.js';
 import { type Listener, runProbes, startListener } from '../src/sys/netns-exec.js';
@@ -368,7 +368,10 @@ describe('agent (real packets through the eBPF datapath)', () => {
       expect(flow.echoed).toBe(cut);
       expect(policyDrops(agent, server.lxcId)).toBeGreaterThan(deniedBefore);
       // both entries stay, marked denied, so the server's packets cannot reopen it as a new flow
-      expect(ctFlows().map(([, e]) => e.flags & CT_F_DENIED)).toEqual([CT_F_DENIED, CT_F_DENIED]);
+      expect(ctFlows().map(([, e]) => e.flags & CtFlags.CT_F_DENIED)).toEqual([
+        CtFlags.CT_F_DENIED,
+        CtFlags.CT_F_DENIED,
+      ]);
     } finally {
       flow?.child.kill();
       await listener?.close();

@@ -14,11 +14,11 @@ import {
   skbContext,
   TcAct,
 } from '@datapath/loader';
-import { encodePolicyValue } from '@datapath/policy';
 import { requireRoot } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type EndpointInfo,
+  type LxcPolicyKey,
   type Maps,
   MetricDir,
   MetricReason,
@@ -27,8 +27,8 @@ import {
 } from '../src/datapath.gen.js';
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
 import { generateDatapathModule } from '../src/layout.js';
-import { CT_F_DENIED, CT_F_REPLY } from '../src/maps.js';
-import { lxcPolicyKey } from '../src/policy-map.js';
+import { CtFlags } from '../src/maps.js';
+import { toLxcPolicyKey, toPolicyEntry } from '../src/policy-map.js';
 
 let object: string;
 beforeAll(async () => {
@@ -55,24 +55,21 @@ const B: EndpointInfo = {
   ip: '10.244.0.11',
 };
 
-/** A `struct lxc_policy_key`, through the agent's one codec of it (policy-map.ts). */
+/** A `struct lxc_policy_key` for the engine's key (policy-map.ts; bytes: the generated codec). */
 function policyKey(
   lxcId: number,
   direction: 'ingress' | 'egress',
   identity: number,
   port: number,
-): Uint8Array {
-  const out = new Uint8Array(lxcPolicyKey.size);
-  const key = { direction, identity, protocol: 6, port, prefixLen: 24 };
-  lxcPolicyKey.encode({ lxcId, key }, new DataView(out.buffer), 0);
-  return out;
+): LxcPolicyKey {
+  return toLxcPolicyKey({ lxcId, key: { direction, identity, protocol: 6, port, prefixLen: 24 } });
 }
-const allow = encodePolicyValue({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
+const allow = toPolicyEntry({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
 
 interface World {
   coll: Collection;
   maps: Maps;
-  policy: { set(k: Uint8Array, v: Uint8Array): void; delete(k: Uint8Array): boolean };
+  policy: Maps['policy'];
   run(data: Uint8Array): { retval: number; data: Uint8Array };
 }
 
@@ -87,15 +84,13 @@ function world(): World {
   maps.lxc.set(A.ifindex, A);
   maps.endpoints.set(ipv4HostU32Key(A.ip), A);
   maps.endpoints.set(ipv4HostU32Key(B.ip), B);
-  const raw = coll.map('policy');
-  if (raw.kind !== 'lpmTrie') throw new Error('policy is an LPM trie');
-  raw.set(policyKey(A.lxcId, 'egress', B.secId, 80), allow);
-  raw.set(policyKey(B.lxcId, 'ingress', A.secId, 80), allow);
+  maps.policy.set(policyKey(A.lxcId, 'egress', B.secId, 80), allow);
+  maps.policy.set(policyKey(B.lxcId, 'ingress', A.secId, 80), allow);
   const prog = coll.program('from_container');
   return {
     coll,
     maps,
-    policy: raw,
+    policy: maps.policy,
     run: (data) => prog.run({ data, ctx: skbContext({ ifindex: A.ifindex }) }),
   };
 }
@@ -170,7 +165,7 @@ describe('agent datapath (from_container) through test runs', () => {
     expect(entries.map(([k, e]) => [k.saddr, k.daddr, k.sport, k.dport, k.proto, e.flags, e.rev])).toEqual(
       expect.arrayContaining([
         [A.ip, B.ip, 40000, 80, 6, 0, 1],
-        [B.ip, A.ip, 80, 40000, 6, CT_F_REPLY, 1],
+        [B.ip, A.ip, 80, 40000, 6, CtFlags.CT_F_REPLY, 1],
       ]),
     );
     expect(entries).toHaveLength(2);
@@ -200,7 +195,7 @@ describe('agent datapath (from_container) through test runs', () => {
     expect(w.run(ack).retval).toBe(TcAct.SHOT);
     const e = [...w.maps.ct4.entries()].find(([k]) => k.saddr === A.ip)![1];
     expect(e).toMatchObject({ rev: 2, dropReason: MetricReason.REASON_POLICY_DENIED, dropLxc: B.lxcId });
-    expect(e.flags & CT_F_DENIED).toBe(CT_F_DENIED);
+    expect(e.flags & CtFlags.CT_F_DENIED).toBe(CtFlags.CT_F_DENIED);
     expect(counted(w.maps, B.lxcId, MetricReason.REASON_POLICY_DENIED, MetricDir.DIR_INGRESS)).toBe(1n);
   });
 

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ipv4ToNetworkU32 } from '../src/datapath.js';
 import {
-  CT_F_DENIED,
-  CT_F_REPLY,
+  CtFlags,
   ctEntry,
   dpConfig,
   endpointInfo,
@@ -38,7 +37,7 @@ describe('layouts', () => {
         rev: 7,
         srcSecId: 3,
         dstSecId: 4,
-        flags: CT_F_REPLY | CT_F_DENIED,
+        flags: CtFlags.CT_F_REPLY | CtFlags.CT_F_DENIED,
         dropReason: 2,
         dropLxc: 0x102,
       },

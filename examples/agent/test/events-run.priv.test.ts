@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RingBuf } from '@datapath/bpf-maps';
 import { buildPacket, compile, load, openObject, skbContext, TcAct } from '@datapath/loader';
-import { encodePolicyKey, encodePolicyValue } from '@datapath/policy';
 import { requireRoot } from '@datapath/testutils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type EndpointInfo,
   EventType,
+  type LxcPolicyKey,
   MetricDir,
   MetricReason,
   openMaps,
@@ -22,6 +22,7 @@ import {
 import { decodeRecord, type RawEvent } from '../src/events.js';
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
 import { generateDatapathModule } from '../src/layout.js';
+import { toLxcPolicyKey, toPolicyEntry } from '../src/policy-map.js';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 let object: string;
@@ -60,16 +61,10 @@ function policyKey(
   direction: 'ingress' | 'egress',
   identity: number,
   port: number,
-): Uint8Array {
-  const cilium = encodePolicyKey({ direction, identity, protocol: 6, port, prefixLen: 24 });
-  const out = new Uint8Array(cilium.length + 4);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, new DataView(cilium.buffer).getUint32(0, true) + 32, true);
-  v.setUint32(4, lxcId, true);
-  out.set(cilium.subarray(4), 8);
-  return out;
+): LxcPolicyKey {
+  return toLxcPolicyKey({ lxcId, key: { direction, identity, protocol: 6, port, prefixLen: 24 } });
 }
-const allow = encodePolicyValue({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
+const allow = toPolicyEntry({ deny: false, prefixLen: 24, proxyPort: 0, authType: 0 });
 const netU32 = (ip: string) => new DataView(Uint32Array.of(ipv4HostU32(ip)).buffer).getUint32(0, false);
 
 /** A may open TCP/80 to B (A's egress: any identity; B's ingress: A's identity). */
@@ -83,10 +78,8 @@ function world(obj: string) {
   maps.lxc.set(A.ifindex, A);
   maps.endpoints.set(netU32(A.ip), A);
   maps.endpoints.set(netU32(B.ip), B);
-  const policy = coll.map('policy');
-  if (policy.kind !== 'lpmTrie') throw new Error('policy is an LPM trie');
-  policy.set(policyKey(A.lxcId, 'egress', 0, 80), allow);
-  policy.set(policyKey(B.lxcId, 'ingress', A.secId, 80), allow);
+  maps.policy.set(policyKey(A.lxcId, 'egress', 0, 80), allow);
+  maps.policy.set(policyKey(B.lxcId, 'ingress', A.secId, 80), allow);
   const ring = coll.map('events') as RingBuf;
   if (ring.kind !== 'ringBuf') throw new Error('events is a ring buffer');
   const prog = coll.program('from_container');

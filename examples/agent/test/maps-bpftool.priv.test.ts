@@ -1,8 +1,7 @@
 /**
  * The agent's map layouts against the kernel's own reading of them: an entry written into every key/value map of
- * bpf/datapath.c through the generated clients (and through the hand-written policy-trie codec, whose key
- * has bitfields the generator refuses) reads back field for field in `bpftool -j map lookup`'s
- * BTF-formatted output.
+ * bpf/datapath.c through the generated clients (the policy trie included: its key and value have no
+ * bitfields) reads back field for field in `bpftool -j map lookup`'s BTF-formatted output.
  */
 import { mapInfo } from '@datapath/libbpf';
 import { type Collection, load, openObject } from '@datapath/loader';
@@ -13,13 +12,16 @@ import {
   type CtEntry,
   type CtKey,
   type EndpointInfo,
+  type LxcPolicyKey,
+  LxcPolicyPrefix,
   MetricDir,
   MetricReason,
   mapSpecs,
   openMaps,
+  type PolicyEntry,
 } from '../src/datapath.gen.js';
 import { generateDatapathModule } from '../src/layout.js';
-import { lxcPolicyKey, policyEntry } from '../src/policy-map.js';
+import { policyTrieKey } from '../src/policy-map.js';
 
 let object: string;
 beforeAll(async () => {
@@ -57,7 +59,7 @@ const macBytes = (mac: unknown) =>
     .map((h) => Number.parseInt(h, 16));
 
 describe('agent maps through bpftool', () => {
-  it('entries written through the generated clients and the policy codec read back field for field', (ctx) => {
+  it('entries written through the generated clients read back field for field', (ctx) => {
     requireRoot(ctx);
     const spec = openObject(object, 'datapath');
     for (const m of Object.values(spec.maps)) m.pinning = 'none';
@@ -151,26 +153,34 @@ describe('agent maps through bpftool', () => {
     for (const v of lookup(coll, 'events_lost', mapSpecs.events_lost.key, 0).formatted.values!)
       expectSame(v.value, lost[v.cpu], `cpu${v.cpu}`, {});
 
-    // The policy trie: `struct lxc_policy_key` has bitfields, so its codec is hand-written (policy-map.ts).
-    const policy = coll.map('policy', { key: lxcPolicyKey, value: policyEntry });
-    if (policy.kind !== 'lpmTrie') throw new Error('policy is an LPM trie');
-    const pk = {
+    // The policy trie: generated codecs (no bitfields left), written through the typed client; and the
+    // agent's engine-typed codec (policy-map.ts) gives the same bytes.
+    const pk: LxcPolicyKey = {
+      prefixlen: LxcPolicyPrefix.LXC_POLICY_STATIC_PREFIX + 24,
+      lxcId: 9,
+      secLabel: 1234,
+      egress: 1,
+      protocol: 6,
+      dport: 8080,
+    };
+    const pv: PolicyEntry = {
+      proxyPort: 0x1f90,
+      deny: 1,
+      lpmPrefixLength: 24,
+      authType: 5,
+      hasExplicitAuthType: 1,
+      proxyPortPriority: 7,
+    };
+    maps.policy.set(pk, pv);
+    const pol = lookup(coll, 'policy', mapSpecs.policy.key, pk);
+    expectSame(pol.formatted.key, pk, 'key', { 'key.dport': 16 });
+    expectSame(pol.formatted.value, pv, 'value', { 'value.proxy_port': 16 });
+    const engineKey = {
       lxcId: 9,
       key: { direction: 'egress' as const, identity: 1234, protocol: 6, port: 8080, prefixLen: 24 },
     };
-    const pv = { deny: true, prefixLen: 24, proxyPort: 0, authType: 0 } as Parameters<typeof policy.set>[1];
-    policy.set(pk, pv);
-    const pol = lookup(coll, 'policy', lxcPolicyKey, pk);
-    // Cilium's prefix: 32 static bits (identity), 8 for direction + pad, then protocol and port bits.
-    const ours = {
-      prefixlen: 32 + 40 + pk.key.prefixLen,
-      lxcId: pk.lxcId,
-      secLabel: pk.key.identity,
-      egress: 1,
-      protocol: pk.key.protocol,
-      dport: pk.key.port,
-    };
-    expectSame(pol.formatted.key, ours, 'key', { 'key.dport': 16 });
-    expect(pol.formatted.value).toMatchObject({ deny: '0x1', lpm_prefix_length: '0x18', proxy_port: 0 });
+    const viaEngine = lookup(coll, 'policy', policyTrieKey, engineKey);
+    expect(viaEngine.formatted).toEqual(pol.formatted);
+    expect(maps.policy.get(pk)).toEqual(pv);
   });
 });

@@ -3,42 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Codec } from '@datapath/bpf-maps';
-import { encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey, encodePolicyValue } from '@datapath/policy';
+import { encodeIpcacheKey, encodeIpcacheValue, encodePolicyKey } from '@datapath/policy';
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../src/errors.js';
 import { engineFromState, flowVerdict, loadPolicies, loadScenario, StickyIdentities } from '../src/policy.js';
-import { ipcacheKey, ipcacheValue, lxcPolicyKey, policyEntry } from '../src/policy-map.js';
+import { ipcacheKey, ipcacheValue, policyTrieKey, policyTrieValue } from '../src/policy-map.js';
 import type { AgentState, PodRecord } from '../src/state.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const demo = fileURLToPath(new URL('../scenarios/demo.json', import.meta.url));
 
-describe('@datapath/policy codecs produce the layouts bpf/datapath.h reads', () => {
-  it('encodes an exact-port ingress key: prefixlen 40+24, identity LE, dport big-endian', () => {
-    const k = encodePolicyKey({
-      direction: 'ingress',
-      identity: 261,
-      protocol: 6,
-      port: 6379,
-      prefixLen: 24,
-    });
-    expect(hex(k)).toBe('40000000' + '05010000' + '00' + '06' + '18eb');
-  });
-
-  it('encodes an egress allow-all key with only the 40 static bits', () => {
-    const k = encodePolicyKey({ direction: 'egress', identity: 0, protocol: 0, port: 0, prefixLen: 0 });
-    expect(hex(k)).toBe('28000000' + '00000000' + '01' + '00' + '0000');
-  });
-
-  it('packs deny and the L4 prefix length into the flags byte as the C bitfield does', () => {
-    expect(hex(encodePolicyValue({ deny: true, prefixLen: 24, proxyPort: 0, authType: 0 }))).toBe(
-      '0000c10000000000',
-    );
-    expect(hex(encodePolicyValue({ deny: false, prefixLen: 15, proxyPort: 0, authType: 0 }))).toBe(
-      '0000780000000000',
-    );
-  });
-
+describe("@datapath/policy's ipcache codec produces the layout bpf/datapath.h reads", () => {
   it('encodes ipcache keys for IPv4 and IPv6 prefixes (family 1 / 2 after cluster id and pad)', () => {
     expect(hex(encodeIpcacheKey('10.244.200.0/24'))).toBe(
       ['38000000', '0000', '00', '01', '0af4c800', '00'.repeat(12)].join(''),
@@ -52,24 +27,33 @@ describe('@datapath/policy codecs produce the layouts bpf/datapath.h reads', () 
   });
 });
 
-describe('the policy map codec (policy-map.ts) writes the layouts bpf/datapath.h reads', () => {
+describe('the policy trie codecs (policy-map.ts over the generated ones) write the layouts bpf/datapath.h reads', () => {
   const bytes = <T>(c: Codec<T>, v: T) => {
     const b = new Uint8Array(c.size);
     c.encode(v, new DataView(b.buffer), 0);
     return b;
   };
-  it('struct lxc_policy_key: prefixlen 32 + Cilium, the endpoint id, then Cilium key after its prefixlen', () => {
+  it('struct lxc_policy_key: prefixlen 72 + L4 prefix, the endpoint id, then Cilium key after its prefixlen', () => {
     const key = { direction: 'ingress', identity: 261, protocol: 6, port: 6379, prefixLen: 24 } as const;
-    const b = bytes(lxcPolicyKey, { lxcId: 7, key });
+    const b = bytes(policyTrieKey, { lxcId: 7, key });
     expect(hex(b)).toBe(`${'60000000'}${'07000000'}${'05010000'}00${'06'}18eb`);
+    // Cilium's key bytes after its prefixlen are the same (its `egress:1, pad:7` is our plain `egress` byte).
     expect(hex(b.subarray(8))).toBe(hex(encodePolicyKey(key).subarray(4)));
-    expect(lxcPolicyKey.decode(new DataView(b.buffer), 0)).toEqual({ lxcId: 7, key });
-    expect(() => bytes(lxcPolicyKey, { lxcId: -1, key })).toThrowError(AgentError);
+    expect(policyTrieKey.decode(new DataView(b.buffer), 0)).toEqual({ lxcId: 7, key });
+    const egressAny = { direction: 'egress', identity: 0, protocol: 0, port: 0, prefixLen: 0 } as const;
+    expect(hex(bytes(policyTrieKey, { lxcId: 1, key: egressAny }))).toBe('48000000010000000000000001000000');
+    expect(() => bytes(policyTrieKey, { lxcId: -1, key })).toThrowError(/InvalidArgument|-1/);
+    expect(() => bytes(policyTrieKey, { lxcId: 1, key: { ...key, prefixLen: 25 } })).toThrowError(AgentError);
   });
-  it('policy_entry and the ipcache key and value are the @datapath/policy encodings', () => {
+  it('struct policy_entry: one byte each for deny and the L4 prefix length (no bitfields)', () => {
     const v = { deny: true, prefixLen: 8, proxyPort: 0, authType: 0 };
-    expect(hex(bytes(policyEntry, v))).toBe(hex(encodePolicyValue(v)));
-    expect(policyEntry.decode(new DataView(bytes(policyEntry, v).buffer), 0)).toEqual(v);
+    expect(hex(bytes(policyTrieValue, v))).toBe('0000010800000000');
+    expect(policyTrieValue.decode(new DataView(bytes(policyTrieValue, v).buffer), 0)).toEqual(v);
+    const allow = { deny: false, prefixLen: 24, proxyPort: 0x1234, authType: 3 };
+    expect(hex(bytes(policyTrieValue, allow))).toBe('1234001803000000');
+    expect(policyTrieValue.decode(new DataView(bytes(policyTrieValue, allow).buffer), 0)).toEqual(allow);
+  });
+  it('the ipcache key and value are the @datapath/policy encodings', () => {
     expect(hex(bytes(ipcacheKey, '10.244.1.0/24'))).toBe(hex(encodeIpcacheKey('10.244.1.0/24')));
     expect(ipcacheKey.decode(new DataView(bytes(ipcacheKey, 'fd00::1/128').buffer), 0)).toBe('fd00::1/128');
     expect(hex(bytes(ipcacheValue, { identity: 256, flags: 1 }))).toBe(
