@@ -10,8 +10,16 @@
  *                   flow the pod's egress policy and, towards a local pod, that pod's ingress
  *                   policy; then MAC rewrite, TTL decrement and bpf_redirect_peer() straight into
  *                   the destination pod's eth0 (kernel >= 5.10), or the node's stack (host, world).
+ *                   Towards a pod on another node (an ipcache entry with a tunnel endpoint) in
+ *                   tunnel mode (config.tunnel_ifindex set): VXLAN tunnel key with the source's
+ *                   identity as VNI, bpf_redirect to the node's VXLAN device; in native mode the
+ *                   node's stack routes it.
  *   to_container    tc/tcx egress of the host-side veth (packets the node's stack sends to the
- *                   pod: host and world peers): conntrack and, for a new flow, ingress policy.
+ *                   pod: host, world, and remote pods in native mode): conntrack and, for a new
+ *                   flow, ingress policy with the source's identity from the ipcache.
+ *   from_overlay    tc/tcx ingress of the node's VXLAN device (tunnel mode): the source identity
+ *                   from the tunnel key's VNI, conntrack and the destination pod's ingress policy,
+ *                   then bpf_redirect_peer into the pod.
  *
  * Fast path: a packet whose conntrack entry carries the current policy revision
  * (config.policy_rev) skips policy entirely, so an established flow costs the same with policy on
@@ -127,6 +135,7 @@ struct {
 struct trace_event *trace_event_type __attribute__((unused));
 enum ct_flags *ct_flags_type __attribute__((unused));
 enum dp_flags *dp_flags_type __attribute__((unused));
+enum ipcache_flags *ipcache_flags_type __attribute__((unused));
 enum lxc_policy_prefix *lxc_policy_prefix_type __attribute__((unused));
 
 /* Records the ring had no room for, per CPU (the kernel does not count failed reservations). */
@@ -348,15 +357,22 @@ static __always_inline struct dp_config load_config(void)
 	return c ? *c : none;
 }
 
-/* Identity of an address that is not a local endpoint: ipcache longest prefix, else world. */
-static __always_inline __u32 ipcache_identity(__be32 addr)
+/* The ipcache entry of an address (longest prefix), NULL when none covers it (world). */
+static __always_inline struct remote_endpoint_info *ipcache_lookup(__be32 addr)
 {
 	struct ipcache_key k = {
 		.prefixlen = IPCACHE_STATIC_PREFIX + 32,
 		.family = IPCACHE_FAMILY_IPV4,
 		.ip4 = addr,
 	};
-	struct remote_endpoint_info *info = bpf_map_lookup_elem(&ipcache, &k);
+
+	return bpf_map_lookup_elem(&ipcache, &k);
+}
+
+/* Identity of an address that is not a local endpoint: ipcache longest prefix, else world. */
+static __always_inline __u32 ipcache_identity(__be32 addr)
+{
+	struct remote_endpoint_info *info = ipcache_lookup(addr);
 
 	return info ? info->sec_identity : ID_WORLD;
 }
@@ -505,7 +521,7 @@ static __always_inline void resolve(struct side *s, __be32 addr)
 	s->id = s->ep ? s->ep->sec_id : ipcache_identity(addr);
 }
 
-/* Conntrack for a packet from `a` to `b`, where `peer` (a or b) still needs its identity: the fast
+/* Conntrack for a packet from `a` to `b`, where `peer` (a or b, or NULL when both are known) still needs its identity: the fast
  * path (entry at the current policy revision `rev`) only refreshes seen_jiffies once per CT_REFRESH_JIFFIES; everything
  * else resolves the peer and goes through ct_admit. */
 static __always_inline int conntrack(__u32 rev, struct flow *f, struct side *a, struct side *b, struct side *peer,
@@ -526,7 +542,8 @@ static __always_inline int conntrack(__u32 rev, struct flow *f, struct side *a, 
 			e->seen_jiffies = now;
 		return REASON_FORWARDED;
 	}
-	resolve(peer, peer_addr);
+	if (peer)
+		resolve(peer, peer_addr);
 	return ct_admit(f, e, a, b, rev, who, dir);
 }
 
@@ -605,6 +622,24 @@ static __always_inline int deliver(struct __sk_buff *skb, struct endpoint_info *
 	return bpf_redirect_peer(dst->ifindex, 0);
 }
 
+/* Tunnel mode, towards a pod on another node (Cilium's encap_and_redirect_lxc): the VXLAN key
+ * carries the source's security identity as its VNI and the remote node's underlay address as the
+ * outer destination; the kernel picks the outer source. Then out of the node's VXLAN device. */
+static __always_inline int encap_redirect(struct __sk_buff *skb, const struct flow *f, const struct side *a,
+					  const struct side *b, __be32 node, __u32 tunnel_ifindex)
+{
+	struct bpf_tunnel_key key = {};
+
+	if (a->id > 0xffffff)
+		return drop_flow(skb, f, a, b, a->ep ? a->ep->lxc_id : 0, REASON_TUNNEL_FAILED, DIR_EGRESS);
+	key.tunnel_id = a->id;
+	key.remote_ipv4 = bpf_ntohl(node);
+	key.tunnel_ttl = 64;
+	if (bpf_skb_set_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4), BPF_F_ZERO_CSUM_TX) < 0)
+		return drop_flow(skb, f, a, b, a->ep ? a->ep->lxc_id : 0, REASON_TUNNEL_FAILED, DIR_EGRESS);
+	return bpf_redirect(tunnel_ifindex, 0);
+}
+
 /* What both programs do first: find this veth's endpoint, answer or pass ARP, refuse what is not
  * IPv4, parse the flow. Returns 1 with *selfp and *f filled when the packet goes on, otherwise
  * 0 with the tc verdict in *verdict. */
@@ -651,6 +686,7 @@ int from_container(struct __sk_buff *skb)
 {
 	struct dp_config cfg;
 	struct endpoint_info *self = NULL;
+	struct remote_endpoint_info *remote = NULL;
 	struct side a, b;
 	struct flow f;
 	__u32 who = 0;
@@ -667,14 +703,24 @@ int from_container(struct __sk_buff *skb)
 	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
 	b.id = 0; /* resolved on the slow path only */
 	cfg = load_config();
-	reason = conntrack(cfg.policy_rev, &f, &a, &b, &b, f.tuple.daddr, &who, &dir);
+	if (b.ep) {
+		reason = conntrack(cfg.policy_rev, &f, &a, &b, &b, f.tuple.daddr, &who, &dir);
+	} else {
+		/* Not a local pod: the ipcache says who it is and, for a pod on another node in tunnel
+		 * mode, which node to tunnel to (one lookup serves both). */
+		remote = ipcache_lookup(f.tuple.daddr);
+		b.id = remote ? remote->sec_identity : ID_WORLD;
+		reason = conntrack(cfg.policy_rev, &f, &a, &b, NULL, 0, &who, &dir);
+	}
 	if (reason != REASON_FORWARDED)
 		return drop_flow(skb, &f, &a, &b, who, reason, dir);
 	account_fwd(self->lxc_id, DIR_EGRESS, f.len);
 	trace(skb, cfg.trace_rate, &f, &a, &b, self->lxc_id, DIR_EGRESS);
 	if (b.ep)
 		return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
-	/* Not a local pod: the node's stack routes it (host, world). */
+	if (cfg.tunnel_ifindex && remote && remote->tunnel_endpoint)
+		return encap_redirect(skb, &f, &a, &b, remote->tunnel_endpoint, cfg.tunnel_ifindex);
+	/* Host, world, or a remote pod in native mode: the node's stack routes it. */
 	return TC_ACT_OK;
 }
 
@@ -708,6 +754,53 @@ int to_container(struct __sk_buff *skb)
 	account_fwd(self->lxc_id, DIR_INGRESS, f.len);
 	trace(skb, cfg.trace_rate, &f, &a, &b, self->lxc_id, DIR_INGRESS);
 	return TC_ACT_OK;
+}
+
+/*
+ * from_overlay: tc/tcx ingress of the node's VXLAN device (tunnel mode, Cilium's bpf_overlay). The
+ * kernel has decapsulated the packet and left the tunnel key in its metadata: the VNI is the source
+ * pod's security identity as the sending node's from_container set it. The destination endpoint's
+ * ingress policy is applied with that remote identity (the same conntrack and policy code as for
+ * local traffic), then the packet goes straight into the pod (bpf_redirect_peer).
+ */
+SEC("tc")
+int from_overlay(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {};
+	struct dp_config cfg;
+	struct side a, b;
+	struct flow f;
+	__u32 who = 0;
+	__u8 dir = DIR_INGRESS;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	int reason;
+
+	if ((void *)(eth + 1) > data_end)
+		return drop(skb, 0, REASON_INVALID_PACKET, DIR_INGRESS);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK; /* nothing else travels the tunnel; the stack decides */
+	reason = load_flow(skb, &f);
+	if (reason != REASON_FORWARDED)
+		return drop(skb, 0, reason, DIR_INGRESS);
+	if (bpf_skb_get_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4), 0) < 0)
+		return drop(skb, 0, REASON_NO_TUNNEL_KEY, DIR_INGRESS);
+	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
+	if (!b.ep)
+		return TC_ACT_OK; /* not a pod of this node: the node's stack decides */
+	b.id = b.ep->sec_id;
+	a.ep = NULL;
+	a.id = key.tunnel_id;
+	/* Senders put the source pod's identity (or remote-node) there, never unknown or host. */
+	if (a.id == ID_UNKNOWN || a.id == ID_HOST)
+		return drop_flow(skb, &f, &a, &b, b.ep->lxc_id, REASON_INVALID_IDENTITY, DIR_INGRESS);
+	cfg = load_config();
+	reason = conntrack(cfg.policy_rev, &f, &a, &b, NULL, 0, &who, &dir);
+	if (reason != REASON_FORWARDED)
+		return drop_flow(skb, &f, &a, &b, who, reason, dir);
+	trace(skb, cfg.trace_rate, &f, &a, &b, b.ep->lxc_id, DIR_INGRESS);
+	return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

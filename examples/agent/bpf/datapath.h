@@ -18,6 +18,7 @@
 #define ID_UNKNOWN 0
 #define ID_HOST 1
 #define ID_WORLD 2
+#define ID_REMOTE_NODE 6
 
 /* ---- endpoints: pod IPv4 (network order) -> endpoint; lxc: host-side ifindex -> the same -------
  *      (the programs are loaded once per agent and find "their" endpoint through skb->ifindex) */
@@ -31,8 +32,10 @@ struct endpoint_info {
 	__be32 ip;         /* pod IPv4, network order */
 }; /* 28 bytes */
 
-/* ---- ipcache: LPM trie, IP prefix -> identity (Cilium's ipcache_key; the value is
- *      @datapath/policy's { identity, flags }, Cilium's remote_endpoint_info without tunnel fields) - */
+/* ---- ipcache: LPM trie, IP prefix -> identity and, for a prefix on another node, that node's
+ *      underlay address (Cilium's ipcache_key and, reordered, remote_endpoint_info). The policy
+ *      engine writes the node's own entries (world, host, local pods, CIDR identities); the
+ *      cluster writer (src/ipcache.ts) writes remote pods and nodes, flagged IPCACHE_F_REMOTE -- */
 struct ipcache_key {
 	__u32 prefixlen;   /* bpf_lpm_trie_key header: 32 static bits + address prefix */
 	__u16 cluster_id;
@@ -48,8 +51,17 @@ struct ipcache_key {
 
 struct remote_endpoint_info {
 	__u32 sec_identity;
-	__u32 flags;       /* bit 0: a local endpoint, bit 1: the node itself */
-}; /* 8 bytes */
+	__u32 flags;           /* IPCACHE_F_* */
+	__be32 tunnel_endpoint; /* IPv4 underlay address of the node behind the prefix (network
+	                         * order), 0 = not behind a tunnel (local, world, a node address) */
+	__u32 pad;
+}; /* 16 bytes */
+/* Bits of remote_endpoint_info.flags (an enum for the BTF, as IpcacheFlags on the TypeScript side). */
+enum ipcache_flags {
+	IPCACHE_F_LOCAL_ENDPOINT = 1, /* a pod of this node (policy engine) */
+	IPCACHE_F_HOST = 2,           /* an address of this node (policy engine) */
+	IPCACHE_F_REMOTE = 4,         /* written by the cluster writer: a remote pod or node */
+};
 
 /* ---- policy: Cilium's policy_key / policy_entry, one LPM trie for all endpoints keyed by
  *      { endpoint id, Cilium's policy_key } (Cilium has one map per endpoint because it loads
@@ -124,7 +136,8 @@ struct dp_config {
 	__u32 policy_rev;  /* bumped after every policy, identity or ipcache change */
 	__u32 flags;       /* DP_F_* */
 	__u32 trace_rate;  /* trace events: 0 = off (default), N = about one forwarded packet in N */
-	__u32 pad;
+	__u32 tunnel_ifindex; /* tunnel mode: the node's VXLAN device (external mode); 0 = native
+	                       * routing (packets to remote pods leave through the node's stack) */
 }; /* 16 bytes */
 
 /* Bits of dp_config.flags (an enum for the BTF, as DpFlags on the TypeScript side).
@@ -148,6 +161,9 @@ enum __attribute__((packed)) metric_reason {
 	REASON_UNSUPPORTED_L3 = 6,   /* neither IPv4 nor ARP */
 	REASON_TTL_EXCEEDED = 7,
 	REASON_INVALID_PACKET = 8,   /* truncated headers */
+	REASON_NO_TUNNEL_KEY = 9,    /* a packet on the tunnel device without tunnel metadata */
+	REASON_INVALID_IDENTITY = 10, /* a tunnel key whose VNI is no identity a node sends (0, host) */
+	REASON_TUNNEL_FAILED = 11,   /* the tunnel key could not be set (or the identity is > 24 bits) */
 	REASON_MAX
 };
 

@@ -70,6 +70,11 @@ export interface AgentOptions {
   podCidr?: string;
   /** tcx (Linux ≥ 6.6), legacy tc, or whichever the kernel has (default). */
   attach?: 'auto' | AttachKind;
+  /**
+   * MTU of every pod's interface (default 1500). In a cluster, `setupNodeDatapath(…).podMtu`: the underlay's
+   * MTU less the VXLAN overhead in tunnel mode (node-datapath.ts).
+   */
+  podMtu?: number;
   /** Object cache directory of the loader. */
   cacheDir?: string;
   /**
@@ -168,6 +173,7 @@ function resolveOptions(o: AgentOptions) {
     log: o.log ?? (() => undefined),
     trace: o.trace,
     ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+    ...(o.podMtu === undefined ? {} : { podMtu: o.podMtu }),
   };
 }
 
@@ -868,6 +874,7 @@ export class Agent {
           addresses: [ip],
           gateway: GATEWAY,
           mode: 'cilium',
+          ...(o.podMtu === undefined ? {} : { mtu: o.podMtu }),
         });
       } else {
         netnsName = attachment.netnsPath;
@@ -878,6 +885,7 @@ export class Agent {
           addresses: [ip],
           gateway: GATEWAY,
           mode: 'cilium',
+          ...(o.podMtu === undefined ? {} : { mtu: o.podMtu }),
         });
       }
       lap('netns');

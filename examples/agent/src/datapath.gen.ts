@@ -57,13 +57,15 @@ export const ipcacheKey = struct(
 /** A `struct ipcache_key`. */
 export type IpcacheKey = CodecType<typeof ipcacheKey>;
 
-/** `struct remote_endpoint_info` (8 bytes). */
+/** `struct remote_endpoint_info` (16 bytes). */
 export const remoteEndpointInfo = struct(
   {
     secIdentity: u32,
     flags: u32,
+    tunnelEndpoint: ipv4,
+    pad: pad(4),
   },
-  { size: 8 },
+  { size: 16 },
 );
 /** A `struct remote_endpoint_info`. */
 export type RemoteEndpointInfo = CodecType<typeof remoteEndpointInfo>;
@@ -111,7 +113,10 @@ export const MetricReason = {
   REASON_UNSUPPORTED_L3: 6,
   REASON_TTL_EXCEEDED: 7,
   REASON_INVALID_PACKET: 8,
-  REASON_MAX: 9,
+  REASON_NO_TUNNEL_KEY: 9,
+  REASON_INVALID_IDENTITY: 10,
+  REASON_TUNNEL_FAILED: 11,
+  REASON_MAX: 12,
 } as const;
 /** A value of `enum metric_reason`. */
 export type MetricReason = (typeof MetricReason)[keyof typeof MetricReason];
@@ -169,7 +174,7 @@ export const dpConfig = struct(
     policyRev: u32,
     flags: u32,
     traceRate: u32,
-    pad: pad(4),
+    tunnelIfindex: u32,
   },
   { size: 16 },
 );
@@ -286,6 +291,17 @@ export type DpFlags = (typeof DpFlags)[keyof typeof DpFlags];
 /** Codec of `enum dp_flags`. */
 export const dpFlags = enumeration(u32, DpFlags);
 
+/** `enum ipcache_flags` (4 bytes). */
+export const IpcacheFlags = {
+  IPCACHE_F_LOCAL_ENDPOINT: 1,
+  IPCACHE_F_HOST: 2,
+  IPCACHE_F_REMOTE: 4,
+} as const;
+/** A value of `enum ipcache_flags`. */
+export type IpcacheFlags = (typeof IpcacheFlags)[keyof typeof IpcacheFlags];
+/** Codec of `enum ipcache_flags`. */
+export const ipcacheFlags = enumeration(u32, IpcacheFlags);
+
 /** `enum lxc_policy_prefix` (4 bytes). */
 export const LxcPolicyPrefix = {
   LXC_POLICY_STATIC_PREFIX: 72,
@@ -335,7 +351,7 @@ export const mapSpecs = {
     type: 'lpm_trie',
     maxEntries: 16384,
     keySize: 24,
-    valueSize: 8,
+    valueSize: 16,
     key: ipcacheKey,
     value: remoteEndpointInfo,
   },
@@ -452,6 +468,7 @@ export function openMaps(coll: Collection): Maps {
 export const programSections = {
   from_container: 'tc',
   to_container: 'tc',
+  from_overlay: 'tc',
 } as const;
 
 /** A program name of this object. */
@@ -466,6 +483,7 @@ export function openPrograms(coll: Collection): Record<ProgramName, Program> {
   return {
     from_container: coll.program('from_container'),
     to_container: coll.program('to_container'),
+    from_overlay: coll.program('from_overlay'),
   };
 }
 

@@ -53,11 +53,13 @@ import {
   endpointInfo,
   endpointKey,
   fwdValue,
+  IpcacheFlags,
   metricsKey,
   metricsValue,
 } from './maps.js';
 import {
   type EndpointPolicyKey,
+  type IpcacheEntry,
   ipcacheKey,
   ipcacheValue,
   policyTrieKey,
@@ -127,8 +129,11 @@ export class Datapath {
   readonly endpoints: HashMap<string, EndpointInfo>;
   /** Host-side ifindex → endpoint (how a program finds the endpoint it runs for). */
   readonly lxc: HashMap<number, EndpointInfo>;
-  /** Prefix → identity and flags (Cilium's layout, through the codecs of policy-map.ts). */
-  readonly ipcache: LpmTrieMap<string, IpcacheValue>;
+  /**
+   * Prefix → identity, flags and tunnel endpoint (codecs of policy-map.ts). The policy engine writes the node's
+   * own entries through {@link writeChanges}; the cluster's entries (`IPCACHE_F_REMOTE`) go through ipcache.ts.
+   */
+  readonly ipcache: LpmTrieMap<string, IpcacheEntry>;
   readonly ct: LruHashMap<CodecType<typeof ctKey>, CodecType<typeof ctEntry>>;
   /** Counters of every reason but `forwarded`, by (endpoint, reason, direction); {@link counters} merges both. */
   readonly metrics: PerCpuHashMap<CodecType<typeof metricsKey>, CodecType<typeof metricsValue>>;
@@ -257,7 +262,7 @@ export class Datapath {
   }
 
   #configNow(): CodecType<typeof dpConfig> {
-    return this.config.get(0) ?? { policyRev: 0, flags: 0, traceRate: 0 };
+    return this.config.get(0) ?? { policyRev: 0, flags: 0, traceRate: 0, tunnelIfindex: 0 };
   }
 
   /** Pin path of an endpoint's tcx link for one direction. */
@@ -299,6 +304,64 @@ export class Datapath {
         cause: err,
       });
     }
+  }
+
+  /** Pin path of the tcx link of from_overlay on the node's tunnel device. */
+  get overlayLinkPin(): string {
+    return join(this.pinDir, 'links', 'overlay_ingress');
+  }
+
+  /**
+   * Tunnel mode: attaches from_overlay to the ingress of the node's VXLAN device (inside `node`) and records
+   * the device in `config.tunnel_ifindex`, so from_container encapsulates towards remote pods from the next
+   * packet on. Idempotent (the pinned link is replaced).
+   * @throws AgentError `DatapathFailed`, `NotRunning` (opened read-only).
+   */
+  attachTunnel(node: Netns, tunnelIfindex: number, prefer: 'auto' | AttachKind = 'auto'): AttachKind {
+    const coll = this.#coll;
+    if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
+    let kind: AttachKind;
+    try {
+      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
+      kind = node.run(() => {
+        const link = attach(coll.program('from_overlay'), {
+          ifindex: tunnelIfindex,
+          direction: 'ingress',
+          pinPath: this.overlayLinkPin,
+          prefer,
+        });
+        const k = link.kind;
+        link.close();
+        return k === 'tcx' ? 'tcx' : 'tc';
+      });
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `tunnel device ${tunnelIfindex}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.config.set(0, { ...this.#configNow(), tunnelIfindex });
+    return kind;
+  }
+
+  /**
+   * Back to native routing: clears `config.tunnel_ifindex` (from the next packet on, nothing is encapsulated)
+   * and detaches from_overlay. Idempotent.
+   */
+  detachTunnel(node: Netns): void {
+    this.config.set(0, { ...this.#configNow(), tunnelIfindex: 0 });
+    const pin = this.overlayLinkPin;
+    if (!existsSync(pin)) return;
+    try {
+      node.run(() => openPinnedLink(pin).detach());
+    } catch (err) {
+      if (!(err instanceof BpfError && err.code === 'NotFound')) throw err;
+      rmSync(pin, { force: true });
+    }
+  }
+
+  /** The node's VXLAN device in tunnel mode (`config.tunnel_ifindex`), 0 in native mode. */
+  get tunnelIfindex(): number {
+    return this.config.get(0)?.tunnelIfindex ?? 0;
   }
 
   /**
@@ -496,7 +559,8 @@ export class Datapath {
 
   /**
    * Brings the policy trie and the ipcache to the compiled state by comparing with a dump of both maps: the
-   * restart path (what a previous process wrote is unknown). Entries of endpoint ids not in `endpoints` go.
+   * restart path (what a previous process wrote is unknown). Entries of endpoint ids not in `endpoints` go;
+   * the cluster's ipcache entries (`IPCACHE_F_REMOTE`, ipcache.ts) stay unless the engine states the prefix.
    */
   reconcilePolicy(
     endpoints: Iterable<{ endpointId: number; policy: MapState }>,
@@ -530,14 +594,20 @@ export class Datapath {
       count(e.key.lxcId).updated++;
     }
     const cached = new Map(this.ipcache.dump());
-    for (const prefix of cached.keys())
-      if (!ipcache.has(prefix)) {
+    for (const [prefix, v] of cached)
+      if (!ipcache.has(prefix) && (v.flags & IpcacheFlags.IPCACHE_F_REMOTE) === 0) {
         this.ipcache.delete(prefix);
         out.ipcache.deleted++;
       }
     for (const [prefix, v] of ipcache) {
       const old = cached.get(prefix);
-      if (old !== undefined && old.identity === v.identity && old.flags === v.flags) continue;
+      if (
+        old !== undefined &&
+        old.identity === v.identity &&
+        old.flags === v.flags &&
+        old.tunnelEndpoint === undefined
+      )
+        continue;
       this.ipcache.set(prefix, v);
       out.ipcache.updated++;
     }

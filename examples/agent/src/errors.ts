@@ -3,7 +3,7 @@ import { DatapathError, type ErrorCode, isDatapathError } from '@datapath/errors
 /**
  * What the agent's own failures are, in its own terms (`err.reason` of an {@link AgentError}), each
  * with one SDK-wide `err.code`: `InvalidScenario` → `InvalidArgument`; `NotRunning`, `AlreadyRunning`
- * → `InvalidState`; `ListenerFailed`, `ProbeFailed` → `Io`; `DatapathFailed` → the code of the SDK
+ * → `InvalidState`; `IpcacheConflict` → `AlreadyExists`; `ListenerFailed`, `ProbeFailed` → `Io`; `DatapathFailed` → the code of the SDK
  * error it wraps (`Unknown` otherwise). The codes `InvalidArgument`, `NotFound` and `NotSupported` are
  * used as they are, without a reason.
  */
@@ -16,7 +16,8 @@ export type AgentErrorCode =
   | 'ListenerFailed'
   | 'ProbeFailed'
   | 'DatapathFailed'
-  | 'NotSupported';
+  | 'NotSupported'
+  | 'IpcacheConflict';
 
 const CODE_OF: Readonly<Record<AgentErrorCode, ErrorCode | undefined>> = {
   InvalidScenario: 'InvalidArgument',
@@ -28,6 +29,7 @@ const CODE_OF: Readonly<Record<AgentErrorCode, ErrorCode | undefined>> = {
   ProbeFailed: 'Io',
   DatapathFailed: undefined,
   NotSupported: 'NotSupported',
+  IpcacheConflict: 'AlreadyExists',
 };
 
 /** The one error type the agent throws itself (a `DatapathError`); SDK errors travel as `cause`. */

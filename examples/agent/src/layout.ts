@@ -22,8 +22,9 @@ export const GEN_OPTIONS: GenerateOptions = {
     'endpoint_info.node_mac': 'mac',
     'ct_key.saddr': 'ipv4',
     'ct_key.daddr': 'ipv4',
+    'remote_endpoint_info.tunnel_endpoint': 'ipv4',
   },
-  types: ['dp_event', 'trace_event', 'ct_flags', 'dp_flags', 'lxc_policy_prefix'],
+  types: ['dp_event', 'trace_event', 'ct_flags', 'dp_flags', 'ipcache_flags', 'lxc_policy_prefix'],
 };
 
 /** Compiles bpf/datapath.c (through the loader's cache) and returns the object path and the module it generates. */

@@ -15,6 +15,7 @@ export {
   dpConfig,
   endpointInfo,
   fwdValue,
+  IpcacheFlags,
   MetricDir,
   MetricReason,
   metricsKey,

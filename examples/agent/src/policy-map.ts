@@ -9,6 +9,7 @@
  * `LXC_POLICY_STATIC_PREFIX` (endpoint id, identity and direction: 72 bits) + the entry's protocol/port prefix.
  */
 import type { Codec } from '@datapath/bpf-maps';
+import { formatIp, ipToBytes, tryParseIp } from '@datapath/ip';
 import {
   decodeIpcacheKey,
   decodeIpcacheValue,
@@ -129,14 +130,45 @@ export const ipcacheKey: Codec<string> = {
   },
 };
 
-/** The ipcache value: identity and flags. */
-export const ipcacheValue: Codec<IpcacheValue> = {
-  size: IPCACHE_VALUE_SIZE,
+/**
+ * An ipcache value as the datapath holds it: @datapath/policy's `{ identity, flags }` (the engine's entries),
+ * plus the underlay address of the node a remote prefix lives on (the cluster writer's entries, ipcache.ts).
+ */
+export interface IpcacheEntry extends IpcacheValue {
+  /** IPv4 underlay address of the node behind the prefix (the VXLAN remote in tunnel mode); absent = none. */
+  tunnelEndpoint?: string;
+}
+
+/** Size of `struct remote_endpoint_info`: the policy encoding, the tunnel endpoint, 4 bytes of padding. */
+export const IPCACHE_ENTRY_SIZE = IPCACHE_VALUE_SIZE + 8;
+
+/**
+ * `struct remote_endpoint_info`: bytes 0–7 are @datapath/policy's ipcache value encoding (identity, flags),
+ * bytes 8–11 `tunnel_endpoint` (IPv4, network order, 0 = none), bytes 12–15 zero.
+ */
+export const ipcacheValue: Codec<IpcacheEntry> = {
+  size: IPCACHE_ENTRY_SIZE,
   align: 4,
   encode(value, view, offset) {
-    bytesAt(view, offset, IPCACHE_VALUE_SIZE).set(encodeIpcacheValue(value));
+    bytesAt(view, offset, IPCACHE_VALUE_SIZE).set(
+      encodeIpcacheValue({ identity: value.identity, flags: value.flags }),
+    );
+    const tep = bytesAt(view, offset + IPCACHE_VALUE_SIZE, 8);
+    tep.fill(0);
+    if (value.tunnelEndpoint !== undefined) {
+      const b = tryParseIp(value.tunnelEndpoint, 4);
+      if (b === undefined)
+        throw new AgentError(
+          'InvalidArgument',
+          `ipcache tunnel endpoint must be an IPv4 address, got ${JSON.stringify(value.tunnelEndpoint)}`,
+        );
+      tep.set(ipToBytes(b), 0);
+    }
   },
   decode(view, offset) {
-    return decodeIpcacheValue(bytesAt(view, offset, IPCACHE_VALUE_SIZE).slice());
+    const v: IpcacheEntry = decodeIpcacheValue(bytesAt(view, offset, IPCACHE_VALUE_SIZE).slice());
+    const tep = bytesAt(view, offset + IPCACHE_VALUE_SIZE, 4);
+    if (tep.some((b) => b !== 0)) v.tunnelEndpoint = formatIp(tep.slice());
+    return v;
   },
 };

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CtFlags, DpFlags, LxcPolicyPrefix } from '../src/datapath.gen.js';
+import { CtFlags, DpFlags, IpcacheFlags, LxcPolicyPrefix } from '../src/datapath.gen.js';
 import { generateDatapathModule } from '../src/layout.js';
 import { policyTrieKey } from '../src/policy-map.js';
 
@@ -38,14 +38,20 @@ describe('flag enums shared with bpf/datapath.h', () => {
   it('are the enumerators of the BTF (bpftool), with the values the datapath tests rely on', () => {
     expect(CtFlags).toEqual(btfEnum(object, 'ct_flags'));
     expect(DpFlags).toEqual(btfEnum(object, 'dp_flags'));
+    expect(IpcacheFlags).toEqual(btfEnum(object, 'ipcache_flags'));
     expect(LxcPolicyPrefix).toEqual(btfEnum(object, 'lxc_policy_prefix'));
     // Bits, not counters: every flag one distinct bit.
-    const bits = [...Object.values(CtFlags), ...Object.values(DpFlags)];
+    const bits = [...Object.values(CtFlags), ...Object.values(DpFlags), ...Object.values(IpcacheFlags)];
     for (const b of bits) expect(b & (b - 1)).toBe(0);
   });
 
   it('are not defined a second time as preprocessor constants', () => {
-    for (const name of [...Object.keys(CtFlags), ...Object.keys(DpFlags), ...Object.keys(LxcPolicyPrefix)])
+    for (const name of [
+      ...Object.keys(CtFlags),
+      ...Object.keys(DpFlags),
+      ...Object.keys(IpcacheFlags),
+      ...Object.keys(LxcPolicyPrefix),
+    ])
       expect(header).not.toMatch(new RegExp(`^#define ${name}\\b`, 'm'));
   });
 

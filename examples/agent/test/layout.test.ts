@@ -38,6 +38,9 @@ describe('src/datapath.gen.ts', () => {
       'unsupported-l3',
       'ttl-exceeded',
       'invalid-packet',
+      'no-tunnel-key',
+      'invalid-identity',
+      'tunnel-failed',
     ]);
     expect(reasonName(gen.MetricReason.REASON_POLICY_DENY)).toBe('policy-deny');
     expect(gen.constantDefaults).toEqual({ gateway_ipv4: 0 });

@@ -93,10 +93,11 @@ describe('agent maps through bpftool', () => {
     expectSame(lookup(coll, 'lxc', mapSpecs.lxc.key, 7).formatted.value, ep, 'value', {}, {}, epConvert);
 
     const ipKey = { prefixlen: 64, clusterId: 3, family: 1, ip4: 0x0102f40a };
-    maps.ipcache.set(ipKey, { secIdentity: 4242, flags: 1 });
+    const ipv = { secIdentity: 4242, flags: 5, tunnelEndpoint: '198.18.0.2' };
+    maps.ipcache.set(ipKey, ipv);
     const ipc = lookup(coll, 'ipcache', mapSpecs.ipcache.key, ipKey);
     expectSame(ipc.formatted.key, ipKey, 'key', {});
-    expectSame(ipc.formatted.value, { secIdentity: 4242, flags: 1 }, 'value', {});
+    expectSame(ipc.formatted.value, ipv, 'value', {}, {}, { 'value.tunnel_endpoint': ipAsU32 });
 
     const ctk: CtKey = { saddr: '10.244.0.10', daddr: '10.244.0.11', sport: 40000, dport: 80, proto: 6 };
     const cte: CtEntry = {
@@ -140,10 +141,10 @@ describe('agent maps through bpftool', () => {
     for (const v of lookup(coll, 'fwd', mapSpecs.fwd.key, 5).formatted.values!)
       expectSame(v.value, fw[v.cpu], `cpu${v.cpu}`, {});
 
-    maps.config.set(0, { policyRev: 77, flags: 1, traceRate: 0x01020304 });
+    maps.config.set(0, { policyRev: 77, flags: 1, traceRate: 0x01020304, tunnelIfindex: 0 });
     expectSame(
       lookup(coll, 'config', mapSpecs.config.key, 0).formatted.value,
-      { policyRev: 77, flags: 1, traceRate: 0x01020304 },
+      { policyRev: 77, flags: 1, traceRate: 0x01020304, tunnelIfindex: 0 },
       'value',
       {},
     );

@@ -1,0 +1,214 @@
+/**
+ * The cluster datapath with real packets between two nodes (namespaces on a fabric bridge, no etcd): the
+ * ipcache is filled through the cluster writer, policy entries straight into each node's trie.
+ *
+ * - tunnel mode: pod traffic crosses in VXLAN (the devices' counters move), and node 2's ingress policy
+ *   enforces against the identity carried in the VNI, even where node 2's ipcache says otherwise;
+ * - native mode: pod traffic crosses routed (no VXLAN device), and the identity comes from the ipcache by
+ *   source address;
+ * - the remote-node, host and world entities hold for traffic from the other node, the node itself and an
+ *   address outside the cluster.
+ */
+import { addrAdd, routeReplace } from '@datapath/netdev';
+import { Handle, Netns } from '@datapath/netlink';
+import { inNetns, ipJson, requireRoot, scanLeaks } from '@datapath/testutils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MetricDir, MetricReason } from '../src/datapath.gen.js';
+import { REMOTE_NODE_IDENTITY } from '../src/ipcache.js';
+import { TUNNEL_DEV, VXLAN_OVERHEAD } from '../src/node-datapath.js';
+import { type ProbeOutcome, runProbes, startListener } from '../src/sys/netns-exec.js';
+import { ANY, type PodFx, type TwoNodes, twoNodes } from './helpers/two-nodes.js';
+
+const TCP = 6;
+const tcp = (identity: number, port: number, direction: 'ingress' | 'egress' = 'ingress') => ({
+  direction,
+  identity,
+  protocol: TCP,
+  port,
+  prefixLen: 24,
+});
+
+let cluster: TwoNodes | undefined;
+async function start(mode: 'tunnel' | 'native'): Promise<TwoNodes> {
+  cluster = await twoNodes(mode);
+  return cluster;
+}
+afterEach(() => {
+  const c = cluster;
+  cluster = undefined;
+  if (c === undefined) return;
+  c.close();
+  expect(scanLeaks(c.prefix)).toEqual({ netns: [], links: [], pins: [] });
+});
+
+async function probe(
+  from: string,
+  to: string,
+  port: number,
+  protocol: 'TCP' | 'UDP' = 'TCP',
+  localAddress?: string,
+): Promise<ProbeOutcome['result']> {
+  const [r] = await runProbes(`/run/netns/${from}`, [
+    { id: 0, host: to, port, protocol, timeoutMs: 1000, ...(localAddress ? { localAddress } : {}) },
+  ]);
+  return r!.result;
+}
+
+const ping = (from: string, to: string): boolean => {
+  try {
+    inNetns(from, 'ping', ['-c', '1', '-W', '1', '-q', to]);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function vxlanPackets(c: TwoNodes, n: 0 | 1): { rx: number; tx: number } {
+  const [l] = ipJson<{ stats64: { rx: { packets: number }; tx: { packets: number } } }[]>(
+    ['-s', 'link', 'show', TUNNEL_DEV],
+    c.nodes[n].netns.name,
+  );
+  return { rx: l!.stats64.rx.packets, tx: l!.stats64.tx.packets };
+}
+
+function drops(c: TwoNodes, n: 0 | 1, pod: PodFx, reason: number): bigint {
+  return c.nodes[n].dp
+    .counters()
+    .filter((k) => k.lxcId === pod.lxcId && k.reason === reason && k.dir === MetricDir.DIR_INGRESS)
+    .reduce((a, k) => a + k.packets, 0n);
+}
+
+/**
+ * Pods a1 (1001), a2 (1002), a3 (1003) on node 1, b (2001) on node 2. b's ingress: 1001 on TCP/80; 1003 on
+ * everything but a deny on TCP/80 (the deny wins); 1002 nothing (default deny). The a pods may send anything.
+ */
+async function policyMatrix(c: TwoNodes, lie = false) {
+  const a1 = c.addPod(0, 1001);
+  const a2 = c.addPod(0, 1002);
+  const a3 = c.addPod(0, 1003);
+  const b = c.addPod(1, 2001);
+  // Node 2's ipcache lies about a2 (says 1001, which b allows).
+  if (lie) c.nodes[1].ipc.upsert({ prefix: `${a2.ip}/32`, identity: 1001, node: c.nodes[0].underlay });
+  for (const a of [a1, a2, a3]) c.policy(0, a, ANY('egress'));
+  c.policy(1, b, ANY('egress'));
+  c.policy(1, b, tcp(1001, 80));
+  c.policy(1, b, { direction: 'ingress', identity: 1003, protocol: 0, port: 0, prefixLen: 0 });
+  c.policy(1, b, tcp(1003, 80), true);
+  await using _l = await listen(b, [80, 81]);
+  const out = {
+    a1_80: await probe(a1.netns.name, b.ip, 80),
+    a2_80: await probe(a2.netns.name, b.ip, 80),
+    a3_80: await probe(a3.netns.name, b.ip, 80),
+    a3_81: await probe(a3.netns.name, b.ip, 81),
+  };
+  return { out, a1, a2, a3, b };
+}
+
+async function listen(pod: PodFx, ports: number[], protocols: ('TCP' | 'UDP')[] = ['TCP']) {
+  const l = await startListener(
+    pod.netns.path,
+    pod.ip,
+    ports.flatMap((port) => protocols.map((protocol) => ({ port, protocol }))),
+  );
+  return { [Symbol.asyncDispose]: () => l.close() };
+}
+
+describe('cluster datapath: two nodes, real packets', () => {
+  it('tunnel: TCP, UDP and ICMP cross in VXLAN both ways; pods get MTU 1450', async (ctx) => {
+    requireRoot(ctx);
+    const c = await start('tunnel');
+    expect(c.nodes[0].nd.podMtu).toBe(1500 - VXLAN_OVERHEAD);
+    const a = c.addPod(0, 1001);
+    const b = c.addPod(1, 2001);
+    c.allowAll(0, a);
+    c.allowAll(1, b);
+    const [eth0] = ipJson<{ mtu: number }[]>(['link', 'show', 'eth0'], a.netns.name);
+    expect(eth0!.mtu).toBe(1450);
+    const before = vxlanPackets(c, 1);
+    await using _b = await listen(b, [80], ['TCP', 'UDP']);
+    await using _a = await listen(a, [80], ['TCP', 'UDP']);
+    expect(await probe(a.netns.name, b.ip, 80, 'TCP')).toBe('connected');
+    expect(await probe(a.netns.name, b.ip, 80, 'UDP')).toBe('connected');
+    expect(await probe(b.netns.name, a.ip, 80, 'TCP')).toBe('connected');
+    expect(await probe(b.netns.name, a.ip, 80, 'UDP')).toBe('connected');
+    expect(ping(a.netns.name, b.ip)).toBe(true);
+    expect(ping(b.netns.name, a.ip)).toBe(true);
+    const after = vxlanPackets(c, 1);
+    // every pod packet crossed the tunnel: both directions of 5 exchanges, each at least 2 packets
+    expect(after.rx - before.rx).toBeGreaterThanOrEqual(10);
+    expect(after.tx - before.tx).toBeGreaterThanOrEqual(10);
+  }, 60_000);
+
+  it('tunnel: node 2 enforces ingress against the identity in the VNI (allow, default deny, deny wins)', async (ctx) => {
+    requireRoot(ctx);
+    const c = await start('tunnel');
+    // Node 2's ipcache says a2 is 1001 (which b allows): in tunnel mode the VNI (1002) decides.
+    const { out, a3, b } = await policyMatrix(c, true);
+    expect(out).toEqual({ a1_80: 'connected', a2_80: 'timeout', a3_80: 'timeout', a3_81: 'connected' });
+    expect(drops(c, 1, b, MetricReason.REASON_POLICY_DENIED)).toBeGreaterThan(0n);
+    expect(drops(c, 1, b, MetricReason.REASON_POLICY_DENY)).toBeGreaterThan(0n);
+    // the CT entries on node 2 carry the VNI identity of the allowed flows
+    const ids = [...c.nodes[1].dp.ct.entries()].map(([, e]) => e.srcSecId);
+    expect(ids).toContain(1001);
+    expect(ids).toContain(a3.secId);
+    expect(ids).not.toContain(1002);
+  }, 60_000);
+
+  it('native: routed without a tunnel; identity from the ipcache by source address', async (ctx) => {
+    requireRoot(ctx);
+    const c = await start('native');
+    expect(c.nodes[0].nd).toEqual({ mode: 'native', podMtu: 1500 });
+    expect(
+      ipJson<{ ifname: string }[]>(['link', 'show'], c.nodes[0].netns.name).some(
+        (l) => l.ifname === TUNNEL_DEV,
+      ),
+    ).toBe(false);
+    const { out, a1, b } = await policyMatrix(c);
+    expect(out).toEqual({ a1_80: 'connected', a2_80: 'timeout', a3_80: 'timeout', a3_81: 'connected' });
+    expect(ping(a1.netns.name, b.ip)).toBe(false); // ICMP: not allowed for 1001 (TCP/80 only)
+    await using _u = await listen(b, [53], ['UDP']);
+    expect(await probe(a1.netns.name, b.ip, 53, 'UDP')).toBe('timeout');
+    // b's ingress now allows 1001 everything: UDP and ICMP cross too
+    c.policy(1, b, { direction: 'ingress', identity: 1001, protocol: 0, port: 0, prefixLen: 0 });
+    expect(await probe(a1.netns.name, b.ip, 53, 'UDP')).toBe('connected');
+    expect(ping(a1.netns.name, b.ip)).toBe(true);
+    // the source identity is the ipcache's: change it on node 2 and a1 is a stranger there
+    c.nodes[1].ipc.upsert({ prefix: `${a1.ip}/32`, identity: 1002, node: c.nodes[0].underlay });
+    expect(await probe(a1.netns.name, b.ip, 80)).toBe('timeout');
+  }, 60_000);
+
+  it('entities: remote-node (the other node), host (this node) and world (outside the cluster)', async (ctx) => {
+    requireRoot(ctx);
+    const c = await start('tunnel');
+    const b = c.addPod(1, 2001);
+    c.policy(1, b, ANY('egress'));
+    c.policy(1, b, tcp(REMOTE_NODE_IDENTITY, 80));
+    c.policy(1, b, tcp(1, 80));
+    c.policy(1, b, tcp(2, 81));
+    // An outside address on the fabric, routed to node 2's pods: in no ipcache, so world.
+    {
+      using fns = Netns.open({ path: c.fabric.path });
+      using h = Handle.open(fns);
+      addrAdd('br0', '198.18.0.100/24', { handle: h });
+      routeReplace({ dst: '10.244.2.0/24', via: c.nodes[1].underlay }, { handle: h });
+    }
+    await using _l = await listen(b, [80, 81]);
+    const n1 = c.nodes[0].netns.name;
+    const n2 = c.nodes[1].netns.name;
+    expect({
+      remoteNode80: await probe(n1, b.ip, 80),
+      remoteNode81: await probe(n1, b.ip, 81),
+      host80: await probe(n2, b.ip, 80),
+      host81: await probe(n2, b.ip, 81),
+      world80: await probe(c.fabric.name, b.ip, 80),
+      world81: await probe(c.fabric.name, b.ip, 81),
+    }).toEqual({
+      remoteNode80: 'connected',
+      remoteNode81: 'timeout',
+      host80: 'connected',
+      host81: 'timeout',
+      world80: 'timeout',
+      world81: 'connected',
+    });
+  }, 60_000);
+});
