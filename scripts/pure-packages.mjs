@@ -8,6 +8,13 @@
 /** Packages whose main entry point must stay pure. */
 export const PURE_PACKAGES = ['@datapath/policy', '@datapath/ipam', '@datapath/cni'];
 
+/**
+ * Packages whose main entry point must stay pure although the package also has kernel subpaths (and so
+ * may depend on kernel packages): `@datapath/lb` (its model, Maglev and layouts at `.`; the map writer
+ * and the socket-LB programs at `@datapath/lb/datapath`).
+ */
+export const PURE_ENTRY_PACKAGES = ['@datapath/lb'];
+
 /** Further workspace packages one pure package may not depend on (the CNI spec library: not its plugin). */
 export const EXTRA_BANNED_DEPS = { '@datapath/cni': ['@datapath/ipam', '@datapath/cni-plugin'] };
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IMPURE_RUNTIME, PURE_PACKAGES } from './pure-packages.mjs';
+import { IMPURE_RUNTIME, PURE_ENTRY_PACKAGES, PURE_PACKAGES } from './pure-packages.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -66,7 +66,7 @@ function probe(entries: string[], body = 'await load();'): Probe {
 const clean: Probe = { impureBuiltins: [], nativeModules: [], newMappings: [] };
 
 describe('pure packages load no native code at import (issue 16)', () => {
-  for (const name of PURE_PACKAGES) {
+  for (const name of [...PURE_PACKAGES, ...PURE_ENTRY_PACKAGES]) {
     it(`${name}: a fresh process importing the built entry point maps no shared object and loads no FFI`, () => {
       expect(probe([builtEntry(name)])).toEqual(clean);
     });
