@@ -27,9 +27,7 @@ describe('bpf/lb.h layouts', () => {
   it('struct sizes and field offsets match the codecs; maps load with the codec sizes', async (ctx) => {
     requireRoot(ctx);
     const obj = await compile({
-      source:
-        '#include "lb.h"\n' +
-        'char _license[] SEC("license") = "Dual BSD/GPL";\n',
+      source: '#include "lb.h"\n' + 'char _license[] SEC("license") = "Dual BSD/GPL";\n',
       includeDirs: [LB_BPF_DIR],
       config: lbConfig({ maglevTableSize: 251, serviceMapMax: 128, backendMapMax: 128 }),
     });
