@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * @datapath/lb's programs for the node's outward device (the interface that faces the world):
+ *
+ *   to_netdev    tc/tcx egress: packets the node sends out.
+ *                Masquerade: a packet from the pod CIDR (masq_src_*) to a destination outside the
+ *                cluster CIDR (nonmasq_*) gets the node's address and a port from the NAT range
+ *                (nat4 pair created on its first packet, nat.h); the node's own flows with a source
+ *                port inside the range are recorded unchanged (port preserved when free) so that a
+ *                pod's flow can never be given a port the node itself is using to the same peer.
+ *   from_netdev  tc/tcx ingress: packets that arrive for the node's address. A reply to a
+ *                masqueraded flow (nat4 `in` half) gets the pod's address and port back and goes on
+ *                to the stack, which routes it to the pod. Anything else passes untouched.
+ *
+ * IPv4 only; TCP, UDP and ICMP echo. Fragments of a flow that must be translated are dropped and
+ * counted (no fragment tracking).
+ */
+#include "nat.h"
+
+/* Masquerade sources (pod CIDR) and the destinations never masqueraded (cluster CIDR), network order. */
+const volatile __u8 masq_enabled = 1;
+const volatile __be32 masq_src_net = 0;
+const volatile __be32 masq_src_mask = 0xffffffff;
+const volatile __be32 nonmasq_net = 0;
+const volatile __be32 nonmasq_mask = 0xffffffff;
+
+/* Anchors the enums in the object's BTF: user space takes their values from it. */
+enum nat_dir *nat_dir_type __attribute__((unused));
+enum nat_stat *nat_stat_type __attribute__((unused));
+enum ct_flag *ct_flag_type __attribute__((unused));
+
+static __always_inline int masquerade(struct __sk_buff *skb, struct pkt4 *p)
+{
+	struct nat4_key k;
+	struct nat4_entry *e;
+	int host = p->saddr == nat_ipv4;
+
+	if (host) {
+		__u16 port = bpf_ntohs(p->sport);
+
+		/* the node's own flows matter only where they could collide with a masqueraded one */
+		if (p->frag || p->proto == IPPROTO_ICMP || port < nat_port_min || port > nat_port_max)
+			return TC_ACT_OK;
+	} else {
+		if ((p->saddr & masq_src_mask) != masq_src_net || (p->daddr & nonmasq_mask) == nonmasq_net)
+			return TC_ACT_OK;
+		if (p->frag) {
+			nat_count(NAT_STAT_DROP_FRAGMENT);
+			return TC_ACT_SHOT;
+		}
+	}
+	pkt4_key(p, NAT_DIR_OUT, &k);
+	e = bpf_map_lookup_elem(&nat4, &k);
+	if (e && nat4_expired(e)) {
+		/* the same tuple again after its flow ended: start over */
+		nat4_delete_pair(&k, e);
+		e = NULL;
+	}
+	if (!e) {
+		e = nat4_snat_new(&k);
+		if (!e)
+			return TC_ACT_SHOT;
+	}
+	nat4_touch(&k, e, p, 0);
+	if (e->to_addr == p->saddr && e->to_port == p->sport)
+		return TC_ACT_OK;
+	if (pkt4_rewrite(skb, p, 1, e->to_addr, e->to_port))
+		return TC_ACT_SHOT;
+	nat_count(NAT_STAT_SNAT_OUT);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int to_netdev(struct __sk_buff *skb)
+{
+	struct pkt4 p;
+
+	if (pkt4_parse(skb, &p))
+		return TC_ACT_OK;
+	if (masq_enabled)
+		return masquerade(skb, &p);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int from_netdev(struct __sk_buff *skb)
+{
+	struct pkt4 p;
+	struct nat4_key k;
+	struct nat4_entry *e;
+
+	if (pkt4_parse(skb, &p) || p.daddr != nat_ipv4 || p.frag)
+		return TC_ACT_OK;
+	pkt4_key(&p, NAT_DIR_IN, &k);
+	e = bpf_map_lookup_elem(&nat4, &k);
+	if (!e)
+		return TC_ACT_OK;
+	nat4_touch(&k, e, &p, 1);
+	if (e->to_addr == p.daddr && e->to_port == p.dport)
+		return TC_ACT_OK;
+	if (pkt4_rewrite(skb, &p, 0, e->to_addr, e->to_port))
+		return TC_ACT_SHOT;
+	nat_count(NAT_STAT_SNAT_IN);
+	return TC_ACT_OK;
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,255 @@
+/**
+ * The programs of bpf/netdev.c attached to a node's outward device: masquerade of pod traffic (and,
+ * with services, NodePort). One handle owns the loaded object and its two attachments.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { attach, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
+import type { Netns } from '@datapath/netlink';
+import {
+  CtFlag,
+  type Maps,
+  type Nat4Entry,
+  type Nat4Key,
+  NatDir,
+  NatStat,
+  openMaps,
+  openPrograms,
+  setConstants,
+} from './netdev.gen.js';
+import { type NetdevConfig, netdevConstants } from './netdev-config.js';
+import { NETDEV_SOURCES } from './netdev-layout.js';
+
+/** Where the programs go and how they are loaded. */
+export interface NetdevTarget {
+  /** The node's outward device (the one facing the world). */
+  ifname: string;
+  /** The namespace the device lives in (default: the caller's). */
+  netns?: Netns;
+  /**
+   * bpffs directory the maps are pinned in by name (`nat4`, `nat_stats`, and the service maps once
+   * NodePort is on), shared with other objects loaded from the same directory. Default: not pinned.
+   */
+  pinDir?: string;
+  /** The loader's object cache (default: the loader's). */
+  cacheDir?: string;
+  /** `tcx` (Linux ≥ 6.6), legacy `tc`, or `auto` (default): tcx when the kernel has it. */
+  prefer?: 'auto' | 'tcx' | 'tc';
+}
+
+/** One half of a translated flow, decoded. */
+export interface NatFlowHalf {
+  /** The tuple as the packet carries it, and which half this is. */
+  key: Nat4Key;
+  /** What the packet is rewritten to, its flow state and expiry. */
+  entry: Nat4Entry;
+}
+
+/** Counters of the outward-device programs, summed over CPUs. */
+export interface NetdevStats {
+  /** Packets source-translated on the way out. */
+  snatOut: bigint;
+  /** Replies translated back on the way in. */
+  snatIn: bigint;
+  /** SNAT pairs created. */
+  snatNew: bigint;
+  /** Port candidates found taken while allocating. */
+  collisions: bigint;
+  /** Expired pairs whose port a new flow took over. */
+  reclaimed: bigint;
+  /** Packets dropped: no free port after the configured retries. */
+  dropExhausted: bigint;
+  /** Packets dropped: the NAT map is full. */
+  dropMapFull: bigint;
+  /** Packets dropped: an IPv4 fragment of a flow that must be translated. */
+  dropFragment: bigint;
+}
+
+/** CLOCK_MONOTONIC in whole seconds: the clock of `nat4_entry.expires`. */
+export function monotonicSeconds(): number {
+  return Number(process.hrtime.bigint() / 1_000_000_000n);
+}
+
+/** The key of the other half of a pair (the C's `nat4_peer_key`). */
+export function natPeerKey(key: Nat4Key, entry: Nat4Entry): Nat4Key {
+  const base = { proto: key.proto };
+  if (key.dir === NatDir.NAT_DIR_OUT || key.dir === NatDir.NAT_DIR_RSVC) {
+    return {
+      ...base,
+      saddr: key.daddr,
+      daddr: entry.toAddr,
+      sport: key.dport,
+      dport: entry.toPort,
+      dir: key.dir === NatDir.NAT_DIR_OUT ? NatDir.NAT_DIR_IN : NatDir.NAT_DIR_SVC,
+    };
+  }
+  return {
+    ...base,
+    saddr: entry.toAddr,
+    daddr: key.saddr,
+    sport: entry.toPort,
+    dport: key.sport,
+    dir: key.dir === NatDir.NAT_DIR_IN ? NatDir.NAT_DIR_OUT : NatDir.NAT_DIR_RSVC,
+  };
+}
+
+const keyText = (k: Nat4Key) => `${k.dir}/${k.proto}/${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`;
+const expiredAt = (e: Nat4Entry, now: number) => ((e.expires - now) | 0) < 0;
+
+/** Whether a flow half is closing (a reset, or a FIN from both sides). */
+export function natClosing(entry: Nat4Entry): boolean {
+  return (
+    (entry.flags & CtFlag.CT_F_RST) !== 0 ||
+    (entry.flags & (CtFlag.CT_F_FIN_IN | CtFlag.CT_F_FIN_OUT)) === (CtFlag.CT_F_FIN_IN | CtFlag.CT_F_FIN_OUT)
+  );
+}
+
+/**
+ * bpf/netdev.c loaded and attached to a node's outward device: `to_netdev` at egress, `from_netdev`
+ * at ingress. `close()` detaches both and releases the object (pinned maps stay in `pinDir`).
+ */
+export class NodeNetdev implements Disposable {
+  readonly #coll: Collection;
+  readonly #links: Link[];
+  readonly #maps: Maps;
+  #closed = false;
+
+  private constructor(coll: Collection, links: Link[], maps: Maps) {
+    this.#coll = coll;
+    this.#links = links;
+    this.#maps = maps;
+  }
+
+  /**
+   * Validates `config`, compiles bpf/netdev.c (cached), loads it with the config as load-time
+   * constants and attaches its programs to the device. On any failure nothing stays attached and no
+   * map is pinned by this call.
+   * Equivalent to: `tc filter add dev DEV egress bpf da obj netdev.o sec tc` (and ingress), with tcx.
+   *
+   * @throws {@link LbError} `InvalidArgument` for a bad config (before any system call);
+   * `BpfError`/`CompileError` from the loader (`NotFound` for an unknown device, …).
+   * @example Masquerading a node's pods behind its address
+   * ```ts
+   * import { NodeNetdev } from '@datapath/lb/datapath';
+   * using dev = await NodeNetdev.attach(
+   *   { nodeAddress: '198.18.0.1', masquerade: { podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16' } },
+   *   { ifname: 'eth0' },
+   * );
+   * console.log(dev.stats().snatOut);
+   * ```
+   */
+  static async attach(config: NetdevConfig, target: NetdevTarget): Promise<NodeNetdev> {
+    const constants = netdevConstants(config);
+    const compiled = await compile({
+      files: NETDEV_SOURCES,
+      ...(target.cacheDir === undefined ? {} : { cacheDir: target.cacheDir }),
+    });
+    const spec = openObject(compiled.path, 'netdev');
+    setConstants(spec, constants);
+    if (target.pinDir === undefined) for (const m of Object.values(spec.maps)) m.pinning = 'none';
+    // the pins this call creates (not those it reuses) go again if it fails
+    const newPins =
+      target.pinDir === undefined
+        ? []
+        : Object.values(spec.maps)
+            .filter((m) => m.pinning === 'byName')
+            .map((m) => join(target.pinDir!, m.name))
+            .filter((p) => !existsSync(p));
+    const coll = load(spec, target.pinDir === undefined ? {} : { pinDir: target.pinDir });
+    const links: Link[] = [];
+    try {
+      const progs = openPrograms(coll);
+      const dev = {
+        ifname: target.ifname,
+        ...(target.netns === undefined ? {} : { netns: target.netns }),
+        prefer: target.prefer ?? 'auto',
+      } as const;
+      links.push(attach(progs.to_netdev, { ...dev, direction: 'egress' }));
+      links.push(attach(progs.from_netdev, { ...dev, direction: 'ingress' }));
+      return new NodeNetdev(coll, links, openMaps(coll));
+    } catch (err) {
+      for (const l of links.reverse()) l.detach();
+      coll.close();
+      for (const p of newPins) rmSync(p, { force: true });
+      throw err;
+    }
+  }
+
+  /** The NAT map (`nat4`): both halves of every translated flow. */
+  get nat4(): Maps['nat4'] {
+    return this.#maps.nat4;
+  }
+
+  /**
+   * Every flow half in the NAT map, read in batches off the event loop.
+   *
+   * @example Listing masqueraded flows
+   * ```ts
+   * import { type NodeNetdev } from '@datapath/lb/datapath';
+   * declare const dev: NodeNetdev;
+   * for (const { key, entry } of await dev.flows()) console.log(key.saddr, '->', entry.toAddr, entry.toPort);
+   * ```
+   */
+  async flows(): Promise<NatFlowHalf[]> {
+    return (await this.#maps.nat4.dumpAsync()).map(([key, entry]) => ({ key, entry }));
+  }
+
+  /**
+   * The programs' counters, summed over CPUs.
+   *
+   * @example Checking for port exhaustion
+   * ```ts
+   * import { type NodeNetdev } from '@datapath/lb/datapath';
+   * declare const dev: NodeNetdev;
+   * if (dev.stats().dropExhausted > 0n) console.warn('masquerade ports exhausted');
+   * ```
+   */
+  stats(): NetdevStats {
+    const sum = (i: number) => (this.#maps.nat_stats.get(i) ?? []).reduce((a, b) => a + b, 0n);
+    return {
+      snatOut: sum(NatStat.NAT_STAT_SNAT_OUT),
+      snatIn: sum(NatStat.NAT_STAT_SNAT_IN),
+      snatNew: sum(NatStat.NAT_STAT_SNAT_NEW),
+      collisions: sum(NatStat.NAT_STAT_COLLISION),
+      reclaimed: sum(NatStat.NAT_STAT_RECLAIMED),
+      dropExhausted: sum(NatStat.NAT_STAT_DROP_EXHAUSTED),
+      dropMapFull: sum(NatStat.NAT_STAT_DROP_MAP_FULL),
+      dropFragment: sum(NatStat.NAT_STAT_DROP_FRAGMENT),
+    };
+  }
+
+  /**
+   * Removes the flows that have expired (both halves past their expiry, or a half whose other half is
+   * gone) and returns how many halves it deleted. `now` is CLOCK_MONOTONIC seconds (default: now).
+   *
+   * @example Periodic garbage collection
+   * ```ts
+   * import { type NodeNetdev } from '@datapath/lb/datapath';
+   * declare const dev: NodeNetdev;
+   * setInterval(() => void dev.gc(), 30_000).unref();
+   * ```
+   */
+  async gc(now: number = monotonicSeconds()): Promise<number> {
+    const all = await this.#maps.nat4.dumpAsync();
+    const byKey = new Map(all.map(([k, e]) => [keyText(k), e]));
+    const dead: Nat4Key[] = [];
+    for (const [k, e] of all) {
+      if (!expiredAt(e, now)) continue;
+      const peer = byKey.get(keyText(natPeerKey(k, e)));
+      if (peer === undefined || expiredAt(peer, now)) dead.push(k);
+    }
+    return dead.length === 0 ? 0 : this.#maps.nat4.deleteMany(dead);
+  }
+
+  /** Detaches both programs and releases the object (maps pinned in `pinDir` stay). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const l of this.#links.reverse()) l.detach();
+    this.#coll.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
