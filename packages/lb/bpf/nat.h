@@ -101,7 +101,7 @@ enum nat_stat {
 	NAT_STAT_SVC_NEW = 8,        /* new service flows (backend chosen) */
 	NAT_STAT_SVC_FWD = 9,        /* packets to a service translated to the backend */
 	NAT_STAT_SVC_REPLY = 10,     /* replies translated back to the service address */
-	NAT_STAT_DROP_NO_BACKEND = 11, /* dropped: a service without a usable backend */
+	NAT_STAT_NO_BACKEND = 11, /* a new flow to a service without a backend taking new flows (passed on) */
 	NAT_STAT_MAX = 16,
 };
 
@@ -170,23 +170,19 @@ static __always_inline int pkt4_parse(struct __sk_buff *skb, struct pkt4 *p)
 	p->frag = (ip->frag_off & bpf_htons(0x3fff)) != 0;
 	if (p->frag)
 		return (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_ICMP) ? 0 : -1;
-	if (p->proto == IPPROTO_TCP) {
-		struct tcphdr *th = data + p->l4;
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+		/* one pointer, one path: the ports sit at the same offsets in both headers */
+		__u8 *l4 = data + p->l4;
 
-		if ((void *)(th + 1) > end)
+		if ((void *)(l4 + sizeof(struct udphdr)) > end)
 			return -1;
-		p->sport = th->source;
-		p->dport = th->dest;
-		p->tcp_flags = ((__u8 *)th)[13];
-		return 0;
-	}
-	if (p->proto == IPPROTO_UDP) {
-		struct udphdr *uh = data + p->l4;
-
-		if ((void *)(uh + 1) > end)
-			return -1;
-		p->sport = uh->source;
-		p->dport = uh->dest;
+		p->sport = *(__be16 *)l4;
+		p->dport = *(__be16 *)(l4 + 2);
+		if (p->proto == IPPROTO_TCP) {
+			if ((void *)(l4 + sizeof(struct tcphdr)) > end)
+				return -1;
+			p->tcp_flags = l4[13];
+		}
 		return 0;
 	}
 	if (p->proto == IPPROTO_ICMP) {

@@ -8,14 +8,25 @@
  *                (nat4 pair created on its first packet, nat.h); the node's own flows with a source
  *                port inside the range are recorded unchanged (port preserved when free) so that a
  *                pod's flow can never be given a port the node itself is using to the same peer.
- *   from_netdev  tc/tcx ingress: packets that arrive for the node's address. A reply to a
- *                masqueraded flow (nat4 `in` half) gets the pod's address and port back and goes on
- *                to the stack, which routes it to the pod. Anything else passes untouched.
+ *                With NodePort on, a reply of a local backend to a NodePort client (nat4 `rsvc`
+ *                half) first gets the service's address and port back as its source instead.
+ *   from_netdev  tc/tcx ingress: packets that arrive for the node's address.
+ *                A reply to a masqueraded flow (nat4 `in` half) gets the pod's address and port back
+ *                and goes on to the stack, which routes it to the pod.
+ *                NodePort: a packet of a known service flow (nat4 `svc` half) is rewritten to its
+ *                backend; the first packet of a new flow to a service frontend on the node's address
+ *                (lb_services of lb.h: the frontend's master entry) picks a backend (affinity, then
+ *                Maglev or random over the active slots), records the `svc`/`rsvc` pair and is
+ *                rewritten. The client's address is kept (backends are this node's pods, which
+ *                route their replies through it). A service without an active backend, or a TCP
+ *                packet that opens nothing (no SYN) and belongs to no flow, goes to the stack
+ *                untouched: nothing listens there, so the client gets a reset or a port
+ *                unreachable, not silence. Anything else passes untouched.
  *
  * IPv4 only; TCP, UDP and ICMP echo. Fragments of a flow that must be translated are dropped and
  * counted (no fragment tracking).
  */
-#include "nat.h"
+#include "svc.h"
 
 /* Masquerade sources (pod CIDR) and the destinations never masqueraded (cluster CIDR), network order. */
 const volatile __u8 masq_enabled = 1;
@@ -23,6 +34,9 @@ const volatile __be32 masq_src_net = 0;
 const volatile __be32 masq_src_mask = 0xffffffff;
 const volatile __be32 nonmasq_net = 0;
 const volatile __be32 nonmasq_mask = 0xffffffff;
+
+/* NodePort (per-packet service load balancing for packets that arrive at the node's address). */
+const volatile __u8 nodeport_enabled = 0;
 
 /* Anchors the enums in the object's BTF: user space takes their values from it. */
 enum nat_dir *nat_dir_type __attribute__((unused));
@@ -77,6 +91,12 @@ int to_netdev(struct __sk_buff *skb)
 
 	if (pkt4_parse(skb, &p))
 		return TC_ACT_OK;
+	if (nodeport_enabled && !p.frag) {
+		int r = svc_reply(skb, &p);
+
+		if (r >= 0)
+			return r;
+	}
 	if (masq_enabled)
 		return masquerade(skb, &p);
 	return TC_ACT_OK;
@@ -94,7 +114,7 @@ int from_netdev(struct __sk_buff *skb)
 	pkt4_key(&p, NAT_DIR_IN, &k);
 	e = bpf_map_lookup_elem(&nat4, &k);
 	if (!e)
-		return TC_ACT_OK;
+		return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc_forward(skb, &p) : TC_ACT_OK;
 	nat4_touch(&k, e, &p, 1);
 	if (e->to_addr == p.daddr && e->to_port == p.dport)
 		return TC_ACT_OK;

@@ -49,6 +49,12 @@ export interface NetdevConfig {
   nodeAddress: string;
   /** Masquerade pod traffic to the world (omit to turn it off). */
   masquerade?: MasqueradeOptions;
+  /**
+   * Per-packet load balancing of flows that arrive at `nodeAddress` for a service frontend there
+   * (NodePort): the services are those a writer keeps in the pinned service maps (needs `pinDir`).
+   * Backends must be this node's pods (the client's address is kept). Default false.
+   */
+  nodePort?: boolean;
   /** Flow lifetimes. */
   timeouts?: FlowTimeouts;
 }
@@ -144,6 +150,8 @@ export function netdevConstants(config: NetdevConfig): Constants {
       else retries = m.retries;
     }
   }
+  if (config?.nodePort !== undefined && typeof config.nodePort !== 'boolean')
+    problems.push({ path: 'nodePort', message: 'must be a boolean', reason: 'InvalidNatConfig' });
   const t = config?.timeouts ?? {};
   const timeouts = {
     tcpSyn: t.tcpSyn ?? 60,
@@ -174,6 +182,7 @@ export function netdevConstants(config: NetdevConfig): Constants {
     nat_port_max: range.max,
     nat_retries: retries,
     masq_enabled: m === undefined ? 0 : 1,
+    nodeport_enabled: config.nodePort === true ? 1 : 0,
     masq_src_net: src?.net ?? 0,
     masq_src_mask: src?.mask ?? 0xffffffff,
     nonmasq_net: dst?.net ?? 0,

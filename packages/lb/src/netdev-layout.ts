@@ -12,6 +12,14 @@ export const NETDEV_SOURCES: readonly [string, ...string[]] = [
   fileURLToPath(new URL('../bpf/netdev.c', import.meta.url)),
   fileURLToPath(new URL('../bpf/nat.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/ct.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/svc.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/lb.h', import.meta.url)),
+];
+
+/** The C sources of the pod-side object (bpf/lxc.c: per-packet ClusterIP for pods without socket LB). */
+export const LXC_SOURCES: readonly [string, ...string[]] = [
+  fileURLToPath(new URL('../bpf/lxc.c', import.meta.url)),
+  ...NETDEV_SOURCES.slice(1),
 ];
 
 /** The generated module's path. */
@@ -29,6 +37,8 @@ export const NETDEV_GEN_OPTIONS: GenerateOptions = {
     'nat4_entry.to_port': 'be16',
   },
   types: ['nat_dir', 'nat_stat', 'ct_flag'],
+  // the service maps of lb.h have their codecs in layout.ts (the writer's)
+  skipMaps: ['lb_services', 'lb_backends', 'lb_reverse_nat', 'lb_affinity', 'lb_affinity_match', 'lb_maglev'],
 };
 
 /** Compiles bpf/netdev.c (through the loader's cache) and returns the object path and the module it generates. */

@@ -73,7 +73,7 @@ export const NatStat = {
   NAT_STAT_SVC_NEW: 8,
   NAT_STAT_SVC_FWD: 9,
   NAT_STAT_SVC_REPLY: 10,
-  NAT_STAT_DROP_NO_BACKEND: 11,
+  NAT_STAT_NO_BACKEND: 11,
   NAT_STAT_MAX: 16,
 } as const;
 /** A value of `enum nat_stat`. */
@@ -117,6 +117,42 @@ export const mapSpecs = {
     valueSize: 8,
     key: u32,
     value: u64,
+  },
+  lb_services: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 24,
+    valueSize: 12,
+  },
+  lb_backends: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 4,
+    valueSize: 20,
+  },
+  lb_reverse_nat: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 2,
+    valueSize: 20,
+  },
+  lb_affinity: {
+    type: 'lru_hash',
+    maxEntries: 65536,
+    keySize: 24,
+    valueSize: 16,
+  },
+  lb_affinity_match: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 8,
+    valueSize: 4,
+  },
+  lb_maglev: {
+    type: 'hash_of_maps',
+    maxEntries: 8192,
+    keySize: 2,
+    valueSize: 0,
   },
 } as const;
 
@@ -203,6 +239,8 @@ export interface Constants {
   nonmasq_net: number;
   /** `nonmasq_mask` at .rodata+48 (4 bytes). */
   nonmasq_mask: number;
+  /** `nodeport_enabled` at .rodata+52 (1 byte). */
+  nodeport_enabled: number;
 }
 
 /** The constants as compiled. */
@@ -221,6 +259,7 @@ export const constantDefaults: Constants = {
   masq_src_mask: 4294967295,
   nonmasq_net: 0,
   nonmasq_mask: 4294967295,
+  nodeport_enabled: 0,
 };
 
 /**

@@ -6,6 +6,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { attach, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
+import { LbError } from './errors.js';
 import {
   CtFlag,
   type Maps,
@@ -63,6 +64,14 @@ export interface NetdevStats {
   dropMapFull: bigint;
   /** Packets dropped: an IPv4 fragment of a flow that must be translated. */
   dropFragment: bigint;
+  /** Service flows opened (a backend chosen). */
+  svcNew: bigint;
+  /** Packets to a service rewritten to their backend. */
+  svcForward: bigint;
+  /** Backend replies rewritten back to the service address. */
+  svcReply: bigint;
+  /** New flows to a service without a backend that takes new flows (passed on untouched). */
+  noBackend: bigint;
 }
 
 /** CLOCK_MONOTONIC in whole seconds: the clock of `nat4_entry.expires`. */
@@ -140,8 +149,19 @@ export class NodeNetdev implements Disposable {
    */
   static async attach(config: NetdevConfig, target: NetdevTarget): Promise<NodeNetdev> {
     const constants = netdevConstants(config);
+    if (config.nodePort === true && target.pinDir === undefined) {
+      throw new LbError(
+        'InvalidNatConfig',
+        'nodePort needs target.pinDir: the service maps are shared there',
+        {
+          op: 'NodeNetdev.attach',
+          problems: [{ path: 'pinDir', message: 'is required with nodePort', reason: 'InvalidNatConfig' }],
+        },
+      );
+    }
     const compiled = await compile({
       files: NETDEV_SOURCES,
+      ...(target.pinDir === undefined ? {} : { defines: { LB_PIN_BY_NAME: 1 } }),
       ...(target.cacheDir === undefined ? {} : { cacheDir: target.cacheDir }),
     });
     const spec = openObject(compiled.path, 'netdev');
@@ -215,6 +235,10 @@ export class NodeNetdev implements Disposable {
       dropExhausted: sum(NatStat.NAT_STAT_DROP_EXHAUSTED),
       dropMapFull: sum(NatStat.NAT_STAT_DROP_MAP_FULL),
       dropFragment: sum(NatStat.NAT_STAT_DROP_FRAGMENT),
+      svcNew: sum(NatStat.NAT_STAT_SVC_NEW),
+      svcForward: sum(NatStat.NAT_STAT_SVC_FWD),
+      svcReply: sum(NatStat.NAT_STAT_SVC_REPLY),
+      noBackend: sum(NatStat.NAT_STAT_NO_BACKEND),
     };
   }
 

@@ -5,19 +5,26 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 
-const SERVER = `const [proto, port, host] = process.argv.slice(1);
+const SERVER = `const [proto, port, host, name] = process.argv.slice(1);
+const tag = name ? '@' + name : '';
 const out = (s) => process.stdout.write(s + '\\n');
 if (proto === 'tcp') {
   const srv = require('net').createServer((s) => {
     const peer = s.remoteAddress + ':' + s.remotePort;
     out('peer ' + peer);
     s.on('error', () => s.destroy());
-    s.on('data', (d) => { if (String(d).includes('hold')) return; s.end(peer + '\\n'); });
+    let held = false;
+    s.on('data', (d) => {
+      const m = String(d);
+      if (m.startsWith('hold')) { held = true; s.write(peer + tag + '\\n'); return; }
+      if (held) { s.write('pong ' + m.trim() + tag + '\\n'); return; }
+      s.end(peer + tag + '\\n');
+    });
   });
   srv.listen(Number(port), host, () => out('ready'));
 } else {
   const sock = require('dgram').createSocket('udp4');
-  sock.on('message', (m, r) => { const peer = r.address + ':' + r.port; out('peer ' + peer); sock.send(peer, r.port, r.address); });
+  sock.on('message', (m, r) => { const peer = r.address + ':' + r.port; out('peer ' + peer); sock.send(peer + tag, r.port, r.address); });
   sock.bind(Number(port), host, () => out('ready'));
 }`;
 
@@ -33,12 +40,12 @@ const one = (i) => new Promise((resolve) => {
     s.setTimeout(timeout, () => { s.destroy(); done('error timeout'); });
     s.on('connect', () => s.write('hi'));
     s.on('data', (d) => { data += d; });
-    s.on('end', () => { done(data.trim() + ' ' + s.localPort); s.end(); });
+    s.on('end', () => { done(data.trim() + ' ' + s.localPort + ' ' + s.remoteAddress + ':' + s.remotePort); s.end(); });
     s.on('error', (e) => done('error ' + e.code));
   } else {
     const s = dgram.createSocket('udp4');
     const t = setTimeout(() => { s.close(); done('error timeout'); }, timeout);
-    s.on('message', (m) => { clearTimeout(t); const lp = s.address().port; s.close(); done(String(m) + ' ' + lp); });
+    s.on('message', (m, r) => { clearTimeout(t); const lp = s.address().port; s.close(); done(String(m) + ' ' + lp + ' ' + r.address + ':' + r.port); });
     s.bind(sport || 0, () => s.send('hi', port, host));
   }
 });
@@ -56,16 +63,20 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts a TCP or UDP server on `host:port` in the named namespace. */
+/**
+ * Starts a TCP or UDP server on `host:port` in the named namespace; with a `name`, its answers end
+ * with `@name`.
+ */
 export async function startServer(
   netns: string,
   proto: 'tcp' | 'udp',
   port: number,
   host = '0.0.0.0',
+  name = '',
 ): Promise<Server> {
   const child: ChildProcess = spawn(
     'ip',
-    ['netns', 'exec', netns, process.execPath, '-e', SERVER, proto, String(port), host],
+    ['netns', 'exec', netns, process.execPath, '-e', SERVER, proto, String(port), host, name],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -113,8 +124,8 @@ export interface ClientRun {
 }
 
 /**
- * Runs a client in the named namespace; one answer per connection: `<addr:port the server saw> <local port>`,
- * or `error …`.
+ * Runs a client in the named namespace; one answer per connection: `<addr:port the server saw>[@name]
+ * <local port> <addr:port the answer came from>`, or `error …`.
  */
 export function runClient(netns: string, r: ClientRun): Promise<string[]> {
   const args = [
@@ -152,12 +163,19 @@ export function runClient(netns: string, r: ClientRun): Promise<string[]> {
 const HOLD = `const [host, port, sport] = process.argv.slice(1);
 const opts = { host, port: Number(port) };
 if (Number(sport)) { opts.localPort = Number(sport); opts.localAddress = '0.0.0.0'; }
-const s = require('net').connect(opts, () => { s.write('hold'); process.stdout.write(s.localPort + '\\n'); });
-s.on('error', (e) => { process.stdout.write('error ' + e.code + '\\n'); process.exit(1); });`;
+const s = require('net').connect(opts, () => s.write('hold'));
+let buf = '';
+s.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { process.stdout.write(buf.slice(0, i) + '\\n'); buf = buf.slice(i + 1); } });
+s.on('error', (e) => { process.stdout.write('error ' + e.code + '\\n'); process.exit(1); });
+process.stdin.on('data', (d) => s.write(String(d).trim()));
+process.stdin.on('end', () => s.end());`;
 
 /** An open TCP connection held by a client process until `close()`. */
 export interface HeldConnection {
-  readonly localPort: number;
+  /** The server's first answer (`<peer it saw>[@name]`). */
+  readonly greeting: string;
+  /** Sends `msg` on the connection and returns the server's answer (`pong <msg>[@name]`). */
+  exchange(msg: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -171,22 +189,59 @@ export async function holdConnection(
   const child = spawn(
     'ip',
     ['netns', 'exec', netns, process.execPath, '-e', HOLD, host, String(port), String(sourcePort)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    { stdio: ['pipe', 'pipe', 'inherit'] },
   );
-  const line = await new Promise<string>((resolve, reject) => {
-    child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
-    child.once('exit', (code) => reject(new Error(`client in ${netns} exited ${code}`)));
+  const lines: string[] = [];
+  const waiters: ((l: string) => void)[] = [];
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i = buf.indexOf('\n');
+    while (i >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      const w = waiters.shift();
+      if (w) w(line);
+      else lines.push(line);
+      i = buf.indexOf('\n');
+    }
   });
-  if (line.startsWith('error')) throw new Error(`holdConnection: ${line}`);
+  const next = (timeoutMs = 3000) =>
+    new Promise<string>((resolve, reject) => {
+      const l = lines.shift();
+      if (l !== undefined) return resolve(l);
+      const t = setTimeout(
+        () => reject(new Error(`holdConnection: no answer in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      waiters.push((line) => {
+        clearTimeout(t);
+        resolve(line);
+      });
+    });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill();
+    });
+  let greeting: string;
+  try {
+    greeting = await next();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  if (greeting.startsWith('error')) {
+    await stop();
+    throw new Error(`holdConnection: ${greeting}`);
+  }
   return {
-    localPort: Number(line),
-    close: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill();
-      }),
+    greeting,
+    exchange: (msg) => {
+      child.stdin.write(`${msg}\n`);
+      return next();
+    },
+    close: stop,
   };
 }

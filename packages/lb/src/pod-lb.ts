@@ -1,0 +1,123 @@
+/**
+ * Per-packet ClusterIP load balancing for pods that run without socket LB: bpf/lxc.c loaded once
+ * and attached to the host side of each pod's veth.
+ */
+
+import { attach, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
+import type { Netns } from '@datapath/netlink';
+import { setConstants } from './netdev.gen.js';
+import { type FlowTimeouts, netdevConstants } from './netdev-config.js';
+import { LXC_SOURCES } from './netdev-layout.js';
+
+/** Where {@link PodLb.load} shares its maps and finds the object cache. */
+export interface PodLbOptions {
+  /**
+   * bpffs directory of the pinned service maps (written by the service writer) and of the `nat4`
+   * flow map (shared with the outward device's programs when they are loaded from it too).
+   */
+  pinDir: string;
+  /** Flow lifetimes. */
+  timeouts?: FlowTimeouts;
+  /** The loader's object cache (default: the loader's). */
+  cacheDir?: string;
+}
+
+/** Where to attach: a pod's host-side veth. */
+export interface PodDevice {
+  /** Name of the host-side veth. */
+  ifname: string;
+  /** Namespace it lives in (default: the caller's). */
+  netns?: Netns;
+  /** `tcx` (Linux ≥ 6.6), legacy `tc`, or `auto` (default). */
+  prefer?: 'auto' | 'tcx' | 'tc';
+}
+
+/**
+ * bpf/lxc.c loaded: `from_container` (ingress of a pod's host-side veth) sends a pod's flows to a
+ * service frontend to a backend; `to_container` (egress) gives the backend's replies the frontend's
+ * address back. `close()` detaches every attachment and releases the object.
+ */
+export class PodLb implements Disposable {
+  readonly #coll: Collection;
+  readonly #links = new Map<string, Link[]>();
+  #closed = false;
+
+  private constructor(coll: Collection) {
+    this.#coll = coll;
+  }
+
+  /**
+   * Compiles (cached) and loads bpf/lxc.c with its maps pinned by name in `pinDir`.
+   *
+   * @throws {@link LbError} `InvalidArgument` for bad timeouts; the loader's errors otherwise.
+   * @example Per-packet ClusterIP for one pod
+   * ```ts
+   * import { PodLb } from '@datapath/lb/datapath';
+   * using lb = await PodLb.load({ pinDir: '/sys/fs/bpf/lb' });
+   * lb.attach({ ifname: 'lxc1234' });
+   * ```
+   */
+  static async load(options: PodLbOptions): Promise<PodLb> {
+    const constants = netdevConstants({
+      nodeAddress: '127.0.0.1', // unused by lxc.c: only the timeouts matter here
+      ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
+    });
+    const compiled = await compile({
+      files: LXC_SOURCES,
+      defines: { LB_PIN_BY_NAME: 1 },
+      ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+    });
+    const spec = openObject(compiled.path, 'lxc');
+    const { ct_timeout_syn, ct_timeout_tcp, ct_timeout_close, ct_timeout_udp, ct_timeout_icmp } = constants;
+    setConstants(spec, { ct_timeout_syn, ct_timeout_tcp, ct_timeout_close, ct_timeout_udp, ct_timeout_icmp });
+    return new PodLb(load(spec, { pinDir: options.pinDir }));
+  }
+
+  /**
+   * Attaches both programs to a pod's host-side veth; nothing stays attached if the second fails.
+   * Equivalent to: `tc filter add dev DEV ingress bpf da obj lxc.o sec tc` (and egress), with tcx.
+   *
+   * @throws BpfError `NotFound` for an unknown device, `InvalidState` once closed.
+   * @example
+   * ```ts
+   * import { type PodLb } from '@datapath/lb/datapath';
+   * declare const lb: PodLb;
+   * lb.attach({ ifname: 'lxc1234' });
+   * lb.detach('lxc1234');
+   * ```
+   */
+  attach(device: PodDevice): void {
+    const dev = {
+      ifname: device.ifname,
+      ...(device.netns === undefined ? {} : { netns: device.netns }),
+      prefer: device.prefer ?? 'auto',
+    } as const;
+    const links: Link[] = [];
+    try {
+      links.push(attach(this.#coll.program('from_container'), { ...dev, direction: 'ingress' }));
+      links.push(attach(this.#coll.program('to_container'), { ...dev, direction: 'egress' }));
+    } catch (err) {
+      for (const l of links.reverse()) l.detach();
+      throw err;
+    }
+    this.#links.set(device.ifname, [...(this.#links.get(device.ifname) ?? []), ...links]);
+  }
+
+  /** Detaches the programs from one pod's veth (no-op when not attached). */
+  detach(ifname: string): void {
+    for (const l of (this.#links.get(ifname) ?? []).reverse()) l.detach();
+    this.#links.delete(ifname);
+  }
+
+  /** Detaches everywhere and releases the object (pinned maps stay in `pinDir`). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const name of [...this.#links.keys()]) this.detach(name);
+    this.#coll.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,174 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatDir } from '../src/netdev.gen.js';
+import { NodeNetdev } from '../src/netdev.js';
+import { PodLb } from '../src/pod-lb.js';
+import { TestServices } from './helpers/services.js';
+import { buildTopology, CLUSTER_CIDR, NODE_ADDR, POD_CIDR, type Topology } from './helpers/topology.js';
+import { holdConnection, runClient, type Server, startServer } from './helpers/traffic.js';
+
+const NODE_PORT = 30080;
+const CLUSTER_IP = '10.96.0.10';
+/** The backend name of an answer (`<peer>@<name> <local port> <remote>`). */
+const nameOf = (a: string) => a.split(' ')[0]!.split('@')[1];
+/** The address the client talked to (`… <remote addr:port>`). */
+const remoteOf = (a: string) => a.split(' ')[2];
+/** The client address:port the backend saw. */
+const peerOf = (a: string) => a.split(' ')[0]!.split('@')[0];
+
+describe('per-packet load balancing at tc: NodePort on the outward device, ClusterIP at the pod veth', () => {
+  let t: Topology;
+  let prefix: string;
+  let pinDir: string;
+  const servers: Server[] = [];
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) return; // every test skips itself (requireRoot)
+    prefix = uniqueName();
+    t = buildTopology(prefix, 3);
+    pinDir = mkdtempSync(join('/sys/fs/bpf', `${prefix}-`));
+    // pods 0 and 1 are backends: TCP and UDP servers on 8080 answering with their name
+    for (const [i, p] of t.pods.slice(0, 2).entries()) {
+      servers.push(await startServer(p.ns, 'tcp', 8080, '0.0.0.0', `be${i}`));
+      servers.push(await startServer(p.ns, 'udp', 8080, '0.0.0.0', `be${i}`));
+    }
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.stop();
+    if (pinDir) rmSync(pinDir, { recursive: true, force: true });
+    t?.close();
+    if (prefix) expect(scanLeaks(prefix)).toEqual({ netns: [], links: [], pins: [] });
+  });
+
+  const backends = () => t.pods.slice(0, 2).map((p, i) => ({ id: i + 1, address: p.ip, port: 8080 }));
+
+  it('NodePort from the world over TCP and UDP: spread over the backends, replies come from nodeAddr:nodePort', async (ctx) => {
+    requireRoot(ctx);
+    using dev = await NodeNetdev.attach(
+      {
+        nodeAddress: NODE_ADDR,
+        nodePort: true,
+        masquerade: { podCidr: POD_CIDR, clusterCidr: CLUSTER_CIDR },
+      },
+      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+    );
+    using svc = new TestServices(pinDir);
+    svc.set({ address: NODE_ADDR, port: NODE_PORT, proto: 6, revNatId: 1 }, backends());
+    svc.set({ address: NODE_ADDR, port: NODE_PORT, proto: 17, revNatId: 2 }, backends());
+    const tcp = await runClient(t.world, {
+      proto: 'tcp',
+      host: NODE_ADDR,
+      port: NODE_PORT,
+      count: 30,
+      concurrency: 4,
+    });
+    expect(tcp.filter((a) => a.startsWith('error'))).toEqual([]);
+    expect(new Set(tcp.map(nameOf))).toEqual(new Set(['be0', 'be1']));
+    // the backends saw the world client's own address (no SNAT for local backends)
+    for (const a of tcp) expect(peerOf(a)).toMatch(/^198\.18\.0\.2:\d+$/);
+    for (const a of tcp) expect(remoteOf(a)).toBe(`${NODE_ADDR}:${NODE_PORT}`);
+    const udp = await runClient(t.world, {
+      proto: 'udp',
+      host: NODE_ADDR,
+      port: NODE_PORT,
+      count: 30,
+      concurrency: 4,
+    });
+    expect(udp.filter((a) => a.startsWith('error'))).toEqual([]);
+    expect(new Set(udp.map(nameOf))).toEqual(new Set(['be0', 'be1']));
+    // the UDP replies came from the service address, not from a backend
+    for (const a of udp) expect(remoteOf(a)).toBe(`${NODE_ADDR}:${NODE_PORT}`);
+    const s = dev.stats();
+    expect(s.svcNew).toBe(60n);
+    expect(s.svcReply).toBeGreaterThan(0n);
+    expect(s.snatOut).toBe(0n); // replies of a service flow are not masqueraded
+    const halves = await dev.flows();
+    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_SVC)).toHaveLength(60);
+    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_RSVC)).toHaveLength(60);
+  });
+
+  it('a terminating backend keeps its open flow through the flow map; new flows avoid it', async (ctx) => {
+    requireRoot(ctx);
+    using dev = await NodeNetdev.attach(
+      { nodeAddress: NODE_ADDR, nodePort: true },
+      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+    );
+    using svc = new TestServices(pinDir);
+    const frontend = { address: NODE_ADDR, port: NODE_PORT, proto: 6, revNatId: 1 } as const;
+    svc.set(frontend, backends());
+    const before = dev.stats().svcNew; // the counters live in the pinned maps, across attachments
+    const held = await holdConnection(t.world, NODE_ADDR, NODE_PORT);
+    try {
+      const victim = held.greeting.split('@')[1]!;
+      const other = victim === 'be0' ? 'be1' : 'be0';
+      svc.set(
+        frontend,
+        backends().map((b) => (`be${b.id - 1}` === victim ? { ...b, state: 1 as const } : b)),
+      );
+      const fresh = await runClient(t.world, {
+        proto: 'tcp',
+        host: NODE_ADDR,
+        port: NODE_PORT,
+        count: 20,
+        concurrency: 4,
+      });
+      expect(new Set(fresh.map(nameOf))).toEqual(new Set([other]));
+      expect(await held.exchange('still-there')).toBe(`pong still-there@${victim}`);
+      // even removed from the service entirely, the open flow goes on
+      svc.set(
+        frontend,
+        backends().filter((b) => `be${b.id - 1}` !== victim),
+      );
+      expect(await held.exchange('again')).toBe(`pong again@${victim}`);
+      expect(dev.stats().svcNew - before).toBe(21n);
+    } finally {
+      await held.close();
+    }
+  });
+
+  it('a service without a backend refuses cleanly (reset), not a black hole', async (ctx) => {
+    requireRoot(ctx);
+    using dev = await NodeNetdev.attach(
+      { nodeAddress: NODE_ADDR, nodePort: true },
+      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+    );
+    using svc = new TestServices(pinDir);
+    svc.set({ address: NODE_ADDR, port: NODE_PORT, proto: 6, revNatId: 1 }, []);
+    const before = dev.stats().noBackend;
+    expect(await runClient(t.world, { proto: 'tcp', host: NODE_ADDR, port: NODE_PORT })).toEqual([
+      'error ECONNREFUSED',
+    ]);
+    expect(dev.stats().noBackend - before).toBe(1n);
+  });
+
+  it('ClusterIP per packet from a pod without socket LB: backends answer, the pod sees the service address', async (ctx) => {
+    requireRoot(ctx);
+    using lb = await PodLb.load({ pinDir });
+    const client = t.pods[2]!;
+    lb.attach({ ifname: client.hostIf, netns: t.nodeNetns });
+    using svc = new TestServices(pinDir);
+    svc.set({ address: CLUSTER_IP, port: 80, proto: 6, revNatId: 3 }, backends());
+    svc.set({ address: CLUSTER_IP, port: 80, proto: 17, revNatId: 4 }, backends());
+    const tcp = await runClient(client.ns, {
+      proto: 'tcp',
+      host: CLUSTER_IP,
+      port: 80,
+      count: 20,
+      concurrency: 4,
+    });
+    expect(tcp.filter((a) => a.startsWith('error'))).toEqual([]);
+    expect(new Set(tcp.map(nameOf))).toEqual(new Set(['be0', 'be1']));
+    for (const a of tcp) expect(peerOf(a)).toMatch(new RegExp(`^${client.ip.replaceAll('.', '\\.')}:`));
+    const udp = await runClient(client.ns, {
+      proto: 'udp',
+      host: CLUSTER_IP,
+      port: 80,
+      count: 20,
+      concurrency: 4,
+    });
+    expect(udp.filter((a) => a.startsWith('error'))).toEqual([]);
+    expect(new Set(udp.map(nameOf))).toEqual(new Set(['be0', 'be1']));
+    for (const a of udp) expect(remoteOf(a)).toBe(`${CLUSTER_IP}:80`);
+  });
+});
