@@ -23,10 +23,12 @@
  *                untouched: nothing listens there, so the client gets a reset or a port
  *                unreachable, not silence. Anything else passes untouched.
  *
- * IPv4 only; TCP, UDP and ICMP echo. Fragments of a flow that must be translated are dropped and
- * counted (no fragment tracking).
+ * Masquerade works for IPv4 and IPv6 (nat6.h), NodePort for IPv4; TCP, UDP and ICMP echo. Fragments
+ * (and IPv6 extension headers) of a flow that must be translated are dropped and counted (no
+ * fragment tracking).
  */
 #include "svc.h"
+#include "nat6.h"
 
 /* Masquerade sources (pod CIDR) and the destinations never masqueraded (cluster CIDR), network order. */
 const volatile __u8 masq_enabled = 1;
@@ -34,6 +36,13 @@ const volatile __be32 masq_src_net = 0;
 const volatile __be32 masq_src_mask = 0xffffffff;
 const volatile __be32 nonmasq_net = 0;
 const volatile __be32 nonmasq_mask = 0xffffffff;
+
+/* IPv6 masquerade: sources (pod CIDR) and the destinations never masqueraded (cluster CIDR). */
+const volatile __u8 masq6_enabled = 0;
+const volatile __u8 masq6_src_net[16] = {};
+const volatile __u8 masq6_src_mask[16] = {};
+const volatile __u8 nonmasq6_net[16] = {};
+const volatile __u8 nonmasq6_mask[16] = {};
 
 /* NodePort (per-packet service load balancing for packets that arrive at the node's address). */
 const volatile __u8 nodeport_enabled = 0;
@@ -84,11 +93,82 @@ static __always_inline int masquerade(struct __sk_buff *skb, struct pkt4 *p)
 	return TC_ACT_OK;
 }
 
+static __always_inline int masquerade6(struct __sk_buff *skb)
+{
+	struct nat6_key k;
+	struct nat6_entry *e;
+	struct pkt6 p;
+	int host;
+
+	if (pkt6_parse(skb, &p))
+		return TC_ACT_OK;
+	host = addr6_eq(p.saddr, nat_ipv6);
+	if (host) {
+		__u16 port = bpf_ntohs(p.sport);
+
+		if (p.unparsed || p.proto == IPPROTO_ICMPV6 || port < nat_port_min || port > nat_port_max)
+			return TC_ACT_OK;
+	} else {
+		if (!addr6_in(p.saddr, masq6_src_net, masq6_src_mask) || addr6_in(p.daddr, nonmasq6_net, nonmasq6_mask))
+			return TC_ACT_OK;
+		if (p.unparsed) {
+			nat_count(NAT_STAT_DROP_FRAGMENT);
+			return TC_ACT_SHOT;
+		}
+	}
+	pkt6_key(&p, NAT_DIR_OUT, &k);
+	e = bpf_map_lookup_elem(&nat6, &k);
+	if (e && nat6_expired(e)) {
+		struct nat6_key pk;
+
+		nat6_peer_key(&k, e, &pk);
+		bpf_map_delete_elem(&nat6, &pk);
+		bpf_map_delete_elem(&nat6, &k);
+		e = NULL;
+	}
+	if (!e) {
+		e = nat6_snat_new(&k);
+		if (!e)
+			return TC_ACT_SHOT;
+	}
+	nat6_touch(&k, e, &p, 0);
+	if (addr6_eq(e->to_addr, (const volatile __u8 *)p.saddr) && e->to_port == p.sport)
+		return TC_ACT_OK;
+	if (pkt6_rewrite(skb, &p, 1, e->to_addr, e->to_port))
+		return TC_ACT_SHOT;
+	nat_count(NAT_STAT_SNAT_OUT);
+	return TC_ACT_OK;
+}
+
+/* A reply to an IPv6 masqueraded flow: the pod's address and port back. */
+static __always_inline int unmasquerade6(struct __sk_buff *skb)
+{
+	struct nat6_key k;
+	struct nat6_entry *e;
+	struct pkt6 p;
+
+	if (pkt6_parse(skb, &p) || p.unparsed || !addr6_eq(p.daddr, nat_ipv6))
+		return TC_ACT_OK;
+	pkt6_key(&p, NAT_DIR_IN, &k);
+	e = bpf_map_lookup_elem(&nat6, &k);
+	if (!e)
+		return TC_ACT_OK;
+	nat6_touch(&k, e, &p, 1);
+	if (addr6_eq(e->to_addr, (const volatile __u8 *)p.daddr) && e->to_port == p.dport)
+		return TC_ACT_OK;
+	if (pkt6_rewrite(skb, &p, 0, e->to_addr, e->to_port))
+		return TC_ACT_SHOT;
+	nat_count(NAT_STAT_SNAT_IN);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int to_netdev(struct __sk_buff *skb)
 {
 	struct pkt4 p;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return masq6_enabled ? masquerade6(skb) : TC_ACT_OK;
 	if (pkt4_parse(skb, &p))
 		return TC_ACT_OK;
 	if (nodeport_enabled && !p.frag) {
@@ -109,6 +189,8 @@ int from_netdev(struct __sk_buff *skb)
 	struct nat4_key k;
 	struct nat4_entry *e;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return masq6_enabled ? unmasquerade6(skb) : TC_ACT_OK;
 	if (pkt4_parse(skb, &p) || p.daddr != nat_ipv4 || p.frag)
 		return TC_ACT_OK;
 	pkt4_key(&p, NAT_DIR_IN, &k);

@@ -2,7 +2,7 @@
  * The configuration of the programs on a node's outward device (bpf/netdev.c), validated and turned
  * into the object's load-time constants: plain data, no kernel access (spec first, then apply).
  */
-import { tryParseIpv4, tryParsePrefix } from '@datapath/ip';
+import { ipToBytes, tryParseIpv4, tryParseIpv6, tryParsePrefix } from '@datapath/ip';
 import { LbError, type LbProblem } from './errors.js';
 import type { Constants } from './netdev.gen.js';
 
@@ -27,6 +27,10 @@ export interface MasqueradeOptions {
   portRange?: PortRange;
   /** Port candidates tried for a new flow before its packet is dropped and counted (1..64, default 32). */
   retries?: number;
+  /** The IPv6 pod CIDR to masquerade behind `nodeAddress6`, e.g. `fd00:1::/64` (needs `nodeAddress6`). */
+  podCidr6?: string;
+  /** IPv6 destinations never masqueraded, e.g. `fd00:1::/48`. Default: `podCidr6`. */
+  clusterCidr6?: string;
 }
 
 /** Flow lifetimes in seconds (defaults: Cilium's). */
@@ -47,6 +51,8 @@ export interface FlowTimeouts {
 export interface NetdevConfig {
   /** The node's IPv4 address on that device: the masquerade's source and the NodePort frontend. */
   nodeAddress: string;
+  /** The node's IPv6 address on that device: the source of masqueraded IPv6 pod traffic. */
+  nodeAddress6?: string;
   /** Masquerade pod traffic to the world (omit to turn it off). */
   masquerade?: MasqueradeOptions;
   /**
@@ -89,6 +95,30 @@ function ipv4Prefix(
   }
   const mask = p.length === 0 ? 0 : (0xffffffff << (32 - p.length)) >>> 0;
   return { net: be32Of(Number(p.value)), mask: be32Of(mask) };
+}
+
+function ipv6Prefix(
+  text: unknown,
+  path: string,
+  problems: LbProblem[],
+): { net: Uint8Array; mask: Uint8Array } | undefined {
+  const p = typeof text === 'string' ? tryParsePrefix(text, { strict: false }) : undefined;
+  if (p === undefined || p.family !== 6) {
+    problems.push({
+      path,
+      message: `must be an IPv6 prefix such as fd00:1::/64, got ${String(text)}`,
+      reason: 'InvalidCidr',
+    });
+    return undefined;
+  }
+  const net = new Uint8Array(16);
+  const mask = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) {
+    net[i] = Number((p.value >> BigInt(8 * (15 - i))) & 0xffn);
+    const bits = Math.max(0, Math.min(8, p.length - 8 * i));
+    mask[i] = (0xff00 >> bits) & 0xff;
+  }
+  return { net, mask };
 }
 
 function integerIn(v: unknown, lo: number, hi: number): v is number {
@@ -152,6 +182,28 @@ export function netdevConstants(config: NetdevConfig): Constants {
   }
   if (config?.nodePort !== undefined && typeof config.nodePort !== 'boolean')
     problems.push({ path: 'nodePort', message: 'must be a boolean', reason: 'InvalidNatConfig' });
+  let node6: Uint8Array | undefined;
+  if (config?.nodeAddress6 !== undefined) {
+    if (typeof config.nodeAddress6 !== 'string' || tryParseIpv6(config.nodeAddress6) === undefined) {
+      problems.push({
+        path: 'nodeAddress6',
+        message: `must be an IPv6 address, got ${String(config.nodeAddress6)}`,
+        reason: 'InvalidAddress',
+      });
+    } else node6 = ipToBytes(config.nodeAddress6, 6);
+  }
+  let src6: { net: Uint8Array; mask: Uint8Array } | undefined;
+  let dst6: { net: Uint8Array; mask: Uint8Array } | undefined;
+  if (m?.podCidr6 !== undefined || m?.clusterCidr6 !== undefined) {
+    src6 = ipv6Prefix(m.podCidr6, 'masquerade.podCidr6', problems);
+    dst6 = ipv6Prefix(m.clusterCidr6 ?? m.podCidr6, 'masquerade.clusterCidr6', problems);
+    if (config.nodeAddress6 === undefined)
+      problems.push({
+        path: 'nodeAddress6',
+        message: 'is required with masquerade.podCidr6',
+        reason: 'InvalidAddress',
+      });
+  }
   const t = config?.timeouts ?? {};
   const timeouts = {
     tcpSyn: t.tcpSyn ?? 60,
@@ -187,5 +239,11 @@ export function netdevConstants(config: NetdevConfig): Constants {
     masq_src_mask: src?.mask ?? 0xffffffff,
     nonmasq_net: dst?.net ?? 0,
     nonmasq_mask: dst?.mask ?? 0xffffffff,
+    nat_ipv6: node6 ?? new Uint8Array(16),
+    masq6_enabled: src6 === undefined ? 0 : 1,
+    masq6_src_net: src6?.net ?? new Uint8Array(16),
+    masq6_src_mask: src6?.mask ?? new Uint8Array(16),
+    nonmasq6_net: dst6?.net ?? new Uint8Array(16),
+    nonmasq6_mask: dst6?.mask ?? new Uint8Array(16),
   };
 }

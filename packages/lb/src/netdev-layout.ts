@@ -11,6 +11,7 @@ import { compile, type GenerateOptions, generate } from '@datapath/loader';
 export const NETDEV_SOURCES: readonly [string, ...string[]] = [
   fileURLToPath(new URL('../bpf/netdev.c', import.meta.url)),
   fileURLToPath(new URL('../bpf/nat.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/nat6.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/ct.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/svc.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/lb.h', import.meta.url)),
@@ -35,6 +36,12 @@ export const NETDEV_GEN_OPTIONS: GenerateOptions = {
     'nat4_key.dport': 'be16',
     'nat4_entry.to_addr': 'ipv4',
     'nat4_entry.to_port': 'be16',
+    'nat6_key.saddr': 'ipv6',
+    'nat6_key.daddr': 'ipv6',
+    'nat6_key.sport': 'be16',
+    'nat6_key.dport': 'be16',
+    'nat6_entry.to_addr': 'ipv6',
+    'nat6_entry.to_port': 'be16',
   },
   types: ['nat_dir', 'nat_stat', 'ct_flag'],
   // the service maps of lb.h have their codecs in layout.ts (the writer's)

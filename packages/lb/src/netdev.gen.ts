@@ -3,10 +3,12 @@ import {
   type AnyMap,
   BpfError,
   be16,
+  bytes,
   type CodecType,
   enumeration,
   type HashMap,
   ipv4,
+  ipv6,
   type MapCodecs,
   type PerCpuArrayMap,
   pad,
@@ -47,6 +49,37 @@ export const nat4Entry = struct(
 );
 /** A `struct nat4_entry`. */
 export type Nat4Entry = CodecType<typeof nat4Entry>;
+
+/** `struct nat6_key` (40 bytes). */
+export const nat6Key = struct(
+  {
+    saddr: ipv6,
+    daddr: ipv6,
+    sport: be16,
+    dport: be16,
+    proto: u8,
+    dir: u8,
+    pad: pad(2),
+  },
+  { size: 40 },
+);
+/** A `struct nat6_key`. */
+export type Nat6Key = CodecType<typeof nat6Key>;
+
+/** `struct nat6_entry` (28 bytes). */
+export const nat6Entry = struct(
+  {
+    toAddr: ipv6,
+    toPort: be16,
+    flags: u8,
+    pad: pad(1),
+    expires: u32,
+    created: u32,
+  },
+  { size: 28 },
+);
+/** A `struct nat6_entry`. */
+export type Nat6Entry = CodecType<typeof nat6Entry>;
 
 /** `enum nat_dir` (4 bytes). */
 export const NatDir = {
@@ -98,6 +131,8 @@ export const ctFlag = enumeration(u32, CtFlag);
 export const types = {
   nat4_key: nat4Key,
   nat4_entry: nat4Entry,
+  nat6_key: nat6Key,
+  nat6_entry: nat6Entry,
 } as const;
 
 /** The object's maps as declared: type, sizes, and codecs where a typed client exists. */
@@ -154,6 +189,14 @@ export const mapSpecs = {
     keySize: 2,
     valueSize: 0,
   },
+  nat6: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 40,
+    valueSize: 28,
+    key: nat6Key,
+    value: nat6Entry,
+  },
 } as const;
 
 /** Typed clients of the maps with a key and value codec. */
@@ -162,6 +205,8 @@ export interface Maps {
   nat4: HashMap<Nat4Key, Nat4Entry>;
   /** `nat_stats`: percpu_array, 16 entries. */
   nat_stats: PerCpuArrayMap<bigint>;
+  /** `nat6`: hash, 65536 entries. */
+  nat6: HashMap<Nat6Key, Nat6Entry>;
 }
 
 function narrow<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string): M {
@@ -185,6 +230,7 @@ export function openMaps(coll: Collection): Maps {
   return {
     nat4: narrow(coll, 'nat4', 'hash'),
     nat_stats: narrow(coll, 'nat_stats', 'perCpuArray'),
+    nat6: narrow(coll, 'nat6', 'hash'),
   };
 }
 
@@ -229,17 +275,29 @@ export interface Constants {
   nat_port_max: number;
   /** `nat_retries` at .rodata+28 (4 bytes). */
   nat_retries: number;
-  /** `masq_enabled` at .rodata+32 (1 byte). */
+  /** `nat_ipv6` at .rodata+32 (16 bytes). */
+  nat_ipv6: Uint8Array;
+  /** `masq_enabled` at .rodata+48 (1 byte). */
   masq_enabled: number;
-  /** `masq_src_net` at .rodata+36 (4 bytes). */
+  /** `masq_src_net` at .rodata+52 (4 bytes). */
   masq_src_net: number;
-  /** `masq_src_mask` at .rodata+40 (4 bytes). */
+  /** `masq_src_mask` at .rodata+56 (4 bytes). */
   masq_src_mask: number;
-  /** `nonmasq_net` at .rodata+44 (4 bytes). */
+  /** `nonmasq_net` at .rodata+60 (4 bytes). */
   nonmasq_net: number;
-  /** `nonmasq_mask` at .rodata+48 (4 bytes). */
+  /** `nonmasq_mask` at .rodata+64 (4 bytes). */
   nonmasq_mask: number;
-  /** `nodeport_enabled` at .rodata+52 (1 byte). */
+  /** `masq6_enabled` at .rodata+68 (1 byte). */
+  masq6_enabled: number;
+  /** `masq6_src_net` at .rodata+72 (16 bytes). */
+  masq6_src_net: Uint8Array;
+  /** `masq6_src_mask` at .rodata+88 (16 bytes). */
+  masq6_src_mask: Uint8Array;
+  /** `nonmasq6_net` at .rodata+104 (16 bytes). */
+  nonmasq6_net: Uint8Array;
+  /** `nonmasq6_mask` at .rodata+120 (16 bytes). */
+  nonmasq6_mask: Uint8Array;
+  /** `nodeport_enabled` at .rodata+136 (1 byte). */
   nodeport_enabled: number;
 }
 
@@ -254,11 +312,17 @@ export const constantDefaults: Constants = {
   nat_port_min: 32768,
   nat_port_max: 65535,
   nat_retries: 32,
+  nat_ipv6: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
   masq_enabled: 1,
   masq_src_net: 0,
   masq_src_mask: 4294967295,
   nonmasq_net: 0,
   nonmasq_mask: 4294967295,
+  masq6_enabled: 0,
+  masq6_src_net: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
+  masq6_src_mask: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
+  nonmasq6_net: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
+  nonmasq6_mask: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
   nodeport_enabled: 0,
 };
 
@@ -268,8 +332,21 @@ export const constantDefaults: Constants = {
  * @throws BpfError `InvalidArgument` for a value out of its type's range.
  */
 export function setConstants(spec: ObjectSpec, values: Partial<Constants>): void {
+  const codecs: Record<string, { size: number; encode(v: never, d: DataView, o: number): void }> = {
+    nat_ipv6: bytes(16),
+    masq6_src_net: bytes(16),
+    masq6_src_mask: bytes(16),
+    nonmasq6_net: bytes(16),
+    nonmasq6_mask: bytes(16),
+  };
   for (const [name, value] of Object.entries(values)) {
     if (value === undefined) continue;
-    spec.setConstant(name, value);
+    const codec = codecs[name];
+    if (codec === undefined) spec.setConstant(name, value as Exclude<typeof value, object> | Uint8Array);
+    else {
+      const buf = new Uint8Array(codec.size);
+      codec.encode(value as never, new DataView(buf.buffer), 0);
+      spec.setConstant(name, buf);
+    }
   }
 }

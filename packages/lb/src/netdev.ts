@@ -4,6 +4,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HashMap } from '@datapath/bpf-maps';
 import { attach, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import { LbError } from './errors.js';
@@ -12,6 +13,8 @@ import {
   type Maps,
   type Nat4Entry,
   type Nat4Key,
+  type Nat6Entry,
+  type Nat6Key,
   NatDir,
   NatStat,
   openMaps,
@@ -44,6 +47,14 @@ export interface NatFlowHalf {
   key: Nat4Key;
   /** What the packet is rewritten to, its flow state and expiry. */
   entry: Nat4Entry;
+}
+
+/** One half of a translated IPv6 flow, decoded. */
+export interface NatFlowHalf6 {
+  /** The tuple as the packet carries it, and which half this is. */
+  key: Nat6Key;
+  /** What the packet is rewritten to, its flow state and expiry. */
+  entry: Nat6Entry;
 }
 
 /** Counters of the outward-device programs, summed over CPUs. */
@@ -79,8 +90,11 @@ export function monotonicSeconds(): number {
   return Number(process.hrtime.bigint() / 1_000_000_000n);
 }
 
-/** The key of the other half of a pair (the C's `nat4_peer_key`). */
-export function natPeerKey(key: Nat4Key, entry: Nat4Entry): Nat4Key {
+/** A flow half's key, IPv4 (`nat4`) or IPv6 (`nat6`). */
+export type NatKey = Nat4Key | Nat6Key;
+
+/** The key of the other half of a pair (the C's `nat4_peer_key` / `nat6_peer_key`). */
+export function natPeerKey<K extends NatKey>(key: K, entry: { toAddr: string; toPort: number }): K {
   const base = { proto: key.proto };
   if (key.dir === NatDir.NAT_DIR_OUT || key.dir === NatDir.NAT_DIR_RSVC) {
     return {
@@ -90,7 +104,7 @@ export function natPeerKey(key: Nat4Key, entry: Nat4Entry): Nat4Key {
       sport: key.dport,
       dport: entry.toPort,
       dir: key.dir === NatDir.NAT_DIR_OUT ? NatDir.NAT_DIR_IN : NatDir.NAT_DIR_SVC,
-    };
+    } as K;
   }
   return {
     ...base,
@@ -99,14 +113,30 @@ export function natPeerKey(key: Nat4Key, entry: Nat4Entry): Nat4Key {
     sport: entry.toPort,
     dport: key.sport,
     dir: key.dir === NatDir.NAT_DIR_IN ? NatDir.NAT_DIR_OUT : NatDir.NAT_DIR_RSVC,
-  };
+  } as K;
 }
 
-const keyText = (k: Nat4Key) => `${k.dir}/${k.proto}/${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`;
-const expiredAt = (e: Nat4Entry, now: number) => ((e.expires - now) | 0) < 0;
+const keyText = (k: NatKey) => `${k.dir}/${k.proto}/${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`;
+const expiredAt = (e: { expires: number }, now: number) => ((e.expires - now) | 0) < 0;
+
+/** Deletes the expired pairs of one NAT map; returns the halves deleted. */
+async function gcMap<K extends NatKey, E extends { toAddr: string; toPort: number; expires: number }>(
+  map: HashMap<K, E>,
+  now: number,
+): Promise<number> {
+  const all = await map.dumpAsync();
+  const byKey = new Map(all.map(([k, e]) => [keyText(k), e]));
+  const dead: K[] = [];
+  for (const [k, e] of all) {
+    if (!expiredAt(e, now)) continue;
+    const peer = byKey.get(keyText(natPeerKey(k, e)));
+    if (peer === undefined || expiredAt(peer, now)) dead.push(k);
+  }
+  return dead.length === 0 ? 0 : map.deleteMany(dead);
+}
 
 /** Whether a flow half is closing (a reset, or a FIN from both sides). */
-export function natClosing(entry: Nat4Entry): boolean {
+export function natClosing(entry: { flags: number }): boolean {
   return (
     (entry.flags & CtFlag.CT_F_RST) !== 0 ||
     (entry.flags & (CtFlag.CT_F_FIN_IN | CtFlag.CT_F_FIN_OUT)) === (CtFlag.CT_F_FIN_IN | CtFlag.CT_F_FIN_OUT)
@@ -215,6 +245,20 @@ export class NodeNetdev implements Disposable {
   }
 
   /**
+   * Every IPv6 flow half (the `nat6` map: masquerade), read in batches off the event loop.
+   *
+   * @example Listing IPv6 masqueraded flows
+   * ```ts
+   * import { type NodeNetdev } from '@datapath/lb/datapath';
+   * declare const dev: NodeNetdev;
+   * for (const { key, entry } of await dev.flows6()) console.log(key.saddr, '->', entry.toAddr, entry.toPort);
+   * ```
+   */
+  async flows6(): Promise<NatFlowHalf6[]> {
+    return (await this.#maps.nat6.dumpAsync()).map(([key, entry]) => ({ key, entry }));
+  }
+
+  /**
    * The programs' counters, summed over CPUs.
    *
    * @example Checking for port exhaustion
@@ -254,15 +298,7 @@ export class NodeNetdev implements Disposable {
    * ```
    */
   async gc(now: number = monotonicSeconds()): Promise<number> {
-    const all = await this.#maps.nat4.dumpAsync();
-    const byKey = new Map(all.map(([k, e]) => [keyText(k), e]));
-    const dead: Nat4Key[] = [];
-    for (const [k, e] of all) {
-      if (!expiredAt(e, now)) continue;
-      const peer = byKey.get(keyText(natPeerKey(k, e)));
-      if (peer === undefined || expiredAt(peer, now)) dead.push(k);
-    }
-    return dead.length === 0 ? 0 : this.#maps.nat4.deleteMany(dead);
+    return (await gcMap(this.#maps.nat4, now)) + (await gcMap(this.#maps.nat6, now));
   }
 
   /** Detaches both programs and releases the object (maps pinned in `pinDir` stay). */

@@ -30,7 +30,8 @@ beforeAll(async () => {
     spec,
     netdevConstants({
       nodeAddress: NODE,
-      masquerade: { podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16' },
+      nodeAddress6: 'fd00:ff::1',
+      masquerade: { podCidr: '10.244.1.0/24', clusterCidr: '10.244.0.0/16', podCidr6: 'fd00:1::/48' },
     }),
   );
   for (const m of Object.values(spec.maps)) m.pinning = 'none';
@@ -123,5 +124,38 @@ describe('checksums after masquerade', () => {
     ]);
     expect(rip).toMatchObject({ dst: POD, checksumOk: true });
     expect(ricmp).toMatchObject({ kind: 'icmp', type: 0, id: 1234, checksumOk: true });
+  });
+
+  it('IPv6: TCP and ICMPv6 echo through the pseudo header, both ways', (ctx) => {
+    requireRoot(ctx);
+    const eth6: Layer = { kind: 'eth', src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', type: 0x86dd };
+    const [, ip, tcp] = run('to_netdev', [
+      eth6,
+      { kind: 'ipv6', src: 'fd00:1:0:1::2', dst: 'fd00:ff::2' },
+      { kind: 'tcp', sport: 40000, dport: 80, flags: { syn: true } },
+      { kind: 'payload', bytes: new Uint8Array([5, 6, 7]) },
+    ]);
+    expect(ip).toMatchObject({ kind: 'ipv6', src: 'fd00:ff::1', dst: 'fd00:ff::2' });
+    expect(tcp).toMatchObject({ kind: 'tcp', sport: 40000, checksumOk: true });
+    const [, rip, rtcp] = run('from_netdev', [
+      eth6,
+      { kind: 'ipv6', src: 'fd00:ff::2', dst: 'fd00:ff::1' },
+      { kind: 'tcp', sport: 80, dport: 40000, flags: { syn: true, ack: true } },
+    ]);
+    expect(rip).toMatchObject({ kind: 'ipv6', dst: 'fd00:1:0:1::2' });
+    expect(rtcp).toMatchObject({ kind: 'tcp', dport: 40000, checksumOk: true });
+    const [, , icmp] = run('to_netdev', [
+      eth6,
+      { kind: 'ipv6', src: 'fd00:1:0:1::2', dst: 'fd00:ff::2' },
+      { kind: 'icmpv6', type: 128, id: 77, seq: 3 },
+    ]);
+    expect(icmp).toMatchObject({ kind: 'icmpv6', type: 128, checksumOk: true });
+    const id = (icmp as { id: number }).id;
+    const [, , ricmp] = run('from_netdev', [
+      eth6,
+      { kind: 'ipv6', src: 'fd00:ff::2', dst: 'fd00:ff::1' },
+      { kind: 'icmpv6', type: 129, id, seq: 3 },
+    ]);
+    expect(ricmp).toMatchObject({ kind: 'icmpv6', type: 129, id: 77, checksumOk: true });
   });
 });

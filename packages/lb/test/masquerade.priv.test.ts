@@ -10,9 +10,12 @@ import {
   buildTopology,
   CLUSTER_CIDR,
   NODE_ADDR,
+  NODE_ADDR6,
   POD_CIDR,
+  POD_CIDR6,
   type Topology,
   WORLD_ADDR,
+  WORLD_ADDR6,
 } from './helpers/topology.js';
 import { type HeldConnection, holdConnection, runClient, startServer } from './helpers/traffic.js';
 
@@ -87,6 +90,39 @@ describe('masquerade on the node’s outward device', () => {
       await udp.stop();
     }
     expect(attachedOnExt(t)).toEqual([]); // `using` detached both
+  });
+
+  it('masquerades IPv6 too: the world sees the node’s IPv6 address and answers it (TCP, UDP, ICMPv6 echo)', async (ctx) => {
+    requireRoot(ctx);
+    const tcp = await startServer(t.world, 'tcp', 8090, '::');
+    const udp = await startServer(t.world, 'udp', 8091, '::');
+    const pod = t.pods[0]!;
+    try {
+      // without the programs, nothing comes back: the world has no route to fd00:1::/48
+      expect(
+        await runClient(pod.ns, { proto: 'tcp', host: WORLD_ADDR6, port: 8090, timeoutMs: 700 }),
+      ).toEqual(['error timeout']);
+      using dev = await NodeNetdev.attach(
+        { nodeAddress: NODE_ADDR, nodeAddress6: NODE_ADDR6, masquerade: { ...MASQ, podCidr6: POD_CIDR6 } },
+        { ifname: 'ext0', netns: t.nodeNetns },
+      );
+      const fromNode6 = new RegExp(`^${NODE_ADDR6}:\\d+$`);
+      expect((await runClient(pod.ns, { proto: 'tcp', host: WORLD_ADDR6, port: 8090 })).map(seen)).toEqual([
+        expect.stringMatching(fromNode6),
+      ]);
+      expect((await runClient(pod.ns, { proto: 'udp', host: WORLD_ADDR6, port: 8091 })).map(seen)).toEqual([
+        expect.stringMatching(fromNode6),
+      ]);
+      expect(inNetns(pod.ns, 'ping', ['-6', '-c', '2', '-W', '2', '-q', WORLD_ADDR6])).toMatch(/2 received/);
+      const outs = (await dev.flows6()).filter((f) => f.key.dir === NatDir.NAT_DIR_OUT);
+      expect(new Set(outs.map((f) => f.key.proto))).toEqual(new Set([6, 17, 58]));
+      for (const o of outs) expect([o.key.saddr, o.entry.toAddr]).toEqual([pod.ip6, NODE_ADDR6]);
+      // pod-to-pod IPv6 stays inside the cluster CIDR: nothing to translate (a v4 pod flow neither)
+      expect((await dev.flows()).length).toBe(0);
+    } finally {
+      await tcp.stop();
+      await udp.stop();
+    }
   });
 
   it('gives two pods with the same source port to the same destination different node ports', async (ctx) => {

@@ -5,6 +5,8 @@
  *   pod<i>  eth0 10.244.1.<4i+2>/30, default via 10.244.1.<4i+1>
  *   node    p<i> 10.244.1.<4i+1>/30 (one per pod), ext0 198.18.0.1/24, ip_forward on
  *   world   eth0 198.18.0.2/24
+ * and IPv6 beside it: pod<i> fd00:1:0:<i+1>::2/64 (default via fd00:1:0:<i+1>::1), node ext0 fd00:ff::1/64,
+ * world fd00:ff::2/64 (no route to fd00:1::/48).
  */
 import { Netns } from '@datapath/netlink';
 import { createNetns, deleteNetns, inNetns, run } from '@datapath/testutils';
@@ -13,13 +15,21 @@ export const NODE_ADDR = '198.18.0.1';
 export const WORLD_ADDR = '198.18.0.2';
 export const POD_CIDR = '10.244.1.0/24';
 export const CLUSTER_CIDR = '10.244.0.0/16';
+export const NODE_ADDR6 = 'fd00:ff::1';
+export const WORLD_ADDR6 = 'fd00:ff::2';
+export const POD_CIDR6 = 'fd00:1::/48';
 
 /** The namespaces of one test, and helpers bound to them. */
 export interface Topology {
   readonly prefix: string;
   readonly node: string;
   readonly world: string;
-  readonly pods: { readonly ns: string; readonly ip: string; readonly hostIf: string }[];
+  readonly pods: {
+    readonly ns: string;
+    readonly ip: string;
+    readonly ip6: string;
+    readonly hostIf: string;
+  }[];
   /** A Netns handle of the node namespace (close it with the topology). */
   readonly nodeNetns: Netns;
   close(): void;
@@ -49,7 +59,10 @@ export function buildTopology(prefix: string, pods: number): Topology {
     ip(world, 'addr', 'add', `${WORLD_ADDR}/24`, 'dev', 'eth0');
     ip(node, 'link', 'set', 'ext0', 'up');
     ip(world, 'link', 'set', 'eth0', 'up');
+    ip(node, 'addr', 'add', `${NODE_ADDR6}/64`, 'dev', 'ext0', 'nodad');
+    ip(world, 'addr', 'add', `${WORLD_ADDR6}/64`, 'dev', 'eth0', 'nodad');
     inNetns(node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    inNetns(node, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
     const podList = names.slice(2).map((ns, i) => {
       const podIp = `10.244.1.${4 * i + 2}`;
       const gw = `10.244.1.${4 * i + 1}`;
@@ -60,7 +73,11 @@ export function buildTopology(prefix: string, pods: number): Topology {
       ip(node, 'link', 'set', hostIf, 'up');
       ip(ns, 'link', 'set', 'eth0', 'up');
       ip(ns, 'route', 'add', 'default', 'via', gw);
-      return { ns, ip: podIp, hostIf };
+      const pod6 = `fd00:1:0:${i + 1}::2`;
+      ip(node, 'addr', 'add', `fd00:1:0:${i + 1}::1/64`, 'dev', hostIf, 'nodad');
+      ip(ns, 'addr', 'add', `${pod6}/64`, 'dev', 'eth0', 'nodad');
+      ip(ns, '-6', 'route', 'add', 'default', 'via', `fd00:1:0:${i + 1}::1`);
+      return { ns, ip: podIp, ip6: pod6, hostIf };
     });
     nodeNetns = Netns.open({ name: node });
     const handle = nodeNetns;

@@ -23,7 +23,7 @@ if (proto === 'tcp') {
   });
   srv.listen(Number(port), host, () => out('ready'));
 } else {
-  const sock = require('dgram').createSocket('udp4');
+  const sock = require('dgram').createSocket(host.includes(':') ? 'udp6' : 'udp4');
   sock.on('message', (m, r) => { const peer = r.address + ':' + r.port; out('peer ' + peer); sock.send(peer + tag, r.port, r.address); });
   sock.bind(Number(port), host, () => out('ready'));
 }`;
@@ -43,7 +43,7 @@ const one = (i) => new Promise((resolve) => {
     s.on('end', () => { done(data.trim() + ' ' + s.localPort + ' ' + s.remoteAddress + ':' + s.remotePort); s.end(); });
     s.on('error', (e) => done('error ' + e.code));
   } else {
-    const s = dgram.createSocket('udp4');
+    const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const t = setTimeout(() => { s.close(); done('error timeout'); }, timeout);
     s.on('message', (m, r) => { clearTimeout(t); const lp = s.address().port; s.close(); done(String(m) + ' ' + lp + ' ' + r.address + ':' + r.port); });
     s.bind(sport || 0, () => s.send('hi', port, host));
