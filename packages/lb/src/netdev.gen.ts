@@ -312,17 +312,32 @@ export const constantDefaults: Constants = {
   nat_port_min: 32768,
   nat_port_max: 65535,
   nat_retries: 32,
-  nat_ipv6: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
+  nat_ipv6: bytes(16).decode(
+    new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
+    0,
+  ),
   masq_enabled: 1,
   masq_src_net: 0,
   masq_src_mask: 4294967295,
   nonmasq_net: 0,
   nonmasq_mask: 4294967295,
   masq6_enabled: 0,
-  masq6_src_net: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
-  masq6_src_mask: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
-  nonmasq6_net: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
-  nonmasq6_mask: bytes(16).decode(new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer), 0),
+  masq6_src_net: bytes(16).decode(
+    new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
+    0,
+  ),
+  masq6_src_mask: bytes(16).decode(
+    new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
+    0,
+  ),
+  nonmasq6_net: bytes(16).decode(
+    new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
+    0,
+  ),
+  nonmasq6_mask: bytes(16).decode(
+    new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
+    0,
+  ),
   nodeport_enabled: 0,
 };
 
