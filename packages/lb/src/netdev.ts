@@ -5,7 +5,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashMap } from '@datapath/bpf-maps';
-import { attach, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
+import { attachAsync, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import { LbError } from './errors.js';
 import {
@@ -161,7 +161,7 @@ export class NodeNetdev implements Disposable {
 
   /**
    * Validates `config`, compiles bpf/netdev.c (cached), loads it with the config as load-time
-   * constants and attaches its programs to the device. On any failure nothing stays attached and no
+   * constants and attaches its programs to the device (tcx link creation off the event loop). On any failure nothing stays attached and no
    * map is pinned by this call.
    * Equivalent to: `tc filter add dev DEV egress bpf da obj netdev.o sec tc` (and ingress), with tcx.
    *
@@ -214,11 +214,11 @@ export class NodeNetdev implements Disposable {
         ...(target.netns === undefined ? {} : { netns: target.netns }),
         prefer: target.prefer ?? 'auto',
       } as const;
-      links.push(attach(progs.to_netdev, { ...dev, direction: 'egress' }));
-      links.push(attach(progs.from_netdev, { ...dev, direction: 'ingress' }));
+      links.push(await attachAsync(progs.to_netdev, { ...dev, direction: 'egress' }));
+      links.push(await attachAsync(progs.from_netdev, { ...dev, direction: 'ingress' }));
       return new NodeNetdev(coll, links, openMaps(coll));
     } catch (err) {
-      for (const l of links.reverse()) l.detach();
+      for (const l of links.reverse()) await l.detachAsync();
       coll.close();
       for (const p of newPins) rmSync(p, { force: true });
       throw err;

@@ -3,7 +3,7 @@
  * and attached to the host side of each pod's veth.
  */
 
-import { attach, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
+import { attachAsync, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import { setConstants } from './netdev.gen.js';
 import { type FlowTimeouts, netdevConstants } from './netdev-config.js';
@@ -54,7 +54,7 @@ export class PodLb implements Disposable {
    * ```ts
    * import { PodLb } from '@datapath/lb/datapath';
    * using lb = await PodLb.load({ pinDir: '/sys/fs/bpf/lb' });
-   * lb.attach({ ifname: 'lxc1234' });
+   * await lb.attach({ ifname: 'lxc1234' });
    * ```
    */
   static async load(options: PodLbOptions): Promise<PodLb> {
@@ -82,11 +82,11 @@ export class PodLb implements Disposable {
    * ```ts
    * import { type PodLb } from '@datapath/lb/datapath';
    * declare const lb: PodLb;
-   * lb.attach({ ifname: 'lxc1234' });
+   * await lb.attach({ ifname: 'lxc1234' });
    * lb.detach('lxc1234');
    * ```
    */
-  attach(device: PodDevice): void {
+  async attach(device: PodDevice): Promise<void> {
     const dev = {
       ifname: device.ifname,
       ...(device.netns === undefined ? {} : { netns: device.netns }),
@@ -94,10 +94,10 @@ export class PodLb implements Disposable {
     } as const;
     const links: Link[] = [];
     try {
-      links.push(attach(this.#coll.program('from_container'), { ...dev, direction: 'ingress' }));
-      links.push(attach(this.#coll.program('to_container'), { ...dev, direction: 'egress' }));
+      links.push(await attachAsync(this.#coll.program('from_container'), { ...dev, direction: 'ingress' }));
+      links.push(await attachAsync(this.#coll.program('to_container'), { ...dev, direction: 'egress' }));
     } catch (err) {
-      for (const l of links.reverse()) l.detach();
+      for (const l of links.reverse()) await l.detachAsync();
       throw err;
     }
     this.#links.set(device.ifname, [...(this.#links.get(device.ifname) ?? []), ...links]);

@@ -146,7 +146,7 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     requireRoot(ctx);
     using lb = await PodLb.load({ pinDir });
     const client = t.pods[2]!;
-    lb.attach({ ifname: client.hostIf, netns: t.nodeNetns });
+    await lb.attach({ ifname: client.hostIf, netns: t.nodeNetns });
     using svc = new TestServices(pinDir);
     svc.set({ address: CLUSTER_IP, port: 80, proto: 6, revNatId: 3 }, backends());
     svc.set({ address: CLUSTER_IP, port: 80, proto: 17, revNatId: 4 }, backends());
