@@ -10,17 +10,18 @@
  * Every setup lives side by side in namespaces the bench creates (prefix `lbnb`); rounds are
  * interleaved (the order reversed every other round) and the medians of the rounds are compared.
  * Writes one Markdown section to $BENCH_OUT/lb-nat.md. Environment: IPERF_T (s, default 3), ROUNDS
- * (6), IPERF_AFFINITY (`0,1`: server CPU, client CPU; `none`).
+ * (8), IPERF_AFFINITY (`0,1`: server CPU, client CPU; `none`).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Netns } from '@datapath/netlink';
 import { NodeNetdev } from '../src/netdev.js';
 import { TestServices } from '../test/helpers/services.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 3);
-const ROUNDS = Number(process.env.ROUNDS ?? 6);
+const ROUNDS = Number(process.env.ROUNDS ?? 8);
 const AFFINITY = process.env.IPERF_AFFINITY ?? '0,1';
 const [SERVER_CPU, CLIENT_CPU] = AFFINITY === 'none' ? [] : AFFINITY.split(',');
 const NODE = '198.18.0.1';
@@ -122,6 +123,7 @@ function iperf(ns: string, serverNs: string, host: string, port = 5201): number 
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg()[0]!;
   const tag = `lbnb${process.pid % 10000}`;
   const pinDir = mkdtempSync(join('/sys/fs/bpf', `${tag}-`));
   const setups: { close(): void }[] = [];
@@ -204,6 +206,7 @@ async function main(): Promise<void> {
     '',
     'Namespaces pod —veth— node —veth— world, one topology per setup side by side; iperf3 TCP, 1 stream,',
     `${IPERF_T} s per run, ${ROUNDS} interleaved rounds (order reversed every other round), ${cpu}; medians of the rounds.`,
+    `Machine load (1-min average) ${fmt(loadBefore, 1)} before and ${fmt(loadavg()[0]!, 1)} after the run (2 vCPUs shared with other work: single runs swing widely, read the paired ratio too).`,
     'NodePort: world → nodeAddr:30080 DNAT to the pod by `from_netdev` (a `svc` lookup per packet) and the replies',
     'reverse-translated by `to_netdev` (an `rsvc` lookup), against the world reaching the pod address through the',
     'same node with no program attached. Masquerade: pod → world SNAT by `to_netdev` (an `out` lookup) and',
