@@ -5,8 +5,15 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashMap } from '@datapath/bpf-maps';
-import { attachAsync, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
-import type { Netns } from '@datapath/netlink';
+import {
+  attachAsync,
+  type Collection,
+  compile,
+  type DeviceRef,
+  type Link,
+  load,
+  openObject,
+} from '@datapath/loader';
 import { LbError } from './errors.js';
 import {
   CtFlag,
@@ -24,12 +31,15 @@ import {
 import { type NetdevConfig, netdevConstants } from './netdev-config.js';
 import { NETDEV_SOURCES } from './netdev-layout.js';
 
+/** A `Netns` handle of `@datapath/netlink` (`Netns.open({ name })`), as the loader takes it. */
+export type NetnsHandle = Exclude<DeviceRef['netns'], string | undefined>;
+
 /** Where the programs go and how they are loaded. */
 export interface NetdevTarget {
   /** The node's outward device (the one facing the world). */
   ifname: string;
   /** The namespace the device lives in (default: the caller's). */
-  netns?: Netns;
+  netns?: NetnsHandle;
   /**
    * bpffs directory the maps are pinned in by name (`nat4`, `nat_stats`, and the service maps once
    * NodePort is on), shared with other objects loaded from the same directory. Default: not pinned.

@@ -4,8 +4,8 @@
  */
 
 import { attachAsync, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
-import type { Netns } from '@datapath/netlink';
 import { setConstants } from './netdev.gen.js';
+import type { NetnsHandle } from './netdev.js';
 import { type FlowTimeouts, netdevConstants } from './netdev-config.js';
 import { LXC_SOURCES } from './netdev-layout.js';
 
@@ -27,7 +27,7 @@ export interface PodDevice {
   /** Name of the host-side veth. */
   ifname: string;
   /** Namespace it lives in (default: the caller's). */
-  netns?: Netns;
+  netns?: NetnsHandle;
   /** `tcx` (Linux ≥ 6.6), legacy `tc`, or `auto` (default). */
   prefer?: 'auto' | 'tcx' | 'tc';
 }
