@@ -3,7 +3,7 @@ import { DatapathError } from "@datapath/errors";
 import { M as MaglevTableSize } from "./maglev-<chunk>.js";
 export { D as DEFAULT_MAGLEV_TABLE_SIZE, a as MAGLEV_TABLE_SIZES, b as MaglevBackend, c as MaglevOptions, d as MaglevPermutation, i as isMaglevTableSize, m as maglevMoved, e as maglevPermutation, f as maglevTable, g as murmur3 } from "./maglev-<chunk>.js";
 import { IpFamily } from "@datapath/ip";
-type LbReason = "InvalidService" | "InvalidAddress" | "InvalidPort" | "InvalidProtocol" | "FamilyMismatch" | "InvalidWeight" | "InvalidAffinity" | "InvalidTableSize" | "DuplicateFrontend" | "DuplicateBackend" | "TooManyBackends" | "UnknownService" | "IdsExhausted";
+type LbReason = "InvalidService" | "InvalidAddress" | "InvalidPort" | "InvalidProtocol" | "FamilyMismatch" | "InvalidWeight" | "InvalidAffinity" | "InvalidTableSize" | "DuplicateFrontend" | "DuplicateBackend" | "TooManyBackends" | "UnknownService" | "IdsExhausted" | "InvalidPortRange" | "InvalidCidr" | "InvalidNatConfig";
 interface LbProblem {
     path: string;
     message: string;
@@ -199,6 +199,7 @@ export type { AffinityInput, AppliedFrontend, AppliedService, Backend, BackendIn
 
 // dist/datapath.d.ts
 import { MaglevTableSize } from "./index.js";
+import { DeviceRef } from "@datapath/loader";
 declare const LB_BPF_DIR: string;
 declare const LB_HEADER: string;
 interface LbConfigOptions {
@@ -211,8 +212,143 @@ interface LbConfigOptions {
     pinByName?: boolean | undefined;
 }
 declare function lbConfig(options?: LbConfigOptions): Record<string, number | boolean>;
-export { LB_BPF_DIR, LB_HEADER, lbConfig };
-export type { LbConfigOptions };
+interface Constants {
+    ct_timeout_syn: number;
+    ct_timeout_tcp: number;
+    ct_timeout_close: number;
+    ct_timeout_udp: number;
+    ct_timeout_icmp: number;
+    nat_ipv4: number;
+    nat_port_min: number;
+    nat_port_max: number;
+    nat_retries: number;
+    nat_ipv6: Uint8Array;
+    masq_enabled: number;
+    masq_src_net: number;
+    masq_src_mask: number;
+    nonmasq_net: number;
+    nonmasq_mask: number;
+    masq6_enabled: number;
+    masq6_src_net: Uint8Array;
+    masq6_src_mask: Uint8Array;
+    nonmasq6_net: Uint8Array;
+    nonmasq6_mask: Uint8Array;
+    nodeport_enabled: number;
+}
+interface PortRange {
+    min: number;
+    max: number;
+}
+interface MasqueradeOptions {
+    podCidr: string;
+    clusterCidr?: string;
+    portRange?: PortRange;
+    retries?: number;
+    podCidr6?: string;
+    clusterCidr6?: string;
+}
+interface FlowTimeouts {
+    tcpSyn?: number;
+    tcpEstablished?: number;
+    tcpClose?: number;
+    udp?: number;
+    icmp?: number;
+}
+interface NetdevConfig {
+    nodeAddress: string;
+    nodeAddress6?: string;
+    masquerade?: MasqueradeOptions;
+    nodePort?: boolean;
+    timeouts?: FlowTimeouts;
+}
+declare const DEFAULT_NAT_PORT_RANGE: Readonly<PortRange>;
+declare function netdevConstants(config: NetdevConfig): Constants;
+type NetnsHandle = Exclude<DeviceRef["netns"], string | undefined>;
+interface NetdevTarget {
+    ifname: string;
+    netns?: NetnsHandle;
+    pinDir?: string;
+    cacheDir?: string;
+    prefer?: "auto" | "tcx" | "tc";
+    lb?: Omit<LbConfigOptions, "pinByName">;
+}
+interface NatKey {
+    saddr: string;
+    daddr: string;
+    sport: number;
+    dport: number;
+    proto: number;
+    dir: number;
+}
+interface NatEntry {
+    toAddr: string;
+    toPort: number;
+    flags: number;
+    expires: number;
+    created: number;
+}
+interface NatFlowHalf {
+    key: NatKey;
+    entry: NatEntry;
+}
+declare const NatDirection: Readonly<{
+    Out: number;
+    In: number;
+    Service: number;
+    ServiceReply: number;
+}>;
+interface NetdevStats {
+    snatOut: bigint;
+    snatIn: bigint;
+    snatNew: bigint;
+    collisions: bigint;
+    reclaimed: bigint;
+    dropExhausted: bigint;
+    dropMapFull: bigint;
+    dropFragment: bigint;
+    svcNew: bigint;
+    svcForward: bigint;
+    svcReply: bigint;
+    noBackend: bigint;
+}
+declare function monotonicSeconds(): number;
+declare function natPeerKey<K extends NatKey>(key: K, entry: Pick<NatEntry, "toAddr" | "toPort">): K;
+declare function natClosing(entry: {
+    flags: number;
+}): boolean;
+declare class NodeNetdev implements Disposable {
+    #private;
+    private constructor();
+    static attach(config: NetdevConfig, target: NetdevTarget): Promise<NodeNetdev>;
+    flows(): Promise<NatFlowHalf[]>;
+    flows6(): Promise<NatFlowHalf[]>;
+    stats(): NetdevStats;
+    gc(now?: number): Promise<number>;
+    close(): void;
+    [Symbol.dispose](): void;
+}
+interface PodLbOptions {
+    pinDir: string;
+    timeouts?: FlowTimeouts;
+    cacheDir?: string;
+    lb?: Omit<LbConfigOptions, "pinByName">;
+}
+interface PodDevice {
+    ifname: string;
+    netns?: NetnsHandle;
+    prefer?: "auto" | "tcx" | "tc";
+}
+declare class PodLb implements Disposable {
+    #private;
+    private constructor();
+    static load(options: PodLbOptions): Promise<PodLb>;
+    attach(device: PodDevice): Promise<void>;
+    detach(ifname: string): void;
+    close(): void;
+    [Symbol.dispose](): void;
+}
+export { DEFAULT_NAT_PORT_RANGE, LB_BPF_DIR, LB_HEADER, NatDirection, NodeNetdev, PodLb, lbConfig, monotonicSeconds, natClosing, natPeerKey, netdevConstants };
+export type { FlowTimeouts, LbConfigOptions, MasqueradeOptions, NatEntry, NatFlowHalf, NatKey, NetdevConfig, Constants as NetdevConstants, NetdevStats, NetdevTarget, NetnsHandle, PodDevice, PodLbOptions, PortRange };
 
 // dist/maglev-<chunk>.d.ts
 declare const MAGLEV_TABLE_SIZES: readonly [

@@ -141,7 +141,12 @@ async function main(): Promise<void> {
     setups.push(dev);
     const svc = new TestServices(pinDir);
     setups.push(svc);
-    svc.set({ address: NODE, port: NODE_PORT, proto: 6, revNatId: 1 }, [{ id: 1, address: POD, port: 5201 }]);
+    svc.upsert({
+      name: 'iperf',
+      protocol: 'TCP',
+      frontends: [{ kind: 'NodePort', address: NODE, port: NODE_PORT }],
+      backends: [{ address: POD, port: 5201 }],
+    });
     const direct = topology(`${tag}d`, true);
     setups.push(direct);
     // masquerade: pod -> world:5201 through bpf/netdev.c, and through iptables MASQUERADE

@@ -7,6 +7,7 @@ import { DatapathError, type ErrorCode } from '@datapath/errors';
  * | reason | code |
  * | --- | --- |
  * | `InvalidService`, `InvalidAddress`, `InvalidPort`, `InvalidProtocol`, `FamilyMismatch`, `InvalidWeight`, `InvalidAffinity`, `InvalidTableSize` | `InvalidArgument` |
+ * | `InvalidPortRange`, `InvalidCidr`, `InvalidNatConfig` (the per-packet datapath's configuration) | `InvalidArgument` |
  * | `DuplicateFrontend`, `DuplicateBackend` | `AlreadyExists` |
  * | `TooManyBackends` | `TooBig` |
  * | `UnknownService` | `NotFound` |
@@ -25,7 +26,10 @@ export type LbReason =
   | 'DuplicateBackend'
   | 'TooManyBackends'
   | 'UnknownService'
-  | 'IdsExhausted';
+  | 'IdsExhausted'
+  | 'InvalidPortRange'
+  | 'InvalidCidr'
+  | 'InvalidNatConfig';
 
 const CODE_OF: Readonly<Record<LbReason, ErrorCode>> = {
   InvalidService: 'InvalidArgument',
@@ -41,6 +45,9 @@ const CODE_OF: Readonly<Record<LbReason, ErrorCode>> = {
   TooManyBackends: 'TooBig',
   UnknownService: 'NotFound',
   IdsExhausted: 'Exhausted',
+  InvalidPortRange: 'InvalidArgument',
+  InvalidCidr: 'InvalidArgument',
+  InvalidNatConfig: 'InvalidArgument',
 };
 
 /** One problem found while validating a service: where (a dotted path), what, and its reason. */

@@ -129,7 +129,7 @@ function integerIn(v: unknown, lo: number, hi: number): v is number {
  * Validates a {@link NetdevConfig} and returns the load-time constants of bpf/netdev.c it stands for.
  * Pure: no kernel access.
  *
- * @throws {@link LbError} `InvalidArgument` with every problem found (`InvalidAddress` for a missing or
+ * @throws `LbError` (of `@datapath/lb`) `InvalidArgument` with every problem found (`InvalidAddress` for a missing or
  * non-IPv4 node address, `InvalidCidr`, `InvalidPortRange`, `InvalidNatConfig` for retries or timeouts).
  * @example Masquerading a node's pods
  * ```ts

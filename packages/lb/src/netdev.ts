@@ -14,6 +14,7 @@ import {
   load,
   openObject,
 } from '@datapath/loader';
+import { type LbConfigOptions, lbConfig } from './datapath/config.js';
 import { LbError } from './errors.js';
 import {
   CtFlag,
@@ -49,23 +50,82 @@ export interface NetdevTarget {
   cacheDir?: string;
   /** `tcx` (Linux ≥ 6.6), legacy `tc`, or `auto` (default): tcx when the kernel has it. */
   prefer?: 'auto' | 'tcx' | 'tc';
+  /** Sizes of the service maps (they must match the writer's, e.g. the Maglev table size). */
+  lb?: Omit<LbConfigOptions, 'pinByName'>;
+}
+
+/** A flow half's key: the tuple as the packet carries it, and which half this is. */
+export interface NatKey {
+  /** Source address (IPv4 or IPv6 text). */
+  saddr: string;
+  /** Destination address. */
+  daddr: string;
+  /** Source port (the ICMP echo identifier of a request). */
+  sport: number;
+  /** Destination port (the ICMP echo identifier of a reply). */
+  dport: number;
+  /** IP protocol number: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6. */
+  proto: number;
+  /** Which half: a {@link NatDirection} value. */
+  dir: number;
+}
+
+/** A flow half's value: what the packet is rewritten to, and the flow's state. */
+export interface NatEntry {
+  /** The address the packet gets (source for `Out`/`ServiceReply`, destination for `In`/`Service`). */
+  toAddr: string;
+  /** The port (or ICMP echo identifier) it gets. */
+  toPort: number;
+  /** Flow state bits: 1 reply seen, 2 FIN from the opener, 4 FIN from the peer, 8 reset. */
+  flags: number;
+  /** When the flow expires, in CLOCK_MONOTONIC seconds ({@link monotonicSeconds}). */
+  expires: number;
+  /** When the flow was recorded, in CLOCK_MONOTONIC seconds. */
+  created: number;
 }
 
 /** One half of a translated flow, decoded. */
 export interface NatFlowHalf {
   /** The tuple as the packet carries it, and which half this is. */
-  key: Nat4Key;
+  key: NatKey;
   /** What the packet is rewritten to, its flow state and expiry. */
-  entry: Nat4Entry;
+  entry: NatEntry;
 }
 
-/** One half of a translated IPv6 flow, decoded. */
-export interface NatFlowHalf6 {
-  /** The tuple as the packet carries it, and which half this is. */
-  key: Nat6Key;
-  /** What the packet is rewritten to, its flow state and expiry. */
-  entry: Nat6Entry;
-}
+/** The halves of a translated flow (`NatKey.dir`), as bpf/nat.h numbers them. */
+export const NatDirection: Readonly<{
+  /** Masquerade, on the way out: the source becomes the node's address and port. */
+  Out: number;
+  /** Masquerade, the reply: the destination becomes the pod's address and port. */
+  In: number;
+  /** Service flow, client to frontend: the destination becomes the backend. */
+  Service: number;
+  /** Service flow, the backend's reply: the source becomes the frontend. */
+  ServiceReply: number;
+}> = Object.freeze({
+  Out: NatDir.NAT_DIR_OUT,
+  In: NatDir.NAT_DIR_IN,
+  Service: NatDir.NAT_DIR_SVC,
+  ServiceReply: NatDir.NAT_DIR_RSVC,
+});
+
+const half = (key: Nat4Key | Nat6Key, entry: Nat4Entry | Nat6Entry): NatFlowHalf => ({
+  key: {
+    saddr: key.saddr,
+    daddr: key.daddr,
+    sport: key.sport,
+    dport: key.dport,
+    proto: key.proto,
+    dir: key.dir,
+  },
+  entry: {
+    toAddr: entry.toAddr,
+    toPort: entry.toPort,
+    flags: entry.flags,
+    expires: entry.expires,
+    created: entry.created,
+  },
+});
 
 /** Counters of the outward-device programs, summed over CPUs. */
 export interface NetdevStats {
@@ -100,11 +160,8 @@ export function monotonicSeconds(): number {
   return Number(process.hrtime.bigint() / 1_000_000_000n);
 }
 
-/** A flow half's key, IPv4 (`nat4`) or IPv6 (`nat6`). */
-export type NatKey = Nat4Key | Nat6Key;
-
 /** The key of the other half of a pair (the C's `nat4_peer_key` / `nat6_peer_key`). */
-export function natPeerKey<K extends NatKey>(key: K, entry: { toAddr: string; toPort: number }): K {
+export function natPeerKey<K extends NatKey>(key: K, entry: Pick<NatEntry, 'toAddr' | 'toPort'>): K {
   const base = { proto: key.proto };
   if (key.dir === NatDir.NAT_DIR_OUT || key.dir === NatDir.NAT_DIR_RSVC) {
     return {
@@ -175,7 +232,7 @@ export class NodeNetdev implements Disposable {
    * map is pinned by this call.
    * Equivalent to: `tc filter add dev DEV egress bpf da obj netdev.o sec tc` (and ingress), with tcx.
    *
-   * @throws {@link LbError} `InvalidArgument` for a bad config (before any system call);
+   * @throws `LbError` (of `@datapath/lb`) `InvalidArgument` for a bad config (before any system call);
    * `BpfError`/`CompileError` from the loader (`NotFound` for an unknown device, …).
    * @example Masquerading a node's pods behind its address
    * ```ts
@@ -201,7 +258,7 @@ export class NodeNetdev implements Disposable {
     }
     const compiled = await compile({
       files: NETDEV_SOURCES,
-      ...(target.pinDir === undefined ? {} : { defines: { LB_PIN_BY_NAME: 1 } }),
+      config: lbConfig({ ...target.lb, pinByName: target.pinDir !== undefined }),
       ...(target.cacheDir === undefined ? {} : { cacheDir: target.cacheDir }),
     });
     const spec = openObject(compiled.path, 'netdev');
@@ -235,11 +292,6 @@ export class NodeNetdev implements Disposable {
     }
   }
 
-  /** The NAT map (`nat4`): both halves of every translated flow. */
-  get nat4(): Maps['nat4'] {
-    return this.#maps.nat4;
-  }
-
   /**
    * Every flow half in the NAT map, read in batches off the event loop.
    *
@@ -251,7 +303,7 @@ export class NodeNetdev implements Disposable {
    * ```
    */
   async flows(): Promise<NatFlowHalf[]> {
-    return (await this.#maps.nat4.dumpAsync()).map(([key, entry]) => ({ key, entry }));
+    return (await this.#maps.nat4.dumpAsync()).map(([key, entry]) => half(key, entry));
   }
 
   /**
@@ -264,8 +316,8 @@ export class NodeNetdev implements Disposable {
    * for (const { key, entry } of await dev.flows6()) console.log(key.saddr, '->', entry.toAddr, entry.toPort);
    * ```
    */
-  async flows6(): Promise<NatFlowHalf6[]> {
-    return (await this.#maps.nat6.dumpAsync()).map(([key, entry]) => ({ key, entry }));
+  async flows6(): Promise<NatFlowHalf[]> {
+    return (await this.#maps.nat6.dumpAsync()).map(([key, entry]) => half(key, entry));
   }
 
   /**
@@ -319,6 +371,7 @@ export class NodeNetdev implements Disposable {
     this.#coll.close();
   }
 
+  /** Same as {@link NodeNetdev.close}. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -4,6 +4,7 @@
  */
 
 import { attachAsync, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
+import { type LbConfigOptions, lbConfig } from './datapath/config.js';
 import { setConstants } from './netdev.gen.js';
 import type { NetnsHandle } from './netdev.js';
 import { type FlowTimeouts, netdevConstants } from './netdev-config.js';
@@ -20,6 +21,8 @@ export interface PodLbOptions {
   timeouts?: FlowTimeouts;
   /** The loader's object cache (default: the loader's). */
   cacheDir?: string;
+  /** Sizes of the service maps (they must match the writer's, e.g. the Maglev table size). */
+  lb?: Omit<LbConfigOptions, 'pinByName'>;
 }
 
 /** Where to attach: a pod's host-side veth. */
@@ -49,7 +52,7 @@ export class PodLb implements Disposable {
   /**
    * Compiles (cached) and loads bpf/lxc.c with its maps pinned by name in `pinDir`.
    *
-   * @throws {@link LbError} `InvalidArgument` for bad timeouts; the loader's errors otherwise.
+   * @throws `LbError` (of `@datapath/lb`) `InvalidArgument` for bad timeouts; the loader's errors otherwise.
    * @example Per-packet ClusterIP for one pod
    * ```ts
    * import { PodLb } from '@datapath/lb/datapath';
@@ -64,7 +67,7 @@ export class PodLb implements Disposable {
     });
     const compiled = await compile({
       files: LXC_SOURCES,
-      defines: { LB_PIN_BY_NAME: 1 },
+      config: lbConfig({ ...options.lb, pinByName: true }),
       ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
     });
     const spec = openObject(compiled.path, 'lxc');
@@ -117,6 +120,7 @@ export class PodLb implements Disposable {
     this.#coll.close();
   }
 
+  /** Same as {@link PodLb.close}. */
   [Symbol.dispose](): void {
     this.close();
   }

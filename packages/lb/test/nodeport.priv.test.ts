@@ -41,7 +41,16 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     if (prefix) expect(scanLeaks(prefix)).toEqual({ netns: [], links: [], pins: [] });
   });
 
-  const backends = () => t.pods.slice(0, 2).map((p, i) => ({ id: i + 1, address: p.ip, port: 8080 }));
+  /** The two backend pods, `be0` and `be1`, in the package's service model. */
+  const backends = () => t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 }));
+  const service = (
+    name: string,
+    protocol: 'TCP' | 'UDP',
+    frontend: { kind: 'NodePort' | 'ClusterIP'; address: string; port: number },
+    list: { address: string; port: number; state?: 'active' | 'terminating' }[],
+  ) => ({ name, protocol, frontends: [frontend], backends: list });
+  const nodePort = { kind: 'NodePort', address: NODE_ADDR, port: NODE_PORT } as const;
+  const clusterIp = { kind: 'ClusterIP', address: CLUSTER_IP, port: 80 } as const;
 
   it('NodePort from the world over TCP and UDP: spread over the backends, replies come from nodeAddr:nodePort', async (ctx) => {
     requireRoot(ctx);
@@ -54,8 +63,8 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
       { ifname: 'ext0', netns: t.nodeNetns, pinDir },
     );
     using svc = new TestServices(pinDir);
-    svc.set({ address: NODE_ADDR, port: NODE_PORT, proto: 6, revNatId: 1 }, backends());
-    svc.set({ address: NODE_ADDR, port: NODE_PORT, proto: 17, revNatId: 2 }, backends());
+    svc.upsert(service('np-tcp', 'TCP', nodePort, backends()));
+    svc.upsert(service('np-udp', 'UDP', nodePort, backends()));
     const tcp = await runClient(t.world, {
       proto: 'tcp',
       host: NODE_ADDR,
@@ -95,16 +104,20 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
       { ifname: 'ext0', netns: t.nodeNetns, pinDir },
     );
     using svc = new TestServices(pinDir);
-    const frontend = { address: NODE_ADDR, port: NODE_PORT, proto: 6, revNatId: 1 } as const;
-    svc.set(frontend, backends());
+    svc.upsert(service('np-tcp', 'TCP', nodePort, backends()));
     const before = dev.stats().svcNew; // the counters live in the pinned maps, across attachments
     const held = await holdConnection(t.world, NODE_ADDR, NODE_PORT);
     try {
       const victim = held.greeting.split('@')[1]!;
       const other = victim === 'be0' ? 'be1' : 'be0';
-      svc.set(
-        frontend,
-        backends().map((b) => (`be${b.id - 1}` === victim ? { ...b, state: 1 as const } : b)),
+      const victimIp = t.pods[Number(victim.slice(2))]!.ip;
+      svc.upsert(
+        service(
+          'np-tcp',
+          'TCP',
+          nodePort,
+          backends().map((b) => (b.address === victimIp ? { ...b, state: 'terminating' as const } : b)),
+        ),
       );
       const fresh = await runClient(t.world, {
         proto: 'tcp',
@@ -116,9 +129,13 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
       expect(new Set(fresh.map(nameOf))).toEqual(new Set([other]));
       expect(await held.exchange('still-there')).toBe(`pong still-there@${victim}`);
       // even removed from the service entirely, the open flow goes on
-      svc.set(
-        frontend,
-        backends().filter((b) => `be${b.id - 1}` !== victim),
+      svc.upsert(
+        service(
+          'np-tcp',
+          'TCP',
+          nodePort,
+          backends().filter((b) => b.address !== victimIp),
+        ),
       );
       expect(await held.exchange('again')).toBe(`pong again@${victim}`);
       expect(dev.stats().svcNew - before).toBe(21n);
@@ -134,7 +151,7 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
       { ifname: 'ext0', netns: t.nodeNetns, pinDir },
     );
     using svc = new TestServices(pinDir);
-    svc.set({ address: NODE_ADDR, port: NODE_PORT, proto: 6, revNatId: 1 }, []);
+    svc.upsert(service('np-tcp', 'TCP', nodePort, []));
     const before = dev.stats().noBackend;
     expect(await runClient(t.world, { proto: 'tcp', host: NODE_ADDR, port: NODE_PORT })).toEqual([
       'error ECONNREFUSED',
@@ -148,8 +165,8 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     const client = t.pods[2]!;
     await lb.attach({ ifname: client.hostIf, netns: t.nodeNetns });
     using svc = new TestServices(pinDir);
-    svc.set({ address: CLUSTER_IP, port: 80, proto: 6, revNatId: 3 }, backends());
-    svc.set({ address: CLUSTER_IP, port: 80, proto: 17, revNatId: 4 }, backends());
+    svc.upsert(service('web-tcp', 'TCP', clusterIp, backends()));
+    svc.upsert(service('web-udp', 'UDP', clusterIp, backends()));
     const tcp = await runClient(client.ns, {
       proto: 'tcp',
       host: CLUSTER_IP,
