@@ -17,9 +17,9 @@ mkdirSync(out);
 // libbpf's native bpf(2) and poll addon (its sources, its build script and the prebuilt addon per platform and Node ABI),
 // netlink's Node-API addon (namespace sockets, threadpool exchanges: source, build script, prebuilt addon),
 // cni-plugin's agent-mode shim source and build script (the built shim is in dist/), and lb's BPF C (the
-// header programs include and the socket-LB program, compiled on the user's machine through the loader).
+// header programs include, the socket-LB and per-packet programs, compiled on the user's machine through the loader).
 const ALLOWED =
-  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|bin\/[a-z-]+\.cjs|[a-z-]+\.schema\.json|scenarios\/[^/]+\.json|bpf\/[a-z_]+\.[ch]|native\/(bpf\.cc|poll\.cc|work\.cc|netlink\.cc|shim\.c|build\.mjs|where\.mjs)|prebuilds\/[a-z0-9]+-[a-z0-9]+\/(bpf\.abi\d+|netlink\.napi)\.node)$/;
+  /^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+|bin\/[a-z-]+\.cjs|[a-z-]+\.schema\.json|scenarios\/[^/]+\.json|bpf\/[a-z0-9_]+\.[ch]|native\/(bpf\.cc|poll\.cc|work\.cc|netlink\.cc|shim\.c|build\.mjs|where\.mjs)|prebuilds\/[a-z0-9]+-[a-z0-9]+\/(bpf\.abi\d+|netlink\.napi)\.node)$/;
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
