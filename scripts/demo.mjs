@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-// `make demo`: runs the reference agent on its bundled scenario. Needs root for namespaces and BPF.
+// `make demo`: the reference agent's three-node cluster (scenarios/demo-cluster.json: a local etcd, three
+// node agents joined by a fabric bridge, native routing), every probe sent across nodes, the matrix printed
+// with each pod's node; exits non-zero on any mismatch. `node scripts/demo.mjs --single` runs the single-node
+// scenario (scenarios/demo.json) instead. Needs root for namespaces and BPF.
 import { spawnSync } from 'node:child_process';
 
 if (process.getuid?.() !== 0) {
@@ -8,7 +11,10 @@ if (process.getuid?.() !== 0) {
   );
   process.exit(1);
 }
-const r = spawnSync('pnpm', ['--silent', '--filter', '@datapath/example-agent', 'run', 'demo'], {
-  stdio: 'inherit',
-});
+const single = process.argv.includes('--single');
+const r = spawnSync(
+  'pnpm',
+  ['--silent', '--filter', '@datapath/example-agent', 'run', single ? 'demo:single' : 'demo'],
+  { stdio: 'inherit' },
+);
 process.exit(r.status ?? 1);

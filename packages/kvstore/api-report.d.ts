@@ -100,6 +100,63 @@ interface KvStore extends AsyncDisposable {
     watch(prefix: string, listener: (event: KvWatchEvent) => void, options?: KvWatchOptions): Promise<KvWatch>;
     close(): Promise<void>;
 }
+interface NodeSessionOptions {
+    readonly node: string;
+    readonly ttlSeconds?: number;
+    readonly onError?: (err: KvError) => void;
+}
+declare const NODES_PREFIX = "nodes/";
+declare class NodeSession implements AsyncDisposable {
+    #private;
+    readonly store: KvStore;
+    readonly node: string;
+    readonly ttlSeconds: number;
+    private constructor();
+    static open(store: KvStore, options: NodeSessionOptions): Promise<NodeSession>;
+    get leaseId(): string;
+    get closed(): boolean;
+    onRenew(listener: (leaseId: string) => Promise<void> | void): void;
+    settled(): Promise<void>;
+    close(): Promise<void>;
+    abandon(): void;
+    [Symbol.asyncDispose](): Promise<void>;
+}
+interface IpcachePod {
+    readonly namespace: string;
+    readonly name: string;
+    readonly labels: Readonly<Record<string, string>>;
+    readonly namespaceLabels?: Readonly<Record<string, string>>;
+}
+interface IpcacheEntry {
+    readonly ip: string;
+    readonly identity: number;
+    readonly node: string;
+    readonly nodeAddress: string;
+    readonly pod?: IpcachePod;
+}
+type IpcacheChange = {
+    readonly type: "upsert";
+    readonly entry: IpcacheEntry;
+} | {
+    readonly type: "delete";
+    readonly entry: IpcacheEntry;
+};
+interface ClusterIpcacheOptions {
+    readonly prefix?: string;
+}
+declare class ClusterIpcache implements AsyncDisposable {
+    #private;
+    readonly session: NodeSession;
+    private constructor();
+    static open(session: NodeSession, options?: ClusterIpcacheOptions): Promise<ClusterIpcache>;
+    upsert(entry: Omit<IpcacheEntry, "node">): Promise<void>;
+    delete(ip: string): Promise<boolean>;
+    adopt(): Promise<IpcacheEntry[]>;
+    entries(): Map<string, IpcacheEntry>;
+    onChange(listener: (change: IpcacheChange) => void): () => void;
+    close(): Promise<void>;
+    [Symbol.asyncDispose](): Promise<void>;
+}
 interface ClusterPoolFamily {
     readonly cidrs: readonly string[];
     readonly nodeMaskSize: number;
@@ -144,27 +201,6 @@ declare class StoreClusterPool implements AsyncDisposable {
     onChange(listener: (change: NodeCidrChange) => void): () => void;
     reapExpired(options: ReapOptions): Promise<string[]>;
     close(): Promise<void>;
-    [Symbol.asyncDispose](): Promise<void>;
-}
-interface NodeSessionOptions {
-    readonly node: string;
-    readonly ttlSeconds?: number;
-    readonly onError?: (err: KvError) => void;
-}
-declare const NODES_PREFIX = "nodes/";
-declare class NodeSession implements AsyncDisposable {
-    #private;
-    readonly store: KvStore;
-    readonly node: string;
-    readonly ttlSeconds: number;
-    private constructor();
-    static open(store: KvStore, options: NodeSessionOptions): Promise<NodeSession>;
-    get leaseId(): string;
-    get closed(): boolean;
-    onRenew(listener: (leaseId: string) => Promise<void> | void): void;
-    settled(): Promise<void>;
-    close(): Promise<void>;
-    abandon(): void;
     [Symbol.asyncDispose](): Promise<void>;
 }
 declare const MIN_CLUSTER_IDENTITY = 256;
@@ -224,6 +260,41 @@ declare class MemoryStore implements KvStore {
     close(): Promise<void>;
     [Symbol.asyncDispose](): Promise<void>;
 }
+interface ClusterNode {
+    readonly name: string;
+    readonly address: string;
+    readonly podCidrs: NodeCidrAllocation;
+    readonly bootId: string;
+}
+interface NodeRegistryOptions {
+    readonly prefix?: string;
+}
+interface NodeRegistration {
+    readonly address: string;
+    readonly bootId: string;
+    readonly podCidrs?: NodeCidrAllocation;
+}
+type ClusterNodeChange = {
+    readonly type: "upsert";
+    readonly node: ClusterNode;
+} | {
+    readonly type: "delete";
+    readonly node: ClusterNode;
+};
+declare class NodeRegistry implements AsyncDisposable {
+    #private;
+    readonly session: NodeSession;
+    private constructor();
+    static open(session: NodeSession, pool: StoreClusterPool, options?: NodeRegistryOptions): Promise<NodeRegistry>;
+    static precheck(store: KvStore, node: string, address: string, options?: NodeRegistryOptions): Promise<void>;
+    register(reg: NodeRegistration): Promise<ClusterNode>;
+    deregister(): Promise<void>;
+    nodes(): Map<string, ClusterNode>;
+    get self(): ClusterNode | undefined;
+    onChange(listener: (change: ClusterNodeChange) => void): () => void;
+    close(): Promise<void>;
+    [Symbol.asyncDispose](): Promise<void>;
+}
 interface PolicyIdentityAllocatorOptions {
     readonly local?: IdentityAllocator;
     readonly onError?: (err: KvError) => void;
@@ -258,5 +329,5 @@ declare class EtcdStore implements KvStore {
     close(): Promise<void>;
     [Symbol.asyncDispose](): Promise<void>;
 }
-export { EtcdStore, KvError, MAX_CLUSTER_IDENTITY, MIN_CLUSTER_IDENTITY, MemoryStore, NODES_PREFIX, NodeSession, PolicyIdentityAllocator, StoreClusterPool, StoreIdentityAllocator, canonicalLabels };
-export type { AllocatedIdentity, ClusterPoolFamily, ClusterPoolOptions, ClusterPoolSpec, EtcdStoreOptions, FreeBlocks, IdentityAllocatorOptions, IdentityChange, IdentityGcOptions, KvCompare, KvCompareOp, KvEntry, KvErrorCode, KvErrorOptions, KvLease, KvListResult, KvOp, KvPutOptions, KvReason, KvStore, KvTxnResult, KvWatch, KvWatchEvent, KvWatchOptions, MemoryStoreOptions, NodeCidrAllocation, NodeCidrChange, NodeCidrs, NodeSessionOptions, PolicyIdentityAllocatorOptions, ReapOptions };
+export { ClusterIpcache, EtcdStore, KvError, MAX_CLUSTER_IDENTITY, MIN_CLUSTER_IDENTITY, MemoryStore, NODES_PREFIX, NodeRegistry, NodeSession, PolicyIdentityAllocator, StoreClusterPool, StoreIdentityAllocator, canonicalLabels };
+export type { AllocatedIdentity, ClusterIpcacheOptions, ClusterNode, ClusterNodeChange, ClusterPoolFamily, ClusterPoolOptions, ClusterPoolSpec, EtcdStoreOptions, FreeBlocks, IdentityAllocatorOptions, IdentityChange, IdentityGcOptions, IpcacheChange, IpcacheEntry, IpcachePod, KvCompare, KvCompareOp, KvEntry, KvErrorCode, KvErrorOptions, KvLease, KvListResult, KvOp, KvPutOptions, KvReason, KvStore, KvTxnResult, KvWatch, KvWatchEvent, KvWatchOptions, MemoryStoreOptions, NodeCidrAllocation, NodeCidrChange, NodeCidrs, NodeRegistration, NodeRegistryOptions, NodeSessionOptions, PolicyIdentityAllocatorOptions, ReapOptions };

@@ -17,7 +17,15 @@ import {
   removeEndpointAsync,
 } from '@datapath/netdev';
 import { Handle, Netns, netnsAdd } from '@datapath/netlink';
-import { type MapChange, type PolicyEngine, type PolicyObject, validatePolicies } from '@datapath/policy';
+import {
+  type IdentityAllocator,
+  type IpcacheValue,
+  type MapChange,
+  type PodSpec,
+  type PolicyEngine,
+  type PolicyObject,
+  validatePolicies,
+} from '@datapath/policy';
 import { type AttachKind, Datapath, type Delivery, type MapWrites } from './datapath.js';
 import { AgentError } from './errors.js';
 import { GATEWAY } from './gateway.js';
@@ -88,6 +96,13 @@ export interface AgentOptions {
    * only; a restored agent keeps its own): default true; false compiles them out (benchmark baseline).
    */
   events?: boolean;
+  /**
+   * The identity allocator of the policy engine: a cluster-wide one (`PolicyIdentityAllocator` of
+   * `@datapath/kvstore`) on a cluster node; default the agent's own table, persisted in its state.
+   */
+  identities?: IdentityAllocator;
+  /** Pods of other nodes known when the agent starts or restores (see {@link Agent.upsertRemotePod}). */
+  remotePods?: readonly RemotePodInput[];
   /** Progress lines. */
   log?: (line: string) => void;
   /**
@@ -112,6 +127,22 @@ export interface AttachedPodInput extends PodInput {
    */
   pendingMs?: number | undefined;
 }
+
+/** A pod of another node, as the cluster's ipcache carries it: the engine selects it by its labels. */
+export interface RemotePodInput {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  ip: string;
+  /** The namespace's labels, used when this node does not know the namespace yet. */
+  namespaceLabels?: Record<string, string> | undefined;
+}
+
+/**
+ * Engine endpoint ids of remote pods start here (local endpoint ids stay below FWD_MAX_ENDPOINTS): the
+ * engine compiles policy for every pod it knows, and the agent writes only local endpoints' entries.
+ */
+export const REMOTE_ENDPOINT_BASE = 0x40000000;
 
 /** The owner the agent records in IPAM for an attachment's address. */
 export function attachmentOwner(containerId: string, ifname: string): string {
@@ -166,6 +197,8 @@ function resolveOptions(o: AgentOptions) {
   return {
     name,
     prefix,
+    identities: o.identities,
+    remotePods: o.remotePods ?? [],
     stateDir: o.stateDir ?? `/run/datapath-agent/${name}`,
     pinDir: join(o.bpffs ?? '/sys/fs/bpf', prefix),
     podCidr: o.podCidr ?? '10.244.1.0/24',
@@ -226,6 +259,11 @@ export class Agent {
   /** Pod keys and endpoint ids of setups in progress (async setups run side by side). */
   readonly #settling = new Set<string>();
   readonly #lxcReserved = new Set<number>();
+  /** Remote pods the engine knows, by key, with the engine endpoint id each got. */
+  readonly #remote = new Map<string, { spec: PodSpec; endpointId: number }>();
+  #nextRemoteId = REMOTE_ENDPOINT_BASE;
+  /** ipcache entries beside the engine's (other nodes' addresses), by prefix. */
+  readonly #extraIpcache = new Map<string, IpcacheValue>();
   #closed = false;
 
   private constructor(
@@ -243,7 +281,15 @@ export class Agent {
     this.datapath = datapath;
     this.pool = pool;
     this.#identities = new StickyIdentities(state.identities ?? {});
-    this.#engine = engineFromState(state, this.#identities);
+    const remote: PodSpec[] = [];
+    for (const r of options.remotePods) {
+      if (state.pods[`${r.namespace}/${r.name}`] !== undefined) continue;
+      const spec = this.#remoteSpec(r);
+      if (!state.namespaces[r.namespace])
+        state.namespaces[r.namespace] = { labels: { ...(r.namespaceLabels ?? {}) } };
+      remote.push(spec);
+    }
+    this.#engine = engineFromState(state, options.identities ?? this.#identities, remote);
     this.#leases = new Leases((ip) => this.#expire(ip));
   }
 
@@ -1112,6 +1158,91 @@ export class Agent {
     return sync;
   }
 
+  #remoteSpec(r: RemotePodInput): PodSpec {
+    const key = `${r.namespace}/${r.name}`;
+    let endpointId = this.#remote.get(key)?.endpointId;
+    if (endpointId === undefined) endpointId = this.#nextRemoteId++;
+    const spec: PodSpec = {
+      namespace: r.namespace,
+      name: r.name,
+      labels: { ...r.labels },
+      ip: r.ip,
+      endpointId,
+    };
+    this.#remote.set(key, { spec, endpointId });
+    return spec;
+  }
+
+  /** The pods of other nodes the engine knows, by key. */
+  remotePods(): Map<string, PodSpec> {
+    return new Map([...this.#remote].map(([k, v]) => [k, v.spec]));
+  }
+
+  /**
+   * Adds or changes a pod of another node: the engine gives it its (cluster-wide) identity and selects it in
+   * every policy. Its ipcache entry is the cluster writer's (ipcache.ts): the caller writes it with the
+   * identity {@link Agent.policy} gives the pod and the node it lives on.
+   * @throws AgentError `InvalidArgument` (a local pod has this key or address), `InvalidScenario`.
+   */
+  upsertRemotePod(pod: RemotePodInput): PolicySync {
+    this.#check();
+    const key = `${pod.namespace}/${pod.name}`;
+    if (this.#state.pods[key] !== undefined)
+      throw new AgentError('InvalidArgument', `remote pod ${key}: a local pod has this name`);
+    const old = this.#remote.get(key)?.spec;
+    if (
+      old !== undefined &&
+      old.ip === pod.ip &&
+      JSON.stringify(old.labels) === JSON.stringify(pod.labels ?? {})
+    )
+      return this.#write([]);
+    const changes: MapChange[] = [];
+    try {
+      if (!this.#state.namespaces[pod.namespace]) {
+        changes.push(...this.#engine.upsertNamespace(pod.namespace, pod.namespaceLabels ?? {}));
+        this.#state.namespaces[pod.namespace] = { labels: { ...(pod.namespaceLabels ?? {}) } };
+      }
+      if (old !== undefined && old.ip !== pod.ip)
+        changes.push(...this.#engine.deletePod(pod.namespace, pod.name));
+      changes.push(...this.#engine.upsertPod(this.#remoteSpec(pod)));
+    } catch (err) {
+      throw policyFailure(err);
+    }
+    return this.#write(changes);
+  }
+
+  /** Removes a pod of another node (it went, or its node did); unknown keys are ignored. */
+  deleteRemotePod(namespace: string, name: string): PolicySync {
+    this.#check();
+    const key = `${namespace}/${name}`;
+    const r = this.#remote.get(key);
+    if (r === undefined) return this.#write([]);
+    this.#remote.delete(key);
+    return this.#write(
+      this.#engine.deletePod(namespace, name),
+      `${r.spec.ip}/${r.spec.ip.includes(':') ? 128 : 32}`,
+    );
+  }
+
+  /**
+   * Sets (or, with `undefined`, removes) an ipcache entry beside the engine's: other nodes' underlay and
+   * router addresses as `remote-node`. Kept across the engine's writes and the restart reconcile.
+   */
+  setNodeIpcache(prefix: string, value: IpcacheValue | undefined): void {
+    this.#check();
+    const old = this.#extraIpcache.get(prefix);
+    if (value === undefined) {
+      if (old === undefined) return;
+      this.#extraIpcache.delete(prefix);
+      if (!this.#engine.state().ipcache.has(prefix)) this.datapath.ipcache.delete(prefix);
+    } else {
+      if (old !== undefined && old.identity === value.identity && old.flags === value.flags) return;
+      this.#extraIpcache.set(prefix, value);
+      if (!this.#engine.state().ipcache.has(prefix)) this.datapath.ipcache.set(prefix, value);
+    }
+    this.datapath.bumpPolicyRevision();
+  }
+
   /** Makes `ip` an outside address owned by the world namespace. */
   addWorldIp(ip: string): void {
     this.#check();
@@ -1136,14 +1267,43 @@ export class Agent {
    * endpoint entries rewritten. Bumps the policy revision when anything was written, so established flows are
    * checked once against the new state (conntrack revision).
    */
-  #write(changes: readonly MapChange[]): PolicySync {
-    return this.#finish(this.datapath.writeChanges(changes), this.#identityChanges(changes));
+  #write(changes: readonly MapChange[], alsoRemote?: string): PolicySync {
+    // Remote pods' own policy is their node's business, and their ipcache entries (identity and tunnel
+    // endpoint) are written by the cluster writer (ipcache.ts, IPCACHE_F_REMOTE): the engine's are dropped.
+    const remote = this.#remotePrefixes();
+    if (alsoRemote !== undefined) remote.add(alsoRemote);
+    const local = changes.filter((c) =>
+      c.map === 'policy' ? c.endpointId < REMOTE_ENDPOINT_BASE : !remote.has(c.prefix),
+    );
+    return this.#finish(this.datapath.writeChanges(local), this.#identityChanges(local));
+  }
+
+  /**
+   * Whether this node writes the ipcache entry of `prefix` itself (its engine's entries: world, host, local
+   * pods, policy CIDRs; and {@link Agent.setNodeIpcache}'s), as opposed to the cluster writer (ipcache.ts).
+   */
+  ownsIpcachePrefix(prefix: string): boolean {
+    if (this.#extraIpcache.has(prefix)) return true;
+    return this.#engine.state().ipcache.has(prefix) && !this.#remotePrefixes().has(prefix);
+  }
+
+  /** The ipcache prefixes of the remote pods the engine knows. */
+  #remotePrefixes(): Set<string> {
+    return new Set(
+      [...this.#remote.values()].map((r) => `${r.spec.ip}/${r.spec.ip.includes(':') ? 128 : 32}`),
+    );
   }
 
   /** Restart and start: the maps brought to the engine's state by comparing with a dump of them. */
   #reconcile(): PolicySync {
     const state = this.#engine.state();
-    const writes = this.datapath.reconcilePolicy(state.endpoints.values(), state.ipcache);
+    const ipcache = new Map(this.#extraIpcache);
+    const remote = this.#remotePrefixes();
+    for (const [p, v] of state.ipcache) if (!remote.has(p)) ipcache.set(p, v);
+    const writes = this.datapath.reconcilePolicy(
+      [...state.endpoints.values()].filter((e) => e.endpointId < REMOTE_ENDPOINT_BASE),
+      ipcache,
+    );
     const stale: PodRecord[] = [];
     for (const pod of this.pods()) {
       const id = state.endpoints.get(pod.key)?.identity ?? 0;

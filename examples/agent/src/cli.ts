@@ -8,6 +8,7 @@ import { Netns } from '@datapath/netlink';
 import type { PolicyKey } from '@datapath/policy';
 import { Agent, type AgentOptions } from './agent.js';
 import { cmdServe, viaApi } from './api/commands.js';
+import { type ClusterValues, cmdCluster, cmdNodeUp } from './cli-cluster.js';
 import { cmdConfig, cmdMonitor, cmdObserve, startObserver } from './cli-events.js';
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
@@ -44,6 +45,15 @@ export const USAGE = `usage: agent <command> [options]
                                                  <state-dir>/observer.sock (and /metrics on 127.0.0.1:N)
   config [trace-rate <N|off>]                    run-time datapath settings; trace events 1 in N forwarded packets
 
+cluster (several nodes on this machine, state on etcd):
+  cluster up <scenario> [--nodes N] [--mode native|tunnel] [--etcd url,…] [--ttl s]
+                                                 local etcd (unless --etcd), fabric bridge, one node agent per
+                                                 node; pods on their scenario \`node\` (round-robin over N nodes)
+  cluster run <scenario> [same flags] [--keep]   up, every probe across nodes, the matrix with nodes, down
+  cluster status | cluster down                  nodes, routes and remote pods | remove everything
+  node up --name n1 --etcd url --underlay 198.18.0.x --fabric <netns> [--scenario f] [--mode m]
+                                                 one node agent in the foreground (SIGTERM: leave and remove)
+
 common options: --name <agent> (default demo), --json, --attach auto|tcx|tc, --pod-cidr <cidr>,
                 --delivery peer|egress (run/up: bpf_redirect_peer, default, or bpf_redirect out of the host veth)`;
 
@@ -52,7 +62,7 @@ interface Io {
   err: (s: string) => void;
 }
 
-type Values = {
+type Values = ClusterValues & {
   name?: string;
   json?: boolean;
   keep?: boolean;
@@ -508,6 +518,15 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         'metrics-port': { type: 'string' },
         socket: { type: 'string' },
         'lease-ms': { type: 'string' },
+        prefix: { type: 'string' },
+        etcd: { type: 'string' },
+        'etcd-prefix': { type: 'string' },
+        underlay: { type: 'string' },
+        fabric: { type: 'string' },
+        mode: { type: 'string' },
+        scenario: { type: 'string' },
+        ttl: { type: 'string' },
+        nodes: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }) as { values: Values; positionals: string[] };
@@ -532,6 +551,14 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const api = await viaApi(p, v, io);
     if (api !== undefined) return api;
     switch (cmd) {
+      case 'cluster': {
+        const r = await cmdCluster(sub, arg, v, io);
+        if (r !== undefined) return r;
+        break;
+      }
+      case 'node':
+        if (sub === 'up') return await cmdNodeUp(v, io);
+        break;
       case 'serve':
         return await cmdServe(sub, agentOptions(v, io), v, io, (stateDir, agent) =>
           startObserver(stateDir, v, io, agent),

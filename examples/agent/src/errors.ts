@@ -6,10 +6,15 @@ import { DatapathError, type ErrorCode, isDatapathError } from '@datapath/errors
  * → `InvalidState`; `IpcacheConflict` → `AlreadyExists`; `ListenerFailed`, `ProbeFailed` → `Io`; `DatapathFailed` → the code of the SDK
  * error it wraps (`Unknown` otherwise). The codes `InvalidArgument`, `NotFound` and `NotSupported` are
  * used as they are, without a reason.
+ *
+ * In a cluster: `ClusterConflict` (a node name, underlay address or pod CIDR another node has) →
+ * `AlreadyExists`; `StoreUnavailable` (etcd does not answer) → `Unavailable`.
  */
 export type AgentErrorCode =
   | 'InvalidScenario'
   | 'InvalidArgument'
+  | 'ClusterConflict'
+  | 'StoreUnavailable'
   | 'NotRunning'
   | 'AlreadyRunning'
   | 'NotFound'
@@ -22,6 +27,8 @@ export type AgentErrorCode =
 const CODE_OF: Readonly<Record<AgentErrorCode, ErrorCode | undefined>> = {
   InvalidScenario: 'InvalidArgument',
   InvalidArgument: 'InvalidArgument',
+  ClusterConflict: 'AlreadyExists',
+  StoreUnavailable: 'Unavailable',
   NotRunning: 'InvalidState',
   AlreadyRunning: 'InvalidState',
   NotFound: 'NotFound',

@@ -136,10 +136,23 @@ const same = (a: IpcacheEntry, b: IpcacheEntry) =>
  */
 export class ClusterIpcache {
   readonly #dp: Datapath;
+  readonly #engineOwns: ((prefix: string) => boolean) | undefined;
 
-  /** Binds the writer to an open datapath (`Datapath.open` or `Datapath.attachPinned`). */
-  constructor(datapath: Datapath) {
+  /**
+   * Binds the writer to an open datapath (`Datapath.open` or `Datapath.attachPinned`). `engineOwns` says
+   * whether the node's policy engine states a prefix (an agent passes its engine's ipcache); without it the
+   * map is dumped to find out (a lookup in an LPM trie is a longest-prefix match, so `0.0.0.0/0` matches
+   * every address and cannot tell an exact entry from a shorter one).
+   */
+  constructor(datapath: Datapath, options: { engineOwns?: (prefix: string) => boolean } = {}) {
     this.#dp = datapath;
+    this.#engineOwns = options.engineOwns;
+  }
+
+  /** The entry of exactly `prefix` (not a longer-or-shorter match), from a dump taken once per batch. */
+  #exact(prefix: string, dump: { map?: Map<string, IpcacheEntry> }): IpcacheEntry | undefined {
+    dump.map ??= new Map(this.#dp.ipcache.dump());
+    return dump.map.get(prefix);
   }
 
   /**
@@ -195,9 +208,16 @@ export class ClusterIpcache {
     );
     const map = this.#dp.ipcache;
     const out: IpcacheWrites = { updated: 0, deleted: 0, revision: this.#dp.policyRevision() };
+    const dump: { map?: Map<string, IpcacheEntry> } = {};
     try {
       for (const c of plan) {
-        const cur = map.get(c.prefix);
+        // LPM lookup: `cur` may be a shorter prefix's entry (0.0.0.0/0 matches everything); only an entry
+        // of exactly this prefix counts.
+        let cur = map.get(c.prefix);
+        if (cur !== undefined && (cur.flags & IPCACHE_F_REMOTE) === 0) {
+          const owned = this.#engineOwns?.(c.prefix) ?? this.#exact(c.prefix, dump) !== undefined;
+          if (!owned) cur = undefined;
+        } else if (cur !== undefined && dump.map !== undefined) cur = dump.map.get(c.prefix);
         if (c.op === 'upsert') {
           if (cur !== undefined && (cur.flags & IPCACHE_F_REMOTE) === 0)
             throw new AgentError(
@@ -206,10 +226,12 @@ export class ClusterIpcache {
             );
           if (cur !== undefined && same(cur, c.value)) continue;
           map.set(c.prefix, c.value);
+          dump.map?.set(c.prefix, c.value);
           out.updated++;
         } else {
           if (cur === undefined || (cur.flags & IPCACHE_F_REMOTE) === 0) continue;
           map.delete(c.prefix);
+          dump.map?.delete(c.prefix);
           out.deleted++;
         }
       }

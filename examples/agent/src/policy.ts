@@ -117,13 +117,15 @@ export function podSpec(p: Pick<PodRecord, 'ns' | 'name' | 'labels' | 'ip' | 'po
 
 /**
  * The policy engine of an agent's state: its namespaces, policies, enforcement mode and pods (endpoint id =
- * lxc id), identities from `identities` (the persisted table when omitted). What `Agent.restore` and the
+ * lxc id) and the pods of other nodes (`remotePods`, with engine endpoint ids the agent keeps apart from its own),
+ * identities from `identities` (the persisted table when omitted). What `Agent.restore` and the
  * read-only commands start from.
  * @throws AgentError `InvalidScenario` with the compiler's complaint.
  */
 export function engineFromState(
   state: Pick<AgentState, 'namespaces' | 'policies' | 'enforcement' | 'hostIp' | 'pods' | 'identities'>,
   identities: IdentityAllocator = new StickyIdentities(state.identities ?? {}),
+  remotePods: readonly PodSpec[] = [],
 ): PolicyEngine {
   try {
     const engine = new PolicyEngine({
@@ -135,7 +137,7 @@ export function engineFromState(
     const namespaces: Record<string, { labels: Record<string, string> }> = { ...state.namespaces };
     for (const p of pods) namespaces[p.ns] ??= { labels: {} };
     engine.load(
-      { namespaces, pods: pods.map(podSpec), policies: state.policies as PolicyObject[] },
+      { namespaces, pods: [...pods.map(podSpec), ...remotePods], policies: state.policies as PolicyObject[] },
       { changes: false },
     );
     return engine;

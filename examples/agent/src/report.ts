@@ -28,10 +28,19 @@ export function renderReport(report: RunReport): string {
     cells.set(k, [...(cells.get(k) ?? []), r]);
   }
   const lines: string[] = [];
+  const nodes = report.pods.some((p) => p.node !== undefined);
   lines.push(
     table(
-      ['POD', 'IP', 'IDENTITY', 'ENDPOINT', 'HOST VETH', 'ATTACH'],
-      report.pods.map((p) => [p.key, p.ip, String(p.identity), String(p.lxcId), p.hostIfname, p.attach]),
+      [...(nodes ? ['NODE'] : []), 'POD', 'IP', 'IDENTITY', 'ENDPOINT', 'HOST VETH', 'ATTACH'],
+      report.pods.map((p) => [
+        ...(nodes ? [p.node ?? ''] : []),
+        p.key,
+        p.ip,
+        String(p.identity),
+        String(p.lxcId),
+        p.hostIfname,
+        p.attach,
+      ]),
     ),
   );
   lines.push('');

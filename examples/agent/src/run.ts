@@ -36,7 +36,16 @@ export interface RunReport {
   setupMs: number;
   probeMs: number;
   /** Pods and where they run. */
-  pods: { key: string; ip: string; identity: number; lxcId: number; attach: string; hostIfname: string }[];
+  pods: {
+    key: string;
+    ip: string;
+    identity: number;
+    lxcId: number;
+    attach: string;
+    hostIfname: string;
+    /** The node the pod runs on (cluster runs). */
+    node?: string;
+  }[];
 }
 
 function labelOf(place: Place, endpoint: string): string {

@@ -1,6 +1,13 @@
 export type { Clock } from './clock.js';
 export { ManualClock, systemClock } from './clock.js';
 export type {
+  ClusterIpcacheOptions,
+  IpcacheChange,
+  IpcacheEntry,
+  IpcachePod,
+} from './cluster-ipcache.js';
+export { ClusterIpcache } from './cluster-ipcache.js';
+export type {
   ClusterPoolFamily,
   ClusterPoolOptions,
   ClusterPoolSpec,
@@ -27,6 +34,13 @@ export {
 } from './identity.js';
 export type { MemoryStoreOptions } from './memory.js';
 export { MemoryStore } from './memory.js';
+export type {
+  ClusterNode,
+  ClusterNodeChange,
+  NodeRegistration,
+  NodeRegistryOptions,
+} from './node-registry.js';
+export { NodeRegistry } from './node-registry.js';
 export type { PolicyIdentityAllocatorOptions } from './policy-allocator.js';
 export { PolicyIdentityAllocator } from './policy-allocator.js';
 export type { NodeSessionOptions } from './session.js';

@@ -47,6 +47,24 @@ describe('EtcdStore: the KvStore contract on a real etcd', () => {
 });
 
 describe('EtcdStore specifics', () => {
+  it('lists a prefix larger than one page and than one gRPC message (2 500 keys, 5 MB) in order, at one revision', async () => {
+    const s = open();
+    for (let i = 0; i < 2_500; i += 100)
+      await s.txn(
+        [],
+        Array.from({ length: 100 }, (_, j) => ({
+          type: 'put' as const,
+          key: `big/${String(i + j).padStart(5, '0')}`,
+          value: 'v'.repeat(2_000), // 5 MB in all: more than one gRPC message may carry
+        })),
+      );
+    const { entries, revision } = await s.list('big/');
+    expect(entries).toHaveLength(2_500);
+    expect(entries.map((e) => e.key)).toEqual([...entries.map((e) => e.key)].sort());
+    expect(new Set(entries.map((e) => e.key)).size).toBe(2_500);
+    expect(Math.max(...entries.map((e) => e.modRevision))).toBeLessThanOrEqual(revision);
+  });
+
   it('keeps each cluster under its own prefix', async () => {
     const a = open('datapath/cluster-a/');
     const b = open('datapath/cluster-b/');

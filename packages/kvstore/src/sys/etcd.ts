@@ -80,6 +80,9 @@ const passThrough = {
 /** A constant short watch-reconnect backoff, so watches resume promptly after an etcd restart. */
 const watchBackoff = { duration: 200, next: () => watchBackoff };
 
+/** Keys per range request of {@link EtcdStore.list}. */
+const LIST_PAGE = 2_000;
+
 function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
@@ -189,10 +192,29 @@ export class EtcdStore implements KvStore {
   async list(prefix: string): Promise<KvListResult> {
     checkPrefix('list', prefix);
     const full = this.#full(prefix);
-    const res = await this.#retry('list', prefix, () =>
-      this.#client.kv.range({ key: full, range_end: prefixEnd(full) }),
-    );
-    return { entries: res.kvs.map((kv) => this.#entry(kv)), revision: Number(res.header.revision) };
+    const end = prefixEnd(full);
+    // Pages of LIST_PAGE keys, all read at the first page's revision: one snapshot, and no response larger
+    // than the client's message limit however big the prefix (a large cluster's ipcache is megabytes).
+    const entries: KvEntry[] = [];
+    let from = full;
+    let revision: string | undefined;
+    for (;;) {
+      const at = revision;
+      const res = await this.#retry('list', prefix, () =>
+        this.#client.kv.range({
+          key: from,
+          range_end: end,
+          limit: LIST_PAGE,
+          ...(at === undefined ? {} : { revision: at }),
+        }),
+      );
+      revision ??= String(res.header.revision);
+      for (const kv of res.kvs) entries.push(this.#entry(kv));
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || last === undefined) break;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return { entries, revision: Number(revision) };
   }
 
   /**

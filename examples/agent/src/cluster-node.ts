@@ -1,0 +1,539 @@
+/**
+ * `agent node up`: one node of a cluster, as a long-running process. It joins the cluster state on etcd
+ * (`@datapath/kvstore`: a node session under a lease, the node registry, the cluster pool for its pod
+ * CIDR, cluster-wide identities, the cluster ipcache), runs an {@link Agent} whose node namespace is this
+ * node's root namespace, plugs it into the fabric, builds its share of the scenario's pods and publishes
+ * them, and follows the other nodes: their pods go into the policy engine (so selectors match them and
+ * their addresses get their identities in the ipcache map), their pod CIDRs get native routes via their
+ * underlay addresses. SIGTERM leaves the cluster and removes everything; SIGKILL leaves the kernel state
+ * for the next `node up` with the same name, which restores it.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ClusterIpcache,
+  type ClusterNode,
+  EtcdStore,
+  type IpcacheEntry,
+  KvError,
+  NodeRegistry,
+  NodeSession,
+  PolicyIdentityAllocator,
+  StoreClusterPool,
+  StoreIdentityAllocator,
+} from '@datapath/kvstore';
+import { linkGet } from '@datapath/netdev';
+import { Handle } from '@datapath/netlink';
+import { ReservedIdentity } from '@datapath/policy';
+import { Agent, type RemotePodInput } from './agent.js';
+import { nodeShare, placeScenario } from './cluster-scenario.js';
+import { AgentError } from './errors.js';
+import { ClusterIpcache as DatapathIpcache, REMOTE_NODE_IDENTITY } from './ipcache.js';
+import { setupNodeDatapath, TUNNEL_DEV, VXLAN_OVERHEAD } from './node-datapath.js';
+import type { PodInput } from './policy.js';
+import { loadScenario } from './policy.js';
+import type { PodRecord } from './state.js';
+import { plugNode, routeToNode, unrouteNode } from './underlay.js';
+
+/** Routing between nodes. */
+export type RoutingMode = 'native' | 'tunnel';
+
+/** The cluster pool every node shares (10.244.0.0/17, a /24 per node; world addresses stay above it). */
+export const CLUSTER_POOL = { ipv4: { cidrs: ['10.244.0.0/17'], nodeMaskSize: 24 } } as const;
+
+/** Options of {@link startNode}. */
+export interface NodeOptions {
+  /** Node name (cluster-wide). */
+  name: string;
+  /** Prefix of the node's namespaces, links and pins (≤ 12 characters). */
+  prefix: string;
+  /** The node's state directory (agent state, IPAM store, node status). */
+  stateDir: string;
+  /** etcd client URLs. */
+  etcd: string[];
+  /** Key prefix of the cluster in etcd (ends with `/`). */
+  etcdPrefix: string;
+  /** Underlay address (198.18.0.0/24). */
+  underlay: string;
+  /** Name of the fabric namespace to plug into. */
+  fabric: string;
+  mode: RoutingMode;
+  /** Scenario placed on nodes (`nodes`, pods' `node`): this node builds its pods. */
+  scenario?: string | undefined;
+  /** Lease TTL: how long after a crash the others see this node as gone. Default 5 s. */
+  ttlSeconds?: number;
+  /** Fixed pod CIDR instead of one from the cluster pool. */
+  podCidr?: string | undefined;
+  log?: (line: string) => void;
+}
+
+/** What a node writes to `<stateDir>/node.json` after every change (what `agent cluster status` shows). */
+export interface NodeStatus {
+  name: string;
+  pid: number;
+  bootId: string;
+  address: string;
+  podCidr: string;
+  mode: RoutingMode;
+  ready: boolean;
+  localPods: string[];
+  remotePods: string[];
+  /** Remote node → pod CIDR routed through it. */
+  routes: Record<string, string>;
+  updatedAt: string;
+}
+
+/** Path of a node's status file. */
+export function nodeStatusPath(stateDir: string): string {
+  return join(stateDir, 'node.json');
+}
+
+/** The labels the policy engine gives a pod's identity (absent `ipBlock` refinements): resolved ahead. */
+export function podIdentityLabels(
+  namespace: string,
+  labels: Readonly<Record<string, string>>,
+  namespaceLabels: Readonly<Record<string, string>>,
+): string[] {
+  const out = Object.entries(labels).map(([k, v]) => `k8s:${k}=${v}`);
+  out.push(`k8s:io.kubernetes.pod.namespace=${namespace}`);
+  for (const [k, v] of Object.entries({ 'kubernetes.io/metadata.name': namespace, ...namespaceLabels }))
+    out.push(`k8s:io.cilium.k8s.namespace.labels.${k}=${v}`);
+  out.push('k8s:io.cilium.k8s.policy.cluster=default');
+  return out.sort();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function storeError(err: unknown, what: string): unknown {
+  if (err instanceof KvError && err.code === 'AlreadyExists')
+    return new AgentError('ClusterConflict', `${what}: ${err.message}`, { cause: err });
+  if (err instanceof KvError && (err.code === 'Unavailable' || err.code === 'TimedOut'))
+    return new AgentError('StoreUnavailable', `${what}: etcd unreachable: ${err.message}`, { cause: err });
+  return err;
+}
+
+/** A running cluster node (in this process). */
+export class ClusterNodeAgent {
+  readonly agent: Agent;
+  readonly self: ClusterNode;
+  readonly bootId: string;
+  readonly #o: NodeOptions;
+  readonly #store: EtcdStore;
+  readonly #session: NodeSession;
+  readonly #ids: StoreIdentityAllocator;
+  readonly #allocator: PolicyIdentityAllocator;
+  readonly #registry: NodeRegistry;
+  readonly #ipcache: ClusterIpcache;
+  readonly #routes = new Map<string, string>();
+  /** The writer of the cluster's entries in this node's ipcache map (remote pods and nodes). */
+  readonly #writer: DatapathIpcache;
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(
+    o: NodeOptions,
+    parts: {
+      agent: Agent;
+      self: ClusterNode;
+      bootId: string;
+      store: EtcdStore;
+      session: NodeSession;
+      ids: StoreIdentityAllocator;
+      allocator: PolicyIdentityAllocator;
+      registry: NodeRegistry;
+      ipcache: ClusterIpcache;
+    },
+  ) {
+    this.#o = o;
+    this.agent = parts.agent;
+    this.self = parts.self;
+    this.bootId = parts.bootId;
+    this.#store = parts.store;
+    this.#session = parts.session;
+    this.#ids = parts.ids;
+    this.#allocator = parts.allocator;
+    this.#registry = parts.registry;
+    this.#ipcache = parts.ipcache;
+    this.#writer = new DatapathIpcache(parts.agent.datapath, {
+      engineOwns: (prefix) => parts.agent.ownsIpcachePrefix(prefix),
+    });
+  }
+
+  /**
+   * Joins the cluster and builds (or, after a crash, restores) the node.
+   * @throws AgentError `ClusterConflict` (name, address or pod CIDR taken; nothing is left behind),
+   * `StoreUnavailable` (etcd unreachable), `InvalidScenario`, `NotSupported` (tunnel mode), `DatapathFailed`.
+   */
+  static async start(o: NodeOptions): Promise<ClusterNodeAgent> {
+    const log = o.log ?? (() => undefined);
+    if (o.mode !== 'native' && o.mode !== 'tunnel')
+      throw new AgentError('InvalidArgument', `--mode must be native or tunnel, got ${String(o.mode)}`);
+    const share =
+      o.scenario === undefined ? undefined : nodeShare(placeScenario(loadScenario(o.scenario)), o.name);
+    const store = new EtcdStore({ endpoints: o.etcd, prefix: o.etcdPrefix, retryTimeoutMs: 5_000 });
+    const undo: (() => Promise<void> | void)[] = [() => store.close()];
+    try {
+      try {
+        await NodeRegistry.precheck(store, o.name, o.underlay);
+      } catch (err) {
+        throw storeError(err, `node ${o.name}`);
+      }
+      const restoring = existsSync(join(o.stateDir, 'state.json'));
+      const bootId = randomBytes(8).toString('hex');
+      let session: NodeSession;
+      try {
+        session = await NodeSession.open(store, { node: o.name, ttlSeconds: o.ttlSeconds ?? 5 });
+      } catch (err) {
+        throw storeError(err, `node ${o.name}`);
+      }
+      undo.push(() => session.close().catch(() => undefined));
+      const pool = await StoreClusterPool.open(store, CLUSTER_POOL);
+      undo.push(() => pool.close());
+      const registry = await NodeRegistry.open(session, pool);
+      undo.push(() => registry.close());
+      let self: ClusterNode;
+      try {
+        self = await registry.register({
+          address: o.underlay,
+          bootId,
+          ...(o.podCidr === undefined ? {} : { podCidrs: { ipv4: o.podCidr } }),
+        });
+      } catch (err) {
+        throw storeError(err, `node ${o.name}`);
+      }
+      if (o.podCidr === undefined) undo.push(async () => void (await pool.release(o.name).catch(() => [])));
+      const podCidr = self.podCidrs.ipv4!;
+      const ids = await StoreIdentityAllocator.open(session);
+      undo.push(() => ids.close());
+      const allocator = new PolicyIdentityAllocator(ids, {
+        onError: (e) => log(`identity: ${e.message}`),
+      });
+      const ipcache = await ClusterIpcache.open(session);
+      undo.push(() => ipcache.close());
+
+      // Other nodes' pods, known before the engine is built (a restart keeps their flows' identities).
+      const remote: RemotePodInput[] = [];
+      for (const e of ipcache.entries().values()) {
+        if (e.node === o.name || e.pod === undefined) continue;
+        remote.push(await remotePod(ids, allocator, e));
+      }
+      const scenarioNs = share?.namespaces ?? {};
+      const nsLabels = (ns: string) => scenarioNs[ns]?.labels ?? {};
+      let agent: Agent;
+      const agentOptions = {
+        name: o.name,
+        prefix: o.prefix,
+        stateDir: o.stateDir,
+        podCidr,
+        ...(o.mode === 'tunnel' ? { podMtu: 1500 - VXLAN_OVERHEAD } : {}),
+        identities: allocator,
+        remotePods: remote,
+        log,
+      };
+      if (restoring) {
+        const state = Agent.readState(agentOptions);
+        if (state.podCidr !== podCidr)
+          throw new AgentError(
+            'ClusterConflict',
+            `node ${o.name}: its state has pod CIDR ${state.podCidr} but the cluster gave ${podCidr}`,
+          );
+        for (const p of Object.values(state.pods))
+          await ensureIdentity(
+            ids,
+            allocator,
+            podIdentityLabels(p.ns, p.labels, state.namespaces[p.ns]?.labels ?? {}),
+          );
+        agent = await Agent.restore(agentOptions);
+        log(`restored node ${o.name}: ${agent.pods().length} pods, pod CIDR ${podCidr}`);
+      } else {
+        agent = await Agent.start(agentOptions, {
+          namespaces: scenarioNs,
+          policies: share?.policies ?? [],
+          enforcement: share?.enforcement ?? 'default',
+        });
+        undo.push(() => agent.destroy());
+        log(`node ${o.name}: pod CIDR ${podCidr}, underlay ${o.underlay}`);
+      }
+      plugNode(agent.node, o.fabric, `ul-${o.name}`, o.underlay);
+      // The node's side of the datapath: the VXLAN device and from_overlay in tunnel mode (a restored node
+      // keeps its device and re-attaches), nothing to add in native mode.
+      if (o.mode === 'tunnel' && restoring && tunnelIfindex(agent) !== undefined)
+        agent.datapath.attachTunnel(agent.node, tunnelIfindex(agent)!);
+      else setupNodeDatapath(agent.datapath, agent.node, { mode: o.mode });
+      const node = new ClusterNodeAgent(o, {
+        agent,
+        self,
+        bootId,
+        store,
+        session,
+        ids,
+        allocator,
+        registry,
+        ipcache,
+      });
+      // This node's pods: the scenario's share (missing ones are made), published under the lease.
+      for (const p of share?.pods ?? []) {
+        if (agent.state.pods[`${p.namespace}/${p.name}`] !== undefined) continue;
+        await ensureIdentity(
+          ids,
+          allocator,
+          podIdentityLabels(p.namespace, p.labels ?? {}, nsLabels(p.namespace)),
+        );
+        agent.addPods([{ ...p, ip: undefined }]);
+      }
+      await node.#publishAll();
+      node.#follow();
+      node.#writeStatus(true);
+      return node;
+    } catch (err) {
+      for (const u of undo.reverse()) {
+        try {
+          await u();
+        } catch {
+          // best effort: the original error is the one to report
+        }
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Adds a pod on this node (identity resolved cluster-wide first) and publishes it.
+   * @throws AgentError as `Agent.addPods`; KvError `Unavailable` when etcd does not answer (the pod stays, and is
+   * published by the next successful publish).
+   */
+  async addPod(p: PodInput): Promise<PodRecord> {
+    const nsLabels = this.agent.state.namespaces[p.namespace]?.labels ?? {};
+    await ensureIdentity(
+      this.#ids,
+      this.#allocator,
+      podIdentityLabels(p.namespace, p.labels ?? {}, nsLabels),
+    );
+    const [rec] = this.agent.addPods([p]);
+    await this.#publishPod(rec!);
+    this.#writeStatus(true);
+    return rec!;
+  }
+
+  /**
+   * Removes a pod of this node and withdraws it from the cluster.
+   * @throws AgentError `NotFound` for an unknown pod.
+   */
+  async removePod(key: string): Promise<void> {
+    const rec = this.agent.state.pods[key];
+    if (rec === undefined) throw new AgentError('NotFound', `no pod ${key} on node ${this.#o.name}`);
+    this.agent.removePod(key);
+    await this.#ipcache.delete(rec.ip);
+    this.#writeStatus(true);
+  }
+
+  async #publishPod(p: PodRecord): Promise<void> {
+    await this.#ipcache.upsert({
+      ip: p.ip,
+      identity: p.identity,
+      nodeAddress: this.self.address,
+      pod: {
+        namespace: p.ns,
+        name: p.name,
+        labels: p.labels,
+        namespaceLabels: this.agent.state.namespaces[p.ns]?.labels ?? {},
+      },
+    });
+  }
+
+  /** Pods this node publishes: its own, then the router address (seen as `remote-node` elsewhere). */
+  async #publishAll(): Promise<void> {
+    const adopted = await this.#ipcache.adopt();
+    const want = new Set<string>();
+    const state = this.agent.state;
+    await this.#ipcache.upsert({
+      ip: state.hostIp,
+      identity: ReservedIdentity.RemoteNode,
+      nodeAddress: this.self.address,
+    });
+    want.add(state.hostIp);
+    for (const p of this.agent.pods()) {
+      await this.#publishPod(p);
+      want.add(p.ip);
+    }
+    for (const e of adopted) if (!want.has(e.ip)) await this.#ipcache.delete(e.ip);
+  }
+
+  /** Follows the registry (routes, node addresses) and the ipcache (remote pods), one change at a time. */
+  #follow(): void {
+    const run = (fn: () => Promise<void> | void) => {
+      this.#queue = this.#queue
+        .then(fn)
+        .catch((err) => this.#o.log?.(`cluster sync: ${(err as Error).message}`))
+        .then(() => this.#writeStatus(true));
+    };
+    this.#registry.onChange((c) =>
+      run(() => (c.type === 'upsert' ? this.#nodeUp(c.node) : this.#nodeGone(c.node))),
+    );
+    this.#ipcache.onChange((c) =>
+      run(async () => {
+        if (c.entry.node === this.#o.name) return;
+        if (c.type === 'upsert') await this.#remoteUp(c.entry);
+        else this.#remoteGone(c.entry);
+      }),
+    );
+    // The initial load: every node and every node address already there.
+    run(async () => {
+      this.agent.setNodeIpcache(`${this.self.address}/32`, { identity: ReservedIdentity.Host, flags: 0 });
+      for (const n of this.#registry.nodes().values()) await this.#nodeUp(n);
+      for (const e of this.#ipcache.entries().values())
+        if (e.node !== this.#o.name && e.pod === undefined) await this.#remoteUp(e);
+      // every remote pod (the engine knew some from the start; their map entries are written here)
+      for (const e of this.#ipcache.entries().values())
+        if (e.node !== this.#o.name && e.pod !== undefined) await this.#remoteUp(e);
+      // what a previous process of this node wrote for pods or nodes that are gone
+      const known = new Set<string>();
+      for (const e of this.#ipcache.entries().values()) if (e.node !== this.#o.name) known.add(`${e.ip}/32`);
+      for (const n of this.#registry.nodes().values())
+        if (n.name !== this.#o.name) known.add(`${n.address}/32`);
+      for (const e of this.#writer.list()) if (!known.has(e.prefix)) this.#writer.delete(e.prefix);
+    });
+  }
+
+  #nodeUp(n: ClusterNode): void {
+    if (n.name === this.#o.name) return;
+    const cidr = n.podCidrs.ipv4;
+    if (cidr === undefined) return;
+    const old = this.#routes.get(n.name);
+    if (old !== undefined && old !== cidr) unrouteNode(this.agent.node, old);
+    // Both modes: native routing carries the pods' traffic; in tunnel mode the datapath encapsulates pod
+    // traffic and the route carries what the node itself sends to remote pods.
+    routeToNode(this.agent.node, cidr, n.address);
+    this.#routes.set(n.name, cidr);
+    this.#writer.upsert({ prefix: `${n.address}/32`, identity: REMOTE_NODE_IDENTITY });
+    this.#o.log?.(`node ${n.name} up: ${cidr} via ${n.address}`);
+  }
+
+  #nodeGone(n: ClusterNode): void {
+    if (n.name === this.#o.name) return;
+    const cidr = this.#routes.get(n.name);
+    if (cidr !== undefined) unrouteNode(this.agent.node, cidr);
+    this.#routes.delete(n.name);
+    this.#writer.delete(`${n.address}/32`);
+    this.#o.log?.(`node ${n.name} gone: route ${cidr ?? '-'} removed`);
+  }
+
+  async #remoteUp(e: IpcacheEntry): Promise<void> {
+    if (e.pod === undefined) {
+      this.#writer.upsert({ prefix: `${e.ip}/32`, identity: REMOTE_NODE_IDENTITY });
+      return;
+    }
+    const pod = await remotePod(this.#ids, this.#allocator, e);
+    try {
+      this.agent.upsertRemotePod(pod);
+    } catch (err) {
+      if (!(err instanceof KvError) || err.code !== 'NotFound') throw err;
+      await this.#allocator.settled(); // an identity label set we did not predict: resolved now
+      this.agent.upsertRemotePod(pod);
+    }
+    const key = `${pod.namespace}/${pod.name}`;
+    const identity = this.agent.policy.state().endpoints.get(key)?.identity ?? e.identity;
+    this.#writer.upsert({ prefix: `${e.ip}/32`, identity, node: e.nodeAddress });
+  }
+
+  #remoteGone(e: IpcacheEntry): void {
+    if (e.pod !== undefined) this.agent.deleteRemotePod(e.pod.namespace, e.pod.name);
+    this.#writer.delete(`${e.ip}/32`);
+  }
+
+  /** Resolves when every change seen so far is applied (tests). */
+  async settled(): Promise<void> {
+    let q: Promise<void>;
+    do {
+      q = this.#queue;
+      await q;
+    } while (q !== this.#queue);
+  }
+
+  #writeStatus(ready: boolean): void {
+    if (this.#closed) return;
+    const status: NodeStatus = {
+      name: this.#o.name,
+      pid: process.pid,
+      bootId: this.bootId,
+      address: this.self.address,
+      podCidr: this.self.podCidrs.ipv4 ?? '',
+      mode: this.#o.mode,
+      ready,
+      localPods: this.agent.pods().map((p) => p.key),
+      remotePods: [...this.agent.remotePods().keys()].sort(),
+      routes: Object.fromEntries(this.#routes),
+      updatedAt: new Date().toISOString(),
+    };
+    mkdirSync(this.#o.stateDir, { recursive: true });
+    const path = nodeStatusPath(this.#o.stateDir);
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(status, null, 2)}\n`);
+    renameSync(`${path}.tmp`, path);
+  }
+
+  /** Leaves the cluster and removes everything this node made (pods, namespaces, pins, state). */
+  async down(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.catch(() => undefined);
+    await this.#ipcache.close();
+    await this.#registry.deregister().catch(() => undefined);
+    await this.#registry.close();
+    await this.#ids.close();
+    this.agent.destroy();
+    await this.#session.close().catch(() => undefined);
+    await this.#store.close();
+  }
+
+  /** Stops following and closes handles; the kernel state stays (as a crash would leave it). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.catch(() => undefined);
+    await this.#ipcache.close();
+    await this.#registry.close();
+    await this.#ids.close();
+    this.agent.close();
+    this.#session.abandon();
+    await this.#store.close();
+  }
+}
+
+/** The ifindex of a restored node's VXLAN device, if it has one. */
+function tunnelIfindex(agent: Agent): number | undefined {
+  using h = Handle.open(agent.node);
+  try {
+    return linkGet(TUNNEL_DEV, { handle: h }).index;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Makes sure a label set's identity is in the local copy (resolving it cluster-wide if needed). */
+async function ensureIdentity(
+  ids: StoreIdentityAllocator,
+  allocator: PolicyIdentityAllocator,
+  labels: string[],
+): Promise<void> {
+  if (ids.lookupByLabels(labels) === undefined) await allocator.prepare(labels);
+}
+
+async function remotePod(
+  ids: StoreIdentityAllocator,
+  allocator: PolicyIdentityAllocator,
+  e: IpcacheEntry,
+): Promise<RemotePodInput> {
+  const pod = e.pod!;
+  const labels = podIdentityLabels(pod.namespace, pod.labels, pod.namespaceLabels ?? {});
+  // The publishing node created the identity before the entry; our identity watch may lag the ipcache's.
+  for (let i = 0; i < 20 && ids.lookupByLabels(labels) === undefined; i++) await sleep(50);
+  await ensureIdentity(ids, allocator, labels);
+  return {
+    namespace: pod.namespace,
+    name: pod.name,
+    labels: { ...pod.labels },
+    ip: e.ip,
+    namespaceLabels: { ...(pod.namespaceLabels ?? {}) },
+  };
+}

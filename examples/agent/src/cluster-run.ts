@@ -1,0 +1,179 @@
+/**
+ * Probes across a running cluster: every probe of the scenario sent as real packets from its source's
+ * namespace on its node to its destination on (possibly) another node, compared with the verdict of the
+ * scenario compiled once for the whole cluster (the same policies, namespaces and identities every node
+ * has) and with `expect`. Endpoints are shown with their node: `web/frontend@n1`; `host` and `world:<ip>`
+ * are those of the node of the probe's other end (a probe may name another node with `fromNode`/`toNode`).
+ */
+import { readFileSync } from 'node:fs';
+import { Netns } from '@datapath/netlink';
+import { compileScenario, type Flow, type PolicyEngine, verdict } from '@datapath/policy';
+import { Agent } from './agent.js';
+import type { ClusterRecord } from './cluster.js';
+import { AgentError } from './errors.js';
+import { addWorldAddress } from './node.js';
+import type { Scenario } from './policy.js';
+import {
+  classify,
+  type Place,
+  type ProbeResult,
+  type ProbeSpec,
+  planListeners,
+  planProbes,
+} from './probes.js';
+import type { RunReport } from './run.js';
+import type { AgentState } from './state.js';
+import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
+
+type ClusterScenarioDoc = Omit<Scenario, 'pods' | 'probes'> & {
+  nodes: string[];
+  pods: (Scenario['pods'][number] & { node: string })[];
+  probes: (Scenario['probes'][number] & { fromNode?: string; toNode?: string })[];
+};
+
+/** Where each end of every probe lives, node by node. */
+interface NodeView {
+  name: string;
+  state: AgentState;
+}
+
+function at(endpoint: string, node: string): string {
+  return `${endpoint}@${node}`;
+}
+
+/**
+ * Sends every probe of the cluster's scenario and returns the report (pods with their node).
+ * @throws AgentError `ListenerFailed`, `ProbeFailed`, `InvalidScenario` (a probe names an unknown node).
+ */
+export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Promise<RunReport> {
+  const t0 = performance.now();
+  const doc = JSON.parse(readFileSync(c.scenario, 'utf8')) as ClusterScenarioDoc;
+  const views = new Map<string, NodeView>();
+  for (const n of c.nodes)
+    views.set(n.name, {
+      name: n.name,
+      state: Agent.readState({ name: n.name, prefix: n.prefix, stateDir: n.stateDir }),
+    });
+  const podNode = new Map(doc.pods.map((p) => [`${p.namespace ?? p.ns}/${p.name}`, p.node]));
+  const nodeOf = (endpoint: string, other: string, explicit: string | undefined): string => {
+    if (explicit !== undefined) {
+      if (!views.has(explicit))
+        throw new AgentError('InvalidScenario', `probe names unknown node ${explicit}`);
+      return explicit;
+    }
+    const n = podNode.get(endpoint) ?? podNode.get(other) ?? c.nodes[0]!.name;
+    return n;
+  };
+  // Probe endpoints renamed with their node; `flows` keep the scenario's names for the compiled verdict.
+  const probes: ProbeSpec[] = [];
+  const flows: Flow[] = [];
+  for (const p of doc.probes) {
+    const fromNode = nodeOf(p.from, p.to, p.fromNode);
+    const toNode = nodeOf(p.to, p.from, p.toNode);
+    probes.push({
+      from: at(p.from, fromNode),
+      to: at(p.to, toNode),
+      port: p.port,
+      protocol: p.protocol ?? 'TCP',
+      ...(p.expect === undefined ? {} : { expect: p.expect }),
+    });
+    flows.push({ from: p.from, to: p.to, port: p.port, protocol: p.protocol ?? 'TCP' });
+  }
+  // The compiled verdict: the scenario with the pods' real addresses, compiled once.
+  const ipOf = new Map<string, string>();
+  for (const v of views.values()) for (const pod of Object.values(v.state.pods)) ipOf.set(pod.key, pod.ip);
+  const engine: PolicyEngine = compileScenario({
+    ...doc,
+    pods: doc.pods.map((p) => ({ ...p, ip: ipOf.get(`${p.namespace ?? p.ns}/${p.name}`) ?? p.ip })),
+  }).engine;
+
+  const worlds = new Set<string>();
+  const resolve = (endpoint: string): Place => {
+    const i = endpoint.lastIndexOf('@');
+    const name = endpoint.slice(0, i);
+    const node = views.get(endpoint.slice(i + 1));
+    if (node === undefined) throw new AgentError('NotFound', `no node for ${endpoint}`);
+    const s = node.state;
+    if (name === 'host') return { kind: 'host', ip: s.hostIp, netnsPath: `/run/netns/${s.nodeNetns}` };
+    if (name.startsWith('world:')) {
+      const ip = name.slice(6);
+      if (!worlds.has(endpoint)) {
+        worlds.add(endpoint);
+        using world = Netns.open({ name: s.worldNetns });
+        using nodeNs = Netns.open({ name: s.nodeNetns });
+        addWorldAddress(world, nodeNs, `${s.prefix}w`, ip);
+      }
+      return { kind: 'world', ip, netnsPath: `/run/netns/${s.worldNetns}` };
+    }
+    const pod = s.pods[name];
+    if (pod === undefined) throw new AgentError('NotFound', `no pod ${name} on node ${node.name}`);
+    return { kind: 'pod', key: endpoint, ip: pod.ip, netnsPath: `/run/netns/${pod.netns}` };
+  };
+  const declared = new Map<string, { port: number; protocol: string }[]>();
+  for (const v of views.values())
+    for (const pod of Object.values(v.state.pods)) declared.set(at(pod.key, v.name), pod.ports);
+  for (const p of probes) {
+    resolve(p.from);
+    resolve(p.to);
+  }
+  const setupMs = performance.now() - t0;
+  const t1 = performance.now();
+  const listeners: Listener[] = [];
+  try {
+    const started = await Promise.allSettled(
+      planListeners(probes, resolve, declared).map((plan) =>
+        startListener(plan.netnsPath, plan.label, plan.ports),
+      ),
+    );
+    for (const s of started) if (s.status === 'fulfilled') listeners.push(s.value);
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
+    const outcomes = new Map<number, ProbeOutcome>();
+    const batches = [...planProbes(probes, resolve, timeoutMs)];
+    const done = await Promise.all(batches.map(([ns, reqs]) => runProbes(ns, reqs)));
+    for (const list of done) for (const o of list) outcomes.set(o.id, o);
+    // Timeouts of allowed probes are sent once more, one source at a time (a starved prober is not a drop).
+    const compiled = flows.map((f) => verdict(engine.state(), f).verdict);
+    const suspect = probes
+      .map((_p, id) => id)
+      .filter((id) => outcomes.get(id)?.result === 'timeout' && compiled[id] === 'allow');
+    if (suspect.length > 0)
+      for (const [ns, reqs] of planProbes(probes, resolve, timeoutMs * 2, new Set(suspect)))
+        for (const o of await runProbes(ns, reqs)) outcomes.set(o.id, o);
+    const probeMs = performance.now() - t1;
+    const results: ProbeResult[] = probes.map((p, id) => {
+      const outcome = outcomes.get(id);
+      const place = resolve(p.to);
+      const m =
+        outcome === undefined
+          ? { measured: 'skipped' as const, detail: `${p.protocol} not supported by this kernel` }
+          : classify(outcome, place.kind === 'world' ? 'world' : p.to);
+      const v = compiled[id]!;
+      const mismatch =
+        m.measured !== 'skipped' &&
+        (m.measured !== v ||
+          (p.expect !== undefined && p.expect !== m.measured) ||
+          m.detail.startsWith('answered by'));
+      return { ...p, measured: m.measured, compiled: v, detail: m.detail, ms: outcome?.ms ?? 0, mismatch };
+    });
+    return {
+      results,
+      mismatches: results.filter((r) => r.mismatch).length,
+      skipped: results.filter((r) => r.measured === 'skipped').length,
+      setupMs,
+      probeMs,
+      pods: [...views.values()].flatMap((v) =>
+        Object.values(v.state.pods).map((p) => ({
+          key: p.key,
+          ip: p.ip,
+          identity: p.identity,
+          lxcId: p.lxcId,
+          attach: p.attach,
+          hostIfname: p.hostIfname,
+          node: v.name,
+        })),
+      ),
+    };
+  } finally {
+    await Promise.all(listeners.map((l) => l.close()));
+  }
+}
