@@ -277,6 +277,7 @@ interface SysctlOptions {
     netns?: Netns | undefined;
 }
 declare function sysctlSet(key: string, value: string | number, options?: SysctlOptions): void;
+declare function sysctlSetAsync(key: string, value: string | number, options?: SysctlOptions): Promise<void>;
 declare function sysctlGet(key: string, options?: SysctlOptions): string;
-export { NetdevSubscription, addrAdd, addrDel, addrList, applyEndpoint, applyEndpointAsync, hostIfname, linkAdd, linkDel, linkGet, linkList, linkSetDown, linkSetMac, linkSetMtu, linkSetName, linkSetNs, linkSetUp, neighAdd, neighDel, neighList, planEndpoint, removeEndpoint, removeEndpointAsync, routeAdd, routeDel, routeList, routeReplace, subscribe, sysctlGet, sysctlSet };
+export { NetdevSubscription, addrAdd, addrDel, addrList, applyEndpoint, applyEndpointAsync, hostIfname, linkAdd, linkDel, linkGet, linkList, linkSetDown, linkSetMac, linkSetMtu, linkSetName, linkSetNs, linkSetUp, neighAdd, neighDel, neighList, planEndpoint, removeEndpoint, removeEndpointAsync, routeAdd, routeDel, routeList, routeReplace, subscribe, sysctlGet, sysctlSet, sysctlSetAsync };
 export type { AddrAddOptions, Address, ApplyOptions, ContainerSidePlan, EndpointInterface, EndpointMode, EndpointPlan, EndpointRef, EndpointResult, EndpointSpec, EndpointStep, HostSidePlan, Link, LinkBase, LinkRef, LinkSpec, Neigh, NeighStateName, NetdevAddrEvent, NetdevEvent, NetdevLink, NetdevLinkEvent, NetdevNeighEvent, NetdevOptions, NetdevRouteEvent, NetdevSubscribeOptions, PlannedAddress, PlannedRoute, PlannedRouteDelete, PlannedSysctl, RemoveOptions, Route, RouteSpec, RouteTypeName, SysctlOptions, VethPeer };

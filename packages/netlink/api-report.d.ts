@@ -234,6 +234,7 @@ declare class Netns implements Disposable {
     createServer(optionsOrListener?: ServerOpts | ((socket: Socket) => void), listener?: (socket: Socket) => void): Server;
     connect(options: NsConnectOptions, onConnect?: () => void): Socket;
     createSocket(typeOrOptions: SocketType | SocketOptions): Socket$1;
+    openFile(path: string, mode: "r" | "w"): number;
     get isClosed(): boolean;
     private ensureOpen;
 }

@@ -2,16 +2,18 @@
 // socket) through a real CNI client: cnitool (libcni), chained with Debian's `tuning`. The plugin is
 // installed twice: in front of it the C shim (native/shim.c), and the Node client alone (shim: false).
 // ADD makes a pod the agent lists with its identity; traffic between it and a scenario pod obeys policy
-// (real packets); CHECK; an agent restart keeps the pod; DEL removes everything. kill -9 of the shim at
+// (real packets) and shows in the agent's events by name; CHECK; an agent restart keeps the pod and its established TCP flow; DEL removes everything. kill -9 of the shim at
 // random points of ADD leaves nothing once the lease expires (or a confirmed pod that DEL removes); 50
 // concurrent ADDs and DELs; an agent that is down is CNI error 11 (ADD) and 50 (STATUS).
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Installation, installPlugin } from '@datapath/cni-plugin';
+import { Netns } from '@datapath/netlink';
 import type { PolicyObject } from '@datapath/policy';
 import {
   createNetns,
@@ -26,6 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
 import { AgentClient } from '../src/api/client.js';
 import { ApiServer } from '../src/api/server.js';
+import { type AgentEvent, decodeRecord, EventNamer } from '../src/events.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -211,6 +214,41 @@ const cniAddresses = async () =>
 const nodeLinks = () => links(agent.state.nodeNetns).filter((l) => l.startsWith('lxc'));
 const pins = () => readdirSync(agent.state.pinDir, { recursive: true }).map(String).sort();
 
+/** Lines read from a socket, one `next()` at a time (rejects after 3 s or when the socket fails). */
+class LineReader {
+  #buf = '';
+  readonly #lines: string[] = [];
+  readonly #waiting: ((line: string | Error) => void)[] = [];
+  constructor(socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      this.#buf += d;
+      for (let i = this.#buf.indexOf('\n'); i >= 0; i = this.#buf.indexOf('\n')) {
+        this.#push(this.#buf.slice(0, i));
+        this.#buf = this.#buf.slice(i + 1);
+      }
+    });
+    socket.on('error', (err) => this.#push(err));
+  }
+  #push(line: string | Error): void {
+    const w = this.#waiting.shift();
+    if (w) w(line);
+    else if (typeof line === 'string') this.#lines.push(line);
+  }
+  next(): Promise<string> {
+    const line = this.#lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no line within 3 s')), 3_000);
+      this.#waiting.push((l) => {
+        clearTimeout(timer);
+        if (l instanceof Error) reject(l);
+        else resolve(l);
+      });
+    });
+  }
+}
+
 async function probe(from: string, to: string): Promise<string> {
   const [r] = await runProbes(from, [{ id: 0, host: to, port: 80, protocol: 'TCP', timeoutMs: 700 }]);
   return r!.result;
@@ -259,18 +297,54 @@ describe('datapath-cni agent mode through cnitool', () => {
     try {
       expect(await probe(pod.path, target.ip)).toBe('connected');
       await client.applyPolicies([allowFrom('nobody')]);
-      expect(await probe(pod.path, target.ip)).toBe('timeout');
+      // What the monitor shows (the events ring, named from the agent's state): the CNI-created pod by name.
+      const ring = agent.datapath.openEvents();
+      const namer = new EventNamer(agent.state as never);
+      const drain = () => {
+        const out: AgentEvent[] = [];
+        ring.read((view, off, len) => {
+          const raw = decodeRecord(view, off, len);
+          if (raw !== undefined) out.push(namer.describe(raw));
+        });
+        return out;
+      };
+      try {
+        drain();
+        expect(await probe(pod.path, target.ip)).toBe('timeout');
+        expect(drain().filter((e) => e.type === 'drop')[0]).toMatchObject({
+          reason: 'policy-denied',
+          source: expect.objectContaining({ ip, name: 'shop/client' }),
+          destination: expect.objectContaining({ ip: target.ip, port: 80, name: 'shop/server' }),
+          endpoint: expect.objectContaining({ pod: 'shop/server', direction: 'ingress' }),
+        });
+      } finally {
+        ring.close();
+      }
       await client.applyPolicies([allowFrom('client')]);
       ok(await cnitool(shim, conf, 'check', net, pod, env));
 
-      // agent restart: the pod keeps its address, identity and datapath; CHECK still passes
-      await server.close();
-      agent.close();
-      await serve(await Agent.restore(o));
-      const again = (await cniPods())[0]!;
-      expect(again).toMatchObject({ ip, identity: ep!.identity, id: ep!.id });
-      expect(await probe(pod.path, target.ip)).toBe('connected');
-      ok(await cnitool(shim, conf, 'check', net, pod, env));
+      // An established TCP flow from the CNI-created pod, opened from inside its namespace by this process.
+      using podNs = Netns.open({ path: pod.path });
+      const flow = podNs.connect({ host: target.ip, port: 80 });
+      const lines = new LineReader(flow);
+      try {
+        expect(await lines.next()).toBe('shop/server'); // the listener's greeting
+        flow.write('before\n');
+        expect(await lines.next()).toBe('before');
+
+        // agent restart: the pod keeps its address, identity, datapath and established flows; CHECK passes
+        await server.close();
+        agent.close();
+        await serve(await Agent.restore(o));
+        const again = (await cniPods())[0]!;
+        expect(again).toMatchObject({ ip, identity: ep!.identity, id: ep!.id });
+        flow.write('after\n'); // the same connection, across the restart
+        expect(await lines.next()).toBe('after');
+        expect(await probe(pod.path, target.ip)).toBe('connected');
+        ok(await cnitool(shim, conf, 'check', net, pod, env));
+      } finally {
+        flow.destroy();
+      }
     } finally {
       await l.close();
     }

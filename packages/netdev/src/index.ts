@@ -49,4 +49,4 @@ export type {
 } from './subscribe.js';
 export { NetdevSubscription, subscribe } from './subscribe.js';
 export type { SysctlOptions } from './sysctl.js';
-export { sysctlGet, sysctlSet } from './sysctl.js';
+export { sysctlGet, sysctlSet, sysctlSetAsync } from './sysctl.js';

@@ -1,6 +1,6 @@
 // sysctls under /proc/sys/net, written synchronously inside the target namespace.
 import type { Netns } from '@datapath/netlink';
-import { procRead, procWrite } from './sys/procfs.js';
+import { procRead, procWrite, procWriteAsync } from './sys/procfs.js';
 import { bad } from './validate.js';
 
 /** Options of {@link sysctlSet} / {@link sysctlGet}. */
@@ -40,6 +40,33 @@ export function sysctlSet(key: string, value: string | number, options: SysctlOp
   const write = () => procWrite(path, text, op);
   if (options.netns) options.netns.run(write);
   else write();
+}
+
+/**
+ * The async form of {@link sysctlSet}: the knob is opened inside `netns` from a short-lived thread (this
+ * thread never enters the namespace) and written on libuv's threadpool. Same checks and errors.
+ *
+ * Equivalent to: `ip netns exec NS sysctl -w KEY=VALUE`.
+ *
+ * @throws `NetlinkError` (`@datapath/netlink`) as {@link sysctlSet}.
+ * @example Turning off reverse-path filtering inside a namespace
+ * ```ts
+ * import { Netns } from '@datapath/netlink';
+ * import { sysctlSetAsync } from '@datapath/netdev';
+ * using ns = Netns.open({ name: 'blue' });
+ * await sysctlSetAsync('net.ipv4.conf.eth0.rp_filter', '0', { netns: ns });
+ * ```
+ */
+export async function sysctlSetAsync(
+  key: string,
+  value: string | number,
+  options: SysctlOptions = {},
+): Promise<void> {
+  const op = 'sysctlSet';
+  const path = sysctlPath(key, op);
+  const text = String(value);
+  if (/[\n\0]/.test(text)) bad(op, `invalid sysctl value ${JSON.stringify(text)}`, key);
+  await procWriteAsync(path, text, op, options.netns);
 }
 
 /**

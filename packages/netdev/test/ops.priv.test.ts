@@ -33,6 +33,7 @@ import {
   routeReplace,
   sysctlGet,
   sysctlSet,
+  sysctlSetAsync,
 } from '../src/index.js';
 
 interface IpLink {
@@ -373,6 +374,25 @@ describe('addresses, routes, neighbours, sysctls', () => {
       expect(() => sysctlSet('net/../../kernel/x', 'x', { netns })).toThrow(
         expect.objectContaining({ code: 'InvalidArgument' }),
       );
+    });
+  });
+});
+
+describe('sysctlSetAsync', () => {
+  it("writes inside the given namespace through a knob opened there, with the sync form's errors", async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(async (t) => {
+      using netns = Netns.open({ name: t.name });
+      const outside = sysctlGet('net.ipv4.conf.lo.rp_filter');
+      await sysctlSetAsync('net.ipv4.conf.lo.rp_filter', 2, { netns });
+      expect(inNetns(t.name, 'cat', ['/proc/sys/net/ipv4/conf/lo/rp_filter']).trim()).toBe('2');
+      expect(sysctlGet('net.ipv4.conf.lo.rp_filter')).toBe(outside);
+      await expect(sysctlSetAsync('net.ipv4.conf.nope0.rp_filter', 0, { netns })).rejects.toMatchObject({
+        code: 'NotFound',
+      });
+      await expect(sysctlSetAsync('kernel.hostname', 'x', { netns })).rejects.toMatchObject({
+        code: 'InvalidArgument',
+      });
     });
   });
 });

@@ -10,6 +10,7 @@ import {
   isNsfs,
   listDir,
   mkdirp,
+  openInNetns,
   openRead,
   unlink,
 } from './sys/fs.js';
@@ -385,6 +386,35 @@ export class Netns implements Disposable {
   createSocket(typeOrOptions: SocketType | SocketOptions): DgramSocket {
     this.ensureOpen('netnsCreateSocket');
     return udpIn(this, typeOrOptions);
+  }
+
+  /**
+   * Opens a file as seen from inside this namespace and returns its fd (close it with `fs.close`): the open
+   * runs on a short-lived thread inside the namespace, this thread never moves. What `/proc/sys/net/*` shows
+   * depends on the namespace of the opener, and the fd keeps it: reads and writes through it (e.g. with
+   * `fs.write`, on libuv's threadpool) act on this namespace's knobs.
+   *
+   * Equivalent to: `ip netns exec NAME cat FILE` (the open part).
+   *
+   * @throws {@link NetlinkError} `BadFd` (closed handle), `NotFound`, `PermissionDenied`, `InvalidArgument`
+   * (a mode other than `r` or `w`).
+   * @example Writing a sysctl of another namespace without entering it
+   * ```ts
+   * import { write, close } from 'node:fs';
+   * import { Netns } from '@datapath/netlink';
+   * using ns = Netns.open({ name: 'blue' });
+   * const fd = ns.openFile('/proc/sys/net/ipv4/ip_forward', 'w');
+   * write(fd, '1', () => close(fd, () => undefined));
+   * ```
+   */
+  openFile(path: string, mode: 'r' | 'w'): number {
+    const op = 'netnsOpenFile';
+    this.ensureOpen(op);
+    if (mode !== 'r' && mode !== 'w')
+      throw new NetlinkError('InvalidArgument', `${op}: mode must be 'r' or 'w', got ${String(mode)}`, {
+        op,
+      });
+    return openInNetns(this, path, mode === 'w', op);
   }
 
   /** Whether {@link Netns.close} was called. */

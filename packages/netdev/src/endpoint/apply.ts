@@ -14,7 +14,7 @@ import {
   RouteType,
 } from '@datapath/netlink';
 import { leaseAsyncHandleIn, leaseHandleIn } from '../common.js';
-import { sysctlSet } from '../sysctl.js';
+import { sysctlSet, sysctlSetAsync } from '../sysctl.js';
 import { aborted, bad, checkIfname, checkMac, checkMtu } from '../validate.js';
 import { type EndpointMode, type EndpointPlan, hostIfname, type PlannedRoute } from './plan.js';
 
@@ -134,7 +134,22 @@ interface NlCall {
   undo?: boolean;
 }
 
-type Steps<R> = Generator<NlCall, R, unknown>;
+/** A sysctl write of a step: synchronous in a namespace window, or async through an fd opened inside. */
+interface SysctlCall {
+  call: 'sysctl';
+  key: string;
+  value: string;
+  netns: Netns | undefined;
+}
+
+type Steps<R> = Generator<NlCall | SysctlCall, R, unknown>;
+
+const sysctlCall = (key: string, value: string, netns: Netns | undefined): SysctlCall => ({
+  call: 'sysctl',
+  key,
+  value,
+  netns,
+});
 
 const nl = (side: NlCall['side'], call: NlCall['call'], ...args: unknown[]): NlCall => ({ side, call, args });
 
@@ -143,12 +158,7 @@ const nl = (side: NlCall['side'], call: NlCall['call'], ...args: unknown[]): NlC
  * synchronously, {@link applyEndpointAsync} awaits its async form. A failing call is thrown back into
  * the sequence, whose rollback then deletes the veth (which removes everything made after it).
  */
-function* applySteps(
-  plan: EndpointPlan,
-  podNs: Netns,
-  options: ApplyOptions,
-  sysctl: (key: string, value: string, netns: Netns | undefined) => void,
-): Steps<EndpointResult> {
+function* applySteps(plan: EndpointPlan, podNs: Netns, options: ApplyOptions): Steps<EndpointResult> {
   const op = 'applyEndpoint';
   const step = options.onStep ?? (() => {});
   const { host: hp, container: cp } = plan;
@@ -174,7 +184,7 @@ function* applySteps(
     const podIndex = hostLink.link ?? 0;
 
     step('hostSysctls');
-    for (const s of hp.sysctls) sysctl(s.key, s.value, options.hostNetns);
+    for (const s of hp.sysctls) yield sysctlCall(s.key, s.value, options.hostNetns);
 
     step('hostUp');
     yield nl('host', 'linkSet', { index: hostIndex, flags: IfFlag.UP, change: IfFlag.UP });
@@ -201,7 +211,7 @@ function* applySteps(
     yield nl('pod', 'linkSet', { index: 1, flags: IfFlag.UP, change: IfFlag.UP });
 
     step('containerSysctls');
-    for (const s of cp.sysctls) sysctl(s.key, s.value, podNs);
+    for (const s of cp.sysctls) yield sysctlCall(s.key, s.value, podNs);
 
     step('containerAddresses');
     for (const a of cp.addresses) {
@@ -267,11 +277,15 @@ function runSync<R>(steps: Steps<R>, handles: { host: Handle; pod?: Handle | und
   let r = steps.next();
   for (;;) {
     if (r.done) return r.value;
-    const { side, call, args } = r.value;
+    const step = r.value;
     let value: unknown;
     try {
-      const h = side === 'host' ? handles.host : (handles.pod as Handle);
-      value = (h[call] as (...a: unknown[]) => unknown)(...args);
+      if (step.call === 'sysctl') {
+        sysctlSet(step.key, step.value, step.netns ? { netns: step.netns } : {});
+      } else {
+        const h = step.side === 'host' ? handles.host : (handles.pod as Handle);
+        value = (h[step.call] as (...a: unknown[]) => unknown)(...step.args);
+      }
     } catch (err) {
       r = steps.throw(err);
       continue;
@@ -289,9 +303,16 @@ async function runAsync<R>(
   let r = steps.next();
   for (;;) {
     if (r.done) return r.value;
-    const { side, call, args, undo } = r.value;
+    const step = r.value;
     let value: unknown;
     try {
+      if (step.call === 'sysctl') {
+        if (signal?.aborted) throw aborted('applyEndpoint', signal);
+        await sysctlSetAsync(step.key, step.value, step.netns ? { netns: step.netns } : {});
+        r = steps.next(undefined);
+        continue;
+      }
+      const { side, call, args, undo } = step;
       const h = side === 'host' ? handles.host : (handles.pod as Handle);
       // The signal cancels calls not yet started; a rollback is never cancelled.
       value = await (h[`${call}Async`] as (...a: unknown[]) => Promise<unknown>)(
@@ -388,7 +409,7 @@ function prepareApply(
 export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): EndpointResult {
   const opened = prepareApply(plan, options, leaseHandleIn);
   try {
-    return runSync(applySteps(plan, opened.podNs, options, sysctlIn), {
+    return runSync(applySteps(plan, opened.podNs, options), {
       host: opened.host.handle,
       pod: opened.pod,
     });
@@ -426,17 +447,13 @@ export async function applyEndpointAsync(
   const opened = prepareApply(plan, options, leaseAsyncHandleIn);
   try {
     return await runAsync(
-      applySteps(plan, opened.podNs, options, sysctlIn),
+      applySteps(plan, opened.podNs, options),
       { host: opened.host.handle, pod: opened.pod },
       options.signal,
     );
   } finally {
     opened.close();
   }
-}
-
-function sysctlIn(key: string, value: string, netns: Netns | undefined): void {
-  sysctlSet(key, value, netns ? { netns } : {});
 }
 
 function isPlan(ref: EndpointRef | EndpointPlan): ref is EndpointPlan {

@@ -1,13 +1,34 @@
 // Synchronous file operations on namespace files and /proc/sys, with Node's errors mapped through
 // fsCall. Synchronous on purpose: they run inside setns windows, where nothing may go async.
 import * as fs from 'node:fs';
-import { fsCall } from '../errors.js';
+import { errnoError, fsCall } from '../errors.js';
+import { nativeAddon } from './native.js';
 
 const NSFS_MAGIC = 0x6e73_6673;
 
 /** Opens a file read-only (close-on-exec), e.g. a namespace file. */
 export function openRead(path: string, op: string): number {
   return fsCall(() => fs.openSync(path, 'r'), op, 'open', path);
+}
+
+/**
+ * Opens `path` from a thread inside the namespace `ns` (the native addon: a short-lived thread, this one never
+ * moves; without it, inside a synchronous `ns.run` window): what `/proc/sys/net` shows depends on the namespace
+ * of the opener, and the fd keeps showing that namespace's files.
+ */
+export function openInNetns(
+  ns: { fd: number; path: string; run<T>(fn: () => T): T },
+  path: string,
+  write: boolean,
+  op: string,
+): number {
+  const addon = nativeAddon;
+  if (addon === undefined)
+    return ns.run(() => fsCall(() => fs.openSync(path, write ? 'w' : 'r'), op, 'open', path));
+  const flags = write ? fs.constants.O_WRONLY : fs.constants.O_RDONLY; // the addon adds O_CLOEXEC
+  const fd = addon.openIn(ns.fd, path, flags);
+  if (fd < 0) throw errnoError(-fd, { op, syscall: 'setns+open', target: `${path} in ${ns.path}` });
+  return fd;
 }
 
 /** Creates an empty file, failing when it exists (`O_CREAT|O_EXCL`). */
