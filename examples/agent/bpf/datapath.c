@@ -484,12 +484,15 @@ static __always_inline int ct_admit(struct flow *f, struct ct_entry *e, struct s
 	else
 		r = flow_verdict(a, b, f->tuple.proto, policy_port(f->tuple.proto, f->tuple.dport), who, dir, &match);
 	if (e) {
-		/* An established flow checked again after a policy change. */
+		/* An established flow checked again after a policy change. A flow the change denies gets
+		 * a policy-verdict record (once per direction: its entry is marked denied, so its later
+		 * packets take the fast path); one still allowed gets none, as any established flow. */
 		e->flags &= CT_F_REPLY;
 		if (r != REASON_FORWARDED) {
 			e->flags |= CT_F_DENIED | (*dir == DIR_EGRESS ? CT_F_DROP_EGRESS : 0);
 			e->drop_reason = r;
 			e->drop_lxc = *who;
+			emit(EVENT_POLICY_VERDICT, r, *dir, match, f, a, b, *who, f->len);
 		}
 		e->rev = rev;
 		return r;

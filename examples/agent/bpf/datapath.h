@@ -206,7 +206,9 @@ struct fwd_value {
  *   EVENT_DROP            every dropped packet: `reason` says why, `lxc_id` and `dir` which endpoint
  *                         and direction dropped it; the tuple is zero when the packet did not parse.
  *   EVENT_POLICY_VERDICT  once per new flow (a packet without a conntrack entry; a denied flow never
- *                         gets one, so each of its packets is new): `reason` is REASON_FORWARDED when
+ *                         gets one, so each of its packets is new), and once per direction of an
+ *                         established flow that a policy change denies (when its next packet re-checks
+ *                         it; a flow still allowed gets none): `reason` is REASON_FORWARDED when
  *                         allowed, else the policy drop reason; `lxc_id`/`dir` the policy that decided
  *                         (the denying one, else the last one checked); `match` the kind of policy
  *                         entry that decided (Cilium's match types).

@@ -38,7 +38,9 @@ export interface Peer {
   port: number;
   /** Security identity (0: not resolved for this packet). */
   identity: number;
-  /** `ns/name` of a local pod, `host`, `world`, or undefined. */
+  /** A CIDR identity as its prefix (`cidr:10.244.9.0/24`): what the text output shows instead of the number. */
+  identityName?: string;
+  /** `ns/name` of a local pod, `host`, `world`, the `cidr:` prefix of a CIDR identity, or undefined. */
   name?: string;
   /** Endpoint id of a local pod. */
   endpoint?: number;
@@ -128,6 +130,28 @@ export function decodeRecord(view: DataView, off: number, len: number): RawEvent
 
 const RESERVED: Record<number, string> = { 1: 'host', 2: 'world' };
 
+/** First node-local identity: CIDR identities (Cilium's `LocalIdentityFlag`, as @datapath/policy numbers them). */
+const LOCAL_IDENTITY = 1 << 24;
+
+/**
+ * The CIDR identities of the agent's identity table (`local:` label sets with a `cidr:` label, as the policy
+ * engine allocates them for policy prefixes) by number, named by their prefix: `cidr:10.244.9.0/24`.
+ */
+export function cidrIdentityNames(identities: Readonly<Record<string, number>> = {}): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const [key, id] of Object.entries(identities)) {
+    if (!key.startsWith('local:')) continue;
+    const cidrs = key
+      .slice('local:'.length)
+      .split(',')
+      .filter((l) => l.startsWith('cidr:'));
+    // The most specific prefix names the identity (a label set could carry its enclosing prefixes too).
+    const best = cidrs.sort((a, b) => Number(b.split('/')[1]) - Number(a.split('/')[1]))[0];
+    if (best !== undefined) out.set(id, best);
+  }
+  return out;
+}
+
 /** TCP flags of an Ethernet + IPv4 + TCP packet's first bytes, or undefined. */
 function tcpFlags(data: Uint8Array): string | undefined {
   if (data.length < 14 + 20 || data[12] !== 0x08 || data[13] !== 0x00 || data[23] !== 6) return undefined;
@@ -147,6 +171,7 @@ export class EventNamer {
   #byLxc = new Map<number, string>();
   #byIp = new Map<string, string>();
   #byIdentity = new Map<number, string>();
+  #cidrs = new Map<number, string>();
   #reload: (() => AgentState | undefined) | undefined;
   #lastReload = 0;
 
@@ -159,6 +184,7 @@ export class EventNamer {
     this.#byLxc.clear();
     this.#byIp.clear();
     this.#byIdentity.clear();
+    this.#cidrs = cidrIdentityNames(state.identities);
     for (const p of Object.values(state.pods)) {
       this.#byLxc.set(p.lxcId, p.key);
       this.#byIp.set(p.ip, p.key);
@@ -167,25 +193,36 @@ export class EventNamer {
     this.#byIp.set(state.hostIp, 'host');
   }
 
+  /** Re-reads the state (at most once a second) when an event names something it does not know yet. */
+  #refresh(): void {
+    if (this.#reload === undefined || Date.now() - this.#lastReload <= 1000) return;
+    this.#lastReload = Date.now();
+    const s = this.#reload();
+    if (s !== undefined) this.#index(s);
+  }
+
   /** The pod of an endpoint id. */
   pod(lxcId: number): string | undefined {
     if (lxcId === 0) return undefined;
-    let name = this.#byLxc.get(lxcId);
-    if (name === undefined && this.#reload !== undefined && Date.now() - this.#lastReload > 1000) {
-      this.#lastReload = Date.now();
-      const s = this.#reload();
-      if (s !== undefined) this.#index(s);
-      name = this.#byLxc.get(lxcId);
-    }
-    return name;
+    if (!this.#byLxc.has(lxcId)) this.#refresh();
+    return this.#byLxc.get(lxcId);
+  }
+
+  /** A CIDR identity's prefix (`cidr:10.244.9.0/24`), undefined for any other identity. */
+  cidr(identity: number): string | undefined {
+    if (identity < LOCAL_IDENTITY) return undefined;
+    if (!this.#cidrs.has(identity)) this.#refresh();
+    return this.#cidrs.get(identity);
   }
 
   #peer(ip: string, port: number, identity: number, lxc: number): Peer {
-    const name = this.pod(lxc) ?? this.#byIp.get(ip) ?? RESERVED[identity];
+    const cidr = this.cidr(identity);
+    const name = this.pod(lxc) ?? this.#byIp.get(ip) ?? RESERVED[identity] ?? cidr;
     return {
       ip,
       port,
       identity,
+      ...(cidr === undefined ? {} : { identityName: cidr }),
       ...(name === undefined ? {} : { name }),
       ...(lxc === 0 ? {} : { endpoint: lxc }),
     };
@@ -248,8 +285,11 @@ const side = (p: Peer, ports: boolean) => {
   return `${p.ip}${ports ? `:${p.port}` : ''}${who}`;
 };
 
+/** An identity as the text output shows it: a CIDR identity as its prefix, any other as its number. */
+export const identityText = (p: Peer): string => p.identityName ?? String(p.identity);
+
 /**
- * One line per event, in the spirit of `cilium monitor`:
+ * One line per event, in the spirit of `cilium monitor` (a CIDR identity shows as `cidr:10.244.9.0/24`):
  *
  *     drop (policy-denied) ingress of endpoint 2 (demo/server), identity 1234->5678: 10.244.1.3:41234 (demo/client) -> 10.244.1.2:80 (demo/server) TCP, 74 bytes
  *     policy-verdict ingress of endpoint 2 (demo/server): action deny, match none, identity 1234->5678: …
@@ -260,7 +300,7 @@ export function formatEvent(e: AgentEvent): string {
     e.endpoint.id === 0
       ? 'no endpoint'
       : `${e.endpoint.direction} of endpoint ${e.endpoint.id}${e.endpoint.pod === undefined ? '' : ` (${e.endpoint.pod})`}`;
-  const ids = `identity ${e.source.identity}->${e.destination.identity}`;
+  const ids = `identity ${identityText(e.source)}->${identityText(e.destination)}`;
   const ports = hasPorts(e.protocol);
   const flow = `${side(e.source, ports)} -> ${side(e.destination, ports)} ${e.protocol}${e.tcpFlags === undefined ? '' : ` ${e.tcpFlags}`}, ${e.length} bytes`;
   switch (e.type) {

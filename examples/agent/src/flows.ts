@@ -118,8 +118,12 @@ export class FlowLog {
   }
 }
 
-const endpointText = (p: AgentEvent['source'], protocol: string) =>
-  `${p.name ?? p.ip}${hasPorts(protocol) ? `:${p.port}` : ''}`;
+/** A peer as Hubble shows it: a pod or reserved name, else the address (with its CIDR identity's prefix). */
+const endpointText = (p: AgentEvent['source'], protocol: string) => {
+  const port = hasPorts(protocol) ? `:${p.port}` : '';
+  if (p.name !== undefined && p.name !== p.identityName) return `${p.name}${port}`;
+  return `${p.ip}${port}${p.identityName === undefined ? '' : ` (${p.identityName})`}`;
+};
 
 /** Hubble's SUMMARY column. */
 function summary(f: Flow): string {

@@ -178,6 +178,40 @@ describe('datapath events (from_container through test runs)', () => {
     expect(trace!.data).toEqual(ack.subarray(0, 54));
   });
 
+  it('a policy change that denies an established flow gives one denied verdict when the flow is re-checked; one that keeps it allowed gives none', (ctx) => {
+    requireRoot(ctx);
+    using w = world(object);
+    expect(w.run(tcp(80, { syn: true }))).toBe(TcAct.REDIRECT);
+    expect(w.drain()).toHaveLength(1); // the new flow's verdict
+    const ack = tcp(80, { ack: true });
+    // An unrelated change (new revision, same entries): re-checked, still allowed, no record.
+    w.maps.config.set(0, { policyRev: 2, flags: 0, traceRate: 0 });
+    expect(w.run(ack)).toBe(TcAct.REDIRECT);
+    expect(w.drain()).toEqual([]);
+    // B no longer admits A: the next packet re-checks the flow under revision 3 and is dropped.
+    w.maps.policy.delete(policyKey(B.lxcId, 'ingress', A.secId, 80));
+    w.maps.config.set(0, { policyRev: 3, flags: 0, traceRate: 0 });
+    expect(w.run(ack)).toBe(TcAct.SHOT);
+    const denied = {
+      ...flow,
+      dport: 80,
+      reason: MetricReason.REASON_POLICY_DENIED,
+      lxcId: B.lxcId,
+      dir: MetricDir.DIR_INGRESS,
+    };
+    expect(w.drain()).toEqual([
+      expect.objectContaining({
+        ...denied,
+        type: EventType.EVENT_POLICY_VERDICT,
+        match: PolicyMatch.MATCH_NONE,
+      }),
+      expect.objectContaining({ ...denied, type: EventType.EVENT_DROP }),
+    ]);
+    // Its later packets are dropped on the fast path (entry marked denied): drops only, no more verdicts.
+    expect(w.run(ack)).toBe(TcAct.SHOT);
+    expect(w.drain().map((e) => e.type)).toEqual([EventType.EVENT_DROP]);
+  });
+
   it('the wildcard entry that decided an egress verdict is reported as L4-only', (ctx) => {
     requireRoot(ctx);
     using w = world(object);

@@ -118,6 +118,52 @@ describe('event records', () => {
     );
   });
 
+  it('names a CIDR identity by its prefix (monitor line, JSON, observe table), re-reading the state for a new one', () => {
+    const cidrState = {
+      ...state,
+      identities: {
+        'cluster:k8s:app=client': 1001,
+        'local:reserved:world,cidr:10.244.9.0/24': 16777216,
+        'local:cidr:198.18.0.0/15,reserved:world': 16777217,
+      },
+    } as unknown as AgentState;
+    let reloads = 0;
+    const n = new EventNamer(state, () => {
+      reloads++;
+      return cidrState;
+    });
+    const view = record({
+      type: EventType.EVENT_POLICY_VERDICT,
+      reason: MetricReason.REASON_POLICY_DENIED,
+      dir: MetricDir.DIR_EGRESS,
+      dstLxc: 0,
+      dstId: 16777216,
+      lxcId: 1,
+      tuple: { saddr: '10.244.1.10', daddr: '10.244.9.5', sport: 40000, dport: 80, proto: 6 },
+    });
+    const e = n.describe(decodeRecord(view, 8, EVENT_HEADER_SIZE)!);
+    expect(reloads).toBe(1); // the identity was not in the state the namer started with
+    expect(e.destination).toEqual({
+      ip: '10.244.9.5',
+      port: 80,
+      identity: 16777216,
+      identityName: 'cidr:10.244.9.0/24',
+      name: 'cidr:10.244.9.0/24',
+    });
+    const line = formatEvent(e);
+    expect(line).toContain('identity 1001->cidr:10.244.9.0/24:');
+    expect(line).toContain('10.244.9.5:80 (cidr:10.244.9.0/24)');
+    expect(line).not.toContain('16777216');
+    expect(n.cidr(16777217)).toBe('cidr:198.18.0.0/15');
+    expect(n.cidr(1002)).toBeUndefined();
+    const log = new FlowLog(1);
+    log.add(toFlow(e, 5_000_000_000n, 1_000_000));
+    expect(log.query({ to: 'cidr:10.244.9.0/24' })).toHaveLength(1);
+    expect(renderFlows(log.query()).split('\n')[1]).toMatch(
+      /shop\/client:40000\s+10\.244\.9\.5:80 \(cidr:10\.244\.9\.0\/24\)\s+policy-verdict\s+DROPPED/,
+    );
+  });
+
   it('filters by type and pod', () => {
     const e = namer.describe(decodeRecord(record({}), 8, EVENT_HEADER_SIZE)!);
     expect(matchesFilter(e, {})).toBe(true);
