@@ -185,12 +185,12 @@ describe('datapath events (from_container through test runs)', () => {
     expect(w.drain()).toHaveLength(1); // the new flow's verdict
     const ack = tcp(80, { ack: true });
     // An unrelated change (new revision, same entries): re-checked, still allowed, no record.
-    w.maps.config.set(0, { policyRev: 2, flags: 0, traceRate: 0 });
+    w.maps.config.set(0, { ...w.maps.config.get(0)!, policyRev: 2 });
     expect(w.run(ack)).toBe(TcAct.REDIRECT);
     expect(w.drain()).toEqual([]);
     // B no longer admits A: the next packet re-checks the flow under revision 3 and is dropped.
     w.maps.policy.delete(policyKey(B.lxcId, 'ingress', A.secId, 80));
-    w.maps.config.set(0, { policyRev: 3, flags: 0, traceRate: 0 });
+    w.maps.config.set(0, { ...w.maps.config.get(0)!, policyRev: 3 });
     expect(w.run(ack)).toBe(TcAct.SHOT);
     const denied = {
       ...flow,
