@@ -333,6 +333,23 @@ interface PinnedProgArraySpec extends PinnedOptions {
 }
 type PinnedSpec<K, V, T extends PlainMapKind = PlainMapKind> = T extends KeyedMapKind ? PinnedKeyedSpec<T, K, V> : T extends IndexedMapKind ? PinnedIndexedSpec<T, V> : PinnedProgArraySpec;
 declare function openPinned<T extends PlainMapKind, K = unknown, V = unknown>(path: string, spec: PinnedSpec<K, V, T>): MapOfKind<K, V>[T];
+type RecordView<T> = Readonly<T> & {
+    toObject(): T;
+};
+interface RecordBatch<T> extends Iterable<RecordView<T>> {
+    readonly length: number;
+    at(index: number): RecordView<T>;
+    toArray(): T[];
+}
+declare class RecordBuffer {
+    bytes: Uint8Array;
+    data: DataView;
+    offsets: Int32Array;
+    length: number;
+    used: number;
+    constructor(bytes: number, records: number);
+    reserve(bytes: number, records: number): void;
+}
 type RecordHandler = (view: DataView, offset: number, length: number, cpu: number) => void;
 interface EventsOptions {
     batch?: number;
@@ -350,6 +367,7 @@ declare abstract class EventReader implements AsyncDisposable, Disposable {
     protected abstract openReader(wake: () => void): FdWatcher[];
     protected abstract drainRecords(handler: RecordHandler, max: number): number;
     protected drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number;
+    protected drainCopied(size: number, buf: RecordBuffer, max: number): number;
     protected mismatch: number;
     protected abstract releaseReader(): void;
     protected abstract get label(): string;
@@ -361,6 +379,7 @@ declare abstract class EventReader implements AsyncDisposable, Disposable {
     events<T>(codec: Codec<T>, options?: EventsOptions): AsyncIterableIterator<T>;
     batches(): AsyncIterableIterator<Uint8Array[]>;
     batches<T>(codec: Codec<T>, options?: EventsOptions): AsyncIterableIterator<T[]>;
+    views<F extends StructFields>(codec: StructCodec<F>, options?: EventsOptions): AsyncIterableIterator<RecordBatch<StructType<F>>>;
     protected recordMatches(len: number, size: number): boolean;
     protected checkCodec(_size: number, _op: string): void;
     close(): void;
@@ -413,6 +432,7 @@ declare class RingBuf extends EventReader {
     protected openReader(wake: () => void): FdWatcher[];
     protected drainRecords(handler: RecordHandler, max: number): number;
     protected drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number;
+    protected drainCopied(size: number, buf: RecordBuffer, max: number): number;
     protected haltRecords(): void;
     protected releaseReader(): void;
     protected onClosed(): void;
@@ -426,4 +446,4 @@ interface UnionOptions {
 declare function union<F extends StructFields>(fields: F, options?: UnionOptions): Codec<UnionType<F>>;
 declare function enumeration<const V extends Readonly<Record<string, number>>>(base: Codec<number>, values: V): Codec<V[keyof V]>;
 export { ArrayMap, ArrayOfMaps, BpfMap, EventReader, HashMap, HashOfMaps, LpmTrieMap, LruHashMap, MapOfMaps, PerCpuArrayMap, PerCpuHashMap, PerfEventArray, ProgArrayMap, RingBuf, align, array, be16, be32, bytes, createMap, enumeration, i16, i32, i64, i8, ipv4, ipv6, lpmKey, lpmKeyCodec, mac, openMapFd, openPinned, pad, struct, u16, u32, u64, u8, union };
-export type { AnyMap, ArrayOfMapsSpec, BaseMapSpec, BatchOptions, Codec, CodecType, CreateMapSpec, EventSubscription, EventsOptions, FromFdOptions, HashOfMapsSpec, IndexedMapKind, IndexedMapSpec, InnerMapKind, InnerMapRef, InnerMapShape, InnerMapSpec, IterateOptions, IterationStats, KeyedMapKind, KeyedMapSpec, LpmKey, LpmKeyOptions, MapCodecs, MapKind, MapOfKind, MapSpec, OpenMapCodecs, PadCodec, PerfEventArrayOptions, PinnedIndexedSpec, PinnedKeyedSpec, PinnedOptions, PinnedProgArraySpec, PinnedSpec, PlainMapKind, ProgArraySpec, RecordHandler, RingBufOptions, StructCodec, StructFields, StructOptions, StructType, SubscribeOptions, UnionOptions, UnionType, UpdateFlag };
+export type { AnyMap, ArrayOfMapsSpec, BaseMapSpec, BatchOptions, Codec, CodecType, CreateMapSpec, EventSubscription, EventsOptions, FromFdOptions, HashOfMapsSpec, IndexedMapKind, IndexedMapSpec, InnerMapKind, InnerMapRef, InnerMapShape, InnerMapSpec, IterateOptions, IterationStats, KeyedMapKind, KeyedMapSpec, LpmKey, LpmKeyOptions, MapCodecs, MapKind, MapOfKind, MapSpec, OpenMapCodecs, PadCodec, PerfEventArrayOptions, PinnedIndexedSpec, PinnedKeyedSpec, PinnedOptions, PinnedProgArraySpec, PinnedSpec, PlainMapKind, ProgArraySpec, RecordBatch, RecordHandler, RecordView, RingBufOptions, StructCodec, StructFields, StructOptions, StructType, SubscribeOptions, UnionOptions, UnionType, UpdateFlag };

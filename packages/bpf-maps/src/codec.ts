@@ -418,7 +418,7 @@ export function struct<F extends StructFields>(fields: F, options: StructOptions
     );
   }
   const offsets = Object.fromEntries(entries.map(([n, , o]) => [n, o])) as { [K in keyof F]: number };
-  return {
+  const codec: StructCodec<F> = {
     size,
     align: maxAlign,
     offsets,
@@ -436,6 +436,26 @@ export function struct<F extends StructFields>(fields: F, options: StructOptions
     },
     decode: compileDecode(entries) as (d: DataView, o: number) => StructType<F>,
   };
+  layouts.set(
+    codec,
+    entries.map(([name, c, offset, pad]) => ({ name, codec: c, offset, pad })),
+  );
+  return codec;
+}
+
+/** A field of a {@link struct}: its name, codec, byte offset, and whether it is padding. */
+export interface StructField {
+  readonly name: string;
+  readonly codec: Codec<unknown>;
+  readonly offset: number;
+  readonly pad: boolean;
+}
+
+const layouts = new WeakMap<object, readonly StructField[]>();
+
+/** @internal The fields of a codec made by {@link struct}, in declaration order; undefined for any other codec. */
+export function structLayout(codec: Codec<unknown>): readonly StructField[] | undefined {
+  return layouts.get(codec);
 }
 
 const FAST_READ: Record<number, (off: string) => string> = {

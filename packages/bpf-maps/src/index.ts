@@ -85,3 +85,4 @@ export type { RingBufOptions } from './ringbuf.js';
 export { RingBuf } from './ringbuf.js';
 export type { UnionOptions, UnionType } from './union.js';
 export { enumeration, union } from './union.js';
+export type { RecordBatch, RecordView } from './views.js';

@@ -1,5 +1,6 @@
 import { BpfError, type FdWatcher, type MapInfo, mapInfo } from '@datapath/libbpf';
-import type { Codec } from './codec.js';
+import type { Codec, StructCodec, StructFields, StructType } from './codec.js';
+import { checkViewCodec, type RecordBatch, type RecordBuffer, ViewState } from './views.js';
 
 /**
  * The info of the map behind `fd`, checked to be of `type` (`name` is the type's name in messages): the one
@@ -104,6 +105,33 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
     return this.drainRecords((view, off, len) => {
       if (this.recordMatches(len, codec.size)) out.push(codec.decode(view, off));
       else if (this.mismatch < 0) this.mismatch = len;
+    }, max);
+  }
+  /**
+   * @internal Copies up to `max` waiting records of `size` bytes into `buf` (appending; `buf.offsets` says
+   * where each starts) and returns how many it consumed; a record of another length is left in
+   * {@link EventReader.mismatch}. This default copies record by record through
+   * {@link EventReader.drainRecords}; the ring buffer copies each drain's span at once.
+   */
+  protected drainCopied(size: number, buf: RecordBuffer, max: number): number {
+    this.mismatch = -1;
+    let from: ArrayBufferLike | undefined;
+    let src: Uint8Array = new Uint8Array(0);
+    return this.drainRecords((view, off, len) => {
+      if (!this.recordMatches(len, size)) {
+        if (this.mismatch < 0) this.mismatch = len;
+        return;
+      }
+      if (view.buffer !== from) {
+        from = view.buffer;
+        src = new Uint8Array(from);
+      }
+      const at = buf.used;
+      buf.reserve(at + size, buf.length + 1);
+      const s = view.byteOffset + off;
+      buf.bytes.set(src.subarray(s, s + size), at);
+      buf.offsets[buf.length++] = at;
+      buf.used = at + size;
     }, max);
   }
   /** @internal The record length that stopped the last {@link EventReader.drainDecoded}, or -1. */
@@ -241,7 +269,7 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
   events(): AsyncIterableIterator<Uint8Array>;
   events<T>(codec: Codec<T>, options?: EventsOptions): AsyncIterableIterator<T>;
   events<T>(codec?: Codec<T>, options: EventsOptions = {}): AsyncIterableIterator<T | Uint8Array> {
-    return this.#iterate('events', codec, options, false) as AsyncIterableIterator<T | Uint8Array>;
+    return this.#iterate('events', codec, options, 'events') as AsyncIterableIterator<T | Uint8Array>;
   }
 
   /**
@@ -263,7 +291,37 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
   batches(): AsyncIterableIterator<Uint8Array[]>;
   batches<T>(codec: Codec<T>, options?: EventsOptions): AsyncIterableIterator<T[]>;
   batches<T>(codec?: Codec<T>, options: EventsOptions = {}): AsyncIterableIterator<(T | Uint8Array)[]> {
-    return this.#iterate('batches', codec, options, true) as AsyncIterableIterator<(T | Uint8Array)[]>;
+    return this.#iterate('batches', codec, options, 'batches') as AsyncIterableIterator<(T | Uint8Array)[]>;
+  }
+
+  /**
+   * The records a batch at a time, read in place: each step yields a {@link RecordBatch} whose records
+   * are {@link RecordView}s, the struct's fields as properties that decode on access, through one view
+   * object the batch moves from record to record. Nothing is allocated per record (each drain copies the
+   * records out of the ring at once, into a buffer the iterator reuses), so this is the fastest way to
+   * read decoded fields. A batch and its view are valid until the iterator's next step; keep a record
+   * with `view.toObject()` (or the batch with `toArray()`). The same reads, codec checks and end as
+   * {@link EventReader.batches}.
+   *
+   * @throws {@link BpfError} `InvalidArgument` for a codec not made by `struct()` or larger than the ring
+   * (before any system call), `BadFd` after close, `Busy` while another consumer is active.
+   * @example Reading fields in place, keeping some records
+   * ```ts
+   * import { type RingBuf, struct, u32 } from '@datapath/bpf-maps';
+   * declare const ring: RingBuf;
+   * const pkt = struct({ saddr: u32, daddr: u32, len: u32, drop: u32 });
+   * const drops: { saddr: number; daddr: number; len: number; drop: number }[] = [];
+   * for await (const batch of ring.views(pkt))
+   *   for (const ev of batch) if (ev.drop !== 0) drops.push(ev.toObject());
+   * ```
+   */
+  views<F extends StructFields>(
+    codec: StructCodec<F>,
+    options: EventsOptions = {},
+  ): AsyncIterableIterator<RecordBatch<StructType<F>>> {
+    return this.#iterate('views', codec, options, 'views') as AsyncIterableIterator<
+      RecordBatch<StructType<F>>
+    >;
   }
 
   // The iterator behind events() (one record per step) and batches() (one array per step). Records are
@@ -276,8 +334,14 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
     op: string,
     codec: Codec<T> | undefined,
     options: EventsOptions,
-    batched: boolean,
+    mode: 'events' | 'batches' | 'views',
   ): AsyncIterableIterator<unknown> {
+    const batched = mode === 'batches';
+    if (mode === 'views') {
+      if (codec === undefined)
+        throw new BpfError('InvalidArgument', `${op}: a struct() codec is required`, { op });
+      checkViewCodec(codec, op);
+    }
     if (codec !== undefined) {
       if (!Number.isInteger(codec.size) || codec.size <= 0 || typeof codec.decode !== 'function')
         throw new BpfError(
@@ -300,28 +364,40 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
     let ended = false;
     let waiter: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
     const label = this.label;
+    // views(): the records of a step live in one reusable buffer until the consumer asks for the next step.
+    const vs =
+      mode === 'views' && codec !== undefined
+        ? new ViewState(codec, label, op, Math.min(batch, 1024) * (codec.size + 8), Math.min(batch, 1024))
+        : undefined;
+    let handedOut = false;
     // Without a codec: each record as a copy of its bytes.
     const handler: RecordHandler = (view, off, len) => {
       queue.push(new Uint8Array(view.buffer.slice(view.byteOffset + off, view.byteOffset + off + len)));
     };
-    const take: () => IteratorResult<unknown> | undefined = batched
+    const take: () => IteratorResult<unknown> | undefined = vs
       ? () => {
-          if (queue.length === 0) return undefined;
-          const value = queue;
-          queue = [];
-          return { value, done: false };
+          if (vs.buf.length === 0) return undefined;
+          handedOut = true;
+          return { value: vs.batch(), done: false };
         }
-      : () => {
-          if (head < queue.length) {
-            const value = queue[head++]!;
-            if (head === queue.length) {
-              queue.length = 0;
-              head = 0;
-            }
+      : batched
+        ? () => {
+            if (queue.length === 0) return undefined;
+            const value = queue;
+            queue = [];
             return { value, done: false };
           }
-          return undefined;
-        };
+        : () => {
+            if (head < queue.length) {
+              const value = queue[head++]!;
+              if (head === queue.length) {
+                queue.length = 0;
+                head = 0;
+              }
+              return { value, done: false };
+            }
+            return undefined;
+          };
     const end = () => {
       if (ended) return;
       ended = true;
@@ -344,7 +420,8 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
             if (ended || failure !== undefined || this.closed) return;
             this.#draining++;
             try {
-              this.drainDecoded(codec, queue as T[], batch);
+              if (vs !== undefined) this.drainCopied(codec.size, vs.buf, batch);
+              else this.drainDecoded(codec, queue as T[], batch);
             } finally {
               this.#draining--;
               if (this.#draining === 0 && this.#state === 'closed') this.#release();
@@ -386,6 +463,11 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
     };
     const it: AsyncIterableIterator<unknown> = {
       next: () => {
+        if (handedOut) {
+          // The consumer is done with the batch it was given: its buffer takes the next records.
+          handedOut = false;
+          vs!.retire();
+        }
         const ready = take();
         if (ready !== undefined) return Promise.resolve(ready);
         if (failure !== undefined) {

@@ -11,6 +11,7 @@ import {
 } from '@datapath/libbpf';
 import type { Codec } from './codec.js';
 import { EventReader, mapInfoOfType, type RecordHandler } from './reader.js';
+import type { RecordBuffer } from './views.js';
 
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
@@ -28,6 +29,7 @@ const STORE_EVERY = 64;
  */
 export class RingCursor {
   readonly data: DataView;
+  readonly #bytes: Uint8Array;
   readonly #cons: BigUint64Array;
   readonly #cons32: Uint32Array;
   readonly #prod: Uint32Array;
@@ -50,6 +52,7 @@ export class RingCursor {
     this.#cons32 = new Uint32Array(consumer, 0, 2);
     this.#prod = new Uint32Array(producer, 0, 2);
     this.data = new DataView(producer, page, 2 * size);
+    this.#bytes = new Uint8Array(producer, page, 2 * size);
     this.#hdr = new Uint32Array(producer, page, (2 * size) / 4);
     this.#mask = size - 1;
     this.#pos = this.consumerPos();
@@ -177,7 +180,62 @@ export class RingCursor {
     return n;
   }
 
-  /** The length of the record that stopped the last {@link RingCursor.drainDecode}, or -1. */
+  /**
+   * {@link RingCursor.drain} specialised for record views: walks the headers of up to `max` committed records
+   * of `size` bytes, then copies the whole span they occupy into `buf` at once (one copy per drain: the
+   * data pages are mapped twice, so the span is contiguous) and notes where each record starts; the
+   * consumer position is released after the copy. A record of another length is consumed, its length
+   * left in {@link RingCursor.badLength}, and the drain stops there.
+   */
+  drainCopy(size: number, buf: RecordBuffer, max: number): number {
+    const hdr = this.#hdr;
+    const mask = this.#mask;
+    const start = this.consumerPos();
+    this.#pos = start;
+    let pos = start;
+    let prod = this.producerPos();
+    let n = 0;
+    let k = buf.length;
+    const base = buf.used + HDR - start;
+    try {
+      while (n < max) {
+        if (pos >= prod) {
+          prod = this.producerPos();
+          if (pos >= prod) break;
+        }
+        const h = hdr[(pos & mask) >>> 2]!;
+        if ((h & BUSY) !== 0) break;
+        const len = h & LEN_MASK;
+        const at = pos;
+        pos += (len + HDR + 7) & ~7;
+        if ((h & DISCARD) !== 0) {
+          this.discarded++;
+        } else {
+          n++;
+          if (len !== size) {
+            this.badLength = len;
+            break;
+          }
+          if (k === buf.offsets.length) buf.reserve(0, k + 1);
+          buf.offsets[k++] = base + at;
+        }
+        if (this.halted) break;
+      }
+      const span = pos - start;
+      if (span > 0) {
+        buf.reserve(buf.used + span, k);
+        const from = start & mask;
+        buf.bytes.set(this.#bytes.subarray(from, from + span), buf.used);
+        buf.used += span;
+      }
+      buf.length = k;
+    } finally {
+      if (pos !== this.#pos) this.#store(pos);
+    }
+    return n;
+  }
+
+  /** The length of the record that stopped the last {@link RingCursor.drainDecode} or {@link RingCursor.drainCopy}, or -1. */
   badLength = -1;
 
   #store(pos: number): void {
@@ -327,6 +385,15 @@ export class RingBuf extends EventReader {
     const c = this.#cursor!;
     c.badLength = -1;
     const n = c.drainDecode(codec.decode, codec.size, out, max);
+    this.mismatch = c.badLength;
+    return n;
+  }
+
+  /** @internal */
+  protected override drainCopied(size: number, buf: RecordBuffer, max: number): number {
+    const c = this.#cursor!;
+    c.badLength = -1;
+    const n = c.drainCopy(size, buf, max);
     this.mismatch = c.badLength;
     return n;
   }
