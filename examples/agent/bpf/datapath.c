@@ -706,11 +706,12 @@ int from_container(struct __sk_buff *skb)
 	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
 	b.id = 0; /* resolved on the slow path only */
 	cfg = load_config();
-	if (b.ep) {
+	if (b.ep || !cfg.tunnel_ifindex) {
+		/* A local pod, or native routing: the peer's identity is needed on the slow path only. */
 		reason = conntrack(cfg.policy_rev, &f, &a, &b, &b, f.tuple.daddr, &who, &dir);
 	} else {
-		/* Not a local pod: the ipcache says who it is and, for a pod on another node in tunnel
-		 * mode, which node to tunnel to (one lookup serves both). */
+		/* Tunnel mode, not a local pod: every packet needs the ipcache for the node to tunnel to,
+		 * and the same lookup gives the identity. */
 		remote = ipcache_lookup(f.tuple.daddr);
 		b.id = remote ? remote->sec_identity : ID_WORLD;
 		reason = conntrack(cfg.policy_rev, &f, &a, &b, NULL, 0, &who, &dir);
@@ -721,7 +722,7 @@ int from_container(struct __sk_buff *skb)
 	trace(skb, cfg.trace_rate, &f, &a, &b, self->lxc_id, DIR_EGRESS);
 	if (b.ep)
 		return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
-	if (cfg.tunnel_ifindex && remote && remote->tunnel_endpoint)
+	if (remote && remote->tunnel_endpoint)
 		return encap_redirect(skb, &f, &a, &b, remote->tunnel_endpoint, cfg.tunnel_ifindex);
 	/* Host, world, or a remote pod in native mode: the node's stack routes it. */
 	return TC_ACT_OK;

@@ -15,7 +15,7 @@ import { inNetns, ipJson, requireRoot, scanLeaks } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricDir, MetricReason } from '../src/datapath.gen.js';
 import { REMOTE_NODE_IDENTITY } from '../src/ipcache.js';
-import { TUNNEL_DEV, VXLAN_OVERHEAD } from '../src/node-datapath.js';
+import { setupNodeDatapath, TUNNEL_DEV, VXLAN_OVERHEAD } from '../src/node-datapath.js';
 import { type ProbeOutcome, runProbes, startListener } from '../src/sys/netns-exec.js';
 import { ANY, type PodFx, type TwoNodes, twoNodes } from './helpers/two-nodes.js';
 
@@ -137,6 +137,20 @@ describe('cluster datapath: two nodes, real packets', () => {
     // every pod packet crossed the tunnel: both directions of 5 exchanges, each at least 2 packets
     expect(after.rx - before.rx).toBeGreaterThanOrEqual(10);
     expect(after.tx - before.tx).toBeGreaterThanOrEqual(10);
+    // Bad input leaves nothing behind: a second collect-metadata device on the same port is refused by
+    // the kernel, an unknown mode before any syscall; the node keeps its tunnel.
+    const n2 = c.nodes[1];
+    const tunnel = n2.dp.tunnelIfindex;
+    expect(() => setupNodeDatapath(n2.dp, n2.ns, { mode: 'tunnel', tunnelDev: 'dp_vx2' })).toThrowError(
+      expect.objectContaining({ name: 'AgentError', code: 'AlreadyExists' }),
+    );
+    expect(() => setupNodeDatapath(n2.dp, n2.ns, { mode: 'geneve' as never })).toThrowError(
+      expect.objectContaining({ code: 'InvalidArgument' }),
+    );
+    const links = ipJson<{ ifname: string }[]>(['link', 'show'], n2.netns.name).map((l) => l.ifname);
+    expect(links).toContain(TUNNEL_DEV);
+    expect(links).not.toContain('dp_vx2');
+    expect(n2.dp.tunnelIfindex).toBe(tunnel);
   }, 60_000);
 
   it('tunnel: node 2 enforces ingress against the identity in the VNI (allow, default deny, deny wins)', async (ctx) => {

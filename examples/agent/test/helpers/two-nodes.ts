@@ -81,10 +81,14 @@ export const ANY = (direction: 'ingress' | 'egress'): PolicyKey => ({
 
 /**
  * Builds the two nodes in `mode`. Every namespace and pin is named with a fresh test-run name; `close()`
- * removes them all (also after a failure half-way, through the same list).
+ * removes them all (also after a failure half-way, through the same list). `prefix` (default: a test-run
+ * name) names them; the benchmark passes its own.
  */
-export async function twoNodes(mode: RoutingMode, opts: { events?: boolean } = {}): Promise<TwoNodes> {
-  const prefix = uniqueName();
+export async function twoNodes(
+  mode: RoutingMode,
+  opts: { events?: boolean; prefix?: string } = {},
+): Promise<TwoNodes> {
+  const prefix = opts.prefix ?? uniqueName();
   const made: (() => void)[] = [];
   const close = () => {
     const errors: unknown[] = [];
