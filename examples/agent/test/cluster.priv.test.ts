@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireRoot, runPrefix, scanLeaks } from '@datapath/testutils';
+import { requireRoot, runPrefix, scanLeaks, startEtcd, type TestEtcd } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../src/agent.js';
 import {
@@ -24,7 +24,6 @@ import { ClusterNodeAgent } from '../src/cluster-node.js';
 import { runClusterProbes } from '../src/cluster-run.js';
 import { Datapath } from '../src/datapath.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
-import { startEtcd, type TestEtcd } from './etcd.js';
 
 const made: { prefix: string; stateDir: string; dir: string }[] = [];
 const etcds: TestEtcd[] = [];

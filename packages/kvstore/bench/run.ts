@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startEtcd } from '../../testutils/src/etcd.js';
 import {
   EtcdStore,
   MemoryStore,
@@ -14,7 +15,6 @@ import {
   StoreClusterPool,
   StoreIdentityAllocator,
 } from '../src/index.js';
-import { startEtcd } from '../test/etcd.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CLIENTS = [1, 4, 16];

@@ -2,6 +2,7 @@
 // lease expires and every other node sees its registration and entries go; on a three-member etcd with one
 // member killed, registrations, identities and ipcache entries keep being allocated and propagated.
 import { randomBytes } from 'node:crypto';
+import { startEtcd, startEtcdCluster, type TestEtcd } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ClusterIpcache,
@@ -11,7 +12,6 @@ import {
   StoreClusterPool,
   StoreIdentityAllocator,
 } from '../src/index.js';
-import { startEtcd, startEtcdCluster, type TestEtcd } from './etcd.js';
 
 const SPEC = { ipv4: { cidrs: ['10.244.0.0/16'], nodeMaskSize: 24 } };
 const opened: EtcdStore[] = [];

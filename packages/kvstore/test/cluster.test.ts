@@ -2,6 +2,7 @@
 // crash in the middle, watch propagation to other processes, and a node process killed (its lease
 // expires, its CIDRs are reaped after the grace period, its identity references vanish).
 import { randomBytes } from 'node:crypto';
+import { startEtcd, type TestEtcd } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   canonicalLabels,
@@ -11,7 +12,6 @@ import {
   StoreIdentityAllocator,
 } from '../src/index.js';
 import { type Agent, startAgent } from './agents.js';
-import { startEtcd, type TestEtcd } from './etcd.js';
 import { POOL_SPEC } from './fixtures/spec.js';
 
 const AGENTS = 4;

@@ -2,6 +2,7 @@
 // plus real leases, per-cluster prefixes and an etcd crash/restart in the middle of writes and watches.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { freePort, startEtcd, type TestEtcd } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   EtcdStore,
@@ -11,7 +12,6 @@ import {
   StoreIdentityAllocator,
 } from '../src/index.js';
 import { storeContract } from './conformance.js';
-import { freePort, startEtcd, type TestEtcd } from './etcd.js';
 
 let etcd: TestEtcd;
 const opened: EtcdStore[] = [];

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { startEtcd, type TestEtcd } from '@datapath/testutils';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startEtcd, type TestEtcd } from './etcd.js';
 
 const PKG = fileURLToPath(new URL('..', import.meta.url));
 let etcd: TestEtcd;

@@ -1,3 +1,5 @@
+export type { TestEtcd, TestEtcdCluster } from './etcd.js';
+export { ETCD_BIN, freePort, startEtcd, startEtcdCluster } from './etcd.js';
 export { bpftoolJson, inNetns, ipJson, run } from './exec.js';
 export type { OpenFd } from './fds.js';
 export { describeFds, leakedFds, openFds, processLifetime } from './fds.js';

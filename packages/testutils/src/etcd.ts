@@ -1,5 +1,5 @@
-// Test helper: a throwaway etcd on 127.0.0.1 (random free ports, temporary data dir) that can be
-// killed (SIGKILL, as a crash) and restarted on the same ports and data.
+// Test helper: a throwaway etcd on 127.0.0.1 with random free ports and a temporary data dir, which can be
+// killed (SIGKILL, as a crash) and restarted on the same ports and data; and an n-member cluster on loopback.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -120,4 +120,92 @@ export async function startEtcd(): Promise<TestEtcd> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A three-member (or n-member) etcd cluster on loopback; members can be killed one by one. */
+export interface TestEtcdCluster {
+  readonly endpoints: string[];
+  /** SIGKILLs member `i`. */
+  kill(i: number): Promise<void>;
+  /** Kills every member and removes the data dirs. */
+  stop(): Promise<void>;
+}
+
+export async function startEtcdCluster(size = 3): Promise<TestEtcdCluster> {
+  const members: {
+    name: string;
+    endpoint: string;
+    peer: string;
+    dataDir: string;
+    proc: ChildProcess | undefined;
+  }[] = [];
+  for (let i = 0; i < size; i++) {
+    const client = await freePort();
+    const peer = await freePort();
+    members.push({
+      name: `m${i}`,
+      endpoint: `http://127.0.0.1:${client}`,
+      peer: `http://127.0.0.1:${peer}`,
+      dataDir: mkdtempSync(join(tmpdir(), 'dpt-etcd-')),
+      proc: undefined,
+    });
+  }
+  const initial = members.map((m) => `${m.name}=${m.peer}`).join(',');
+  const killOne = async (m: (typeof members)[number]) => {
+    const p = m.proc;
+    m.proc = undefined;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGKILL');
+    });
+  };
+  const stop = async () => {
+    for (const m of members) {
+      await killOne(m);
+      rmSync(m.dataDir, { recursive: true, force: true });
+    }
+  };
+  for (const m of members) {
+    m.proc = spawn(
+      ETCD_BIN,
+      [
+        '--name',
+        m.name,
+        '--data-dir',
+        m.dataDir,
+        '--listen-client-urls',
+        m.endpoint,
+        '--advertise-client-urls',
+        m.endpoint,
+        '--listen-peer-urls',
+        m.peer,
+        '--initial-advertise-peer-urls',
+        m.peer,
+        '--initial-cluster',
+        initial,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        `dpt-${process.pid}`,
+        '--log-level',
+        'error',
+      ],
+      { stdio: 'ignore' },
+    );
+  }
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const ok = await Promise.all(members.map((m) => healthy(m.endpoint)));
+    if (ok.every(Boolean)) {
+      return {
+        endpoints: members.map((m) => m.endpoint),
+        kill: (i: number) => killOne(members[i]!),
+        stop,
+      };
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stop();
+  throw new Error('the etcd cluster did not become healthy');
 }
