@@ -251,15 +251,22 @@ static __always_inline __u32 lb_maglev_backend(__u16 rev_nat_id, __u32 hash)
 	inner = bpf_map_lookup_elem(&lb_maglev, &rev_nat_id);
 	if (!inner)
 		return 0;
+	__u32 idx = hash % LB_MAGLEV_TABLE_SIZE;
+
 	t = bpf_map_lookup_elem(inner, &zero);
 	if (!t)
 		return 0;
-	return t->backend_ids[hash % LB_MAGLEV_TABLE_SIZE];
+	/* The verifier does not bound a modulo: check again, hidden from the compiler, which would drop it. */
+	asm volatile("" : "+r"(idx));
+	if (idx >= LB_MAGLEV_TABLE_SIZE)
+		return 0;
+	return t->backend_ids[idx];
 }
 
 /*
- * Picks a backend id for a new flow of the service whose master entry is `svc` (key: its frontend):
- * through its Maglev table with `hash`, or at random over slots 1..count. 0 when it has no backend.
+ * Picks a backend id for a new flow of the service whose master entry is `svc` (key: its frontend) with
+ * `hash`: the Maglev table's entry hash % LB_MAGLEV_TABLE_SIZE, or slot hash % count + 1 (pass
+ * bpf_get_prandom_u32() for a random pick). 0 when the service has no backend for new flows.
  */
 static __always_inline __u32 lb_select_backend(struct lb_svc_key *key, const struct lb_svc_value *svc,
 					       __u32 hash)
@@ -268,7 +275,7 @@ static __always_inline __u32 lb_select_backend(struct lb_svc_key *key, const str
 		return 0;
 	if (svc->flags & LB_SVC_FLAG_MAGLEV)
 		return lb_maglev_backend(svc->rev_nat_id, hash);
-	return lb_slot_backend(key, (__u16)(bpf_get_prandom_u32() % svc->count) + 1);
+	return lb_slot_backend(key, (__u16)(hash % svc->count) + 1);
 }
 
 /* The backend a client's affinity entry names, if it is unexpired and still takes new flows; else 0. */

@@ -1,0 +1,227 @@
+// Socket-level LB against the real kernel: a client process in a cgroup and namespace of its own reaches
+// ClusterIPs over TCP and UDP, IPv4 and IPv6, through bpf/sock_lb.c loaded and attached by SocketLb.
+import { HashMap } from '@datapath/bpf-maps';
+import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SocketLb } from '../src/datapath.js';
+import {
+  backendIdCodec,
+  backendValueCodec,
+  LbError,
+  serviceKeyCodec,
+  serviceValueCodec,
+} from '../src/index.js';
+import { BACKENDS_V4, BACKENDS_V6, type Client, Lab, PORT } from './lab.js';
+
+interface Answer {
+  answer?: string;
+  peer?: string;
+  from?: string;
+  port?: number;
+  error?: string;
+}
+
+const VIP4 = '10.96.0.10';
+const VIP6 = 'fd00:96::10';
+const svc = (
+  name: string,
+  protocol: 'TCP' | 'UDP',
+  vip: string,
+  backends: readonly string[],
+  extra = {},
+) => ({
+  name,
+  protocol,
+  frontends: [{ address: vip, port: 80 }],
+  backends: backends.map((address) => ({ address, port: PORT })),
+  ...extra,
+});
+
+const root = process.getuid?.() === 0;
+describe.skipIf(!root)('socket LB (cgroup connect/sendmsg/recvmsg/getpeername)', () => {
+  const prefix = uniqueName();
+  let lab: Lab;
+  let lb: SocketLb;
+  let client: Client;
+
+  beforeAll(async () => {
+    lab = await Lab.create(prefix);
+    lb = await SocketLb.attach({ cgroupPath: lab.cgroupDir, tableSize: 251, serviceMapMax: 64 });
+    client = lab.clientProcess();
+  });
+  // Each test starts from empty maps, whatever the one before left.
+  afterEach(() => {
+    for (const name of lb?.table.names() ?? []) lb.remove(name);
+  });
+  afterAll(async () => {
+    await client?.close();
+    lb?.close();
+    await lab?.close();
+    expect(scanLeaks(prefix)).toEqual({ netns: [], links: [], pins: [] });
+  });
+
+  const dump = () => {
+    const m = (name: string) => lb.collection.map(name).fd;
+    using services = HashMap.fromFd(m('lb_services'), { key: serviceKeyCodec, value: serviceValueCodec });
+    using backends = HashMap.fromFd(m('lb_backends'), { key: backendIdCodec, value: backendValueCodec });
+    const sort = (e: [unknown, unknown][]) => e.map((x) => JSON.stringify(x)).sort();
+    return { services: sort([...services.entries()]), backends: sort([...backends.entries()]) };
+  };
+
+  it('TCP and UDP, IPv4 and IPv6: every backend answers; getpeername and reply sources show the service', async (ctx) => {
+    requireRoot(ctx);
+    const b4 = BACKENDS_V4.slice(0, 3);
+    const b6 = BACKENDS_V6.slice(0, 3);
+    lb.upsert(svc('tcp4', 'TCP', VIP4, b4));
+    lb.upsert(svc('udp4', 'UDP', VIP4, b4));
+    lb.upsert(svc('tcp6', 'TCP', VIP6, b6, { selection: 'maglev' }));
+    lb.upsert(svc('udp6', 'UDP', VIP6, b6));
+    const cases: [string, Record<string, unknown>, string, readonly string[]][] = [
+      ['tcp4', { op: 'tcp', host: VIP4, port: 80, n: 40 }, VIP4, b4],
+      ['udp4', { op: 'udp', host: VIP4, port: 80, n: 40, connected: false }, VIP4, b4],
+      ['udp4 connected', { op: 'udp', host: VIP4, port: 80, n: 20, connected: true }, VIP4, b4],
+      ['tcp6 maglev', { op: 'tcp', host: VIP6, port: 80, n: 40 }, VIP6, b6],
+      ['udp6', { op: 'udp', host: VIP6, port: 80, n: 40, connected: false }, VIP6, b6],
+    ];
+    for (const [what, cmd, vip, backends] of cases) {
+      const got = await client.run<Answer[]>(cmd);
+      expect(
+        got.filter((a) => a.error),
+        what,
+      ).toEqual([]);
+      expect(new Set(got.map((a) => a.answer)), what).toEqual(new Set(backends));
+      for (const a of got) {
+        if (cmd.op === 'tcp') expect(a.peer, `${what}: getpeername`).toBe(vip);
+        else {
+          expect(a.from, `${what}: reply source`).toBe(vip);
+          expect(a.port).toBe(80);
+          if (cmd.connected) expect(a.peer, `${what}: getpeername`).toBe(vip);
+        }
+      }
+    }
+    // a backend address reached directly is not rewritten
+    const direct = await client.run<Answer[]>({ op: 'tcp', host: b4[1], port: PORT, n: 1 });
+    expect(direct).toEqual([{ answer: b4[1], peer: b4[1] }]);
+    for (const n of ['tcp4', 'udp4', 'tcp6', 'udp6']) lb.remove(n);
+  });
+
+  it('zero backends: connect and sendmsg fail ECONNREFUSED at once, nothing is sent', async (ctx) => {
+    requireRoot(ctx);
+    lb.upsert(svc('empty', 'TCP', VIP4, []));
+    lb.upsert(svc('empty-udp', 'UDP', VIP6, []));
+    expect(await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n: 2 })).toEqual([
+      { error: 'ECONNREFUSED' },
+      { error: 'ECONNREFUSED' },
+    ]);
+    expect(await client.run<Answer[]>({ op: 'udp', host: VIP6, port: 80, n: 1, connected: false })).toEqual([
+      { error: 'ECONNREFUSED' },
+    ]);
+    // only terminating backends: the same
+    lb.upsert({
+      ...svc('empty', 'TCP', VIP4, []),
+      backends: [{ address: BACKENDS_V4[0]!, port: PORT, state: 'terminating' }],
+    });
+    expect(await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n: 1 })).toEqual([
+      { error: 'ECONNREFUSED' },
+    ]);
+    lb.remove('empty');
+    lb.remove('empty-udp');
+  });
+
+  it('a terminating backend keeps its open connection and gets no new ones', async (ctx) => {
+    requireRoot(ctx);
+    const b = BACKENDS_V4.slice(0, 2);
+    lb.upsert(svc('drain', 'TCP', VIP4, b));
+    // hold connections until one lands on b[0]
+    const held: { id: number; answer: string }[] = [];
+    for (let i = 0; i < 40 && !held.some((h) => h.answer === b[0]); i++)
+      held.push(await client.run<{ id: number; answer: string }>({ op: 'hold', host: VIP4, port: 80 }));
+    const onFirst = held.find((h) => h.answer === b[0])!;
+    expect(onFirst).toBeDefined();
+    lb.upsert({
+      ...svc('drain', 'TCP', VIP4, b),
+      backends: b.map((address, i) => ({ address, port: PORT, state: i === 0 ? 'terminating' : 'active' })),
+    });
+    const fresh = await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n: 30 });
+    expect(new Set(fresh.map((a) => a.answer))).toEqual(new Set([b[1]]));
+    expect(await client.run<Answer>({ op: 'again', id: onFirst.id })).toEqual({ answer: b[0] });
+    for (const h of held) await client.run({ op: 'release', id: h.id });
+    lb.remove('drain');
+  });
+
+  it('backends added and removed under continuous load: no failed connection to a live backend', async (ctx) => {
+    requireRoot(ctx);
+    const all = BACKENDS_V4;
+    lb.upsert(svc('churn', 'TCP', VIP4, all.slice(0, 2)));
+    const load = client.run<{ ok: number; errors: string[]; answers: Record<string, number> }>({
+      op: 'loop',
+      host: VIP4,
+      port: 80,
+      ms: 3000,
+    });
+    const sets = [all.slice(0, 3), all.slice(1, 4), [all[3]!], all, all.slice(0, 1), all.slice(2, 4), all];
+    for (let round = 0; round < 3; round++)
+      for (const set of sets) {
+        lb.upsert(svc('churn', 'TCP', VIP4, set, round === 1 ? { selection: 'maglev' } : {}));
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    const result = await load;
+    expect(result.errors).toEqual([]);
+    expect(result.ok).toBeGreaterThan(20);
+    expect(Object.keys(result.answers).sort()).toEqual([...all].sort());
+    lb.remove('churn');
+  });
+
+  it('session affinity: one client keeps its backend across connections', async (ctx) => {
+    requireRoot(ctx);
+    lb.upsert(svc('sticky', 'TCP', VIP4, BACKENDS_V4, { affinity: { timeoutSeconds: 60 } }));
+    const got = await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n: 20 });
+    expect(new Set(got.map((a) => a.answer)).size).toBe(1);
+    // its backend turns terminating: the client moves, and sticks to its new one
+    const first = got[0]!.answer!;
+    lb.upsert({
+      ...svc('sticky', 'TCP', VIP4, BACKENDS_V4, { affinity: { timeoutSeconds: 60 } }),
+      backends: BACKENDS_V4.map((address) => ({
+        address,
+        port: PORT,
+        state: address === first ? 'terminating' : 'active',
+      })),
+    });
+    const after = await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n: 10 });
+    const moved = new Set(after.map((a) => a.answer));
+    expect(moved.size).toBe(1);
+    expect(moved.has(first)).toBe(false);
+    lb.remove('sticky');
+  });
+
+  it('bad input and a full map leave nothing half-written', async (ctx) => {
+    requireRoot(ctx);
+    lb.upsert(svc('keep', 'TCP', VIP4, BACKENDS_V4.slice(0, 2)));
+    const before = dump();
+    const reason = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e instanceof LbError ? e.reason : (e as { code?: string }).code;
+      }
+      return 'no error';
+    };
+    expect(reason(() => lb.upsert(svc('dup', 'TCP', VIP4, BACKENDS_V4)))).toBe('DuplicateFrontend');
+    expect(reason(() => lb.upsert({ ...svc('keep', 'TCP', VIP4, BACKENDS_V4), protocol: 'SCTP' }))).toBe(
+      'InvalidProtocol',
+    );
+    expect(
+      reason(() => lb.upsert({ ...svc('keep', 'TCP', VIP4, []), frontends: [{ address: VIP4, port: 0 }] })),
+    ).toBe('InvalidPort');
+    expect(dump()).toEqual(before);
+    // the service map holds 64 entries: 70 backends fit the model but not the map; the writer undoes
+    const many = Array.from({ length: 70 }, (_, i) => `10.244.2.${i + 1}`);
+    expect(reason(() => lb.upsert(svc('keep', 'TCP', VIP4, many)))).toBe('Exhausted');
+    expect(dump()).toEqual(before);
+    // and the table still describes the maps: the old service still answers
+    const got = await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n: 10 });
+    expect(got.every((a) => BACKENDS_V4.slice(0, 2).includes(a.answer!))).toBe(true);
+    lb.remove('keep');
+    expect(dump()).toEqual({ services: [], backends: [] });
+  });
+});
