@@ -1,37 +1,14 @@
 /**
  * The service lab: a client namespace, backend namespaces behind it, a cgroup for the client
- * process, and the connect4 hook that turns connections to a service address into connections to a
- * backend picked at random.
+ * process, and socket-level load balancing from @datapath/lb attached to that cgroup.
  */
 import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import {
-  be16,
-  type CodecType,
-  HashMap,
-  ipv4,
-  PerCpuHashMap,
-  pad,
-  struct,
-  u8,
-  u32,
-  u64,
-} from '@datapath/bpf-maps';
-import { type Collection, cgroupAttach, compile, type Link, load, openObject } from '@datapath/loader';
+import type { Selection } from '@datapath/lb';
+import { SocketLb } from '@datapath/lb/datapath';
 import { addrAdd, linkAdd, linkSetUp } from '@datapath/netdev';
 import { Handle, type Netns, netnsAdd, netnsDelete } from '@datapath/netlink';
 import { type Backend, connectMany, startBackend } from './sys/procs.js';
-
-const SOURCE = fileURLToPath(new URL('../bpf/sock_lb.c', import.meta.url));
-
-/** `struct service_key` / `service_value` / `backend_key` / `backend_value` of bpf/sock_lb.c. */
-export const serviceKey = struct({ vip: ipv4, port: be16, proto: u8, _pad: pad(1) }, { size: 8 });
-export const serviceValue = struct({ id: u32, count: u32 }, { size: 8 });
-export const backendKey = struct({ service: u32, slot: u32 }, { size: 8 });
-export const backendValue = struct({ ip: ipv4, port: be16, _pad: pad(2) }, { size: 8 });
-
-type BackendKey = CodecType<typeof backendKey>;
 
 /** The first cgroup v2 mount of this machine (`/sys/fs/cgroup` or `/sys/fs/cgroup/unified`). */
 export function cgroup2Root(): string {
@@ -57,40 +34,33 @@ export interface BackendNs {
   netns: Netns;
 }
 
-/** Client and backend namespaces, the cgroup and the attached hook; `close()` removes all of it. */
+/** Client and backend namespaces, the cgroup and the socket LB on it; `close()` removes all of it. */
 export class ServiceLab implements AsyncDisposable {
   readonly client: Netns;
   readonly backends: BackendNs[];
   readonly cgroupDir: string;
+  /** The socket load balancer attached to the cgroup. */
+  readonly lb: SocketLb;
   readonly #names: string[];
-  readonly #coll: Collection;
-  readonly #link: Link;
-  readonly #services: HashMap<CodecType<typeof serviceKey>, CodecType<typeof serviceValue>>;
-  readonly #backendMap: HashMap<BackendKey, CodecType<typeof backendValue>>;
   readonly #servers: Backend[] = [];
-  #nextId = 1;
 
   private constructor(
     names: string[],
     client: Netns,
     backends: BackendNs[],
     cgroupDir: string,
-    coll: Collection,
-    link: Link,
+    lb: SocketLb,
   ) {
     this.#names = names;
     this.client = client;
     this.backends = backends;
     this.cgroupDir = cgroupDir;
-    this.#coll = coll;
-    this.#link = link;
-    this.#services = HashMap.fromFd(coll.map('services').fd, { key: serviceKey, value: serviceValue });
-    this.#backendMap = HashMap.fromFd(coll.map('backends').fd, { key: backendKey, value: backendValue });
+    this.lb = lb;
   }
 
   /**
    * Builds the lab: `<prefix>-c` (client) and `<prefix>-b<i>` (backends, each on its own /30 veth
-   * from the client), a TCP server on `port` in every backend, a cgroup `<prefix>` with the hook.
+   * from the client), a TCP server on `port` in every backend, a cgroup `<prefix>` with socket LB.
    */
   static async create(prefix: string, backendCount: number, port: number): Promise<ServiceLab> {
     const names = [`${prefix}-c`, ...Array.from({ length: backendCount }, (_, i) => `${prefix}-b${i}`)];
@@ -125,16 +95,8 @@ export class ServiceLab implements AsyncDisposable {
         ch.close();
       }
       mkdirSync(cgroupDir);
-      const obj = await compile({ files: [SOURCE] });
-      const coll = load(openObject(obj.path, 'sock_lb'));
-      let link: Link;
-      try {
-        link = cgroupAttach(coll.program('sock_connect4'), { cgroupPath: cgroupDir, attachType: 'connect4' });
-      } catch (err) {
-        coll.close();
-        throw err;
-      }
-      lab = new ServiceLab(names, client, backends, cgroupDir, coll, link);
+      const lb = await SocketLb.attach({ cgroupPath: cgroupDir, tableSize: 251 });
+      lab = new ServiceLab(names, client, backends, cgroupDir, lb);
       for (const b of backends) lab.#servers.push(await startBackend(b.netns.path, b.name, port));
       return lab;
     } catch (err) {
@@ -153,19 +115,23 @@ export class ServiceLab implements AsyncDisposable {
   }
 
   /**
-   * Points the service `vip:port` (TCP) at `backends:targetPort`: backend slots first, then the
-   * count, so a connecting socket never sees a slot that is not written yet.
+   * Points the service `vip:port` (TCP) at `backends:targetPort` through @datapath/lb: its writer puts
+   * new backends first and the slot count last, so a connecting socket never sees a half-written service.
    */
-  setService(vip: string, port: number, backends: readonly string[], targetPort: number): void {
-    const key = { vip, port, proto: 6 };
-    const existing = this.#services.get(key);
-    const id = existing?.id ?? this.#nextId++;
-    backends.forEach((ip, slot) => {
-      this.#backendMap.set({ service: id, slot }, { ip, port: targetPort });
+  setService(
+    vip: string,
+    port: number,
+    backends: readonly string[],
+    targetPort: number,
+    selection: Selection = 'random',
+  ): void {
+    this.lb.upsert({
+      name: `${vip}:${port}`,
+      protocol: 'TCP',
+      frontends: [{ address: vip, port }],
+      backends: backends.map((address) => ({ address, port: targetPort })),
+      selection,
     });
-    this.#services.set(key, { id, count: backends.length });
-    for (let slot = backends.length; slot < (existing?.count ?? 0); slot++)
-      this.#backendMap.delete({ service: id, slot });
   }
 
   /** Connects `count` times to `host:port` from a client process in the lab's cgroup. */
@@ -173,25 +139,10 @@ export class ServiceLab implements AsyncDisposable {
     return connectMany(this.cgroupDir, this.client.path, host, port, count);
   }
 
-  /** Connections the hook sent to each backend IP, summed over CPUs. */
-  picks(): Record<string, bigint> {
-    const picks = PerCpuHashMap.fromFd(this.#coll.map('picks').fd, { key: backendKey, value: u64 });
-    const out: Record<string, bigint> = {};
-    for (const [k, per] of picks.entries()) {
-      const ip = this.#backendMap.get(k)?.ip ?? `service ${k.service} slot ${k.slot}`;
-      out[ip] = (out[ip] ?? 0n) + per.reduce((a, b) => a + b, 0n);
-    }
-    picks.close();
-    return out;
-  }
-
-  /** Stops the backends, detaches the hook, removes the cgroup and the namespaces. */
+  /** Stops the backends, detaches socket LB, removes the cgroup and the namespaces. */
   async close(): Promise<void> {
     await Promise.all(this.#servers.map((s) => s.stop()));
-    this.#services.close();
-    this.#backendMap.close();
-    this.#link.close();
-    this.#coll.close();
+    this.lb.close();
     try {
       rmdirSync(this.cgroupDir);
     } catch {
