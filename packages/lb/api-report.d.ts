@@ -2,7 +2,7 @@
 import { DatapathError } from "@datapath/errors";
 export { A as AffinityInput, c as AppliedFrontend, d as AppliedService, B as Backend, e as BackendInput, f as BackendState, D as DEFAULT_AFFINITY_TIMEOUT, g as DEFAULT_MAGLEV_TABLE_SIZE, h as DEFAULT_MAX_BACKENDS, F as Frontend, i as FrontendInput, j as FrontendKind, k as LB_MAP_NAMES, l as LB_STRUCT_SIZES, m as LayoutCodec, n as LbAffinityMatchKey, o as LbBackendState, p as LbBackendValue, q as LbDelete, L as LbMapOp, r as LbProto, s as LbProtocol, t as LbPut, u as LbRevNatValue, v as LbServiceFlag, w as LbServiceKey, x as LbServiceValue, y as MAGLEV_TABLE_SIZES, z as MAX_AFFINITY_TIMEOUT, C as MaglevBackend, E as MaglevOptions, G as MaglevPermutation, M as MaglevTableSize, H as SLOT_LIMIT, I as Selection, J as Service, a as ServiceChange, K as ServiceInput, N as ServiceLimits, S as ServiceTable, b as ServiceTableOptions, O as affinityMatchKeyCodec, P as affinityMatchValueCodec, Q as backendIdCodec, R as backendValueCodec, T as isMaglevTableSize, U as maglevMoved, V as maglevPermutation, W as maglevTable, X as mappedAddress, Y as murmur3, Z as parseService, _ as revNatIdCodec, $ as revNatValueCodec, a0 as serviceKeyCodec, a1 as serviceValueCodec, a2 as unmappedAddress } from "./plan-<chunk>.js";
 import "@datapath/ip";
-type LbReason = "InvalidService" | "InvalidAddress" | "InvalidPort" | "InvalidProtocol" | "FamilyMismatch" | "InvalidWeight" | "InvalidAffinity" | "InvalidTableSize" | "DuplicateFrontend" | "DuplicateBackend" | "TooManyBackends" | "UnknownService" | "IdsExhausted";
+type LbReason = "InvalidService" | "InvalidAddress" | "InvalidPort" | "InvalidProtocol" | "FamilyMismatch" | "InvalidWeight" | "InvalidAffinity" | "InvalidTableSize" | "DuplicateFrontend" | "DuplicateBackend" | "TooManyBackends" | "UnknownService" | "IdsExhausted" | "InvalidPortRange" | "InvalidCidr" | "InvalidNatConfig";
 interface LbProblem {
     path: string;
     message: string;
@@ -24,7 +24,7 @@ export type { LbProblem, LbReason };
 
 // dist/datapath.d.ts
 import { MaglevTableSize, ServiceTable, LbMapOp, ServiceChange, ServiceTableOptions } from "./index.js";
-import { Collection } from "@datapath/loader";
+import { Collection, DeviceRef } from "@datapath/loader";
 import "@datapath/ip";
 declare const LB_BPF_DIR: string;
 declare const LB_HEADER: string;
@@ -107,8 +107,143 @@ declare class SocketLb implements AsyncDisposable, Disposable {
     [Symbol.dispose](): void;
     [Symbol.asyncDispose](): Promise<void>;
 }
-export { LB_BPF_DIR, LB_HEADER, SOCKET_LB_HOOKS, ServiceWriter, SocketLb, lbConfig };
-export type { LbConfigOptions, LbMapFds, SocketLbOptions };
+interface Constants {
+    ct_timeout_syn: number;
+    ct_timeout_tcp: number;
+    ct_timeout_close: number;
+    ct_timeout_udp: number;
+    ct_timeout_icmp: number;
+    nat_ipv4: number;
+    nat_port_min: number;
+    nat_port_max: number;
+    nat_retries: number;
+    nat_ipv6: Uint8Array;
+    masq_enabled: number;
+    masq_src_net: number;
+    masq_src_mask: number;
+    nonmasq_net: number;
+    nonmasq_mask: number;
+    masq6_enabled: number;
+    masq6_src_net: Uint8Array;
+    masq6_src_mask: Uint8Array;
+    nonmasq6_net: Uint8Array;
+    nonmasq6_mask: Uint8Array;
+    nodeport_enabled: number;
+}
+interface PortRange {
+    min: number;
+    max: number;
+}
+interface MasqueradeOptions {
+    podCidr: string;
+    clusterCidr?: string;
+    portRange?: PortRange;
+    retries?: number;
+    podCidr6?: string;
+    clusterCidr6?: string;
+}
+interface FlowTimeouts {
+    tcpSyn?: number;
+    tcpEstablished?: number;
+    tcpClose?: number;
+    udp?: number;
+    icmp?: number;
+}
+interface NetdevConfig {
+    nodeAddress: string;
+    nodeAddress6?: string;
+    masquerade?: MasqueradeOptions;
+    nodePort?: boolean;
+    timeouts?: FlowTimeouts;
+}
+declare const DEFAULT_NAT_PORT_RANGE: Readonly<PortRange>;
+declare function netdevConstants(config: NetdevConfig): Constants;
+type NetnsHandle = Exclude<DeviceRef["netns"], string | undefined>;
+interface NetdevTarget {
+    ifname: string;
+    netns?: NetnsHandle;
+    pinDir?: string;
+    cacheDir?: string;
+    prefer?: "auto" | "tcx" | "tc";
+    lb?: Omit<LbConfigOptions, "pinByName">;
+}
+interface NatKey {
+    saddr: string;
+    daddr: string;
+    sport: number;
+    dport: number;
+    proto: number;
+    dir: number;
+}
+interface NatEntry {
+    toAddr: string;
+    toPort: number;
+    flags: number;
+    expires: number;
+    created: number;
+}
+interface NatFlowHalf {
+    key: NatKey;
+    entry: NatEntry;
+}
+declare const NatDirection: Readonly<{
+    Out: number;
+    In: number;
+    Service: number;
+    ServiceReply: number;
+}>;
+interface NetdevStats {
+    snatOut: bigint;
+    snatIn: bigint;
+    snatNew: bigint;
+    collisions: bigint;
+    reclaimed: bigint;
+    dropExhausted: bigint;
+    dropMapFull: bigint;
+    dropFragment: bigint;
+    svcNew: bigint;
+    svcForward: bigint;
+    svcReply: bigint;
+    noBackend: bigint;
+}
+declare function monotonicSeconds(): number;
+declare function natPeerKey<K extends NatKey>(key: K, entry: Pick<NatEntry, "toAddr" | "toPort">): K;
+declare function natClosing(entry: {
+    flags: number;
+}): boolean;
+declare class NodeNetdev implements Disposable {
+    #private;
+    private constructor();
+    static attach(config: NetdevConfig, target: NetdevTarget): Promise<NodeNetdev>;
+    flows(): Promise<NatFlowHalf[]>;
+    flows6(): Promise<NatFlowHalf[]>;
+    stats(): NetdevStats;
+    gc(now?: number): Promise<number>;
+    close(): void;
+    [Symbol.dispose](): void;
+}
+interface PodLbOptions {
+    pinDir: string;
+    timeouts?: FlowTimeouts;
+    cacheDir?: string;
+    lb?: Omit<LbConfigOptions, "pinByName">;
+}
+interface PodDevice {
+    ifname: string;
+    netns?: NetnsHandle;
+    prefer?: "auto" | "tcx" | "tc";
+}
+declare class PodLb implements Disposable {
+    #private;
+    private constructor();
+    static load(options: PodLbOptions): Promise<PodLb>;
+    attach(device: PodDevice): Promise<void>;
+    detach(ifname: string): void;
+    close(): void;
+    [Symbol.dispose](): void;
+}
+export { DEFAULT_NAT_PORT_RANGE, LB_BPF_DIR, LB_HEADER, NatDirection, NodeNetdev, PodLb, SOCKET_LB_HOOKS, ServiceWriter, SocketLb, lbConfig, monotonicSeconds, natClosing, natPeerKey, netdevConstants };
+export type { FlowTimeouts, LbConfigOptions, LbMapFds, MasqueradeOptions, NatEntry, NatFlowHalf, NatKey, NetdevConfig, Constants as NetdevConstants, NetdevStats, NetdevTarget, NetnsHandle, PodDevice, PodLbOptions, PortRange, SocketLbOptions };
 
 // dist/plan-<chunk>.d.ts
 import { IpFamily } from "@datapath/ip";
