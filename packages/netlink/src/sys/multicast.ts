@@ -5,8 +5,8 @@
 // the open, which throws a NetlinkError.
 import koffi from 'koffi';
 import { errnoError } from '../errors.js';
-import { closeFd, MSG_TRUNC, netlinkSend, netlinkSocket } from './libc.js';
-import { nativeAddon } from './native.js';
+import { closeFd, MSG_TRUNC, netlinkSend } from './libc.js';
+import { routeSocket } from './socket.js';
 
 const libc = koffi.load('libc.so.6');
 const setsockoptFn = libc.func('int setsockopt(int fd, int level, int name, void *val, uint32_t len)') as (
@@ -28,7 +28,6 @@ const ioctlFn = libc.func('int ioctl(int fd, unsigned long req, long arg)') as (
   arg: number,
 ) => number;
 
-const NETLINK_ROUTE = 0;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
@@ -71,13 +70,9 @@ export function openSubscriber(
   op: string,
   nsFd?: number,
 ): SubscriberSocket | undefined {
-  const addon = nativeAddon;
-  if (nsFd !== undefined && addon === undefined) return undefined;
-  const { fd, portId } = netlinkSocket(
-    NETLINK_ROUTE,
-    op,
-    nsFd === undefined || addon === undefined ? undefined : (d, t, p) => addon.socketIn(nsFd, d, t, p),
-  );
+  const sock = routeSocket(op, nsFd);
+  if (sock === undefined) return undefined;
+  const { fd, portId } = sock;
   try {
     for (const g of groups) {
       if (setsockoptFn(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, intOpt(g), 4) < 0)

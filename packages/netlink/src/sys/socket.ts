@@ -8,6 +8,18 @@ import { nativeAddon } from './native.js';
 const NETLINK_ROUTE = 0;
 
 /**
+ * A bound NETLINK_ROUTE socket (see `netlinkSocket`): in the calling thread's namespace when `nsFd` is
+ * undefined, otherwise made by the native addon on a short-lived thread inside that namespace; undefined
+ * when `nsFd` is given but the addon is missing (the caller then uses a `Netns.run` window).
+ */
+export function routeSocket(op: string, nsFd?: number): { fd: number; portId: number } | undefined {
+  if (nsFd === undefined) return netlinkSocket(NETLINK_ROUTE, op);
+  const addon = nativeAddon;
+  if (addon === undefined) return undefined;
+  return netlinkSocket(NETLINK_ROUTE, op, (d, t, p) => addon.socketIn(nsFd, d, t, p));
+}
+
+/**
  * Opens a NETLINK_ROUTE socket in the namespace `nsFd` names (created on a short-lived thread inside it,
  * the calling thread never moves), or in the calling thread's current namespace when `nsFd` is undefined.
  * Returns undefined when `nsFd` is given but the addon is missing: the caller then creates it inside a
@@ -17,12 +29,9 @@ export function openRouteSocket(op: string): Transport;
 export function openRouteSocket(op: string, nsFd: number): Transport | undefined;
 export function openRouteSocket(op: string, nsFd?: number): Transport | undefined {
   const addon = nativeAddon;
-  if (nsFd !== undefined && addon === undefined) return undefined;
-  const { fd, portId } = netlinkSocket(
-    NETLINK_ROUTE,
-    op,
-    nsFd === undefined || addon === undefined ? undefined : (d, t, p) => addon.socketIn(nsFd, d, t, p),
-  );
+  const sock = routeSocket(op, nsFd);
+  if (sock === undefined) return undefined;
+  const { fd, portId } = sock;
   let open = true;
   const transport: Transport = {
     portId,
