@@ -236,6 +236,10 @@ declare class Collection {
     [Symbol.dispose](): void;
 }
 declare function load(spec: ObjectSpec, options?: LoadOptions): Collection;
+interface LoadAsyncOptions extends LoadOptions {
+    signal?: AbortSignal;
+}
+declare function loadAsync(spec: ObjectSpec, options?: LoadAsyncOptions): Promise<Collection>;
 interface CompilerRun {
     exitCode: number | null;
     stderr: string;
@@ -435,5 +439,5 @@ interface DeviceAttachments {
     xdp: XdpAttachment[];
 }
 declare function query(device: string | DeviceRef): DeviceAttachments;
-export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachAsync, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, cgroupAttach, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark, tcAttach, tcxAttach, tcxAttachAsync, xdpAttach };
-export type { ArpLayer, AttachAsyncOptions, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileErrorReason, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, GlobalSection, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadOptions, MapOfMapsCodecs, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };
+export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachAsync, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, cgroupAttach, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, loadAsync, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark, tcAttach, tcxAttach, tcxAttachAsync, xdpAttach };
+export type { ArpLayer, AttachAsyncOptions, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileErrorReason, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, GlobalSection, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadAsyncOptions, LoadOptions, MapOfMapsCodecs, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };

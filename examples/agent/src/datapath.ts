@@ -29,7 +29,7 @@ import {
   attachAsync,
   type Collection,
   compile,
-  load,
+  loadAsync,
   openObject,
   openPinnedLink,
 } from '@datapath/loader';
@@ -205,7 +205,8 @@ export class Datapath {
     try {
       const spec = openObject(compiled.path, 'datapath');
       setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
-      coll = load(spec, { pinDir: paths.pinDir });
+      // The verifier runs on libuv's threadpool: an agent that already serves (a restart under load) keeps answering.
+      coll = await loadAsync(spec, { pinDir: paths.pinDir });
     } catch (err) {
       throw new AgentError('DatapathFailed', `loading bpf/datapath.c: ${(err as Error).message}`, {
         cause: err,

@@ -58,12 +58,20 @@ export type {
   LoadedProgram,
   ObjectConstantDecl,
   ObjectDescription,
+  ObjectLoadAsyncOptions,
   ObjectLoadOptions,
   ObjectMapDecl,
   ObjectProgramDecl,
   PinnedMapInfo,
 } from './object.js';
-export { LoadedObject, objectDescribe, objectLoad, pinnedMapInfo, VerifierError } from './object.js';
+export {
+  LoadedObject,
+  objectDescribe,
+  objectLoad,
+  objectLoadAsync,
+  pinnedMapInfo,
+  VerifierError,
+} from './object.js';
 export type { ProgInfo } from './prog.js';
 export { progInfo, progInfoById, progProbeIsa, progTypeName } from './prog.js';
 export type { ProgTestRunOptions, ProgTestRunResult } from './prog-run.js';

@@ -25,6 +25,7 @@ import {
   objectBtf,
   objectClose,
   objectLoad as objectLoadRaw,
+  objectLoadAsync as objectLoadRawAsync,
   objectNextMap,
   objectNextProgram,
   objectOpenMem,
@@ -547,6 +548,99 @@ function applyOptions(obj: bigint, options: ObjectLoadOptions, op: string): void
   }
 }
 
+/** One attempt of a load: the opened object, its verifier log buffer and what to keep alive with it. */
+interface LoadAttempt {
+  obj: bigint;
+  log: Buffer;
+  logSize: number;
+  keep: unknown[];
+}
+
+/** Checks the options and copies the ELF once (libbpf keeps pointers into it until load). */
+function loadPlan(bytes: Uint8Array, options: ObjectLoadOptions, op: string) {
+  const logSize = options.logSize ?? 1 << 20;
+  if (!Number.isInteger(logSize) || logSize < 128 || logSize > MAX_LOG) {
+    throw new BpfError('InvalidArgument', `${op}: logSize must be 128..${MAX_LOG}, got ${logSize}`, { op });
+  }
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength < 64) {
+    throw new BpfError('InvalidArgument', `${op}: expected the bytes of an ELF object`, { op });
+  }
+  // libbpf keeps pointers into the ELF buffer until load: give it a private, stable copy.
+  const elf = Buffer.allocUnsafeSlow(bytes.byteLength);
+  elf.set(bytes);
+  const objName = cString(options.name ?? 'obj');
+  const pinRoot = options.pinRoot === undefined ? undefined : cString(options.pinRoot);
+  return { elf, objName, pinRoot, logSize };
+}
+
+/** Opens the object with a verifier log buffer of `logSize` bytes and applies `options` (quick, no syscall that waits). */
+function openAttempt(
+  plan: ReturnType<typeof loadPlan>,
+  logSize: number,
+  options: ObjectLoadOptions,
+  op: string,
+): LoadAttempt {
+  const log = Buffer.allocUnsafeSlow(logSize);
+  log[0] = 0;
+  const openOpts = new Uint8Array(80); // struct bpf_object_open_opts (libbpf 1.1, 80 bytes)
+  const v = new DataView(openOpts.buffer);
+  v.setBigUint64(0, 80n, true);
+  v.setBigUint64(8, addressOf(plan.objName), true);
+  if (plan.pinRoot !== undefined) v.setBigUint64(24, addressOf(plan.pinRoot), true);
+  v.setBigUint64(56, addressOf(log), true);
+  v.setBigUint64(64, BigInt(logSize), true);
+  const obj = openMem(plan.elf, op, openOpts);
+  try {
+    applyOptions(obj, options, op);
+  } catch (err) {
+    objectClose(obj);
+    throw err;
+  }
+  return { obj, log, logSize, keep: [plan.elf, plan.pinRoot, plan.objName] };
+}
+
+/**
+ * What `bpf_object__load`'s result `r` means: the loaded object, a larger log size to retry with (the
+ * verifier's log did not fit), or the typed error to throw. Closes the object unless it loaded.
+ */
+function loadOutcome(a: LoadAttempt, r: number, lines: string[], op: string): LoadedObject | number | Error {
+  if (r >= 0) return new LoadedObject(a.obj, a.keep);
+  try {
+    const errno = -r;
+    const end = a.log.indexOf(0);
+    const text = a.log.subarray(0, end < 0 ? a.logSize : end).toString('utf8');
+    // On a program load, EACCES is the verifier refusing the program (not missing privileges: those are
+    // EPERM), and ENOSPC means the verifier log did not fit its buffer.
+    const base = errnoError(errno, { op, syscall: 'bpf_object__load', meaning: LOAD_MEANING });
+    const failed = lines
+      .map((l) => /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(l)?.[1])
+      .find(Boolean);
+    if (text.length > 0 && failed !== undefined) {
+      if (base.reason === 'LogFull' && a.logSize < MAX_LOG) return Math.min(a.logSize * 8, MAX_LOG);
+      const last = text
+        .trimEnd()
+        .split('\n')
+        .filter((l) => !l.startsWith('processed ') && l.trim() !== '')
+        .slice(-1)[0];
+      const truncated = base.reason === 'LogFull';
+      return new VerifierError(
+        truncated ? 'InvalidArgument' : base.code,
+        `${op}: the verifier rejected program ${failed}: ${last}`,
+        { op, errno, errnoName: base.errnoName, program: failed, log: text, truncated },
+      );
+    }
+    return new BpfError(base.code, lines.length > 0 ? `${base.message}: ${lines.join('; ')}` : base.message, {
+      op,
+      errno,
+      errnoName: base.errnoName,
+      reason: base.reason,
+      syscall: 'bpf_object__load',
+    });
+  } finally {
+    objectClose(a.obj);
+  }
+}
+
 /**
  * Opens an ELF BPF object from its bytes, applies `options`, and loads it: creates (or reuses pinned) maps
  * and verifies every autoloaded program. A verifier rejection throws {@link VerifierError} with the complete
@@ -566,78 +660,87 @@ function applyOptions(obj: bigint, options: ObjectLoadOptions, op: string): void
  */
 export function objectLoad(bytes: Uint8Array, options: ObjectLoadOptions = {}): LoadedObject {
   const op = 'objectLoad';
-  let logSize = options.logSize ?? 1 << 20;
-  if (!Number.isInteger(logSize) || logSize < 128 || logSize > MAX_LOG) {
-    throw new BpfError('InvalidArgument', `${op}: logSize must be 128..${MAX_LOG}, got ${logSize}`, { op });
+  const plan = loadPlan(bytes, options, op);
+  for (let logSize = plan.logSize; ; ) {
+    const a = openAttempt(plan, logSize, options, op);
+    libbpfLogMark();
+    const out = loadOutcome(a, objectLoadRaw(a.obj), libbpfLogSince(), op);
+    if (out instanceof LoadedObject) return out;
+    if (typeof out === 'number') logSize = out;
+    else throw out;
   }
-  // libbpf keeps pointers into the ELF buffer until load: give it a private, stable copy.
-  const elf = Buffer.allocUnsafeSlow(bytes.byteLength);
-  elf.set(bytes);
-  const objName = cString(options.name ?? 'obj');
-  const pinRoot = options.pinRoot === undefined ? undefined : cString(options.pinRoot);
-  for (;;) {
-    const log = Buffer.allocUnsafeSlow(logSize);
-    log[0] = 0;
-    const openOpts = new Uint8Array(80); // struct bpf_object_open_opts (libbpf 1.1, 80 bytes)
-    const v = new DataView(openOpts.buffer);
-    v.setBigUint64(0, 80n, true);
-    v.setBigUint64(8, addressOf(objName), true);
-    if (pinRoot !== undefined) v.setBigUint64(24, addressOf(pinRoot), true);
-    v.setBigUint64(56, addressOf(log), true);
-    v.setBigUint64(64, BigInt(logSize), true);
-    const obj = openMem(elf, op, openOpts);
-    let loaded = false;
-    try {
-      applyOptions(obj, options, op);
+}
+
+/** Options of {@link objectLoadAsync} besides {@link ObjectLoadOptions}. */
+export interface ObjectLoadAsyncOptions extends ObjectLoadOptions {
+  /** Cancels the load while it has not reached the kernel (`BpfError` `Interrupted`, reason `Aborted`). */
+  signal?: AbortSignal;
+}
+
+// libbpf's log lines are told apart by a mark in one process-wide ring: async loads take turns.
+let loadQueue: Promise<unknown> = Promise.resolve();
+
+function checkAborted(signal: AbortSignal | undefined, op: string): void {
+  if (signal?.aborted) {
+    throw new BpfError('Interrupted', `${op}: aborted before the kernel call`, {
+      op,
+      reason: 'Aborted',
+      cause: signal.reason,
+    });
+  }
+}
+
+/**
+ * The async form of {@link objectLoad}: `bpf_object__load` (map creation and every `BPF_PROG_LOAD`, where
+ * the verifier runs) executes on libuv's threadpool, so the event loop goes on meanwhile. Parsing the ELF and
+ * applying `options` stay on the calling thread (no kernel call). Same options, result and errors as
+ * {@link objectLoad}, the verifier log included. Async loads of this process run one at a time, in call
+ * order; `signal` cancels a load that is still waiting for its turn.
+ * Equivalent to: `bpftool prog loadall OBJ DIR`.
+ *
+ * @throws {@link VerifierError} and {@link BpfError} as {@link objectLoad}; `Interrupted` (reason `Aborted`)
+ * when `signal` fired before the load started.
+ * @example Loading without blocking the event loop
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { objectLoadAsync } from '@datapath/libbpf';
+ * using obj = await objectLoadAsync(readFileSync('prog.bpf.o'), { pinRoot: '/sys/fs/bpf/demo' });
+ * console.log(obj.programs.map((p) => p.name));
+ * ```
+ */
+export function objectLoadAsync(
+  bytes: Uint8Array,
+  options: ObjectLoadAsyncOptions = {},
+): Promise<LoadedObject> {
+  const op = 'objectLoad';
+  let plan: ReturnType<typeof loadPlan>;
+  try {
+    checkAborted(options.signal, op);
+    plan = loadPlan(bytes, options, op);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const run = async (): Promise<LoadedObject> => {
+    for (let logSize = plan.logSize; ; ) {
+      checkAborted(options.signal, op);
+      const a = openAttempt(plan, logSize, options, op);
       libbpfLogMark();
-      const r = objectLoadRaw(obj);
-      if (r >= 0) {
-        loaded = true;
-        // The log buffer is only written during load; the ELF copy stays with the object.
-        return new LoadedObject(obj, [elf, pinRoot, objName]);
+      let r: number;
+      try {
+        r = await objectLoadRawAsync(a.obj);
+      } catch (err) {
+        objectClose(a.obj);
+        throw err;
       }
-      const errno = -r;
-      const lines = libbpfLogSince();
-      const end = log.indexOf(0);
-      const text = log.subarray(0, end < 0 ? logSize : end).toString('utf8');
-      // On a program load, EACCES is the verifier refusing the program (not missing privileges: those are
-      // EPERM), and ENOSPC means the verifier log did not fit its buffer.
-      const base = errnoError(errno, { op, syscall: 'bpf_object__load', meaning: LOAD_MEANING });
-      const failed = lines
-        .map((l) => /prog '([^']+)': (?:BPF program load failed|failed to load)/.exec(l)?.[1])
-        .find(Boolean);
-      if (text.length > 0 && failed !== undefined) {
-        if (base.reason === 'LogFull' && logSize < MAX_LOG) {
-          logSize = Math.min(logSize * 8, MAX_LOG);
-          continue;
-        }
-        const last = text
-          .trimEnd()
-          .split('\n')
-          .filter((l) => !l.startsWith('processed ') && l.trim() !== '')
-          .slice(-1)[0];
-        const truncated = base.reason === 'LogFull';
-        throw new VerifierError(
-          truncated ? 'InvalidArgument' : base.code,
-          `${op}: the verifier rejected program ${failed}: ${last}`,
-          { op, errno, errnoName: base.errnoName, program: failed, log: text, truncated },
-        );
-      }
-      throw new BpfError(
-        base.code,
-        lines.length > 0 ? `${base.message}: ${lines.join('; ')}` : base.message,
-        {
-          op,
-          errno,
-          errnoName: base.errnoName,
-          reason: base.reason,
-          syscall: 'bpf_object__load',
-        },
-      );
-    } finally {
-      if (!loaded) objectClose(obj);
+      const out = loadOutcome(a, r, libbpfLogSince(), op);
+      if (out instanceof LoadedObject) return out;
+      if (typeof out === 'number') logSize = out;
+      else throw out;
     }
-  }
+  };
+  const result = loadQueue.then(run, run);
+  loadQueue = result.catch(() => undefined);
+  return result;
 }
 
 /** What a pinned map is, as the kernel reports it: the fields libbpf compares when reusing a pin. */

@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bpftoolJson, requireRoot, run, withNetns } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { linkCloseAsync, linkInfo, objectLoad, progInfo, tcxAttachAsync } from '../src/index.js';
+import {
+  linkCloseAsync,
+  linkInfo,
+  objectLoad,
+  objectLoadAsync,
+  progInfo,
+  tcxAttachAsync,
+} from '../src/index.js';
 import { nativeAddon } from '../src/sys/libc.js';
 
 const SOURCE = `#include <linux/bpf.h>
@@ -86,6 +93,32 @@ describe('async attach (threadpool)', () => {
         obj.close();
         closeSync(nsFd);
       }
+    });
+  });
+});
+
+describe('async object load (threadpool)', () => {
+  it('loads the same programs and maps as objectLoad, concurrently, with typed errors for bad input', async (ctx) => {
+    requireRoot(ctx);
+    const shape = (o: ReturnType<typeof objectLoad>) => ({
+      programs: o.programs.map((p) => ({ name: p.name, type: p.type, tag: progInfo(p.fd).tag })),
+      maps: o.maps.map(({ fd: _fd, ...m }) => m),
+    });
+    using sync = objectLoad(elf, { name: 'twin' });
+    // Three at once: they take turns on the pool, each gets its own kernel objects.
+    const loaded = await Promise.all([1, 2, 3].map(() => objectLoadAsync(elf, { name: 'twin' })));
+    try {
+      for (const o of loaded) expect(shape(o)).toEqual(shape(sync));
+      const ids = loaded.map((o) => progInfo(o.programs[0]!.fd).id);
+      expect(new Set([...ids, progInfo(sync.programs[0]!.fd).id]).size).toBe(4);
+    } finally {
+      for (const o of loaded) o.close();
+    }
+    // Bad input is refused before anything is queued, with the sync form's codes.
+    await expect(objectLoadAsync(new Uint8Array(8))).rejects.toMatchObject({ code: 'InvalidArgument' });
+    await expect(objectLoadAsync(elf, { logSize: 1 })).rejects.toMatchObject({ code: 'InvalidArgument' });
+    await expect(objectLoadAsync(elf, { autoload: { nope: true } })).rejects.toMatchObject({
+      code: 'NotFound',
     });
   });
 });

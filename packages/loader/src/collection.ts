@@ -14,7 +14,7 @@ import {
   RingBuf,
   u32,
 } from '@datapath/bpf-maps';
-import { BpfError, type LoadedObject, objectLoad, pinnedMapInfo } from '@datapath/libbpf';
+import { BpfError, type LoadedObject, objectLoad, objectLoadAsync, pinnedMapInfo } from '@datapath/libbpf';
 import { forget, watch } from './leak.js';
 import { Program } from './program.js';
 import type { MapSpec, ObjectSpec } from './spec.js';
@@ -433,7 +433,72 @@ function differences(m: MapSpec, path: string): string[] | undefined {
  * ```
  */
 export function load(spec: ObjectSpec, options: LoadOptions = {}): Collection {
+  const prep = prepareLoad(spec, options, 'load');
+  let obj: LoadedObject;
+  try {
+    obj = objectLoad(spec.elf, prep.loadOptions);
+  } catch (err) {
+    prep.undo();
+    throw err;
+  }
+  prep.commit();
+  return new Collection(obj, spec.maps);
+}
+
+/** Options of {@link loadAsync} besides {@link LoadOptions}. */
+export interface LoadAsyncOptions extends LoadOptions {
+  /** Cancels the load while it has not reached the kernel (`BpfError` `Interrupted`, reason `Aborted`). */
+  signal?: AbortSignal;
+}
+
+/**
+ * The async form of {@link load}: the map creation and every program's verification (`bpf_object__load`,
+ * milliseconds to seconds for a large program) run on libuv's threadpool, so the event loop goes on
+ * meanwhile. The pinned-map checks before it are quick calls made as {@link load} makes them. Same options,
+ * result and errors (the verifier log included); async loads take turns, and `signal` cancels one that has
+ * not reached the kernel yet.
+ * Equivalent to: `bpftool prog loadall OBJ DIR pinmaps DIR`.
+ *
+ * @throws {@link VerifierError} and {@link BpfError} as {@link load}; `Interrupted` (reason `Aborted`) when
+ * `signal` fired before the load started.
+ * @example Loading while a server keeps answering
+ * ```ts
+ * import { loadAsync, openObject } from '@datapath/loader';
+ * const spec = openObject('counter.bpf.o');
+ * using coll = await loadAsync(spec, { pinDir: '/sys/fs/bpf/demo' });
+ * console.log(Object.keys(coll.programs));
+ * ```
+ */
+export async function loadAsync(spec: ObjectSpec, options: LoadAsyncOptions = {}): Promise<Collection> {
   const op = 'load';
+  if (options.signal?.aborted) {
+    throw new BpfError('Interrupted', `${op}: aborted before the kernel call`, {
+      op,
+      reason: 'Aborted',
+      cause: options.signal.reason,
+    });
+  }
+  const prep = prepareLoad(spec, options, op);
+  let obj: LoadedObject;
+  try {
+    obj = await objectLoadAsync(spec.elf, {
+      ...prep.loadOptions,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  } catch (err) {
+    prep.undo();
+    throw err;
+  }
+  prep.commit();
+  return new Collection(obj, spec.maps);
+}
+
+/**
+ * Everything {@link load} does before `bpf_object__load`: pin paths and the pin directory, the check of
+ * pinned maps against the spec, incompatible pins moved aside. `undo` puts things back after a failed load,
+ * `commit` drops the old pins after a successful one.
+ */
+function prepareLoad(spec: ObjectSpec, options: LoadOptions, op: string) {
   const pinPaths: Record<string, string | null> = {};
   const maxEntries: Record<string, number> = {};
   const pending: Array<{ path: string; aside: string }> = [];
@@ -477,24 +542,24 @@ export function load(spec: ObjectSpec, options: LoadOptions = {}): Collection {
     if (existsSync(p.aside)) unlinkSync(p.aside);
     renameSync(p.path, p.aside);
   }
-  let obj: LoadedObject;
-  try {
-    obj = objectLoad(spec.elf, {
+  return {
+    loadOptions: {
       name: spec.name,
       pinPaths,
       maxEntries,
       autoload,
       ...(spec.rodata.byteLength > 0 ? { rodata: spec.rodata } : {}),
       ...(options.logSize === undefined ? {} : { logSize: options.logSize }),
-    });
-  } catch (err) {
-    for (const p of pending) {
-      if (existsSync(p.path)) unlinkSync(p.path);
-      renameSync(p.aside, p.path);
-    }
-    cleanDirs();
-    throw err;
-  }
-  for (const p of pending) unlinkSync(p.aside);
-  return new Collection(obj, spec.maps);
+    },
+    undo(): void {
+      for (const p of pending) {
+        if (existsSync(p.path)) unlinkSync(p.path);
+        renameSync(p.aside, p.path);
+      }
+      cleanDirs();
+    },
+    commit(): void {
+      for (const p of pending) unlinkSync(p.aside);
+    },
+  };
 }

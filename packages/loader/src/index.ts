@@ -22,8 +22,14 @@ export {
   tcxAttachAsync,
   xdpAttach,
 } from './attach.js';
-export type { CollectionMap, GlobalSection, LoadOptions, MapOfMapsCodecs } from './collection.js';
-export { Collection, load } from './collection.js';
+export type {
+  CollectionMap,
+  GlobalSection,
+  LoadAsyncOptions,
+  LoadOptions,
+  MapOfMapsCodecs,
+} from './collection.js';
+export { Collection, load, loadAsync } from './collection.js';
 export type { CompiledObject, CompileInput, CompileOptions, ConfigValue } from './compile.js';
 export { compile, configHeader, defaultCacheDir } from './compile.js';
 export type { ConstantValue } from './constants.js';

@@ -29,6 +29,7 @@ import {
   compile,
   type FdLink,
   load,
+  loadAsync,
   openObject,
   type Program,
   tcxAttach,
@@ -38,9 +39,11 @@ import {
 const PODS = 50;
 const bpfDir = fileURLToPath(new URL('./bpf/', import.meta.url));
 let counterObj: string;
+let slowObj: string;
 
 beforeAll(async () => {
   counterObj = (await compile({ files: [join(bpfDir, 'counter.bpf.c')] })).path;
+  slowObj = (await compile({ files: [join(bpfDir, 'slow-verify.bpf.c')] })).path;
 });
 
 /** A 1 ms timer; `stop()` gives each tick's lateness in ms and how many ticks fired while `busy()`. */
@@ -214,4 +217,60 @@ describe('a 1 ms heartbeat while 50 endpoints and 50 tcx links come and go', () 
       }
     });
   }, 180_000);
+});
+
+describe('a 1 ms heartbeat while a program loads', () => {
+  it('keeps ticking during loadAsync (the verifier runs on the threadpool), with the same result as load', async (ctx) => {
+    requireRoot(ctx);
+    const what = (c: Awaited<ReturnType<typeof loadAsync>>) => ({
+      programs: Object.values(c.programs).map((p) => {
+        const { tag, typeName, name } = p.info();
+        return { tag, typeName, name };
+      }),
+      maps: Object.values(c.maps).map(({ name, type, keySize, valueSize, maxEntries, pinPath }) => ({
+        name,
+        type,
+        keySize,
+        valueSize,
+        maxEntries,
+        pinPath,
+      })),
+    });
+    // Sync: the thread is inside bpf_object__load for the whole verification; no timer can fire.
+    let busy = true;
+    let hb = heartbeat(() => busy);
+    const t0 = performance.now();
+    const syncColl = load(openObject(slowObj));
+    const syncMs = performance.now() - t0;
+    busy = false;
+    await new Promise((r) => setTimeout(r, 5));
+    const sync = hb.stop();
+    try {
+      hb = heartbeat(() => busy);
+      busy = true;
+      const t1 = performance.now();
+      const pending = loadAsync(openObject(slowObj));
+      const asyncColl = await pending;
+      const asyncMs = performance.now() - t1;
+      busy = false;
+      const asy = hb.stop();
+      try {
+        ctx.annotate(
+          `load ${syncMs.toFixed(1)} ms: heartbeat lag max ${Math.max(...sync.lags).toFixed(1)} ms, ` +
+            `${sync.ticksWhileBusy} ticks during it; loadAsync ${asyncMs.toFixed(1)} ms: lag p99 ` +
+            `${p99(asy.lags).toFixed(2)} ms, ${asy.ticksWhileBusy} ticks during it`,
+        );
+        expect(what(asyncColl)).toEqual(what(syncColl));
+        expect(what(syncColl).programs).toHaveLength(8);
+        expect(what(syncColl).programs[0]).toMatchObject({ name: 'busy0', typeName: 'sched_cls' });
+        expect(sync.ticksWhileBusy).toBe(0);
+        // The verifier walks 8 x 3000 loop iterations: several ms in the kernel, during which timers fire.
+        expect(asy.ticksWhileBusy).toBeGreaterThanOrEqual(2);
+      } finally {
+        asyncColl.close();
+      }
+    } finally {
+      syncColl.close();
+    }
+  }, 60_000);
 });

@@ -13,6 +13,7 @@ import {
   clangRunner,
   compile,
   load,
+  loadAsync,
   openObject,
   VerifierError,
 } from '../src/index.js';
@@ -163,6 +164,60 @@ describe('openObject and load', () => {
     expect(err.log).toContain('invalid access to packet');
     expect(err.log).toMatch(/processed \d+ insns/);
     expect(err.log.length).toBeGreaterThan(256);
+  });
+
+  it('loadAsync: the same VerifierError and log, no pin left on failure, abort before the kernel call', async (ctx) => {
+    requireRoot(ctx);
+    const obj = (await compile({ files: [join(bpfDir, 'reject.bpf.c')], cacheDir })).path;
+    const caught = async (f: () => unknown) => {
+      try {
+        await f();
+      } catch (e) {
+        return e as VerifierError;
+      }
+      throw new Error('expected a rejection');
+    };
+    const syncErr = await caught(() => load(openObject(obj), { logSize: 256 }));
+    const asyncErr = await caught(() => loadAsync(openObject(obj), { logSize: 256 }));
+    expect(asyncErr).toBeInstanceOf(VerifierError);
+    const fields = (e: VerifierError) => [
+      e.code,
+      e.reason,
+      e.errnoName,
+      e.program,
+      e.truncated,
+      e.message,
+      e.log,
+    ];
+    expect(fields(asyncErr)).toEqual(fields(syncErr));
+
+    const pinned = (await compile({ files: [join(bpfDir, 'reject-pinned.bpf.c')], cacheDir })).path;
+    const root = join('/sys/fs/bpf', uniqueName());
+    try {
+      await expect(loadAsync(openObject(pinned), { pinDir: join(root, 'maps') })).rejects.toBeInstanceOf(
+        VerifierError,
+      );
+      expect(existsSync(root)).toBe(false);
+      // Aborted before the call: nothing created. A load waiting behind another one can still be aborted.
+      const ac = new AbortController();
+      ac.abort();
+      await expect(
+        loadAsync(openObject(counterObj), { pinDir: root, signal: ac.signal }),
+      ).rejects.toMatchObject({
+        code: 'Interrupted',
+        reason: 'Aborted',
+      });
+      expect(existsSync(root)).toBe(false);
+      const first = loadAsync(openObject(counterObj), { pinDir: root });
+      const queued = new AbortController();
+      const second = loadAsync(openObject(counterObj), { pinDir: root, signal: queued.signal });
+      queued.abort();
+      await expect(second).rejects.toMatchObject({ code: 'Interrupted', reason: 'Aborted' });
+      (await first).close();
+      expect(readdirSync(root)).toEqual(['shared']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('a failed load leaves no pin and no pin directory behind', async (ctx) => {

@@ -20,6 +20,21 @@ export const objectOpenMem = fn<[Uint8Array, number, Uint8Array | null], Ptr>(
   'void *bpf_object__open_mem(const void *buf, size_t sz, const void *opts)',
 );
 export const objectLoad = fn<[bigint], number>('int bpf_object__load(void *obj)');
+const objectLoadFn = lib.func('int bpf_object__load(void *obj)') as unknown as {
+  async(obj: bigint, done: (err: unknown, r: number) => void): void;
+};
+/**
+ * `bpf_object__load` on libuv's threadpool (koffi's async call): map creation and the verifier run there.
+ * libbpf's log callback still runs on the event loop thread (koffi queues it there while the pool thread waits).
+ */
+export function objectLoadAsync(obj: bigint): Promise<number> {
+  return new Promise((resolve, reject) => {
+    objectLoadFn.async(obj, (err, r) => {
+      if (err !== null && err !== undefined) reject(err);
+      else resolve(r);
+    });
+  });
+}
 export const objectClose = fn<[bigint], void>('void bpf_object__close(void *obj)');
 export const objectNextMap = fn<[bigint, Ptr], Ptr>('void *bpf_object__next_map(void *obj, void *prev)');
 export const objectNextProgram = fn<[bigint, Ptr], Ptr>(
