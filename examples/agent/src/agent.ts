@@ -51,6 +51,17 @@ import {
   StickyIdentities,
 } from './policy.js';
 import type { Place } from './probes.js';
+import { ServiceLb } from './service-lb.js';
+import {
+  type BackendPod,
+  checkPlan,
+  lbInputs,
+  planServiceProbe,
+  type ServiceProbePlan,
+  type ServiceSpec,
+  type ServiceView,
+  serviceViews,
+} from './services.js';
 import {
   type AgentState,
   loadState,
@@ -60,6 +71,7 @@ import {
   saveState,
   statePath,
 } from './state.js';
+import { removeCgroupIfPresent } from './sys/cgroup.js';
 
 /** The gateway every pod routes through; the datapath answers ARP for it (defined in gateway.ts). */
 export { GATEWAY };
@@ -136,6 +148,8 @@ export interface RemotePodInput {
   ip: string;
   /** The namespace's labels, used when this node does not know the namespace yet. */
   namespaceLabels?: Record<string, string> | undefined;
+  /** The node it runs on (shown for service backends). */
+  node?: string | undefined;
 }
 
 /**
@@ -177,6 +191,8 @@ export interface ClusterSpec {
   /** Policy objects (validated when the agent starts). */
   policies: readonly PolicyObject[];
   enforcement: string;
+  /** Services (validated, services.ts): their backends are the pods their selectors pick. */
+  services?: readonly ServiceSpec[] | undefined;
 }
 
 function resolveOptions(o: AgentOptions) {
@@ -260,10 +276,12 @@ export class Agent {
   readonly #settling = new Set<string>();
   readonly #lxcReserved = new Set<number>();
   /** Remote pods the engine knows, by key, with the engine endpoint id each got. */
-  readonly #remote = new Map<string, { spec: PodSpec; endpointId: number }>();
+  readonly #remote = new Map<string, { spec: PodSpec; endpointId: number; node?: string | undefined }>();
   #nextRemoteId = REMOTE_ENDPOINT_BASE;
   /** ipcache entries beside the engine's (other nodes' addresses), by prefix. */
   readonly #extraIpcache = new Map<string, IpcacheValue>();
+  /** The socket LB, once the agent has services (service-lb.ts). */
+  #lb: ServiceLb | undefined;
   #closed = false;
 
   private constructor(
@@ -378,6 +396,10 @@ export class Agent {
       agent.#save();
       // Fresh maps: the reconcile writes the whole compiled state (the ipcache's world and host entries).
       agent.#reconcile();
+      if (cluster.services !== undefined && cluster.services.length > 0) {
+        cleanup.push(() => agent.#lb?.destroy());
+        await agent.setServices(cluster.services);
+      }
       return agent;
     } catch (err) {
       for (const undo of cleanup.reverse()) {
@@ -424,6 +446,16 @@ export class Agent {
       );
       agent.#reconcile();
       agent.#armLeases();
+      if ((state.services ?? []).length > 0) {
+        // The pinned lb maps are reused: the same services written again, then what nobody owns removed.
+        agent.#lb = await ServiceLb.open(state.prefix, state.pinDir);
+        opened.push(agent.#lb);
+        const reserved = agent.#lb.reserveIds();
+        agent.#syncServices();
+        agent.#lb.releaseReserved(reserved);
+        const swept = agent.#lb.sweep();
+        if (swept > 0) o.log(`services: removed ${swept} stale lb map entries`);
+      }
       return agent;
     } catch (err) {
       for (const h of opened.reverse()) {
@@ -1004,6 +1036,7 @@ export class Agent {
     this.#state.pods[key] = rec;
     this.#save();
     lap('state');
+    this.#syncServicesLogged(`pod ${key} added`);
     this.options.log(`pod ${key}: ${ip} endpoint ${lxcId} ${rec.hostIfname} (${attach})`);
     return rec;
   }
@@ -1016,9 +1049,11 @@ export class Agent {
     this.#check();
     const rec = this.#state.pods[key];
     if (!rec) throw new AgentError('NotFound', `no pod ${key}`);
+    this.#drain(key);
     this.#teardownPod(rec);
     delete this.#state.pods[key];
     this.#write(this.#engine.deletePod(rec.ns, rec.name));
+    this.#forgetBackend(key);
     this.#save();
   }
 
@@ -1033,12 +1068,14 @@ export class Agent {
     if (!rec || this.#settling.has(key)) throw new AgentError('NotFound', `no pod ${key}`);
     this.#settling.add(key);
     try {
+      this.#drain(key);
       await this.#teardownPodAsync(rec);
     } finally {
       this.#settling.delete(key);
     }
     delete this.#state.pods[key];
     this.#write(this.#engine.deletePod(rec.ns, rec.name));
+    this.#forgetBackend(key);
     this.#save();
   }
 
@@ -1169,7 +1206,7 @@ export class Agent {
       ip: r.ip,
       endpointId,
     };
-    this.#remote.set(key, { spec, endpointId });
+    this.#remote.set(key, { spec, endpointId, node: r.node });
     return spec;
   }
 
@@ -1184,7 +1221,7 @@ export class Agent {
    * identity {@link Agent.policy} gives the pod and the node it lives on.
    * @throws AgentError `InvalidArgument` (a local pod has this key or address), `InvalidScenario`.
    */
-  upsertRemotePod(pod: RemotePodInput): PolicySync {
+  upsertRemotePod(pod: RemotePodInput, options: { syncServices?: boolean } = {}): PolicySync {
     this.#check();
     const key = `${pod.namespace}/${pod.name}`;
     if (this.#state.pods[key] !== undefined)
@@ -1208,7 +1245,9 @@ export class Agent {
     } catch (err) {
       throw policyFailure(err);
     }
-    return this.#write(changes);
+    const sync = this.#write(changes);
+    if (options.syncServices !== false) this.#syncServicesLogged(`remote pod ${key}`);
+    return sync;
   }
 
   /** Removes a pod of another node (it went, or its node did); unknown keys are ignored. */
@@ -1218,10 +1257,12 @@ export class Agent {
     const r = this.#remote.get(key);
     if (r === undefined) return this.#write([]);
     this.#remote.delete(key);
-    return this.#write(
+    const sync = this.#write(
       this.#engine.deletePod(namespace, name),
       `${r.spec.ip}/${r.spec.ip.includes(':') ? 128 : 32}`,
     );
+    this.#syncServicesLogged(`remote pod ${key} gone`);
+    return sync;
   }
 
   /**
@@ -1354,6 +1395,160 @@ export class Agent {
   }
 
   /**
+   * Replaces the services: every service is checked first (schema, selectors resolved, frontends
+   * unique across services, through `@datapath/lb`'s planner) and nothing is written when one is
+   * invalid; then the socket LB is loaded on first use and only the services whose frontends or backends
+   * changed get map updates. Returns the map updates written per lb service (`ns/name:port/PROTO`).
+   * @throws AgentError `InvalidScenario` (nothing changed), `DatapathFailed`.
+   */
+  async setServices(services: readonly ServiceSpec[]): Promise<Map<string, number>> {
+    this.#check();
+    checkPlan(
+      services.flatMap((s) => lbInputs(s, this.#backendPods(), this.#terminating(), this.#state.hostIp)),
+    );
+    if (this.#lb === undefined) {
+      if (services.length === 0) return new Map();
+      this.#lb = await ServiceLb.open(this.#state.prefix, this.#state.pinDir);
+    }
+    this.#state.services = services.map((s) => structuredClone(s));
+    const written = this.#syncServices();
+    this.#save();
+    return written;
+  }
+
+  /** The services (as given). */
+  services(): ServiceSpec[] {
+    return [...(this.#state.services ?? [])];
+  }
+
+  /** Every service with its frontends and backends (pod, address, state), as `agent service list` shows it. */
+  serviceViews(): ServiceView[] {
+    return serviceViews(
+      this.#state.services ?? [],
+      this.#backendPods(),
+      this.#terminating(),
+      this.#state.hostIp,
+    );
+  }
+
+  /**
+   * Graceful termination of a pod: it stays up and keeps its flows, but as a backend it is marked
+   * `terminating` in every service that selects it, so it gets no new connection. {@link removePod} then
+   * removes it (and its backends). Idempotent.
+   * @throws AgentError `NotFound` for an unknown pod, `DatapathFailed`.
+   */
+  terminatePod(key: string): Map<string, number> {
+    this.#check();
+    if (!this.#state.pods[key]) throw new AgentError('NotFound', `no pod ${key}`);
+    return this.#drain(key);
+  }
+
+  /**
+   * The frontend and live backends a probe to `svc/<ns>/<name>` reaches.
+   * @throws AgentError `NotFound` for an unknown service or port.
+   */
+  serviceProbe(to: string, port: number, protocol: string): ServiceProbePlan {
+    return planServiceProbe(
+      this.#state.services ?? [],
+      to,
+      port,
+      protocol,
+      this.#backendPods(),
+      this.#terminating(),
+    );
+  }
+
+  /**
+   * Runs `fn` with this process in the pod cgroup the socket LB is attached to, so the sockets it creates
+   * (probes standing in for pod processes) reach services; without services, just runs it.
+   */
+  inPodCgroup<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#lb === undefined ? fn() : this.#lb.inPodCgroup(fn);
+  }
+
+  /** Marks a backend pod terminating and writes it (before its teardown: no new flows reach it). */
+  #drain(key: string): Map<string, number> {
+    const state = this.#state;
+    if ((state.services ?? []).length === 0 || state.terminating?.includes(key)) return new Map();
+    state.terminating = [...(state.terminating ?? []), key];
+    const written = this.#syncServices();
+    this.#save();
+    return written;
+  }
+
+  /** After a pod went: it is no backend any more, nor terminating. */
+  #forgetBackend(key: string): void {
+    if (this.#state.terminating?.includes(key))
+      this.#state.terminating = this.#state.terminating.filter((k) => k !== key);
+    this.#syncServicesLogged(`pod ${key} removed`);
+  }
+
+  #terminating(): Set<string> {
+    return new Set(this.#state.terminating ?? []);
+  }
+
+  /** Every pod a selector may pick: this node's and (in a cluster) the other nodes'. */
+  #backendPods(): BackendPod[] {
+    const local: BackendPod[] = Object.values(this.#state.pods).map((p) => ({
+      key: p.key,
+      namespace: p.ns,
+      labels: p.labels,
+      ip: p.ip,
+      ports: p.ports,
+    }));
+    const remote: BackendPod[] = [...this.#remote].map(([key, { spec, node }]) => ({
+      key,
+      namespace: spec.namespace,
+      labels: spec.labels ?? {},
+      ip: spec.ip,
+      ports: spec.ports,
+      node: node ?? 'remote',
+    }));
+    return [...local, ...remote];
+  }
+
+  /** Writes the services' current backends (only changed services produce map updates). */
+  #syncServices(): Map<string, number> {
+    if (this.#lb === undefined) return new Map();
+    const pods = this.#backendPods();
+    const inputs = (this.#state.services ?? []).flatMap((s) =>
+      lbInputs(s, pods, this.#terminating(), this.#state.hostIp),
+    );
+    const written = this.#lb.sync(inputs);
+    // What the maps now hold, by pod, for `agent service list` (remote pods live only in memory).
+    const view = JSON.stringify(this.serviceViews());
+    if (view !== JSON.stringify(this.#state.serviceStatus ?? null)) {
+      this.#state.serviceStatus = JSON.parse(view) as ServiceView[];
+      this.#save();
+    }
+    return written;
+  }
+
+  /**
+   * Writes the services' backends again from the pods the agent knows now (after
+   * `upsertRemotePod(pod, { syncServices: false })` once the pod's ipcache entry is in). Returns the map
+   * updates per lb service.
+   * @throws AgentError `DatapathFailed`.
+   */
+  syncServices(): Map<string, number> {
+    this.#check();
+    return this.#syncServices();
+  }
+
+  /** {@link Agent.#syncServices} after a pod change that already happened: a failure is logged, not thrown. */
+  #syncServicesLogged(why: string): void {
+    try {
+      const written = this.#syncServices();
+      if (written.size > 0)
+        this.options.log(
+          `services: ${why}: ${[...written].map(([n, k]) => `${n} (${k} updates)`).join(', ')}`,
+        );
+    } catch (err) {
+      this.options.log(`services: ${why}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
    * Where a scenario endpoint lives: `ns/pod`, `host` (the node namespace) or `world:<ip>` (the
    * world namespace, which gets the address on first use).
    * @throws AgentError `NotFound` for an unknown pod, `InvalidArgument` for bad syntax.
@@ -1389,6 +1584,7 @@ export class Agent {
     if (this.#closed) return;
     this.#closed = true;
     this.#leases.close();
+    this.#lb?.close();
     this.datapath.close();
     this.pool.close();
     this.node.close();
@@ -1407,7 +1603,10 @@ export class Agent {
     };
     if (!this.#closed) {
       for (const pod of this.pods()) attempt(() => this.#teardownPod(pod));
+      attempt(() => this.#lb?.destroy());
       attempt(() => this.close());
+    } else if ((this.#state.services ?? []).length > 0) {
+      attempt(() => removeCgroupIfPresent(this.#state.prefix));
     }
     for (const pod of Object.values(this.#state.pods))
       if (!pod.attachment) attempt(() => deleteNetnsIfPresent(pod.netns));

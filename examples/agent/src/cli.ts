@@ -17,6 +17,8 @@ import { CtFlags, dirName, protoName, reasonName } from './maps.js';
 import { engineFromState, flowExplanation, flowVerdict, loadPolicies, loadScenario } from './policy.js';
 import { renderReport } from './report.js';
 import { runScenario } from './run.js';
+import { dumpLbMaps } from './service-lb.js';
+import { type BackendPod, serviceViews } from './services.js';
 import type { AgentState } from './state.js';
 
 /** Usage text. */
@@ -33,6 +35,9 @@ export const USAGE = `usage: agent <command> [options]
   policy apply <file.yaml|json>                  replace the policies (policy documents or a scenario): changed entries only
   pod add <ns/name> [--label k=v]… [--port 80/TCP]… [--ip a.b.c.d]
   pod del <ns/name>
+  pod terminate <ns/name>                        graceful: as a service backend it keeps its flows, gets no new ones
+  service list                                   services: frontends, type, backends (pod, address, state, node)
+  lb map dump                                    the lb maps decoded: services, backends, reverse NAT, affinity
   bpf show                                       programs attached to every endpoint
   monitor [--type drop|policy-verdict|trace]… [--pod ns/name] [--count N]
                                                  live datapath events, decoded (from agent serve, else the ring)
@@ -152,6 +157,7 @@ async function cmdUp(file: string, v: Values, io: Io): Promise<number> {
     namespaces: scenario.namespaces,
     policies: scenario.policies ?? [],
     enforcement: scenario.enforcement ?? 'default',
+    ...(scenario.services === undefined ? {} : { services: scenario.services }),
   });
   try {
     agent.addPods(scenario.pods);
@@ -438,13 +444,112 @@ async function cmdPod(sub: string | undefined, key: string | undefined, v: Value
     } else if (sub === 'del') {
       agent.removePod(key);
       print(io, v.json, { removed: key }, () => `pod ${key} removed`);
+    } else if (sub === 'terminate') {
+      const written = agent.terminatePod(key);
+      print(io, v.json, { terminating: key, services: Object.fromEntries(written) }, () =>
+        written.size === 0
+          ? `pod ${key} terminating (no service selects it)`
+          : `pod ${key} terminating in ${[...written.keys()].join(', ')}`,
+      );
     } else {
-      throw new AgentError('InvalidArgument', 'pod add|del <ns/name>');
+      throw new AgentError('InvalidArgument', 'pod add|del|terminate <ns/name>');
     }
     return 0;
   } finally {
     agent.close();
   }
+}
+
+function cmdServiceList(v: Values, io: Io): number {
+  const state = Agent.readState(agentOptions(v, io));
+  const local: BackendPod[] = Object.values(state.pods).map((p) => ({
+    key: p.key,
+    namespace: p.ns,
+    labels: p.labels,
+    ip: p.ip,
+    ports: p.ports,
+  }));
+  const views =
+    state.serviceStatus ??
+    serviceViews(state.services ?? [], local, new Set(state.terminating ?? []), state.hostIp);
+  print(io, v.json, views, () =>
+    table(
+      ['SERVICE', 'TYPE', 'FRONTEND', 'PORT', 'BACKEND', 'POD', 'NODE', 'STATE'],
+      views.flatMap((s) => {
+        const rows = s.ports.map((p) => {
+          const bs = s.backends.filter((b) => b.servicePort === p.port && b.protocol === p.protocol);
+          return [
+            s.service,
+            s.type,
+            s.frontends.join(','),
+            `${p.port}/${p.protocol}${p.nodePort === undefined ? '' : ` (node ${p.nodePort})`}`,
+            bs.length === 0 ? '(none)' : bs.map((b) => `${b.address}:${b.port}`).join('\n'),
+            bs.map((b) => b.pod).join('\n'),
+            bs.map((b) => b.node ?? 'local').join('\n'),
+            bs.map((b) => b.state).join('\n'),
+          ];
+        });
+        // one line per backend
+        return rows.flatMap((r) => {
+          const cols = r.map((c) => c.split('\n'));
+          const n = Math.max(...cols.map((c) => c.length));
+          return Array.from({ length: n }, (_, i) =>
+            cols.map((c, j) => (i === 0 || j >= 4 ? (c[i] ?? '') : '')),
+          );
+        });
+      }),
+    ),
+  );
+  return 0;
+}
+
+function cmdLbMapDump(v: Values, io: Io): number {
+  const state = Agent.readState(agentOptions(v, io));
+  const dump = dumpLbMaps(state.pinDir);
+  print(io, v.json, dump, () =>
+    [
+      'lb_services:',
+      table(
+        ['FRONTEND', 'PROTO', 'SLOT', 'BACKEND ID / COUNT', 'REV NAT', 'FLAGS'],
+        dump.services.map((e) => [
+          e.frontend,
+          e.protocol,
+          String(e.slot),
+          e.slot === 0 ? `count ${e.count}` : String(e.backendId),
+          String(e.revNatId),
+          [
+            ...(e.flags ?? []),
+            ...(e.affinityTimeout === undefined ? [] : [`timeout ${e.affinityTimeout}s`]),
+          ].join(','),
+        ]),
+      ),
+      '',
+      'lb_backends:',
+      table(
+        ['ID', 'ADDRESS', 'PORT', 'PROTO', 'STATE'],
+        dump.backends.map((b) => [String(b.id), b.address, String(b.port), b.protocol, b.state]),
+      ),
+      '',
+      'lb_reverse_nat:',
+      table(
+        ['ID', 'FRONTEND'],
+        dump.revNat.map((r) => [String(r.id), r.frontend]),
+      ),
+      '',
+      'lb_affinity:',
+      table(
+        ['CLIENT', 'REV NAT', 'BACKEND ID', 'LAST USED (ns)'],
+        dump.affinity.map((a) => [a.client, String(a.revNatId), String(a.backendId), a.lastUsedNs]),
+      ),
+      '',
+      'lb_affinity_match:',
+      table(
+        ['BACKEND ID', 'REV NAT'],
+        dump.affinityMatch.map((m) => [String(m.backendId), String(m.revNatId)]),
+      ),
+    ].join('\n'),
+  );
+  return 0;
 }
 
 function cmdBpfShow(v: Values, io: Io): number {
@@ -587,6 +692,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         return await cmdPod(sub, arg, v, io);
       case 'bpf':
         if (sub === 'show') return cmdBpfShow(v, io);
+        break;
+      case 'service':
+        if (sub === 'list') return cmdServiceList(v, io);
+        break;
+      case 'lb':
+        if (sub === 'map' && arg === 'dump') return cmdLbMapDump(v, io);
         break;
       case 'monitor':
         return await cmdMonitor(Agent.stateDir(agentOptions(v, io)), v, io);

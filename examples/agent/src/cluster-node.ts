@@ -32,7 +32,7 @@ import { AgentError } from './errors.js';
 import { ClusterIpcache as DatapathIpcache, REMOTE_NODE_IDENTITY } from './ipcache.js';
 import { setupNodeDatapath, TUNNEL_DEV, VXLAN_OVERHEAD } from './node-datapath.js';
 import type { PodInput } from './policy.js';
-import { loadScenario } from './policy.js';
+import { type AgentScenario, loadScenario } from './policy.js';
 import type { PodRecord } from './state.js';
 import { plugNode, routeToNode, unrouteNode } from './underlay.js';
 
@@ -251,6 +251,8 @@ export class ClusterNodeAgent {
           namespaces: scenarioNs,
           policies: share?.policies ?? [],
           enforcement: share?.enforcement ?? 'default',
+          // Services are cluster-wide: every node has them all; backends are its pods and the mirrored ones.
+          services: (share as AgentScenario | undefined)?.services ?? [],
         });
         undo.push(() => agent.destroy());
         log(`node ${o.name}: pod CIDR ${podCidr}, underlay ${o.underlay}`);
@@ -425,16 +427,18 @@ export class ClusterNodeAgent {
       return;
     }
     const pod = await remotePod(this.#ids, this.#allocator, e);
+    // Services pick the pod as a backend only once its ipcache entry (identity, node) is in.
     try {
-      this.agent.upsertRemotePod(pod);
+      this.agent.upsertRemotePod(pod, { syncServices: false });
     } catch (err) {
       if (!(err instanceof KvError) || err.code !== 'NotFound') throw err;
       await this.#allocator.settled(); // an identity label set we did not predict: resolved now
-      this.agent.upsertRemotePod(pod);
+      this.agent.upsertRemotePod(pod, { syncServices: false });
     }
     const key = `${pod.namespace}/${pod.name}`;
     const identity = this.agent.policy.state().endpoints.get(key)?.identity ?? e.identity;
     this.#writer.upsert({ prefix: `${e.ip}/32`, identity, node: e.nodeAddress });
+    this.agent.syncServices();
   }
 
   #remoteGone(e: IpcacheEntry): void {
@@ -535,5 +539,6 @@ async function remotePod(
     labels: { ...pod.labels },
     ip: e.ip,
     namespaceLabels: { ...(pod.namespaceLabels ?? {}) },
+    node: e.node,
   };
 }

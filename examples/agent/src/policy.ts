@@ -18,9 +18,12 @@ import {
   parsePolicies,
   parseScenario,
   type Scenario,
+  validateScenario,
   verdict,
 } from '@datapath/policy';
+import { parse as parseYaml } from 'yaml';
 import { AgentError } from './errors.js';
+import { type ServiceScenario, validateServiceScenario } from './services.js';
 import type { AgentState, PodRecord } from './state.js';
 
 export type { Scenario } from '@datapath/policy';
@@ -170,14 +173,24 @@ function readText(path: string, what: string): string {
  * Reads and validates a scenario file (YAML or JSON) with @datapath/policy's scenario loader.
  * @throws AgentError `InvalidScenario` (every problem with its path), `NotFound`.
  */
-export function loadScenario(path: string): Scenario {
+export function loadScenario(path: string): AgentScenario {
   const text = readText(path, 'scenario');
+  let doc: unknown;
   try {
-    return parseScenario(text);
+    doc = parseYaml(text, { maxAliasCount: 100 });
+  } catch {
+    doc = undefined; // the policy loader reports the syntax error with its position
+  }
+  try {
+    if (doc === undefined) return parseScenario(text);
+    return validateServiceScenario(doc, validateScenario);
   } catch (err) {
     throw policyFailure(err, path);
   }
 }
+
+/** A scenario as the agent reads it: the policy package's, plus `services` (services.ts). */
+export type AgentScenario = ServiceScenario<Scenario>;
 
 /**
  * Reads policies from a file: YAML or JSON policy documents (one, a list, `kind: List`, several YAML documents)

@@ -4,7 +4,7 @@
  */
 import { formatPrefix, parsePrefix, prefixContains, prefixOf, tryParseIp } from '@datapath/ip';
 import { Agent, type AgentOptions } from './agent.js';
-import type { Scenario } from './policy.js';
+import type { AgentScenario } from './policy.js';
 import {
   classify,
   type Place,
@@ -13,6 +13,7 @@ import {
   planListeners,
   planProbes,
 } from './probes.js';
+import { classifyServiceProbe, type ServiceProbePlan } from './services.js';
 import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
 
 /** Options of {@link runScenario}. */
@@ -75,7 +76,7 @@ export function scenarioPodCidr(ips: readonly string[]): string | undefined {
  * `keep` is set (also when it fails).
  * @throws AgentError `AlreadyRunning`, `InvalidScenario`, `ListenerFailed`, `ProbeFailed`, `DatapathFailed`.
  */
-export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<RunReport> {
+export async function runScenario(scenario: AgentScenario, options: RunOptions = {}): Promise<RunReport> {
   const t0 = performance.now();
   if (options.replace) await Agent.removeStale(options);
   const podCidr =
@@ -86,6 +87,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       namespaces: scenario.namespaces,
       policies: scenario.policies ?? [],
       enforcement: scenario.enforcement ?? 'default',
+      ...(scenario.services === undefined ? {} : { services: scenario.services }),
     },
   );
   const listeners: Listener[] = [];
@@ -102,22 +104,50 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     for (const p of probes) {
       for (const end of [p.from, p.to]) if (end.startsWith('world:')) agent.addWorldIp(end.slice(6));
     }
-    const resolve = (e: string) => agent.resolve(e);
-    const declared = new Map(agent.pods().map((p) => [p.key, p.ports]));
+    // Probes to a service: sent to its cluster IP; every live backend listens on its target port.
+    const svc = new Map<number, ServiceProbePlan>();
+    probes.forEach((p, id) => {
+      if (p.to.startsWith('svc/')) svc.set(id, agent.serviceProbe(p.to, p.port, p.protocol));
+    });
+    const resolve = (e: string): Place => {
+      if (!e.startsWith('svc/')) return agent.resolve(e);
+      const plan = [...svc].find(([id]) => probes[id]!.to === e)![1];
+      return { kind: 'pod', key: e, ip: plan.host, netnsPath: `(service ${e})` };
+    };
+    const declared = new Map<string, { port: number; protocol: string }[]>(
+      agent.pods().map((p) => [p.key, [...p.ports]]),
+    );
+    for (const [id, plan] of svc)
+      for (const b of plan.backends)
+        declared.get(b.pod)?.push({ port: b.port, protocol: probes[id]!.protocol });
+    const verdictOf = (p: ProbeSpec, id: number, backend?: string): 'allow' | 'deny' => {
+      const plan = svc.get(id);
+      if (plan === undefined) return agent.verdict(p);
+      const flow = (b: { pod: string; port: number }) =>
+        agent.verdict({ from: p.from, to: b.pod, port: b.port, protocol: p.protocol });
+      const hit = plan.backends.find((b) => b.pod === backend);
+      if (hit !== undefined) return flow(hit);
+      return plan.backends.length > 0 && plan.backends.every((b) => flow(b) === 'allow') ? 'allow' : 'deny';
+    };
     const setupMs = performance.now() - t0;
 
     const t1 = performance.now();
     const started = await Promise.allSettled(
-      planListeners(probes, resolve, declared).map((plan) =>
-        startListener(plan.netnsPath, plan.label, plan.ports),
-      ),
+      planListeners(
+        probes.filter((_, id) => !svc.has(id)),
+        resolve,
+        declared,
+      ).map((plan) => startListener(plan.netnsPath, plan.label, plan.ports)),
     );
     for (const s of started) if (s.status === 'fulfilled') listeners.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const timeoutMs = options.timeoutMs ?? 1500;
     const outcomes = new Map<number, ProbeOutcome>();
     const batches = [...planProbes(probes, resolve, timeoutMs)];
-    const done = await Promise.all(batches.map(([netnsPath, reqs]) => runProbes(netnsPath, reqs)));
+    // In the pod cgroup: the probes stand in for pod processes, whose sockets the socket LB translates.
+    const done = await agent.inPodCgroup(() =>
+      Promise.all(batches.map(([netnsPath, reqs]) => runProbes(netnsPath, reqs))),
+    );
     for (const list of done) for (const o of list) outcomes.set(o.id, o);
 
     // A timeout on a loaded machine can be the prober starving rather than a drop: probes that timed
@@ -125,13 +155,13 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     // longer timeout. A real drop times out twice.
     const suspect = probes
       .map((p, id) => ({ p, id }))
-      .filter(({ p, id }) => outcomes.get(id)?.result === 'timeout' && agent.verdict(p) === 'allow')
+      .filter(({ p, id }) => outcomes.get(id)?.result === 'timeout' && verdictOf(p, id) === 'allow')
       .map(({ id }) => id);
     const retried = new Set<number>();
     if (suspect.length > 0) {
       const again = planProbes(probes, resolve, timeoutMs * 2, new Set(suspect));
       for (const [netnsPath, reqs] of again) {
-        for (const o of await runProbes(netnsPath, reqs)) {
+        for (const o of await agent.inPodCgroup(() => runProbes(netnsPath, reqs))) {
           outcomes.set(o.id, o);
           retried.add(o.id);
         }
@@ -140,8 +170,22 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const probeMs = performance.now() - t1;
 
     const results: ProbeResult[] = probes.map((p, id) => {
-      const verdict = agent.verdict(p);
       const outcome = outcomes.get(id);
+      const plan = svc.get(id);
+      if (plan !== undefined && outcome !== undefined) {
+        const m = classifyServiceProbe(outcome, plan);
+        const verdict = verdictOf(p, id, m.backend);
+        return {
+          ...p,
+          measured: m.measured,
+          compiled: verdict,
+          detail: m.detail,
+          ms: outcome.ms,
+          mismatch:
+            m.measured !== verdict || (p.expect !== undefined && p.expect !== m.measured) || m.wrong === true,
+        };
+      }
+      const verdict = verdictOf(p, id);
       const m =
         outcome === undefined
           ? { measured: 'skipped' as const, detail: `${p.protocol} not supported by this kernel` }

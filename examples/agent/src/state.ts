@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import type { PolicyObject } from '@datapath/policy';
 import { AgentError } from './errors.js';
+import type { ServiceSpec, ServiceView } from './services.js';
 
 /** A pod the agent runs: its namespace, endpoint, address and datapath ids. */
 export interface PodRecord {
@@ -81,6 +82,12 @@ export interface AgentState {
   pods: Record<string, PodRecord>;
   /** `false` when the datapath was built without events (AgentOptions.events). */
   events?: false;
+  /** Services (scenario `services`, validated): the lb maps are written from them and the pods. */
+  services?: ServiceSpec[];
+  /** The services' frontends and backends as last written to the lb maps (`agent service list`). */
+  serviceStatus?: ServiceView[];
+  /** Pods marked terminating: as backends they keep their flows and get no new ones. */
+  terminating?: string[];
   /** Addresses allocated with an expiration and not confirmed yet, by IP. */
   leases?: Record<string, PendingLease>;
   startedAt: string;
