@@ -181,6 +181,58 @@ describe('RingBuf reader (BPF_MAP_TYPE_RINGBUF)', () => {
     );
   });
 
+  it('views(): N packets give N in-place records with the right fields, in order, none lost; toObject() outlives the batch', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(2, (a, b) =>
+      withEmitter(a, b, {}, async ({ pair, ring, stats }) => {
+        const N = 40;
+        // Sent 2 ms apart while the iterator waits: several wake-ups, so several batches.
+        const sending = udp(b, pair.ipA, PORT, N, 2);
+        const kept: { seq: number; saddr: string; daddr: string; len: number; dport: number }[] = [];
+        const seen: number[] = [];
+        let batches = 0;
+        let stale: { at(i: number): unknown } | undefined;
+        for await (const batch of ring.views(eventCodec)) {
+          batches++;
+          stale ??= batch;
+          for (const ev of batch) {
+            // Fields decode in place from the batch's buffer.
+            seen.push(ev.seq);
+            expect([ev.saddr, ev.daddr, ev.proto, ev.dport, ev.len]).toEqual([
+              pair.ipB,
+              pair.ipA,
+              17,
+              PORT,
+              43,
+            ]);
+            if (ev.seq % 2 === 0) kept.push(ev.toObject());
+          }
+          if (seen.length >= N) break;
+        }
+        await sending;
+        expect(seen).toEqual(Array.from({ length: N }, (_, i) => i));
+        expect(batches).toBeGreaterThan(1);
+        // Records kept with toObject() are plain objects, intact after their batches were reused.
+        expect(kept).toEqual(
+          Array.from({ length: N / 2 }, (_, i) => ({
+            saddr: pair.ipB,
+            daddr: pair.ipA,
+            len: 43,
+            seq: 2 * i,
+            dport: PORT,
+            proto: 17,
+            cpu: expect.any(Number),
+            pad: 0,
+          })),
+        );
+        // The first batch, which the iterator has moved past, refuses access instead of showing other records.
+        expect(() => stale!.at(0)).toThrow(expect.objectContaining({ code: 'BadFd' }));
+        expect(stats()).toEqual({ attempted: BigInt(N), ringFailed: 0n, perfFailed: 0n });
+        expect(ring.read(() => {})).toBe(0);
+      }),
+    );
+  });
+
   it('a tiny ring under load reports lost records (failed outputs) and keeps working', async (ctx) => {
     requireRoot(ctx);
     await withNetns(2, (a, b) =>
@@ -381,6 +433,45 @@ describe('PerfEventArray reader (BPF_MAP_TYPE_PERF_EVENT_ARRAY)', () => {
           const seqs = list.map((e) => e.seq);
           expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
         }
+        expect(stats()).toMatchObject({ attempted: BigInt(K * cpus.length), perfFailed: 0n });
+        expect(perf.lost.every((n) => n === 0)).toBe(true);
+      }),
+    );
+  });
+
+  it('views(): records from every CPU read in place, in order per CPU, none lost; toArray() keeps a batch', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(2, (a, b) =>
+      withEmitter(a, b, { mode: 2 }, async ({ pair, perf, stats }) => {
+        const K = 15;
+        const cpus = onlineCpus();
+        const sending = (async () => {
+          for (const cpu of cpus) await udp(b, pair.ipA, PORT, K, 1, cpu);
+        })();
+        const byCpu = new Map<number, number[]>();
+        const kept: { seq: number; cpu: number }[] = [];
+        let total = 0;
+        for await (const batch of perf.views(eventCodec)) {
+          for (const ev of batch) {
+            expect([ev.saddr, ev.daddr, ev.proto, ev.dport]).toEqual([pair.ipB, pair.ipA, 17, PORT]);
+            byCpu.set(ev.cpu, [...(byCpu.get(ev.cpu) ?? []), ev.seq]);
+          }
+          kept.push(...batch.toArray());
+          total += batch.length;
+          if (total >= K * cpus.length) break;
+        }
+        await sending;
+        expect(total).toBe(K * cpus.length);
+        expect([...byCpu.keys()].sort()).toEqual(cpus);
+        for (const cpu of cpus) {
+          const seqs = byCpu.get(cpu)!;
+          expect(seqs).toHaveLength(K);
+          expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+        }
+        // toArray() copies: the kept records still match what the views showed.
+        expect(kept.map((e) => e.seq).sort((x, y) => x - y)).toEqual(
+          Array.from({ length: K * cpus.length }, (_, i) => i),
+        );
         expect(stats()).toMatchObject({ attempted: BigInt(K * cpus.length), perfFailed: 0n });
         expect(perf.lost.every((n) => n === 0)).toBe(true);
       }),
