@@ -1,6 +1,9 @@
 // C baseline of the ring buffer benchmark (packages/bpf-maps/bench/ringbuf.ts): libbpf's ring_buffer__poll
 // consuming the records that BPF_PROG_TEST_RUN made the benchmark program write.
 //   ringbench consume PROG_PIN MAP_PIN REPEAT ROUNDS  -> one line per round: records, CPU µs of consuming
+//   ringbench serve PROG_PIN MAP_PIN REPEAT           -> one process, warm: for each line read on stdin, `f`
+//     (the callback reads one field) or `c` (it copies the record into a struct of a 1024-record batch, the
+//     C form of decoding into objects), fills the ring and answers one line: records, CPU µs of consuming
 //   ringbench produce PROG_PIN PER_TICK TICK_US SECONDS -> test-runs PER_TICK records every TICK_US
 // CPU time is getrusage(RUSAGE_SELF) user + system around the consuming calls only.
 #include <bpf/bpf.h>
@@ -17,6 +20,8 @@ struct record {
 };
 
 static unsigned long long sum, seen;
+static struct record batch[1024];
+static volatile unsigned int batch_sink;
 
 static int on_record(void *ctx, void *data, size_t size)
 {
@@ -26,6 +31,20 @@ static int on_record(void *ctx, void *data, size_t size)
 		return -1;
 	sum += r->seq;
 	seen++;
+	return 0;
+}
+
+/* Decoding into structs: each record copied into the next slot of a batch a caller would then use. */
+static int on_record_copy(void *ctx, void *data, size_t size)
+{
+	struct record *slot = &batch[seen & 1023];
+	(void)ctx;
+	if (size != sizeof(*slot))
+		return -1;
+	__builtin_memcpy(slot, data, sizeof(*slot));
+	sum += slot->seq;
+	if ((++seen & 1023) == 0)
+		batch_sink += batch[seen & 511].len; /* the batch is read, so the copies are not elided */
 	return 0;
 }
 
@@ -46,8 +65,8 @@ static int run(int prog, int repeat)
 
 int main(int argc, char **argv)
 {
-	if (argc < 6)
-		return fprintf(stderr, "usage: ringbench consume|produce PROG MAP|PER_TICK N M\n"), 2;
+	if (argc < 6 && !(argc == 5 && argv[1][0] == 's'))
+		return fprintf(stderr, "usage: ringbench consume|serve|produce PROG MAP|PER_TICK N M\n"), 2;
 	int prog = bpf_obj_get(argv[2]);
 	if (prog < 0)
 		return perror("bpf_obj_get prog"), 1;
@@ -71,9 +90,33 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	int map = bpf_obj_get(argv[3]);
-	int repeat = atoi(argv[4]), rounds = atoi(argv[5]);
+	int repeat = atoi(argv[4]), rounds = argc > 5 ? atoi(argv[5]) : 0;
 	if (map < 0)
 		return perror("bpf_obj_get map"), 1;
+	if (argv[1][0] == 's') {
+		struct ring_buffer *field = ring_buffer__new(map, on_record, NULL, NULL);
+		struct ring_buffer *copy = ring_buffer__new(map, on_record_copy, NULL, NULL);
+		char line[16];
+		if (!field || !copy)
+			return perror("ring_buffer__new"), 1;
+		while (fgets(line, sizeof(line), stdin)) {
+			struct ring_buffer *rb = line[0] == 'c' ? copy : field;
+			if (run(prog, repeat))
+				return perror("test_run"), 1;
+			seen = 0;
+			long long t0 = cpu_us();
+			while (seen < (unsigned long long)repeat)
+				if (ring_buffer__poll(rb, 100) < 0)
+					return perror("ring_buffer__poll"), 1;
+			long long t1 = cpu_us();
+			printf("%llu %lld\n", seen, t1 - t0);
+			fflush(stdout);
+		}
+		ring_buffer__free(field);
+		ring_buffer__free(copy);
+		fprintf(stderr, "checksum %llu %u\n", sum, batch_sink);
+		return 0;
+	}
 	struct ring_buffer *rb = ring_buffer__new(map, on_record, NULL, NULL);
 	if (!rb)
 		return perror("ring_buffer__new"), 1;

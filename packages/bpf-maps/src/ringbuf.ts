@@ -9,7 +9,7 @@ import {
   pageSize,
   watchFd,
 } from '@datapath/libbpf';
-import type { Codec } from './codec.js';
+import { type Codec, structDecoderIn } from './codec.js';
 import { EventReader, mapInfoOfType, type RecordHandler } from './reader.js';
 import type { RecordBuffer } from './views.js';
 
@@ -29,7 +29,8 @@ const STORE_EVERY = 64;
  */
 export class RingCursor {
   readonly data: DataView;
-  readonly #bytes: Uint8Array;
+  /** The data pages (mapped twice) as bytes. */
+  readonly bytes: Uint8Array;
   readonly #cons: BigUint64Array;
   readonly #cons32: Uint32Array;
   readonly #prod: Uint32Array;
@@ -40,6 +41,8 @@ export class RingCursor {
   discarded = 0;
   /** Set by the reader's close(): a drain in progress stops before the next record. */
   halted = false;
+  /** Where each record of a {@link RingCursor.drainDecode} starts, reused between drains. */
+  #offsets = new Int32Array(1024);
 
   constructor(consumer: ArrayBuffer, producer: ArrayBuffer, page: number, size: number) {
     if (size <= 0 || (size & (size - 1)) !== 0 || size > 2 ** 31)
@@ -52,7 +55,7 @@ export class RingCursor {
     this.#cons32 = new Uint32Array(consumer, 0, 2);
     this.#prod = new Uint32Array(producer, 0, 2);
     this.data = new DataView(producer, page, 2 * size);
-    this.#bytes = new Uint8Array(producer, page, 2 * size);
+    this.bytes = new Uint8Array(producer, page, 2 * size);
     this.#hdr = new Uint32Array(producer, page, (2 * size) / 4);
     this.#mask = size - 1;
     this.#pos = this.consumerPos();
@@ -134,19 +137,21 @@ export class RingCursor {
   }
 
   /**
-   * {@link RingCursor.drain} specialised for the decoding iterators: decodes each committed record of
-   * `size` bytes with `decode` straight into `out` (no handler call per record). A record of another
-   * length is consumed, its length left in {@link RingCursor.badLength}, and the drain stops there.
+   * {@link RingCursor.drain} specialised for the decoding iterators: walks the headers of up to `max`
+   * committed records of `size` bytes, then decodes each with `decode(offset in {@link RingCursor.data})`
+   * into `out` (grown once, no handler call and no push per record) and only then releases the consumer
+   * position. A record of another length is consumed, its length left in {@link RingCursor.badLength},
+   * and the drain stops there.
    */
-  drainDecode<T>(decode: (d: DataView, o: number) => T, size: number, out: T[], max: number): number {
+  drainDecode<T>(decode: (o: number) => T, size: number, out: T[], max: number): number {
     const hdr = this.#hdr;
-    const data = this.data;
     const mask = this.#mask;
     let pos = this.consumerPos();
     this.#pos = pos;
     let prod = this.producerPos();
     let n = 0;
-    let sinceStore = 0;
+    let k = 0;
+    let offs = this.#offsets;
     try {
       while (n < max) {
         if (pos >= prod) {
@@ -166,13 +171,24 @@ export class RingCursor {
             this.badLength = len;
             break;
           }
-          out.push(decode(data, off + HDR));
-        }
-        if (++sinceStore === STORE_EVERY) {
-          sinceStore = 0;
-          this.#store(pos);
+          if (k === offs.length) {
+            const grown = new Int32Array(k * 2);
+            grown.set(offs);
+            this.#offsets = offs = grown;
+          }
+          offs[k++] = off + HDR;
         }
         if (this.halted) break;
+      }
+      if (k > 0) {
+        const base = out.length;
+        out.length = base + k;
+        let i = 0;
+        try {
+          for (; i < k; i++) out[base + i] = decode(offs[i]!);
+        } finally {
+          if (i < k) out.length = base + i;
+        }
       }
     } finally {
       if (pos !== this.#pos) this.#store(pos);
@@ -225,7 +241,7 @@ export class RingCursor {
       if (span > 0) {
         buf.reserve(buf.used + span, k);
         const from = start & mask;
-        buf.bytes.set(this.#bytes.subarray(from, from + span), buf.used);
+        buf.bytes.set(this.bytes.subarray(from, from + span), buf.used);
         buf.used += span;
       }
       buf.length = k;
@@ -293,6 +309,8 @@ export class RingBuf extends EventReader {
   #maps: Mapping[] = [];
   #cursor: RingCursor | undefined;
   #watcher: FdWatcher | undefined;
+  /** Each codec's decoder bound to the mapped ring (typed-array reads where the struct allows). */
+  #decoders = new WeakMap<object, (o: number) => unknown>();
 
   /** @internal */
   constructor(fd: number, info: MapInfo, options: RingBufOptions) {
@@ -383,8 +401,14 @@ export class RingBuf extends EventReader {
   /** @internal */
   protected override drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number {
     const c = this.#cursor!;
+    let decode = this.#decoders.get(codec) as ((o: number) => T) | undefined;
+    if (decode === undefined) {
+      const data = c.data;
+      decode = structDecoderIn(codec, c.bytes) ?? ((o: number) => codec.decode(data, o));
+      this.#decoders.set(codec, decode);
+    }
     c.badLength = -1;
-    const n = c.drainDecode(codec.decode, codec.size, out, max);
+    const n = c.drainDecode(decode, codec.size, out, max);
     this.mismatch = c.badLength;
     return n;
   }
@@ -406,6 +430,7 @@ export class RingBuf extends EventReader {
   /** @internal */
   protected releaseReader(): void {
     this.#cursor = undefined;
+    this.#decoders = new WeakMap();
     for (const m of this.#maps) m.close();
     this.#maps = [];
     if (this.#fd >= 0) fdClose(this.#fd);

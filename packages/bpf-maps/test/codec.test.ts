@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { structDecoderIn } from '../src/codec.js';
 import {
   align,
   array,
@@ -241,5 +242,43 @@ describe('round-trip properties', () => {
         expect(num(out.addr)).toBe(Number(BigInt(num(ip)) & BigInt(mask)));
       }),
     );
+  });
+});
+
+describe('struct decoder bound to a region (the ring reader’s typed-array path)', () => {
+  // Every kind of field: typed-array reads (aligned u8/u16/u32/i32), the DataView ones (u64, i64, byte-order
+  // swapped, misaligned in a packed struct) and codec calls (ipv4, arrays), with padding left out.
+  const wide = struct({
+    a: u8,
+    b: u16,
+    c: u32,
+    d: i32,
+    e: u64,
+    f: i64,
+    g: be16,
+    h: be32,
+    ip: ipv4,
+    p: pad(4),
+    x: array(u16, 3),
+  });
+  const packed = struct({ a: u8, b: u32, c: u16, d: i32, e: u8 }, { packed: true });
+  it('decodes exactly what the struct’s own decoder does, at any 8-aligned record offset', () => {
+    for (const codec of [wide, packed] as Codec<unknown>[]) {
+      fc.assert(
+        fc.property(fc.uint8Array({ minLength: 256, maxLength: 256 }), fc.nat(24), (raw, slot) => {
+          const region = new Uint8Array(new ArrayBuffer(264), 8, 256);
+          region.set(raw);
+          const decode = structDecoderIn(codec, region)!;
+          const o = slot * 8;
+          if (o + codec.size > region.length) return;
+          expect(decode(o)).toEqual(codec.decode(new DataView(region.buffer, region.byteOffset), o));
+        }),
+        { numRuns: 200 },
+      );
+    }
+  });
+  it('declines a region that is not 8-byte aligned and a codec that is not a struct', () => {
+    expect(structDecoderIn(wide, new Uint8Array(new ArrayBuffer(64), 4, 32))).toBeUndefined();
+    expect(structDecoderIn(u32, new Uint8Array(64))).toBeUndefined();
   });
 });

@@ -71,7 +71,7 @@ describe('RingCursor', () => {
   it('drainDecode decodes records into an array, skips discarded ones, stops after a record of another size', () => {
     const ring = fakeRing(4096);
     const cur = new RingCursor(ring.consumer, ring.producer, PAGE, 4096);
-    const decode = (d: DataView, o: number) => d.getUint16(o, true);
+    const decode = (o: number) => cur.data.getUint16(o, true);
     for (let round = 0; round < 300; round++) {
       ring.write([round & 0xff, round >> 8]);
       collect(cur);
