@@ -6,6 +6,7 @@
  * are those of the node of the probe's other end (a probe may name another node with `fromNode`/`toNode`).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Netns } from '@datapath/netlink';
 import { compileScenario, type Flow, type PolicyEngine, verdict } from '@datapath/policy';
 import { Agent } from './agent.js';
@@ -22,7 +23,9 @@ import {
   planProbes,
 } from './probes.js';
 import type { RunReport } from './run.js';
+import { classifyServiceProbe, parseServiceTarget, type ServiceProbePlan } from './services.js';
 import type { AgentState } from './state.js';
+import { cgroup2Root, inCgroup } from './sys/cgroup.js';
 import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
 
 type ClusterScenarioDoc = Omit<Scenario, 'pods' | 'probes'> & {
@@ -67,7 +70,23 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   // Probe endpoints renamed with their node; `flows` keep the scenario's names for the compiled verdict.
   const probes: ProbeSpec[] = [];
   const flows: Flow[] = [];
+  // Probes to a service (`svc/<ns>/<name>`): sent from the source's node, through that node's socket LB.
+  const svc = new Map<number, ServiceProbePlan & { node: string; to: string }>();
   for (const p of doc.probes) {
+    if (p.to.startsWith('svc/')) {
+      const fromNode = nodeOf(p.from, p.from, p.fromNode);
+      const plan = serviceProbePlan(views.get(fromNode)!, p.to, p.port, p.protocol ?? 'TCP');
+      svc.set(probes.length, { ...plan, node: fromNode });
+      probes.push({
+        from: at(p.from, fromNode),
+        to: p.to,
+        port: p.port,
+        protocol: p.protocol ?? 'TCP',
+        ...(p.expect === undefined ? {} : { expect: p.expect }),
+      });
+      flows.push({ from: p.from, to: p.from, port: p.port, protocol: p.protocol ?? 'TCP' }); // unused
+      continue;
+    }
     const fromNode = nodeOf(p.from, p.to, p.fromNode);
     const toNode = nodeOf(p.to, p.from, p.toNode);
     probes.push({
@@ -82,13 +101,37 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   // The compiled verdict: the scenario with the pods' real addresses, compiled once.
   const ipOf = new Map<string, string>();
   for (const v of views.values()) for (const pod of Object.values(v.state.pods)) ipOf.set(pod.key, pod.ip);
+  const { services: _services, ...policyDoc } = doc as ClusterScenarioDoc & { services?: unknown };
   const engine: PolicyEngine = compileScenario({
-    ...doc,
+    ...policyDoc,
+    probes: doc.probes.filter((p) => !p.to.startsWith('svc/')),
     pods: doc.pods.map((p) => ({ ...p, ip: ipOf.get(`${p.namespace ?? p.ns}/${p.name}`) ?? p.ip })),
   }).engine;
+  /** A service probe's compiled verdict: for the backend that answered, else for every live backend. */
+  const svcVerdict = (id: number, backend?: string): 'allow' | 'deny' => {
+    const plan = svc.get(id)!;
+    const p = probes[id]!;
+    const from = p.from.slice(0, p.from.lastIndexOf('@'));
+    const one = (b: { pod: string; port: number }) =>
+      verdict(engine.state(), {
+        from,
+        to: b.pod.slice(0, b.pod.lastIndexOf('@')),
+        port: b.port,
+        protocol: p.protocol,
+      }).verdict;
+    const hit = plan.backends.find((b) => b.pod === backend);
+    if (hit !== undefined) return one(hit);
+    return plan.backends.length > 0 && plan.backends.every((b) => one(b) === 'allow') ? 'allow' : 'deny';
+  };
 
   const worlds = new Set<string>();
   const resolve = (endpoint: string): Place => {
+    if (endpoint.startsWith('svc/')) {
+      const plan = [...svc.values()].find(
+        (x) => parseServiceTarget(endpoint) !== undefined && x.to === endpoint,
+      )!;
+      return { kind: 'pod', key: endpoint, ip: plan.host, netnsPath: `(service ${endpoint})` };
+    }
     const i = endpoint.lastIndexOf('@');
     const name = endpoint.slice(0, i);
     const node = views.get(endpoint.slice(i + 1));
@@ -111,7 +154,10 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   };
   const declared = new Map<string, { port: number; protocol: string }[]>();
   for (const v of views.values())
-    for (const pod of Object.values(v.state.pods)) declared.set(at(pod.key, v.name), pod.ports);
+    for (const pod of Object.values(v.state.pods)) declared.set(at(pod.key, v.name), [...pod.ports]);
+  for (const [id, plan] of svc)
+    for (const b of plan.backends)
+      declared.get(b.pod)?.push({ port: b.port, protocol: probes[id]!.protocol });
   for (const p of probes) {
     resolve(p.from);
     resolve(p.to);
@@ -121,27 +167,59 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   const listeners: Listener[] = [];
   try {
     const started = await Promise.allSettled(
-      planListeners(probes, resolve, declared).map((plan) =>
-        startListener(plan.netnsPath, plan.label, plan.ports),
-      ),
+      planListeners(
+        probes.filter((_, id) => !svc.has(id)),
+        resolve,
+        declared,
+      ).map((plan) => startListener(plan.netnsPath, plan.label, plan.ports)),
     );
     for (const s of started) if (s.status === 'fulfilled') listeners.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const outcomes = new Map<number, ProbeOutcome>();
-    const batches = [...planProbes(probes, resolve, timeoutMs)];
-    const done = await Promise.all(batches.map(([ns, reqs]) => runProbes(ns, reqs)));
+    const plain = new Set(probes.map((_p, id) => id).filter((id) => !svc.has(id)));
+    const batches = [...planProbes(probes, resolve, timeoutMs, plain)];
+    // Service probes: this process joins the source node's pod cgroup while it sends them (the other
+    // probes, sent meanwhile, go to pod addresses: the socket LB leaves them alone).
+    const sendSvc = async (ids: number[], timeout: number) => {
+      for (const node of new Set(ids.map((id) => svc.get(id)!.node))) {
+        const mine = new Set(ids.filter((id) => svc.get(id)!.node === node));
+        const cgroup = join(cgroup2Root(), c.nodes.find((n) => n.name === node)!.prefix);
+        for (const [ns, reqs] of planProbes(probes, resolve, timeout, mine))
+          for (const o of await inCgroup(cgroup, () => runProbes(ns, reqs))) outcomes.set(o.id, o);
+      }
+    };
+    const [done] = await Promise.all([
+      Promise.all(batches.map(([ns, reqs]) => runProbes(ns, reqs))),
+      sendSvc([...svc.keys()], timeoutMs),
+    ]);
     for (const list of done) for (const o of list) outcomes.set(o.id, o);
     // Timeouts of allowed probes are sent once more, one source at a time (a starved prober is not a drop).
-    const compiled = flows.map((f) => verdict(engine.state(), f).verdict);
+    const compiled = flows.map((f, id) =>
+      svc.has(id) ? svcVerdict(id) : verdict(engine.state(), f).verdict,
+    );
     const suspect = probes
       .map((_p, id) => id)
       .filter((id) => outcomes.get(id)?.result === 'timeout' && compiled[id] === 'allow');
-    if (suspect.length > 0)
-      for (const [ns, reqs] of planProbes(probes, resolve, timeoutMs * 2, new Set(suspect)))
+    if (suspect.length > 0) {
+      const again = new Set(suspect.filter((id) => !svc.has(id)));
+      for (const [ns, reqs] of planProbes(probes, resolve, timeoutMs * 2, again))
         for (const o of await runProbes(ns, reqs)) outcomes.set(o.id, o);
+      await sendSvc(
+        suspect.filter((id) => svc.has(id)),
+        timeoutMs * 2,
+      );
+    }
     const probeMs = performance.now() - t1;
     const results: ProbeResult[] = probes.map((p, id) => {
       const outcome = outcomes.get(id);
+      const plan = svc.get(id);
+      if (plan !== undefined && outcome !== undefined) {
+        const m = classifyServiceProbe(outcome, plan);
+        const v = svcVerdict(id, m.backend);
+        const mismatch =
+          m.measured !== v || (p.expect !== undefined && p.expect !== m.measured) || m.wrong === true;
+        return { ...p, measured: m.measured, compiled: v, detail: m.detail, ms: outcome.ms, mismatch };
+      }
       const place = resolve(p.to);
       const m =
         outcome === undefined
@@ -176,4 +254,32 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   } finally {
     await Promise.all(listeners.map((l) => l.close()));
   }
+}
+
+/**
+ * A service probe's frontend and live backends as the source's node wrote them (its state's
+ * `serviceStatus`): backends named `pod@node`.
+ * @throws AgentError `InvalidScenario` when the node has no such service port.
+ */
+function serviceProbePlan(
+  view: NodeView,
+  to: string,
+  port: number,
+  protocol: string,
+): ServiceProbePlan & { to: string } {
+  const target = parseServiceTarget(to);
+  const spec = view.state.services?.find((s) => `${s.namespace}/${s.name}` === target?.service);
+  const status = view.state.serviceStatus?.find((s) => s.service === target?.service);
+  const host = spec?.clusterIPs.find((a) => !a.includes(':'));
+  if (spec === undefined || status === undefined || host === undefined)
+    throw new AgentError('InvalidScenario', `probe to ${to}: node ${view.name} has no such IPv4 service`);
+  return {
+    to,
+    host,
+    port,
+    protocol: protocol as 'TCP' | 'UDP',
+    backends: status.backends
+      .filter((b) => b.servicePort === port && b.protocol === protocol && b.state === 'active')
+      .map((b) => ({ pod: at(b.pod, b.node ?? view.name), port: b.port })),
+  };
 }
