@@ -19,7 +19,8 @@ declare class LbError extends DatapathError {
         cause?: unknown;
     });
 }
-export { LbError };
+declare function weightedSlotCounts(weights: readonly number[], maxSlots: number): number[];
+export { LbError, weightedSlotCounts };
 export type { LbProblem, LbReason };
 
 // dist/datapath.d.ts
@@ -219,6 +220,7 @@ declare class NodeNetdev implements Disposable {
     flows6(): Promise<NatFlowHalf[]>;
     stats(): NetdevStats;
     gc(now?: number): Promise<number>;
+    serviceWriter(table?: ServiceTable): ServiceWriter;
     close(): void;
     [Symbol.dispose](): void;
 }
@@ -238,6 +240,7 @@ declare class PodLb implements Disposable {
     private constructor();
     static load(options: PodLbOptions): Promise<PodLb>;
     attach(device: PodDevice): Promise<void>;
+    serviceWriter(table?: ServiceTable): ServiceWriter;
     detach(ifname: string): void;
     close(): void;
     [Symbol.dispose](): void;

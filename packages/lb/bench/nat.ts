@@ -18,7 +18,6 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Netns } from '@datapath/netlink';
 import { NodeNetdev } from '../src/netdev.js';
-import { TestServices } from '../test/helpers/services.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 3);
 const ROUNDS = Number(process.env.ROUNDS ?? 8);
@@ -139,7 +138,7 @@ async function main(): Promise<void> {
       { ifname: 'ext0', netns: npNs, pinDir },
     );
     setups.push(dev);
-    const svc = new TestServices(pinDir);
+    const svc = dev.serviceWriter();
     setups.push(svc);
     svc.upsert({
       name: 'iperf',

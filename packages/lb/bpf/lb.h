@@ -241,22 +241,25 @@ static __always_inline __u32 lb_slot_backend(struct lb_svc_key *key, __u16 slot)
 	return v ? v->backend_id : 0;
 }
 
-/* The backend id the service's Maglev table holds for `hash`, 0 when it has none. */
+/*
+ * The backend id the service's Maglev table holds for `hash`, 0 when it has none. The one Maglev
+ * lookup of every program: the index is computed after both lookups and checked again where the
+ * verifier sees it (it does not follow a modulo; the empty asm keeps the compiler from dropping a
+ * check it knows holds).
+ */
 static __always_inline __u32 lb_maglev_backend(__u16 rev_nat_id, __u32 hash)
 {
 	struct lb_maglev_table *t;
-	__u32 zero = 0;
+	__u32 zero = 0, idx;
 	void *inner;
 
 	inner = bpf_map_lookup_elem(&lb_maglev, &rev_nat_id);
 	if (!inner)
 		return 0;
-	__u32 idx = hash % LB_MAGLEV_TABLE_SIZE;
-
 	t = bpf_map_lookup_elem(inner, &zero);
 	if (!t)
 		return 0;
-	/* The verifier does not bound a modulo: check again, hidden from the compiler, which would drop it. */
+	idx = hash % LB_MAGLEV_TABLE_SIZE;
 	asm volatile("" : "+r"(idx));
 	if (idx >= LB_MAGLEV_TABLE_SIZE)
 		return 0;
@@ -266,7 +269,9 @@ static __always_inline __u32 lb_maglev_backend(__u16 rev_nat_id, __u32 hash)
 /*
  * Picks a backend id for a new flow of the service whose master entry is `svc` (key: its frontend) with
  * `hash`: the Maglev table's entry hash % LB_MAGLEV_TABLE_SIZE, or slot hash % count + 1 (pass
- * bpf_get_prandom_u32() for a random pick). 0 when the service has no backend for new flows.
+ * bpf_get_prandom_u32() for a random pick). The slots repeat each backend in proportion to its weight
+ * (the writer's weighted slot table), so a random pick follows the weights. 0 when the service has no
+ * backend for new flows.
  */
 static __always_inline __u32 lb_select_backend(struct lb_svc_key *key, const struct lb_svc_value *svc,
 					       __u32 hash)

@@ -26,39 +26,6 @@
 struct lb_maglev_table (*lb_maglev_table_anchor)[1] __attribute__((unused));
 
 /*
- * The backend id the service's Maglev table holds for `hash`, 0 when it has none. The index is
- * bounds-checked where the verifier can see it (it does not follow a modulo by a constant).
- */
-static __always_inline __u32 svc_maglev_backend(__u16 rev_nat_id, __u32 hash)
-{
-	struct lb_maglev_table *t;
-	__u32 zero = 0, idx;
-	void *inner;
-
-	inner = bpf_map_lookup_elem(&lb_maglev, &rev_nat_id);
-	if (!inner)
-		return 0;
-	t = bpf_map_lookup_elem(inner, &zero);
-	if (!t)
-		return 0;
-	idx = hash % LB_MAGLEV_TABLE_SIZE;
-	asm volatile("" : "+r"(idx)); /* keep the check below: the compiler knows it holds */
-	if (idx >= LB_MAGLEV_TABLE_SIZE)
-		return 0;
-	return t->backend_ids[idx];
-}
-
-/* A backend id for a new flow of the service `svc` (key: its frontend): Maglev with `hash`, or random. */
-static __always_inline __u32 svc_select_backend(struct lb_svc_key *key, const struct lb_svc_value *svc, __u32 hash)
-{
-	if (svc->count == 0)
-		return 0;
-	if (svc->flags & LB_SVC_FLAG_MAGLEV)
-		return svc_maglev_backend(svc->rev_nat_id, hash);
-	return lb_slot_backend(key, (__u16)(bpf_get_prandom_u32() % svc->count) + 1);
-}
-
-/*
  * A reply of a backend to a service client: the source becomes the service's frontend again.
  * Returns the verdict, or -1 when the packet is not such a reply.
  */
@@ -108,7 +75,9 @@ static __always_inline struct nat4_entry *svc_new(struct __sk_buff *skb, const s
 	id = lb_affinity_backend(svc, &ak);
 	be = id ? lb_lookup_active_backend(id) : NULL;
 	if (!be) {
-		id = svc_select_backend(&sk, svc, bpf_get_hash_recalc(skb));
+		/* Maglev: by the flow's hash (a reopened tuple lands on the same backend); else random */
+		id = lb_select_backend(&sk, svc,
+				       (svc->flags & LB_SVC_FLAG_MAGLEV) ? bpf_get_hash_recalc(skb) : bpf_get_prandom_u32());
 		be = id ? lb_lookup_active_backend(id) : NULL;
 	}
 	if (!be) {

@@ -66,3 +66,4 @@ export type {
   ServiceTableOptions,
 } from './plan.js';
 export { ServiceTable } from './plan.js';
+export { weightedSlotCounts } from './weights.js';

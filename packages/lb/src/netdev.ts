@@ -15,6 +15,7 @@ import {
   openObject,
 } from '@datapath/loader';
 import { type LbConfigOptions, lbConfig } from './datapath/config.js';
+import { ServiceWriter } from './datapath/writer.js';
 import { LbError } from './errors.js';
 import {
   CtFlag,
@@ -31,6 +32,7 @@ import {
 } from './netdev.gen.js';
 import { type NetdevConfig, netdevConstants } from './netdev-config.js';
 import { NETDEV_SOURCES } from './netdev-layout.js';
+import { ServiceTable } from './plan.js';
 
 /** A `Netns` handle of `@datapath/netlink` (`Netns.open({ name })`), as the loader takes it. */
 export type NetnsHandle = Exclude<DeviceRef['netns'], string | undefined>;
@@ -218,12 +220,14 @@ export class NodeNetdev implements Disposable {
   readonly #coll: Collection;
   readonly #links: Link[];
   readonly #maps: Maps;
+  readonly #lb: Omit<LbConfigOptions, 'pinByName'> | undefined;
   #closed = false;
 
-  private constructor(coll: Collection, links: Link[], maps: Maps) {
+  private constructor(coll: Collection, links: Link[], maps: Maps, lb: NetdevTarget['lb']) {
     this.#coll = coll;
     this.#links = links;
     this.#maps = maps;
+    this.#lb = lb;
   }
 
   /**
@@ -283,7 +287,7 @@ export class NodeNetdev implements Disposable {
       } as const;
       links.push(await attachAsync(progs.to_netdev, { ...dev, direction: 'egress' }));
       links.push(await attachAsync(progs.from_netdev, { ...dev, direction: 'ingress' }));
-      return new NodeNetdev(coll, links, openMaps(coll));
+      return new NodeNetdev(coll, links, openMaps(coll), target.lb);
     } catch (err) {
       for (const l of links.reverse()) await l.detachAsync();
       coll.close();
@@ -361,6 +365,32 @@ export class NodeNetdev implements Disposable {
    */
   async gc(now: number = monotonicSeconds()): Promise<number> {
     return (await gcMap(this.#maps.nat4, now)) + (await gcMap(this.#maps.nat6, now));
+  }
+
+  /**
+   * A {@link ServiceWriter} over the service maps of this object (NodePort frontends; with a
+   * `pinDir`, the maps every object loaded from it shares). The writer borrows the object's map
+   * descriptors: use it while this handle is open.
+   *
+   * @param table the service table (default: an empty one with the object's Maglev table size).
+   * @example Publishing a NodePort service
+   * ```ts
+   * import { type NodeNetdev } from '@datapath/lb/datapath';
+   * declare const dev: NodeNetdev;
+   * using services = dev.serviceWriter();
+   * services.upsert({
+   *   name: 'web',
+   *   protocol: 'TCP',
+   *   frontends: [{ kind: 'NodePort', address: '198.18.0.1', port: 30080 }],
+   *   backends: [{ address: '10.244.1.5', port: 8080 }],
+   * });
+   * ```
+   */
+  serviceWriter(table?: ServiceTable): ServiceWriter {
+    return ServiceWriter.fromCollection(
+      this.#coll,
+      table ?? new ServiceTable({ tableSize: this.#lb?.maglevTableSize }),
+    );
   }
 
   /** Detaches both programs and releases the object (maps pinned in `pinDir` stay). */

@@ -15,7 +15,15 @@ import {
   type LbServiceValue,
 } from './layout.js';
 import { DEFAULT_MAGLEV_TABLE_SIZE, isMaglevTableSize, type MaglevTableSize, maglevTable } from './maglev.js';
-import { frontendKey, parseService, type Service, type ServiceLimits } from './model.js';
+import {
+  DEFAULT_MAX_BACKENDS,
+  frontendKey,
+  parseService,
+  type Service,
+  type ServiceLimits,
+  SLOT_LIMIT,
+} from './model.js';
+import { weightedSlotCounts } from './weights.js';
 
 /** A map update that writes `value` at `key` of the map named `map`. */
 export interface LbPut<M extends string, K, V> {
@@ -70,7 +78,10 @@ export interface AppliedService {
   readonly frontends: readonly AppliedFrontend[];
   /** Backend id of each backend of the service, in the service's order. */
   readonly backendIds: readonly number[];
-  /** Backend ids in slots 1..count (the backends that take new flows). */
+  /**
+   * Backend ids in slots 1..count: the backends that take new flows, each repeated in proportion to
+   * its weight (`weightedSlotCounts`), so a uniform pick over the slots follows the weights.
+   */
   readonly slots: readonly number[];
   /** The Maglev table (backend ids), when the service selects by Maglev and has a backend. */
   readonly maglev: Uint32Array | undefined;
@@ -260,7 +271,12 @@ export class ServiceTable {
       newEntries.set(k, { id, refs: existing?.refs ?? 0, value });
     }
     const active = service.backends.flatMap((b, i) => (b.state === 'active' && b.weight > 0 ? [i] : []));
-    const slots = active.map((i) => backendIds[i]!);
+    const activeIds = active.map((i) => backendIds[i]!);
+    const slotCounts = weightedSlotCounts(
+      active.map((i) => service.backends[i]!.weight),
+      Math.min(this.#limits.maxBackends ?? DEFAULT_MAX_BACKENDS, SLOT_LIMIT),
+    );
+    const slots = activeIds.flatMap((id, i) => Array<number>(slotCounts[i]!).fill(id));
     let maglev: Uint32Array | undefined;
     if (service.selection === 'maglev' && active.length > 0) {
       const idx = maglevTable(
@@ -272,7 +288,7 @@ export class ServiceTable {
         { seed: this.#seed },
       );
       maglev = new Uint32Array(idx.length);
-      for (let e = 0; e < idx.length; e++) maglev[e] = slots[idx[e]!]!;
+      for (let e = 0; e < idx.length; e++) maglev[e] = activeIds[idx[e]!]!;
     }
     // Frontend ids: keep the old ones of frontends that stay.
     const oldByKey = new Map<string, AppliedFrontend>();
@@ -350,7 +366,7 @@ export class ServiceTable {
         });
       // 3. affinity matches of backends that now take new flows
       const before = new Set(prev === undefined ? [] : oldSlots);
-      for (const id of slots)
+      for (const id of activeIds)
         if (!before.has(id))
           ops.push({
             map: 'affinityMatch',
@@ -385,7 +401,7 @@ export class ServiceTable {
         if (maglev === undefined && old?.maglev !== undefined)
           ops.push({ map: 'maglev', op: 'delete', key: f.revNatId });
         const now = new Set(slots);
-        for (const id of oldSlots)
+        for (const id of new Set(oldSlots))
           if (!now.has(id))
             ops.push({ map: 'affinityMatch', op: 'delete', key: { backendId: id, revNatId: f.revNatId } });
       }
@@ -474,7 +490,7 @@ export class ServiceTable {
     for (let s = 0; s < svc.slots.length; s++)
       ops.push({ map: 'services', op: 'delete', key: svcKey(f.key.address, f.key.port, f.key.proto, s + 1) });
     if (svc.maglev !== undefined) ops.push({ map: 'maglev', op: 'delete', key: f.revNatId });
-    for (const id of svc.slots)
+    for (const id of new Set(svc.slots))
       ops.push({ map: 'affinityMatch', op: 'delete', key: { backendId: id, revNatId: f.revNatId } });
     ops.push({ map: 'revNat', op: 'delete', key: f.revNatId });
     return ops;

@@ -5,10 +5,12 @@
 
 import { attachAsync, type Collection, compile, type Link, load, openObject } from '@datapath/loader';
 import { type LbConfigOptions, lbConfig } from './datapath/config.js';
+import { ServiceWriter } from './datapath/writer.js';
 import { setConstants } from './netdev.gen.js';
 import type { NetnsHandle } from './netdev.js';
 import { type FlowTimeouts, netdevConstants } from './netdev-config.js';
 import { LXC_SOURCES } from './netdev-layout.js';
+import { ServiceTable } from './plan.js';
 
 /** Where {@link PodLb.load} shares its maps and finds the object cache. */
 export interface PodLbOptions {
@@ -43,10 +45,12 @@ export interface PodDevice {
 export class PodLb implements Disposable {
   readonly #coll: Collection;
   readonly #links = new Map<string, Link[]>();
+  readonly #lb: PodLbOptions['lb'];
   #closed = false;
 
-  private constructor(coll: Collection) {
+  private constructor(coll: Collection, lb: PodLbOptions['lb']) {
     this.#coll = coll;
+    this.#lb = lb;
   }
 
   /**
@@ -73,7 +77,7 @@ export class PodLb implements Disposable {
     const spec = openObject(compiled.path, 'lxc');
     const { ct_timeout_syn, ct_timeout_tcp, ct_timeout_close, ct_timeout_udp, ct_timeout_icmp } = constants;
     setConstants(spec, { ct_timeout_syn, ct_timeout_tcp, ct_timeout_close, ct_timeout_udp, ct_timeout_icmp });
-    return new PodLb(load(spec, { pinDir: options.pinDir }));
+    return new PodLb(load(spec, { pinDir: options.pinDir }), options.lb);
   }
 
   /**
@@ -104,6 +108,26 @@ export class PodLb implements Disposable {
       throw err;
     }
     this.#links.set(device.ifname, [...(this.#links.get(device.ifname) ?? []), ...links]);
+  }
+
+  /**
+   * A {@link ServiceWriter} over the service maps pinned in `pinDir` (through this object's
+   * descriptors: use it while this handle is open).
+   *
+   * @param table the service table (default: an empty one with the object's Maglev table size).
+   * @example
+   * ```ts
+   * import { type PodLb } from '@datapath/lb/datapath';
+   * declare const lb: PodLb;
+   * using services = lb.serviceWriter();
+   * services.upsert({ name: 'web', protocol: 'TCP', frontends: [{ address: '10.96.0.10', port: 80 }], backends: [] });
+   * ```
+   */
+  serviceWriter(table?: ServiceTable): ServiceWriter {
+    return ServiceWriter.fromCollection(
+      this.#coll,
+      table ?? new ServiceTable({ tableSize: this.#lb?.maglevTableSize }),
+    );
   }
 
   /** Detaches the programs from one pod's veth (no-op when not attached). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LbError, type LbMapOp, ServiceTable } from '../src/index.js';
+import { LbError, type LbMapOp, ServiceTable, weightedSlotCounts } from '../src/index.js';
 
 const svc = (
   backends: { address: string; port?: number; state?: string; weight?: number }[],
@@ -138,6 +138,45 @@ describe('ServiceTable', () => {
     expect(master.value.backendId).toBe(30);
   });
 
+  it('random selection by weight: each active backend fills slots in proportion to its weight', () => {
+    const t = new ServiceTable();
+    const c = t.upsert(
+      svc([
+        { address: '10.244.1.5', weight: 2 },
+        { address: '10.244.2.7', weight: 6 },
+        { address: '10.244.3.9', weight: 0 },
+        { address: '10.244.4.1', weight: 4, state: 'terminating' },
+      ]),
+    );
+    c.commit();
+    // weights 2:6 → 1:3 slots; weight 0 and terminating backends get none
+    expect(t.get('web')!.slots).toEqual([1, 2, 2, 2]);
+    // one affinity match per backend, not per slot
+    expect(show(c.ops).filter((o) => o.startsWith('put affinityMatch'))).toEqual([
+      'put affinityMatch 1/1',
+      'put affinityMatch 2/1',
+    ]);
+    const c2 = t.upsert(svc([{ address: '10.244.1.5' }, { address: '10.244.2.7' }]));
+    expect(show(c2.ops)).toEqual([
+      'put services 10.96.0.10:80#0 count=2 flags=0',
+      'del services 10.96.0.10:80#3',
+      'del services 10.96.0.10:80#4',
+      'del backends 3',
+      'del backends 4',
+    ]);
+  });
+
+  it('weightedSlotCounts: exact after the common divisor, else proportional within the slot limit', () => {
+    expect(weightedSlotCounts([2, 6, 4], 4096)).toEqual([1, 3, 2]);
+    expect(weightedSlotCounts([1, 65535], 65535)).toEqual([1, 65534]);
+    const c = weightedSlotCounts([1, 1000, 3000], 100);
+    expect(c.reduce((a, b) => a + b, 0)).toBe(100);
+    expect(c[0]).toBe(1); // every backend keeps a slot
+    expect(Math.abs(c[2]! - 3 * c[1]!)).toBeLessThanOrEqual(4);
+    expect(() => weightedSlotCounts([0], 10)).toThrow(RangeError);
+    expect(() => weightedSlotCounts([1, 1, 1], 2)).toThrow(RangeError);
+  });
+
   it('maglev: the table (backend ids) is written before the master that enables it, dropped after', () => {
     const t = new ServiceTable({ tableSize: 251 });
     const c = t.upsert(
@@ -145,7 +184,7 @@ describe('ServiceTable', () => {
     );
     const ops = show(c.ops);
     expect(ops.indexOf('put maglev 1')).toBeLessThan(
-      ops.indexOf('put services 10.96.0.10:80#0 count=2 flags=8'),
+      ops.indexOf('put services 10.96.0.10:80#0 count=4 flags=8'),
     );
     const table = (c.ops.find((o) => o.map === 'maglev') as { value: Uint32Array }).value;
     expect(table.length).toBe(251);
@@ -153,7 +192,7 @@ describe('ServiceTable', () => {
     const state = replay(c.ops);
     c.commit();
     const c2 = t.upsert(svc([{ address: '10.244.1.5' }, { address: '10.244.2.7', weight: 3 }]));
-    expect(show(c2.ops)).toEqual(['put services 10.96.0.10:80#0 count=2 flags=0', 'del maglev 1']);
+    expect(show(c2.ops)).toEqual(['put services 10.96.0.10:80#0 count=4 flags=0', 'del maglev 1']);
     replay(c2.ops, state);
   });
 

@@ -105,6 +105,30 @@ describe.skipIf(!root)('socket LB (cgroup connect/sendmsg/recvmsg/getpeername)',
     for (const n of ['tcp4', 'udp4', 'tcp6', 'udp6']) lb.remove(n);
   });
 
+  it('random selection follows the weights (1:3), a weight-0 backend gets nothing', async (ctx) => {
+    requireRoot(ctx);
+    const [light, heavy, none] = BACKENDS_V4 as unknown as [string, string, string];
+    lb.upsert({
+      name: 'weighted',
+      protocol: 'TCP',
+      frontends: [{ address: VIP4, port: 80 }],
+      backends: [
+        { address: light, port: PORT, weight: 1 },
+        { address: heavy, port: PORT, weight: 3 },
+        { address: none, port: PORT, weight: 0 },
+      ],
+    });
+    const n = 400;
+    const got = await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n });
+    expect(got.filter((a) => a.error)).toEqual([]);
+    const count = (b: string) => got.filter((a) => a.answer === b).length;
+    expect(count(none)).toBe(0);
+    // expected 300 of 400 (sd 8.7): the bound is 7 sd wide each side, it cannot flake; uniform (200) fails it
+    expect(count(heavy)).toBeGreaterThan(240);
+    expect(count(heavy)).toBeLessThan(360);
+    expect(count(light) + count(heavy)).toBe(n);
+  });
+
   it('zero backends: connect and sendmsg fail ECONNREFUSED at once, nothing is sent', async (ctx) => {
     requireRoot(ctx);
     lb.upsert(svc('empty', 'TCP', VIP4, []));
