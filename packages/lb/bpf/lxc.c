@@ -8,30 +8,46 @@
  *   to_container    tc/tcx egress (packets for the pod): a backend's reply gets the frontend's
  *                   address and port back as its source.
  *
- * IPv4, TCP and UDP. The flows live in the nat4 map (pinned by name when loaded with a pinDir,
- * and then shared with bpf/netdev.c).
+ * IPv4 and IPv6, TCP and UDP. The flows live in the nat4 and nat6 maps (pinned by name when loaded
+ * with a pinDir, and then shared with bpf/netdev.c).
  */
 #include "svc.h"
 
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct pkt6 p6;
+
+		if (pkt6_parse(skb, &p6) || p6.unparsed || p6.proto == IPPROTO_ICMPV6)
+			return TC_ACT_OK;
+		return svc6_forward(skb, &p6);
+	}
 	struct pkt4 p;
 
 	if (pkt4_parse(skb, &p) || p.frag || p.proto == IPPROTO_ICMP)
 		return TC_ACT_OK;
-	return svc_forward(skb, &p);
+	return svc4_forward(skb, &p);
 }
 
 SEC("tc")
 int to_container(struct __sk_buff *skb)
 {
-	struct pkt4 p;
 	int r;
+
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct pkt6 p6;
+
+		if (pkt6_parse(skb, &p6) || p6.unparsed || p6.proto == IPPROTO_ICMPV6)
+			return TC_ACT_OK;
+		r = svc6_reply(skb, &p6);
+		return r < 0 ? TC_ACT_OK : r;
+	}
+	struct pkt4 p;
 
 	if (pkt4_parse(skb, &p) || p.frag || p.proto == IPPROTO_ICMP)
 		return TC_ACT_OK;
-	r = svc_reply(skb, &p);
+	r = svc4_reply(skb, &p);
 	return r < 0 ? TC_ACT_OK : r;
 }
 

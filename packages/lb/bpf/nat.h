@@ -15,7 +15,11 @@
  * ICMP echo travels as port-less traffic: the echo identifier takes the source port's place on the
  * way out (dport 0) and the destination port's place on the way back (sport 0).
  *
- * SNAT port allocation (nat4_snat_new): the first candidate is the packet's own source port when it
+ * The steps on pairs (key, other half, state update, expiry, port allocation, masquerade each way) are
+ * written once for both families in nat_family.h and instantiated here for IPv4 (nat4_*) and in
+ * nat6.h for IPv6 (nat6_*).
+ *
+ * SNAT port allocation (nat4_snat_new, nat6_snat_new): the first candidate is the packet's own source port when it
  * lies in [nat_port_min, nat_port_max] (port preservation), later candidates are random in that
  * range. The `in` entry is created first with BPF_NOEXIST: the kernel's hash map is the arbiter
  * between CPUs, so two flows can never hold the same (peer, node port) pair. An `in` entry that has
@@ -42,6 +46,9 @@
 #define NAT4_MAX_ENTRIES 131072 /* 65 536 pairs */
 #endif
 #define NAT_MAX_RETRIES 64 /* upper bound of nat_retries: the verifier's loop bound */
+
+/* Copies an address field of either family (4 or 16 bytes: the size of `dst`). */
+#define NAT_ADDR_COPY(dst, src) __builtin_memcpy(&(dst), &(src), sizeof(dst))
 
 /* ICMP echo request/reply header (linux/icmp.h pulls in libc headers a BPF build cannot use). */
 struct icmp_echo {
@@ -202,163 +209,6 @@ static __always_inline int pkt4_parse(struct __sk_buff *skb, struct pkt4 *p)
 	return -1;
 }
 
-static __always_inline void pkt4_key(const struct pkt4 *p, __u8 dir, struct nat4_key *k)
-{
-	k->saddr = p->saddr;
-	k->daddr = p->daddr;
-	k->sport = p->sport;
-	k->dport = p->dport;
-	k->proto = p->proto;
-	k->dir = dir;
-	k->pad = 0;
-}
-
-/*
- * The key of the other half of the pair whose half `k` holds `e`. A half that rewrites the source
- * (OUT, RSVC) is answered from the peer to the rewritten source; a half that rewrites the
- * destination (IN, SVC) is answered from the rewritten destination to the packet's source.
- */
-static __always_inline void nat4_peer_key(const struct nat4_key *k, const struct nat4_entry *e,
-					  struct nat4_key *peer)
-{
-	peer->pad = 0;
-	peer->proto = k->proto;
-	if (k->dir == NAT_DIR_OUT || k->dir == NAT_DIR_RSVC) {
-		peer->saddr = k->daddr;
-		peer->daddr = e->to_addr;
-		peer->sport = k->dport;
-		peer->dport = e->to_port;
-		peer->dir = k->dir == NAT_DIR_OUT ? NAT_DIR_IN : NAT_DIR_SVC;
-	} else {
-		peer->saddr = e->to_addr;
-		peer->daddr = k->saddr;
-		peer->sport = e->to_port;
-		peer->dport = k->sport;
-		peer->dir = k->dir == NAT_DIR_IN ? NAT_DIR_OUT : NAT_DIR_RSVC;
-	}
-}
-
-/*
- * Refreshes a half's state for one packet. New flag bits (a first reply, a FIN, a reset: rare) are
- * written into both halves; otherwise only this half's expiry moves, once a second at most. A SYN
- * from the opening side on a closing flow opens the tuple again: both halves start over.
- */
-static __always_inline void nat4_touch(const struct nat4_key *k, struct nat4_entry *e, const struct pkt4 *p,
-				       int reply)
-{
-	__u8 add = ct_packet_flags(p->tcp_flags, reply);
-	__u8 flags = e->flags | add;
-	int reopen = !reply && k->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02 /* SYN, no ACK */ &&
-		     (e->flags & CT_F_CLOSING);
-	__u32 expires;
-
-	if (reopen)
-		flags = add;
-	expires = ct_now() + ct_lifetime(k->proto, flags);
-	if (flags != e->flags) {
-		struct nat4_key pk;
-		struct nat4_entry *pe;
-
-		e->flags = flags;
-		nat4_peer_key(k, e, &pk);
-		pe = bpf_map_lookup_elem(&nat4, &pk);
-		if (pe) {
-			pe->flags = reopen ? flags : pe->flags | flags;
-			pe->expires = ct_now() + ct_lifetime(k->proto, pe->flags);
-		}
-	}
-	if (e->expires != expires)
-		e->expires = expires;
-}
-
-static __always_inline int nat4_expired(const struct nat4_entry *e)
-{
-	return (__s32)(e->expires - ct_now()) < 0;
-}
-
-/* Removes both halves of the pair that `k` is half of. */
-static __always_inline void nat4_delete_pair(const struct nat4_key *k, const struct nat4_entry *e)
-{
-	struct nat4_key pk;
-
-	nat4_peer_key(k, e, &pk);
-	bpf_map_delete_elem(&nat4, &pk);
-	bpf_map_delete_elem(&nat4, k);
-}
-
-/*
- * Creates the SNAT pair for the flow `out` (a NAT_DIR_OUT key) and returns its `out` half, or NULL
- * after counting the reason of the drop.
- */
-static __always_inline struct nat4_entry *nat4_snat_new(const struct nat4_key *out)
-{
-	struct nat4_key in = {
-		.saddr = out->daddr,
-		.daddr = nat_ipv4,
-		.sport = out->dport,
-		.proto = out->proto,
-		.dir = NAT_DIR_IN,
-	};
-	__u32 now = ct_now();
-	struct nat4_entry ine = {
-		.to_addr = out->saddr,
-		.to_port = out->sport,
-		.expires = now + ct_lifetime(out->proto, 0),
-		.created = now,
-	};
-	struct nat4_entry oute = ine;
-	__u32 range = (__u32)nat_port_max - nat_port_min + 1;
-	__u32 port = bpf_ntohs(out->sport);
-	struct nat4_entry *e;
-	int i, err;
-
-	if (port < nat_port_min || port > nat_port_max)
-		port = nat_port_min + bpf_get_prandom_u32() % range;
-	for (i = 0; i < NAT_MAX_RETRIES; i++) {
-		if (i >= nat_retries)
-			break;
-		in.dport = bpf_htons((__u16)port);
-		err = bpf_map_update_elem(&nat4, &in, &ine, BPF_NOEXIST);
-		if (err == 0)
-			goto claimed;
-		if (err != -17 /* EEXIST */) {
-			nat_count(NAT_STAT_DROP_MAP_FULL);
-			return NULL;
-		}
-		e = bpf_map_lookup_elem(&nat4, &in);
-		if (e && nat4_expired(e)) {
-			/* an expired pair: remove its `out` half and take the port over */
-			struct nat4_key stale;
-
-			nat4_peer_key(&in, e, &stale);
-			bpf_map_delete_elem(&nat4, &stale);
-			if (bpf_map_update_elem(&nat4, &in, &ine, BPF_EXIST) == 0) {
-				nat_count(NAT_STAT_RECLAIMED);
-				goto claimed;
-			}
-		}
-		nat_count(NAT_STAT_COLLISION);
-		port = nat_port_min + bpf_get_prandom_u32() % range;
-	}
-	nat_count(NAT_STAT_DROP_EXHAUSTED);
-	return NULL;
-
-claimed:
-	oute.to_addr = nat_ipv4;
-	oute.to_port = in.dport;
-	err = bpf_map_update_elem(&nat4, out, &oute, BPF_NOEXIST);
-	if (err != 0) {
-		/* another CPU created this flow's pair first (or the map is full): keep theirs */
-		bpf_map_delete_elem(&nat4, &in);
-		e = bpf_map_lookup_elem(&nat4, out);
-		if (!e)
-			nat_count(NAT_STAT_DROP_MAP_FULL);
-		return e;
-	}
-	nat_count(NAT_STAT_SNAT_NEW);
-	return bpf_map_lookup_elem(&nat4, out);
-}
-
 /* Offsets of the L4 checksum, or -1 (ICMP handled by the caller). */
 static __always_inline int l4_csum_off(const struct pkt4 *p)
 {
@@ -414,5 +264,10 @@ static __always_inline int pkt4_rewrite(struct __sk_buff *skb, const struct pkt4
 	}
 	return 0;
 }
+
+/* The pair steps for IPv4: nat4_peer_key, nat4_touch, nat4_snat_new, nat4_masquerade, … */
+#include "family4.h"
+#include "nat_family.h"
+#include "family_undef.h"
 
 #endif

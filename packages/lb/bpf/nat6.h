@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * IPv6 masquerade for @datapath/lb: the `nat6` map and its port allocation, the IPv6 twin of nat.h
- * (same pair scheme, same flow state from ct.h, same counters in nat_stats). No IPv6 header
+ * IPv6 translation for @datapath/lb: the `nat6` map, the IPv6 packet parser and rewrite, and the pair
+ * steps of nat_family.h instantiated for IPv6 (same pair scheme and directions as nat.h, same flow
+ * state from ct.h, same counters in nat_stats). No IPv6 header
  * checksum exists; TCP, UDP and ICMPv6 checksums all cover a pseudo header with both addresses, so
  * an address change is folded into the L4 checksum as a 16-byte difference (bpf_csum_diff).
  *
@@ -29,7 +30,7 @@ struct nat6_key {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 dir; /* enum nat_dir: OUT or IN */
+	__u8 dir; /* enum nat_dir */
 	__u16 pad;
 };
 
@@ -146,138 +147,6 @@ static __always_inline int pkt6_parse(struct __sk_buff *skb, struct pkt6 *p)
 	return 0;
 }
 
-static __always_inline void pkt6_key(const struct pkt6 *p, __u8 dir, struct nat6_key *k)
-{
-	__builtin_memcpy(k->saddr, p->saddr, 16);
-	__builtin_memcpy(k->daddr, p->daddr, 16);
-	k->sport = p->sport;
-	k->dport = p->dport;
-	k->proto = p->proto;
-	k->dir = dir;
-	k->pad = 0;
-}
-
-/* The key of the other half of an SNAT pair (OUT <-> IN), as nat4_peer_key does. */
-static __always_inline void nat6_peer_key(const struct nat6_key *k, const struct nat6_entry *e,
-					  struct nat6_key *peer)
-{
-	peer->pad = 0;
-	peer->proto = k->proto;
-	if (k->dir == NAT_DIR_OUT) {
-		__builtin_memcpy(peer->saddr, k->daddr, 16);
-		__builtin_memcpy(peer->daddr, e->to_addr, 16);
-		peer->sport = k->dport;
-		peer->dport = e->to_port;
-		peer->dir = NAT_DIR_IN;
-	} else {
-		__builtin_memcpy(peer->saddr, e->to_addr, 16);
-		__builtin_memcpy(peer->daddr, k->saddr, 16);
-		peer->sport = e->to_port;
-		peer->dport = k->sport;
-		peer->dir = NAT_DIR_OUT;
-	}
-}
-
-static __always_inline int nat6_expired(const struct nat6_entry *e)
-{
-	return (__s32)(e->expires - ct_now()) < 0;
-}
-
-/* nat4_touch for IPv6 pairs. */
-static __always_inline void nat6_touch(const struct nat6_key *k, struct nat6_entry *e, const struct pkt6 *p,
-				       int reply)
-{
-	__u8 add = ct_packet_flags(p->tcp_flags, reply);
-	__u8 flags = e->flags | add;
-	int reopen = !reply && k->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02 &&
-		     (e->flags & CT_F_CLOSING);
-	__u32 expires;
-
-	if (reopen)
-		flags = add;
-	expires = ct_now() + ct_lifetime(k->proto, flags);
-	if (flags != e->flags) {
-		struct nat6_key pk;
-		struct nat6_entry *pe;
-
-		e->flags = flags;
-		nat6_peer_key(k, e, &pk);
-		pe = bpf_map_lookup_elem(&nat6, &pk);
-		if (pe) {
-			pe->flags = reopen ? flags : pe->flags | flags;
-			pe->expires = ct_now() + ct_lifetime(k->proto, pe->flags);
-		}
-	}
-	if (e->expires != expires)
-		e->expires = expires;
-}
-
-/* nat4_snat_new for IPv6: the `out` half of a new pair, or NULL after counting the drop. */
-static __always_inline struct nat6_entry *nat6_snat_new(const struct nat6_key *out)
-{
-	struct nat6_key in = { .sport = out->sport, .proto = out->proto, .dir = NAT_DIR_IN };
-	__u32 now = ct_now();
-	struct nat6_entry ine = {
-		.to_port = out->sport,
-		.expires = now + ct_lifetime(out->proto, 0),
-		.created = now,
-	};
-	struct nat6_entry oute;
-	__u32 range = (__u32)nat_port_max - nat_port_min + 1;
-	__u32 port = bpf_ntohs(out->sport);
-	struct nat6_entry *e;
-	int i, err;
-
-	__builtin_memcpy(in.saddr, out->daddr, 16);
-	addr6_load(in.daddr, nat_ipv6);
-	in.sport = out->dport;
-	__builtin_memcpy(ine.to_addr, out->saddr, 16);
-	oute = ine;
-	if (port < nat_port_min || port > nat_port_max)
-		port = nat_port_min + bpf_get_prandom_u32() % range;
-	for (i = 0; i < NAT_MAX_RETRIES; i++) {
-		if (i >= nat_retries)
-			break;
-		in.dport = bpf_htons((__u16)port);
-		err = bpf_map_update_elem(&nat6, &in, &ine, BPF_NOEXIST);
-		if (err == 0)
-			goto claimed;
-		if (err != -17 /* EEXIST */) {
-			nat_count(NAT_STAT_DROP_MAP_FULL);
-			return NULL;
-		}
-		e = bpf_map_lookup_elem(&nat6, &in);
-		if (e && nat6_expired(e)) {
-			struct nat6_key stale;
-
-			nat6_peer_key(&in, e, &stale);
-			bpf_map_delete_elem(&nat6, &stale);
-			if (bpf_map_update_elem(&nat6, &in, &ine, BPF_EXIST) == 0) {
-				nat_count(NAT_STAT_RECLAIMED);
-				goto claimed;
-			}
-		}
-		nat_count(NAT_STAT_COLLISION);
-		port = nat_port_min + bpf_get_prandom_u32() % range;
-	}
-	nat_count(NAT_STAT_DROP_EXHAUSTED);
-	return NULL;
-
-claimed:
-	addr6_load(oute.to_addr, nat_ipv6);
-	oute.to_port = in.dport;
-	err = bpf_map_update_elem(&nat6, out, &oute, BPF_NOEXIST);
-	if (err != 0) {
-		bpf_map_delete_elem(&nat6, &in);
-		e = bpf_map_lookup_elem(&nat6, out);
-		if (!e)
-			nat_count(NAT_STAT_DROP_MAP_FULL);
-		return e;
-	}
-	nat_count(NAT_STAT_SNAT_NEW);
-	return bpf_map_lookup_elem(&nat6, out);
-}
-
 /*
  * Rewrites the source (`source` non-zero) or destination address and port of an IPv6 packet; the
  * L4 checksum takes the address change through its pseudo header (a UDP checksum of 0 stays 0).
@@ -321,5 +190,10 @@ static __always_inline int pkt6_rewrite(struct __sk_buff *skb, const struct pkt6
 	}
 	return 0;
 }
+
+/* The pair steps for IPv6: nat6_peer_key, nat6_touch, nat6_snat_new, nat6_masquerade, … */
+#include "family6.h"
+#include "nat_family.h"
+#include "family_undef.h"
 
 #endif

@@ -23,12 +23,11 @@
  *                untouched: nothing listens there, so the client gets a reset or a port
  *                unreachable, not silence. Anything else passes untouched.
  *
- * Masquerade works for IPv4 and IPv6 (nat6.h), NodePort for IPv4; TCP, UDP and ICMP echo. Fragments
- * (and IPv6 extension headers) of a flow that must be translated are dropped and counted (no
- * fragment tracking).
+ * Both work for IPv4 (nat4 map) and IPv6 (nat6 map; the IPv6 NodePort frontend is the node's IPv6
+ * address, nat_ipv6); TCP, UDP, and ICMP echo for masquerade. Fragments (and IPv6 extension headers)
+ * of a flow that must be translated are dropped and counted (no fragment tracking).
  */
 #include "svc.h"
-#include "nat6.h"
 
 /* Masquerade sources (pod CIDR) and the destinations never masqueraded (cluster CIDR), network order. */
 const volatile __u8 masq_enabled = 1;
@@ -52,13 +51,10 @@ enum nat_dir *nat_dir_type __attribute__((unused));
 enum nat_stat *nat_stat_type __attribute__((unused));
 enum ct_flag *ct_flag_type __attribute__((unused));
 
-static __always_inline int masquerade(struct __sk_buff *skb, struct pkt4 *p)
+/* Masquerade of a packet leaving the node (IPv4): which flows are translated, then nat4_masquerade. */
+static __always_inline int masquerade4(struct __sk_buff *skb, struct pkt4 *p)
 {
-	struct nat4_key k;
-	struct nat4_entry *e;
-	int host = p->saddr == nat_ipv4;
-
-	if (host) {
+	if (p->saddr == nat_ipv4) {
 		__u16 port = bpf_ntohs(p->sport);
 
 		/* the node's own flows matter only where they could collide with a masqueraded one */
@@ -72,94 +68,54 @@ static __always_inline int masquerade(struct __sk_buff *skb, struct pkt4 *p)
 			return TC_ACT_SHOT;
 		}
 	}
-	pkt4_key(p, NAT_DIR_OUT, &k);
-	e = bpf_map_lookup_elem(&nat4, &k);
-	if (e && nat4_expired(e)) {
-		/* the same tuple again after its flow ended: start over */
-		nat4_delete_pair(&k, e);
-		e = NULL;
-	}
-	if (!e) {
-		e = nat4_snat_new(&k);
-		if (!e)
-			return TC_ACT_SHOT;
-	}
-	nat4_touch(&k, e, p, 0);
-	if (e->to_addr == p->saddr && e->to_port == p->sport)
-		return TC_ACT_OK;
-	if (pkt4_rewrite(skb, p, 1, e->to_addr, e->to_port))
-		return TC_ACT_SHOT;
-	nat_count(NAT_STAT_SNAT_OUT);
-	return TC_ACT_OK;
+	return nat4_masquerade(skb, p);
 }
 
-static __always_inline int masquerade6(struct __sk_buff *skb)
+/* The same for IPv6 (a packet with extension headers counts as a fragment). */
+static __always_inline int masquerade6(struct __sk_buff *skb, struct pkt6 *p)
 {
-	struct nat6_key k;
-	struct nat6_entry *e;
-	struct pkt6 p;
-	int host;
+	if (addr6_eq(p->saddr, nat_ipv6)) {
+		__u16 port = bpf_ntohs(p->sport);
 
-	if (pkt6_parse(skb, &p))
-		return TC_ACT_OK;
-	host = addr6_eq(p.saddr, nat_ipv6);
-	if (host) {
-		__u16 port = bpf_ntohs(p.sport);
-
-		if (p.unparsed || p.proto == IPPROTO_ICMPV6 || port < nat_port_min || port > nat_port_max)
+		if (p->unparsed || p->proto == IPPROTO_ICMPV6 || port < nat_port_min || port > nat_port_max)
 			return TC_ACT_OK;
 	} else {
-		if (!addr6_in(p.saddr, masq6_src_net, masq6_src_mask) || addr6_in(p.daddr, nonmasq6_net, nonmasq6_mask))
+		if (!addr6_in(p->saddr, masq6_src_net, masq6_src_mask) || addr6_in(p->daddr, nonmasq6_net, nonmasq6_mask))
 			return TC_ACT_OK;
-		if (p.unparsed) {
+		if (p->unparsed) {
 			nat_count(NAT_STAT_DROP_FRAGMENT);
 			return TC_ACT_SHOT;
 		}
 	}
-	pkt6_key(&p, NAT_DIR_OUT, &k);
-	e = bpf_map_lookup_elem(&nat6, &k);
-	if (e && nat6_expired(e)) {
-		struct nat6_key pk;
-
-		nat6_peer_key(&k, e, &pk);
-		bpf_map_delete_elem(&nat6, &pk);
-		bpf_map_delete_elem(&nat6, &k);
-		e = NULL;
-	}
-	if (!e) {
-		e = nat6_snat_new(&k);
-		if (!e)
-			return TC_ACT_SHOT;
-	}
-	nat6_touch(&k, e, &p, 0);
-	if (addr6_eq(e->to_addr, (const volatile __u8 *)p.saddr) && e->to_port == p.sport)
-		return TC_ACT_OK;
-	if (pkt6_rewrite(skb, &p, 1, e->to_addr, e->to_port))
-		return TC_ACT_SHOT;
-	nat_count(NAT_STAT_SNAT_OUT);
-	return TC_ACT_OK;
+	return nat6_masquerade(skb, p);
 }
 
-/* A reply to an IPv6 masqueraded flow: the pod's address and port back. */
-static __always_inline int unmasquerade6(struct __sk_buff *skb)
+static __always_inline int to_netdev6(struct __sk_buff *skb)
 {
-	struct nat6_key k;
-	struct nat6_entry *e;
 	struct pkt6 p;
+
+	if (pkt6_parse(skb, &p))
+		return TC_ACT_OK;
+	if (nodeport_enabled && !p.unparsed) {
+		int r = svc6_reply(skb, &p);
+
+		if (r >= 0)
+			return r;
+	}
+	return masq6_enabled ? masquerade6(skb, &p) : TC_ACT_OK;
+}
+
+static __always_inline int from_netdev6(struct __sk_buff *skb)
+{
+	struct pkt6 p;
+	int r;
 
 	if (pkt6_parse(skb, &p) || p.unparsed || !addr6_eq(p.daddr, nat_ipv6))
 		return TC_ACT_OK;
-	pkt6_key(&p, NAT_DIR_IN, &k);
-	e = bpf_map_lookup_elem(&nat6, &k);
-	if (!e)
-		return TC_ACT_OK;
-	nat6_touch(&k, e, &p, 1);
-	if (addr6_eq(e->to_addr, (const volatile __u8 *)p.daddr) && e->to_port == p.dport)
-		return TC_ACT_OK;
-	if (pkt6_rewrite(skb, &p, 0, e->to_addr, e->to_port))
-		return TC_ACT_SHOT;
-	nat_count(NAT_STAT_SNAT_IN);
-	return TC_ACT_OK;
+	r = nat6_unmasquerade(skb, &p);
+	if (r >= 0)
+		return r;
+	return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p) : TC_ACT_OK;
 }
 
 SEC("tc")
@@ -168,17 +124,17 @@ int to_netdev(struct __sk_buff *skb)
 	struct pkt4 p;
 
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return masq6_enabled ? masquerade6(skb) : TC_ACT_OK;
+		return masq6_enabled || nodeport_enabled ? to_netdev6(skb) : TC_ACT_OK;
 	if (pkt4_parse(skb, &p))
 		return TC_ACT_OK;
 	if (nodeport_enabled && !p.frag) {
-		int r = svc_reply(skb, &p);
+		int r = svc4_reply(skb, &p);
 
 		if (r >= 0)
 			return r;
 	}
 	if (masq_enabled)
-		return masquerade(skb, &p);
+		return masquerade4(skb, &p);
 	return TC_ACT_OK;
 }
 
@@ -186,24 +142,16 @@ SEC("tc")
 int from_netdev(struct __sk_buff *skb)
 {
 	struct pkt4 p;
-	struct nat4_key k;
-	struct nat4_entry *e;
+	int r;
 
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return masq6_enabled ? unmasquerade6(skb) : TC_ACT_OK;
+		return masq6_enabled || nodeport_enabled ? from_netdev6(skb) : TC_ACT_OK;
 	if (pkt4_parse(skb, &p) || p.daddr != nat_ipv4 || p.frag)
 		return TC_ACT_OK;
-	pkt4_key(&p, NAT_DIR_IN, &k);
-	e = bpf_map_lookup_elem(&nat4, &k);
-	if (!e)
-		return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc_forward(skb, &p) : TC_ACT_OK;
-	nat4_touch(&k, e, &p, 1);
-	if (e->to_addr == p.daddr && e->to_port == p.dport)
-		return TC_ACT_OK;
-	if (pkt4_rewrite(skb, &p, 0, e->to_addr, e->to_port))
-		return TC_ACT_SHOT;
-	nat_count(NAT_STAT_SNAT_IN);
-	return TC_ACT_OK;
+	r = nat4_unmasquerade(skb, &p);
+	if (r >= 0)
+		return r;
+	return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p) : TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -103,16 +103,29 @@ export interface LbAffinityMatchKey {
   revNatId: number;
 }
 
-const addrBytes = (view: DataView, off: number) =>
-  new Uint8Array(view.buffer, view.byteOffset + off, 16).slice();
+/**
+ * The head `lb_svc_key`, `lb_backend` and `lb_rev_nat_value` share: `__u8 addr[16]` (IPv6, or IPv4
+ * stored IPv4-mapped) then `__be16 port`. One codec for both families and all three structs.
+ */
+const addrPort = {
+  encode(v: { address: string; port: number }, view: DataView, off: number): void {
+    new Uint8Array(view.buffer, view.byteOffset + off, 16).set(mappedAddress(v.address));
+    view.setUint16(off + 16, v.port, false);
+  },
+  decode(view: DataView, off: number): { address: string; port: number } {
+    return {
+      address: unmappedAddress(new Uint8Array(view.buffer, view.byteOffset + off, 16).slice()),
+      port: view.getUint16(off + 16, false),
+    };
+  },
+};
 
 /** Codec of `struct lb_svc_key` (24 bytes). */
 export const serviceKeyCodec: LayoutCodec<LbServiceKey> = {
   size: 24,
   align: 2,
   encode(v, view, off) {
-    new Uint8Array(view.buffer, view.byteOffset + off, 16).set(mappedAddress(v.address));
-    view.setUint16(off + 16, v.port, false);
+    addrPort.encode(v, view, off);
     view.setUint16(off + 18, v.slot, true);
     view.setUint8(off + 20, v.proto);
     view.setUint8(off + 21, v.scope);
@@ -120,8 +133,7 @@ export const serviceKeyCodec: LayoutCodec<LbServiceKey> = {
   },
   decode(view, off) {
     return {
-      address: unmappedAddress(addrBytes(view, off)),
-      port: view.getUint16(off + 16, false),
+      ...addrPort.decode(view, off),
       slot: view.getUint16(off + 18, true),
       proto: view.getUint8(off + 20),
       scope: view.getUint8(off + 21),
@@ -165,15 +177,13 @@ export const backendValueCodec: LayoutCodec<LbBackendValue> = {
   size: 20,
   align: 2,
   encode(v, view, off) {
-    new Uint8Array(view.buffer, view.byteOffset + off, 16).set(mappedAddress(v.address));
-    view.setUint16(off + 16, v.port, false);
+    addrPort.encode(v, view, off);
     view.setUint8(off + 18, v.proto);
     view.setUint8(off + 19, v.state);
   },
   decode(view, off) {
     return {
-      address: unmappedAddress(addrBytes(view, off)),
-      port: view.getUint16(off + 16, false),
+      ...addrPort.decode(view, off),
       proto: view.getUint8(off + 18),
       state: view.getUint8(off + 19),
     };
@@ -193,13 +203,10 @@ export const revNatValueCodec: LayoutCodec<LbRevNatValue> = {
   size: 20,
   align: 2,
   encode(v, view, off) {
-    new Uint8Array(view.buffer, view.byteOffset + off, 16).set(mappedAddress(v.address));
-    view.setUint16(off + 16, v.port, false);
+    addrPort.encode(v, view, off);
     view.setUint16(off + 18, 0, true);
   },
-  decode(view, off) {
-    return { address: unmappedAddress(addrBytes(view, off)), port: view.getUint16(off + 16, false) };
-  },
+  decode: (view, off) => addrPort.decode(view, off),
 };
 
 /** Codec of `struct lb_affinity_match_key` (8 bytes). */

@@ -51,12 +51,12 @@ export interface FlowTimeouts {
 export interface NetdevConfig {
   /** The node's IPv4 address on that device: the masquerade's source and the NodePort frontend. */
   nodeAddress: string;
-  /** The node's IPv6 address on that device: the source of masqueraded IPv6 pod traffic. */
+  /** The node's IPv6 address on that device: the source of masqueraded IPv6 pod traffic and the IPv6 NodePort frontend. */
   nodeAddress6?: string;
   /** Masquerade pod traffic to the world (omit to turn it off). */
   masquerade?: MasqueradeOptions;
   /**
-   * Per-packet load balancing of flows that arrive at `nodeAddress` for a service frontend there
+   * Per-packet load balancing of flows that arrive at `nodeAddress` (or `nodeAddress6`) for a service frontend there
    * (NodePort): the services are those a writer keeps in the pinned service maps (needs `pinDir`).
    * Backends must be this node's pods (the client's address is kept). Default false.
    */

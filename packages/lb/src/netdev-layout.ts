@@ -15,6 +15,11 @@ export const NETDEV_SOURCES: readonly [string, ...string[]] = [
   fileURLToPath(new URL('../bpf/ct.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/svc.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/lb.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/nat_family.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/svc_family.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/family4.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/family6.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/family_undef.h', import.meta.url)),
 ];
 
 /** The C sources of the pod-side object (bpf/lxc.c: per-packet ClusterIP for pods without socket LB). */

@@ -153,6 +153,14 @@ export const mapSpecs = {
     key: u32,
     value: u64,
   },
+  nat6: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 40,
+    valueSize: 28,
+    key: nat6Key,
+    value: nat6Entry,
+  },
   lb_services: {
     type: 'hash',
     maxEntries: 65536,
@@ -188,14 +196,6 @@ export const mapSpecs = {
     maxEntries: 8192,
     keySize: 2,
     valueSize: 0,
-  },
-  nat6: {
-    type: 'hash',
-    maxEntries: 65536,
-    keySize: 40,
-    valueSize: 28,
-    key: nat6Key,
-    value: nat6Entry,
   },
 } as const;
 

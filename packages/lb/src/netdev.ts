@@ -44,7 +44,7 @@ export interface NetdevTarget {
   /** The namespace the device lives in (default: the caller's). */
   netns?: NetnsHandle;
   /**
-   * bpffs directory the maps are pinned in by name (`nat4`, `nat_stats`, and the service maps once
+   * bpffs directory the maps are pinned in by name (`nat4`, `nat6`, `nat_stats`, and the service maps once
    * NodePort is on), shared with other objects loaded from the same directory. Default: not pinned.
    */
   pinDir?: string;
@@ -311,7 +311,7 @@ export class NodeNetdev implements Disposable {
   }
 
   /**
-   * Every IPv6 flow half (the `nat6` map: masquerade), read in batches off the event loop.
+   * Every IPv6 flow half (the `nat6` map: masquerade and service flows), read in batches off the event loop.
    *
    * @example Listing IPv6 masqueraded flows
    * ```ts

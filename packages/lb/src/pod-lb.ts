@@ -15,8 +15,8 @@ import { ServiceTable } from './plan.js';
 /** Where {@link PodLb.load} shares its maps and finds the object cache. */
 export interface PodLbOptions {
   /**
-   * bpffs directory of the pinned service maps (written by the service writer) and of the `nat4`
-   * flow map (shared with the outward device's programs when they are loaded from it too).
+   * bpffs directory of the pinned service maps (written by the service writer) and of the `nat4` and
+   * `nat6` flow maps (shared with the outward device's programs when they are loaded from it too).
    */
   pinDir: string;
   /** Flow lifetimes. */
@@ -39,7 +39,7 @@ export interface PodDevice {
 
 /**
  * bpf/lxc.c loaded: `from_container` (ingress of a pod's host-side veth) sends a pod's flows to a
- * service frontend to a backend; `to_container` (egress) gives the backend's replies the frontend's
+ * service frontend (IPv4 or IPv6, TCP or UDP) to a backend; `to_container` (egress) gives the backend's replies the frontend's
  * address back. `close()` detaches every attachment and releases the object.
  */
 export class PodLb implements Disposable {

@@ -12,6 +12,9 @@ import {
 } from '@datapath/loader';
 import { requireRoot } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lbConfig } from '../src/datapath/config.js';
+import { ServiceWriter } from '../src/datapath.js';
+import { ServiceTable } from '../src/index.js';
 import { setConstants } from '../src/netdev.gen.js';
 import { netdevConstants } from '../src/netdev-config.js';
 import { NETDEV_SOURCES } from '../src/netdev-layout.js';
@@ -19,6 +22,9 @@ import { NETDEV_SOURCES } from '../src/netdev-layout.js';
 const NODE = '198.18.0.1';
 const WORLD = '198.18.0.2';
 const POD = '10.244.1.2';
+const NODE6 = 'fd00:ff::1';
+const WORLD6 = 'fd00:ff::2';
+const POD6 = 'fd00:1:0:1::2';
 const eth: Layer = { kind: 'eth', src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' };
 
 let coll: Collection | undefined;
@@ -157,5 +163,58 @@ describe('checksums after masquerade', () => {
       { kind: 'icmpv6', type: 129, id, seq: 3 },
     ]);
     expect(ricmp).toMatchObject({ kind: 'icmpv6', type: 129, id: 77, checksumOk: true });
+  });
+});
+
+describe('checksums after IPv6 NodePort translation (DNAT in, reverse NAT out)', () => {
+  let np: Collection | undefined;
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) return;
+    const { path } = await compile({ files: NETDEV_SOURCES, config: lbConfig({ maglevTableSize: 251 }) });
+    const spec = openObject(path, 'netdev');
+    setConstants(spec, netdevConstants({ nodeAddress: NODE, nodeAddress6: NODE6, nodePort: true }));
+    for (const m of Object.values(spec.maps)) m.pinning = 'none';
+    np = load(spec);
+    using writer = ServiceWriter.fromCollection(np, new ServiceTable({ tableSize: 251 }));
+    for (const protocol of ['TCP', 'UDP'] as const)
+      writer.upsert({
+        name: `np6-${protocol}`,
+        protocol,
+        frontends: [{ kind: 'NodePort', address: NODE6, port: 30080 }],
+        backends: [{ address: POD6, port: 8080 }],
+      });
+  });
+  afterAll(() => np?.close());
+  const run6 = (prog: 'to_netdev' | 'from_netdev', layers: Layer[]) => {
+    const out = np!.program(prog).run({ data: buildPacket(layers) });
+    expect(out.verdict).toBe('TC_ACT_OK');
+    return parsePacket(out.data);
+  };
+  const eth6: Layer = { kind: 'eth', src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02', type: 0x86dd };
+
+  it('TCP and UDP: the destination becomes the backend, the reply source the frontend; checksums right', (ctx) => {
+    requireRoot(ctx);
+    for (const kind of ['tcp', 'udp'] as const) {
+      const l4 = (sport: number, dport: number, syn: boolean): Layer =>
+        kind === 'tcp'
+          ? { kind, sport, dport, flags: syn ? { syn: true } : { syn: true, ack: true } }
+          : { kind, sport, dport };
+      const [, ip, seg] = run6('from_netdev', [
+        eth6,
+        { kind: 'ipv6', src: WORLD6, dst: NODE6 },
+        l4(40000, 30080, true),
+        { kind: 'payload', bytes: new Uint8Array([1, 2, 3]) },
+      ]);
+      expect(ip, kind).toMatchObject({ kind: 'ipv6', src: WORLD6, dst: POD6 });
+      expect(seg, kind).toMatchObject({ kind, sport: 40000, dport: 8080, checksumOk: true });
+      const [, rip, rseg] = run6('to_netdev', [
+        eth6,
+        { kind: 'ipv6', src: POD6, dst: WORLD6 },
+        l4(8080, 40000, false),
+        { kind: 'payload', bytes: new Uint8Array([4, 5]) },
+      ]);
+      expect(rip, kind).toMatchObject({ kind: 'ipv6', src: NODE6, dst: WORLD6 });
+      expect(rseg, kind).toMatchObject({ kind, sport: 30080, dport: 40000, checksumOk: true });
+    }
   });
 });

@@ -6,11 +6,22 @@ import type { ServiceWriter } from '../src/datapath.js';
 import { NatDir } from '../src/netdev.gen.js';
 import { NodeNetdev } from '../src/netdev.js';
 import { PodLb } from '../src/pod-lb.js';
-import { buildTopology, CLUSTER_CIDR, NODE_ADDR, POD_CIDR, type Topology } from './helpers/topology.js';
+import {
+  buildTopology,
+  CLUSTER_CIDR,
+  NODE_ADDR,
+  NODE_ADDR6,
+  POD_CIDR,
+  type Topology,
+  WORLD_ADDR6,
+} from './helpers/topology.js';
 import { holdConnection, runClient, type Server, startServer } from './helpers/traffic.js';
 
 const NODE_PORT = 30080;
 const CLUSTER_IP = '10.96.0.10';
+const CLUSTER_IP6 = 'fd00:96::10';
+/** The IPv6 backends' port (servers on `::`, apart from the IPv4 ones). */
+const PORT6 = 8086;
 /** A test's services, written through the package's writer; all removed when the test ends. */
 const scoped = (writer: ServiceWriter) => ({
   upsert: (input: unknown) => writer.upsert(input),
@@ -41,6 +52,8 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     for (const [i, p] of t.pods.slice(0, 2).entries()) {
       servers.push(await startServer(p.ns, 'tcp', 8080, '0.0.0.0', `be${i}`));
       servers.push(await startServer(p.ns, 'udp', 8080, '0.0.0.0', `be${i}`));
+      servers.push(await startServer(p.ns, 'tcp', PORT6, '::', `be${i}`));
+      servers.push(await startServer(p.ns, 'udp', PORT6, '::', `be${i}`));
     }
   });
   afterAll(async () => {
@@ -128,6 +141,50 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     expect(tcp.filter((a) => a.startsWith('error'))).toEqual([]);
     expect(new Set(tcp.map(nameOf))).toEqual(new Set(['be0', 'be1']));
     for (const a of tcp) expect(remoteOf(a)).toBe(`${NODE_ADDR}:${NODE_PORT}`);
+  });
+
+  it('IPv6: NodePort from the world and ClusterIP from a pod without socket LB, TCP and UDP, replies translated back', async (ctx) => {
+    requireRoot(ctx);
+    using dev = await NodeNetdev.attach(
+      { nodeAddress: NODE_ADDR, nodeAddress6: NODE_ADDR6, nodePort: true },
+      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+    );
+    using lb = await PodLb.load({ pinDir });
+    const client = t.pods[2]!;
+    await lb.attach({ ifname: client.hostIf, netns: t.nodeNetns });
+    using svc = scoped(dev.serviceWriter());
+    for (const protocol of ['TCP', 'UDP'] as const)
+      svc.upsert({
+        name: `web6-${protocol}`,
+        protocol,
+        frontends: [
+          { kind: 'NodePort', address: NODE_ADDR6, port: NODE_PORT },
+          { kind: 'ClusterIP', address: CLUSTER_IP6, port: 80 },
+        ],
+        backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip6, port: PORT6 })),
+      });
+    const before = dev.stats().svcNew;
+    const paths = [
+      { from: t.world, host: NODE_ADDR6, port: NODE_PORT, peer: WORLD_ADDR6 },
+      { from: client.ns, host: CLUSTER_IP6, port: 80, peer: client.ip6 },
+    ];
+    for (const { from, host, port, peer } of paths)
+      for (const proto of ['tcp', 'udp'] as const) {
+        const what = `${proto} to [${host}]:${port}`;
+        const got = await runClient(from, { proto, host, port, count: 20, concurrency: 4 });
+        expect(
+          got.filter((a) => a.startsWith('error')),
+          what,
+        ).toEqual([]);
+        expect(new Set(got.map(nameOf)), what).toEqual(new Set(['be0', 'be1']));
+        // the backend saw the client's own address; the client saw only the frontend
+        for (const a of got) expect(peerOf(a)!.replace(/:\d+$/, ''), what).toBe(peer);
+        for (const a of got) expect(remoteOf(a), what).toBe(`${host}:${port}`);
+      }
+    expect(dev.stats().svcNew - before).toBe(80n);
+    const halves = await dev.flows6();
+    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_SVC)).toHaveLength(80);
+    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_RSVC)).toHaveLength(80);
   });
 
   it('a terminating backend keeps its open flow through the flow map; new flows avoid it', async (ctx) => {
