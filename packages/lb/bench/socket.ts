@@ -1,14 +1,18 @@
 // Benchmark: socket LB (@datapath/lb SocketLb) vs a kube-proxy-style iptables baseline the bench builds
 // itself, and Maglev table builds vs a straightforward implementation, all in one run.
-//   - iptables: nat OUTPUT/PREROUTING -> KUBE-SERVICES (one rule per service) -> KUBE-SVC-* (statistic
-//     random over its backends) -> KUBE-SEP-* (DNAT), as kube-proxy's iptables mode writes them (without
-//     its comments and masquerade marks), loaded with iptables-restore inside a namespace the bench makes.
+//   - iptables: the filter and nat rules kube-proxy's iptables mode writes (iptablesRules below), loaded
+//     with iptables-restore inside a namespace the bench makes.
 //   - ours: the same services through SocketLb on a cgroup the bench makes.
 //   A C client (bench/connect.c, built here) runs sequential TCP connect + request + close to the LAST
 //   service's ClusterIP (the worst case for a linear chain) from inside that namespace and cgroup; a C
-//   server (bench/server.c) answers in a second namespace. 100, 1 000 and 10 000 services.
+//   server (bench/server.c) answers in a second namespace. 100, 1 000 and 10 000 services; each round
+//   measures both sides back to back and the table reports medians of the per-round ratios.
+// Knobs (defaults: off; the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
+// (e.g. 100,10000), LB_BENCH_NICE (niceness of client and server, e.g. -10), LB_BENCH_PIN (server:client
+// CPUs, e.g. 1:1), LB_BENCH_CLEAN=1 (ours from a namespace with no iptables tables, so no conntrack).
 // Writes $BENCH_OUT/lb-socket.md. Needs root, cc, clang, iptables. Run: LB_BENCH=socket node scripts/bench.mjs lb
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,9 +21,13 @@ import { SocketLb } from '../src/datapath.js';
 import { maglevMoved, maglevPermutation, maglevTable } from '../src/index.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const MS = Number(process.env.LB_BENCH_MS ?? 1500);
-const ROUNDS = Number(process.env.LB_BENCH_ROUNDS ?? 2);
-const COUNTS = [100, 1000, 10000];
+const MS = Number(process.env.LB_BENCH_MS ?? 1000);
+const ROUNDS = Number(process.env.LB_BENCH_ROUNDS ?? 5);
+const COUNTS = (process.env.LB_BENCH_COUNTS ?? '100,1000,10000').split(',').map(Number);
+const PIN = process.env.LB_BENCH_PIN ?? '';
+const CLEAN = process.env.LB_BENCH_CLEAN === '1';
+/** Niceness of the client and server (both sides alike): fewer wakeup delays behind other work. */
+const NICE = process.env.LB_BENCH_NICE ?? '';
 const POOL = ['10.244.1.1', '10.244.1.2', '10.244.1.3', '10.244.1.4'];
 const PORT = 8080;
 const vip = (i: number) => `10.96.${(i >> 8) & 255}.${i & 255}`;
@@ -126,7 +134,7 @@ function client(bin: string, cg: string, ns: string, host: string): Run {
     'sh',
     [
       '-c',
-      'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$1" "$2" "$3" "$4" "$5"',
+      `echo $$ > "$0/cgroup.procs" && exec ${NICE ? `nice -n ${NICE} ` : ''}${PIN ? `taskset -c ${PIN.split(':')[1]} ` : ''}ip netns exec "$1" "$2" "$3" "$4" "$5"`,
       cg,
       ns,
       bin,
@@ -141,33 +149,91 @@ function client(bin: string, cg: string, ns: string, host: string): Run {
   return { n, errors, secs, p50 };
 }
 
+/** A kube-proxy chain suffix: 16 characters of a hash of the service (kube-proxy uses base32 of SHA-256). */
+const chainId = (what: string) => createHash('sha256').update(what).digest('hex').slice(0, 16).toUpperCase();
+
+/**
+ * The rules kube-proxy's iptables mode writes for `count` ClusterIP services of two endpoints each
+ * (pkg/proxy/iptables: the filter-table jumps and chains, KUBE-SERVICES with one rule per service and
+ * the KUBE-NODEPORTS rule last, KUBE-SVC-* with the masquerade mark for traffic from outside the
+ * cluster CIDR and `statistic` random over the endpoints, KUBE-SEP-* with the hairpin mark and DNAT,
+ * KUBE-MARK-MASQ and KUBE-POSTROUTING), comments included.
+ */
 function iptablesRules(count: number): string {
-  const lines = [
+  const filter = [
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    ':FORWARD ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':KUBE-EXTERNAL-SERVICES - [0:0]',
+    ':KUBE-FIREWALL - [0:0]',
+    ':KUBE-FORWARD - [0:0]',
+    ':KUBE-NODEPORTS - [0:0]',
+    ':KUBE-PROXY-FIREWALL - [0:0]',
+    ':KUBE-SERVICES - [0:0]',
+    '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+    '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
+    '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+    '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+    '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+    '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+    '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+    '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    'COMMIT',
+  ];
+  const chains = [
     '*nat',
     ':PREROUTING ACCEPT [0:0]',
     ':INPUT ACCEPT [0:0]',
     ':OUTPUT ACCEPT [0:0]',
     ':POSTROUTING ACCEPT [0:0]',
+    ':KUBE-MARK-MASQ - [0:0]',
+    ':KUBE-NODEPORTS - [0:0]',
+    ':KUBE-POSTROUTING - [0:0]',
     ':KUBE-SERVICES - [0:0]',
   ];
-  const rules: string[] = ['-A PREROUTING -j KUBE-SERVICES', '-A OUTPUT -j KUBE-SERVICES'];
+  const rules = [
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
+    '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
+    '-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0',
+    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+  ];
   for (let i = 0; i < count; i++) {
-    lines.push(`:KUBE-SVC-${i} - [0:0]`, `:KUBE-SEP-${i}-0 - [0:0]`, `:KUBE-SEP-${i}-1 - [0:0]`);
+    const name = `default/svc-${i}:http`;
+    const svc = `KUBE-SVC-${chainId(`${name}tcp`)}`;
+    const eps = [0, 1].map((k) => `${POOL[(i + k) % 4]}:${PORT}`);
+    const seps = eps.map((ep) => `KUBE-SEP-${chainId(`${name}tcp${ep}`)}`);
+    chains.push(`:${svc} - [0:0]`, ...seps.map((c) => `:${c} - [0:0]`));
     rules.push(
-      `-A KUBE-SERVICES -d ${vip(i)}/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-${i}`,
-      `-A KUBE-SVC-${i} -m statistic --mode random --probability 0.5 -j KUBE-SEP-${i}-0`,
-      `-A KUBE-SVC-${i} -j KUBE-SEP-${i}-1`,
-      `-A KUBE-SEP-${i}-0 -p tcp -m tcp -j DNAT --to-destination ${POOL[i % 4]}:${PORT}`,
-      `-A KUBE-SEP-${i}-1 -p tcp -m tcp -j DNAT --to-destination ${POOL[(i + 1) % 4]}:${PORT}`,
+      `-A KUBE-SERVICES -d ${vip(i)}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport 80 -j ${svc}`,
+      `-A ${svc} ! -s 10.244.0.0/16 -d ${vip(i)}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
+      `-A ${svc} -m comment --comment "${name} -> ${eps[0]}" -m statistic --mode random --probability 0.50000000000 -j ${seps[0]}`,
+      `-A ${svc} -m comment --comment "${name} -> ${eps[1]}" -j ${seps[1]}`,
     );
+    for (const [k, sep] of seps.entries())
+      rules.push(
+        `-A ${sep} -s ${eps[k]!.split(':')[0]}/32 -m comment --comment "${name}" -j KUBE-MARK-MASQ`,
+        `-A ${sep} -p tcp -m comment --comment "${name}" -m tcp -j DNAT --to-destination ${eps[k]}`,
+      );
   }
-  return `${[...lines, ...rules, 'COMMIT'].join('\n')}\n`;
+  rules.push(
+    '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
+  );
+  return `${[...filter, ...chains, ...rules, 'COMMIT'].join('\n')}\n`;
 }
 
 async function main(): Promise<void> {
   const tag = `lbb${process.pid}`;
   const cns = `${tag}-c`;
   const pns = `${tag}-p`;
+  const ons = `${tag}-o`;
   const cg = join(cgroup2Root(), tag);
   const work = mkdtempSync(join(tmpdir(), 'lb-bench-'));
   const cbin = join(work, 'connect');
@@ -175,6 +241,8 @@ async function main(): Promise<void> {
   execFileSync('cc', ['-O2', '-o', cbin, join(here, 'connect.c')]);
   execFileSync('cc', ['-O2', '-o', sbin, join(here, 'server.c')]);
   const rows: string[] = [];
+  const loadBefore = loadavg()[0]!;
+  let rounds: Record<number, { base: Run[]; ours: Run[] }> | undefined;
   let server: ReturnType<typeof spawn> | undefined;
   try {
     ip('netns', 'add', cns);
@@ -187,10 +255,33 @@ async function main(): Promise<void> {
     ip('-n', cns, 'link', 'set', 'eth0', 'up');
     ip('-n', pns, 'link', 'set', 'eth0', 'up');
     ip('-n', cns, 'route', 'add', '10.96.0.0/12', 'dev', 'eth0');
+    ip('netns', 'add', ons);
+    ip('-n', ons, 'link', 'set', 'lo', 'up');
+    ip('-n', ons, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1', 'netns', pns);
+    ip('-n', ons, 'addr', 'add', '10.245.0.1/16', 'dev', 'eth0');
+    ip('-n', pns, 'addr', 'add', '10.245.0.2/16', 'dev', 'eth1');
+    ip('-n', ons, 'link', 'set', 'eth0', 'up');
+    ip('-n', pns, 'link', 'set', 'eth1', 'up');
+    ip('-n', ons, 'route', 'add', '10.96.0.0/12', 'dev', 'eth0');
+    ip('-n', ons, 'route', 'add', '10.244.0.0/16', 'dev', 'eth0');
     mkdirSync(cg);
-    server = spawn('ip', ['netns', 'exec', pns, sbin, String(PORT)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    server = spawn(
+      'nice',
+      [
+        '-n',
+        NICE || '0',
+        ...(PIN ? ['taskset', '-c', PIN.split(':')[0]!] : []),
+        'ip',
+        'netns',
+        'exec',
+        pns,
+        sbin,
+        String(PORT),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       server!.stdout!.once('data', () => resolve());
       server!.once('exit', (c) => reject(new Error(`server exited ${c}`)));
@@ -202,7 +293,9 @@ async function main(): Promise<void> {
         const target = vip(n - 1);
         execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], { input: iptablesRules(n) });
         res[n]!.base.push(client(cbin, cg, cns, target));
-        execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], { input: '*nat\nCOMMIT\n' });
+        execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], {
+          input: '*filter\nCOMMIT\n*nat\nCOMMIT\n',
+        });
         const lb = await SocketLb.attach({ cgroupPath: cg, tableSize: 251 });
         try {
           for (let i = 0; i < n; i++)
@@ -212,20 +305,24 @@ async function main(): Promise<void> {
               frontends: [{ address: vip(i), port: 80 }],
               backends: [0, 1].map((k) => ({ address: POOL[(i + k) % 4]!, port: PORT })),
             });
-          res[n]!.ours.push(client(cbin, cg, cns, target));
+          res[n]!.ours.push(client(cbin, cg, CLEAN ? ons : cns, target));
         } finally {
           lb.close();
         }
       }
     const rate = (r: Run[]) => r.reduce((a, x) => a + x.n, 0) / r.reduce((a, x) => a + x.secs, 0);
     const errs = (r: Run[]) => r.reduce((a, x) => a + x.errors, 0);
-    const ours100 = rate(res[100]!.ours);
+    const r1 = (x: Run) => x.n / x.secs;
+    // paired: the two sides of one round ran back to back, so a burst of other work on the machine
+    // hits both; the median of the per-round ratios is what the table reports
+    const paired = (a: Run[], b: Run[], f: (x: Run) => number) => median(a.map((x, i) => f(x) / f(b[i]!)));
     for (const n of COUNTS) {
       const { base, ours } = res[n]!;
       rows.push(
-        `| ${n.toLocaleString('en')} services: connect+request+close rate | ${rate(ours).toFixed(0)}/s, p50 ${median(ours.map((r) => r.p50)).toFixed(0)} µs | ${rate(base).toFixed(0)}/s, p50 ${median(base.map((r) => r.p50)).toFixed(0)} µs | **${(rate(ours) / rate(base)).toFixed(2)}×** rate, p50 ${(median(ours.map((r) => r.p50)) / median(base.map((r) => r.p50))).toFixed(2)}×; ours vs ours at 100: ${(rate(ours) / ours100).toFixed(2)}×${errs(ours) + errs(base) ? `; errors ours ${errs(ours)} base ${errs(base)}` : ''} |`,
+        `| ${n.toLocaleString('en')} services | ${rate(ours).toFixed(0)}/s, p50 ${median(ours.map((r) => r.p50)).toFixed(0)} µs | ${rate(base).toFixed(0)}/s, p50 ${median(base.map((r) => r.p50)).toFixed(0)} µs | **${paired(ours, base, r1).toFixed(2)}×** | ${paired(ours, base, (x) => x.p50).toFixed(2)}× | ${paired(ours, res[COUNTS[0]!]!.ours, r1).toFixed(2)}× |${errs(ours) + errs(base) ? ` errors: ours ${errs(ours)}, baseline ${errs(base)}` : ''}`,
       );
     }
+    rounds = res;
   } finally {
     server?.kill();
     try {
@@ -233,29 +330,54 @@ async function main(): Promise<void> {
     } catch {
       // not made
     }
-    for (const ns of [cns, pns]) spawnSync('ip', ['netns', 'del', ns]);
+    for (const ns of [cns, pns, ons]) spawnSync('ip', ['netns', 'del', ns]);
     rmSync(work, { recursive: true, force: true });
   }
-  rows.push(...maglevRows());
+  const perRound = COUNTS.map(
+    (n) =>
+      `${n}: ours ${rounds![n]!.ours.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')} · baseline ${rounds![n]!.base.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')}`,
+  ).join('; ');
+  const iptv = execFileSync('iptables', ['--version'], { encoding: 'utf8' })
+    .trim()
+    .replace(/^iptables /, '');
   const md = `## @datapath/lb: socket LB vs kube-proxy-style iptables, Maglev
 
-Sequential TCP connect + request + close (C client, C server) to the ClusterIP of the last of N services,
-${MS} ms × ${ROUNDS} rounds per cell, interleaved. Baseline: nat rules as kube-proxy's iptables mode
-writes them (KUBE-SERVICES → KUBE-SVC-* with \`statistic\` random → KUBE-SEP-* DNAT; iptables ${execFileSync(
-    'iptables',
-    ['--version'],
-    { encoding: 'utf8' },
-  )
-    .trim()
-    .replace(/^iptables /, '')}) in the
-client's namespace; ours: the same services in \`SocketLb\` (cgroup connect hook, random selection).
-Targets: ≥ 3× the baseline at 10 000 services; ours at 10 000 ≥ 0.9× ours at 100. Load average at the
-end: ${loadavg()[0]!.toFixed(2)} (2 vCPU, shared). Rerun: \`LB_BENCH=socket flock /tmp/datapath-bench.lock node scripts/bench.mjs lb\`.
+Sequential TCP connect + request + close to the ClusterIP of the last of N services (the worst case for
+kube-proxy's linear KUBE-SERVICES chain), ${MS} ms per cell, ${ROUNDS} rounds, each round the baseline and
+ours back to back.
+- **Shared by both sides**: a C client (\`bench/connect.c\`: socket, connect, write, read the answer
+  line, close) in a client namespace, a C server (\`bench/server.c\`, one process: accept, read, write,
+  close with a reset so no TIME_WAIT is left; SO_LINGER set once on the listener; TCP_DEFER_ACCEPT so it
+  wakes once per connection) in a second namespace, over one veth pair${PIN ? `; server on CPU ${PIN.split(':')[0]}, client on CPU ${PIN.split(':')[1]}` : ''}${NICE ? `; both at niceness ${NICE}` : ''}.
+- **Baseline**: the filter and nat rules kube-proxy's iptables mode writes (filter INPUT/FORWARD/OUTPUT
+  jumps to KUBE-PROXY-FIREWALL, KUBE-SERVICES, KUBE-FORWARD; nat PREROUTING/OUTPUT → KUBE-SERVICES, one rule
+  per service, KUBE-NODEPORTS last → KUBE-SVC-* with the KUBE-MARK-MASQ rule and \`statistic\` random over two
+  endpoints → KUBE-SEP-* with the hairpin mark and DNAT; KUBE-POSTROUTING; comments included), loaded with
+  \`iptables-restore\` (${iptv}) into the client's namespace; the first packet of each connection walks the
+  chains, conntrack carries the rest.
+- **Ours**: the same services in \`SocketLb\` on a cgroup holding the client (random selection). Per TCP
+  connection only \`cgroup/connect4\` runs (sendmsg4/recvmsg4 are UDP hooks, getpeername4 runs on
+  getpeername() only): a service lookup, a slot lookup, a backend lookup and one \`lb_sock_rev\` update; the
+  packets then carry the backend address. ${CLEAN ? 'The client of ours runs in a namespace of its own with no iptables table (socket LB needs no conntrack).' : 'The client namespace keeps the (empty) filter and nat tables between runs, so conntrack stays on for ours too.'}
 
-| measure | ours | baseline | ratio |
-| --- | --- | --- | --- |
+Targets: ≥ 3× the baseline at 10 000 services; ours at 10 000 ≥ 0.9× ours at 100. Ratios are medians of
+the per-round ratios. Load average (1 min) ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after (2 vCPU shared
+with other work). Rerun: \`LB_BENCH=socket flock /tmp/datapath-bench.lock node scripts/bench.mjs lb\`.
+
+| services | ours: rate, p50 | baseline: rate, p50 | rate ratio | p50 ratio | ours vs ours at ${COUNTS[0]} |
+| --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
-`;
+
+Per-round connections/s: ${perRound}.
+${
+  process.env.LB_BENCH_COUNTS
+    ? ''
+    : `
+| Maglev | ours | baseline | ratio |
+| --- | --- | --- | --- |
+${maglevRows().join('\n')}
+`
+}`;
   const out = process.env.BENCH_OUT;
   if (out) {
     mkdirSync(out, { recursive: true });
