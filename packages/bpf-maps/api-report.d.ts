@@ -99,6 +99,12 @@ declare abstract class BpfMap<K, V> {
         K,
         V
     ][]>;
+    setManyAsync(entries: Iterable<readonly [
+        K,
+        V
+    ]>, flag?: UpdateFlag, options?: BatchOptions): Promise<void>;
+    deleteManyAsync(keys: Iterable<K>, options?: BatchOptions): Promise<number>;
+    clearAsync(options?: BatchOptions): Promise<number>;
     dump(options?: BatchOptions): [
         K,
         V

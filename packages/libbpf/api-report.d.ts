@@ -142,9 +142,17 @@ declare class MapIo {
     get batchCapacity(): number;
     ensureBatch(capacity: number): void;
     lookupBatch(restart: boolean, andDelete?: boolean, max?: number): number;
+    lookupBatchAsync(restart: boolean, andDelete?: boolean, max?: number): Promise<number>;
     updateBatch(count: number, flags?: number, start?: number): void;
     deleteBatch(count: number, start?: number): void;
     lastBatchProcessed: number;
+    updateBatchAsync(count: number, flags?: number, start?: number): Promise<void>;
+    deleteBatchAsync(count: number, start?: number): Promise<void>;
+    get busy(): boolean;
+    lookupAsync(flags?: number): Promise<boolean>;
+    updateAsync(flags?: number): Promise<void>;
+    deleteAsync(): Promise<boolean>;
+    nextKeyAsync(first: boolean): Promise<boolean>;
 }
 declare const MapType: {
     readonly Hash: 1;

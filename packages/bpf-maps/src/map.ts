@@ -143,6 +143,13 @@ export abstract class BpfMap<K, V> {
   #closed = false;
   #pinnedAt: string | undefined;
   #batchBusy = false;
+  readonly #perCpu: boolean;
+  /** A second MapIo on the same fd for the async operations: their buffers belong to the kernel while a call is in flight. */
+  #aio: MapIo | undefined;
+  /** The async operations of this map run one after another, in call order. */
+  #asyncTail: Promise<void> = Promise.resolve();
+  #asyncPending = 0;
+  #closeDeferred = false;
   #bkView: DataView = new DataView(new ArrayBuffer(0));
   #bvView: DataView = new DataView(new ArrayBuffer(0));
   /** Fast path of the key codec (see fast.ts), or FAST_NONE. */
@@ -158,6 +165,7 @@ export abstract class BpfMap<K, V> {
     this.#owned = parts.owned;
     this.#kk = fastKind(parts.key);
     this.#vk = parts.perCpu ? FAST_NONE : fastKind(parts.value);
+    this.#perCpu = parts.perCpu;
     this.maxEntries = parts.info.maxEntries;
     this.id = parts.info.id;
     this.name = parts.info.name;
@@ -482,7 +490,8 @@ export abstract class BpfMap<K, V> {
     }
   }
 
-  #batchViews(): void {
+  /** Refreshes the DataViews over the sync batch buffers (they change when the buffers grow); returns the keys' one. */
+  #batchViews(): DataView {
     const io = this.io;
     if (this.#bkView.buffer !== io.batchKeys.buffer) {
       this.#bkView = new DataView(io.batchKeys.buffer, io.batchKeys.byteOffset, io.batchKeys.byteLength);
@@ -492,6 +501,7 @@ export abstract class BpfMap<K, V> {
         io.batchValues.byteLength,
       );
     }
+    return this.#bkView;
   }
 
   #batchOk(op: BatchOp, options: BatchOptions): boolean {
@@ -587,10 +597,12 @@ export abstract class BpfMap<K, V> {
    * Decodes the `n` elements of the batch buffers into `sink`. A plain method (V8 optimises it better than
    * the generator) with the common scalar codecs read inline rather than through the codec closures.
    */
-  #emit(n: number, sink: ((key: K, value: V) => void) | [K, V][]): void {
-    this.#batchViews();
-    const bk = this.#bkView;
-    const bv = this.#bvView;
+  #emit(
+    n: number,
+    sink: ((key: K, value: V) => void) | [K, V][],
+    bk: DataView = this.#batchViews(),
+    bv: DataView = this.#bvView,
+  ): void {
     const ks = this.io.keySize;
     const vs = this.io.valueStride;
     const kk = this.#kk;
@@ -617,11 +629,51 @@ export abstract class BpfMap<K, V> {
   }
 
   /**
-   * Like {@link BpfMap.forEach}, but lets the event loop run between batches (`setImmediate`), for maps
-   * large enough that a synchronous walk would stall a server. Other batch operations on this map are
-   * refused (`Busy`) until it settles; closing the map stops it with `BadFd`.
+   * Runs `fn` with the async MapIo once every async operation queued on this map before it has settled.
+   * The fd stays open until the last one settles, even when the map is closed meanwhile (a pool thread may
+   * still be using it); a queued operation of a closed map rejects with `BadFd` without a syscall.
+   */
+  #queued<R>(op: string, fn: (aio: MapIo) => Promise<R>): Promise<R> {
+    if (this.#closed) return Promise.reject(this.#closedError(op));
+    this.#asyncPending++;
+    const run = () => {
+      this.#check(op);
+      this.#aio ??= new MapIo({
+        fd: this.io.fd,
+        keySize: this.io.keySize,
+        valueSize: this.io.valueSize,
+        perCpu: this.#perCpu,
+        name: this.name || `map id ${this.id}`,
+      });
+      return fn(this.#aio);
+    };
+    const result = this.#asyncTail.then(run);
+    this.#asyncTail = result.then(
+      () => this.#settled(),
+      () => this.#settled(),
+    );
+    return result;
+  }
+
+  #settled(): void {
+    if (--this.#asyncPending === 0 && this.#closeDeferred) {
+      this.#closeDeferred = false;
+      fdClose(this.io.fd);
+    }
+  }
+
+  #closedError(op: string): BpfError {
+    return new BpfError('BadFd', `${op}: map ${this.name} is closed`, { op, target: this.name });
+  }
+
+  /**
+   * The async form of {@link BpfMap.forEach}: every `BPF_MAP_LOOKUP_BATCH` (or, for map types without batch
+   * lookup, every `BPF_MAP_GET_NEXT_KEY` and lookup) runs on libuv's threadpool; `fn` runs on the event loop
+   * between calls. The async operations of one map run one after another in call order; sync calls (also
+   * batch ones) stay usable meanwhile. Closing the map stops the walk with `BadFd`.
    *
-   * @throws {@link BpfError} (as a rejection) `BadFd`, `Busy`, `PermissionDenied`.
+   * @throws {@link BpfError} (as a rejection) `BadFd` after close, `InvalidArgument` for a bad `batchSize`
+   * (before any syscall), `PermissionDenied` on a write-only map.
    * @example Walking a big conntrack map without blocking
    * ```ts
    * import { HashMap } from '@datapath/bpf-maps';
@@ -632,31 +684,71 @@ export abstract class BpfMap<K, V> {
    * });
    * ```
    */
-  async forEachAsync(fn: (key: K, value: V) => void, options: BatchOptions = {}): Promise<void> {
+  forEachAsync(fn: (key: K, value: V) => void, options: BatchOptions = {}): Promise<void> {
     const op = 'forEachAsync';
-    this.#check(op);
-    if (this.#batchBusy) {
-      throw new BpfError('Busy', `${op}: a batch operation on ${this.name} is already running`, {
-        op,
-        target: this.name,
-      });
-    }
-    this.#batchBusy = true;
+    let bs: number;
     try {
-      const steps = this.#forEachSteps(fn, options);
-      while (!steps.next().done) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        this.#check(op);
+      bs = batchSize(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#queued(op, (aio) => this.#walkAsync(aio, fn, options, bs, op));
+  }
+
+  async #walkAsync(
+    aio: MapIo,
+    fn: (key: K, value: V) => void,
+    options: BatchOptions,
+    bs: number,
+    op: string,
+  ): Promise<void> {
+    if (this.#batchOk('lookup', options)) {
+      aio.ensureBatch(bs);
+      let n: number;
+      try {
+        n = await aio.lookupBatchAsync(true, false, bs);
+      } catch (err) {
+        if (!this.#noBatch('lookup', err)) throw err;
+        n = -1;
       }
-    } finally {
-      this.#batchBusy = false;
+      if (n >= 0) {
+        this.#batchWorks('lookup');
+        for (;;) {
+          this.#emit(n, fn, ...viewsOf(aio));
+          if (aio.batchDone) return;
+          this.#check(op);
+          n = await aio.lookupBatchAsync(false, false, bs);
+        }
+      }
+    }
+    // Key by key: a key that vanished under the walk restarts it from the first key (hash maps), so keys seen
+    // once are skipped, and the walk is bounded like the sync one.
+    const seen = new Set<string>();
+    const maxSteps = 4 * Math.max(1, this.maxEntries) + 16;
+    const cur = new Uint8Array(aio.keySize);
+    const curView = new DataView(cur.buffer);
+    let steps = 0;
+    for (let have = await aio.nextKeyAsync(true); have && ++steps <= maxSteps; ) {
+      cur.set(aio.next);
+      const id = keyId(cur);
+      if (!seen.has(id)) {
+        seen.add(id);
+        aio.key.set(cur);
+        if (await aio.lookupAsync()) {
+          fn(this.#readKey(curView, 0), this.#readValue(aio.valueView, 0));
+          this.#check(op);
+        }
+      }
+      aio.key.set(cur);
+      have = await aio.nextKeyAsync(false);
     }
   }
 
   /**
-   * Like {@link BpfMap.dump}, letting the event loop run between batches (see {@link BpfMap.forEachAsync}).
+   * The async form of {@link BpfMap.dump} (see {@link BpfMap.forEachAsync}): the same entries, read on libuv's
+   * threadpool.
    *
-   * @throws {@link BpfError} (as a rejection) `BadFd`, `Busy`, `PermissionDenied`.
+   * @throws {@link BpfError} (as a rejection) `BadFd`, `InvalidArgument`, `PermissionDenied`.
    * @example
    * ```ts
    * import { HashMap } from '@datapath/bpf-maps';
@@ -670,6 +762,155 @@ export abstract class BpfMap<K, V> {
       out.push([k, v]);
     }, options);
     return out;
+  }
+
+  /**
+   * The async form of {@link BpfMap.setMany}: every entry is encoded first (a bad one rejects with
+   * `InvalidArgument` before any syscall), then the `BPF_MAP_UPDATE_BATCH` calls (or single updates, where
+   * batches are unsupported and for `noExist` / `exist`) run on libuv's threadpool.
+   *
+   * @throws {@link BpfError} (as a rejection) as {@link BpfMap.setMany}; `BadFd` after close.
+   * @example Writing many entries without blocking
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * await map.setManyAsync([[1, 10n], [2, 20n]]);
+   * ```
+   */
+  setManyAsync(
+    entries: Iterable<readonly [K, V]>,
+    flag: UpdateFlag = 'any',
+    options: BatchOptions = {},
+  ): Promise<void> {
+    const op = 'setManyAsync';
+    let list: readonly (readonly [K, V])[];
+    let bits: number;
+    let cap: number;
+    try {
+      bits = flagBits(flag, op);
+      cap = batchSize(options);
+      list = [...entries];
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#queued(op, async (aio) => {
+      if (list.length === 0) return;
+      aio.ensureBatch(list.length);
+      const [bk, bv] = viewsOf(aio);
+      const ks = aio.keySize;
+      const vs = aio.valueStride;
+      for (let i = 0; i < list.length; i++) {
+        const e = list[i]!;
+        this.#key(e[0], bk, i * ks);
+        this.#writeValue(e[1], bv, i * vs);
+      }
+      if (bits === 0 && this.#batchOk('update', options)) {
+        for (let start = 0; start < list.length; start += cap) {
+          try {
+            await aio.updateBatchAsync(Math.min(cap, list.length - start), 0, start);
+          } catch (err) {
+            if (start === 0 && aio.lastBatchProcessed === 0 && this.#noBatch('update', err)) break;
+            throw err;
+          }
+          this.#batchWorks('update');
+          if (start + cap >= list.length) return;
+        }
+      }
+      for (let i = 0; i < list.length; i++) {
+        aio.key.set(aio.batchKeys.subarray(i * ks, (i + 1) * ks));
+        aio.value.set(aio.batchValues.subarray(i * vs, (i + 1) * vs));
+        await aio.updateAsync(bits);
+      }
+    });
+  }
+
+  /**
+   * The async form of {@link BpfMap.deleteMany}: every key is encoded first (a bad one rejects with
+   * `InvalidArgument` before any syscall), then the `BPF_MAP_DELETE_BATCH` calls (or single deletes where
+   * batches are unsupported) run on libuv's threadpool. Absent keys are skipped; resolves with how many went.
+   *
+   * @throws {@link BpfError} (as a rejection) as {@link BpfMap.deleteMany}; `BadFd` after close.
+   * @example Deleting many keys without blocking
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * const n = await map.deleteManyAsync([1, 2, 3]);
+   * ```
+   */
+  deleteManyAsync(keys: Iterable<K>, options: BatchOptions = {}): Promise<number> {
+    const op = 'deleteManyAsync';
+    let list: readonly K[];
+    let cap: number;
+    try {
+      cap = batchSize(options);
+      list = [...keys];
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#queued(op, (aio) => this.#deleteManyIn(aio, list, options, cap));
+  }
+
+  async #deleteManyIn(aio: MapIo, list: readonly K[], options: BatchOptions, cap: number): Promise<number> {
+    if (list.length === 0) return 0;
+    aio.ensureBatch(list.length);
+    const [bk] = viewsOf(aio);
+    const ks = aio.keySize;
+    for (let i = 0; i < list.length; i++) this.#key(list[i]!, bk, i * ks);
+    let deleted = 0;
+    let start = 0;
+    if (this.#batchOk('delete', options)) {
+      while (start < list.length) {
+        const n = Math.min(cap, list.length - start);
+        try {
+          await aio.deleteBatchAsync(n, start);
+          deleted += n;
+          start += n;
+          this.#batchWorks('delete');
+        } catch (err) {
+          const done = aio.lastBatchProcessed;
+          if (err instanceof BpfError && err.code === 'NotFound') {
+            // Element `start + done` is absent: count what went, skip it, go on with the rest.
+            deleted += done;
+            start += done + 1;
+            continue;
+          }
+          if (deleted === 0 && done === 0 && this.#noBatch('delete', err)) break;
+          throw err;
+        }
+      }
+      if (start >= list.length) return deleted;
+    }
+    for (let i = start; i < list.length; i++) {
+      aio.key.set(aio.batchKeys.subarray(i * ks, (i + 1) * ks));
+      if (await aio.deleteAsync()) deleted++;
+    }
+    return deleted;
+  }
+
+  /**
+   * The async form of {@link BpfMap.clear}: the walk and the deletes run on libuv's threadpool.
+   *
+   * @throws {@link BpfError} (as a rejection) `BadFd` after close, `PermissionDenied` on a read-only map.
+   * @example
+   * ```ts
+   * import { HashMap } from '@datapath/bpf-maps';
+   * declare const map: HashMap<number, bigint>;
+   * await map.clearAsync();
+   * ```
+   */
+  clearAsync(options: BatchOptions = {}): Promise<number> {
+    const op = 'clearAsync';
+    let cap: number;
+    try {
+      cap = batchSize(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#queued(op, async (aio) => {
+      const keys: K[] = [];
+      await this.#walkAsync(aio, (k) => keys.push(k), options, cap, op);
+      return this.#deleteManyIn(aio, keys, options, cap);
+    });
   }
 
   /**
@@ -973,7 +1214,9 @@ export abstract class BpfMap<K, V> {
     this.#closed = true;
     if (this.#owned) {
       leaks.unregister(this);
-      fdClose(this.io.fd);
+      // A pool thread may still be using the fd: it is closed when the last async operation settles.
+      if (this.#asyncPending > 0) this.#closeDeferred = true;
+      else fdClose(this.io.fd);
     }
   }
 
@@ -989,6 +1232,14 @@ function batchSize(options: BatchOptions): number {
     throw new BpfError('InvalidArgument', `batchSize must be 1…1048576, got ${n}`, { op: 'batch' });
   }
   return n;
+}
+
+/** DataViews over an async MapIo's batch buffers (keys, values). */
+function viewsOf(io: MapIo): [DataView, DataView] {
+  return [
+    new DataView(io.batchKeys.buffer, io.batchKeys.byteOffset, io.batchKeys.byteLength),
+    new DataView(io.batchValues.buffer, io.batchValues.byteOffset, io.batchValues.byteLength),
+  ];
 }
 
 function keyId(bytes: Uint8Array): string {

@@ -83,9 +83,9 @@ describe('batch operations', () => {
     }
     // Timers fired while the walk was going on, not only after it.
     expect(new Set(ticksAt).size).toBeGreaterThan(1);
-    // Another batch op while one is in flight is refused; closing stops the walk.
+    // The async walk has buffers of its own: sync batch calls stay usable meanwhile; closing stops the walk.
     const walking = map.forEachAsync(() => {}, { batchSize: 16 });
-    expect(() => map.dump()).toThrow(expect.objectContaining({ code: 'Busy' }));
+    expect(map.dump()).toHaveLength(4000);
     map.close();
     await expect(walking).rejects.toMatchObject({ code: 'BadFd' });
   });

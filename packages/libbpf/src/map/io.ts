@@ -2,7 +2,7 @@ import { errnoCode } from '@datapath/errors';
 import { BpfError, MAP_UPDATE_MEANING } from '../errors.js';
 import { BatchAttr, Cmd, ElemAttr } from '../sys/bpf-attr.js';
 import { syscallError } from '../sys/call.js';
-import { type Pinned, pinnedAlloc, sysBpf } from '../sys/libc.js';
+import { type Pinned, pinnedAlloc, sysBpf, sysBpfAsync } from '../sys/libc.js';
 import { possibleCpus } from './cpus.js';
 
 /** What {@link MapIo} needs to know about the map behind an fd. */
@@ -26,6 +26,11 @@ export interface MapIoOptions {
  * the result from {@link MapIo.value} or {@link MapIo.nextKey}. The buffers are plain `Uint8Array`s; their
  * addresses never leave this package. Per-CPU maps get value buffers of `roundup(valueSize, 8) ×`
  * {@link possibleCpus} bytes, so the kernel can never write past them.
+ *
+ * Every operation has an async twin (`lookupAsync`, `lookupBatchAsync`, …) whose bpf(2) call runs on libuv's
+ * threadpool: same buffers, same results and errors. One async call at a time per `MapIo` (another one, or
+ * {@link MapIo.ensureBatch}, is refused with `Busy` meanwhile) and its buffers must not be touched until it
+ * settles; use a second `MapIo` on the same fd to keep making sync calls meanwhile.
  *
  * @example Reading one element of a hash map
  * ```ts
@@ -280,11 +285,8 @@ export class MapIo {
       });
     }
     if (capacity <= this.#capacity) return;
-    this.#bk = pinnedAlloc(capacity * this.keySize);
-    this.#bv = pinnedAlloc(capacity * this.valueStride);
-    this.batchKeys = this.#bk.bytes;
-    this.batchValues = this.#bv.bytes;
-    this.#capacity = capacity;
+    if (this.#inFlight) throw this.#busy('mapBatch');
+    this.#grow(capacity);
   }
 
   /**
@@ -310,31 +312,79 @@ export class MapIo {
     if (this.#capacity === 0) this.ensureBatch(1024);
     const cmd = andDelete ? Cmd.MapLookupAndDeleteBatch : Cmd.MapLookupBatch;
     for (;;) {
-      const a = this.#batch.view;
-      const count = Math.min(max, this.#capacity);
-      setAddr(a, BatchAttr.inBatch, restart ? 0 : this.#tokIn.addr);
-      setAddr(a, BatchAttr.outBatch, this.#tokOut.addr);
-      setAddr(a, BatchAttr.keys, this.#bk!.addr);
-      setAddr(a, BatchAttr.values, this.#bv!.addr);
-      a.setUint32(BatchAttr.count, count, true);
-      a.setUint32(BatchAttr.mapFd, this.fd, true);
-      a.setBigUint64(BatchAttr.elemFlags, 0n, true);
-      a.setBigUint64(BatchAttr.flags, 0n, true);
-      const r = sysBpf(cmd, this.#batch, BatchAttr.size);
-      const got = a.getUint32(BatchAttr.count, true);
-      if (r >= 0 || errnoCode(-r) === 'NotFound') {
-        this.batchDone = r < 0;
-        this.#tokIn.bytes.set(this.#tokOut.bytes);
-        return got;
-      }
-      if (errnoCode(-r) === 'Exhausted' && got === 0) {
-        // ENOSPC: a hash bucket holds more elements than the batch: retry with room for it.
-        if (count === this.#capacity) this.ensureBatch(this.#capacity * 2);
-        max = this.#capacity;
-        continue;
-      }
-      throw syscallError(-r, cmd, andDelete ? 'mapLookupAndDeleteBatch' : 'mapLookupBatch', this.#name);
+      const count = this.#lookupBatchAttr(restart, max);
+      const got = this.#lookupBatchDone(sysBpf(cmd, this.#batch, BatchAttr.size), count, cmd, andDelete);
+      if (got >= 0) return got;
+      max = this.#capacity;
     }
+  }
+
+  /**
+   * The async form of {@link MapIo.lookupBatch}: the `BPF_MAP_LOOKUP_BATCH` runs on libuv's threadpool.
+   *
+   * @throws {@link BpfError} as {@link MapIo.lookupBatch}; `Busy` while another async call of this `MapIo` is in flight.
+   * @example Dumping a map in batches without blocking
+   * ```ts
+   * import { MapIo } from '@datapath/libbpf';
+   * declare const io: MapIo;
+   * io.ensureBatch(4096);
+   * let n = await io.lookupBatchAsync(true);
+   * while (!io.batchDone) n += await io.lookupBatchAsync(false);
+   * ```
+   */
+  async lookupBatchAsync(restart: boolean, andDelete = false, max = this.#capacity): Promise<number> {
+    if (this.#capacity === 0) this.ensureBatch(1024);
+    const cmd = andDelete ? Cmd.MapLookupAndDeleteBatch : Cmd.MapLookupBatch;
+    this.#enter(andDelete ? 'mapLookupAndDeleteBatch' : 'mapLookupBatch');
+    try {
+      for (;;) {
+        const count = this.#lookupBatchAttr(restart, max);
+        const r = await sysBpfAsync(cmd, this.#batch, BatchAttr.size);
+        const got = this.#lookupBatchDone(r, count, cmd, andDelete);
+        if (got >= 0) return got;
+        max = this.#capacity;
+      }
+    } finally {
+      this.#inFlight = false;
+    }
+  }
+
+  #lookupBatchAttr(restart: boolean, max: number): number {
+    const a = this.#batch.view;
+    const count = Math.min(max, this.#capacity);
+    setAddr(a, BatchAttr.inBatch, restart ? 0 : this.#tokIn.addr);
+    setAddr(a, BatchAttr.outBatch, this.#tokOut.addr);
+    setAddr(a, BatchAttr.keys, this.#bk!.addr);
+    setAddr(a, BatchAttr.values, this.#bv!.addr);
+    a.setUint32(BatchAttr.count, count, true);
+    a.setUint32(BatchAttr.mapFd, this.fd, true);
+    a.setBigUint64(BatchAttr.elemFlags, 0n, true);
+    a.setBigUint64(BatchAttr.flags, 0n, true);
+    return count;
+  }
+
+  /** What a lookup batch call's result `r` means: elements read, or -1 to retry with larger buffers. */
+  #lookupBatchDone(r: number, count: number, cmd: number, andDelete: boolean): number {
+    const got = this.#batch.view.getUint32(BatchAttr.count, true);
+    if (r >= 0 || errnoCode(-r) === 'NotFound') {
+      this.batchDone = r < 0;
+      this.#tokIn.bytes.set(this.#tokOut.bytes);
+      return got;
+    }
+    if (errnoCode(-r) === 'Exhausted' && got === 0) {
+      // ENOSPC: a hash bucket holds more elements than the batch: retry with room for it.
+      if (count === this.#capacity) this.#grow(this.#capacity * 2);
+      return -1;
+    }
+    throw syscallError(-r, cmd, andDelete ? 'mapLookupAndDeleteBatch' : 'mapLookupBatch', this.#name);
+  }
+
+  #grow(capacity: number): void {
+    this.#bk = pinnedAlloc(capacity * this.keySize);
+    this.#bv = pinnedAlloc(capacity * this.valueStride);
+    this.batchKeys = this.#bk.bytes;
+    this.batchValues = this.#bv.bytes;
+    this.#capacity = capacity;
   }
 
   /**
@@ -375,6 +425,60 @@ export class MapIo {
   lastBatchProcessed = 0;
 
   #batchWrite(cmd: number, count: number, flags: number, start: number, op: string): void {
+    if (!this.#batchWriteAttr(cmd, count, flags, start, op)) return;
+    this.#batchWriteDone(sysBpf(cmd, this.#batch, BatchAttr.size), cmd, op);
+  }
+
+  /**
+   * The async form of {@link MapIo.updateBatch}: the `BPF_MAP_UPDATE_BATCH` runs on libuv's threadpool.
+   *
+   * @throws {@link BpfError} as {@link MapIo.updateBatch}; `Busy` while another async call of this `MapIo` is in flight.
+   * @example Writing a prepared batch without blocking
+   * ```ts
+   * import { MapIo } from '@datapath/libbpf';
+   * declare const io: MapIo;
+   * await io.updateBatchAsync(128);
+   * ```
+   */
+  updateBatchAsync(count: number, flags = 0, start = 0): Promise<void> {
+    return this.#batchWriteAsync(Cmd.MapUpdateBatch, count, flags, start, 'mapUpdateBatch');
+  }
+
+  /**
+   * The async form of {@link MapIo.deleteBatch}: the `BPF_MAP_DELETE_BATCH` runs on libuv's threadpool.
+   *
+   * @throws {@link BpfError} as {@link MapIo.deleteBatch}; `Busy` while another async call of this `MapIo` is in flight.
+   * @example Deleting a prepared batch without blocking
+   * ```ts
+   * import { MapIo } from '@datapath/libbpf';
+   * declare const io: MapIo;
+   * await io.deleteBatchAsync(128);
+   * ```
+   */
+  deleteBatchAsync(count: number, start = 0): Promise<void> {
+    return this.#batchWriteAsync(Cmd.MapDeleteBatch, count, 0, start, 'mapDeleteBatch');
+  }
+
+  async #batchWriteAsync(
+    cmd: number,
+    count: number,
+    flags: number,
+    start: number,
+    op: string,
+  ): Promise<void> {
+    this.#enter(op);
+    let r: number;
+    try {
+      if (!this.#batchWriteAttr(cmd, count, flags, start, op)) return;
+      r = await sysBpfAsync(cmd, this.#batch, BatchAttr.size);
+    } finally {
+      this.#inFlight = false;
+    }
+    this.#batchWriteDone(r, cmd, op);
+  }
+
+  /** Fills the batch attr for a write; false when there is nothing to write. */
+  #batchWriteAttr(cmd: number, count: number, flags: number, start: number, op: string): boolean {
     if (
       !Number.isInteger(count) ||
       !Number.isInteger(start) ||
@@ -388,7 +492,7 @@ export class MapIo {
         { op },
       );
     }
-    if (count === 0) return;
+    if (count === 0) return false;
     const a = this.#batch.view;
     setAddr(a, BatchAttr.inBatch, 0);
     setAddr(a, BatchAttr.outBatch, 0);
@@ -399,8 +503,11 @@ export class MapIo {
     a.setUint32(BatchAttr.elemFlags, flags, true);
     a.setUint32(BatchAttr.elemFlags + 4, 0, true);
     a.setBigUint64(BatchAttr.flags, 0n, true);
-    const r = sysBpf(cmd, this.#batch, BatchAttr.size);
-    this.lastBatchProcessed = a.getUint32(BatchAttr.count, true);
+    return true;
+  }
+
+  #batchWriteDone(r: number, cmd: number, op: string): void {
+    this.lastBatchProcessed = this.#batch.view.getUint32(BatchAttr.count, true);
     if (r < 0)
       throw syscallError(
         -r,
@@ -409,6 +516,122 @@ export class MapIo {
         this.#name,
         cmd === Cmd.MapUpdateBatch ? MAP_UPDATE_MEANING : undefined,
       );
+  }
+
+  #inFlight = false;
+
+  /** True while an async call of this `MapIo` is in flight (its buffers belong to the kernel until it settles). */
+  get busy(): boolean {
+    return this.#inFlight;
+  }
+
+  #busy(op: string): BpfError {
+    return new BpfError('Busy', `${op}: an async call on ${this.#name ?? `map fd ${this.fd}`} is in flight`, {
+      op,
+      ...(this.#name === undefined ? {} : { target: this.#name }),
+    });
+  }
+
+  #enter(op: string): void {
+    if (this.#inFlight) throw this.#busy(op);
+    this.#inFlight = true;
+  }
+
+  /**
+   * The async form of {@link MapIo.lookup}: the `BPF_MAP_LOOKUP_ELEM` runs on libuv's threadpool.
+   *
+   * @throws {@link BpfError} as {@link MapIo.lookup}; `Busy` while another async call of this `MapIo` is in flight.
+   * @example Looking up without blocking
+   * ```ts
+   * import { MapIo } from '@datapath/libbpf';
+   * declare const io: MapIo;
+   * io.keyView.setUint32(0, 1, true);
+   * const found = await io.lookupAsync();
+   * ```
+   */
+  async lookupAsync(flags = 0): Promise<boolean> {
+    this.#enter('mapLookup');
+    let r: number;
+    try {
+      if (flags !== this.#elemFlags) this.#setElemFlags(flags);
+      r = await sysBpfAsync(Cmd.MapLookupElem, this.#elem, ElemAttr.size);
+    } finally {
+      this.#inFlight = false;
+    }
+    if (r >= 0) return true;
+    if (errnoCode(-r) === 'NotFound') return false;
+    throw syscallError(-r, Cmd.MapLookupElem, 'mapLookup', this.#name);
+  }
+
+  /**
+   * The async form of {@link MapIo.update}: the `BPF_MAP_UPDATE_ELEM` runs on libuv's threadpool.
+   *
+   * @throws {@link BpfError} as {@link MapIo.update}; `Busy` while another async call of this `MapIo` is in flight.
+   * @example Updating without blocking
+   * ```ts
+   * import { MapIo } from '@datapath/libbpf';
+   * declare const io: MapIo;
+   * await io.updateAsync(0);
+   * ```
+   */
+  async updateAsync(flags = 0): Promise<void> {
+    this.#enter('mapUpdate');
+    let r: number;
+    try {
+      if (flags !== this.#elemFlags) this.#setElemFlags(flags);
+      r = await sysBpfAsync(Cmd.MapUpdateElem, this.#elem, ElemAttr.size);
+    } finally {
+      this.#inFlight = false;
+    }
+    if (r < 0) throw syscallError(-r, Cmd.MapUpdateElem, 'mapUpdate', this.#name, MAP_UPDATE_MEANING);
+  }
+
+  /**
+   * The async form of {@link MapIo.delete}: the `BPF_MAP_DELETE_ELEM` runs on libuv's threadpool.
+   *
+   * @throws {@link BpfError} as {@link MapIo.delete}; `Busy` while another async call of this `MapIo` is in flight.
+   * @example Deleting without blocking
+   * ```ts
+   * import { MapIo } from '@datapath/libbpf';
+   * declare const io: MapIo;
+   * await io.deleteAsync();
+   * ```
+   */
+  async deleteAsync(): Promise<boolean> {
+    this.#enter('mapDelete');
+    let r: number;
+    try {
+      r = await sysBpfAsync(Cmd.MapDeleteElem, this.#delAttr, ElemAttr.size);
+    } finally {
+      this.#inFlight = false;
+    }
+    if (r >= 0) return true;
+    if (errnoCode(-r) === 'NotFound') return false;
+    throw syscallError(-r, Cmd.MapDeleteElem, 'mapDelete', this.#name);
+  }
+
+  /**
+   * The async form of {@link MapIo.nextKey}: the `BPF_MAP_GET_NEXT_KEY` runs on libuv's threadpool.
+   *
+   * @throws {@link BpfError} as {@link MapIo.nextKey}; `Busy` while another async call of this `MapIo` is in flight.
+   * @example Walking every key without blocking
+   * ```ts
+   * import { MapIo } from '@datapath/libbpf';
+   * declare const io: MapIo;
+   * for (let more = await io.nextKeyAsync(true); more; more = await io.nextKeyAsync(false)) io.key.set(io.next);
+   * ```
+   */
+  async nextKeyAsync(first: boolean): Promise<boolean> {
+    this.#enter('mapGetNextKey');
+    let r: number;
+    try {
+      r = await sysBpfAsync(Cmd.MapGetNextKey, first ? this.#firstAttr : this.#nextAttr, ElemAttr.size);
+    } finally {
+      this.#inFlight = false;
+    }
+    if (r >= 0) return true;
+    if (errnoCode(-r) === 'NotFound') return false;
+    throw syscallError(-r, Cmd.MapGetNextKey, 'mapGetNextKey', this.#name);
   }
 }
 

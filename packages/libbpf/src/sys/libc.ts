@@ -160,6 +160,24 @@ export function sysBpf(cmd: number, attr: Pinned, size: number): number {
   return rawBpf(cmd, attr.addr, size);
 }
 
+/**
+ * {@link sysBpf} on libuv's threadpool (the native addon): resolves with the result or `-errno`, never rejects
+ * for a kernel error. The attr, and all memory it points to, belongs to the kernel until the promise settles.
+ * Without the addon the call runs on this thread.
+ */
+export function sysBpfAsync(cmd: number, attr: Pinned, size: number): Promise<number> {
+  const call = nativeAddon?.bpfAsync;
+  if (call === undefined) return Promise.resolve(rawBpf(cmd, attr.addr, size));
+  return new Promise((resolve) => {
+    // `attr` stays referenced by this closure until the pool thread is done with it.
+    const queued = call(cmd | (size << 8), attr.addr, -1, (r) => {
+      void attr;
+      resolve(r);
+    });
+    if (queued < 0) resolve(queued);
+  });
+}
+
 /** close(2); returns 0 or `-errno`. */
 export function sysClose(fd: number): number {
   return closeFn(fd) < 0 ? -koffi.errno() : 0;
