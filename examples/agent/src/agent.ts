@@ -69,6 +69,7 @@ import {
   type PodRecord,
   podNetnsPath,
   saveState,
+  saveStateAsync,
   statePath,
 } from './state.js';
 import { removeCgroupIfPresent } from './sys/cgroup.js';
@@ -885,7 +886,7 @@ export class Agent {
       s.undo.push(() => this.datapath.detachEndpointAsync(s.lxcId));
       s.lap('attach');
       this.#check();
-      return this.#finishPod(s, ep, attach);
+      return await this.#finishPodAsync(s, ep, attach);
     } catch (err) {
       for (const u of s.undo.reverse()) {
         try {
@@ -985,7 +986,29 @@ export class Agent {
 
   /** The last part of a pod setup (no kernel waits): record, identity and policy, endpoint map, state. */
   #finishPod(s: PodSetup, ep: EndpointResult, attach: AttachKind): PodRecord {
-    const { pod, key, ip, lxcId, attachment, undo, lap } = s;
+    const { rec, changes } = this.#podRecord(s, ep, attach);
+    this.#write(changes);
+    this.#podWritten(s, rec);
+    this.#save();
+    return this.#podDone(s, rec);
+  }
+
+  /**
+   * {@link Agent.#finishPod} with the policy writes through the async map forms (batch calls on the threadpool)
+   * and the state file written through fs/promises.
+   */
+  async #finishPodAsync(s: PodSetup, ep: EndpointResult, attach: AttachKind): Promise<PodRecord> {
+    const { rec, changes } = this.#podRecord(s, ep, attach);
+    await this.#writeAsync(changes);
+    this.#check();
+    this.#podWritten(s, rec);
+    await this.#saveAsync();
+    return this.#podDone(s, rec);
+  }
+
+  /** The pod's record and the engine's changes for it (undone with the setup). */
+  #podRecord(s: PodSetup, ep: EndpointResult, attach: AttachKind): { rec: PodRecord; changes: MapChange[] } {
+    const { pod, key, ip, lxcId, attachment, undo } = s;
     const ns = pod.namespace;
     const rec: PodRecord = {
       key,
@@ -1018,7 +1041,13 @@ export class Agent {
       throw policyFailure(err);
     }
     undo.push(() => this.#write(this.#engine.deletePod(ns, pod.name)));
-    this.#write(changes);
+    return { rec, changes };
+  }
+
+  /** After the policy writes: the identity, the endpoint map entries and the pod in the state. */
+  #podWritten(s: PodSetup, rec: PodRecord): void {
+    const { pod, key, ip, lxcId, undo, lap } = s;
+    const ns = pod.namespace;
     rec.identity = this.#engine.state().endpoints.get(key)!.identity;
     lap('policy');
     this.datapath.setEndpoint({
@@ -1034,7 +1063,11 @@ export class Agent {
     lap('maps');
     this.#state.namespaces[ns] ??= { labels: {} };
     this.#state.pods[key] = rec;
-    this.#save();
+  }
+
+  #podDone(s: PodSetup, rec: PodRecord): PodRecord {
+    const { key, ip, lxcId, lap } = s;
+    const attach = rec.attach;
     lap('state');
     this.#syncServicesLogged(`pod ${key} added`);
     this.options.log(`pod ${key}: ${ip} endpoint ${lxcId} ${rec.hostIfname} (${attach})`);
@@ -1074,9 +1107,9 @@ export class Agent {
       this.#settling.delete(key);
     }
     delete this.#state.pods[key];
-    this.#write(this.#engine.deletePod(rec.ns, rec.name));
+    await this.#writeAsync(this.#engine.deletePod(rec.ns, rec.name));
     this.#forgetBackend(key);
-    this.#save();
+    await this.#saveAsync();
   }
 
   /** The pod's address: a confirmed allocation of the caller, a new one (pending or not), or the scenario's. */
@@ -1133,17 +1166,27 @@ export class Agent {
     await this.datapath.detachEndpointAsync(rec.lxcId);
     await removeEndpointAsync(endpointRef(rec), { hostNetns: this.node });
     if (rec.attachment === undefined) deleteNetnsIfPresent(rec.netns);
-    this.#releasePod(rec);
+    this.#releaseAddress(rec);
+    // The conntrack walk and deletes through the async map forms (batch calls on the threadpool).
+    const gone: Parameters<Parameters<Datapath['ct']['forEachAsync']>[0]>[0][] = [];
+    await this.datapath.ct.forEachAsync((k) => {
+      if (k.saddr === rec.ip || k.daddr === rec.ip) gone.push(k);
+    });
+    await this.datapath.ct.deleteManyAsync(gone);
   }
 
   /** After the kernel side of a pod went: its address, lease and connections. */
   #releasePod(rec: PodRecord): void {
-    this.pool.release(rec.ip);
-    this.#leases.delete(rec.ip);
-    if (this.#state.leases?.[rec.ip] !== undefined) delete this.#state.leases[rec.ip];
+    this.#releaseAddress(rec);
     for (const [k] of this.datapath.ct.dump()) {
       if (k.saddr === rec.ip || k.daddr === rec.ip) this.datapath.ct.delete(k);
     }
+  }
+
+  #releaseAddress(rec: PodRecord): void {
+    this.pool.release(rec.ip);
+    this.#leases.delete(rec.ip);
+    if (this.#state.leases?.[rec.ip] !== undefined) delete this.#state.leases[rec.ip];
   }
 
   /**
@@ -1317,6 +1360,16 @@ export class Agent {
       c.map === 'policy' ? c.endpointId < REMOTE_ENDPOINT_BASE : !remote.has(c.prefix),
     );
     return this.#finish(this.datapath.writeChanges(local), this.#identityChanges(local));
+  }
+
+  /** {@link Agent.#write} through the datapath's async writes (in order with the sync ones). */
+  async #writeAsync(changes: readonly MapChange[]): Promise<PolicySync> {
+    const remote = this.#remotePrefixes();
+    const local = changes.filter((c) =>
+      c.map === 'policy' ? c.endpointId < REMOTE_ENDPOINT_BASE : !remote.has(c.prefix),
+    );
+    const writes = await this.datapath.writeChangesAsync(local);
+    return this.#finish(writes, this.#identityChanges(local));
   }
 
   /**
@@ -1622,6 +1675,32 @@ export class Agent {
     this.#state.identities = this.#identities.toJSON();
     this.#identities.changed = false;
     saveState(this.options.stateDir, this.#state);
+    // An async save still writing an older snapshot must not land last: it writes again afterwards.
+    if (this.#saving !== undefined) this.#saveWanted = true;
+  }
+
+  #saving: Promise<void> | undefined;
+  #saveWanted = false;
+
+  /**
+   * {@link Agent.#save} through fs/promises: one write in flight at a time; saves asked for meanwhile are
+   * folded into one more write of the newest state, which the returned promise waits for.
+   */
+  #saveAsync(): Promise<void> {
+    this.#saveWanted = true;
+    this.#saving ??= (async () => {
+      try {
+        while (this.#saveWanted) {
+          this.#saveWanted = false;
+          this.#state.identities = this.#identities.toJSON();
+          this.#identities.changed = false;
+          await saveStateAsync(this.options.stateDir, `${JSON.stringify(this.#state, null, 2)}\n`);
+        }
+      } finally {
+        this.#saving = undefined;
+      }
+    })();
+    return this.#saving;
   }
 
   #check(): void {

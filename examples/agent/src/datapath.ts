@@ -35,11 +35,13 @@ import {
 } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import {
+  type IpcacheChange,
   type IpcacheValue,
   keyString,
   type MapChange,
   type MapState,
   type PolicyKey,
+  type PolicyMapChange,
   type PolicyValue,
 } from '@datapath/policy';
 import { setConstants } from './datapath.gen.js';
@@ -538,24 +540,73 @@ export class Datapath {
    * @throws BpfError from the kernel (e.g. `Exhausted` when the trie is full).
    */
   writeChanges(changes: readonly MapChange[]): MapWrites {
-    const out: MapWrites = { policy: new Map(), ipcache: { updated: 0, deleted: 0 } };
+    const out = countWrites(changes);
     for (const c of changes) {
-      let n: { updated: number; deleted: number };
       if (c.map === 'policy') {
         const key = { lxcId: c.endpointId, key: c.key };
         if (c.op === 'update') this.policy.set(key, c.value!);
         else this.policy.delete(key);
-        n = out.policy.get(c.endpointId) ?? { updated: 0, deleted: 0 };
-        out.policy.set(c.endpointId, n);
-      } else {
-        if (c.op === 'update') this.ipcache.set(c.prefix, c.value!);
-        else this.ipcache.delete(c.prefix);
-        n = out.ipcache;
-      }
-      if (c.op === 'update') n.updated++;
-      else n.deleted++;
+      } else if (c.op === 'update') this.ipcache.set(c.prefix, c.value!);
+      else this.ipcache.delete(c.prefix);
     }
+    // Async writes still queued were computed before these changes: the entries written here are dropped from
+    // them, so the maps follow the engine's order whichever form reaches the kernel first.
+    if (this.#writesPending > 0) for (const c of changes) this.#syncWritten.set(changeId(c), this.#enqueued);
     return out;
+  }
+
+  /**
+   * The async form of {@link Datapath.writeChanges}: each run of consecutive changes to one map of one kind is one
+   * `setManyAsync` / `deleteManyAsync` (batch calls on libuv's threadpool). Writes of this datapath apply in
+   * call order, sync ones included.
+   * @throws BpfError from the kernel (as a rejection).
+   */
+  writeChangesAsync(changes: readonly MapChange[]): Promise<MapWrites> {
+    return this.#enqueue(changes);
+  }
+
+  #writeTail: Promise<void> = Promise.resolve();
+  #writesPending = 0;
+  /** Async write jobs queued so far (each job's sequence number). */
+  #enqueued = 0;
+  /** Entries a sync write made while async jobs were queued: entry → the last job queued before it. */
+  readonly #syncWritten = new Map<string, number>();
+
+  #enqueue(changes: readonly MapChange[]): Promise<MapWrites> {
+    this.#writesPending++;
+    const seq = ++this.#enqueued;
+    const result = this.#writeTail.then(async () => {
+      // Entries a later sync write made already hold the newer value: skip them.
+      const live = changes.filter((c) => (this.#syncWritten.get(changeId(c)) ?? 0) < seq);
+      await this.#applyAsync(live);
+      return countWrites(changes);
+    });
+    const done = () => {
+      if (--this.#writesPending === 0) this.#syncWritten.clear();
+    };
+    this.#writeTail = result.then(done, done);
+    return result;
+  }
+
+  async #applyAsync(changes: readonly MapChange[]): Promise<void> {
+    for (let i = 0; i < changes.length; ) {
+      const first = changes[i]!;
+      let j = i + 1;
+      while (j < changes.length && changes[j]!.map === first.map && changes[j]!.op === first.op) j++;
+      if (first.map === 'policy') {
+        const run = changes.slice(i, j) as PolicyMapChange[];
+        const keys = run.map((c) => ({ lxcId: c.endpointId, key: c.key }));
+        if (first.op === 'update')
+          await this.policy.setManyAsync(keys.map((k, n) => [k, run[n]!.value!] as const));
+        else await this.policy.deleteManyAsync(keys);
+      } else {
+        const run = changes.slice(i, j) as IpcacheChange[];
+        if (first.op === 'update')
+          await this.ipcache.setManyAsync(run.map((c) => [c.prefix, c.value!] as const));
+        else await this.ipcache.deleteManyAsync(run.map((c) => c.prefix));
+      }
+      i = j;
+    }
   }
 
   /**
@@ -643,4 +694,24 @@ export class Datapath {
       m.close();
     this.#coll?.close();
   }
+}
+
+/** One map entry a change writes, as text. */
+function changeId(c: MapChange): string {
+  return c.map === 'policy' ? `policy ${c.endpointId} ${keyString(c.key)}` : `ipcache ${c.prefix}`;
+}
+
+/** The writes a list of changes makes, by map (and, for the policy trie, by endpoint). */
+function countWrites(changes: readonly MapChange[]): MapWrites {
+  const out: MapWrites = { policy: new Map(), ipcache: { updated: 0, deleted: 0 } };
+  for (const c of changes) {
+    let n = out.ipcache;
+    if (c.map === 'policy') {
+      n = out.policy.get(c.endpointId) ?? { updated: 0, deleted: 0 };
+      out.policy.set(c.endpointId, n);
+    }
+    if (c.op === 'update') n.updated++;
+    else n.deleted++;
+  }
+  return out;
 }

@@ -3,6 +3,7 @@
  * with the pinned maps and the IPAM store it is everything a restarted agent needs.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PolicyObject } from '@datapath/policy';
 import { AgentError } from './errors.js';
@@ -109,6 +110,17 @@ export function saveState(stateDir: string, state: AgentState): void {
   const tmp = `${statePath(stateDir)}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(tmp, statePath(stateDir));
+}
+
+/**
+ * {@link saveState} through fs/promises (the write and the rename on libuv's threadpool). Its temp file is its
+ * own, so it never mixes with a sync save's; callers order the saves (agent.ts keeps one in flight).
+ */
+export async function saveStateAsync(stateDir: string, text: string): Promise<void> {
+  await mkdir(stateDir, { recursive: true });
+  const tmp = `${statePath(stateDir)}.async.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, statePath(stateDir));
 }
 
 /**

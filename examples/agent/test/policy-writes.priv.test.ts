@@ -135,4 +135,93 @@ describe('agent policy path on 200 pods (real maps)', () => {
       agent.destroy();
     }
   }, 300_000);
+
+  it('async pod setups and removals write the engine state, in order with sync policy changes made meanwhile', async (ctx) => {
+    requireRoot(ctx);
+    const prefix = uniqueName();
+    const stateDir = mkdtempSync(join(tmpdir(), 'dp-agent-'));
+    rmSync(stateDir, { recursive: true });
+    made.push({ prefix, stateDir });
+    const agent = await Agent.start(
+      { name: prefix, prefix, stateDir, podCidr: '10.244.9.0/24' },
+      { namespaces: { x: { labels: {} } }, policies: [allowClients(80)], enforcement: 'default' },
+    );
+    /** What the maps must hold: the engine's entries for the local endpoints and its ipcache. */
+    const expected = () => {
+      const out = new Map<string, string>();
+      const st = agent.policy.state();
+      for (const ep of st.endpoints.values())
+        for (const e of ep.policy.values())
+          out.set(`policy ${ep.endpointId} ${keyString(e.key)}`, JSON.stringify(e.value));
+      for (const [k, v] of st.ipcache) out.set(`ipcache ${k}`, JSON.stringify(v));
+      return out;
+    };
+    const keysOf = (m: Map<string, string>) => [...m.keys()].sort();
+    try {
+      const pods = Array.from({ length: 16 }, (_, i) => ({
+        namespace: 'x',
+        name: `a${i}`,
+        labels: { app: appOf(i) },
+      }));
+      // Policy changes made (sync) while async setups are queued and writing: whichever lands first, the maps
+      // end as the engine's order says.
+      const adding = agent.addPodsAsync(pods, { concurrency: 8 });
+      await new Promise((r) => setTimeout(r, 20));
+      agent.setPolicies([allowClients(8080)]);
+      await adding;
+      agent.setPolicies([allowClients(9090)]);
+      // Conntrack entries of a pod that goes are removed (the walk and deletes through the async map forms).
+      const ipOf = (k: string) => agent.state.pods[k]!.ip;
+      const entry = {
+        createdNs: 1n,
+        seenJiffies: 1n,
+        rev: 0,
+        srcSecId: 0,
+        dstSecId: 0,
+        flags: 0,
+        dropReason: 0,
+        dropLxc: 0,
+      };
+      const ct = (saddr: string, daddr: string) => ({ saddr, daddr, sport: 40000, dport: 80, proto: 6 });
+      agent.datapath.ct.set(ct(ipOf('x/a1'), ipOf('x/a2')), entry);
+      agent.datapath.ct.set(ct(ipOf('x/a2'), ipOf('x/a3')), entry);
+      agent.datapath.ct.set(ct(ipOf('x/a2'), ipOf('x/a4')), entry);
+      const removing = Promise.all(['x/a1', 'x/a3', 'x/a0'].map((k) => agent.removePodAsync(k)));
+      agent.setPolicies([allowClients(80)]);
+      await removing;
+      expect(agent.pods()).toHaveLength(13);
+      expect(agent.datapath.ct.dump().map(([k]) => `${k.saddr}>${k.daddr}`)).toEqual([
+        `${ipOf('x/a2')}>${ipOf('x/a4')}`,
+      ]);
+      const dumped = dumpAll(agent);
+      expect(keysOf(dumped)).toEqual(keysOf(expected()));
+      for (const [k, v] of expected())
+        if (k.startsWith('policy ')) expect([k, dumped.get(k)]).toEqual([k, v]);
+      // Deterministically: an async write queued first and a sync write of the same key right after it
+      // end with the sync one's value (the later one in the engine's order), then the delete.
+      const prefix9 = '198.18.77.1/32';
+      const change = (identity: number) => ({
+        map: 'ipcache' as const,
+        op: 'update' as const,
+        prefix: prefix9,
+        value: { identity, flags: 0 },
+      });
+      const first = agent.datapath.writeChangesAsync([change(1111)]);
+      agent.datapath.writeChanges([change(2222)]);
+      await first;
+      expect(agent.datapath.ipcache.get(prefix9)?.identity).toBe(2222);
+      await agent.datapath.writeChangesAsync([{ map: 'ipcache', op: 'delete', prefix: prefix9 }]);
+      expect(dumpAll(agent).has(`ipcache ${prefix9}`)).toBe(false); // (a lookup would match 0.0.0.0/0)
+      // The state file was written through the async saves: it lists exactly the pods left.
+      const { loadState } = await import('../src/state.js');
+      expect(Object.keys(loadState(stateDir).pods).sort()).toEqual(
+        agent
+          .pods()
+          .map((p) => p.key)
+          .sort(),
+      );
+    } finally {
+      agent.destroy();
+    }
+  }, 120_000);
 });
