@@ -235,6 +235,7 @@ declare class Netns implements Disposable {
     connect(options: NsConnectOptions, onConnect?: () => void): Socket;
     createSocket(typeOrOptions: SocketType | SocketOptions): Socket$1;
     openFile(path: string, mode: "r" | "w"): number;
+    openFileAsync(path: string, mode: "r" | "w"): Promise<number>;
     get isClosed(): boolean;
     private ensureOpen;
 }
@@ -327,6 +328,7 @@ declare class Handle implements Disposable {
     private readonly socketFd;
     private constructor();
     static open(netns?: Netns): Handle;
+    static openAsync(netns?: Netns): Promise<Handle>;
     static fromTransport(transport: Transport): Handle;
     close(): void;
     [Symbol.dispose](): void;

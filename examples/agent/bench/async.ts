@@ -6,13 +6,16 @@
  *     at a time (the event loop gets a turn between pods only);
  *   - wall time of 32 pod setups in parallel through the async forms vs one after the other with the sync ones;
  *   - one TCP connect probe from a pod to another: a socket made inside the pod by this process
- *     (`Netns.connect`) vs a spawned helper (`ip netns exec POD node -e …`, what the probes spawned before).
+ *     (`Netns.connect`) vs a spawned helper (`ip netns exec POD node -e …`, what the probes spawned before);
+ *   - event-loop lag max while the agent's datapath object loads (maps created, every program verified):
+ *     `loadAsync` vs `load`.
  * Writes $BENCH_OUT/agent-async.md. Environment: PODS (32), PROBES (20).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { load, loadAsync, openObject } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
 import { Agent, type AttachedPodInput } from '../src/agent.js';
 
@@ -131,6 +134,20 @@ async function main(): Promise<void> {
       spawned.push(performance.now() - t);
     }
 
+    // Program load: the agent's own object (maps unpinned, so nothing is shared with the running agent).
+    const loadLag = { sync: [] as number[], async: [] as number[] };
+    for (let round = 0; round < 4; round++) {
+      const form = round % 2 === 0 ? 'sync' : 'async';
+      const spec = openObject(agent.datapath.objectPath, 'datapath');
+      for (const m of Object.values(spec.maps)) m.pinning = 'none';
+      const hb = heartbeat();
+      await tick();
+      const coll = form === 'sync' ? load(spec) : await loadAsync(spec);
+      await new Promise((r) => setTimeout(r, 2));
+      loadLag[form].push(Math.max(...hb.stop()));
+      coll.close();
+    }
+
     const f = (x: number) => `${x.toFixed(2)} ms`;
     const r = (x: number) => `${x.toFixed(2)}×`;
     const cmd = '`AGENT_BENCH_ONLY=async node scripts/bench.mjs agent` (root)';
@@ -140,6 +157,8 @@ async function main(): Promise<void> {
     const wallA = pct(wall.async, 0.5);
     const pS = pct(spawned, 0.5);
     const pI = pct(inproc, 0.5);
+    const ldS = pct(loadLag.sync, 0.5);
+    const ldA = pct(loadLag.async, 0.5);
     const md = [
       '## examples/agent: the event loop while pods are set up',
       '',
@@ -156,6 +175,7 @@ async function main(): Promise<void> {
       `| event-loop lag p99 during pod setup and removal, async forms (≤ 2 ms) | ${f(lagA)} ${lagA <= 2 ? '✓' : '✗'} | ${f(lagS)} (sync forms) | ${r(lagA / lagS)} | ${cmd} |`,
       `| ${PODS} pods set up in parallel (async) vs one after the other (sync), wall time p50 (no target) | ${f(wallA)} | ${f(wallS)} (sequential sync) | ${r(wallA / wallS)} | ${cmd} |`,
       `| TCP connect probe between two pods, in-process socket (\`Netns.connect\`), p50 (≥ 10× faster) | ${f(pI)} ${pS / pI >= 10 ? '✓' : '✗'} | ${f(pS)} (spawned \`ip netns exec … node\`) | ${r(pI / pS)} | ${cmd} |`,
+      `| event-loop lag max while the datapath object loads, \`loadAsync\` (p50 of 2) (no target) | ${f(ldA)} | ${f(ldS)} (\`load\`) | ${r(ldA / ldS)} | ${cmd} |`,
       '',
     ].join('\n');
     const out = process.env.BENCH_OUT;

@@ -159,6 +159,9 @@ export interface RemotePodInput {
  */
 export const REMOTE_ENDPOINT_BASE = 0x40000000;
 
+/** Scenario pods set up at a time by the CLI (`agent up`, `agent run`, `agent serve --scenario`). */
+export const SCENARIO_CONCURRENCY = 4;
+
 /** The owner the agent records in IPAM for an attachment's address. */
 export function attachmentOwner(containerId: string, ifname: string): string {
   return `cni:${containerId}:${ifname}`;

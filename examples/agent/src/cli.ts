@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { query } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
 import type { PolicyKey } from '@datapath/policy';
-import { Agent, type AgentOptions } from './agent.js';
+import { Agent, type AgentOptions, SCENARIO_CONCURRENCY } from './agent.js';
 import { cmdServe, viaApi } from './api/commands.js';
 import { type ClusterValues, cmdCluster, cmdNodeUp } from './cli-cluster.js';
 import { cmdConfig, cmdMonitor, cmdObserve, startObserver } from './cli-events.js';
@@ -160,7 +160,7 @@ async function cmdUp(file: string, v: Values, io: Io): Promise<number> {
     ...(scenario.services === undefined ? {} : { services: scenario.services }),
   });
   try {
-    agent.addPods(scenario.pods);
+    await agent.addPodsAsync(scenario.pods, { concurrency: SCENARIO_CONCURRENCY });
   } catch (err) {
     agent.destroy();
     throw err;
@@ -432,7 +432,7 @@ async function cmdPod(sub: string | undefined, key: string | undefined, v: Value
           throw new AgentError('InvalidArgument', `--port ${p}: protocol must be TCP, UDP or SCTP`);
         return { port: Number(port), protocol: proto as 'TCP' | 'UDP' | 'SCTP' };
       });
-      const [rec] = agent.addPods([
+      const [rec] = await agent.addPodsAsync([
         { namespace, name, labels, ports, ...(v.ip === undefined ? {} : { ip: v.ip }) },
       ]);
       print(
@@ -442,7 +442,7 @@ async function cmdPod(sub: string | undefined, key: string | undefined, v: Value
         () => `pod ${key}: ${rec?.ip}, endpoint ${rec?.lxcId}, identity ${rec?.identity}`,
       );
     } else if (sub === 'del') {
-      agent.removePod(key);
+      await agent.removePodAsync(key);
       print(io, v.json, { removed: key }, () => `pod ${key} removed`);
     } else if (sub === 'terminate') {
       const written = agent.terminatePod(key);

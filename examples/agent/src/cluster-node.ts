@@ -282,7 +282,7 @@ export class ClusterNodeAgent {
           allocator,
           podIdentityLabels(p.namespace, p.labels ?? {}, nsLabels(p.namespace)),
         );
-        agent.addPods([{ ...p, ip: undefined }]);
+        await agent.addPodsAsync([{ ...p, ip: undefined }]);
       }
       await node.#publishAll();
       node.#follow();
@@ -312,7 +312,7 @@ export class ClusterNodeAgent {
       this.#allocator,
       podIdentityLabels(p.namespace, p.labels ?? {}, nsLabels),
     );
-    const [rec] = this.agent.addPods([p]);
+    const [rec] = await this.agent.addPodsAsync([p]);
     await this.#publishPod(rec!);
     this.#writeStatus(true);
     return rec!;
@@ -325,7 +325,7 @@ export class ClusterNodeAgent {
   async removePod(key: string): Promise<void> {
     const rec = this.agent.state.pods[key];
     if (rec === undefined) throw new AgentError('NotFound', `no pod ${key} on node ${this.#o.name}`);
-    this.agent.removePod(key);
+    await this.agent.removePodAsync(key);
     await this.#ipcache.delete(rec.ip);
     this.#writeStatus(true);
   }

@@ -3,7 +3,7 @@
  * inside its source namespace, results compared with the compiled verdict and with `expect`.
  */
 import { formatPrefix, parsePrefix, prefixContains, prefixOf, tryParseIp } from '@datapath/ip';
-import { Agent, type AgentOptions } from './agent.js';
+import { Agent, type AgentOptions, SCENARIO_CONCURRENCY } from './agent.js';
 import type { AgentScenario } from './policy.js';
 import {
   classify,
@@ -93,7 +93,7 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
   const listeners: Listener[] = [];
   let ok = false;
   try {
-    agent.addPods(scenario.pods);
+    await agent.addPodsAsync(scenario.pods, { concurrency: SCENARIO_CONCURRENCY });
     const probes: ProbeSpec[] = scenario.probes.map((p) => ({
       from: p.from,
       to: p.to,

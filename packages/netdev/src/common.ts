@@ -61,6 +61,18 @@ let sharedAsync: { handle: Handle; ns: string } | undefined;
  * Like {@link leaseHandleIn}, for the async forms: a second shared handle in the caller's namespace, so
  * async requests in flight never make a synchronous call on the shared handle wait (or be refused).
  */
+/**
+ * {@link leaseAsyncHandleIn} with the socket of another namespace made off the event loop
+ * (`Handle.openAsync`).
+ */
+export async function leaseAsyncHandleInAsync(
+  netns: Netns | undefined,
+): Promise<{ handle: Handle } & Disposable> {
+  if (netns === undefined) return leaseAsyncHandleIn(undefined);
+  const handle = await Handle.openAsync(netns);
+  return { handle, [Symbol.dispose]: () => handle.close() };
+}
+
 export function leaseAsyncHandleIn(netns: Netns | undefined): { handle: Handle } & Disposable {
   if (netns !== undefined) {
     const handle = Handle.open(netns);

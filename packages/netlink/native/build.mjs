@@ -31,7 +31,7 @@ if (cc.status !== 0) {
 }
 try {
   const mod = createRequire(import.meta.url)(tmp);
-  for (const f of ['socketIn', 'openIn', 'exchange'])
+  for (const f of ['socketIn', 'openIn', 'socketInAsync', 'openInAsync', 'exchange'])
     if (typeof mod[f] !== 'function') throw new Error(`no ${f}() export`);
 } catch (e) {
   rmSync(tmp, { force: true });

@@ -11,6 +11,10 @@
 //   open(2) of `path` from a thread inside the namespace (what /proc/sys/net/* shows depends on the
 //   namespace of the opener).
 //
+// socketInAsync(nsFd, domain, type, protocol, callback) / openInAsync(nsFd, path, flags, callback)
+//   The same on libuv's threadpool: the pool thread starts the short-lived thread and waits for it (entering
+//   a namespace can take milliseconds on a loaded machine), callback(result) runs on the event loop.
+//
 // exchange(fd, request, seq, callback) -> undefined
 //   One netlink request and its whole answer, on libuv's threadpool: sendto(2) to the kernel (where
 //   rtnetlink does its work, RCU barriers included, inside the sender's system call), then recv(2) of
@@ -126,6 +130,97 @@ napi_value OpenIn(napi_env env, napi_callback_info info) {
   job.fn = DoOpen;
   job.path = path;
   return Int(env, RunInNs(&job));
+}
+
+// ---- socketIn / openIn on the threadpool ----
+
+struct InNsAsync {
+  InNs job;
+  char path[4096];
+  napi_ref callback;
+  napi_async_work work;
+};
+
+void InNsExecute(napi_env, void* data) {
+  InNsAsync* a = static_cast<InNsAsync*>(data);
+  a->job.result = RunInNs(&a->job);
+}
+
+void InNsComplete(napi_env env, napi_status status, void* data) {
+  InNsAsync* a = static_cast<InNsAsync*>(data);
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value cb, global, argv[1], ignored;
+  napi_get_reference_value(env, a->callback, &cb);
+  napi_get_global(env, &global);
+  argv[0] = Int(env, status == napi_cancelled ? -ECANCELED : a->job.result);
+  napi_call_function(env, global, cb, 1, argv, &ignored);
+  napi_delete_reference(env, a->callback);
+  napi_delete_async_work(env, a->work);
+  delete a;
+  napi_close_handle_scope(env, scope);
+}
+
+napi_value QueueInNs(napi_env env, InNsAsync* a, napi_value callback) {
+  napi_value name;
+  napi_create_string_utf8(env, "datapath:netlink-in-ns", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, callback, 1, &a->callback) != napi_ok) {
+    delete a;
+    napi_throw_error(env, nullptr, "netlink addon: cannot reference the callback");
+    return nullptr;
+  }
+  if (napi_create_async_work(env, nullptr, name, InNsExecute, InNsComplete, a, &a->work) != napi_ok) {
+    napi_delete_reference(env, a->callback);
+    delete a;
+    napi_throw_error(env, nullptr, "netlink addon: cannot create the async work");
+    return nullptr;
+  }
+  if (napi_queue_async_work(env, a->work) != napi_ok) {
+    napi_delete_reference(env, a->callback);
+    napi_delete_async_work(env, a->work);
+    delete a;
+    napi_throw_error(env, nullptr, "netlink addon: cannot queue the async work");
+    return nullptr;
+  }
+  return nullptr;
+}
+
+bool IsFunction(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && t == napi_function;
+}
+
+napi_value SocketInAsync(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  InNsAsync* a = new InNsAsync();
+  if (argc != 5 || !GetInt(env, argv[0], &a->job.ns_fd) || !GetInt(env, argv[1], &a->job.domain) ||
+      !GetInt(env, argv[2], &a->job.type) || !GetInt(env, argv[3], &a->job.protocol) || !IsFunction(env, argv[4])) {
+    delete a;
+    napi_throw_type_error(env, nullptr, "socketInAsync(nsFd, domain, type, protocol: int32, callback) expected");
+    return nullptr;
+  }
+  a->job.fn = DoSocket;
+  return QueueInNs(env, a, argv[4]);
+}
+
+napi_value OpenInAsync(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  InNsAsync* a = new InNsAsync();
+  size_t len = 0;
+  if (argc != 4 || !GetInt(env, argv[0], &a->job.ns_fd) || !GetInt(env, argv[2], &a->job.flags) ||
+      napi_get_value_string_utf8(env, argv[1], a->path, sizeof a->path, &len) != napi_ok || len == 0 ||
+      len >= sizeof a->path - 1 || !IsFunction(env, argv[3])) {
+    delete a;
+    napi_throw_type_error(env, nullptr, "openInAsync(nsFd: int32, path: string, flags: int32, callback) expected");
+    return nullptr;
+  }
+  a->job.fn = DoOpen;
+  a->job.path = a->path;
+  return QueueInNs(env, a, argv[3]);
 }
 
 // ---- one netlink exchange on the threadpool ----
@@ -268,7 +363,11 @@ NAPI_MODULE_INIT(/* env, exports */) {
   const struct {
     const char* name;
     napi_callback fn;
-  } fns[] = {{"socketIn", SocketIn}, {"openIn", OpenIn}, {"exchange", StartExchange}};
+  } fns[] = {{"socketIn", SocketIn},
+             {"openIn", OpenIn},
+             {"socketInAsync", SocketInAsync},
+             {"openInAsync", OpenInAsync},
+             {"exchange", StartExchange}};
   for (const auto& f : fns) {
     napi_value v;
     if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v) != napi_ok ||

@@ -14,7 +14,7 @@ import type { Netns } from './netns.js';
 import { netnsFd } from './netns-fd.js';
 import { checkSubscribe, type SubscribeOptions, type Subscription, subscribeOn } from './subscribe.js';
 import type { SubscribeKind } from './subscribe-events.js';
-import { openRouteSocket } from './sys/socket.js';
+import { openRouteSocket, openRouteSocketAsync } from './sys/socket.js';
 
 /** How a `*New` request treats an existing object: `create` = `NLM_F_CREATE|NLM_F_EXCL` (fail if it exists), `replace` = `NLM_F_CREATE|NLM_F_REPLACE`, `append` = `NLM_F_CREATE|NLM_F_APPEND`, `change` = no flags (modify an existing one). */
 export type NewMode = 'create' | 'replace' | 'append' | 'change';
@@ -75,6 +75,29 @@ export class Handle implements Disposable {
     // addon, inside a synchronous Netns.run window on this thread.
     const transport = openRouteSocket(op, netnsFd(netns, op)) ?? netns.run(() => openRouteSocket(op));
     return new Handle(transport);
+  }
+
+  /**
+   * The async form of {@link Handle.open}: for another namespace, the thread that creates the socket inside it
+   * is started and awaited on libuv's threadpool (entering a namespace can take milliseconds on a loaded
+   * machine), so the event loop goes on meanwhile. Same result and errors.
+   *
+   * Equivalent to: `ip -n NAME …` (one socket for many commands).
+   *
+   * @throws {@link NetlinkError} `PermissionDenied`, `BadFd` (closed `netns`), as a rejection.
+   * @example A handle in another namespace, opened without blocking
+   * ```ts
+   * import { Handle, Netns } from '@datapath/netlink';
+   * using ns = Netns.open({ name: 'blue' });
+   * using h = await Handle.openAsync(ns);
+   * console.log(h.linkGet({ name: 'lo' }).index); // 1
+   * ```
+   */
+  static async openAsync(netns?: Netns): Promise<Handle> {
+    const op = 'handleOpen';
+    if (netns === undefined) return new Handle(openRouteSocket(op));
+    const transport = await openRouteSocketAsync(op, netnsFd(netns, op));
+    return transport === undefined ? Handle.open(netns) : new Handle(transport);
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   listDir,
   mkdirp,
   openInNetns,
+  openInNetnsAsync,
   openRead,
   unlink,
 } from './sys/fs.js';
@@ -415,6 +416,32 @@ export class Netns implements Disposable {
         op,
       });
     return openInNetns(this, path, mode === 'w', op);
+  }
+
+  /**
+   * The async form of {@link Netns.openFile}: the thread that enters the namespace to open the file is started
+   * and awaited on libuv's threadpool, so the event loop goes on meanwhile. Same result and errors.
+   *
+   * Equivalent to: `ip netns exec NAME cat PATH` (open only).
+   *
+   * @throws {@link NetlinkError} as {@link Netns.openFile} (as a rejection).
+   * @example Writing a sysctl inside a namespace without blocking
+   * ```ts
+   * import { close, write } from 'node:fs';
+   * import { Netns } from '@datapath/netlink';
+   * using ns = Netns.open({ name: 'blue' });
+   * const fd = await ns.openFileAsync('/proc/sys/net/ipv4/ip_forward', 'w');
+   * write(fd, '1', () => close(fd, () => undefined));
+   * ```
+   */
+  async openFileAsync(path: string, mode: 'r' | 'w'): Promise<number> {
+    const op = 'netnsOpenFile';
+    this.ensureOpen(op);
+    if (mode !== 'r' && mode !== 'w')
+      throw new NetlinkError('InvalidArgument', `${op}: mode must be 'r' or 'w', got ${String(mode)}`, {
+        op,
+      });
+    return openInNetnsAsync(this, path, mode === 'w', op);
   }
 
   /** Whether {@link Netns.close} was called. */

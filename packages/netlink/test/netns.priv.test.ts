@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { ipJson, requireRoot, run, uniqueName, withNetns } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
 import { Handle, IfFlag, NetlinkError, Netns, netnsAdd, netnsDelete, netnsList } from '../src/index.js';
@@ -94,6 +94,37 @@ describe('named network namespaces', () => {
       expect(copy.path).toBe(t.path);
       expect(copy.run(() => selfNs())).toBe(`net:[${copy.id.ino}]`);
       expect(() => ns.dup()).toThrow(expect.objectContaining({ code: 'BadFd' }));
+    });
+  });
+
+  it('Handle.openAsync and openFileAsync act inside the namespace, made off the event loop', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(async (t) => {
+      const before = selfNs();
+      run('ip', ['-n', t.name, 'link', 'add', 'dpa0', 'type', 'veth', 'peer', 'name', 'dpa1']);
+      run('ip', ['netns', 'exec', t.name, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
+      const ns = Netns.open({ name: t.name });
+      try {
+        const handles = await Promise.all([1, 2, 3].map(() => Handle.openAsync(ns)));
+        for (const h of handles) {
+          expect(h.linkGet({ name: 'dpa1' }).name).toBe('dpa1'); // only inside the namespace
+          h.close();
+        }
+        const fd = await ns.openFileAsync('/proc/sys/net/ipv4/conf/all/forwarding', 'r');
+        try {
+          expect(readFileSync(fd, 'utf8').trim()).toBe('1');
+        } finally {
+          closeSync(fd);
+        }
+        expect(selfNs()).toBe(before);
+        await expect(ns.openFileAsync('/proc/sys/net/nope', 'r')).rejects.toMatchObject({ code: 'NotFound' });
+      } finally {
+        ns.close();
+      }
+      await expect(Handle.openAsync(ns)).rejects.toMatchObject({ code: 'BadFd' });
+      await expect(ns.openFileAsync('/proc/sys/net/ipv4/ip_forward', 'r')).rejects.toMatchObject({
+        code: 'BadFd',
+      });
     });
   });
 

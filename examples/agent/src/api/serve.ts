@@ -5,7 +5,7 @@
  * pods go through the API when an agent serves, instead of opening its state files in a second process.
  */
 import { existsSync } from 'node:fs';
-import { Agent, type AgentOptions, type ClusterSpec } from '../agent.js';
+import { Agent, type AgentOptions, type ClusterSpec, SCENARIO_CONCURRENCY } from '../agent.js';
 import type { Scenario } from '../policy.js';
 import { statePath } from '../state.js';
 import { AgentClient } from './client.js';
@@ -40,7 +40,7 @@ export async function startResident(
     };
     agent = await Agent.start(options, cluster);
     try {
-      if (scenario) agent.addPods(scenario.pods);
+      if (scenario) await agent.addPodsAsync(scenario.pods, { concurrency: SCENARIO_CONCURRENCY });
     } catch (err) {
       agent.destroy();
       throw err;

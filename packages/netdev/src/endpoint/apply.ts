@@ -13,7 +13,7 @@ import {
   RouteTable,
   RouteType,
 } from '@datapath/netlink';
-import { leaseAsyncHandleIn, leaseHandleIn } from '../common.js';
+import { leaseAsyncHandleInAsync, leaseHandleIn } from '../common.js';
 import { sysctlSet, sysctlSetAsync } from '../sysctl.js';
 import { aborted, bad, checkIfname, checkMac, checkMtu } from '../validate.js';
 import { type EndpointMode, type EndpointPlan, hostIfname, type PlannedRoute } from './plan.js';
@@ -333,17 +333,11 @@ function withOptions(call: NlCall['call'], args: unknown[], signal: AbortSignal 
   return [...full, { signal }];
 }
 
-/** Checks the plan and opens what an apply needs; the caller closes it. */
-function prepareApply(
-  plan: EndpointPlan,
-  options: ApplyOptions,
-  lease: (netns: Netns | undefined) => { handle: Handle } & Disposable,
-): { podNs: Netns; host: { handle: Handle } & Disposable; pod: Handle; close(): void } {
-  const op = 'applyEndpoint';
+/** Checks the plan and opens the pod's namespace (refusing the host's or the caller's own). */
+function checkedPodNs(plan: EndpointPlan, options: ApplyOptions, op: string): Netns {
   checkPlan(plan, op);
   const podNs = Netns.open({ path: plan.netns });
   let caller: Netns | undefined;
-  let host: ({ handle: Handle } & Disposable) | undefined;
   try {
     caller = Netns.current();
     if (podNs.sameAs(options.hostNetns ?? caller) || podNs.sameAs(caller)) {
@@ -353,26 +347,64 @@ function prepareApply(
         plan.netns,
       );
     }
-    // The caller's own namespace reuses the shared handle; another "host" namespace gets its own.
-    host = lease(options.hostNetns);
-    const pod = Handle.open(podNs);
-    const h = host;
-    return {
-      podNs,
-      host: h,
-      pod,
-      close() {
-        pod.close();
-        h[Symbol.dispose]();
-        podNs.close();
-      },
-    };
+    return podNs;
   } catch (err) {
-    host?.[Symbol.dispose]();
     podNs.close();
     throw err;
   } finally {
     caller?.close();
+  }
+}
+
+interface Opened {
+  podNs: Netns;
+  host: { handle: Handle } & Disposable;
+  pod: Handle;
+  close(): void;
+}
+
+function openedSet(podNs: Netns, host: { handle: Handle } & Disposable, pod: Handle): Opened {
+  return {
+    podNs,
+    host,
+    pod,
+    close() {
+      pod.close();
+      host[Symbol.dispose]();
+      podNs.close();
+    },
+  };
+}
+
+/** Checks the plan and opens what an apply needs; the caller closes it. */
+function prepareApply(plan: EndpointPlan, options: ApplyOptions): Opened {
+  const podNs = checkedPodNs(plan, options, 'applyEndpoint');
+  let host: ({ handle: Handle } & Disposable) | undefined;
+  try {
+    // The caller's own namespace reuses the shared handle; another "host" namespace gets its own.
+    host = leaseHandleIn(options.hostNetns);
+    return openedSet(podNs, host, Handle.open(podNs));
+  } catch (err) {
+    host?.[Symbol.dispose]();
+    podNs.close();
+    throw err;
+  }
+}
+
+/**
+ * {@link prepareApply} for the async forms: a second shared handle for the caller's namespace, and the sockets
+ * inside other namespaces made off the event loop (`Handle.openAsync`).
+ */
+async function prepareApplyAsync(plan: EndpointPlan, options: ApplyOptions): Promise<Opened> {
+  const podNs = checkedPodNs(plan, options, 'applyEndpoint');
+  let host: ({ handle: Handle } & Disposable) | undefined;
+  try {
+    host = await leaseAsyncHandleInAsync(options.hostNetns);
+    return openedSet(podNs, host, await Handle.openAsync(podNs));
+  } catch (err) {
+    host?.[Symbol.dispose]();
+    podNs.close();
+    throw err;
   }
 }
 
@@ -407,7 +439,7 @@ function prepareApply(
  * ```
  */
 export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): EndpointResult {
-  const opened = prepareApply(plan, options, leaseHandleIn);
+  const opened = prepareApply(plan, options);
   try {
     return runSync(applySteps(plan, opened.podNs, options), {
       host: opened.host.handle,
@@ -444,7 +476,7 @@ export async function applyEndpointAsync(
   options: ApplyOptions & RequestOptions = {},
 ): Promise<EndpointResult> {
   if (options.signal?.aborted) throw aborted('applyEndpoint', options.signal);
-  const opened = prepareApply(plan, options, leaseAsyncHandleIn);
+  const opened = await prepareApplyAsync(plan, options);
   try {
     return await runAsync(
       applySteps(plan, opened.podNs, options),
@@ -581,13 +613,13 @@ export async function removeEndpointAsync(
   const { names, ifname, netns } = removeTargets(ref, 'removeEndpoint');
   if (options.signal?.aborted) throw aborted('removeEndpoint', options.signal);
   {
-    using host = leaseAsyncHandleIn(options.hostNetns);
+    using host = await leaseAsyncHandleInAsync(options.hostNetns);
     if (await runAsync(removeHostSteps(names), { host: host.handle }, options.signal)) return true;
   }
   const podNs = openPodNs(netns);
   if (podNs === undefined) return false;
   try {
-    using pod = Handle.open(podNs);
+    using pod = await Handle.openAsync(podNs);
     return await runAsync(removePodSteps(ifname), { host: pod, pod }, options.signal);
   } finally {
     podNs.close();

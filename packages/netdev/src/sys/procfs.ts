@@ -27,7 +27,7 @@ export async function procWriteAsync(path: string, value: string, op: string, ne
       ? await new Promise<number>((resolve, reject) =>
           open(path, 'w', (err, fd) => (err ? reject(err) : resolve(fd))),
         ).catch(mapped('open'))
-      : netns.openFile(path, 'w');
+      : await netns.openFileAsync(path, 'w');
   try {
     await new Promise<void>((resolve, reject) =>
       write(fd, value, (err) => (err ? reject(err) : resolve())),

@@ -31,6 +31,21 @@ export function openInNetns(
   return fd;
 }
 
+/** {@link openInNetns} with the thread inside the namespace started and awaited on libuv's threadpool. */
+export async function openInNetnsAsync(
+  ns: { fd: number; path: string; run<T>(fn: () => T): T },
+  path: string,
+  write: boolean,
+  op: string,
+): Promise<number> {
+  const start = nativeAddon?.openInAsync;
+  if (start === undefined) return openInNetns(ns, path, write, op);
+  const flags = write ? fs.constants.O_WRONLY : fs.constants.O_RDONLY; // the addon adds O_CLOEXEC
+  const fd = await new Promise<number>((resolve) => start(ns.fd, path, flags, resolve));
+  if (fd < 0) throw errnoError(-fd, { op, syscall: 'setns+open', target: `${path} in ${ns.path}` });
+  return fd;
+}
+
 /** Creates an empty file, failing when it exists (`O_CREAT|O_EXCL`). */
 export function createExclusive(path: string, op: string): void {
   fsCall(() => fs.closeSync(fs.openSync(path, 'wx', 0o444)), op, 'open(O_CREAT|O_EXCL)', path);

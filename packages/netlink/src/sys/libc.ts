@@ -58,9 +58,10 @@ export const MS_SHARED = 1 << 20;
 /** `umount2` flag: lazy detach. */
 export const MNT_DETACH = 2;
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
+/** Socket constants for a netlink socket made elsewhere (socket.ts's async form). */
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
 const SOL_NETLINK = 270;

@@ -8,6 +8,16 @@ import { dirname, join } from 'node:path';
 export interface NetlinkAddon {
   socketIn(nsFd: number, domain: number, type: number, protocol: number): number;
   openIn(nsFd: number, path: string, flags: number): number;
+  /** socketIn on libuv's threadpool (absent from an addon built before it). */
+  socketInAsync?(
+    nsFd: number,
+    domain: number,
+    type: number,
+    protocol: number,
+    done: (r: number) => void,
+  ): void;
+  /** openIn on libuv's threadpool (absent from an addon built before it). */
+  openInAsync?(nsFd: number, path: string, flags: number, done: (r: number) => void): void;
   exchange(
     fd: number,
     request: Buffer,

@@ -2,7 +2,15 @@
 // through the native addon, inside another one without moving the calling thread.
 import type { Transport } from '../conn.js';
 import { errnoError } from '../errors.js';
-import { closeFd, netlinkRecv, netlinkSend, netlinkSocket } from './libc.js';
+import {
+  AF_NETLINK,
+  closeFd,
+  netlinkRecv,
+  netlinkSend,
+  netlinkSocket,
+  SOCK_CLOEXEC,
+  SOCK_RAW,
+} from './libc.js';
 import { nativeAddon } from './native.js';
 
 const NETLINK_ROUTE = 0;
@@ -28,9 +36,26 @@ export function routeSocket(op: string, nsFd?: number): { fd: number; portId: nu
 export function openRouteSocket(op: string): Transport;
 export function openRouteSocket(op: string, nsFd: number): Transport | undefined;
 export function openRouteSocket(op: string, nsFd?: number): Transport | undefined {
-  const addon = nativeAddon;
   const sock = routeSocket(op, nsFd);
-  if (sock === undefined) return undefined;
+  return sock === undefined ? undefined : transportOf(sock);
+}
+
+/**
+ * {@link openRouteSocket} for a socket inside another namespace, with the short-lived thread started and
+ * awaited on libuv's threadpool (entering a namespace can take milliseconds on a loaded machine): the event
+ * loop goes on meanwhile. Undefined when the addon lacks the async form (the caller falls back).
+ */
+export async function openRouteSocketAsync(op: string, nsFd: number): Promise<Transport | undefined> {
+  const start = nativeAddon?.socketInAsync;
+  if (start === undefined) return undefined;
+  const made = await new Promise<number>((resolve) =>
+    start(nsFd, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE, resolve),
+  );
+  return transportOf(netlinkSocket(NETLINK_ROUTE, op, () => made));
+}
+
+function transportOf(sock: { fd: number; portId: number }): Transport {
+  const addon = nativeAddon;
   const { fd, portId } = sock;
   let open = true;
   const transport: Transport = {
