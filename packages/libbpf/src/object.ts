@@ -29,6 +29,7 @@ import {
   objectNextMap,
   objectNextProgram,
   objectOpenMem,
+  objectOpenMemAsync,
   objGet,
   objGetInfoByFd,
   progAutoload,
@@ -580,16 +581,47 @@ function openAttempt(
   options: ObjectLoadOptions,
   op: string,
 ): LoadAttempt {
+  const { log, openOpts } = attemptOptions(plan, logSize);
+  return applied(openMem(plan.elf, op, openOpts), log, logSize, plan, options, op);
+}
+
+/** {@link openAttempt} with `bpf_object__open_mem` (the ELF and BTF parse) on libuv's threadpool. */
+async function openAttemptAsync(
+  plan: ReturnType<typeof loadPlan>,
+  logSize: number,
+  options: ObjectLoadOptions,
+  op: string,
+): Promise<LoadAttempt> {
+  const { log, openOpts } = attemptOptions(plan, logSize);
+  libbpfLogMark();
+  const obj = await objectOpenMemAsync(plan.elf, plan.elf.byteLength, openOpts);
+  // A failed parse: the sync open fails the same way and gives the typed error with libbpf's messages.
+  if (obj === null) return openAttempt(plan, logSize, options, op);
+  return applied(obj, log, logSize, plan, options, op);
+}
+
+/** The verifier log buffer and `struct bpf_object_open_opts` (libbpf 1.1, 80 bytes) of one attempt. */
+function attemptOptions(plan: ReturnType<typeof loadPlan>, logSize: number) {
   const log = Buffer.allocUnsafeSlow(logSize);
   log[0] = 0;
-  const openOpts = new Uint8Array(80); // struct bpf_object_open_opts (libbpf 1.1, 80 bytes)
+  const openOpts = new Uint8Array(80);
   const v = new DataView(openOpts.buffer);
   v.setBigUint64(0, 80n, true);
   v.setBigUint64(8, addressOf(plan.objName), true);
   if (plan.pinRoot !== undefined) v.setBigUint64(24, addressOf(plan.pinRoot), true);
   v.setBigUint64(56, addressOf(log), true);
   v.setBigUint64(64, BigInt(logSize), true);
-  const obj = openMem(plan.elf, op, openOpts);
+  return { log, openOpts };
+}
+
+function applied(
+  obj: bigint,
+  log: Buffer,
+  logSize: number,
+  plan: ReturnType<typeof loadPlan>,
+  options: ObjectLoadOptions,
+  op: string,
+): LoadAttempt {
   try {
     applyOptions(obj, options, op);
   } catch (err) {
@@ -723,7 +755,11 @@ export function objectLoadAsync(
   const run = async (): Promise<LoadedObject> => {
     for (let logSize = plan.logSize; ; ) {
       checkAborted(options.signal, op);
-      const a = openAttempt(plan, logSize, options, op);
+      const a = await openAttemptAsync(plan, logSize, options, op);
+      if (options.signal?.aborted) {
+        objectClose(a.obj);
+        checkAborted(options.signal, op);
+      }
       libbpfLogMark();
       let r: number;
       try {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { bpftoolJson, requireRoot, run, withNetns } from '@datapath/testutils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BpfError,
   linkCloseAsync,
   linkInfo,
   objectLoad,
@@ -116,6 +117,19 @@ describe('async object load (threadpool)', () => {
     }
     // Bad input is refused before anything is queued, with the sync form's codes.
     await expect(objectLoadAsync(new Uint8Array(8))).rejects.toMatchObject({ code: 'InvalidArgument' });
+    // Not an ELF object: the parse (on the threadpool) fails with the sync form's typed error.
+    const syncErr = (() => {
+      try {
+        objectLoad(new Uint8Array(256));
+      } catch (e) {
+        return e as BpfError;
+      }
+    })();
+    expect(syncErr).toBeInstanceOf(BpfError);
+    await expect(objectLoadAsync(new Uint8Array(256))).rejects.toMatchObject({
+      code: syncErr!.code,
+      message: syncErr!.message,
+    });
     await expect(objectLoadAsync(elf, { logSize: 1 })).rejects.toMatchObject({ code: 'InvalidArgument' });
     await expect(objectLoadAsync(elf, { autoload: { nope: true } })).rejects.toMatchObject({
       code: 'NotFound',

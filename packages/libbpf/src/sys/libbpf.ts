@@ -23,6 +23,24 @@ export const objectLoad = fn<[bigint], number>('int bpf_object__load(void *obj)'
 const objectLoadFn = lib.func('int bpf_object__load(void *obj)') as unknown as {
   async(obj: bigint, done: (err: unknown, r: number) => void): void;
 };
+const objectOpenMemFn = lib.func(
+  'void *bpf_object__open_mem(const void *buf, size_t sz, const void *opts)',
+) as unknown as {
+  async(buf: Uint8Array, sz: number, opts: Uint8Array | null, done: (err: unknown, r: Ptr) => void): void;
+};
+/**
+ * `bpf_object__open_mem` on libuv's threadpool (the ELF and BTF parse of a large object takes milliseconds):
+ * the object, or null when it failed (the caller opens again synchronously for the typed error).
+ */
+export function objectOpenMemAsync(buf: Uint8Array, sz: number, opts: Uint8Array | null): Promise<Ptr> {
+  return new Promise((resolve, reject) => {
+    objectOpenMemFn.async(buf, sz, opts, (err, r) => {
+      if (err !== null && err !== undefined) reject(err);
+      else resolve(r);
+    });
+  });
+}
+
 /**
  * `bpf_object__load` on libuv's threadpool (koffi's async call): map creation and the verifier run there.
  * libbpf's log callback still runs on the event loop thread (koffi queues it there while the pool thread waits).
