@@ -13,7 +13,7 @@ import { bpfBackend, bpfSyscall, objectLoad, objPin } from '@datapath/libbpf';
 import { RingBuf, struct, u8, u16, u32 } from '../src/index.js';
 
 const REPEAT = Number(process.env.BENCH_RING_REPEAT ?? 65_536); // records per round (2.6 MB of a 4 MiB ring)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 21);
 const CPU = process.env.BENCH_CPU ?? '1';
 const PRODUCER_CPU = process.env.BENCH_PRODUCER_CPU ?? '0';
 const LAG_RATE = 200_000; // records/s for the event-loop lag row
