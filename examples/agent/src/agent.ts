@@ -459,6 +459,7 @@ export class Agent {
         agent.#lb.releaseReserved(reserved);
         const swept = agent.#lb.sweep();
         if (swept > 0) o.log(`services: removed ${swept} stale lb map entries`);
+        await agent.#ensureNodePort();
       }
       return agent;
     } catch (err) {
@@ -1469,6 +1470,7 @@ export class Agent {
     this.#state.services = services.map((s) => structuredClone(s));
     const written = this.#syncServices();
     this.#save();
+    await this.#ensureNodePort();
     return written;
   }
 
@@ -1503,7 +1505,7 @@ export class Agent {
    * The frontend and live backends a probe to `svc/<ns>/<name>` reaches.
    * @throws AgentError `NotFound` for an unknown service or port.
    */
-  serviceProbe(to: string, port: number, protocol: string): ServiceProbePlan {
+  serviceProbe(to: string, port: number, protocol: string, from?: string): ServiceProbePlan {
     return planServiceProbe(
       this.#state.services ?? [],
       to,
@@ -1511,6 +1513,7 @@ export class Agent {
       protocol,
       this.#backendPods(),
       this.#terminating(),
+      from?.startsWith('world:') ? this.#state.hostIp : undefined,
     );
   }
 
@@ -1520,6 +1523,14 @@ export class Agent {
    */
   inPodCgroup<T>(fn: () => Promise<T>): Promise<T> {
     return this.#lb === undefined ? fn() : this.#lb.inPodCgroup(fn);
+  }
+
+  /** NodePort services: the per-packet NodePort on the node's world-facing device (`<prefix>w`). */
+  async #ensureNodePort(): Promise<void> {
+    const lb = this.#lb;
+    if (lb === undefined || lb.nodePort) return;
+    if (!(this.#state.services ?? []).some((s) => s.ports.some((p) => p.nodePort !== undefined))) return;
+    await lb.attachNodePort(this.#state.hostIp, `${this.#state.prefix}w`, this.node);
   }
 
   /** Marks a backend pod terminating and writes it (before its teardown: no new flows reach it). */

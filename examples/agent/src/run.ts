@@ -14,7 +14,13 @@ import {
   planProbes,
 } from './probes.js';
 import { classifyServiceProbe, type ServiceProbePlan } from './services.js';
-import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
+import {
+  type Listener,
+  type ProbeOutcome,
+  type ProbeRequest,
+  runProbes,
+  startListener,
+} from './sys/netns-exec.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions extends AgentOptions {
@@ -107,7 +113,11 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     // Probes to a service: sent to its cluster IP; every live backend listens on its target port.
     const svc = new Map<number, ServiceProbePlan>();
     probes.forEach((p, id) => {
-      if (p.to.startsWith('svc/')) svc.set(id, agent.serviceProbe(p.to, p.port, p.protocol));
+      if (!p.to.startsWith('svc/')) return;
+      const plan = agent.serviceProbe(p.to, p.port, p.protocol, p.from);
+      svc.set(id, plan);
+      // From outside the node: to the node address at the nodePort (the per-packet NodePort path).
+      if (plan.port !== p.port) probes[id] = { ...p, port: plan.port };
     });
     const resolve = (e: string): Place => {
       if (!e.startsWith('svc/')) return agent.resolve(e);
@@ -120,6 +130,15 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     for (const [id, plan] of svc)
       for (const b of plan.backends)
         declared.get(b.pod)?.push({ port: b.port, protocol: probes[id]!.protocol });
+    /** Service probes go to their own frontend (cluster IP, or node address and nodePort from outside). */
+    const toFrontends = (batches: Map<string, ProbeRequest[]>) => {
+      for (const reqs of batches.values())
+        for (const r of reqs) {
+          const plan = svc.get(r.id);
+          if (plan !== undefined) r.host = plan.host;
+        }
+      return batches;
+    };
     const verdictOf = (p: ProbeSpec, id: number, backend?: string): 'allow' | 'deny' => {
       const plan = svc.get(id);
       if (plan === undefined) return agent.verdict(p);
@@ -143,7 +162,7 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const timeoutMs = options.timeoutMs ?? 1500;
     const outcomes = new Map<number, ProbeOutcome>();
-    const batches = [...planProbes(probes, resolve, timeoutMs)];
+    const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs))];
     // In the pod cgroup: the probes stand in for pod processes, whose sockets the socket LB translates.
     const done = await agent.inPodCgroup(() =>
       Promise.all(batches.map(([netnsPath, reqs]) => runProbes(netnsPath, reqs))),
@@ -159,7 +178,7 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
       .map(({ id }) => id);
     const retried = new Set<number>();
     if (suspect.length > 0) {
-      const again = planProbes(probes, resolve, timeoutMs * 2, new Set(suspect));
+      const again = toFrontends(planProbes(probes, resolve, timeoutMs * 2, new Set(suspect)));
       for (const [netnsPath, reqs] of again) {
         for (const o of await agent.inPodCgroup(() => runProbes(netnsPath, reqs))) {
           outcomes.set(o.id, o);

@@ -24,7 +24,8 @@ import {
   serviceValueCodec,
   unmappedAddress,
 } from '@datapath/lb';
-import { SocketLb } from '@datapath/lb/datapath';
+import { NodeNetdev, SocketLb } from '@datapath/lb/datapath';
+import type { Netns } from '@datapath/netlink';
 import { AgentError } from './errors.js';
 import type { LbServiceInput } from './services.js';
 import { ensureCgroup, inCgroup, removeCgroup } from './sys/cgroup.js';
@@ -177,11 +178,40 @@ export class ServiceLb implements Disposable {
   readonly #lb: SocketLb;
   /** Placeholder services of {@link ServiceLb.reserveIds}: in the table, never in the maps. */
   readonly #reserved = new Set<string>();
+  /** Per-packet NodePort on the node's outward device, once a service has a NodePort. */
+  #netdev: NodeNetdev | undefined;
+  readonly #pinDir: string;
   #closed = false;
 
-  private constructor(cgroupDir: string, lb: SocketLb) {
+  private constructor(cgroupDir: string, lb: SocketLb, pinDir: string) {
     this.cgroupDir = cgroupDir;
     this.#lb = lb;
+    this.#pinDir = pinDir;
+  }
+
+  /** Whether NodePort is attached to the node's outward device. */
+  get nodePort(): boolean {
+    return this.#netdev !== undefined;
+  }
+
+  /**
+   * Attaches `@datapath/lb`'s per-packet NodePort (`NodeNetdev`: `from_netdev`/`to_netdev` at tc on
+   * `ifname` in the node namespace) over the same pinned service maps: flows from outside the node to
+   * `nodeAddress:<nodePort>` are translated to a backend and back. Idempotent.
+   * @throws AgentError `DatapathFailed`.
+   */
+  async attachNodePort(nodeAddress: string, ifname: string, netns: Netns): Promise<void> {
+    if (this.#netdev !== undefined) return;
+    try {
+      this.#netdev = await NodeNetdev.attach(
+        { nodeAddress, nodePort: true },
+        { ifname, netns, pinDir: lbPinDir(this.#pinDir), lb: { maglevTableSize: AGENT_MAGLEV_TABLE } },
+      );
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `NodePort on ${ifname}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   /**
@@ -198,7 +228,7 @@ export class ServiceLb implements Disposable {
         pinByName: true,
         tableSize: AGENT_MAGLEV_TABLE,
       });
-      return new ServiceLb(cgroupDir, lb);
+      return new ServiceLb(cgroupDir, lb, pinDir);
     } catch (err) {
       try {
         removeCgroup(cgroupDir);
@@ -349,6 +379,7 @@ export class ServiceLb implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#netdev?.close();
     this.#lb.close();
   }
 

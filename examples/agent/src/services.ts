@@ -394,8 +394,22 @@ export function validateServiceScenario<
       });
       return;
     }
-    if (typeof probe.from !== 'string' || (probe.from !== 'host' && !/^[^/\s]+\/[^/\s]+$/.test(probe.from))) {
-      problems.push({ path: `${at}.from`, message: 'a service probe is sent from a pod or host' });
+    const world = typeof probe.from === 'string' && probe.from.startsWith('world:');
+    if (
+      typeof probe.from !== 'string' ||
+      (probe.from !== 'host' && !world && !/^[^/\s]+\/[^/\s]+$/.test(probe.from))
+    ) {
+      problems.push({
+        path: `${at}.from`,
+        message: 'a service probe is sent from a pod, host or world:<ip>',
+      });
+      return;
+    }
+    if (
+      world &&
+      !svc.ports.some((x) => x.port === port && x.protocol === protocol && x.nodePort !== undefined)
+    ) {
+      problems.push({ path: `${at}.from`, message: `from outside the node, ${probe.to} needs a nodePort` });
       return;
     }
     if (probe.expect !== undefined && probe.expect !== 'allow' && probe.expect !== 'deny') {
@@ -436,17 +450,20 @@ export function planServiceProbe(
   protocol: string,
   pods: readonly BackendPod[],
   terminating: ReadonlySet<string>,
+  viaNodePort?: string,
 ): ServiceProbePlan {
   const target = parseServiceTarget(to);
   const s = services.find((x) => target !== undefined && serviceKey(x) === target.service);
   const p = s?.ports.find((x) => x.port === port && x.protocol === protocol);
   if (s === undefined || p === undefined)
     throw new AgentError('NotFound', `no service port ${to}:${port}/${protocol}`);
-  const host = s.clusterIPs.find((a) => !a.includes(':')) ?? s.clusterIPs[0]!;
+  if (viaNodePort !== undefined && p.nodePort === undefined)
+    throw new AgentError('NotFound', `${to}:${port}/${protocol} has no nodePort (from outside the node)`);
+  const host = viaNodePort ?? s.clusterIPs.find((a) => !a.includes(':')) ?? s.clusterIPs[0]!;
   const fam = host.includes(':') ? 6 : 4;
   return {
     host,
-    port,
+    port: viaNodePort === undefined ? port : p.nodePort!,
     protocol: p.protocol,
     backends: backendsOf(s, p, pods, terminating, fam)
       .filter((b) => b.state === 'active')

@@ -63,7 +63,12 @@ describe.skipIf(!root)('agent services (socket LB on the pod cgroup)', () => {
       ['guest/visitor', 'svc/shop/web', 'TCP', 'deny', false],
       ['shop/client', 'svc/shop/nobody', 'TCP', 'deny', false],
       ['shop/client', 'shop/web-1', 'TCP', 'allow', false],
+      // NodePort from outside the node, per packet on the node's device: the policy's ipBlock holds.
+      ['world:198.18.7.7', 'svc/shop/web-np', 'TCP', 'allow', false],
+      ['world:198.18.8.8', 'svc/shop/web-np', 'TCP', 'deny', false],
     ]);
+    expect(report.results[5]!.port).toBe(30080);
+    expect(WEB.map((w) => `backend ${w}`)).toContain(report.results[5]!.detail);
     expect(report.results[3]!.detail).toBe('refused (no backend)');
     expect(WEB.map((w) => `backend ${w}`)).toContain(report.results[0]!.detail);
     expectClean(o);
@@ -147,7 +152,11 @@ describe.skipIf(!root)('agent services (socket LB on the pod cgroup)', () => {
       expect(slotted.map((b) => `${b.address}:${b.port}/${b.protocol}`).sort()).toEqual(
         tcp.map((b) => `${b.address}:${b.port}/TCP`).sort(),
       );
-      expect(dump.revNat.map((r) => r.frontend).sort()).toEqual([`${VIP}:53`, `${VIP}:80`, '10.96.0.11:80']);
+      expect(dump.revNat.map((r) => r.frontend).sort()).toEqual(
+        [`${VIP}:53`, `${VIP}:80`, '10.96.0.11:80', '10.96.0.12:80', `${agent.state.hostIp}:30080`].sort(),
+      );
+      const np = dump.services.find((e) => e.frontend === `${agent.state.hostIp}:30080` && e.slot === 0)!;
+      expect(np).toMatchObject({ count: 3, flags: ['NodePort'] });
       expect(dump.services.find((e) => e.frontend === '10.96.0.11:80')).toMatchObject({ slot: 0, count: 0 });
     });
 
@@ -173,7 +182,11 @@ describe.skipIf(!root)('agent services (socket LB on the pod cgroup)', () => {
         const before = dumpLbMaps(agent.state.pinDir);
         const written = agent.terminatePod(held.backend);
         // Only the two services that select the pod were written, nothing of shop/nobody.
-        expect([...written.keys()].sort()).toEqual(['shop/web:53/UDP', 'shop/web:80/TCP']);
+        expect([...written.keys()].sort()).toEqual([
+          'shop/web-np:80/TCP',
+          'shop/web:53/UDP',
+          'shop/web:80/TCP',
+        ]);
         expect(before.revNat).toEqual(dumpLbMaps(agent.state.pinDir).revNat);
         const during = answers(await send(30));
         expect(during.filter((a) => !WEB.includes(a))).toEqual([]);
@@ -219,7 +232,7 @@ describe.skipIf(!root)('agent services (socket LB on the pod cgroup)', () => {
         expect(reply).toBe('after restart\n');
         // The maps hold exactly the services again (the old ids swept), and new connections work.
         const dump = dumpLbMaps(agent.state.pinDir);
-        expect(dump.revNat).toHaveLength(3);
+        expect(dump.revNat).toHaveLength(5);
         const live = new Set(before.flatMap((s) => s.backends.map((b) => `${b.address}:${b.port}`)));
         expect(dump.backends.map((b) => `${b.address}:${b.port}`).sort()).toEqual([...live].sort());
         const got = answers(await send(20));
@@ -245,7 +258,8 @@ describe.skipIf(!root)('agent services (socket LB on the pod cgroup)', () => {
 
       const before = dumpLbMaps(agent.state.pinDir);
       const good = agent.services();
-      const dup: ServiceSpec = { ...good[1]!, name: 'other', clusterIPs: [VIP] }; // 10.96.0.10:80/TCP twice
+      const nobody = good.find((s) => s.name === 'nobody')!;
+      const dup: ServiceSpec = { ...nobody, name: 'other', clusterIPs: [VIP] }; // 10.96.0.10:80/TCP twice
       await expect(agent.setServices([...good, dup])).rejects.toMatchObject({
         name: 'AgentError',
         reason: 'InvalidScenario',

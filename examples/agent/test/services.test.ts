@@ -149,5 +149,6 @@ describe('scenario services', () => {
       problem(() => validateServiceScenario({ ...doc, probes: [probe] }, validateScenario));
     expect(bad({ from: 'shop/a', to: 'svc/shop/nope:80' })).toMatch(/unknown service/);
     expect(bad({ from: 'shop/a', to: 'svc/shop/web:81' })).toMatch(/has no port 81/);
+    expect(bad({ from: 'world:198.18.7.7', to: 'svc/shop/web:80' })).toMatch(/needs a nodePort/);
   });
 });
