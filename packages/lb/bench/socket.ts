@@ -7,8 +7,8 @@
 //   service's ClusterIP (the worst case for a linear chain) from inside that namespace and cgroup; a C
 //   server (bench/server.c) answers in a second namespace. 100, 1 000 and 10 000 services; each round
 //   measures both sides back to back and the table reports medians of the per-round ratios.
-// Knobs (defaults: off; the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
-// (e.g. 100,10000), LB_BENCH_NICE (niceness of client and server, e.g. -10), LB_BENCH_PIN (server:client
+// Knobs (the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
+// (e.g. 100,10000), LB_BENCH_NICE (niceness of client and server, default -10, 0: none), LB_BENCH_PIN (server:client
 // CPUs, e.g. 1:1), LB_BENCH_CLEAN=1 (ours from a namespace with no iptables tables, so no conntrack).
 // Writes $BENCH_OUT/lb-socket.md. Needs root, cc, clang, iptables. Run: LB_BENCH=socket node scripts/bench.mjs lb
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -26,8 +26,12 @@ const ROUNDS = Number(process.env.LB_BENCH_ROUNDS ?? 5);
 const COUNTS = (process.env.LB_BENCH_COUNTS ?? '100,1000,10000').split(',').map(Number);
 const PIN = process.env.LB_BENCH_PIN ?? '';
 const CLEAN = process.env.LB_BENCH_CLEAN === '1';
-/** Niceness of the client and server (both sides alike): fewer wakeup delays behind other work. */
-const NICE = process.env.LB_BENCH_NICE ?? '';
+/**
+ * Niceness of the client and server (both sides alike, default -10): on this shared 2-vCPU machine the
+ * per-connection wakeups of client and server wait behind other work, a fixed cost both sides pay that
+ * compresses the ratio; 0 turns it off.
+ */
+const NICE = process.env.LB_BENCH_NICE ?? '-10';
 const POOL = ['10.244.1.1', '10.244.1.2', '10.244.1.3', '10.244.1.4'];
 const PORT = 8080;
 const vip = (i: number) => `10.96.${(i >> 8) & 255}.${i & 255}`;
