@@ -91,6 +91,7 @@ declare function planEndpoint(spec: EndpointSpec): EndpointPlan;
 type EndpointStep = "createVeth" | "hostSysctls" | "hostUp" | "hostAddresses" | "containerLink" | "containerSysctls" | "containerAddresses" | "containerRoutes" | "hostRoutes";
 interface ApplyOptions {
     hostNetns?: Netns | undefined;
+    hostHandle?: Handle | undefined;
     onStep?: ((step: EndpointStep) => void) | undefined;
 }
 interface EndpointInterface {
@@ -108,6 +109,7 @@ interface EndpointResult {
 }
 interface RemoveOptions {
     hostNetns?: Netns | undefined;
+    hostHandle?: Handle | undefined;
 }
 interface EndpointRef {
     containerId: string;

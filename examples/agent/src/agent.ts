@@ -287,6 +287,8 @@ export class Agent {
   /** The socket LB, once the agent has services (service-lb.ts). */
   #lb: ServiceLb | undefined;
   #closed = false;
+  /** The async forms' netlink handle in the node namespace, opened once (a handle per call costs more). */
+  #nodeHandle: Handle | undefined;
 
   private constructor(
     options: ReturnType<typeof resolveOptions>,
@@ -686,7 +688,7 @@ export class Agent {
   async #removeLooseAsync(containerId: string, ifname: string): Promise<boolean> {
     let removed = false;
     try {
-      removed = await removeEndpointAsync({ containerId, ifname, mode: 'cilium' }, { hostNetns: this.node });
+      removed = await removeEndpointAsync({ containerId, ifname, mode: 'cilium' }, this.#nodeAsync());
     } catch {
       // an invalid id or name: nothing of ours can carry it
     }
@@ -877,8 +879,8 @@ export class Agent {
   async #addPodAsync(pod: PodInput, attachment?: PodAttachment, pendingMs?: number): Promise<PodRecord> {
     const s = this.#beginPod(pod, attachment, pendingMs);
     try {
-      const ep = await applyEndpointAsync(s.plan, { hostNetns: this.node });
-      s.undo.push(() => removeEndpointAsync(s.plan, { hostNetns: this.node }));
+      const ep = await applyEndpointAsync(s.plan, this.#nodeAsync());
+      s.undo.push(() => removeEndpointAsync(s.plan, this.#nodeAsync()));
       s.lap('endpoint');
       this.#check();
       const hostIfindex = ep.host.index;
@@ -1168,7 +1170,7 @@ export class Agent {
   async #teardownPodAsync(rec: PodRecord): Promise<void> {
     this.datapath.deleteEndpoint(rec.ip, rec.hostIfindex);
     await this.datapath.detachEndpointAsync(rec.lxcId);
-    await removeEndpointAsync(endpointRef(rec), { hostNetns: this.node });
+    await removeEndpointAsync(endpointRef(rec), this.#nodeAsync());
     if (rec.attachment === undefined) deleteNetnsIfPresent(rec.netns);
     this.#releaseAddress(rec);
     // The conntrack walk and deletes through the async map forms (batch calls on the threadpool).
@@ -1652,6 +1654,7 @@ export class Agent {
     this.#closed = true;
     this.#leases.close();
     this.#lb?.close();
+    this.#nodeHandle?.close();
     this.datapath.close();
     this.pool.close();
     this.node.close();
@@ -1682,6 +1685,12 @@ export class Agent {
     attempt(() => rmSync(this.#state.pinDir, { recursive: true, force: true }));
     attempt(() => rmSync(this.options.stateDir, { recursive: true, force: true }));
     if (errors.length > 0) throw new AggregateError(errors, 'agent: could not remove everything');
+  }
+
+  /** Where the async endpoint calls act: the node namespace, through the agent's handle there. */
+  #nodeAsync(): { hostNetns: Netns; hostHandle: Handle } {
+    this.#nodeHandle ??= this.node.run(() => Handle.open());
+    return { hostNetns: this.node, hostHandle: this.#nodeHandle };
   }
 
   /** Writes the state file, with the identity table. */

@@ -108,7 +108,7 @@ export function statePath(stateDir: string): string {
 export function saveState(stateDir: string, state: AgentState): void {
   mkdirSync(stateDir, { recursive: true });
   const tmp = `${statePath(stateDir)}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  writeFileSync(tmp, `${JSON.stringify(state)}\n`);
   renameSync(tmp, statePath(stateDir));
 }
 

@@ -2,7 +2,7 @@
 // socket) through a real CNI client: cnitool (libcni), chained with Debian's `tuning`. The plugin is
 // installed twice: in front of it the C shim (native/shim.c), and the Node client alone (shim: false).
 // ADD makes a pod the agent lists with its identity; traffic between it and a scenario pod obeys policy
-// (real packets) and shows in the agent's events by name; CHECK; an agent restart keeps the pod and its established TCP flow; DEL removes everything. kill -9 of the shim at
+// (real packets) and shows in the agent's events by name; CHECK; an agent restart keeps the pod and its established TCP flow; DEL removes everything. kill -9 of the shim (30 runs) and of the Node client (10) at
 // random points of ADD leaves nothing once the lease expires (or a confirmed pod that DEL removes); 50
 // concurrent ADDs and DELs; an agent that is down is CNI error 11 (ADD) and 50 (STATUS).
 
@@ -398,9 +398,16 @@ describe('datapath-cni agent mode through cnitool', () => {
     }
   });
 
-  it('kill -9 of the shim at random points of ADD: after the lease expires nothing is left but confirmed pods, which DEL and GC remove', async (ctx) => {
+  // The shim's ADD takes a few ms, the Node client's its start (tens of ms) on top: each gets kill delays
+  // that land before, during and after the agent's work.
+  it.for([
+    { forwarder: 'shim', runs: 30, maxDelayMs: 12 },
+    { forwarder: 'node', runs: 10, maxDelayMs: 250 },
+  ] as const)('kill -9 of the $forwarder forwarder at random points of ADD ($runs runs): after the lease expires nothing is left but confirmed pods, which DEL and GC remove', async ({ forwarder, runs: n, maxDelayMs }, ctx) => {
     requireRoot(ctx);
-    const net = `${o.prefix}k`;
+    const inst = forwarder === 'shim' ? shim : node;
+    expect(inst.forwarder).toBe(forwarder);
+    const net = `${o.prefix}k${forwarder[0]}`;
     const cfg = {
       cniVersion: '1.1.0',
       name: net,
@@ -410,27 +417,30 @@ describe('datapath-cni agent mode through cnitool', () => {
     };
     const basePins = pins();
     const baseLinks = nodeLinks();
-    let seed = 21;
-    const rnd = (n: number) => {
+    let seed = forwarder === 'shim' ? 21 : 42;
+    const rnd = (k: number) => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
+      return seed % k;
     };
     const runs: { id: string; pod: TestNetns; killed: boolean }[] = [];
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < n; i++) {
       const pod = newPod();
-      const id = `kill${i}`;
+      const id = `kill${forwarder[0]}${i}`;
       const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0' };
-      const { child, done } = start(shim.launcher, env, cfg);
-      await new Promise((r) => setTimeout(r, rnd(12)));
+      const { child, done } = start(inst.launcher, env, cfg);
+      await new Promise((r) => setTimeout(r, rnd(maxDelayMs)));
       child.kill('SIGKILL');
       const r = await done;
       runs.push({ id, pod, killed: r.status === null });
     }
-    expect(runs.filter((r) => r.killed).length).toBeGreaterThan(10);
+    expect(runs.filter((r) => r.killed).length).toBeGreaterThan(n / 2);
     // killed between the agent's ADD and the confirmation: pods that exist with their lease still running
     const pendingAfterKills = Object.keys((await client.allocations()).pending).length;
-    // the agent serves on; after the lease, every attachment is either gone entirely or a confirmed pod
+    // the agent serves on (ADDs whose forwarder died still finish, one after the other, each lease
+    // starting then); after the leases, every attachment is either gone entirely or a confirmed pod
     await new Promise((r) => setTimeout(r, LEASE_MS + 500));
+    for (let t = 0; t < 40 && Object.keys((await client.allocations()).pending).length > 0; t++)
+      await new Promise((r) => setTimeout(r, 250));
     expect((await client.allocations()).pending).toEqual({});
     let complete = 0;
     for (const r of runs) {
@@ -443,14 +453,14 @@ describe('datapath-cni agent mode through cnitool', () => {
     // a runtime calls DEL after a failed ADD, then GC: nothing at all is left
     for (const r of runs) {
       const del = await plugin(
-        shim.launcher,
+        inst.launcher,
         { CNI_COMMAND: 'DEL', CNI_CONTAINERID: r.id, CNI_NETNS: r.pod.path, CNI_IFNAME: 'eth0' },
         cfg,
       );
       expect(del.status, del.stdout).toBe(0);
     }
     const gc = await plugin(
-      shim.launcher,
+      inst.launcher,
       { CNI_COMMAND: 'GC' },
       { ...cfg, 'cni.dev/valid-attachments': [] },
     );
@@ -461,7 +471,7 @@ describe('datapath-cni agent mode through cnitool', () => {
     expect(pins()).toEqual(basePins);
     for (const r of runs) expect(links(r.pod.name)).toEqual(['lo']);
     ctx.annotate(
-      `${runs.filter((r) => r.killed).length} killed: ${pendingAfterKills} left a pending lease that expired, ${complete} had confirmed before the kill`,
+      `${forwarder}: ${runs.filter((r) => r.killed).length}/${n} killed: ${pendingAfterKills} left a pending lease that expired, ${complete} had confirmed before the kill`,
     );
   });
 

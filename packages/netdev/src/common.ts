@@ -19,6 +19,14 @@ export interface NetdevOptions {
 export type LinkRef = string | number;
 
 let shared: { handle: Handle; ns: string } | undefined;
+
+/**
+ * A handle in `netns`, its socket made in a setns window on this thread: a helper thread inside the
+ * namespace (`Handle.open(netns)`) costs a thread start and, on a busy machine, a wait for a CPU.
+ */
+export function openIn(netns: Netns): Handle {
+  return netns.run(() => Handle.open());
+}
 const keep = (handle: Handle) => ({ handle, [Symbol.dispose]: () => {} });
 
 /**
@@ -51,7 +59,7 @@ export function indexOf(h: Handle, ref: LinkRef, op: string): number {
 /** A handle in `netns` (opened for this call, closed on dispose), or the caller-namespace lease. */
 export function leaseHandleIn(netns: Netns | undefined): { handle: Handle } & Disposable {
   if (netns === undefined) return leaseHandle(undefined);
-  const handle = Handle.open(netns);
+  const handle = openIn(netns);
   return { handle, [Symbol.dispose]: () => handle.close() };
 }
 
@@ -75,7 +83,7 @@ export async function leaseAsyncHandleInAsync(
 
 export function leaseAsyncHandleIn(netns: Netns | undefined): { handle: Handle } & Disposable {
   if (netns !== undefined) {
-    const handle = Handle.open(netns);
+    const handle = openIn(netns);
     return { handle, [Symbol.dispose]: () => handle.close() };
   }
   const ns = currentNetnsKey();

@@ -34,6 +34,21 @@ export interface RequestOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** One request of a batch ({@link Conn.requestBatch}). */
+export interface BatchItem {
+  type: number;
+  flags: number;
+  body: (w: Writer) => void;
+  op: string;
+  target?: string | undefined;
+}
+
+/** What one request of a batch got: its reply messages, and the kernel's error when it failed. */
+export interface BatchOutcome {
+  replies: RawMessage[];
+  error: NetlinkError | undefined;
+}
+
 const DUMP_RETRIES = 5;
 
 // One receive buffer for every connection of this thread: allocating 64 KiB per handle costs more than
@@ -134,6 +149,81 @@ export class Conn {
         this.checkRetries(attempt, type, op);
       }
     });
+  }
+
+  /**
+   * Sends several requests in one datagram (the kernel runs them in order, each to its end, and
+   * acknowledges each) and collects every request's replies and outcome: one system call and one wait
+   * for the lot. A failing request does not stop the ones after it; its error is in its slot.
+   */
+  requestBatch(items: readonly BatchItem[]): BatchOutcome[] {
+    const op = items[0]?.op ?? 'batch';
+    this.ensureSync(op);
+    const { request, first, last } = this.frameBatch(items);
+    this.transport.send(request, op);
+    const state = this.batchState(items);
+    for (;;) if (this.collectBatch(this.receive(op), first, last, state, items)) return state.out;
+  }
+
+  /** {@link Conn.requestBatch}, queued and run on libuv's threadpool like {@link Conn.requestAsync}. */
+  requestBatchAsync(items: readonly BatchItem[], options: RequestOptions = {}): Promise<BatchOutcome[]> {
+    const op = items[0]?.op ?? 'batch';
+    return this.enqueue(op, options.signal, async () => {
+      const { request, first, last } = this.frameBatch(items);
+      const datagrams = await this.exchange(request, last, op);
+      const state = this.batchState(items);
+      for (const d of datagrams)
+        if (this.collectBatch(this.split(d, op), first, last, state, items)) return state.out;
+      throw new NetlinkError('Protocol', `${op}: the batch's answer ended before its last ACK`, { op });
+    });
+  }
+
+  private frameBatch(items: readonly BatchItem[]): { request: Uint8Array; first: number; last: number } {
+    if (items.length === 0)
+      throw new NetlinkError('InvalidArgument', 'batch: at least one request is needed', { op: 'batch' });
+    // Consecutive sequence numbers (no wrap inside one batch), so a reply finds its request by offset.
+    if (this.seq + items.length >= 0x7fff_ffff) this.seq = 0;
+    const frames = items.map((it) =>
+      frame(it.type, it.flags | Flag.REQUEST | Flag.ACK, this.nextSeq(), it.body),
+    );
+    const request = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0));
+    let at = 0;
+    for (const f of frames) {
+      request.set(f, at);
+      at += f.byteLength;
+    }
+    return { request, first: this.seq - items.length + 1, last: this.seq };
+  }
+
+  private batchState(items: readonly BatchItem[]): { out: BatchOutcome[]; acked: number } {
+    return { out: items.map(() => ({ replies: [], error: undefined })), acked: 0 };
+  }
+
+  /** Files the messages of a batch's answer under their requests; true once every request is acknowledged. */
+  private collectBatch(
+    messages: RawMessage[],
+    first: number,
+    last: number,
+    state: { out: BatchOutcome[]; acked: number },
+    items: readonly BatchItem[],
+  ): boolean {
+    for (const m of messages) {
+      if (m.seq < first || m.seq > last) continue;
+      const i = m.seq - first;
+      const slot = state.out[i]!;
+      if (m.type === Msg.ERROR) {
+        const ack = decodeAck(m);
+        if (ack.errno !== 0) {
+          const it = items[i]!;
+          slot.error = this.kernelError(ack, it.type, it.op, it.target);
+        }
+        state.acked++;
+        continue;
+      }
+      if (m.type === Msg.DONE || m.type === Msg.NOOP) continue;
+      slot.replies.push(m);
+    }
+    return state.acked >= items.length;
   }
 
   /** Adds the replies to `seq` in `messages` to `out`; true once the ACK came (throws a kernel error). */

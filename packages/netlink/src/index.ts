@@ -11,7 +11,7 @@ export { RouteProtocol, RouteScope, RouteTable, RouteType } from './codec/route.
 export type { RequestOptions, Transport } from './conn.js';
 export type { NetlinkErrnoOptions, NetlinkErrorCode, NetlinkErrorOptions } from './errors.js';
 export { errnoError, fsCall, NetlinkError } from './errors.js';
-export type { Family, NewMode } from './handle.js';
+export type { BatchReply, BatchRequest, Family, NewMode } from './handle.js';
 export { Handle } from './handle.js';
 export type { FileLock } from './lock.js';
 export { lockFile } from './lock.js';

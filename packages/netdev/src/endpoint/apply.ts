@@ -1,7 +1,9 @@
 // applyEndpoint / removeEndpoint: turn an EndpointPlan into kernel objects, with rollback.
 import {
   AddrFlag,
-  Handle,
+  type BatchReply,
+  type BatchRequest,
+  type Handle,
   IfFlag,
   type LinkMessage,
   NetlinkError,
@@ -13,7 +15,7 @@ import {
   RouteTable,
   RouteType,
 } from '@datapath/netlink';
-import { leaseAsyncHandleInAsync, leaseHandleIn } from '../common.js';
+import { leaseAsyncHandleInAsync, leaseHandleIn, openIn } from '../common.js';
 import { sysctlSet, sysctlSetAsync } from '../sysctl.js';
 import { aborted, bad, checkIfname, checkMac, checkMtu } from '../validate.js';
 import { type EndpointMode, type EndpointPlan, hostIfname, type PlannedRoute } from './plan.js';
@@ -34,6 +36,12 @@ export type EndpointStep =
 export interface ApplyOptions {
   /** The namespace playing "host" (where the host veth and host routes go); default: the caller's. */
   hostNetns?: Netns | undefined;
+  /**
+   * A handle bound to `hostNetns` for the host-side requests, kept open by the caller across calls
+   * (opening a handle inside another namespace costs a thread); default: one opened for this call. The
+   * async form queues its requests on it; do not make synchronous calls on it while one runs.
+   */
+  hostHandle?: Handle | undefined;
   /** Called before each step; throwing aborts the apply (and rolls back). For tracing and failure injection. */
   onStep?: ((step: EndpointStep) => void) | undefined;
 }
@@ -67,6 +75,8 @@ export interface EndpointResult {
 export interface RemoveOptions {
   /** The namespace playing "host"; default: the caller's. */
   hostNetns?: Netns | undefined;
+  /** A handle bound to `hostNetns`, reused across calls (see {@link ApplyOptions.hostHandle}). */
+  hostHandle?: Handle | undefined;
 }
 
 /** What {@link removeEndpoint} needs: the plan, or the container id and ifname it was made from. */
@@ -134,15 +144,33 @@ interface NlCall {
   undo?: boolean;
 }
 
+/** Several requests sent in one datagram on one handle (Handle.batch): one round trip for all. */
+interface BatchCall {
+  side: 'host' | 'pod';
+  call: 'batch';
+  requests: BatchRequest[];
+  /** Error codes that do not fail the request at that position (a route to delete that is not there). */
+  tolerate?: ReadonlyMap<number, string>;
+  /** Hand every reply back, errors included (the sequence decides what a failure means). */
+  settled?: boolean;
+}
+
 /** A sysctl write of a step: synchronous in a namespace window, or async through an fd opened inside. */
 interface SysctlCall {
   call: 'sysctl';
   key: string;
   value: string;
   netns: Netns | undefined;
+  /** The async form may run it alongside the next steps, until the sequence yields `settle`. */
+  background?: boolean;
 }
 
-type Steps<R> = Generator<NlCall | SysctlCall, R, unknown>;
+/** Waits for the background calls (their first failure is thrown here). */
+interface SettleCall {
+  call: 'settle';
+}
+
+type Steps<R> = Generator<NlCall | BatchCall | SysctlCall | SettleCall, R, unknown>;
 
 const sysctlCall = (key: string, value: string, netns: Netns | undefined): SysctlCall => ({
   call: 'sysctl',
@@ -153,10 +181,33 @@ const sysctlCall = (key: string, value: string, netns: Netns | undefined): Sysct
 
 const nl = (side: NlCall['side'], call: NlCall['call'], ...args: unknown[]): NlCall => ({ side, call, args });
 
+/** The first failure of a batch (tolerated codes aside), or undefined. */
+function batchFailure(c: BatchCall, replies: BatchReply[]): Error | undefined {
+  if (c.settled) return undefined;
+  for (const [i, r] of replies.entries()) {
+    if (r.error !== undefined && c.tolerate?.get(i) !== r.error.code) return r.error;
+  }
+  return undefined;
+}
+
+const addrRequest = (index: number, a: EndpointPlan['host']['addresses'][number]): BatchRequest => ({
+  op: 'addrNew',
+  addr: {
+    index,
+    prefixLen: a.prefixLen,
+    local: a.address,
+    address: a.address,
+    flags: AddrFlag.PERMANENT | (a.nodad ? AddrFlag.NODAD : 0),
+  },
+});
+
 /**
- * The whole apply as one sequence of netlink calls, written once: {@link applyEndpoint} runs each call
- * synchronously, {@link applyEndpointAsync} awaits its async form. A failing call is thrown back into
- * the sequence, whose rollback then deletes the veth (which removes everything made after it).
+ * The whole apply as one sequence of netlink round trips, written once: {@link applyEndpoint} runs each
+ * synchronously, {@link applyEndpointAsync} awaits its async form. Requests that do not need an answer
+ * before the next are sent together (one datagram, one wait): the veth with both ends named, addressed
+ * (MAC), sized and up, and the host end looked up; the pod's `lo`, addresses and routes; the host's
+ * addresses and routes. A failure is thrown back into the sequence, whose rollback then deletes the veth
+ * (which removes everything made after it).
  */
 function* applySteps(plan: EndpointPlan, podNs: Netns, options: ApplyOptions): Steps<EndpointResult> {
   const op = 'applyEndpoint';
@@ -165,90 +216,82 @@ function* applySteps(plan: EndpointPlan, podNs: Netns, options: ApplyOptions): S
   let created = false;
   try {
     step('createVeth');
-    yield nl(
-      'host',
-      'linkNew',
-      {
-        name: hp.name,
-        mtu: hp.mtu,
-        address: hp.mac,
-        txqlen: hp.txqlen,
-        info: { kind: 'veth', peer: { name: cp.tmpName, mtu: cp.mtu, address: cp.mac, netnsFd: podNs.fd } },
-      },
-      'create',
-    );
+    // The host end comes up in the create (the kernel applies its flags once the pair is linked; the
+    // peer's flags would be applied before, when a veth cannot open yet), the pod end gets its final name
+    // straight in the pod namespace; the lookup in the same datagram gives both indexes (IFLA_LINK of the
+    // host end is the peer's index in the pod namespace).
+    const up = { flags: IfFlag.UP, change: IfFlag.UP };
+    const [made, got] = (yield {
+      side: 'host',
+      call: 'batch',
+      settled: true,
+      requests: [
+        {
+          op: 'linkNew',
+          link: {
+            name: hp.name,
+            mtu: hp.mtu,
+            address: hp.mac,
+            txqlen: hp.txqlen,
+            ...up,
+            info: {
+              kind: 'veth',
+              peer: { name: cp.name, mtu: cp.mtu, address: cp.mac, netnsFd: podNs.fd },
+            },
+          },
+        },
+        { op: 'linkGet', link: { name: hp.name } },
+      ],
+    }) as BatchReply[];
+    if (made?.error !== undefined) throw made.error;
     created = true;
-    // One lookup gives both indexes: IFLA_LINK of the host end is the peer's index in the pod namespace.
-    const hostLink = (yield nl('host', 'linkGet', { name: hp.name })) as LinkMessage;
+    if (got?.error !== undefined) throw got.error;
+    const hostLink = got?.link as LinkMessage;
     const hostIndex = hostLink.index ?? 0;
     const podIndex = hostLink.link ?? 0;
 
     step('hostSysctls');
-    for (const s of hp.sysctls) yield sysctlCall(s.key, s.value, options.hostNetns);
+    // Written alongside the pod's requests (the host end's sysctls matter once the pod sends).
+    for (const s of hp.sysctls) yield { ...sysctlCall(s.key, s.value, options.hostNetns), background: true };
 
-    step('hostUp');
-    yield nl('host', 'linkSet', { index: hostIndex, flags: IfFlag.UP, change: IfFlag.UP });
-
-    step('hostAddresses');
-    for (const a of hp.addresses) {
-      yield nl(
-        'host',
-        'addrNew',
-        {
-          index: hostIndex,
-          prefixLen: a.prefixLen,
-          local: a.address,
-          address: a.address,
-          flags: AddrFlag.PERMANENT | (a.nodad ? AddrFlag.NODAD : 0),
-        },
-        'create',
-      );
-    }
-
-    step('containerLink');
-    // Rename and up in one RTM_SETLINK: the kernel renames before it changes the flags.
-    yield nl('pod', 'linkSet', { index: podIndex, name: cp.name, flags: IfFlag.UP, change: IfFlag.UP });
-    yield nl('pod', 'linkSet', { index: 1, flags: IfFlag.UP, change: IfFlag.UP });
+    step('hostUp'); // up since the create
+    step('hostAddresses'); // sent with the host routes, last
+    step('containerLink'); // named since the create; up (with `lo`) in the pod's one datagram below
 
     step('containerSysctls');
     for (const s of cp.sysctls) yield sysctlCall(s.key, s.value, podNs);
 
     step('containerAddresses');
-    for (const a of cp.addresses) {
-      yield nl(
-        'pod',
-        'addrNew',
-        {
-          index: podIndex,
-          prefixLen: a.prefixLen,
-          local: a.address,
-          address: a.address,
-          flags: AddrFlag.PERMANENT | (a.nodad ? AddrFlag.NODAD : 0),
-        },
-        'create',
-      );
-    }
-
+    const pod: BatchRequest[] = [
+      { op: 'linkSet', link: { index: podIndex, ...up } },
+      { op: 'linkSet', link: { index: 1, ...up } },
+    ];
+    for (const a of cp.addresses) pod.push(addrRequest(podIndex, a));
     step('containerRoutes');
+    const tolerate = new Map<number, string>();
     for (const d of cp.routeDeletes) {
       const { address, len } = splitCidr(d.dst);
-      try {
-        yield nl('pod', 'routeDelete', {
+      tolerate.set(pod.length, 'NotFound');
+      pod.push({
+        op: 'routeDelete',
+        route: {
           family: d.family === 4 ? 2 : 10,
           dst: address,
           dstLen: len,
           oif: podIndex,
           table: RouteTable.MAIN,
           scope: RouteScope.NOWHERE,
-        });
-      } catch (err) {
-        if (!isCode(err, 'NotFound')) throw err;
-      }
+        },
+      });
     }
-    for (const r of cp.routes) yield nl('pod', 'routeNew', routeMessage(r, podIndex), 'create');
+    for (const r of cp.routes) pod.push({ op: 'routeNew', route: routeMessage(r, podIndex) });
+    yield { side: 'pod', call: 'batch', requests: pod, tolerate };
 
     step('hostRoutes');
-    for (const r of hp.routes) yield nl('host', 'routeNew', routeMessage(r, hostIndex), 'create');
+    const host: BatchRequest[] = hp.addresses.map((a) => addrRequest(hostIndex, a));
+    for (const r of hp.routes) host.push({ op: 'routeNew', route: routeMessage(r, hostIndex) });
+    if (host.length > 0) yield { side: 'host', call: 'batch', requests: host };
+    yield { call: 'settle' };
 
     return {
       host: { name: hp.name, index: hostIndex, mac: hp.mac, mtu: hp.mtu },
@@ -280,8 +323,16 @@ function runSync<R>(steps: Steps<R>, handles: { host: Handle; pod?: Handle | und
     const step = r.value;
     let value: unknown;
     try {
-      if (step.call === 'sysctl') {
+      if (step.call === 'settle') {
+        // synchronous calls never run in the background
+      } else if (step.call === 'sysctl') {
         sysctlSet(step.key, step.value, step.netns ? { netns: step.netns } : {});
+      } else if (step.call === 'batch') {
+        const h = step.side === 'host' ? handles.host : (handles.pod as Handle);
+        const replies = h.batch(step.requests);
+        const failed = batchFailure(step, replies);
+        if (failed !== undefined) throw failed;
+        value = replies;
       } else {
         const h = step.side === 'host' ? handles.host : (handles.pod as Handle);
         value = (h[step.call] as (...a: unknown[]) => unknown)(...step.args);
@@ -300,29 +351,54 @@ async function runAsync<R>(
   handles: { host: Handle; pod?: Handle | undefined },
   signal: AbortSignal | undefined,
 ): Promise<R> {
+  const background: Promise<unknown>[] = [];
   let r = steps.next();
-  for (;;) {
-    if (r.done) return r.value;
-    const step = r.value;
-    let value: unknown;
-    try {
-      if (step.call === 'sysctl') {
-        if (signal?.aborted) throw aborted('applyEndpoint', signal);
-        await sysctlSetAsync(step.key, step.value, step.netns ? { netns: step.netns } : {});
-        r = steps.next(undefined);
+  try {
+    for (;;) {
+      if (r.done) return r.value;
+      const step = r.value;
+      let value: unknown;
+      try {
+        if (step.call === 'settle') {
+          const out = await Promise.allSettled(background.splice(0));
+          const failed = out.find((o) => o.status === 'rejected');
+          if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+          r = steps.next(undefined);
+          continue;
+        }
+        if (step.call === 'sysctl') {
+          if (signal?.aborted) throw aborted('applyEndpoint', signal);
+          const write = sysctlSetAsync(step.key, step.value, step.netns ? { netns: step.netns } : {});
+          if (step.background) {
+            write.catch(() => undefined); // looked at when settled
+            background.push(write);
+          } else await write;
+          r = steps.next(undefined);
+          continue;
+        }
+        if (step.call === 'batch') {
+          const h = step.side === 'host' ? handles.host : (handles.pod as Handle);
+          const replies = await h.batchAsync(step.requests, { signal });
+          const failed = batchFailure(step, replies);
+          if (failed !== undefined) throw failed;
+          r = steps.next(replies);
+          continue;
+        }
+        const { side, call, args, undo } = step;
+        const h = side === 'host' ? handles.host : (handles.pod as Handle);
+        // The signal cancels calls not yet started; a rollback is never cancelled.
+        value = await (h[`${call}Async`] as (...a: unknown[]) => Promise<unknown>)(
+          ...withOptions(call, args, undo ? undefined : signal),
+        );
+      } catch (err) {
+        r = steps.throw(err);
         continue;
       }
-      const { side, call, args, undo } = step;
-      const h = side === 'host' ? handles.host : (handles.pod as Handle);
-      // The signal cancels calls not yet started; a rollback is never cancelled.
-      value = await (h[`${call}Async`] as (...a: unknown[]) => Promise<unknown>)(
-        ...withOptions(call, args, undo ? undefined : signal),
-      );
-    } catch (err) {
-      r = steps.throw(err);
-      continue;
+      r = steps.next(value);
     }
-    r = steps.next(value);
+  } finally {
+    // Nothing of this call runs on after it returned or threw.
+    await Promise.allSettled(background);
   }
 }
 
@@ -381,9 +457,9 @@ function prepareApply(plan: EndpointPlan, options: ApplyOptions): Opened {
   const podNs = checkedPodNs(plan, options, 'applyEndpoint');
   let host: ({ handle: Handle } & Disposable) | undefined;
   try {
-    // The caller's own namespace reuses the shared handle; another "host" namespace gets its own.
-    host = leaseHandleIn(options.hostNetns);
-    return openedSet(podNs, host, Handle.open(podNs));
+    // The caller's handle, else the shared one of the caller's namespace, else one of its own.
+    host = options.hostHandle ? keepHandle(options.hostHandle) : leaseHandleIn(options.hostNetns);
+    return openedSet(podNs, host, openIn(podNs));
   } catch (err) {
     host?.[Symbol.dispose]();
     podNs.close();
@@ -399,7 +475,9 @@ async function prepareApplyAsync(plan: EndpointPlan, options: ApplyOptions): Pro
   const podNs = checkedPodNs(plan, options, 'applyEndpoint');
   let host: ({ handle: Handle } & Disposable) | undefined;
   try {
-    host = await leaseAsyncHandleInAsync(options.hostNetns);
+    host = options.hostHandle
+      ? keepHandle(options.hostHandle)
+      : await leaseAsyncHandleInAsync(options.hostNetns);
     return openedSet(podNs, host, await Handle.openAsync(podNs));
   } catch (err) {
     host?.[Symbol.dispose]();
@@ -409,11 +487,12 @@ async function prepareApplyAsync(plan: EndpointPlan, options: ApplyOptions): Pro
 }
 
 /**
- * Creates a planned endpoint: one `RTM_NEWLINK` makes the veth with its peer straight in the pod
- * namespace (temporary name, MTU and MAC on both ends), then the host end gets its sysctls, comes up
- * and gets its addresses; inside the pod (through a handle bound to it, no further `setns`) the peer is
- * renamed and brought up with `lo`, addressed and routed; finally the host routes to the pod are added.
- * Any failure deletes the veth again (which removes everything made after it) before the error is
+ * Creates a planned endpoint in three netlink round trips (requests that need no answer before the next
+ * go in one datagram, `@datapath/netlink`'s `Handle.batch`): the veth with its peer straight in the pod namespace under
+ * its final name (MTU and MAC on both ends, the host end up) and the host end's lookup; inside the pod
+ * (through a handle bound to it, no further `setns`) the peer and `lo` up, addresses and routes; then the
+ * host's addresses and routes to the pod. The host end's sysctls are written between the first two. Any
+ * failure deletes the veth again (which removes everything made after it) before the error is
  * rethrown: nothing is left half-made. {@link applyEndpointAsync} is the same without blocking the
  * event loop.
  *
@@ -487,6 +566,8 @@ export async function applyEndpointAsync(
     opened.close();
   }
 }
+
+const keepHandle = (handle: Handle) => ({ handle, [Symbol.dispose]: () => {} });
 
 function isPlan(ref: EndpointRef | EndpointPlan): ref is EndpointPlan {
   return typeof (ref as EndpointPlan).host === 'object' && (ref as EndpointPlan).host !== null;
@@ -578,13 +659,13 @@ function openPodNs(netns: string | undefined): Netns | undefined {
 export function removeEndpoint(ref: EndpointRef | EndpointPlan, options: RemoveOptions = {}): boolean {
   const { names, ifname, netns } = removeTargets(ref, 'removeEndpoint');
   {
-    using host = leaseHandleIn(options.hostNetns);
+    using host = options.hostHandle ? keepHandle(options.hostHandle) : leaseHandleIn(options.hostNetns);
     if (runSync(removeHostSteps(names), { host: host.handle })) return true;
   }
   const podNs = openPodNs(netns);
   if (podNs === undefined) return false;
   try {
-    using pod = Handle.open(podNs);
+    using pod = openIn(podNs);
     return runSync(removePodSteps(ifname), { host: pod, pod });
   } finally {
     podNs.close();
@@ -613,7 +694,9 @@ export async function removeEndpointAsync(
   const { names, ifname, netns } = removeTargets(ref, 'removeEndpoint');
   if (options.signal?.aborted) throw aborted('removeEndpoint', options.signal);
   {
-    using host = await leaseAsyncHandleInAsync(options.hostNetns);
+    using host = options.hostHandle
+      ? keepHandle(options.hostHandle)
+      : await leaseAsyncHandleInAsync(options.hostNetns);
     if (await runAsync(removeHostSteps(names), { host: host.handle }, options.signal)) return true;
   }
   const podNs = openPodNs(netns);

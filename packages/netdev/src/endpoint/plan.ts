@@ -92,7 +92,7 @@ export interface HostSidePlan {
 export interface ContainerSidePlan {
   /** Final name (the ifname). */
   name: string;
-  /** Temporary name it is created with in the pod namespace, before the rename. */
+  /** A temporary name for the pod end (applyEndpoint creates it under its final name straight in the pod namespace). */
   tmpName: string;
   /** Deterministic locally administered MAC. */
   mac: string;
