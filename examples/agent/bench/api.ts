@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent } from '../src/agent.js';
 import { AgentClient } from '../src/api/client.js';
+import { EndpointCreateRequest } from '../src/api/schema.js';
 
 const N = Number(process.env.N ?? 60);
 const CONCURRENT = 16;
@@ -124,6 +125,24 @@ async function main(): Promise<void> {
       });
       seq.push(performance.now() - t);
     }
+    // What the API itself costs: a request that does nothing (GET /v1/health) over the same connection,
+    // and the zod check of an endpoint-create body, in this process.
+    const rtt: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      await one.health();
+      rtt.push(performance.now() - t);
+    }
+    const body = {
+      containerId: 'c0ffee',
+      netns: '/run/netns/pod1',
+      podNamespace: 'bench',
+      podName: 'p1',
+      labels: { app: 'a1' },
+    };
+    const zt = performance.now();
+    for (let i = 0; i < 2000; i++) EndpointCreateRequest.parse(body);
+    const zodMs = (performance.now() - zt) / 2000;
     // 16 clients, each with its own connection, creating at once.
     const conNs = netnsBatch(`${tag}c`, CONCURRENT * 4);
     cleanup.splice(cleanup.length - 1, 0, () => dropNetns(conNs));
@@ -169,6 +188,8 @@ async function main(): Promise<void> {
       `| endpoint create through the API, one client, p99 (no target) | ${f(pct(seq, 0.99))} | ${f(pct(base, 0.99))} (in-process p99) | ${(pct(seq, 0.99) / pct(base, 0.99)).toFixed(2)}× | ${cmd} |`,
       `| endpoint create, ${CONCURRENT} concurrent clients, per-request p50 (no target) | ${f(pct(con, 0.5))} | ${f(b50)} (in-process p50) | ${(pct(con, 0.5) / b50).toFixed(2)}× | ${cmd} |`,
       `| endpoint create, ${CONCURRENT} concurrent clients, per-request p99 (no target) | ${f(pct(con, 0.99))} | ${f(pct(base, 0.99))} (in-process p99) | ${(pct(con, 0.99) / pct(base, 0.99)).toFixed(2)}× | ${cmd} |`,
+      `| API round trip without work (\`GET /v1/health\`, same connection), p50 (no target) | ${f(pct(rtt, 0.5))} | ${f(b50)} (in-process create p50) | ${(pct(rtt, 0.5) / b50).toFixed(2)}× | ${cmd} |`,
+      `| zod check of an endpoint-create body, in-process (no target) | ${(zodMs * 1000).toFixed(1)} µs | ${f(b50)} (in-process create p50) | ${(zodMs / b50).toFixed(4)}× | ${cmd} |`,
       `| ${CONCURRENT} concurrent clients: wall time per create (throughput), no target | ${f(wall / con.length)} | ${f(b50)} (in-process p50) | ${(wall / con.length / b50).toFixed(2)}× | ${cmd} |`,
       '',
     ].join('\n');

@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { parsePrefix } from '@datapath/ip';
 import {
   applyEndpoint,
   applyEndpointAsync,
@@ -28,7 +29,7 @@ import {
 } from '@datapath/policy';
 import { type AttachKind, Datapath, type Delivery, type MapWrites } from './datapath.js';
 import { AgentError } from './errors.js';
-import { GATEWAY } from './gateway.js';
+import { GATEWAY, GATEWAY6 } from './gateway.js';
 import { AddressPool } from './ipam.js';
 import { recordLatency } from './latency.js';
 import { Leases } from './leases.js';
@@ -75,7 +76,7 @@ import {
 import { removeCgroupIfPresent } from './sys/cgroup.js';
 
 /** The gateway every pod routes through; the datapath answers ARP for it (defined in gateway.ts). */
-export { GATEWAY };
+export { GATEWAY, GATEWAY6 };
 
 /** Options of {@link Agent.start} and {@link Agent.restore}. */
 export interface AgentOptions {
@@ -89,6 +90,12 @@ export interface AgentOptions {
   bpffs?: string;
   /** Pod CIDR of this node; default `10.244.1.0/24`. */
   podCidr?: string;
+  /**
+   * IPv6 pod CIDR of this node (e.g. `fd00:10:244:1::/112`; {@link Agent.start} only, a restored agent keeps
+   * its own): pods created with `families: [4, 6]` (API, CNI `ipFamilies`) also get an address from it.
+   * Default: none (IPv4 only). The datapath forwards IPv4 only: see {@link AttachedPodInput.families}.
+   */
+  podCidr6?: string;
   /** tcx (Linux ≥ 6.6), legacy tc, or whichever the kernel has (default). */
   attach?: 'auto' | AttachKind;
   /**
@@ -134,6 +141,16 @@ export interface AttachedPodInput extends PodInput {
    * pod gets the next free address.
    */
   ip?: string | undefined;
+  /** An IPv6 address allocated before (IPAM allocate, family 6); implies family 6. */
+  ip6?: string | undefined;
+  /**
+   * The address families of the pod: `[4]` (default) or `[4, 6]` (dual stack: also an address from the
+   * agent's IPv6 pod CIDR, `/128` on the pod's interface with a default route via {@link GATEWAY6}). The
+   * agent's datapath has no IPv6 path: it drops the pod's IPv6 packets (reason `unsupported L3`, counted
+   * and reported as drop events), and the policy engine and ipcache know the pod by its IPv4 address.
+   * An IPv6-only pod is refused (`NotSupported`).
+   */
+  families?: readonly (4 | 6)[] | undefined;
   /**
    * Keep the address's expiration running (milliseconds): the caller confirms it later, or the agent removes
    * the pod when it passes (CNI ADD: the plugin confirms once it has printed the result).
@@ -222,6 +239,7 @@ function resolveOptions(o: AgentOptions) {
     stateDir: o.stateDir ?? `/run/datapath-agent/${name}`,
     pinDir: join(o.bpffs ?? '/sys/fs/bpf', prefix),
     podCidr: o.podCidr ?? '10.244.1.0/24',
+    podCidr6: o.podCidr6,
     attach: o.attach ?? 'auto',
     log: o.log ?? (() => undefined),
     trace: o.trace,
@@ -241,6 +259,7 @@ interface PodSetup {
   pod: PodInput;
   key: string;
   ip: string;
+  ip6: string | undefined;
   netnsName: string;
   plan: ReturnType<typeof planEndpoint>;
   lxcId: number;
@@ -258,6 +277,20 @@ function endpointRef(rec: PodRecord): Parameters<typeof removeEndpoint>[0] {
   return existsSync(netnsPath)
     ? { containerId, ifname, mode: 'cilium', netns: netnsPath }
     : { containerId, ifname, mode: 'cilium' };
+}
+
+/** An IPv6 pod CIDR: a prefix of 64 to 120 bits (the IPAM store enumerates it). */
+function checkCidr6(cidr: string): void {
+  let p: ReturnType<typeof parsePrefix>;
+  try {
+    p = parsePrefix(cidr, { strict: false, family: 6 });
+  } catch (err) {
+    throw new AgentError('InvalidArgument', `podCidr6 ${JSON.stringify(cidr)}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (p.length < 64 || p.length > 120)
+    throw new AgentError('InvalidArgument', `podCidr6 ${cidr}: a /64 to /120 prefix`);
 }
 
 function podNetnsName(prefix: string, ns: string, name: string): string {
@@ -346,7 +379,8 @@ export class Agent {
     try {
       mkdirSync(o.stateDir, { recursive: true });
       cleanup.push(() => rmSync(o.stateDir, { recursive: true, force: true }));
-      const pool = new AddressPool(join(o.stateDir, 'ipam'), o.podCidr);
+      if (o.podCidr6 !== undefined) checkCidr6(o.podCidr6);
+      const pool = new AddressPool(join(o.stateDir, 'ipam'), o.podCidr, o.podCidr6);
       cleanup.push(() => pool.close());
       const hostIp = pool.allocateNext('node:router');
       o.log(`node address ${hostIp} (pod CIDR ${o.podCidr})`);
@@ -386,6 +420,7 @@ export class Agent {
         name: o.name,
         prefix: o.prefix,
         podCidr: o.podCidr,
+        ...(o.podCidr6 === undefined ? {} : { podCidr6: o.podCidr6 }),
         hostIp,
         nodeNetns: nodeName,
         worldNetns: worldName,
@@ -434,7 +469,7 @@ export class Agent {
       opened.push(node);
       const world = Netns.open({ name: state.worldNetns });
       opened.push(world);
-      const pool = new AddressPool(join(o.stateDir, 'ipam'), state.podCidr);
+      const pool = new AddressPool(join(o.stateDir, 'ipam'), state.podCidr, state.podCidr6);
       opened.push(pool);
       const datapath = await Datapath.open({
         pinDir: state.pinDir,
@@ -712,7 +747,7 @@ export class Agent {
    * Reserves an address (IPAM allocate): the next free one in the pod CIDR for `owner`. With `expiresInMs`
    * the address is released by the agent unless it is confirmed ({@link confirmIp}, or taken by an endpoint
    * create) before then, also across a restart.
-   * @throws AgentError `NotSupported` (family 6: the agent's pod network is IPv4), `InvalidArgument`;
+   * @throws AgentError `NotSupported` (family 6 on an agent without an IPv6 pod CIDR), `InvalidArgument`;
    * IpamError `Exhausted` as cause.
    */
   allocateIp(
@@ -723,11 +758,15 @@ export class Agent {
     expiresAt: number | undefined;
   } {
     this.#check();
-    if (options.family === 6)
-      throw new AgentError('NotSupported', 'IPv6: the agent hands out IPv4 pod addresses only');
+    const family = options.family ?? 4;
+    if (family === 6 && this.pool.cidr6 === undefined)
+      throw new AgentError(
+        'NotSupported',
+        'IPv6: this agent has no IPv6 pod CIDR (start it with podCidr6 / --pod-cidr6)',
+      );
     let ip: string;
     try {
-      ip = this.pool.allocateNext(owner);
+      ip = this.pool.allocateNext(owner, family);
     } catch (err) {
       throw new AgentError('DatapathFailed', `IPAM: ${(err as Error).message}`, { cause: err });
     }
@@ -761,11 +800,15 @@ export class Agent {
         'NotFound',
         `${ip} is not allocated${expectedOwner === undefined ? '' : ` to ${expectedOwner}`} (expired or released)`,
       );
-    if (this.#state.leases?.[ip] !== undefined) {
-      delete this.#state.leases[ip];
-      this.#leases.delete(ip);
-      this.#save();
+    // With the owner named (a CNI ADD's confirmation), its other family's address is confirmed with it.
+    const confirm = Object.entries(this.#state.leases ?? {})
+      .filter(([i, l]) => i === ip || (expectedOwner !== undefined && l.owner === expectedOwner))
+      .map(([i]) => i);
+    for (const i of confirm) {
+      delete this.#state.leases![i];
+      this.#leases.delete(i);
     }
+    if (confirm.length > 0) this.#save();
     return { ip, owner };
   }
 
@@ -776,7 +819,7 @@ export class Agent {
    */
   releaseIp(ip: string): boolean {
     this.#check();
-    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip);
+    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip || p.ip6 === ip);
     if (pod !== undefined)
       throw new AgentError('InvalidArgument', `${ip} belongs to pod ${pod.key}: delete the endpoint instead`);
     const had = this.pool.allocations()[ip] !== undefined;
@@ -811,7 +854,7 @@ export class Agent {
       return;
     }
     delete this.#state.leases![ip];
-    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip);
+    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip || p.ip6 === ip);
     // The veth delete and detaches wait in the kernel: off the event loop, as every removal of `agent serve`.
     const removal =
       pod !== undefined
@@ -928,6 +971,7 @@ export class Agent {
     };
     try {
       const ip = this.#podAddress(pod, key, attachment, pendingMs, undo);
+      const ip6 = this.#podAddress6(pod, attachment, pendingMs, undo);
       if (pod.ip !== undefined && pod.ip !== ip)
         o.log(`pod ${key}: scenario IP ${pod.ip} → ${ip} (pod CIDR)`);
       lap('ipam');
@@ -967,17 +1011,19 @@ export class Agent {
           containerId: attachment.containerId,
           netns: attachment.netnsPath,
           ifname: attachment.ifname,
-          addresses: [ip],
-          gateway: GATEWAY,
+          addresses: ip6 === undefined ? [ip] : [ip, ip6],
+          gateway: ip6 === undefined ? GATEWAY : [GATEWAY, GATEWAY6],
           mode: 'cilium',
           ...(o.podMtu === undefined ? {} : { mtu: o.podMtu }),
         });
+        // The node namespace routes IPv4 only (IPv6 is disabled there): no host route for the IPv6 address.
+        plan.host.routes = plan.host.routes.filter((r) => r.family === 4);
       }
       lap('netns');
       const lxcId = this.#nextLxcId();
       this.#settling.add(key);
       this.#lxcReserved.add(lxcId);
-      return { pod, key, ip, netnsName, plan, lxcId, attachment, undo, lap };
+      return { pod, key, ip, ip6, netnsName, plan, lxcId, attachment, undo, lap };
     } catch (err) {
       for (const u of undo.reverse()) {
         try {
@@ -1014,7 +1060,7 @@ export class Agent {
 
   /** The pod's record and the engine's changes for it (undone with the setup). */
   #podRecord(s: PodSetup, ep: EndpointResult, attach: AttachKind): { rec: PodRecord; changes: MapChange[] } {
-    const { pod, key, ip, lxcId, attachment, undo } = s;
+    const { pod, key, ip, ip6, lxcId, attachment, undo } = s;
     const ns = pod.namespace;
     const rec: PodRecord = {
       key,
@@ -1028,6 +1074,7 @@ export class Agent {
       })),
       ...(pod.ip !== undefined && pod.ip !== ip ? { scenarioIp: pod.ip } : {}),
       ip,
+      ...(ip6 === undefined ? {} : { ip6 }),
       netns: s.netnsName,
       lxcId,
       hostIfindex: ep.host.index,
@@ -1132,31 +1179,67 @@ export class Agent {
       undo.push(() => this.pool.release(ip));
       return ip;
     }
+    return this.#attachedAddress(attachment, pod.ip, 4, pendingMs, undo);
+  }
+
+  /**
+   * An attachment's address of one family: one the caller allocated before (taking it confirms it, the
+   * Cilium endpoint create), or a new one (pending or not).
+   */
+  #attachedAddress(
+    attachment: PodAttachment,
+    given: string | undefined,
+    family: 4 | 6,
+    pendingMs: number | undefined,
+    undo: (() => unknown)[],
+  ): string {
     const owner = attachmentOwner(attachment.containerId, attachment.ifname);
-    if (pod.ip !== undefined) {
-      // An address the caller allocated before: taking it confirms it (the Cilium endpoint create).
-      if (this.pool.allocations()[pod.ip] === undefined)
-        throw new AgentError('NotFound', `${pod.ip} is not allocated (expired or released): allocate again`);
-      if (Object.values(this.#state.pods).some((p) => p.ip === pod.ip))
-        throw new AgentError('InvalidArgument', `${pod.ip} is already an endpoint's address`);
-      const lease = this.#state.leases?.[pod.ip];
+    if (given !== undefined) {
+      if (this.pool.allocations()[given] === undefined)
+        throw new AgentError('NotFound', `${given} is not allocated (expired or released): allocate again`);
+      if (Object.values(this.#state.pods).some((p) => p.ip === given || p.ip6 === given))
+        throw new AgentError('InvalidArgument', `${given} is already an endpoint's address`);
+      const lease = this.#state.leases?.[given];
       if (lease !== undefined) {
-        delete this.#state.leases![pod.ip];
-        this.#leases.delete(pod.ip);
+        delete this.#state.leases![given];
+        this.#leases.delete(given);
         undo.push(() => {
-          this.#state.leases![pod.ip!] = lease;
-          this.#leases.set(pod.ip!, lease.expiresAt);
+          this.#state.leases![given] = lease;
+          this.#leases.set(given, lease.expiresAt);
         });
       }
-      return pod.ip;
+      return given;
     }
-    const { ip } = this.allocateIp(owner, pendingMs === undefined ? {} : { expiresInMs: pendingMs });
+    const { ip } = this.allocateIp(owner, {
+      family,
+      ...(pendingMs === undefined ? {} : { expiresInMs: pendingMs }),
+    });
     undo.push(() => {
       this.pool.release(ip);
       this.#leases.delete(ip);
       delete this.#state.leases?.[ip];
     });
     return ip;
+  }
+
+  /** The IPv6 address of an attached pod that asks for one (dual stack), else undefined. */
+  #podAddress6(
+    pod: PodInput,
+    attachment: PodAttachment | undefined,
+    pendingMs: number | undefined,
+    undo: (() => unknown)[],
+  ): string | undefined {
+    const a = pod as AttachedPodInput;
+    const families = a.families ?? (a.ip6 === undefined ? [4] : [4, 6]);
+    if (!families.includes(6)) return undefined;
+    if (!families.includes(4))
+      throw new AgentError(
+        'NotSupported',
+        'IPv6-only pods: the datapath, the policy engine and the ipcache know pods by their IPv4 address; ask for families [4, 6]',
+      );
+    if (attachment === undefined)
+      throw new AgentError('NotSupported', 'IPv6 addresses are for attached pods (API, CNI) only');
+    return this.#attachedAddress(attachment, a.ip6, 6, pendingMs, undo);
   }
 
   #teardownPod(rec: PodRecord): void {
@@ -1190,9 +1273,11 @@ export class Agent {
   }
 
   #releaseAddress(rec: PodRecord): void {
-    this.pool.release(rec.ip);
-    this.#leases.delete(rec.ip);
-    if (this.#state.leases?.[rec.ip] !== undefined) delete this.#state.leases[rec.ip];
+    for (const ip of rec.ip6 === undefined ? [rec.ip] : [rec.ip, rec.ip6]) {
+      this.pool.release(ip);
+      this.#leases.delete(ip);
+      if (this.#state.leases?.[ip] !== undefined) delete this.#state.leases[ip];
+    }
   }
 
   /**

@@ -60,6 +60,7 @@ cluster (several nodes on this machine, state on etcd):
                                                  one node agent in the foreground (SIGTERM: leave and remove)
 
 common options: --name <agent> (default demo), --json, --attach auto|tcx|tc, --pod-cidr <cidr>,
+                --pod-cidr6 <cidr> (serve/up: an IPv6 pod CIDR for dual-stack API/CNI pods, e.g. fd00:10:244:1::/112),
                 --delivery peer|egress (run/up: bpf_redirect_peer, default, or bpf_redirect out of the host veth)`;
 
 interface Io {
@@ -77,6 +78,7 @@ type Values = ClusterValues & {
   attach?: string;
   delivery?: string;
   'pod-cidr'?: string;
+  'pod-cidr6'?: string;
   'state-dir'?: string;
   from?: string;
   to?: string;
@@ -109,6 +111,7 @@ function agentOptions(v: Values, io: Io): AgentOptions {
     ...(v.name === undefined ? {} : { name: v.name }),
     ...(v['state-dir'] === undefined ? {} : { stateDir: v['state-dir'] }),
     ...(v['pod-cidr'] === undefined ? {} : { podCidr: v['pod-cidr'] }),
+    ...(v['pod-cidr6'] === undefined ? {} : { podCidr6: v['pod-cidr6'] }),
     attach,
     log: v.json ? () => undefined : (l) => io.err(`agent: ${l}`),
   };
@@ -607,6 +610,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         attach: { type: 'string' },
         delivery: { type: 'string' },
         'pod-cidr': { type: 'string' },
+        'pod-cidr6': { type: 'string' },
         'state-dir': { type: 'string' },
         from: { type: 'string' },
         to: { type: 'string' },

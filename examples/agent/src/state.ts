@@ -20,6 +20,8 @@ export interface PodRecord {
   /** The scenario's address for this pod, when it differs from `ip` (remapped into the pod CIDR). */
   scenarioIp?: string;
   ip: string;
+  /** The pod's IPv6 address (dual stack, attached pods only). */
+  ip6?: string;
   /** Named network namespace of the pod (`/run/netns/<netns>`). */
   netns: string;
   /** Endpoint id: the key prefix of its policy entries, its counters' key. */
@@ -68,6 +70,8 @@ export interface AgentState {
   /** Prefix of every namespace, link and pin the agent creates. */
   prefix: string;
   podCidr: string;
+  /** The IPv6 pod CIDR, when the agent has one. */
+  podCidr6?: string;
   /** The node's address (`host` in scenarios), on the node namespace's loopback. */
   hostIp: string;
   nodeNetns: string;

@@ -4,7 +4,7 @@
 // ADD makes a pod the agent lists with its identity; traffic between it and a scenario pod obeys policy
 // (real packets) and shows in the agent's events by name; CHECK; an agent restart keeps the pod and its established TCP flow; DEL removes everything. kill -9 of the shim (30 runs) and of the Node client (10) at
 // random points of ADD leaves nothing once the lease expires (or a confirmed pod that DEL removes); 50
-// concurrent ADDs and DELs; an agent that is down is CNI error 11 (ADD) and 50 (STATUS).
+// concurrent ADDs and DELs; dual stack (IPv6 addresses, and the datapath's IPv4-only forwarding); an agent that is down is CNI error 11 (ADD) and 50 (STATUS).
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,7 +75,7 @@ beforeAll(async () => {
   const prefix = uniqueName();
   const stateDir = mkdtempSync(join(tmpdir(), 'dp-agent-cni-'));
   rmSync(stateDir, { recursive: true });
-  o = { name: prefix, prefix, stateDir, podCidr: '10.244.1.0/24' };
+  o = { name: prefix, prefix, stateDir, podCidr: '10.244.1.0/24', podCidr6: 'fd00:10:244:1::/112' };
   const a = await Agent.start(o, {
     namespaces: { shop: { labels: { team: 'shop' } } },
     policies: [allowFrom('client')],
@@ -403,76 +403,153 @@ describe('datapath-cni agent mode through cnitool', () => {
   it.for([
     { forwarder: 'shim', runs: 30, maxDelayMs: 12 },
     { forwarder: 'node', runs: 10, maxDelayMs: 250 },
-  ] as const)('kill -9 of the $forwarder forwarder at random points of ADD ($runs runs): after the lease expires nothing is left but confirmed pods, which DEL and GC remove', async ({ forwarder, runs: n, maxDelayMs }, ctx) => {
-    requireRoot(ctx);
-    const inst = forwarder === 'shim' ? shim : node;
-    expect(inst.forwarder).toBe(forwarder);
-    const net = `${o.prefix}k${forwarder[0]}`;
-    const cfg = {
-      cniVersion: '1.1.0',
-      name: net,
-      type: 'datapath-cni',
-      mode: 'agent',
-      agentSocket: server.socketPath,
-    };
-    const basePins = pins();
-    const baseLinks = nodeLinks();
-    let seed = forwarder === 'shim' ? 21 : 42;
-    const rnd = (k: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % k;
-    };
-    const runs: { id: string; pod: TestNetns; killed: boolean }[] = [];
-    for (let i = 0; i < n; i++) {
-      const pod = newPod();
-      const id = `kill${forwarder[0]}${i}`;
-      const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0' };
-      const { child, done } = start(inst.launcher, env, cfg);
-      await new Promise((r) => setTimeout(r, rnd(maxDelayMs)));
-      child.kill('SIGKILL');
-      const r = await done;
-      runs.push({ id, pod, killed: r.status === null });
-    }
-    expect(runs.filter((r) => r.killed).length).toBeGreaterThan(n / 2);
-    // killed between the agent's ADD and the confirmation: pods that exist with their lease still running
-    const pendingAfterKills = Object.keys((await client.allocations()).pending).length;
-    // the agent serves on (ADDs whose forwarder died still finish, one after the other, each lease
-    // starting then); after the leases, every attachment is either gone entirely or a confirmed pod
-    await new Promise((r) => setTimeout(r, LEASE_MS + 500));
-    for (let t = 0; t < 40 && Object.keys((await client.allocations()).pending).length > 0; t++)
-      await new Promise((r) => setTimeout(r, 250));
-    expect((await client.allocations()).pending).toEqual({});
-    let complete = 0;
-    for (const r of runs) {
-      const ep = (await cniPods()).find((e) => e.containerId === r.id);
-      if (ep === undefined) {
-        expect(links(r.pod.name), r.id).toEqual(['lo']);
-        expect((await cniAddresses()).filter(([, owner]) => owner.includes(`:${r.id}:`))).toEqual([]);
-      } else complete++;
-    }
-    // a runtime calls DEL after a failed ADD, then GC: nothing at all is left
-    for (const r of runs) {
-      const del = await plugin(
+  ] as const)(
+    'kill -9 of the $forwarder forwarder at random points of ADD ($runs runs): after the lease expires nothing is left but confirmed pods, which DEL and GC remove',
+    async ({ forwarder, runs: n, maxDelayMs }, ctx) => {
+      requireRoot(ctx);
+      const inst = forwarder === 'shim' ? shim : node;
+      expect(inst.forwarder).toBe(forwarder);
+      const net = `${o.prefix}k${forwarder[0]}`;
+      const cfg = {
+        cniVersion: '1.1.0',
+        name: net,
+        type: 'datapath-cni',
+        mode: 'agent',
+        agentSocket: server.socketPath,
+      };
+      const basePins = pins();
+      const baseLinks = nodeLinks();
+      let seed = forwarder === 'shim' ? 21 : 42;
+      const rnd = (k: number) => {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        return seed % k;
+      };
+      const runs: { id: string; pod: TestNetns; killed: boolean }[] = [];
+      for (let i = 0; i < n; i++) {
+        const pod = newPod();
+        const id = `kill${forwarder[0]}${i}`;
+        const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0' };
+        const { child, done } = start(inst.launcher, env, cfg);
+        await new Promise((r) => setTimeout(r, rnd(maxDelayMs)));
+        child.kill('SIGKILL');
+        const r = await done;
+        runs.push({ id, pod, killed: r.status === null });
+      }
+      expect(runs.filter((r) => r.killed).length).toBeGreaterThan(n / 2);
+      // killed between the agent's ADD and the confirmation: pods that exist with their lease still running
+      const pendingAfterKills = Object.keys((await client.allocations()).pending).length;
+      // the agent serves on (ADDs whose forwarder died still finish, one after the other, each lease
+      // starting then); after the leases, every attachment is either gone entirely or a confirmed pod
+      await new Promise((r) => setTimeout(r, LEASE_MS + 500));
+      for (let t = 0; t < 40 && Object.keys((await client.allocations()).pending).length > 0; t++)
+        await new Promise((r) => setTimeout(r, 250));
+      expect((await client.allocations()).pending).toEqual({});
+      let complete = 0;
+      for (const r of runs) {
+        const ep = (await cniPods()).find((e) => e.containerId === r.id);
+        if (ep === undefined) {
+          expect(links(r.pod.name), r.id).toEqual(['lo']);
+          expect((await cniAddresses()).filter(([, owner]) => owner.includes(`:${r.id}:`))).toEqual([]);
+        } else complete++;
+      }
+      // a runtime calls DEL after a failed ADD, then GC: nothing at all is left
+      for (const r of runs) {
+        const del = await plugin(
+          inst.launcher,
+          { CNI_COMMAND: 'DEL', CNI_CONTAINERID: r.id, CNI_NETNS: r.pod.path, CNI_IFNAME: 'eth0' },
+          cfg,
+        );
+        expect(del.status, del.stdout).toBe(0);
+      }
+      const gc = await plugin(
         inst.launcher,
-        { CNI_COMMAND: 'DEL', CNI_CONTAINERID: r.id, CNI_NETNS: r.pod.path, CNI_IFNAME: 'eth0' },
-        cfg,
+        { CNI_COMMAND: 'GC' },
+        { ...cfg, 'cni.dev/valid-attachments': [] },
       );
-      expect(del.status, del.stdout).toBe(0);
+      expect(gc.status, gc.stdout).toBe(0);
+      expect(await cniPods()).toEqual([]);
+      expect(await cniAddresses()).toEqual([]);
+      expect(nodeLinks()).toEqual(baseLinks);
+      expect(pins()).toEqual(basePins);
+      for (const r of runs) expect(links(r.pod.name)).toEqual(['lo']);
+      ctx.annotate(
+        `${forwarder}: ${runs.filter((r) => r.killed).length}/${n} killed: ${pendingAfterKills} left a pending lease that expired, ${complete} had confirmed before the kill`,
+      );
+    },
+  );
+
+  it('dual stack (ipFamilies IPv4 + IPv6): /32 and /128 addresses and routes; IPv4 flows, the datapath drops IPv6 (it has no IPv6 path, counted as unsupported L3); DEL releases both', async (ctx) => {
+    requireRoot(ctx);
+    const net = `${o.prefix}6`;
+    const conf = netconf(net, { ipFamilies: ['IPv4', 'IPv6'] });
+    const [a, b] = [newPod(), newPod()];
+    const add = async (pod: TestNetns, name: string) =>
+      JSON.parse(
+        ok(
+          await cnitool(shim, conf, 'add', net, pod, {
+            CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=dual;K8S_POD_NAME=${name}`,
+          }),
+        ),
+      ) as { ips: { address: string; gateway: string }[]; routes: { dst: string; gw: string }[] };
+    const ra = await add(a, 'a');
+    const rb = await add(b, 'b');
+    for (const r of [ra, rb]) {
+      expect(r.ips.map((i) => i.address)).toEqual([
+        expect.stringMatching(/^10\.244\.1\.\d+\/32$/),
+        expect.stringMatching(/^fd00:10:244:1::[0-9a-f]+\/128$/),
+      ]);
+      expect(r.routes).toEqual(
+        expect.arrayContaining([
+          { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+          { dst: '::/0', gw: 'fe80::1' },
+        ]),
+      );
     }
-    const gc = await plugin(
-      inst.launcher,
-      { CNI_COMMAND: 'GC' },
-      { ...cfg, 'cni.dev/valid-attachments': [] },
+    const [a4, a6] = ra.ips.map((i) => i.address.split('/')[0]!);
+    const [b4, b6] = rb.ips.map((i) => i.address.split('/')[0]!);
+    // the kernel's view inside the pod (ip as the oracle): the /128 without DAD, the default route
+    const addrs = ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(
+      ['-6', 'addr', 'show', 'dev', 'eth0'],
+      a.name,
     );
-    expect(gc.status, gc.stdout).toBe(0);
+    expect(addrs[0]!.addr_info).toContainEqual(expect.objectContaining({ local: a6, prefixlen: 128 }));
+    const routes6 = ipJson<{ dst: string; gateway?: string }[]>(['-6', 'route', 'show'], a.name);
+    expect(routes6).toContainEqual(expect.objectContaining({ dst: 'default', gateway: 'fe80::1' }));
+    const eps = await cniPods();
+    expect(eps.find((e) => e.pod === 'dual/a')).toMatchObject({ ip: a4, ip6: a6 });
+    expect((await client.allocations()).pending).toEqual({}); // both families confirmed
+    const ping = (pod: TestNetns, to: string) =>
+      spawnSync('nsenter', [`--net=${pod.path}`, 'ping', '-c', '1', '-W', '1', to], { encoding: 'utf8' })
+        .status;
+    const unsupported = () =>
+      agent.datapath
+        .counters()
+        .filter((c) => c.lxcId === eps.find((e) => e.pod === 'dual/a')!.id && c.reason === 6)
+        .reduce((n, c) => n + c.packets, 0n);
+    const before = unsupported();
+    expect(ping(a, b4!)).toBe(0);
+    expect(ping(a, b6!)).not.toBe(0);
+    expect(unsupported()).toBeGreaterThan(before);
+    // DEL: both addresses go back, nothing is left
+    ok(
+      await cnitool(shim, conf, 'del', net, a, {
+        CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=dual;K8S_POD_NAME=a',
+      }),
+    );
+    ok(
+      await cnitool(shim, conf, 'del', net, b, {
+        CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=dual;K8S_POD_NAME=b',
+      }),
+    );
     expect(await cniPods()).toEqual([]);
     expect(await cniAddresses()).toEqual([]);
-    expect(nodeLinks()).toEqual(baseLinks);
-    expect(pins()).toEqual(basePins);
-    for (const r of runs) expect(links(r.pod.name)).toEqual(['lo']);
-    ctx.annotate(
-      `${forwarder}: ${runs.filter((r) => r.killed).length}/${n} killed: ${pendingAfterKills} left a pending lease that expired, ${complete} had confirmed before the kill`,
-    );
+    for (const p of [a, b]) expect(links(p.name)).toEqual(['lo']);
+    for (const ip of [a6, b6]) expect((await client.allocations()).allocations[ip!]).toBeUndefined();
+    // IPAM allocate of family 6 through the API, confirm and release (no pod)
+    const v6 = await client.allocate('dual-probe', { family: 6 });
+    expect(v6.ip).toMatch(/^fd00:10:244:1::/);
+    await client.release(v6.ip);
+    expect((await client.allocations()).allocations[v6.ip]).toBeUndefined();
   });
 
   it('50 concurrent ADDs then 50 DELs through cnitool: no duplicate address, nothing left', async (ctx) => {

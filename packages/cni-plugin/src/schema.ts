@@ -25,6 +25,16 @@ export function datapathCniJsonSchema(): Record<string, unknown> {
     description:
       "Agent mode: the unix socket of the datapath agent's API (`/run/datapath-agent/<name>/api.sock`).",
   };
+  own.properties.ipFamilies = {
+    type: 'array',
+    items: { enum: ['IPv4', 'IPv6'] },
+    minItems: 1,
+    maxItems: 2,
+    uniqueItems: true,
+    default: ['IPv4'],
+    description:
+      'Agent mode: the pod\'s address families, ["IPv4"] or ["IPv4", "IPv6"] (dual stack: also an address from the agent\'s IPv6 pod CIDR, --pod-cidr6). The agent\'s datapath forwards IPv4 only.',
+  };
   for (const [k, d] of Object.entries(DESCRIPTIONS)) if (own.properties[k]) own.properties[k].description = d;
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',

@@ -26,7 +26,7 @@ import {
 } from '@datapath/cni';
 import { linkGet } from '@datapath/netdev';
 import { Handle, Netns } from '@datapath/netlink';
-import { type Agent, attachmentOwner, GATEWAY } from '../agent.js';
+import { type Agent, attachmentOwner, GATEWAY, GATEWAY6 } from '../agent.js';
 import type { PodRecord } from '../state.js';
 import type { CniRequest } from './schema.js';
 
@@ -42,6 +42,8 @@ export interface CniAnswer {
 interface AgentModeConfig extends NetConf {
   mode: 'agent';
   agentSocket?: string;
+  /** The pod's address families: `["IPv4"]` (default) or `["IPv4", "IPv6"]` (dual stack). */
+  ipFamilies?: string[];
   args?: { cni?: { labels?: { key: string; value: string }[] } };
   runtimeConfig?: NetConf['runtimeConfig'] & { labels?: Record<string, string> };
 }
@@ -57,7 +59,25 @@ function validate(base: NetConf): AgentModeConfig {
       `the agent serves datapath-cni configs with "mode": "agent", not ${JSON.stringify(c.mode)}`,
     );
   }
+  if (c.ipFamilies !== undefined) familiesOf(c);
   return c;
+}
+
+/** The families of `ipFamilies` (Kubernetes' spelling: `IPv4`, `IPv6`). */
+function familiesOf(c: AgentModeConfig): (4 | 6)[] {
+  const f = c.ipFamilies ?? ['IPv4'];
+  if (
+    !Array.isArray(f) ||
+    f.length === 0 ||
+    f.length > 2 ||
+    f.some((x) => x !== 'IPv4' && x !== 'IPv6') ||
+    new Set(f).size !== f.length
+  )
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `ipFamilies: ["IPv4"] or ["IPv4", "IPv6"], got ${JSON.stringify(f)}`,
+    );
+  return f.map((x) => (x === 'IPv4' ? 4 : 6));
 }
 
 /** A pod name from a container id when the runtime passes no Kubernetes names (DNS-1123, ≤ 63). */
@@ -102,10 +122,15 @@ function resultOf(pod: PodRecord, ifname: string, netns: string, prev: CniResult
   ];
   const base = prev?.interfaces?.length ?? 0;
   const ips: CniIpConfig[] = [{ address: `${pod.ip}/32`, gateway: GATEWAY, interface: base + 1 }];
+  const routes = [{ dst: '0.0.0.0/0', gw: GATEWAY }];
+  if (pod.ip6 !== undefined) {
+    ips.push({ address: `${pod.ip6}/128`, gateway: GATEWAY6, interface: base + 1 });
+    routes.push({ dst: '::/0', gw: GATEWAY6 });
+  }
   return {
     interfaces: [...(prev?.interfaces ?? []), ...ours],
     ips: [...(prev?.ips ?? []), ...ips],
-    routes: [...(prev?.routes ?? []), { dst: '0.0.0.0/0', gw: GATEWAY }],
+    routes: [...(prev?.routes ?? []), ...routes],
     ...(prev?.dns === undefined ? {} : { dns: prev.dns }),
   };
 }
@@ -143,6 +168,7 @@ function plugin(agent: Agent, leaseMs: number, added: { pod?: PodRecord }): CniP
         namespace,
         name,
         labels: labelsOf(a.config),
+        families: familiesOf(a.config),
         attachment: { containerId: a.containerId, ifname: a.ifname, netnsPath: a.netns },
         pendingMs: leaseMs,
       });

@@ -13,6 +13,8 @@ const labels = z.record(labelKey, z.string().max(63)).refine((l) => Object.keys(
   message: 'at most 64 labels',
 });
 const ipv4 = z.ipv4();
+const ipv6 = z.ipv6();
+const family = z.union([z.literal(4), z.literal(6)]);
 const containerId = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,255}$/, 'a container id');
 const ifname = z
   .string()
@@ -28,14 +30,14 @@ const absPath = z
 /** POST /v1/ipam/allocate */
 export const AllocateRequest = z.strictObject({
   owner: z.string().min(1).max(512),
-  family: z.union([z.literal(4), z.literal(6)]).optional(),
+  family: family.optional(),
   /** Milliseconds until the agent releases the address unless it is confirmed (1 ms – 1 h). */
   expiresInMs: z.int().min(1).max(3_600_000).optional(),
 });
 export type AllocateRequest = z.infer<typeof AllocateRequest>;
 
 /** POST /v1/ipam/release and /v1/ipam/confirm */
-export const AddressRequest = z.strictObject({ ip: ipv4 });
+export const AddressRequest = z.strictObject({ ip: z.union([ipv4, ipv6]) });
 export type AddressRequest = z.infer<typeof AddressRequest>;
 
 /** POST /v1/endpoints */
@@ -48,6 +50,10 @@ export const EndpointCreateRequest = z.strictObject({
   labels: labels.optional(),
   /** An address from POST /v1/ipam/allocate: taking it confirms it. Default: the next free one. */
   ip: ipv4.optional(),
+  /** An IPv6 address from POST /v1/ipam/allocate (family 6); implies families [4, 6]. */
+  ip6: ipv6.optional(),
+  /** `[4]` (default) or `[4, 6]`: dual stack, also an address from the agent's IPv6 pod CIDR. */
+  families: z.array(family).min(1).max(2).optional(),
 });
 export type EndpointCreateRequest = z.input<typeof EndpointCreateRequest>;
 
@@ -83,6 +89,8 @@ export interface EndpointInfo {
   namespace: string;
   name: string;
   ip: string;
+  /** The IPv6 address of a dual-stack endpoint. */
+  ip6?: string;
   identity: number;
   labels: Record<string, string>;
   /** Host-side interface (in the agent's node namespace). */
@@ -101,6 +109,7 @@ export interface StatusInfo {
   name: string;
   startedAt: string;
   podCidr: string;
+  podCidr6?: string;
   hostIp: string;
   nodeNetns: string;
   enforcement: string;

@@ -11,7 +11,7 @@
  *   POST   /v1/ipam/confirm               {ip} → 200 {ip, owner} (stops the expiration)
  *   POST   /v1/ipam/release               {ip} → 200 {ip, released}
  *   GET    /v1/ipam                       {allocations, pending}
- *   POST   /v1/endpoints                  {containerId, netns, ifname?, podNamespace, podName, labels?, ip?} → 201
+ *   POST   /v1/endpoints                  {containerId, netns, ifname?, podNamespace, podName, labels?, ip?, ip6?, families?} → 201
  *   GET    /v1/endpoints                  [endpoint]
  *   GET    /v1/endpoints/<id>             endpoint
  *   DELETE /v1/endpoints/<id>             200 {removed}
@@ -105,6 +105,7 @@ export function endpointInfo(p: PodRecord): EndpointInfo {
     namespace: p.ns,
     name: p.name,
     ip: p.ip,
+    ...(p.ip6 === undefined ? {} : { ip6: p.ip6 }),
     identity: p.identity,
     labels: p.labels,
     hostIfname: p.hostIfname,
@@ -372,6 +373,8 @@ export class ApiServer {
               name: b.podName,
               labels: b.labels ?? {},
               ...(b.ip === undefined ? {} : { ip: b.ip }),
+              ...(b.ip6 === undefined ? {} : { ip6: b.ip6 }),
+              ...(b.families === undefined ? {} : { families: b.families }),
               attachment: { containerId: b.containerId, ifname: b.ifname, netnsPath: b.netns },
             });
             return { status: 201, json: endpointInfo(rec) };
@@ -515,6 +518,7 @@ export class ApiServer {
       name: s.name,
       startedAt: s.startedAt,
       podCidr: s.podCidr,
+      ...(s.podCidr6 === undefined ? {} : { podCidr6: s.podCidr6 }),
       hostIp: s.hostIp,
       nodeNetns: s.nodeNetns,
       enforcement: s.enforcement,

@@ -3,7 +3,7 @@ import {
   AddrFlag,
   type BatchReply,
   type BatchRequest,
-  type Handle,
+  Handle,
   IfFlag,
   type LinkMessage,
   NetlinkError,

@@ -1,0 +1,48 @@
+/**
+ * Endpoint create broken down by stage, async form as the API runs it (`pnpm exec tsx bench/profile-create.ts [pods]`, root).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, type SetupStage } from '../src/agent.js';
+
+const n = Number(process.argv[2] ?? 30);
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? Number.NaN;
+const dir = mkdtempSync(join(tmpdir(), 'dpprof-'));
+const stages = new Map<SetupStage, number[]>();
+const agent = await Agent.start(
+  {
+    name: 'dpprof',
+    prefix: 'dpprof',
+    stateDir: join(dir, 's'),
+    podCidr: '10.244.4.0/24',
+    trace: (s, ms) => {
+      const l = stages.get(s) ?? [];
+      l.push(ms);
+      stages.set(s, l);
+    },
+  },
+  { namespaces: {}, policies: [], enforcement: 'default' },
+);
+const names = Array.from({ length: n }, (_, i) => `dpprofns-${i}`);
+for (const x of names) execFileSync('ip', ['netns', 'add', x]);
+const total: number[] = [];
+try {
+  for (const [i, x] of names.entries()) {
+    const t = performance.now();
+    await agent.addAttachedPodAsync({
+      namespace: 'bench',
+      name: `p${i}`,
+      labels: { app: `a${i % 5}` },
+      attachment: { containerId: `c${i}`, ifname: 'eth0', netnsPath: `/run/netns/${x}` },
+    });
+    total.push(performance.now() - t);
+  }
+} finally {
+  agent.destroy();
+  for (const x of names) execFileSync('ip', ['netns', 'del', x]);
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`total p50 ${med(total).toFixed(2)} ms`);
+for (const [s, l] of stages) console.log(`${s.padEnd(9)} ${med(l).toFixed(3)} ms`);
