@@ -31,12 +31,48 @@ const MODE_FLAGS: Record<NewMode, number> = {
  * `linkGet`, `addrNew`, `routeNew`, `routeDelete`).
  */
 export type BatchRequest =
-  | { op: 'linkNew'; link: LinkMessage; mode?: NewMode | undefined }
-  | { op: 'linkSet'; link: LinkMessage }
-  | { op: 'linkGet'; link: LinkMessage }
-  | { op: 'addrNew'; addr: AddressMessage; mode?: NewMode | undefined }
-  | { op: 'routeNew'; route: RouteMessage; mode?: NewMode | undefined }
-  | { op: 'routeDelete'; route: RouteMessage };
+  | {
+      /** `RTM_NEWLINK`, as {@link Handle.linkNew}. */
+      op: 'linkNew';
+      /** The link to create. */
+      link: LinkMessage;
+      /** How an existing link is treated (default `create`). */
+      mode?: NewMode | undefined;
+    }
+  | {
+      /** `RTM_SETLINK`, as {@link Handle.linkSet}. */
+      op: 'linkSet';
+      /** The link (by `index` or `name`) and what to change. */
+      link: LinkMessage;
+    }
+  | {
+      /** `RTM_GETLINK`, as {@link Handle.linkGet}: the link comes back in the reply. */
+      op: 'linkGet';
+      /** The link, by `index` or `name`. */
+      link: LinkMessage;
+    }
+  | {
+      /** `RTM_NEWADDR`, as {@link Handle.addrNew}. */
+      op: 'addrNew';
+      /** The address. */
+      addr: AddressMessage;
+      /** How an existing address is treated (default `create`). */
+      mode?: NewMode | undefined;
+    }
+  | {
+      /** `RTM_NEWROUTE`, as {@link Handle.routeNew}. */
+      op: 'routeNew';
+      /** The route. */
+      route: RouteMessage;
+      /** How an existing route is treated (default `create`). */
+      mode?: NewMode | undefined;
+    }
+  | {
+      /** `RTM_DELROUTE`, as {@link Handle.routeDelete}. */
+      op: 'routeDelete';
+      /** The route. */
+      route: RouteMessage;
+    };
 
 /** What one request of a batch did: the link a `linkGet` found, or the kernel's error. */
 export interface BatchReply {
