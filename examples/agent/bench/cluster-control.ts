@@ -1,5 +1,5 @@
 /**
- * Cluster control plane (issue 22): how fast a pod added on one node is known, and delivered to, on
+ * Cluster control plane (issue 22; `node scripts/bench.mjs agent`, alone with AGENT_BENCH_ONLY=cluster): how fast a pod added on one node is known, and delivered to, on
  * another, next to etcd's own put→watch latency in the same run; and one node's initial sync of a large
  * cluster (N_NODES simulated nodes × N_PODS pods written to etcd by the bench). Needs root (namespaces,
  * BPF) and /usr/bin/etcd. Writes $BENCH_OUT/agent-cluster-control.md. Environment: SAMPLES (30), N_NODES (1000),
@@ -217,7 +217,7 @@ async function main() {
     const lines = [
       '## Reference agent: cluster control plane (etcd, native routing)',
       '',
-      `\`cd examples/agent && sudo node --expose-gc --import tsx bench/cluster-control.ts\` (SAMPLES=${SAMPLES}, N_NODES=${N_NODES}, N_PODS=${N_PODS}); one local etcd (loopback), node agents in one process.`,
+      `\`AGENT_BENCH_ONLY=cluster node scripts/bench.mjs agent\` (root; SAMPLES=${SAMPLES}, N_NODES=${N_NODES}, N_PODS=${N_PODS}); one local etcd (loopback), node agents in one process.`,
       '',
       '| measure | p50 ms | p99 ms | vs etcd put→watch p50 |',
       '|---|---|---|---|',
@@ -244,5 +244,7 @@ async function main() {
   }
 }
 
-await main();
+// Part of `pnpm run bench` (`node scripts/bench.mjs agent`); AGENT_BENCH_ONLY=cluster runs only this part.
+const only = process.env.AGENT_BENCH_ONLY;
+if (only === undefined || only === '' || only === 'cluster') await main();
 await sleep(0);

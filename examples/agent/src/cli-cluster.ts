@@ -24,6 +24,7 @@ export interface ClusterValues {
   mode?: string;
   scenario?: string;
   ttl?: string;
+  'cidr-grace'?: string;
   nodes?: string;
   timeout?: string;
   replace?: boolean;
@@ -52,6 +53,7 @@ function int(v: string | undefined, flag: string): number | undefined {
 function clusterOptions(v: ClusterValues, io: Io): ClusterOptions {
   const nodes = int(v.nodes, 'nodes');
   const ttl = int(v.ttl, 'ttl');
+  const grace = int(v['cidr-grace'], 'cidr-grace');
   return {
     ...(v.name === undefined ? {} : { name: v.name }),
     ...(v.prefix === undefined ? {} : { prefix: v.prefix }),
@@ -59,6 +61,7 @@ function clusterOptions(v: ClusterValues, io: Io): ClusterOptions {
     ...(v.etcd === undefined ? {} : { etcd: v.etcd.split(',') }),
     ...(nodes === undefined ? {} : { nodes }),
     ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+    ...(grace === undefined ? {} : { cidrGraceSeconds: grace }),
     mode: mode(v),
     log: v.json ? () => undefined : (l) => io.err(`cluster: ${l}`),
   };
@@ -84,6 +87,7 @@ export async function cmdNodeUp(v: ClusterValues, io: Io): Promise<number> {
     scenario: v.scenario,
     podCidr: v['pod-cidr'],
     ...(v.ttl === undefined ? {} : { ttlSeconds: int(v.ttl, 'ttl')! }),
+    ...(v['cidr-grace'] === undefined ? {} : { cidrGraceSeconds: int(v['cidr-grace'], 'cidr-grace')! }),
     log: (l) => io.err(`node ${name}: ${l}`),
   });
   io.out(

@@ -51,9 +51,10 @@ export const USAGE = `usage: agent <command> [options]
   config [trace-rate <N|off>]                    run-time datapath settings; trace events 1 in N forwarded packets
 
 cluster (several nodes on this machine, state on etcd):
-  cluster up <scenario> [--nodes N] [--mode native|tunnel] [--etcd url,…] [--ttl s]
+  cluster up <scenario> [--nodes N] [--mode native|tunnel] [--etcd url,…] [--ttl s] [--cidr-grace s]
                                                  local etcd (unless --etcd), fabric bridge, one node agent per
-                                                 node; pods on their scenario \`node\` (round-robin over N nodes)
+                                                 node; pods on their scenario \`node\` (round-robin over N nodes);
+                                                 a node gone for --cidr-grace s (default 60) loses its pod CIDR
   cluster run <scenario> [same flags] [--keep]   up, every probe across nodes, the matrix with nodes, down
   cluster status | cluster down                  nodes, routes and remote pods | remove everything
   node up --name n1 --etcd url --underlay 198.18.0.x --fabric <netns> [--scenario f] [--mode m]
@@ -635,6 +636,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         mode: { type: 'string' },
         scenario: { type: 'string' },
         ttl: { type: 'string' },
+        'cidr-grace': { type: 'string' },
         nodes: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },

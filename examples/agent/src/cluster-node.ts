@@ -27,6 +27,7 @@ import { linkGet } from '@datapath/netdev';
 import { Handle } from '@datapath/netlink';
 import { ReservedIdentity } from '@datapath/policy';
 import { Agent, type RemotePodInput } from './agent.js';
+import { CidrReaper } from './cluster-reaper.js';
 import { nodeShare, placeScenario } from './cluster-scenario.js';
 import { AgentError } from './errors.js';
 import { ClusterIpcache as DatapathIpcache, REMOTE_NODE_IDENTITY } from './ipcache.js';
@@ -65,6 +66,12 @@ export interface NodeOptions {
   ttlSeconds?: number;
   /** Fixed pod CIDR instead of one from the cluster pool. */
   podCidr?: string | undefined;
+  /**
+   * How long a node must have been gone (its lease expired, not back) before this node releases its pod
+   * CIDR in the cluster pool. Default 60 s. A node that comes back later gets a fresh CIDR, and its old
+   * state (pods in the old CIDR) is refused with `ClusterConflict`.
+   */
+  cidrGraceSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -125,6 +132,8 @@ export class ClusterNodeAgent {
   readonly #allocator: PolicyIdentityAllocator;
   readonly #registry: NodeRegistry;
   readonly #ipcache: ClusterIpcache;
+  readonly #pool: StoreClusterPool;
+  readonly #reaper: CidrReaper;
   readonly #routes = new Map<string, string>();
   /** The writer of the cluster's entries in this node's ipcache map (remote pods and nodes). */
   readonly #writer: DatapathIpcache;
@@ -143,6 +152,8 @@ export class ClusterNodeAgent {
       allocator: PolicyIdentityAllocator;
       registry: NodeRegistry;
       ipcache: ClusterIpcache;
+      pool: StoreClusterPool;
+      reaper: CidrReaper;
     },
   ) {
     this.#o = o;
@@ -155,6 +166,8 @@ export class ClusterNodeAgent {
     this.#allocator = parts.allocator;
     this.#registry = parts.registry;
     this.#ipcache = parts.ipcache;
+    this.#pool = parts.pool;
+    this.#reaper = parts.reaper;
     this.#writer = new DatapathIpcache(parts.agent.datapath, {
       engineOwns: (prefix) => parts.agent.ownsIpcachePrefix(prefix),
     });
@@ -204,6 +217,13 @@ export class ClusterNodeAgent {
       }
       if (o.podCidr === undefined) undo.push(async () => void (await pool.release(o.name).catch(() => [])));
       const podCidr = self.podCidrs.ipv4!;
+      // Dead nodes' CIDRs go back to the pool after the grace period (every node looks; the release is a CAS).
+      const reaper = CidrReaper.start(pool, {
+        graceMs: (o.cidrGraceSeconds ?? 60) * 1000,
+        onReaped: (nodes) => log(`released the pod CIDRs of ${nodes.join(', ')} (gone for the grace period)`),
+        onError: (err) => log(`cidr reaper: ${(err as Error).message}`),
+      });
+      undo.push(() => reaper.close());
       const ids = await StoreIdentityAllocator.open(session);
       undo.push(() => ids.close());
       const allocator = new PolicyIdentityAllocator(ids, {
@@ -273,6 +293,8 @@ export class ClusterNodeAgent {
         allocator,
         registry,
         ipcache,
+        pool,
+        reaper,
       });
       // This node's pods: the scenario's share (missing ones are made), published under the lease.
       for (const p of share?.pods ?? []) {
@@ -480,10 +502,12 @@ export class ClusterNodeAgent {
   async down(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#reaper.close();
     await this.#queue.catch(() => undefined);
     await this.#ipcache.close();
     await this.#registry.deregister().catch(() => undefined);
     await this.#registry.close();
+    await this.#pool.close();
     await this.#ids.close();
     this.agent.destroy();
     await this.#session.close().catch(() => undefined);
@@ -494,9 +518,11 @@ export class ClusterNodeAgent {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#reaper.close();
     await this.#queue.catch(() => undefined);
     await this.#ipcache.close();
     await this.#registry.close();
+    await this.#pool.close();
     await this.#ids.close();
     this.agent.close();
     this.#session.abandon();

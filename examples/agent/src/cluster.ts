@@ -41,6 +41,8 @@ export interface ClusterOptions {
   nodes?: number;
   /** Node lease TTL in seconds (how long a crashed node stays); default 5. */
   ttlSeconds?: number;
+  /** How long a crashed node may stay away before its pod CIDR goes back to the pool, in seconds; default 60. */
+  cidrGraceSeconds?: number;
   /** How long `up` waits for the nodes; default 60 s. */
   timeoutMs?: number;
   log?: (line: string) => void;
@@ -69,6 +71,8 @@ export interface ClusterRecord {
   /** The scenario with its nodes and placement written in. */
   scenario: string;
   ttlSeconds: number;
+  /** Absent in records written before it existed (the nodes' default then). */
+  cidrGraceSeconds?: number;
   nodes: ClusterNodeRecord[];
   createdAt: string;
 }
@@ -92,6 +96,7 @@ function resolveOptions(o: ClusterOptions) {
     stateDir: resolvePath(o.stateDir ?? `/run/datapath-agent/cluster-${name}`),
     mode: o.mode ?? 'native',
     ttlSeconds: o.ttlSeconds ?? 5,
+    ...(o.cidrGraceSeconds === undefined ? {} : { cidrGraceSeconds: o.cidrGraceSeconds }),
     timeoutMs: o.timeoutMs ?? 60_000,
     log: o.log ?? (() => undefined),
     ...(o.etcd === undefined ? {} : { etcd: o.etcd }),
@@ -158,6 +163,7 @@ function nodeArgs(c: ClusterRecord, n: ClusterNodeRecord): string[] {
     c.scenario,
     '--ttl',
     String(c.ttlSeconds),
+    ...(c.cidrGraceSeconds === undefined ? [] : ['--cidr-grace', String(c.cidrGraceSeconds)]),
   ];
 }
 
@@ -191,6 +197,7 @@ export async function clusterUp(scenarioPath: string, options: ClusterOptions = 
     etcdPrefix: `datapath/${o.name}/`,
     scenario: join(o.stateDir, 'scenario.json'),
     ttlSeconds: o.ttlSeconds,
+    ...(o.cidrGraceSeconds === undefined ? {} : { cidrGraceSeconds: o.cidrGraceSeconds }),
     nodes: [],
     createdAt: new Date().toISOString(),
   };

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { EtcdStore, NodeRegistry, NodeSession, StoreClusterPool } from '@datapath/kvstore';
 import { requireRoot, runPrefix, scanLeaks, startEtcd, type TestEtcd } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../src/agent.js';
@@ -20,7 +21,7 @@ import {
   readCluster,
   restartNode,
 } from '../src/cluster.js';
-import { ClusterNodeAgent } from '../src/cluster-node.js';
+import { CLUSTER_POOL, ClusterNodeAgent } from '../src/cluster-node.js';
 import { runClusterProbes } from '../src/cluster-run.js';
 import { Datapath } from '../src/datapath.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
@@ -339,6 +340,60 @@ describe('a cluster on one machine', () => {
     } finally {
       flow.child.kill();
       await lb.close();
+    }
+  });
+
+  it("a dead node's pod CIDR goes back to the pool after its lease and the grace period, a live node's never", async (ctx) => {
+    requireRoot(ctx);
+    const o = options({ ttlSeconds: 1, cidrGraceSeconds: 1 });
+    const c = await clusterUp(
+      scenarioFile({
+        nodes: ['n1'],
+        namespaces: { x: {} },
+        pods: [pod('a', 'n1', '10.244.1.10')],
+        probes: [],
+      }),
+      o,
+    );
+    // two more nodes straight on etcd (no namespaces): one stays alive, one dies (SIGKILL: keep-alives stop)
+    const store = new EtcdStore({ endpoints: c.etcd.endpoints, prefix: c.etcdPrefix });
+    const pool = await StoreClusterPool.open(store, CLUSTER_POOL);
+    const addNode = async (name: string, address: string) => {
+      const session = await NodeSession.open(store, { node: name, ttlSeconds: 1 });
+      const registry = await NodeRegistry.open(session, pool);
+      const me = await registry.register({ address, bootId: name });
+      await registry.close();
+      return { session, cidr: me.podCidrs.ipv4! };
+    };
+    try {
+      const live = await addNode('sim-live', '198.18.0.60');
+      const dead = await addNode('sim-dead', '198.18.0.61');
+      const n1Cidr = nodeState(c, 'n1').podCidr;
+      const owners = () => new Map([...pool.allocations()].map(([n, a]) => [n, a.ipv4]));
+      expect(owners()).toEqual(
+        new Map([
+          ['n1', n1Cidr],
+          ['sim-live', live.cidr],
+          ['sim-dead', dead.cidr],
+        ]),
+      );
+      const killed = Date.now();
+      dead.session.abandon();
+      await until(() => !owners().has('sim-dead'), 20_000);
+      // not before its lease (1 s, etcd's minimum may make it 2) and the grace period (1 s) were over
+      expect(Date.now() - killed).toBeGreaterThanOrEqual(2_000);
+      expect(owners().get('sim-live')).toBe(live.cidr);
+      expect(owners().get('n1')).toBe(n1Cidr);
+      // the block is free in the store too (no owner key left for it)
+      expect(pool.owner(dead.cidr)).toBeUndefined();
+      const ipam = (await store.list('ipam/')).entries;
+      expect(
+        ipam.filter((e) => e.value === dead.cidr || e.key.endsWith(dead.cidr.replace('/', '_'))),
+      ).toEqual([]);
+      await live.session.close();
+    } finally {
+      await pool.close();
+      await store.close();
     }
   });
 
