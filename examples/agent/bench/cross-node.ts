@@ -8,7 +8,8 @@
  *   - a kernel-only overlay built the way flannel's VXLAN backend does it: per node a bridge `cni0` for
  *     the pods, a VXLAN device `flannel.1` (VNI 1, nolearning, port 8472, MTU 1450), and towards the
  *     other node a permanent neighbour, a permanent FDB entry and an onlink route;
- *   - native mode, policy on and off;
+ *   - native mode with host routing (from_container → FIB → underlay device; from_netdev → the pod), policy
+ *     on and off;
  *   - plain routed veths between the same kind of namespaces (no BPF, no bridge: pod CIDR routes via the
  *     other node's underlay address).
  * Medians of the rounds; a TCP run during which other processes took more than NOISE_MAX of the CPU is
@@ -279,7 +280,9 @@ async function main(): Promise<void> {
     'A pod on node 1 to a pod on node 2; nodes are namespaces on a fabric bridge (underlay 198.18.0.0/24, MTU',
     '1500), pods 10.244.<node>.0/24. The agent setups are two agent datapaths (one per node) with the ipcache',
     'filled through the cluster writer (no etcd); policy on = default deny plus one allow entry each way for',
-    "the pair's identities, policy off = allow-all entries. Tunnel mode: VXLAN in external mode, the source",
+    "the pair's identities, policy off = allow-all entries. Native mode: host routing (from_container: FIB lookup",
+    'and bpf_redirect out of the underlay device; from_netdev on the underlay ingress: policy and bpf_redirect_peer',
+    "into the pod; the nodes' IP stacks forward nothing). Tunnel mode: VXLAN in external mode, the source",
     'identity in the VNI, pods at MTU 1450. Baselines built by the bench with `ip`/`bridge` in the same',
     'namespaces layout: flannel-style VXLAN (bridge `cni0`, `flannel.1` VNI 1 nolearning, permanent neighbour',
     '+ FDB entry + onlink route towards the other node, pods at MTU 1450) and plain routed veths (MTU 1500).',

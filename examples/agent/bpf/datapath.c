@@ -12,11 +12,16 @@
  *                   the destination pod's eth0 (kernel >= 5.10), or the node's stack (host, world).
  *                   Towards a pod on another node (an ipcache entry with a tunnel endpoint) in
  *                   tunnel mode (config.tunnel_ifindex set): VXLAN tunnel key with the source's
- *                   identity as VNI, bpf_redirect to the node's VXLAN device; in native mode the
- *                   node's stack routes it.
+ *                   identity as VNI, bpf_redirect to the node's VXLAN device; in native mode with
+ *                   host routing (DP_F_HOST_ROUTING), a FIB lookup and bpf_redirect(_neigh) out of
+ *                   the underlay device; otherwise the node's stack routes it.
  *   to_container    tc/tcx egress of the host-side veth (packets the node's stack sends to the
  *                   pod: host, world, and remote pods in native mode): conntrack and, for a new
  *                   flow, ingress policy with the source's identity from the ipcache.
+ *   from_netdev     tc/tcx ingress of the node's underlay device (native mode, host routing): a
+ *                   packet for a local pod gets that pod's ingress policy with the source's identity
+ *                   from the ipcache, then bpf_redirect_peer into the pod; anything else goes on to
+ *                   the node's stack.
  *   from_overlay    tc/tcx ingress of the node's VXLAN device (tunnel mode): the source identity
  *                   from the tunnel key's VNI, conntrack and the destination pod's ingress policy,
  *                   then bpf_redirect_peer into the pod.
@@ -643,6 +648,54 @@ static __always_inline int encap_redirect(struct __sk_buff *skb, const struct fl
 	return bpf_redirect(tunnel_ifindex, 0);
 }
 
+/* Native mode with host routing, towards a pod on another node: the node's FIB says which device and
+ * next hop (the remote node's underlay address, from the route the control plane installed), then
+ * router semantics (TTL - 1, new L2 addresses) and out of that device, without the node's IP stack
+ * (no ip_rcv/forward, no netfilter, no second backlog pass). tot_len 0: the kernel checks the MTU
+ * with is_skb_forwardable(), which knows GSO packets. A packet the FIB cannot forward (no route,
+ * TTL at its end, MTU) goes to the stack, which answers it as a router does. */
+static __always_inline int host_route(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup p = {};
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	__u32 check;
+	long rc;
+
+	if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
+		return TC_ACT_OK;
+	p.family = 2; /* AF_INET */
+	p.tos = ip->tos;
+	p.l4_protocol = ip->protocol;
+	p.ipv4_src = ip->saddr;
+	p.ipv4_dst = ip->daddr;
+	p.ifindex = skb->ingress_ifindex;
+	rc = bpf_fib_lookup(skb, &p, sizeof(p), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return TC_ACT_OK;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_OK;
+	check = ip->check;
+	check += bpf_htons(0x0100);
+	ip->check = (__sum16)(check + (check >= 0xFFFF));
+	ip->ttl -= 1;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* the next hop's MAC is not known yet: the kernel resolves it (and queues the packet) */
+		struct bpf_redir_neigh nh = { .nh_family = 2, .ipv4_nh = p.ipv4_dst };
+
+		return bpf_redirect_neigh(p.ifindex, &nh, sizeof(nh), 0);
+	}
+	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, p.smac, ETH_ALEN);
+	return bpf_redirect(p.ifindex, 0);
+}
+
 /* What both programs do first: find this veth's endpoint, answer or pass ARP, refuse what is not
  * IPv4, parse the flow. Returns 1 with *selfp and *f filled when the packet goes on, otherwise
  * 0 with the tc verdict in *verdict. */
@@ -706,12 +759,13 @@ int from_container(struct __sk_buff *skb)
 	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
 	b.id = 0; /* resolved on the slow path only */
 	cfg = load_config();
-	if (b.ep || !cfg.tunnel_ifindex) {
-		/* A local pod, or native routing: the peer's identity is needed on the slow path only. */
+	if (b.ep || !(cfg.tunnel_ifindex || (cfg.flags & DP_F_HOST_ROUTING))) {
+		/* A local pod, or native routing through the stack: the peer's identity is needed on the
+		 * slow path only. */
 		reason = conntrack(cfg.policy_rev, &f, &a, &b, &b, f.tuple.daddr, &who, &dir);
 	} else {
-		/* Tunnel mode, not a local pod: every packet needs the ipcache for the node to tunnel to,
-		 * and the same lookup gives the identity. */
+		/* Tunnel mode or host routing, not a local pod: every packet needs the ipcache to know
+		 * whether it goes to another node (and which), and the same lookup gives the identity. */
 		remote = ipcache_lookup(f.tuple.daddr);
 		b.id = remote ? remote->sec_identity : ID_WORLD;
 		reason = conntrack(cfg.policy_rev, &f, &a, &b, NULL, 0, &who, &dir);
@@ -723,8 +777,9 @@ int from_container(struct __sk_buff *skb)
 	if (b.ep)
 		return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
 	if (remote && remote->tunnel_endpoint)
-		return encap_redirect(skb, &f, &a, &b, remote->tunnel_endpoint, cfg.tunnel_ifindex);
-	/* Host, world, or a remote pod in native mode: the node's stack routes it. */
+		return cfg.tunnel_ifindex ? encap_redirect(skb, &f, &a, &b, remote->tunnel_endpoint, cfg.tunnel_ifindex)
+					  : host_route(skb);
+	/* Host, world, or a remote pod in native mode without host routing: the node's stack routes it. */
 	return TC_ACT_OK;
 }
 
@@ -758,6 +813,44 @@ int to_container(struct __sk_buff *skb)
 	account_fwd(self->lxc_id, DIR_INGRESS, f.len);
 	trace(skb, cfg.trace_rate, &f, &a, &b, self->lxc_id, DIR_INGRESS);
 	return TC_ACT_OK;
+}
+
+/*
+ * from_netdev: tc/tcx ingress of the node's underlay device (native mode with host routing, Cilium's
+ * bpf_host from-netdev). A packet for a local pod gets that pod's ingress policy with the source's
+ * identity from the ipcache (a remote pod's, or remote-node for another node's own traffic), the same
+ * conntrack as to_container, then goes straight into the pod (bpf_redirect_peer): the node's stack
+ * never sees it. Everything else (the node's own traffic, ARP) goes on to the stack untouched.
+ */
+SEC("tc")
+int from_netdev(struct __sk_buff *skb)
+{
+	struct dp_config cfg;
+	struct side a, b;
+	struct flow f;
+	__u32 who = 0;
+	__u8 dir = DIR_INGRESS;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	int reason;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (load_flow(skb, &f) != REASON_FORWARDED)
+		return TC_ACT_OK; /* not for a pod as far as we can tell: the stack decides */
+	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
+	if (!b.ep)
+		return TC_ACT_OK;
+	b.id = b.ep->sec_id;
+	a.ep = NULL;
+	a.id = 0;
+	cfg = load_config();
+	reason = conntrack(cfg.policy_rev, &f, &a, &b, &a, f.tuple.saddr, &who, &dir);
+	if (reason != REASON_FORWARDED)
+		return drop_flow(skb, &f, &a, &b, who, reason, dir);
+	trace(skb, cfg.trace_rate, &f, &a, &b, b.ep->lxc_id, DIR_INGRESS);
+	return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
 }
 
 /*

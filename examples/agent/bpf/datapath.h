@@ -144,9 +144,14 @@ struct dp_config {
  * DP_F_DELIVER_EGRESS: local delivery out of the destination's host-side veth (bpf_redirect) instead
  * of straight into the pod's eth0 (bpf_redirect_peer): the receive work then runs from the peer's
  * backlog, which spreads multi-stream traffic over the CPUs; to_container meets the packet again and
- * accounts it. */
+ * accounts it.
+ * DP_F_HOST_ROUTING: native routing without the node's stack (Cilium's BPF host routing): from_container
+ * sends a packet for a remote pod straight out of the underlay device (FIB lookup, then bpf_redirect or
+ * bpf_redirect_neigh), and from_netdev on the underlay device's ingress delivers packets for local pods
+ * straight into them (bpf_redirect_peer); set while from_netdev is attached. */
 enum dp_flags {
 	DP_F_DELIVER_EGRESS = 1,
+	DP_F_HOST_ROUTING = 2,
 };
 
 /* ---- metrics: per-CPU hash, (endpoint, reason, direction) -> packets, bytes, for every reason

@@ -35,7 +35,7 @@ import { setupNodeDatapath, TUNNEL_DEV, VXLAN_OVERHEAD } from './node-datapath.j
 import type { PodInput } from './policy.js';
 import { type AgentScenario, loadScenario } from './policy.js';
 import type { PodRecord } from './state.js';
-import { plugNode, routeToNode, unrouteNode } from './underlay.js';
+import { plugNode, routeToNode, UNDERLAY_DEV, unrouteNode } from './underlay.js';
 
 /** Routing between nodes. */
 export type RoutingMode = 'native' | 'tunnel';
@@ -282,7 +282,11 @@ export class ClusterNodeAgent {
       // keeps its device and re-attaches), nothing to add in native mode.
       if (o.mode === 'tunnel' && restoring && tunnelIfindex(agent) !== undefined)
         agent.datapath.attachTunnel(agent.node, tunnelIfindex(agent)!);
-      else setupNodeDatapath(agent.datapath, agent.node, { mode: o.mode });
+      else
+        setupNodeDatapath(agent.datapath, agent.node, {
+          mode: o.mode,
+          ...(o.mode === 'native' ? { underlayDev: UNDERLAY_DEV } : {}),
+        });
       const node = new ClusterNodeAgent(o, {
         agent,
         self,

@@ -285,6 +285,7 @@ export const ctFlags = enumeration(u32, CtFlags);
 /** `enum dp_flags` (4 bytes). */
 export const DpFlags = {
   DP_F_DELIVER_EGRESS: 1,
+  DP_F_HOST_ROUTING: 2,
 } as const;
 /** A value of `enum dp_flags`. */
 export type DpFlags = (typeof DpFlags)[keyof typeof DpFlags];
@@ -468,6 +469,7 @@ export function openMaps(coll: Collection): Maps {
 export const programSections = {
   from_container: 'tc',
   to_container: 'tc',
+  from_netdev: 'tc',
   from_overlay: 'tc',
 } as const;
 
@@ -483,6 +485,7 @@ export function openPrograms(coll: Collection): Record<ProgramName, Program> {
   return {
     from_container: coll.program('from_container'),
     to_container: coll.program('to_container'),
+    from_netdev: coll.program('from_netdev'),
     from_overlay: coll.program('from_overlay'),
   };
 }

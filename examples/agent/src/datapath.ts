@@ -314,6 +314,46 @@ export class Datapath {
     return join(this.pinDir, 'links', 'overlay_ingress');
   }
 
+  /** Pin path of the tcx link of from_netdev on the node's underlay device. */
+  get netdevLinkPin(): string {
+    return join(this.pinDir, 'links', 'netdev_ingress');
+  }
+
+  /** Attaches one of the node-side programs to a device's ingress inside `node` (the pinned link is replaced). */
+  #attachNodeProgram(
+    node: Netns,
+    program: 'from_overlay' | 'from_netdev',
+    ifindex: number,
+    pinPath: string,
+    prefer: 'auto' | AttachKind,
+    what: string,
+  ): AttachKind {
+    const coll = this.#coll;
+    if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
+    try {
+      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
+      return node.run(() => {
+        const link = attach(coll.program(program), { ifindex, direction: 'ingress', pinPath, prefer });
+        const k = link.kind;
+        link.close();
+        return k === 'tcx' ? 'tcx' : 'tc';
+      });
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `${what} ${ifindex}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Detaches a pinned node-side link; a missing one is fine. */
+  #detachNodeProgram(node: Netns, pin: string): void {
+    if (!existsSync(pin)) return;
+    try {
+      node.run(() => openPinnedLink(pin).detach());
+    } catch (err) {
+      if (!(err instanceof BpfError && err.code === 'NotFound')) throw err;
+      rmSync(pin, { force: true });
+    }
+  }
+
   /**
    * Tunnel mode: attaches from_overlay to the ingress of the node's VXLAN device (inside `node`) and records
    * the device in `config.tunnel_ifindex`, so from_container encapsulates towards remote pods from the next
@@ -321,27 +361,14 @@ export class Datapath {
    * @throws AgentError `DatapathFailed`, `NotRunning` (opened read-only).
    */
   attachTunnel(node: Netns, tunnelIfindex: number, prefer: 'auto' | AttachKind = 'auto'): AttachKind {
-    const coll = this.#coll;
-    if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
-    let kind: AttachKind;
-    try {
-      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
-      kind = node.run(() => {
-        const link = attach(coll.program('from_overlay'), {
-          ifindex: tunnelIfindex,
-          direction: 'ingress',
-          pinPath: this.overlayLinkPin,
-          prefer,
-        });
-        const k = link.kind;
-        link.close();
-        return k === 'tcx' ? 'tcx' : 'tc';
-      });
-    } catch (err) {
-      throw new AgentError('DatapathFailed', `tunnel device ${tunnelIfindex}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
+    const kind = this.#attachNodeProgram(
+      node,
+      'from_overlay',
+      tunnelIfindex,
+      this.overlayLinkPin,
+      prefer,
+      'tunnel device',
+    );
     this.config.set(0, { ...this.#configNow(), tunnelIfindex });
     return kind;
   }
@@ -352,14 +379,40 @@ export class Datapath {
    */
   detachTunnel(node: Netns): void {
     this.config.set(0, { ...this.#configNow(), tunnelIfindex: 0 });
-    const pin = this.overlayLinkPin;
-    if (!existsSync(pin)) return;
-    try {
-      node.run(() => openPinnedLink(pin).detach());
-    } catch (err) {
-      if (!(err instanceof BpfError && err.code === 'NotFound')) throw err;
-      rmSync(pin, { force: true });
-    }
+    this.#detachNodeProgram(node, this.overlayLinkPin);
+  }
+
+  /**
+   * Native mode with host routing: attaches from_netdev to the ingress of the node's underlay device (inside
+   * `node`), then sets `DP_F_HOST_ROUTING`, so from_container sends packets for remote pods straight out of the
+   * device the FIB names (no pass through the node's IP stack) and from_netdev delivers packets for local pods
+   * straight into them. Idempotent (the pinned link is replaced).
+   * @throws AgentError `DatapathFailed`, `NotRunning` (opened read-only).
+   */
+  attachNetdev(node: Netns, ifindex: number, prefer: 'auto' | AttachKind = 'auto'): AttachKind {
+    const kind = this.#attachNodeProgram(
+      node,
+      'from_netdev',
+      ifindex,
+      this.netdevLinkPin,
+      prefer,
+      'underlay device',
+    );
+    const c = this.#configNow();
+    this.config.set(0, { ...c, flags: c.flags | DpFlags.DP_F_HOST_ROUTING });
+    return kind;
+  }
+
+  /** Back to routing through the node's stack: clears `DP_F_HOST_ROUTING`, detaches from_netdev. Idempotent. */
+  detachNetdev(node: Netns): void {
+    const c = this.#configNow();
+    this.config.set(0, { ...c, flags: c.flags & ~DpFlags.DP_F_HOST_ROUTING });
+    this.#detachNodeProgram(node, this.netdevLinkPin);
+  }
+
+  /** Whether host routing is on (`DP_F_HOST_ROUTING`: from_netdev attached, native mode). */
+  get hostRouting(): boolean {
+    return ((this.config.get(0)?.flags ?? 0) & DpFlags.DP_F_HOST_ROUTING) !== 0;
   }
 
   /** The node's VXLAN device in tunnel mode (`config.tunnel_ifindex`), 0 in native mode. */

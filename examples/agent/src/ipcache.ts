@@ -16,8 +16,10 @@
  * - from_container (a local pod sends): a destination that is not a local pod is looked up here; the
  *   identity feeds the pod's egress policy; in tunnel mode a non-zero tunnel endpoint means "encapsulate to
  *   that node with the source identity in the VNI and redirect to the VXLAN device".
- * - to_container (native mode, a packet that came through the node's stack): the *source* address is
- *   looked up here, and the identity feeds the destination pod's ingress policy.
+ * - from_netdev (native mode with host routing, a packet for a local pod on the underlay device) and
+ *   to_container (a packet that came through the node's stack): the *source* address is looked up here,
+ *   and the identity feeds the destination pod's ingress policy; in native mode with host routing,
+ *   from_container also needs a remote pod's node (any non-zero tunnel endpoint) to bypass the stack.
  * - from_overlay (tunnel mode): the identity comes from the VNI, not from here.
  *
  * Every write bumps the datapath's policy revision (one bump per {@link ClusterIpcache.apply} batch), so an

@@ -14,9 +14,14 @@
  *   policy, and delivers with bpf_redirect_peer. Pods get an MTU {@link VXLAN_OVERHEAD} bytes below the
  *   underlay's. Geneve is not offered: this kernel has no geneve driver (`ip link add … type geneve`
  *   fails with "Unknown device type"); VXLAN only.
- * - `native`: nothing is encapsulated. A packet to a remote pod leaves through the node's stack, which
- *   routes it to the remote node's underlay address ({@link remoteNodeRoutes}); on arrival, to_container
- *   looks the *source* address up in the ipcache for the identity its ingress policy checks.
+ * - `native`: nothing is encapsulated; the routes to remote nodes' pod CIDRs ({@link remoteNodeRoutes}) say
+ *   where a packet goes. With the underlay device named (`underlayDev`, the default of the cluster agent),
+ *   the node's IP stack is left out (Cilium's BPF host routing): from_container looks the route up in the
+ *   node's FIB and sends the packet straight out of the underlay device (bpf_redirect, or
+ *   bpf_redirect_neigh while the next hop's MAC is unresolved); from_netdev on the receiving node's
+ *   underlay ingress takes the *source* identity from the ipcache, applies the destination pod's ingress
+ *   policy and delivers with bpf_redirect_peer. Without it, the node's stack forwards both ways and
+ *   to_container applies the ingress policy.
  *
  * In both modes, traffic the node itself originates towards a remote pod (and the remote pod's replies to
  * it) is routed over the underlay by the same routes; the receiving pod's policy sees it as `remote-node`
@@ -50,8 +55,14 @@ export interface NodeDatapathSpec {
   tunnelDev?: string;
   /** UDP port of the VXLAN device (tunnel mode; default {@link VXLAN_PORT}). */
   port?: number;
-  /** How to attach from_overlay (default `auto`: tcx where the kernel has it). */
+  /** How to attach from_overlay / from_netdev (default `auto`: tcx where the kernel has it). */
   attach?: 'auto' | AttachKind;
+  /**
+   * Native mode: the node's underlay device (inside the node namespace). Given, from_netdev goes on its
+   * ingress and the pods' cross-node traffic bypasses the node's IP stack (host routing); absent, the
+   * stack forwards it.
+   */
+  underlayDev?: string;
 }
 
 /** The node datapath {@link setupNodeDatapath} made. */
@@ -62,6 +73,8 @@ export interface NodeDatapath {
   podMtu: number;
   /** Tunnel mode: the VXLAN device's name and ifindex (inside the node namespace). */
   tunnel?: { dev: string; ifindex: number; port: number; attach: AttachKind };
+  /** Native mode with host routing: the underlay device from_netdev is attached to. */
+  netdev?: { dev: string; ifindex: number; attach: AttachKind };
 }
 
 function checkMtu(mtu: number): number {
@@ -74,7 +87,8 @@ function checkMtu(mtu: number): number {
  * Sets up this node's side of the cluster datapath inside `node` (the namespace that plays the node's
  * root namespace). Tunnel mode creates the VXLAN device in external mode (no learning, {@link VXLAN_PORT}),
  * attaches from_overlay to its ingress and records it in the datapath's config; native mode makes sure no
- * tunnel is recorded. On failure nothing it made is left.
+ * tunnel is recorded and, given `underlayDev`, attaches from_netdev to that device and turns host routing
+ * on. On failure nothing it made is left.
  *
  * Equivalent to (tunnel): `ip link add dp_vxlan mtu 1450 type vxlan external dstport 8472 nolearning && ip link
  * set dp_vxlan up && bpftool net attach tcx_ingress … dev dp_vxlan`.
@@ -90,7 +104,24 @@ export function setupNodeDatapath(dp: Datapath, node: Netns, spec: NodeDatapathS
   const underlayMtu = checkMtu(spec.underlayMtu ?? 1500);
   if (spec.mode === 'native') {
     dp.detachTunnel(node);
-    return { mode: 'native', podMtu: underlayMtu };
+    if (spec.underlayDev === undefined) {
+      dp.detachNetdev(node);
+      return { mode: 'native', podMtu: underlayMtu };
+    }
+    const dev = spec.underlayDev;
+    let ifindex: number;
+    {
+      using h = Handle.open(node);
+      try {
+        ifindex = linkGet(dev, { handle: h }).index;
+      } catch (err) {
+        throw new AgentError('DatapathFailed', `underlay device ${dev}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+    const attach = dp.attachNetdev(node, ifindex, spec.attach ?? 'auto');
+    return { mode: 'native', podMtu: underlayMtu, netdev: { dev, ifindex, attach } };
   }
   if (spec.mode !== 'tunnel')
     throw new AgentError(
@@ -128,8 +159,8 @@ export function setupNodeDatapath(dp: Datapath, node: Netns, spec: NodeDatapathS
 }
 
 /**
- * Undoes {@link setupNodeDatapath}: clears the tunnel from the datapath's config, detaches from_overlay and
- * deletes the VXLAN device. Idempotent (a missing device is fine).
+ * Undoes {@link setupNodeDatapath}: clears the tunnel and host routing from the datapath's config, detaches
+ * from_overlay and from_netdev and deletes the VXLAN device. Idempotent (a missing device is fine).
  * @throws AgentError `DatapathFailed` for a netlink failure other than a missing device.
  * @example
  * ```ts
@@ -138,6 +169,7 @@ export function setupNodeDatapath(dp: Datapath, node: Netns, spec: NodeDatapathS
  */
 export function teardownNodeDatapath(dp: Datapath, node: Netns, nd: Pick<NodeDatapath, 'tunnel'>): void {
   dp.detachTunnel(node);
+  dp.detachNetdev(node);
   if (nd.tunnel === undefined) return;
   using h = Handle.open(node);
   try {

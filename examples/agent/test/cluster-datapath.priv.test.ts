@@ -15,7 +15,7 @@ import { inNetns, ipJson, requireRoot, scanLeaks } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricDir, MetricReason } from '../src/datapath.gen.js';
 import { REMOTE_NODE_IDENTITY } from '../src/ipcache.js';
-import { setupNodeDatapath, TUNNEL_DEV, VXLAN_OVERHEAD } from '../src/node-datapath.js';
+import { setupNodeDatapath, TUNNEL_DEV, teardownNodeDatapath, VXLAN_OVERHEAD } from '../src/node-datapath.js';
 import { type ProbeOutcome, runProbes, startListener } from '../src/sys/netns-exec.js';
 import { ANY, type PodFx, type TwoNodes, twoNodes } from './helpers/two-nodes.js';
 
@@ -29,8 +29,8 @@ const tcp = (identity: number, port: number, direction: 'ingress' | 'egress' = '
 });
 
 let cluster: TwoNodes | undefined;
-async function start(mode: 'tunnel' | 'native'): Promise<TwoNodes> {
-  cluster = await twoNodes(mode);
+async function start(mode: 'tunnel' | 'native', hostRouting = true): Promise<TwoNodes> {
+  cluster = await twoNodes(mode, { hostRouting });
   return cluster;
 }
 afterEach(() => {
@@ -168,61 +168,88 @@ describe('cluster datapath: two nodes, real packets', () => {
     expect(ids).not.toContain(1002);
   }, 60_000);
 
-  it('native: routed without a tunnel; identity from the ipcache by source address', async (ctx) => {
-    requireRoot(ctx);
-    const c = await start('native');
-    expect(c.nodes[0].nd).toEqual({ mode: 'native', podMtu: 1500 });
-    expect(
-      ipJson<{ ifname: string }[]>(['link', 'show'], c.nodes[0].netns.name).some(
-        (l) => l.ifname === TUNNEL_DEV,
-      ),
-    ).toBe(false);
-    const { out, a1, b } = await policyMatrix(c);
-    expect(out).toEqual({ a1_80: 'connected', a2_80: 'timeout', a3_80: 'timeout', a3_81: 'connected' });
-    expect(ping(a1.netns.name, b.ip)).toBe(false); // ICMP: not allowed for 1001 (TCP/80 only)
-    await using _u = await listen(b, [53], ['UDP']);
-    expect(await probe(a1.netns.name, b.ip, 53, 'UDP')).toBe('timeout');
-    // b's ingress now allows 1001 everything: UDP and ICMP cross too
-    c.policy(1, b, { direction: 'ingress', identity: 1001, protocol: 0, port: 0, prefixLen: 0 });
-    expect(await probe(a1.netns.name, b.ip, 53, 'UDP')).toBe('connected');
-    expect(ping(a1.netns.name, b.ip)).toBe(true);
-    // the source identity is the ipcache's: change it on node 2 and a1 is a stranger there
-    c.nodes[1].ipc.upsert({ prefix: `${a1.ip}/32`, identity: 1002, node: c.nodes[0].underlay });
-    expect(await probe(a1.netns.name, b.ip, 80)).toBe('timeout');
-  }, 60_000);
+  for (const hostRouting of [true, false])
+    it(`native${hostRouting ? " with host routing (the nodes' stacks forward nothing)" : " through the nodes' stacks"}: routed without a tunnel; identity from the ipcache by source address`, async (ctx) => {
+      requireRoot(ctx);
+      const c = await start('native', hostRouting);
+      const n1 = c.nodes[0];
+      expect(n1.nd).toEqual(
+        hostRouting
+          ? {
+              mode: 'native',
+              podMtu: 1500,
+              netdev: { dev: 'eth0', ifindex: expect.any(Number), attach: 'tcx' },
+            }
+          : { mode: 'native', podMtu: 1500 },
+      );
+      expect(n1.dp.hostRouting).toBe(hostRouting);
+      expect(
+        ipJson<{ ifname: string }[]>(['link', 'show'], n1.netns.name).some((l) => l.ifname === TUNNEL_DEV),
+      ).toBe(false);
+      // With host routing, pod packets never reach the nodes' IP forwarding: a FORWARD chain that drops
+      // everything changes nothing (without it, this would cut every cross-node flow).
+      if (hostRouting)
+        for (const n of c.nodes) inNetns(n.netns.name, 'iptables', ['-w', '-P', 'FORWARD', 'DROP']);
+      const { out, a1, b } = await policyMatrix(c);
+      expect(out).toEqual({ a1_80: 'connected', a2_80: 'timeout', a3_80: 'timeout', a3_81: 'connected' });
+      expect(ping(a1.netns.name, b.ip)).toBe(false); // ICMP: not allowed for 1001 (TCP/80 only)
+      await using _u = await listen(b, [53], ['UDP']);
+      expect(await probe(a1.netns.name, b.ip, 53, 'UDP')).toBe('timeout');
+      // b's ingress now allows 1001 everything: UDP and ICMP cross too
+      c.policy(1, b, { direction: 'ingress', identity: 1001, protocol: 0, port: 0, prefixLen: 0 });
+      expect(await probe(a1.netns.name, b.ip, 53, 'UDP')).toBe('connected');
+      expect(ping(a1.netns.name, b.ip)).toBe(true);
+      // the source identity is the ipcache's: change it on node 2 and a1 is a stranger there
+      c.nodes[1].ipc.upsert({ prefix: `${a1.ip}/32`, identity: 1002, node: c.nodes[0].underlay });
+      expect(await probe(a1.netns.name, b.ip, 80)).toBe('timeout');
+      if (hostRouting) {
+        const [fwd] = inNetns(c.nodes[1].netns.name, 'iptables', ['-w', '-L', 'FORWARD', '-v', '-x', '-n'])
+          .split('\n')
+          .filter((l) => l.startsWith('Chain FORWARD'));
+        expect(fwd).toMatch(/policy DROP 0 packets/);
+        // back to the stack on node 1: host routing off, from_netdev gone; its FORWARD chain now cuts a flow
+        // that crossed a moment ago
+        const a3 = c.nodes[0].pods[2]!;
+        expect(await probe(a3.netns.name, b.ip, 53, 'UDP')).toBe('connected');
+        teardownNodeDatapath(n1.dp, n1.ns, n1.nd);
+        expect(n1.dp.hostRouting).toBe(false);
+        expect(await probe(a3.netns.name, b.ip, 53, 'UDP')).toBe('timeout');
+      }
+    }, 60_000);
 
-  it('entities: remote-node (the other node), host (this node) and world (outside the cluster)', async (ctx) => {
-    requireRoot(ctx);
-    const c = await start('tunnel');
-    const b = c.addPod(1, 2001);
-    c.policy(1, b, ANY('egress'));
-    c.policy(1, b, tcp(REMOTE_NODE_IDENTITY, 80));
-    c.policy(1, b, tcp(1, 80));
-    c.policy(1, b, tcp(2, 81));
-    // An outside address on the fabric, routed to node 2's pods: in no ipcache, so world.
-    {
-      using fns = Netns.open({ path: c.fabric.path });
-      using h = Handle.open(fns);
-      addrAdd('br0', '198.18.0.100/24', { handle: h });
-      routeReplace({ dst: '10.244.2.0/24', via: c.nodes[1].underlay }, { handle: h });
-    }
-    await using _l = await listen(b, [80, 81]);
-    const n1 = c.nodes[0].netns.name;
-    const n2 = c.nodes[1].netns.name;
-    expect({
-      remoteNode80: await probe(n1, b.ip, 80),
-      remoteNode81: await probe(n1, b.ip, 81),
-      host80: await probe(n2, b.ip, 80),
-      host81: await probe(n2, b.ip, 81),
-      world80: await probe(c.fabric.name, b.ip, 80),
-      world81: await probe(c.fabric.name, b.ip, 81),
-    }).toEqual({
-      remoteNode80: 'connected',
-      remoteNode81: 'timeout',
-      host80: 'connected',
-      host81: 'timeout',
-      world80: 'timeout',
-      world81: 'connected',
-    });
-  }, 60_000);
+  for (const mode of ['tunnel', 'native'] as const)
+    it(`entities (${mode}): remote-node (the other node), host (this node) and world (outside the cluster)`, async (ctx) => {
+      requireRoot(ctx);
+      const c = await start(mode);
+      const b = c.addPod(1, 2001);
+      c.policy(1, b, ANY('egress'));
+      c.policy(1, b, tcp(REMOTE_NODE_IDENTITY, 80));
+      c.policy(1, b, tcp(1, 80));
+      c.policy(1, b, tcp(2, 81));
+      // An outside address on the fabric, routed to node 2's pods: in no ipcache, so world.
+      {
+        using fns = Netns.open({ path: c.fabric.path });
+        using h = Handle.open(fns);
+        addrAdd('br0', '198.18.0.100/24', { handle: h });
+        routeReplace({ dst: '10.244.2.0/24', via: c.nodes[1].underlay }, { handle: h });
+      }
+      await using _l = await listen(b, [80, 81]);
+      const n1 = c.nodes[0].netns.name;
+      const n2 = c.nodes[1].netns.name;
+      expect({
+        remoteNode80: await probe(n1, b.ip, 80),
+        remoteNode81: await probe(n1, b.ip, 81),
+        host80: await probe(n2, b.ip, 80),
+        host81: await probe(n2, b.ip, 81),
+        world80: await probe(c.fabric.name, b.ip, 80),
+        world81: await probe(c.fabric.name, b.ip, 81),
+      }).toEqual({
+        remoteNode80: 'connected',
+        remoteNode81: 'timeout',
+        host80: 'connected',
+        host81: 'timeout',
+        world80: 'timeout',
+        world81: 'connected',
+      });
+    }, 60_000);
 });

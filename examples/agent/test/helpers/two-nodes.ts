@@ -86,7 +86,7 @@ export const ANY = (direction: 'ingress' | 'egress'): PolicyKey => ({
  */
 export async function twoNodes(
   mode: RoutingMode,
-  opts: { events?: boolean; prefix?: string } = {},
+  opts: { events?: boolean; prefix?: string; hostRouting?: boolean } = {},
 ): Promise<TwoNodes> {
   const prefix = opts.prefix ?? uniqueName();
   const made: (() => void)[] = [];
@@ -138,7 +138,10 @@ export async function twoNodes(
         ...(opts.events === undefined ? {} : { events: opts.events }),
       });
       made.push(() => dp.close());
-      const nd = setupNodeDatapath(dp, ns, { mode });
+      const nd = setupNodeDatapath(dp, ns, {
+        mode,
+        ...(mode === 'native' && opts.hostRouting !== false ? { underlayDev: 'eth0' } : {}),
+      });
       made.push(() => teardownNodeDatapath(dp, ns, nd));
       // The node's own underlay address is the host (the policy engine's entry on a real agent).
       dp.ipcache.set(`${underlay}/32`, { identity: 1, flags: IpcacheFlags.IPCACHE_F_HOST });
