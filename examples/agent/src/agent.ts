@@ -314,6 +314,8 @@ export class Agent {
   readonly #lxcReserved = new Set<number>();
   /** Remote pods the engine knows, by key, with the engine endpoint id each got. */
   readonly #remote = new Map<string, { spec: PodSpec; endpointId: number; node?: string | undefined }>();
+  /** The ipcache prefixes of {@link Agent.#remote}'s pods, kept in step with it (one lookup per write). */
+  readonly #remoteCidrs = new Set<string>();
   #nextRemoteId = REMOTE_ENDPOINT_BASE;
   /** ipcache entries beside the engine's (other nodes' addresses), by prefix. */
   readonly #extraIpcache = new Map<string, IpcacheValue>();
@@ -1331,7 +1333,8 @@ export class Agent {
 
   #remoteSpec(r: RemotePodInput): PodSpec {
     const key = `${r.namespace}/${r.name}`;
-    let endpointId = this.#remote.get(key)?.endpointId;
+    const old = this.#remote.get(key);
+    let endpointId = old?.endpointId;
     if (endpointId === undefined) endpointId = this.#nextRemoteId++;
     const spec: PodSpec = {
       namespace: r.namespace,
@@ -1340,13 +1343,35 @@ export class Agent {
       ip: r.ip,
       endpointId,
     };
+    if (old !== undefined) this.#remoteCidrs.delete(hostPrefix(old.spec.ip));
     this.#remote.set(key, { spec, endpointId, node: r.node });
+    this.#remoteCidrs.add(hostPrefix(spec.ip));
     return spec;
   }
 
-  /** The pods of other nodes the engine knows, by key. */
+  /** The pods of other nodes the engine knows, by key (a copy: O(n); see {@link Agent.hasRemotePod}). */
   remotePods(): Map<string, PodSpec> {
     return new Map([...this.#remote].map(([k, v]) => [k, v.spec]));
+  }
+
+  /** Whether the engine knows a pod of another node under this key (`namespace/name`). */
+  hasRemotePod(key: string): boolean {
+    return this.#remote.has(key);
+  }
+
+  /** The keys of the first `max` pods of other nodes the engine knows (in the order it learnt them). */
+  remotePodKeys(max = Number.POSITIVE_INFINITY): string[] {
+    const out: string[] = [];
+    for (const k of this.#remote.keys()) {
+      if (out.length >= max) break;
+      out.push(k);
+    }
+    return out;
+  }
+
+  /** How many pods of other nodes the engine knows. */
+  get remotePodCount(): number {
+    return this.#remote.size;
   }
 
   /**
@@ -1391,10 +1416,8 @@ export class Agent {
     const r = this.#remote.get(key);
     if (r === undefined) return this.#write([]);
     this.#remote.delete(key);
-    const sync = this.#write(
-      this.#engine.deletePod(namespace, name),
-      `${r.spec.ip}/${r.spec.ip.includes(':') ? 128 : 32}`,
-    );
+    this.#remoteCidrs.delete(hostPrefix(r.spec.ip));
+    const sync = this.#write(this.#engine.deletePod(namespace, name), hostPrefix(r.spec.ip));
     this.#syncServicesLogged(`remote pod ${key} gone`);
     return sync;
   }
@@ -1445,10 +1468,11 @@ export class Agent {
   #write(changes: readonly MapChange[], alsoRemote?: string): PolicySync {
     // Remote pods' own policy is their node's business, and their ipcache entries (identity and tunnel
     // endpoint) are written by the cluster writer (ipcache.ts, IPCACHE_F_REMOTE): the engine's are dropped.
-    const remote = this.#remotePrefixes();
-    if (alsoRemote !== undefined) remote.add(alsoRemote);
+    const remote = this.#remoteCidrs;
     const local = changes.filter((c) =>
-      c.map === 'policy' ? c.endpointId < REMOTE_ENDPOINT_BASE : !remote.has(c.prefix),
+      c.map === 'policy'
+        ? c.endpointId < REMOTE_ENDPOINT_BASE
+        : !remote.has(c.prefix) && c.prefix !== alsoRemote,
     );
     return this.#finish(this.datapath.writeChanges(local), this.#identityChanges(local));
   }
@@ -1469,22 +1493,14 @@ export class Agent {
    */
   ownsIpcachePrefix(prefix: string): boolean {
     if (this.#extraIpcache.has(prefix)) return true;
-    return this.#engine.state().ipcache.has(prefix) && !this.#remotePrefixes().has(prefix);
-  }
-
-  /** The ipcache prefixes of the remote pods the engine knows. */
-  #remotePrefixes(): Set<string> {
-    return new Set(
-      [...this.#remote.values()].map((r) => `${r.spec.ip}/${r.spec.ip.includes(':') ? 128 : 32}`),
-    );
+    return this.#engine.state().ipcache.has(prefix) && !this.#remoteCidrs.has(prefix);
   }
 
   /** Restart and start: the maps brought to the engine's state by comparing with a dump of them. */
   #reconcile(): PolicySync {
     const state = this.#engine.state();
     const ipcache = new Map(this.#extraIpcache);
-    const remote = this.#remotePrefixes();
-    for (const [p, v] of state.ipcache) if (!remote.has(p)) ipcache.set(p, v);
+    for (const [p, v] of state.ipcache) if (!this.#remoteCidrs.has(p)) ipcache.set(p, v);
     const writes = this.datapath.reconcilePolicy(
       [...state.endpoints.values()].filter((e) => e.endpointId < REMOTE_ENDPOINT_BASE),
       ipcache,
@@ -1511,10 +1527,11 @@ export class Agent {
   }
 
   #finish(writes: MapWrites, stale: readonly PodRecord[]): PolicySync {
-    const byLxc = new Map(this.pods().map((p) => [p.lxcId, p.key]));
+    let byLxc: Map<number, string> | undefined;
     const endpoints: Record<string, WriteCount> = {};
     let total = writes.ipcache.updated + writes.ipcache.deleted;
     for (const [lxcId, n] of writes.policy) {
+      byLxc ??= new Map(Object.values(this.#state.pods).map((p) => [p.lxcId, p.key]));
       endpoints[byLxc.get(lxcId) ?? `endpoint ${lxcId}`] = n;
       total += n.updated + n.deleted;
     }
@@ -1814,4 +1831,9 @@ export class Agent {
   #check(): void {
     if (this.#closed) throw new AgentError('NotRunning', 'the agent is closed');
   }
+}
+
+/** The ipcache prefix of one address (`/32` or `/128`). */
+function hostPrefix(ip: string): string {
+  return `${ip}/${ip.includes(':') ? 128 : 32}`;
 }

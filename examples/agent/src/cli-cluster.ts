@@ -164,7 +164,7 @@ export async function cmdCluster(
               n.record.address,
               n.status?.podCidr ?? '',
               String(n.status?.localPods.length ?? 0),
-              String(n.status?.remotePods.length ?? 0),
+              String(n.status?.remotePodCount ?? n.status?.remotePods.length ?? 0),
               Object.entries(n.status?.routes ?? {})
                 .map(([k, r]) => `${r} via ${k}`)
                 .join(', '),

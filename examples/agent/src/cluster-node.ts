@@ -73,6 +73,11 @@ export interface NodeOptions {
    */
   cidrGraceSeconds?: number;
   log?: (line: string) => void;
+  /**
+   * Called after each remote ipcache change is applied (engine, policy maps, ipcache map) with the
+   * milliseconds since the watch delivered it: what the scale benchmark reports.
+   */
+  onRemoteApplied?: (ip: string, ms: number) => void;
 }
 
 /** What a node writes to `<stateDir>/node.json` after every change (what `agent cluster status` shows). */
@@ -85,7 +90,10 @@ export interface NodeStatus {
   mode: RoutingMode;
   ready: boolean;
   localPods: string[];
+  /** Pods of other nodes this node knows: all of them up to {@link STATUS_MAX_REMOTE}, then the first ones. */
   remotePods: string[];
+  /** How many pods of other nodes this node knows. */
+  remotePodCount: number;
   /** Remote node → pod CIDR routed through it. */
   routes: Record<string, string>;
   updatedAt: string;
@@ -111,6 +119,12 @@ export function podIdentityLabels(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The status file is rewritten at most this often (it lists the local and remote pods). */
+const STATUS_EVERY_MS = 50;
+
+/** At most this many remote pods are listed by name in the status file (a large cluster has tens of thousands). */
+export const STATUS_MAX_REMOTE = 1000;
 
 function storeError(err: unknown, what: string): unknown {
   if (err instanceof KvError && err.code === 'AlreadyExists')
@@ -139,6 +153,8 @@ export class ClusterNodeAgent {
   readonly #writer: DatapathIpcache;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
+  /** A status write is due (coalesced: at most one write per {@link STATUS_EVERY_MS}). */
+  #statusTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     o: NodeOptions,
@@ -340,7 +356,7 @@ export class ClusterNodeAgent {
     );
     const [rec] = await this.agent.addPodsAsync([p]);
     await this.#publishPod(rec!);
-    this.#writeStatus(true);
+    this.#statusSoon();
     return rec!;
   }
 
@@ -353,7 +369,7 @@ export class ClusterNodeAgent {
     if (rec === undefined) throw new AgentError('NotFound', `no pod ${key} on node ${this.#o.name}`);
     await this.agent.removePodAsync(key);
     await this.#ipcache.delete(rec.ip);
-    this.#writeStatus(true);
+    this.#statusSoon();
   }
 
   async #publishPod(p: PodRecord): Promise<void> {
@@ -394,18 +410,20 @@ export class ClusterNodeAgent {
       this.#queue = this.#queue
         .then(fn)
         .catch((err) => this.#o.log?.(`cluster sync: ${(err as Error).message}`))
-        .then(() => this.#writeStatus(true));
+        .then(() => this.#statusSoon());
     };
     this.#registry.onChange((c) =>
       run(() => (c.type === 'upsert' ? this.#nodeUp(c.node) : this.#nodeGone(c.node))),
     );
-    this.#ipcache.onChange((c) =>
+    this.#ipcache.onChange((c) => {
+      const delivered = performance.now();
       run(async () => {
         if (c.entry.node === this.#o.name) return;
         if (c.type === 'upsert') await this.#remoteUp(c.entry);
         else this.#remoteGone(c.entry);
-      }),
-    );
+        this.#o.onRemoteApplied?.(c.entry.ip, performance.now() - delivered);
+      });
+    });
     // The initial load: every node and every node address already there.
     run(async () => {
       this.agent.setNodeIpcache(`${this.self.address}/32`, { identity: ReservedIdentity.Host, flags: 0 });
@@ -481,6 +499,18 @@ export class ClusterNodeAgent {
     } while (q !== this.#queue);
   }
 
+  /**
+   * Writes the status file soon: changes that come in a burst (a node's initial sync, a node with thousands of
+   * pods going away) share one write instead of rewriting the whole file for each.
+   */
+  #statusSoon(): void {
+    if (this.#statusTimer !== undefined || this.#closed) return;
+    this.#statusTimer = setTimeout(() => {
+      this.#statusTimer = undefined;
+      this.#writeStatus(true);
+    }, STATUS_EVERY_MS);
+  }
+
   #writeStatus(ready: boolean): void {
     if (this.#closed) return;
     const status: NodeStatus = {
@@ -492,7 +522,8 @@ export class ClusterNodeAgent {
       mode: this.#o.mode,
       ready,
       localPods: this.agent.pods().map((p) => p.key),
-      remotePods: [...this.agent.remotePods().keys()].sort(),
+      remotePods: this.agent.remotePodKeys(STATUS_MAX_REMOTE).sort(),
+      remotePodCount: this.agent.remotePodCount,
       routes: Object.fromEntries(this.#routes),
       updatedAt: new Date().toISOString(),
     };
@@ -506,6 +537,7 @@ export class ClusterNodeAgent {
   async down(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#statusTimer);
     this.#reaper.close();
     await this.#queue.catch(() => undefined);
     await this.#ipcache.close();
@@ -522,6 +554,7 @@ export class ClusterNodeAgent {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#statusTimer);
     this.#reaper.close();
     await this.#queue.catch(() => undefined);
     await this.#ipcache.close();

@@ -268,7 +268,7 @@ export async function waitConverged(c: ClusterRecord, timeoutMs = 60_000): Promi
       }
       if (
         !fresh ||
-        s.localPods.length + s.remotePods.length < total ||
+        s.localPods.length + (s.remotePodCount ?? s.remotePods.length) < total ||
         Object.keys(s.routes).length < c.nodes.length - 1
       )
         done = false;

@@ -350,7 +350,7 @@ export const mapSpecs = {
   },
   ipcache: {
     type: 'lpm_trie',
-    maxEntries: 16384,
+    maxEntries: 131072,
     keySize: 24,
     valueSize: 16,
     key: ipcacheKey,
@@ -418,7 +418,7 @@ export interface Maps {
   endpoints: HashMap<number, EndpointInfo>;
   /** `lxc`: hash, 4096 entries. */
   lxc: HashMap<number, EndpointInfo>;
-  /** `ipcache`: lpm_trie, 16384 entries. */
+  /** `ipcache`: lpm_trie, 131072 entries. */
   ipcache: LpmTrieMap<IpcacheKey, RemoteEndpointInfo>;
   /** `ct4`: lru_hash, 65536 entries. */
   ct4: LruHashMap<CtKey, CtEntry>;

@@ -12,11 +12,19 @@ export class EndpointTable {
 
   /**
    * Diffs each given endpoint's emitted map against its group's map; removes endpoints whose pod is gone from
-   * `live`. With the {@link DISCARD} sink, endpoints take their maps without computing a diff.
+   * `live` (of those in `gone` when given: an incremental update names the pods it dropped, so a change costs
+   * the pods it touches, not every endpoint). With the {@link DISCARD} sink, endpoints take their maps without
+   * computing a diff.
    */
-  sync(pods: PodRec[], live: ReadonlyMap<string, PodRec>, changes: ChangeSink): void {
-    for (const [key, ep] of [...this.entries]) {
-      if (live.has(key)) continue;
+  sync(
+    pods: PodRec[],
+    live: ReadonlyMap<string, PodRec>,
+    changes: ChangeSink,
+    gone?: Iterable<string>,
+  ): void {
+    for (const key of gone ?? [...this.entries.keys()]) {
+      const ep = this.entries.get(key);
+      if (ep === undefined || live.has(key)) continue;
       diffMaps(ep, ep.policy, EMPTY_STATE, changes);
       this.entries.delete(key);
     }

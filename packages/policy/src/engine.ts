@@ -452,10 +452,13 @@ export class PolicyEngine {
       for (const p of g.pods) pods.add(p);
     }
     const live = this.#pods.pods;
+    // Endpoints go only with their pods, and a dropped pod is always among the moved ones.
+    const gone = [...moved].filter((p) => !live.has(p.key)).map((p) => p.key);
     this.#endpoints.sync(
       [...pods].filter((p) => live.get(p.key) === p),
       live,
       changes,
+      gone,
     );
   }
 }
