@@ -85,6 +85,24 @@ export class IdentityTable {
     }
     const wanted = new Map<string, { labels: string[]; pods: PodRec[]; info: Omit<IdentityInfo, 'id'> }>();
     for (const pods of byBase.values()) {
+      if (this.#ipblockSet.length === 0) {
+        // No ipBlock in any rule: every pod of a base has the base's labels, one identity (no per-pod work).
+        const p0 = pods[0]!;
+        const key = `pod\u0000${p0.baseLabels.join('\u0000')}`;
+        let w = wanted.get(key);
+        if (!w) {
+          const info = {
+            kind: 'pod' as const,
+            labels: p0.baseLabels,
+            k8s: p0.k8s,
+            ipblocks: new Set<string>(),
+          };
+          w = { labels: p0.baseLabels, pods: [], info };
+          wanted.set(key, w);
+        }
+        for (const p of pods) w.pods.push(p);
+        continue;
+      }
       const member = pods.map(
         (p) => new Set(this.#ipblockSet.filter((b) => prefixContains(b, p.ip)).map((b) => b.text)),
       );
@@ -172,6 +190,8 @@ export class IdentityTable {
       }
       rec.pods = new Set(w.pods);
       for (const p of w.pods) {
+        // A pod whose identity stays keeps its ipcache entry (a full refresh syncs every entry anyway).
+        if (p.identity !== id || bases === null) touched.add(p.cidr);
         p.identityKey = key;
         p.identity = id!;
       }
@@ -180,8 +200,6 @@ export class IdentityTable {
         touched.add(w.info.prefix!.text);
       }
     }
-    // Pod ipcache entries.
-    for (const pods of byBase.values()) for (const p of pods) touched.add(p.cidr);
     return changed;
   }
 
