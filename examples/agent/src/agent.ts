@@ -1479,7 +1479,7 @@ export class Agent {
 
   /** {@link Agent.#write} through the datapath's async writes (in order with the sync ones). */
   async #writeAsync(changes: readonly MapChange[]): Promise<PolicySync> {
-    const remote = this.#remotePrefixes();
+    const remote = this.#remoteCidrs;
     const local = changes.filter((c) =>
       c.map === 'policy' ? c.endpointId < REMOTE_ENDPOINT_BASE : !remote.has(c.prefix),
     );
