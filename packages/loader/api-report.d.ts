@@ -157,6 +157,8 @@ interface AttachAsyncOptions {
 }
 declare function tcxAttachAsync(program: Program, options: AttachTcxOptions & AttachAsyncOptions): Promise<FdLink>;
 declare function attachAsync(program: Program, options: AttachOptions & AttachAsyncOptions): Promise<Link>;
+declare function xdpAttachAsync(program: Program, options: AttachXdpOptions & AttachAsyncOptions): Promise<FdLink>;
+declare function cgroupAttachAsync(program: Program, options: AttachCgroupOptions & AttachAsyncOptions): Promise<FdLink>;
 declare const attachTcx: typeof tcxAttach;
 declare const attachTc: typeof tcAttach;
 declare const attachXdp: typeof xdpAttach;
@@ -439,5 +441,5 @@ interface DeviceAttachments {
     xdp: XdpAttachment[];
 }
 declare function query(device: string | DeviceRef): DeviceAttachments;
-export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachAsync, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, cgroupAttach, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, loadAsync, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark, tcAttach, tcxAttach, tcxAttachAsync, xdpAttach };
+export { Collection, CompileError, EtherType, FdLink, IpProto, ObjectSpec, Program, TcAct, TcLink, VXLAN_PORT, XdpAct, attach, attachAsync, attachCgroup, attachTc, attachTcx, attachXdp, buildPacket, cgroupAttach, cgroupAttachAsync, clangRunner, compile, configHeader, defaultCacheDir, generate, internetChecksum, load, loadAsync, openObject, openPinnedLink, parsePacket, query, skbContext, skbMark, tcAttach, tcxAttach, tcxAttachAsync, xdpAttach, xdpAttachAsync };
 export type { ArpLayer, AttachAsyncOptions, AttachCgroupOptions, AttachOptions, AttachTcOptions, AttachTcxOptions, AttachXdpOptions, AttachedProgram, ChecksumVerdict, CollectionMap, CompileErrorCode, CompileErrorReason, CompileInput, CompileOptions, CompiledObject, CompilerRun, CompilerRunner, ConfigValue, ConstantSpec, ConstantValue, DeviceAttachments, DeviceRef, Diagnostic, EthLayer, FieldCodecName, GenerateOptions, GlobalSection, IcmpLayer, Ipv4Layer, Ipv6Layer, Layer, Link, LinkDetails, LinkKind, LoadAsyncOptions, LoadOptions, MapOfMapsCodecs, MapSpec, ParsedLayer, ParsedTcpLayer, PayloadLayer, ProgramSpec, RunOptions, RunResult, SkbContextFields, TcAttachment, TcVerdict, TcpFlags, TcpLayer, TcxAttachment, TcxChainState, UdpLayer, VxlanLayer, XdpAttachment, XdpVerdict };

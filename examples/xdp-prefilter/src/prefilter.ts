@@ -13,7 +13,7 @@ import {
   u32,
   u64,
 } from '@datapath/bpf-maps';
-import { type Collection, compile, type Link, load, openObject, xdpAttach } from '@datapath/loader';
+import { type Collection, compile, type Link, loadAsync, openObject, xdpAttachAsync } from '@datapath/loader';
 import { addrAdd, linkAdd, linkSetUp } from '@datapath/netdev';
 import { Handle, type Netns, netnsAdd, netnsDelete } from '@datapath/netlink';
 import { pingFrom } from './sys/ping.js';
@@ -111,12 +111,12 @@ export class PrefilterLab implements Disposable {
         sh.close();
       }
       const obj = await compile({ files: [SOURCE] });
-      const coll = load(openObject(obj.path, 'prefilter'));
+      const coll = await loadAsync(openObject(obj.path, 'prefilter'));
       let link: Link | undefined;
       let used: 'driver' | 'generic' = 'driver';
       for (const m of mode === 'auto' ? (['driver', 'generic'] as const) : [mode]) {
         try {
-          link = server.run(() => xdpAttach(coll.program('prefilter'), { ifname: 'eth0', mode: m }));
+          link = await xdpAttachAsync(coll.program('prefilter'), { ifname: 'eth0', netns: server, mode: m });
           used = m;
           break;
         } catch (err) {

@@ -19,13 +19,13 @@ import { CniError, CniErrorCode, checkNetnsPath } from '@datapath/cni';
 import { tryParseCidr } from '@datapath/ip';
 import {
   addrList,
-  applyEndpoint,
+  applyEndpointAsync,
   type EndpointMode,
   type EndpointPlan,
   hostIfname,
   linkGet,
   planEndpoint,
-  removeEndpoint,
+  removeEndpointAsync,
   routeAdd,
   routeList,
   sysctlGet,
@@ -158,7 +158,7 @@ async function connect(
   const mac = a.config.runtimeConfig?.mac;
   if (mac !== undefined) plan.container.mac = mac.replaceAll('-', ':').toLowerCase();
   enableForwarding(lease.ips, hostNs);
-  const ep = applyEndpoint(plan, hostNs ? { hostNetns: hostNs } : {});
+  const ep = await applyEndpointAsync(plan, hostNs ? { hostNetns: hostNs } : {});
   try {
     // IPAM routes other than the default one (the connector already routes default via the gateway).
     const extra = lease.routes.filter((r) => !defaultDst(r.dst));
@@ -175,7 +175,7 @@ async function connect(
     }
     if (a.config.bpf) await attachBpf(a.config.bpf, ep.host.name, host?.path);
   } catch (err) {
-    removeEndpoint(plan, hostNs ? { hostNetns: hostNs } : {});
+    await removeEndpointAsync(plan, hostNs ? { hostNetns: hostNs } : {});
     if (a.config.bpf) unpinBpf(a.config.bpf, [ep.host.name]);
     throw err;
   }
@@ -209,11 +209,11 @@ const pinPath = (bpf: BpfConf, hostName: string) => join(bpf.pinDir, `${hostName
  * program stays attached after this process exits. @datapath/loader is imported only here.
  */
 async function attachBpf(bpf: BpfConf, hostName: string, hostNetns: string | undefined): Promise<void> {
-  const { tcxAttach, load, openObject } = await import('@datapath/loader');
-  const coll = load(openObject(bpf.object));
+  const { tcxAttachAsync, loadAsync, openObject } = await import('@datapath/loader');
+  const coll = await loadAsync(openObject(bpf.object));
   try {
     const dev = hostNetns === undefined ? { ifname: hostName } : { ifname: hostName, netns: hostNetns };
-    const link = tcxAttach(coll.program(bpf.program), { ...dev, direction: bpf.direction });
+    const link = await tcxAttachAsync(coll.program(bpf.program), { ...dev, direction: bpf.direction });
     try {
       mkdirSync(bpf.pinDir, { recursive: true });
       link.pin(pinPath(bpf, hostName));
@@ -253,7 +253,7 @@ async function del(a: DelArgs<PluginConfig>): Promise<void> {
       a.netns === undefined
         ? { containerId: a.containerId, ifname: a.ifname }
         : { containerId: a.containerId, ifname: a.ifname, netns: a.netns };
-    removeEndpoint(ref, host ? { hostNetns: host.ns } : {});
+    await removeEndpointAsync(ref, host ? { hostNetns: host.ns } : {});
     if (a.config.bpf) {
       unpinBpf(a.config.bpf, [
         hostIfname(a.containerId, a.ifname, 'ptp'),

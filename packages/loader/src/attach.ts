@@ -2,6 +2,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import {
   BpfError,
   type CgroupHook,
+  cgroupAttachAsync as cgroupAttachAsyncFd,
   cgroupAttach as cgroupAttachFd,
   ifNameToIndex,
   LinkType,
@@ -20,6 +21,7 @@ import {
   tcxAttachAsync as tcxAttachAsyncFd,
   tcxAttach as tcxAttachFd,
   type XdpMode,
+  xdpAttachAsync as xdpAttachAsyncFd,
   xdpAttach as xdpAttachFd,
 } from '@datapath/libbpf';
 import { Netns } from '@datapath/netlink';
@@ -520,6 +522,61 @@ export async function attachAsync(
     }
   }
   return finishTcx(program, link, options, ifindex);
+}
+
+/**
+ * The async form of {@link xdpAttach}: the `BPF_LINK_CREATE` for the XDP hook (the kernel re-installs the
+ * device's XDP state there) runs on libuv's threadpool inside the device's namespace; the main thread never
+ * enters it (a device given by name is resolved with one quick `if_nametoindex` there). Same result and
+ * errors as {@link xdpAttach}.
+ * Equivalent to: `ip link set dev DEV xdpgeneric obj …` (link-based).
+ *
+ * @throws {@link BpfError} as {@link xdpAttach}; `Interrupted` (reason `Aborted`) when `signal` fired first.
+ * @example Generic XDP without blocking the event loop
+ * ```ts
+ * import { xdpAttachAsync, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * const link = await xdpAttachAsync(prog, { ifname: 'veth0', mode: 'generic' });
+ * await link.detachAsync();
+ * ```
+ */
+export async function xdpAttachAsync(
+  program: Program,
+  options: AttachXdpOptions & AttachAsyncOptions,
+): Promise<FdLink> {
+  const op = 'xdpAttach';
+  checkSignal(options.signal, op);
+  const ifindex = options.ifindex ?? inDeviceNetns(options, () => resolveDevice(options, op));
+  resolveDevice({ ifindex }, op);
+  return withNetnsFd(options, async (nsFd) => {
+    checkSignal(options.signal, op);
+    const fd = await xdpAttachAsyncFd(program.fd, ifindex, options.mode, nsFd < 0 ? {} : { netnsFd: nsFd });
+    return new FdLink('xdp', fd);
+  });
+}
+
+/**
+ * The async form of {@link cgroupAttach}: the `BPF_LINK_CREATE` on the cgroup (the kernel recomputes the
+ * effective programs of every descendant cgroup) runs on libuv's threadpool. Same result and errors as
+ * {@link cgroupAttach}.
+ * Equivalent to: `bpftool cgroup attach CGROUP connect4 id ID multi`.
+ *
+ * @throws {@link BpfError} as {@link cgroupAttach}; `Interrupted` (reason `Aborted`) when `signal` fired first.
+ * @example Attaching to a cgroup without blocking the event loop
+ * ```ts
+ * import { cgroupAttachAsync, type Program } from '@datapath/loader';
+ * declare const prog: Program;
+ * const link = await cgroupAttachAsync(prog, { cgroupPath: '/sys/fs/cgroup/app', attachType: 'connect4' });
+ * await link.detachAsync();
+ * ```
+ */
+export async function cgroupAttachAsync(
+  program: Program,
+  options: AttachCgroupOptions & AttachAsyncOptions,
+): Promise<FdLink> {
+  checkSignal(options.signal, 'cgroupAttach');
+  const fd = await cgroupAttachAsyncFd(program.fd, options.cgroupPath, options.attachType);
+  return new FdLink('cgroup', fd);
 }
 
 /** After a tcx attach: removes our legacy filter from an earlier run (tc → tcx upgrade). */

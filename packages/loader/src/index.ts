@@ -17,10 +17,12 @@ export {
   attachTcx,
   attachXdp,
   cgroupAttach,
+  cgroupAttachAsync,
   tcAttach,
   tcxAttach,
   tcxAttachAsync,
   xdpAttach,
+  xdpAttachAsync,
 } from './attach.js';
 export type {
   CollectionMap,

@@ -1,7 +1,14 @@
 // Socket-level load balancing: bpf/sock_lb.c compiled through the loader, attached to a cgroup, with a
 // ServiceWriter over its maps.
 import { join } from 'node:path';
-import { type Collection, cgroupAttach, compile, type Link, load, openObject } from '@datapath/loader';
+import {
+  type Collection,
+  cgroupAttachAsync,
+  compile,
+  type Link,
+  loadAsync,
+  openObject,
+} from '@datapath/loader';
 import type { LbMapOp } from '../plan.js';
 import { ServiceTable, type ServiceTableOptions } from '../plan.js';
 import { LB_BPF_DIR, type LbConfigOptions, lbConfig } from './config.js';
@@ -77,7 +84,7 @@ export class SocketLb implements AsyncDisposable, Disposable {
       files: [join(LB_BPF_DIR, 'sock_lb.c'), join(LB_BPF_DIR, 'lb.h')],
       config: lbConfig({ ...options, maglevTableSize: table.tableSize }),
     });
-    const coll = load(
+    const coll = await loadAsync(
       openObject(obj.path, 'lb_sock'),
       options.pinDir === undefined ? {} : { pinDir: options.pinDir },
     );
@@ -85,7 +92,9 @@ export class SocketLb implements AsyncDisposable, Disposable {
     let writer: ServiceWriter | undefined;
     try {
       for (const [hook, prog] of SOCKET_LB_HOOKS)
-        links.push(cgroupAttach(coll.program(prog), { cgroupPath: options.cgroupPath, attachType: hook }));
+        links.push(
+          await cgroupAttachAsync(coll.program(prog), { cgroupPath: options.cgroupPath, attachType: hook }),
+        );
       writer = ServiceWriter.fromCollection(coll, table);
       return new SocketLb(coll, writer, links);
     } catch (err) {
