@@ -261,13 +261,21 @@ describe('a cluster on one machine', () => {
       await killNode(o, 'n3');
       const n1 = readCluster(o).nodes[0]!;
       await until(() => !routes(s1.nodeNetns).includes(s3.podCidr), 15_000);
-      const status = JSON.parse(readFileSync(join(n1.stateDir, 'node.json'), 'utf8'));
-      expect(status.remotePods).toEqual(['x/b']);
-      const dp = Datapath.attachPinned(s1.pinDir);
-      const prefixes = dp.ipcache.dump().map(([k]) => k);
-      dp.close();
-      expect(prefixes).toContain(`${s2.pods['x/b']!.ip}/32`);
-      expect(prefixes).not.toContain(`${s3.pods['x/c']!.ip}/32`);
+      // The status file is written on a coalescing timer after the change: wait for it, then check it exactly.
+      const remotePods = (): string[] =>
+        JSON.parse(readFileSync(join(n1.stateDir, 'node.json'), 'utf8')).remotePods;
+      await until(() => !remotePods().includes('x/c'), 5_000);
+      expect(remotePods()).toEqual(['x/b']);
+      const ipcache = (): string[] => {
+        const dp = Datapath.attachPinned(s1.pinDir);
+        try {
+          return dp.ipcache.dump().map(([k]) => k);
+        } finally {
+          dp.close();
+        }
+      };
+      await until(() => !ipcache().includes(`${s3.pods['x/c']!.ip}/32`), 5_000);
+      expect(ipcache()).toContain(`${s2.pods['x/b']!.ip}/32`);
       expect(await steady.grows(200)).toBe(true); // n1 → n2 never stopped
       // n3 comes back: its pod is known again and reachable
       await restartNode(o, 'n3');
