@@ -19,8 +19,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TwoNodes, twoNodes } from '../test/helpers/two-nodes.js';
-import { foreignShare, snapshot } from './noise.js';
-import { type Affinity, inNs, iperf, type Pair, sh } from './pairs.js';
+import { type Affinity, inNs, type Pair, quietIperf, sh } from './pairs.js';
 import { median } from './profile-setup.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 2);
@@ -202,18 +201,6 @@ function kernelCluster(kind: 'flannel' | 'routed', tag: string): Pair {
   }
 }
 
-async function quietIperf(p: Pair, streams: number): Promise<{ gbit: number; foreign: number }> {
-  let best: { gbit: number; foreign: number } | undefined;
-  for (let t = 0; t < 2; t++) {
-    const before = snapshot();
-    const gbit = await iperf(p, streams, IPERF_T, cpus);
-    const foreign = foreignShare(before, snapshot());
-    if (best === undefined || foreign < best.foreign) best = { gbit, foreign };
-    if (foreign <= NOISE_MAX) break;
-  }
-  return best!;
-}
-
 function pingP50(p: Pair): number {
   const full = inNs(p.client, 'ping', ['-c', String(PINGS), '-i', '0.002', p.ip]);
   const times = [...full.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
@@ -242,8 +229,8 @@ async function main(): Promise<void> {
     for (const s of SETUPS) inNs(pairs[s]!.client, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', pairs[s]!.ip]);
     for (let r = 0; r < ROUNDS; r++) {
       for (const s of r % 2 ? [...SETUPS].reverse() : SETUPS) {
-        const a = await quietIperf(pairs[s]!, 1);
-        const b = await quietIperf(pairs[s]!, 4);
+        const a = await quietIperf(pairs[s]!, 1, IPERF_T, cpus, NOISE_MAX);
+        const b = await quietIperf(pairs[s]!, 4, IPERF_T, cpus, NOISE_MAX);
         runs[s].push({
           tcp1: a.gbit,
           tcp4: b.gbit,

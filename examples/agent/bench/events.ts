@@ -15,8 +15,7 @@ import { buildPacket, compile, load, openObject, skbContext, TcAct } from '@data
 import { openMaps, setConstants } from '../src/datapath.gen.js';
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
 import { toLxcPolicyKey, toPolicyEntry } from '../src/policy-map.js';
-import { foreignShare, snapshot } from './noise.js';
-import { type Affinity, agentPair, inNs, iperf, type Pair } from './pairs.js';
+import { type Affinity, agentPair, inNs, type Pair, quietIperf } from './pairs.js';
 import { median } from './profile-setup.js';
 
 const IPERF_T = Number(process.env.IPERF_T ?? 3);
@@ -99,18 +98,6 @@ async function progCost(samples: number, repeat: number): Promise<Record<Mode, n
 }
 const fmt = (x: number, d = 2) => x.toFixed(d);
 
-async function quietIperf(p: Pair, streams: number): Promise<{ gbit: number; foreign: number }> {
-  let best: { gbit: number; foreign: number } | undefined;
-  for (let t = 0; t < 2; t++) {
-    const before = snapshot();
-    const gbit = await iperf(p, streams, IPERF_T, cpus);
-    const foreign = foreignShare(before, snapshot());
-    if (best === undefined || foreign < best.foreign) best = { gbit, foreign };
-    if (foreign <= NOISE_MAX) break;
-  }
-  return best!;
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the agent events benchmark needs root');
   const pairs: Partial<Record<Mode, Pair>> = {};
@@ -128,8 +115,8 @@ async function main(): Promise<void> {
     const order = ['events', 'none'] as const;
     for (let r = 0; r < ROUNDS; r++) {
       for (const m of r % 2 ? [...order].reverse() : order) {
-        const a = await quietIperf(pairs[m]!, 1);
-        const b = await quietIperf(pairs[m]!, 4);
+        const a = await quietIperf(pairs[m]!, 1, IPERF_T, cpus, NOISE_MAX);
+        const b = await quietIperf(pairs[m]!, 4, IPERF_T, cpus, NOISE_MAX);
         runs[m].push({ tcp1: a.gbit, tcp4: b.gbit, foreign: [a.foreign, b.foreign] });
       }
       process.stderr.write(
