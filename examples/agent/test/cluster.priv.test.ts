@@ -8,7 +8,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdStore, NodeRegistry, NodeSession, StoreClusterPool } from '@datapath/kvstore';
-import { requireRoot, runPrefix, scanLeaks, startEtcd, type TestEtcd } from '@datapath/testutils';
+import {
+  requireRoot,
+  runPrefix,
+  scanLeaks,
+  startEtcd,
+  startEtcdCluster,
+  type TestEtcd,
+  type TestEtcdCluster,
+} from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../src/agent.js';
 import {
@@ -19,15 +27,18 @@ import {
   clusterUp,
   killNode,
   readCluster,
+  readNodeStatus,
   restartNode,
 } from '../src/cluster.js';
 import { CLUSTER_POOL, ClusterNodeAgent } from '../src/cluster-node.js';
 import { runClusterProbes } from '../src/cluster-run.js';
 import { Datapath } from '../src/datapath.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
+import { underlayAddress } from '../src/underlay.js';
 
 const made: { prefix: string; stateDir: string; dir: string }[] = [];
 const etcds: TestEtcd[] = [];
+const etcdClusters: TestEtcdCluster[] = [];
 
 function options(extra: Partial<ClusterOptions> = {}): ClusterOptions & { prefix: string; stateDir: string } {
   const prefix = `${runPrefix()}${randomBytes(2).toString('hex').slice(0, 3)}`;
@@ -65,6 +76,7 @@ afterEach(async () => {
     expect(leaks).toEqual({ netns: [], links: [], pins: [] });
     expect(pids.filter(alive)).toEqual([]);
   }
+  for (const e of etcdClusters.splice(0)) await e.stop();
 });
 
 function scenarioFile(doc: unknown): string {
@@ -351,6 +363,102 @@ describe('a cluster on one machine', () => {
     }
   });
 
+  it('three etcd members, the leader killed: probe never stops, a later pod gets IP and identity and is reached from the other node', async (ctx) => {
+    requireRoot(ctx);
+    const members = await startEtcdCluster(3);
+    etcdClusters.push(members);
+    // TTL 5 s: a leader election under load must not end the nodes' leases
+    const o = options({ etcd: members.endpoints, mode: 'tunnel', ttlSeconds: 5 });
+    // n1 is an agent process of the cluster tool; n2 runs in this process, so the test can add a pod to it
+    const c = await clusterUp(
+      scenarioFile({
+        nodes: ['n1'],
+        namespaces: { x: {} },
+        pods: [pod('a', 'n1', '10.244.1.10')],
+        probes: [],
+      }),
+      o,
+    );
+    const n2 = await ClusterNodeAgent.start({
+      name: 'n2',
+      prefix: `${o.prefix}2`,
+      stateDir: join(o.stateDir, 'n2'),
+      etcd: members.endpoints,
+      etcdPrefix: c.etcdPrefix,
+      underlay: underlayAddress(1),
+      fabric: c.fabric,
+      mode: 'tunnel',
+      ttlSeconds: 5,
+    });
+    const listeners: { close(): Promise<void> }[] = [];
+    const listen = async (netns: string, name: string) =>
+      listeners.push(await startListener(`/run/netns/${netns}`, name, [{ port: 80, protocol: 'TCP' }]));
+    let flow: ReturnType<typeof longFlow> | undefined;
+    try {
+      const b = await n2.addPod({ namespace: 'x', name: 'b', labels: { app: 'b' } });
+      await listen(b.netns, 'x/b');
+      const n1 = c.nodes[0]!;
+      const remotePods = (): string[] => readNodeStatus(n1)?.remotePods ?? [];
+      await until(() => remotePods().includes('x/b'), 15_000);
+      const a = nodeState(c, 'n1').pods['x/a']!;
+      flow = longFlow(`/run/netns/${a.netns}`, b.ip); // n1 → n2 through the VXLAN tunnel, throughout
+      expect(await flow.grows(100)).toBe(true);
+
+      const leader = await members.leader();
+      await members.kill(leader);
+      const killedAt = Date.now();
+      // the probe never stops: it keeps growing in every 3 s window for 6 s after the kill
+      while (Date.now() - killedAt < 6_000) expect(await flow.grows(20, 3_000)).toBe(true);
+
+      // a pod added after the kill: a new label set (a new cluster-wide identity) and an IP from n2's CIDR
+      const d = await n2.addPod({ namespace: 'x', name: 'd', labels: { app: 'd' } });
+      expect(d.ip.startsWith(n2.self.podCidrs.ipv4!.replace(/\.0\/24$/, '.'))).toBe(true);
+      expect(d.identity).toBeGreaterThan(0);
+      expect(d.identity).not.toBe(b.identity);
+      await listen(d.netns, 'x/d');
+      // propagation continues: n1 learns d and reaches it across the tunnel
+      await until(() => remotePods().includes('x/d'), 15_000);
+      await until(() => {
+        const dp = Datapath.attachPinned(nodeState(c, 'n1').pinDir);
+        try {
+          return dp.ipcache.dump().some(([k]) => k === `${d.ip}/32`);
+        } finally {
+          dp.close();
+        }
+      }, 5_000);
+      const [toD] = await runProbes(`/run/netns/${a.netns}`, [
+        { id: 0, host: d.ip, port: 80, protocol: 'TCP', timeoutMs: 2000 },
+      ]);
+      expect(toD!.result).toBe('connected');
+      expect(await flow.grows(100)).toBe(true);
+      expect(flow.failed).toBe('');
+
+      // no duplicate node CIDR, IP or identity in the store (read from a surviving member)
+      const live = members.endpoints.filter((_, i) => i !== leader);
+      const dump = execFileSync('etcdctl', ['--endpoints', live.join(','), 'get', '--prefix', c.etcdPrefix], {
+        encoding: 'utf8',
+      }).split('\n');
+      const values = (prefix: string) => {
+        const out: string[] = [];
+        for (let i = 0; i + 1 < dump.length; i += 2)
+          if (dump[i]!.startsWith(`${c.etcdPrefix}${prefix}`)) out.push(dump[i + 1]!);
+        return out;
+      };
+      const cidrs = values('registry/nodes/').map((v) => JSON.parse(v).podCidrs.ipv4);
+      expect(cidrs.sort()).toEqual([nodeState(c, 'n1').podCidr, n2.self.podCidrs.ipv4].sort());
+      const ips = values('ipcache/').map((v) => JSON.parse(v).ip);
+      expect(new Set(ips).size).toBe(ips.length);
+      expect(ips).toHaveLength(5); // a, b, d + 2 router addresses
+      expect(ips).toEqual(expect.arrayContaining([a.ip, b.ip, d.ip]));
+      const ids = values('identities/id/');
+      expect(new Set(ids).size).toBe(ids.length);
+    } finally {
+      flow?.child.kill();
+      for (const l of listeners) await l.close();
+      await n2.down();
+    }
+  });
+
   it("a dead node's pod CIDR goes back to the pool after its lease and the grace period, a live node's never", async (ctx) => {
     requireRoot(ctx);
     const o = options({ ttlSeconds: 1, cidrGraceSeconds: 1 });
@@ -461,6 +569,29 @@ describe('a cluster on one machine', () => {
     });
     const cidr = nodeState(c, 'n1').podCidr;
     await expect(intruder('n9', '198.18.0.50', cidr)).rejects.toMatchObject({ code: 'AlreadyExists' });
+    // overlapping without being equal: a /25 inside n1's /24, a /16 around it
+    const inside = cidr.replace(/\.0\/24$/, '.128/25');
+    expect(inside).not.toBe(cidr);
+    await expect(intruder('n9', '198.18.0.50', inside)).rejects.toMatchObject({
+      code: 'AlreadyExists',
+      reason: 'ClusterConflict',
+      message: expect.stringContaining(`overlaps ${cidr}`),
+    });
+    await expect(intruder('n9', '198.18.0.50', '10.244.0.0/16')).rejects.toMatchObject({
+      reason: 'ClusterConflict',
+      message: expect.stringContaining('overlaps'),
+    });
+    // a node whose etcd does not answer: a typed error, nothing made (no namespace, pin or state)
+    await expect(
+      ClusterNodeAgent.start({
+        ...base,
+        etcd: ['http://127.0.0.1:9'],
+        name: 'n9',
+        underlay: '198.18.0.50',
+        prefix: `${o.prefix}9`,
+        stateDir: join(o.stateDir, 'intruder'),
+      }),
+    ).rejects.toMatchObject({ code: 'Unavailable', reason: 'StoreUnavailable' });
     expect(existsSync(join(o.stateDir, 'intruder'))).toBe(false);
     expect(scanLeaks(`${o.prefix}9`)).toEqual({ netns: [], links: [], pins: [] });
     // the cluster is untouched: n1 still registered and ready

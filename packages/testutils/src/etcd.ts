@@ -1,5 +1,7 @@
 // Test helper: a throwaway etcd on 127.0.0.1 with random free ports and a temporary data dir, which can be
-// killed (SIGKILL, as a crash) and restarted on the same ports and data; and an n-member cluster on loopback.
+// killed (SIGKILL, as a crash) and restarted on the same ports and data; and an n-member cluster on loopback
+// whose members can be killed one by one (the leader found through the status API). One member launcher
+// serves both.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -42,82 +44,132 @@ async function healthy(endpoint: string): Promise<boolean> {
   }
 }
 
-export async function startEtcd(): Promise<TestEtcd> {
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'dpt-etcd-'));
-  const endpoint = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const args = [
-    '--name',
-    'dpt',
-    '--data-dir',
-    dataDir,
-    '--listen-client-urls',
-    endpoint,
-    '--advertise-client-urls',
-    endpoint,
-    '--listen-peer-urls',
-    peer,
-    '--initial-advertise-peer-urls',
-    peer,
-    '--initial-cluster',
-    `dpt=${peer}`,
-    '--log-level',
-    'error',
-    '--logger',
-    'zap',
-  ];
-  let proc: ChildProcess | undefined;
-  let stopped = false;
+/** One etcd member process: its URLs, data dir and the process while it runs. */
+class Member {
+  proc: ChildProcess | undefined;
+  stderr = '';
+  readonly name: string;
+  readonly endpoint: string;
+  readonly peer: string;
+  readonly dataDir: string;
+  private constructor(name: string, endpoint: string, peer: string, dataDir: string) {
+    this.name = name;
+    this.endpoint = endpoint;
+    this.peer = peer;
+    this.dataDir = dataDir;
+  }
 
-  const launch = async () => {
-    const p = spawn(ETCD_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
+  static async create(name: string): Promise<Member> {
+    const client = await freePort();
+    const peer = await freePort();
+    return new Member(
+      name,
+      `http://127.0.0.1:${client}`,
+      `http://127.0.0.1:${peer}`,
+      mkdtempSync(join(tmpdir(), 'dpt-etcd-')),
+    );
+  }
+
+  /** Spawns the member of a cluster whose `--initial-cluster` is `initial` (does not wait). */
+  spawn(initial: string, token: string): void {
+    const p = spawn(
+      ETCD_BIN,
+      [
+        '--name',
+        this.name,
+        '--data-dir',
+        this.dataDir,
+        '--listen-client-urls',
+        this.endpoint,
+        '--advertise-client-urls',
+        this.endpoint,
+        '--listen-peer-urls',
+        this.peer,
+        '--initial-advertise-peer-urls',
+        this.peer,
+        '--initial-cluster',
+        initial,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        token,
+        '--log-level',
+        'error',
+        '--logger',
+        'zap',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    this.stderr = '';
     p.stderr?.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-4000);
+      this.stderr = (this.stderr + d.toString()).slice(-4000);
     });
-    proc = p;
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      if (p.exitCode !== null) throw new Error(`etcd exited ${p.exitCode}: ${stderr}`);
-      if (await healthy(endpoint)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    p.kill('SIGKILL');
-    throw new Error(`etcd did not become healthy on ${endpoint}: ${stderr}`);
-  };
+    this.proc = p;
+  }
 
-  const kill = async () => {
-    const p = proc;
-    proc = undefined;
+  get exited(): boolean {
+    return this.proc === undefined || this.proc.exitCode !== null || this.proc.signalCode !== null;
+  }
+
+  /** SIGKILLs the process and waits for its exit. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    this.proc = undefined;
     if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve());
       p.kill('SIGKILL');
     });
-  };
+  }
 
+  async remove(): Promise<void> {
+    await this.kill();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Spawns the members as one cluster and waits until every one serves; on failure nothing is left. */
+async function launch(members: Member[], timeoutMs: number): Promise<void> {
+  const initial = members.map((m) => `${m.name}=${m.peer}`).join(',');
+  const token = `dpt-${process.pid}-${members[0]!.peer}`;
+  for (const m of members) m.spawn(initial, token);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const dead = members.find((m) => m.exited);
+    if (dead !== undefined) {
+      for (const m of members) await m.kill();
+      throw new Error(`etcd ${dead.name} exited: ${dead.stderr}`);
+    }
+    if ((await Promise.all(members.map((m) => healthy(m.endpoint)))).every(Boolean)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const m of members) await m.kill();
+  throw new Error(
+    `etcd did not become healthy on ${members.map((m) => m.endpoint).join(',')}: ${members.map((m) => m.stderr).join(' ')}`,
+  );
+}
+
+export async function startEtcd(): Promise<TestEtcd> {
+  const m = await Member.create('dpt');
+  let stopped = false;
   try {
-    await launch();
+    await launch([m], 20_000);
   } catch (err) {
-    await kill();
-    rmSync(dataDir, { recursive: true, force: true });
+    await m.remove();
     throw err;
   }
   return {
-    endpoint,
-    dataDir,
-    kill,
+    endpoint: m.endpoint,
+    dataDir: m.dataDir,
+    kill: () => m.kill(),
     restart: async () => {
       if (stopped) throw new Error('etcd was stopped');
-      await kill();
-      await launch();
+      await m.kill();
+      await launch([m], 20_000);
     },
     stop: async () => {
       stopped = true;
-      await kill();
-      rmSync(dataDir, { recursive: true, force: true });
+      await m.remove();
     },
   };
 }
@@ -125,87 +177,60 @@ export async function startEtcd(): Promise<TestEtcd> {
 /** A three-member (or n-member) etcd cluster on loopback; members can be killed one by one. */
 export interface TestEtcdCluster {
   readonly endpoints: string[];
+  /** The index of the member that leads now (asked of the members that run, through `/v3/maintenance/status`). */
+  leader(): Promise<number>;
   /** SIGKILLs member `i`. */
   kill(i: number): Promise<void>;
   /** Kills every member and removes the data dirs. */
   stop(): Promise<void>;
 }
 
+interface MemberStatus {
+  header?: { member_id?: string };
+  leader?: string;
+}
+
+async function memberStatus(endpoint: string): Promise<MemberStatus | undefined> {
+  try {
+    const res = await fetch(`${endpoint}/v3/maintenance/status`, {
+      method: 'POST',
+      body: '{}',
+      signal: AbortSignal.timeout(1000),
+    });
+    return (await res.json()) as MemberStatus;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function startEtcdCluster(size = 3): Promise<TestEtcdCluster> {
-  const members: {
-    name: string;
-    endpoint: string;
-    peer: string;
-    dataDir: string;
-    proc: ChildProcess | undefined;
-  }[] = [];
-  for (let i = 0; i < size; i++) {
-    const client = await freePort();
-    const peer = await freePort();
-    members.push({
-      name: `m${i}`,
-      endpoint: `http://127.0.0.1:${client}`,
-      peer: `http://127.0.0.1:${peer}`,
-      dataDir: mkdtempSync(join(tmpdir(), 'dpt-etcd-')),
-      proc: undefined,
-    });
-  }
-  const initial = members.map((m) => `${m.name}=${m.peer}`).join(',');
-  const killOne = async (m: (typeof members)[number]) => {
-    const p = m.proc;
-    m.proc = undefined;
-    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve());
-      p.kill('SIGKILL');
-    });
-  };
+  const members: Member[] = [];
+  for (let i = 0; i < size; i++) members.push(await Member.create(`m${i}`));
   const stop = async () => {
-    for (const m of members) {
-      await killOne(m);
-      rmSync(m.dataDir, { recursive: true, force: true });
-    }
+    for (const m of members) await m.remove();
   };
-  for (const m of members) {
-    m.proc = spawn(
-      ETCD_BIN,
-      [
-        '--name',
-        m.name,
-        '--data-dir',
-        m.dataDir,
-        '--listen-client-urls',
-        m.endpoint,
-        '--advertise-client-urls',
-        m.endpoint,
-        '--listen-peer-urls',
-        m.peer,
-        '--initial-advertise-peer-urls',
-        m.peer,
-        '--initial-cluster',
-        initial,
-        '--initial-cluster-state',
-        'new',
-        '--initial-cluster-token',
-        `dpt-${process.pid}`,
-        '--log-level',
-        'error',
-      ],
-      { stdio: 'ignore' },
-    );
+  try {
+    await launch(members, 30_000);
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const ok = await Promise.all(members.map((m) => healthy(m.endpoint)));
-    if (ok.every(Boolean)) {
-      return {
-        endpoints: members.map((m) => m.endpoint),
-        kill: (i: number) => killOne(members[i]!),
-        stop,
-      };
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  await stop();
-  throw new Error('the etcd cluster did not become healthy');
+  return {
+    endpoints: members.map((m) => m.endpoint),
+    leader: async () => {
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const status = await Promise.all(
+          members.map((m) => (m.exited ? undefined : memberStatus(m.endpoint))),
+        );
+        const leaderId = status.find((s) => s?.leader !== undefined && s.leader !== '0')?.leader;
+        const i = status.findIndex((s) => s?.header?.member_id === leaderId);
+        if (leaderId !== undefined && i >= 0) return i;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('the etcd cluster has no leader');
+    },
+    kill: (i: number) => members[i]!.kill(),
+    stop,
+  };
 }
