@@ -21,13 +21,13 @@ int from_container(struct __sk_buff *skb)
 
 		if (pkt6_parse(skb, &p6) || p6.unparsed || p6.proto == IPPROTO_ICMPV6)
 			return TC_ACT_OK;
-		return svc6_forward(skb, &p6);
+		return svc6_forward(skb, &p6, 0);
 	}
 	struct pkt4 p;
 
 	if (pkt4_parse(skb, &p) || p.frag || p.proto == IPPROTO_ICMP)
 		return TC_ACT_OK;
-	return svc4_forward(skb, &p);
+	return svc4_forward(skb, &p, 0);
 }
 
 SEC("tc")

@@ -21,7 +21,10 @@
  *                route their replies through it). A service without an active backend, or a TCP
  *                packet that opens nothing (no SYN) and belongs to no flow, goes to the stack
  *                untouched: nothing listens there, so the client gets a reset or a port
- *                unreachable, not silence. Anything else passes untouched.
+ *                unreachable, not silence. External IPs: a packet to an address that is not the
+ *                node's is load-balanced the same way when it is a frontend of kind ExternalIP
+ *                (LB_SVC_FLAG_EXTERNAL_IP); a ClusterIP is never served from the world. Anything
+ *                else passes untouched.
  *
  * Both work for IPv4 (nat4 map) and IPv6 (nat6 map; the IPv6 NodePort frontend is the node's IPv6
  * address, nat_ipv6); TCP, UDP, and ICMP echo for masquerade. Fragments (and IPv6 extension headers)
@@ -110,12 +113,14 @@ static __always_inline int from_netdev6(struct __sk_buff *skb)
 	struct pkt6 p;
 	int r;
 
-	if (pkt6_parse(skb, &p) || p.unparsed || !addr6_eq(p.daddr, nat_ipv6))
+	if (pkt6_parse(skb, &p) || p.unparsed)
 		return TC_ACT_OK;
+	if (!addr6_eq(p.daddr, nat_ipv6)) /* not the node's address: an external IP, or not ours */
+		return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p, 1) : TC_ACT_OK;
 	r = nat6_unmasquerade(skb, &p);
 	if (r >= 0)
 		return r;
-	return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p) : TC_ACT_OK;
+	return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p, 0) : TC_ACT_OK;
 }
 
 SEC("tc")
@@ -146,12 +151,14 @@ int from_netdev(struct __sk_buff *skb)
 
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
 		return masq6_enabled || nodeport_enabled ? from_netdev6(skb) : TC_ACT_OK;
-	if (pkt4_parse(skb, &p) || p.daddr != nat_ipv4 || p.frag)
+	if (pkt4_parse(skb, &p) || p.frag)
 		return TC_ACT_OK;
+	if (p.daddr != nat_ipv4) /* not the node's address: an external IP, or not ours */
+		return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p, 1) : TC_ACT_OK;
 	r = nat4_unmasquerade(skb, &p);
 	if (r >= 0)
 		return r;
-	return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p) : TC_ACT_OK;
+	return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p, 0) : TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -28,10 +28,12 @@ static __always_inline int SVC_F(reply)(struct __sk_buff *skb, NAT_PKT *p)
 
 /*
  * The first packet of a flow to a service frontend: picks a backend and records the flow's pair.
- * Returns the `svc` half, or NULL when the packet is not for a service or the service has no backend
- * that takes new flows (counted).
+ * `external_only`: only frontends that are external IPs qualify (a packet from the world to an
+ * address that is not the node's). Returns the `svc` half, or NULL when the packet is not for such a
+ * service or the service has no backend that takes new flows (counted).
  */
-static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PKT *p, const NAT_KEY *k)
+static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PKT *p, const NAT_KEY *k,
+					     int external_only)
 {
 	struct lb_svc_key sk = {};
 	struct lb_affinity_key ak = {};
@@ -47,7 +49,7 @@ static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PK
 	sk.dport = p->dport;
 	sk.proto = p->proto;
 	svc = lb_lookup_service(&sk);
-	if (!svc)
+	if (!svc || (external_only && !(svc->flags & LB_SVC_FLAG_EXTERNAL_IP)))
 		return NULL;
 	NAT_LB_ADDR(ak.client.addr, p->saddr);
 	ak.rev_nat_id = svc->rev_nat_id;
@@ -87,9 +89,10 @@ static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PK
 
 /*
  * A TCP or UDP packet that may be for a service: a packet of a known flow goes to its backend, the
- * first packet of a new flow to a frontend picks one. Anything else passes untouched.
+ * first packet of a new flow to a frontend picks one (with `external_only`, only a frontend that is an
+ * external IP). Anything else passes untouched.
  */
-static __always_inline int SVC_F(forward)(struct __sk_buff *skb, NAT_PKT *p)
+static __always_inline int SVC_F(forward)(struct __sk_buff *skb, NAT_PKT *p, int external_only)
 {
 	NAT_KEY k;
 	NAT_ENTRY *e;
@@ -103,7 +106,7 @@ static __always_inline int SVC_F(forward)(struct __sk_buff *skb, NAT_PKT *p)
 		e = NULL;
 	}
 	if (!e) {
-		e = SVC_F(new)(skb, p, &k);
+		e = SVC_F(new)(skb, p, &k, external_only);
 		if (!e)
 			return TC_ACT_OK;
 	}

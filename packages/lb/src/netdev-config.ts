@@ -57,8 +57,10 @@ export interface NetdevConfig {
   masquerade?: MasqueradeOptions;
   /**
    * Per-packet load balancing of flows that arrive at `nodeAddress` (or `nodeAddress6`) for a service frontend there
-   * (NodePort): the services are those a writer keeps in the pinned service maps (needs `pinDir`).
-   * Backends must be this node's pods (the client's address is kept). Default false.
+   * (NodePort), and of flows to an address that is a frontend of kind `ExternalIP` (the world routes
+   * it to this node; the node need not own it): the services are those a writer keeps in the pinned
+   * service maps (needs `pinDir`). Backends must be this node's pods (the client's address is kept).
+   * Default false.
    */
   nodePort?: boolean;
   /** Flow lifetimes. */

@@ -11,7 +11,7 @@ import {
   serviceKeyCodec,
   serviceValueCodec,
 } from '../src/index.js';
-import { BACKENDS_V4, BACKENDS_V6, type Client, Lab, PORT } from './lab.js';
+import { BACKENDS_V4, BACKENDS_V6, Client, Lab, PORT } from './lab.js';
 
 interface Answer {
   answer?: string;
@@ -218,6 +218,77 @@ describe.skipIf(!root)('socket LB (cgroup connect/sendmsg/recvmsg/getpeername)',
     lb.remove('sticky');
   });
 
+  it('session affinity (ClientIP, 1 s) through connect4/6 and sendmsg4/6: a client sticks per service, another client (netns) chooses on its own, the choice changes after the timeout', async (ctx) => {
+    requireRoot(ctx);
+    // 3 services per kind (60 entries: the map holds 64), four backends each: with affinity broken a
+    // client's 4 connections to one service land on one backend with p = 1/64; with the timeout
+    // ignored, or with two clients sharing one key, all 12 choices agree with p = 4^-12.
+    const kinds = [
+      { protocol: 'TCP', vip: VIP4, backends: BACKENDS_V4, cmd: { op: 'tcp' } }, // connect4
+      { protocol: 'TCP', vip: VIP6, backends: BACKENDS_V6, cmd: { op: 'tcp' } }, // connect6
+      { protocol: 'UDP', vip: VIP4, backends: BACKENDS_V4, cmd: { op: 'udp', connected: false } }, // sendmsg4
+      { protocol: 'UDP', vip: VIP6, backends: BACKENDS_V6, cmd: { op: 'udp', connected: false } }, // sendmsg6
+    ] as const;
+    const ports = [81, 82, 83];
+    for (const [k, kind] of kinds.entries())
+      for (const port of ports)
+        lb.upsert({
+          name: `aff-${k}-${port}`,
+          protocol: kind.protocol,
+          frontends: [{ address: kind.vip, port }],
+          backends: kind.backends.map((address) => ({ address, port: PORT })),
+          affinity: { timeoutSeconds: 1 },
+        });
+    // a second client in the same cgroup but another network namespace (the backends' own: its
+    // connections reach them over lo), so another netns cookie: another affinity key
+    const other = new Client(lab.cgroupDir, lab.pods.path);
+    try {
+      const phase = async (c: Client) => {
+        const chosen = new Map<string, string>();
+        for (const [k, kind] of kinds.entries())
+          for (const port of ports) {
+            const got = await c.run<Answer[]>({ ...kind.cmd, host: kind.vip, port, n: 4 });
+            const what = `${kind.protocol} [${kind.vip}]:${port}`;
+            expect(
+              got.filter((a) => a.error),
+              what,
+            ).toEqual([]);
+            const answers = new Set(got.map((a) => a.answer));
+            expect(answers.size, `${what}: ${[...answers].join(',')}`).toBe(1);
+            chosen.set(`${k}:${port}`, got[0]!.answer!);
+          }
+        return chosen;
+      };
+      const differs = (a: Map<string, string>, b: Map<string, string>) =>
+        [...a].some(([k, v]) => b.get(k) !== v);
+      const first = await phase(client);
+      const second = await phase(other);
+      expect(differs(first, second), 'two clients chose alike everywhere').toBe(true);
+      await new Promise((r) => setTimeout(r, 1500));
+      const later = await phase(client);
+      expect(differs(first, later), 'no choice changed after the timeout').toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('an external IP frontend is translated at connect like a ClusterIP', async (ctx) => {
+    requireRoot(ctx);
+    lb.upsert({
+      name: 'ext',
+      protocol: 'TCP',
+      frontends: [
+        { kind: 'ClusterIP', address: VIP4, port: 80 },
+        { kind: 'ExternalIP', address: '198.18.7.7', port: 80 },
+      ],
+      backends: BACKENDS_V4.slice(0, 2).map((address) => ({ address, port: PORT })),
+    });
+    const got = await client.run<Answer[]>({ op: 'tcp', host: '198.18.7.7', port: 80, n: 20 });
+    expect(got.filter((a) => a.error)).toEqual([]);
+    expect(new Set(got.map((a) => a.answer))).toEqual(new Set(BACKENDS_V4.slice(0, 2)));
+    for (const a of got) expect(a.peer).toBe('198.18.7.7');
+  });
+
   it('bad input and a full map leave nothing half-written', async (ctx) => {
     requireRoot(ctx);
     lb.upsert(svc('keep', 'TCP', VIP4, BACKENDS_V4.slice(0, 2)));
@@ -237,6 +308,22 @@ describe.skipIf(!root)('socket LB (cgroup connect/sendmsg/recvmsg/getpeername)',
     expect(
       reason(() => lb.upsert({ ...svc('keep', 'TCP', VIP4, []), frontends: [{ address: VIP4, port: 0 }] })),
     ).toBe('InvalidPort');
+    expect(dump()).toEqual(before);
+    // more backends than the per-service slot limit (4096 by default): refused before any write
+    const tooMany = Array.from({ length: 4097 }, (_, i) => `10.245.${i >> 8}.${i & 255}`);
+    expect(reason(() => lb.upsert(svc('keep', 'TCP', VIP4, tooMany)))).toBe('TooManyBackends');
+    expect(
+      reason(() =>
+        lb.upsert(
+          svc(
+            'other',
+            'TCP',
+            VIP6,
+            tooMany.map((a) => `fd00:5::${a.replaceAll('.', ':')}`),
+          ),
+        ),
+      ),
+    ).toBe('TooManyBackends');
     expect(dump()).toEqual(before);
     // the service map holds 64 entries: 70 backends fit the model but not the map; the writer undoes
     const many = Array.from({ length: 70 }, (_, i) => `10.244.2.${i + 1}`);

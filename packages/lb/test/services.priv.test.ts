@@ -1,0 +1,226 @@
+// Per-packet service features beyond plain NodePort, against the real kernel: session affinity (ClientIP
+// with a timeout) on the outward device and at a pod's veth, and external IPs routed to the node from
+// the world (IPv4 and IPv6) and reached from a pod without socket LB.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireRoot, run, scanLeaks, uniqueName } from '@datapath/testutils';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ServiceWriter } from '../src/datapath.js';
+import { NodeNetdev } from '../src/netdev.js';
+import { PodLb } from '../src/pod-lb.js';
+import {
+  buildTopology,
+  NODE_ADDR,
+  NODE_ADDR6,
+  type Topology,
+  WORLD_ADDR,
+  WORLD_ADDR6,
+} from './helpers/topology.js';
+import { runClient, type Server, startServer } from './helpers/traffic.js';
+
+const PORT6 = 8086;
+const EXTERNAL_IP = '198.18.7.7';
+const EXTERNAL_IP6 = 'fd00:e::7';
+const CLUSTER_IP = '10.96.0.10';
+
+/**
+ * One client process: for each port in turn, `n` sequential connections (TCP: connect, send, read the
+ * answer; UDP: a fresh socket per request) to host:port; the backend name (`be0`/`be1`) of each, or
+ * `error <code>`.
+ */
+const MULTI = `const [proto, host, portList, n] = process.argv.slice(1);
+const net = require('net'), dgram = require('dgram');
+const one = (port) => new Promise((resolve) => {
+  const name = (d) => (String(d).trim().split(' ')[0].split('@')[1] || 'none');
+  if (proto === 'tcp') {
+    let data = '';
+    const s = net.connect({ host, port });
+    s.setTimeout(2000, () => { s.destroy(); resolve('error timeout'); });
+    s.on('connect', () => s.write('hi'));
+    s.on('data', (d) => { data += d; });
+    s.on('end', () => { resolve(name(data)); s.end(); });
+    s.on('error', (e) => resolve('error ' + e.code));
+  } else {
+    const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const t = setTimeout(() => { s.close(); resolve('error timeout'); }, 2000);
+    s.on('message', (m) => { clearTimeout(t); s.close(); resolve(name(m)); });
+    s.send('hi', port, host);
+  }
+});
+(async () => {
+  const out = {};
+  for (const p of portList.split(',').map(Number)) { out[p] = []; for (let i = 0; i < Number(n); i++) out[p].push(await one(p)); }
+  process.stdout.write(JSON.stringify(out));
+})();`;
+
+function multiClient(
+  netns: string,
+  proto: 'tcp' | 'udp',
+  host: string,
+  ports: readonly number[],
+  n: number,
+): Promise<Record<number, string[]>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, '-e', MULTI, proto, host, ports.join(','), String(n)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as Record<number, string[]>)
+        : reject(new Error(`client exited ${code}`)),
+    );
+  });
+}
+
+/** The one backend each port's connections reached; fails when a port's connections went to several. */
+function sticky(got: Record<number, string[]>, what: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const [port, names] of Object.entries(got)) {
+    expect(
+      names.filter((n) => n.startsWith('error') || n === 'none'),
+      `${what} :${port}`,
+    ).toEqual([]);
+    expect(new Set(names).size, `${what} :${port}: ${names.join(',')}`).toBe(1);
+    out.set(Number(port), names[0]!);
+  }
+  return out;
+}
+const differs = (a: Map<number, string>, b: Map<number, string>) => [...a].some(([p, n]) => b.get(p) !== n);
+
+const scoped = (writer: ServiceWriter) => ({
+  upsert: (input: unknown) => writer.upsert(input),
+  [Symbol.dispose]() {
+    for (const name of writer.table.names()) writer.remove(name);
+    writer.close();
+  },
+});
+
+describe('per-packet services: session affinity and external IPs', () => {
+  let t: Topology;
+  let prefix: string;
+  let pinDir: string;
+  const servers: Server[] = [];
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) return; // every test skips itself (requireRoot)
+    prefix = uniqueName();
+    t = buildTopology(prefix, 3);
+    pinDir = mkdtempSync(join('/sys/fs/bpf', `${prefix}-`));
+    for (const [i, p] of t.pods.slice(0, 2).entries()) {
+      servers.push(await startServer(p.ns, 'tcp', 8080, '0.0.0.0', `be${i}`));
+      servers.push(await startServer(p.ns, 'udp', 8080, '0.0.0.0', `be${i}`));
+      servers.push(await startServer(p.ns, 'tcp', PORT6, '::', `be${i}`));
+      servers.push(await startServer(p.ns, 'udp', PORT6, '::', `be${i}`));
+    }
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.stop();
+    if (pinDir) rmSync(pinDir, { recursive: true, force: true });
+    t?.close();
+    if (prefix) expect(scanLeaks(prefix)).toEqual({ netns: [], links: [], pins: [] });
+  });
+
+  it('session affinity (ClientIP, 1 s): each client sticks to one backend per service over TCP and UDP, clients differ, the choice changes after the timeout', async (ctx) => {
+    requireRoot(ctx);
+    using dev = await NodeNetdev.attach(
+      { nodeAddress: NODE_ADDR, nodePort: true },
+      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+    );
+    using lb = await PodLb.load({ pinDir });
+    const pod = t.pods[2]!;
+    await lb.attach({ ifname: pod.hostIf, netns: t.nodeNetns });
+    using svc = scoped(dev.serviceWriter());
+    // 12 services per protocol, two backends each: with affinity broken a client's 4 connections to
+    // one service land on one backend with p = 1/8; with the timeout ignored the 24 choices after it
+    // stay the same with p = 2^-24; two working clients agree on all 24 with p = 2^-24.
+    const ports = Array.from({ length: 12 }, (_, i) => 30100 + i);
+    for (const protocol of ['TCP', 'UDP'] as const)
+      for (const port of ports)
+        svc.upsert({
+          name: `aff-${protocol}-${port}`,
+          protocol,
+          frontends: [{ kind: 'NodePort', address: NODE_ADDR, port }],
+          backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 })),
+          affinity: { timeoutSeconds: 1 },
+        });
+    const phase = async (ns: string) => {
+      const out = new Map<string, string>();
+      for (const proto of ['tcp', 'udp'] as const)
+        for (const [p, n] of sticky(await multiClient(ns, proto, NODE_ADDR, ports, 4), `${proto} from ${ns}`))
+          out.set(`${proto}${p}`, n);
+      return out;
+    };
+    const world1 = await phase(t.world); // at the outward device (from_netdev), keyed by 198.18.0.2
+    const pod1 = await phase(pod.ns); // at the pod's veth (from_container), keyed by the pod's address
+    expect(new Set(world1.values())).toEqual(new Set(['be0', 'be1']));
+    expect(differs(world1 as never, pod1 as never), 'two clients chose alike everywhere').toBe(true);
+    await new Promise((r) => setTimeout(r, 1500));
+    const world2 = await phase(t.world);
+    expect(differs(world1 as never, world2 as never), 'no choice changed after the timeout').toBe(true);
+  });
+
+  it('external IPs: from the world (IPv4 and IPv6) and from a pod without socket LB, TCP and UDP; a ClusterIP is not served to the world', async (ctx) => {
+    requireRoot(ctx);
+    using dev = await NodeNetdev.attach(
+      { nodeAddress: NODE_ADDR, nodeAddress6: NODE_ADDR6, nodePort: true },
+      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+    );
+    using lb = await PodLb.load({ pinDir });
+    const pod = t.pods[2]!;
+    await lb.attach({ ifname: pod.hostIf, netns: t.nodeNetns });
+    using svc = scoped(dev.serviceWriter());
+    // the world routes the external IPs (and, for the negative case, the ClusterIP) to the node, which
+    // owns none of them
+    run('ip', ['-n', t.world, 'route', 'add', `${EXTERNAL_IP}/32`, 'via', NODE_ADDR]);
+    run('ip', ['-n', t.world, 'route', 'add', `${CLUSTER_IP}/32`, 'via', NODE_ADDR]);
+    run('ip', ['-n', t.world, '-6', 'route', 'add', `${EXTERNAL_IP6}/128`, 'via', NODE_ADDR6]);
+    for (const protocol of ['TCP', 'UDP'] as const) {
+      svc.upsert({
+        name: `ext4-${protocol}`,
+        protocol,
+        frontends: [
+          { kind: 'ClusterIP', address: CLUSTER_IP, port: 80 },
+          { kind: 'ExternalIP', address: EXTERNAL_IP, port: 80 },
+        ],
+        backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 })),
+      });
+      svc.upsert({
+        name: `ext6-${protocol}`,
+        protocol,
+        frontends: [{ kind: 'ExternalIP', address: EXTERNAL_IP6, port: 80 }],
+        backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip6, port: PORT6 })),
+      });
+    }
+    const before = dev.stats().svcNew;
+    const paths = [
+      { from: t.world, host: EXTERNAL_IP, peer: WORLD_ADDR },
+      { from: t.world, host: EXTERNAL_IP6, peer: WORLD_ADDR6 },
+      { from: pod.ns, host: EXTERNAL_IP, peer: pod.ip },
+    ];
+    for (const { from, host, peer } of paths)
+      for (const proto of ['tcp', 'udp'] as const) {
+        const what = `${proto} from ${from} to ${host}:80`;
+        const got = await runClient(from, { proto, host, port: 80, count: 16, concurrency: 4 });
+        expect(
+          got.filter((a) => a.startsWith('error')),
+          what,
+        ).toEqual([]);
+        expect(new Set(got.map((a) => a.split(' ')[0]!.split('@')[1])), what).toEqual(
+          new Set(['be0', 'be1']),
+        );
+        // the backend saw the client itself; the client saw only the external IP
+        for (const a of got) expect(a.split(' ')[0]!.split('@')[0]!.replace(/:\d+$/, ''), what).toBe(peer);
+        for (const a of got) expect(a.split(' ')[2], what).toBe(`${host}:80`);
+      }
+    expect(dev.stats().svcNew - before).toBe(96n); // both programs count into the pinned nat_stats
+    // the same service's ClusterIP from the world: not translated, the node has no route for it
+    const cip = await runClient(t.world, { proto: 'tcp', host: CLUSTER_IP, port: 80, timeoutMs: 1000 });
+    expect(cip[0]).toMatch(/^error /);
+  });
+});
