@@ -1629,11 +1629,16 @@ export class Agent {
     return this.#lb === undefined ? fn() : this.#lb.inPodCgroup(fn);
   }
 
-  /** NodePort services: the per-packet NodePort on the node's world-facing device (`<prefix>w`). */
+  /**
+   * NodePort services and services with external IPs: the per-packet service path on the node's
+   * world-facing device (`<prefix>w`), which serves both.
+   */
   async #ensureNodePort(): Promise<void> {
     const lb = this.#lb;
     if (lb === undefined || lb.nodePort) return;
-    if (!(this.#state.services ?? []).some((s) => s.ports.some((p) => p.nodePort !== undefined))) return;
+    const world = (s: { ports: { nodePort?: number | undefined }[]; externalIPs?: string[] | undefined }) =>
+      (s.externalIPs?.length ?? 0) > 0 || s.ports.some((p) => p.nodePort !== undefined);
+    if (!(this.#state.services ?? []).some(world)) return;
     await lb.attachNodePort(this.#state.hostIp, `${this.#state.prefix}w`, this.node);
   }
 
