@@ -134,6 +134,11 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
       buf.used = at + size;
     }, max);
   }
+  /**
+   * @internal The consumer is done with the records the last {@link EventReader.drainCopied} handed out (the
+   * ring buffer hands them out in place and releases them only now). Default: nothing to do (copied).
+   */
+  protected releaseCopied(): void {}
   /** @internal The record length that stopped the last {@link EventReader.drainDecoded}, or -1. */
   protected mismatch = -1;
   /** @internal Unmaps memory and closes the reader's fds. */
@@ -297,10 +302,13 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
   /**
    * The records a batch at a time, read in place: each step yields a {@link RecordBatch} whose records
    * are {@link RecordView}s, the struct's fields as properties that decode on access, through one view
-   * object the batch moves from record to record. Nothing is allocated per record (each drain copies the
-   * records out of the ring at once, into a buffer the iterator reuses), so this is the fastest way to
-   * read decoded fields. A batch and its view are valid until the iterator's next step; keep a record
-   * with `view.toObject()` (or the batch with `toArray()`). The same reads, codec checks and end as
+   * object the batch moves from record to record. Nothing is allocated or copied per record: a ring
+   * buffer's records are read where the producer wrote them, and the ring space they occupy is released
+   * only when the iterator takes its next step (or ends), so a consumer that holds a batch for long makes
+   * producers fail to reserve (a perf buffer's records are copied out at once, into a buffer the iterator
+   * reuses). This is the fastest way to read decoded fields. A batch and its view are valid until the
+   * iterator's next step; keep a record with `view.toObject()` (or the batch with `toArray()`); once the
+   * iterator has ended a kept view throws on every field. The same reads, codec checks and end as
    * {@link EventReader.batches}.
    *
    * @throws {@link BpfError} `InvalidArgument` for a codec not made by `struct()` or larger than the ring
@@ -401,6 +409,12 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
     const end = () => {
       if (ended) return;
       ended = true;
+      if (vs !== undefined) {
+        // The records handed out last are consumed; the view no longer reads the reader's memory.
+        vs.retire();
+        vs.detach();
+        this.releaseCopied();
+      }
       this.#onReadable = undefined;
       this.#endIterator = undefined;
       this.#watch(false);
@@ -467,6 +481,7 @@ export abstract class EventReader implements AsyncDisposable, Disposable {
           // The consumer is done with the batch it was given: its buffer takes the next records.
           handedOut = false;
           vs!.retire();
+          this.releaseCopied();
         }
         const ready = take();
         if (ready !== undefined) return Promise.resolve(ready);

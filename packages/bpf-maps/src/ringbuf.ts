@@ -98,26 +98,29 @@ export class RingCursor {
     const data = this.data;
     const mask = this.#mask;
     // Start from the shared position: only this process writes it while we read, but a consumer that
-    // ran before (another process, a reader closed since) may have moved it.
-    let pos = this.consumerPos();
-    this.#pos = pos;
-    let prod = this.producerPos();
+    // ran before (another process, a reader closed since) may have moved it. The walk itself is in int32
+    // arithmetic, relative to it (positions are 64-bit; a double there costs V8 several ns a record).
+    const start = this.consumerPos();
+    this.#pos = start;
+    const base = start & mask;
+    let avail = this.#available(start);
+    let rel = 0;
     let n = 0;
     let sinceStore = 0;
     try {
       while (n < max) {
-        if (pos >= prod) {
+        if (rel >= avail) {
           // Drained what we saw: look once more, records may have been committed meanwhile.
-          prod = this.producerPos();
-          if (pos >= prod) break;
+          avail = this.#available(start);
+          if (rel >= avail) break;
         }
-        const off = pos & mask;
+        const off = (base + rel) & mask;
         // A plain load: the acquire of producer_pos above orders it (x86-64 and V8 keep loads in order
         // after an Atomics.load), and a busy header is read again on the next drain.
         const h = hdr[off >>> 2]!;
         if ((h & BUSY) !== 0) break;
         const len = h & LEN_MASK;
-        pos += (len + HDR + 7) & ~7;
+        rel += (len + HDR + 7) & ~7;
         if ((h & DISCARD) !== 0) {
           this.discarded++;
         } else {
@@ -126,14 +129,19 @@ export class RingCursor {
         }
         if (++sinceStore === STORE_EVERY) {
           sinceStore = 0;
-          this.#store(pos);
+          this.#store(start + rel);
         }
         if (this.halted) break;
       }
     } finally {
-      if (pos !== this.#pos) this.#store(pos);
+      if (start + rel !== this.#pos) this.#store(start + rel);
     }
     return n;
+  }
+
+  /** Bytes committed or in flight past `start` (at most the ring's size). */
+  #available(start: number): number {
+    return Math.min(this.producerPos() - start, this.#mask + 1);
   }
 
   /**
@@ -146,23 +154,25 @@ export class RingCursor {
   drainDecode<T>(decode: (o: number) => T, size: number, out: T[], max: number): number {
     const hdr = this.#hdr;
     const mask = this.#mask;
-    let pos = this.consumerPos();
-    this.#pos = pos;
-    let prod = this.producerPos();
+    const start = this.consumerPos();
+    this.#pos = start;
+    const base = start & mask;
+    let avail = this.#available(start);
+    let rel = 0;
     let n = 0;
     let k = 0;
     let offs = this.#offsets;
     try {
       while (n < max) {
-        if (pos >= prod) {
-          prod = this.producerPos();
-          if (pos >= prod) break;
+        if (rel >= avail) {
+          avail = this.#available(start);
+          if (rel >= avail) break;
         }
-        const off = pos & mask;
+        const off = (base + rel) & mask;
         const h = hdr[off >>> 2]!;
         if ((h & BUSY) !== 0) break;
         const len = h & LEN_MASK;
-        pos += (len + HDR + 7) & ~7;
+        rel += (len + HDR + 7) & ~7;
         if ((h & DISCARD) !== 0) {
           this.discarded++;
         } else {
@@ -181,77 +191,91 @@ export class RingCursor {
         if (this.halted) break;
       }
       if (k > 0) {
-        const base = out.length;
-        out.length = base + k;
+        const at = out.length;
+        out.length = at + k;
         let i = 0;
         try {
-          for (; i < k; i++) out[base + i] = decode(offs[i]!);
+          for (; i < k; i++) out[at + i] = decode(offs[i]!);
         } finally {
-          if (i < k) out.length = base + i;
+          if (i < k) out.length = at + i;
         }
       }
     } finally {
-      if (pos !== this.#pos) this.#store(pos);
+      if (rel !== 0) this.#store(start + rel);
     }
     return n;
   }
 
   /**
-   * {@link RingCursor.drain} specialised for record views: walks the headers of up to `max` committed records
-   * of `size` bytes, then copies the whole span they occupy into `buf` at once (one copy per drain: the
-   * data pages are mapped twice, so the span is contiguous) and notes where each record starts; the
-   * consumer position is released after the copy. A record of another length is consumed, its length
-   * left in {@link RingCursor.badLength}, and the drain stops there.
+   * {@link RingCursor.drain} specialised for record views read in place: walks the headers of up to `max`
+   * committed records of `size` bytes and notes where each starts in {@link RingCursor.data}
+   * (`buf.data` is set to it), but does not release them: the consumer position stays where it was until
+   * {@link RingCursor.release}, so producers cannot overwrite the records while they are read. A drain
+   * that found nothing to hand out (only discarded records, or a record of another length first) releases
+   * at once. A record of another length is consumed, its length left in {@link RingCursor.badLength}, and
+   * the drain stops there.
    */
-  drainCopy(size: number, buf: RecordBuffer, max: number): number {
+  drainInPlace(size: number, buf: RecordBuffer, max: number): number {
     const hdr = this.#hdr;
     const mask = this.#mask;
-    const start = this.consumerPos();
-    this.#pos = start;
-    let pos = start;
-    let prod = this.producerPos();
+    const start = this.#held >= 0 ? this.#held : this.consumerPos();
+    if (this.#held < 0) this.#pos = start;
+    const base = start & mask;
+    let avail = this.#available(start);
+    let rel = 0;
     let n = 0;
     let k = buf.length;
-    const base = buf.used + HDR - start;
-    try {
-      while (n < max) {
-        if (pos >= prod) {
-          prod = this.producerPos();
-          if (pos >= prod) break;
-        }
-        const h = hdr[(pos & mask) >>> 2]!;
-        if ((h & BUSY) !== 0) break;
-        const len = h & LEN_MASK;
-        const at = pos;
-        pos += (len + HDR + 7) & ~7;
-        if ((h & DISCARD) !== 0) {
-          this.discarded++;
-        } else {
-          n++;
-          if (len !== size) {
-            this.badLength = len;
-            break;
-          }
-          if (k === buf.offsets.length) buf.reserve(0, k + 1);
-          buf.offsets[k++] = base + at;
-        }
-        if (this.halted) break;
+    // Room for every record this drain can see now (8 bytes each at least), so the loop makes no call.
+    if (k + Math.min(max, avail >>> 3) > buf.offsets.length) buf.reserve(0, k + Math.min(max, avail >>> 3));
+    let offs = buf.offsets;
+    let discarded = 0;
+    while (n < max) {
+      if (rel >= avail) {
+        avail = this.#available(start);
+        if (rel >= avail) break;
       }
-      const span = pos - start;
-      if (span > 0) {
-        buf.reserve(buf.used + span, k);
-        const from = start & mask;
-        buf.bytes.set(this.bytes.subarray(from, from + span), buf.used);
-        buf.used += span;
+      const off = (base + rel) & mask;
+      const h = hdr[off >>> 2]!;
+      if ((h & BUSY) !== 0) break;
+      if ((h & DISCARD) === 0 && k === offs.length) {
+        // More was committed since the walk began than there is room for.
+        buf.reserve(0, k * 2);
+        offs = buf.offsets;
       }
-      buf.length = k;
-    } finally {
-      if (pos !== this.#pos) this.#store(pos);
+      const len = h & LEN_MASK;
+      rel += (len + HDR + 7) & ~7;
+      if ((h & DISCARD) !== 0) {
+        discarded++;
+        continue;
+      }
+      n++;
+      if (len !== size) {
+        this.badLength = len;
+        break;
+      }
+      offs[k++] = off + HDR;
+      if (this.halted) break;
     }
+    this.discarded += discarded;
+    buf.data = this.data;
+    buf.length = k;
+    if (rel !== 0) this.#held = start + rel;
+    if (k === 0) this.release();
     return n;
   }
 
-  /** The length of the record that stopped the last {@link RingCursor.drainDecode} or {@link RingCursor.drainCopy}, or -1. */
+  /** Releases the records a {@link RingCursor.drainInPlace} handed out (moves the consumer position past them). */
+  release(): void {
+    const held = this.#held;
+    if (held < 0) return;
+    this.#held = -1;
+    if (held !== this.#pos) this.#store(held);
+  }
+
+  /** Where the records handed out in place end, or -1 when none are held. */
+  #held = -1;
+
+  /** The length of the record that stopped the last {@link RingCursor.drainDecode} or {@link RingCursor.drainInPlace}, or -1. */
   badLength = -1;
 
   #store(pos: number): void {
@@ -417,9 +441,14 @@ export class RingBuf extends EventReader {
   protected override drainCopied(size: number, buf: RecordBuffer, max: number): number {
     const c = this.#cursor!;
     c.badLength = -1;
-    const n = c.drainCopy(size, buf, max);
+    const n = c.drainInPlace(size, buf, max);
     this.mismatch = c.badLength;
     return n;
+  }
+
+  /** @internal */
+  protected override releaseCopied(): void {
+    this.#cursor?.release();
   }
 
   /** @internal */

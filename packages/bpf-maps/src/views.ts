@@ -14,8 +14,9 @@ export type RecordView<T> = Readonly<T> & {
 };
 
 /**
- * One step of {@link EventReader.views}: the records read since the last step, copied out of the ring
- * into a buffer the iterator reuses, exposed through one moving {@link RecordView}. Valid until the
+ * One step of {@link EventReader.views}: the records read since the last step, read in place (a ring
+ * buffer's shared memory; a perf buffer's records copied into a buffer the iterator reuses), exposed
+ * through one moving {@link RecordView}. Valid until the
  * iterator's next step (the next `for await` turn); {@link RecordBatch.toArray} or
  * a view's `toObject()` to keep records longer.
  */
@@ -81,6 +82,9 @@ const READ: Record<number, (at: string) => string> = {
   [FAST_U64]: (at) => `this.d.getBigUint64(${at}, true)`,
   [FAST_I64]: (at) => `this.d.getBigInt64(${at}, true)`,
 };
+
+/** What a detached view reads (every field access throws a RangeError). */
+const EMPTY = new DataView(new ArrayBuffer(0));
 
 const viewClasses = new WeakMap<object, ViewClass>();
 
@@ -163,6 +167,12 @@ export class ViewState<T> {
     this.buf = new RecordBuffer(bytes, records);
     this.decode = codec.decode;
     this.label = label;
+  }
+
+  /** The iterator ended: the view reads nothing any more (the memory it pointed into may be unmapped). */
+  detach(): void {
+    this.view.d = EMPTY;
+    this.view.o = 0;
   }
 
   /** The iterator moved on: the batch handed out last is gone. */

@@ -21,7 +21,7 @@ const bytesOf = (seq: number) => {
   return [...b];
 };
 
-/** An EventReader over a fake ring (no fd): `copyAtOnce` picks the ring's span copy or the generic per-record one. */
+/** An EventReader over a fake ring (no fd): `copyAtOnce` picks the ring's in-place records or the generic per-record copy. */
 class FakeReader extends EventReader {
   readonly cursor: RingCursor;
   readonly #copyAtOnce: boolean;
@@ -39,9 +39,12 @@ class FakeReader extends EventReader {
   protected override drainCopied(size: number, buf: RecordBuffer, max: number): number {
     if (!this.#copyAtOnce) return super.drainCopied(size, buf, max);
     this.cursor.badLength = -1;
-    const n = this.cursor.drainCopy(size, buf, max);
+    const n = this.cursor.drainInPlace(size, buf, max);
     this.mismatch = this.cursor.badLength;
     return n;
+  }
+  protected override releaseCopied(): void {
+    if (this.#copyAtOnce) this.cursor.release();
   }
   protected releaseReader(): void {}
   protected get label(): string {
@@ -50,7 +53,7 @@ class FakeReader extends EventReader {
 }
 
 describe.each([
-  ['the ring span copy', true],
+  ['the ring read in place', true],
   ['the generic per-record copy', false],
 ])('views() through %s', (_name, copyAtOnce) => {
   it('yields the records batches() would, read in place, across wrap-around and discarded records', async () => {
@@ -88,8 +91,8 @@ describe.each([
         .filter((s) => s % 97 === 0)
         .map((s) => ({ seq: s, len: s & 0xffff, proto: s & 0xff, ts: BigInt(s) * 1000n })),
     );
-    expect(ring.consumerPos()).toBe(800 * 24);
     await it.return!();
+    expect(ring.consumerPos()).toBe(800 * 24);
     reader.close();
   });
 
@@ -137,5 +140,42 @@ describe('views() input checks', () => {
     // Nothing was claimed: another consumer can still start.
     expect(reader.read(() => undefined)).toBe(0);
     reader.close();
+  });
+});
+
+/** The seq of every record of a batch (each read as the moving view passes it). */
+const seqs = (batch: Iterable<{ seq: number }>) => {
+  const out: number[] = [];
+  for (const v of batch) out.push(v.seq);
+  return out;
+};
+
+describe('views() of a ring buffer, in place', () => {
+  it('keeps the records of the batch handed out until the next step, then releases them; an ended view reads nothing', async () => {
+    const ring = fakeRing(4096);
+    const reader = new FakeReader(ring, 4096, true);
+    const it = reader.views(rec);
+    ring.write(bytesOf(1));
+    ring.write(bytesOf(2), { discard: true });
+    ring.write(bytesOf(3));
+    const first = (await it.next()).value!;
+    expect(seqs(first)).toEqual([1, 3]);
+    // Read in place: the ring space stays the consumer's until the iterator moves on.
+    expect(ring.consumerPos()).toBe(0);
+    const view = first.at(0);
+    ring.write(bytesOf(4));
+    const second = (await it.next()).value!;
+    expect(ring.consumerPos()).toBe(3 * 24);
+    expect(seqs(second)).toEqual([4]);
+    await it.return!();
+    expect(ring.consumerPos()).toBe(4 * 24);
+    expect(() => view.seq).toThrow(RangeError);
+    // A fresh iterator starts after what the ended one consumed.
+    ring.write(bytesOf(5));
+    const again = reader.views(rec);
+    expect(seqs((await again.next()).value!)).toEqual([5]);
+    reader.close();
+    expect(ring.consumerPos()).toBe(5 * 24);
+    expect((await again.next()).done).toBe(true);
   });
 });
