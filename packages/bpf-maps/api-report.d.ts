@@ -374,6 +374,7 @@ declare abstract class EventReader implements AsyncDisposable, Disposable {
     protected abstract drainRecords(handler: RecordHandler, max: number): number;
     protected drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number;
     protected drainCopied(size: number, buf: RecordBuffer, max: number): number;
+    protected releaseCopied(): void;
     protected mismatch: number;
     protected abstract releaseReader(): void;
     protected abstract get label(): string;
@@ -439,6 +440,7 @@ declare class RingBuf extends EventReader {
     protected drainRecords(handler: RecordHandler, max: number): number;
     protected drainDecoded<T>(codec: Codec<T>, out: T[], max: number): number;
     protected drainCopied(size: number, buf: RecordBuffer, max: number): number;
+    protected releaseCopied(): void;
     protected haltRecords(): void;
     protected releaseReader(): void;
     protected onClosed(): void;
