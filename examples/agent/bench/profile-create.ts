@@ -1,5 +1,6 @@
 /**
- * Endpoint create broken down by stage, async form as the API runs it (`pnpm exec tsx bench/profile-create.ts [pods]`, root).
+ * Endpoint create broken down by stage (`pnpm exec tsx bench/profile-create.ts [pods] [async|sync]`, root): the
+ * async form as the API runs it (default), or the sync form.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { join } from 'node:path';
 import { Agent, type SetupStage } from '../src/agent.js';
 
 const n = Number(process.argv[2] ?? 30);
+const sync = process.argv[3] === 'sync';
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? Number.NaN;
 const dir = mkdtempSync(join(tmpdir(), 'dpprof-'));
 const stages = new Map<SetupStage, number[]>();
@@ -31,12 +33,14 @@ const total: number[] = [];
 try {
   for (const [i, x] of names.entries()) {
     const t = performance.now();
-    await agent.addAttachedPodAsync({
+    const pod = {
       namespace: 'bench',
       name: `p${i}`,
       labels: { app: `a${i % 5}` },
       attachment: { containerId: `c${i}`, ifname: 'eth0', netnsPath: `/run/netns/${x}` },
-    });
+    };
+    if (sync) agent.addAttachedPod(pod);
+    else await agent.addAttachedPodAsync(pod);
     total.push(performance.now() - t);
   }
 } finally {

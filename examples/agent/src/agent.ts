@@ -69,8 +69,9 @@ import {
   type PodAttachment,
   type PodRecord,
   podNetnsPath,
-  saveState,
-  saveStateAsync,
+  type StateField,
+  type StateRecord,
+  StateStore,
   statePath,
 } from './state.js';
 import { removeCgroupIfPresent } from './sys/cgroup.js';
@@ -324,6 +325,10 @@ export class Agent {
   #closed = false;
   /** The async forms' netlink handle in the node namespace, opened once (a handle per call costs more). */
   #nodeHandle: Handle | undefined;
+  /** The state's writer (snapshot and journal), opened with the agent. */
+  #store: StateStore | undefined;
+  /** How many namespaces the state had at the last write (a new one goes with the next change's records). */
+  #savedNamespaces = 0;
 
   private constructor(
     options: ReturnType<typeof resolveOptions>,
@@ -436,7 +441,8 @@ export class Agent {
         startedAt: new Date().toISOString(),
       };
       const agent = new Agent(o, state, node, world, datapath, pool);
-      agent.#save();
+      cleanup.push(() => agent.#store?.close());
+      agent.#openStore();
       // Fresh maps: the reconcile writes the whole compiled state (the ipcache's world and host entries).
       agent.#reconcile();
       if (cluster.services !== undefined && cluster.services.length > 0) {
@@ -487,6 +493,8 @@ export class Agent {
         datapath,
         pool,
       );
+      agent.#openStore();
+      opened.push({ close: () => agent.#store?.close() });
       agent.#reconcile();
       agent.#armLeases();
       if ((state.services ?? []).length > 0) {
@@ -734,14 +742,16 @@ export class Agent {
 
   #releaseLoose(containerId: string, ifname: string, removed: boolean): boolean {
     const owner = attachmentOwner(containerId, ifname);
+    const released: string[] = [];
     for (const [ip, o] of Object.entries(this.pool.allocations())) {
       if (o !== owner) continue;
       this.pool.release(ip);
       this.#leases.delete(ip);
       delete this.#state.leases?.[ip];
+      released.push(ip);
       removed = true;
     }
-    if (removed) this.#save();
+    if (released.length > 0) this.#persist({ leases: released });
     return removed;
   }
 
@@ -783,7 +793,7 @@ export class Agent {
         ...(m ? { containerId: m[1]!, ifname: m[2]! } : {}),
       };
       this.#leases.set(ip, expiresAt);
-      this.#save();
+      this.#persist({ leases: [ip] });
     }
     return { ip, expiresAt };
   }
@@ -810,7 +820,7 @@ export class Agent {
       delete this.#state.leases![i];
       this.#leases.delete(i);
     }
-    if (confirm.length > 0) this.#save();
+    if (confirm.length > 0) this.#persist({ leases: confirm });
     return { ip, owner };
   }
 
@@ -829,7 +839,7 @@ export class Agent {
     if (this.#state.leases?.[ip] !== undefined) {
       delete this.#state.leases[ip];
       this.#leases.delete(ip);
-      this.#save();
+      this.#persist({ leases: [ip] });
     }
     return had;
   }
@@ -876,7 +886,7 @@ export class Agent {
         },
       )
       .finally(() => {
-        if (!this.#closed) this.#save();
+        if (!this.#closed) this.#persist({ leases: [ip] });
       });
   }
 
@@ -1043,21 +1053,25 @@ export class Agent {
     const { rec, changes } = this.#podRecord(s, ep, attach);
     this.#write(changes);
     this.#podWritten(s, rec);
-    this.#save();
+    this.#persistPod(rec);
     return this.#podDone(s, rec);
   }
 
   /**
-   * {@link Agent.#finishPod} with the policy writes through the async map forms (batch calls on the threadpool)
-   * and the state file written through fs/promises.
+   * {@link Agent.#finishPod} with the policy writes through the async map forms (batch calls on the threadpool).
    */
   async #finishPodAsync(s: PodSetup, ep: EndpointResult, attach: AttachKind): Promise<PodRecord> {
     const { rec, changes } = this.#podRecord(s, ep, attach);
     await this.#writeAsync(changes);
     this.#check();
     this.#podWritten(s, rec);
-    await this.#saveAsync();
+    this.#persistPod(rec);
     return this.#podDone(s, rec);
+  }
+
+  /** The records of a pod just added: the pod, the leases its addresses no longer have, the identities. */
+  #persistPod(rec: PodRecord): void {
+    this.#persist({ pods: [rec.key], leases: rec.ip6 === undefined ? [rec.ip] : [rec.ip, rec.ip6] });
   }
 
   /** The pod's record and the engine's changes for it (undone with the setup). */
@@ -1142,7 +1156,7 @@ export class Agent {
     delete this.#state.pods[key];
     this.#write(this.#engine.deletePod(rec.ns, rec.name));
     this.#forgetBackend(key);
-    this.#save();
+    this.#persistRemoved(rec);
   }
 
   /**
@@ -1164,7 +1178,16 @@ export class Agent {
     delete this.#state.pods[key];
     await this.#writeAsync(this.#engine.deletePod(rec.ns, rec.name));
     this.#forgetBackend(key);
-    await this.#saveAsync();
+    this.#persistRemoved(rec);
+  }
+
+  /** The records of a pod just removed: the pod and its addresses' leases gone, `terminating` without it. */
+  #persistRemoved(rec: PodRecord): void {
+    this.#persist({
+      pods: [rec.key],
+      leases: rec.ip6 === undefined ? [rec.ip] : [rec.ip, rec.ip6],
+      fields: (this.#state.services ?? []).length > 0 ? ['terminating'] : [],
+    });
   }
 
   /** The pod's address: a confirmed allocation of the caller, a new one (pending or not), or the scenario's. */
@@ -1327,7 +1350,7 @@ export class Agent {
     const sync = this.#write(changes);
     this.#state.policies = next;
     if (enforcement !== undefined) this.#state.enforcement = enforcement;
-    this.#save();
+    this.#persist({ fields: ['policies', 'enforcement'] });
     return sync;
   }
 
@@ -1447,7 +1470,7 @@ export class Agent {
     if (this.#state.worldIps.includes(ip)) return;
     addWorldAddress(this.world, this.node, `${this.#state.prefix}w`, ip);
     this.#state.worldIps.push(ip);
-    this.#save();
+    this.#persist({ fields: ['worldIps'] });
   }
 
   /** The compiled verdict of a flow, exactly as the datapath looks it up. */
@@ -1550,7 +1573,7 @@ export class Agent {
       pod.identity = identity;
       total += 2;
     }
-    if (stale.length > 0 || this.#identities.changed) this.#save();
+    if (stale.length > 0 || this.#identities.changed) this.#persist({ pods: stale.map((p) => p.key) });
     const revision = total > 0 ? this.datapath.bumpPolicyRevision() : this.datapath.policyRevision();
     return { endpoints, ipcache: writes.ipcache, identitiesChanged: stale.length, writes: total, revision };
   }
@@ -1648,7 +1671,7 @@ export class Agent {
     if ((state.services ?? []).length === 0 || state.terminating?.includes(key)) return new Map();
     state.terminating = [...(state.terminating ?? []), key];
     const written = this.#syncServices();
-    this.#save();
+    this.#persist({ fields: ['terminating'] });
     return written;
   }
 
@@ -1695,7 +1718,7 @@ export class Agent {
     const view = JSON.stringify(this.serviceViews());
     if (view !== JSON.stringify(this.#state.serviceStatus ?? null)) {
       this.#state.serviceStatus = JSON.parse(view) as ServiceView[];
-      this.#save();
+      this.#persist({ fields: ['serviceStatus'] });
     }
     return written;
   }
@@ -1762,6 +1785,7 @@ export class Agent {
     this.#leases.close();
     this.#lb?.close();
     this.#nodeHandle?.close();
+    this.#store?.close();
     this.datapath.close();
     this.pool.close();
     this.node.close();
@@ -1800,37 +1824,52 @@ export class Agent {
     return { hostNetns: this.node, hostHandle: this.#nodeHandle };
   }
 
-  /** Writes the state file, with the identity table. */
+  /** Opens the state's writer: the state as a new snapshot (what a previous journal held is in it). */
+  #openStore(): void {
+    this.#state.identities = this.#identities.toJSON();
+    this.#identities.changed = false;
+    this.#savedNamespaces = Object.keys(this.#state.namespaces).length;
+    this.#store = StateStore.open(this.options.stateDir, this.#state);
+  }
+
+  /** Writes the whole state as a new snapshot (with the identity table), the journal emptied. */
   #save(): void {
     this.#state.identities = this.#identities.toJSON();
     this.#identities.changed = false;
-    saveState(this.options.stateDir, this.#state);
-    // An async save still writing an older snapshot must not land last: it writes again afterwards.
-    if (this.#saving !== undefined) this.#saveWanted = true;
+    this.#savedNamespaces = Object.keys(this.#state.namespaces).length;
+    this.#store?.snapshot(this.#state);
   }
 
-  #saving: Promise<void> | undefined;
-  #saveWanted = false;
-
   /**
-   * {@link Agent.#save} through fs/promises: one write in flight at a time; saves asked for meanwhile are
-   * folded into one more write of the newest state, which the returned promise waits for.
+   * Persists one change before it is reported: one journal record per named pod and lease (its value now, or
+   * its removal), per named field, and for the identity table and the namespaces when they changed; all in one
+   * write. A journal grown past the snapshot is folded into a new one.
    */
-  #saveAsync(): Promise<void> {
-    this.#saveWanted = true;
-    this.#saving ??= (async () => {
-      try {
-        while (this.#saveWanted) {
-          this.#saveWanted = false;
-          this.#state.identities = this.#identities.toJSON();
-          this.#identities.changed = false;
-          await saveStateAsync(this.options.stateDir, `${JSON.stringify(this.#state, null, 2)}\n`);
-        }
-      } finally {
-        this.#saving = undefined;
-      }
-    })();
-    return this.#saving;
+  #persist(c: {
+    pods?: readonly string[];
+    leases?: readonly string[];
+    fields?: readonly StateField[];
+  }): void {
+    const st = this.#state;
+    const records: StateRecord[] = [];
+    for (const key of c.pods ?? []) records.push({ pod: key, value: st.pods[key] ?? null });
+    for (const ip of c.leases ?? []) records.push({ lease: ip, value: st.leases?.[ip] ?? null });
+    const fields = new Set(c.fields);
+    if (this.#identities.changed) {
+      st.identities = this.#identities.toJSON();
+      this.#identities.changed = false;
+      fields.add('identities');
+    }
+    const namespaces = Object.keys(st.namespaces).length;
+    if (namespaces !== this.#savedNamespaces) {
+      this.#savedNamespaces = namespaces;
+      fields.add('namespaces');
+    }
+    for (const f of fields) records.push({ field: f, value: st[f] ?? null });
+    const store = this.#store;
+    if (store === undefined) return;
+    store.append(records);
+    if (store.compactionDue) this.#save();
   }
 
   #check(): void {

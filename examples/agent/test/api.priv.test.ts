@@ -2,20 +2,26 @@
 // expiration (timer and restart), endpoints wired into namespaces the test made (identity, policy with real
 // packets against a scenario pod), policy apply in JSON and YAML, the peer-credential check with a uid-65534
 // child, and hostile input (limits, malformed JSON, unknown fields/paths, a few hundred random requests)
-// leaving the agent serving with its state intact.
+// leaving the agent serving with its state intact; an `agent serve` killed with SIGKILL right after it
+// answered keeps every change it reported (the state journal) when restored.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { PolicyObject } from '@datapath/policy';
 import { requireRoot, scanLeaks, type TestNetns, uniqueName, withNetns } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
 import { type AgentApiError, AgentClient } from '../src/api/client.js';
 import { ApiServer } from '../src/api/server.js';
+import { loadState } from '../src/state.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 let made: { prefix: string; stateDir: string }[] = [];
 
@@ -247,6 +253,86 @@ spec:
       (again ?? agent).destroy();
     }
   });
+
+  it('an agent serve killed with SIGKILL right after its answers keeps every endpoint it reported', async (ctx) => {
+    requireRoot(ctx);
+    const o = options();
+    const socket = join(o.stateDir, 'api.sock');
+    // Made here (the test's prefix), served by a child process that restores it.
+    (await Agent.start(o, { namespaces: {}, policies: [], enforcement: 'default' })).close();
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--state-dir', o.stateDir], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    const client = new AgentClient({ socketPath: socket });
+    let again: Agent | undefined;
+    try {
+      await until(
+        `agent serve on ${socket}`,
+        async () => existsSync(socket) || child.exitCode !== null,
+        30_000,
+      );
+      expect(child.exitCode, err).toBeNull();
+      await withNetns(3, async (a, b, c) => {
+        const made = [];
+        for (const [i, ns] of [a, b, c].entries())
+          made.push(
+            await client.createEndpoint({
+              containerId: `kill${i}`,
+              netns: ns.path,
+              podNamespace: 'shop',
+              podName: `k${i}`,
+              labels: { app: `k${i % 2}` },
+            }),
+          );
+        await client.deleteEndpoint(made[1]!.id);
+        // The last change reported, then no chance to write anything more.
+        const last = await client.createEndpoint({
+          containerId: 'kill1b',
+          netns: b.path,
+          podNamespace: 'shop',
+          podName: 'k1b',
+          labels: { app: 'k1' },
+        });
+        child.kill('SIGKILL');
+        await exited;
+        const want = [made[0]!, made[2]!, last].map((e) => ({
+          pod: e.pod,
+          ip: e.ip,
+          id: e.id,
+          identity: e.identity,
+        }));
+        // A reader of the state files (the CLI) and a restored agent see exactly the reported endpoints.
+        const read = Object.values(loadState(o.stateDir).pods).map((p) => ({
+          pod: p.key,
+          ip: p.ip,
+          id: p.lxcId,
+          identity: p.identity,
+        }));
+        expect(read.sort((x, y) => x.id - y.id)).toEqual(want.sort((x, y) => x.id - y.id));
+        again = await Agent.restore(o);
+        expect(
+          again.pods().map((p) => ({ pod: p.key, ip: p.ip, id: p.lxcId, identity: p.identity })),
+        ).toEqual(want);
+        const held = Object.keys(again.pool.allocations()).filter((ip) => ip !== again!.state.hostIp);
+        expect(held.sort()).toEqual(want.map((e) => e.ip).sort());
+        for (const e of [made[0]!, made[2]!, last]) again.removeAttachment(e.containerId!, 'eth0');
+      });
+    } finally {
+      client.close();
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      if (again !== undefined) again.destroy();
+      else if (existsSync(o.stateDir)) (await Agent.restore(o)).destroy();
+    }
+  }, 90_000);
 
   it('refuses a non-root peer (SO_PEERCRED), whatever the file modes say', async (ctx) => {
     requireRoot(ctx);
