@@ -25,21 +25,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMap } from '@datapath/bpf-maps';
-import {
-  ClusterIpcache,
-  EtcdStore,
-  type KvLease,
-  type KvStore,
-  type KvWatchEvent,
-  NodeSession,
-  StoreIdentityAllocator,
-} from '@datapath/kvstore';
+import { ClusterIpcache, EtcdStore, type KvStore, type KvWatchEvent, NodeSession } from '@datapath/kvstore';
 import { Agent } from '../src/agent.js';
-import { ClusterNodeAgent, podIdentityLabels } from '../src/cluster-node.js';
+import { ClusterNodeAgent } from '../src/cluster-node.js';
 import { ipcacheKey, ipcacheValue } from '../src/policy-map.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
 import { startLocalEtcd, stopPid, waitExit } from '../src/sys/processes.js';
 import { createFabric, deleteFabric } from '../src/underlay.js';
+import { type ScaleCluster, writeCluster } from './scale-cluster.js';
 
 const SAMPLES = Number(process.env.SAMPLES ?? 30);
 const N_NODES = Number(process.env.N_NODES ?? 1000);
@@ -170,73 +163,9 @@ function timedStore(store: EtcdStore, arrived: Map<string, number>): KvStore {
   }) as KvStore;
 }
 
-/**
- * N_NODES simulated nodes × N_PODS pods in etcd, each node's entries under its own lease (as real nodes
- * publish them), their 20 label sets' identities allocated first (as the publishing nodes do).
- */
-async function writeCluster(endpoint: string, prefix: string) {
-  const writer = new EtcdStore({ endpoints: [endpoint], prefix });
-  const session = await NodeSession.open(writer, { node: 'bench-writer', ttlSeconds: 600 });
-  const ids = await StoreIdentityAllocator.open(session);
-  const idOf: number[] = [];
-  for (let a = 0; a < 20; a++)
-    idOf.push((await ids.allocate(podIdentityLabels(`ns${a % 10}`, { app: `a${a}` }, {}))).id);
-  const entry = (n: number, p: number, app = p % 20) => {
-    const ip = `10.${64 + (n >> 8)}.${n & 255}.${p + 2}`;
-    const v = {
-      ip,
-      identity: idOf[app]!,
-      node: `sim${n}`,
-      nodeAddress: `198.19.${n >> 8}.${n & 255}`,
-      pod: {
-        namespace: `ns${p % 10}`,
-        name: `pod-${n}-${p}`,
-        labels: { app: `a${app}` },
-        namespaceLabels: {},
-      },
-    };
-    return { key: `ipcache/${ip}`, ip, value: JSON.stringify(v), identity: v.identity };
-  };
-  const leases: KvLease[] = [];
-  for (let n = 0; n < N_NODES; n++) {
-    const lease = await writer.grantLease(600);
-    leases.push(lease);
-    for (let p = 0; p < N_PODS; p += 128)
-      await writer.txn(
-        [],
-        Array.from({ length: Math.min(128, N_PODS - p) }, (_, i) => entry(n, p + i)).map((e) => ({
-          type: 'put' as const,
-          key: e.key,
-          value: e.value,
-          lease: lease.id,
-        })),
-      );
-  }
-  /**
-   * Change i: pod ⌊i/2⌋ (spread over the nodes) takes the other label set of its namespace (even i, a new
-   * identity for its address), or goes back (odd i).
-   */
-  const change = async (i: number) => {
-    const k = Math.floor(i / 2);
-    const n = (k * 37) % N_NODES;
-    const p = (k * 7) % N_PODS;
-    const e = i % 2 === 0 ? entry(n, p, ((p % 20) + 10) % 20) : entry(n, p);
-    const t = now();
-    await writer.put(e.key, e.value, { lease: leases[n]!.id });
-    return { key: e.key, ip: e.ip, identity: e.identity, t, ack: now() };
-  };
-  const close = async () => {
-    for (const l of leases) await l.revoke().catch(() => undefined);
-    await ids.close();
-    await session.close();
-    await writer.close();
-  };
-  return { entries: N_NODES * N_PODS, change, close };
-}
-
 async function scale(endpoint: string) {
   const prefix = 'bench/scale/';
-  const cluster = await writeCluster(endpoint, prefix);
+  const cluster = await writeCluster(endpoint, prefix, N_NODES, N_PODS);
   global.gc?.();
   const rss0 = process.memoryUsage().rss;
   const arrived = new Map<string, number>();
@@ -290,11 +219,7 @@ async function scale(endpoint: string) {
  * start → every remote pod in its policy engine and its ipcache map; then pod label changes, from the
  * agent's watch delivering each to the change applied (the agent's own `onRemoteApplied` timing).
  */
-async function agentScale(
-  endpoint: string,
-  prefix: string,
-  cluster: Awaited<ReturnType<typeof writeCluster>>,
-) {
+async function agentScale(endpoint: string, prefix: string, cluster: ScaleCluster) {
   const work = mkdtempSync(join(tmpdir(), 'dp-bench-scale-'));
   const fabric = `dpbs${process.pid % 1000}-fab`;
   createFabric(fabric);

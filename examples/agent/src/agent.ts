@@ -1409,11 +1409,7 @@ export class Agent {
     if (this.#state.pods[key] !== undefined)
       throw new AgentError('InvalidArgument', `remote pod ${key}: a local pod has this name`);
     const old = this.#remote.get(key)?.spec;
-    if (
-      old !== undefined &&
-      old.ip === pod.ip &&
-      JSON.stringify(old.labels) === JSON.stringify(pod.labels ?? {})
-    )
+    if (old !== undefined && old.ip === pod.ip && sameLabels(old.labels ?? {}, pod.labels ?? {}))
       return this.#write([]);
     const changes: MapChange[] = [];
     try {
@@ -1875,6 +1871,20 @@ export class Agent {
   #check(): void {
     if (this.#closed) throw new AgentError('NotRunning', 'the agent is closed');
   }
+}
+
+/** Whether two label sets are the same (same keys, same values; key order does not matter). */
+export function sameLabels(
+  a: Readonly<Record<string, string>>,
+  b: Readonly<Record<string, string>>,
+): boolean {
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b[k]) return false;
+    n++;
+  }
+  for (const _ in b) n--;
+  return n === 0;
 }
 
 /** The ipcache prefix of one address (`/32` or `/128`). */

@@ -26,11 +26,15 @@ import {
 import { linkGet } from '@datapath/netdev';
 import { Handle } from '@datapath/netlink';
 import { ReservedIdentity } from '@datapath/policy';
-import { Agent, type RemotePodInput } from './agent.js';
+import { Agent, type RemotePodInput, sameLabels } from './agent.js';
 import { CidrReaper } from './cluster-reaper.js';
 import { nodeShare, placeScenario } from './cluster-scenario.js';
 import { AgentError } from './errors.js';
-import { ClusterIpcache as DatapathIpcache, REMOTE_NODE_IDENTITY } from './ipcache.js';
+import {
+  ClusterIpcache as DatapathIpcache,
+  REMOTE_NODE_IDENTITY,
+  type RemoteIpcacheEntry,
+} from './ipcache.js';
 import { setupNodeDatapath, TUNNEL_DEV, VXLAN_OVERHEAD } from './node-datapath.js';
 import type { PodInput } from './policy.js';
 import { type AgentScenario, loadScenario } from './policy.js';
@@ -250,9 +254,10 @@ export class ClusterNodeAgent {
 
       // Other nodes' pods, known before the engine is built (a restart keeps their flows' identities).
       const remote: RemotePodInput[] = [];
+      const resolved = new Set<string>();
       for (const e of ipcache.entries().values()) {
         if (e.node === o.name || e.pod === undefined) continue;
-        remote.push(await remotePod(ids, allocator, e));
+        remote.push(remotePodNow(ids, e, resolved) ?? (await remotePod(ids, allocator, e)));
       }
       const scenarioNs = share?.namespaces ?? {};
       const nsLabels = (ns: string) => scenarioNs[ns]?.labels ?? {};
@@ -425,21 +430,42 @@ export class ClusterNodeAgent {
       });
     });
     // The initial load: every node and every node address already there.
-    run(async () => {
-      this.agent.setNodeIpcache(`${this.self.address}/32`, { identity: ReservedIdentity.Host, flags: 0 });
-      for (const n of this.#registry.nodes().values()) await this.#nodeUp(n);
-      for (const e of this.#ipcache.entries().values())
-        if (e.node !== this.#o.name && e.pod === undefined) await this.#remoteUp(e);
-      // every remote pod (the engine knew some from the start; their map entries are written here)
-      for (const e of this.#ipcache.entries().values())
-        if (e.node !== this.#o.name && e.pod !== undefined) await this.#remoteUp(e);
-      // what a previous process of this node wrote for pods or nodes that are gone
-      const known = new Set<string>();
-      for (const e of this.#ipcache.entries().values()) if (e.node !== this.#o.name) known.add(`${e.ip}/32`);
-      for (const n of this.#registry.nodes().values())
-        if (n.name !== this.#o.name) known.add(`${n.address}/32`);
-      for (const e of this.#writer.list()) if (!known.has(e.prefix)) this.#writer.delete(e.prefix);
-    });
+    run(() => this.#initialSync());
+  }
+
+  /**
+   * The first sync after the start: routes to every node, then every other node's address and pod in one
+   * ipcache batch that also drops what a previous process of this node wrote for pods or nodes that are gone
+   * (the engine already holds the remote pods it was built with; only those that changed since are upserted).
+   */
+  async #initialSync(): Promise<void> {
+    this.agent.setNodeIpcache(`${this.self.address}/32`, { identity: ReservedIdentity.Host, flags: 0 });
+    for (const n of this.#registry.nodes().values()) this.#nodeUp(n);
+    const entries = this.#ipcache.entries();
+    const known = this.agent.remotePods();
+    const resolved = new Set<string>();
+    const endpoints = this.agent.policy.state().endpoints;
+    const batch: RemoteIpcacheEntry[] = [];
+    for (const n of this.#registry.nodes().values())
+      if (n.name !== this.#o.name) batch.push({ prefix: `${n.address}/32`, identity: REMOTE_NODE_IDENTITY });
+    for (const e of entries.values()) {
+      if (e.node === this.#o.name) continue;
+      const prefix = `${e.ip}/32`;
+      if (e.pod === undefined) {
+        batch.push({ prefix, identity: REMOTE_NODE_IDENTITY });
+        continue;
+      }
+      const key = `${e.pod.namespace}/${e.pod.name}`;
+      const had = known.get(key);
+      if (had === undefined || had.ip !== e.ip || !sameLabels(had.labels ?? {}, e.pod.labels)) {
+        const pod = remotePodNow(this.#ids, e, resolved) ?? (await remotePod(this.#ids, this.#allocator, e));
+        await this.#engineUpsert(pod);
+      }
+      batch.push({ prefix, identity: endpoints.get(key)?.identity ?? e.identity, node: e.nodeAddress });
+    }
+    // What a previous process of this node wrote for pods or nodes that are gone goes in the same pass.
+    this.#writer.replace(batch);
+    this.agent.syncServices();
   }
 
   #nodeUp(n: ClusterNode): void {
@@ -470,8 +496,17 @@ export class ClusterNodeAgent {
       this.#writer.upsert({ prefix: `${e.ip}/32`, identity: REMOTE_NODE_IDENTITY });
       return;
     }
-    const pod = await remotePod(this.#ids, this.#allocator, e);
+    const pod = remotePodNow(this.#ids, e) ?? (await remotePod(this.#ids, this.#allocator, e));
     // Services pick the pod as a backend only once its ipcache entry (identity, node) is in.
+    await this.#engineUpsert(pod);
+    const key = `${pod.namespace}/${pod.name}`;
+    const identity = this.agent.policy.state().endpoints.get(key)?.identity ?? e.identity;
+    this.#writer.upsert({ prefix: `${e.ip}/32`, identity, node: e.nodeAddress });
+    this.agent.syncServices();
+  }
+
+  /** The engine learns (or relearns) a remote pod; its ipcache entry is the caller's to write. */
+  async #engineUpsert(pod: RemotePodInput): Promise<void> {
     try {
       this.agent.upsertRemotePod(pod, { syncServices: false });
     } catch (err) {
@@ -479,10 +514,6 @@ export class ClusterNodeAgent {
       await this.#allocator.settled(); // an identity label set we did not predict: resolved now
       this.agent.upsertRemotePod(pod, { syncServices: false });
     }
-    const key = `${pod.namespace}/${pod.name}`;
-    const identity = this.agent.policy.state().endpoints.get(key)?.identity ?? e.identity;
-    this.#writer.upsert({ prefix: `${e.ip}/32`, identity, node: e.nodeAddress });
-    this.agent.syncServices();
   }
 
   #remoteGone(e: IpcacheEntry): void {
@@ -586,6 +617,41 @@ async function ensureIdentity(
   if (ids.lookupByLabels(labels) === undefined) await allocator.prepare(labels);
 }
 
+function remotePodInput(e: IpcacheEntry): RemotePodInput {
+  const pod = e.pod!;
+  // The engine copies what it keeps (Agent.#remoteSpec); the mirror's parsed entry is nobody else's.
+  return {
+    namespace: pod.namespace,
+    name: pod.name,
+    labels: pod.labels,
+    ip: e.ip,
+    namespaceLabels: pod.namespaceLabels ?? {},
+    node: e.node,
+  };
+}
+
+/**
+ * A remote pod whose identity the local copy already has (the common case), without waiting: undefined when
+ * it has to be resolved ({@link remotePod}). `resolved` remembers label sets found during one bulk load
+ * (a cluster has far fewer label sets than pods).
+ */
+function remotePodNow(
+  ids: StoreIdentityAllocator,
+  e: IpcacheEntry,
+  resolved?: Set<string>,
+): RemotePodInput | undefined {
+  const pod = e.pod!;
+  const sig =
+    resolved === undefined ? undefined : JSON.stringify([pod.namespace, pod.labels, pod.namespaceLabels]);
+  if (sig !== undefined && resolved!.has(sig)) return remotePodInput(e);
+  if (
+    ids.lookupByLabels(podIdentityLabels(pod.namespace, pod.labels, pod.namespaceLabels ?? {})) === undefined
+  )
+    return undefined;
+  if (sig !== undefined) resolved!.add(sig);
+  return remotePodInput(e);
+}
+
 async function remotePod(
   ids: StoreIdentityAllocator,
   allocator: PolicyIdentityAllocator,
@@ -596,12 +662,5 @@ async function remotePod(
   // The publishing node created the identity before the entry; our identity watch may lag the ipcache's.
   for (let i = 0; i < 20 && ids.lookupByLabels(labels) === undefined; i++) await sleep(50);
   await ensureIdentity(ids, allocator, labels);
-  return {
-    namespace: pod.namespace,
-    name: pod.name,
-    labels: { ...pod.labels },
-    ip: e.ip,
-    namespaceLabels: { ...(pod.namespaceLabels ?? {}) },
-    node: e.node,
-  };
+  return remotePodInput(e);
 }

@@ -128,6 +128,18 @@ function checkEntry(e: RemoteIpcacheEntry): { prefix: string; value: IpcacheEntr
   return { prefix, value };
 }
 
+/** Batches at least this long take {@link ClusterIpcache.apply}'s batch path (one dump, batch writes). */
+const BATCH_MIN = 64;
+
+type PlannedChange = { op: 'upsert'; prefix: string; value: IpcacheEntry } | { op: 'delete'; prefix: string };
+
+function conflict(prefix: string, cur: IpcacheEntry): AgentError {
+  return new AgentError(
+    'IpcacheConflict',
+    `ipcache ${prefix}: the node's policy engine owns this prefix (identity ${cur.identity})`,
+  );
+}
+
 const same = (a: IpcacheEntry, b: IpcacheEntry) =>
   a.identity === b.identity && a.flags === b.flags && a.tunnelEndpoint === b.tunnelEndpoint;
 
@@ -208,8 +220,9 @@ export class ClusterIpcache {
               throw new AgentError('InvalidArgument', `ipcache: unknown change ${JSON.stringify(c)}`);
             })(),
     );
+    if (plan.length >= BATCH_MIN) return this.#applyBatch(plan);
     const map = this.#dp.ipcache;
-    const out: IpcacheWrites = { updated: 0, deleted: 0, revision: this.#dp.policyRevision() };
+    const out: IpcacheWrites = { updated: 0, deleted: 0, revision: 0 };
     const dump: { map?: Map<string, IpcacheEntry> } = {};
     try {
       for (const c of plan) {
@@ -221,11 +234,7 @@ export class ClusterIpcache {
           if (!owned) cur = undefined;
         } else if (cur !== undefined && dump.map !== undefined) cur = dump.map.get(c.prefix);
         if (c.op === 'upsert') {
-          if (cur !== undefined && (cur.flags & IPCACHE_F_REMOTE) === 0)
-            throw new AgentError(
-              'IpcacheConflict',
-              `ipcache ${c.prefix}: the node's policy engine owns this prefix (identity ${cur.identity})`,
-            );
+          if (cur !== undefined && (cur.flags & IPCACHE_F_REMOTE) === 0) throw conflict(c.prefix, cur);
           if (cur !== undefined && same(cur, c.value)) continue;
           map.set(c.prefix, c.value);
           dump.map?.set(c.prefix, c.value);
@@ -242,7 +251,79 @@ export class ClusterIpcache {
       if (err instanceof AgentError) throw err;
       throw new AgentError('DatapathFailed', `ipcache: ${(err as Error).message}`, { cause: err });
     }
-    if (out.updated + out.deleted > 0) out.revision = this.#dp.bumpPolicyRevision();
+    out.revision = out.updated + out.deleted > 0 ? this.#dp.bumpPolicyRevision() : this.#dp.policyRevision();
+    return out;
+  }
+
+  /**
+   * A large batch (a node's initial sync, a node going away): the map is read once (a dump: exact
+   * entries, no per-prefix lookup), each prefix's last change wins, and the writes go as one
+   * `BPF_MAP_UPDATE_BATCH` run and one `BPF_MAP_DELETE_BATCH` run. A conflict is found before any write.
+   */
+  /**
+   * Makes the writer's entries exactly `entries`: each is upserted, and every other entry of the cluster's
+   * (`IPCACHE_F_REMOTE`) is deleted, with one read of the map and batch writes (one policy-revision bump). What
+   * a control plane's initial sync calls with the whole cluster state: a restarted node drops what went while
+   * it was away.
+   * @throws AgentError `InvalidArgument`, `AlreadyExists` (reason `IpcacheConflict`), `DatapathFailed`.
+   * @example A node's initial sync
+   * ```ts
+   * ipc.replace(pods.map((p) => ({ prefix: `${p.ip}/32`, identity: p.id, node: p.node })));
+   * ```
+   */
+  replace(entries: readonly RemoteIpcacheEntry[]): IpcacheWrites {
+    return this.#applyBatch(
+      entries.map((e) => ({ op: 'upsert' as const, ...checkEntry(e) })),
+      true,
+    );
+  }
+
+  #applyBatch(plan: readonly PlannedChange[], exclusive = false): IpcacheWrites {
+    const map = this.#dp.ipcache;
+    const now = new Map<string, IpcacheEntry>();
+    try {
+      for (const [prefix, v] of map.dump()) now.set(prefix, v);
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `ipcache: ${(err as Error).message}`, { cause: err });
+    }
+    // The writer's view of each prefix: a remote entry, or an engine entry the engine no longer states.
+    const cur = (prefix: string): IpcacheEntry | undefined => {
+      const v = now.get(prefix);
+      if (v === undefined || (v.flags & IPCACHE_F_REMOTE) !== 0) return v;
+      return this.#engineOwns?.(prefix) === false ? undefined : v;
+    };
+    // Each prefix's outcome against the map as it is: a value to write, a delete, or nothing to do.
+    const want = new Map<string, IpcacheEntry | 'delete'>();
+    for (const c of plan) {
+      const v = cur(c.prefix);
+      if (c.op === 'upsert') {
+        if (v !== undefined && (v.flags & IPCACHE_F_REMOTE) === 0) throw conflict(c.prefix, v);
+        if (v !== undefined && same(v, c.value)) want.delete(c.prefix);
+        else want.set(c.prefix, c.value);
+      } else if (v !== undefined && (v.flags & IPCACHE_F_REMOTE) !== 0) want.set(c.prefix, 'delete');
+      else want.delete(c.prefix);
+    }
+    if (exclusive) {
+      const named = new Set(plan.map((c) => c.prefix));
+      for (const [prefix, v] of now)
+        if ((v.flags & IPCACHE_F_REMOTE) !== 0 && !named.has(prefix)) want.set(prefix, 'delete');
+    }
+    const sets: [string, IpcacheEntry][] = [];
+    const dels: string[] = [];
+    for (const [prefix, v] of want) {
+      if (v === 'delete') dels.push(prefix);
+      else sets.push([prefix, v]);
+    }
+    const out: IpcacheWrites = { updated: 0, deleted: 0, revision: 0 };
+    try {
+      if (sets.length > 0) map.setMany(sets);
+      out.updated = sets.length;
+      if (dels.length > 0) out.deleted = map.deleteMany(dels);
+    } catch (err) {
+      this.#dp.bumpPolicyRevision();
+      throw new AgentError('DatapathFailed', `ipcache: ${(err as Error).message}`, { cause: err });
+    }
+    out.revision = out.updated + out.deleted > 0 ? this.#dp.bumpPolicyRevision() : this.#dp.policyRevision();
     return out;
   }
 

@@ -123,12 +123,61 @@ export const ipcacheKey: Codec<string> = {
   size: IPCACHE_KEY_SIZE,
   align: 4,
   encode(prefix, view, offset) {
-    bytesAt(view, offset, IPCACHE_KEY_SIZE).set(encodeIpcacheKey(prefix));
+    // A host's IPv4 address (what a cluster's ipcache is made of) without allocating: the template's bytes
+    // with the address in; anything else through @datapath/policy's codec.
+    const slash = prefix.length - 3;
+    const v4 = prefix.charCodeAt(slash) === 47 && prefix.endsWith('32') ? parseIpv4(prefix, slash) : -1;
+    if (v4 < 0) {
+      bytesAt(view, offset, IPCACHE_KEY_SIZE).set(encodeIpcacheKey(prefix));
+      return;
+    }
+    bytesAt(view, offset, IPCACHE_KEY_SIZE).set(HOST4_KEY);
+    view.setUint32(offset + 8, v4, false);
   },
   decode(view, offset) {
-    return decodeIpcacheKey(bytesAt(view, offset, IPCACHE_KEY_SIZE).slice());
+    const b = bytesAt(view, offset, IPCACHE_KEY_SIZE);
+    if (
+      view.getUint32(offset, true) === HOST4_PREFIXLEN &&
+      b[7] === 1 &&
+      b[4] === 0 &&
+      b[5] === 0 &&
+      b[6] === 0
+    )
+      return `${b[8]}.${b[9]}.${b[10]}.${b[11]}/32`;
+    return decodeIpcacheKey(b.slice());
   },
 };
+
+/** The key bytes of `0.0.0.0/32`: a host IPv4 key is these with the address at offset 8. */
+const HOST4_KEY = encodeIpcacheKey('0.0.0.0/32');
+const HOST4_PREFIXLEN = new DataView(HOST4_KEY.buffer).getUint32(0, true);
+
+/**
+ * The IPv4 address in `text[0, end)` as a number, or -1 unless it is canonical dotted-quad text (four decimal
+ * octets ≤ 255, no leading zeros): everything else takes the full parser.
+ */
+function parseIpv4(text: string, end: number): number {
+  let out = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      out = out * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1;
+      octet = octet * 10 + (c - 48);
+      if (octet > 255 || ++digits > 3) return -1;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return out * 256 + octet;
+}
 
 /**
  * An ipcache value as the datapath holds it: @datapath/policy's `{ identity, flags }` (the engine's entries),
@@ -155,8 +204,11 @@ export const ipcacheValue: Codec<IpcacheEntry> = {
     );
     const tep = bytesAt(view, offset + IPCACHE_VALUE_SIZE, 8);
     tep.fill(0);
-    if (value.tunnelEndpoint !== undefined) {
-      const b = tryParseIp(value.tunnelEndpoint, 4);
+    const t = value.tunnelEndpoint;
+    const v4 = t === undefined ? -1 : parseIpv4(t, t.length);
+    if (v4 >= 0) view.setUint32(offset + IPCACHE_VALUE_SIZE, v4, false);
+    else if (t !== undefined) {
+      const b = tryParseIp(t, 4);
       if (b === undefined)
         throw new AgentError(
           'InvalidArgument',

@@ -10,7 +10,8 @@ import { IpcacheFlags } from '../src/maps.js';
 
 const { IPCACHE_F_HOST, IPCACHE_F_REMOTE } = IpcacheFlags;
 
-import { type IpcacheEntry, ipcacheValue } from '../src/policy-map.js';
+import { encodeIpcacheKey } from '@datapath/policy';
+import { type IpcacheEntry, ipcacheKey, ipcacheValue } from '../src/policy-map.js';
 
 function fakeDatapath() {
   const map = new Map<string, IpcacheEntry>();
@@ -28,6 +29,10 @@ function fakeDatapath() {
         return map.delete(k);
       },
       dump: () => [...map],
+      setMany: (es: [string, IpcacheEntry][]) => {
+        for (const [k, v] of es) dp.ipcache.set(k, v);
+      },
+      deleteMany: (ks: string[]) => ks.filter((k) => dp.ipcache.delete(k)).length,
     },
     policyRevision: () => rev,
     bumpPolicyRevision: () => ++rev,
@@ -117,6 +122,39 @@ describe('ClusterIpcache', () => {
     expect(f.rev()).toBe(0);
   });
 
+  it('a large batch (one dump, batch writes): last change per prefix wins, one bump; replace drops the rest', () => {
+    const f = fakeDatapath();
+    f.map.set('198.18.0.1/32', { identity: 1, flags: IPCACHE_F_HOST });
+    const ipc = new ClusterIpcache(f.dp);
+    const pods = Array.from({ length: 100 }, (_, i) => `10.244.9.${i}/32`);
+    const up = (prefix: string, identity = 300): IpcacheChange => ({
+      op: 'upsert',
+      entry: { prefix, identity, node: '198.18.0.2' },
+    });
+    // an engine entry in the batch: refused before any write
+    expect(code(() => ipc.apply([...pods.map((p) => up(p)), up('198.18.0.1/32')]))).toBe(
+      'AlreadyExists/IpcacheConflict',
+    );
+    expect([f.writes(), f.rev()]).toEqual([0, 0]);
+    const w = ipc.apply([...pods.map((p) => up(p)), up(pods[0]!, 301), { op: 'delete', prefix: pods[1]! }]);
+    expect(w).toEqual({ updated: 99, deleted: 0, revision: 1 });
+    expect(f.map.get(pods[0]!)?.identity).toBe(301);
+    expect(f.map.has(pods[1]!)).toBe(false);
+    // the same again: nothing written, no bump
+    expect(ipc.apply([...pods.slice(2).map((p) => up(p)), up(pods[0]!, 301)])).toEqual({
+      updated: 0,
+      deleted: 0,
+      revision: 1,
+    });
+    // replace: the named entries stay (one changes), every other remote entry goes, the engine's stays
+    const w2 = ipc.replace([
+      ...pods.slice(0, 50).map((p) => ({ prefix: p, identity: 300, node: '198.18.0.2' })),
+    ]);
+    expect(w2).toEqual({ updated: 2, deleted: 50, revision: 2 });
+    expect(new Set(ipc.list().map((e) => e.prefix))).toEqual(new Set(pods.slice(0, 50)));
+    expect(f.map.get('198.18.0.1/32')).toEqual({ identity: 1, flags: IPCACHE_F_HOST });
+  });
+
   it('a kernel failure mid-batch is DatapathFailed with the cause; earlier writes stay and are published', () => {
     const f = fakeDatapath();
     const full = Object.assign(new Error('map full'), { code: 'Exhausted' });
@@ -140,6 +178,30 @@ describe('ClusterIpcache', () => {
     expect(err).toMatchObject({ reason: 'DatapathFailed', cause: full });
     expect(ipc.list().map((e) => e.prefix)).toEqual(['10.244.2.7/32']);
     expect(f.rev()).toBe(1);
+  });
+});
+
+describe('ipcache key codec (struct ipcache_key, 24 bytes)', () => {
+  it('writes a host IPv4 key as @datapath/policy does, and takes every other prefix through it', () => {
+    const prefixes = [
+      '10.244.1.5/32',
+      '0.0.0.0/32',
+      '255.255.255.255/32',
+      '10.64.3.52/32',
+      '10.244.0.0/16',
+      '0.0.0.0/0',
+      'fd00::1/128',
+      'fd00::/32',
+    ];
+    for (const p of prefixes) {
+      const b = new Uint8Array(ipcacheKey.size).fill(0xee);
+      ipcacheKey.encode(p, new DataView(b.buffer), 0);
+      expect(Buffer.from(b).toString('hex'), p).toBe(Buffer.from(encodeIpcacheKey(p)).toString('hex'));
+      expect(ipcacheKey.decode(new DataView(b.buffer), 0)).toBe(p);
+    }
+    // not canonical text: refused as before (leading zero, octet past 255, five octets, empty octet)
+    for (const p of ['010.1.1.1/32', '10.1.1.256/32', '1.2.3.4.5/32', '1..2.3/32', '1.2.3.4 /32'])
+      expect(() => ipcacheKey.encode(p, new DataView(new ArrayBuffer(24)), 0), p).toThrow();
   });
 });
 
