@@ -16,7 +16,7 @@ import type {
 } from './engine-types.js';
 import { PolicyError } from './errors.js';
 import { GroupIndex } from './group-index.js';
-import { LocalIdentityAllocator } from './identity.js';
+import { type IdentityInfo, LocalIdentityAllocator } from './identity.js';
 import { IdentityTable } from './identity-table.js';
 import { IpcacheTable } from './ipcache-table.js';
 import type { MapEntry } from './mapstate.js';
@@ -269,7 +269,7 @@ export class PolicyEngine {
     this.#pods.add(rec);
     this.#pods.computeBase(rec);
     bases.add(rec.baseKey);
-    return this.#incrementalUpdate(bases, new Set(), old ? [old, rec] : [rec]);
+    return this.#incrementalUpdate(bases, new Set(), old ? [old, rec] : [rec], true);
   }
 
   /**
@@ -289,7 +289,7 @@ export class PolicyEngine {
     if (!old) throw new PolicyError('NotFound', `no pod ${namespace}/${name}`);
     this.#pods.drop(old);
     if (!this.#incremental) return this.rebuild();
-    return this.#incrementalUpdate(new Set([old.baseKey]), new Set(), [old]);
+    return this.#incrementalUpdate(new Set([old.baseKey]), new Set(), [old], true);
   }
 
   /**
@@ -418,17 +418,37 @@ export class PolicyEngine {
 
   // ---------------------------------------------------------------- incremental driver
 
-  #incrementalUpdate(bases: Set<string> | null, dirty: Set<Group>, touchedPods: PodRec[]): MapChange[] {
+  /**
+   * `podsOnly`: the change is pods added or dropped (old records dropped, new ones added): when their identities
+   * exist already and no other pod's can change (IdentityTable.refreshPods), only they are re-placed, whatever
+   * the size of their label sets.
+   */
+  #incrementalUpdate(
+    bases: Set<string> | null,
+    dirty: Set<Group>,
+    touchedPods: PodRec[],
+    podsOnly = false,
+  ): MapChange[] {
     const changes: MapChange[] = [];
-    const changed = this.#refreshIdentities(bases, changes);
+    let changed: Map<number, IdentityInfo | undefined>;
+    let scoped = true;
+    const touched = new Set<string>();
+    if (podsOnly && bases !== null && this.#identities.refreshPods(touchedPods, this.#pods, touched)) {
+      for (const prefix of [...touched].sort()) this.#ipcache.sync(prefix, changes);
+      changed = new Map();
+      scoped = false;
+    } else changed = this.#refreshIdentities(bases, changes);
     // Peer sets touched by identity changes → their rules' groups are dirty.
     this.#groups.identitiesChanged(changed, dirty);
     for (const p of touchedPods) this.#ipcache.sync(p.cidr, changes);
     // Re-place pods whose group key changed (or every pod of the refreshed scope).
     const pods = this.#pods;
     const moved = new Set<PodRec>(touchedPods);
-    const scope =
-      bases === null ? [...pods.pods.values()] : [...bases].flatMap((b) => [...(pods.byBase.get(b) ?? [])]);
+    const scope = !scoped
+      ? []
+      : bases === null
+        ? [...pods.pods.values()]
+        : [...bases].flatMap((b) => [...(pods.byBase.get(b) ?? [])]);
     for (const p of touchedPods) if (pods.pods.get(p.key) === p) scope.push(p);
     for (const p of scope) {
       const key = `${p.identity}|${p.portsSig}`;

@@ -56,6 +56,40 @@ export class IdentityTable {
   }
 
   /**
+   * The cheap form of {@link IdentityTable.refresh} for pods added and dropped (`pods`: the dropped records, no
+   * longer in the pod table, and the added ones): when no rule has an ipBlock (a pod's identity is its base
+   * labels'), none of these pods has a named port (so no identity's named ports change), every added pod's
+   * identity exists and every dropped pod leaves others in its base (no identity to release), the identities
+   * of the other pods cannot change: only these pods are looked at. Returns false (nothing done) otherwise.
+   */
+  refreshPods(pods: readonly PodRec[], podTable: PodTable, touched: Set<string>): boolean {
+    if (this.#ipblockSet.length > 0) return false;
+    const ids: number[] = [];
+    for (const p of pods) {
+      if (p.portsSig !== '') return false;
+      if (podTable.pods.get(p.key) === p) {
+        const id = this.#byKey.get(`pod\u0000${p.baseLabels.join('\u0000')}`);
+        if (id === undefined || !this.#identities.has(id)) return false;
+        ids.push(id);
+      } else if ((podTable.byBase.get(p.baseKey)?.size ?? 0) === 0) return false;
+    }
+    let i = 0;
+    for (const p of pods) {
+      if (podTable.pods.get(p.key) !== p) {
+        this.#identities.get(p.identity)?.pods.delete(p);
+        continue;
+      }
+      const id = ids[i++]!;
+      const rec = this.#identities.get(id)!;
+      rec.pods.add(p);
+      if (p.identity !== id) touched.add(p.cidr);
+      p.identityKey = rec.key;
+      p.identity = id;
+    }
+    return true;
+  }
+
+  /**
    * Recomputes pod identities of the given base-label groups (all when null) and, when null, the CIDR identities;
    * allocates and releases numbers. Adds every prefix whose ipcache entry may change to `touched`. Returns the ids
    * that appeared, vanished or changed descriptor, with their previous descriptors.
