@@ -311,6 +311,10 @@ describe('agent (real packets through the eBPF datapath)', () => {
       const [late] = restored.addPods([{ namespace: 'x', name: 'late', labels: { app: 'client' } }]);
       expect(restored.pods().filter((p) => p.ip === late!.ip)).toHaveLength(1);
       expect(await probe(restored, 'x/late', 'x/server')).toBe('allow x/server');
+      // once more: what the restored process wrote (a new snapshot, then its journal) restores as well
+      restored.close();
+      agent = await Agent.restore(opts);
+      expect(agent.pods().map((p) => p.key)).toEqual(['x/server', 'x/client', 'x/late']);
     } finally {
       client?.kill();
       await listener?.close();
