@@ -68,7 +68,7 @@ export class IdentityTable {
     for (const p of pods) {
       if (p.portsSig !== '') return false;
       if (podTable.pods.get(p.key) === p) {
-        const id = this.#byKey.get(`pod\u0000${p.baseLabels.join('\u0000')}`);
+        const id = this.#byKey.get(`pod\u0000${p.baseKey}`);
         if (id === undefined || !this.#identities.has(id)) return false;
         ids.push(id);
       } else if ((podTable.byBase.get(p.baseKey)?.size ?? 0) === 0) return false;

@@ -8,6 +8,9 @@ import { CLUSTER_LABEL, NS_LABEL, NS_LABELS_PREFIX } from './rules.js';
 
 const PROTO_NUM = { TCP: 6, UDP: 17, SCTP: 132 } as const;
 
+/** How many label sets {@link PodTable.computeBase} remembers before starting over. */
+const MAX_BASES = 4096;
+
 function sortedLabels(rec: Record<string, string>): [string, string][] {
   return Object.entries(rec).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -25,6 +28,8 @@ export class PodTable {
   /** Pod keys by endpoint id. */
   readonly #byEndpointId = new Map<number, string>();
   #nextEndpointId = 1;
+  /** Base labels already made, by pod labels, namespace and namespace labels (see {@link PodTable.computeBase}). */
+  readonly #bases = new Map<string, { k8s: Map<string, string>; labels: string[]; key: string }>();
 
   constructor(private readonly clusterName: string) {}
 
@@ -118,15 +123,26 @@ export class PodTable {
   computeBase(r: PodRec): void {
     this.#unindexBase(r);
     const ns = r.spec.namespace;
-    const k8s = new Map<string, string>();
-    for (const [k, v] of sortedLabels({ ...(r.spec.labels ?? {}) })) k8s.set(k, v);
-    k8s.set(NS_LABEL, ns);
-    const nsLabels = { 'kubernetes.io/metadata.name': ns, ...(this.namespaces.get(ns) ?? {}) };
-    for (const [k, v] of sortedLabels(nsLabels)) k8s.set(NS_LABELS_PREFIX + k, v);
-    k8s.set(CLUSTER_LABEL, this.clusterName);
-    r.k8s = k8s;
-    r.baseLabels = [...k8s.entries()].map(([k, v]) => `k8s:${k}=${v}`).sort();
-    r.baseKey = r.baseLabels.join('\u0000');
+    const nsOwn = this.namespaces.get(ns) ?? {};
+    // Pods of one label set share one (read-only) label map and list: a large cluster has far fewer label
+    // sets than pods.
+    const sig = JSON.stringify([ns, r.spec.labels ?? {}, nsOwn]);
+    let base = this.#bases.get(sig);
+    if (base === undefined) {
+      const k8s = new Map<string, string>();
+      for (const [k, v] of sortedLabels({ ...(r.spec.labels ?? {}) })) k8s.set(k, v);
+      k8s.set(NS_LABEL, ns);
+      const nsLabels = { 'kubernetes.io/metadata.name': ns, ...nsOwn };
+      for (const [k, v] of sortedLabels(nsLabels)) k8s.set(NS_LABELS_PREFIX + k, v);
+      k8s.set(CLUSTER_LABEL, this.clusterName);
+      const labels = [...k8s.entries()].map(([k, v]) => `k8s:${k}=${v}`).sort();
+      base = { k8s, labels, key: labels.join('\u0000') };
+      if (this.#bases.size >= MAX_BASES) this.#bases.clear();
+      this.#bases.set(sig, base);
+    }
+    r.k8s = base.k8s;
+    r.baseLabels = base.labels;
+    r.baseKey = base.key;
     bucket(this.byBase, r.baseKey, () => new Set()).add(r);
   }
 }
