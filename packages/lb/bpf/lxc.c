@@ -8,6 +8,8 @@
  *   to_container    tc/tcx egress (packets for the pod): a backend's reply gets the frontend's
  *                   address and port back as its source.
  *
+ * A service without a backend for new flows refuses: the flow's first packet comes back to the
+ * pod as an ICMP port unreachable (connect() fails ECONNREFUSED) rather than being routed on.
  * IPv4 and IPv6, TCP and UDP. The flows live in the nat4 and nat6 maps (pinned by name when loaded
  * with a pinDir, and then shared with bpf/netdev.c).
  */
@@ -21,13 +23,13 @@ int from_container(struct __sk_buff *skb)
 
 		if (pkt6_parse(skb, &p6) || p6.unparsed || p6.proto == IPPROTO_ICMPV6)
 			return TC_ACT_OK;
-		return svc6_forward(skb, &p6, 0);
+		return svc6_forward(skb, &p6, 0, 1);
 	}
 	struct pkt4 p;
 
 	if (pkt4_parse(skb, &p) || p.frag || p.proto == IPPROTO_ICMP)
 		return TC_ACT_OK;
-	return svc4_forward(skb, &p, 0);
+	return svc4_forward(skb, &p, 0, 1);
 }
 
 SEC("tc")

@@ -23,8 +23,9 @@
  *                untouched: nothing listens there, so the client gets a reset or a port
  *                unreachable, not silence. External IPs: a packet to an address that is not the
  *                node's is load-balanced the same way when it is a frontend of kind ExternalIP
- *                (LB_SVC_FLAG_EXTERNAL_IP); a ClusterIP is never served from the world. Anything
- *                else passes untouched.
+ *                (LB_SVC_FLAG_EXTERNAL_IP); a ClusterIP is never served from the world. An external
+ *                IP without a backend refuses (ICMP port unreachable back out, refuse.h): the node
+ *                owns no socket there to reset. Anything else passes untouched.
  *
  * Both work for IPv4 (nat4 map) and IPv6 (nat6 map; the IPv6 NodePort frontend is the node's IPv6
  * address, nat_ipv6); TCP, UDP, and ICMP echo for masquerade. Fragments (and IPv6 extension headers)
@@ -116,11 +117,11 @@ static __always_inline int from_netdev6(struct __sk_buff *skb)
 	if (pkt6_parse(skb, &p) || p.unparsed)
 		return TC_ACT_OK;
 	if (!addr6_eq(p.daddr, nat_ipv6)) /* not the node's address: an external IP, or not ours */
-		return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p, 1) : TC_ACT_OK;
+		return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p, 1, 1) : TC_ACT_OK;
 	r = nat6_unmasquerade(skb, &p);
 	if (r >= 0)
 		return r;
-	return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p, 0) : TC_ACT_OK;
+	return nodeport_enabled && p.proto != IPPROTO_ICMPV6 ? svc6_forward(skb, &p, 0, 0) : TC_ACT_OK;
 }
 
 SEC("tc")
@@ -154,11 +155,11 @@ int from_netdev(struct __sk_buff *skb)
 	if (pkt4_parse(skb, &p) || p.frag)
 		return TC_ACT_OK;
 	if (p.daddr != nat_ipv4) /* not the node's address: an external IP, or not ours */
-		return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p, 1) : TC_ACT_OK;
+		return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p, 1, 1) : TC_ACT_OK;
 	r = nat4_unmasquerade(skb, &p);
 	if (r >= 0)
 		return r;
-	return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p, 0) : TC_ACT_OK;
+	return nodeport_enabled && p.proto != IPPROTO_ICMP ? svc4_forward(skb, &p, 0, 0) : TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

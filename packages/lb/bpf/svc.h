@@ -12,6 +12,8 @@
  *   svc4_reply / svc6_reply      a packet from a backend to a client of such a flow (`rsvc` half):
  *                the source becomes the frontend again.
  *
+ * A flow to a service without a backend for new flows is refused where the caller asks for it: its
+ * first packet comes back as an ICMP port unreachable (refuse.h), so the client fails at once.
  * The pair keeps the backend's address and port, so a flow stays on its backend after the backend
  * turns terminating or is removed from the service (graceful termination); only new flows avoid it.
  * The steps are written once (svc_family.h) and instantiated for each family below.
@@ -22,6 +24,7 @@
 #include "nat.h"
 #include "nat6.h"
 #include "lb.h"
+#include "refuse.h"
 
 /*
  * Anchors the Maglev table's full type in the object's BTF (a pointer to the struct alone leaves a

@@ -30,10 +30,10 @@ static __always_inline int SVC_F(reply)(struct __sk_buff *skb, NAT_PKT *p)
  * The first packet of a flow to a service frontend: picks a backend and records the flow's pair.
  * `external_only`: only frontends that are external IPs qualify (a packet from the world to an
  * address that is not the node's). Returns the `svc` half, or NULL when the packet is not for such a
- * service or the service has no backend that takes new flows (counted).
+ * service or the service has no backend that takes new flows (counted, and `*no_backend` set).
  */
 static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PKT *p, const NAT_KEY *k,
-					     int external_only)
+					     int external_only, int *no_backend)
 {
 	struct lb_svc_key sk = {};
 	struct lb_affinity_key ak = {};
@@ -64,6 +64,7 @@ static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PK
 	}
 	if (!be) {
 		nat_count(NAT_STAT_NO_BACKEND);
+		*no_backend = 1;
 		return NULL;
 	}
 	lb_affinity_update(svc, &ak, id);
@@ -90,9 +91,10 @@ static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PK
 /*
  * A TCP or UDP packet that may be for a service: a packet of a known flow goes to its backend, the
  * first packet of a new flow to a frontend picks one (with `external_only`, only a frontend that is an
- * external IP). Anything else passes untouched.
+ * external IP). With `refuse`, the first packet of a flow to a service without a backend for new
+ * flows comes back to its sender as an ICMP port unreachable (refuse.h). Anything else passes untouched.
  */
-static __always_inline int SVC_F(forward)(struct __sk_buff *skb, NAT_PKT *p, int external_only)
+static __always_inline int SVC_F(forward)(struct __sk_buff *skb, NAT_PKT *p, int external_only, int refuse)
 {
 	NAT_KEY k;
 	NAT_ENTRY *e;
@@ -106,9 +108,11 @@ static __always_inline int SVC_F(forward)(struct __sk_buff *skb, NAT_PKT *p, int
 		e = NULL;
 	}
 	if (!e) {
-		e = SVC_F(new)(skb, p, &k, external_only);
+		int no_backend = 0;
+
+		e = SVC_F(new)(skb, p, &k, external_only, &no_backend);
 		if (!e)
-			return TC_ACT_OK;
+			return no_backend && refuse ? PKT_F(refuse)(skb, p) : TC_ACT_OK;
 	}
 	NAT_F(touch)(&k, e, p, 0);
 	if (PKT_F(rewrite)(skb, p, 0, e->to_addr, e->to_port))

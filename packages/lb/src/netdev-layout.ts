@@ -14,6 +14,7 @@ export const NETDEV_SOURCES: readonly [string, ...string[]] = [
   fileURLToPath(new URL('../bpf/nat6.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/ct.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/svc.h', import.meta.url)),
+  fileURLToPath(new URL('../bpf/refuse.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/lb.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/nat_family.h', import.meta.url)),
   fileURLToPath(new URL('../bpf/svc_family.h', import.meta.url)),

@@ -92,6 +92,38 @@ function sticky(got: Record<number, string[]>, what: string): Map<number, string
   }
   return out;
 }
+/**
+ * A connected UDP socket sends to host:port twice; the answer, or the error the socket reports (an
+ * ICMP port unreachable shows as ECONNREFUSED on a connected socket), or `error timeout`.
+ */
+const UDP_CONNECTED = `const [host, port] = process.argv.slice(1);
+const s = require('dgram').createSocket(host.includes(':') ? 'udp6' : 'udp4');
+const out = (r) => { process.stdout.write(r); process.exit(0); };
+setTimeout(() => out('error timeout'), 2000);
+s.on('error', (e) => out('error ' + e.code));
+s.on('message', (m) => out(String(m)));
+const send = () => s.send('hi', (e) => e && out('error ' + e.code));
+s.connect(Number(port), host, () => { send(); setTimeout(send, 300); });`;
+
+function udpConnected(netns: string, host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, '-e', UDP_CONNECTED, host, String(port)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`udp client exited ${code}`)),
+    );
+  });
+}
+
 const differs = (a: Map<number, string>, b: Map<number, string>) => [...a].some(([p, n]) => b.get(p) !== n);
 
 const scoped = (writer: ServiceWriter) => ({
@@ -222,5 +254,64 @@ describe('per-packet services: session affinity and external IPs', () => {
     // the same service's ClusterIP from the world: not translated, the node has no route for it
     const cip = await runClient(t.world, { proto: 'tcp', host: CLUSTER_IP, port: 80, timeoutMs: 1000 });
     expect(cip[0]).toMatch(/^error /);
+  });
+
+  it('a service without a backend refuses per packet (ICMP port unreachable: ECONNREFUSED at once), not a black hole: ClusterIP from a pod (TCP, connected UDP, IPv4 and IPv6), external IP from the world', async (ctx) => {
+    requireRoot(ctx);
+    using dev = await NodeNetdev.attach(
+      { nodeAddress: NODE_ADDR, nodeAddress6: NODE_ADDR6, nodePort: true },
+      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+    );
+    using lb = await PodLb.load({ pinDir });
+    const pod = t.pods[2]!;
+    await lb.attach({ ifname: pod.hostIf, netns: t.nodeNetns });
+    using svc = scoped(dev.serviceWriter());
+    // Routes where an untranslated packet vanishes: the node sends the service ranges to the world,
+    // which does not forward (without the refusal a client waits for its timeout).
+    const routes = [
+      ['-n', t.node, 'route', 'replace', '10.96.0.0/12', 'via', WORLD_ADDR],
+      ['-n', t.node, '-6', 'route', 'replace', 'fd00:96::/64', 'via', WORLD_ADDR6],
+      ['-n', t.world, 'route', 'replace', `${EXTERNAL_IP}/32`, 'via', NODE_ADDR],
+    ];
+    for (const r of routes) run('ip', r);
+    try {
+      for (const protocol of ['TCP', 'UDP'] as const) {
+        svc.upsert({
+          name: `none4-${protocol}`,
+          protocol,
+          frontends: [
+            { kind: 'ClusterIP', address: CLUSTER_IP, port: 80 },
+            { kind: 'ExternalIP', address: EXTERNAL_IP, port: 80 },
+          ],
+          backends: [],
+        });
+        svc.upsert({
+          name: `none6-${protocol}`,
+          protocol,
+          frontends: [{ kind: 'ClusterIP', address: 'fd00:96::10', port: 80 }],
+          // only a terminating backend: no backend for new flows either
+          backends: [{ address: t.pods[0]!.ip6, port: PORT6, state: 'terminating' }],
+        });
+      }
+      const before = dev.stats().noBackend;
+      for (const host of [CLUSTER_IP, 'fd00:96::10']) {
+        expect(await runClient(pod.ns, { proto: 'tcp', host, port: 80, count: 2 }), `tcp ${host}`).toEqual([
+          'error ECONNREFUSED',
+          'error ECONNREFUSED',
+        ]);
+        expect(await udpConnected(pod.ns, host, 80), `udp ${host}`).toBe('error ECONNREFUSED');
+      }
+      expect(await runClient(t.world, { proto: 'tcp', host: EXTERNAL_IP, port: 80 })).toEqual([
+        'error ECONNREFUSED',
+      ]);
+      expect(await udpConnected(t.world, EXTERNAL_IP, 80)).toBe('error ECONNREFUSED');
+      expect(dev.stats().noBackend - before).toBeGreaterThanOrEqual(8n);
+    } finally {
+      for (const r of routes)
+        run(
+          'ip',
+          r.map((a) => (a === 'replace' ? 'del' : a)),
+        );
+    }
   });
 });
