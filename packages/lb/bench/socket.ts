@@ -6,7 +6,9 @@
 //   A C client (bench/connect.c, built here) runs sequential TCP connect + request + close to the LAST
 //   service's ClusterIP (the worst case for a linear chain) from inside that namespace and cgroup; a C
 //   server (bench/server.c) answers in a second namespace. 100, 1 000 and 10 000 services; each round
-//   measures both sides back to back and the table reports medians of the per-round ratios.
+//   measures both sides back to back (which goes first alternates) and the table reports medians of the
+//   per-round ratios. Second figure: CPU time per connection of the client (its own clock) and of the
+//   server (/proc/<pid>/schedstat), which a loaded machine's waits for a CPU do not enter.
 // Knobs (the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
 // (e.g. 100,10000), LB_BENCH_NICE (niceness of client and server, default -10, 0: none), LB_BENCH_PIN (server:client
 // CPUs, e.g. 1:1), LB_BENCH_CLEAN=1 (ours from a namespace with no iptables tables, so no conntrack).
@@ -131,9 +133,17 @@ interface Run {
   errors: number;
   secs: number;
   p50: number;
+  /** The client's CPU time per connection, µs (process context and the softirq work done in it). */
+  cpu: number;
+  /** The server's CPU time per connection, µs (/proc/<pid>/schedstat over the run). */
+  srv: number;
 }
 
-function client(bin: string, cg: string, ns: string, host: string): Run {
+/** Time on CPU of a process so far, ns (the first field of /proc/<pid>/schedstat). */
+const cpuNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+
+function client(bin: string, cg: string, ns: string, host: string, serverPid: number): Run {
+  const srv0 = cpuNs(serverPid);
   const r = spawnSync(
     'sh',
     [
@@ -149,8 +159,16 @@ function client(bin: string, cg: string, ns: string, host: string): Run {
     { encoding: 'utf8', timeout: MS + 30_000 },
   );
   if (r.status !== 0) throw new Error(`client: ${r.stderr}`);
-  const [n, errors, secs, p50] = r.stdout.trim().split(' ').map(Number) as [number, number, number, number];
-  return { n, errors, secs, p50 };
+  const srv = (cpuNs(serverPid) - srv0) / 1000;
+  const [n, errors, secs, p50, , cpu] = r.stdout.trim().split(' ').map(Number) as number[] as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { n, errors, secs, p50, cpu, srv: n ? srv / n : 0 };
 }
 
 /** A kube-proxy chain suffix: 16 characters of a hash of the service (kube-proxy uses base32 of SHA-256). */
@@ -245,6 +263,7 @@ async function main(): Promise<void> {
   execFileSync('cc', ['-O2', '-o', cbin, join(here, 'connect.c')]);
   execFileSync('cc', ['-O2', '-o', sbin, join(here, 'server.c')]);
   const rows: string[] = [];
+  const cpuRows: string[] = [];
   const loadBefore = loadavg()[0]!;
   let rounds: Record<number, { base: Run[]; ours: Run[] }> | undefined;
   let server: ReturnType<typeof spawn> | undefined;
@@ -292,26 +311,42 @@ async function main(): Promise<void> {
     });
     const res: Record<string, { base: Run[]; ours: Run[] }> = {};
     for (const n of COUNTS) res[n] = { base: [], ours: [] };
+    const spid = server.pid!;
+    const runBase = (n: number) => {
+      execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], { input: iptablesRules(n) });
+      res[n]!.base.push(client(cbin, cg, cns, vip(n - 1), spid));
+      execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], {
+        input: '*filter\nCOMMIT\n*nat\nCOMMIT\n',
+      });
+    };
+    const runOurs = async (n: number) => {
+      const lb = await SocketLb.attach({ cgroupPath: cg, tableSize: 251 });
+      try {
+        for (let i = 0; i < n; i++)
+          lb.upsert({
+            name: `s${i}`,
+            protocol: 'TCP',
+            frontends: [{ address: vip(i), port: 80 }],
+            backends: [0, 1].map((k) => ({ address: POOL[(i + k) % 4]!, port: PORT })),
+          });
+        res[n]!.ours.push(client(cbin, cg, CLEAN ? ons : cns, vip(n - 1), spid));
+      } finally {
+        lb.close();
+      }
+    };
+    // the client namespace starts with the (empty) tables ours runs with
+    execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], {
+      input: '*filter\nCOMMIT\n*nat\nCOMMIT\n',
+    });
     for (let round = 0; round < ROUNDS; round++)
       for (const n of COUNTS) {
-        const target = vip(n - 1);
-        execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], { input: iptablesRules(n) });
-        res[n]!.base.push(client(cbin, cg, cns, target));
-        execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], {
-          input: '*filter\nCOMMIT\n*nat\nCOMMIT\n',
-        });
-        const lb = await SocketLb.attach({ cgroupPath: cg, tableSize: 251 });
-        try {
-          for (let i = 0; i < n; i++)
-            lb.upsert({
-              name: `s${i}`,
-              protocol: 'TCP',
-              frontends: [{ address: vip(i), port: 80 }],
-              backends: [0, 1].map((k) => ({ address: POOL[(i + k) % 4]!, port: PORT })),
-            });
-          res[n]!.ours.push(client(cbin, cg, CLEAN ? ons : cns, target));
-        } finally {
-          lb.close();
+        // which side goes first alternates, so neither always runs right after the other's setup
+        if (round % 2 === 0) {
+          runBase(n);
+          await runOurs(n);
+        } else {
+          await runOurs(n);
+          runBase(n);
         }
       }
     const rate = (r: Run[]) => r.reduce((a, x) => a + x.n, 0) / r.reduce((a, x) => a + x.secs, 0);
@@ -320,8 +355,12 @@ async function main(): Promise<void> {
     // paired: the two sides of one round ran back to back, so a burst of other work on the machine
     // hits both; the median of the per-round ratios is what the table reports
     const paired = (a: Run[], b: Run[], f: (x: Run) => number) => median(a.map((x, i) => f(x) / f(b[i]!)));
+    const cpu = (r: Run[], f: (x: Run) => number) => median(r.map(f));
     for (const n of COUNTS) {
       const { base, ours } = res[n]!;
+      cpuRows.push(
+        `| ${n.toLocaleString('en')} services | ${cpu(ours, (x) => x.cpu).toFixed(1)} µs | ${cpu(base, (x) => x.cpu).toFixed(1)} µs | **${paired(base, ours, (x) => x.cpu).toFixed(2)}×** | ${cpu(ours, (x) => x.srv).toFixed(1)} µs | ${cpu(base, (x) => x.srv).toFixed(1)} µs |`,
+      );
       rows.push(
         `| ${n.toLocaleString('en')} services | ${rate(ours).toFixed(0)}/s, p50 ${median(ours.map((r) => r.p50)).toFixed(0)} µs | ${rate(base).toFixed(0)}/s, p50 ${median(base.map((r) => r.p50)).toFixed(0)} µs | **${paired(ours, base, r1).toFixed(2)}×** | ${paired(ours, base, (x) => x.p50).toFixed(2)}× | ${paired(ours, res[COUNTS[0]!]!.ours, r1).toFixed(2)}× |${errs(ours) + errs(base) ? ` errors: ours ${errs(ours)}, baseline ${errs(base)}` : ''}`,
       );
@@ -348,7 +387,7 @@ async function main(): Promise<void> {
 
 Sequential TCP connect + request + close to the ClusterIP of the last of N services (the worst case for
 kube-proxy's linear KUBE-SERVICES chain), ${MS} ms per cell, ${ROUNDS} rounds, each round the baseline and
-ours back to back.
+ours back to back (which goes first alternates by round).
 - **Shared by both sides**: a C client (\`bench/connect.c\`: socket, connect, write, read the answer
   line, close) in a client namespace, a C server (\`bench/server.c\`, one process: accept, read, write,
   close with a reset so no TIME_WAIT is left; SO_LINGER set once on the listener; TCP_DEFER_ACCEPT so it
@@ -371,6 +410,16 @@ with other work). Rerun: \`LB_BENCH=socket flock /tmp/datapath-bench.lock node s
 | services | ours: rate, p50 | baseline: rate, p50 | rate ratio | p50 ratio | ours vs ours at ${COUNTS[0]} |
 | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
+
+CPU time per connection, the second figure: the rate includes the time client and server wait for a CPU
+on a loaded machine, CPU time does not. Client: its own CPU time (user + system, and the softirq work the
+kernel does in its context: the netfilter OUTPUT walk and \`connect4\` run in its \`connect()\`); server:
+the server process's (\`/proc/<pid>/schedstat\`), the same work for both sides. Medians over the rounds;
+the ratio is baseline / ours (median of the per-round ratios).
+
+| services | ours: client CPU/conn | baseline: client CPU/conn | client CPU ratio | ours: server CPU/conn | baseline: server CPU/conn |
+| --- | --- | --- | --- | --- | --- |
+${cpuRows.join('\n')}
 
 Per-round connections/s: ${perRound}.
 ${
