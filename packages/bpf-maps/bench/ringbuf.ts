@@ -18,6 +18,10 @@ const CPU = process.env.BENCH_CPU ?? '1';
 const PRODUCER_CPU = process.env.BENCH_PRODUCER_CPU ?? '0';
 const LAG_RATE = 200_000; // records/s for the event-loop lag row
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 4);
+// Consumers under a real producer: windows of this many seconds, rounds (medians), fixed rates.
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 2);
+const LOAD_ROUNDS = Number(process.env.BENCH_LOAD_ROUNDS ?? 3);
+const LOAD_RATES = [2_000_000, 10_000_000];
 
 const Record = struct({
   seq: u32,
@@ -73,6 +77,7 @@ try {
   const lostMap = loaded.maps.find((m) => m.name === 'lost')!;
   objPin(prog.fd, `${pinDir}/prog`);
   objPin(rb.fd, `${pinDir}/rb`);
+  objPin(lostMap.fd, `${pinDir}/counters`);
 
   // BPF_PROG_TEST_RUN (cmd 10) with `repeat`: the program writes `repeat` records.
   const pkt = new Uint8Array(64);
@@ -325,7 +330,7 @@ try {
         String(tickUs),
         String(LAG_SECONDS),
       ],
-      { stdio: 'inherit' },
+      { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     const exited = new Promise<number | null>((resolve) => producer.on('exit', resolve));
     void exited.then(() => setTimeout(() => reader.close(), 100));
@@ -359,6 +364,128 @@ try {
       }
   });
 
+  // Consumers under a real producer. The producer is the benchmark's program test-run by a C process on
+  // CPU ${PRODUCER_CPU}: back to back (`flood`, as fast as the kernel lets it), or at a fixed rate (`produce`,
+  // 1 ms ticks). Each consumer in turn (C on CPU ${CPU}, then each Node form in this process on CPU ${CPU})
+  // drains the ring for LOAD_SECONDS of wall time; the program's own counters say how many records it tried
+  // to write and how many reservations failed (lost) in that window. The ring is emptied before each window.
+  interface Window {
+    consumed: number;
+    cpuUs: number;
+    tried: number;
+    lost: number;
+  }
+  const flood = ['flood', `${pinDir}/prog`, String(LOAD_SECONDS + 3)];
+  const atRate = (rate: number) => [
+    'produce',
+    `${pinDir}/prog`,
+    String(rate / 1000),
+    '1000',
+    String(LOAD_SECONDS + 3),
+  ];
+  const emptyRing = () => {
+    const r = RingBuf.fromFd(rb.fd);
+    r.read(() => {});
+    r.close();
+  };
+  // Starts a producer; `started` settles once it has written its first records.
+  const startProducer = (args: string[]) => {
+    const p = spawn('taskset', ['-c', PRODUCER_CPU, bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((resolve) => p.on('exit', () => resolve()));
+    const started = new Promise<void>((resolve, reject) => {
+      p.stdout!.once('data', () => resolve());
+      void exited.then(() => reject(new Error(`producer ${args[0]} exited before it started`)));
+    });
+    return {
+      started,
+      stop: async () => {
+        p.kill('SIGTERM');
+        await exited;
+      },
+    };
+  };
+  const cWindow = async (kind: 'f' | 'c', producer: string[]): Promise<Window> => {
+    emptyRing();
+    const cons = spawn(
+      'taskset',
+      ['-c', CPU, bin, 'drain', `${pinDir}/rb`, `${pinDir}/counters`, String(LOAD_SECONDS), kind],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const lines = createInterface({ input: cons.stdout! })[Symbol.asyncIterator]();
+    if ((await lines.next()).value !== 'ready') throw new Error('C consumer did not start');
+    const prod = startProducer(producer);
+    await prod.started;
+    cons.stdin!.write('go\n');
+    const line = await lines.next();
+    await prod.stop();
+    cons.stdin!.end();
+    if (line.done) throw new Error('C consumer exited');
+    const [consumed, cpuUs, tried, lost] = String(line.value).trim().split(/\s+/).map(Number);
+    return { consumed: consumed!, cpuUs: cpuUs!, tried: tried!, lost: lost! };
+  };
+  type Form = 'batches' | 'views' | 'subscribe';
+  const nodeWindow = async (form: Form, producer: string[]): Promise<Window> => {
+    emptyRing();
+    const reader = RingBuf.fromFd(rb.fd);
+    const prod = startProducer(producer);
+    await prod.started;
+    let consumed = 0;
+    let sum = 0;
+    const tried0 = counter(0);
+    const lost0 = lostCount();
+    const t0 = cpuNow();
+    const over = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        reader.close();
+        resolve();
+      }, LOAD_SECONDS * 1000),
+    );
+    if (form === 'subscribe')
+      reader.subscribe((view, off) => {
+        sum += view.getUint32(off, true);
+        consumed++;
+      });
+    else if (form === 'batches')
+      for await (const records of reader.batches(Record))
+        for (const r of records) {
+          sum += r.seq;
+          consumed++;
+        }
+    else
+      for await (const batch of reader.views(Record))
+        for (const r of batch) {
+          sum += r.seq;
+          consumed++;
+        }
+    await over;
+    const cpuUs = cpuNow() - t0;
+    const w = { consumed, cpuUs, tried: counter(0) - tried0, lost: lostCount() - lost0 };
+    await prod.stop();
+    if (sum < 0) throw new Error('unreachable');
+    return w;
+  };
+  // The median window (by records consumed) of LOAD_ROUNDS, consumers interleaved round by round.
+  const medianWindow = (ws: Window[]) => [...ws].sort((a, b) => a.consumed - b.consumed)[ws.length >> 1]!;
+  const loads: { name: string; producer: string[] }[] = [
+    { name: 'flood', producer: flood },
+    ...LOAD_RATES.map((r) => ({ name: String(r), producer: atRate(r) })),
+  ];
+  const consumers = ['C f', 'C c', 'batches', 'views', 'subscribe'] as const;
+  const windows = new Map<string, Window[]>();
+  for (let round = 0; round < LOAD_ROUNDS; round++)
+    for (const l of loads)
+      for (const who of consumers) {
+        const w =
+          who === 'C f'
+            ? await cWindow('f', l.producer)
+            : who === 'C c'
+              ? await cWindow('c', l.producer)
+              : await nodeWindow(who, l.producer);
+        const key = `${l.name} ${who}`;
+        windows.set(key, [...(windows.get(key) ?? []), w]);
+      }
+  const win = (load: string, who: string) => medianWindow(windows.get(`${load} ${who}`)!);
+
   const cMed = median(c);
   const cCopyMed = median(cCopy);
   const cColdMed = median(cCold);
@@ -371,6 +498,28 @@ try {
   const ratio = (x: number, base = cMed) => (x / base).toFixed(2);
   const ok = (x: number, t: number, base = cMed) => (x / base >= t ? '✅' : '❌');
   const rerun = '`BPF_MAPS_BENCH=ringbuf node scripts/bench.mjs bpf-maps`';
+  const perSec = (w: Window) => w.consumed / LOAD_SECONDS;
+  const cpuPer = (w: Window) => `${((w.cpuUs * 1000) / Math.max(w.consumed, 1)).toFixed(1)} ns CPU/record`;
+  const cell = (w: Window, cpu: boolean) =>
+    `${fmt(perSec(w))} /s consumed, ${fmt(w.lost)} lost of ${fmt(w.tried)} written${cpu ? `, ${cpuPer(w)}` : ''}`;
+  const FORMS = [
+    ['batches', '`batches()`, records decoded into objects', 'C c', 'into structs', 0.8],
+    ['views', '`views()`, the field C reads, in place', 'C f', 'one field', 0.8],
+    ['subscribe', '`subscribe()`, batch form, the field C reads', 'C f', 'one field', 0.9],
+  ] as const;
+  const floodRows = FORMS.map(([form, what, base, baseName, target]) => {
+    const n = win('flood', form);
+    const cw = win('flood', base);
+    const r = perSec(n) / perSec(cw);
+    return `| under a flood (a C process on CPU ${PRODUCER_CPU} test-runs the program back to back): ${what} (records/s consumed; lost = failed reservations in the window) | ≥ ${target} × C | ${cell(n, true)} | ${cell(cw, true)} (${baseName}) | **${r.toFixed(2)}** ${r >= target ? '✅' : '❌'} | ${rerun} |`;
+  });
+  const rateRows = LOAD_RATES.flatMap((rate) =>
+    FORMS.map(([form, what, base, baseName]) => {
+      const n = win(String(rate), form);
+      const cw = win(String(rate), base);
+      return `| at a fixed ${fmt(rate)} records/s (C producer on CPU ${PRODUCER_CPU}, 1 ms ticks): ${what}, keeps up? | 0 lost | ${cell(n, true)} | ${cell(cw, true)} (${baseName}) | ${(perSec(n) / perSec(cw)).toFixed(2)} ${n.lost === 0 ? '✅' : '❌'} | ${rerun} |`;
+    }),
+  );
   const load = `load average ${load0} at the start, ${loadavg()[0]!.toFixed(2)} at the end`;
   const section = `## @datapath/bpf-maps: ring buffer reader
 
@@ -392,7 +541,17 @@ against a fresh C process per round, which also timed the page faults of its new
 of a round); that figure is kept as a reference row. Event-loop lag: a C producer on CPU
 ${PRODUCER_CPU} test-runs ${fmt(perTick)} records every ${tickUs / 1000} ms for ${LAG_SECONDS} s while each iterator in turn follows
 them (a fresh reader each); \`monitorEventLoopDelay\` (1 ms resolution) over that time, and over the same time with nothing to consume
-(the baseline: this 2-vCPU machine is shared, and its neighbours delay any process). Reader wake-ups: ${bpfBackend() === 'native' ? "epoll, through the native addon's libuv poll handle" : 'the timer fallback (no native addon)'}.
+(the baseline: this 2-vCPU machine is shared, and its neighbours delay any process).
+Under a real producer (the issue's \`on the same program and load\`): the same program, test-run by a C process pinned to
+CPU ${PRODUCER_CPU}, either back to back (4,096 runs a call, as fast as the kernel lets it: a flood no consumer can keep
+up with, so the figure is how many records each consumer takes out of the ring per second) or at a fixed rate (1 ms
+ticks); each consumer in turn (C with \`ring_buffer__poll\`, then each Node form in this process, all on CPU ${CPU})
+drains the ring for ${LOAD_SECONDS} s of wall time, the ring emptied before each window; \`written\` and \`lost\` are
+the program's own counters over the window (records it tried to write, \`bpf_ringbuf_output\` failures); CPU time
+is the consumer process's over the window; ${LOAD_ROUNDS} rounds interleave the consumers, each figure is the window with
+the median records consumed. The producer and the consumer each have a vCPU in principle, but the machine is
+shared: at this load average they also wait for one, so these rows move more than the drained-ring ones.
+Reader wake-ups: ${bpfBackend() === 'native' ? "epoll, through the native addon's libuv poll handle" : 'the timer fallback (no native addon)'}.
 
 | operation | target | Node | C (same run) | ratio | rerun |
 |---|---|---:|---:|---:|---|
@@ -403,6 +562,7 @@ them (a fresh reader each); \`monitorEventLoopDelay\` (1 ms resolution) over tha
 | \`for await (const ev of ring.events(codec))\`, one promise per record (records/s) | reference | ${fmt(itMed)} /s | ${fmt(cCopyMed)} /s (into structs) | ${ratio(itMed, cCopyMed)} | ${rerun} |
 | reference: \`for await\` alone over ${fmt(REPEAT)} objects already in memory (no ring, no decoding) | the per-record iterator's ceiling | ${fmt(bareMed)} /s | ${fmt(cMed)} /s (one field) | ${ratio(bareMed)} | ${rerun} |
 | reference: C, one field, a fresh process per round (its mapping's page faults timed too: the old baseline) | reference | ${fmt(batchesMed)} /s (\`batches()\`), ${fmt(viewsMed)} /s (\`views()\`), ${fmt(batchMed)} /s (\`subscribe()\`) | ${fmt(cColdMed)} /s | ${ratio(batchesMed, cColdMed)} / ${ratio(viewsMed, cColdMed)} / ${ratio(batchMed, cColdMed)} | ${rerun} |
+${[...floodRows, ...rateRows].join('\n')}
 | event-loop delay p99 while \`for await … ring.events(codec)\` follows ${fmt(LAG_RATE)} records/s (${fmt(lagEach.achieved)} /s followed, ${lagEach.lost} lost) | ≤ 5 ms | ${lagEach.p99.toFixed(2)} ms | ${idleP99.toFixed(2)} ms (idle loop, same run) | ${lagEach.p99 <= 5 ? '✅' : '❌'} (+${(lagEach.p99 - idleP99).toFixed(2)} ms over idle) | ${rerun} |
 | event-loop delay p99 while \`for await … ring.batches(codec)\` follows ${fmt(LAG_RATE)} records/s (${fmt(lagBatches.achieved)} /s followed, ${lagBatches.lost} lost) | ≤ 5 ms | ${lagBatches.p99.toFixed(2)} ms | ${idleP99.toFixed(2)} ms (idle loop, same run) | ${lagBatches.p99 <= 5 ? '✅' : '❌'} (+${(lagBatches.p99 - idleP99).toFixed(2)} ms over idle) | ${rerun} |
 `;
