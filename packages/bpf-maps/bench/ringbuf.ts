@@ -501,7 +501,7 @@ try {
   const perSec = (w: Window) => w.consumed / LOAD_SECONDS;
   const cpuPer = (w: Window) => `${((w.cpuUs * 1000) / Math.max(w.consumed, 1)).toFixed(1)} ns CPU/record`;
   const cell = (w: Window, cpu: boolean) =>
-    `${fmt(perSec(w))} /s consumed, ${fmt(w.lost)} lost of ${fmt(w.tried)} written${cpu ? `, ${cpuPer(w)}` : ''}`;
+    `${fmt(perSec(w))} /s consumed (${fmt(w.lost)} lost of ${fmt(w.tried)} written in the ${LOAD_SECONDS} s)${cpu ? `, ${cpuPer(w)}` : ''}`;
   const FORMS = [
     ['batches', '`batches()`, records decoded into objects', 'C c', 'into structs', 0.8],
     ['views', '`views()`, the field C reads, in place', 'C f', 'one field', 0.8],
@@ -511,7 +511,7 @@ try {
     const n = win('flood', form);
     const cw = win('flood', base);
     const r = perSec(n) / perSec(cw);
-    return `| under a flood (a C process on CPU ${PRODUCER_CPU} test-runs the program back to back): ${what} (records/s consumed; lost = failed reservations in the window) | ≥ ${target} × C | ${cell(n, true)} | ${cell(cw, true)} (${baseName}) | **${r.toFixed(2)}** ${r >= target ? '✅' : '❌'} | ${rerun} |`;
+    return `| under a flood (a C process on CPU ${PRODUCER_CPU} test-runs the program back to back): ${what} (records/s consumed; lost = the program's failed reservations) | ≥ ${target} × C | ${cell(n, true)} | ${cell(cw, true)} (${baseName}) | **${r.toFixed(2)}** ${r >= target ? '✅' : '❌'} | ${rerun} |`;
   });
   const rateRows = LOAD_RATES.flatMap((rate) =>
     FORMS.map(([form, what, base, baseName]) => {
@@ -535,7 +535,8 @@ figures are medians; ${load} (2 vCPU, shared).
 The iterators decode every record into an object (a \`struct\` of u8/u16/u32 fields: no BigInt, no strings);
 \`batches()\` yields an array of them per wake-up, \`events()\` one per promise; \`views()\` yields a batch per
 wake-up whose records are read in place through one moving view (fields decode on access, \`toObject()\` to keep one;
-each drain copies its records out of the ring at once), read for the same field as C, and for every field;
+the records are read where the producer wrote them, their ring space released when the iterator takes its next
+step), read for the same field as C, and for every field;
 the batch form is a \`subscribe()\` handler reading the same field as C. Earlier runs of this section compared
 against a fresh C process per round, which also timed the page faults of its new mapping of the ring (about 1.6 ms
 of a round); that figure is kept as a reference row. Event-loop lag: a C producer on CPU
@@ -551,6 +552,19 @@ the program's own counters over the window (records it tried to write, \`bpf_rin
 is the consumer process's over the window; ${LOAD_ROUNDS} rounds interleave the consumers, each figure is the window with
 the median records consumed. The producer and the consumer each have a vCPU in principle, but the machine is
 shared: at this load average they also wait for one, so these rows move more than the drained-ring ones.
+libbpf's \`ring_buffer__poll\` releases each record as it goes (a store of \`consumer_pos\` per record, a cache line the
+kernel reads at every reservation on the producer's CPU); the Node reader releases once per drain (\`views()\`,
+\`batches()\`) or every 64 records (\`subscribe()\`), which may be why the C consumer does not keep, under a flood, the
+lead it has on a still ring (not verified further).
+Where the Node time goes (micro-timings of the reader's walks over records in plain memory, \`node --cpu-prof\` and
+V8's inlining trace; not rerun by this command): walking the record headers costs about 3 ns a record in JS and in
+C alike (memory-bound: a native walk filling an offsets array in one call per drain measured no faster, so the
+reader keeps the JS walk); a \`subscribe()\` handler is one call a record that V8 does not inline into the reader's
+loop (about 1.5 ns), and a \`sum +=\` into a closure variable past the small-integer range allocates a heap number
+a record (about 3 ns); \`batches()\` allocates an 11-field object a record (about 10 ns with its share of
+scavenges: the floor of \`decoded into objects\` in V8); \`views()\` pays its iterator protocol and a getter a field.
+Before this run's code the walks used a double for the 64-bit ring position, which cost V8 several ns a record,
+and \`views()\` copied each drain out of the ring.
 Reader wake-ups: ${bpfBackend() === 'native' ? "epoll, through the native addon's libuv poll handle" : 'the timer fallback (no native addon)'}.
 
 | operation | target | Node | C (same run) | ratio | rerun |
