@@ -40,6 +40,7 @@ import {
   createWorldNetns,
   deleteNetnsIfPresent,
   sysctlIn,
+  sysctlReadIn,
 } from './node.js';
 import {
   engineFromState,
@@ -75,6 +76,9 @@ import {
   statePath,
 } from './state.js';
 import { removeCgroupIfPresent } from './sys/cgroup.js';
+
+/** Up to this many map changes of a pod setup are written inline by the async forms (see #finishPodAsync). */
+const INLINE_WRITES = 32;
 
 /** The gateway every pod routes through; the datapath answers ARP for it (defined in gateway.ts). */
 export { GATEWAY, GATEWAY6 };
@@ -325,6 +329,15 @@ export class Agent {
   #closed = false;
   /** The async forms' netlink handle in the node namespace, opened once (a handle per call costs more). */
   #nodeHandle: Handle | undefined;
+  /** The sync forms' own handle there (an async request in flight on the other must not make them wait). */
+  #nodeSyncHandle: Handle | undefined;
+  /**
+   * Whether new devices in the node namespace start with reverse-path filtering off (`default` and `all`
+   * `rp_filter` 0, as createNodeNetns sets them): the endpoint plans' per-veth `rp_filter=0` is then already
+   * true at creation and not written again (a sysctl write costs a namespace switch, or a thread in the async
+   * form). Read once.
+   */
+  #rpFilterOff: boolean | undefined;
   /** The state's writer (snapshot and journal), opened with the agent. */
   #store: StateStore | undefined;
   /** How many namespaces the state had at the last write (a new one goes with the next change's records). */
@@ -723,7 +736,7 @@ export class Agent {
   #removeLoose(containerId: string, ifname: string): boolean {
     let removed = false;
     try {
-      removed = removeEndpoint({ containerId, ifname, mode: 'cilium' }, { hostNetns: this.node });
+      removed = removeEndpoint({ containerId, ifname, mode: 'cilium' }, this.#nodeSync());
     } catch {
       // an invalid id or name: nothing of ours can carry it
     }
@@ -899,13 +912,13 @@ export class Agent {
   #addPod(pod: PodInput, attachment?: PodAttachment, pendingMs?: number): PodRecord {
     const s = this.#beginPod(pod, attachment, pendingMs);
     try {
-      const ep = applyEndpoint(s.plan, { hostNetns: this.node });
-      s.undo.push(() => removeEndpoint(s.plan, { hostNetns: this.node }));
+      const ep = applyEndpoint(s.plan, this.#nodeSync());
+      s.undo.push(() => removeEndpoint(s.plan, this.#nodeSync()));
       s.lap('endpoint');
       const hostIfindex = ep.host.index;
       const attach = this.datapath.attachEndpoint(
         this.node,
-        { lxcId: s.lxcId, hostIfindex },
+        { lxcId: s.lxcId, hostIfindex, fresh: true },
         this.options.attach,
       );
       s.undo.push(() => this.datapath.detachEndpoint(this.node, s.lxcId));
@@ -938,10 +951,9 @@ export class Agent {
       s.undo.push(() => removeEndpointAsync(s.plan, this.#nodeAsync()));
       s.lap('endpoint');
       this.#check();
-      const hostIfindex = ep.host.index;
       const attach = await this.datapath.attachEndpointAsync(
         this.node,
-        { lxcId: s.lxcId, hostIfindex },
+        { lxcId: s.lxcId, hostIfindex: ep.host.index, fresh: true },
         this.options.attach,
       );
       s.undo.push(() => this.datapath.detachEndpointAsync(s.lxcId));
@@ -1031,6 +1043,10 @@ export class Agent {
         // The node namespace routes IPv4 only (IPv6 is disabled there): no host route for the IPv6 address.
         plan.host.routes = plan.host.routes.filter((r) => r.family === 4);
       }
+      if (this.#nodeRpFilterOff())
+        plan.host.sysctls = plan.host.sysctls.filter(
+          (c) => !/^net[./]ipv4[./]conf[./].*[./]rp_filter$/.test(c.key) || c.value !== '0',
+        );
       lap('netns');
       const lxcId = this.#nextLxcId();
       this.#settling.add(key);
@@ -1058,11 +1074,14 @@ export class Agent {
   }
 
   /**
-   * {@link Agent.#finishPod} with the policy writes through the async map forms (batch calls on the threadpool).
+   * {@link Agent.#finishPod} with a large set of policy writes (a pod that many maps select) through the async map
+   * forms (batch calls on the threadpool); a pod's usual few entries are written inline, a syscall of tens of
+   * µs each, cheaper than a thread handoff each way per map.
    */
   async #finishPodAsync(s: PodSetup, ep: EndpointResult, attach: AttachKind): Promise<PodRecord> {
     const { rec, changes } = this.#podRecord(s, ep, attach);
-    await this.#writeAsync(changes);
+    if (changes.length <= INLINE_WRITES) this.#write(changes);
+    else await this.#writeAsync(changes);
     this.#check();
     this.#podWritten(s, rec);
     this.#persistPod(rec);
@@ -1270,7 +1289,7 @@ export class Agent {
   #teardownPod(rec: PodRecord): void {
     this.datapath.deleteEndpoint(rec.ip, rec.hostIfindex);
     this.datapath.detachEndpoint(this.node, rec.lxcId);
-    removeEndpoint(endpointRef(rec), { hostNetns: this.node });
+    removeEndpoint(endpointRef(rec), this.#nodeSync());
     if (rec.attachment === undefined) deleteNetnsIfPresent(rec.netns);
     this.#releasePod(rec);
   }
@@ -1781,6 +1800,7 @@ export class Agent {
     this.#leases.close();
     this.#lb?.close();
     this.#nodeHandle?.close();
+    this.#nodeSyncHandle?.close();
     this.#store?.close();
     this.datapath.close();
     this.pool.close();
@@ -1814,10 +1834,23 @@ export class Agent {
     if (errors.length > 0) throw new AggregateError(errors, 'agent: could not remove everything');
   }
 
+  /** Where the sync endpoint calls act: the node namespace, through the agent's sync handle there. */
+  #nodeSync(): { hostNetns: Netns; hostHandle: Handle } {
+    this.#nodeSyncHandle ??= this.node.run(() => Handle.open());
+    return { hostNetns: this.node, hostHandle: this.#nodeSyncHandle };
+  }
+
   /** Where the async endpoint calls act: the node namespace, through the agent's handle there. */
   #nodeAsync(): { hostNetns: Netns; hostHandle: Handle } {
     this.#nodeHandle ??= this.node.run(() => Handle.open());
     return { hostNetns: this.node, hostHandle: this.#nodeHandle };
+  }
+
+  #nodeRpFilterOff(): boolean {
+    this.#rpFilterOff ??= ['all', 'default'].every(
+      (c) => sysctlReadIn(this.node, `net.ipv4.conf.${c}.rp_filter`) === '0',
+    );
+    return this.#rpFilterOff;
   }
 
   /** Opens the state's writer: the state as a new snapshot (what a previous journal held is in it). */

@@ -29,9 +29,12 @@ import {
   attachAsync,
   type Collection,
   compile,
+  type FdLink,
   loadAsync,
   openObject,
   openPinnedLink,
+  tcxAttach,
+  tcxAttachAsync,
 } from '@datapath/loader';
 import type { Netns } from '@datapath/netlink';
 import {
@@ -281,16 +284,32 @@ export class Datapath {
    */
   attachEndpoint(
     node: Netns,
-    ep: { lxcId: number; hostIfindex: number },
+    ep: { lxcId: number; hostIfindex: number; fresh?: boolean },
     prefer: 'auto' | AttachKind = 'auto',
   ): AttachKind {
     const coll = this.#coll;
     if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
     try {
-      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
+      this.#linksDir();
+      if (this.#freshTcx(ep, prefer)) {
+        try {
+          node.run(() => {
+            for (const direction of ['ingress', 'egress'] as const)
+              this.#pinFresh(
+                tcxAttach(this.#endpointProgram(direction), { ifindex: ep.hostIfindex, direction }),
+                ep.lxcId,
+                direction,
+              );
+          });
+          this.#tcxWorks = true;
+          return 'tcx';
+        } catch {
+          this.#freshFailed(ep.lxcId);
+        }
+      }
       const kinds = node.run(() =>
         (['ingress', 'egress'] as const).map((direction) => {
-          const link = attach(coll.program(direction === 'ingress' ? 'from_container' : 'to_container'), {
+          const link = attach(this.#endpointProgram(direction), {
             ifindex: ep.hostIfindex,
             direction,
             pinPath: this.linkPin(ep.lxcId, direction),
@@ -301,6 +320,7 @@ export class Datapath {
           return kind;
         }),
       );
+      if (kinds[0] === 'tcx') this.#tcxWorks = true;
       return kinds[0] === 'tcx' ? 'tcx' : 'tc';
     } catch (err) {
       throw new AgentError('DatapathFailed', `endpoint ${ep.lxcId}: ${(err as Error).message}`, {
@@ -426,36 +446,101 @@ export class Datapath {
    */
   async attachEndpointAsync(
     node: Netns,
-    ep: { lxcId: number; hostIfindex: number },
+    ep: { lxcId: number; hostIfindex: number; fresh?: boolean },
     prefer: 'auto' | AttachKind = 'auto',
   ): Promise<AttachKind> {
     const coll = this.#coll;
     if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
     try {
-      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
+      this.#linksDir();
+      if (this.#freshTcx(ep, prefer)) {
+        const made = await Promise.allSettled(
+          (['ingress', 'egress'] as const).map(async (direction) =>
+            this.#pinFresh(
+              await tcxAttachAsync(this.#endpointProgram(direction), {
+                ifindex: ep.hostIfindex,
+                direction,
+                netns: node,
+              }),
+              ep.lxcId,
+              direction,
+            ),
+          ),
+        );
+        const failed = made.find((m) => m.status === 'rejected');
+        if (failed === undefined) {
+          this.#tcxWorks = true;
+          return 'tcx';
+        }
+        await this.detachEndpointAsync(ep.lxcId).catch(() => undefined);
+        this.#freshFailed(ep.lxcId);
+      }
       const kinds = await Promise.all(
         (['ingress', 'egress'] as const).map(async (direction) => {
-          const link = await attachAsync(
-            coll.program(direction === 'ingress' ? 'from_container' : 'to_container'),
-            {
-              ifindex: ep.hostIfindex,
-              direction,
-              netns: node,
-              pinPath: this.linkPin(ep.lxcId, direction),
-              prefer,
-            },
-          );
+          const link = await attachAsync(this.#endpointProgram(direction), {
+            ifindex: ep.hostIfindex,
+            direction,
+            netns: node,
+            pinPath: this.linkPin(ep.lxcId, direction),
+            prefer,
+          });
           const kind = link.kind;
           link.close();
           return kind;
         }),
       );
+      if (kinds[0] === 'tcx') this.#tcxWorks = true;
       return kinds[0] === 'tcx' ? 'tcx' : 'tc';
     } catch (err) {
       throw new AgentError('DatapathFailed', `endpoint ${ep.lxcId}: ${(err as Error).message}`, {
         cause: err,
       });
     }
+  }
+
+  /** Whether an endpoint attach was seen to give tcx links (the fresh-device path is tried only then). */
+  #tcxWorks = false;
+  #linksReady = false;
+
+  #linksDir(): void {
+    if (this.#linksReady) return;
+    mkdirSync(join(this.pinDir, 'links'), { recursive: true });
+    this.#linksReady = true;
+  }
+
+  #endpointProgram(direction: 'ingress' | 'egress') {
+    return this.#coll!.program(direction === 'ingress' ? 'from_container' : 'to_container');
+  }
+
+  /**
+   * A device made just now (`fresh`), on a kernel that gave tcx links before, with no pin of an earlier
+   * endpoint at its paths: a plain tcx link per direction, pinned, is all an attach does (no pinned link to
+   * update, no legacy filter of an earlier run to look for and remove: two netlink queries saved).
+   */
+  #freshTcx(ep: { lxcId: number; fresh?: boolean }, prefer: 'auto' | AttachKind): boolean {
+    return (
+      ep.fresh === true &&
+      prefer !== 'tc' &&
+      this.#tcxWorks &&
+      !existsSync(this.linkPin(ep.lxcId, 'ingress')) &&
+      !existsSync(this.linkPin(ep.lxcId, 'egress'))
+    );
+  }
+
+  #pinFresh(link: FdLink, lxcId: number, direction: 'ingress' | 'egress'): void {
+    try {
+      link.pin(this.linkPin(lxcId, direction));
+    } catch (err) {
+      link.close(); // the fd was the link's only holder: closing it detaches the program
+      throw err;
+    }
+    link.close();
+  }
+
+  /** The fresh-device path failed: what it made is undone and the general path tries again. */
+  #freshFailed(lxcId: number): void {
+    for (const dir of ['ingress', 'egress'] as const) rmSync(this.linkPin(lxcId, dir), { force: true });
+    this.#tcxWorks = false;
   }
 
   /** The async form of {@link Datapath.detachEndpoint}: the link detaches wait on libuv's threadpool. */

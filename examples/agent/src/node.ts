@@ -6,7 +6,7 @@
  *   pod netns ── eth0 ═ lxc… ── node netns (hostIp on lo, ip_forward=1) ── <prefix>w ═ eth0 ── world netns
  *                                                                 169.254.2.1/30    169.254.2.2/30 (+ world IPs on lo)
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parsePrefix, prefixContains, tryParseIp } from '@datapath/ip';
 import { addrAdd, linkAdd, linkGet, linkSetUp, routeAdd, routeReplace } from '@datapath/netdev';
 import { Handle, type Netns, netnsAdd, netnsDelete } from '@datapath/netlink';
@@ -18,6 +18,11 @@ export const WORLD_LINK = { node: '169.254.2.1', world: '169.254.2.2', prefixLen
 /** Writes a sysctl inside `ns` (the calling thread enters it for the write only). */
 export function sysctlIn(ns: Netns, name: string, value: string): void {
   ns.run(() => writeFileSync(`/proc/sys/${name.replaceAll('.', '/')}`, value));
+}
+
+/** Reads a sysctl inside `ns` (the calling thread enters it for the read only). */
+export function sysctlReadIn(ns: Netns, name: string): string {
+  return ns.run(() => readFileSync(`/proc/sys/${name.replaceAll('.', '/')}`, 'utf8').trim());
 }
 
 function loUp(h: Handle): number {

@@ -348,7 +348,7 @@ function runSync<R>(steps: Steps<R>, handles: { host: Handle; pod?: Handle | und
 /** Runs a step sequence with each call's async form (the kernel waits happen on libuv's threadpool). */
 async function runAsync<R>(
   steps: Steps<R>,
-  handles: { host: Handle; pod?: Handle | undefined },
+  handles: { host: Handle; pod?: Handle | Promise<Handle> | undefined },
   signal: AbortSignal | undefined,
 ): Promise<R> {
   const background: Promise<unknown>[] = [];
@@ -377,7 +377,7 @@ async function runAsync<R>(
           continue;
         }
         if (step.call === 'batch') {
-          const h = step.side === 'host' ? handles.host : (handles.pod as Handle);
+          const h = step.side === 'host' ? handles.host : await (handles.pod as Handle | Promise<Handle>);
           const replies = await h.batchAsync(step.requests, { signal });
           const failed = batchFailure(step, replies);
           if (failed !== undefined) throw failed;
@@ -385,7 +385,7 @@ async function runAsync<R>(
           continue;
         }
         const { side, call, args, undo } = step;
-        const h = side === 'host' ? handles.host : (handles.pod as Handle);
+        const h = side === 'host' ? handles.host : await (handles.pod as Handle | Promise<Handle>);
         // The signal cancels calls not yet started; a rollback is never cancelled.
         value = await (h[`${call}Async`] as (...a: unknown[]) => Promise<unknown>)(
           ...withOptions(call, args, undo ? undefined : signal),
@@ -471,19 +471,40 @@ function prepareApply(plan: EndpointPlan, options: ApplyOptions): Opened {
  * {@link prepareApply} for the async forms: a second shared handle for the caller's namespace, and the sockets
  * inside other namespaces made off the event loop (`Handle.openAsync`).
  */
-async function prepareApplyAsync(plan: EndpointPlan, options: ApplyOptions): Promise<Opened> {
+async function prepareApplyAsync(plan: EndpointPlan, options: ApplyOptions): Promise<OpenedAsync> {
   const podNs = checkedPodNs(plan, options, 'applyEndpoint');
   let host: ({ handle: Handle } & Disposable) | undefined;
   try {
     host = options.hostHandle
       ? keepHandle(options.hostHandle)
       : await leaseAsyncHandleInAsync(options.hostNetns);
-    return openedSet(podNs, host, await Handle.openAsync(podNs));
   } catch (err) {
-    host?.[Symbol.dispose]();
     podNs.close();
     throw err;
   }
+  // The pod's handle opens (a thread enters the namespace) while the veth is created on the host's: the
+  // first pod request waits for it; a failure to open fails that step (and rolls back).
+  const pod = Handle.openAsync(podNs);
+  pod.catch(() => undefined); // looked at by the first pod step, or by close
+  const h = host;
+  return {
+    podNs,
+    host: h,
+    pod,
+    async close() {
+      const opened = await pod.catch(() => undefined);
+      opened?.close();
+      h[Symbol.dispose]();
+      podNs.close();
+    },
+  };
+}
+
+interface OpenedAsync {
+  podNs: Netns;
+  host: { handle: Handle } & Disposable;
+  pod: Promise<Handle>;
+  close(): Promise<void>;
 }
 
 /**
@@ -563,7 +584,7 @@ export async function applyEndpointAsync(
       options.signal,
     );
   } finally {
-    opened.close();
+    await opened.close();
   }
 }
 
