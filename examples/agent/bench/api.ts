@@ -178,7 +178,7 @@ async function main(): Promise<void> {
       `Load average (1 min) ${load0.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after, on this 2-core VM shared with other work. ` +
         "`POST /v1/endpoints` over the agent's unix socket (HTTP/1.1 keep-alive, JSON, zod-checked body, SO_PEERCRED " +
         'checked per connection) to an agent serving in its own process (`agent serve`): address, veth into a namespace ' +
-        `the caller made, tcx attach, identity, policy writes, state file. N=${N} sequential creates from one resident ` +
+        `the caller made, tcx attach, identity, policy writes, state journal record. N=${N} sequential creates from one resident ` +
         `client, then ${CONCURRENT} clients × 4 creates at once (the agent runs changes one at a time: the latency ` +
         'includes the queue). Baseline, same run: the same create called in-process (`Agent.addAttachedPod`, no API).',
       '',
