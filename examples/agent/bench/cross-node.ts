@@ -215,7 +215,12 @@ export function kernelCluster(kind: 'flannel' | 'routed', tag: string): Pair {
 }
 
 function pingP50(p: Pair): number {
-  const full = inNs(p.client, 'ping', ['-c', String(PINGS), '-i', '0.002', p.ip]);
+  // on the client's CPU, as iperf's client: an unpinned ping wanders between the CPUs other work loads
+  const ping = ['ping', '-c', String(PINGS), '-i', '0.002', p.ip];
+  const full =
+    CLIENT_CPU === undefined
+      ? inNs(p.client, ping[0]!, ping.slice(1))
+      : inNs(p.client, 'taskset', ['-c', CLIENT_CPU, ...ping]);
   const times = [...full.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
   if (times.length < PINGS * 0.9) throw new Error(`${p.name}: only ${times.length}/${PINGS} ping replies`);
   return median(times);
@@ -391,7 +396,7 @@ async function main(): Promise<void> {
     'what it is compared with; the target figure is the **median of the per-round ratios** (the medians of the',
     `absolute figures move with the machine's load). iperf3 ${IPERF_T} s per run, ${SERVER_CPU === undefined ? 'unpinned' : `server on CPU ${SERVER_CPU} and client on CPU ${CLIENT_CPU}`}; a group of runs during which other processes`,
     `took more than ${fmt(NOISE_MAX * 100, 0)} % of the machine's CPU is measured once more (at most ${RETRY_BUDGET_S} s of retries; the quieter attempt`,
-    `is kept: ${retries} retried). RTT = ping p50 of ${PINGS} pings per round (kernel rx timestamp); its ratio is RTT(baseline)/RTT(setup).`,
+    `is kept: ${retries} retried). RTT = ping p50 of ${PINGS} pings per round (kernel rx timestamp${CLIENT_CPU === undefined ? '' : `, ping on CPU ${CLIENT_CPU}`}); its ratio is RTT(baseline)/RTT(setup).`,
     `Load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadAfter)} after (${fmt(minutes, 1)} min); other processes' share of the CPU`,
     `during the kept runs: median ${fmt(median(foreign) * 100, 1)} %, p90 ${fmt(quantile(foreign, 0.9) * 100, 1)} % (a process reaped during a run adds its children's whole CPU time at once).`,
     '',
