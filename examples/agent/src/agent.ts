@@ -1396,6 +1396,11 @@ export class Agent {
     return new Map([...this.#remote].map(([k, v]) => [k, v.spec]));
   }
 
+  /** The pod of another node the engine knows under this key (`namespace/name`), if any (read it, do not change it). */
+  remotePod(key: string): Readonly<PodSpec> | undefined {
+    return this.#remote.get(key)?.spec;
+  }
+
   /** Whether the engine knows a pod of another node under this key (`namespace/name`). */
   hasRemotePod(key: string): boolean {
     return this.#remote.has(key);

@@ -442,7 +442,6 @@ export class ClusterNodeAgent {
     this.agent.setNodeIpcache(`${this.self.address}/32`, { identity: ReservedIdentity.Host, flags: 0 });
     for (const n of this.#registry.nodes().values()) this.#nodeUp(n);
     const entries = this.#ipcache.entries();
-    const known = this.agent.remotePods();
     const resolved = new Set<string>();
     const endpoints = this.agent.policy.state().endpoints;
     const batch: RemoteIpcacheEntry[] = [];
@@ -456,7 +455,7 @@ export class ClusterNodeAgent {
         continue;
       }
       const key = `${e.pod.namespace}/${e.pod.name}`;
-      const had = known.get(key);
+      const had = this.agent.remotePod(key);
       if (had === undefined || had.ip !== e.ip || !sameLabels(had.labels ?? {}, e.pod.labels)) {
         const pod = remotePodNow(this.#ids, e, resolved) ?? (await remotePod(this.#ids, this.#allocator, e));
         await this.#engineUpsert(pod);
