@@ -496,7 +496,6 @@ try {
   const viewsAllMed = median(viewsAll);
   const bareMed = median(bare);
   const ratio = (x: number, base = cMed) => (x / base).toFixed(2);
-  const ok = (x: number, t: number, base = cMed) => (x / base >= t ? '✅' : '❌');
   const rerun = '`BPF_MAPS_BENCH=ringbuf node scripts/bench.mjs bpf-maps`';
   const perSec = (w: Window) => w.consumed / LOAD_SECONDS;
   const cpuPer = (w: Window) => `${((w.cpuUs * 1000) / Math.max(w.consumed, 1)).toFixed(1)} ns CPU/record`;
@@ -569,10 +568,10 @@ Reader wake-ups: ${bpfBackend() === 'native' ? "epoll, through the native addon'
 
 | operation | target | Node | C (same run) | ratio | rerun |
 |---|---|---:|---:|---:|---|
-| \`for await (const evs of ring.batches(codec)) for (const ev of evs)\`, records decoded into objects (records/s) | ≥ 0.8 × C | ${fmt(batchesMed)} /s | ${fmt(cCopyMed)} /s (into structs) | **${ratio(batchesMed, cCopyMed)}** ${ok(batchesMed, 0.8, cCopyMed)} | ${rerun} |
-| \`for await (const batch of ring.views(codec)) for (const ev of batch)\`, decoded fields read in place, the field C reads (records/s) | ≥ 0.8 × C | ${fmt(viewsMed)} /s | ${fmt(cMed)} /s (one field) | **${ratio(viewsMed)}** ${ok(viewsMed, 0.8)} | ${rerun} |
+| \`for await (const evs of ring.batches(codec)) for (const ev of evs)\`, records decoded into objects (records/s) | reference: the consumer alone, ring filled first (the issue's ≥ 0.8 × / 0.9 × C target is measured under the program's load, rows below) | ${fmt(batchesMed)} /s | ${fmt(cCopyMed)} /s (into structs) | ${ratio(batchesMed, cCopyMed)} | ${rerun} |
+| \`for await (const batch of ring.views(codec)) for (const ev of batch)\`, decoded fields read in place, the field C reads (records/s) | reference: the consumer alone, ring filled first (the issue's ≥ 0.8 × / 0.9 × C target is measured under the program's load, rows below) | ${fmt(viewsMed)} /s | ${fmt(cMed)} /s (one field) | ${ratio(viewsMed)} | ${rerun} |
 | the same \`views()\` loop reading all 11 fields of every record (records/s) | reference | ${fmt(viewsAllMed)} /s | ${fmt(cCopyMed)} /s (into structs) | ${ratio(viewsAllMed, cCopyMed)} | ${rerun} |
-| \`ring.subscribe(handler)\`, batch form, nothing allocated per record (records/s) | ≥ 0.9 × C | ${fmt(batchMed)} /s | ${fmt(cMed)} /s (one field) | **${ratio(batchMed)}** ${ok(batchMed, 0.9)} | ${rerun} |
+| \`ring.subscribe(handler)\`, batch form, nothing allocated per record (records/s) | reference: the consumer alone, ring filled first (the issue's ≥ 0.8 × / 0.9 × C target is measured under the program's load, rows below) | ${fmt(batchMed)} /s | ${fmt(cMed)} /s (one field) | ${ratio(batchMed)} | ${rerun} |
 | \`for await (const ev of ring.events(codec))\`, one promise per record (records/s) | reference | ${fmt(itMed)} /s | ${fmt(cCopyMed)} /s (into structs) | ${ratio(itMed, cCopyMed)} | ${rerun} |
 | reference: \`for await\` alone over ${fmt(REPEAT)} objects already in memory (no ring, no decoding) | the per-record iterator's ceiling | ${fmt(bareMed)} /s | ${fmt(cMed)} /s (one field) | ${ratio(bareMed)} | ${rerun} |
 | reference: C, one field, a fresh process per round (its mapping's page faults timed too: the old baseline) | reference | ${fmt(batchesMed)} /s (\`batches()\`), ${fmt(viewsMed)} /s (\`views()\`), ${fmt(batchMed)} /s (\`subscribe()\`) | ${fmt(cColdMed)} /s | ${ratio(batchesMed, cColdMed)} / ${ratio(viewsMed, cColdMed)} / ${ratio(batchMed, cColdMed)} | ${rerun} |
