@@ -571,16 +571,7 @@ export class Datapath {
    * changes for the pod's removal). Idempotent; the veth going away detaches legacy tc filters by itself.
    */
   detachEndpoint(node: Netns, lxcId: number): void {
-    for (const dir of ['ingress', 'egress'] as const) {
-      const pin = this.linkPin(lxcId, dir);
-      if (!existsSync(pin)) continue;
-      try {
-        node.run(() => openPinnedLink(pin).detach());
-      } catch (err) {
-        if (!(err instanceof BpfError && err.code === 'NotFound')) throw err;
-        rmSync(pin, { force: true });
-      }
-    }
+    for (const dir of ['ingress', 'egress'] as const) this.#detachNodeProgram(node, this.linkPin(lxcId, dir));
     this.#forgetCounters(lxcId);
   }
 
