@@ -14,3 +14,5 @@
 #define NAT_ADDR_EQ(a, b) ((a) == (b))
 /* lb.h's 16-byte form of an address field (IPv4-mapped) */
 #define NAT_LB_ADDR(dst16, a) lb_addr_v4(dst16, a)
+/* the Maglev flow hash of a packet (lb.h) */
+#define NAT_FLOW_HASH(p, seed) lb_flow_hash4((p)->saddr, (p)->sport, (p)->dport, (p)->proto, seed)

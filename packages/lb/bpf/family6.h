@@ -13,3 +13,4 @@
 #define NAT_NODE_LOAD(dst) addr6_load(dst, nat_ipv6)
 #define NAT_ADDR_EQ(a, b) addr6_eq(a, (const volatile __u8 *)(b))
 #define NAT_LB_ADDR(dst16, a) __builtin_memcpy(dst16, a, 16)
+#define NAT_FLOW_HASH(p, seed) lb_flow_hash6((p)->saddr, (p)->sport, (p)->dport, (p)->proto, seed)

@@ -10,3 +10,4 @@
 #undef NAT_NODE_LOAD
 #undef NAT_ADDR_EQ
 #undef NAT_LB_ADDR
+#undef NAT_FLOW_HASH

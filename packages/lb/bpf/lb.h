@@ -266,6 +266,68 @@ static __always_inline __u32 lb_maglev_backend(__u16 rev_nat_id, __u32 hash)
 	return t->backend_ids[idx];
 }
 
+/* ---- the flow hash of per-packet Maglev --------------------------------------------------------- */
+
+static __always_inline __u32 lb_rol32(__u32 w, unsigned int s)
+{
+	return (w << s) | (w >> (32 - s));
+}
+
+/*
+ * Bob Jenkins' lookup3 hash of three words (the Linux kernel's jhash_3words): the initial value
+ * 0xdeadbeef + 12 + initval added to each word, then lookup3's final mix.
+ */
+static __always_inline __u32 lb_jhash_3words(__u32 a, __u32 b, __u32 c, __u32 initval)
+{
+	initval += 0xdeadbeef + (3 << 2);
+	a += initval;
+	b += initval;
+	c += initval;
+	c ^= b;
+	c -= lb_rol32(b, 14);
+	a ^= c;
+	a -= lb_rol32(c, 11);
+	b ^= a;
+	b -= lb_rol32(a, 25);
+	c ^= b;
+	c -= lb_rol32(b, 16);
+	a ^= c;
+	a -= lb_rol32(c, 4);
+	b ^= a;
+	b -= lb_rol32(a, 14);
+	c ^= b;
+	c -= lb_rol32(b, 24);
+	return c;
+}
+
+/*
+ * The flow hash that indexes a service's Maglev table, the same on every node for one `seed` (the
+ * cluster's; @datapath/lb's `flowHash` computes it in TypeScript): lookup3 over the client's address,
+ * (client port << 16) | service port and the protocol, every field in host order. The destination
+ * address is left out on purpose (as Cilium does): a NodePort flow reaches each node at that node's
+ * own address, and must still land on the same backend whichever node it enters by.
+ *
+ *   IPv4: jhash_3words(saddr, ports, proto, seed)
+ *   IPv6: h = jhash_3words(saddr[0..3], saddr[4..7], saddr[8..11], seed) (big-endian words), then
+ *         jhash_3words(saddr[12..15], ports, proto, h)
+ */
+static __always_inline __u32 lb_flow_hash4(__be32 saddr, __be16 sport, __be16 dport, __u8 proto, __u32 seed)
+{
+	__u32 ports = ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(dport);
+
+	return lb_jhash_3words(bpf_ntohl(saddr), ports, proto, seed);
+}
+
+static __always_inline __u32 lb_flow_hash6(const __u8 saddr[16], __be16 sport, __be16 dport, __u8 proto,
+					   __u32 seed)
+{
+	__u32 w[4], ports = ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(dport);
+
+	__builtin_memcpy(w, saddr, 16);
+	seed = lb_jhash_3words(bpf_ntohl(w[0]), bpf_ntohl(w[1]), bpf_ntohl(w[2]), seed);
+	return lb_jhash_3words(bpf_ntohl(w[3]), ports, proto, seed);
+}
+
 /*
  * Picks a backend id for a new flow of the service whose master entry is `svc` (key: its frontend) with
  * `hash`: the Maglev table's entry hash % LB_MAGLEV_TABLE_SIZE, or slot hash % count + 1 (pass

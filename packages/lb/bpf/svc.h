@@ -7,7 +7,8 @@
  *
  *   svc4_forward / svc6_forward  a packet towards a frontend: its flow's `svc` half, or for a TCP SYN
  *                / a UDP packet of no known flow a backend chosen now (session affinity first, then
- *                the service's Maglev table or a random slot, slots weighted); the destination
+ *                the service's Maglev table by the flow hash of lb.h, the same on every node with
+ *                the same lb_hash_seed, or a random slot, slots weighted); the destination
  *                becomes the backend.
  *   svc4_reply / svc6_reply      a packet from a backend to a client of such a flow (`rsvc` half):
  *                the source becomes the frontend again.
@@ -31,6 +32,12 @@
  * forward declaration, and libbpf cannot size lb_maglev's inner map from it).
  */
 struct lb_maglev_table (*lb_maglev_table_anchor)[1] __attribute__((unused));
+
+/*
+ * The seed of the Maglev flow hash (lb_flow_hash4/6 of lb.h): one value for the whole cluster, so that
+ * every node sends a flow to the same backend (set at load: NetdevConfig.hashSeed, PodLbOptions.hashSeed).
+ */
+const volatile __u32 lb_hash_seed = 0;
 
 #include "family4.h"
 #include "svc_family.h"

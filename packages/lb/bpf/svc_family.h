@@ -3,7 +3,8 @@
  * The per-packet service steps of svc.h, written once for both families: svc.h includes it between
  * family4.h and family_undef.h (svc4_*: the nat4 map) and between family6.h and family_undef.h
  * (svc6_*: the nat6 map). The parameters are nat_family.h's, plus SVC_F(x) (the family's name of step
- * x) and NAT_LB_ADDR(dst16, a) (lb.h's 16-byte form of an address field). No include guard.
+ * x), NAT_LB_ADDR(dst16, a) (lb.h's 16-byte form of an address field) and NAT_FLOW_HASH(p, seed)
+ * (lb.h's Maglev flow hash of a packet). No include guard.
  */
 
 /*
@@ -57,9 +58,13 @@ static __always_inline NAT_ENTRY *SVC_F(new)(struct __sk_buff *skb, const NAT_PK
 	id = lb_affinity_backend(svc, &ak);
 	be = id ? lb_lookup_active_backend(id) : NULL;
 	if (!be) {
-		/* Maglev: by the flow's hash (a reopened tuple lands on the same backend); else random */
+		/*
+		 * Maglev: by the flow hash with the cluster's seed, so every node (and a reopened tuple)
+		 * picks the same backend; else random
+		 */
 		id = lb_select_backend(&sk, svc,
-				       (svc->flags & LB_SVC_FLAG_MAGLEV) ? bpf_get_hash_recalc(skb) : bpf_get_prandom_u32());
+				       (svc->flags & LB_SVC_FLAG_MAGLEV) ? NAT_FLOW_HASH(p, lb_hash_seed)
+									 : bpf_get_prandom_u32());
 		be = id ? lb_lookup_active_backend(id) : NULL;
 	}
 	if (!be) {

@@ -1,5 +1,7 @@
 export type { LbProblem, LbReason } from './errors.js';
 export { LbError } from './errors.js';
+export type { FlowTuple } from './flow-hash.js';
+export { flowHash, maglevBackendFor } from './flow-hash.js';
 export type {
   LayoutCodec,
   LbAffinityMatchKey,

@@ -65,6 +65,11 @@ export interface NetdevConfig {
   nodePort?: boolean;
   /** Flow lifetimes. */
   timeouts?: FlowTimeouts;
+  /**
+   * Seed of the Maglev flow hash (`flowHash` of `@datapath/lb`), an unsigned 32-bit integer: give
+   * every node of a cluster the same one, so each node sends a flow to the same backend. Default 0.
+   */
+  hashSeed?: number;
 }
 
 /** The default masquerade port range. */
@@ -132,7 +137,7 @@ function integerIn(v: unknown, lo: number, hi: number): v is number {
  * Pure: no kernel access.
  *
  * @throws `LbError` (of `@datapath/lb`) `InvalidArgument` with every problem found (`InvalidAddress` for a missing or
- * non-IPv4 node address, `InvalidCidr`, `InvalidPortRange`, `InvalidNatConfig` for retries or timeouts).
+ * non-IPv4 node address, `InvalidCidr`, `InvalidPortRange`, `InvalidNatConfig` for retries, timeouts or the hash seed).
  * @example Masquerading a node's pods
  * ```ts
  * import { netdevConstants } from '@datapath/lb/datapath';
@@ -206,6 +211,13 @@ export function netdevConstants(config: NetdevConfig): Constants {
         reason: 'InvalidAddress',
       });
   }
+  const seed = config?.hashSeed ?? 0;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    problems.push({
+      path: 'hashSeed',
+      message: `must be an unsigned 32-bit integer, got ${String(seed)}`,
+      reason: 'InvalidNatConfig',
+    });
   const t = config?.timeouts ?? {};
   const timeouts = {
     tcpSyn: t.tcpSyn ?? 60,
@@ -237,6 +249,7 @@ export function netdevConstants(config: NetdevConfig): Constants {
     nat_retries: retries,
     masq_enabled: m === undefined ? 0 : 1,
     nodeport_enabled: config.nodePort === true ? 1 : 0,
+    lb_hash_seed: seed,
     masq_src_net: src?.net ?? 0,
     masq_src_mask: src?.mask ?? 0xffffffff,
     nonmasq_net: dst?.net ?? 0,

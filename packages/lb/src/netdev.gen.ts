@@ -277,27 +277,29 @@ export interface Constants {
   nat_retries: number;
   /** `nat_ipv6` at .rodata+32 (16 bytes). */
   nat_ipv6: Uint8Array;
-  /** `masq_enabled` at .rodata+48 (1 byte). */
+  /** `lb_hash_seed` at .rodata+48 (4 bytes). */
+  lb_hash_seed: number;
+  /** `masq_enabled` at .rodata+52 (1 byte). */
   masq_enabled: number;
-  /** `masq_src_net` at .rodata+52 (4 bytes). */
+  /** `masq_src_net` at .rodata+56 (4 bytes). */
   masq_src_net: number;
-  /** `masq_src_mask` at .rodata+56 (4 bytes). */
+  /** `masq_src_mask` at .rodata+60 (4 bytes). */
   masq_src_mask: number;
-  /** `nonmasq_net` at .rodata+60 (4 bytes). */
+  /** `nonmasq_net` at .rodata+64 (4 bytes). */
   nonmasq_net: number;
-  /** `nonmasq_mask` at .rodata+64 (4 bytes). */
+  /** `nonmasq_mask` at .rodata+68 (4 bytes). */
   nonmasq_mask: number;
-  /** `masq6_enabled` at .rodata+68 (1 byte). */
+  /** `masq6_enabled` at .rodata+72 (1 byte). */
   masq6_enabled: number;
-  /** `masq6_src_net` at .rodata+72 (16 bytes). */
+  /** `masq6_src_net` at .rodata+76 (16 bytes). */
   masq6_src_net: Uint8Array;
-  /** `masq6_src_mask` at .rodata+88 (16 bytes). */
+  /** `masq6_src_mask` at .rodata+92 (16 bytes). */
   masq6_src_mask: Uint8Array;
-  /** `nonmasq6_net` at .rodata+104 (16 bytes). */
+  /** `nonmasq6_net` at .rodata+108 (16 bytes). */
   nonmasq6_net: Uint8Array;
-  /** `nonmasq6_mask` at .rodata+120 (16 bytes). */
+  /** `nonmasq6_mask` at .rodata+124 (16 bytes). */
   nonmasq6_mask: Uint8Array;
-  /** `nodeport_enabled` at .rodata+136 (1 byte). */
+  /** `nodeport_enabled` at .rodata+140 (1 byte). */
   nodeport_enabled: number;
 }
 
@@ -316,6 +318,7 @@ export const constantDefaults: Constants = {
     new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
     0,
   ),
+  lb_hash_seed: 0,
   masq_enabled: 1,
   masq_src_net: 0,
   masq_src_mask: 4294967295,

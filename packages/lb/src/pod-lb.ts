@@ -21,6 +21,8 @@ export interface PodLbOptions {
   pinDir: string;
   /** Flow lifetimes. */
   timeouts?: FlowTimeouts;
+  /** Seed of the Maglev flow hash, the same on every node of a cluster (see `NetdevConfig.hashSeed`). Default 0. */
+  hashSeed?: number;
   /** The loader's object cache (default: the loader's). */
   cacheDir?: string;
   /** Sizes of the service maps (they must match the writer's, e.g. the Maglev table size). */
@@ -56,7 +58,7 @@ export class PodLb implements Disposable {
   /**
    * Compiles (cached) and loads bpf/lxc.c with its maps pinned by name in `pinDir`.
    *
-   * @throws `LbError` (of `@datapath/lb`) `InvalidArgument` for bad timeouts; the loader's errors otherwise.
+   * @throws `LbError` (of `@datapath/lb`) `InvalidArgument` for bad timeouts or hash seed; the loader's errors otherwise.
    * @example Per-packet ClusterIP for one pod
    * ```ts
    * import { PodLb } from '@datapath/lb/datapath';
@@ -68,6 +70,7 @@ export class PodLb implements Disposable {
     const constants = netdevConstants({
       nodeAddress: '127.0.0.1', // unused by lxc.c: only the timeouts matter here
       ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
+      ...(options.hashSeed === undefined ? {} : { hashSeed: options.hashSeed }),
     });
     const compiled = await compile({
       files: LXC_SOURCES,
@@ -75,8 +78,22 @@ export class PodLb implements Disposable {
       ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
     });
     const spec = openObject(compiled.path, 'lxc');
-    const { ct_timeout_syn, ct_timeout_tcp, ct_timeout_close, ct_timeout_udp, ct_timeout_icmp } = constants;
-    setConstants(spec, { ct_timeout_syn, ct_timeout_tcp, ct_timeout_close, ct_timeout_udp, ct_timeout_icmp });
+    const {
+      ct_timeout_syn,
+      ct_timeout_tcp,
+      ct_timeout_close,
+      ct_timeout_udp,
+      ct_timeout_icmp,
+      lb_hash_seed,
+    } = constants;
+    setConstants(spec, {
+      ct_timeout_syn,
+      ct_timeout_tcp,
+      ct_timeout_close,
+      ct_timeout_udp,
+      ct_timeout_icmp,
+      lb_hash_seed,
+    });
     return new PodLb(load(spec, { pinDir: options.pinDir }), options.lb);
   }
 
