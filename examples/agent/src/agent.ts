@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDatapathError } from '@datapath/errors';
 import { parsePrefix } from '@datapath/ip';
 import {
   applyEndpoint,
@@ -62,6 +63,7 @@ import {
   type ServiceProbePlan,
   type ServiceSpec,
   type ServiceView,
+  serviceKey,
   serviceViews,
 } from './services.js';
 import {
@@ -1624,6 +1626,51 @@ export class Agent {
   /** The services (as given). */
   services(): ServiceSpec[] {
     return [...(this.#state.services ?? [])];
+  }
+
+  /**
+   * Creates or replaces one service (`ns/name`), the others unchanged: checked with all of them first
+   * (nothing is written when it is invalid), then only its lb services get map updates, and the state
+   * records it (a restarted agent restores it). With `mustBeNew`, an existing service is a conflict.
+   * @throws AgentError `InvalidScenario` (bad service), `ServiceConflict` (exists with `mustBeNew`, or a
+   * frontend of another service), `DatapathFailed`.
+   */
+  async upsertService(
+    spec: ServiceSpec,
+    options: { mustBeNew?: boolean } = {},
+  ): Promise<{ created: boolean; written: Map<string, number> }> {
+    this.#check();
+    const key = serviceKey(spec);
+    const list = this.services();
+    const i = list.findIndex((s) => serviceKey(s) === key);
+    if (i >= 0 && options.mustBeNew === true)
+      throw new AgentError('ServiceConflict', `service ${key} exists (PUT replaces it)`);
+    const next = i < 0 ? [...list, spec] : list.map((s, j) => (j === i ? spec : s));
+    try {
+      return { created: i < 0, written: await this.setServices(next) };
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause;
+      if (
+        err instanceof AgentError &&
+        err.reason === 'InvalidScenario' &&
+        isDatapathError(cause) &&
+        cause.code === 'AlreadyExists'
+      )
+        throw new AgentError('ServiceConflict', err.message, { cause });
+      throw err;
+    }
+  }
+
+  /**
+   * Removes one service: its lb services' entries leave the maps (removals in reverse order), so new
+   * connections to its frontends are refused by nothing any more and go where the address routes.
+   * @throws AgentError `NotFound`, `DatapathFailed`.
+   */
+  async deleteService(key: string): Promise<Map<string, number>> {
+    this.#check();
+    const list = this.services();
+    if (!list.some((s) => serviceKey(s) === key)) throw new AgentError('NotFound', `no service ${key}`);
+    return this.setServices(list.filter((s) => serviceKey(s) !== key));
   }
 
   /** Every service with its frontends and backends (pod, address, state), as `agent service list` shows it. */

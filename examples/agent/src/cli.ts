@@ -7,7 +7,7 @@ import { query } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
 import type { PolicyKey } from '@datapath/policy';
 import { Agent, type AgentOptions, SCENARIO_CONCURRENCY } from './agent.js';
-import { cmdServe, viaApi } from './api/commands.js';
+import { cmdServe, serviceTable, viaApi } from './api/commands.js';
 import { type ClusterValues, cmdCluster, cmdNodeUp } from './cli-cluster.js';
 import { cmdConfig, cmdMonitor, cmdObserve, startObserver } from './cli-events.js';
 import { Datapath } from './datapath.js';
@@ -476,34 +476,7 @@ function cmdServiceList(v: Values, io: Io): number {
   const views =
     state.serviceStatus ??
     serviceViews(state.services ?? [], local, new Set(state.terminating ?? []), state.hostIp);
-  print(io, v.json, views, () =>
-    table(
-      ['SERVICE', 'TYPE', 'FRONTEND', 'PORT', 'BACKEND', 'POD', 'NODE', 'STATE'],
-      views.flatMap((s) => {
-        const rows = s.ports.map((p) => {
-          const bs = s.backends.filter((b) => b.servicePort === p.port && b.protocol === p.protocol);
-          return [
-            s.service,
-            s.type,
-            s.frontends.join(','),
-            `${p.port}/${p.protocol}${p.nodePort === undefined ? '' : ` (node ${p.nodePort})`}`,
-            bs.length === 0 ? '(none)' : bs.map((b) => `${b.address}:${b.port}`).join('\n'),
-            bs.map((b) => b.pod).join('\n'),
-            bs.map((b) => b.node ?? 'local').join('\n'),
-            bs.map((b) => b.state).join('\n'),
-          ];
-        });
-        // one line per backend
-        return rows.flatMap((r) => {
-          const cols = r.map((c) => c.split('\n'));
-          const n = Math.max(...cols.map((c) => c.length));
-          return Array.from({ length: n }, (_, i) =>
-            cols.map((c, j) => (i === 0 || j >= 4 ? (c[i] ?? '') : '')),
-          );
-        });
-      }),
-    ),
-  );
+  print(io, v.json, views, () => serviceTable(views));
   return 0;
 }
 

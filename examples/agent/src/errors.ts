@@ -8,7 +8,8 @@ import { DatapathError, type ErrorCode, isDatapathError } from '@datapath/errors
  * used as they are, without a reason.
  *
  * In a cluster: `ClusterConflict` (a node name, underlay address or pod CIDR another node has) →
- * `AlreadyExists`; `StoreUnavailable` (etcd does not answer) → `Unavailable`.
+ * `AlreadyExists`; `StoreUnavailable` (etcd does not answer) → `Unavailable`. `ServiceConflict` (a service
+ * that exists already, or a frontend another service has) → `AlreadyExists`.
  */
 export type AgentErrorCode =
   | 'InvalidScenario'
@@ -22,7 +23,8 @@ export type AgentErrorCode =
   | 'ProbeFailed'
   | 'DatapathFailed'
   | 'NotSupported'
-  | 'IpcacheConflict';
+  | 'IpcacheConflict'
+  | 'ServiceConflict';
 
 const CODE_OF: Readonly<Record<AgentErrorCode, ErrorCode | undefined>> = {
   InvalidScenario: 'InvalidArgument',
@@ -37,6 +39,7 @@ const CODE_OF: Readonly<Record<AgentErrorCode, ErrorCode | undefined>> = {
   DatapathFailed: undefined,
   NotSupported: 'NotSupported',
   IpcacheConflict: 'AlreadyExists',
+  ServiceConflict: 'AlreadyExists',
 };
 
 /** The one error type the agent throws itself (a `DatapathError`); SDK errors travel as `cause`. */

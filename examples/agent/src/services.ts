@@ -34,8 +34,14 @@ export interface ServiceSpec {
   /** Extra frontend addresses (`externalIPs`). */
   externalIPs: string[];
   ports: ServicePort[];
-  /** Pod labels a backend must carry (every key/value); empty = no backends. */
+  /** Pod labels a backend must carry (every key/value); empty = no pod is selected. */
   selector: Record<string, string>;
+  /**
+   * Backends given by address (a service without a selector, as Kubernetes' manual Endpoints), besides
+   * the selected pods: `port` is the backend port for every service port (default: a numeric
+   * `targetPort`, else the service port).
+   */
+  backends?: { address: string; port?: number | undefined }[] | undefined;
   /** `ClientIP` gives session affinity (`sessionAffinityTimeoutSeconds`, default 10800). */
   sessionAffinity: 'None' | 'ClientIP';
   sessionAffinityTimeoutSeconds?: number | undefined;
@@ -80,7 +86,8 @@ export interface ServiceView {
 }
 
 const port = z.number().int().min(1).max(65535);
-const serviceSchema = z.strictObject({
+/** One service as a scenario or the agent API (`POST /v1/services`) gives it (strict: unknown fields are errors). */
+export const serviceSchema = z.strictObject({
   namespace: z.string().min(1),
   name: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS label'),
   type: z.enum(['ClusterIP', 'NodePort']).optional(),
@@ -99,6 +106,10 @@ const serviceSchema = z.strictObject({
     )
     .min(1),
   selector: z.record(z.string(), z.string()).optional(),
+  backends: z
+    .array(z.strictObject({ address: z.string(), port: port.optional() }))
+    .max(4096)
+    .optional(),
   sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
   sessionAffinityTimeoutSeconds: z.number().int().min(1).max(86400).optional(),
 });
@@ -119,10 +130,13 @@ function fail(problems: readonly Problem[]): never {
 /**
  * Validates a scenario's `services` section: the schema, declared namespaces, addresses, duplicate
  * service names, duplicate ports, and (through `@datapath/lb`'s planner) frontends that two services
- * or ports share. Nothing is written anywhere.
+ * or ports share. Nothing is written anywhere. Without `namespaces` (the agent API), any namespace goes.
  * @throws AgentError `InvalidScenario` naming every problem with its path.
  */
-export function parseServices(raw: unknown, namespaces: Readonly<Record<string, unknown>>): ServiceSpec[] {
+export function parseServices(
+  raw: unknown,
+  namespaces: Readonly<Record<string, unknown>> | undefined,
+): ServiceSpec[] {
   if (raw === undefined) return [];
   if (!Array.isArray(raw)) fail([{ path: 'services', message: 'must be a list' }]);
   const problems: Problem[] = [];
@@ -137,7 +151,7 @@ export function parseServices(raw: unknown, namespaces: Readonly<Record<string, 
       return;
     }
     const s = r.data;
-    if (!(s.namespace in namespaces))
+    if (namespaces !== undefined && !(s.namespace in namespaces))
       problems.push({ path: `${at}.namespace`, message: `namespace ${s.namespace} is not declared` });
     const key = `${s.namespace}/${s.name}`;
     if (names.has(key)) problems.push({ path: `${at}.name`, message: `service ${key} is declared twice` });
@@ -154,6 +168,20 @@ export function parseServices(raw: unknown, namespaces: Readonly<Record<string, 
         return formatIp(ip);
       });
     const clusterIPs = canon(ips, `${at}.clusterIPs`);
+    const explicit = canon(
+      (s.backends ?? []).map((b) => b.address),
+      `${at}.backends`,
+    ).map((address, j) => ({
+      address,
+      ...(s.backends![j]!.port === undefined ? {} : { port: s.backends![j]!.port }),
+    }));
+    const seenBackends = new Set<string>();
+    explicit.forEach((b, j) => {
+      const k = `${b.address}|${b.port ?? ''}`;
+      if (seenBackends.has(k))
+        problems.push({ path: `${at}.backends[${j}]`, message: `backend ${b.address} is given twice` });
+      seenBackends.add(k);
+    });
     const fams = clusterIPs.map((a) => (a.includes(':') ? 6 : 4));
     if (new Set(fams).size !== fams.length)
       problems.push({ path: `${at}.clusterIPs`, message: 'at most one address per family' });
@@ -180,6 +208,7 @@ export function parseServices(raw: unknown, namespaces: Readonly<Record<string, 
         ...(p.nodePort === undefined ? {} : { nodePort: p.nodePort }),
       })),
       selector: { ...(s.selector ?? {}) },
+      ...(s.backends === undefined ? {} : { backends: explicit }),
       sessionAffinity: s.sessionAffinity ?? 'None',
       ...(s.sessionAffinityTimeoutSeconds === undefined
         ? {}
@@ -250,6 +279,14 @@ export function backendsOf(
       state: terminating.has(pod.key) ? 'terminating' : 'active',
       ...(pod.node === undefined ? {} : { node: pod.node }),
     });
+  }
+  for (const b of s.backends ?? []) {
+    if (family !== undefined && (b.address.includes(':') ? 6 : 4) !== family) continue;
+    const port =
+      b.port ??
+      (typeof p.targetPort === 'number' ? p.targetPort : p.targetPort === undefined ? p.port : undefined);
+    if (port === undefined) continue;
+    out.push({ pod: '', address: b.address, port, state: 'active' });
   }
   return out;
 }

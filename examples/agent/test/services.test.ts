@@ -51,6 +51,33 @@ function problem(fn: () => unknown): string {
 }
 
 describe('scenario services', () => {
+  it('explicit backends (no selector): canonical addresses, the given port or the numeric target port; duplicates and bad addresses refused; no namespace check for the API', () => {
+    const [s] = parseServices(
+      [
+        web({
+          namespace: 'elsewhere',
+          selector: undefined,
+          ports: [{ port: 80, targetPort: 8080 }],
+          backends: [{ address: 'fd00::0001', port: 9090 }, { address: '10.244.9.9' }],
+        }),
+      ],
+      undefined,
+    );
+    expect(s!.backends).toEqual([{ address: 'fd00::1', port: 9090 }, { address: '10.244.9.9' }]);
+    expect(lbInputs(s!, pods, new Set(), undefined)[0]!.backends).toEqual([
+      { address: '10.244.9.9', port: 8080, state: 'active' },
+    ]);
+    expect(
+      problem(() =>
+        parseServices([web({ backends: [{ address: '10.244.9.9' }, { address: '10.244.9.9' }] })], ns),
+      ),
+    ).toMatch(/given twice/);
+    expect(problem(() => parseServices([web({ backends: [{ address: 'nope' }] })], ns))).toMatch(
+      /not an IP address/,
+    );
+    expect(problem(() => parseServices([web({ namespace: 'elsewhere' })], ns))).toMatch(/not declared/);
+  });
+
   it('selectors pick pods of the service namespace; named target ports resolve per pod; terminating is kept', () => {
     const [s] = parseServices([web()], ns);
     const [tcp] = lbInputs(s!, pods, new Set(['shop/b']), undefined);

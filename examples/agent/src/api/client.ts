@@ -6,7 +6,14 @@
 import { Agent as HttpAgent, request } from 'node:http';
 import { DatapathError, type ErrorCode, isErrorCode } from '@datapath/errors';
 import type { PolicySync } from '../agent.js';
-import type { ApiErrorBody, EndpointCreateRequest, EndpointInfo, StatusInfo } from './schema.js';
+import type {
+  ApiErrorBody,
+  EndpointCreateRequest,
+  EndpointInfo,
+  ServiceInfo,
+  ServiceRequest,
+  StatusInfo,
+} from './schema.js';
 
 /** Where an agent named `name` serves its API by default. */
 export function defaultSocketPath(name = 'demo'): string {
@@ -248,6 +255,31 @@ export class AgentClient {
     });
   }
 
+  /** `GET /v1/services`: every service with its frontends and backends. */
+  services(): Promise<ServiceInfo[]> {
+    return this.#call('GET', '/v1/services');
+  }
+
+  /** `GET /v1/services/<ns>/<name>`. */
+  service(key: string): Promise<ServiceInfo> {
+    return this.#call('GET', `/v1/services/${servicePath(key)}`);
+  }
+
+  /** `POST /v1/services`: creates a service (an existing one is a conflict, status 409). */
+  createService(spec: ServiceRequest): Promise<ServiceInfo> {
+    return this.#call('POST', '/v1/services', spec);
+  }
+
+  /** `PUT /v1/services/<ns>/<name>`: creates or replaces a service. */
+  putService(spec: ServiceRequest): Promise<ServiceInfo> {
+    return this.#call('PUT', `/v1/services/${servicePath(`${spec.namespace}/${spec.name}`)}`, spec);
+  }
+
+  /** `DELETE /v1/services/<ns>/<name>`. */
+  deleteService(key: string): Promise<{ removed: boolean; service: string }> {
+    return this.#call('DELETE', `/v1/services/${servicePath(key)}`);
+  }
+
   /** `POST /v1/cni`: one CNI invocation (what datapath-cni's Node client sends). */
   async cni(env: Record<string, string>, stdin: string): Promise<CniReply> {
     const r = await this.raw('POST', '/v1/cni', JSON.stringify({ env, stdin }));
@@ -264,4 +296,9 @@ export class AgentClient {
     const confirm = r.headers['x-cni-confirm'];
     return { exitCode: Number(exit), stdout: r.body, ...(typeof confirm === 'string' ? { confirm } : {}) };
   }
+}
+
+/** `ns/name` as a path (each part escaped). */
+function servicePath(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
 }

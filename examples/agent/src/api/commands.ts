@@ -1,6 +1,6 @@
 /**
  * The CLI commands that talk to a resident agent: `serve` itself, and `endpoint list`, `policy apply`,
- * `pod del` and `status --api`, which go through the API whenever an agent serves on the socket (two
+ * `pod del`, `service list` and `status --api`, which go through the API whenever an agent serves on the socket (two
  * processes must never change the same agent's state).
  */
 
@@ -8,6 +8,7 @@ import type { Agent, AgentOptions } from '../agent.js';
 import { AgentError } from '../errors.js';
 import { table } from '../format.js';
 import { loadPolicies, loadScenario } from '../policy.js';
+import type { ServiceView } from '../services.js';
 import { defaultSocketPath } from './client.js';
 import { residentClient, startResident } from './serve.js';
 
@@ -76,7 +77,8 @@ export async function viaApi(p: readonly string[], v: ApiValues, io: Io): Promis
   const covered =
     (cmd === 'endpoint' && sub === 'list') ||
     (cmd === 'policy' && sub === 'apply') ||
-    (cmd === 'pod' && sub === 'del');
+    (cmd === 'pod' && sub === 'del') ||
+    (cmd === 'service' && sub === 'list');
   if (!covered) return undefined;
   const client = await residentClient(socketOf(v));
   if (client === undefined) return undefined;
@@ -101,6 +103,11 @@ export async function viaApi(p: readonly string[], v: ApiValues, io: Io): Promis
       );
       return 0;
     }
+    if (cmd === 'service') {
+      const views = await client.services();
+      out(io, v.json, views, () => serviceTable(views));
+      return 0;
+    }
     if (cmd === 'policy') {
       if (arg === undefined) throw new AgentError('InvalidArgument', 'policy apply <file.yaml|json>');
       const sync = await client.applyPolicies(loadPolicies(arg));
@@ -121,4 +128,34 @@ export async function viaApi(p: readonly string[], v: ApiValues, io: Io): Promis
   } finally {
     client.close();
   }
+}
+
+/** `agent service list`'s table: one line per backend of each service port. */
+export function serviceTable(views: readonly ServiceView[]): string {
+  return table(
+    ['SERVICE', 'TYPE', 'FRONTEND', 'PORT', 'BACKEND', 'POD', 'NODE', 'STATE'],
+    views.flatMap((s) => {
+      const rows = s.ports.map((p) => {
+        const bs = s.backends.filter((b) => b.servicePort === p.port && b.protocol === p.protocol);
+        return [
+          s.service,
+          s.type,
+          s.frontends.join(','),
+          `${p.port}/${p.protocol}${p.nodePort === undefined ? '' : ` (node ${p.nodePort})`}`,
+          bs.length === 0 ? '(none)' : bs.map((b) => `${b.address}:${b.port}`).join('\n'),
+          bs.map((b) => b.pod || '(address)').join('\n'),
+          bs.map((b) => b.node ?? 'local').join('\n'),
+          bs.map((b) => b.state).join('\n'),
+        ];
+      });
+      // one line per backend
+      return rows.flatMap((r) => {
+        const cols = r.map((c) => c.split('\n'));
+        const n = Math.max(...cols.map((c) => c.length));
+        return Array.from({ length: n }, (_, i) =>
+          cols.map((c, j) => (i === 0 || j >= 4 ? (c[i] ?? '') : '')),
+        );
+      });
+    }),
+  );
 }

@@ -3,6 +3,7 @@
  * versioned (`/v1/...`); a body that does not parse is answered 400 with every problem listed.
  */
 import * as z from 'zod';
+import { type ServiceSpec, type ServiceView, serviceSchema } from '../services.js';
 
 /** The API version prefix of every path. */
 export const API_PREFIX = '/v1';
@@ -79,6 +80,19 @@ export const CniRequest = z.strictObject({
   stdin: z.string().max(1 << 20),
 });
 export type CniRequest = z.infer<typeof CniRequest>;
+
+/**
+ * POST /v1/services and PUT /v1/services/<ns>/<name>: one service, Kubernetes-shaped as in a scenario
+ * (`namespace`, `name`, `type` ClusterIP|NodePort, `clusterIP(s)`, `externalIPs`, `ports`, `selector` over
+ * pod labels and/or explicit `backends`, `sessionAffinity`).
+ */
+export const ServiceRequest = serviceSchema;
+export type ServiceRequest = z.input<typeof ServiceRequest>;
+
+/** A service as the API returns it: what was given, and what the maps hold for it (frontends, backends). */
+export interface ServiceInfo extends ServiceView {
+  spec: ServiceSpec;
+}
 
 /** An endpoint as the API returns it. */
 export interface EndpointInfo {

@@ -19,6 +19,11 @@
  *   GET    /v1/policies                   {policies, enforcement, revision}
  *   PUT    /v1/policies                   JSON {policies, enforcement?} or YAML/JSON policy documents
  *   POST   /v1/cni                        one CNI invocation {env, stdin} (see cni.ts)
+ *   GET    /v1/services                   [service]: spec, frontends, backends
+ *   POST   /v1/services                   {namespace, name, type?, clusterIP(s), ports, selector?, backends?, …} → 201 (409 if it exists)
+ *   GET    /v1/services/<ns>/<name>       service
+ *   PUT    /v1/services/<ns>/<name>       create or replace → 201 | 200
+ *   DELETE /v1/services/<ns>/<name>       200 {removed}
  */
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -30,6 +35,7 @@ import type * as z from 'zod';
 import type { Agent } from '../agent.js';
 import { AgentError } from '../errors.js';
 import { policyFailure } from '../policy.js';
+import { parseServices, type ServiceSpec, serviceKey } from '../services.js';
 import type { PodRecord } from '../state.js';
 import { peerCredentials } from '../sys/peercred.js';
 import { type CniAnswer, handleCni } from './cni.js';
@@ -42,6 +48,8 @@ import {
   EndpointCreateRequest,
   type EndpointInfo,
   PolicyApplyRequest,
+  type ServiceInfo,
+  ServiceRequest,
   type StatusInfo,
 } from './schema.js';
 
@@ -408,6 +416,16 @@ export class ApiServer {
           return this.#serial(() => ({ json: this.#agent.setPolicies(policies, enforcement) }));
         },
       },
+      '/services': {
+        GET: () => ({ json: this.#services() }),
+        POST: (req, body) => {
+          const spec = this.#serviceBody(req, body);
+          return this.#serial(async () => {
+            await this.#agent.upsertService(spec, { mustBeNew: true });
+            return { status: 201, json: this.#service(serviceKey(spec)) };
+          });
+        },
+      },
       '/cni/confirm': {
         POST: (_req, body, url) => {
           noBody(body);
@@ -433,8 +451,10 @@ export class ApiServer {
       },
     };
     const id = /^\/endpoints\/(\d{1,9})$/.exec(rest);
+    const svc = /^\/services\/([^/]{1,253})\/([^/]{1,63})$/.exec(rest);
     const table: Record<string, Handler> | undefined =
       routes[rest] ??
+      (svc ? this.#serviceRoutes(decodeURIComponent(svc[1]!), decodeURIComponent(svc[2]!)) : undefined) ??
       (id
         ? {
             GET: () => ({ json: endpointInfo(this.#pod(Number(id[1]))) }),
@@ -460,6 +480,52 @@ export class ApiServer {
         },
       );
     return h;
+  }
+
+  /** GET, PUT and DELETE of `/v1/services/<ns>/<name>`. */
+  #serviceRoutes(namespace: string, name: string): Record<string, Handler> {
+    const key = `${namespace}/${name}`;
+    return {
+      GET: () => ({ json: this.#service(key) }),
+      PUT: (req, body) => {
+        const spec = this.#serviceBody(req, body);
+        if (spec.namespace !== namespace || spec.name !== name)
+          throw new HttpError(
+            400,
+            'InvalidArgument',
+            `the body names service ${serviceKey(spec)}, the path ${key}`,
+            { reason: 'InvalidBody' },
+          );
+        return this.#serial(async () => {
+          const { created } = await this.#agent.upsertService(spec);
+          return { status: created ? 201 : 200, json: this.#service(key) };
+        });
+      },
+      DELETE: (_req, body) => {
+        noBody(body);
+        return this.#serial(async () => {
+          await this.#agent.deleteService(key);
+          return { json: { removed: true, service: key } };
+        });
+      },
+    };
+  }
+
+  /** A service request body: the schema (400 with every issue), then the agent's own checks (addresses, ports). */
+  #serviceBody(req: IncomingMessage, body: string): ServiceSpec {
+    const b = parseBody(ServiceRequest, this.#json(req, body));
+    return parseServices([b], undefined)[0]!;
+  }
+
+  #services(): ServiceInfo[] {
+    const specs = new Map(this.#agent.services().map((s) => [serviceKey(s), s]));
+    return this.#agent.serviceViews().map((v) => ({ ...v, spec: specs.get(v.service)! }));
+  }
+
+  #service(key: string): ServiceInfo {
+    const s = this.#services().find((x) => x.service === key);
+    if (s === undefined) throw new HttpError(404, 'NotFound', `no service ${key}`);
+    return s;
   }
 
   #pod(id: number): PodRecord {
