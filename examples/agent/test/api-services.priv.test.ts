@@ -30,15 +30,6 @@ const web = (over: Partial<ServiceRequest> = {}): ServiceRequest => ({
   ...over,
 });
 
-async function rejected(p: Promise<unknown>): Promise<AgentApiError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as AgentApiError;
-  }
-  throw new Error('expected the request to fail');
-}
-
 it('services through the API: create, reach every backend, replace, list (CLI), restart, delete; bad input changes nothing', async (ctx) => {
   requireRoot(ctx);
   const prefix = uniqueName();
