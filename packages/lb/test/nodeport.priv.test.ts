@@ -1,70 +1,35 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceWriter } from '../src/datapath.js';
-import { NatDir } from '../src/netdev.gen.js';
+import { requireRoot } from '@datapath/testutils';
+import { describe, expect, it } from 'vitest';
 import { NodeNetdev } from '../src/netdev.js';
 import { PodLb } from '../src/pod-lb.js';
 import {
-  buildTopology,
+  expectServiceFlows,
+  nameOf,
+  PORT6,
+  peerOf,
+  remoteOf,
+  scoped,
+  serviceLab,
+} from './helpers/service-lab.js';
+import {
   CLUSTER_CIDR,
   NODE_ADDR,
   NODE_ADDR6,
   POD_CIDR,
-  type Topology,
+  WORLD_ADDR,
   WORLD_ADDR6,
 } from './helpers/topology.js';
-import { holdConnection, runClient, type Server, startServer } from './helpers/traffic.js';
+import { holdConnection, runClient } from './helpers/traffic.js';
 
 const NODE_PORT = 30080;
 const CLUSTER_IP = '10.96.0.10';
 const CLUSTER_IP6 = 'fd00:96::10';
-/** The IPv6 backends' port (servers on `::`, apart from the IPv4 ones). */
-const PORT6 = 8086;
-/** A test's services, written through the package's writer; all removed when the test ends. */
-const scoped = (writer: ServiceWriter) => ({
-  upsert: (input: unknown) => writer.upsert(input),
-  writer,
-  [Symbol.dispose]() {
-    for (const name of writer.table.names()) writer.remove(name);
-    writer.close();
-  },
-});
-/** The backend name of an answer (`<peer>@<name> <local port> <remote>`). */
-const nameOf = (a: string) => a.split(' ')[0]!.split('@')[1];
-/** The address the client talked to (`… <remote addr:port>`). */
-const remoteOf = (a: string) => a.split(' ')[2];
-/** The client address:port the backend saw. */
-const peerOf = (a: string) => a.split(' ')[0]!.split('@')[0];
 
 describe('per-packet load balancing at tc: NodePort on the outward device, ClusterIP at the pod veth', () => {
-  let t: Topology;
-  let prefix: string;
-  let pinDir: string;
-  const servers: Server[] = [];
-  beforeAll(async () => {
-    if (process.getuid?.() !== 0) return; // every test skips itself (requireRoot)
-    prefix = uniqueName();
-    t = buildTopology(prefix, 3);
-    pinDir = mkdtempSync(join('/sys/fs/bpf', `${prefix}-`));
-    // pods 0 and 1 are backends: TCP and UDP servers on 8080 answering with their name
-    for (const [i, p] of t.pods.slice(0, 2).entries()) {
-      servers.push(await startServer(p.ns, 'tcp', 8080, '0.0.0.0', `be${i}`));
-      servers.push(await startServer(p.ns, 'udp', 8080, '0.0.0.0', `be${i}`));
-      servers.push(await startServer(p.ns, 'tcp', PORT6, '::', `be${i}`));
-      servers.push(await startServer(p.ns, 'udp', PORT6, '::', `be${i}`));
-    }
-  });
-  afterAll(async () => {
-    for (const s of servers) await s.stop();
-    if (pinDir) rmSync(pinDir, { recursive: true, force: true });
-    t?.close();
-    if (prefix) expect(scanLeaks(prefix)).toEqual({ netns: [], links: [], pins: [] });
-  });
+  const lab = serviceLab();
 
   /** The two backend pods, `be0` and `be1`, in the package's service model. */
-  const backends = () => t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 }));
+  const backends = () => lab.t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 }));
   const service = (
     name: string,
     protocol: 'TCP' | 'UDP',
@@ -82,12 +47,12 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
         nodePort: true,
         masquerade: { podCidr: POD_CIDR, clusterCidr: CLUSTER_CIDR },
       },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
     using svc = scoped(dev.serviceWriter());
     svc.upsert(service('np-tcp', 'TCP', nodePort, backends()));
     svc.upsert(service('np-udp', 'UDP', nodePort, backends()));
-    const tcp = await runClient(t.world, {
+    const tcp = await runClient(lab.t.world, {
       proto: 'tcp',
       host: NODE_ADDR,
       port: NODE_PORT,
@@ -99,7 +64,7 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     // the backends saw the world client's own address (no SNAT for local backends)
     for (const a of tcp) expect(peerOf(a)).toMatch(/^198\.18\.0\.2:\d+$/);
     for (const a of tcp) expect(remoteOf(a)).toBe(`${NODE_ADDR}:${NODE_PORT}`);
-    const udp = await runClient(t.world, {
+    const udp = await runClient(lab.t.world, {
       proto: 'udp',
       host: NODE_ADDR,
       port: NODE_PORT,
@@ -111,26 +76,31 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     // the UDP replies came from the service address, not from a backend
     for (const a of udp) expect(remoteOf(a)).toBe(`${NODE_ADDR}:${NODE_PORT}`);
     const s = dev.stats();
-    expect(s.svcNew).toBe(60n);
+    expect(s.svcNew).toBeGreaterThan(0n);
     expect(s.svcReply).toBeGreaterThan(0n);
     expect(s.snatOut).toBe(0n); // replies of a service flow are not masqueraded
+    // every connection and request went through a service flow of the map, to the backend that answered
+    // (not a count of new flows: a request socket may get the source port of an earlier one and share
+    // its flow)
     const halves = await dev.flows();
-    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_SVC)).toHaveLength(60);
-    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_RSVC)).toHaveLength(60);
+    const be = Object.fromEntries(backends().map((b, i) => [`be${i}`, b]));
+    const flow = { saddr: WORLD_ADDR, daddr: NODE_ADDR, dport: NODE_PORT, backends: be };
+    expectServiceFlows(halves, tcp, { ...flow, proto: 'tcp' }, 'tcp');
+    expectServiceFlows(halves, udp, { ...flow, proto: 'udp' }, 'udp');
   });
 
   it('NodePort with Maglev selection: the table is written through the writer and flows spread by it', async (ctx) => {
     requireRoot(ctx);
     using dev = await NodeNetdev.attach(
       { nodeAddress: NODE_ADDR, nodePort: true },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
     using svc = scoped(dev.serviceWriter());
     const ops = svc.upsert({ ...service('np-maglev', 'TCP', nodePort, backends()), selection: 'maglev' });
     expect(ops.filter((o) => o.map === 'maglev').length).toBe(1);
     const table = svc.writer.table.get('np-maglev')!.maglev!;
     expect(new Set(table).size).toBe(2);
-    const tcp = await runClient(t.world, {
+    const tcp = await runClient(lab.t.world, {
       proto: 'tcp',
       host: NODE_ADDR,
       port: NODE_PORT,
@@ -147,11 +117,11 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     requireRoot(ctx);
     using dev = await NodeNetdev.attach(
       { nodeAddress: NODE_ADDR, nodeAddress6: NODE_ADDR6, nodePort: true },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
-    using lb = await PodLb.load({ pinDir });
-    const client = t.pods[2]!;
-    await lb.attach({ ifname: client.hostIf, netns: t.nodeNetns });
+    using lb = await PodLb.load({ pinDir: lab.pinDir });
+    const client = lab.t.pods[2]!;
+    await lb.attach({ ifname: client.hostIf, netns: lab.t.nodeNetns });
     using svc = scoped(dev.serviceWriter());
     for (const protocol of ['TCP', 'UDP'] as const)
       svc.upsert({
@@ -161,11 +131,15 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
           { kind: 'NodePort', address: NODE_ADDR6, port: NODE_PORT },
           { kind: 'ClusterIP', address: CLUSTER_IP6, port: 80 },
         ],
-        backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip6, port: PORT6 })),
+        backends: lab.t.pods.slice(0, 2).map((p) => ({ address: p.ip6, port: PORT6 })),
       });
     const before = dev.stats().svcNew;
+    const be = Object.fromEntries(
+      lab.t.pods.slice(0, 2).map((p, i) => [`be${i}`, { address: p.ip6, port: PORT6 }]),
+    );
+    const made: [answers: string[], flow: Parameters<typeof expectServiceFlows>[2], what: string][] = [];
     const paths = [
-      { from: t.world, host: NODE_ADDR6, port: NODE_PORT, peer: WORLD_ADDR6 },
+      { from: lab.t.world, host: NODE_ADDR6, port: NODE_PORT, peer: WORLD_ADDR6 },
       { from: client.ns, host: CLUSTER_IP6, port: 80, peer: client.ip6 },
     ];
     for (const { from, host, port, peer } of paths)
@@ -180,27 +154,27 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
         // the backend saw the client's own address; the client saw only the frontend
         for (const a of got) expect(peerOf(a)!.replace(/:\d+$/, ''), what).toBe(peer);
         for (const a of got) expect(remoteOf(a), what).toBe(`${host}:${port}`);
+        made.push([got, { proto, saddr: peer, daddr: host, dport: port, backends: be }, what]);
       }
-    expect(dev.stats().svcNew - before).toBe(80n);
+    expect(dev.stats().svcNew).toBeGreaterThan(before);
     const halves = await dev.flows6();
-    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_SVC)).toHaveLength(80);
-    expect(halves.filter((h) => h.key.dir === NatDir.NAT_DIR_RSVC)).toHaveLength(80);
+    for (const [got, flow, what] of made) expectServiceFlows(halves, got, flow, what);
   });
 
   it('a terminating backend keeps its open flow through the flow map; new flows avoid it', async (ctx) => {
     requireRoot(ctx);
     using dev = await NodeNetdev.attach(
       { nodeAddress: NODE_ADDR, nodePort: true },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
     using svc = scoped(dev.serviceWriter());
     svc.upsert(service('np-tcp', 'TCP', nodePort, backends()));
     const before = dev.stats().svcNew; // the counters live in the pinned maps, across attachments
-    const held = await holdConnection(t.world, NODE_ADDR, NODE_PORT);
+    const held = await holdConnection(lab.t.world, NODE_ADDR, NODE_PORT);
     try {
       const victim = held.greeting.split('@')[1]!;
       const other = victim === 'be0' ? 'be1' : 'be0';
-      const victimIp = t.pods[Number(victim.slice(2))]!.ip;
+      const victimIp = lab.t.pods[Number(victim.slice(2))]!.ip;
       svc.upsert(
         service(
           'np-tcp',
@@ -209,7 +183,7 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
           backends().map((b) => (b.address === victimIp ? { ...b, state: 'terminating' as const } : b)),
         ),
       );
-      const fresh = await runClient(t.world, {
+      const fresh = await runClient(lab.t.world, {
         proto: 'tcp',
         host: NODE_ADDR,
         port: NODE_PORT,
@@ -228,7 +202,21 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
         ),
       );
       expect(await held.exchange('again')).toBe(`pong again@${victim}`);
-      expect(dev.stats().svcNew - before).toBe(21n);
+      expect(dev.stats().svcNew).toBeGreaterThan(before);
+      // the fresh connections' flows lead to the other backend, the held one's still to the victim
+      const halves = await dev.flows();
+      const be = Object.fromEntries(backends().map((b, i) => [`be${i}`, b]));
+      const flow = {
+        proto: 'tcp',
+        saddr: WORLD_ADDR,
+        daddr: NODE_ADDR,
+        dport: NODE_PORT,
+        backends: be,
+      } as const;
+      expectServiceFlows(halves, fresh, flow, 'fresh');
+      // the held connection's answer has no local port: the backend saw the client's own (no SNAT)
+      const heldAnswer = `${held.greeting} ${peerOf(held.greeting)!.split(':')[1]}`;
+      expectServiceFlows(halves, [heldAnswer], flow, 'held');
     } finally {
       await held.close();
     }
@@ -238,12 +226,12 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
     requireRoot(ctx);
     using dev = await NodeNetdev.attach(
       { nodeAddress: NODE_ADDR, nodePort: true },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
     using svc = scoped(dev.serviceWriter());
     svc.upsert(service('np-tcp', 'TCP', nodePort, []));
     const before = dev.stats().noBackend;
-    expect(await runClient(t.world, { proto: 'tcp', host: NODE_ADDR, port: NODE_PORT })).toEqual([
+    expect(await runClient(lab.t.world, { proto: 'tcp', host: NODE_ADDR, port: NODE_PORT })).toEqual([
       'error ECONNREFUSED',
     ]);
     expect(dev.stats().noBackend - before).toBe(1n);
@@ -251,9 +239,9 @@ describe('per-packet load balancing at tc: NodePort on the outward device, Clust
 
   it('ClusterIP per packet from a pod without socket LB: backends answer, the pod sees the service address', async (ctx) => {
     requireRoot(ctx);
-    using lb = await PodLb.load({ pinDir });
-    const client = t.pods[2]!;
-    await lb.attach({ ifname: client.hostIf, netns: t.nodeNetns });
+    using lb = await PodLb.load({ pinDir: lab.pinDir });
+    const client = lab.t.pods[2]!;
+    await lb.attach({ ifname: client.hostIf, netns: lab.t.nodeNetns });
     using svc = scoped(lb.serviceWriter());
     svc.upsert(service('web-tcp', 'TCP', clusterIp, backends()));
     svc.upsert(service('web-udp', 'UDP', clusterIp, backends()));

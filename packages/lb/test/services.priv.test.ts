@@ -2,24 +2,14 @@
 // with a timeout) on the outward device and at a pod's veth, and external IPs routed to the node from
 // the world (IPv4 and IPv6) and reached from a pod without socket LB.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { requireRoot, run, scanLeaks, uniqueName } from '@datapath/testutils';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceWriter } from '../src/datapath.js';
+import { requireRoot, run } from '@datapath/testutils';
+import { describe, expect, it } from 'vitest';
 import { NodeNetdev } from '../src/netdev.js';
 import { PodLb } from '../src/pod-lb.js';
-import {
-  buildTopology,
-  NODE_ADDR,
-  NODE_ADDR6,
-  type Topology,
-  WORLD_ADDR,
-  WORLD_ADDR6,
-} from './helpers/topology.js';
-import { runClient, type Server, startServer } from './helpers/traffic.js';
+import { expectServiceFlows, PORT6, scoped, serviceLab } from './helpers/service-lab.js';
+import { NODE_ADDR, NODE_ADDR6, WORLD_ADDR, WORLD_ADDR6 } from './helpers/topology.js';
+import { runClient } from './helpers/traffic.js';
 
-const PORT6 = 8086;
 const EXTERNAL_IP = '198.18.7.7';
 const EXTERNAL_IP6 = 'fd00:e::7';
 const CLUSTER_IP = '10.96.0.10';
@@ -126,47 +116,18 @@ function udpConnected(netns: string, host: string, port: number): Promise<string
 
 const differs = (a: Map<number, string>, b: Map<number, string>) => [...a].some(([p, n]) => b.get(p) !== n);
 
-const scoped = (writer: ServiceWriter) => ({
-  upsert: (input: unknown) => writer.upsert(input),
-  [Symbol.dispose]() {
-    for (const name of writer.table.names()) writer.remove(name);
-    writer.close();
-  },
-});
-
 describe('per-packet services: session affinity and external IPs', () => {
-  let t: Topology;
-  let prefix: string;
-  let pinDir: string;
-  const servers: Server[] = [];
-  beforeAll(async () => {
-    if (process.getuid?.() !== 0) return; // every test skips itself (requireRoot)
-    prefix = uniqueName();
-    t = buildTopology(prefix, 3);
-    pinDir = mkdtempSync(join('/sys/fs/bpf', `${prefix}-`));
-    for (const [i, p] of t.pods.slice(0, 2).entries()) {
-      servers.push(await startServer(p.ns, 'tcp', 8080, '0.0.0.0', `be${i}`));
-      servers.push(await startServer(p.ns, 'udp', 8080, '0.0.0.0', `be${i}`));
-      servers.push(await startServer(p.ns, 'tcp', PORT6, '::', `be${i}`));
-      servers.push(await startServer(p.ns, 'udp', PORT6, '::', `be${i}`));
-    }
-  });
-  afterAll(async () => {
-    for (const s of servers) await s.stop();
-    if (pinDir) rmSync(pinDir, { recursive: true, force: true });
-    t?.close();
-    if (prefix) expect(scanLeaks(prefix)).toEqual({ netns: [], links: [], pins: [] });
-  });
+  const lab = serviceLab();
 
   it('session affinity (ClientIP, 1 s): each client sticks to one backend per service over TCP and UDP, clients differ, the choice changes after the timeout', async (ctx) => {
     requireRoot(ctx);
     using dev = await NodeNetdev.attach(
       { nodeAddress: NODE_ADDR, nodePort: true },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
-    using lb = await PodLb.load({ pinDir });
-    const pod = t.pods[2]!;
-    await lb.attach({ ifname: pod.hostIf, netns: t.nodeNetns });
+    using lb = await PodLb.load({ pinDir: lab.pinDir });
+    const pod = lab.t.pods[2]!;
+    await lb.attach({ ifname: pod.hostIf, netns: lab.t.nodeNetns });
     using svc = scoped(dev.serviceWriter());
     // 12 services per protocol, two backends each: with affinity broken a client's 4 connections to
     // one service land on one backend with p = 1/8; with the timeout ignored the 24 choices after it
@@ -178,7 +139,7 @@ describe('per-packet services: session affinity and external IPs', () => {
           name: `aff-${protocol}-${port}`,
           protocol,
           frontends: [{ kind: 'NodePort', address: NODE_ADDR, port }],
-          backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 })),
+          backends: lab.t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 })),
           affinity: { timeoutSeconds: 1 },
         });
     const phase = async (ns: string) => {
@@ -188,12 +149,12 @@ describe('per-packet services: session affinity and external IPs', () => {
           out.set(`${proto}${p}`, n);
       return out;
     };
-    const world1 = await phase(t.world); // at the outward device (from_netdev), keyed by 198.18.0.2
+    const world1 = await phase(lab.t.world); // at the outward device (from_netdev), keyed by 198.18.0.2
     const pod1 = await phase(pod.ns); // at the pod's veth (from_container), keyed by the pod's address
     expect(new Set(world1.values())).toEqual(new Set(['be0', 'be1']));
     expect(differs(world1 as never, pod1 as never), 'two clients chose alike everywhere').toBe(true);
     await new Promise((r) => setTimeout(r, 1500));
-    const world2 = await phase(t.world);
+    const world2 = await phase(lab.t.world);
     expect(differs(world1 as never, world2 as never), 'no choice changed after the timeout').toBe(true);
   });
 
@@ -201,17 +162,17 @@ describe('per-packet services: session affinity and external IPs', () => {
     requireRoot(ctx);
     using dev = await NodeNetdev.attach(
       { nodeAddress: NODE_ADDR, nodeAddress6: NODE_ADDR6, nodePort: true },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
-    using lb = await PodLb.load({ pinDir });
-    const pod = t.pods[2]!;
-    await lb.attach({ ifname: pod.hostIf, netns: t.nodeNetns });
+    using lb = await PodLb.load({ pinDir: lab.pinDir });
+    const pod = lab.t.pods[2]!;
+    await lb.attach({ ifname: pod.hostIf, netns: lab.t.nodeNetns });
     using svc = scoped(dev.serviceWriter());
     // the world routes the external IPs (and, for the negative case, the ClusterIP) to the node, which
     // owns none of them
-    run('ip', ['-n', t.world, 'route', 'add', `${EXTERNAL_IP}/32`, 'via', NODE_ADDR]);
-    run('ip', ['-n', t.world, 'route', 'add', `${CLUSTER_IP}/32`, 'via', NODE_ADDR]);
-    run('ip', ['-n', t.world, '-6', 'route', 'add', `${EXTERNAL_IP6}/128`, 'via', NODE_ADDR6]);
+    run('ip', ['-n', lab.t.world, 'route', 'add', `${EXTERNAL_IP}/32`, 'via', NODE_ADDR]);
+    run('ip', ['-n', lab.t.world, 'route', 'add', `${CLUSTER_IP}/32`, 'via', NODE_ADDR]);
+    run('ip', ['-n', lab.t.world, '-6', 'route', 'add', `${EXTERNAL_IP6}/128`, 'via', NODE_ADDR6]);
     for (const protocol of ['TCP', 'UDP'] as const) {
       svc.upsert({
         name: `ext4-${protocol}`,
@@ -220,19 +181,20 @@ describe('per-packet services: session affinity and external IPs', () => {
           { kind: 'ClusterIP', address: CLUSTER_IP, port: 80 },
           { kind: 'ExternalIP', address: EXTERNAL_IP, port: 80 },
         ],
-        backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 })),
+        backends: lab.t.pods.slice(0, 2).map((p) => ({ address: p.ip, port: 8080 })),
       });
       svc.upsert({
         name: `ext6-${protocol}`,
         protocol,
         frontends: [{ kind: 'ExternalIP', address: EXTERNAL_IP6, port: 80 }],
-        backends: t.pods.slice(0, 2).map((p) => ({ address: p.ip6, port: PORT6 })),
+        backends: lab.t.pods.slice(0, 2).map((p) => ({ address: p.ip6, port: PORT6 })),
       });
     }
     const before = dev.stats().svcNew;
+    const made: [answers: string[], flow: Parameters<typeof expectServiceFlows>[2], what: string][] = [];
     const paths = [
-      { from: t.world, host: EXTERNAL_IP, peer: WORLD_ADDR },
-      { from: t.world, host: EXTERNAL_IP6, peer: WORLD_ADDR6 },
+      { from: lab.t.world, host: EXTERNAL_IP, peer: WORLD_ADDR },
+      { from: lab.t.world, host: EXTERNAL_IP6, peer: WORLD_ADDR6 },
       { from: pod.ns, host: EXTERNAL_IP, peer: pod.ip },
     ];
     for (const { from, host, peer } of paths)
@@ -249,10 +211,22 @@ describe('per-packet services: session affinity and external IPs', () => {
         // the backend saw the client itself; the client saw only the external IP
         for (const a of got) expect(a.split(' ')[0]!.split('@')[0]!.replace(/:\d+$/, ''), what).toBe(peer);
         for (const a of got) expect(a.split(' ')[2], what).toBe(`${host}:80`);
+        const v6 = host.includes(':');
+        const be = Object.fromEntries(
+          lab.t.pods
+            .slice(0, 2)
+            .map((p, i) => [`be${i}`, v6 ? { address: p.ip6, port: PORT6 } : { address: p.ip, port: 8080 }]),
+        );
+        made.push([got, { proto, saddr: peer, daddr: host, dport: 80, backends: be }, what]);
       }
-    expect(dev.stats().svcNew - before).toBe(96n); // both programs count into the pinned nat_stats
+    // both programs count into the pinned nat_stats and write the pinned flow maps; every connection and
+    // request went through a service flow to the backend that answered (not a count of new flows: a
+    // request socket may get the source port of an earlier one and share its flow)
+    expect(dev.stats().svcNew).toBeGreaterThan(before);
+    const halves = [...(await dev.flows()), ...(await dev.flows6())];
+    for (const [got, flow, what] of made) expectServiceFlows(halves, got, flow, what);
     // the same service's ClusterIP from the world: not translated, the node has no route for it
-    const cip = await runClient(t.world, { proto: 'tcp', host: CLUSTER_IP, port: 80, timeoutMs: 1000 });
+    const cip = await runClient(lab.t.world, { proto: 'tcp', host: CLUSTER_IP, port: 80, timeoutMs: 1000 });
     expect(cip[0]).toMatch(/^error /);
   });
 
@@ -260,18 +234,18 @@ describe('per-packet services: session affinity and external IPs', () => {
     requireRoot(ctx);
     using dev = await NodeNetdev.attach(
       { nodeAddress: NODE_ADDR, nodeAddress6: NODE_ADDR6, nodePort: true },
-      { ifname: 'ext0', netns: t.nodeNetns, pinDir },
+      { ifname: 'ext0', netns: lab.t.nodeNetns, pinDir: lab.pinDir },
     );
-    using lb = await PodLb.load({ pinDir });
-    const pod = t.pods[2]!;
-    await lb.attach({ ifname: pod.hostIf, netns: t.nodeNetns });
+    using lb = await PodLb.load({ pinDir: lab.pinDir });
+    const pod = lab.t.pods[2]!;
+    await lb.attach({ ifname: pod.hostIf, netns: lab.t.nodeNetns });
     using svc = scoped(dev.serviceWriter());
     // Routes where an untranslated packet vanishes: the node sends the service ranges to the world,
     // which does not forward (without the refusal a client waits for its timeout).
     const routes = [
-      ['-n', t.node, 'route', 'replace', '10.96.0.0/12', 'via', WORLD_ADDR],
-      ['-n', t.node, '-6', 'route', 'replace', 'fd00:96::/64', 'via', WORLD_ADDR6],
-      ['-n', t.world, 'route', 'replace', `${EXTERNAL_IP}/32`, 'via', NODE_ADDR],
+      ['-n', lab.t.node, 'route', 'replace', '10.96.0.0/12', 'via', WORLD_ADDR],
+      ['-n', lab.t.node, '-6', 'route', 'replace', 'fd00:96::/64', 'via', WORLD_ADDR6],
+      ['-n', lab.t.world, 'route', 'replace', `${EXTERNAL_IP}/32`, 'via', NODE_ADDR],
     ];
     for (const r of routes) run('ip', r);
     try {
@@ -290,7 +264,7 @@ describe('per-packet services: session affinity and external IPs', () => {
           protocol,
           frontends: [{ kind: 'ClusterIP', address: 'fd00:96::10', port: 80 }],
           // only a terminating backend: no backend for new flows either
-          backends: [{ address: t.pods[0]!.ip6, port: PORT6, state: 'terminating' }],
+          backends: [{ address: lab.t.pods[0]!.ip6, port: PORT6, state: 'terminating' }],
         });
       }
       const before = dev.stats().noBackend;
@@ -301,10 +275,10 @@ describe('per-packet services: session affinity and external IPs', () => {
         ]);
         expect(await udpConnected(pod.ns, host, 80), `udp ${host}`).toBe('error ECONNREFUSED');
       }
-      expect(await runClient(t.world, { proto: 'tcp', host: EXTERNAL_IP, port: 80 })).toEqual([
+      expect(await runClient(lab.t.world, { proto: 'tcp', host: EXTERNAL_IP, port: 80 })).toEqual([
         'error ECONNREFUSED',
       ]);
-      expect(await udpConnected(t.world, EXTERNAL_IP, 80)).toBe('error ECONNREFUSED');
+      expect(await udpConnected(lab.t.world, EXTERNAL_IP, 80)).toBe('error ECONNREFUSED');
       expect(dev.stats().noBackend - before).toBeGreaterThanOrEqual(8n);
     } finally {
       for (const r of routes)
