@@ -37,6 +37,7 @@ interface EndpointSpec {
     gateway: string | readonly string[];
     mode: EndpointMode;
     routeMtu?: number | undefined;
+    queues?: number | undefined;
 }
 interface PlannedAddress {
     address: string;
@@ -65,6 +66,7 @@ interface HostSidePlan {
     mac: string;
     mtu: number;
     txqlen: number;
+    queues?: number;
     addresses: PlannedAddress[];
     routes: PlannedRoute[];
     sysctls: PlannedSysctl[];
@@ -74,6 +76,7 @@ interface ContainerSidePlan {
     tmpName: string;
     mac: string;
     mtu: number;
+    queues?: number;
     addresses: PlannedAddress[];
     routeDeletes: PlannedRouteDelete[];
     routes: PlannedRoute[];
@@ -93,6 +96,12 @@ interface ApplyOptions {
     hostNetns?: Netns | undefined;
     hostHandle?: Handle | undefined;
     onStep?: ((step: EndpointStep) => void) | undefined;
+}
+interface ApplyAsyncOptions extends ApplyOptions, RequestOptions {
+    alongside?: ((host: {
+        name: string;
+        index: number;
+    }) => Promise<unknown>) | undefined;
 }
 interface EndpointInterface {
     name: string;
@@ -118,7 +127,7 @@ interface EndpointRef {
     netns?: string | undefined;
 }
 declare function applyEndpoint(plan: EndpointPlan, options?: ApplyOptions): EndpointResult;
-declare function applyEndpointAsync(plan: EndpointPlan, options?: ApplyOptions & RequestOptions): Promise<EndpointResult>;
+declare function applyEndpointAsync(plan: EndpointPlan, options?: ApplyAsyncOptions): Promise<EndpointResult>;
 declare function removeEndpoint(ref: EndpointRef | EndpointPlan, options?: RemoveOptions): boolean;
 declare function removeEndpointAsync(ref: EndpointRef | EndpointPlan, options?: RemoveOptions & RequestOptions): Promise<boolean>;
 interface LinkBase {
@@ -282,4 +291,4 @@ declare function sysctlSet(key: string, value: string | number, options?: Sysctl
 declare function sysctlSetAsync(key: string, value: string | number, options?: SysctlOptions): Promise<void>;
 declare function sysctlGet(key: string, options?: SysctlOptions): string;
 export { NetdevSubscription, addrAdd, addrDel, addrList, applyEndpoint, applyEndpointAsync, hostIfname, linkAdd, linkDel, linkGet, linkList, linkSetDown, linkSetMac, linkSetMtu, linkSetName, linkSetNs, linkSetUp, neighAdd, neighDel, neighList, planEndpoint, removeEndpoint, removeEndpointAsync, routeAdd, routeDel, routeList, routeReplace, subscribe, sysctlGet, sysctlSet, sysctlSetAsync };
-export type { AddrAddOptions, Address, ApplyOptions, ContainerSidePlan, EndpointInterface, EndpointMode, EndpointPlan, EndpointRef, EndpointResult, EndpointSpec, EndpointStep, HostSidePlan, Link, LinkBase, LinkRef, LinkSpec, Neigh, NeighStateName, NetdevAddrEvent, NetdevEvent, NetdevLink, NetdevLinkEvent, NetdevNeighEvent, NetdevOptions, NetdevRouteEvent, NetdevSubscribeOptions, PlannedAddress, PlannedRoute, PlannedRouteDelete, PlannedSysctl, RemoveOptions, Route, RouteSpec, RouteTypeName, SysctlOptions, VethPeer };
+export type { AddrAddOptions, Address, ApplyAsyncOptions, ApplyOptions, ContainerSidePlan, EndpointInterface, EndpointMode, EndpointPlan, EndpointRef, EndpointResult, EndpointSpec, EndpointStep, HostSidePlan, Link, LinkBase, LinkRef, LinkSpec, Neigh, NeighStateName, NetdevAddrEvent, NetdevEvent, NetdevLink, NetdevLinkEvent, NetdevNeighEvent, NetdevOptions, NetdevRouteEvent, NetdevSubscribeOptions, PlannedAddress, PlannedRoute, PlannedRouteDelete, PlannedSysctl, RemoveOptions, Route, RouteSpec, RouteTypeName, SysctlOptions, VethPeer };

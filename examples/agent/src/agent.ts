@@ -79,6 +79,13 @@ import {
 } from './state.js';
 import { removeCgroupIfPresent } from './sys/cgroup.js';
 
+/**
+ * Queues of each pod veth end. The datapath runs tc/tcx programs, no XDP on the veth, so more queues would
+ * only cost: the kernel's default (one per possible CPU) makes each queue's sysfs objects with the device,
+ * and the create took 2-3 times as long with two queues as with one (bench/profile-create.ts, 2 CPUs).
+ */
+const VETH_QUEUES = 1;
+
 /** Up to this many map changes of a pod setup are written inline by the async forms (see #finishPodAsync). */
 const INLINE_WRITES = 32;
 
@@ -273,7 +280,8 @@ interface PodSetup {
   attachment: PodAttachment | undefined;
   /** Rollback steps, run in reverse on failure (the async setup awaits them). */
   undo: (() => unknown)[];
-  lap: (stage: SetupStage) => void;
+  /** Reports the time since the previous lap as `stage`, or `ms` (a stage that ran alongside others). */
+  lap: (stage: SetupStage, ms?: number) => void;
 }
 
 /** What removes a pod's endpoint: the runtime's namespace may be gone already (DEL after the pod died). */
@@ -944,24 +952,56 @@ export class Agent {
   /**
    * {@link Agent.#addPod} with the calls that wait in the kernel (veth create and delete, tcx attach and
    * detach) made through their async forms: the event loop keeps serving while a pod is set up, and several
-   * setups can run at once (each reserves its pod key and endpoint id first).
+   * setups can run at once (each reserves its pod key and endpoint id first). The steps that do not need each
+   * other overlap: while the threadpool makes the veth, this thread computes and writes the pod's identity and
+   * policy; once the veth exists, the datapath is attached to it alongside the pod's and the host's addresses
+   * and routes (`alongside` of applyEndpointAsync). The endpoint map entry, which makes the pod live in the
+   * datapath, comes last, as in the sync form.
    */
   async #addPodAsync(pod: PodInput, attachment?: PodAttachment, pendingMs?: number): Promise<PodRecord> {
     const s = this.#beginPod(pod, attachment, pendingMs);
+    let attach: AttachKind = 'tcx';
+    const endpoint = applyEndpointAsync(s.plan, {
+      ...this.#nodeAsync(),
+      alongside: async (host) => {
+        const t = performance.now();
+        attach = await this.datapath.attachEndpointAsync(
+          this.node,
+          { lxcId: s.lxcId, hostIfindex: host.index, fresh: true },
+          this.options.attach,
+        );
+        s.lap('attach', performance.now() - t);
+      },
+    });
+    // A failed apply deleted its veth (what the hook pinned is undone below); a made one is removed on a later failure.
+    const settled = endpoint.then(
+      () => true,
+      () => false,
+    );
+    s.undo.push(async () => {
+      if (await settled) await removeEndpointAsync(s.plan, this.#nodeAsync());
+    });
+    s.undo.push(async () => {
+      await settled;
+      await this.datapath.detachEndpointAsync(s.lxcId);
+    });
     try {
-      const ep = await applyEndpointAsync(s.plan, this.#nodeAsync());
-      s.undo.push(() => removeEndpointAsync(s.plan, this.#nodeAsync()));
+      // The apply's first request reaches the threadpool once the microtasks queued so far ran.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.#check();
+      const { rec, changes } = this.#podRecord(s);
+      if (changes.length <= INLINE_WRITES) this.#write(changes);
+      else await this.#writeAsync(changes);
+      rec.identity = this.#identityOf(s.key);
+      s.lap('policy');
+      const ep = await endpoint;
       s.lap('endpoint');
       this.#check();
-      const attach = await this.datapath.attachEndpointAsync(
-        this.node,
-        { lxcId: s.lxcId, hostIfindex: ep.host.index, fresh: true },
-        this.options.attach,
-      );
-      s.undo.push(() => this.datapath.detachEndpointAsync(s.lxcId));
-      s.lap('attach');
-      this.#check();
-      return await this.#finishPodAsync(s, ep, attach);
+      rec.hostIfindex = ep.host.index;
+      rec.attach = attach;
+      this.#podWritten(s, rec);
+      this.#persistPod(rec);
+      return this.#podDone(s, rec);
     } catch (err) {
       for (const u of s.undo.reverse()) {
         try {
@@ -989,8 +1029,9 @@ export class Agent {
     const o = this.options;
     const undo: (() => unknown)[] = [];
     let t0 = performance.now();
-    const lap = (stage: SetupStage) => {
+    const lap = (stage: SetupStage, ms?: number) => {
       if (o.trace === undefined) return;
+      if (ms !== undefined) return o.trace(stage, ms);
       const t = performance.now();
       o.trace(stage, t - t0);
       t0 = t;
@@ -1029,6 +1070,7 @@ export class Agent {
           addresses: [ip],
           gateway: GATEWAY,
           mode: 'cilium',
+          queues: VETH_QUEUES,
           ...(o.podMtu === undefined ? {} : { mtu: o.podMtu }),
         });
       } else {
@@ -1040,6 +1082,7 @@ export class Agent {
           addresses: ip6 === undefined ? [ip] : [ip, ip6],
           gateway: ip6 === undefined ? GATEWAY : [GATEWAY, GATEWAY6],
           mode: 'cilium',
+          queues: VETH_QUEUES,
           ...(o.podMtu === undefined ? {} : { mtu: o.podMtu }),
         });
         // The node namespace routes IPv4 only (IPv6 is disabled there): no host route for the IPv6 address.
@@ -1068,23 +1111,12 @@ export class Agent {
 
   /** The last part of a pod setup (no kernel waits): record, identity and policy, endpoint map, state. */
   #finishPod(s: PodSetup, ep: EndpointResult, attach: AttachKind): PodRecord {
-    const { rec, changes } = this.#podRecord(s, ep, attach);
+    const { rec, changes } = this.#podRecord(s);
+    rec.hostIfindex = ep.host.index;
+    rec.attach = attach;
     this.#write(changes);
-    this.#podWritten(s, rec);
-    this.#persistPod(rec);
-    return this.#podDone(s, rec);
-  }
-
-  /**
-   * {@link Agent.#finishPod} with a large set of policy writes (a pod that many maps select) through the async map
-   * forms (batch calls on the threadpool); a pod's usual few entries are written inline, a syscall of tens of
-   * µs each, cheaper than a thread handoff each way per map.
-   */
-  async #finishPodAsync(s: PodSetup, ep: EndpointResult, attach: AttachKind): Promise<PodRecord> {
-    const { rec, changes } = this.#podRecord(s, ep, attach);
-    if (changes.length <= INLINE_WRITES) this.#write(changes);
-    else await this.#writeAsync(changes);
-    this.#check();
+    rec.identity = this.#identityOf(s.key);
+    s.lap('policy');
     this.#podWritten(s, rec);
     this.#persistPod(rec);
     return this.#podDone(s, rec);
@@ -1095,8 +1127,11 @@ export class Agent {
     this.#persist({ pods: [rec.key], leases: rec.ip6 === undefined ? [rec.ip] : [rec.ip, rec.ip6] });
   }
 
-  /** The pod's record and the engine's changes for it (undone with the setup). */
-  #podRecord(s: PodSetup, ep: EndpointResult, attach: AttachKind): { rec: PodRecord; changes: MapChange[] } {
+  /**
+   * The pod's record (names and MACs from the plan; the host ifindex and the attach kind filled in by the
+   * caller once known) and the engine's changes for it (undone with the setup).
+   */
+  #podRecord(s: PodSetup): { rec: PodRecord; changes: MapChange[] } {
     const { pod, key, ip, ip6, lxcId, attachment, undo } = s;
     const ns = pod.namespace;
     const rec: PodRecord = {
@@ -1114,12 +1149,12 @@ export class Agent {
       ...(ip6 === undefined ? {} : { ip6 }),
       netns: s.netnsName,
       lxcId,
-      hostIfindex: ep.host.index,
-      hostIfname: ep.host.name,
-      mac: ep.container.mac,
-      nodeMac: ep.host.mac,
+      hostIfindex: 0,
+      hostIfname: s.plan.host.name,
+      mac: s.plan.container.mac,
+      nodeMac: s.plan.host.mac,
       identity: 0,
-      attach,
+      attach: 'tcx',
       ...(attachment === undefined ? {} : { attachment: { ...attachment } }),
     };
     // The engine compiles the pod into its own map and every map that selects it; one write per change.
@@ -1134,12 +1169,15 @@ export class Agent {
     return { rec, changes };
   }
 
-  /** After the policy writes: the identity, the endpoint map entries and the pod in the state. */
+  /** The identity the engine gave a local pod. */
+  #identityOf(key: string): number {
+    return this.#engine.state().endpoints.get(key)!.identity;
+  }
+
+  /** After the policy writes: the endpoint map entries and the pod in the state. */
   #podWritten(s: PodSetup, rec: PodRecord): void {
     const { pod, key, ip, lxcId, undo, lap } = s;
     const ns = pod.namespace;
-    rec.identity = this.#engine.state().endpoints.get(key)!.identity;
-    lap('policy');
     this.datapath.setEndpoint({
       ifindex: rec.hostIfindex,
       lxcId,

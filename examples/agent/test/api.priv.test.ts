@@ -6,11 +6,12 @@
 // answered keeps every change it reported (the state journal) when restored.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hostIfname } from '@datapath/netdev';
 import type { PolicyObject } from '@datapath/policy';
 import { requireRoot, scanLeaks, type TestNetns, uniqueName, withNetns } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -223,6 +224,50 @@ spec:
         expect(
           Object.values((await client.allocations()).allocations).filter((o) => o.startsWith('cni:')),
         ).toEqual([]);
+      });
+    });
+  });
+
+  it('an endpoint create that fails once its veth exists (attach and routes under way) leaves nothing behind', async (ctx) => {
+    requireRoot(ctx);
+    await withServing(async ({ agent, client, o }) => {
+      await withNetns(async (c1: TestNetns) => {
+        // The pod's default route is taken already: the pod's requests fail after the veth was made, while
+        // the datapath is being attached to it.
+        spawnSync('ip', ['-n', c1.name, 'link', 'set', 'lo', 'up']);
+        spawnSync('ip', ['-n', c1.name, 'route', 'add', 'default', 'dev', 'lo']);
+        const spec = {
+          containerId: 'f1',
+          netns: c1.path,
+          podNamespace: 'shop',
+          podName: 'failing',
+          labels: { app: 'client' },
+        };
+        await expect(client.createEndpoint(spec)).rejects.toMatchObject({
+          status: 409,
+          code: 'AlreadyExists',
+        });
+        const state = loadState(o.stateDir!);
+        const hostLinks = spawnSync('ip', ['-n', state.nodeNetns, '-j', 'link', 'show'], {
+          encoding: 'utf8',
+        }).stdout;
+        expect(JSON.parse(hostLinks).map((x: { ifname: string }) => x.ifname)).not.toContain(
+          hostIfname('f1', 'eth0', 'cilium'),
+        );
+        const podLinks = spawnSync('ip', ['-n', c1.name, '-j', 'link', 'show'], { encoding: 'utf8' }).stdout;
+        expect(JSON.parse(podLinks).map((x: { ifname: string }) => x.ifname)).toEqual(['lo']);
+        const server = agent.pods().find((p) => p.key === 'shop/server')!;
+        expect(readdirSync(join(agent.datapath.pinDir, 'links')).sort()).toEqual(
+          [`ep${server.lxcId}_egress`, `ep${server.lxcId}_ingress`].sort(),
+        );
+        expect(agent.pods().map((p) => p.key)).toEqual(['shop/server']);
+        expect(Object.values(agent.pool.allocations()).filter((x) => x.includes('f1'))).toEqual([]);
+        expect(Object.keys(state.pods)).toEqual(['shop/server']);
+        // The same pod and attachment go through once the route is gone (name, address and endpoint id free).
+        spawnSync('ip', ['-n', c1.name, 'route', 'del', 'default', 'dev', 'lo']);
+        const ep = await client.createEndpoint(spec);
+        expect(ep).toMatchObject({ pod: 'shop/failing', attach: 'tcx' });
+        expect(await client.deleteAttachment('f1', 'eth0')).toEqual({ removed: true });
       });
     });
   });

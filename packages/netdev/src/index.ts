@@ -2,6 +2,7 @@ export type { AddrAddOptions, Address } from './addr.js';
 export { addrAdd, addrDel, addrList } from './addr.js';
 export type { LinkRef, NetdevOptions } from './common.js';
 export type {
+  ApplyAsyncOptions,
   ApplyOptions,
   EndpointInterface,
   EndpointRef,

@@ -1,6 +1,7 @@
 // applyEndpointAsync / removeEndpointAsync against the real kernel: 100 pods set up at once with one
 // injected failure (rolled back, nothing left), every result matching what `ip` reports (no crossed
-// replies, no duplicate names), and a pod namespace deleted while calls are pending.
+// replies, no duplicate names), the caller's `alongside` work and its failures (and the pod's) rolled back,
+// single-queue veths, and a pod namespace deleted while calls are pending.
 import { Netns, netnsDelete } from '@datapath/netlink';
 import {
   createNetns,
@@ -13,7 +14,13 @@ import {
   withNetns,
 } from '@datapath/testutils';
 import { describe, expect, it } from 'vitest';
-import { applyEndpointAsync, type EndpointPlan, planEndpoint, removeEndpointAsync } from '../src/index.js';
+import {
+  applyEndpointAsync,
+  type EndpointPlan,
+  type EndpointSpec,
+  planEndpoint,
+  removeEndpointAsync,
+} from '../src/index.js';
 
 interface IpLink {
   ifindex: number;
@@ -27,15 +34,19 @@ interface IpAddr {
 
 const PODS = 100;
 
-function podPlan(pod: TestNetns, i: number): EndpointPlan {
-  return planEndpoint({
+function podSpec(pod: TestNetns, i: number): EndpointSpec {
+  return {
     containerId: `${pod.name}-c`,
     netns: pod.path,
     ifname: 'eth0',
     addresses: [`10.244.${20 + Math.floor(i / 200)}.${10 + (i % 200)}`],
     gateway: '10.244.255.1',
     mode: 'cilium',
-  });
+  };
+}
+
+function podPlan(pod: TestNetns, i: number): EndpointPlan {
+  return planEndpoint(podSpec(pod, i));
 }
 
 describe('applyEndpointAsync / removeEndpointAsync', () => {
@@ -100,6 +111,63 @@ describe('applyEndpointAsync / removeEndpointAsync', () => {
       }
     });
   }, 120_000);
+
+  it('runs `alongside` work on the new host end with the pod and host requests; a failure of either rolls back the veth', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(4, async (hostT, a, b, c) => {
+      using host = Netns.open({ name: hostT.name });
+      // Made: the hook saw the host end's index, and the veth has the planned single queue on each end.
+      const planA = planEndpoint({ ...podSpec(a, 0), queues: 1 });
+      const seen: { name: string; index: number }[] = [];
+      const ep = await applyEndpointAsync(planA, {
+        hostNetns: host,
+        alongside: async (h) => {
+          seen.push(h);
+        },
+      });
+      expect(seen).toEqual([{ name: planA.host.name, index: ep.host.index }]);
+      const queues = (ns: string, dev: string) =>
+        ipJson<{ num_tx_queues: number; num_rx_queues: number }[]>(['-d', 'link', 'show', dev], ns).map(
+          (l) => [l.num_tx_queues, l.num_rx_queues],
+        );
+      expect(queues(hostT.name, planA.host.name)).toEqual([[1, 1]]);
+      expect(queues(a.name, 'eth0')).toEqual([[1, 1]]);
+
+      // The hook fails: its error, and no veth on either side.
+      const planB = podPlan(b, 1);
+      await expect(
+        applyEndpointAsync(planB, {
+          hostNetns: host,
+          alongside: async () => {
+            throw new Error('attach refused');
+          },
+        }),
+      ).rejects.toThrow('attach refused');
+      // The pod's requests fail (a default route is there already) while the hook runs: the kernel's
+      // error once the hook is done, and no veth.
+      run('ip', ['-n', c.name, 'link', 'set', 'lo', 'up']);
+      run('ip', ['-n', c.name, 'route', 'add', 'default', 'dev', 'lo']);
+      let hookDone = false;
+      await expect(
+        applyEndpointAsync(podPlan(c, 2), {
+          hostNetns: host,
+          alongside: async () => {
+            await new Promise((r) => setTimeout(r, 50));
+            hookDone = true;
+          },
+        }),
+      ).rejects.toMatchObject({ name: 'NetlinkError', code: 'AlreadyExists' });
+      expect(hookDone).toBe(true);
+      expect(
+        ipJson<IpLink[]>(['link', 'show'], hostT.name)
+          .map((l) => l.ifname)
+          .sort(),
+      ).toEqual([planA.host.name, 'lo'].sort());
+      for (const p of [b, c])
+        expect(ipJson<IpLink[]>(['link', 'show'], p.name).map((l) => l.ifname)).toEqual(['lo']);
+      expect(await removeEndpointAsync(planA, { hostNetns: host })).toBe(true);
+    });
+  });
 
   it('gives a typed error for a pod namespace deleted while calls are pending, and the host handle stays usable', async (ctx) => {
     requireRoot(ctx);

@@ -84,6 +84,16 @@ describe('planEndpoint', () => {
     );
   });
 
+  it('sets the queue count of both ends only when asked, and refuses a bad one', () => {
+    expect('queues' in planEndpoint(base).host).toBe(false);
+    const p = planEndpoint({ ...base, queues: 1 });
+    expect([p.host.queues, p.container.queues]).toEqual([1, 1]);
+    for (const q of [0, 4097, 1.5, Number.NaN])
+      expect(() => planEndpoint({ ...base, queues: q })).toThrow(
+        expect.objectContaining({ code: 'InvalidArgument' }),
+      );
+  });
+
   it('gives different containers and different ifnames different host names', () => {
     const names = new Set<string>();
     for (let i = 0; i < 2000; i++) names.add(planEndpoint({ ...base, containerId: `pod${i}` }).host.name);

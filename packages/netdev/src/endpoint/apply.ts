@@ -46,6 +46,17 @@ export interface ApplyOptions {
   onStep?: ((step: EndpointStep) => void) | undefined;
 }
 
+/** Options of {@link applyEndpointAsync}. */
+export interface ApplyAsyncOptions extends ApplyOptions, RequestOptions {
+  /**
+   * Work of the caller's that needs the host end (e.g. attaching programs to it), started as soon as the veth
+   * exists and run alongside the pod's and the host's requests: the apply resolves once it is done too. Its
+   * failure fails the apply, which then deletes the veth like after a failed step (what the hook made itself,
+   * the caller undoes).
+   */
+  alongside?: ((host: { name: string; index: number }) => Promise<unknown>) | undefined;
+}
+
 /** One end of the veth pair as created. */
 export interface EndpointInterface {
   /** Interface name. */
@@ -153,6 +164,8 @@ interface BatchCall {
   tolerate?: ReadonlyMap<number, string>;
   /** Hand every reply back, errors included (the sequence decides what a failure means). */
   settled?: boolean;
+  /** The async form may run it alongside the next steps, until the sequence yields `settle`. */
+  background?: boolean;
 }
 
 /** A sysctl write of a step: synchronous in a namespace window, or async through an fd opened inside. */
@@ -170,7 +183,13 @@ interface SettleCall {
   call: 'settle';
 }
 
-type Steps<R> = Generator<NlCall | BatchCall | SysctlCall | SettleCall, R, unknown>;
+/** Starts {@link ApplyAsyncOptions.alongside} as a background call (async form only). */
+interface AlongsideCall {
+  call: 'alongside';
+  host: { name: string; index: number };
+}
+
+type Steps<R> = Generator<NlCall | BatchCall | SysctlCall | SettleCall | AlongsideCall, R, unknown>;
 
 const sysctlCall = (key: string, value: string, netns: Netns | undefined): SysctlCall => ({
   call: 'sysctl',
@@ -189,6 +208,8 @@ function batchFailure(c: BatchCall, replies: BatchReply[]): Error | undefined {
   }
   return undefined;
 }
+
+const queues = (n: number | undefined) => (n === undefined ? {} : { numTxQueues: n, numRxQueues: n });
 
 const addrRequest = (index: number, a: EndpointPlan['host']['addresses'][number]): BatchRequest => ({
   op: 'addrNew',
@@ -209,7 +230,11 @@ const addrRequest = (index: number, a: EndpointPlan['host']['addresses'][number]
  * addresses and routes. A failure is thrown back into the sequence, whose rollback then deletes the veth
  * (which removes everything made after it).
  */
-function* applySteps(plan: EndpointPlan, podNs: Netns, options: ApplyOptions): Steps<EndpointResult> {
+function* applySteps(
+  plan: EndpointPlan,
+  podNs: Netns,
+  options: ApplyOptions & Pick<ApplyAsyncOptions, 'alongside'>,
+): Steps<EndpointResult> {
   const op = 'applyEndpoint';
   const step = options.onStep ?? (() => {});
   const { host: hp, container: cp } = plan;
@@ -233,10 +258,17 @@ function* applySteps(plan: EndpointPlan, podNs: Netns, options: ApplyOptions): S
             mtu: hp.mtu,
             address: hp.mac,
             txqlen: hp.txqlen,
+            ...queues(hp.queues),
             ...up,
             info: {
               kind: 'veth',
-              peer: { name: cp.name, mtu: cp.mtu, address: cp.mac, netnsFd: podNs.fd },
+              peer: {
+                name: cp.name,
+                mtu: cp.mtu,
+                address: cp.mac,
+                netnsFd: podNs.fd,
+                ...queues(cp.queues),
+              },
             },
           },
         },
@@ -249,6 +281,8 @@ function* applySteps(plan: EndpointPlan, podNs: Netns, options: ApplyOptions): S
     const hostLink = got?.link as LinkMessage;
     const hostIndex = hostLink.index ?? 0;
     const podIndex = hostLink.link ?? 0;
+    if (options.alongside !== undefined)
+      yield { call: 'alongside', host: { name: hp.name, index: hostIndex } };
 
     step('hostSysctls');
     // Written alongside the pod's requests (the host end's sysctls matter once the pod sends).
@@ -285,7 +319,9 @@ function* applySteps(plan: EndpointPlan, podNs: Netns, options: ApplyOptions): S
       });
     }
     for (const r of cp.routes) pod.push({ op: 'routeNew', route: routeMessage(r, podIndex) });
-    yield { side: 'pod', call: 'batch', requests: pod, tolerate };
+    // The host's requests do not wait for the pod's (other socket, nothing of theirs needed): the async form
+    // sends both at once.
+    yield { side: 'pod', call: 'batch', requests: pod, tolerate, background: true };
 
     step('hostRoutes');
     const host: BatchRequest[] = hp.addresses.map((a) => addrRequest(hostIndex, a));
@@ -323,8 +359,8 @@ function runSync<R>(steps: Steps<R>, handles: { host: Handle; pod?: Handle | und
     const step = r.value;
     let value: unknown;
     try {
-      if (step.call === 'settle') {
-        // synchronous calls never run in the background
+      if (step.call === 'settle' || step.call === 'alongside') {
+        // synchronous calls never run in the background; the hook is the async form's
       } else if (step.call === 'sysctl') {
         sysctlSet(step.key, step.value, step.netns ? { netns: step.netns } : {});
       } else if (step.call === 'batch') {
@@ -350,6 +386,7 @@ async function runAsync<R>(
   steps: Steps<R>,
   handles: { host: Handle; pod?: Handle | Promise<Handle> | undefined },
   signal: AbortSignal | undefined,
+  alongside?: ApplyAsyncOptions['alongside'],
 ): Promise<R> {
   const background: Promise<unknown>[] = [];
   let r = steps.next();
@@ -376,12 +413,27 @@ async function runAsync<R>(
           r = steps.next(undefined);
           continue;
         }
+        if (step.call === 'alongside') {
+          const work = alongside?.(step.host) ?? Promise.resolve();
+          work.catch(() => undefined); // looked at when settled
+          background.push(work);
+          r = steps.next(undefined);
+          continue;
+        }
         if (step.call === 'batch') {
-          const h = step.side === 'host' ? handles.host : await (handles.pod as Handle | Promise<Handle>);
-          const replies = await h.batchAsync(step.requests, { signal });
-          const failed = batchFailure(step, replies);
-          if (failed !== undefined) throw failed;
-          r = steps.next(replies);
+          const run = async () => {
+            const h = step.side === 'host' ? handles.host : await (handles.pod as Handle | Promise<Handle>);
+            const replies = await h.batchAsync(step.requests, { signal });
+            const failed = batchFailure(step, replies);
+            if (failed !== undefined) throw failed;
+            return replies;
+          };
+          if (step.background) {
+            const work = run();
+            work.catch(() => undefined); // looked at when settled
+            background.push(work);
+            r = steps.next(undefined);
+          } else r = steps.next(await run());
           continue;
         }
         const { side, call, args, undo } = step;
@@ -553,7 +605,8 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
 /**
  * The async form of {@link applyEndpoint}: the same plan, steps, rollback and errors, with every
  * netlink request waiting on libuv's threadpool instead of the event loop, so many endpoints can be
- * set up at once (each on its own pod handle; the host requests share one async host handle).
+ * set up at once (each on its own pod handle; the host requests share one async host handle). Once the
+ * veth exists, the pod's requests, the host's and the caller's `alongside` work run at the same time.
  * `options.signal` cancels the calls not yet started; what was made is rolled back.
  *
  * Equivalent to: {@link applyEndpoint}.
@@ -573,7 +626,7 @@ export function applyEndpoint(plan: EndpointPlan, options: ApplyOptions = {}): E
  */
 export async function applyEndpointAsync(
   plan: EndpointPlan,
-  options: ApplyOptions & RequestOptions = {},
+  options: ApplyAsyncOptions = {},
 ): Promise<EndpointResult> {
   if (options.signal?.aborted) throw aborted('applyEndpoint', options.signal);
   const opened = await prepareApplyAsync(plan, options);
@@ -582,6 +635,7 @@ export async function applyEndpointAsync(
       applySteps(plan, opened.podNs, options),
       { host: opened.host.handle, pod: opened.pod },
       options.signal,
+      options.alongside,
     );
   } finally {
     await opened.close();

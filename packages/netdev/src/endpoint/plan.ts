@@ -24,6 +24,12 @@ export interface EndpointSpec {
   mode: EndpointMode;
   /** MTU of the pod's default route (Cilium's RouteMTU), when it must be lower than the link MTU. */
   routeMtu?: number | undefined;
+  /**
+   * Receive and transmit queues of each veth end (1-4096); default: the kernel's, one per possible CPU.
+   * Each queue is a set of sysfs objects made with the device, so one queue makes the create several times
+   * cheaper; more than one matters only to XDP on the veth (one NAPI context per receive queue).
+   */
+  queues?: number | undefined;
 }
 
 /** An address to put on an interface. */
@@ -80,6 +86,8 @@ export interface HostSidePlan {
   mtu: number;
   /** Transmit queue length. */
   txqlen: number;
+  /** Receive and transmit queues (`numrxqueues`/`numtxqueues`); absent: the kernel's default. */
+  queues?: number;
   /** Addresses on the host veth (ptp: the gateways as /32 or /128; cilium: none). */
   addresses: PlannedAddress[];
   /** Routes in the host namespace (to the pod, over the host veth). */
@@ -98,6 +106,8 @@ export interface ContainerSidePlan {
   mac: string;
   /** MTU. */
   mtu: number;
+  /** Receive and transmit queues; absent: the kernel's default. */
+  queues?: number;
   /** Addresses. */
   addresses: PlannedAddress[];
   /** Routes to delete first (kernel prefix routes, ptp). */
@@ -142,6 +152,13 @@ function macFrom(hex: string): string {
     .map((b) => Number.parseInt(b, 16));
   bytes[0] = ((bytes[0] ?? 0) & 0xfe) | 0x02; // unicast, locally administered
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** A veth queue count: an integer from 1 to 4096 (the kernel's limit). */
+function checkQueues(n: unknown, op: string): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 4096)
+    bad(op, `queues must be an integer from 1 to 4096, got ${String(n)}`, String(n));
+  return n;
 }
 
 /**
@@ -193,6 +210,7 @@ export function planEndpoint(spec: EndpointSpec): EndpointPlan {
   const hasV6 = addrs.some((a) => a.family === 6);
   const mtu = checkMtu(spec.mtu ?? 1500, op, hasV6 ? 1280 : 68);
   const routeMtu = spec.routeMtu === undefined ? undefined : checkMtu(spec.routeMtu, op, hasV6 ? 1280 : 68);
+  const queues = spec.queues === undefined ? undefined : checkQueues(spec.queues, op);
   if (routeMtu !== undefined && routeMtu > mtu) bad(op, `routeMtu ${routeMtu} exceeds the link MTU ${mtu}`);
 
   const hostName = hostIfname(containerId, ifname, mode);
@@ -216,6 +234,10 @@ export function planEndpoint(spec: EndpointSpec): EndpointPlan {
     routes: [],
     sysctls: [],
   };
+  if (queues !== undefined) {
+    host.queues = queues;
+    container.queues = queues;
+  }
   if (addrs.some((a) => a.family === 4))
     host.sysctls.push({ key: `net/ipv4/conf/${hostName}/rp_filter`, value: '0' });
   if (hasV6) {
