@@ -59,6 +59,8 @@ export interface IperfResult {
    * it moves far less with the machine's load than the rate does.
    */
   cpuPerGB: number;
+  /** GB received. */
+  gb: number;
 }
 
 /** {@link iperf} with the CPU cost per GB (see {@link IperfResult}). */
@@ -121,6 +123,7 @@ export async function iperfRun(
     return {
       gbit: end.sum_received.bits_per_second / 1e9,
       cpuPerGB: cpuSeconds / (end.sum_received.bytes / 1e9),
+      gb: end.sum_received.bytes / 1e9,
     };
   } finally {
     server.kill();
