@@ -11,7 +11,9 @@
 //   server (/proc/<pid>/schedstat), which a loaded machine's waits for a CPU do not enter.
 // Knobs (the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
 // (e.g. 100,10000), LB_BENCH_NICE (niceness of client and server, default -10, 0: none), LB_BENCH_PIN (server:client
-// CPUs, e.g. 1:1), LB_BENCH_CLEAN=1 (ours from a namespace with no iptables tables, so no conntrack).
+// CPUs, e.g. 1:1).
+//   - floor: beside each pair the client also runs straight to a backend address (no service, no rule, no
+//     program): the kernel's own cost of a connection in this harness, which no load balancer can go below.
 // Writes $BENCH_OUT/lb-socket.md. Needs root, cc, clang, iptables. Run: LB_BENCH=socket node scripts/bench.mjs lb
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,7 +29,6 @@ const MS = Number(process.env.LB_BENCH_MS ?? 1000);
 const ROUNDS = Number(process.env.LB_BENCH_ROUNDS ?? 5);
 const COUNTS = (process.env.LB_BENCH_COUNTS ?? '100,1000,10000').split(',').map(Number);
 const PIN = process.env.LB_BENCH_PIN ?? '';
-const CLEAN = process.env.LB_BENCH_CLEAN === '1';
 /**
  * Niceness of the client and server (both sides alike, default -10): on this shared 2-vCPU machine the
  * per-connection wakeups of client and server wait behind other work, a fixed cost both sides pay that
@@ -142,7 +143,7 @@ interface Run {
 /** Time on CPU of a process so far, ns (the first field of /proc/<pid>/schedstat). */
 const cpuNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
 
-function client(bin: string, cg: string, ns: string, host: string, serverPid: number): Run {
+function client(bin: string, cg: string, ns: string, host: string, serverPid: number, port: number): Run {
   const srv0 = cpuNs(serverPid);
   const r = spawnSync(
     'sh',
@@ -153,7 +154,7 @@ function client(bin: string, cg: string, ns: string, host: string, serverPid: nu
       ns,
       bin,
       host,
-      '80',
+      String(port),
       String(MS),
     ],
     { encoding: 'utf8', timeout: MS + 30_000 },
@@ -255,7 +256,6 @@ async function main(): Promise<void> {
   const tag = `lbb${process.pid}`;
   const cns = `${tag}-c`;
   const pns = `${tag}-p`;
-  const ons = `${tag}-o`;
   const cg = join(cgroup2Root(), tag);
   const work = mkdtempSync(join(tmpdir(), 'lb-bench-'));
   const cbin = join(work, 'connect');
@@ -265,7 +265,11 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const cpuRows: string[] = [];
   const loadBefore = loadavg()[0]!;
-  let rounds: Record<number, { base: Run[]; ours: Run[] }> | undefined;
+  let rounds: Record<number, { base: Run[]; ours: Run[]; floor: Run[] }> | undefined;
+  /** The most conntrack entries one run of ours or of the floor added in the client namespace. */
+  let ctAdded = 0;
+  /** Run time of ours' connect4 program per connection, ns (kernel BPF statistics, one extra run). */
+  let connect4Ns = 0;
   let server: ReturnType<typeof spawn> | undefined;
   try {
     ip('netns', 'add', cns);
@@ -278,15 +282,6 @@ async function main(): Promise<void> {
     ip('-n', cns, 'link', 'set', 'eth0', 'up');
     ip('-n', pns, 'link', 'set', 'eth0', 'up');
     ip('-n', cns, 'route', 'add', '10.96.0.0/12', 'dev', 'eth0');
-    ip('netns', 'add', ons);
-    ip('-n', ons, 'link', 'set', 'lo', 'up');
-    ip('-n', ons, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1', 'netns', pns);
-    ip('-n', ons, 'addr', 'add', '10.245.0.1/16', 'dev', 'eth0');
-    ip('-n', pns, 'addr', 'add', '10.245.0.2/16', 'dev', 'eth1');
-    ip('-n', ons, 'link', 'set', 'eth0', 'up');
-    ip('-n', pns, 'link', 'set', 'eth1', 'up');
-    ip('-n', ons, 'route', 'add', '10.96.0.0/12', 'dev', 'eth0');
-    ip('-n', ons, 'route', 'add', '10.244.0.0/16', 'dev', 'eth0');
     mkdirSync(cg);
     server = spawn(
       'nice',
@@ -309,46 +304,73 @@ async function main(): Promise<void> {
       server!.stdout!.once('data', () => resolve());
       server!.once('exit', (c) => reject(new Error(`server exited ${c}`)));
     });
-    const res: Record<string, { base: Run[]; ours: Run[] }> = {};
-    for (const n of COUNTS) res[n] = { base: [], ours: [] };
+    const res: Record<string, { base: Run[]; ours: Run[]; floor: Run[] }> = {};
+    for (const n of COUNTS) res[n] = { base: [], ours: [], floor: [] };
     const spid = server.pid!;
+    /** Conntrack entries in the client namespace (ours and the floor must not add any: no table there). */
+    const ctCount = () =>
+      Number(
+        execFileSync('ip', ['netns', 'exec', cns, 'cat', '/proc/sys/net/netfilter/nf_conntrack_count'], {
+          encoding: 'utf8',
+        }),
+      );
+    const runNoTable = (host: string, port: number) => {
+      const before = ctCount();
+      const r = client(cbin, cg, cns, host, spid, port);
+      ctAdded = Math.max(ctAdded, ctCount() - before);
+      return r;
+    };
+    const runFloor = (n: number) => res[n]!.floor.push(runNoTable(POOL[0]!, PORT));
     const runBase = (n: number) => {
       execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], { input: iptablesRules(n) });
-      res[n]!.base.push(client(cbin, cg, cns, vip(n - 1), spid));
+      res[n]!.base.push(client(cbin, cg, cns, vip(n - 1), spid, 80));
       execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], {
         input: '*filter\nCOMMIT\n*nat\nCOMMIT\n',
       });
     };
-    const runOurs = async (n: number) => {
+    const attachOurs = async (n: number) => {
       const lb = await SocketLb.attach({ cgroupPath: cg, tableSize: 251 });
-      try {
-        for (let i = 0; i < n; i++)
-          lb.upsert({
-            name: `s${i}`,
-            protocol: 'TCP',
-            frontends: [{ address: vip(i), port: 80 }],
-            backends: [0, 1].map((k) => ({ address: POOL[(i + k) % 4]!, port: PORT })),
-          });
-        res[n]!.ours.push(client(cbin, cg, CLEAN ? ons : cns, vip(n - 1), spid));
-      } finally {
-        lb.close();
-      }
+      for (let i = 0; i < n; i++)
+        lb.upsert({
+          name: `s${i}`,
+          protocol: 'TCP',
+          frontends: [{ address: vip(i), port: 80 }],
+          backends: [0, 1].map((k) => ({ address: POOL[(i + k) % 4]!, port: PORT })),
+        });
+      return lb;
     };
-    // the client namespace starts with the (empty) tables ours runs with
-    execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], {
-      input: '*filter\nCOMMIT\n*nat\nCOMMIT\n',
-    });
+    const runOurs = async (n: number) => {
+      using _lb = await attachOurs(n);
+      res[n]!.ours.push(runNoTable(vip(n - 1), 80));
+    };
+    /**
+     * What ours adds to a connection, measured inside the kernel: the run time of the connect4 program
+     * per run (kernel.bpf_stats_enabled on for this one extra run only, which no other figure uses).
+     */
+    const connect4Cost = async (n: number) => {
+      using lb = await attachOurs(n);
+      const sysctl = '/proc/sys/kernel/bpf_stats_enabled';
+      const prev = readFileSync(sysctl, 'utf8').trim();
+      writeFileSync(sysctl, '1');
+      try {
+        client(cbin, cg, cns, vip(n - 1), spid, 80);
+      } finally {
+        writeFileSync(sysctl, prev);
+      }
+      const id = lb.collection.program('lb_sock_connect4').info().id;
+      const info = JSON.parse(
+        execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' }),
+      );
+      return info.run_cnt ? info.run_time_ns / info.run_cnt : 0;
+    };
     for (let round = 0; round < ROUNDS; round++)
       for (const n of COUNTS) {
-        // which side goes first alternates, so neither always runs right after the other's setup
-        if (round % 2 === 0) {
-          runBase(n);
-          await runOurs(n);
-        } else {
-          await runOurs(n);
-          runBase(n);
-        }
+        // the order of the three rotates by round, so none always runs right after another's setup or
+        // teardown (removing 10 000 services' rules leaves the kernel work to finish)
+        const sides = [() => runBase(n), () => runOurs(n), () => runFloor(n)];
+        for (let k = 0; k < 3; k++) await sides[(round + k) % 3]!();
       }
+    connect4Ns = await connect4Cost(COUNTS[COUNTS.length - 1]!);
     const rate = (r: Run[]) => r.reduce((a, x) => a + x.n, 0) / r.reduce((a, x) => a + x.secs, 0);
     const errs = (r: Run[]) => r.reduce((a, x) => a + x.errors, 0);
     const r1 = (x: Run) => x.n / x.secs;
@@ -356,15 +378,23 @@ async function main(): Promise<void> {
     // hits both; the median of the per-round ratios is what the table reports
     const paired = (a: Run[], b: Run[], f: (x: Run) => number) => median(a.map((x, i) => f(x) / f(b[i]!)));
     const cpu = (r: Run[], f: (x: Run) => number) => median(r.map(f));
+    /** Every floor run (the floor does not depend on the count). */
+    const floor = COUNTS.flatMap((n) => res[n]!.floor);
     for (const n of COUNTS) {
-      const { base, ours } = res[n]!;
+      const { base, ours, floor: beside } = res[n]!;
       cpuRows.push(
         `| ${n.toLocaleString('en')} services | ${cpu(ours, (x) => x.cpu).toFixed(1)} µs | ${cpu(base, (x) => x.cpu).toFixed(1)} µs | **${paired(base, ours, (x) => x.cpu).toFixed(2)}×** | ${cpu(ours, (x) => x.srv).toFixed(1)} µs | ${cpu(base, (x) => x.srv).toFixed(1)} µs |`,
       );
       rows.push(
-        `| ${n.toLocaleString('en')} services | ${rate(ours).toFixed(0)}/s, p50 ${median(ours.map((r) => r.p50)).toFixed(0)} µs | ${rate(base).toFixed(0)}/s, p50 ${median(base.map((r) => r.p50)).toFixed(0)} µs | **${paired(ours, base, r1).toFixed(2)}×** | ${paired(ours, base, (x) => x.p50).toFixed(2)}× | ${paired(ours, res[COUNTS[0]!]!.ours, r1).toFixed(2)}× |${errs(ours) + errs(base) ? ` errors: ours ${errs(ours)}, baseline ${errs(base)}` : ''}`,
+        `| ${n.toLocaleString('en')} services | ${rate(ours).toFixed(0)}/s, p50 ${median(ours.map((r) => r.p50)).toFixed(0)} µs | ${rate(base).toFixed(0)}/s, p50 ${median(base.map((r) => r.p50)).toFixed(0)} µs | **${paired(ours, base, r1).toFixed(2)}×** | ${paired(ours, base, (x) => x.p50).toFixed(2)}× | ${paired(ours, res[COUNTS[0]!]!.ours, r1).toFixed(2)}× | ${paired(beside, base, r1).toFixed(2)}× | ${paired(ours, beside, r1).toFixed(2)}× |${errs(ours) + errs(base) ? ` errors: ours ${errs(ours)}, baseline ${errs(base)}` : ''}`,
       );
     }
+    rows.push(
+      `| no service (the floor) | ${rate(floor).toFixed(0)}/s, p50 ${median(floor.map((r) => r.p50)).toFixed(0)} µs | | | | | | |${errs(floor) ? ` errors: ${errs(floor)}` : ''}`,
+    );
+    cpuRows.push(
+      `| no service (the floor) | ${cpu(floor, (x) => x.cpu).toFixed(1)} µs | | | ${cpu(floor, (x) => x.srv).toFixed(1)} µs | |`,
+    );
     rounds = res;
   } finally {
     server?.kill();
@@ -373,12 +403,12 @@ async function main(): Promise<void> {
     } catch {
       // not made
     }
-    for (const ns of [cns, pns, ons]) spawnSync('ip', ['netns', 'del', ns]);
+    for (const ns of [cns, pns]) spawnSync('ip', ['netns', 'del', ns]);
     rmSync(work, { recursive: true, force: true });
   }
   const perRound = COUNTS.map(
     (n) =>
-      `${n}: ours ${rounds![n]!.ours.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')} · baseline ${rounds![n]!.base.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')}`,
+      `${n}: ours ${rounds![n]!.ours.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')} · baseline ${rounds![n]!.base.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')} · floor ${rounds![n]!.floor.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')}`,
   ).join('; ');
   const iptv = execFileSync('iptables', ['--version'], { encoding: 'utf8' })
     .trim()
@@ -386,8 +416,8 @@ async function main(): Promise<void> {
   const md = `## @datapath/lb: socket LB vs kube-proxy-style iptables, Maglev
 
 Sequential TCP connect + request + close to the ClusterIP of the last of N services (the worst case for
-kube-proxy's linear KUBE-SERVICES chain), ${MS} ms per cell, ${ROUNDS} rounds, each round the baseline and
-ours back to back (which goes first alternates by round).
+kube-proxy's linear KUBE-SERVICES chain), ${MS} ms per cell, ${ROUNDS} rounds, each round per
+count the baseline, ours and the floor back to back (their order rotates by round).
 - **Shared by both sides**: a C client (\`bench/connect.c\`: socket, connect, write, read the answer
   line, close) in a client namespace, a C server (\`bench/server.c\`, one process: accept, read, write,
   close with a reset so no TIME_WAIT is left; SO_LINGER set once on the listener; TCP_DEFER_ACCEPT so it
@@ -401,14 +431,20 @@ ours back to back (which goes first alternates by round).
 - **Ours**: the same services in \`SocketLb\` on a cgroup holding the client (random selection). Per TCP
   connection only \`cgroup/connect4\` runs (sendmsg4/recvmsg4 are UDP hooks, getpeername4 runs on
   getpeername() only): a service lookup, a slot lookup, a backend lookup and one \`lb_sock_rev\` update; the
-  packets then carry the backend address. ${CLEAN ? 'The client of ours runs in a namespace of its own with no iptables table (socket LB needs no conntrack).' : 'The client namespace keeps the (empty) filter and nat tables between runs, so conntrack stays on for ours too.'}
+  packets then carry the backend address. It ran **${connect4Ns.toFixed(0)} ns per connection** (the kernel's
+  BPF statistics over one extra run at ${COUNTS[COUNTS.length - 1]!.toLocaleString('en')} services, which no other figure uses). The client namespace has no
+  netfilter table while ours runs (the baseline's \`iptables-restore\` of empty tables removes them), so no
+  conntrack either: the most conntrack entries one run of ours or of the floor added there: ${ctAdded}.
+- **Floor**: beside each pair the same client also runs straight to a backend address (no service, no
+  rule, no program): the kernel's own cost of a connection in this harness, below which no load balancer can go.
+  \`floor / baseline\` is the ceiling of any rate ratio here; \`ours / floor\` is what ours keeps of it.
 
 Targets: ≥ 3× the baseline at 10 000 services; ours at 10 000 ≥ 0.9× ours at 100. Ratios are medians of
 the per-round ratios. Load average (1 min) ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after (2 vCPU shared
 with other work). Rerun: \`LB_BENCH=socket flock /tmp/datapath-bench.lock node scripts/bench.mjs lb\`.
 
-| services | ours: rate, p50 | baseline: rate, p50 | rate ratio | p50 ratio | ours vs ours at ${COUNTS[0]} |
-| --- | --- | --- | --- | --- | --- |
+| services | ours: rate, p50 | baseline: rate, p50 | rate ratio | p50 ratio | ours vs ours at ${COUNTS[0]} | ceiling: floor / baseline | ours / floor |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
 CPU time per connection, the second figure: the rate includes the time client and server wait for a CPU
