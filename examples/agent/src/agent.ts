@@ -86,7 +86,7 @@ import { removeCgroupIfPresent } from './sys/cgroup.js';
  */
 const VETH_QUEUES = 1;
 
-/** Up to this many map changes of a pod setup are written inline by the async forms (see #finishPodAsync). */
+/** Up to this many map changes of a pod setup are written inline by the async forms (see #addPodAsync). */
 const INLINE_WRITES = 32;
 
 /** The gateway every pod routes through; the datapath answers ARP for it (defined in gateway.ts). */
