@@ -20,26 +20,23 @@
  * timed by the agent from its watch delivering the change to the change applied (engine, policy maps, ipcache
  * map; `onRemoteApplied`), the bench checking the map entry has the new identity.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMap } from '@datapath/bpf-maps';
 import { ClusterIpcache, EtcdStore, type KvStore, type KvWatchEvent, NodeSession } from '@datapath/kvstore';
-import { Agent } from '../src/agent.js';
 import { ClusterNodeAgent } from '../src/cluster-node.js';
 import { ipcacheKey, ipcacheValue } from '../src/policy-map.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
 import { startLocalEtcd, stopPid, waitExit } from '../src/sys/processes.js';
 import { createFabric, deleteFabric } from '../src/underlay.js';
 import { type ScaleCluster, writeCluster } from './scale-cluster.js';
+import { SETUP_LARGE, SETUP_SAMPLES, SETUP_SMALL, setupScale } from './setup-scale.js';
 
 const SAMPLES = Number(process.env.SAMPLES ?? 30);
 const N_NODES = Number(process.env.N_NODES ?? 1000);
 const N_PODS = Number(process.env.N_PODS ?? 50);
 const SCALE_UPDATES = Number(process.env.SCALE_UPDATES ?? 100);
-const SETUP_SAMPLES = Number(process.env.SETUP_SAMPLES ?? 32);
-const SETUP_LARGE = Number(process.env.SETUP_LARGE ?? 1000);
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
@@ -264,96 +261,6 @@ async function agentScale(endpoint: string, prefix: string, cluster: ScaleCluste
   }
 }
 
-/**
- * Pod setup on a node that already has many pods: one `addAttachedPod` call per pod, as a CNI ADD or an API
- * endpoint create makes it (the runtime's namespace exists; veth, endpoint, tcx attach, maps, state, policy), SETUP_SAMPLES (32) timed calls while the node has 16 pods, then the node is
- * filled to SETUP_LARGE (1000) pods and SETUP_SAMPLES more are timed. A policy selects every pod (ingress
- * from the other label), so each new pod also changes the policy state. Returns the per-call times and the
- * per-stage medians of both phases.
- */
-async function setupScale() {
-  const stateDir = mkdtempSync(join(tmpdir(), 'dp-bench-setup-'));
-  const stages = new Map<string, number[]>();
-  let current: Record<string, number> = {};
-  const agent = await Agent.start(
-    {
-      name: 'dpbsu',
-      prefix: `dpbsu${process.pid % 1000}`,
-      stateDir: join(stateDir, 's'),
-      podCidr: '10.244.16.0/21',
-      trace: (stage, ms) => {
-        current[stage] = (current[stage] ?? 0) + ms;
-      },
-    },
-    {
-      namespaces: { bench: { labels: {} } },
-      policies: [
-        {
-          apiVersion: 'cilium.io/v2',
-          kind: 'CiliumNetworkPolicy',
-          metadata: { name: 'server-in', namespace: 'bench' },
-          spec: {
-            endpointSelector: { matchLabels: { app: 'server' } },
-            ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }],
-          },
-        },
-      ],
-      enforcement: 'default',
-    },
-  );
-  // The runtime's part (CNI: the container's namespace exists before ADD) stays out of the timing: the kernel
-  // makes a namespace slower as more exist (its bind mount under /run/netns), whatever the agent does.
-  const nsPrefix = `dpbsu${process.pid % 1000}c`;
-  const made: string[] = [];
-  const makeNs = (i: number) => {
-    const name = `${nsPrefix}${i}`;
-    execFileSync('ip', ['netns', 'add', name]);
-    made.push(name);
-    return `/run/netns/${name}`;
-  };
-  let next = 0;
-  let ready = makeNs(0);
-  /** Adds the next pod; returns how long the agent took (the call alone). */
-  const add = () => {
-    const i = next++;
-    const t = now();
-    agent.addAttachedPod({
-      namespace: 'bench',
-      name: `p${i}`,
-      labels: { app: i % 2 ? 'client' : 'server' },
-      attachment: { containerId: `c${i}`, ifname: 'eth0', netnsPath: ready },
-    });
-    const ms = now() - t;
-    ready = makeNs(i + 1);
-    return ms;
-  };
-  const timed = (phase: string) => {
-    const out: number[] = [];
-    for (let k = 0; k < SETUP_SAMPLES; k++) {
-      current = {};
-      out.push(add());
-      for (const [stage, ms] of Object.entries(current)) {
-        const key = `${phase} ${stage}`;
-        if (!stages.has(key)) stages.set(key, []);
-        stages.get(key)!.push(ms);
-      }
-    }
-    return out;
-  };
-  try {
-    while (next < 16) add();
-    const small = timed('small');
-    while (next < SETUP_LARGE) add();
-    const large = timed('large');
-    const stageMedians = [...stages].map(([k, v]) => [k, pct(v, 50)] as const);
-    return { small, large, stageMedians };
-  } finally {
-    agent.destroy();
-    for (const n of made) execFileSync('ip', ['netns', 'del', n]);
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-}
-
 async function main() {
   const work = mkdtempSync(join(tmpdir(), 'dp-bench-cluster-'));
   const etcd = await startLocalEtcd(join(work, 'etcd.log'));
@@ -387,10 +294,10 @@ async function main() {
       '',
       "| pod setup (one `addAttachedPod` call, the runtime's namespace made before: veth, endpoint, tcx attach, maps, state, policy) | p50 ms | p99 ms | ratio of p50s |",
       '|---|---|---|---|',
-      `| on a node with 16 pods (baseline) | ${f(pct(su.small, 50))} | ${f(pct(su.small, 99))} | 1.00x |`,
+      `| on a node with ${SETUP_SMALL} pods (baseline) | ${f(pct(su.small, 50))} | ${f(pct(su.small, 99))} | 1.00x |`,
       `| on a node with ${SETUP_LARGE} pods (≤ 1.2×) | ${f(pct(su.large, 50))} | ${f(pct(su.large, 99))} | ${f(ratio)}x ${ratio <= 1.2 ? '✓' : '✗'} |`,
       '',
-      `Pod setup: ${SETUP_SAMPLES} timed calls per phase on one agent (a policy selects every pod); stage medians, 16 → ${SETUP_LARGE} pods: ` +
+      `Pod setup: two agents in this process, one with ${SETUP_SMALL} pods, one with ${SETUP_LARGE}; ${SETUP_SAMPLES} timed calls on each, alternating (the same machine load for both), each pod removed again after its call (the nodes stay at ${SETUP_SMALL} and ${SETUP_LARGE}); a policy selects every pod. Load average ${su.load.map((l) => l.toFixed(1)).join(' → ')}. Stage medians, ${SETUP_SMALL} → ${SETUP_LARGE} pods: ` +
         `${[...new Set(su.stageMedians.map(([k]) => k.split(' ')[1]!))]
           .map(
             (st) =>

@@ -43,6 +43,7 @@ import {
   sysctlIn,
   sysctlReadIn,
 } from './node.js';
+import { attachmentOwner, PodIndex } from './pod-index.js';
 import {
   engineFromState,
   type FlowInput,
@@ -90,7 +91,7 @@ const VETH_QUEUES = 1;
 const INLINE_WRITES = 32;
 
 /** The gateway every pod routes through; the datapath answers ARP for it (defined in gateway.ts). */
-export { GATEWAY, GATEWAY6 };
+export { attachmentOwner, GATEWAY, GATEWAY6 };
 
 /** Options of {@link Agent.start} and {@link Agent.restore}. */
 export interface AgentOptions {
@@ -192,11 +193,6 @@ export const REMOTE_ENDPOINT_BASE = 0x40000000;
 
 /** Scenario pods set up at a time by the CLI (`agent up`, `agent run`, `agent serve --scenario`). */
 export const SCENARIO_CONCURRENCY = 4;
-
-/** The owner the agent records in IPAM for an attachment's address. */
-export function attachmentOwner(containerId: string, ifname: string): string {
-  return `cni:${containerId}:${ifname}`;
-}
 
 /** The stages {@link AgentOptions.trace} reports. */
 export type SetupStage = 'ipam' | 'netns' | 'endpoint' | 'attach' | 'maps' | 'state' | 'policy';
@@ -327,6 +323,8 @@ export class Agent {
   /** Pod keys and endpoint ids of setups in progress (async setups run side by side). */
   readonly #settling = new Set<string>();
   readonly #lxcReserved = new Set<number>();
+  /** The local pods by endpoint id, address and attachment, in step with the state's pod records. */
+  readonly #index: PodIndex;
   /** Remote pods the engine knows, by key, with the engine endpoint id each got. */
   readonly #remote = new Map<string, { spec: PodSpec; endpointId: number; node?: string | undefined }>();
   /** The ipcache prefixes of {@link Agent.#remote}'s pods, kept in step with it (one lookup per write). */
@@ -368,6 +366,7 @@ export class Agent {
     this.datapath = datapath;
     this.pool = pool;
     this.#identities = new StickyIdentities(state.identities ?? {});
+    this.#index = new PodIndex(Object.values(state.pods));
     const remote: PodSpec[] = [];
     for (const r of options.remotePods) {
       if (state.pods[`${r.namespace}/${r.name}`] !== undefined) continue;
@@ -665,9 +664,7 @@ export class Agent {
 
   /** The pod of a container attachment, if the agent has one. */
   findAttachment(containerId: string, ifname: string): PodRecord | undefined {
-    return Object.values(this.#state.pods).find(
-      (p) => p.attachment?.containerId === containerId && p.attachment.ifname === ifname,
-    );
+    return this.#index.byAttachment(containerId, ifname);
   }
 
   /**
@@ -854,7 +851,7 @@ export class Agent {
    */
   releaseIp(ip: string): boolean {
     this.#check();
-    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip || p.ip6 === ip);
+    const pod = this.#index.byIp(ip);
     if (pod !== undefined)
       throw new AgentError('InvalidArgument', `${ip} belongs to pod ${pod.key}: delete the endpoint instead`);
     const had = this.pool.allocations()[ip] !== undefined;
@@ -889,7 +886,7 @@ export class Agent {
       return;
     }
     delete this.#state.leases![ip];
-    const pod = Object.values(this.#state.pods).find((p) => p.ip === ip || p.ip6 === ip);
+    const pod = this.#index.byIp(ip);
     // The veth delete and detaches wait in the kernel: off the event loop, as every removal of `agent serve`.
     const removal =
       pod !== undefined
@@ -914,8 +911,8 @@ export class Agent {
   }
 
   #nextLxcId(): number {
-    const used = new Set([...Object.values(this.#state.pods).map((p) => p.lxcId), ...this.#lxcReserved]);
-    for (let id = 1; id < FWD_MAX_ENDPOINTS; id++) if (!used.has(id)) return id;
+    const id = this.#index.freeLxc(FWD_MAX_ENDPOINTS, this.#lxcReserved);
+    if (id !== undefined) return id;
     throw new AgentError('InvalidArgument', `no endpoint id left (${FWD_MAX_ENDPOINTS - 1} endpoints)`);
   }
 
@@ -1191,6 +1188,7 @@ export class Agent {
     lap('maps');
     this.#state.namespaces[ns] ??= { labels: {} };
     this.#state.pods[key] = rec;
+    this.#index.add(rec);
   }
 
   #podDone(s: PodSetup, rec: PodRecord): PodRecord {
@@ -1213,6 +1211,7 @@ export class Agent {
     this.#drain(key);
     this.#teardownPod(rec);
     delete this.#state.pods[key];
+    this.#index.delete(rec);
     this.#write(this.#engine.deletePod(rec.ns, rec.name));
     this.#forgetBackend(key);
     this.#persistRemoved(rec);
@@ -1235,6 +1234,7 @@ export class Agent {
       this.#settling.delete(key);
     }
     delete this.#state.pods[key];
+    this.#index.delete(rec);
     await this.#writeAsync(this.#engine.deletePod(rec.ns, rec.name));
     this.#forgetBackend(key);
     this.#persistRemoved(rec);
@@ -1281,7 +1281,7 @@ export class Agent {
     if (given !== undefined) {
       if (this.pool.allocations()[given] === undefined)
         throw new AgentError('NotFound', `${given} is not allocated (expired or released): allocate again`);
-      if (Object.values(this.#state.pods).some((p) => p.ip === given || p.ip6 === given))
+      if (this.#index.byIp(given) !== undefined)
         throw new AgentError('InvalidArgument', `${given} is already an endpoint's address`);
       const lease = this.#state.leases?.[given];
       if (lease !== undefined) {
@@ -1599,23 +1599,20 @@ export class Agent {
   /** Pods whose identity the changes' ipcache entries say is no longer the one in their endpoint entries. */
   #identityChanges(changes: readonly MapChange[]): PodRecord[] {
     const out: PodRecord[] = [];
-    let byIp: Map<string, PodRecord> | undefined;
     for (const c of changes) {
       if (c.map !== 'ipcache' || c.op !== 'update') continue;
-      byIp ??= new Map(this.pods().map((p) => [`${p.ip}/32`, p]));
-      const pod = byIp.get(c.prefix);
-      if (pod !== undefined && pod.identity !== c.value!.identity) out.push(pod);
+      const ip = c.prefix.endsWith('/32') ? c.prefix.slice(0, -3) : undefined;
+      const pod = ip === undefined ? undefined : this.#index.byIp(ip);
+      if (pod !== undefined && pod.ip === ip && pod.identity !== c.value!.identity) out.push(pod);
     }
     return out;
   }
 
   #finish(writes: MapWrites, stale: readonly PodRecord[]): PolicySync {
-    let byLxc: Map<number, string> | undefined;
     const endpoints: Record<string, WriteCount> = {};
     let total = writes.ipcache.updated + writes.ipcache.deleted;
     for (const [lxcId, n] of writes.policy) {
-      byLxc ??= new Map(Object.values(this.#state.pods).map((p) => [p.lxcId, p.key]));
-      endpoints[byLxc.get(lxcId) ?? `endpoint ${lxcId}`] = n;
+      endpoints[this.#index.byLxc(lxcId)?.key ?? `endpoint ${lxcId}`] = n;
       total += n.updated + n.deleted;
     }
     const state = this.#engine.state();
