@@ -18,6 +18,7 @@ export interface ClusterValues {
   'state-dir'?: string;
   'pod-cidr'?: string;
   etcd?: string;
+  'etcd-members'?: string;
   'etcd-prefix'?: string;
   underlay?: string;
   fabric?: string;
@@ -54,12 +55,14 @@ function clusterOptions(v: ClusterValues, io: Io): ClusterOptions {
   const nodes = int(v.nodes, 'nodes');
   const ttl = int(v.ttl, 'ttl');
   const grace = int(v['cidr-grace'], 'cidr-grace');
+  const members = int(v['etcd-members'], 'etcd-members');
   return {
     ...(v.name === undefined ? {} : { name: v.name }),
     ...(v.prefix === undefined ? {} : { prefix: v.prefix }),
     ...(v['state-dir'] === undefined ? {} : { stateDir: v['state-dir'] }),
     ...(v.etcd === undefined ? {} : { etcd: v.etcd.split(',') }),
     ...(nodes === undefined ? {} : { nodes }),
+    ...(members === undefined ? {} : { etcdMembers: members }),
     ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
     ...(grace === undefined ? {} : { cidrGraceSeconds: grace }),
     mode: mode(v),
@@ -152,7 +155,8 @@ export async function cmdCluster(
       if (v.json) io.out(JSON.stringify(s, null, 2));
       else {
         io.out(
-          `cluster ${s.cluster.name} (${s.cluster.mode}); etcd ${s.cluster.etcd.endpoints.join(',')} ${s.etcdAlive ? 'up' : 'DOWN'}`,
+          `cluster ${s.cluster.name} (${s.cluster.mode}); etcd ${s.cluster.etcd.endpoints.join(',')} ${s.etcdAlive ? 'up' : 'DOWN'}` +
+            (s.etcdMembers.total > 1 ? ` (${s.etcdMembers.alive}/${s.etcdMembers.total} members)` : ''),
         );
         io.out(
           table(

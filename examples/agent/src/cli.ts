@@ -51,9 +51,10 @@ export const USAGE = `usage: agent <command> [options]
   config [trace-rate <N|off>]                    run-time datapath settings; trace events 1 in N forwarded packets
 
 cluster (several nodes on this machine, state on etcd):
-  cluster up <scenario> [--nodes N] [--mode native|tunnel] [--etcd url,…] [--ttl s] [--cidr-grace s]
-                                                 local etcd (unless --etcd), fabric bridge, one node agent per
-                                                 node; pods on their scenario \`node\` (round-robin over N nodes);
+  cluster up <scenario> [--nodes N] [--mode native|tunnel] [--etcd url,… | --etcd-members N] [--ttl s]
+             [--cidr-grace s]                    local etcd of N members on loopback (default 1; unless --etcd),
+                                                 fabric bridge, one node agent per node (every etcd endpoint);
+                                                 pods on their scenario \`node\` (round-robin over N nodes);
                                                  a node gone for --cidr-grace s (default 60) loses its pod CIDR
   cluster run <scenario> [same flags] [--keep]   up, every probe across nodes, the matrix with nodes, down
   cluster status | cluster down                  nodes, routes and remote pods | remove everything
@@ -603,6 +604,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         'lease-ms': { type: 'string' },
         prefix: { type: 'string' },
         etcd: { type: 'string' },
+        'etcd-members': { type: 'string' },
         'etcd-prefix': { type: 'string' },
         underlay: { type: 'string' },
         fabric: { type: 'string' },

@@ -1,5 +1,6 @@
 /**
- * `agent cluster up|status|down`: a cluster on one machine. `up` starts a local etcd unless one is given,
+ * `agent cluster up|status|down`: a cluster on one machine. `up` starts a local etcd (one member, or
+ * `--etcd-members N` on loopback) unless one is given,
  * creates the fabric namespace (a bridge every node's underlay veth joins), starts one `agent node up`
  * process per node (each with its own prefix, state directory, IPAM store and bpffs pin directory) and
  * waits until every node has its pods and sees every other node's pods. `down` stops the nodes (they
@@ -16,10 +17,11 @@ import { deleteNetnsIfPresent } from './node.js';
 import { loadScenario } from './policy.js';
 import {
   etcdHealthy,
+  type LocalEtcd,
   pidAlive,
   signalPid,
   spawnNodeAgent,
-  startLocalEtcd,
+  startLocalEtcdCluster,
   stopPid,
   waitExit,
 } from './sys/processes.js';
@@ -35,6 +37,8 @@ export interface ClusterOptions {
   stateDir?: string;
   /** etcd client URLs; default: a local etcd started (and stopped) with the cluster. */
   etcd?: string[];
+  /** Members of the local etcd (without {@link ClusterOptions.etcd}): 1–9, default 1. */
+  etcdMembers?: number;
   /** Routing between nodes; default `native`. */
   mode?: RoutingMode;
   /** Spread a scenario without `nodes` over this many nodes, round-robin (default 1). */
@@ -66,7 +70,13 @@ export interface ClusterRecord {
   stateDir: string;
   mode: RoutingMode;
   fabric: string;
-  etcd: { endpoints: string[]; local?: { pid: number; dataDir: string } };
+  etcd: {
+    endpoints: string[];
+    /** The local etcd's first member (records written before `members` existed have only this). */
+    local?: { pid: number; dataDir: string };
+    /** Every member of the local etcd the cluster tool started, in `endpoints` order. */
+    members?: LocalEtcd[];
+  };
   etcdPrefix: string;
   /** The scenario with its nodes and placement written in. */
   scenario: string;
@@ -101,7 +111,22 @@ function resolveOptions(o: ClusterOptions) {
     log: o.log ?? (() => undefined),
     ...(o.etcd === undefined ? {} : { etcd: o.etcd }),
     ...(o.nodes === undefined ? {} : { nodes: o.nodes }),
+    etcdMembers: etcdMembers(o),
   };
+}
+
+function etcdMembers(o: ClusterOptions): number {
+  const n = o.etcdMembers ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 9)
+    throw new AgentError('InvalidArgument', `etcd members: 1–9, got ${String(o.etcdMembers)}`);
+  if (o.etcd !== undefined && o.etcdMembers !== undefined)
+    throw new AgentError('InvalidArgument', 'etcd members are for the local etcd: not with an etcd given');
+  return n;
+}
+
+/** The local etcd members a cluster record names (none when the etcd was given). */
+export function localEtcdMembers(c: ClusterRecord): { pid: number; dataDir: string; endpoint?: string }[] {
+  return c.etcd.members ?? (c.etcd.local === undefined ? [] : [c.etcd.local]);
 }
 
 const recordPath = (stateDir: string) => join(stateDir, 'cluster.json');
@@ -210,10 +235,17 @@ export async function clusterUp(scenarioPath: string, options: ClusterOptions = 
     };
     writeFileSync(c.scenario, `${JSON.stringify(doc, null, 2)}\n`);
     if (o.etcd === undefined) {
-      const etcd = await startLocalEtcd(join(o.stateDir, 'etcd.log'));
-      c.etcd = { endpoints: [etcd.endpoint], local: { pid: etcd.pid, dataDir: etcd.dataDir } };
+      const members = await startLocalEtcdCluster(o.etcdMembers, (m) =>
+        join(o.stateDir, o.etcdMembers === 1 ? 'etcd.log' : `etcd-${m}.log`),
+      );
+      const first = members[0]!;
+      c.etcd = {
+        endpoints: members.map((m) => m.endpoint),
+        local: { pid: first.pid, dataDir: first.dataDir },
+        members,
+      };
       saveCluster(c);
-      o.log(`etcd ${etcd.endpoint} (pid ${etcd.pid}, data ${etcd.dataDir})`);
+      for (const m of members) o.log(`etcd ${m.endpoint} (pid ${m.pid}, data ${m.dataDir})`);
     }
     createFabric(c.fabric);
     placed.nodes.forEach((name, i) => {
@@ -283,13 +315,19 @@ export async function waitConverged(c: ClusterRecord, timeoutMs = 60_000): Promi
 /** Every node's status and whether its process lives. */
 export function clusterStatus(o: ClusterOptions = {}): {
   cluster: ClusterRecord;
+  /** Whether the local etcd has a quorum of its members running (true for an etcd that was given). */
   etcdAlive: boolean;
+  /** The local etcd's members running, of how many (0 of 0 for an etcd that was given). */
+  etcdMembers: { alive: number; total: number };
   nodes: { record: ClusterNodeRecord; alive: boolean; status: NodeStatus | undefined }[];
 } {
   const cluster = readCluster(o);
+  const members = localEtcdMembers(cluster);
+  const alive = members.filter((m) => pidAlive(m.pid)).length;
   return {
     cluster,
-    etcdAlive: cluster.etcd.local === undefined ? true : pidAlive(cluster.etcd.local.pid),
+    etcdAlive: members.length === 0 || alive > members.length / 2,
+    etcdMembers: { alive, total: members.length },
     nodes: cluster.nodes.map((record) => ({
       record,
       alive: pidAlive(record.pid),
@@ -329,10 +367,11 @@ async function teardown(c: ClusterRecord): Promise<void> {
     await Agent.removeStale({ name: n.name, prefix: n.prefix, stateDir: n.stateDir }).catch(() => false);
     rmSync(n.stateDir, { recursive: true, force: true });
   }
-  if (c.etcd.local !== undefined) {
-    stopPid(c.etcd.local.pid);
-    await waitExit(c.etcd.local.pid, 5_000);
-    rmSync(c.etcd.local.dataDir, { recursive: true, force: true });
+  const members = localEtcdMembers(c);
+  for (const m of members) stopPid(m.pid);
+  for (const m of members) {
+    await waitExit(m.pid, 5_000);
+    rmSync(m.dataDir, { recursive: true, force: true });
   }
   deleteFabric(c.fabric);
   deleteNetnsIfPresent(c.fabric);

@@ -8,15 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdStore, NodeRegistry, NodeSession, StoreClusterPool } from '@datapath/kvstore';
-import {
-  requireRoot,
-  runPrefix,
-  scanLeaks,
-  startEtcd,
-  startEtcdCluster,
-  type TestEtcd,
-  type TestEtcdCluster,
-} from '@datapath/testutils';
+import { requireRoot, runPrefix, scanLeaks, startEtcd, type TestEtcd } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../src/agent.js';
 import {
@@ -38,7 +30,6 @@ import { underlayAddress } from '../src/underlay.js';
 
 const made: { prefix: string; stateDir: string; dir: string }[] = [];
 const etcds: TestEtcd[] = [];
-const etcdClusters: TestEtcdCluster[] = [];
 
 function options(extra: Partial<ClusterOptions> = {}): ClusterOptions & { prefix: string; stateDir: string } {
   const prefix = `${runPrefix()}${randomBytes(2).toString('hex').slice(0, 3)}`;
@@ -76,7 +67,6 @@ afterEach(async () => {
     expect(leaks).toEqual({ netns: [], links: [], pins: [] });
     expect(pids.filter(alive)).toEqual([]);
   }
-  for (const e of etcdClusters.splice(0)) await e.stop();
 });
 
 function scenarioFile(doc: unknown): string {
@@ -145,6 +135,32 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
     if (Date.now() > end) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The index of the etcd member that leads (asked of each through the status API). */
+async function etcdLeader(endpoints: string[]): Promise<number> {
+  const end = Date.now() + 10_000;
+  while (Date.now() < end) {
+    const status = await Promise.all(
+      endpoints.map(async (e) => {
+        try {
+          const res = await fetch(`${e}/v3/maintenance/status`, {
+            method: 'POST',
+            body: '{}',
+            signal: AbortSignal.timeout(1000),
+          });
+          return (await res.json()) as { header?: { member_id?: string }; leader?: string };
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const leader = status.find((x) => x?.leader !== undefined && x.leader !== '0')?.leader;
+    const i = status.findIndex((x) => x?.header?.member_id === leader);
+    if (leader !== undefined && i >= 0) return i;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the etcd cluster has no leader');
 }
 
 describe('a cluster on one machine', () => {
@@ -363,12 +379,10 @@ describe('a cluster on one machine', () => {
     }
   });
 
-  it('three etcd members, the leader killed: probe never stops, a later pod gets IP and identity and is reached from the other node', async (ctx) => {
+  it('`cluster up --etcd-members 3`, the leader killed: probe never stops, a later pod gets IP and identity and is reached from the other node; down stops every member', async (ctx) => {
     requireRoot(ctx);
-    const members = await startEtcdCluster(3);
-    etcdClusters.push(members);
     // TTL 5 s: a leader election under load must not end the nodes' leases
-    const o = options({ etcd: members.endpoints, mode: 'tunnel', ttlSeconds: 5 });
+    const o = options({ etcdMembers: 3, mode: 'tunnel', ttlSeconds: 5 });
     // n1 is an agent process of the cluster tool; n2 runs in this process, so the test can add a pod to it
     const c = await clusterUp(
       scenarioFile({
@@ -379,11 +393,20 @@ describe('a cluster on one machine', () => {
       }),
       o,
     );
+    // three members on loopback, each with its own data dir; the node agents got every endpoint
+    const members = c.etcd.members ?? [];
+    expect(members).toHaveLength(3);
+    expect(c.etcd.endpoints).toEqual(members.map((m) => m.endpoint));
+    expect(new Set(members.map((m) => m.dataDir)).size).toBe(3);
+    expect(members.every((m) => existsSync(m.dataDir) && alive(m.pid))).toBe(true);
+    expect(readFileSync(`/proc/${c.nodes[0]!.pid}/cmdline`, 'utf8').split('\0')).toContain(
+      c.etcd.endpoints.join(','),
+    );
     const n2 = await ClusterNodeAgent.start({
       name: 'n2',
       prefix: `${o.prefix}2`,
       stateDir: join(o.stateDir, 'n2'),
-      etcd: members.endpoints,
+      etcd: c.etcd.endpoints,
       etcdPrefix: c.etcdPrefix,
       underlay: underlayAddress(1),
       fabric: c.fabric,
@@ -404,9 +427,13 @@ describe('a cluster on one machine', () => {
       flow = longFlow(`/run/netns/${a.netns}`, b.ip); // n1 → n2 through the VXLAN tunnel, throughout
       expect(await flow.grows(100)).toBe(true);
 
-      const leader = await members.leader();
-      await members.kill(leader);
+      const leader = await etcdLeader(c.etcd.endpoints);
+      process.kill(members[leader]!.pid, 'SIGKILL');
       const killedAt = Date.now();
+      await until(() => !alive(members[leader]!.pid), 5_000);
+      const status = clusterStatus(o);
+      expect(status.etcdMembers).toEqual({ alive: 2, total: 3 });
+      expect(status.etcdAlive).toBe(true);
       // the probe never stops: it keeps growing in every 3 s window for 6 s after the kill
       while (Date.now() - killedAt < 6_000) expect(await flow.grows(20, 3_000)).toBe(true);
 
@@ -434,7 +461,7 @@ describe('a cluster on one machine', () => {
       expect(flow.failed).toBe('');
 
       // no duplicate node CIDR, IP or identity in the store (read from a surviving member)
-      const live = members.endpoints.filter((_, i) => i !== leader);
+      const live = c.etcd.endpoints.filter((_, i) => i !== leader);
       const dump = execFileSync('etcdctl', ['--endpoints', live.join(','), 'get', '--prefix', c.etcdPrefix], {
         encoding: 'utf8',
       }).split('\n');
@@ -457,6 +484,10 @@ describe('a cluster on one machine', () => {
       for (const l of listeners) await l.close();
       await n2.down();
     }
+    // down stops every member it started and removes their data dirs
+    await clusterDown(o);
+    expect(members.filter((m) => alive(m.pid))).toEqual([]);
+    expect(members.filter((m) => existsSync(m.dataDir))).toEqual([]);
   });
 
   it("a dead node's pod CIDR goes back to the pool after its lease and the grace period, a live node's never", async (ctx) => {
@@ -513,7 +544,7 @@ describe('a cluster on one machine', () => {
     }
   });
 
-  it('bad input: unknown node, unreachable etcd, clashing name, address or pod CIDR: typed errors, nothing made', async (ctx) => {
+  it('bad input: unknown node, unreachable etcd, bad etcd member count, clashing name, address or pod CIDR: typed errors, nothing made', async (ctx) => {
     requireRoot(ctx);
     const o = options();
     const unknownNode = scenarioFile({
@@ -540,6 +571,14 @@ describe('a cluster on one machine', () => {
       code: 'Unavailable',
       reason: 'StoreUnavailable',
     });
+    expect(existsSync(o.stateDir)).toBe(false);
+    // --etcd-members: 1–9, and only for the local etcd
+    for (const bad of [
+      { etcdMembers: 0 },
+      { etcdMembers: 10 },
+      { etcdMembers: 3, etcd: ['http://127.0.0.1:9'] },
+    ])
+      await expect(clusterUp(ok, { ...o, ...bad })).rejects.toMatchObject({ code: 'InvalidArgument' });
     expect(existsSync(o.stateDir)).toBe(false);
     const c = await clusterUp(ok, o);
     const n1 = c.nodes[0]!;

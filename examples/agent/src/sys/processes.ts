@@ -1,6 +1,6 @@
 /**
- * The child processes of `agent cluster`: a local etcd (the Debian `etcd-server` binary, on loopback
- * with a temporary data dir) and one `agent node up` process per node. Detached, so they outlive the
+ * The child processes of `agent cluster`: a local etcd of one or more members (the Debian `etcd-server`
+ * binary, on loopback, each member with a temporary data dir) and one `agent node up` process per node. Detached, so they outlive the
  * `cluster up` command; `cluster down` stops them by pid.
  */
 import { spawn } from 'node:child_process';
@@ -38,7 +38,7 @@ export async function etcdHealthy(endpoint: string, timeoutMs = 500): Promise<bo
   }
 }
 
-/** A local etcd the cluster tool started. */
+/** A local etcd member the cluster tool started. */
 export interface LocalEtcd {
   pid: number;
   endpoint: string;
@@ -50,44 +50,92 @@ export interface LocalEtcd {
  * @throws AgentError `NotFound` (no etcd binary), `StoreUnavailable` (it did not come up; nothing is left).
  */
 export async function startLocalEtcd(logFile: string): Promise<LocalEtcd> {
-  const client = await freeLoopbackPort();
-  const peer = await freeLoopbackPort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'dp-cluster-etcd-'));
-  const endpoint = `http://127.0.0.1:${client}`;
-  const peerUrl = `http://127.0.0.1:${peer}`;
-  const out = openSync(logFile, 'a');
-  const p = spawn(
-    ETCD_BIN,
-    [
-      '--name=n0',
-      `--data-dir=${dataDir}`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=n0=${peerUrl}`,
-      '--log-level=warn',
-    ],
-    { detached: true, stdio: ['ignore', out, out] },
-  );
-  closeSync(out);
-  const failed = new Promise<Error>((resolve) => p.once('error', resolve));
-  p.unref();
-  const deadline = Date.now() + 20_000;
+  const [member] = await startLocalEtcdCluster(1, () => logFile);
+  return member!;
+}
+
+/**
+ * Starts an etcd cluster of `size` members on 127.0.0.1 (members `m0`…, random client and peer ports, each
+ * member's data in a new temp dir, its output appended to `logFile(name)`) and waits until every member is
+ * healthy (the cluster has a leader). On failure every member started is killed and its data dir removed.
+ * @throws AgentError `InvalidArgument` (size not 1–9), `NotFound` (no etcd binary), `StoreUnavailable` (a
+ * member exited or the cluster did not become healthy; nothing is left).
+ */
+export async function startLocalEtcdCluster(
+  size: number,
+  logFile: (member: string) => string,
+): Promise<LocalEtcd[]> {
+  if (!Number.isInteger(size) || size < 1 || size > 9)
+    throw new AgentError('InvalidArgument', `etcd members: 1–9, got ${size}`);
+  const planned: { name: string; endpoint: string; peerUrl: string; dataDir: string }[] = [];
+  for (let i = 0; i < size; i++) {
+    const endpoint = `http://127.0.0.1:${await freeLoopbackPort()}`;
+    const peerUrl = `http://127.0.0.1:${await freeLoopbackPort()}`;
+    planned.push({ name: `m${i}`, endpoint, peerUrl, dataDir: '' });
+  }
+  const initial = planned.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const token = `dp-${process.pid}-${planned[0]!.peerUrl.replace(/\D/g, '')}`;
+  const procs: ReturnType<typeof spawn>[] = [];
+  const remove = () => {
+    for (const p of procs) stopPid(p.pid);
+    for (const m of planned) if (m.dataDir !== '') rmSync(m.dataDir, { recursive: true, force: true });
+  };
+  const failures: Promise<Error>[] = [];
+  try {
+    for (const m of planned) {
+      m.dataDir = mkdtempSync(join(tmpdir(), 'dp-cluster-etcd-'));
+      const out = openSync(logFile(m.name), 'a');
+      const p = spawn(
+        ETCD_BIN,
+        [
+          `--name=${m.name}`,
+          `--data-dir=${m.dataDir}`,
+          `--listen-client-urls=${m.endpoint}`,
+          `--advertise-client-urls=${m.endpoint}`,
+          `--listen-peer-urls=${m.peerUrl}`,
+          `--initial-advertise-peer-urls=${m.peerUrl}`,
+          `--initial-cluster=${initial}`,
+          '--initial-cluster-state=new',
+          `--initial-cluster-token=${token}`,
+          '--log-level=warn',
+        ],
+        { detached: true, stdio: ['ignore', out, out] },
+      );
+      closeSync(out);
+      failures.push(new Promise<Error>((resolve) => p.once('error', resolve)));
+      p.unref();
+      procs.push(p);
+    }
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  const failed = Promise.race(failures);
+  const deadline = Date.now() + (size === 1 ? 20_000 : 30_000);
   while (Date.now() < deadline) {
     const err = await Promise.race([failed, new Promise<undefined>((r) => setTimeout(r, 100, undefined))]);
     if (err !== undefined) {
-      rmSync(dataDir, { recursive: true, force: true });
+      remove();
       throw new AgentError('NotFound', `cannot start ${ETCD_BIN}: ${err.message} (apt install etcd-server)`, {
         cause: err,
       });
     }
-    if (p.exitCode !== null) break;
-    if (await etcdHealthy(endpoint)) return { pid: p.pid!, endpoint, dataDir };
+    const exited = procs.findIndex((p) => p.exitCode !== null || p.signalCode !== null);
+    if (exited >= 0) {
+      remove();
+      throw new AgentError(
+        'StoreUnavailable',
+        `etcd member ${planned[exited]!.name} exited (log: ${logFile(planned[exited]!.name)})`,
+      );
+    }
+    if ((await Promise.all(planned.map((m) => etcdHealthy(m.endpoint)))).every(Boolean))
+      return planned.map((m, i) => ({ pid: procs[i]!.pid!, endpoint: m.endpoint, dataDir: m.dataDir }));
   }
-  stopPid(p.pid);
-  rmSync(dataDir, { recursive: true, force: true });
-  throw new AgentError('StoreUnavailable', `etcd did not become healthy on ${endpoint} (log: ${logFile})`);
+  remove();
+  throw new AgentError(
+    'StoreUnavailable',
+    `etcd did not become healthy on ${planned.map((m) => m.endpoint).join(',')} (log: ${logFile(planned[0]!.name)})`,
+  );
 }
 
 /** Whether a process is alive. */
