@@ -1,6 +1,6 @@
 /**
  * Pod setup on a node with few vs many local pods (issue 22), shared by cluster-control.ts (the benchmark row)
- * and profile-podscale.ts (the same measure alone, for profiling). Environment: SETUP_SAMPLES (32),
+ * and profile-podscale.ts (the same measure alone, for profiling). Environment: SETUP_SAMPLES (64),
  * SETUP_SMALL (16), SETUP_LARGE (1000).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { netnsAdd, netnsDelete } from '@datapath/netlink';
 import { Agent } from '../src/agent.js';
 
-export const SETUP_SAMPLES = Number(process.env.SETUP_SAMPLES ?? 32);
+export const SETUP_SAMPLES = Number(process.env.SETUP_SAMPLES ?? 64);
 export const SETUP_SMALL = Number(process.env.SETUP_SMALL ?? 16);
 export const SETUP_LARGE = Number(process.env.SETUP_LARGE ?? 1000);
 const now = () => performance.now();
