@@ -25,6 +25,12 @@
  *   from_overlay    tc/tcx ingress of the node's VXLAN device (tunnel mode): the source identity
  *                   from the tunnel key's VNI, conntrack and the destination pod's ingress policy,
  *                   then bpf_redirect_peer into the pod.
+ *                   Both node-side programs share one preamble (from_node) and also take the replies
+ *                   of a NodePort flow's remote backend (addressed to this node, nodeport_reply).
+ *   from_world      tcx ingress of the node's world-facing device, at the head of the chain (before
+ *                   @datapath/lb's from_netdev): NodePort with the backend on another node, as
+ *                   Cilium's default SNAT mode does it (nodeport_remote). Everything else goes on to
+ *                   the next program (TC_ACT_UNSPEC).
  *
  * Fast path: a packet whose conntrack entry carries the current policy revision
  * (config.policy_rev) skips policy entirely, so an established flow costs the same with policy on
@@ -39,8 +45,13 @@
  * the wildcard identity 0, each at full prefix in the LPM trie; a deny in either wins, otherwise
  * any match allows, no match drops (default deny).
  *
- * Build (the agent compiles it through @datapath/loader's cache):
- *   clang -O2 -g --target=bpf -I/usr/include/x86_64-linux-gnu -c datapath.c -o datapath.o
+ * NodePort translation uses @datapath/lb's BPF library (svc.h: the service maps, the nat4 flow map, port
+ * allocation, checksum-correct rewrites); its maps are pinned beside the lb package's own objects
+ * (<pinDir>/lb), so this object, the socket LB and the lb package's outward-device programs share them.
+ *
+ * Build (the agent compiles it through @datapath/loader's cache, with @datapath/lb's bpf/ as include
+ * directory and its map sizes as defines):
+ *   clang -O2 -g --target=bpf -I/usr/include/x86_64-linux-gnu -I<lb>/bpf -c datapath.c -o datapath.o
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -52,6 +63,8 @@
 #include <bpf/bpf_helpers.h>
 
 #include "datapath.h"
+/* @datapath/lb's per-packet service library: lb_* service maps, the nat4 flow map and its steps. */
+#include "svc.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -645,20 +658,28 @@ static __always_inline void unshare(struct __sk_buff *skb)
 	bpf_skb_change_head(skb, 0, 0);
 }
 
-/* Tunnel mode, towards a pod on another node (Cilium's encap_and_redirect_lxc): the VXLAN key
- * carries the source's security identity as its VNI and the remote node's underlay address as the
- * outer destination; the kernel picks the outer source. Then out of the node's VXLAN device. */
-static __always_inline int encap_redirect(struct __sk_buff *skb, const struct flow *f, const struct side *a,
-					  const struct side *b, __be32 node, __u32 tunnel_ifindex)
+/* The VXLAN tunnel key of a packet for the node at underlay address `node` (network order): `id` (a
+ * security identity, at most 24 bits) as the VNI; the kernel picks the outer source. Returns 0, or a
+ * negative value when the key cannot be set. */
+static __always_inline int tunnel_key(struct __sk_buff *skb, __u32 id, __be32 node)
 {
 	struct bpf_tunnel_key key = {};
 
-	if (a->id > 0xffffff)
-		return drop_flow(skb, f, a, b, a->ep ? a->ep->lxc_id : 0, REASON_TUNNEL_FAILED, DIR_EGRESS);
-	key.tunnel_id = a->id;
+	if (id > 0xffffff)
+		return -1;
+	key.tunnel_id = id;
 	key.remote_ipv4 = bpf_ntohl(node);
 	key.tunnel_ttl = 64;
-	if (bpf_skb_set_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4), BPF_F_ZERO_CSUM_TX) < 0)
+	return bpf_skb_set_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4), BPF_F_ZERO_CSUM_TX);
+}
+
+/* Tunnel mode, towards a pod on another node (Cilium's encap_and_redirect_lxc): the VXLAN key
+ * carries the source's security identity as its VNI and the remote node's underlay address as the
+ * outer destination. Then out of the node's VXLAN device. */
+static __always_inline int encap_redirect(struct __sk_buff *skb, const struct flow *f, const struct side *a,
+					  const struct side *b, __be32 node, __u32 tunnel_ifindex)
+{
+	if (tunnel_key(skb, a->id, node) < 0)
 		return drop_flow(skb, f, a, b, a->ep ? a->ep->lxc_id : 0, REASON_TUNNEL_FAILED, DIR_EGRESS);
 	return bpf_redirect(tunnel_ifindex, 0);
 }
@@ -835,6 +856,65 @@ int to_container(struct __sk_buff *skb)
 }
 
 /*
+ * A reply of a NodePort flow's backend on another node (see from_world), addressed to this node's
+ * address (nat_ipv4) at the port from_world allocated: the flow's `in` half gives the client's address
+ * and port back as the destination, its `rsvc` half the frontend (this node's address and the
+ * nodePort) as the source, and the node's FIB sends it to the client (Cilium's rev-SNAT, then
+ * rev-DNAT, then fib_redirect). A packet of no such flow is the node's own traffic: the stack's.
+ */
+static __always_inline int nodeport_reply(struct __sk_buff *skb)
+{
+	struct pkt4 p;
+	int r;
+
+	if (pkt4_parse(skb, &p) || p.frag || p.proto == IPPROTO_ICMP)
+		return TC_ACT_OK;
+	r = nat4_unmasquerade(skb, &p);
+	if (r < 0)
+		return TC_ACT_OK;
+	if (r != TC_ACT_OK)
+		return r;
+	if (pkt4_parse(skb, &p))
+		return TC_ACT_SHOT;
+	r = svc4_reply(skb, &p);
+	if (r > 0 && r != TC_ACT_OK)
+		return r;
+	return host_route(skb);
+}
+
+/*
+ * What from_netdev and from_overlay share once the packet is parsed: a packet for a local pod gets
+ * that pod's ingress policy with the source identity `src_id` (ID_UNKNOWN: the ipcache's entry of the
+ * source address, resolved on conntrack's slow path only), then goes straight into the pod; a reply of
+ * a NodePort flow's remote backend goes back to its client (nodeport_reply); anything else goes on to
+ * the node's stack.
+ */
+static __always_inline int from_node(struct __sk_buff *skb, struct flow *f, __u32 src_id)
+{
+	struct dp_config cfg;
+	struct side a, b;
+	__u32 who = 0;
+	__u8 dir = DIR_INGRESS;
+	int reason;
+
+	b.ep = bpf_map_lookup_elem(&endpoints, &f->tuple.daddr);
+	if (!b.ep)
+		return f->tuple.daddr == nat_ipv4 && nat_ipv4 != 0 ? nodeport_reply(skb) : TC_ACT_OK;
+	b.id = b.ep->sec_id;
+	a.ep = NULL;
+	a.id = src_id;
+	cfg = load_config();
+	if (src_id == ID_UNKNOWN)
+		reason = conntrack(cfg.policy_rev, f, &a, &b, &a, f->tuple.saddr, &who, &dir);
+	else
+		reason = conntrack(cfg.policy_rev, f, &a, &b, NULL, 0, &who, &dir);
+	if (reason != REASON_FORWARDED)
+		return drop_flow(skb, f, &a, &b, who, reason, dir);
+	trace(skb, cfg.trace_rate, f, &a, &b, b.ep->lxc_id, DIR_INGRESS);
+	return deliver(skb, b.ep, f, &a, &b, cfg.flags);
+}
+
+/*
  * from_netdev: tc/tcx ingress of the node's underlay device (native mode with host routing, Cilium's
  * bpf_host from-netdev). A packet for a local pod gets that pod's ingress policy with the source's
  * identity from the ipcache (a remote pod's, or remote-node for another node's own traffic), the same
@@ -844,50 +924,31 @@ int to_container(struct __sk_buff *skb)
 SEC("tc")
 int from_netdev(struct __sk_buff *skb)
 {
-	struct dp_config cfg;
-	struct side a, b;
 	struct flow f;
-	__u32 who = 0;
-	__u8 dir = DIR_INGRESS;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	int reason;
 
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	if (load_flow(skb, &f) != REASON_FORWARDED)
 		return TC_ACT_OK; /* not for a pod as far as we can tell: the stack decides */
-	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
-	if (!b.ep)
-		return TC_ACT_OK;
-	b.id = b.ep->sec_id;
-	a.ep = NULL;
-	a.id = 0;
-	cfg = load_config();
-	reason = conntrack(cfg.policy_rev, &f, &a, &b, &a, f.tuple.saddr, &who, &dir);
-	if (reason != REASON_FORWARDED)
-		return drop_flow(skb, &f, &a, &b, who, reason, dir);
-	trace(skb, cfg.trace_rate, &f, &a, &b, b.ep->lxc_id, DIR_INGRESS);
-	return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
+	return from_node(skb, &f, ID_UNKNOWN);
 }
 
 /*
  * from_overlay: tc/tcx ingress of the node's VXLAN device (tunnel mode, Cilium's bpf_overlay). The
  * kernel has decapsulated the packet and left the tunnel key in its metadata: the VNI is the source
- * pod's security identity as the sending node's from_container set it. The destination endpoint's
- * ingress policy is applied with that remote identity (the same conntrack and policy code as for
- * local traffic), then the packet goes straight into the pod (bpf_redirect_peer).
+ * pod's security identity as the sending node's from_container set it (world for a NodePort flow a
+ * node forwards, remote-node for a node's own traffic). The destination endpoint's ingress policy is
+ * applied with that remote identity (the same conntrack and policy code as for local traffic), then
+ * the packet goes straight into the pod (bpf_redirect_peer).
  */
 SEC("tc")
 int from_overlay(struct __sk_buff *skb)
 {
 	struct bpf_tunnel_key key = {};
-	struct dp_config cfg;
-	struct side a, b;
 	struct flow f;
-	__u32 who = 0;
-	__u8 dir = DIR_INGRESS;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -902,21 +963,84 @@ int from_overlay(struct __sk_buff *skb)
 		return drop(skb, 0, reason, DIR_INGRESS);
 	if (bpf_skb_get_tunnel_key(skb, &key, offsetof(struct bpf_tunnel_key, local_ipv4), 0) < 0)
 		return drop(skb, 0, REASON_NO_TUNNEL_KEY, DIR_INGRESS);
-	b.ep = bpf_map_lookup_elem(&endpoints, &f.tuple.daddr);
-	if (!b.ep)
-		return TC_ACT_OK; /* not a pod of this node: the node's stack decides */
-	b.id = b.ep->sec_id;
-	a.ep = NULL;
-	a.id = key.tunnel_id;
-	/* Senders put the source pod's identity (or remote-node) there, never unknown or host. */
-	if (a.id == ID_UNKNOWN || a.id == ID_HOST)
-		return drop_flow(skb, &f, &a, &b, b.ep->lxc_id, REASON_INVALID_IDENTITY, DIR_INGRESS);
+	/* Senders put the source's identity there, never unknown or host. */
+	if (key.tunnel_id == ID_UNKNOWN || key.tunnel_id == ID_HOST) {
+		struct side a = { .ep = NULL, .id = key.tunnel_id };
+
+		return drop_flow(skb, &f, &a, NULL, 0, REASON_INVALID_IDENTITY, DIR_INGRESS);
+	}
+	return from_node(skb, &f, key.tunnel_id);
+}
+
+/*
+ * NodePort with the backend on another node (Cilium's nodeport_lb4 and its NAT egress step, default
+ * SNAT mode). The packet is already translated to the backend (the flow's svc/rsvc pair); the source
+ * becomes this node's address with a port from [nat_port_min, nat_port_max] (the flow's out/in pair,
+ * nat4_masquerade: collisions retried, expired pairs reclaimed), so the backend's replies come back
+ * here. Then, in tunnel mode, VXLAN to the backend's node with the world identity as VNI (the client is
+ * outside the cluster: the backend's policy must not take it for a node); in native mode, the node's
+ * FIB (the route to the backend's node over the underlay), where the backend's node resolves the source
+ * through its ipcache (remote-node).
+ */
+static __always_inline int nodeport_remote(struct __sk_buff *skb, struct pkt4 *q, __be32 node)
+{
+	struct dp_config cfg;
+	int r;
+
+	r = nat4_masquerade(skb, q);
+	if (r != TC_ACT_OK)
+		return r;
 	cfg = load_config();
-	reason = conntrack(cfg.policy_rev, &f, &a, &b, NULL, 0, &who, &dir);
-	if (reason != REASON_FORWARDED)
-		return drop_flow(skb, &f, &a, &b, who, reason, dir);
-	trace(skb, cfg.trace_rate, &f, &a, &b, b.ep->lxc_id, DIR_INGRESS);
-	return deliver(skb, b.ep, &f, &a, &b, cfg.flags);
+	if (cfg.tunnel_ifindex) {
+		if (tunnel_key(skb, ID_WORLD, node) < 0)
+			return TC_ACT_SHOT;
+		return bpf_redirect(cfg.tunnel_ifindex, 0);
+	}
+	return host_route(skb);
+}
+
+/*
+ * from_world: tcx ingress of the node's world-facing device, first in the chain. A TCP or UDP packet
+ * for a NodePort frontend on this node's address (nat_ipv4) is translated to its backend here (the
+ * same svc4_forward as @datapath/lb's from_netdev, the same nat4 pair); a local backend's packet goes
+ * on to the stack (which routes it into the pod, where to_container applies its policy with the
+ * client's identity), a remote backend's to nodeport_remote. A reply to a masqueraded flow, a packet
+ * for no service, anything not IPv4 TCP/UDP: TC_ACT_UNSPEC, the next program of the chain decides.
+ */
+SEC("tc")
+int from_world(struct __sk_buff *skb)
+{
+	struct remote_endpoint_info *info;
+	struct lb_svc_key sk = {};
+	struct nat4_key k;
+	struct pkt4 p, q;
+	int r;
+
+	if (nat_ipv4 == 0 || skb->protocol != bpf_htons(ETH_P_IP) || pkt4_parse(skb, &p))
+		return TC_ACT_UNSPEC;
+	if (p.frag || p.daddr != nat_ipv4 || (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP))
+		return TC_ACT_UNSPEC;
+	pkt4_key(&p, NAT_DIR_IN, &k);
+	if (bpf_map_lookup_elem(&nat4, &k))
+		return TC_ACT_UNSPEC;
+	lb_addr_v4(sk.addr, p.daddr);
+	sk.dport = p.dport;
+	sk.proto = p.proto;
+	if (!lb_lookup_service(&sk))
+		return TC_ACT_UNSPEC;
+	r = svc4_forward(skb, &p, 0);
+	if (r != TC_ACT_OK)
+		return r;
+	if (pkt4_parse(skb, &q))
+		return TC_ACT_SHOT;
+	if (q.daddr == p.daddr)
+		return TC_ACT_OK; /* no backend takes new flows: the stack answers (reset, port unreachable) */
+	if (bpf_map_lookup_elem(&endpoints, &q.daddr))
+		return TC_ACT_OK;
+	info = ipcache_lookup(q.daddr);
+	if (!info || !info->tunnel_endpoint)
+		return TC_ACT_OK;
+	return nodeport_remote(skb, &q, info->tunnel_endpoint);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -429,6 +429,7 @@ export class Agent {
       cleanup.push(() => rmSync(o.pinDir, { recursive: true, force: true }));
       const datapath = await Datapath.open({
         pinDir: o.pinDir,
+        nodeAddress: hostIp,
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
         ...(options.events === false ? { events: false } : {}),
       });
@@ -503,6 +504,7 @@ export class Agent {
       opened.push(pool);
       const datapath = await Datapath.open({
         pinDir: state.pinDir,
+        nodeAddress: state.hostIp,
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
         ...(state.events === false ? { events: false } : {}),
       });
@@ -1756,7 +1758,9 @@ export class Agent {
 
   /**
    * NodePort services and services with external IPs: the per-packet service path on the node's
-   * world-facing device (`<prefix>w`), which serves both.
+   * world-facing device (`<prefix>w`), which serves both: `@datapath/lb`'s programs (local backends, external
+   * IPs), and ahead of them the datapath's from_world (NodePort to backends on other nodes: SNAT to this
+   * node's address, then the tunnel or the underlay).
    */
   async #ensureNodePort(): Promise<void> {
     const lb = this.#lb;
@@ -1764,7 +1768,10 @@ export class Agent {
     const world = (s: { ports: { nodePort?: number | undefined }[]; externalIPs?: string[] | undefined }) =>
       (s.externalIPs?.length ?? 0) > 0 || s.ports.some((p) => p.nodePort !== undefined);
     if (!(this.#state.services ?? []).some(world)) return;
-    await lb.attachNodePort(this.#state.hostIp, `${this.#state.prefix}w`, this.node);
+    const dev = `${this.#state.prefix}w`;
+    await lb.attachNodePort(this.#state.hostIp, dev, this.node);
+    using h = Handle.open(this.node);
+    this.datapath.attachWorld(this.node, linkGet(dev, { handle: h }).index);
   }
 
   /** Marks a backend pod terminating and writes it (before its teardown: no new flows reach it). */

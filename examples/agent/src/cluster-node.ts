@@ -492,7 +492,10 @@ export class ClusterNodeAgent {
 
   async #remoteUp(e: IpcacheEntry): Promise<void> {
     if (e.pod === undefined) {
-      this.#writer.upsert({ prefix: `${e.ip}/32`, identity: REMOTE_NODE_IDENTITY });
+      // A node's router address, behind that node (as Cilium's ipcache has it): in tunnel mode what a pod sends
+      // there is encapsulated, so a remote NodePort backend's replies reach the node that translated the flow
+      // through its from_overlay.
+      this.#writer.upsert({ prefix: `${e.ip}/32`, identity: REMOTE_NODE_IDENTITY, node: e.nodeAddress });
       return;
     }
     const pod = remotePodNow(this.#ids, e) ?? (await remotePod(this.#ids, this.#allocator, e));

@@ -4,11 +4,25 @@
  * scenario compiled once for the whole cluster (the same policies, namespaces and identities every node
  * has) and with `expect`. Endpoints are shown with their node: `web/frontend@n1`; `host` and `world:<ip>`
  * are those of the node of the probe's other end (a probe may name another node with `fromNode`/`toNode`).
+ *
+ * A probe to a service (`svc/<ns>/<name>`) from a pod goes through its node's socket LB to the cluster IP; from
+ * `world:<ip>` it goes per packet to that node's address at the nodePort (not in the pod cgroup), and the node
+ * forwards it to the backend, on any node. Its compiled verdict is the backend's ingress policy for the identity
+ * the backend sees: the client's (`world:<ip>`) when the backend is on the probe's node; with the backend on
+ * another node, the flow arrives SNATed to the node's address: `world` in tunnel mode (the VNI the node sets),
+ * `remote-node` in native mode (the backend's node resolves the node's address).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Netns } from '@datapath/netlink';
-import { compileScenario, type Flow, type PolicyEngine, verdict } from '@datapath/policy';
+import {
+  compileScenario,
+  type Flow,
+  type PolicyEngine,
+  policyLookup,
+  ReservedIdentity,
+  verdict,
+} from '@datapath/policy';
 import { Agent } from './agent.js';
 import type { ClusterRecord } from './cluster.js';
 import { AgentError } from './errors.js';
@@ -26,7 +40,13 @@ import type { RunReport } from './run.js';
 import { classifyServiceProbe, parseServiceTarget, type ServiceProbePlan } from './services.js';
 import type { AgentState } from './state.js';
 import { cgroup2Root, inCgroup } from './sys/cgroup.js';
-import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
+import {
+  type Listener,
+  type ProbeOutcome,
+  type ProbeRequest,
+  runProbes,
+  startListener,
+} from './sys/netns-exec.js';
 
 type ClusterScenarioDoc = Omit<Scenario, 'pods' | 'probes'> & {
   nodes: string[];
@@ -71,16 +91,18 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   const probes: ProbeSpec[] = [];
   const flows: Flow[] = [];
   // Probes to a service (`svc/<ns>/<name>`): sent from the source's node, through that node's socket LB.
-  const svc = new Map<number, ServiceProbePlan & { node: string; to: string }>();
+  const svc = new Map<number, ServiceProbePlan & { node: string; to: string; world: boolean }>();
   for (const p of doc.probes) {
     if (p.to.startsWith('svc/')) {
       const fromNode = nodeOf(p.from, p.from, p.fromNode);
-      const plan = serviceProbePlan(views.get(fromNode)!, p.to, p.port, p.protocol ?? 'TCP');
-      svc.set(probes.length, { ...plan, node: fromNode });
+      const world = p.from.startsWith('world:');
+      const plan = serviceProbePlan(views.get(fromNode)!, p.to, p.port, p.protocol ?? 'TCP', world);
+      svc.set(probes.length, { ...plan, node: fromNode, world });
       probes.push({
         from: at(p.from, fromNode),
         to: p.to,
-        port: p.port,
+        // from the world: the nodePort (the per-packet NodePort path)
+        port: plan.port,
         protocol: p.protocol ?? 'TCP',
         ...(p.expect === undefined ? {} : { expect: p.expect }),
       });
@@ -112,13 +134,18 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
     const plan = svc.get(id)!;
     const p = probes[id]!;
     const from = p.from.slice(0, p.from.lastIndexOf('@'));
-    const one = (b: { pod: string; port: number }) =>
-      verdict(engine.state(), {
-        from,
-        to: b.pod.slice(0, b.pod.lastIndexOf('@')),
-        port: b.port,
-        protocol: p.protocol,
-      }).verdict;
+    const one = (b: { pod: string; port: number }): 'allow' | 'deny' => {
+      const to = b.pod.slice(0, b.pod.lastIndexOf('@'));
+      if (plan.world && b.pod.slice(b.pod.lastIndexOf('@') + 1) !== plan.node) {
+        // NodePort to another node's backend: SNAT to the node's address, seen as world (tunnel) or remote-node.
+        const id = c.mode === 'tunnel' ? ReservedIdentity.World : ReservedIdentity.RemoteNode;
+        const ep = engine.state().endpoints.get(to);
+        if (ep === undefined) return 'deny';
+        const proto = p.protocol === 'UDP' ? 17 : 6;
+        return policyLookup(ep.policy, 'ingress', id, proto, b.port).decision === 'allow' ? 'allow' : 'deny';
+      }
+      return verdict(engine.state(), { from, to, port: b.port, protocol: p.protocol }).verdict;
+    };
     const hit = plan.backends.find((b) => b.pod === backend);
     if (hit !== undefined) return one(hit);
     return plan.backends.length > 0 && plan.backends.every((b) => one(b) === 'allow') ? 'allow' : 'deny';
@@ -176,21 +203,35 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
     for (const s of started) if (s.status === 'fulfilled') listeners.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const outcomes = new Map<number, ProbeOutcome>();
-    const plain = new Set(probes.map((_p, id) => id).filter((id) => !svc.has(id)));
-    const batches = [...planProbes(probes, resolve, timeoutMs, plain)];
+    // Service probes from the world are sent per packet, as any outside client's (no socket LB).
+    const perPacket = (id: number) => !svc.has(id) || svc.get(id)!.world;
+    const plain = new Set(probes.map((_p, id) => id).filter(perPacket));
+    /** A service probe's request goes to its own frontend (cluster IP, or the node address at the nodePort). */
+    const toFrontends = (batches: Map<string, ProbeRequest[]>) => {
+      for (const reqs of batches.values())
+        for (const r of reqs) {
+          const plan = svc.get(r.id);
+          if (plan !== undefined) r.host = plan.host;
+        }
+      return batches;
+    };
+    const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs, plain))];
     // Service probes: this process joins the source node's pod cgroup while it sends them (the other
     // probes, sent meanwhile, go to pod addresses: the socket LB leaves them alone).
     const sendSvc = async (ids: number[], timeout: number) => {
       for (const node of new Set(ids.map((id) => svc.get(id)!.node))) {
         const mine = new Set(ids.filter((id) => svc.get(id)!.node === node));
         const cgroup = join(cgroup2Root(), c.nodes.find((n) => n.name === node)!.prefix);
-        for (const [ns, reqs] of planProbes(probes, resolve, timeout, mine))
+        for (const [ns, reqs] of toFrontends(planProbes(probes, resolve, timeout, mine)))
           for (const o of await inCgroup(cgroup, () => runProbes(ns, reqs))) outcomes.set(o.id, o);
       }
     };
     const [done] = await Promise.all([
       Promise.all(batches.map(([ns, reqs]) => runProbes(ns, reqs))),
-      sendSvc([...svc.keys()], timeoutMs),
+      sendSvc(
+        [...svc.keys()].filter((id) => !perPacket(id)),
+        timeoutMs,
+      ),
     ]);
     for (const list of done) for (const o of list) outcomes.set(o.id, o);
     // Timeouts of allowed probes are sent once more, one source at a time (a starved prober is not a drop).
@@ -201,11 +242,11 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
       .map((_p, id) => id)
       .filter((id) => outcomes.get(id)?.result === 'timeout' && compiled[id] === 'allow');
     if (suspect.length > 0) {
-      const again = new Set(suspect.filter((id) => !svc.has(id)));
-      for (const [ns, reqs] of planProbes(probes, resolve, timeoutMs * 2, again))
+      const again = new Set(suspect.filter(perPacket));
+      for (const [ns, reqs] of toFrontends(planProbes(probes, resolve, timeoutMs * 2, again)))
         for (const o of await runProbes(ns, reqs)) outcomes.set(o.id, o);
       await sendSvc(
-        suspect.filter((id) => svc.has(id)),
+        suspect.filter((id) => !perPacket(id)),
         timeoutMs * 2,
       );
     }
@@ -258,14 +299,16 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
 
 /**
  * A service probe's frontend and live backends as the source's node wrote them (its state's
- * `serviceStatus`): backends named `pod@node`.
- * @throws AgentError `InvalidScenario` when the node has no such service port.
+ * `serviceStatus`): backends named `pod@node`. From the world (`viaNodePort`), the frontend is the node's
+ * address at the port's nodePort.
+ * @throws AgentError `InvalidScenario` when the node has no such service port (or, from the world, no nodePort).
  */
 function serviceProbePlan(
   view: NodeView,
   to: string,
   port: number,
   protocol: string,
+  viaNodePort = false,
 ): ServiceProbePlan & { to: string } {
   const target = parseServiceTarget(to);
   const spec = view.state.services?.find((s) => `${s.namespace}/${s.name}` === target?.service);
@@ -273,10 +316,13 @@ function serviceProbePlan(
   const host = spec?.clusterIPs.find((a) => !a.includes(':'));
   if (spec === undefined || status === undefined || host === undefined)
     throw new AgentError('InvalidScenario', `probe to ${to}: node ${view.name} has no such IPv4 service`);
+  const nodePort = spec.ports.find((x) => x.port === port && x.protocol === protocol)?.nodePort;
+  if (viaNodePort && nodePort === undefined)
+    throw new AgentError('InvalidScenario', `probe to ${to}:${port}/${protocol} from the world: no nodePort`);
   return {
     to,
-    host,
-    port,
+    host: viaNodePort ? view.state.hostIp : host,
+    port: viaNodePort ? nodePort! : port,
     protocol: protocol as 'TCP' | 'UDP',
     backends: status.backends
       .filter((b) => b.servicePort === port && b.protocol === protocol && b.state === 'active')

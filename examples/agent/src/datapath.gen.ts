@@ -4,10 +4,12 @@ import {
   type ArrayMap,
   BpfError,
   be16,
+  be32,
   bytes,
   type CodecType,
   enumeration,
   type HashMap,
+  type HashOfMaps,
   ipv4,
   type LpmTrieMap,
   type LruHashMap,
@@ -21,8 +23,9 @@ import {
   u16,
   u32,
   u64,
+  union,
 } from '@datapath/bpf-maps';
-import type { Collection, ObjectSpec, Program } from '@datapath/loader';
+import type { Collection, MapOfMapsCodecs, ObjectSpec, Program } from '@datapath/loader';
 
 /** `struct endpoint_info` (28 bytes). */
 export const endpointInfo = struct(
@@ -39,6 +42,160 @@ export const endpointInfo = struct(
 );
 /** A `struct endpoint_info`. */
 export type EndpointInfo = CodecType<typeof endpointInfo>;
+
+/** `struct nat4_key` (16 bytes). */
+export const nat4Key = struct(
+  {
+    saddr: be32,
+    daddr: be32,
+    sport: be16,
+    dport: be16,
+    proto: u8,
+    dir: u8,
+    pad: pad(2),
+  },
+  { size: 16 },
+);
+/** A `struct nat4_key`. */
+export type Nat4Key = CodecType<typeof nat4Key>;
+
+/** `struct nat4_entry` (16 bytes). */
+export const nat4Entry = struct(
+  {
+    toAddr: be32,
+    toPort: be16,
+    flags: u8,
+    pad: pad(1),
+    expires: u32,
+    created: u32,
+  },
+  { size: 16 },
+);
+/** A `struct nat4_entry`. */
+export type Nat4Entry = CodecType<typeof nat4Entry>;
+
+/** `struct nat6_key` (40 bytes). */
+export const nat6Key = struct(
+  {
+    saddr: bytes(16),
+    daddr: bytes(16),
+    sport: be16,
+    dport: be16,
+    proto: u8,
+    dir: u8,
+    pad: pad(2),
+  },
+  { size: 40 },
+);
+/** A `struct nat6_key`. */
+export type Nat6Key = CodecType<typeof nat6Key>;
+
+/** `struct nat6_entry` (28 bytes). */
+export const nat6Entry = struct(
+  {
+    toAddr: bytes(16),
+    toPort: be16,
+    flags: u8,
+    pad: pad(1),
+    expires: u32,
+    created: u32,
+  },
+  { size: 28 },
+);
+/** A `struct nat6_entry`. */
+export type Nat6Entry = CodecType<typeof nat6Entry>;
+
+/** `struct lb_svc_key` (24 bytes). */
+export const lbSvcKey = struct(
+  {
+    addr: bytes(16),
+    dport: be16,
+    slot: u16,
+    proto: u8,
+    scope: u8,
+    pad: pad(2),
+  },
+  { size: 24 },
+);
+/** A `struct lb_svc_key`. */
+export type LbSvcKey = CodecType<typeof lbSvcKey>;
+
+/** `struct lb_svc_value` (12 bytes). */
+export const lbSvcValue = struct(
+  {
+    backendId: u32,
+    count: u16,
+    revNatId: u16,
+    flags: u8,
+    flags2: u8,
+    pad: pad(2),
+  },
+  { size: 12 },
+);
+/** A `struct lb_svc_value`. */
+export type LbSvcValue = CodecType<typeof lbSvcValue>;
+
+/** `struct lb_backend` (20 bytes). */
+export const lbBackend = struct(
+  {
+    addr: bytes(16),
+    port: be16,
+    proto: u8,
+    state: u8,
+  },
+  { size: 20 },
+);
+/** A `struct lb_backend`. */
+export type LbBackend = CodecType<typeof lbBackend>;
+
+/** `struct lb_rev_nat_value` (20 bytes). */
+export const lbRevNatValue = struct(
+  {
+    addr: bytes(16),
+    port: be16,
+    pad: pad(2),
+  },
+  { size: 20 },
+);
+/** A `struct lb_rev_nat_value`. */
+export type LbRevNatValue = CodecType<typeof lbRevNatValue>;
+
+/** `struct lb_affinity_key` (24 bytes). */
+export const lbAffinityKey = struct(
+  {
+    client: union({ addr: bytes(16), cookie: u64 }, { size: 16 }),
+    revNatId: u16,
+    kind: u8,
+    pad: pad(1),
+  },
+  { size: 24 },
+);
+/** A `struct lb_affinity_key`. */
+export type LbAffinityKey = CodecType<typeof lbAffinityKey>;
+
+/** `struct lb_affinity_value` (16 bytes). */
+export const lbAffinityValue = struct(
+  {
+    lastUsed: u64,
+    backendId: u32,
+    pad: pad(4),
+  },
+  { size: 16 },
+);
+/** A `struct lb_affinity_value`. */
+export type LbAffinityValue = CodecType<typeof lbAffinityValue>;
+
+/** `struct lb_affinity_match_key` (8 bytes). */
+export const lbAffinityMatchKey = struct(
+  {
+    backendId: u32,
+    revNatId: u16,
+    pad: pad(2),
+  },
+  { size: 8 },
+);
+/** A `struct lb_affinity_match_key`. */
+export type LbAffinityMatchKey = CodecType<typeof lbAffinityMatchKey>;
 
 /** `struct ipcache_key` (24 bytes). */
 export const ipcacheKey = struct(
@@ -316,6 +473,17 @@ export const lxcPolicyPrefix = enumeration(u32, LxcPolicyPrefix);
 /** Every struct and union codec of this module by its C name (for layout checks). */
 export const types = {
   endpoint_info: endpointInfo,
+  nat4_key: nat4Key,
+  nat4_entry: nat4Entry,
+  nat6_key: nat6Key,
+  nat6_entry: nat6Entry,
+  lb_svc_key: lbSvcKey,
+  lb_svc_value: lbSvcValue,
+  lb_backend: lbBackend,
+  lb_rev_nat_value: lbRevNatValue,
+  lb_affinity_key: lbAffinityKey,
+  lb_affinity_value: lbAffinityValue,
+  lb_affinity_match_key: lbAffinityMatchKey,
   ipcache_key: ipcacheKey,
   remote_endpoint_info: remoteEndpointInfo,
   ct_key: ctKey,
@@ -339,6 +507,86 @@ export const mapSpecs = {
     valueSize: 28,
     key: u32,
     value: endpointInfo,
+  },
+  nat4: {
+    type: 'hash',
+    maxEntries: 131072,
+    keySize: 16,
+    valueSize: 16,
+    key: nat4Key,
+    value: nat4Entry,
+  },
+  nat_stats: {
+    type: 'percpu_array',
+    maxEntries: 16,
+    keySize: 4,
+    valueSize: 8,
+    key: u32,
+    value: u64,
+  },
+  nat6: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 40,
+    valueSize: 28,
+    key: nat6Key,
+    value: nat6Entry,
+  },
+  lb_services: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 24,
+    valueSize: 12,
+    key: lbSvcKey,
+    value: lbSvcValue,
+  },
+  lb_backends: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 4,
+    valueSize: 20,
+    key: u32,
+    value: lbBackend,
+  },
+  lb_reverse_nat: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 2,
+    valueSize: 20,
+    key: u16,
+    value: lbRevNatValue,
+  },
+  lb_affinity: {
+    type: 'lru_hash',
+    maxEntries: 65536,
+    keySize: 24,
+    valueSize: 16,
+    key: lbAffinityKey,
+    value: lbAffinityValue,
+  },
+  lb_affinity_match: {
+    type: 'hash',
+    maxEntries: 65536,
+    keySize: 8,
+    valueSize: 4,
+    key: lbAffinityMatchKey,
+    value: u32,
+  },
+  lb_maglev: {
+    type: 'hash_of_maps',
+    maxEntries: 8192,
+    keySize: 2,
+    valueSize: 4,
+    key: u16,
+    inner: {
+      type: 'array',
+      maxEntries: 1,
+      keySize: 4,
+      valueSize: 4084,
+      flags: 0,
+      key: bytes(4),
+      value: bytes(4084),
+    },
   },
   lxc: {
     type: 'hash',
@@ -416,6 +664,24 @@ export const mapSpecs = {
 export interface Maps {
   /** `endpoints`: hash, 4096 entries. */
   endpoints: HashMap<number, EndpointInfo>;
+  /** `nat4`: hash, 131072 entries. */
+  nat4: HashMap<Nat4Key, Nat4Entry>;
+  /** `nat_stats`: percpu_array, 16 entries. */
+  nat_stats: PerCpuArrayMap<bigint>;
+  /** `nat6`: hash, 65536 entries. */
+  nat6: HashMap<Nat6Key, Nat6Entry>;
+  /** `lb_services`: hash, 65536 entries. */
+  lb_services: HashMap<LbSvcKey, LbSvcValue>;
+  /** `lb_backends`: hash, 65536 entries. */
+  lb_backends: HashMap<number, LbBackend>;
+  /** `lb_reverse_nat`: hash, 65536 entries. */
+  lb_reverse_nat: HashMap<number, LbRevNatValue>;
+  /** `lb_affinity`: lru_hash, 65536 entries. */
+  lb_affinity: LruHashMap<LbAffinityKey, LbAffinityValue>;
+  /** `lb_affinity_match`: hash, 65536 entries. */
+  lb_affinity_match: HashMap<LbAffinityMatchKey, number>;
+  /** `lb_maglev`: hash_of_maps of array maps, 8192 entries. */
+  lb_maglev: HashOfMaps<number, number, Uint8Array>;
   /** `lxc`: hash, 4096 entries. */
   lxc: HashMap<number, EndpointInfo>;
   /** `ipcache`: lpm_trie, 131072 entries. */
@@ -446,6 +712,18 @@ function narrow<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string):
   return map as M;
 }
 
+function narrowOfMaps<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string): M {
+  const codecs = mapSpecs[name] as unknown as MapOfMapsCodecs<unknown, unknown, unknown>;
+  const map = coll.mapOfMaps(name, codecs);
+  if (map.kind !== kind) {
+    throw new BpfError('Incompatible', `map ${name} is a ${map.kind}, expected a ${kind}`, {
+      op: 'openMaps',
+      target: name,
+    });
+  }
+  return map as M;
+}
+
 /**
  * Typed clients for the maps of a collection loaded from this object (they borrow its fds).
  *
@@ -454,6 +732,15 @@ function narrow<M>(coll: Collection, name: keyof typeof mapSpecs, kind: string):
 export function openMaps(coll: Collection): Maps {
   return {
     endpoints: narrow(coll, 'endpoints', 'hash'),
+    nat4: narrow(coll, 'nat4', 'hash'),
+    nat_stats: narrow(coll, 'nat_stats', 'perCpuArray'),
+    nat6: narrow(coll, 'nat6', 'hash'),
+    lb_services: narrow(coll, 'lb_services', 'hash'),
+    lb_backends: narrow(coll, 'lb_backends', 'hash'),
+    lb_reverse_nat: narrow(coll, 'lb_reverse_nat', 'hash'),
+    lb_affinity: narrow(coll, 'lb_affinity', 'lruHash'),
+    lb_affinity_match: narrow(coll, 'lb_affinity_match', 'hash'),
+    lb_maglev: narrowOfMaps(coll, 'lb_maglev', 'hashOfMaps'),
     lxc: narrow(coll, 'lxc', 'hash'),
     ipcache: narrow(coll, 'ipcache', 'lpmTrie'),
     ct4: narrow(coll, 'ct4', 'lruHash'),
@@ -471,6 +758,7 @@ export const programSections = {
   to_container: 'tc',
   from_netdev: 'tc',
   from_overlay: 'tc',
+  from_world: 'tc',
 } as const;
 
 /** A program name of this object. */
@@ -487,17 +775,51 @@ export function openPrograms(coll: Collection): Record<ProgramName, Program> {
     to_container: coll.program('to_container'),
     from_netdev: coll.program('from_netdev'),
     from_overlay: coll.program('from_overlay'),
+    from_world: coll.program('from_world'),
   };
 }
 
 /** The object's `.rodata` constants (`const volatile` globals), settable before load. */
 export interface Constants {
-  /** `gateway_ipv4` at .rodata+0 (4 bytes). */
+  /** `ct_timeout_syn` at .rodata+0 (4 bytes). */
+  ct_timeout_syn: number;
+  /** `ct_timeout_tcp` at .rodata+4 (4 bytes). */
+  ct_timeout_tcp: number;
+  /** `ct_timeout_close` at .rodata+8 (4 bytes). */
+  ct_timeout_close: number;
+  /** `ct_timeout_udp` at .rodata+12 (4 bytes). */
+  ct_timeout_udp: number;
+  /** `ct_timeout_icmp` at .rodata+16 (4 bytes). */
+  ct_timeout_icmp: number;
+  /** `nat_ipv4` at .rodata+20 (4 bytes). */
+  nat_ipv4: number;
+  /** `nat_port_min` at .rodata+24 (2 bytes). */
+  nat_port_min: number;
+  /** `nat_port_max` at .rodata+26 (2 bytes). */
+  nat_port_max: number;
+  /** `nat_retries` at .rodata+28 (4 bytes). */
+  nat_retries: number;
+  /** `nat_ipv6` at .rodata+32 (16 bytes). */
+  nat_ipv6: Uint8Array;
+  /** `gateway_ipv4` at .rodata+48 (4 bytes). */
   gateway_ipv4: number;
 }
 
 /** The constants as compiled. */
 export const constantDefaults: Constants = {
+  ct_timeout_syn: 60,
+  ct_timeout_tcp: 21600,
+  ct_timeout_close: 10,
+  ct_timeout_udp: 60,
+  ct_timeout_icmp: 60,
+  nat_ipv4: 0,
+  nat_port_min: 32768,
+  nat_port_max: 65535,
+  nat_retries: 32,
+  nat_ipv6: bytes(16).decode(
+    new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
+    0,
+  ),
   gateway_ipv4: 0,
 };
 
@@ -507,8 +829,17 @@ export const constantDefaults: Constants = {
  * @throws BpfError `InvalidArgument` for a value out of its type's range.
  */
 export function setConstants(spec: ObjectSpec, values: Partial<Constants>): void {
+  const codecs: Record<string, { size: number; encode(v: never, d: DataView, o: number): void }> = {
+    nat_ipv6: bytes(16),
+  };
   for (const [name, value] of Object.entries(values)) {
     if (value === undefined) continue;
-    spec.setConstant(name, value);
+    const codec = codecs[name];
+    if (codec === undefined) spec.setConstant(name, value as Exclude<typeof value, object> | Uint8Array);
+    else {
+      const buf = new Uint8Array(codec.size);
+      codec.encode(value as never, new DataView(buf.buffer), 0);
+      spec.setConstant(name, buf);
+    }
   }
 }

@@ -8,7 +8,6 @@
 
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type ArrayMap,
   type CodecType,
@@ -50,6 +49,7 @@ import {
 import { setConstants } from './datapath.gen.js';
 import { AgentError } from './errors.js';
 import { GATEWAY, ipv4HostU32 } from './gateway.js';
+import { datapathCompileOptions } from './layout.js';
 import {
   ctEntry,
   ctKey,
@@ -74,7 +74,26 @@ import {
 /** How the datapath hands a packet to a local pod (see {@link Datapath.delivery}). */
 export type Delivery = 'peer' | 'egress';
 
-const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
+/** The agent's own maps; every other map of the object is @datapath/lb's, pinned in `<pinDir>/lb`. */
+const OWN_MAPS = new Set([
+  'endpoints',
+  'lxc',
+  'ipcache',
+  'ct4',
+  'metrics',
+  'fwd',
+  'config',
+  'policy',
+  'events',
+  'events_lost',
+]);
+
+/**
+ * The ports NodePort flows to a backend on another node get as their source on this node's address: above
+ * the kernel's default ephemeral range (32768–60999), so a connection the node opens itself never holds a
+ * port a NodePort flow is given (Cilium tracks the node's own connections in its NAT map instead).
+ */
+export const NODEPORT_SNAT_PORTS = { min: 61000, max: 65535 } as const;
 
 /** Decoded `struct endpoint_info`. */
 export type EndpointInfo = CodecType<typeof endpointInfo>;
@@ -112,6 +131,11 @@ export interface DatapathPaths {
    * compiles every emission out (`DATAPATH_EVENTS=0`: the benchmarks' baseline).
    */
   events?: boolean;
+  /**
+   * The node's address (IPv4): the NodePort frontend from_world translates and the source NodePort flows to
+   * a backend on another node get. Absent: from_world and the NodePort replies do nothing.
+   */
+  nodeAddress?: string;
 }
 
 /** The IPv4 address as the u32 whose little-endian bytes are the address (network order in memory). */
@@ -195,11 +219,9 @@ export class Datapath {
   static async open(paths: DatapathPaths): Promise<Datapath> {
     let compiled: { path: string; cached: boolean };
     try {
-      compiled = await compile({
-        files: [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')],
-        ...(paths.cacheDir === undefined ? {} : { cacheDir: paths.cacheDir }),
-        ...(paths.events === false ? { defines: { DATAPATH_EVENTS: 0 } } : {}),
-      });
+      compiled = await compile(
+        datapathCompileOptions({ cacheDir: paths.cacheDir, events: paths.events !== false }),
+      );
     } catch (err) {
       throw new AgentError('DatapathFailed', `compiling bpf/datapath.c: ${(err as Error).message}`, {
         cause: err,
@@ -209,7 +231,16 @@ export class Datapath {
     let coll: Collection;
     try {
       const spec = openObject(compiled.path, 'datapath');
-      setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
+      setConstants(spec, {
+        gateway_ipv4: ipv4HostU32(GATEWAY),
+        ...(paths.nodeAddress === undefined ? {} : { nat_ipv4: ipv4ToNetworkU32(paths.nodeAddress) }),
+        nat_port_min: NODEPORT_SNAT_PORTS.min,
+        nat_port_max: NODEPORT_SNAT_PORTS.max,
+      });
+      // @datapath/lb's maps (service maps, nat4): where the socket LB and the NodePort programs pin them.
+      for (const m of Object.values(spec.maps))
+        if (!OWN_MAPS.has(m.name) && m.pinning !== 'none')
+          m.pinning = { path: join(paths.pinDir, 'lb', m.name) };
       // The verifier runs on libuv's threadpool: an agent that already serves (a restart under load) keeps answering.
       coll = await loadAsync(spec, { pinDir: paths.pinDir });
     } catch (err) {
@@ -428,6 +459,62 @@ export class Datapath {
     const c = this.#configNow();
     this.config.set(0, { ...c, flags: c.flags & ~DpFlags.DP_F_HOST_ROUTING });
     this.#detachNodeProgram(node, this.netdevLinkPin);
+  }
+
+  /** Pin path of the tcx link of from_world on the node's world-facing device. */
+  get worldLinkPin(): string {
+    return join(this.pinDir, 'links', 'world_ingress');
+  }
+
+  /**
+   * NodePort to backends on other nodes: attaches from_world to the ingress of the node's world-facing device
+   * (inside `node`) at the head of its tcx chain, before `@datapath/lb`'s from_netdev, which still handles
+   * whatever from_world passes on (TC_ACT_UNSPEC). A pinned link from an earlier run is updated in place (its
+   * position kept). Needs tcx (Linux ≥ 6.6): the program runs before another one on the same hook.
+   *
+   * Equivalent to: `bpftool net attach tcx_ingress … dev <prefix>w` with BPF_F_BEFORE (first in the chain).
+   * @throws AgentError `DatapathFailed` (`NotSupported` from the loader as cause without tcx), `NotRunning`.
+   */
+  attachWorld(node: Netns, ifindex: number): void {
+    const coll = this.#coll;
+    if (coll === undefined) throw new AgentError('NotRunning', 'datapath opened read-only');
+    const pin = this.worldLinkPin;
+    try {
+      mkdirSync(join(this.pinDir, 'links'), { recursive: true });
+      node.run(() => {
+        if (existsSync(pin)) {
+          attach(coll.program('from_world'), {
+            ifindex,
+            direction: 'ingress',
+            pinPath: pin,
+            prefer: 'tcx',
+          }).close();
+          return;
+        }
+        const link = tcxAttach(coll.program('from_world'), {
+          ifindex,
+          direction: 'ingress',
+          anchor: { kind: 'head' },
+        });
+        try {
+          link.pin(pin);
+        } catch (err) {
+          link.detach();
+          throw err;
+        } finally {
+          link.close();
+        }
+      });
+    } catch (err) {
+      throw new AgentError('DatapathFailed', `world device ${ifindex}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Detaches from_world (NodePort to remote backends stops; local ones go on through @datapath/lb). Idempotent. */
+  detachWorld(node: Netns): void {
+    this.#detachNodeProgram(node, this.worldLinkPin);
   }
 
   /** Whether host routing is on (`DP_F_HOST_ROUTING`: from_netdev attached, native mode). */

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compile, type GenerateOptions, generate } from '@datapath/loader';
+import { LB_BPF_DIR, lbConfig } from '@datapath/lb/datapath';
+import { type CompileOptions, compile, type GenerateOptions, generate } from '@datapath/loader';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 
@@ -27,11 +28,26 @@ export const GEN_OPTIONS: GenerateOptions = {
   types: ['dp_event', 'trace_event', 'ct_flags', 'dp_flags', 'ipcache_flags', 'lxc_policy_prefix'],
 };
 
+/** The Maglev table size of the agent's services (Cilium offers these sizes; small keeps the maps small). */
+export const AGENT_MAGLEV_TABLE = 1021;
+
+/**
+ * How bpf/datapath.c is compiled: with @datapath/lb's bpf/ directory as include directory (its NodePort
+ * steps include svc.h) and the lb maps' sizes as defines, the ones the agent's socket LB and NodePort
+ * objects use, so all of them share the pinned maps.
+ */
+export function datapathCompileOptions(options: { cacheDir?: string | undefined; events?: boolean } = {}) {
+  return {
+    files: [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')],
+    includeDirs: [LB_BPF_DIR],
+    config: lbConfig({ maglevTableSize: AGENT_MAGLEV_TABLE, pinByName: true }),
+    ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+    ...(options.events === false ? { defines: { DATAPATH_EVENTS: 0 } } : {}),
+  } satisfies CompileOptions;
+}
+
 /** Compiles bpf/datapath.c (through the loader's cache) and returns the object path and the module it generates. */
 export async function generateDatapathModule(cacheDir?: string): Promise<{ object: string; text: string }> {
-  const { path } = await compile({
-    files: [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')],
-    ...(cacheDir === undefined ? {} : { cacheDir }),
-  });
+  const { path } = await compile(datapathCompileOptions({ cacheDir }));
   return { object: path, text: generate(readFileSync(path), GEN_OPTIONS) };
 }

@@ -163,10 +163,20 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     const timeoutMs = options.timeoutMs ?? 1500;
     const outcomes = new Map<number, ProbeOutcome>();
     const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs))];
-    // In the pod cgroup: the probes stand in for pod processes, whose sockets the socket LB translates.
-    const done = await agent.inPodCgroup(() =>
-      Promise.all(batches.map(([netnsPath, reqs]) => runProbes(netnsPath, reqs))),
-    );
+    // In the pod cgroup: the probes stand in for pod processes, whose sockets the socket LB translates. The
+    // world's probes are an outside client's: sent outside it, so a NodePort probe takes the per-packet path.
+    const worldNs = `/run/netns/${agent.state.worldNetns}`;
+    const [done, fromWorld] = await Promise.all([
+      agent.inPodCgroup(() =>
+        Promise.all(
+          batches.filter(([ns]) => ns !== worldNs).map(([netnsPath, reqs]) => runProbes(netnsPath, reqs)),
+        ),
+      ),
+      Promise.all(
+        batches.filter(([ns]) => ns === worldNs).map(([netnsPath, reqs]) => runProbes(netnsPath, reqs)),
+      ),
+    ]);
+    done.push(...fromWorld);
     for (const list of done) for (const o of list) outcomes.set(o.id, o);
 
     // A timeout on a loaded machine can be the prober starving rather than a drop: probes that timed
@@ -180,7 +190,8 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     if (suspect.length > 0) {
       const again = toFrontends(planProbes(probes, resolve, timeoutMs * 2, new Set(suspect)));
       for (const [netnsPath, reqs] of again) {
-        for (const o of await agent.inPodCgroup(() => runProbes(netnsPath, reqs))) {
+        const send = () => runProbes(netnsPath, reqs);
+        for (const o of await (netnsPath === worldNs ? send() : agent.inPodCgroup(send))) {
           outcomes.set(o.id, o);
           retried.add(o.id);
         }

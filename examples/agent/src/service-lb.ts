@@ -27,11 +27,9 @@ import {
 import { NodeNetdev, SocketLb } from '@datapath/lb/datapath';
 import type { Netns } from '@datapath/netlink';
 import { AgentError } from './errors.js';
+import { AGENT_MAGLEV_TABLE } from './layout.js';
 import type { LbServiceInput } from './services.js';
 import { ensureCgroup, inCgroup, removeCgroup } from './sys/cgroup.js';
-
-/** The Maglev table size of the agent's services (Cilium offers these sizes; small keeps the maps small). */
-export const AGENT_MAGLEV_TABLE = 1021;
 
 /** The directory of the agent's lb maps inside its pin directory. */
 export function lbPinDir(pinDir: string): string {

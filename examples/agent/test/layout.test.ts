@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { expectLayoutsMatch } from '../../../packages/loader/test/helpers/layouts.js';
+import { formatted } from '../scripts/gen.js';
 import * as gen from '../src/datapath.gen.js';
 import { GENERATED, generateDatapathModule } from '../src/layout.js';
 import { FWD_MAX_ENDPOINTS, REASONS, reasonName } from '../src/maps.js';
@@ -8,7 +9,7 @@ import { FWD_MAX_ENDPOINTS, REASONS, reasonName } from '../src/maps.js';
 describe('src/datapath.gen.ts', () => {
   it('is what bpf/datapath.c generates (run `pnpm --filter @datapath/example-agent run gen` after changing the C)', async () => {
     const { text } = await generateDatapathModule();
-    expect(readFileSync(GENERATED, 'utf8')).toBe(text);
+    expect(readFileSync(GENERATED, 'utf8')).toBe(formatted(text));
   });
 
   it('has every struct at the size and field offsets of bpftool btf dump', async () => {
@@ -43,6 +44,12 @@ describe('src/datapath.gen.ts', () => {
       'tunnel-failed',
     ]);
     expect(reasonName(gen.MetricReason.REASON_POLICY_DENY)).toBe('policy-deny');
-    expect(gen.constantDefaults).toEqual({ gateway_ipv4: 0 });
+    // the agent's own constant, then @datapath/lb's (svc.h: NodePort translation)
+    expect(gen.constantDefaults).toMatchObject({
+      gateway_ipv4: 0,
+      nat_ipv4: 0,
+      nat_port_min: 32768,
+      nat_port_max: 65535,
+    });
   });
 });
