@@ -1028,7 +1028,7 @@ int from_world(struct __sk_buff *skb)
 	sk.proto = p.proto;
 	if (!lb_lookup_service(&sk))
 		return TC_ACT_UNSPEC;
-	r = svc4_forward(skb, &p, 0);
+	r = svc4_forward(skb, &p, 0, 0); /* no backend: the stack answers, as lb's from_netdev does */
 	if (r != TC_ACT_OK)
 		return r;
 	if (pkt4_parse(skb, &q))
