@@ -96,7 +96,7 @@ describe.skipIf(!root)('NodePort to backends on another node', () => {
         const [n1, n2] = c.nodes.map((n) =>
           Agent.readState({ name: n.name, prefix: n.prefix, stateDir: n.stateDir }),
         );
-        const report = await runClusterProbes(c, 1000);
+        const report = await runClusterProbes(c, 2000);
         expect(report.results.map((r) => [r.from, r.to, r.port, r.measured, r.compiled, r.mismatch])).toEqual(
           [
             ['world:198.18.9.9@n1', 'svc/x/srv', 30080, 'allow', 'allow', false],
