@@ -544,7 +544,13 @@ static __always_inline void resolve(struct side *s, __be32 addr)
 
 /* Conntrack for a packet from `a` to `b`, where `peer` (a or b, or NULL when both are known) still needs its identity: the fast
  * path (entry at the current policy revision `rev`) only refreshes seen_jiffies once per CT_REFRESH_JIFFIES; everything
- * else resolves the peer and goes through ct_admit. */
+ * else resolves the peer and goes through ct_admit.
+ *
+ * A reply checked again (its entry stamped with an older revision) is judged in the flow's opening direction with the
+ * identity the opener was admitted with when the opener is not a local endpoint: the reply's destination address need
+ * not name the opener. A NodePort flow forwarded by another node in tunnel mode comes in with the world identity in
+ * its VNI, from that node's address, whose ipcache identity is remote-node; resolving the address would judge the
+ * backend's reply as from remote-node, and a policy that admits world would cut the flow at its first revision change. */
 static __always_inline int conntrack(__u32 rev, struct flow *f, struct side *a, struct side *b, struct side *peer,
 				     __be32 peer_addr, __u32 *who, __u8 *dir)
 {
@@ -565,6 +571,8 @@ static __always_inline int conntrack(__u32 rev, struct flow *f, struct side *a, 
 	}
 	if (peer)
 		resolve(peer, peer_addr);
+	if (e && (e->flags & CT_F_REPLY) && !b->ep && e->src_sec_id != ID_UNKNOWN)
+		b->id = e->src_sec_id;
 	return ct_admit(f, e, a, b, rev, who, dir);
 }
 

@@ -451,7 +451,9 @@ export class ClusterNodeAgent {
       if (e.node === this.#o.name) continue;
       const prefix = `${e.ip}/32`;
       if (e.pod === undefined) {
-        batch.push({ prefix, identity: REMOTE_NODE_IDENTITY });
+        // A node's router address, behind its node as #remoteUp writes it (the same entry whether this node
+        // learns it from the list or from the watch).
+        batch.push({ prefix, identity: REMOTE_NODE_IDENTITY, node: e.nodeAddress });
         continue;
       }
       const key = `${e.pod.namespace}/${e.pod.name}`;
