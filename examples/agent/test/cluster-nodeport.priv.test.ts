@@ -212,7 +212,14 @@ describe.skipIf(!root)('NodePort to backends on another node', () => {
           ]);
           try {
             const again = await runProbes(`/run/netns/${n1!.worldNetns}`, [
-              { id: 0, host: n1!.hostIp, port: 30080, protocol: 'TCP', timeoutMs: 3000, localAddress: clientIp },
+              {
+                id: 0,
+                host: n1!.hostIp,
+                port: 30080,
+                protocol: 'TCP',
+                timeoutMs: 3000,
+                localAddress: clientIp,
+              },
             ]);
             // srv-2 has no listener now: its answer is a reset, which came back through n1 all the same
             expect(['connected', 'refused']).toContain(again[0]!.result);
@@ -235,7 +242,9 @@ describe.skipIf(!root)('NodePort to backends on another node', () => {
 
 /** Every node's ipcache entry of each other node's router address: `node: address → underlay`. */
 function routerEntries(c: ClusterRecord): string[] {
-  const states = c.nodes.map((n) => Agent.readState({ name: n.name, prefix: n.prefix, stateDir: n.stateDir }));
+  const states = c.nodes.map((n) =>
+    Agent.readState({ name: n.name, prefix: n.prefix, stateDir: n.stateDir }),
+  );
   const out: string[] = [];
   for (const [i, n] of c.nodes.entries()) {
     using dp = Datapath.attachPinned(states[i]!.pinDir);
