@@ -801,7 +801,9 @@ export interface Constants {
   nat_retries: number;
   /** `nat_ipv6` at .rodata+32 (16 bytes). */
   nat_ipv6: Uint8Array;
-  /** `gateway_ipv4` at .rodata+48 (4 bytes). */
+  /** `lb_hash_seed` at .rodata+48 (4 bytes). */
+  lb_hash_seed: number;
+  /** `gateway_ipv4` at .rodata+52 (4 bytes). */
   gateway_ipv4: number;
 }
 
@@ -820,6 +822,7 @@ export const constantDefaults: Constants = {
     new DataView(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).buffer),
     0,
   ),
+  lb_hash_seed: 0,
   gateway_ipv4: 0,
 };
 
