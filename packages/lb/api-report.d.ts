@@ -103,6 +103,7 @@ declare const SOCKET_LB_HOOKS: readonly [
 interface SocketLbOptions extends Omit<LbConfigOptions, "maglevTableSize">, ServiceTableOptions {
     cgroupPath: string;
     pinDir?: string | undefined;
+    linkPinDir?: string | undefined;
 }
 declare class SocketLb implements AsyncDisposable, Disposable {
     #private;
@@ -113,6 +114,7 @@ declare class SocketLb implements AsyncDisposable, Disposable {
     get table(): ServiceTable;
     upsert(input: unknown): readonly LbMapOp[];
     remove(name: string): readonly LbMapOp[];
+    detach(): void;
     close(): void;
     [Symbol.dispose](): void;
     [Symbol.asyncDispose](): Promise<void>;

@@ -5,7 +5,9 @@
  * the slot count last; only the services whose input changed produce map updates). A restarted agent
  * reopens the pinned maps, writes the same services again (unchanged entries are rewritten with the same
  * values) and then removes what no service owns any more: connected sockets were translated at
- * connect() and never look at these maps again, so established flows are not disturbed.
+ * connect() and never look at these maps again, so established flows are not disturbed. The cgroup links
+ * are pinned in `<pinDir>/lb/links`: while no agent runs (closed, or killed) the pods keep socket LB, and
+ * the next agent adopts the links, swapping its own programs in (one set of links, never two).
  */
 import { join } from 'node:path';
 import { HashMap, type LruHashMap, openPinned } from '@datapath/bpf-maps';
@@ -30,6 +32,14 @@ import { AgentError } from './errors.js';
 import { AGENT_MAGLEV_TABLE } from './layout.js';
 import type { LbServiceInput } from './services.js';
 import { ensureCgroup, inCgroup, removeCgroup } from './sys/cgroup.js';
+
+/**
+ * Where the agent pins its socket-LB cgroup links (one per hook): beside the lb maps, so that an agent that
+ * exits or is killed leaves them attached and the next one adopts them.
+ */
+export function socketLinkDir(pinDir: string): string {
+  return join(pinDir, 'lb', 'links');
+}
 
 /** The directory of the agent's lb maps inside its pin directory. */
 export function lbPinDir(pinDir: string): string {
@@ -225,6 +235,7 @@ export class ServiceLb implements Disposable {
         pinDir: lbPinDir(pinDir),
         pinByName: true,
         tableSize: AGENT_MAGLEV_TABLE,
+        linkPinDir: socketLinkDir(pinDir),
       });
       return new ServiceLb(cgroupDir, lb, pinDir);
     } catch (err) {
@@ -373,7 +384,11 @@ export class ServiceLb implements Disposable {
     return inCgroup(this.cgroupDir, fn);
   }
 
-  /** Detaches the programs and closes the maps; pins and the cgroup stay (a restarted agent reuses them). */
+  /**
+   * Closes the maps and releases the link handles; the pinned links stay attached (sockets of the pods keep
+   * their service translation while no agent runs), as do the map pins and the cgroup: a restarted agent
+   * adopts them.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -381,9 +396,14 @@ export class ServiceLb implements Disposable {
     this.#lb.close();
   }
 
-  /** Closes, then removes the cgroup (pins go with the agent's pin directory). */
+  /** Detaches the socket-LB links (their pins go too), closes, then removes the cgroup. */
   destroy(): void {
-    this.close();
+    if (!this.#closed) {
+      this.#netdev?.close();
+      this.#netdev = undefined;
+      this.#closed = true;
+      this.#lb.detach();
+    }
     removeCgroup(this.cgroupDir);
   }
 

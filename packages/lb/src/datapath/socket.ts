@@ -1,5 +1,6 @@
 // Socket-level load balancing: bpf/sock_lb.c compiled through the loader, attached to a cgroup, with a
 // ServiceWriter over its maps.
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Collection,
@@ -8,6 +9,8 @@ import {
   type Link,
   loadAsync,
   openObject,
+  openPinnedLink,
+  type Program,
 } from '@datapath/loader';
 import type { LbMapOp } from '../plan.js';
 import { ServiceTable, type ServiceTableOptions } from '../plan.js';
@@ -32,6 +35,60 @@ export interface SocketLbOptions extends Omit<LbConfigOptions, 'maglevTableSize'
   cgroupPath: string;
   /** bpffs directory to pin the shared maps in (with `pinByName`). */
   pinDir?: string | undefined;
+  /**
+   * bpffs directory to pin the cgroup links in, one per hook (`<linkPinDir>/connect4`, …): pinned links
+   * stay attached when this process closes them, exits or is killed, so sockets keep their load
+   * balancing while no agent runs. A later `attach` with the same directory adopts them: each link gets
+   * the newly loaded program atomically (`BPF_LINK_UPDATE`: the hook never runs none or two), so a
+   * restart never attaches a second set. A pin that no longer fits (a link of another cgroup, or defunct)
+   * is detached and replaced. Without it, the links detach on `close()`.
+   */
+  linkPinDir?: string | undefined;
+}
+
+/** The cgroup v2 id of a cgroup directory (its kernfs inode number), as link info reports it. */
+function cgroupIdOf(path: string): bigint {
+  return statSync(path, { bigint: true }).ino;
+}
+
+/**
+ * Attaches `program` to the cgroup hook, through the link pinned at `pin` when there is a fitting one
+ * (updated in place; `adopted` true), else a new link pinned there. Without `pin`, a plain link.
+ */
+async function attachHook(
+  program: Program,
+  cgroupPath: string,
+  hook: (typeof SOCKET_LB_HOOKS)[number][0],
+  pin: string | undefined,
+): Promise<{ link: Link; adopted: boolean }> {
+  if (pin !== undefined && existsSync(pin)) {
+    const old = openPinnedLink(pin);
+    try {
+      const info = old.info();
+      if (info.kind === 'cgroup' && info.cgroupId === cgroupIdOf(cgroupPath)) {
+        old.update(program); // the kernel refuses a program of another attach type: replaced below
+        return { link: old, adopted: true };
+      }
+    } catch {
+      // defunct, or another hook's link: detached and replaced below
+    }
+    try {
+      old.detach();
+    } catch {
+      old.close();
+      rmSync(pin, { force: true });
+    }
+  }
+  const link = await cgroupAttachAsync(program, { cgroupPath, attachType: hook });
+  if (pin !== undefined) {
+    try {
+      link.pin(pin);
+    } catch (err) {
+      link.close();
+      throw err;
+    }
+  }
+  return { link, adopted: false };
 }
 
 /**
@@ -89,17 +146,34 @@ export class SocketLb implements AsyncDisposable, Disposable {
       options.pinDir === undefined ? {} : { pinDir: options.pinDir },
     );
     const links: Link[] = [];
+    const made: Link[] = [];
     let writer: ServiceWriter | undefined;
+    const dir = options.linkPinDir;
     try {
-      for (const [hook, prog] of SOCKET_LB_HOOKS)
-        links.push(
-          await cgroupAttachAsync(coll.program(prog), { cgroupPath: options.cgroupPath, attachType: hook }),
+      if (dir !== undefined) mkdirSync(dir, { recursive: true });
+      for (const [hook, prog] of SOCKET_LB_HOOKS) {
+        const { link, adopted } = await attachHook(
+          coll.program(prog),
+          options.cgroupPath,
+          hook,
+          dir === undefined ? undefined : join(dir, hook),
         );
+        links.push(link);
+        if (!adopted) made.push(link);
+      }
       writer = ServiceWriter.fromCollection(coll, table);
       return new SocketLb(coll, writer, links);
     } catch (err) {
       writer?.close();
-      for (const l of links.reverse()) l.close();
+      // what this call attached goes (pins included); adopted links keep running, now our program
+      for (const l of links.reverse()) {
+        try {
+          if (made.includes(l)) l.detach();
+          else l.close();
+        } catch {
+          l.close();
+        }
+      }
       coll.close();
       throw err;
     }
@@ -140,7 +214,31 @@ export class SocketLb implements AsyncDisposable, Disposable {
     return this.writer.remove(name);
   }
 
-  /** Detaches the programs and closes the maps (pinned maps stay pinned). */
+  /**
+   * Detaches every hook now, removing the link pins too, then closes like `close()`.
+   * Equivalent to: `bpftool cgroup detach CGROUP connect4 id ID` for each hook.
+   *
+   * @example Removing socket LB for good
+   * ```ts
+   * import { SocketLb } from '@datapath/lb/datapath';
+   * const lb = await SocketLb.attach({ cgroupPath: '/sys/fs/cgroup/app', linkPinDir: '/sys/fs/bpf/app/links' });
+   * lb.detach();
+   * ```
+   */
+  detach(): void {
+    if (this.#closed) return;
+    for (const l of [...this.#links].reverse()) {
+      try {
+        l.detach();
+      } catch {
+        l.close();
+      }
+    }
+    this.#links.length = 0;
+    this.close();
+  }
+
+  /** Closes the maps and releases the links: unpinned links detach, pinned ones (`linkPinDir`) stay attached. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
