@@ -1655,7 +1655,7 @@ export class Agent {
     }
     this.#state.services = services.map((s) => structuredClone(s));
     const written = this.#syncServices();
-    this.#save();
+    this.#persist({ fields: ['services'] });
     await this.#ensureNodePort();
     return written;
   }
