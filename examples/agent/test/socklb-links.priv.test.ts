@@ -1,7 +1,8 @@
 // The agent's socket-LB cgroup links are pinned in its pin directory: they stay attached while no agent
 // runs (closed, or `agent serve` killed with SIGKILL), so a pod keeps reaching a ClusterIP; a restarted
 // agent adopts them (each link gets its newly loaded program in place: one set of links, never two,
-// `bpftool cgroup show` as the oracle); `agent down` detaches them and removes the pins.
+// `bpftool cgroup show` as the oracle), and a service created through the killed agent's API survives
+// (journaled before the answer); `agent down` detaches them and removes the pins.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
 import { expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
+import { AgentClient } from '../src/api/client.js';
 import { main } from '../src/cli.js';
 import { cgroup2Root, inCgroup } from '../src/sys/cgroup.js';
 import { type Listener, runProbes, startListener } from '../src/sys/netns-exec.js';
@@ -94,14 +96,14 @@ it('socket LB links outlive the agent (closed, killed with SIGKILL), a restart a
       listeners.push(await startListener(agent.resolve(w).netnsPath, w, [{ port: 8080, protocol: 'TCP' }]));
     const clientNetns = agent.resolve('shop/client').netnsPath;
     const linkDir = join(agent.state.pinDir, 'lb', 'links');
-    const send = async (n: number) =>
+    const send = async (n: number, host = VIP) =>
       (
         await inCgroup(cgroupDir, () =>
           runProbes(
             clientNetns,
             Array.from({ length: n }, (_, id) => ({
               id,
-              host: VIP,
+              host,
               port: 80,
               protocol: 'TCP' as const,
               timeoutMs: 2000,
@@ -166,14 +168,29 @@ it('socket LB links outlive the agent (closed, killed with SIGKILL), a restart a
         .map((l) => l.prog)
         .sort(),
     );
+    // a service created through the API of the served agent: journaled before the answer
+    const api = new AgentClient({ socketPath: join(stateDir, 'api.sock') });
+    try {
+      await api.createService({
+        namespace: 'shop',
+        name: 'extra',
+        clusterIP: '10.96.0.11',
+        ports: [{ port: 80, targetPort: 8080 }],
+        selector: { app: 'web' },
+      });
+    } finally {
+      api.close();
+    }
     const exited = new Promise((r) => child!.once('exit', r));
     child.kill('SIGKILL');
     await exited;
     expect(new Set(await send(8))).toEqual(new Set(['shop/web-1', 'shop/web-2']));
+    expect(new Set(await send(8, '10.96.0.11'))).toEqual(new Set(['shop/web-1', 'shop/web-2']));
     oneSet();
 
     // 3. restored again in this process: still one set; then `agent down` removes links and pins
     agent = await Agent.restore(o);
+    expect(agent.services().map((x) => x.name)).toEqual(['web', 'extra']);
     oneSet();
     expect(Object.keys(pinnedLinks(linkDir)).sort()).toEqual([...HOOKS].sort());
     agent.close();
