@@ -10,10 +10,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildPacket, compile, load, openObject, skbContext, TcAct } from '@datapath/loader';
 import { openMaps, setConstants } from '../src/datapath.gen.js';
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
+import { datapathCompileOptions } from '../src/layout.js';
 import { toLxcPolicyKey, toPolicyEntry } from '../src/policy-map.js';
 import { type Affinity, agentPair, inNs, type Pair, quietIperf } from './pairs.js';
 import { median } from './profile-setup.js';
@@ -26,7 +26,6 @@ const [SERVER_CPU, CLIENT_CPU] = IPERF_AFFINITY === 'none' ? [] : IPERF_AFFINITY
 const cpus: Affinity = { server: SERVER_CPU, client: CLIENT_CPU };
 
 type Mode = 'events' | 'none';
-const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 
 /**
  * from_container's run time per packet on the established-flow fast path (BPF_PROG_TEST_RUN through
@@ -34,10 +33,9 @@ const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
  * the deterministic counterpart of the throughput rows, which the machine's noise dominates.
  */
 async function progCost(samples: number, repeat: number): Promise<Record<Mode, number>> {
-  const files = [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')];
   const objects = {
-    events: (await compile({ files })).path,
-    none: (await compile({ files, defines: { DATAPATH_EVENTS: 0 } })).path,
+    events: (await compile(datapathCompileOptions())).path,
+    none: (await compile(datapathCompileOptions({ events: false }))).path,
   };
   const A = {
     ifindex: 1,

@@ -17,6 +17,7 @@ import { compile, load, openObject, skbContext, TcAct } from '@datapath/loader';
 import type { Agent } from '../src/agent.js';
 import { setConstants } from '../src/datapath.gen.js';
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
+import { datapathCompileOptions } from '../src/layout.js';
 import { median } from './profile-setup.js';
 
 const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
@@ -84,7 +85,10 @@ export async function progCost(
         execFileSync('git', ['show', `${rev}:examples/agent/bpf/${f}`], { cwd: BPF_DIR }),
       );
     }
-    const old = await compile({ files: [join(dir, 'datapath.c'), join(dir, 'datapath.h')] });
+    const old = await compile({
+      ...datapathCompileOptions(),
+      files: [join(dir, 'datapath.c'), join(dir, 'datapath.h')],
+    });
     const oldColl = load(openObject(old.path, 'datapath_old'), { pinDir: agent.datapath.pinDir });
     const spec = openObject(agent.datapath.objectPath, 'datapath_new');
     setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });

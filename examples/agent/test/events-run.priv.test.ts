@@ -1,10 +1,3 @@
-/**
- * The datapath's event records through program test runs (BPF_PROG_TEST_RUN): bpf/datapath.c loaded
- * with private maps, from_container run on built packets, the `events` ring buffer read back and
- * decoded with the codecs generated from the object's BTF (events.ts).
- */
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { RingBuf } from '@datapath/bpf-maps';
 import { buildPacket, compile, load, openObject, skbContext, TcAct } from '@datapath/loader';
 import { requireRoot } from '@datapath/testutils';
@@ -21,20 +14,14 @@ import {
 } from '../src/datapath.gen.js';
 import { decodeRecord, type RawEvent } from '../src/events.js';
 import { GATEWAY, ipv4HostU32 } from '../src/gateway.js';
-import { generateDatapathModule } from '../src/layout.js';
+import { datapathCompileOptions, generateDatapathModule } from '../src/layout.js';
 import { toLxcPolicyKey, toPolicyEntry } from '../src/policy-map.js';
 
-const BPF_DIR = fileURLToPath(new URL('../bpf/', import.meta.url));
 let object: string;
 let objectNoEvents: string;
 beforeAll(async () => {
   object = (await generateDatapathModule()).object;
-  objectNoEvents = (
-    await compile({
-      files: [join(BPF_DIR, 'datapath.c'), join(BPF_DIR, 'datapath.h')],
-      defines: { DATAPATH_EVENTS: 0 },
-    })
-  ).path;
+  objectNoEvents = (await compile(datapathCompileOptions({ events: false }))).path;
 });
 
 const A: EndpointInfo = {
