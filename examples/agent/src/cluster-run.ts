@@ -35,18 +35,13 @@ import {
   type ProbeSpec,
   planListeners,
   planProbes,
+  toFrontends,
 } from './probes.js';
 import type { RunReport } from './run.js';
 import { classifyServiceProbe, parseServiceTarget, type ServiceProbePlan } from './services.js';
 import type { AgentState } from './state.js';
 import { cgroup2Root, inCgroup } from './sys/cgroup.js';
-import {
-  type Listener,
-  type ProbeOutcome,
-  type ProbeRequest,
-  runProbes,
-  startListener,
-} from './sys/netns-exec.js';
+import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
 
 type ClusterScenarioDoc = Omit<Scenario, 'pods' | 'probes'> & {
   nodes: string[];
@@ -206,23 +201,14 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
     // Service probes from the world are sent per packet, as any outside client's (no socket LB).
     const perPacket = (id: number) => !svc.has(id) || svc.get(id)!.world;
     const plain = new Set(probes.map((_p, id) => id).filter(perPacket));
-    /** A service probe's request goes to its own frontend (cluster IP, or the node address at the nodePort). */
-    const toFrontends = (batches: Map<string, ProbeRequest[]>) => {
-      for (const reqs of batches.values())
-        for (const r of reqs) {
-          const plan = svc.get(r.id);
-          if (plan !== undefined) r.host = plan.host;
-        }
-      return batches;
-    };
-    const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs, plain))];
+    const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs, plain), svc)];
     // Service probes: this process joins the source node's pod cgroup while it sends them (the other
     // probes, sent meanwhile, go to pod addresses: the socket LB leaves them alone).
     const sendSvc = async (ids: number[], timeout: number) => {
       for (const node of new Set(ids.map((id) => svc.get(id)!.node))) {
         const mine = new Set(ids.filter((id) => svc.get(id)!.node === node));
         const cgroup = join(cgroup2Root(), c.nodes.find((n) => n.name === node)!.prefix);
-        for (const [ns, reqs] of toFrontends(planProbes(probes, resolve, timeout, mine)))
+        for (const [ns, reqs] of toFrontends(planProbes(probes, resolve, timeout, mine), svc))
           for (const o of await inCgroup(cgroup, () => runProbes(ns, reqs))) outcomes.set(o.id, o);
       }
     };
@@ -243,7 +229,7 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
       .filter((id) => outcomes.get(id)?.result === 'timeout' && compiled[id] === 'allow');
     if (suspect.length > 0) {
       const again = new Set(suspect.filter(perPacket));
-      for (const [ns, reqs] of toFrontends(planProbes(probes, resolve, timeoutMs * 2, again)))
+      for (const [ns, reqs] of toFrontends(planProbes(probes, resolve, timeoutMs * 2, again), svc))
         for (const o of await runProbes(ns, reqs)) outcomes.set(o.id, o);
       await sendSvc(
         suspect.filter((id) => !perPacket(id)),

@@ -83,6 +83,22 @@ export function planListeners(
   return [...plans].map(([netnsPath, p]) => ({ netnsPath, label: p.label, ports: [...p.ports.values()] }));
 }
 
+/**
+ * Points each service probe of `batches` at its own frontend (cluster IP, or node address and nodePort), the
+ * host `frontends` holds for its id; the other probes keep the address planProbes resolved. Returns `batches`.
+ */
+export function toFrontends(
+  batches: Map<string, ProbeRequest[]>,
+  frontends: ReadonlyMap<number, { readonly host: string }>,
+): Map<string, ProbeRequest[]> {
+  for (const reqs of batches.values())
+    for (const r of reqs) {
+      const plan = frontends.get(r.id);
+      if (plan !== undefined) r.host = plan.host;
+    }
+  return batches;
+}
+
 /** Probes grouped by the namespace they are sent from, with ids that index `probes` (all, or those in `only`). */
 export function planProbes(
   probes: readonly ProbeSpec[],

@@ -12,15 +12,10 @@ import {
   type ProbeSpec,
   planListeners,
   planProbes,
+  toFrontends,
 } from './probes.js';
 import { classifyServiceProbe, type ServiceProbePlan } from './services.js';
-import {
-  type Listener,
-  type ProbeOutcome,
-  type ProbeRequest,
-  runProbes,
-  startListener,
-} from './sys/netns-exec.js';
+import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions extends AgentOptions {
@@ -130,15 +125,6 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     for (const [id, plan] of svc)
       for (const b of plan.backends)
         declared.get(b.pod)?.push({ port: b.port, protocol: probes[id]!.protocol });
-    /** Service probes go to their own frontend (cluster IP, or node address and nodePort from outside). */
-    const toFrontends = (batches: Map<string, ProbeRequest[]>) => {
-      for (const reqs of batches.values())
-        for (const r of reqs) {
-          const plan = svc.get(r.id);
-          if (plan !== undefined) r.host = plan.host;
-        }
-      return batches;
-    };
     const verdictOf = (p: ProbeSpec, id: number, backend?: string): 'allow' | 'deny' => {
       const plan = svc.get(id);
       if (plan === undefined) return agent.verdict(p);
@@ -162,7 +148,7 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const timeoutMs = options.timeoutMs ?? 1500;
     const outcomes = new Map<number, ProbeOutcome>();
-    const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs))];
+    const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs), svc)];
     // In the pod cgroup: the probes stand in for pod processes, whose sockets the socket LB translates. The
     // world's probes are an outside client's: sent outside it, so a NodePort probe takes the per-packet path.
     const worldNs = `/run/netns/${agent.state.worldNetns}`;
@@ -188,7 +174,7 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
       .map(({ id }) => id);
     const retried = new Set<number>();
     if (suspect.length > 0) {
-      const again = toFrontends(planProbes(probes, resolve, timeoutMs * 2, new Set(suspect)));
+      const again = toFrontends(planProbes(probes, resolve, timeoutMs * 2, new Set(suspect)), svc);
       for (const [netnsPath, reqs] of again) {
         const send = () => runProbes(netnsPath, reqs);
         for (const o of await (netnsPath === worldNs ? send() : agent.inPodCgroup(send))) {
