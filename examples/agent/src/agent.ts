@@ -1916,14 +1916,15 @@ export class Agent {
       for (const pod of this.pods()) attempt(() => this.#teardownPod(pod));
       attempt(() => this.#lb?.destroy());
       attempt(() => this.close());
-    } else if ((this.#state.services ?? []).length > 0) {
-      attempt(() => removeCgroupIfPresent(this.#state.prefix));
     }
     for (const pod of Object.values(this.#state.pods))
       if (!pod.attachment) attempt(() => deleteNetnsIfPresent(pod.netns));
     attempt(() => deleteNetnsIfPresent(this.#state.worldNetns));
     attempt(() => deleteNetnsIfPresent(this.#state.nodeNetns));
     attempt(() => rmSync(this.#state.pinDir, { recursive: true, force: true }));
+    // The socket LB's cgroup, also when this process never opened the LB: a closed agent, or one restored after
+    // its last service was deleted (no service, so no LB opened, yet the cgroup of the earlier one is there).
+    attempt(() => removeCgroupIfPresent(this.#state.prefix));
     attempt(() => rmSync(this.options.stateDir, { recursive: true, force: true }));
     if (errors.length > 0) throw new AggregateError(errors, 'agent: could not remove everything');
   }

@@ -7,7 +7,7 @@ import { query } from '@datapath/loader';
 import { Netns } from '@datapath/netlink';
 import type { PolicyKey } from '@datapath/policy';
 import { Agent, type AgentOptions, SCENARIO_CONCURRENCY } from './agent.js';
-import { cmdServe, serviceTable, viaApi } from './api/commands.js';
+import { cmdServe, printApplied, serviceTable, serviceToDelete, viaApi } from './api/commands.js';
 import { type ClusterValues, cmdCluster, cmdNodeUp } from './cli-cluster.js';
 import { cmdConfig, cmdMonitor, cmdObserve, startObserver } from './cli-events.js';
 import { Datapath } from './datapath.js';
@@ -17,6 +17,7 @@ import { CtFlags, dirName, protoName, reasonName } from './maps.js';
 import { engineFromState, flowExplanation, flowVerdict, loadPolicies, loadScenario } from './policy.js';
 import { renderReport } from './report.js';
 import { runScenario } from './run.js';
+import { loadServices, mergeServices } from './service-file.js';
 import { dumpLbMaps } from './service-lb.js';
 import { type BackendPod, serviceViews } from './services.js';
 import type { AgentState } from './state.js';
@@ -37,6 +38,9 @@ export const USAGE = `usage: agent <command> [options]
   pod del <ns/name>
   pod terminate <ns/name>                        graceful: as a service backend it keeps its flows, gets no new ones
   service list                                   services: frontends, type, backends (pod, address, state, node)
+  service apply <file.yaml|json>                 create or replace the file's services (one, a list, several YAML
+                                                 documents or a scenario's \`services\`); the others stay
+  service delete <ns/name|name>                  remove a service: its entries leave the lb maps
   lb map dump                                    the lb maps decoded: services, backends, reverse NAT, affinity
   bpf show                                       programs attached to every endpoint
   monitor [--type drop|policy-verdict|trace]… [--pod ns/name] [--count N]
@@ -481,6 +485,40 @@ function cmdServiceList(v: Values, io: Io): number {
   return 0;
 }
 
+/** `service apply|delete` on the state files (no agent serves; through the API otherwise: api/commands.ts). */
+async function cmdServiceChange(
+  sub: 'apply' | 'delete',
+  arg: string | undefined,
+  v: Values,
+  io: Io,
+): Promise<number> {
+  if (sub === 'apply' && arg === undefined)
+    throw new AgentError('InvalidArgument', 'service apply <file.yaml|json>');
+  const applied = sub === 'apply' ? loadServices(arg!) : [];
+  const agent = await Agent.restore(agentOptions(v, io));
+  try {
+    if (sub === 'delete') {
+      const key = serviceToDelete(arg, agent.services());
+      await agent.deleteService(key);
+      print(io, v.json, { removed: true, service: key }, () => `service ${key} deleted`);
+      return 0;
+    }
+    const plan = mergeServices(agent.services(), applied);
+    await agent.setServices(plan.services);
+    const keys = new Set(applied.map((s) => `${s.namespace}/${s.name}`));
+    printApplied(
+      io,
+      v.json,
+      plan,
+      agent.serviceViews().filter((s) => keys.has(s.service)),
+      'to the agent state',
+    );
+    return 0;
+  } finally {
+    agent.close();
+  }
+}
+
 function cmdLbMapDump(v: Values, io: Io): number {
   const state = Agent.readState(agentOptions(v, io));
   const dump = dumpLbMaps(state.pinDir);
@@ -676,6 +714,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         break;
       case 'service':
         if (sub === 'list') return cmdServiceList(v, io);
+        if (sub === 'apply' || sub === 'delete') return await cmdServiceChange(sub, arg, v, io);
         break;
       case 'lb':
         if (sub === 'map' && arg === 'dump') return cmdLbMapDump(v, io);
@@ -689,8 +728,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
   } catch (err) {
     if (err instanceof AgentError || (err as Error).name?.endsWith('Error')) {
-      const e = err as Error & { code?: string };
-      io.err(`agent: ${e.message}${e.code ? ` [${e.code}]` : ''}`);
+      const e = err as Error & { code?: string; reason?: string };
+      io.err(`agent: ${e.message}${e.code ? ` [${e.code}${e.reason ? ` ${e.reason}` : ''}]` : ''}`);
       return 1;
     }
     throw err;

@@ -1,15 +1,16 @@
 /**
  * The CLI commands that talk to a resident agent: `serve` itself, and `endpoint list`, `policy apply`,
- * `pod del`, `service list` and `status --api`, which go through the API whenever an agent serves on the socket (two
- * processes must never change the same agent's state).
+ * `pod del`, `service list|apply|delete` and `status --api`, which go through the API whenever an agent serves on
+ * the socket (two processes must never change the same agent's state).
  */
 
 import type { Agent, AgentOptions } from '../agent.js';
 import { AgentError } from '../errors.js';
 import { table } from '../format.js';
 import { loadPolicies, loadScenario } from '../policy.js';
-import type { ServiceView } from '../services.js';
-import { defaultSocketPath } from './client.js';
+import { loadServices, mergeServices } from '../service-file.js';
+import { type ServiceSpec, type ServiceView, serviceKey } from '../services.js';
+import { type AgentClient, defaultSocketPath } from './client.js';
 import { residentClient, startResident } from './serve.js';
 
 interface Io {
@@ -78,7 +79,7 @@ export async function viaApi(p: readonly string[], v: ApiValues, io: Io): Promis
     (cmd === 'endpoint' && sub === 'list') ||
     (cmd === 'policy' && sub === 'apply') ||
     (cmd === 'pod' && sub === 'del') ||
-    (cmd === 'service' && sub === 'list');
+    (cmd === 'service' && (sub === 'list' || sub === 'apply' || sub === 'delete'));
   if (!covered) return undefined;
   const client = await residentClient(socketOf(v));
   if (client === undefined) return undefined;
@@ -103,6 +104,8 @@ export async function viaApi(p: readonly string[], v: ApiValues, io: Io): Promis
       );
       return 0;
     }
+    if (cmd === 'service' && sub === 'apply') return await applyServicesApi(client, arg, v, io);
+    if (cmd === 'service' && sub === 'delete') return await deleteServiceApi(client, arg, v, io);
     if (cmd === 'service') {
       const views = await client.services();
       out(io, v.json, views, () => serviceTable(views));
@@ -128,6 +131,84 @@ export async function viaApi(p: readonly string[], v: ApiValues, io: Io): Promis
   } finally {
     client.close();
   }
+}
+
+/**
+ * `agent service apply <file>` through the API: the file's services checked with the agent's (a frontend
+ * another service has is refused before any request), then one `PUT /v1/services/<ns>/<name>` each.
+ */
+async function applyServicesApi(
+  client: AgentClient,
+  file: string | undefined,
+  v: ApiValues,
+  io: Io,
+): Promise<number> {
+  if (file === undefined) throw new AgentError('InvalidArgument', 'service apply <file.yaml|json>');
+  const applied = loadServices(file);
+  const current = (await client.services()).map((s) => s.spec);
+  const plan = mergeServices(current, applied);
+  const infos = [];
+  for (const s of applied) infos.push(await client.putService(s));
+  printApplied(io, v.json, plan, infos, 'through the agent API');
+  return 0;
+}
+
+/** What `agent service apply` prints: one line per service applied. */
+export function printApplied(
+  io: Io,
+  json: boolean | undefined,
+  plan: { created: readonly string[] },
+  views: readonly ServiceView[],
+  how: string,
+): void {
+  const rows = views.map((s) => ({
+    service: s.service,
+    action: plan.created.includes(s.service) ? 'created' : 'replaced',
+    frontends: s.frontends,
+    backends: s.backends.length,
+  }));
+  out(io, json, rows, () =>
+    [
+      table(
+        ['SERVICE', 'ACTION', 'FRONTENDS', 'BACKENDS'],
+        rows.map((r) => [r.service, r.action, r.frontends.join(','), String(r.backends)]),
+      ),
+      `${rows.length} service(s) applied ${how}`,
+    ].join('\n'),
+  );
+}
+
+/**
+ * The `ns/name` of `agent service delete <ns/name|name>`: a bare name must name exactly one service.
+ * @throws AgentError `InvalidArgument` (none given, or a bare name several namespaces have), `NotFound`.
+ */
+export function serviceToDelete(arg: string | undefined, services: readonly ServiceSpec[]): string {
+  if (arg === undefined || arg === '') throw new AgentError('InvalidArgument', 'service delete <ns/name>');
+  const keys = services.map(serviceKey);
+  if (arg.includes('/')) {
+    if (!keys.includes(arg)) throw new AgentError('NotFound', `no service ${arg}`);
+    return arg;
+  }
+  const hits = keys.filter((k) => k.endsWith(`/${arg}`));
+  if (hits.length === 0) throw new AgentError('NotFound', `no service ${arg}`);
+  if (hits.length > 1)
+    throw new AgentError('InvalidArgument', `service ${arg} is in several namespaces: ${hits.join(', ')}`);
+  return hits[0]!;
+}
+
+async function deleteServiceApi(
+  client: AgentClient,
+  arg: string | undefined,
+  v: ApiValues,
+  io: Io,
+): Promise<number> {
+  const key = serviceToDelete(
+    arg,
+    (await client.services()).map((s) => s.spec),
+  );
+  const r = await client.deleteService(key);
+  out(io, v.json, r, () => `service ${key} deleted (through the agent API)`);
+  return 0;
 }
 
 /** `agent service list`'s table: one line per backend of each service port. */
