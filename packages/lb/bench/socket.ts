@@ -1,21 +1,26 @@
 // Benchmark: socket LB (@datapath/lb SocketLb) vs a kube-proxy-style iptables baseline the bench builds
 // itself, and Maglev table builds vs a straightforward implementation, all in one run.
 //   - iptables: the filter and nat rules kube-proxy's iptables mode writes (iptablesRules below), loaded
-//     with iptables-restore inside a namespace the bench makes.
+//     with iptables-restore inside namespaces the bench makes.
 //   - ours: the same services through SocketLb on a cgroup the bench makes.
-//   A C client (bench/connect.c, built here) runs sequential TCP connect + request + close to the LAST
-//   service's ClusterIP (the worst case for a linear chain) from inside that namespace and cgroup; a C
-//   server (bench/server.c) answers in a second namespace. 100, 1 000 and 10 000 services; each round
-//   measures both sides back to back (which goes first alternates) and the table reports medians of the
-//   per-round ratios. Second figure: CPU time per connection of the client (its own clock) and of the
-//   server (/proc/<pid>/schedstat), which a loaded machine's waits for a CPU do not enter.
-// Knobs (the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
-// (e.g. 100,10000), LB_BENCH_NICE (niceness of client and server, default -10, 0: none), LB_BENCH_PIN (server:client
-// CPUs, e.g. 1:1).
 //   - floor: beside each pair the client also runs straight to a backend address (no service, no rule, no
 //     program): the kernel's own cost of a connection in this harness, which no load balancer can go below.
+//   A C client (bench/connect.c, built here) runs sequential TCP connect + request + close to the LAST
+//   service's ClusterIP (the worst case for a linear chain) from inside a client namespace and the cgroup;
+//   a C server (bench/server.c) answers. 100, 1 000 and 10 000 services; each round measures the three
+//   back to back (their order rotates by round) and the tables report medians of the per-round ratios.
+//   Second figure: CPU time per connection of the client (its own clock) and of the server
+//   (/proc/<pid>/schedstat), which a loaded machine's waits for a CPU do not enter.
+// Topologies (LB_BENCH_TOPO, a comma list, default all three):
+//   - host: a host-network client (the node's own namespace holds the rules) and the server one veth away.
+//   - pod: a client pod on node A reaching backend pods on node B: pod → veth → node A → underlay veth →
+//     node B → veth → pod; kube-proxy's rules on BOTH nodes (as it writes them on every node).
+//   - pod-local: the same client pod, backend pods on node A (same node): rules on node A.
+// Knobs (the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
+// (e.g. 100,10000), LB_BENCH_TOPO, LB_BENCH_NICE (niceness of client and server, default -10, 0: none),
+// LB_BENCH_PIN (server:client CPUs, e.g. 1:1).
 // Writes $BENCH_OUT/lb-socket.md. Needs root, cc, clang, iptables. Run: LB_BENCH=socket node scripts/bench.mjs lb
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -35,7 +40,11 @@ const PIN = process.env.LB_BENCH_PIN ?? '';
  * compresses the ratio; 0 turns it off.
  */
 const NICE = process.env.LB_BENCH_NICE ?? '-10';
+const TOPOS = (process.env.LB_BENCH_TOPO ?? 'host,pod,pod-local').split(',');
+/** Backend addresses (one namespace holds them, one server answers on all): host and pod topologies. */
 const POOL = ['10.244.1.1', '10.244.1.2', '10.244.1.3', '10.244.1.4'];
+/** Backend pods on the client's own node (pod-local topology): node A's pod range. */
+const POOL_LOCAL = ['10.244.0.11', '10.244.0.12', '10.244.0.13', '10.244.0.14'];
 const PORT = 8080;
 const vip = (i: number) => `10.96.${(i >> 8) & 255}.${i & 255}`;
 
@@ -121,6 +130,11 @@ function maglevRows(): string[] {
 
 // ---- the namespaces, cgroup, server, client
 const ip = (...a: string[]) => execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'pipe'] });
+const inNs = (ns: string, cmd: string, args: string[], input?: string) =>
+  execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], {
+    encoding: 'utf8',
+    ...(input === undefined ? {} : { input }),
+  });
 function cgroup2Root(): string {
   for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
     const [, path, type] = line.split(' ');
@@ -172,17 +186,45 @@ function client(bin: string, cg: string, ns: string, host: string, serverPid: nu
   return { n, errors, secs, p50, cpu, srv: n ? srv / n : 0 };
 }
 
+/** The bench server in a namespace, at the bench's niceness; resolves once it listens. */
+async function startServer(bin: string, ns: string): Promise<ChildProcess> {
+  const server = spawn(
+    'nice',
+    [
+      '-n',
+      NICE || '0',
+      ...(PIN ? ['taskset', '-c', PIN.split(':')[0]!] : []),
+      'ip',
+      'netns',
+      'exec',
+      ns,
+      bin,
+      String(PORT),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.stdout!.once('data', () => resolve());
+    server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+  return server;
+}
+
 /** A kube-proxy chain suffix: 16 characters of a hash of the service (kube-proxy uses base32 of SHA-256). */
 const chainId = (what: string) => createHash('sha256').update(what).digest('hex').slice(0, 16).toUpperCase();
 
 /**
- * The rules kube-proxy's iptables mode writes for `count` ClusterIP services of two endpoints each
- * (pkg/proxy/iptables: the filter-table jumps and chains, KUBE-SERVICES with one rule per service and
- * the KUBE-NODEPORTS rule last, KUBE-SVC-* with the masquerade mark for traffic from outside the
- * cluster CIDR and `statistic` random over the endpoints, KUBE-SEP-* with the hairpin mark and DNAT,
- * KUBE-MARK-MASQ and KUBE-POSTROUTING), comments included.
+ * The rules kube-proxy's iptables mode writes for `count` ClusterIP services of two endpoints each from
+ * `pool` (pkg/proxy/iptables: the filter-table jumps and chains, kubelet's KUBE-FIREWALL localnet rule,
+ * KUBE-SERVICES with one rule per service and the KUBE-NODEPORTS rule last, KUBE-SVC-* with the
+ * masquerade mark for traffic from outside the cluster CIDR and `statistic` random over the endpoints,
+ * KUBE-SEP-* with the hairpin mark and DNAT, KUBE-MARK-MASQ and KUBE-POSTROUTING). Comments as
+ * kube-proxy writes them: above 1000 endpoints ("large cluster mode") the KUBE-SVC-* → KUBE-SEP-* and
+ * KUBE-SEP-* rules carry none.
  */
-function iptablesRules(count: number): string {
+function iptablesRules(count: number, pool: readonly string[]): string {
+  const large = count * 2 > 1000;
+  const comment = (text: string) => (large ? '' : ` -m comment --comment "${text}"`);
   const filter = [
     '*filter',
     ':INPUT ACCEPT [0:0]',
@@ -197,12 +239,15 @@ function iptablesRules(count: number): string {
     '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
     '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
     '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+    '-A INPUT -j KUBE-FIREWALL',
     '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
     '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
     '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
     '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
     '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
     '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A OUTPUT -j KUBE-FIREWALL',
+    '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP',
     '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
     '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
     '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
@@ -223,27 +268,27 @@ function iptablesRules(count: number): string {
     '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
     '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
     '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
-    '-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000',
+    '-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000',
     '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
-    '-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0',
+    '-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000',
     '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
   ];
   for (let i = 0; i < count; i++) {
     const name = `default/svc-${i}:http`;
     const svc = `KUBE-SVC-${chainId(`${name}tcp`)}`;
-    const eps = [0, 1].map((k) => `${POOL[(i + k) % 4]}:${PORT}`);
+    const eps = [0, 1].map((k) => `${pool[(i + k) % pool.length]}:${PORT}`);
     const seps = eps.map((ep) => `KUBE-SEP-${chainId(`${name}tcp${ep}`)}`);
     chains.push(`:${svc} - [0:0]`, ...seps.map((c) => `:${c} - [0:0]`));
     rules.push(
-      `-A KUBE-SERVICES -d ${vip(i)}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport 80 -j ${svc}`,
-      `-A ${svc} ! -s 10.244.0.0/16 -d ${vip(i)}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
-      `-A ${svc} -m comment --comment "${name} -> ${eps[0]}" -m statistic --mode random --probability 0.50000000000 -j ${seps[0]}`,
-      `-A ${svc} -m comment --comment "${name} -> ${eps[1]}" -j ${seps[1]}`,
+      `-A KUBE-SERVICES -m comment --comment "${name} cluster IP" -m tcp -p tcp -d ${vip(i)}/32 --dport 80 -j ${svc}`,
+      `-A ${svc} -m comment --comment "${name} cluster IP" -m tcp -p tcp -d ${vip(i)}/32 --dport 80 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ`,
+      `-A ${svc}${comment(`${name} -> ${eps[0]}`)} -m statistic --mode random --probability 0.5000000000 -j ${seps[0]}`,
+      `-A ${svc}${comment(`${name} -> ${eps[1]}`)} -j ${seps[1]}`,
     );
     for (const [k, sep] of seps.entries())
       rules.push(
-        `-A ${sep} -s ${eps[k]!.split(':')[0]}/32 -m comment --comment "${name}" -j KUBE-MARK-MASQ`,
-        `-A ${sep} -p tcp -m comment --comment "${name}" -m tcp -j DNAT --to-destination ${eps[k]}`,
+        `-A ${sep}${comment(name)} -s ${eps[k]!.split(':')[0]}/32 -j KUBE-MARK-MASQ`,
+        `-A ${sep}${comment(name)} -m tcp -p tcp -j DNAT --to-destination ${eps[k]}`,
       );
   }
   rules.push(
@@ -252,221 +297,462 @@ function iptablesRules(count: number): string {
   return `${[...filter, ...chains, ...rules, 'COMMIT'].join('\n')}\n`;
 }
 
-async function main(): Promise<void> {
-  const tag = `lbb${process.pid}`;
+/** Empty filter and nat tables: what the baseline leaves after each of its runs. */
+const NO_RULES = '*filter\nCOMMIT\n*nat\nCOMMIT\n';
+
+/** One placement of client, nodes and backends. */
+interface Topology {
+  key: string;
+  /** The client's namespace (the cgroup holds the client process there). */
+  client: string;
+  server: ChildProcess;
+  /** The backends of every service: addresses the server answers on. */
+  pool: readonly string[];
+  /** Where the baseline loads kube-proxy's rules. */
+  ruleNs: readonly string[];
+  /** Namespaces on the path, checked for conntrack entries while ours and the floor run. */
+  pathNs: readonly string[];
+}
+
+/** host: the client namespace holds the rules (a host-network client), the server one veth away. */
+async function hostTopology(tag: string, sbin: string, made: string[]): Promise<Topology> {
   const cns = `${tag}-c`;
   const pns = `${tag}-p`;
+  for (const ns of [cns, pns]) {
+    ip('netns', 'add', ns);
+    made.push(ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+  }
+  ip('-n', cns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pns);
+  ip('-n', cns, 'addr', 'add', '10.244.0.1/16', 'dev', 'eth0');
+  for (const a of POOL) ip('-n', pns, 'addr', 'add', `${a}/16`, 'dev', 'eth0');
+  ip('-n', cns, 'link', 'set', 'eth0', 'up');
+  ip('-n', pns, 'link', 'set', 'eth0', 'up');
+  ip('-n', cns, 'route', 'add', '10.96.0.0/12', 'dev', 'eth0');
+  const server = await startServer(sbin, pns);
+  return { key: 'host', client: cns, server, pool: POOL, ruleNs: [cns], pathNs: [cns, pns] };
+}
+
+/**
+ * A pod namespace wired to its node the way routed CNIs do it (Cilium, Calico): a veth, /32 addresses
+ * in the pod, a default route via the node's router address (on the node's side of the veth), a /32
+ * route per pod address on the node.
+ */
+function podNs(pod: string, node: string, dev: string, addrs: readonly string[], router: string): void {
+  ip('-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', dev, 'netns', node);
+  for (const a of addrs) ip('-n', pod, 'addr', 'add', `${a}/32`, 'dev', 'eth0');
+  ip('-n', pod, 'link', 'set', 'eth0', 'up');
+  ip('-n', pod, 'route', 'add', router, 'dev', 'eth0', 'scope', 'link');
+  ip('-n', pod, 'route', 'add', 'default', 'via', router, 'dev', 'eth0');
+  ip('-n', node, 'addr', 'add', `${router}/32`, 'dev', dev);
+  ip('-n', node, 'link', 'set', dev, 'up');
+  for (const a of addrs) ip('-n', node, 'route', 'add', `${a}/32`, 'dev', dev);
+}
+
+/**
+ * pod: a client pod on node A, backend pods on node B (the underlay: one veth between the nodes in
+ * 198.18.0.0/15, each node routing the other's pod range); kube-proxy's rules on both nodes.
+ */
+async function podTopology(tag: string, sbin: string, made: string[]): Promise<Topology> {
+  const [nodeA, nodeB, pod, backends] = ['na', 'nb', 'pc', 'pb'].map((x) => `${tag}-${x}`) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  for (const ns of [nodeA, nodeB, pod, backends]) {
+    ip('netns', 'add', ns);
+    made.push(ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+  }
+  ip('-n', nodeA, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nodeB);
+  ip('-n', nodeA, 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0');
+  ip('-n', nodeB, 'addr', 'add', '198.18.0.2/24', 'dev', 'eth0');
+  for (const n of [nodeA, nodeB]) {
+    ip('-n', n, 'link', 'set', 'eth0', 'up');
+    // a router: forwarding on, in this namespace only
+    inNs(n, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  }
+  ip('-n', nodeA, 'route', 'add', '10.244.1.0/24', 'via', '198.18.0.2', 'dev', 'eth0');
+  ip('-n', nodeB, 'route', 'add', '10.244.0.0/24', 'via', '198.18.0.1', 'dev', 'eth0');
+  podNs(pod, nodeA, 'lxcc', ['10.244.0.2'], '10.244.0.254');
+  podNs(backends, nodeB, 'lxcb', POOL, '10.244.1.254');
+  const server = await startServer(sbin, backends);
+  return {
+    key: 'pod',
+    client: pod,
+    server,
+    pool: POOL,
+    ruleNs: [nodeA, nodeB],
+    pathNs: [pod, nodeA, nodeB, backends],
+  };
+}
+
+/**
+ * pod-local: a client pod and the backend pods on one node (namespaces of its own: the pod placement's
+ * conntrack entries, same client and service addresses with other backends, stay out of its way);
+ * kube-proxy's rules on that node.
+ */
+async function podLocalTopology(tag: string, sbin: string, made: string[]): Promise<Topology> {
+  const [node, pod, backends] = ['la', 'lc', 'lb'].map((x) => `${tag}-${x}`) as [string, string, string];
+  for (const ns of [node, pod, backends]) {
+    ip('netns', 'add', ns);
+    made.push(ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+  }
+  inNs(node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  podNs(pod, node, 'lxcc', ['10.244.0.2'], '10.244.0.254');
+  podNs(backends, node, 'lxcl', POOL_LOCAL, '10.244.0.254');
+  const server = await startServer(sbin, backends);
+  return {
+    key: 'pod-local',
+    client: pod,
+    server,
+    pool: POOL_LOCAL,
+    ruleNs: [node],
+    pathNs: [pod, node, backends],
+  };
+}
+
+interface Sides {
+  base: Run[];
+  ours: Run[];
+  floor: Run[];
+}
+
+interface Measured {
+  res: Record<number, Sides>;
+  /** The most conntrack entries one run of ours or of the floor added on the path. */
+  ctAdded: number;
+  /** Wall time of one iptables-restore of N services' rules into one namespace, ms (the last load). */
+  restoreMs: Record<number, number>;
+  /**
+   * Per rule namespace, the packets that jumped from nat PREROUTING or OUTPUT to KUBE-SERVICES per
+   * connection (the first baseline run at the largest count): 1 = every connection's SYN walked it.
+   */
+  walks: number[];
+}
+
+/** Packets counted by the nat PREROUTING and OUTPUT jumps to KUBE-SERVICES in a namespace. */
+function natWalks(ns: string): number {
+  let packets = 0;
+  for (const chain of ['PREROUTING', 'OUTPUT'])
+    for (const line of inNs(ns, 'iptables', ['-t', 'nat', '-L', chain, '-v', '-x', '-n']).split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f[2] === 'KUBE-SERVICES') packets += Number(f[0]);
+    }
+  return packets;
+}
+
+/** The services of a run, for SocketLb. */
+async function attachOurs(cg: string, n: number, pool: readonly string[]): Promise<SocketLb> {
+  const lb = await SocketLb.attach({ cgroupPath: cg, tableSize: 251 });
+  for (let i = 0; i < n; i++)
+    lb.upsert({
+      name: `s${i}`,
+      protocol: 'TCP',
+      frontends: [{ address: vip(i), port: 80 }],
+      backends: [0, 1].map((k) => ({ address: pool[(i + k) % pool.length]!, port: PORT })),
+    });
+  return lb;
+}
+
+async function measure(t: Topology, cbin: string, cg: string): Promise<Measured> {
+  const res: Record<number, Sides> = {};
+  for (const n of COUNTS) res[n] = { base: [], ours: [], floor: [] };
+  const restoreMs: Record<number, number> = {};
+  const walks: number[] = [];
+  const spid = t.server.pid!;
+  let ctAdded = 0;
+  /** Conntrack entries on the path (ours and the floor must not add any: no table there). */
+  const ctCount = () =>
+    t.pathNs.reduce(
+      (a, ns) => a + Number(inNs(ns, 'cat', ['/proc/sys/net/netfilter/nf_conntrack_count'])),
+      0,
+    );
+  const runNoTable = (host: string, port: number) => {
+    const before = ctCount();
+    const r = client(cbin, cg, t.client, host, spid, port);
+    ctAdded = Math.max(ctAdded, ctCount() - before);
+    return r;
+  };
+  const runFloor = (n: number) => res[n]!.floor.push(runNoTable(t.pool[0]!, PORT));
+  const runBase = (n: number) => {
+    const rules = iptablesRules(n, t.pool);
+    for (const ns of t.ruleNs) {
+      const t0 = performance.now();
+      inNs(ns, 'iptables-restore', [], rules);
+      restoreMs[n] = performance.now() - t0;
+    }
+    try {
+      const r = client(cbin, cg, t.client, vip(n - 1), spid, 80);
+      res[n]!.base.push(r);
+      if (n === COUNTS[COUNTS.length - 1] && !walks.length)
+        for (const ns of t.ruleNs) walks.push(natWalks(ns) / (r.n + r.errors));
+    } finally {
+      for (const ns of t.ruleNs) inNs(ns, 'iptables-restore', [], NO_RULES);
+    }
+  };
+  const runOurs = async (n: number) => {
+    using _lb = await attachOurs(cg, n, t.pool);
+    res[n]!.ours.push(runNoTable(vip(n - 1), 80));
+  };
+  for (let round = 0; round < ROUNDS; round++)
+    for (const n of COUNTS) {
+      // the order of the three rotates by round, so none always runs right after another's setup or
+      // teardown (removing 10 000 services' rules leaves the kernel work to finish)
+      const sides = [() => runBase(n), () => runOurs(n), () => runFloor(n)];
+      for (let k = 0; k < 3; k++) await sides[(round + k) % 3]!();
+    }
+  return { res, ctAdded, restoreMs, walks };
+}
+
+/**
+ * What ours adds to a connection, measured inside the kernel: the run time of the connect4 program
+ * per run (kernel.bpf_stats_enabled on for this one extra run only, which no other figure uses).
+ */
+async function connect4Cost(t: Topology, cbin: string, cg: string, n: number): Promise<number> {
+  using lb = await attachOurs(cg, n, t.pool);
+  const sysctl = '/proc/sys/kernel/bpf_stats_enabled';
+  const prev = readFileSync(sysctl, 'utf8').trim();
+  writeFileSync(sysctl, '1');
+  try {
+    client(cbin, cg, t.client, vip(n - 1), t.server.pid!, 80);
+  } finally {
+    writeFileSync(sysctl, prev);
+  }
+  const id = lb.collection.program('lb_sock_connect4').info().id;
+  const info = JSON.parse(
+    execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' }),
+  );
+  return info.run_cnt ? info.run_time_ns / info.run_cnt : 0;
+}
+
+const rate = (r: Run[]) => r.reduce((a, x) => a + x.n, 0) / r.reduce((a, x) => a + x.secs, 0);
+const errs = (r: Run[]) => r.reduce((a, x) => a + x.errors, 0);
+const r1 = (x: Run) => x.n / x.secs;
+// paired: the sides of one round ran back to back, so a burst of other work on the machine hits all of
+// them; the median of the per-round ratios is what the tables report
+const paired = (a: Run[], b: Run[], f: (x: Run) => number) => median(a.map((x, i) => f(x) / f(b[i]!)));
+const cpuMedian = (r: Run[], f: (x: Run) => number) => median(r.map(f));
+const both = (x: Run) => x.cpu + x.srv;
+
+/** The rate table, the CPU table and the per-round line of one topology. */
+function tables(m: Measured, withTotal: boolean): { rate: string; cpu: string; perRound: string } {
+  const rows: string[] = [];
+  const cpuRows: string[] = [];
+  const floor = COUNTS.flatMap((n) => m.res[n]!.floor);
+  const first = m.res[COUNTS[0]!]!.ours;
+  for (const n of COUNTS) {
+    const { base, ours, floor: beside } = m.res[n]!;
+    const total = withTotal
+      ? ` ${cpuMedian(ours, both).toFixed(1)} µs | ${cpuMedian(base, both).toFixed(1)} µs | **${paired(base, ours, both).toFixed(2)}×** |`
+      : '';
+    cpuRows.push(
+      `| ${n.toLocaleString('en')} services | ${cpuMedian(ours, (x) => x.cpu).toFixed(1)} µs | ${cpuMedian(base, (x) => x.cpu).toFixed(1)} µs | **${paired(base, ours, (x) => x.cpu).toFixed(2)}×** | ${cpuMedian(ours, (x) => x.srv).toFixed(1)} µs | ${cpuMedian(base, (x) => x.srv).toFixed(1)} µs |${total}`,
+    );
+    rows.push(
+      `| ${n.toLocaleString('en')} services | ${rate(ours).toFixed(0)}/s, p50 ${median(ours.map((r) => r.p50)).toFixed(0)} µs | ${rate(base).toFixed(0)}/s, p50 ${median(base.map((r) => r.p50)).toFixed(0)} µs | **${paired(ours, base, r1).toFixed(2)}×** | ${paired(ours, base, (x) => x.p50).toFixed(2)}× | ${paired(ours, first, r1).toFixed(2)}× | ${paired(beside, base, r1).toFixed(2)}× | ${paired(ours, beside, r1).toFixed(2)}× |${errs(ours) + errs(base) ? ` errors: ours ${errs(ours)}, baseline ${errs(base)}` : ''}`,
+    );
+  }
+  rows.push(
+    `| no service (the floor) | ${rate(floor).toFixed(0)}/s, p50 ${median(floor.map((r) => r.p50)).toFixed(0)} µs | | | | | | |${errs(floor) ? ` errors: ${errs(floor)}` : ''}`,
+  );
+  cpuRows.push(
+    `| no service (the floor) | ${cpuMedian(floor, (x) => x.cpu).toFixed(1)} µs | | | ${cpuMedian(floor, (x) => x.srv).toFixed(1)} µs | |${withTotal ? ` ${cpuMedian(floor, both).toFixed(1)} µs | | |` : ''}`,
+  );
+  const perRound = COUNTS.map(
+    (n) =>
+      `${n}: ours ${m.res[n]!.ours.map((x) => r1(x).toFixed(0)).join(' / ')} · baseline ${m.res[n]!.base.map((x) => r1(x).toFixed(0)).join(' / ')} · floor ${m.res[n]!.floor.map((x) => r1(x).toFixed(0)).join(' / ')}`,
+  ).join('; ');
+  const head = `| services | ours: rate, p50 | baseline: rate, p50 | rate ratio | p50 ratio | ours vs ours at ${COUNTS[0]} | ceiling: floor / baseline | ours / floor |
+| --- | --- | --- | --- | --- | --- | --- | --- |`;
+  const cpuHead = withTotal
+    ? `| services | ours: client CPU/conn | baseline: client CPU/conn | client CPU ratio | ours: server CPU/conn | baseline: server CPU/conn | ours: client + server | baseline: client + server | client + server ratio |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |`
+    : `| services | ours: client CPU/conn | baseline: client CPU/conn | client CPU ratio | ours: server CPU/conn | baseline: server CPU/conn |
+| --- | --- | --- | --- | --- | --- |`;
+  return { rate: `${head}\n${rows.join('\n')}`, cpu: `${cpuHead}\n${cpuRows.join('\n')}`, perRound };
+}
+
+const fmtWalks = (w: number[]) => w.map((x) => x.toFixed(3)).join(', ');
+
+async function main(): Promise<void> {
+  const tag = `lbb${process.pid}`;
   const cg = join(cgroup2Root(), tag);
   const work = mkdtempSync(join(tmpdir(), 'lb-bench-'));
   const cbin = join(work, 'connect');
   const sbin = join(work, 'server');
   execFileSync('cc', ['-O2', '-o', cbin, join(here, 'connect.c')]);
   execFileSync('cc', ['-O2', '-o', sbin, join(here, 'server.c')]);
-  const rows: string[] = [];
-  const cpuRows: string[] = [];
   const loadBefore = loadavg()[0]!;
-  let rounds: Record<number, { base: Run[]; ours: Run[]; floor: Run[] }> | undefined;
-  /** The most conntrack entries one run of ours or of the floor added in the client namespace. */
-  let ctAdded = 0;
+  const made: string[] = [];
+  const servers: ChildProcess[] = [];
+  const measured: Record<string, Measured> = {};
   /** Run time of ours' connect4 program per connection, ns (kernel BPF statistics, one extra run). */
-  let connect4Ns = 0;
-  let server: ReturnType<typeof spawn> | undefined;
+  let connect4Ns: number | undefined;
   try {
-    ip('netns', 'add', cns);
-    ip('netns', 'add', pns);
-    ip('-n', cns, 'link', 'set', 'lo', 'up');
-    ip('-n', pns, 'link', 'set', 'lo', 'up');
-    ip('-n', cns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pns);
-    ip('-n', cns, 'addr', 'add', '10.244.0.1/16', 'dev', 'eth0');
-    for (const a of POOL) ip('-n', pns, 'addr', 'add', `${a}/16`, 'dev', 'eth0');
-    ip('-n', cns, 'link', 'set', 'eth0', 'up');
-    ip('-n', pns, 'link', 'set', 'eth0', 'up');
-    ip('-n', cns, 'route', 'add', '10.96.0.0/12', 'dev', 'eth0');
     mkdirSync(cg);
-    server = spawn(
-      'nice',
-      [
-        '-n',
-        NICE || '0',
-        ...(PIN ? ['taskset', '-c', PIN.split(':')[0]!] : []),
-        'ip',
-        'netns',
-        'exec',
-        pns,
-        sbin,
-        String(PORT),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    await new Promise<void>((resolve, reject) => {
-      server!.stdout!.once('data', () => resolve());
-      server!.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-    });
-    const res: Record<string, { base: Run[]; ours: Run[]; floor: Run[] }> = {};
-    for (const n of COUNTS) res[n] = { base: [], ours: [], floor: [] };
-    const spid = server.pid!;
-    /** Conntrack entries in the client namespace (ours and the floor must not add any: no table there). */
-    const ctCount = () =>
-      Number(
-        execFileSync('ip', ['netns', 'exec', cns, 'cat', '/proc/sys/net/netfilter/nf_conntrack_count'], {
-          encoding: 'utf8',
-        }),
-      );
-    const runNoTable = (host: string, port: number) => {
-      const before = ctCount();
-      const r = client(cbin, cg, cns, host, spid, port);
-      ctAdded = Math.max(ctAdded, ctCount() - before);
-      return r;
-    };
-    const runFloor = (n: number) => res[n]!.floor.push(runNoTable(POOL[0]!, PORT));
-    const runBase = (n: number) => {
-      execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], { input: iptablesRules(n) });
-      res[n]!.base.push(client(cbin, cg, cns, vip(n - 1), spid, 80));
-      execFileSync('ip', ['netns', 'exec', cns, 'iptables-restore'], {
-        input: '*filter\nCOMMIT\n*nat\nCOMMIT\n',
-      });
-    };
-    const attachOurs = async (n: number) => {
-      const lb = await SocketLb.attach({ cgroupPath: cg, tableSize: 251 });
-      for (let i = 0; i < n; i++)
-        lb.upsert({
-          name: `s${i}`,
-          protocol: 'TCP',
-          frontends: [{ address: vip(i), port: 80 }],
-          backends: [0, 1].map((k) => ({ address: POOL[(i + k) % 4]!, port: PORT })),
-        });
-      return lb;
-    };
-    const runOurs = async (n: number) => {
-      using _lb = await attachOurs(n);
-      res[n]!.ours.push(runNoTable(vip(n - 1), 80));
-    };
-    /**
-     * What ours adds to a connection, measured inside the kernel: the run time of the connect4 program
-     * per run (kernel.bpf_stats_enabled on for this one extra run only, which no other figure uses).
-     */
-    const connect4Cost = async (n: number) => {
-      using lb = await attachOurs(n);
-      const sysctl = '/proc/sys/kernel/bpf_stats_enabled';
-      const prev = readFileSync(sysctl, 'utf8').trim();
-      writeFileSync(sysctl, '1');
-      try {
-        client(cbin, cg, cns, vip(n - 1), spid, 80);
-      } finally {
-        writeFileSync(sysctl, prev);
-      }
-      const id = lb.collection.program('lb_sock_connect4').info().id;
-      const info = JSON.parse(
-        execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' }),
-      );
-      return info.run_cnt ? info.run_time_ns / info.run_cnt : 0;
-    };
-    for (let round = 0; round < ROUNDS; round++)
-      for (const n of COUNTS) {
-        // the order of the three rotates by round, so none always runs right after another's setup or
-        // teardown (removing 10 000 services' rules leaves the kernel work to finish)
-        const sides = [() => runBase(n), () => runOurs(n), () => runFloor(n)];
-        for (let k = 0; k < 3; k++) await sides[(round + k) % 3]!();
-      }
-    connect4Ns = await connect4Cost(COUNTS[COUNTS.length - 1]!);
-    const rate = (r: Run[]) => r.reduce((a, x) => a + x.n, 0) / r.reduce((a, x) => a + x.secs, 0);
-    const errs = (r: Run[]) => r.reduce((a, x) => a + x.errors, 0);
-    const r1 = (x: Run) => x.n / x.secs;
-    // paired: the two sides of one round ran back to back, so a burst of other work on the machine
-    // hits both; the median of the per-round ratios is what the table reports
-    const paired = (a: Run[], b: Run[], f: (x: Run) => number) => median(a.map((x, i) => f(x) / f(b[i]!)));
-    const cpu = (r: Run[], f: (x: Run) => number) => median(r.map(f));
-    /** Every floor run (the floor does not depend on the count). */
-    const floor = COUNTS.flatMap((n) => res[n]!.floor);
-    for (const n of COUNTS) {
-      const { base, ours, floor: beside } = res[n]!;
-      cpuRows.push(
-        `| ${n.toLocaleString('en')} services | ${cpu(ours, (x) => x.cpu).toFixed(1)} µs | ${cpu(base, (x) => x.cpu).toFixed(1)} µs | **${paired(base, ours, (x) => x.cpu).toFixed(2)}×** | ${cpu(ours, (x) => x.srv).toFixed(1)} µs | ${cpu(base, (x) => x.srv).toFixed(1)} µs |`,
-      );
-      rows.push(
-        `| ${n.toLocaleString('en')} services | ${rate(ours).toFixed(0)}/s, p50 ${median(ours.map((r) => r.p50)).toFixed(0)} µs | ${rate(base).toFixed(0)}/s, p50 ${median(base.map((r) => r.p50)).toFixed(0)} µs | **${paired(ours, base, r1).toFixed(2)}×** | ${paired(ours, base, (x) => x.p50).toFixed(2)}× | ${paired(ours, res[COUNTS[0]!]!.ours, r1).toFixed(2)}× | ${paired(beside, base, r1).toFixed(2)}× | ${paired(ours, beside, r1).toFixed(2)}× |${errs(ours) + errs(base) ? ` errors: ours ${errs(ours)}, baseline ${errs(base)}` : ''}`,
-      );
+    for (const key of TOPOS) {
+      const t =
+        key === 'host'
+          ? await hostTopology(tag, sbin, made)
+          : key === 'pod'
+            ? await podTopology(tag, sbin, made)
+            : key === 'pod-local'
+              ? await podLocalTopology(tag, sbin, made)
+              : undefined;
+      if (!t) throw new Error(`LB_BENCH_TOPO: unknown topology ${key} (host, pod, pod-local)`);
+      servers.push(t.server);
+      measured[key] = await measure(t, cbin, cg);
+      if (key === 'host') connect4Ns = await connect4Cost(t, cbin, cg, COUNTS[COUNTS.length - 1]!);
+      t.server.kill();
     }
-    rows.push(
-      `| no service (the floor) | ${rate(floor).toFixed(0)}/s, p50 ${median(floor.map((r) => r.p50)).toFixed(0)} µs | | | | | | |${errs(floor) ? ` errors: ${errs(floor)}` : ''}`,
-    );
-    cpuRows.push(
-      `| no service (the floor) | ${cpu(floor, (x) => x.cpu).toFixed(1)} µs | | | ${cpu(floor, (x) => x.srv).toFixed(1)} µs | |`,
-    );
-    rounds = res;
   } finally {
-    server?.kill();
+    for (const s of servers) s.kill();
     try {
       rmdirSync(cg);
     } catch {
       // not made
     }
-    for (const ns of [cns, pns]) spawnSync('ip', ['netns', 'del', ns]);
+    for (const ns of made) spawnSync('ip', ['netns', 'del', ns]);
     rmSync(work, { recursive: true, force: true });
   }
-  const perRound = COUNTS.map(
-    (n) =>
-      `${n}: ours ${rounds![n]!.ours.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')} · baseline ${rounds![n]!.base.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')} · floor ${rounds![n]!.floor.map((x) => (x.n / x.secs).toFixed(0)).join(' / ')}`,
-  ).join('; ');
+  const loadAfter = loadavg()[0]!;
   const iptv = execFileSync('iptables', ['--version'], { encoding: 'utf8' })
     .trim()
     .replace(/^iptables /, '');
-  const md = `## @datapath/lb: socket LB vs kube-proxy-style iptables, Maglev
+  const last = COUNTS[COUNTS.length - 1]!;
+  const placement = `${PIN ? `; server on CPU ${PIN.split(':')[0]}, client on CPU ${PIN.split(':')[1]}` : ''}${NICE ? `; both at niceness ${NICE}` : ''}`;
+  const parts: string[] = [
+    `## @datapath/lb: socket LB vs kube-proxy-style iptables, Maglev
 
-Sequential TCP connect + request + close to the ClusterIP of the last of N services (the worst case for
-kube-proxy's linear KUBE-SERVICES chain), ${MS} ms per cell, ${ROUNDS} rounds, each round per
-count the baseline, ours and the floor back to back (their order rotates by round).
-- **Shared by both sides**: a C client (\`bench/connect.c\`: socket, connect, write, read the answer
-  line, close) in a client namespace, a C server (\`bench/server.c\`, one process: accept, read, write,
-  close with a reset so no TIME_WAIT is left; SO_LINGER set once on the listener; TCP_DEFER_ACCEPT so it
-  wakes once per connection) in a second namespace, over one veth pair${PIN ? `; server on CPU ${PIN.split(':')[0]}, client on CPU ${PIN.split(':')[1]}` : ''}${NICE ? `; both at niceness ${NICE}` : ''}.
-- **Baseline**: the filter and nat rules kube-proxy's iptables mode writes (filter INPUT/FORWARD/OUTPUT
-  jumps to KUBE-PROXY-FIREWALL, KUBE-SERVICES, KUBE-FORWARD; nat PREROUTING/OUTPUT → KUBE-SERVICES, one rule
-  per service, KUBE-NODEPORTS last → KUBE-SVC-* with the KUBE-MARK-MASQ rule and \`statistic\` random over two
-  endpoints → KUBE-SEP-* with the hairpin mark and DNAT; KUBE-POSTROUTING; comments included), loaded with
-  \`iptables-restore\` (${iptv}) into the client's namespace; the first packet of each connection walks the
-  chains, conntrack carries the rest.
+Sequential TCP connect + request + close to the ClusterIP of the LAST of N services (the worst case for
+kube-proxy's linear KUBE-SERVICES chain: the first packet of each connection walks all N rules), ${MS} ms
+per cell, ${ROUNDS} rounds, each round per count the baseline, ours and the floor back to back (their order
+rotates by round). Ratios are medians of the per-round ratios. Load average (1 min) ${loadBefore.toFixed(2)} before,
+${loadAfter.toFixed(2)} after (2 vCPU shared with other work). Rerun:
+\`LB_BENCH=socket flock /tmp/datapath-bench.lock node scripts/bench.mjs lb\` (\`LB_BENCH_TOPO=host,pod,pod-local\`
+picks the placements below).
+- **Shared by every side and placement**: a C client (\`bench/connect.c\`: socket, connect, write, read the
+  answer line, close), a C server (\`bench/server.c\`, one process: accept, read, write, close with a reset
+  so no TIME_WAIT is left; SO_LINGER set once on the listener; TCP_DEFER_ACCEPT so it wakes once per
+  connection), the same binaries everywhere${placement}. Every link is a veth pair with the kernel's
+  defaults (MTU 1500, one rx and one tx queue), the same for all sides.
+- **Baseline**: the filter and nat rules kube-proxy's iptables mode writes for N ClusterIP services of two
+  endpoints (filter INPUT/FORWARD/OUTPUT jumps to KUBE-PROXY-FIREWALL, KUBE-SERVICES, KUBE-FORWARD,
+  KUBE-EXTERNAL-SERVICES and kubelet's KUBE-FIREWALL localnet rule; nat PREROUTING/OUTPUT → KUBE-SERVICES, one
+  rule per service, KUBE-NODEPORTS (\`addrtype LOCAL\`) last → KUBE-SVC-* with the KUBE-MARK-MASQ rule for
+  sources outside the cluster CIDR 10.244.0.0/16 and \`statistic\` random over the two endpoints → KUBE-SEP-*
+  with the hairpin mark and DNAT; KUBE-POSTROUTING; comments as kube-proxy writes them, none on the SVC/SEP
+  rules above 1000 endpoints), loaded with \`iptables-restore\` (${iptv}); the first packet of each connection
+  walks the nat chains, conntrack carries the rest. After each baseline run empty tables are restored.
 - **Ours**: the same services in \`SocketLb\` on a cgroup holding the client (random selection). Per TCP
   connection only \`cgroup/connect4\` runs (sendmsg4/recvmsg4 are UDP hooks, getpeername4 runs on
   getpeername() only): a service lookup, a slot lookup, a backend lookup and one \`lb_sock_rev\` update; the
-  packets then carry the backend address. It ran **${connect4Ns.toFixed(0)} ns per connection** (the kernel's
-  BPF statistics over one extra run at ${COUNTS[COUNTS.length - 1]!.toLocaleString('en')} services, which no other figure uses). The client namespace has no
-  netfilter table while ours runs (the baseline's \`iptables-restore\` of empty tables removes them), so no
-  conntrack either: the most conntrack entries one run of ours or of the floor added there: ${ctAdded}.
+  packets then carry the backend address.${connect4Ns === undefined ? '' : ` It ran **${connect4Ns.toFixed(0)} ns per connection** (the kernel's BPF statistics over one extra run at ${last.toLocaleString('en')} services in the host placement, which no other figure uses).`}
+  No namespace on the path has a netfilter table while ours runs, so no conntrack either (checked per
+  placement below).
 - **Floor**: beside each pair the same client also runs straight to a backend address (no service, no
-  rule, no program): the kernel's own cost of a connection in this harness, below which no load balancer can go.
-  \`floor / baseline\` is the ceiling of any rate ratio here; \`ours / floor\` is what ours keeps of it.
+  rule, no program): the kernel's own cost of a connection on that path, below which no load balancer can
+  go. \`floor / baseline\` is the ceiling of any rate ratio there; \`ours / floor\` is what ours keeps of it.
+- **CPU time per connection**, the second figure: the rate includes the time client and server wait for a
+  CPU on a loaded machine, CPU time does not. Client: its own CPU time (user + system, and the softirq work
+  the kernel does in its context: the netfilter walks, \`connect4\` and, on veth, the forwarding of its
+  packets through the node namespaces); server: the server process's (\`/proc/<pid>/schedstat\`), which
+  includes the same for its replies. Medians over the rounds; ratios are baseline / ours (median of the
+  per-round ratios).
 
-Targets: ≥ 3× the baseline at 10 000 services; ours at 10 000 ≥ 0.9× ours at 100. Ratios are medians of
-the per-round ratios. Load average (1 min) ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after (2 vCPU shared
-with other work). Rerun: \`LB_BENCH=socket flock /tmp/datapath-bench.lock node scripts/bench.mjs lb\`.
+Targets: ≥ 3× the baseline at 10 000 services; ours at 10 000 ≥ 0.9× ours at 100.
+`,
+  ];
+  const h = measured.host;
+  if (h) {
+    const tb = tables(h, false);
+    parts.push(`### Host-network client (the node's own namespace)
 
-| services | ours: rate, p50 | baseline: rate, p50 | rate ratio | p50 ratio | ours vs ours at ${COUNTS[0]} | ceiling: floor / baseline | ours / floor |
-| --- | --- | --- | --- | --- | --- | --- | --- |
-${rows.join('\n')}
+The client runs in a namespace that holds the baseline's rules (a process in a node's root namespace),
+the server in a second namespace one veth away (backends 10.244.1.1–4 on its one device). Per connection
+the baseline's SYN walks nat OUTPUT → KUBE-SERVICES (N rules, the Nth matches) → KUBE-SVC → KUBE-SEP (DNAT),
+filter OUTPUT (KUBE-PROXY-FIREWALL, KUBE-SERVICES, KUBE-FIREWALL), nat POSTROUTING; the server's namespace
+has no rule (checked: packets that jumped from nat PREROUTING/OUTPUT to KUBE-SERVICES per connection,
+one baseline run at ${last.toLocaleString('en')} services: ${fmtWalks(h.walks)}). Most conntrack entries one run of ours or
+of the floor added on the path: ${h.ctAdded}.
 
-CPU time per connection, the second figure: the rate includes the time client and server wait for a CPU
-on a loaded machine, CPU time does not. Client: its own CPU time (user + system, and the softirq work the
-kernel does in its context: the netfilter OUTPUT walk and \`connect4\` run in its \`connect()\`); server:
-the server process's (\`/proc/<pid>/schedstat\`), the same work for both sides. Medians over the rounds;
-the ratio is baseline / ours (median of the per-round ratios).
+${tb.rate}
 
-| services | ours: client CPU/conn | baseline: client CPU/conn | client CPU ratio | ours: server CPU/conn | baseline: server CPU/conn |
-| --- | --- | --- | --- | --- | --- |
-${cpuRows.join('\n')}
+${tb.cpu}
 
-Per-round connections/s: ${perRound}.
-${
-  process.env.LB_BENCH_COUNTS
-    ? ''
-    : `
-| Maglev | ours | baseline | ratio |
+Per-round connections/s: ${tb.perRound}.
+`);
+  }
+  const p = measured.pod;
+  if (p) {
+    const tb = tables(p, true);
+    parts.push(`### Pod to ClusterIP, backends on another node (kube-proxy's rules on both nodes)
+
+A real cluster: kube-proxy writes the same rules on every node, and a pod's connection is forwarded, not
+sent from the node's own stack. Namespaces: client pod → veth → node A → underlay veth (198.18.0.1/24 ↔
+198.18.0.2/24) → node B → veth → backend pod (10.244.1.1–4, one server answering on all four). Pods have /32
+addresses and a default route via their node's router address on the node's side of the veth (routed
+CNIs such as Cilium and Calico; no bridge); each node has a /32 route per local pod and routes the other
+node's pod /24 over the underlay; \`net.ipv4.ip_forward=1\` in the two node namespaces (set there only).
+- **Baseline**: \`iptablesRules(N)\` in node A and node B (the same rule set), nothing in the pods. Per
+  connection the SYN, on **node A**: nat PREROUTING → KUBE-SERVICES, N rules, the Nth (the probed
+  service) matches → KUBE-SVC-* (the masquerade rule does not match: the source is in 10.244.0.0/16;
+  \`statistic\`) → KUBE-SEP-* (hairpin rule, DNAT to a backend on node B); filter FORWARD →
+  KUBE-PROXY-FIREWALL (empty), KUBE-FORWARD (INVALID, mark, ESTABLISHED: none match a SYN), KUBE-SERVICES and
+  KUBE-EXTERNAL-SERVICES (empty in the filter table: every service has endpoints) → policy ACCEPT; nat
+  POSTROUTING → KUBE-POSTROUTING (no mark: RETURN); a conntrack entry. On **node B** the DNATed SYN (to a
+  pod address) walks nat PREROUTING → KUBE-SERVICES: all N rules and the KUBE-NODEPORTS \`addrtype LOCAL\`
+  rule, none match; the same filter FORWARD and nat POSTROUTING walk; a second conntrack entry. Every other
+  packet of the connection, both directions, on both nodes: a conntrack lookup (node A translates the
+  replies back) and the filter FORWARD jumps (KUBE-FORWARD accepts it as ESTABLISHED). Checked: packets
+  that jumped from nat PREROUTING/OUTPUT to KUBE-SERVICES per connection, one baseline run at
+  ${last.toLocaleString('en')} services: node A ${fmtWalks(p.walks.slice(0, 1))}, node B ${fmtWalks(p.walks.slice(1))}.
+- **Ours**: SocketLb on the client pod's cgroup; no rule, no netfilter table in any namespace: the nodes
+  only route. Most conntrack entries one run of ours or of the floor added on the path (pod, node A,
+  node B, backend pod): ${p.ctAdded}.
+- **Floor**: the client pod straight to 10.244.1.1:8080 over the same path.
+
+iptables-restore of ${last.toLocaleString('en')} services' rules into one node: ${(p.restoreMs[last] ?? 0).toFixed(0)} ms (not measured in any figure).
+
+${tb.rate}
+
+The client's CPU time includes the forwarding of its packets through both node namespaces (veth hands
+packets on in the sender's softirq), the server's that of the replies; client + server is the whole
+per-connection CPU cost of the path.
+
+${tb.cpu}
+
+Per-round connections/s: ${tb.perRound}.
+`);
+  }
+  const l = measured['pod-local'];
+  if (l) {
+    const tb = tables(l, true);
+    parts.push(`### Pod to ClusterIP, backends on the same node
+
+A client pod as above and the backend pod (10.244.0.11–14) on one node (namespaces of their own), so the
+connection never leaves that node. Baseline: the rules on that node (other nodes are not on the path);
+per connection the SYN walks the node's nat PREROUTING → KUBE-SERVICES (N rules, the Nth matches) → KUBE-SVC → KUBE-SEP (DNAT), filter
+FORWARD and nat POSTROUTING as above, once (checked: packets that jumped to KUBE-SERVICES per connection
+on the node: ${fmtWalks(l.walks)}). Ours and the floor as above. Most conntrack entries one run of ours or
+of the floor added on the path: ${l.ctAdded}.
+
+${tb.rate}
+
+${tb.cpu}
+
+Per-round connections/s: ${tb.perRound}.
+`);
+  }
+  if (!process.env.LB_BENCH_COUNTS)
+    parts.push(`| Maglev | ours | baseline | ratio |
 | --- | --- | --- | --- |
 ${maglevRows().join('\n')}
-`
-}`;
+`);
+  const md = parts.join('\n');
   const out = process.env.BENCH_OUT;
   if (out) {
     mkdirSync(out, { recursive: true });
