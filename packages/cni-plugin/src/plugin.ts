@@ -153,6 +153,10 @@ async function connect(
     addresses: lease.ips.map((i) => i.address),
     gateway: [...new Set(gateways)],
     mode,
+    // One queue per veth end: each queue is a set of sysfs objects made with the device (a create several
+    // times cheaper), and more than one only serves XDP on the veth, which this plugin never attaches (its
+    // `bpf` program goes on the tcx hook).
+    queues: 1,
   });
   // The `mac` capability: the runtime asks for the container MAC (the plan is plain data, set before apply).
   const mac = a.config.runtimeConfig?.mac;

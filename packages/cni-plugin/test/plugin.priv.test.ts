@@ -259,6 +259,13 @@ describe('datapath-cni binary (privileged, private host namespace)', () => {
         const hostName = (r.interfaces as { name: string }[])[0]!.name;
         expect(hostName).toMatch(/^lxc[0-9a-f]{12}$/);
         expect(addrs(host.name, hostName)).toEqual([]);
+        // One queue on each end (not the kernel's one per possible CPU), as `ip -d` shows them.
+        const queues = (ns: string, dev: string) =>
+          ipJson<{ num_tx_queues: number; num_rx_queues: number }[]>(['-d', 'link', 'show', dev], ns).map(
+            (l) => [l.num_tx_queues, l.num_rx_queues],
+          );
+        expect(queues(host.name, hostName)).toEqual([[1, 1]]);
+        expect(queues(pod.name, 'eth0')).toEqual([[1, 1]]);
         ok(runCni(inst, { ...base, command: 'CHECK', config: withPrev(net.conf, r) }));
         ok(runCni(inst, { ...base, command: 'DEL', config: withPrev(net.conf, r) }));
         expect(links(host.name)).toEqual(['lo']);
