@@ -1,7 +1,7 @@
 /**
  * The node agent: pods as network namespaces wired Cilium-style to a private node namespace, an eBPF
  * datapath per endpoint, policy compiled into per-endpoint maps. Everything it creates is named with
- * its prefix and recorded in its state directory, pinned maps and IPAM store, so a new process can
+ * its prefix and recorded in its state directory (address reservations included) and pinned maps, so a new process can
  * pick up where the last one stopped (`Agent.restore`).
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -31,7 +31,7 @@ import {
 import { type AttachKind, Datapath, type Delivery, type MapWrites } from './datapath.js';
 import { AgentError } from './errors.js';
 import { GATEWAY, GATEWAY6 } from './gateway.js';
-import { AddressPool } from './ipam.js';
+import { AddressPool, legacyAllocations } from './ipam.js';
 import { recordLatency } from './latency.js';
 import { Leases } from './leases.js';
 import { FWD_MAX_ENDPOINTS } from './maps.js';
@@ -99,7 +99,7 @@ export interface AgentOptions {
   name?: string;
   /** Prefix of every namespace, link and pin (≤ 13 characters); default `dpa-<name>`. */
   prefix?: string;
-  /** Where the state file and the IPAM store live; default `/run/datapath-agent/<name>`. */
+  /** Where the state file and its journal (address reservations included) live; default `/run/datapath-agent/<name>`. */
   stateDir?: string;
   /** bpffs mount; default `/sys/fs/bpf`. */
   bpffs?: string;
@@ -365,6 +365,8 @@ export class Agent {
     this.world = world;
     this.datapath = datapath;
     this.pool = pool;
+    // Each allocation and release is one journal record before it returns.
+    pool.onChange = (ips) => this.#persist({ ipam: ips });
     this.#identities = new StickyIdentities(state.identities ?? {});
     this.#index = new PodIndex(Object.values(state.pods));
     const remote: PodSpec[] = [];
@@ -409,8 +411,8 @@ export class Agent {
       mkdirSync(o.stateDir, { recursive: true });
       cleanup.push(() => rmSync(o.stateDir, { recursive: true, force: true }));
       if (o.podCidr6 !== undefined) checkCidr6(o.podCidr6);
-      const pool = new AddressPool(join(o.stateDir, 'ipam'), o.podCidr, o.podCidr6);
-      cleanup.push(() => pool.close());
+      const ipam: Record<string, string> = {};
+      const pool = new AddressPool(ipam, o.podCidr, o.podCidr6);
       const hostIp = pool.allocateNext('node:router');
       o.log(`node address ${hostIp} (pod CIDR ${o.podCidr})`);
       const nodeName = `${o.prefix}-node`;
@@ -460,6 +462,7 @@ export class Agent {
         namespaces,
         policies,
         pods: {},
+        ipam,
         ...(options.events === false ? { events: false as const } : {}),
         startedAt: new Date().toISOString(),
       };
@@ -486,7 +489,7 @@ export class Agent {
   }
 
   /**
-   * Re-attaches to the agent named in `options` from its state file, pinned maps and IPAM store,
+   * Re-attaches to the agent named in `options` from its state (address reservations included) and pinned maps,
    * without touching the datapath of running pods; rebuilds the policy engine from the state and reconciles the
    * maps with it (the one place the maps are compared with a dump).
    * @throws AgentError `NotRunning` when there is no state; `DatapathFailed`.
@@ -500,8 +503,11 @@ export class Agent {
       opened.push(node);
       const world = Netns.open({ name: state.worldNetns });
       opened.push(world);
-      const pool = new AddressPool(join(o.stateDir, 'ipam'), state.podCidr, state.podCidr6);
-      opened.push(pool);
+      // An agent before the `ipam` table kept its reservations in a FileStore directory: taken over once
+      // (the first snapshot below holds them, then the directory goes).
+      const legacy = state.ipam === undefined ? legacyAllocations(join(o.stateDir, 'ipam')) : undefined;
+      state.ipam ??= legacy ?? {};
+      const pool = new AddressPool(state.ipam, state.podCidr, state.podCidr6);
       const datapath = await Datapath.open({
         pinDir: state.pinDir,
         nodeAddress: state.hostIp,
@@ -519,6 +525,7 @@ export class Agent {
       );
       agent.#openStore();
       opened.push({ close: () => agent.#store?.close() });
+      if (legacy !== undefined) rmSync(join(o.stateDir, 'ipam'), { recursive: true, force: true });
       agent.#reconcile();
       agent.#armLeases();
       if ((state.services ?? []).length > 0) {
@@ -828,7 +835,7 @@ export class Agent {
    */
   confirmIp(ip: string, expectedOwner?: string): { ip: string; owner: string } {
     this.#check();
-    const owner = this.pool.allocations()[ip];
+    const owner = this.pool.ownerOf(ip);
     if (owner === undefined || (expectedOwner !== undefined && owner !== expectedOwner))
       throw new AgentError(
         'NotFound',
@@ -856,7 +863,7 @@ export class Agent {
     const pod = this.#index.byIp(ip);
     if (pod !== undefined)
       throw new AgentError('InvalidArgument', `${ip} belongs to pod ${pod.key}: delete the endpoint instead`);
-    const had = this.pool.allocations()[ip] !== undefined;
+    const had = this.pool.ownerOf(ip) !== undefined;
     this.pool.release(ip);
     if (this.#state.leases?.[ip] !== undefined) {
       delete this.#state.leases[ip];
@@ -900,7 +907,7 @@ export class Agent {
       .then(
         () => {
           if (this.#closed) return;
-          if (this.pool.allocations()[ip] === lease.owner) this.pool.release(ip);
+          if (this.pool.ownerOf(ip) === lease.owner) this.pool.release(ip);
           this.options.log(`lease ${ip} (${lease.owner}) expired unconfirmed: released`);
         },
         (err: unknown) => {
@@ -1281,7 +1288,7 @@ export class Agent {
   ): string {
     const owner = attachmentOwner(attachment.containerId, attachment.ifname);
     if (given !== undefined) {
-      if (this.pool.allocations()[given] === undefined)
+      if (this.pool.ownerOf(given) === undefined)
         throw new AgentError('NotFound', `${given} is not allocated (expired or released): allocate again`);
       if (this.#index.byIp(given) !== undefined)
         throw new AgentError('InvalidArgument', `${given} is already an endpoint's address`);
@@ -1972,10 +1979,12 @@ export class Agent {
   #persist(c: {
     pods?: readonly string[];
     leases?: readonly string[];
+    ipam?: readonly string[];
     fields?: readonly StateField[];
   }): void {
     const st = this.#state;
     const records: StateRecord[] = [];
+    for (const ip of c.ipam ?? []) records.push({ ipam: ip, value: this.pool.ownerOf(ip) ?? null });
     for (const key of c.pods ?? []) records.push({ pod: key, value: st.pods[key] ?? null });
     for (const ip of c.leases ?? []) records.push({ lease: ip, value: st.leases?.[ip] ?? null });
     const fields = new Set(c.fields);

@@ -3,8 +3,8 @@
  * (`state.journal`, append-only, one JSON record per line). A change (a pod added or removed, a lease
  * set or confirmed, a field replaced) is one `write(2)` of its records at the end of the journal before the
  * change is reported, so its cost does not grow with the number of pods; the journal is folded into a new
- * snapshot when it outgrows the snapshot. Together with the pinned maps and the IPAM store this is everything a
- * restarted agent needs.
+ * snapshot when it outgrows the snapshot. The address reservations are part of it (the `ipam` table: one record
+ * per allocation or release). Together with the pinned maps this is everything a restarted agent needs.
  *
  * Both files live in the state directory, next to the kernel objects they describe (namespaces, veths, pins):
  * none of them survives a reboot, so the records are not fsync'ed; a write that returned is in the page cache
@@ -119,6 +119,8 @@ export interface AgentState {
   terminating?: string[];
   /** Addresses allocated with an expiration and not confirmed yet, by IP. */
   leases?: Record<string, PendingLease>;
+  /** Every reserved pod-CIDR address (pods, leases, the node's own), IP → IPAM owner. */
+  ipam?: Record<string, string>;
   startedAt: string;
   /** The journal generation whose records apply on top of this snapshot (absent: none). */
   journal?: number;
@@ -151,12 +153,13 @@ export type StateField =
   | 'terminating';
 
 /**
- * One journal record: a pod (by key) or a pending lease (by IP) set to a value or removed (`null`), or a
- * top-level field replaced (`null`: removed).
+ * One journal record: a pod (by key), a pending lease or an address reservation (by IP) set to a value or
+ * removed (`null`), or a top-level field replaced (`null`: removed).
  */
 export type StateRecord =
   | { pod: string; value: PodRecord | null }
   | { lease: string; value: PendingLease | null }
+  | { ipam: string; value: string | null }
   | { field: StateField; value: unknown };
 
 /** Applies journal records to a state, in order (what a load does after reading the snapshot). */
@@ -169,6 +172,10 @@ export function applyRecords(state: AgentState, records: Iterable<StateRecord>):
       state.leases ??= {};
       if (r.value === null) delete state.leases[r.lease];
       else state.leases[r.lease] = r.value;
+    } else if ('ipam' in r) {
+      state.ipam ??= {};
+      if (r.value === null) delete state.ipam[r.ipam];
+      else state.ipam[r.ipam] = r.value;
     } else if (r.value === null) delete (state as unknown as Record<string, unknown>)[r.field];
     else (state as unknown as Record<string, unknown>)[r.field] = r.value;
   }

@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FileStore } from '@datapath/ipam/file-store';
 import { hostIfname } from '@datapath/netdev';
 import type { PolicyObject } from '@datapath/policy';
 import { requireRoot, scanLeaks, type TestNetns, uniqueName, withNetns } from '@datapath/testutils';
@@ -18,7 +19,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
 import { type AgentApiError, AgentClient } from '../src/api/client.js';
 import { ApiServer } from '../src/api/server.js';
-import { loadState } from '../src/state.js';
+import { loadState, saveState } from '../src/state.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -294,6 +295,41 @@ spec:
         expect(kept).toMatchObject({ ip: rec.ip, identity: rec.identity, lxcId: rec.lxcId });
         again.removeAttachment('k1', 'eth0');
       });
+    } finally {
+      (again ?? agent).destroy();
+    }
+  });
+
+  it('keeps address reservations in its state journal; a restore takes over an older agent’s FileStore directory', async (ctx) => {
+    requireRoot(ctx);
+    const o = options();
+    const agent = await Agent.start(o, { namespaces: {}, policies: [], enforcement: 'default' });
+    let again: Agent | undefined;
+    try {
+      const a = agent.allocateIp('test:a');
+      const b = agent.allocateIp('test:b');
+      expect(agent.releaseIp(a.ip)).toBe(true);
+      // Read back by another reader (the CLI's way): snapshot plus journal, no file per address.
+      const table = { [agent.state.hostIp]: 'node:router', [b.ip]: 'test:b' };
+      expect(loadState(o.stateDir).ipam).toEqual(table);
+      expect(existsSync(join(o.stateDir, 'ipam'))).toBe(false);
+      agent.close();
+      // The layout of an agent before the table: the reservations as files in <stateDir>/ipam.
+      const st = loadState(o.stateDir);
+      delete st.ipam;
+      saveState(o.stateDir, st);
+      const files = new FileStore(join(o.stateDir, 'ipam'), { sync: false });
+      files.transact((tx) => {
+        for (const [ip, owner] of Object.entries(table)) tx.reserve(ip, owner);
+      });
+      files.close();
+      again = await Agent.restore(o);
+      expect(again.pool.allocations()).toEqual(table);
+      expect(loadState(o.stateDir).ipam).toEqual(table);
+      expect(existsSync(join(o.stateDir, 'ipam'))).toBe(false);
+      const c = again.allocateIp('test:c');
+      expect(Object.keys(table)).not.toContain(c.ip);
+      expect(loadState(o.stateDir).ipam?.[c.ip]).toBe('test:c');
     } finally {
       (again ?? agent).destroy();
     }

@@ -60,7 +60,7 @@ const pod = (name: string, ip: string, lxcId: number): PodRecord => ({
 });
 
 describe('state journal', () => {
-  it('replays pods, leases and fields over the snapshot in order', () => {
+  it('replays pods, leases, address reservations and fields over the snapshot in order', () => {
     const { dir, state } = fresh();
     const store = StateStore.open(dir, state);
     try {
@@ -69,18 +69,22 @@ describe('state journal', () => {
         { lease: '10.244.1.9', value: { owner: 'x', expiresAt: 5 } },
         { field: 'namespaces', value: { shop: { labels: {} } } },
       ]);
+      store.append([{ ipam: '10.244.1.2', value: 'shop/a' }]);
+      store.append([{ ipam: '10.244.1.3', value: 'shop/b' }]);
       store.append([{ pod: 'shop/b', value: pod('b', '10.244.1.3', 2) }]);
       store.append([
         { pod: 'shop/a', value: null },
         { lease: '10.244.1.9', value: null },
         { field: 'terminating', value: ['shop/b'] },
       ]);
+      store.append([{ ipam: '10.244.1.2', value: null }]);
       const got = loadState(dir);
       expect(Object.keys(got.pods)).toEqual(['shop/b']);
       expect(got.pods['shop/b']).toEqual(pod('b', '10.244.1.3', 2));
       expect(got.leases).toEqual({});
       expect(got.namespaces).toEqual({ shop: { labels: {} } });
       expect(got.terminating).toEqual(['shop/b']);
+      expect(got.ipam).toEqual({ '10.244.1.3': 'shop/b' });
       // The snapshot itself was not rewritten by the appends.
       expect(JSON.parse(readFileSync(statePath(dir), 'utf8')).pods).toEqual({});
     } finally {
