@@ -8,7 +8,8 @@
  *   - a kernel-only overlay built the way flannel's VXLAN backend does it: per node a bridge `cni0` for
  *     the pods, a VXLAN device `flannel.1` (VNI 1, nolearning, port 8472, MTU 1450), and towards the
  *     other node a permanent neighbour, a permanent FDB entry and an onlink route;
- *   - native mode with host routing (from_container → FIB → underlay device; from_netdev → the pod), policy
+ *   - native mode with host routing (from_container → underlay device, next hop from the ipcache; from_netdev →
+ *     the pod), policy
  *     on and off;
  *   - plain routed veths between the same kind of namespaces (no BPF, no bridge: pod CIDR routes via the
  *     other node's underlay address).
@@ -25,6 +26,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { VETH_QUEUES } from '../src/agent.js';
 import { type TwoNodes, twoNodes } from '../test/helpers/two-nodes.js';
 import { type Affinity, groupIperf, inNs, iperf, iperfRun, type Pair, sh } from './pairs.js';
 import { median } from './profile-setup.js';
@@ -126,7 +128,25 @@ export function kernelCluster(kind: 'flannel' | 'routed', tag: string): Pair {
       ip(node, 'addr', 'add', `198.18.0.${i}/24`, 'dev', 'eth0');
       ip(node, 'link', 'set', 'eth0', 'up');
       const mtu = kind === 'flannel' ? '1450' : '1500';
-      ip(node, 'link', 'add', 'veth0', 'mtu', mtu, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod);
+      // pod veths with the agent's queue count (the kernel's default is one per possible CPU)
+      const q = ['numtxqueues', String(VETH_QUEUES), 'numrxqueues', String(VETH_QUEUES)];
+      ip(
+        node,
+        'link',
+        'add',
+        'veth0',
+        'mtu',
+        mtu,
+        ...q,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        ...q,
+        'netns',
+        pod,
+      );
       ip(pod, 'addr', 'add', `10.244.${i}.10/24`, 'dev', 'eth0');
       ip(pod, 'link', 'set', 'eth0', 'up');
       if (kind === 'flannel') {
@@ -411,12 +431,15 @@ async function main(): Promise<void> {
     'A pod on node 1 to a pod on node 2; nodes are namespaces on a fabric bridge (underlay 198.18.0.0/24, MTU',
     '1500), pods 10.244.<node>.0/24. The agent setups are two agent datapaths (one per node) with the ipcache',
     'filled through the cluster writer (no etcd); policy on = default deny plus one allow entry each way for',
-    "the pair's identities, policy off = allow-all entries. Native mode: host routing (from_container: FIB lookup",
-    'and bpf_redirect out of the underlay device; from_netdev on the underlay ingress: policy and bpf_redirect_peer',
+    "the pair's identities, policy off = allow-all entries. Native mode: host routing (from_container:",
+    "bpf_redirect_neigh out of the underlay device to the remote node's underlay address, the ipcache entry's",
+    'tunnel endpoint, without a FIB lookup; from_netdev on the underlay ingress: policy and bpf_redirect_peer',
     "into the pod; the nodes' IP stacks forward nothing). Tunnel mode: VXLAN in external mode, the source",
     'identity in the VNI, pods at MTU 1450. Baselines built by the bench with `ip`/`bridge` in the same',
     'namespaces layout: flannel-style VXLAN (bridge `cni0`, `flannel.1` VNI 1 nolearning, permanent neighbour',
     '+ FDB entry + onlink route towards the other node, pods at MTU 1450) and plain routed veths (MTU 1500).',
+    `Every pod veth, ours and the baselines', has ${VETH_QUEUES} rx/tx queue${VETH_QUEUES === 1 ? '' : 's'} as the agent makes them (the kernel's default,`,
+    'which `ip link add` gets, is one per possible CPU); the underlay veths have the default on both sides.',
     `Paired rounds: in each of ${rounds} rounds the three setups of a mode (baseline, ours with policy, ours without) run back to`,
     'back, first in that order and in the reverse one the next round, so ours with policy is always next to both of',
     'what it is compared with; the target figure is the **median of the per-round ratios** (the medians of the',

@@ -65,7 +65,7 @@ async function progCost(samples: number, repeat: number): Promise<Record<Mode, n
     setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
     const coll = load(spec);
     const maps = openMaps(coll);
-    maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 0, tunnelIfindex: 0 });
+    maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 0, tunnelIfindex: 0, netdevIfindex: 0 });
     maps.lxc.set(A.ifindex, A);
     maps.endpoints.set(netU32(A.ip), A);
     maps.endpoints.set(netU32(B.ip), B);

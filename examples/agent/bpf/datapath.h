@@ -138,7 +138,10 @@ struct dp_config {
 	__u32 trace_rate;  /* trace events: 0 = off (default), N = about one forwarded packet in N */
 	__u32 tunnel_ifindex; /* tunnel mode: the node's VXLAN device (external mode); 0 = native
 	                       * routing (packets to remote pods leave through the node's stack) */
-}; /* 16 bytes */
+	__u32 netdev_ifindex; /* native mode with host routing (DP_F_HOST_ROUTING): the node's underlay
+	                       * device, where every remote node's underlay address is a neighbour; 0 = not
+	                       * known (from_container asks the FIB for device and next hop) */
+}; /* 20 bytes */
 
 /* Bits of dp_config.flags (an enum for the BTF, as DpFlags on the TypeScript side).
  * DP_F_DELIVER_EGRESS: local delivery out of the destination's host-side veth (bpf_redirect) instead
@@ -146,9 +149,10 @@ struct dp_config {
  * backlog, which spreads multi-stream traffic over the CPUs; to_container meets the packet again and
  * accounts it.
  * DP_F_HOST_ROUTING: native routing without the node's stack (Cilium's BPF host routing): from_container
- * sends a packet for a remote pod straight out of the underlay device (FIB lookup, then bpf_redirect or
- * bpf_redirect_neigh), and from_netdev on the underlay device's ingress delivers packets for local pods
- * straight into them (bpf_redirect_peer); set while from_netdev is attached. */
+ * sends a packet for a remote pod straight out of the underlay device (netdev_ifindex) to the remote node's
+ * underlay address (the ipcache's tunnel endpoint) with bpf_redirect_neigh, and from_netdev on the underlay
+ * device's ingress delivers packets for local pods straight into them (bpf_redirect_peer); set while
+ * from_netdev is attached. */
 enum dp_flags {
 	DP_F_DELIVER_EGRESS = 1,
 	DP_F_HOST_ROUTING = 2,

@@ -85,7 +85,7 @@ import { removeCgroupIfPresent } from './sys/cgroup.js';
  * only cost: the kernel's default (one per possible CPU) makes each queue's sysfs objects with the device,
  * and the create took 2-3 times as long with two queues as with one (bench/profile-create.ts, 2 CPUs).
  */
-const VETH_QUEUES = 1;
+export const VETH_QUEUES = 1;
 
 /** Up to this many map changes of a pod setup are written inline by the async forms (see #addPodAsync). */
 const INLINE_WRITES = 32;

@@ -325,15 +325,16 @@ export const fwdValue = struct(
 /** A `struct fwd_value`. */
 export type FwdValue = CodecType<typeof fwdValue>;
 
-/** `struct dp_config` (16 bytes). */
+/** `struct dp_config` (20 bytes). */
 export const dpConfig = struct(
   {
     policyRev: u32,
     flags: u32,
     traceRate: u32,
     tunnelIfindex: u32,
+    netdevIfindex: u32,
   },
-  { size: 16 },
+  { size: 20 },
 );
 /** A `struct dp_config`. */
 export type DpConfig = CodecType<typeof dpConfig>;
@@ -632,7 +633,7 @@ export const mapSpecs = {
     type: 'array',
     maxEntries: 1,
     keySize: 4,
-    valueSize: 16,
+    valueSize: 20,
     key: u32,
     value: dpConfig,
   },

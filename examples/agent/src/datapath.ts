@@ -299,7 +299,7 @@ export class Datapath {
   }
 
   #configNow(): CodecType<typeof dpConfig> {
-    return this.config.get(0) ?? { policyRev: 0, flags: 0, traceRate: 0, tunnelIfindex: 0 };
+    return this.config.get(0) ?? { policyRev: 0, flags: 0, traceRate: 0, tunnelIfindex: 0, netdevIfindex: 0 };
   }
 
   /** Pin path of an endpoint's tcx link for one direction. */
@@ -435,9 +435,11 @@ export class Datapath {
 
   /**
    * Native mode with host routing: attaches from_netdev to the ingress of the node's underlay device (inside
-   * `node`), then sets `DP_F_HOST_ROUTING`, so from_container sends packets for remote pods straight out of the
-   * device the FIB names (no pass through the node's IP stack) and from_netdev delivers packets for local pods
-   * straight into them. Idempotent (the pinned link is replaced).
+   * `node`), then records the device in `config.netdev_ifindex` and sets `DP_F_HOST_ROUTING`, so from_container
+   * sends packets for remote pods straight out of that device to the remote node's underlay address (the
+   * ipcache's tunnel endpoint, a neighbour on the device's link; no FIB lookup, no pass through the node's IP
+   * stack) and from_netdev delivers packets for local pods straight into them. Idempotent (the pinned link is
+   * replaced).
    * @throws AgentError `DatapathFailed`, `NotRunning` (opened read-only).
    */
   attachNetdev(node: Netns, ifindex: number, prefer: 'auto' | AttachKind = 'auto'): AttachKind {
@@ -450,14 +452,17 @@ export class Datapath {
       'underlay device',
     );
     const c = this.#configNow();
-    this.config.set(0, { ...c, flags: c.flags | DpFlags.DP_F_HOST_ROUTING });
+    this.config.set(0, { ...c, netdevIfindex: ifindex, flags: c.flags | DpFlags.DP_F_HOST_ROUTING });
     return kind;
   }
 
-  /** Back to routing through the node's stack: clears `DP_F_HOST_ROUTING`, detaches from_netdev. Idempotent. */
+  /**
+   * Back to routing through the node's stack: clears `DP_F_HOST_ROUTING` and `config.netdev_ifindex`, detaches
+   * from_netdev. Idempotent.
+   */
   detachNetdev(node: Netns): void {
     const c = this.#configNow();
-    this.config.set(0, { ...c, flags: c.flags & ~DpFlags.DP_F_HOST_ROUTING });
+    this.config.set(0, { ...c, netdevIfindex: 0, flags: c.flags & ~DpFlags.DP_F_HOST_ROUTING });
     this.#detachNodeProgram(node, this.netdevLinkPin);
   }
 

@@ -16,9 +16,11 @@
  *   fails with "Unknown device type"); VXLAN only.
  * - `native`: nothing is encapsulated; the routes to remote nodes' pod CIDRs ({@link remoteNodeRoutes}) say
  *   where a packet goes. With the underlay device named (`underlayDev`, the default of the cluster agent),
- *   the node's IP stack is left out (Cilium's BPF host routing): from_container looks the route up in the
- *   node's FIB and sends the packet straight out of the underlay device (bpf_redirect, or
- *   bpf_redirect_neigh while the next hop's MAC is unresolved); from_netdev on the receiving node's
+ *   the node's IP stack is left out (Cilium's BPF host routing): from_container sends the packet straight
+ *   out of the underlay device to the remote node's underlay address, the next hop those routes name, which
+ *   it has from the ipcache (the entry's tunnel endpoint), with bpf_redirect_neigh (the MAC from the
+ *   kernel's neighbour table, resolved when missing; no FIB lookup per packet, which is why every remote
+ *   node's underlay address must be a neighbour on the underlay device's link); from_netdev on the receiving node's
  *   underlay ingress takes the *source* identity from the ipcache, applies the destination pod's ingress
  *   policy and delivers with bpf_redirect_peer. Without it, the node's stack forwards both ways and
  *   to_container applies the ingress policy.

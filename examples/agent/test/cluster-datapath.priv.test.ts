@@ -15,7 +15,13 @@ import { inNetns, ipJson, requireRoot, scanLeaks } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricDir, MetricReason } from '../src/datapath.gen.js';
 import { REMOTE_NODE_IDENTITY } from '../src/ipcache.js';
-import { setupNodeDatapath, TUNNEL_DEV, teardownNodeDatapath, VXLAN_OVERHEAD } from '../src/node-datapath.js';
+import {
+  remoteNodeRoutes,
+  setupNodeDatapath,
+  TUNNEL_DEV,
+  teardownNodeDatapath,
+  VXLAN_OVERHEAD,
+} from '../src/node-datapath.js';
 import { type ProbeOutcome, runProbes, startListener } from '../src/sys/netns-exec.js';
 import { ANY, type PodFx, type TwoNodes, twoNodes } from './helpers/two-nodes.js';
 
@@ -183,6 +189,7 @@ describe('cluster datapath: two nodes, real packets', () => {
           : { mode: 'native', podMtu: 1500 },
       );
       expect(n1.dp.hostRouting).toBe(hostRouting);
+      expect(n1.dp.config.get(0)?.netdevIfindex).toBe(hostRouting ? n1.nd.netdev!.ifindex : 0);
       expect(
         ipJson<{ ifname: string }[]>(['link', 'show'], n1.netns.name).some((l) => l.ifname === TUNNEL_DEV),
       ).toBe(false);
@@ -213,9 +220,54 @@ describe('cluster datapath: two nodes, real packets', () => {
         expect(await probe(a3.netns.name, b.ip, 53, 'UDP')).toBe('connected');
         teardownNodeDatapath(n1.dp, n1.ns, n1.nd);
         expect(n1.dp.hostRouting).toBe(false);
+        expect(n1.dp.config.get(0)?.netdevIfindex).toBe(0);
         expect(await probe(a3.netns.name, b.ip, 53, 'UDP')).toBe('timeout');
       }
     }, 60_000);
+
+  it("native with host routing: the next hop is the ipcache's node on the underlay device, its MAC from the neighbour table (resolved when missing); too big for the device: the stack answers", async (ctx) => {
+    requireRoot(ctx);
+    const c = await start('native');
+    const [n1, n2] = c.nodes;
+    const a = c.addPod(0, 1001);
+    const b = c.addPod(1, 2001);
+    c.allowAll(0, a);
+    c.allowAll(1, b);
+    for (const n of c.nodes) {
+      inNetns(n.netns.name, 'iptables', ['-w', '-P', 'FORWARD', 'DROP']);
+      inNetns(n.netns.name, 'ip', ['neigh', 'flush', 'dev', 'eth0']);
+    }
+    const neighbour = (n: typeof n1, addr: string) =>
+      ipJson<{ dst: string; state?: string[] }[]>(['neigh', 'show', 'dev', 'eth0'], n.netns.name).find(
+        (e) => e.dst === addr,
+      );
+    expect(neighbour(n1, n2.underlay)).toBeUndefined();
+    await using _b = await listen(b, [80]);
+    // no neighbour entry for node 2 on node 1: bpf_redirect_neigh makes one, resolves it and sends the
+    // packet it held (a map of MACs without the neighbour table behind it would lose it)
+    expect(await probe(a.netns.name, b.ip, 80)).toBe('connected');
+    expect(neighbour(n1, n2.underlay)?.state).toEqual(
+      expect.arrayContaining([expect.stringMatching(/REACHABLE|STALE|DELAY|PROBE/)]),
+    );
+    // from_container asks no FIB: with node 1's route to node 2's pods gone, the ipcache's node still takes
+    // a's packets there (only the node's own traffic needs the route)
+    inNetns(n1.netns.name, 'ip', ['route', 'del', n2.podCidr]);
+    expect(await probe(a.netns.name, b.ip, 80)).toBe('connected');
+    expect(() => inNetns(n1.netns.name, 'ping', ['-c', '1', '-W', '1', '-q', b.ip])).toThrow();
+    for (const r of remoteNodeRoutes({ underlay: n2.underlay, podCidrs: [n2.podCidr] })) {
+      using fns = Netns.open({ path: n1.netns.path });
+      using h = Handle.open(fns);
+      routeReplace(r, { handle: h });
+    }
+    // A packet bigger than the underlay device's MTU (1400 here, pods at 1500) that is not GSO goes to node
+    // 1's stack, which answers "fragmentation needed" (before its FORWARD chain): a's route to b learns 1400.
+    inNetns(n1.netns.name, 'ip', ['link', 'set', 'eth0', 'mtu', '1400']);
+    expect(() =>
+      inNetns(a.netns.name, 'ping', ['-c', '1', '-W', '1', '-M', 'do', '-s', '1450', b.ip]),
+    ).toThrow();
+    expect(inNetns(a.netns.name, 'ip', ['route', 'get', b.ip])).toMatch(/mtu 1400/);
+    expect(ping(a.netns.name, b.ip)).toBe(true); // a small one still crosses
+  }, 60_000);
 
   for (const mode of ['tunnel', 'native'] as const)
     it(`entities (${mode}): remote-node (the other node), host (this node) and world (outside the cluster)`, async (ctx) => {

@@ -80,7 +80,7 @@ function world(): World {
   setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
   const coll = load(spec);
   const maps = openMaps(coll);
-  maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 0, tunnelIfindex: 0 });
+  maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 0, tunnelIfindex: 0, netdevIfindex: 0 });
   maps.lxc.set(A.ifindex, A);
   maps.endpoints.set(ipv4HostU32Key(A.ip), A);
   maps.endpoints.set(ipv4HostU32Key(B.ip), B);
@@ -191,7 +191,7 @@ describe('agent datapath (from_container) through test runs', () => {
     w.policy.delete(policyKey(B.lxcId, 'ingress', A.secId, 80));
     expect(w.run(ack).retval).toBe(TcAct.REDIRECT);
     // The agent bumps the revision after a policy change: the flow is checked again and denied.
-    w.maps.config.set(0, { policyRev: 2, flags: 0, traceRate: 0, tunnelIfindex: 0 });
+    w.maps.config.set(0, { policyRev: 2, flags: 0, traceRate: 0, tunnelIfindex: 0, netdevIfindex: 0 });
     expect(w.run(ack).retval).toBe(TcAct.SHOT);
     const e = [...w.maps.ct4.entries()].find(([k]) => k.saddr === A.ip)![1];
     expect(e).toMatchObject({ rev: 2, dropReason: MetricReason.REASON_POLICY_DENIED, dropLxc: B.lxcId });

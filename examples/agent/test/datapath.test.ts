@@ -26,7 +26,7 @@ describe('layouts', () => {
     );
     expect([fv[0], fv[8], fv[16], fv[24]]).toEqual([1, 2, 3, 4]);
     expect(FWD_MAX_ENDPOINTS).toBe(4096);
-    expect(dpConfig.size).toBe(16);
+    expect(dpConfig.size).toBe(20);
     expect(ctEntry.size).toBe(32);
     // struct ct_entry: rev at 16, flags at 28, drop_lxc at 30
     const b = new Uint8Array(32);

@@ -61,7 +61,7 @@ function world(obj: string) {
   setConstants(spec, { gateway_ipv4: ipv4HostU32(GATEWAY) });
   const coll = load(spec);
   const maps = openMaps(coll);
-  maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 0, tunnelIfindex: 0 });
+  maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 0, tunnelIfindex: 0, netdevIfindex: 0 });
   maps.lxc.set(A.ifindex, A);
   maps.endpoints.set(netU32(A.ip), A);
   maps.endpoints.set(netU32(B.ip), B);
@@ -150,7 +150,7 @@ describe('datapath events (from_container through test runs)', () => {
     const ack = tcp(80, { ack: true });
     expect(w.run(ack)).toBe(TcAct.REDIRECT);
     expect(w.drain()).toEqual([]); // established: no verdict, tracing off
-    w.maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 1, tunnelIfindex: 0 });
+    w.maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 1, tunnelIfindex: 0, netdevIfindex: 0 });
     expect(w.run(ack)).toBe(TcAct.REDIRECT);
     const [trace, ...rest] = w.drain();
     expect(rest).toEqual([]);
@@ -225,7 +225,7 @@ describe('datapath events (from_container through test runs)', () => {
   it('built with DATAPATH_EVENTS=0 emits nothing, with the same verdicts', (ctx) => {
     requireRoot(ctx);
     using w = world(objectNoEvents);
-    w.maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 1, tunnelIfindex: 0 });
+    w.maps.config.set(0, { policyRev: 1, flags: 0, traceRate: 1, tunnelIfindex: 0, netdevIfindex: 0 });
     expect(w.run(tcp(81, { syn: true }))).toBe(TcAct.SHOT);
     expect(w.run(tcp(80, { syn: true }))).toBe(TcAct.REDIRECT);
     expect(w.run(tcp(80, { ack: true }))).toBe(TcAct.REDIRECT);

@@ -141,10 +141,16 @@ describe('agent maps through bpftool', () => {
     for (const v of lookup(coll, 'fwd', mapSpecs.fwd.key, 5).formatted.values!)
       expectSame(v.value, fw[v.cpu], `cpu${v.cpu}`, {});
 
-    maps.config.set(0, { policyRev: 77, flags: 1, traceRate: 0x01020304, tunnelIfindex: 0 });
+    maps.config.set(0, {
+      policyRev: 77,
+      flags: 1,
+      traceRate: 0x01020304,
+      tunnelIfindex: 0,
+      netdevIfindex: 0x0a0b0c0d,
+    });
     expectSame(
       lookup(coll, 'config', mapSpecs.config.key, 0).formatted.value,
-      { policyRev: 77, flags: 1, traceRate: 0x01020304, tunnelIfindex: 0 },
+      { policyRev: 77, flags: 1, traceRate: 0x01020304, tunnelIfindex: 0, netdevIfindex: 0x0a0b0c0d },
       'value',
       {},
     );

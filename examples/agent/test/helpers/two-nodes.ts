@@ -23,6 +23,7 @@ import {
 import { Handle, Netns } from '@datapath/netlink';
 import type { PolicyKey } from '@datapath/policy';
 import { createNetns, deleteNetns, type TestNetns, uniqueName } from '@datapath/testutils';
+import { VETH_QUEUES } from '../../src/agent.js';
 import { Datapath } from '../../src/datapath.js';
 import { GATEWAY } from '../../src/gateway.js';
 import { ClusterIpcache, REMOTE_NODE_IDENTITY } from '../../src/ipcache.js';
@@ -182,6 +183,7 @@ export async function twoNodes(
         gateway: GATEWAY,
         mode: 'cilium',
         mtu: node.nd.podMtu,
+        queues: VETH_QUEUES, // as the agent makes them
       });
       const ep = applyEndpoint(plan, { hostNetns: node.ns });
       const lxcId = node.nextLxc++;
