@@ -98,6 +98,10 @@ declare const SOCKET_LB_HOOKS: readonly [
     readonly [
         "getpeername6",
         "lb_sock_getpeername6"
+    ],
+    readonly [
+        "sock_release",
+        "lb_sock_release"
     ]
 ];
 interface SocketLbOptions extends Omit<LbConfigOptions, "maglevTableSize">, ServiceTableOptions {

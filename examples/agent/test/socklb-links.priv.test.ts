@@ -28,6 +28,7 @@ const HOOKS = [
   'recvmsg6',
   'getpeername4',
   'getpeername6',
+  'sock_release',
 ];
 
 /** `bpftool cgroup show CGROUP`: the programs attached there (attach type, program id). */
@@ -120,6 +121,7 @@ it('socket LB links outlive the agent (closed, killed with SIGKILL), a restart a
           'inet4_getpeername',
           'inet6_connect',
           'inet6_getpeername',
+          'inet_sock_release',
           'udp4_recvmsg',
           'udp4_sendmsg',
           'udp6_recvmsg',

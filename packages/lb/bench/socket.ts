@@ -507,25 +507,45 @@ async function measure(t: Topology, cbin: string, cg: string): Promise<Measured>
   return { res, ctAdded, restoreMs, walks };
 }
 
+/** Run time per run (ns) and runs per connection of one of ours' programs, from the kernel's BPF statistics. */
+interface ProgCost {
+  ns: number;
+  perConn: number;
+}
+
 /**
  * What ours adds to a connection, measured inside the kernel: the run time of the connect4 program
- * per run (kernel.bpf_stats_enabled on for this one extra run only, which no other figure uses).
+ * (at connect) and of the sock_release program (at close) per run, and their runs per connection
+ * (kernel.bpf_stats_enabled on for this one extra run only, which no other figure uses).
  */
-async function connect4Cost(t: Topology, cbin: string, cg: string, n: number): Promise<number> {
+async function progCosts(
+  t: Topology,
+  cbin: string,
+  cg: string,
+  n: number,
+): Promise<Record<string, ProgCost>> {
   using lb = await attachOurs(cg, n, t.pool);
   const sysctl = '/proc/sys/kernel/bpf_stats_enabled';
   const prev = readFileSync(sysctl, 'utf8').trim();
   writeFileSync(sysctl, '1');
+  let run: Run;
   try {
-    client(cbin, cg, t.client, vip(n - 1), t.server.pid!, 80);
+    run = client(cbin, cg, t.client, vip(n - 1), t.server.pid!, 80);
   } finally {
     writeFileSync(sysctl, prev);
   }
-  const id = lb.collection.program('lb_sock_connect4').info().id;
-  const info = JSON.parse(
-    execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' }),
-  );
-  return info.run_cnt ? info.run_time_ns / info.run_cnt : 0;
+  const out: Record<string, ProgCost> = {};
+  for (const name of ['lb_sock_connect4', 'lb_sock_release']) {
+    const id = lb.collection.program(name).info().id;
+    const info = JSON.parse(
+      execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' }),
+    );
+    out[name] = {
+      ns: info.run_cnt ? info.run_time_ns / info.run_cnt : 0,
+      perConn: (info.run_cnt ?? 0) / (run.n + run.errors),
+    };
+  }
+  return out;
 }
 
 const rate = (r: Run[]) => r.reduce((a, x) => a + x.n, 0) / r.reduce((a, x) => a + x.secs, 0);
@@ -590,7 +610,7 @@ async function main(): Promise<void> {
   const servers: ChildProcess[] = [];
   const measured: Record<string, Measured> = {};
   /** Run time of ours' connect4 program per connection, ns (kernel BPF statistics, one extra run). */
-  let connect4Ns: number | undefined;
+  let costs: Record<string, ProgCost> | undefined;
   try {
     mkdirSync(cg);
     for (const key of TOPOS) {
@@ -605,7 +625,7 @@ async function main(): Promise<void> {
       if (!t) throw new Error(`LB_BENCH_TOPO: unknown topology ${key} (host, pod, pod-local)`);
       servers.push(t.server);
       measured[key] = await measure(t, cbin, cg);
-      if (key === 'host') connect4Ns = await connect4Cost(t, cbin, cg, COUNTS[COUNTS.length - 1]!);
+      if (key === 'host') costs = await progCosts(t, cbin, cg, COUNTS[COUNTS.length - 1]!);
       t.server.kill();
     }
   } finally {
@@ -648,9 +668,10 @@ picks the placements below).
   rules above 1000 endpoints), loaded with \`iptables-restore\` (${iptv}); the first packet of each connection
   walks the nat chains, conntrack carries the rest. After each baseline run empty tables are restored.
 - **Ours**: the same services in \`SocketLb\` on a cgroup holding the client (random selection). Per TCP
-  connection only \`cgroup/connect4\` runs (sendmsg4/recvmsg4 are UDP hooks, getpeername4 runs on
-  getpeername() only): a service lookup, a slot lookup, a backend lookup and one \`lb_sock_rev\` update; the
-  packets then carry the backend address.${connect4Ns === undefined ? '' : ` It ran **${connect4Ns.toFixed(0)} ns per connection** (the kernel's BPF statistics over one extra run at ${last.toLocaleString('en')} services in the host placement, which no other figure uses).`}
+  connection two of its programs run (sendmsg4/recvmsg4 are UDP hooks, getpeername4 runs on getpeername()
+  only): \`cgroup/connect4\` at connect (a service lookup, a slot lookup, a backend lookup and one
+  \`lb_sock_rev\` update; the packets then carry the backend address) and \`cgroup/sock_release\` at close
+  (deletes the socket's \`lb_sock_rev\` entry).${costs === undefined ? '' : ` connect4 ran **${costs.lb_sock_connect4!.ns.toFixed(0)} ns** per run (${costs.lb_sock_connect4!.perConn.toFixed(2)} runs per connection), sock_release **${costs.lb_sock_release!.ns.toFixed(0)} ns** per run (${costs.lb_sock_release!.perConn.toFixed(2)} runs per connection): the kernel's BPF statistics over one extra run at ${last.toLocaleString('en')} services in the host placement, which no other figure uses.`}
   No namespace on the path has a netfilter table while ours runs, so no conntrack either (checked per
   placement below).
 - **Floor**: beside each pair the same client also runs straight to a backend address (no service, no

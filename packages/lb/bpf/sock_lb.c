@@ -11,6 +11,7 @@
  *   sendmsg4/6   unconnected UDP sendmsg(): the same, the backend chosen per socket (stable: its cookie)
  *   recvmsg4/6   UDP recvmsg(): a datagram from a remembered backend shows the service as its source
  *   getpeername4/6  shows the service as the peer
+ *   sock_release removes a connected socket's lb_sock_rev entry when the socket goes (TCP, connected UDP)
  *
  * A service with no backend that takes new flows refuses: connect() and sendmsg() fail ECONNREFUSED.
  * Needs Linux >= 5.18 (bpf_set_retval in cgroup sock_addr programs); the maps are those of lb.h.
@@ -23,6 +24,8 @@
 #endif
 
 #define LB_ECONNREFUSED 111
+#define LB_AF_INET 2
+#define LB_AF_INET6 10
 
 struct lb_sock_rev_key {
 	__u64 cookie;	/* bpf_get_socket_cookie() */
@@ -218,6 +221,41 @@ SEC("cgroup/getpeername6")
 int lb_sock_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return sock_xlate_rev(ctx, 1);
+}
+
+/*
+ * A connected socket's reverse entry (cookie, backend) goes with the socket: lb_sock_rev then holds the
+ * entries of open sockets only, and a host making many short TCP connections never pushes the entries
+ * of open sockets (a UDP client waiting for its reply) out of the LRU. The socket still knows its
+ * destination here (the backend connect4/6 chose): the release hook runs before the protocol's close.
+ * An unconnected UDP socket has no destination (its entries, one per service it sent to, age out of
+ * the LRU), nor has a socket whose connect() failed before it was sent (the kernel clears it).
+ */
+SEC("cgroup/sock_release")
+int lb_sock_release(struct bpf_sock *sk)
+{
+	struct lb_sock_rev_key rkey = {};
+
+	if (sk->protocol != IPPROTO_TCP && sk->protocol != IPPROTO_UDP)
+		return 1;
+	rkey.port = sk->dst_port;
+	if (!rkey.port)
+		return 1; /* never connected: nothing written for it under a destination */
+	if (sk->family == LB_AF_INET6) {
+		__u32 *w = (__u32 *)rkey.addr;
+
+		w[0] = sk->dst_ip6[0];
+		w[1] = sk->dst_ip6[1];
+		w[2] = sk->dst_ip6[2];
+		w[3] = sk->dst_ip6[3];
+	} else if (sk->family == LB_AF_INET) {
+		lb_addr_v4(rkey.addr, sk->dst_ip4);
+	} else {
+		return 1;
+	}
+	rkey.cookie = bpf_get_socket_cookie(sk);
+	bpf_map_delete_elem(&lb_sock_rev, &rkey);
+	return 1;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

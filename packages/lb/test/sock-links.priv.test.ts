@@ -46,9 +46,9 @@ it('pinned socket-LB links: kept after close(), adopted by the next attach (new 
     const first = await SocketLb.attach({ ...opts, cgroupPath: cgA });
     handles.push(first);
     const progs1 = attached(cgA);
-    expect(Object.keys(progs1)).toHaveLength(8);
+    expect(Object.keys(progs1)).toHaveLength(9);
     const links1 = links(linkDir);
-    expect(Object.keys(links1)).toHaveLength(8);
+    expect(Object.keys(links1)).toHaveLength(9);
     first.close();
     expect(attached(cgA)).toEqual(progs1); // pinned: still attached
 
@@ -64,7 +64,7 @@ it('pinned socket-LB links: kept after close(), adopted by the next attach (new 
     const third = await SocketLb.attach({ ...opts, cgroupPath: cgB });
     handles.push(third);
     expect(attached(cgA)).toEqual({});
-    expect(Object.keys(attached(cgB))).toHaveLength(8);
+    expect(Object.keys(attached(cgB))).toHaveLength(9);
     for (const [hook, id] of Object.entries(links(linkDir))) expect(id, hook).not.toBe(links1[hook]);
     third.detach();
     expect(attached(cgB)).toEqual({});

@@ -1,6 +1,6 @@
 // Socket-level LB against the real kernel: a client process in a cgroup and namespace of its own reaches
 // ClusterIPs over TCP and UDP, IPv4 and IPv6, through bpf/sock_lb.c loaded and attached by SocketLb.
-import { HashMap } from '@datapath/bpf-maps';
+import { be16, bytes, HashMap, pad, struct, u16, u64 } from '@datapath/bpf-maps';
 import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SocketLb } from '../src/datapath.js';
@@ -103,6 +103,68 @@ describe.skipIf(!root)('socket LB (cgroup connect/sendmsg/recvmsg/getpeername)',
     const direct = await client.run<Answer[]>({ op: 'tcp', host: b4[1], port: PORT, n: 1 });
     expect(direct).toEqual([{ answer: b4[1], peer: b4[1] }]);
     for (const n of ['tcp4', 'udp4', 'tcp6', 'udp6']) lb.remove(n);
+  });
+
+  /** lb_sock_rev's entries (bpf/sock_lb.c: socket cookie + backend → the frontend it stands for). */
+  const revEntries = () => {
+    using rev = HashMap.fromFd(lb.collection.map('lb_sock_rev').fd, {
+      key: struct({ cookie: u64, addr: bytes(16), port: be16, pad: pad(6) }),
+      value: struct({ addr: bytes(16), port: be16, revNat: u16 }),
+    });
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    return [...rev.entries()].map(([k, v]) => ({
+      key: `${k.cookie}/${hex(k.addr)}/${k.port}`,
+      backend: hex(k.addr),
+      frontend: `${hex(v.addr)}:${v.port}`,
+    }));
+  };
+  /** An IPv4 address as lb.h stores it (::ffff:a.b.c.d), in hex. */
+  const stored = (a: string) =>
+    `00000000000000000000ffff${Buffer.from(a.split('.').map(Number)).toString('hex')}`;
+  /** Waits (up to 3 s) until `ok()` holds: a socket's release runs when its last reference goes. */
+  const until = async (ok: () => boolean) => {
+    for (const end = Date.now() + 3000; !ok() && Date.now() < end; )
+      await new Promise((r) => setTimeout(r, 20));
+  };
+
+  it("lb_sock_rev: a connected socket's entry lives while it is open and goes when it closes (TCP v4/v6, connected UDP); unconnected UDP replies still show the service", async (ctx) => {
+    requireRoot(ctx);
+    const [be4] = BACKENDS_V4 as unknown as [string];
+    const [be6] = BACKENDS_V6 as unknown as [string];
+    lb.upsert(svc('rev-tcp4', 'TCP', VIP4, [be4]));
+    lb.upsert(svc('rev-tcp6', 'TCP', VIP6, [be6]));
+    lb.upsert(svc('rev-udp4', 'UDP', VIP4, [be4]));
+    const before = new Set(revEntries().map((e) => e.key));
+    const fresh = () => revEntries().filter((e) => !before.has(e.key));
+
+    // open: the entry is there (getpeername reads it); closed: gone
+    const held = await client.run<{ id: number; answer: string; peer: string }>({
+      op: 'hold',
+      host: VIP4,
+      port: 80,
+    });
+    expect(held).toMatchObject({ answer: be4, peer: VIP4 });
+    expect(fresh().map(({ backend, frontend }) => ({ backend, frontend }))).toEqual([
+      { backend: stored(be4), frontend: `${stored(VIP4)}:80` },
+    ]);
+    await client.run({ op: 'release', id: held.id });
+    await until(() => fresh().length === 0);
+    expect(fresh()).toEqual([]);
+
+    // many short connections leave nothing behind, over both families and connected UDP
+    const tcp4 = await client.run<Answer[]>({ op: 'tcp', host: VIP4, port: 80, n: 30 });
+    const tcp6 = await client.run<Answer[]>({ op: 'tcp', host: VIP6, port: 80, n: 30 });
+    const udpc = await client.run<Answer[]>({ op: 'udp', host: VIP4, port: 80, n: 10, connected: true });
+    expect(tcp4.filter((a) => a.answer !== be4 || a.peer !== VIP4)).toEqual([]);
+    expect(tcp6.filter((a) => a.answer !== be6 || a.peer !== VIP6)).toEqual([]);
+    expect(udpc.filter((a) => a.answer !== be4 || a.from !== VIP4 || a.peer !== VIP4)).toEqual([]);
+    await until(() => fresh().length === 0);
+    expect(fresh()).toEqual([]);
+
+    // unconnected UDP: recvmsg still shows the service as the source (its entry is not the release's)
+    const udp = await client.run<Answer[]>({ op: 'udp', host: VIP4, port: 80, n: 5, connected: false });
+    expect(udp).toEqual(Array.from({ length: 5 }, () => ({ answer: be4, from: VIP4, port: 80 })));
+    for (const n of ['rev-tcp4', 'rev-tcp6', 'rev-udp4']) lb.remove(n);
   });
 
   it('random selection follows the weights (1:3), a weight-0 backend gets nothing', async (ctx) => {

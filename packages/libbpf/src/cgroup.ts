@@ -3,7 +3,11 @@ import { BpfError } from './errors.js';
 import { AttachType, linkCreate, linkCreateAsync } from './link.js';
 import { checked, progQuery } from './sys/libbpf.js';
 
-/** Socket-address hooks a cgroup program can attach to (`BPF_CGROUP_*` for `cgroup_sock_addr` programs). */
+/**
+ * Cgroup hooks a program can attach to: the socket-address hooks (`BPF_CGROUP_*` for `cgroup_sock_addr`
+ * programs) and `sock_release` (`BPF_CGROUP_INET_SOCK_RELEASE`, a `cgroup_sock` program run when an
+ * inet socket of the cgroup is released; Linux ≥ 5.9).
+ */
 export type CgroupHook =
   | 'bind4'
   | 'bind6'
@@ -14,7 +18,8 @@ export type CgroupHook =
   | 'recvmsg4'
   | 'recvmsg6'
   | 'getpeername4'
-  | 'getpeername6';
+  | 'getpeername6'
+  | 'sock_release';
 
 const HOOKS: Readonly<Record<CgroupHook, number>> = {
   bind4: AttachType.CgroupInet4Bind,
@@ -27,6 +32,7 @@ const HOOKS: Readonly<Record<CgroupHook, number>> = {
   recvmsg6: AttachType.CgroupUdp6Recvmsg,
   getpeername4: AttachType.CgroupInet4Getpeername,
   getpeername6: AttachType.CgroupInet6Getpeername,
+  sock_release: AttachType.CgroupInetSockRelease,
 };
 
 function hookType(hook: CgroupHook, op: string): number {

@@ -40,6 +40,8 @@ export const AttachType = {
   CgroupInet4Getpeername: 29,
   /** `BPF_CGROUP_INET6_GETPEERNAME` */
   CgroupInet6Getpeername: 30,
+  /** `BPF_CGROUP_INET_SOCK_RELEASE` (Linux ≥ 5.9) */
+  CgroupInetSockRelease: 34,
   /** `BPF_XDP` */
   Xdp: 37,
   /** `BPF_TCX_INGRESS` (Linux ≥ 6.6) */

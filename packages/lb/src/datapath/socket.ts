@@ -27,6 +27,7 @@ export const SOCKET_LB_HOOKS = [
   ['recvmsg6', 'lb_sock_recvmsg6'],
   ['getpeername4', 'lb_sock_getpeername4'],
   ['getpeername6', 'lb_sock_getpeername6'],
+  ['sock_release', 'lb_sock_release'],
 ] as const;
 
 /** Options of {@link SocketLb.attach}. */
@@ -93,7 +94,7 @@ async function attachHook(
 
 /**
  * Socket-level load balancing on a cgroup: `bpf/sock_lb.c` (connect, sendmsg, recvmsg and getpeername
- * hooks for IPv4 and IPv6) compiled and loaded through `@datapath/loader` and attached to the cgroup,
+ * hooks for IPv4 and IPv6, and sock_release, which drops a connected socket's reverse entry) compiled and loaded through `@datapath/loader` and attached to the cgroup,
  * and a {@link ServiceWriter} over its maps. Sockets of processes in the cgroup that connect or send to
  * a service address reach a backend directly; replies and `getpeername()` show the service address.
  *
