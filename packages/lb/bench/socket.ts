@@ -32,7 +32,7 @@ import { maglevMoved, maglevPermutation, maglevTable } from '../src/index.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const MS = Number(process.env.LB_BENCH_MS ?? 1000);
 const ROUNDS = Number(process.env.LB_BENCH_ROUNDS ?? 5);
-const COUNTS = (process.env.LB_BENCH_COUNTS ?? '100,1000,10000').split(',').map(Number);
+const COUNTS = (process.env.LB_BENCH_COUNTS || '100,1000,10000').split(',').map(Number);
 const PIN = process.env.LB_BENCH_PIN ?? '';
 /**
  * Niceness of the client and server (both sides alike, default -10): on this shared 2-vCPU machine the
@@ -40,7 +40,7 @@ const PIN = process.env.LB_BENCH_PIN ?? '';
  * compresses the ratio; 0 turns it off.
  */
 const NICE = process.env.LB_BENCH_NICE ?? '-10';
-const TOPOS = (process.env.LB_BENCH_TOPO ?? 'host,pod,pod-local').split(',');
+const TOPOS = (process.env.LB_BENCH_TOPO || 'host,pod,pod-local').split(',');
 /** Backend addresses (one namespace holds them, one server answers on all): host and pod topologies. */
 const POOL = ['10.244.1.1', '10.244.1.2', '10.244.1.3', '10.244.1.4'];
 /** Backend pods on the client's own node (pod-local topology): node A's pod range. */
