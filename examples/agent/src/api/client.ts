@@ -1,9 +1,8 @@
 /**
- * A typed client of the agent's local API (see server.ts for the paths): one keep-alive connection pool on
- * the agent's unix socket, every answer checked for its status; an error answer becomes an
+ * A typed client of the agent's local API (see server.ts for the paths): kept-alive connections on the
+ * agent's unix socket (transport.ts), every answer checked for its status; an error answer becomes an
  * {@link AgentApiError} with the agent's code and message.
  */
-import { Agent as HttpAgent, request } from 'node:http';
 import { DatapathError, type ErrorCode, isErrorCode } from '@datapath/errors';
 import type { PolicySync } from '../agent.js';
 import type {
@@ -14,6 +13,7 @@ import type {
   ServiceRequest,
   StatusInfo,
 } from './schema.js';
+import { type TransportError, UnixHttpTransport } from './transport.js';
 
 /** Where an agent named `name` serves its API by default. */
 export function defaultSocketPath(name = 'demo'): string {
@@ -61,16 +61,17 @@ export interface AgentClientOptions {
 export class AgentClient {
   readonly socketPath: string;
   readonly #timeoutMs: number;
-  readonly #pool = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+  readonly #transport: UnixHttpTransport;
 
   constructor(options: AgentClientOptions = {}) {
     this.socketPath = options.socketPath ?? defaultSocketPath();
     this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#transport = new UnixHttpTransport(this.socketPath);
   }
 
-  /** Ends idle keep-alive connections. */
+  /** Ends its keep-alive connections (requests in flight fail). */
   close(): void {
-    this.#pool.destroy();
+    this.#transport.close();
   }
 
   [Symbol.dispose](): void {
@@ -90,61 +91,28 @@ export class AgentClient {
     return this.#raw(method, path, body, contentType, true);
   }
 
-  #raw(
+  async #raw(
     method: string,
     path: string,
     body: string | undefined,
     contentType: string,
     retry: boolean,
   ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          socketPath: this.socketPath,
-          agent: this.#pool,
-          method,
-          path,
-          timeout: this.#timeoutMs,
-          headers:
-            body === undefined
-              ? {}
-              : { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks).toString('utf8'),
-            }),
-          );
-          res.on('error', reject);
-        },
+    try {
+      return await this.#transport.request(method, path, body, contentType, this.#timeoutMs);
+    } catch (err) {
+      const e = err as TransportError;
+      // A kept-alive connection the agent closed meanwhile (it restarted, or timed the connection out):
+      // the request never reached it, so sending it once more on a new connection is safe.
+      if (retry && e.reused && (e.code === 'ECONNRESET' || e.code === 'EPIPE'))
+        return this.#raw(method, path, body, contentType, false);
+      throw new AgentApiError(
+        0,
+        'Unavailable',
+        `the agent at ${this.socketPath} is not reachable: ${e.message}`,
+        { reason: e.code, cause: err },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
-      req.on('error', (err: Error & { code?: string }) => {
-        // A kept-alive connection the agent closed meanwhile (it restarted, or timed the connection out):
-        // the request never reached it, so sending it once more on a new connection is safe.
-        if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-          this.#raw(method, path, body, contentType, false).then(resolve, reject);
-          return;
-        }
-        reject(
-          new AgentApiError(
-            0,
-            'Unavailable',
-            `the agent at ${this.socketPath} is not reachable: ${err.message}`,
-            {
-              ...(err.code === undefined ? {} : { reason: err.code }),
-              cause: err,
-            },
-          ),
-        );
-      });
-      req.end(body);
-    });
+    }
   }
 
   async #call<T>(method: string, path: string, body?: unknown, contentType?: string): Promise<T> {
