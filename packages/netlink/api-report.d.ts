@@ -278,6 +278,7 @@ interface SubscribeOptions {
     signal?: AbortSignal | undefined;
     receiveBufferSize?: number | undefined;
     highWaterMark?: number | undefined;
+    actions?: readonly ("new" | "del")[] | undefined;
 }
 declare class Subscription implements AsyncIterableIterator<NetlinkEvent>, AsyncDisposable {
     private readonly netns;
@@ -303,6 +304,8 @@ declare class Subscription implements AsyncIterableIterator<NetlinkEvent>, Async
     private retries;
     private window;
     private readonly onAbort;
+    private readonly skipNew;
+    private readonly skipDel;
     constructor(netns: Netns, kinds: readonly SubscribeKind[], options: SubscribeOptions);
     close(): void;
     [Symbol.asyncDispose](): Promise<void>;

@@ -46,7 +46,8 @@ export function watchDevices(o: WatchOptions): DeviceWatch {
   try {
     const h = Handle.open(ns);
     try {
-      sub = h.subscribe(['link'], { list: true });
+      // Removals only once listed: the new and changed links of every endpoint create are not even decoded.
+      sub = h.subscribe(['link'], { list: true, actions: ['del'] });
     } finally {
       h.close();
     }

@@ -52,7 +52,17 @@ export interface SubscribeOptions {
    * unbounded memory.
    */
   highWaterMark?: number | undefined;
+  /**
+   * The changes reported once listed (default both): `['del']` reports removals only, and the notifications of
+   * new or changed objects are dropped before they are decoded (a watcher of removals then pays next to nothing
+   * for the busy churn of new links, addresses and routes). The listing itself, and the notifications that arrive
+   * while it runs (which it needs to be exact), are whole either way.
+   */
+  actions?: readonly ('new' | 'del')[] | undefined;
 }
+
+/** The message types of new-or-changed notifications. */
+const NEW_TYPES: ReadonlySet<number> = new Set([Msg.NEWLINK, Msg.NEWADDR, Msg.NEWROUTE, Msg.NEWNEIGH]);
 
 const BUDGET_MS = 4;
 const DEFAULT_RCVBUF = 1 << 20;
@@ -92,6 +102,12 @@ export function checkSubscribe(
   const hwm = o.highWaterMark;
   if (hwm !== undefined && (!Number.isInteger(hwm) || hwm <= 0))
     throw invalidArgument(op, `highWaterMark must be a positive integer, got ${hwm}`);
+  const acts = o.actions;
+  if (
+    acts !== undefined &&
+    (!Array.isArray(acts) || acts.length === 0 || acts.some((a) => a !== 'new' && a !== 'del'))
+  )
+    throw invalidArgument(op, `actions must be a non-empty array of 'new', 'del'`);
   return { kinds: KINDS.filter((k) => kinds.includes(k)), options: o };
 }
 
@@ -135,6 +151,9 @@ export class Subscription implements AsyncIterableIterator<NetlinkEvent>, AsyncD
   // The finished listing that still filters the notifications queued when it ended.
   private window: Listing | undefined;
   private readonly onAbort: (() => void) | undefined;
+  // Notifications left out once listed (SubscribeOptions.actions).
+  private readonly skipNew: boolean;
+  private readonly skipDel: boolean;
 
   /** @internal Use {@link Handle.subscribe}. */
   constructor(
@@ -145,6 +164,8 @@ export class Subscription implements AsyncIterableIterator<NetlinkEvent>, AsyncD
     this.kindSet = new Set(kinds);
     this.groups = kinds.flatMap((k) => GROUPS[k]);
     this.highWaterMark = options.highWaterMark ?? 10_000;
+    this.skipNew = options.actions !== undefined && !options.actions.includes('new');
+    this.skipDel = options.actions !== undefined && !options.actions.includes('del');
     const signal = options.signal;
     if (signal?.aborted) {
       this.closed = true;
@@ -345,6 +366,8 @@ export class Subscription implements AsyncIterableIterator<NetlinkEvent>, AsyncD
         if (ev !== undefined) this.listing.addDumped(this.dumpKind!, ev);
         continue;
       }
+      // Left out undecoded (SubscribeOptions.actions), unless a listing in progress needs it.
+      if (this.listing === undefined && (NEW_TYPES.has(m.type) ? this.skipNew : this.skipDel)) continue;
       const ev = toEvent(m, 'notify', this.kindSet, op);
       if (ev === undefined) continue;
       if (this.listing !== undefined) this.listing.addNotification(ev);

@@ -172,6 +172,32 @@ describe('Handle.subscribe', () => {
     });
   });
 
+  it("with actions ['del']: the whole listing, then removals only (new links are not reported)", async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(async (t) => {
+      const ip = (...args: string[]) => run('ip', ['-n', t.name, ...args]);
+      ip('link', 'add', 'a0', 'type', 'veth', 'peer', 'name', 'a1');
+      using ns = Netns.open({ name: t.name });
+      using h = Handle.open(ns);
+      await using sub = h.subscribe(['link'], { list: true, actions: ['del'] });
+      const listed = await collect(sub, (ev) => ev.kind === 'synced');
+      const names = (evs: NetlinkEvent[]) =>
+        evs.flatMap((e) => (e.kind === 'link' ? [`${e.action} ${e.link.name}`] : [])).sort();
+      expect(names(listed)).toEqual(['new a0', 'new a1', 'new lo']);
+      ip('link', 'add', 'b0', 'type', 'veth', 'peer', 'name', 'b1');
+      ip('link', 'set', 'b0', 'up');
+      ip('link', 'set', 'b1', 'up');
+      ip('link', 'del', 'a0');
+      const after = await collect(
+        sub,
+        (_ev, all) => names(all).filter((n) => n.startsWith('del')).length === 2,
+      );
+      expect(names(after)).toEqual(['del a0', 'del a1']);
+      expect(() => h.subscribe(['link'], { actions: [] })).toThrow(/actions/);
+      expect(() => h.subscribe(['link'], { actions: ['gone' as 'del'] })).toThrow(/actions/);
+    });
+  });
+
   it('turns an overrun into an overrun event and a resync that equals ip -j', async (ctx) => {
     requireRoot(ctx);
     await withNetns(async (t) => {
