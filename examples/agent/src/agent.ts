@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDatapathError } from '@datapath/errors';
 import { parsePrefix } from '@datapath/ip';
+import type { Selection } from '@datapath/lb';
 import {
   applyEndpoint,
   applyEndpointAsync,
@@ -33,6 +34,7 @@ import { AgentError } from './errors.js';
 import { GATEWAY, GATEWAY6 } from './gateway.js';
 import { AddressPool, legacyAllocations } from './ipam.js';
 import { recordLatency } from './latency.js';
+import { DEFAULT_LB_SETTINGS, type LbSettings, resolveLbSettings } from './lb-settings.js';
 import { Leases } from './leases.js';
 import { FWD_MAX_ENDPOINTS } from './maps.js';
 import {
@@ -136,6 +138,17 @@ export interface AgentOptions {
    * `@datapath/kvstore`) on a cluster node; default the agent's own table, persisted in its state.
    */
   identities?: IdentityAllocator;
+  /**
+   * How services pick backends ({@link Agent.start} only; a restored agent keeps its own, and a different value
+   * given to it is refused): `random` (default) or `maglev`.
+   */
+  lbSelection?: Selection;
+  /**
+   * Seed of the Maglev tables and the programs' flow hash, an unsigned 32-bit integer, the same on every node
+   * of a cluster so a flow picks the same backend on any of them ({@link Agent.start} only, as `lbSelection`).
+   * Default {@link DEFAULT_LB_HASH_SEED} (fixed).
+   */
+  lbHashSeed?: number;
   /** Pods of other nodes known when the agent starts or restores (see {@link Agent.upsertRemotePod}). */
   remotePods?: readonly RemotePodInput[];
   /** Progress lines. */
@@ -255,6 +268,10 @@ function resolveOptions(o: AgentOptions) {
     trace: o.trace,
     ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
     ...(o.podMtu === undefined ? {} : { podMtu: o.podMtu }),
+    lb: {
+      ...(o.lbSelection === undefined ? {} : { selection: o.lbSelection }),
+      ...(o.lbHashSeed === undefined ? {} : { hashSeed: o.lbHashSeed }),
+    } as Partial<LbSettings>,
   };
 }
 
@@ -403,6 +420,7 @@ export class Agent {
    */
   static async start(options: AgentOptions, cluster: ClusterSpec): Promise<Agent> {
     const o = resolveOptions(options);
+    const lb = resolveLbSettings(o.lb);
     if (existsSync(statePath(o.stateDir))) {
       throw new AgentError('AlreadyRunning', `an agent named ${o.name} already has state in ${o.stateDir}`);
     }
@@ -432,6 +450,7 @@ export class Agent {
       const datapath = await Datapath.open({
         pinDir: o.pinDir,
         nodeAddress: hostIp,
+        lbHashSeed: lb.hashSeed,
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
         ...(options.events === false ? { events: false } : {}),
       });
@@ -464,6 +483,7 @@ export class Agent {
         pods: {},
         ipam,
         ...(options.events === false ? { events: false as const } : {}),
+        lb,
         startedAt: new Date().toISOString(),
       };
       const agent = new Agent(o, state, node, world, datapath, pool);
@@ -497,6 +517,7 @@ export class Agent {
   static async restore(options: AgentOptions): Promise<Agent> {
     const o = resolveOptions(options);
     const state = loadState(o.stateDir);
+    const lb = resolveLbSettings(o.lb, state.lb ?? DEFAULT_LB_SETTINGS);
     const opened: { close(): void }[] = [];
     try {
       const node = Netns.open({ name: state.nodeNetns });
@@ -511,6 +532,7 @@ export class Agent {
       const datapath = await Datapath.open({
         pinDir: state.pinDir,
         nodeAddress: state.hostIp,
+        lbHashSeed: lb.hashSeed,
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
         ...(state.events === false ? { events: false } : {}),
       });
@@ -530,7 +552,7 @@ export class Agent {
       agent.#armLeases();
       if ((state.services ?? []).length > 0) {
         // The pinned lb maps are reused: the same services written again, then what nobody owns removed.
-        agent.#lb = await ServiceLb.open(state.prefix, state.pinDir);
+        agent.#lb = await ServiceLb.open(state.prefix, state.pinDir, lb);
         opened.push(agent.#lb);
         const reserved = agent.#lb.reserveIds();
         agent.#syncServices();
@@ -1658,7 +1680,11 @@ export class Agent {
     );
     if (this.#lb === undefined) {
       if (services.length === 0) return new Map();
-      this.#lb = await ServiceLb.open(this.#state.prefix, this.#state.pinDir);
+      this.#lb = await ServiceLb.open(
+        this.#state.prefix,
+        this.#state.pinDir,
+        this.#state.lb ?? DEFAULT_LB_SETTINGS,
+      );
     }
     this.#state.services = services.map((s) => structuredClone(s));
     const written = this.#syncServices();

@@ -7,6 +7,7 @@ import { ClusterNodeAgent, type RoutingMode } from './cluster-node.js';
 import { runClusterProbes } from './cluster-run.js';
 import { AgentError } from './errors.js';
 import { table } from './format.js';
+import { lbSettingsFromFlags } from './lb-settings.js';
 import { renderReport } from './report.js';
 
 /** The flags these commands read. */
@@ -27,6 +28,8 @@ export interface ClusterValues {
   ttl?: string;
   'cidr-grace'?: string;
   nodes?: string;
+  'lb-selection'?: string;
+  'lb-hash-seed'?: string;
   timeout?: string;
   replace?: boolean;
 }
@@ -56,7 +59,9 @@ function clusterOptions(v: ClusterValues, io: Io): ClusterOptions {
   const ttl = int(v.ttl, 'ttl');
   const grace = int(v['cidr-grace'], 'cidr-grace');
   const members = int(v['etcd-members'], 'etcd-members');
+  const lb = lbSettingsFromFlags(v);
   return {
+    ...(Object.keys(lb).length === 0 ? {} : { lb }),
     ...(v.name === undefined ? {} : { name: v.name }),
     ...(v.prefix === undefined ? {} : { prefix: v.prefix }),
     ...(v['state-dir'] === undefined ? {} : { stateDir: v['state-dir'] }),
@@ -89,6 +94,7 @@ export async function cmdNodeUp(v: ClusterValues, io: Io): Promise<number> {
     mode: mode(v),
     scenario: v.scenario,
     podCidr: v['pod-cidr'],
+    lb: lbSettingsFromFlags(v),
     ...(v.ttl === undefined ? {} : { ttlSeconds: int(v.ttl, 'ttl')! }),
     ...(v['cidr-grace'] === undefined ? {} : { cidrGraceSeconds: int(v['cidr-grace'], 'cidr-grace')! }),
     log: (l) => io.err(`node ${name}: ${l}`),

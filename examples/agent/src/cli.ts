@@ -13,6 +13,7 @@ import { cmdConfig, cmdMonitor, cmdObserve, startObserver } from './cli-events.j
 import { Datapath } from './datapath.js';
 import { AgentError } from './errors.js';
 import { table } from './format.js';
+import { lbSettingsFromFlags } from './lb-settings.js';
 import { CtFlags, dirName, protoName, reasonName } from './maps.js';
 import { engineFromState, flowExplanation, flowVerdict, loadPolicies, loadScenario } from './policy.js';
 import { renderReport } from './report.js';
@@ -67,7 +68,10 @@ cluster (several nodes on this machine, state on etcd):
 
 common options: --name <agent> (default demo), --json, --attach auto|tcx|tc, --pod-cidr <cidr>,
                 --pod-cidr6 <cidr> (serve/up: an IPv6 pod CIDR for dual-stack API/CNI pods, e.g. fd00:10:244:1::/112),
-                --delivery peer|egress (run/up: bpf_redirect_peer, default, or bpf_redirect out of the host veth)`;
+                --delivery peer|egress (run/up: bpf_redirect_peer, default, or bpf_redirect out of the host veth),
+                --lb-selection random|maglev, --lb-hash-seed <u32> (run/up/serve/cluster up: how services pick
+                backends, default random; the Maglev seed, default 0, one value per cluster: cluster up gives it
+                to every node; fixed for an agent's life)`;
 
 interface Io {
   out: (s: string) => void;
@@ -112,12 +116,15 @@ function agentOptions(v: Values, io: Io): AgentOptions {
   if (delivery !== undefined && delivery !== 'peer' && delivery !== 'egress') {
     throw new AgentError('InvalidArgument', `--delivery must be peer or egress, got ${delivery}`);
   }
+  const lb = lbSettingsFromFlags(v);
   return {
     ...(delivery === undefined ? {} : { delivery }),
     ...(v.name === undefined ? {} : { name: v.name }),
     ...(v['state-dir'] === undefined ? {} : { stateDir: v['state-dir'] }),
     ...(v['pod-cidr'] === undefined ? {} : { podCidr: v['pod-cidr'] }),
     ...(v['pod-cidr6'] === undefined ? {} : { podCidr6: v['pod-cidr6'] }),
+    ...(lb.selection === undefined ? {} : { lbSelection: lb.selection }),
+    ...(lb.hashSeed === undefined ? {} : { lbHashSeed: lb.hashSeed }),
     attach,
     log: v.json ? () => undefined : (l) => io.err(`agent: ${l}`),
   };
@@ -651,6 +658,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         ttl: { type: 'string' },
         'cidr-grace': { type: 'string' },
         nodes: { type: 'string' },
+        'lb-selection': { type: 'string' },
+        'lb-hash-seed': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }) as { values: Values; positionals: string[] };

@@ -35,6 +35,7 @@ import {
   REMOTE_NODE_IDENTITY,
   type RemoteIpcacheEntry,
 } from './ipcache.js';
+import type { LbSettings } from './lb-settings.js';
 import { setupNodeDatapath, TUNNEL_DEV, VXLAN_OVERHEAD } from './node-datapath.js';
 import type { PodInput } from './policy.js';
 import { type AgentScenario, loadScenario } from './policy.js';
@@ -76,6 +77,8 @@ export interface NodeOptions {
    * state (pods in the old CIDR) is refused with `ClusterConflict`.
    */
   cidrGraceSeconds?: number;
+  /** Service load balancing (`--lb-selection`, `--lb-hash-seed`): the cluster gives every node the same. */
+  lb?: Partial<LbSettings> | undefined;
   log?: (line: string) => void;
   /**
    * Called after each remote ipcache change is applied (engine, policy maps, ipcache map) with the
@@ -270,6 +273,8 @@ export class ClusterNodeAgent {
         ...(o.mode === 'tunnel' ? { podMtu: 1500 - VXLAN_OVERHEAD } : {}),
         identities: allocator,
         remotePods: remote,
+        ...(o.lb?.selection === undefined ? {} : { lbSelection: o.lb.selection }),
+        ...(o.lb?.hashSeed === undefined ? {} : { lbHashSeed: o.lb.hashSeed }),
         log,
       };
       if (restoring) {

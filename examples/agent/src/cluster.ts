@@ -13,6 +13,7 @@ import { Agent } from './agent.js';
 import { type NodeStatus, nodeStatusPath, type RoutingMode } from './cluster-node.js';
 import { placeScenario } from './cluster-scenario.js';
 import { AgentError } from './errors.js';
+import { type LbSettings, lbSettingsFlags, resolveLbSettings } from './lb-settings.js';
 import { deleteNetnsIfPresent } from './node.js';
 import { loadScenario } from './policy.js';
 import {
@@ -47,6 +48,8 @@ export interface ClusterOptions {
   ttlSeconds?: number;
   /** How long a crashed node may stay away before its pod CIDR goes back to the pool, in seconds; default 60. */
   cidrGraceSeconds?: number;
+  /** Service load balancing of every node (`--lb-selection`, `--lb-hash-seed`): one seed for the cluster. */
+  lb?: Partial<LbSettings>;
   /** How long `up` waits for the nodes; default 60 s. */
   timeoutMs?: number;
   log?: (line: string) => void;
@@ -83,6 +86,8 @@ export interface ClusterRecord {
   ttlSeconds: number;
   /** Absent in records written before it existed (the nodes' default then). */
   cidrGraceSeconds?: number;
+  /** Service load balancing given to every node (absent: the nodes' defaults, the same on each). */
+  lb?: Partial<LbSettings>;
   nodes: ClusterNodeRecord[];
   createdAt: string;
 }
@@ -107,6 +112,7 @@ function resolveOptions(o: ClusterOptions) {
     mode: o.mode ?? 'native',
     ttlSeconds: o.ttlSeconds ?? 5,
     ...(o.cidrGraceSeconds === undefined ? {} : { cidrGraceSeconds: o.cidrGraceSeconds }),
+    ...(o.lb === undefined ? {} : { lb: resolveLbSettings(o.lb) }),
     timeoutMs: o.timeoutMs ?? 60_000,
     log: o.log ?? (() => undefined),
     ...(o.etcd === undefined ? {} : { etcd: o.etcd }),
@@ -166,7 +172,7 @@ function logTail(file: string): string {
 }
 
 /** The arguments of one node's `agent node up`. */
-function nodeArgs(c: ClusterRecord, n: ClusterNodeRecord): string[] {
+export function nodeArgs(c: ClusterRecord, n: ClusterNodeRecord): string[] {
   return [
     '--name',
     n.name,
@@ -189,6 +195,7 @@ function nodeArgs(c: ClusterRecord, n: ClusterNodeRecord): string[] {
     '--ttl',
     String(c.ttlSeconds),
     ...(c.cidrGraceSeconds === undefined ? [] : ['--cidr-grace', String(c.cidrGraceSeconds)]),
+    ...lbSettingsFlags(c.lb ?? {}),
   ];
 }
 
@@ -223,6 +230,7 @@ export async function clusterUp(scenarioPath: string, options: ClusterOptions = 
     scenario: join(o.stateDir, 'scenario.json'),
     ttlSeconds: o.ttlSeconds,
     ...(o.cidrGraceSeconds === undefined ? {} : { cidrGraceSeconds: o.cidrGraceSeconds }),
+    ...(o.lb === undefined ? {} : { lb: o.lb }),
     nodes: [],
     createdAt: new Date().toISOString(),
   };

@@ -124,6 +124,11 @@ export type AttachKind = 'tcx' | 'tc';
 export interface DatapathPaths {
   /** bpffs directory of the shared maps, per-endpoint policy maps and tcx link pins. */
   pinDir: string;
+  /**
+   * Seed of the Maglev flow hash of from_world's service lookups (`lb_hash_seed`, as `@datapath/lb`'s programs):
+   * the agent's `lbHashSeed`. Default 0.
+   */
+  lbHashSeed?: number;
   /** Object cache of the loader (default: the loader's). */
   cacheDir?: string;
   /**
@@ -236,6 +241,7 @@ export class Datapath {
         ...(paths.nodeAddress === undefined ? {} : { nat_ipv4: ipv4ToNetworkU32(paths.nodeAddress) }),
         nat_port_min: NODEPORT_SNAT_PORTS.min,
         nat_port_max: NODEPORT_SNAT_PORTS.max,
+        lb_hash_seed: paths.lbHashSeed ?? 0,
       });
       // @datapath/lb's maps (service maps, nat4): where the socket LB and the NodePort programs pin them.
       for (const m of Object.values(spec.maps))

@@ -30,6 +30,7 @@ import { NodeNetdev, SocketLb } from '@datapath/lb/datapath';
 import type { Netns } from '@datapath/netlink';
 import { AgentError } from './errors.js';
 import { AGENT_MAGLEV_TABLE } from './layout.js';
+import { DEFAULT_LB_SETTINGS, type LbSettings } from './lb-settings.js';
 import type { LbServiceInput } from './services.js';
 import { ensureCgroup, inCgroup, removeCgroup } from './sys/cgroup.js';
 
@@ -189,12 +190,14 @@ export class ServiceLb implements Disposable {
   /** Per-packet NodePort on the node's outward device, once a service has a NodePort. */
   #netdev: NodeNetdev | undefined;
   readonly #pinDir: string;
+  readonly #settings: LbSettings;
   #closed = false;
 
-  private constructor(cgroupDir: string, lb: SocketLb, pinDir: string) {
+  private constructor(cgroupDir: string, lb: SocketLb, pinDir: string, settings: LbSettings) {
     this.cgroupDir = cgroupDir;
     this.#lb = lb;
     this.#pinDir = pinDir;
+    this.#settings = settings;
   }
 
   /** Whether NodePort is attached to the node's outward device. */
@@ -212,7 +215,7 @@ export class ServiceLb implements Disposable {
     if (this.#netdev !== undefined) return;
     try {
       this.#netdev = await NodeNetdev.attach(
-        { nodeAddress, nodePort: true },
+        { nodeAddress, nodePort: true, hashSeed: this.#settings.hashSeed },
         { ifname, netns, pinDir: lbPinDir(this.#pinDir), lb: { maglevTableSize: AGENT_MAGLEV_TABLE } },
       );
     } catch (err) {
@@ -224,10 +227,15 @@ export class ServiceLb implements Disposable {
 
   /**
    * Creates (or reuses) the cgroup `<cgroup2>/<prefix>`, loads the socket LB with its maps pinned in
-   * `<pinDir>/lb` (reused when pinned already) and attaches it there.
+   * `<pinDir>/lb` (reused when pinned already) and attaches it there; `settings` give the Maglev seed and how
+   * every service written later picks backends.
    * @throws AgentError `DatapathFailed` (the loader's or libbpf's error as cause), `NotSupported`.
    */
-  static async open(prefix: string, pinDir: string): Promise<ServiceLb> {
+  static async open(
+    prefix: string,
+    pinDir: string,
+    settings: LbSettings = DEFAULT_LB_SETTINGS,
+  ): Promise<ServiceLb> {
     const cgroupDir = ensureCgroup(prefix);
     try {
       const lb = await SocketLb.attach({
@@ -235,9 +243,10 @@ export class ServiceLb implements Disposable {
         pinDir: lbPinDir(pinDir),
         pinByName: true,
         tableSize: AGENT_MAGLEV_TABLE,
+        seed: settings.hashSeed,
         linkPinDir: socketLinkDir(pinDir),
       });
-      return new ServiceLb(cgroupDir, lb, pinDir);
+      return new ServiceLb(cgroupDir, lb, pinDir, settings);
     } catch (err) {
       try {
         removeCgroup(cgroupDir);
@@ -267,7 +276,7 @@ export class ServiceLb implements Disposable {
       for (const name of this.#lb.table.names())
         if (!wanted.has(name) && !this.#reserved.has(name)) written.set(name, this.#lb.remove(name).length);
       for (const d of [...desired].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        const ops = this.#lb.upsert(d);
+        const ops = this.#lb.upsert({ ...d, selection: this.#settings.selection });
         if (ops.length > 0) written.set(d.name, ops.length);
       }
     } catch (err) {

@@ -17,6 +17,7 @@
  * generation, whose records are all in the snapshot and are skipped; a reader that read the snapshot before a
  * compaction and the journal after it sees a newer generation and reads again.
  */
+
 import {
   closeSync,
   existsSync,
@@ -31,6 +32,7 @@ import {
 import { join } from 'node:path';
 import type { PolicyObject } from '@datapath/policy';
 import { AgentError } from './errors.js';
+import type { LbSettings } from './lb-settings.js';
 import type { ServiceSpec, ServiceView } from './services.js';
 
 /** A pod the agent runs: its namespace, endpoint, address and datapath ids. */
@@ -111,6 +113,8 @@ export interface AgentState {
   pods: Record<string, PodRecord>;
   /** `false` when the datapath was built without events (AgentOptions.events). */
   events?: false;
+  /** How services pick backends and the Maglev hash seed, fixed at start (absent in older states: the defaults). */
+  lb?: LbSettings;
   /** Services (scenario `services`, validated): the lb maps are written from them and the pods. */
   services?: ServiceSpec[];
   /** The services' frontends and backends as last written to the lb maps (`agent service list`). */
