@@ -2,8 +2,8 @@
 // records in the same run, and the event-loop lag while following a steady 200 k records/s.
 // Writes one Markdown section to $BENCH_OUT/bpf-maps-ringbuf.md (and prints it). Needs root, clang, cc, libbpf.
 // Run: `pnpm run bench` in packages/bpf-maps, or `tsx bench/ringbuf.ts` (consumers pinned with taskset).
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn as spawnChild } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -54,9 +54,52 @@ if (process.getuid?.() !== 0) {
 execFileSync('taskset', ['-p', '-c', CPU, String(process.pid)], { stdio: 'ignore' });
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'dp-ringbench-'));
+// Leftovers of runs that were killed (SIGKILL, a crash): pin dirs in bpffs and build dirs in tmp, named
+// after their run's pid, removed when that process is gone.
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+for (const [parent, re] of [
+  ['/sys/fs/bpf', /^dp-ringbench-(\d+)$/],
+  [tmpdir(), /^dp-ringbench-(\d+)-/],
+] as const) {
+  for (const name of readdirSync(parent)) {
+    const pid = Number(re.exec(name)?.[1] ?? Number.NaN);
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    rmSync(join(parent, name), { recursive: true, force: true });
+    console.error(`ringbuf bench: removed ${join(parent, name)}, left by run ${pid} (gone)`);
+  }
+}
+const dir = mkdtempSync(join(tmpdir(), `dp-ringbench-${process.pid}-`));
 const pinDir = `/sys/fs/bpf/dp-ringbench-${process.pid}`;
 mkdirSync(pinDir);
+// Interrupted (SIGINT, SIGTERM): the C consumers and producers are stopped and the pins and build dir go.
+const children = new Set<ChildProcess>();
+const spawn: typeof spawnChild = ((...args: Parameters<typeof spawnChild>) => {
+  const c = spawnChild(...args);
+  children.add(c);
+  c.on('exit', () => children.delete(c));
+  return c;
+}) as typeof spawnChild;
+const removeOurs = () => {
+  rmSync(pinDir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+};
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const)
+  process.once(signal, () => {
+    for (const c of children) c.kill('SIGTERM');
+    removeOurs();
+    console.error(`ringbuf bench: ${signal}, removed ${pinDir} and ${dir}`);
+    process.exit(code);
+  });
 try {
   const obj = join(dir, 'ringbuf.o');
   execFileSync('clang', [
@@ -582,6 +625,5 @@ ${[...floodRows, ...rateRows].join('\n')}
   console.log(section);
   if (process.env.BENCH_OUT) writeFileSync(join(process.env.BENCH_OUT, 'bpf-maps-ringbuf.md'), section);
 } finally {
-  rmSync(pinDir, { recursive: true, force: true });
-  rmSync(dir, { recursive: true, force: true });
+  removeOurs();
 }
