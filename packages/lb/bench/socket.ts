@@ -667,6 +667,10 @@ picks the placements below).
   with the hairpin mark and DNAT; KUBE-POSTROUTING; comments as kube-proxy writes them, none on the SVC/SEP
   rules above 1000 endpoints), loaded with \`iptables-restore\` (${iptv}); the first packet of each connection
   walks the nat chains, conntrack carries the rest. After each baseline run empty tables are restored.
+  Each placement reports how many packets jumped to nat KUBE-SERVICES per connection on each rule
+  namespace (1 = every SYN walked the chain); slightly below 1 when a SYN reused the 4-tuple of a
+  connection closed (reset) less than 10 s before, whose conntrack entry it then keeps, DNAT included,
+  without a walk: in the baseline's favour.
 - **Ours**: the same services in \`SocketLb\` on a cgroup holding the client (random selection). Per TCP
   connection two of its programs run (sendmsg4/recvmsg4 are UDP hooks, getpeername4 runs on getpeername()
   only): \`cgroup/connect4\` at connect (a service lookup, a slot lookup, a backend lookup and one
