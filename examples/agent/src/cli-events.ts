@@ -10,7 +10,7 @@ import { parseFlowFilter, renderFlows } from './flows.js';
 import { table } from './format.js';
 import { monitor, observe } from './monitor.js';
 import { Observer } from './serve.js';
-import { loadState } from './state.js';
+import { type AgentState, loadState } from './state.js';
 import type { DeviceGone } from './watch.js';
 
 interface Io {
@@ -117,7 +117,12 @@ export async function startObserver(
   const obs = await Observer.start({
     stateDir,
     // The resident agent removes a pod whose device went away itself (its state stays the one truth).
-    ...(agent === undefined ? {} : { onDeviceGone: (g: DeviceGone) => agent.removePodAsync(g.pod) }),
+    ...(agent === undefined
+      ? {}
+      : {
+          onDeviceGone: (g: DeviceGone) => agent.removePodAsync(g.pod),
+          state: () => agent.state as AgentState,
+        }),
     ...(port === undefined ? {} : { metricsPort: port }),
     ...(flows === undefined ? {} : { flows }),
     log: (l) => io.err(`serve: ${l}`),

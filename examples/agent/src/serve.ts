@@ -53,6 +53,12 @@ export interface ObserverOptions {
    * remove the pod (`agent pod del`). A process that holds the agent (a resident agent) passes its own.
    */
   onDeviceGone?: (gone: DeviceGone) => Promise<void>;
+  /**
+   * The agent's state, when the agent runs in this process (a resident agent): events are named and devices
+   * checked from it instead of reading the state files again (a re-read per second while events name a new
+   * endpoint, and one per removed device).
+   */
+  state?: () => AgentState;
   log?: (line: string) => void;
 }
 
@@ -103,13 +109,18 @@ export class Observer {
     this.flows = new FlowLog(o.flows ?? 4096);
     this.datapath = Datapath.attachPinned(state.pinDir);
     try {
-      this.#namer = new EventNamer(state, () => {
-        try {
-          return loadState(o.stateDir);
-        } catch {
-          return undefined;
-        }
-      });
+      const current = o.state;
+      this.#namer = new EventNamer(
+        state,
+        current ??
+          (() => {
+            try {
+              return loadState(o.stateDir);
+            } catch {
+              return undefined;
+            }
+          }),
+      );
       this.metrics = new AgentMetrics({
         datapath: this.datapath,
         stateDir: o.stateDir,
@@ -182,7 +193,7 @@ export class Observer {
       nodeNetns: state.nodeNetns,
       pods: () => {
         try {
-          return Object.values(loadState(o.stateDir).pods);
+          return Object.values((o.state ?? (() => loadState(o.stateDir)))().pods);
         } catch {
           return [];
         }

@@ -3,7 +3,7 @@
  * agent creates under the test's unique prefix, removed after each test, leak-checked).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,12 +12,13 @@ import type { PolicyObject, Scenario } from '@datapath/policy';
 import { requireRoot, scanLeaks, uniqueName } from '@datapath/testutils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../src/agent.js';
+import { AgentClient } from '../src/api/client.js';
 import { Datapath } from '../src/datapath.js';
 import { type AgentEvent, decodeRecord, EventNamer } from '../src/events.js';
 import { reasonName } from '../src/maps.js';
-import { get } from '../src/monitor.js';
+import { get, observe } from '../src/monitor.js';
 import { runScenario } from '../src/run.js';
-import { loadState } from '../src/state.js';
+import { loadState, statePath } from '../src/state.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -415,6 +416,48 @@ describe('agent events (real packets)', () => {
       agent.destroy();
     }
   });
+
+  it('`agent serve` names the events of an endpoint made through its API from its own state, not the state files', async (ctx) => {
+    requireRoot(ctx);
+    const o = options();
+    (await Agent.start(o, { namespaces: {}, policies: [], enforcement: 'default' })).close();
+    const serve = cli(o, ['serve']);
+    const ns = `${o.prefix}-named`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    const client = new AgentClient({ socketPath: join(o.stateDir, 'api.sock') });
+    const snapshot = readFileSync(statePath(o.stateDir), 'utf8');
+    try {
+      await serve.waitFor('/metrics /flows /events');
+      // The state files go unreadable: an observer that read them again could not name the new endpoint.
+      writeFileSync(statePath(o.stateDir), 'not the state');
+      const ep = await client.createEndpoint({
+        containerId: 'named1',
+        netns: `/run/netns/${ns}`,
+        podNamespace: 'shop',
+        podName: 'named',
+      });
+      // The pod's own IPv6 (MLD reports, router solicitations) is dropped as unsupported L3: events of its
+      // endpoint, which the observer had never seen.
+      const mine = async () =>
+        (await observe(o.stateDir, {})).flows.filter(
+          (f) => f.endpoint?.id === ep.id && f.reason === 'unsupported-l3',
+        );
+      let flows = await mine();
+      for (let i = 0; i < 150 && flows.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        flows = await mine();
+      }
+      expect(flows.length).toBeGreaterThan(0);
+      expect(flows.map((f) => f.endpoint?.pod)).toEqual(flows.map(() => 'shop/named'));
+    } finally {
+      writeFileSync(statePath(o.stateDir), snapshot);
+      client.close();
+      serve.child.kill('SIGINT');
+      await serve.exited;
+      (await Agent.restore(o)).destroy();
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
+  }, 60_000);
 
   it('the observer notices a veth removed behind its back (live, or while it was not running), reports it and removes the endpoint', async (ctx) => {
     requireRoot(ctx);
