@@ -297,6 +297,22 @@ function iptablesRules(count: number, pool: readonly string[]): string {
   return `${[...filter, ...chains, ...rules, 'COMMIT'].join('\n')}\n`;
 }
 
+/** MTU and queue counts of every device but lo in the namespaces, e.g. `MTU 1500, 2 tx / 2 rx queues`. */
+function linkShapes(namespaces: readonly string[]): Set<string> {
+  const shapes = new Set<string>();
+  for (const ns of namespaces)
+    for (const l of JSON.parse(
+      execFileSync('ip', ['-n', ns, '-d', '-j', 'link', 'show'], { encoding: 'utf8' }),
+    ) as {
+      ifname: string;
+      mtu: number;
+      num_tx_queues: number;
+      num_rx_queues: number;
+    }[])
+      if (l.ifname !== 'lo') shapes.add(`MTU ${l.mtu}, ${l.num_tx_queues} tx / ${l.num_rx_queues} rx queues`);
+  return shapes;
+}
+
 /** Empty filter and nat tables: what the baseline leaves after each of its runs. */
 const NO_RULES = '*filter\nCOMMIT\n*nat\nCOMMIT\n';
 
@@ -611,6 +627,8 @@ async function main(): Promise<void> {
   const measured: Record<string, Measured> = {};
   /** Run time of ours' connect4 program per connection, ns (kernel BPF statistics, one extra run). */
   let costs: Record<string, ProgCost> | undefined;
+  /** Every device's MTU and queue counts, over all placements. */
+  const shapes = new Set<string>();
   try {
     mkdirSync(cg);
     for (const key of TOPOS) {
@@ -624,6 +642,7 @@ async function main(): Promise<void> {
               : undefined;
       if (!t) throw new Error(`LB_BENCH_TOPO: unknown topology ${key} (host, pod, pod-local)`);
       servers.push(t.server);
+      for (const shape of linkShapes(t.pathNs)) shapes.add(shape);
       measured[key] = await measure(t, cbin, cg);
       if (key === 'host') costs = await progCosts(t, cbin, cg, COUNTS[COUNTS.length - 1]!);
       t.server.kill();
@@ -658,7 +677,7 @@ picks the placements below).
   answer line, close), a C server (\`bench/server.c\`, one process: accept, read, write, close with a reset
   so no TIME_WAIT is left; SO_LINGER set once on the listener; TCP_DEFER_ACCEPT so it wakes once per
   connection), the same binaries everywhere${placement}. Every link is a veth pair with the kernel's
-  defaults (MTU 1500, one rx and one tx queue), the same for all sides.
+  defaults, the same for all sides and placements (every device the bench made: ${[...shapes].join('; ')}).
 - **Baseline**: the filter and nat rules kube-proxy's iptables mode writes for N ClusterIP services of two
   endpoints (filter INPUT/FORWARD/OUTPUT jumps to KUBE-PROXY-FIREWALL, KUBE-SERVICES, KUBE-FORWARD,
   KUBE-EXTERNAL-SERVICES and kubelet's KUBE-FIREWALL localnet rule; nat PREROUTING/OUTPUT → KUBE-SERVICES, one
