@@ -9,7 +9,7 @@
  * Modes: `served` (default: as agent serve), `noobs` (no observer beside the agent), `inproc` (the same
  * agent, API server and client in one process). Medians of n creates after 10 warm-up creates.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -188,6 +188,9 @@ const [, , nArg, modeArg, ...rest] = process.argv;
 if (nArg === 'child') {
   const [stateDir, out, obs] = [modeArg!, rest[0]!, rest[1] !== 'noobs'];
   const s = await serve(stateDir, out, obs);
+  // an interrupt (Ctrl-C reaches the whole process group) is the parent's to handle: it stops this
+  // child with SIGTERM, then removes what the agent made
+  process.on('SIGINT', () => {});
   process.once('SIGTERM', () => void s.stop().then(() => process.exit(0)));
   process.stdout.write('ready\n');
 } else {
@@ -196,10 +199,40 @@ if (nArg === 'child') {
   const mode = modeArg ?? 'served';
   const dir = mkdtempSync(join(tmpdir(), 'pfserved-'));
   const nss = Array.from({ length: n }, (_, i) => `pfserved${process.pid % 10000}-${i}`);
-  for (const x of nss) execFileSync('ip', ['netns', 'add', x]);
   let child: ChildProcess | undefined;
   const stateDir = join(dir, 's');
+  let cleaned: Promise<void> | undefined;
+  /** Stops the child agent, then removes what the agent and this script made (pins, cgroup, namespaces, files). */
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const c = child;
+        await new Promise<void>((resolve) => {
+          const kill = setTimeout(() => c.kill('SIGKILL'), 5000);
+          c.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          c.kill('SIGTERM');
+        });
+      }
+      try {
+        if (existsSync(stateDir)) {
+          const st = Agent.readState({ name: 'x', stateDir });
+          const a = await Agent.restore({ name: st.name, prefix: st.prefix, stateDir });
+          a.destroy();
+        }
+      } catch (err) {
+        console.error(`cleanup: ${(err as Error).message}`);
+      }
+      for (const x of nss) spawnSync('ip', ['netns', 'del', x], { stdio: 'ignore' });
+      rmSync(dir, { recursive: true, force: true });
+    })());
+  // an interrupted run leaves nothing behind either
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143)));
   try {
+    for (const x of nss) execFileSync('ip', ['netns', 'add', x]);
     if (mode === 'inproc') {
       const s = await serve(stateDir, undefined, true);
       const { send, got, cpu } = await client(s.socket, nss);
@@ -225,14 +258,6 @@ if (nArg === 'child') {
       report(send, got, cpu, JSON.parse(readFileSync(out, 'utf8')) as ServerMarks);
     }
   } finally {
-    try {
-      const st = Agent.readState({ name: 'x', stateDir });
-      const a = await Agent.restore({ name: st.name, prefix: st.prefix, stateDir });
-      a.destroy();
-    } catch (err) {
-      console.error(`cleanup: ${(err as Error).message}`);
-    }
-    for (const x of nss) execFileSync('ip', ['netns', 'del', x]);
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
 }
