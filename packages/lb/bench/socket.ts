@@ -330,15 +330,20 @@ interface Topology {
   pathNs: readonly string[];
 }
 
-/** host: the client namespace holds the rules (a host-network client), the server one veth away. */
-async function hostTopology(tag: string, sbin: string, made: string[]): Promise<Topology> {
-  const cns = `${tag}-c`;
-  const pns = `${tag}-p`;
-  for (const ns of [cns, pns]) {
+/** Makes the namespaces with loopback up, each recorded in `made` (removed at the end) as soon as it exists. */
+function addNamespaces(made: string[], names: readonly string[]): void {
+  for (const ns of names) {
     ip('netns', 'add', ns);
     made.push(ns);
     ip('-n', ns, 'link', 'set', 'lo', 'up');
   }
+}
+
+/** host: the client namespace holds the rules (a host-network client), the server one veth away. */
+async function hostTopology(tag: string, sbin: string, made: string[]): Promise<Topology> {
+  const cns = `${tag}-c`;
+  const pns = `${tag}-p`;
+  addNamespaces(made, [cns, pns]);
   ip('-n', cns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pns);
   ip('-n', cns, 'addr', 'add', '10.244.0.1/16', 'dev', 'eth0');
   for (const a of POOL) ip('-n', pns, 'addr', 'add', `${a}/16`, 'dev', 'eth0');
@@ -376,11 +381,7 @@ async function podTopology(tag: string, sbin: string, made: string[]): Promise<T
     string,
     string,
   ];
-  for (const ns of [nodeA, nodeB, pod, backends]) {
-    ip('netns', 'add', ns);
-    made.push(ns);
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-  }
+  addNamespaces(made, [nodeA, nodeB, pod, backends]);
   ip('-n', nodeA, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nodeB);
   ip('-n', nodeA, 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0');
   ip('-n', nodeB, 'addr', 'add', '198.18.0.2/24', 'dev', 'eth0');
@@ -411,11 +412,7 @@ async function podTopology(tag: string, sbin: string, made: string[]): Promise<T
  */
 async function podLocalTopology(tag: string, sbin: string, made: string[]): Promise<Topology> {
   const [node, pod, backends] = ['la', 'lc', 'lb'].map((x) => `${tag}-${x}`) as [string, string, string];
-  for (const ns of [node, pod, backends]) {
-    ip('netns', 'add', ns);
-    made.push(ns);
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-  }
+  addNamespaces(made, [node, pod, backends]);
   inNs(node, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
   podNs(pod, node, 'lxcc', ['10.244.0.2'], '10.244.0.254');
   podNs(backends, node, 'lxcl', POOL_LOCAL, '10.244.0.254');
