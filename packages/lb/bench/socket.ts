@@ -16,6 +16,12 @@
 //   - pod: a client pod on node A reaching backend pods on node B: pod → veth → node A → underlay veth →
 //     node B → veth → pod; kube-proxy's rules on BOTH nodes (as it writes them on every node).
 //   - pod-local: the same client pod, backend pods on node A (same node): rules on node A.
+//   - any of them with `-ct` (e.g. pod-ct): the node namespaces (where the baseline loads its rules) hold,
+//     for ours and the floor too, one stateful filter rule (`--ctstate INVALID -j DROP` on INPUT, FORWARD
+//     and OUTPUT), so conntrack tracks every packet crossing a node for all three sides, as on a node
+//     whose firewall has any conntrack rule; without `-ct` only the baseline's rules turn conntrack on.
+//   Before every run of every side the conntrack table of every namespace on the path is emptied
+//   (bench/ctflush.c, ctnetlink), so no side starts with entries another side left.
 // Knobs (the section says which were on): LB_BENCH_MS, LB_BENCH_ROUNDS, LB_BENCH_COUNTS
 // (e.g. 100,10000), LB_BENCH_TOPO, LB_BENCH_NICE (niceness of client and server, default -10, 0: none),
 // LB_BENCH_PIN (server:client CPUs, e.g. 1:1).
@@ -41,6 +47,8 @@ const PIN = process.env.LB_BENCH_PIN ?? '';
  */
 const NICE = process.env.LB_BENCH_NICE ?? '-10';
 const TOPOS = (process.env.LB_BENCH_TOPO || 'host,pod,pod-local').split(',');
+/** LB_BENCH_CT_FLUSH=0: no conntrack flush between runs (to show what the flush prevents). */
+const FLUSH = process.env.LB_BENCH_CT_FLUSH !== '0';
 /** Backend addresses (one namespace holds them, one server answers on all): host and pod topologies. */
 const POOL = ['10.244.1.1', '10.244.1.2', '10.244.1.3', '10.244.1.4'];
 /** Backend pods on the client's own node (pod-local topology): node A's pod range. */
@@ -173,7 +181,12 @@ function client(bin: string, cg: string, ns: string, host: string, serverPid: nu
     ],
     { encoding: 'utf8', timeout: MS + 30_000 },
   );
-  if (r.status !== 0) throw new Error(`client: ${r.stderr}`);
+  // a Ctrl-C reaches the client too (same process group): stop as the signal handler would
+  if ((r.signal === 'SIGINT' || r.signal === 'SIGTERM') && !r.error) {
+    interrupted ??= r.signal;
+    throw new Interrupted(r.signal);
+  }
+  if (r.status !== 0) throw new Error(`client: ${r.error?.message ?? ''} ${r.stderr}`);
   const srv = (cpuNs(serverPid) - srv0) / 1000;
   const [n, errors, secs, p50, , cpu] = r.stdout.trim().split(' ').map(Number) as number[] as [
     number,
@@ -315,6 +328,22 @@ function linkShapes(namespaces: readonly string[]): Set<string> {
 
 /** Empty filter and nat tables: what the baseline leaves after each of its runs. */
 const NO_RULES = '*filter\nCOMMIT\n*nat\nCOMMIT\n';
+/**
+ * A `-ct` placement's node firewall, for every side (the baseline's rules replace it during its runs:
+ * they hold the same INVALID drop in KUBE-FORWARD): one conntrack match per hook, so conntrack tracks
+ * every packet that crosses the node, and no nat table.
+ */
+const CT_RULES = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
+-A OUTPUT -m conntrack --ctstate INVALID -j DROP
+COMMIT
+*nat
+COMMIT
+`;
 
 /** One placement of client, nodes and backends. */
 interface Topology {
@@ -328,6 +357,8 @@ interface Topology {
   ruleNs: readonly string[];
   /** Namespaces on the path, checked for conntrack entries while ours and the floor run. */
   pathNs: readonly string[];
+  /** A `-ct` placement: the rule namespaces hold CT_RULES whenever the baseline's rules are not loaded. */
+  ct: boolean;
 }
 
 /** Makes the namespaces with loopback up, each recorded in `made` (removed at the end) as soon as it exists. */
@@ -351,7 +382,7 @@ async function hostTopology(tag: string, sbin: string, made: string[]): Promise<
   ip('-n', pns, 'link', 'set', 'eth0', 'up');
   ip('-n', cns, 'route', 'add', '10.96.0.0/12', 'dev', 'eth0');
   const server = await startServer(sbin, pns);
-  return { key: 'host', client: cns, server, pool: POOL, ruleNs: [cns], pathNs: [cns, pns] };
+  return { key: 'host', ct: false, client: cns, server, pool: POOL, ruleNs: [cns], pathNs: [cns, pns] };
 }
 
 /**
@@ -397,6 +428,7 @@ async function podTopology(tag: string, sbin: string, made: string[]): Promise<T
   const server = await startServer(sbin, backends);
   return {
     key: 'pod',
+    ct: false,
     client: pod,
     server,
     pool: POOL,
@@ -419,6 +451,7 @@ async function podLocalTopology(tag: string, sbin: string, made: string[]): Prom
   const server = await startServer(sbin, backends);
   return {
     key: 'pod-local',
+    ct: false,
     client: pod,
     server,
     pool: POOL_LOCAL,
@@ -433,10 +466,24 @@ interface Sides {
   floor: Run[];
 }
 
+/** Conntrack's per-namespace statistics summed over CPUs and over the rule namespaces (nodes). */
+interface CtStat {
+  /** Entries on the nodes after the run (the table was emptied before it), per connection. */
+  entriesPerConn: number;
+  /** Packets conntrack found INVALID, entries that failed to insert, packets conntrack dropped. */
+  invalid: number;
+  insertFailed: number;
+  drop: number;
+}
+
 interface Measured {
   res: Record<number, Sides>;
   /** The most conntrack entries one run of ours or of the floor added on the path. */
   ctAdded: number;
+  /** Per side, conntrack on the nodes over its first run at the largest count. */
+  ct: Partial<Record<keyof Sides, CtStat>>;
+  /** Conntrack INVALID / insert_failed / drop on the nodes summed over every run of the placement. */
+  ctTrouble: { invalid: number; insertFailed: number; drop: number };
   /** Wall time of one iptables-restore of N services' rules into one namespace, ms (the last load). */
   restoreMs: Record<number, number>;
   /**
@@ -470,26 +517,67 @@ async function attachOurs(cg: string, n: number, pool: readonly string[]): Promi
   return lb;
 }
 
-async function measure(t: Topology, cbin: string, cg: string): Promise<Measured> {
+/** Conntrack's statistics of a namespace (/proc/net/stat/nf_conntrack: one hex row per CPU), summed. */
+function ctStats(ns: string): Record<string, number> {
+  const [head, ...rows] = inNs(ns, 'cat', ['/proc/net/stat/nf_conntrack']).trim().split('\n');
+  const names = head!.trim().split(/\s+/);
+  const sum: Record<string, number> = {};
+  for (const row of rows)
+    for (const [i, v] of row.trim().split(/\s+/).entries())
+      sum[names[i]!] = (sum[names[i]!] ?? 0) + Number.parseInt(v, 16);
+  return sum;
+}
+
+async function measure(t: Topology, cbin: string, cg: string, flush: string): Promise<Measured> {
   const res: Record<number, Sides> = {};
   for (const n of COUNTS) res[n] = { base: [], ours: [], floor: [] };
   const restoreMs: Record<number, number> = {};
   const walks: number[] = [];
   const spid = t.server.pid!;
+  const last = COUNTS[COUNTS.length - 1]!;
+  const idle = t.ct ? CT_RULES : NO_RULES;
+  for (const ns of t.ruleNs) inNs(ns, 'iptables-restore', [], idle);
   let ctAdded = 0;
-  /** Conntrack entries on the path (ours and the floor must not add any: no table there). */
-  const ctCount = () =>
-    t.pathNs.reduce(
+  const ct: Measured['ct'] = {};
+  const ctTrouble = { invalid: 0, insertFailed: 0, drop: 0 };
+  const ctCount = (namespaces: readonly string[]) =>
+    namespaces.reduce(
       (a, ns) => a + Number(inNs(ns, 'cat', ['/proc/sys/net/netfilter/nf_conntrack_count'])),
       0,
     );
-  const runNoTable = (host: string, port: number) => {
-    const before = ctCount();
+  const nodeStats = () => {
+    const sum = { invalid: 0, insertFailed: 0, drop: 0 };
+    for (const ns of t.ruleNs) {
+      const x = ctStats(ns);
+      sum.invalid += x.invalid ?? 0;
+      sum.insertFailed += x.insert_failed ?? 0;
+      sum.drop += x.drop ?? 0;
+    }
+    return sum;
+  };
+  /**
+   * One client run of a side: every namespace on the path starts with an empty conntrack table; after
+   * the run, what conntrack saw on the nodes (the first run of each side at the largest count is kept).
+   */
+  const run = (side: keyof Sides, n: number, host: string, port: number): Run => {
+    if (FLUSH) for (const ns of t.pathNs) inNs(ns, flush, []);
+    const s0 = nodeStats();
     const r = client(cbin, cg, t.client, host, spid, port);
-    ctAdded = Math.max(ctAdded, ctCount() - before);
+    const s1 = nodeStats();
+    const trouble = {
+      invalid: s1.invalid - s0.invalid,
+      insertFailed: s1.insertFailed - s0.insertFailed,
+      drop: s1.drop - s0.drop,
+    };
+    ctTrouble.invalid += trouble.invalid;
+    ctTrouble.insertFailed += trouble.insertFailed;
+    ctTrouble.drop += trouble.drop;
+    if (side !== 'base') ctAdded = Math.max(ctAdded, ctCount(t.pathNs));
+    if (n === last && !ct[side])
+      ct[side] = { entriesPerConn: ctCount(t.ruleNs) / Math.max(1, r.n + r.errors), ...trouble };
     return r;
   };
-  const runFloor = (n: number) => res[n]!.floor.push(runNoTable(t.pool[0]!, PORT));
+  const runFloor = (n: number) => res[n]!.floor.push(run('floor', n, t.pool[0]!, PORT));
   const runBase = (n: number) => {
     const rules = iptablesRules(n, t.pool);
     for (const ns of t.ruleNs) {
@@ -498,27 +586,41 @@ async function measure(t: Topology, cbin: string, cg: string): Promise<Measured>
       restoreMs[n] = performance.now() - t0;
     }
     try {
-      const r = client(cbin, cg, t.client, vip(n - 1), spid, 80);
+      const r = run('base', n, vip(n - 1), 80);
       res[n]!.base.push(r);
-      if (n === COUNTS[COUNTS.length - 1] && !walks.length)
-        for (const ns of t.ruleNs) walks.push(natWalks(ns) / (r.n + r.errors));
+      if (n === last && !walks.length) for (const ns of t.ruleNs) walks.push(natWalks(ns) / (r.n + r.errors));
     } finally {
-      for (const ns of t.ruleNs) inNs(ns, 'iptables-restore', [], NO_RULES);
+      for (const ns of t.ruleNs) inNs(ns, 'iptables-restore', [], idle);
     }
   };
   const runOurs = async (n: number) => {
     using _lb = await attachOurs(cg, n, t.pool);
-    res[n]!.ours.push(runNoTable(vip(n - 1), 80));
+    res[n]!.ours.push(run('ours', n, vip(n - 1), 80));
   };
   for (let round = 0; round < ROUNDS; round++)
     for (const n of COUNTS) {
       // the order of the three rotates by round, so none always runs right after another's setup or
       // teardown (removing 10 000 services' rules leaves the kernel work to finish)
       const sides = [() => runBase(n), () => runOurs(n), () => runFloor(n)];
-      for (let k = 0; k < 3; k++) await sides[(round + k) % 3]!();
+      for (let k = 0; k < 3; k++) {
+        stopIfInterrupted();
+        await sides[(round + k) % 3]!();
+      }
     }
-  return { res, ctAdded, restoreMs, walks };
+  return { res, ctAdded, ct, ctTrouble, restoreMs, walks };
 }
+
+/**
+ * The signal that interrupted the run, if any. The handler only records it: the run stops at the next
+ * step (stopIfInterrupted) and the finally of main removes what it made. Exiting from inside the handler
+ * can hang: a SocketLb.attach in flight has a libuv worker inside libbpf waiting for a callback on the
+ * main thread, and exit joins that worker.
+ */
+let interrupted: NodeJS.Signals | undefined;
+class Interrupted extends Error {}
+const stopIfInterrupted = () => {
+  if (interrupted) throw new Interrupted(interrupted);
+};
 
 /** Run time per run (ns) and runs per connection of one of ours' programs, from the kernel's BPF statistics. */
 interface ProgCost {
@@ -610,14 +712,40 @@ function tables(m: Measured, withTotal: boolean): { rate: string; cpu: string; p
 
 const fmtWalks = (w: number[]) => w.map((x) => x.toFixed(3)).join(', ');
 
+/**
+ * Where the ceiling (floor / baseline) comes from, in CPU time per connection: the floor's wall time per
+ * connection (1 / its rate) against what the baseline adds on top of it (client + server CPU over the
+ * floor's), split into a fixed part (at the smallest count: conntrack, NAT, the filter jumps) and a
+ * per-rule part; a connection is a serial chain of client and server steps, so the baseline's extra CPU
+ * lands on the wall clock nearly one for one and the ceiling is about (floor + extra) / floor.
+ */
+function ceilingNote(m: Measured): string {
+  const first = COUNTS[0]!;
+  const last = COUNTS[COUNTS.length - 1]!;
+  const { base, floor } = m.res[last]!;
+  const floorWall = 1e6 / rate(floor);
+  const extra = cpuMedian(base, both) - cpuMedian(floor, both);
+  const fixed = cpuMedian(m.res[first]!.base, both) - cpuMedian(m.res[first]!.floor, both);
+  const perRule = last > first ? ((extra - fixed) * 1000) / (last - first) : 0;
+  return `Where the ceiling comes from, at ${last.toLocaleString('en')} services: the floor takes ${floorWall.toFixed(1)} µs of wall time per connection (1 / its rate; client ${cpuMedian(floor, (x) => x.cpu).toFixed(1)} µs + server ${cpuMedian(floor, (x) => x.srv).toFixed(1)} µs of CPU, partly overlapping on the 2 CPUs); the baseline adds ${extra.toFixed(1)} µs of client + server CPU per connection over the floor's, ${fixed.toFixed(1)} µs of which it already adds at ${first.toLocaleString('en')} services (conntrack, NAT, the filter jumps) and the rest about ${perRule.toFixed(1)} ns per KUBE-SERVICES rule walked (on every node that walks the chain). So the ceiling is about (${floorWall.toFixed(1)} + ${extra.toFixed(1)}) / ${floorWall.toFixed(1)} = ${((floorWall + extra) / floorWall).toFixed(2)}× (measured: ${paired(floor, base, r1).toFixed(2)}×); a rate ratio of 3× needs the baseline to add at least 2 × ${floorWall.toFixed(1)} = ${(2 * floorWall).toFixed(1)} µs per connection. Ours runs at the floor (its connect4 and sock_release add about 1–2 µs), so this bound is set by the rule count and the floor's own cost (the kernel's TCP connect, request and reset-close over veth), not by any load balancer.`;
+}
+
+/** What conntrack did on the nodes: entries per connection per side, and trouble over every run. */
+function ctLine(m: Measured, last: number): string {
+  const e = (side: keyof Sides) => m.ct[side]?.entriesPerConn.toFixed(2) ?? '–';
+  return `Conntrack on the node namespaces (${FLUSH ? 'every table on the path emptied before each run' : 'tables NOT emptied between runs'}): entries left per connection after the first run of each side at ${last.toLocaleString('en')} services: baseline ${e('base')}, ours ${e('ours')}, floor ${e('floor')}; over every run of the placement, packets conntrack found INVALID ${m.ctTrouble.invalid}, failed inserts ${m.ctTrouble.insertFailed}, drops ${m.ctTrouble.drop}.`;
+}
+
 async function main(): Promise<void> {
   const tag = `lbb${process.pid}`;
   const cg = join(cgroup2Root(), tag);
   const work = mkdtempSync(join(tmpdir(), 'lb-bench-'));
   const cbin = join(work, 'connect');
   const sbin = join(work, 'server');
+  const flush = join(work, 'ctflush');
   execFileSync('cc', ['-O2', '-o', cbin, join(here, 'connect.c')]);
   execFileSync('cc', ['-O2', '-o', sbin, join(here, 'server.c')]);
+  execFileSync('cc', ['-O2', '-o', flush, join(here, 'ctflush.c')]);
   const loadBefore = loadavg()[0]!;
   const made: string[] = [];
   const servers: ChildProcess[] = [];
@@ -626,33 +754,63 @@ async function main(): Promise<void> {
   let costs: Record<string, ProgCost> | undefined;
   /** Every device's MTU and queue counts, over all placements. */
   const shapes = new Set<string>();
-  try {
-    mkdirSync(cg);
-    for (const key of TOPOS) {
-      const t =
-        key === 'host'
-          ? await hostTopology(tag, sbin, made)
-          : key === 'pod'
-            ? await podTopology(tag, sbin, made)
-            : key === 'pod-local'
-              ? await podLocalTopology(tag, sbin, made)
-              : undefined;
-      if (!t) throw new Error(`LB_BENCH_TOPO: unknown topology ${key} (host, pod, pod-local)`);
-      servers.push(t.server);
-      for (const shape of linkShapes(t.pathNs)) shapes.add(shape);
-      measured[key] = await measure(t, cbin, cg);
-      if (key === 'host') costs = await progCosts(t, cbin, cg, COUNTS[COUNTS.length - 1]!);
-      t.server.kill();
-    }
-  } finally {
+  /** Everything the run made goes: servers, namespaces (their rules with them), the cgroup, the build dir. */
+  const cleanup = () => {
     for (const s of servers) s.kill();
     try {
       rmdirSync(cg);
     } catch {
       // not made
     }
-    for (const ns of made) spawnSync('ip', ['netns', 'del', ns]);
+    for (const ns of made.splice(0)) spawnSync('ip', ['netns', 'del', ns]);
     rmSync(work, { recursive: true, force: true });
+  };
+  // interrupted: the handler runs once the client run in progress returns (spawnSync) and records the
+  // signal; the run stops before its next step and the finally below cleans up
+  const onSignal = (signal: NodeJS.Signals) => () => {
+    interrupted ??= signal;
+  };
+  const handlers = [
+    ['SIGINT', onSignal('SIGINT')],
+    ['SIGTERM', onSignal('SIGTERM')],
+  ] as const;
+  for (const [signal, h] of handlers) process.on(signal, h);
+  try {
+    mkdirSync(cg);
+    for (const key of TOPOS) {
+      stopIfInterrupted();
+      const base = key.replace(/-ct$/, '');
+      const t =
+        base === 'host'
+          ? await hostTopology(`${tag}${key === base ? '' : 'x'}`, sbin, made)
+          : base === 'pod'
+            ? await podTopology(`${tag}${key === base ? '' : 'x'}`, sbin, made)
+            : base === 'pod-local'
+              ? await podLocalTopology(`${tag}${key === base ? '' : 'x'}`, sbin, made)
+              : undefined;
+      if (!t)
+        throw new Error(
+          `LB_BENCH_TOPO: unknown topology ${key} (host, pod, pod-local, each optionally with -ct)`,
+        );
+      t.key = key;
+      t.ct = key !== base;
+      servers.push(t.server);
+      for (const shape of linkShapes(t.pathNs)) shapes.add(shape);
+      measured[key] = await measure(t, cbin, cg, flush);
+      stopIfInterrupted();
+      if (key === 'host') costs = await progCosts(t, cbin, cg, COUNTS[COUNTS.length - 1]!);
+      t.server.kill();
+    }
+  } catch (e) {
+    if (!(e instanceof Interrupted)) throw e;
+  } finally {
+    cleanup();
+    for (const [signal, h] of handlers) process.off(signal, h);
+  }
+  if (interrupted) {
+    console.error(`lb socket bench: ${interrupted}, stopped; removed what the run made`);
+    process.exitCode = interrupted === 'SIGINT' ? 130 : 143;
+    return;
   }
   const loadAfter = loadavg()[0]!;
   const iptv = execFileSync('iptables', ['--version'], { encoding: 'utf8' })
@@ -668,13 +826,15 @@ kube-proxy's linear KUBE-SERVICES chain: the first packet of each connection wal
 per cell, ${ROUNDS} rounds, each round per count the baseline, ours and the floor back to back (their order
 rotates by round). Ratios are medians of the per-round ratios. Load average (1 min) ${loadBefore.toFixed(2)} before,
 ${loadAfter.toFixed(2)} after (2 vCPU shared with other work). Rerun:
-\`LB_BENCH=socket flock /tmp/datapath-bench.lock node scripts/bench.mjs lb\` (\`LB_BENCH_TOPO=host,pod,pod-local\`
-picks the placements below).
+\`LB_BENCH=socket flock /tmp/datapath-bench.lock node scripts/bench.mjs lb\` (\`LB_BENCH_TOPO=${TOPOS.join(',')}\`
+picks the placements below; \`-ct\` after a placement puts a conntrack rule on its nodes for every side).
 - **Shared by every side and placement**: a C client (\`bench/connect.c\`: socket, connect, write, read the
   answer line, close), a C server (\`bench/server.c\`, one process: accept, read, write, close with a reset
   so no TIME_WAIT is left; SO_LINGER set once on the listener; TCP_DEFER_ACCEPT so it wakes once per
   connection), the same binaries everywhere${placement}. Every link is a veth pair with the kernel's
   defaults, the same for all sides and placements (every device the bench made: ${[...shapes].join('; ')}).
+  Before every run of every side the conntrack table of every namespace on the path is emptied (a
+  ctnetlink flush, \`bench/ctflush.c\`), so no side starts with entries another side left${FLUSH ? '' : ' (**not in this run: LB_BENCH_CT_FLUSH=0**)'}.
 - **Baseline**: the filter and nat rules kube-proxy's iptables mode writes for N ClusterIP services of two
   endpoints (filter INPUT/FORWARD/OUTPUT jumps to KUBE-PROXY-FIREWALL, KUBE-SERVICES, KUBE-FORWARD,
   KUBE-EXTERNAL-SERVICES and kubelet's KUBE-FIREWALL localnet rule; nat PREROUTING/OUTPUT → KUBE-SERVICES, one
@@ -724,6 +884,8 @@ ${tb.rate}
 
 ${tb.cpu}
 
+${ceilingNote(h)}
+
 Per-round connections/s: ${tb.perRound}.
 `);
   }
@@ -766,6 +928,8 @@ per-connection CPU cost of the path.
 
 ${tb.cpu}
 
+${ceilingNote(p)}
+
 Per-round connections/s: ${tb.perRound}.
 `);
   }
@@ -784,6 +948,46 @@ of the floor added on the path: ${l.ctAdded}.
 ${tb.rate}
 
 ${tb.cpu}
+
+${ceilingNote(l)}
+
+Per-round connections/s: ${tb.perRound}.
+`);
+  }
+  const titles: Record<string, string> = {
+    host: 'Host-network client',
+    pod: 'Pod to ClusterIP, backends on another node',
+    'pod-local': 'Pod to ClusterIP, backends on the same node',
+  };
+  const nodes: Record<string, string> = {
+    host: "the client's namespace",
+    pod: 'node A and node B',
+    'pod-local': 'the node',
+  };
+  for (const key of TOPOS.filter((k) => k.endsWith('-ct'))) {
+    const m = measured[key];
+    if (!m) continue;
+    const base = key.replace(/-ct$/, '');
+    const tb = tables(m, base !== 'host');
+    parts.push(`### ${titles[base]}, conntrack on the nodes (\`${key}\`)
+
+The ${base} placement above with one change, the same for all three sides: whenever the baseline's rules are
+not loaded, ${nodes[base]} hold a stateful filter rule (\`-m conntrack --ctstate INVALID -j DROP\` on INPUT,
+FORWARD and OUTPUT, no nat table; the baseline's rules have the same drop in KUBE-FORWARD), so conntrack
+tracks every packet that crosses a node for ours and the floor as it does for the baseline: a node whose
+firewall has any conntrack rule, with the kernel forwarding pod traffic through the node's netfilter
+hooks (no BPF on the nodes redirecting around them). Ours has no rule to walk there, but each node
+makes and looks up a conntrack entry per connection, as for the floor.${FLUSH ? '' : ' **LB_BENCH_CT_FLUSH=0: tables were not emptied between runs.**'}
+Checked: packets that jumped to nat KUBE-SERVICES per connection, one baseline run at
+${last.toLocaleString('en')} services: ${fmtWalks(m.walks)}.
+
+${ctLine(m, last)}
+
+${tb.rate}
+
+${tb.cpu}
+
+${ceilingNote(m)}
 
 Per-round connections/s: ${tb.perRound}.
 `);
