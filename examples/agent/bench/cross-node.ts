@@ -14,14 +14,15 @@
  *   - plain routed veths between the same kind of namespaces (no BPF, no bridge: pod CIDR routes via the
  *     other node's underlay address).
  * Paired rounds: each mode's three setups (baseline, ours with policy, ours without) run back to back, in
- * reverse order every other round; a target is the median of the per-round ratios. A group of runs during
+ * reverse order every other round; with 4 streams each setup runs twice in a round, in a mirrored order
+ * (ABC CBA), and its round figure is the mean of the two; a target is the median of the per-round ratios.
+ * Before the first round every setup runs once unmeasured (warm-up). A group of runs during
  * which other processes took more than NOISE_MAX of the CPU is measured once more while the retry budget
  * lasts (the quieter attempt is kept). After the rounds: the programs' per-packet cost (bpf_stats) and the
  * GSO packet size on both tunnels. Everything lives in namespaces named `dpbc…`. Writes
  * $BENCH_OUT/agent-crossnode.md. Standalone about 3–4 minutes.
- * Environment: IPERF_T (s, default 1.5), ROUNDS (7), PINGS (200), IPERF_AFFINITY (`0,1`), NOISE_MAX (0.1),
- * RETRY_BUDGET_S (25), MAX_S (200: no round
- * that would end later than that, at least 3 rounds).
+ * Environment: IPERF_T (whole seconds, default 1), ROUNDS (7), PINGS (200), IPERF_AFFINITY (`0,1`), NOISE_MAX
+ * (0.1), RETRY_BUDGET_S (25), MAX_S (230: no round that would end later than that, at least 3 rounds).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -31,11 +32,11 @@ import { type TwoNodes, twoNodes } from '../test/helpers/two-nodes.js';
 import { type Affinity, groupIperf, inNs, iperf, iperfRun, type Pair, sh } from './pairs.js';
 import { median } from './profile-setup.js';
 
-const IPERF_T = Number(process.env.IPERF_T ?? 1.5);
+const IPERF_T = Number(process.env.IPERF_T ?? 1);
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
 const RETRY_BUDGET_S = Number(process.env.RETRY_BUDGET_S ?? 25);
 /** Rounds stop (after at least 3) where the next would end after this many seconds from the start. */
-const MAX_S = Number(process.env.MAX_S ?? 200);
+const MAX_S = Number(process.env.MAX_S ?? 230);
 const PINGS = Number(process.env.PINGS ?? 200);
 const NOISE_MAX = Number(process.env.NOISE_MAX ?? 0.1);
 const IPERF_AFFINITY = process.env.IPERF_AFFINITY ?? '0,1';
@@ -355,6 +356,9 @@ async function main(): Promise<void> {
     pairs.nativeOff = await agentCluster('native', false, 'nof');
     pairs.routed = kernelCluster('routed', 'rt');
     for (const s of SETUPS) inNs(pairs[s]!.client, 'ping', ['-c', '3', '-i', '0.2', '-W', '1', pairs[s]!.ip]);
+    // warm-up, not measured: in a quiet run without it, the first group measured (tunnel, 4 streams) ran at
+    // 0.5-0.7x of the later rounds' rates, its baseline as well
+    for (const s of SETUPS) await iperfRun(pairs[s]!, 4, 1, cpus);
     const roundsFrom = performance.now();
     for (let r = 0; r < ROUNDS; r++) {
       // stay within the time bound: no round that would end after it (at least 3 rounds)
@@ -365,9 +369,12 @@ async function main(): Promise<void> {
         // ABC, then CBA: the middle setup (ours with policy) is next to both of its baselines every time
         const order = r % 2 ? [...group].reverse() : group;
         for (const streams of [1, 4] as const) {
+          // 4 streams: ABC CBA (CBA ABC the next round), each setup's two runs at the same mean time in
+          // the group, so a load that rises or falls during it weighs alike on the three setups
+          const seq = streams === 1 ? order : [...order, ...[...order].reverse()];
           const t0 = performance.now();
           const g = await groupIperf(
-            order.map((s) => pairs[s]!),
+            seq.map((s) => pairs[s]!),
             streams,
             IPERF_T,
             cpus,
@@ -379,11 +386,16 @@ async function main(): Promise<void> {
             retrySpent += (performance.now() - t0) / 2;
           }
           foreign.push(...g.foreign);
-          order.forEach((s, i) => {
+          for (const s of order) {
+            const at = seq.flatMap((x, i) => (x === s ? [i] : []));
+            const gb = at.reduce((sum, i) => sum + g.gb[i]!, 0);
             runs[s][r] ??= { tcp1: 0, tcp4: 0, rtt: 0, cpu1: 0, cpu4: 0 };
-            runs[s][r]![streams === 1 ? 'tcp1' : 'tcp4'] = g.gbit[i]!;
-            runs[s][r]![streams === 1 ? 'cpu1' : 'cpu4'] = g.cpuPerGB[i]!;
-          });
+            // runs of equal length: the mean rate is the setup's bytes over its time in the round
+            runs[s][r]![streams === 1 ? 'tcp1' : 'tcp4'] =
+              at.reduce((sum, i) => sum + g.gbit[i]!, 0) / at.length;
+            runs[s][r]![streams === 1 ? 'cpu1' : 'cpu4'] =
+              at.reduce((sum, i) => sum + g.cpuPerGB[i]! * g.gb[i]!, 0) / gb;
+          }
         }
         for (const s of order) runs[s][r]!.rtt = pingP50(pairs[s]!);
       }
@@ -420,7 +432,7 @@ async function main(): Promise<void> {
     const whole = lowerIsBetter(k) ? med(b, k) / med(a, k) : med(a, k) / med(b, k);
     const t = target ?? 1;
     const mark = target === undefined ? '' : paired >= target ? ' ✓' : ' ✗';
-    return `| ${label}${target === undefined ? '' : ` (≥ ${fmt(target)}×)`} | ${fmt(med(a, k), d)} ${unit} | ${fmt(med(b, k), d)} ${unit} | ${fmt(paired)}${mark} | ${fmt(Math.min(...r))}–${fmt(Math.max(...r))} (${r.filter((x) => x >= t).length}/${r.length} ≥ ${target === undefined ? '1' : 'target'}) | ${fmt(whole)} | ${RERUN} |`;
+    return `| ${label}${target === undefined ? '' : ` (≥ ${fmt(target)}×)`} | ${fmt(med(a, k), d)} ${unit} | ${fmt(med(b, k), d)} ${unit} | ${fmt(paired)}${mark} | ${fmt(quantile(r, 0.25))}–${fmt(quantile(r, 0.75))} [${fmt(Math.min(...r))}–${fmt(Math.max(...r))}] (${r.filter((x) => x >= t).length}/${r.length} ≥ ${target === undefined ? '1' : 'target'}) | ${fmt(whole)} | ${RERUN} |`;
   };
   const perRound = (s: Setup) =>
     `${s} ${runs[s].map((f) => fmt(f.tcp1)).join(' / ')}; ${runs[s].map((f) => fmt(f.tcp4)).join(' / ')}`;
@@ -442,14 +454,20 @@ async function main(): Promise<void> {
     'which `ip link add` gets, is one per possible CPU); the underlay veths have the default on both sides.',
     `Paired rounds: in each of ${rounds} rounds the three setups of a mode (baseline, ours with policy, ours without) run back to`,
     'back, first in that order and in the reverse one the next round, so ours with policy is always next to both of',
-    'what it is compared with; the target figure is the **median of the per-round ratios** (the medians of the',
-    `absolute figures move with the machine's load). iperf3 ${IPERF_T} s per run, ${SERVER_CPU === undefined ? 'unpinned' : `server on CPU ${SERVER_CPU} and client on CPU ${CLIENT_CPU}`}; a group of runs during which other processes`,
+    'what it is compared with. With 1 stream each setup runs once per round; with 4 streams twice, in a mirrored order',
+    '(ABC CBA, the next round CBA ABC), and its round figure is the mean of its two runs: the two runs of every setup',
+    'sit at the same mean time within the round, so a load that rises or falls during it weighs alike on all three.',
+    'Before the first round every setup runs once unmeasured (4 streams, 1 s; without it, the first group measured',
+    'ran at 0.5-0.7× of the later rounds, its baseline as well). The target figure is the **median of the per-round ratios**, each the ratio of two setups',
+    "measured seconds apart under the same load (the medians of the absolute figures move with the machine's load;",
+    "with 4 streams one setup's rate moves by up to 2× between rounds even on a quiet machine, the per-round ratio",
+    `much less). iperf3 ${IPERF_T} s per run (iperf3 reads \`-t\` as whole seconds), ${SERVER_CPU === undefined ? 'unpinned' : `server on CPU ${SERVER_CPU} and client on CPU ${CLIENT_CPU}`}; a group of runs during which other processes`,
     `took more than ${fmt(NOISE_MAX * 100, 0)} % of the machine's CPU is measured once more (at most ${RETRY_BUDGET_S} s of retries; the quieter attempt`,
     `is kept: ${retries} retried). RTT = ping p50 of ${PINGS} pings per round (kernel rx timestamp${CLIENT_CPU === undefined ? '' : `, ping on CPU ${CLIENT_CPU}`}); its ratio is RTT(baseline)/RTT(setup).`,
     `Load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadAfter)} after (${fmt(minutes, 1)} min); other processes' share of the CPU`,
     `during the kept runs: median ${fmt(median(foreign) * 100, 1)} %, p90 ${fmt(quantile(foreign, 0.9) * 100, 1)} % (a process reaped during a run adds its children's whole CPU time at once).`,
     '',
-    '| target | setup (median) | baseline (median) | paired ratio: median of per-round ratios | per-round range (rounds ≥ target) | ratio of the medians | rerun |',
+    '| target | setup (median) | baseline (median) | paired ratio: median of per-round ratios | per-round ratios: quartiles [range] (rounds ≥ target) | ratio of the medians | rerun |',
     '|---|---:|---:|---:|---:|---:|---|',
     row('tunnelOn', 'flannel', 'tcp1', 'TCP 1 stream, tunnel + policy vs flannel-style VXLAN', 1),
     row('tunnelOn', 'flannel', 'tcp4', 'TCP 4 streams, tunnel + policy vs flannel-style VXLAN', 1),

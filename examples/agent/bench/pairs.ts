@@ -63,13 +63,18 @@ export interface IperfResult {
   gb: number;
 }
 
-/** {@link iperf} with the CPU cost per GB (see {@link IperfResult}). */
+/**
+ * {@link iperf} with the CPU cost per GB (see {@link IperfResult}). `seconds` is a whole number: iperf3
+ * (3.12 here) reads `-t` as an integer, so `-t 1.5` ran for 1 s.
+ */
 export async function iperfRun(
   p: Pair,
   streams: number,
   seconds: number,
   cpus: Affinity = {},
 ): Promise<IperfResult> {
+  if (!Number.isInteger(seconds) || seconds < 1)
+    throw new RangeError(`iperf3 runs whole seconds (-t is read as an integer): got ${seconds}`);
   const server = spawn(
     'nsenter',
     [
@@ -330,6 +335,8 @@ export interface GroupRun {
   gbit: number[];
   /** CPU seconds per GB per pair (see {@link IperfResult}). */
   cpuPerGB: number[];
+  /** GB received per pair. */
+  gb: number[];
   /** Other processes' CPU share during each run. */
   foreign: number[];
   /** Whether the group was measured twice (noisy the first time) and the quieter attempt kept. */
@@ -353,12 +360,13 @@ export async function groupIperf(
 ): Promise<GroupRun> {
   let best: GroupRun | undefined;
   for (let t = 0; t < 2; t++) {
-    const run: GroupRun = { gbit: [], cpuPerGB: [], foreign: [], retried: t > 0 };
+    const run: GroupRun = { gbit: [], cpuPerGB: [], gb: [], foreign: [], retried: t > 0 };
     for (const p of pairs) {
       const before = snapshot();
       const r = await iperfRun(p, streams, seconds, cpus);
       run.gbit.push(r.gbit);
       run.cpuPerGB.push(r.cpuPerGB);
+      run.gb.push(r.gb);
       run.foreign.push(foreignShare(before, snapshot()));
     }
     if (best === undefined || Math.max(...run.foreign) < Math.max(...best.foreign)) best = run;
