@@ -355,7 +355,7 @@ async function main(): Promise<void> {
   let rounds = 0;
   const loadBefore = loadavg();
   const started = performance.now();
-  let costs: Record<'tunnel' | 'native', string> | undefined;
+  let costs: Record<'tunnelOn' | 'tunnelOff' | 'nativeOn' | 'nativeOff', string> | undefined;
   let gso: Record<'tunnelOn' | 'flannel', number> | undefined;
   let merges: Record<'nativeOn' | 'routed' | 'tunnelOn' | 'flannel', number> | undefined;
   try {
@@ -414,7 +414,12 @@ async function main(): Promise<void> {
       );
     }
     // what the path costs per packet, outside the measured runs
-    costs = { tunnel: await programCost(pairs.tunnelOn), native: await programCost(pairs.nativeOn) };
+    costs = {
+      tunnelOn: await programCost(pairs.tunnelOn),
+      tunnelOff: await programCost(pairs.tunnelOff),
+      nativeOn: await programCost(pairs.nativeOn),
+      nativeOff: await programCost(pairs.nativeOff),
+    };
     gso = {
       tunnelOn: await gsoSize(pairs.tunnelOn, 'dpbctonn1'),
       flannel: await gsoSize(pairs.flannel, 'dpbcfln1'),
@@ -537,7 +542,7 @@ async function main(): Promise<void> {
     "put the whole path at the cost of the kernel baseline. Native mode uses BPF host routing (the nodes' stacks",
     'forward nothing: `cluster-datapath.priv.test.ts` proves it with both FORWARD chains set to DROP).',
     '',
-    `Per-packet cost of our programs (kernel.bpf_stats_enabled, one 1-stream run after the rounds): tunnel + policy: ${costs?.tunnel}; native + policy: ${costs?.native}. Native from_container used to ask the FIB for device and next hop (bpf_fib_lookup) on every packet: 1296 ns (data) and 1067 ns (ACKs) per packet in the quiet run of that code, where native + policy vs routed was 0.99× (1 stream) and 0.98× (4 streams), CPU per GB 0.98 / 0.97; it now sends to the ipcache's node with bpf_redirect_neigh (the FIB lookup was 350-500 ns of it in paired runs, the unshare below most of the rest on the data direction). Bytes per packet out of node 1's underlay device (GSO super-packets, one 1 s run): tunnel + policy ${fmt(gso?.tunnelOn ?? 0, 0)}, flannel-style ${fmt(gso?.flannel ?? 0, 0)}.`,
+    `Per-packet cost of our programs (kernel.bpf_stats_enabled, one 1-stream run of each after the rounds): tunnel + policy: ${costs?.tunnelOn}; tunnel without policy: ${costs?.tunnelOff}; native + policy: ${costs?.nativeOn}; native without policy: ${costs?.nativeOff}. With policy on and off an established flow takes the same path (its conntrack entry carries the current policy revision, so no policy lookup either way): the on/off rows compare two equal paths, and their per-packet costs differ by the run-to-run noise of these figures. Native from_container used to ask the FIB for device and next hop (bpf_fib_lookup) on every packet: 1296 ns (data) and 1067 ns (ACKs) per packet in the quiet run of that code, where native + policy vs routed was 0.99× (1 stream) and 0.98× (4 streams), CPU per GB 0.98 / 0.97; it now sends to the ipcache's node with bpf_redirect_neigh (the FIB lookup was 350-500 ns of it in paired runs, the unshare below most of the rest on the data direction). Bytes per packet out of node 1's underlay device (GSO super-packets, one 1 s run): tunnel + policy ${fmt(gso?.tunnelOn ?? 0, 0)}, flannel-style ${fmt(gso?.flannel ?? 0, 0)}.`,
     '',
     `Segments the server pod appended to the one before in its receive queue (TcpExt TCPRcvCoalesce per GB received, one 4-stream run): native + policy ${fmt(merges?.nativeOn ?? 0, 0)}, routed veths ${fmt(merges?.routed ?? 0, 0)}, tunnel + policy ${fmt(merges?.tunnelOn ?? 0, 0)}, flannel-style ${fmt(merges?.flannel ?? 0, 0)}. A socket does not append to a segment that still shares its head with the sender's retransmit copy (skb_try_coalesce refuses a cloned skb); a router unshares what it forwards (ip_forward: skb_cow) and so does the native path (from_container: bpf_skb_change_head(skb, 0, 0) before the redirect). Before it did, the native path delivered the sender's clones: about 300 merges per GB against 8 000-9 000 routed, twice the segments for the reader to copy out and free per GB (the quiet run before that change: 4 streams 0.84×, CPU per GB 0.87× of the routed veths).`,
     '',
