@@ -6,7 +6,7 @@
 // To add a package, append its name here (and build it before the tests).
 
 /** Packages whose main entry point must stay pure. */
-export const PURE_PACKAGES = ['@datapath/policy', '@datapath/ipam', '@datapath/cni'];
+export const PURE_PACKAGES = ['@datapath/policy', '@datapath/ipam', '@datapath/cni', '@datapath/http'];
 
 /**
  * Packages whose main entry point must stay pure although the package also has kernel subpaths (and so

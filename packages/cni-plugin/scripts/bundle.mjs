@@ -43,7 +43,7 @@ export async function bundle(dir = outDir) {
     logLevel: 'warning',
     tsconfig: `${pkg}/tsconfig.json`,
     alias: Object.fromEntries(
-      ['cni', 'ipam', 'netdev', 'netlink', 'loader', 'libbpf', 'bpf-maps'].map((p) => [
+      ['cni', 'http', 'ipam', 'netdev', 'netlink', 'loader', 'libbpf', 'bpf-maps'].map((p) => [
         `@datapath/${p}`,
         `${pkg}/../${p}/src/index.ts`,
       ]),

@@ -3,6 +3,7 @@
 // is down (11, 50 for STATUS) or that answers badly.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -109,5 +110,31 @@ describe('agent mode Node client', () => {
     expect(JSON.parse(add.stdout).msg).toContain(sock);
     const st = await forwardToAgent({ ...env, CNI_COMMAND: 'STATUS' }, '{}', { agentSocket: sock });
     expect(JSON.parse(st.stdout)).toMatchObject({ code: 50 });
+  });
+
+  it('an agent that answers something that is not HTTP/1.1 with a length: code 999, not "unreachable"', async () => {
+    for (const answer of [
+      'SSH-2.0-hello\r\n',
+      'HTTP/1.1 200 OK\r\nX-Cni-Exit: 0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+      // a confirmation path that would split the request
+      'HTTP/1.1 200 OK\r\nX-Cni-Exit: 0\r\nX-Cni-Confirm: /v1/cni/confirm x\r\nContent-Length: 2\r\n\r\n{}',
+    ]) {
+      dir = mkdtempSync(join(tmpdir(), 'cni-fwd-'));
+      const socket = join(dir, 'api.sock');
+      const raw = createNetServer((s) => s.once('data', () => s.write(answer)));
+      await new Promise<void>((r) => raw.listen(socket, () => r()));
+      try {
+        const r = await forwardToAgent(env, '{}', { agentSocket: socket, cniVersion: '1.0.0' });
+        expect(r.status, answer).toBe(1);
+        expect(JSON.parse(r.stdout), answer).toMatchObject({
+          code: 999,
+          msg: `datapath agent at ${socket} answered badly`,
+        });
+      } finally {
+        raw.close();
+        rmSync(dir, { recursive: true, force: true });
+        dir = undefined;
+      }
+    }
   });
 });

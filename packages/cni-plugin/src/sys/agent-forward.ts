@@ -1,9 +1,11 @@
 // Agent mode's Node client (the fallback when the C shim, native/shim.c, is not built): forwards the
 // invocation (CNI_* variables and stdin) to the datapath agent's unix socket in one HTTP/1.1 request, sends
 // the confirmation the agent asks for (X-Cni-Confirm) before printing, prints the agent's answer and returns
-// the exit status it gives (X-Cni-Exit). The same wire protocol as the shim, written on node:net by hand:
-// node:http costs a short-lived process more start-up time than the exchange itself.
-import { connect, type Socket } from 'node:net';
+// the exit status it gives (X-Cni-Exit). The same wire protocol as the shim, on node:net with
+// @datapath/http's framing (no Node built-in of its own): node:http costs a short-lived process more
+// start-up time than the exchange itself.
+import { connect } from 'node:net';
+import { exchange, formatRequest, HttpError, type HttpHeaders } from '@datapath/http';
 import { DEFAULT_AGENT_SOCKET } from '../config.js';
 
 const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const;
@@ -14,53 +16,11 @@ export interface Forwarded {
   status: number;
 }
 
-interface Response {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** Reads Content-Length framed HTTP responses from a socket, one at a time. */
-function responses(sock: Socket): () => Promise<Response> {
-  let buf = Buffer.alloc(0);
-  let waiting: (() => void) | undefined;
-  let ended: Error | undefined;
-  sock.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    waiting?.();
-  });
-  const stop = (err?: Error) => {
-    ended = err ?? new Error('the agent closed the connection without an answer');
-    waiting?.();
-  };
-  sock.on('end', () => stop());
-  sock.on('error', stop);
-  return async () => {
-    for (;;) {
-      const end = buf.indexOf('\r\n\r\n');
-      if (end >= 0) {
-        const head = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const status = Number(head[0]!.slice(9, 12));
-        const headers: Record<string, string> = {};
-        for (const line of head.slice(1)) {
-          const i = line.indexOf(':');
-          if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-        }
-        const len = Number(headers['content-length'] ?? -1);
-        if (len >= 0 && buf.length >= end + 4 + len) {
-          const body = buf.subarray(end + 4, end + 4 + len).toString('utf8');
-          buf = buf.subarray(end + 4 + len);
-          return { status, headers, body };
-        }
-      }
-      if (ended) throw ended;
-      await new Promise<void>((resolve) => {
-        waiting = resolve;
-      });
-      waiting = undefined;
-    }
-  };
-}
+/** A header sent once (a repeated one counts as missing). */
+const single = (headers: HttpHeaders, name: string): string | undefined => {
+  const v = headers[name];
+  return typeof v === 'string' ? v : undefined;
+};
 
 const cniError = (version: string, code: number, msg: string, details: string): Forwarded => ({
   stdout: `${JSON.stringify({ cniVersion: version, code, msg, details })}\n`,
@@ -69,7 +29,8 @@ const cniError = (version: string, code: number, msg: string, details: string): 
 
 /**
  * Forwards one invocation to the agent and returns what to print and the exit status. Never throws: an
- * agent that cannot be reached is CNI error 11 (50 for STATUS).
+ * agent that cannot be reached is CNI error 11 (50 for STATUS); one that answers an HTTP error, or something
+ * that is not an HTTP/1.1 answer with a length, is 999.
  */
 export async function forwardToAgent(
   env: Readonly<Record<string, string | undefined>>,
@@ -93,20 +54,21 @@ export async function forwardToAgent(
     sock.destroy();
     return cniError(version, down, unreachable, (err as Error).message);
   }
-  const next = responses(sock);
   try {
-    sock.write(
-      `POST /v1/cni HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    const { response: r } = await exchange(
+      sock,
+      formatRequest('POST', '/v1/cni', { host: 'agent', body, contentType: 'application/json' }),
     );
-    const r = await next();
-    const exit = r.headers['x-cni-exit'];
+    const exit = single(r.headers, 'x-cni-exit');
     if (r.status !== 200 || exit === undefined)
       return cniError(version, 999, `datapath agent at ${socketPath} answered HTTP ${r.status}`, r.body);
-    const confirm = r.headers['x-cni-confirm'];
+    const confirm = single(r.headers, 'x-cni-confirm');
     if (confirm !== undefined) {
       // Confirm before printing: an ADD whose lease expired meanwhile (the pod is gone again) must fail.
-      sock.write(`POST ${confirm} HTTP/1.1\r\nHost: agent\r\nContent-Length: 0\r\n\r\n`);
-      const c = await next();
+      const { response: c } = await exchange(
+        sock,
+        formatRequest('POST', confirm, { host: 'agent', body: '' }),
+      );
       if (c.status !== 200)
         return cniError(
           version,
@@ -117,6 +79,10 @@ export async function forwardToAgent(
     }
     return { stdout: r.body, status: Number(exit) };
   } catch (err) {
+    // An answer that is not HTTP/1.1 with a length (or a confirmation path that is not a path): the agent is
+    // there but speaks something else.
+    if (err instanceof HttpError && err.code !== 'Unavailable')
+      return cniError(version, 999, `datapath agent at ${socketPath} answered badly`, err.message);
     return cniError(version, down, unreachable, (err as Error).message);
   } finally {
     sock.destroy();
