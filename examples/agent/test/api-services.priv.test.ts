@@ -14,7 +14,8 @@ import { ApiServer } from '../src/api/server.js';
 import { main } from '../src/cli.js';
 import { dumpLbMaps } from '../src/service-lb.js';
 import { cgroup2Root } from '../src/sys/cgroup.js';
-import { type Listener, runProbes, startListener } from '../src/sys/netns-exec.js';
+import { type Listener, startListener } from '../src/sys/netns-exec.js';
+import { probeService, shopScenario } from './helpers/services.js';
 
 const VIP = '10.96.0.10';
 
@@ -36,11 +37,7 @@ it('services through the API: create, reach every backend, replace, list (CLI), 
   const stateDir = mkdtempSync(join(tmpdir(), 'dp-agent-apisvc-'));
   rmSync(stateDir, { recursive: true });
   const o: AgentOptions = { name: prefix, prefix, stateDir, podCidr: '10.244.1.0/24' };
-  let agent = await Agent.start(o, {
-    namespaces: { shop: { labels: {} } },
-    policies: [],
-    enforcement: 'default',
-  });
+  let agent = await Agent.start(o, shopScenario());
   let server = await ApiServer.listen(agent);
   const client = new AgentClient({ socketPath: join(stateDir, 'api.sock') });
   const listeners: Listener[] = [];
@@ -73,21 +70,18 @@ it('services through the API: create, reach every backend, replace, list (CLI), 
       const names = pods.map((_, i) => `shop/web-${i}`);
 
       /** `n` probes from the client pod (in the agent's pod cgroup) to the VIP: the answering backend or the failure. */
-      const send = async (n: number, protocol: 'TCP' | 'UDP' = 'TCP', timeoutMs = 2000) =>
-        (
-          await agent.inPodCgroup(() =>
-            runProbes(
-              c.path,
-              Array.from({ length: n }, (_, id) => ({
-                id,
-                host: VIP,
-                port: protocol === 'TCP' ? 80 : 53,
-                protocol,
-                timeoutMs,
-              })),
-            ),
-          )
-        ).map((x) => (x.result === 'connected' ? x.reply! : x.result));
+      const send = (n: number, protocol: 'TCP' | 'UDP' = 'TCP', timeoutMs?: number) =>
+        probeService(
+          {
+            netns: c.path,
+            inCgroup: (f) => agent.inPodCgroup(f),
+            host: VIP,
+            port: protocol === 'TCP' ? 80 : 53,
+            protocol,
+          },
+          n,
+          timeoutMs,
+        );
 
       // create: 201, three backends, every one answers over TCP and UDP
       const created: ServiceInfo = await client.createService(web());

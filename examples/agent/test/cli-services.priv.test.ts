@@ -14,7 +14,8 @@ import { ApiServer } from '../src/api/server.js';
 import { main } from '../src/cli.js';
 import type { dumpLbMaps } from '../src/service-lb.js';
 import { cgroup2Root } from '../src/sys/cgroup.js';
-import { type Listener, runProbes, startListener } from '../src/sys/netns-exec.js';
+import { type Listener, startListener } from '../src/sys/netns-exec.js';
+import { probeService, shopScenario } from './helpers/services.js';
 
 const VIP = '10.96.0.20';
 const WEB = `namespace: shop
@@ -32,11 +33,7 @@ it('service apply/delete through the CLI: a running agent gets the file, a pod r
   rmSync(stateDir, { recursive: true });
   const files = mkdtempSync(join(tmpdir(), 'dp-agent-clisvc-files-'));
   const o: AgentOptions = { name: prefix, prefix, stateDir, podCidr: '10.244.3.0/24' };
-  const agent = await Agent.start(o, {
-    namespaces: { shop: { labels: {} } },
-    policies: [],
-    enforcement: 'default',
-  });
+  const agent = await Agent.start(o, shopScenario());
   let server: ApiServer | undefined = await ApiServer.listen(agent);
   const client = new AgentClient({ socketPath: join(stateDir, 'api.sock') });
   const listeners: Listener[] = [];
@@ -83,21 +80,8 @@ it('service apply/delete through the CLI: a running agent gets the file, a pod r
         podName: 'client',
       });
       const names = pods.map((_, i) => `shop/web-${i}`);
-      const send = async (n: number, timeoutMs = 2000) =>
-        (
-          await agent.inPodCgroup(() =>
-            runProbes(
-              c.path,
-              Array.from({ length: n }, (_, id) => ({
-                id,
-                host: VIP,
-                port: 80,
-                protocol: 'TCP' as const,
-                timeoutMs,
-              })),
-            ),
-          )
-        ).map((x) => (x.result === 'connected' ? x.reply! : x.result));
+      const send = (n: number, timeoutMs?: number) =>
+        probeService({ netns: c.path, inCgroup: (f) => agent.inPodCgroup(f), host: VIP }, n, timeoutMs);
 
       // nothing serves the VIP yet
       expect((await send(2, 700)).filter((r) => names.includes(r))).toEqual([]);

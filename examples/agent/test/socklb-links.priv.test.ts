@@ -3,8 +3,8 @@
 // agent adopts them (each link gets its newly loaded program in place: one set of links, never two,
 // `bpftool cgroup show` as the oracle), and a service created through the killed agent's API survives
 // (journaled before the answer); `agent down` detaches them and removes the pins.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,14 @@ import { Agent, type AgentOptions } from '../src/agent.js';
 import { AgentClient } from '../src/api/client.js';
 import { main } from '../src/cli.js';
 import { cgroup2Root, inCgroup } from '../src/sys/cgroup.js';
-import { type Listener, runProbes, startListener } from '../src/sys/netns-exec.js';
+import { type Listener, startListener } from '../src/sys/netns-exec.js';
+import {
+  attachedPrograms,
+  pinnedLinks,
+  probeService,
+  SOCKET_LB_ATTACH_TYPES,
+  shopScenario,
+} from './helpers/services.js';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -30,27 +37,6 @@ const HOOKS = [
   'getpeername6',
   'sock_release',
 ];
-
-/** `bpftool cgroup show CGROUP`: the programs attached there (attach type, program id). */
-function attached(cgroupDir: string): { type: string; id: number }[] {
-  const r = spawnSync('bpftool', ['-j', 'cgroup', 'show', cgroupDir], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bpftool cgroup show ${cgroupDir}: ${r.stderr}`);
-  return (JSON.parse(r.stdout || '[]') as { id: number; attach_type: string }[])
-    .map((e) => ({ type: e.attach_type, id: e.id }))
-    .sort((a, b) => (a.type < b.type ? -1 : 1));
-}
-
-/** The link pinned at each path: `bpftool link show pinned PATH` (link id and program id). */
-function pinnedLinks(dir: string): Record<string, { id: number; prog: number }> {
-  const out: Record<string, { id: number; prog: number }> = {};
-  for (const name of readdirSync(dir)) {
-    const r = spawnSync('bpftool', ['-j', 'link', 'show', 'pinned', join(dir, name)], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`bpftool link show pinned ${name}: ${r.stderr}`);
-    const l = JSON.parse(r.stdout) as { id: number; prog_id: number };
-    out[name] = { id: l.id, prog: l.prog_id };
-  }
-  return out;
-}
 
 async function until(what: string, fn: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
@@ -70,23 +56,7 @@ it('socket LB links outlive the agent (closed, killed with SIGKILL), a restart a
   const cgroupDir = join(cgroup2Root(), prefix);
   const listeners: Listener[] = [];
   let child: ReturnType<typeof spawn> | undefined;
-  let agent: Agent | undefined = await Agent.start(o, {
-    namespaces: { shop: { labels: {} } },
-    policies: [],
-    enforcement: 'default',
-    services: [
-      {
-        namespace: 'shop',
-        name: 'web',
-        type: 'ClusterIP',
-        clusterIPs: [VIP],
-        externalIPs: [],
-        ports: [{ port: 80, protocol: 'TCP', targetPort: 8080 }],
-        selector: { app: 'web' },
-        sessionAffinity: 'None',
-      },
-    ],
-  });
+  let agent: Agent | undefined = await Agent.start(o, shopScenario(VIP));
   try {
     agent.addPods([
       { namespace: 'shop', name: 'web-1', labels: { app: 'web' } },
@@ -97,37 +67,12 @@ it('socket LB links outlive the agent (closed, killed with SIGKILL), a restart a
       listeners.push(await startListener(agent.resolve(w).netnsPath, w, [{ port: 8080, protocol: 'TCP' }]));
     const clientNetns = agent.resolve('shop/client').netnsPath;
     const linkDir = join(agent.state.pinDir, 'lb', 'links');
-    const send = async (n: number, host = VIP) =>
-      (
-        await inCgroup(cgroupDir, () =>
-          runProbes(
-            clientNetns,
-            Array.from({ length: n }, (_, id) => ({
-              id,
-              host,
-              port: 80,
-              protocol: 'TCP' as const,
-              timeoutMs: 2000,
-            })),
-          ),
-        )
-      ).map((x) => (x.result === 'connected' ? x.reply! : x.result));
+    const send = (n: number, host = VIP) =>
+      probeService({ netns: clientNetns, inCgroup: (f) => inCgroup(cgroupDir, f), host }, n);
     const oneSet = () => {
-      const a = attached(cgroupDir);
+      const a = attachedPrograms(cgroupDir);
       // one program per hook, each hook once (bpftool's names for the attach types)
-      expect(a.map((e) => e.type).sort()).toEqual(
-        [
-          'inet4_connect',
-          'inet4_getpeername',
-          'inet6_connect',
-          'inet6_getpeername',
-          'inet_sock_release',
-          'udp4_recvmsg',
-          'udp4_sendmsg',
-          'udp6_recvmsg',
-          'udp6_sendmsg',
-        ].map((t) => `cgroup_${t}`),
-      );
+      expect(a.map((e) => e.type)).toEqual(SOCKET_LB_ATTACH_TYPES);
       return a;
     };
     expect(new Set(await send(8))).toEqual(new Set(['shop/web-1', 'shop/web-2']));
