@@ -1,6 +1,6 @@
 import { tryParseIp } from '@datapath/ip';
 import { closedError, invalidArgument, KvError } from './errors.js';
-import { KeyedMutex, PrefixMirror } from './mirror.js';
+import { ChangeListeners, KeyedMutex, PrefixMirror } from './mirror.js';
 import type { NodeSession } from './session.js';
 import type { KvWatchEvent } from './types.js';
 
@@ -85,7 +85,7 @@ export class ClusterIpcache implements AsyncDisposable {
   readonly #prefix: string;
   readonly #entries = new Map<string, IpcacheEntry>();
   readonly #own = new Map<string, IpcacheEntry>();
-  readonly #listeners = new Set<(change: IpcacheChange) => void>();
+  readonly #listeners = new ChangeListeners<IpcacheChange>();
   readonly #locks = new KeyedMutex();
   readonly #mirror: PrefixMirror;
   #closed = false;
@@ -239,8 +239,7 @@ export class ClusterIpcache implements AsyncDisposable {
    * ```
    */
   onChange(listener: (change: IpcacheChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /** Stops watching; this node's entries stay until its session ends. */
@@ -278,23 +277,13 @@ export class ClusterIpcache implements AsyncDisposable {
       const old = this.#entries.get(entry.ip);
       this.#entries.set(entry.ip, entry);
       if (notify && (old === undefined || JSON.stringify(old) !== ev.entry.value))
-        this.#emit({ type: 'upsert', entry });
+        this.#listeners.emit({ type: 'upsert', entry });
       return;
     }
     const ip = ev.key.slice(this.#prefix.length);
     const old = this.#entries.get(ip);
     if (old === undefined) return;
     this.#entries.delete(ip);
-    if (notify) this.#emit({ type: 'delete', entry: old });
-  }
-
-  #emit(change: IpcacheChange): void {
-    for (const l of this.#listeners) {
-      try {
-        l(change);
-      } catch {
-        // a listener's failure is its own
-      }
-    }
+    if (notify) this.#listeners.emit({ type: 'delete', entry: old });
   }
 }

@@ -1,7 +1,7 @@
 import { CidrSet } from '@datapath/ipam';
 import { type Clock, systemClock } from './clock.js';
 import { closedError, invalidArgument, KvError } from './errors.js';
-import { KeyedMutex, PrefixMirror } from './mirror.js';
+import { ChangeListeners, KeyedMutex, PrefixMirror } from './mirror.js';
 import { checkNodeName, NODES_PREFIX } from './session.js';
 import type { KvStore, KvWatchEvent } from './types.js';
 
@@ -134,7 +134,7 @@ export class StoreClusterPool implements AsyncDisposable {
     ipv6: { level: 0, clean: 0 },
   };
   readonly #locks = new KeyedMutex();
-  readonly #listeners = new Set<(c: NodeCidrChange) => void>();
+  readonly #listeners = new ChangeListeners<NodeCidrChange>();
   readonly #mirror: PrefixMirror;
   #closed = false;
 
@@ -349,8 +349,7 @@ export class StoreClusterPool implements AsyncDisposable {
    * ```
    */
   onChange(listener: (change: NodeCidrChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /**
@@ -552,7 +551,7 @@ export class StoreClusterPool implements AsyncDisposable {
     this.#byNode.set(node, m);
     m.set(f, cidr);
     this.#mark(cidr, true);
-    if (notify) for (const l of this.#listeners) l({ type: 'allocated', node, cidr });
+    if (notify) this.#listeners.emit({ type: 'allocated', node, cidr });
   }
 
   #disown(node: string, f: Family, cidr: string, notify: boolean): void {
@@ -562,7 +561,7 @@ export class StoreClusterPool implements AsyncDisposable {
     m?.delete(f);
     if (m?.size === 0) this.#byNode.delete(node);
     this.#mark(cidr, false);
-    if (notify) for (const l of this.#listeners) l({ type: 'released', node, cidr });
+    if (notify) this.#listeners.emit({ type: 'released', node, cidr });
   }
 
   #apply(ev: KvWatchEvent, notify: boolean): void {

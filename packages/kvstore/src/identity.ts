@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from './clock.js';
 import { closedError, invalidArgument, KvError } from './errors.js';
-import { KeyedMutex, PrefixMirror } from './mirror.js';
+import { ChangeListeners, KeyedMutex, PrefixMirror } from './mirror.js';
 import type { NodeSession } from './session.js';
 import type { KvEntry, KvWatchEvent } from './types.js';
 
@@ -116,7 +116,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
   readonly #byLabels = new Map<string, number>();
   readonly #refs = new Map<string, LocalRef>();
   readonly #locks = new KeyedMutex();
-  readonly #listeners = new Set<(change: IdentityChange) => void>();
+  readonly #listeners = new ChangeListeners<IdentityChange>();
   readonly #unusedSince = new Map<number, { since: number; modRevision: number }>();
   readonly #mirror: PrefixMirror;
   #closed = false;
@@ -284,8 +284,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
    * ```
    */
   onChange(listener: (change: IdentityChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /**
@@ -402,18 +401,14 @@ export class StoreIdentityAllocator implements AsyncDisposable {
       if (this.#byId.get(id) === labels) return;
       this.#byId.set(id, labels);
       this.#byLabels.set(labels, id);
-      if (notify) this.#emit({ type: 'add', id, labels: labels.split(';') });
+      if (notify) this.#listeners.emit({ type: 'add', id, labels: labels.split(';') });
     } else {
       const labels = this.#byId.get(id);
       if (labels === undefined) return;
       this.#byId.delete(id);
       if (this.#byLabels.get(labels) === id) this.#byLabels.delete(labels);
-      if (notify) this.#emit({ type: 'delete', id, labels: labels.split(';') });
+      if (notify) this.#listeners.emit({ type: 'delete', id, labels: labels.split(';') });
     }
-  }
-
-  #emit(change: IdentityChange): void {
-    for (const l of this.#listeners) l(change);
   }
 
   #pickFree(): number | undefined {
@@ -492,7 +487,7 @@ export class StoreIdentityAllocator implements AsyncDisposable {
     if (this.#byId.get(id) === key) return;
     this.#byId.set(id, key);
     this.#byLabels.set(key, id);
-    this.#emit({ type: 'add', id, labels: key.split(';') });
+    this.#listeners.emit({ type: 'add', id, labels: key.split(';') });
   }
 
   /** After a lease renewal: put every reference again under the new lease (re-creating GC'd identities). */

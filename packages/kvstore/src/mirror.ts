@@ -82,3 +82,31 @@ export class KeyedMutex {
     }
   }
 }
+
+/**
+ * The `onChange` listeners of a watched copy (the ipcache, node registry, identity allocator and CIDR pool).
+ * A listener that throws is its own failure: the others are still called, and the copy and the store's watch
+ * (which delivers the change, inside another writer's request on the memory store) go on. Internal.
+ */
+export class ChangeListeners<C> {
+  readonly #set = new Set<(change: C) => void>();
+
+  /** Registers `listener`; returns the function that unregisters it. */
+  add(listener: (change: C) => void): () => void {
+    this.#set.add(listener);
+    return () => {
+      this.#set.delete(listener);
+    };
+  }
+
+  /** Calls every listener with `change`. */
+  emit(change: C): void {
+    for (const l of this.#set) {
+      try {
+        l(change);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import { parsePrefix, prefixContains, tryParseIp } from '@datapath/ip';
 import type { NodeCidrAllocation, StoreClusterPool } from './cluster-pool.js';
 import { closedError, invalidArgument, KvError } from './errors.js';
-import { PrefixMirror } from './mirror.js';
+import { ChangeListeners, PrefixMirror } from './mirror.js';
 import type { NodeSession } from './session.js';
 import type { KvStore, KvWatchEvent } from './types.js';
 
@@ -121,7 +121,7 @@ export class NodeRegistry implements AsyncDisposable {
   readonly #pool: StoreClusterPool;
   readonly #prefix: string;
   readonly #nodes = new Map<string, ClusterNode>();
-  readonly #listeners = new Set<(change: ClusterNodeChange) => void>();
+  readonly #listeners = new ChangeListeners<ClusterNodeChange>();
   readonly #mirror: PrefixMirror;
   #self: ClusterNode | undefined;
   #closed = false;
@@ -340,8 +340,7 @@ export class NodeRegistry implements AsyncDisposable {
    * ```
    */
   onChange(listener: (change: ClusterNodeChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /** Stops watching (the registration stays until the session ends). */
@@ -375,23 +374,14 @@ export class NodeRegistry implements AsyncDisposable {
       if (node === undefined) return;
       const old = this.#nodes.get(node.name);
       this.#nodes.set(node.name, node);
-      if (notify && JSON.stringify(old) !== JSON.stringify(node)) this.#emit({ type: 'upsert', node });
+      if (notify && JSON.stringify(old) !== JSON.stringify(node))
+        this.#listeners.emit({ type: 'upsert', node });
       return;
     }
     const name = ev.key.slice(base.length);
     const old = this.#nodes.get(name);
     if (old === undefined) return;
     this.#nodes.delete(name);
-    if (notify) this.#emit({ type: 'delete', node: old });
-  }
-
-  #emit(change: ClusterNodeChange): void {
-    for (const l of this.#listeners) {
-      try {
-        l(change);
-      } catch {
-        // a listener's failure is its own
-      }
-    }
+    if (notify) this.#listeners.emit({ type: 'delete', node: old });
   }
 }

@@ -102,6 +102,22 @@ describe('StoreClusterPool on the memory store', () => {
     expect((await second.allocate('c')).ipv4).toBe('10.244.2.0/24');
   });
 
+  it('a listener that throws is its own failure: other listeners, the copy and other writers go on', async () => {
+    const store = new MemoryStore();
+    const writer = await StoreClusterPool.open(store, v4);
+    const watcher = await StoreClusterPool.open(store, v4);
+    const changes: NodeCidrChange[] = [];
+    watcher.onChange(() => {
+      throw new Error('listener bug');
+    });
+    watcher.onChange((c) => changes.push(c));
+    expect(await writer.allocate('a')).toEqual({ ipv4: '10.244.0.0/24' });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(changes).toEqual([{ type: 'allocated', node: 'a', cidr: '10.244.0.0/24' }]);
+    expect(watcher.owner('10.244.0.0/24')).toBe('a');
+    expect((await writer.allocate('b')).ipv4).toBe('10.244.1.0/24');
+  });
+
   it('releases a dead node only after the grace period, and not if it came back', async () => {
     const clock = new ManualClock();
     const store = new MemoryStore({ clock });

@@ -8,13 +8,12 @@ import {
   type IpcacheChange,
   KvError,
   type KvStore,
-  type KvWatchEvent,
-  type KvWatchOptions,
   MemoryStore,
   NodeRegistry,
   NodeSession,
   StoreClusterPool,
 } from '../src/index.js';
+import { cancellable } from './cancellable.js';
 
 const SPEC = { ipv4: { cidrs: ['10.244.0.0/16'], nodeMaskSize: 24 } };
 const settle = () => new Promise((r) => setTimeout(r, 10));
@@ -162,36 +161,19 @@ describe('ClusterIpcache', () => {
 
   it('reloads after a cancelled watch and reports what it missed', async () => {
     const inner = new MemoryStore();
-    const watches: { blind: boolean; options: KvWatchOptions }[] = [];
-    const blinded: KvStore = {
-      get: (k) => inner.get(k),
-      list: (p) => inner.list(p),
-      put: (k, v, o) => inner.put(k, v, o),
-      delete: (k) => inner.delete(k),
-      deletePrefix: (p) => inner.deletePrefix(p),
-      txn: (c, s, f) => inner.txn(c, s, f),
-      grantLease: (t) => inner.grantLease(t),
-      close: () => inner.close(),
-      [Symbol.asyncDispose]: () => inner.close(),
-      watch: async (prefix: string, listener: (e: KvWatchEvent) => void, options: KvWatchOptions = {}) => {
-        const w = { blind: false, options };
-        watches.push(w);
-        return inner.watch(prefix, (e) => (w.blind ? undefined : listener(e)), options);
-      },
-    };
+    const c = cancellable(inner);
     const a = await node(inner, 'a');
-    const b = await node(blinded, 'b');
+    const b = await node(c.store, 'b');
     await a.ipcache.upsert({ ip: '10.244.0.10', identity: 300, nodeAddress: '198.18.0.1' });
     await settle();
     const seen: IpcacheChange[] = [];
-    b.ipcache.onChange((c) => seen.push(c));
-    for (const w of watches) w.blind = true;
+    b.ipcache.onChange((ch) => seen.push(ch));
+    c.blind();
     await a.ipcache.delete('10.244.0.10');
     await a.ipcache.upsert({ ip: '10.244.0.12', identity: 302, nodeAddress: '198.18.0.1' });
     await settle();
     expect(b.ipcache.entries().has('10.244.0.10')).toBe(true); // blind
-    for (const w of watches.splice(0))
-      w.options.onError?.(new KvError('NotFound', 'compacted', { op: 'watch' }));
+    c.cancel();
     await settle();
     expect([...b.ipcache.entries().keys()]).toEqual(['10.244.0.12']);
     expect(seen.map((c) => `${c.type} ${c.entry.ip}`).sort()).toEqual([

@@ -84,6 +84,21 @@ describe('StoreIdentityAllocator on the memory store', () => {
     expect((await store.list('identities/')).entries).toEqual([]);
   });
 
+  it("a listener that throws is its own failure: other listeners, the copy and other nodes' writes go on", async () => {
+    const store = new MemoryStore();
+    const [a, b] = await nodes(store, 2);
+    const seen: IdentityChange[] = [];
+    b!.onChange(() => {
+      throw new Error('listener bug');
+    });
+    b!.onChange((c) => seen.push(c));
+    const { id } = await a!.allocate(['k8s:app=thrower']);
+    await tick();
+    expect(seen).toEqual([{ type: 'add', id, labels: ['k8s:app=thrower'] }]);
+    expect(b!.lookup(id)).toEqual(['k8s:app=thrower']);
+    expect((await a!.allocate(['k8s:app=next'])).id).not.toBe(id);
+  });
+
   it('honours the GC grace period on its clock', async () => {
     const clock = new ManualClock();
     const store = new MemoryStore({ clock });

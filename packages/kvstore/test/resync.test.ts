@@ -3,47 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   type IdentityChange,
-  KvError,
-  type KvStore,
-  type KvWatchEvent,
-  type KvWatchOptions,
   MemoryStore,
   type NodeCidrChange,
   NodeSession,
   StoreClusterPool,
   StoreIdentityAllocator,
 } from '../src/index.js';
+import { cancellable } from './cancellable.js';
 
-/** A store whose watches can be made blind and then cancelled, as etcd does after a compaction. */
-function cancellable(inner: MemoryStore) {
-  const watches: { blind: boolean; options: KvWatchOptions }[] = [];
-  const store: KvStore = {
-    get: (k) => inner.get(k),
-    list: (p) => inner.list(p),
-    put: (k, v, o) => inner.put(k, v, o),
-    delete: (k) => inner.delete(k),
-    deletePrefix: (p) => inner.deletePrefix(p),
-    txn: (c, s, f) => inner.txn(c, s, f),
-    grantLease: (t) => inner.grantLease(t),
-    close: () => inner.close(),
-    [Symbol.asyncDispose]: () => inner.close(),
-    watch: async (prefix: string, listener: (e: KvWatchEvent) => void, options: KvWatchOptions = {}) => {
-      const w = { blind: false, options };
-      watches.push(w);
-      return inner.watch(prefix, (e) => (w.blind ? undefined : listener(e)), options);
-    },
-  };
-  return {
-    store,
-    blind: () => {
-      for (const w of watches) w.blind = true;
-    },
-    cancel: () => {
-      for (const w of watches.splice(0))
-        w.options.onError?.(new KvError('NotFound', 'compacted', { op: 'watch' }));
-    },
-  };
-}
 const settle = () => new Promise((r) => setTimeout(r, 10));
 
 describe('watch cancellation', () => {
