@@ -30,7 +30,7 @@ import { ipcacheKey, ipcacheValue } from '../src/policy-map.js';
 import { runProbes, startListener } from '../src/sys/netns-exec.js';
 import { startLocalEtcd, stopPid, waitExit } from '../src/sys/processes.js';
 import { createFabric, deleteFabric } from '../src/underlay.js';
-import { type ScaleCluster, writeCluster } from './scale-cluster.js';
+import { type ScaleCluster, startScaleAgent, timeAgentUpdates, writeCluster } from './scale-cluster.js';
 import { SETUP_LARGE, SETUP_SAMPLES, SETUP_SMALL, setupScale } from './setup-scale.js';
 
 const SAMPLES = Number(process.env.SAMPLES ?? 30);
@@ -220,39 +220,24 @@ async function agentScale(endpoint: string, prefix: string, cluster: ScaleCluste
   const work = mkdtempSync(join(tmpdir(), 'dp-bench-scale-'));
   const fabric = `dpbs${process.pid % 1000}-fab`;
   createFabric(fabric);
-  const applied = new Map<string, number>();
   let node: ClusterNodeAgent | undefined;
   try {
     global.gc?.();
     const rss0 = process.memoryUsage().rss;
     const t0 = now();
-    node = await ClusterNodeAgent.start({
-      name: 'scale',
+    const started = await startScaleAgent({
+      endpoint,
+      etcdPrefix: prefix,
       prefix: `dpbs${process.pid % 1000}`,
       stateDir: join(work, 'scale'),
-      etcd: [endpoint],
-      etcdPrefix: prefix,
-      underlay: '198.18.0.1',
       fabric,
-      mode: 'native',
-      onRemoteApplied: (ip, ms) => applied.set(ip, ms),
     });
+    node = started.node;
     await node.settled();
     const tSync = now() - t0;
     const remote = node.agent.remotePodCount;
     const rss = process.memoryUsage().rss - rss0;
-    const dp = node.agent.datapath;
-    const afterWatch: number[] = [];
-    for (let i = 0; i < SCALE_UPDATES; i++) {
-      const c = await cluster.change(i);
-      for (;;) {
-        if (applied.has(c.ip) && dp.ipcache.get(`${c.ip}/32`)?.identity === c.identity) break;
-        await new Promise((r) => setImmediate(r));
-        if (now() - c.t > 10_000) throw new Error(`agent never applied ${c.ip}`);
-      }
-      afterWatch.push(applied.get(c.ip)!);
-      applied.delete(c.ip);
-    }
+    const afterWatch = await timeAgentUpdates(cluster, node, started.applied, SCALE_UPDATES);
     return { tSync, remote, rss, afterWatch };
   } finally {
     await node?.down().catch(() => undefined);

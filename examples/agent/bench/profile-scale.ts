@@ -9,10 +9,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterNodeAgent } from '../src/cluster-node.js';
 import { startLocalEtcd, stopPid, waitExit } from '../src/sys/processes.js';
 import { createFabric, deleteFabric } from '../src/underlay.js';
-import { writeCluster } from './scale-cluster.js';
+import { startScaleAgent, timeAgentUpdates, writeCluster } from './scale-cluster.js';
 
 const N_NODES = Number(process.env.N_NODES ?? 1000);
 const N_PODS = Number(process.env.N_PODS ?? 50);
@@ -36,18 +35,13 @@ try {
   for (let run = 0; run < RUNS; run++) {
     global.gc?.();
     const rss0 = process.memoryUsage().rss;
-    const applied = new Map<string, number>();
     t = now();
-    const node = await ClusterNodeAgent.start({
-      name: 'scale',
+    const { node, applied } = await startScaleAgent({
+      endpoint: etcd.endpoint,
+      etcdPrefix: prefix,
       prefix: `dpps${process.pid % 1000}`,
       stateDir: join(work, `scale${run}`),
-      etcd: [etcd.endpoint],
-      etcdPrefix: prefix,
-      underlay: '198.18.0.1',
       fabric,
-      mode: 'native',
-      onRemoteApplied: (ip, ms) => applied.set(ip, ms),
     });
     const tStart = now() - t;
     await node.settled();
@@ -57,18 +51,7 @@ try {
       `run ${run}: start ${tStart.toFixed(0)} ms, settled ${tSync.toFixed(0)} ms, ${node.agent.remotePodCount} remote pods, ` +
         `rss ${(rss / 2 ** 20).toFixed(0)} MB (+${((rss - rss0) / 2 ** 20).toFixed(0)} MB), load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`,
     );
-    const dp = node.agent.datapath;
-    const after: number[] = [];
-    for (let i = 0; i < UPDATES; i++) {
-      const c = await cluster.change(i);
-      for (;;) {
-        if (applied.has(c.ip) && dp.ipcache.get(`${c.ip}/32`)?.identity === c.identity) break;
-        await new Promise((r) => setImmediate(r));
-        if (now() - c.t > 10_000) throw new Error(`agent never applied ${c.ip}`);
-      }
-      after.push(applied.get(c.ip)!);
-      applied.delete(c.ip);
-    }
+    const after = await timeAgentUpdates(cluster, node, applied, UPDATES);
     if (UPDATES > 0)
       console.log(
         `  updates: p50 ${pct(after, 50).toFixed(2)} ms, p99 ${pct(after, 99).toFixed(2)} ms, max ${Math.max(...after).toFixed(2)} ms`,

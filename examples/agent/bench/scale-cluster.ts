@@ -3,7 +3,7 @@
  * them, and the label changes the update rows time. Shared by cluster-control.ts and profile-scale.ts.
  */
 import { EtcdStore, type KvLease, NodeSession, StoreIdentityAllocator } from '@datapath/kvstore';
-import { podIdentityLabels } from '../src/cluster-node.js';
+import { ClusterNodeAgent, podIdentityLabels } from '../src/cluster-node.js';
 
 const now = () => performance.now();
 
@@ -73,3 +73,55 @@ export async function writeCluster(endpoint: string, prefix: string, nNodes: num
 
 /** What {@link writeCluster} returns. */
 export type ScaleCluster = Awaited<ReturnType<typeof writeCluster>>;
+
+/**
+ * A real node agent for the scale cluster (`ClusterNodeAgent`, native routing, underlay 198.18.0.1 on
+ * `fabric`), with the agent's own `onRemoteApplied` timing of each remote change collected in `applied`.
+ */
+export async function startScaleAgent(o: {
+  endpoint: string;
+  etcdPrefix: string;
+  prefix: string;
+  stateDir: string;
+  fabric: string;
+}): Promise<{ node: ClusterNodeAgent; applied: Map<string, number> }> {
+  const applied = new Map<string, number>();
+  const node = await ClusterNodeAgent.start({
+    name: 'scale',
+    prefix: o.prefix,
+    stateDir: o.stateDir,
+    etcd: [o.endpoint],
+    etcdPrefix: o.etcdPrefix,
+    underlay: '198.18.0.1',
+    fabric: o.fabric,
+    mode: 'native',
+    onRemoteApplied: (ip, ms) => applied.set(ip, ms),
+  });
+  return { node, applied };
+}
+
+/**
+ * Makes the cluster's changes 0 … `count`-1 one after another, each waited for until `node` applied it (its
+ * ipcache map holds the new identity; 10 s at most); returns the agent's apply time of each (ms, from its
+ * watch delivering the change, as `onRemoteApplied` reports it).
+ */
+export async function timeAgentUpdates(
+  cluster: ScaleCluster,
+  node: ClusterNodeAgent,
+  applied: Map<string, number>,
+  count: number,
+): Promise<number[]> {
+  const dp = node.agent.datapath;
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = await cluster.change(i);
+    for (;;) {
+      if (applied.has(c.ip) && dp.ipcache.get(`${c.ip}/32`)?.identity === c.identity) break;
+      await new Promise((r) => setImmediate(r));
+      if (now() - c.t > 10_000) throw new Error(`agent never applied ${c.ip}`);
+    }
+    times.push(applied.get(c.ip)!);
+    applied.delete(c.ip);
+  }
+  return times;
+}
