@@ -1,11 +1,17 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { describeLeaks, scanLeaks } from '../src/leaks.js';
+
+const made: string[] = [];
+afterEach(() => {
+  for (const root of made.splice(0)) rmSync(root, { recursive: true, force: true });
+});
 
 function fakeRoots() {
   const root = mkdtempSync(join(tmpdir(), 'leaks-'));
+  made.push(root);
   const roots = { netnsDir: join(root, 'netns'), sysClassNet: join(root, 'net'), bpffs: join(root, 'bpf') };
   for (const d of Object.values(roots)) mkdirSync(d);
   return roots;
