@@ -29,19 +29,21 @@ import { AgentError } from './errors.js';
 import { addWorldAddress } from './node.js';
 import type { Scenario } from './policy.js';
 import {
-  classify,
+  declareBackendPorts,
   type Place,
   type ProbeResult,
   type ProbeSpec,
   planListeners,
   planProbes,
+  probeResult,
+  serviceVerdict,
   toFrontends,
 } from './probes.js';
 import type { RunReport } from './run.js';
-import { classifyServiceProbe, parseServiceTarget, type ServiceProbePlan } from './services.js';
+import { parseServiceTarget, type ServiceProbePlan } from './services.js';
 import type { AgentState } from './state.js';
 import { cgroup2Root, inCgroup } from './sys/cgroup.js';
-import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
+import { type Listener, type ProbeOutcome, runProbes, startListeners } from './sys/netns-exec.js';
 
 type ClusterScenarioDoc = Omit<Scenario, 'pods' | 'probes'> & {
   nodes: string[];
@@ -141,9 +143,7 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
       }
       return verdict(engine.state(), { from, to, port: b.port, protocol: p.protocol }).verdict;
     };
-    const hit = plan.backends.find((b) => b.pod === backend);
-    if (hit !== undefined) return one(hit);
-    return plan.backends.length > 0 && plan.backends.every((b) => one(b) === 'allow') ? 'allow' : 'deny';
+    return serviceVerdict(plan, backend, one);
   };
 
   const worlds = new Set<string>();
@@ -177,9 +177,7 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   const declared = new Map<string, { port: number; protocol: string }[]>();
   for (const v of views.values())
     for (const pod of Object.values(v.state.pods)) declared.set(at(pod.key, v.name), [...pod.ports]);
-  for (const [id, plan] of svc)
-    for (const b of plan.backends)
-      declared.get(b.pod)?.push({ port: b.port, protocol: probes[id]!.protocol });
+  declareBackendPorts(declared, svc, probes);
   for (const p of probes) {
     resolve(p.from);
     resolve(p.to);
@@ -188,15 +186,14 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
   const t1 = performance.now();
   const listeners: Listener[] = [];
   try {
-    const started = await Promise.allSettled(
+    await startListeners(
       planListeners(
         probes.filter((_, id) => !svc.has(id)),
         resolve,
         declared,
-      ).map((plan) => startListener(plan.netnsPath, plan.label, plan.ports)),
+      ),
+      listeners,
     );
-    for (const s of started) if (s.status === 'fulfilled') listeners.push(s.value);
-    for (const s of started) if (s.status === 'rejected') throw s.reason;
     const outcomes = new Map<number, ProbeOutcome>();
     // Service probes from the world are sent per packet, as any outside client's (no socket LB).
     const perPacket = (id: number) => !svc.has(id) || svc.get(id)!.world;
@@ -237,29 +234,15 @@ export async function runClusterProbes(c: ClusterRecord, timeoutMs = 1500): Prom
       );
     }
     const probeMs = performance.now() - t1;
-    const results: ProbeResult[] = probes.map((p, id) => {
-      const outcome = outcomes.get(id);
-      const plan = svc.get(id);
-      if (plan !== undefined && outcome !== undefined) {
-        const m = classifyServiceProbe(outcome, plan);
-        const v = svcVerdict(id, m.backend);
-        const mismatch =
-          m.measured !== v || (p.expect !== undefined && p.expect !== m.measured) || m.wrong === true;
-        return { ...p, measured: m.measured, compiled: v, detail: m.detail, ms: outcome.ms, mismatch };
-      }
-      const place = resolve(p.to);
-      const m =
-        outcome === undefined
-          ? { measured: 'skipped' as const, detail: `${p.protocol} not supported by this kernel` }
-          : classify(outcome, place.kind === 'world' ? 'world' : p.to);
-      const v = compiled[id]!;
-      const mismatch =
-        m.measured !== 'skipped' &&
-        (m.measured !== v ||
-          (p.expect !== undefined && p.expect !== m.measured) ||
-          m.detail.startsWith('answered by'));
-      return { ...p, measured: m.measured, compiled: v, detail: m.detail, ms: outcome?.ms ?? 0, mismatch };
-    });
+    const results: ProbeResult[] = probes.map((p, id) =>
+      probeResult(
+        p,
+        outcomes.get(id),
+        svc.get(id),
+        (backend) => (svc.has(id) ? svcVerdict(id, backend) : compiled[id]!),
+        resolve(p.to).kind === 'world' ? 'world' : p.to,
+      ),
+    );
     return {
       results,
       mismatches: results.filter((r) => r.mismatch).length,

@@ -3,6 +3,7 @@
  * how outcomes become verdicts. Pure planning here; the sockets live in sys/netns-exec.ts.
  */
 import { AgentError } from './errors.js';
+import { classifyServiceProbe, type ServiceProbePlan } from './services.js';
 import type { ProbeOutcome, ProbeRequest, SocketProtocol } from './sys/netns-exec.js';
 
 /** A probe of the scenario, with the port already resolved to a number. */
@@ -147,4 +148,61 @@ export function classify(
     default:
       return { measured: 'deny', detail: `error: ${outcome.message ?? 'unknown'}` };
   }
+}
+
+/**
+ * The compiled verdict of a probe to a service: that of the flow to the backend that answered, else `allow`
+ * only when the service has live backends and every one allows the flow.
+ */
+export function serviceVerdict(
+  plan: ServiceProbePlan,
+  answered: string | undefined,
+  flow: (backend: { pod: string; port: number }) => 'allow' | 'deny',
+): 'allow' | 'deny' {
+  const hit = plan.backends.find((b) => b.pod === answered);
+  if (hit !== undefined) return flow(hit);
+  return plan.backends.length > 0 && plan.backends.every((b) => flow(b) === 'allow') ? 'allow' : 'deny';
+}
+
+/** Adds the backend ports of the service probes to the ports their pods declare (their listeners answer there). */
+export function declareBackendPorts(
+  declared: Map<string, { port: number; protocol: string }[]>,
+  services: ReadonlyMap<number, ServiceProbePlan>,
+  probes: readonly ProbeSpec[],
+): void {
+  for (const [id, plan] of services)
+    for (const b of plan.backends)
+      declared.get(b.pod)?.push({ port: b.port, protocol: probes[id]!.protocol });
+}
+
+/**
+ * One probe's result: what its packets did (`skipped` when it was not sent) against the compiled verdict
+ * (`compiled(backend)`, given the service backend that answered) and the expectation. `label` is the reply
+ * a probe to a pod, the host or the world expects; a probe to a service (`plan`) expects a live backend.
+ */
+export function probeResult(
+  p: ProbeSpec,
+  outcome: ProbeOutcome | undefined,
+  plan: ServiceProbePlan | undefined,
+  compiled: (backend?: string) => 'allow' | 'deny',
+  label: string,
+): ProbeResult {
+  if (plan !== undefined && outcome !== undefined) {
+    const m = classifyServiceProbe(outcome, plan);
+    const v = compiled(m.backend);
+    const mismatch =
+      m.measured !== v || (p.expect !== undefined && p.expect !== m.measured) || m.wrong === true;
+    return { ...p, measured: m.measured, compiled: v, detail: m.detail, ms: outcome.ms, mismatch };
+  }
+  const v = compiled();
+  const m =
+    outcome === undefined
+      ? { measured: 'skipped' as const, detail: `${p.protocol} not supported by this kernel` }
+      : classify(outcome, label);
+  const mismatch =
+    m.measured !== 'skipped' &&
+    (m.measured !== v ||
+      (p.expect !== undefined && p.expect !== m.measured) ||
+      m.detail.startsWith('answered by'));
+  return { ...p, measured: m.measured, compiled: v, detail: m.detail, ms: outcome?.ms ?? 0, mismatch };
 }

@@ -6,16 +6,18 @@ import { formatPrefix, parsePrefix, prefixContains, prefixOf, tryParseIp } from 
 import { Agent, type AgentOptions, SCENARIO_CONCURRENCY } from './agent.js';
 import type { AgentScenario } from './policy.js';
 import {
-  classify,
+  declareBackendPorts,
   type Place,
   type ProbeResult,
   type ProbeSpec,
   planListeners,
   planProbes,
+  probeResult,
+  serviceVerdict,
   toFrontends,
 } from './probes.js';
-import { classifyServiceProbe, type ServiceProbePlan } from './services.js';
-import { type Listener, type ProbeOutcome, runProbes, startListener } from './sys/netns-exec.js';
+import type { ServiceProbePlan } from './services.js';
+import { type Listener, type ProbeOutcome, runProbes, startListeners } from './sys/netns-exec.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions extends AgentOptions {
@@ -122,30 +124,25 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     const declared = new Map<string, { port: number; protocol: string }[]>(
       agent.pods().map((p) => [p.key, [...p.ports]]),
     );
-    for (const [id, plan] of svc)
-      for (const b of plan.backends)
-        declared.get(b.pod)?.push({ port: b.port, protocol: probes[id]!.protocol });
+    declareBackendPorts(declared, svc, probes);
     const verdictOf = (p: ProbeSpec, id: number, backend?: string): 'allow' | 'deny' => {
       const plan = svc.get(id);
       if (plan === undefined) return agent.verdict(p);
-      const flow = (b: { pod: string; port: number }) =>
-        agent.verdict({ from: p.from, to: b.pod, port: b.port, protocol: p.protocol });
-      const hit = plan.backends.find((b) => b.pod === backend);
-      if (hit !== undefined) return flow(hit);
-      return plan.backends.length > 0 && plan.backends.every((b) => flow(b) === 'allow') ? 'allow' : 'deny';
+      return serviceVerdict(plan, backend, (b) =>
+        agent.verdict({ from: p.from, to: b.pod, port: b.port, protocol: p.protocol }),
+      );
     };
     const setupMs = performance.now() - t0;
 
     const t1 = performance.now();
-    const started = await Promise.allSettled(
+    await startListeners(
       planListeners(
         probes.filter((_, id) => !svc.has(id)),
         resolve,
         declared,
-      ).map((plan) => startListener(plan.netnsPath, plan.label, plan.ports)),
+      ),
+      listeners,
     );
-    for (const s of started) if (s.status === 'fulfilled') listeners.push(s.value);
-    for (const s of started) if (s.status === 'rejected') throw s.reason;
     const timeoutMs = options.timeoutMs ?? 1500;
     const outcomes = new Map<number, ProbeOutcome>();
     const batches = [...toFrontends(planProbes(probes, resolve, timeoutMs), svc)];
@@ -185,41 +182,15 @@ export async function runScenario(scenario: AgentScenario, options: RunOptions =
     }
     const probeMs = performance.now() - t1;
 
-    const results: ProbeResult[] = probes.map((p, id) => {
-      const outcome = outcomes.get(id);
-      const plan = svc.get(id);
-      if (plan !== undefined && outcome !== undefined) {
-        const m = classifyServiceProbe(outcome, plan);
-        const verdict = verdictOf(p, id, m.backend);
-        return {
-          ...p,
-          measured: m.measured,
-          compiled: verdict,
-          detail: m.detail,
-          ms: outcome.ms,
-          mismatch:
-            m.measured !== verdict || (p.expect !== undefined && p.expect !== m.measured) || m.wrong === true,
-        };
-      }
-      const verdict = verdictOf(p, id);
-      const m =
-        outcome === undefined
-          ? { measured: 'skipped' as const, detail: `${p.protocol} not supported by this kernel` }
-          : classify(outcome, labelOf(resolve(p.to), p.to));
-      const mismatch =
-        m.measured !== 'skipped' &&
-        (m.measured !== verdict ||
-          (p.expect !== undefined && p.expect !== m.measured) ||
-          m.detail.startsWith('answered by'));
-      return {
-        ...p,
-        measured: m.measured,
-        compiled: verdict,
-        detail: m.detail,
-        ms: outcome?.ms ?? 0,
-        mismatch,
-      };
-    });
+    const results: ProbeResult[] = probes.map((p, id) =>
+      probeResult(
+        p,
+        outcomes.get(id),
+        svc.get(id),
+        (backend) => verdictOf(p, id, backend),
+        labelOf(resolve(p.to), p.to),
+      ),
+    );
     ok = true;
     return {
       results,

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../src/errors.js';
-import { classify, type Place, type ProbeSpec, planListeners, planProbes } from '../src/probes.js';
+import {
+  classify,
+  declareBackendPorts,
+  type Place,
+  type ProbeSpec,
+  planListeners,
+  planProbes,
+  probeResult,
+  serviceVerdict,
+} from '../src/probes.js';
 import { scenarioPodCidr } from '../src/run.js';
+import type { ServiceProbePlan } from '../src/services.js';
 
 const places: Record<string, Place> = {
   'x/a': { kind: 'pod', key: 'x/a', ip: '10.244.1.10', netnsPath: '/run/netns/p-x-a' },
@@ -82,6 +92,90 @@ describe('classify', () => {
     expect(classify({ id: 0, result: 'refused', ms: 1 }, 'x/b').measured).toBe('allow');
     expect(classify({ id: 0, result: 'timeout', ms: 1 }, 'x/b').measured).toBe('deny');
     expect(classify({ id: 0, result: 'error', message: 'EHOSTUNREACH', ms: 1 }, 'x/b').measured).toBe('deny');
+  });
+});
+
+describe('service probes and results (shared by runScenario and runClusterProbes)', () => {
+  const plan: ServiceProbePlan = {
+    host: '10.96.0.10',
+    port: 80,
+    protocol: 'TCP',
+    backends: [
+      { pod: 'x/a', port: 8080 },
+      { pod: 'x/b', port: 8081 },
+    ],
+  };
+  const onlyA = (b: { pod: string }) => (b.pod === 'x/a' ? 'allow' : 'deny');
+
+  it('serviceVerdict: the answering backend decides, else every live backend must allow', () => {
+    expect(serviceVerdict(plan, 'x/a', onlyA)).toBe('allow');
+    expect(serviceVerdict(plan, 'x/b', onlyA)).toBe('deny');
+    expect(serviceVerdict(plan, undefined, onlyA)).toBe('deny');
+    expect(serviceVerdict(plan, 'x/zz', () => 'allow')).toBe('allow');
+    expect(serviceVerdict({ ...plan, backends: [] }, undefined, () => 'allow')).toBe('deny');
+  });
+
+  it('declareBackendPorts: each backend pod listens on its target port too', () => {
+    const declared = new Map([
+      ['x/a', [{ port: 22, protocol: 'TCP' }]],
+      ['x/b', []],
+    ]);
+    const svcProbes: ProbeSpec[] = [{ from: 'x/c', to: 'svc/x/web', port: 80, protocol: 'UDP' }];
+    declareBackendPorts(declared, new Map([[0, plan]]), svcProbes);
+    expect(Object.fromEntries(declared)).toEqual({
+      'x/a': [
+        { port: 22, protocol: 'TCP' },
+        { port: 8080, protocol: 'UDP' },
+      ],
+      'x/b': [{ port: 8081, protocol: 'UDP' }],
+    });
+  });
+
+  it('probeResult: measured against compiled and expected, for pods and services', () => {
+    const p: ProbeSpec = { from: 'x/c', to: 'x/b', port: 80, protocol: 'TCP', expect: 'allow' };
+    const ok = probeResult(
+      p,
+      { id: 0, result: 'connected', reply: 'x/b', ms: 1 },
+      undefined,
+      () => 'allow',
+      'x/b',
+    );
+    expect(ok).toMatchObject({
+      measured: 'allow',
+      compiled: 'allow',
+      detail: 'connected',
+      ms: 1,
+      mismatch: false,
+    });
+    const wrongReply = probeResult(
+      p,
+      { id: 0, result: 'connected', reply: 'x/a', ms: 1 },
+      undefined,
+      () => 'allow',
+      'x/b',
+    );
+    expect(wrongReply.mismatch).toBe(true);
+    const dropped = probeResult(p, { id: 0, result: 'timeout', ms: 9 }, undefined, () => 'deny', 'x/b');
+    expect(dropped).toMatchObject({ measured: 'deny', compiled: 'deny', mismatch: true }); // expected allow
+    const skipped = probeResult({ ...p, protocol: 'SCTP' }, undefined, undefined, () => 'deny', 'x/b');
+    expect(skipped).toMatchObject({ measured: 'skipped', ms: 0, mismatch: false });
+    const svcP: ProbeSpec = { from: 'x/c', to: 'svc/x/web', port: 80, protocol: 'TCP' };
+    const seen: (string | undefined)[] = [];
+    const compiled = (backend?: string) => {
+      seen.push(backend);
+      return backend === 'x/a' ? 'allow' : 'deny';
+    };
+    const viaA = probeResult(
+      svcP,
+      { id: 0, result: 'connected', reply: 'x/a', ms: 2 },
+      plan,
+      compiled,
+      'unused',
+    );
+    expect(viaA).toMatchObject({ measured: 'allow', compiled: 'allow', mismatch: false });
+    expect(seen).toEqual(['x/a']);
+    const notSent = probeResult(svcP, undefined, plan, compiled, 'svc/x/web');
+    expect(notSent).toMatchObject({ measured: 'skipped', compiled: 'deny' });
   });
 });
 

@@ -59,6 +59,22 @@ function lateTimeout(fn: () => void): void {
 }
 
 /**
+ * Starts every planned listener at once. Those that started are added to `started` (for the caller to close)
+ * even when another failed; then the first failure is thrown.
+ * @throws AgentError `ListenerFailed` (see {@link startListener}).
+ */
+export async function startListeners(
+  plans: readonly { netnsPath: string; label: string; ports: { port: number; protocol: SocketProtocol }[] }[],
+  started: Listener[],
+): Promise<void> {
+  const all = await Promise.allSettled(
+    plans.map((plan) => startListener(plan.netnsPath, plan.label, plan.ports)),
+  );
+  for (const s of all) if (s.status === 'fulfilled') started.push(s.value);
+  for (const s of all) if (s.status === 'rejected') throw s.reason;
+}
+
+/**
  * Starts a listener inside the namespace at `netnsPath` answering on every port with `label` (TCP sends
  * the label on each connection and then echoes what it receives; UDP answers every datagram with the
  * label); resolves once every socket is bound.
