@@ -26,24 +26,6 @@ import { RuleIndex } from './rule-index.js';
 import { type NormalizedRule, policyKey } from './rules.js';
 import type { PolicyKind, PolicyObject } from './types.js';
 
-export type {
-  ClusterInput,
-  EndpointState,
-  EnforcementMode,
-  EngineOptions,
-  IpcacheChange,
-  IpcacheValue,
-  LoadOptions,
-  MapChange,
-  NamespaceSpec,
-  PodPort,
-  PodSpec,
-  PolicyMapChange,
-  PolicyState,
-} from './engine-types.js';
-export { IPCACHE_FLAG_HOST, IPCACHE_FLAG_LOCAL_ENDPOINT } from './engine-types.js';
-export { peerMatches } from './peers.js';
-
 /**
  * Compiles policies, namespaces and pods into identities, an ipcache and per-endpoint policy maps, and keeps them
  * current: every mutation returns the minimal list of map changes that takes the previous state to the new one.

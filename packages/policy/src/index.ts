@@ -16,6 +16,7 @@ export {
   POLICY_KEY_SIZE,
   POLICY_VALUE_SIZE,
 } from './codec.js';
+export { PolicyEngine } from './engine.js';
 export type {
   ClusterInput,
   EndpointState,
@@ -30,8 +31,8 @@ export type {
   PodSpec,
   PolicyMapChange,
   PolicyState,
-} from './engine.js';
-export { IPCACHE_FLAG_HOST, IPCACHE_FLAG_LOCAL_ENDPOINT, PolicyEngine } from './engine.js';
+} from './engine-types.js';
+export { IPCACHE_FLAG_HOST, IPCACHE_FLAG_LOCAL_ENDPOINT } from './engine-types.js';
 export type { PolicyErrorCode, PolicyErrorReason, PolicyProblem } from './errors.js';
 export { PolicyError } from './errors.js';
 export type { IdentityAllocator, IdentityInfo, IdentityScope, NamedPort, ReservedName } from './identity.js';
