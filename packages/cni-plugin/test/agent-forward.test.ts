@@ -11,16 +11,20 @@ import { forwardToAgent } from '../src/sys/agent-forward.js';
 
 let dir: string | undefined;
 let server: Server | undefined;
+// Every temp dir made (a test may make two fake agents): removed after each test.
+const dirs: string[] = [];
 afterEach(async () => {
   await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
   server = undefined;
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  dir = undefined;
 });
 
 async function fakeAgent(
   answer: (path: string, body: string) => { status: number; headers?: Record<string, string>; body: string },
 ) {
   dir = mkdtempSync(join(tmpdir(), 'cni-fwd-'));
+  dirs.push(dir);
   const seen: { method: string; path: string; body: string }[] = [];
   server = createServer((req, res) => {
     let body = '';
