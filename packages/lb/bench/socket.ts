@@ -861,8 +861,11 @@ picks the placements below; \`-ct\` after a placement puts a conntrack rule on i
   only): \`cgroup/connect4\` at connect (a service lookup, a slot lookup, a backend lookup and one
   \`lb_sock_rev\` update; the packets then carry the backend address) and \`cgroup/sock_release\` at close
   (deletes the socket's \`lb_sock_rev\` entry).${costs === undefined ? '' : ` connect4 ran **${costs.lb_sock_connect4!.ns.toFixed(0)} ns** per run (${costs.lb_sock_connect4!.perConn.toFixed(2)} runs per connection), sock_release **${costs.lb_sock_release!.ns.toFixed(0)} ns** per run (${costs.lb_sock_release!.perConn.toFixed(2)} runs per connection): the kernel's BPF statistics over one extra run at ${last.toLocaleString('en')} services in the host placement, which no other figure uses.`}
-  No namespace on the path has a netfilter table while ours runs, so no conntrack either (checked per
-  placement below).
+  In the host, pod and pod-local placements no namespace on the path has a netfilter table while ours
+  runs, so no conntrack either (checked per placement below); in the \`-ct\` placements the nodes hold one
+  conntrack rule for every side, and ours' connections get a conntrack entry on every node they cross,
+  as the floor's do (the nodes here forward with the kernel's stack: no BPF on them redirects around
+  netfilter).
 - **Floor**: beside each pair the same client also runs straight to a backend address (no service, no
   rule, no program): the kernel's own cost of a connection on that path, below which no load balancer can
   go. \`floor / baseline\` is the ceiling of any rate ratio there; \`ours / floor\` is what ours keeps of it.
