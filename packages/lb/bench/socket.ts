@@ -728,15 +728,17 @@ const fmtWalks = (w: number[]) => w.map((x) => x.toFixed(3)).join(', ');
  * per-rule part; a connection is a serial chain of client and server steps, so the baseline's extra CPU
  * lands on the wall clock nearly one for one and the ceiling is about (floor + extra) / floor.
  */
-function ceilingNote(m: Measured): string {
+function ceilingNote(m: Measured, progUs: number | undefined): string {
   const first = COUNTS[0]!;
   const last = COUNTS[COUNTS.length - 1]!;
   const { base, floor } = m.res[last]!;
-  const floorWall = 1e6 / rate(floor);
+  // per-round medians throughout (as the ratios): one slow round on a loaded machine moves a pooled rate
+  const floorWall = median(floor.map((x) => 1e6 / r1(x)));
+  const nodes = Math.max(1, m.walks.length);
   const extra = cpuMedian(base, both) - cpuMedian(floor, both);
   const fixed = cpuMedian(m.res[first]!.base, both) - cpuMedian(m.res[first]!.floor, both);
-  const perRule = last > first ? ((extra - fixed) * 1000) / (last - first) : 0;
-  return `Where the ceiling comes from, at ${last.toLocaleString('en')} services: the floor takes ${floorWall.toFixed(1)} µs of wall time per connection (1 / its rate; client ${cpuMedian(floor, (x) => x.cpu).toFixed(1)} µs + server ${cpuMedian(floor, (x) => x.srv).toFixed(1)} µs of CPU, partly overlapping on the 2 CPUs); the baseline adds ${extra.toFixed(1)} µs of client + server CPU per connection over the floor's, ${fixed.toFixed(1)} µs of which it already adds at ${first.toLocaleString('en')} services (conntrack, NAT, the filter jumps) and the rest about ${perRule.toFixed(1)} ns per KUBE-SERVICES rule walked (on every node that walks the chain). So the ceiling is about (${floorWall.toFixed(1)} + ${extra.toFixed(1)}) / ${floorWall.toFixed(1)} = ${((floorWall + extra) / floorWall).toFixed(2)}× (measured: ${paired(floor, base, r1).toFixed(2)}×); a rate ratio of 3× needs the baseline to add at least 2 × ${floorWall.toFixed(1)} = ${(2 * floorWall).toFixed(1)} µs per connection. Ours runs at the floor (its connect4 and sock_release add about 1–2 µs), so this bound is set by the rule count and the floor's own cost (the kernel's TCP connect, request and reset-close over veth), not by any load balancer.`;
+  const perRule = last > first ? ((extra - fixed) * 1000) / (last - first) / nodes : 0;
+  return `Where the ceiling comes from, at ${last.toLocaleString('en')} services: the floor takes ${floorWall.toFixed(1)} µs of wall time per connection (1 / its rate, median of the rounds; client ${cpuMedian(floor, (x) => x.cpu).toFixed(1)} µs + server ${cpuMedian(floor, (x) => x.srv).toFixed(1)} µs of CPU, partly overlapping on the 2 CPUs); the baseline adds ${extra.toFixed(1)} µs of client + server CPU per connection over the floor's, ${fixed.toFixed(1)} µs of which it already adds at ${first.toLocaleString('en')} services (conntrack, NAT, the filter jumps) and the rest about ${perRule.toFixed(1)} ns per KUBE-SERVICES rule per walk (${nodes === 1 ? 'one node walks the chain' : `${nodes} nodes walk the chain per connection`}). So the ceiling is about (${floorWall.toFixed(1)} + ${extra.toFixed(1)}) / ${floorWall.toFixed(1)} = ${((floorWall + extra) / floorWall).toFixed(2)}× (measured: ${paired(floor, base, r1).toFixed(2)}×); a rate ratio of 3× needs the baseline to add at least 2 × ${floorWall.toFixed(1)} = ${(2 * floorWall).toFixed(1)} µs per connection. Ours runs at the floor${progUs === undefined ? '' : ` (its connect4 and sock_release ran ${progUs.toFixed(1)} µs per connection together, BPF statistics above)`}, so this bound is set by the rule count and the floor's own cost (the kernel's TCP connect, request and reset-close over veth), not by any load balancer.`;
 }
 
 /** What conntrack did on the nodes: entries per connection per side, and trouble over every run. */
@@ -826,6 +828,12 @@ async function main(): Promise<void> {
     .trim()
     .replace(/^iptables /, '');
   const last = COUNTS[COUNTS.length - 1]!;
+  const progUs =
+    costs === undefined
+      ? undefined
+      : (costs.lb_sock_connect4!.ns * costs.lb_sock_connect4!.perConn +
+          costs.lb_sock_release!.ns * costs.lb_sock_release!.perConn) /
+        1000;
   const placement = `${FIFO ? '; both SCHED_FIFO priority 1 (LB_BENCH_SCHED=fifo)' : ''}${PIN ? `; server on CPU ${PIN.split(':')[0]}, client on CPU ${PIN.split(':')[1]}` : ''}${NICE ? `; both at niceness ${NICE}` : ''}`;
   const parts: string[] = [
     `## @datapath/lb: socket LB vs kube-proxy-style iptables, Maglev
@@ -896,7 +904,7 @@ ${tb.rate}
 
 ${tb.cpu}
 
-${ceilingNote(h)}
+${ceilingNote(h, progUs)}
 
 Per-round connections/s: ${tb.perRound}.
 `);
@@ -940,7 +948,7 @@ per-connection CPU cost of the path.
 
 ${tb.cpu}
 
-${ceilingNote(p)}
+${ceilingNote(p, progUs)}
 
 Per-round connections/s: ${tb.perRound}.
 `);
@@ -961,7 +969,7 @@ ${tb.rate}
 
 ${tb.cpu}
 
-${ceilingNote(l)}
+${ceilingNote(l, progUs)}
 
 Per-round connections/s: ${tb.perRound}.
 `);
@@ -999,7 +1007,7 @@ ${tb.rate}
 
 ${tb.cpu}
 
-${ceilingNote(m)}
+${ceilingNote(m, progUs)}
 
 Per-round connections/s: ${tb.perRound}.
 `);
