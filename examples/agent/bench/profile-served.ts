@@ -20,6 +20,7 @@ import { Agent, type AgentOptions, type SetupStage } from '../src/agent.js';
 import { AgentClient } from '../src/api/client.js';
 import { startResident } from '../src/api/serve.js';
 import { Observer } from '../src/serve.js';
+import type { AgentState } from '../src/state.js';
 
 const now = () => performance.timeOrigin + performance.now();
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? Number.NaN;
@@ -58,7 +59,11 @@ async function serve(stateDir: string, out: string | undefined, observer: boolea
   };
   const r = await startResident(options, undefined, {});
   const obs = observer
-    ? await Observer.start({ stateDir, onDeviceGone: (g) => r.agent.removePodAsync(g.pod) })
+    ? await Observer.start({
+        stateDir,
+        onDeviceGone: (g) => r.agent.removePodAsync(g.pod),
+        state: () => r.agent.state as AgentState,
+      })
     : undefined;
   diagnostics.subscribe('http.server.request.start', (m) => {
     const req = (m as { request: { method: string } }).request;
