@@ -38,6 +38,7 @@ interface EndpointSpec {
     mode: EndpointMode;
     routeMtu?: number | undefined;
     queues?: number | undefined;
+    ipv6LinkLocal?: boolean | undefined;
 }
 interface PlannedAddress {
     address: string;
@@ -81,6 +82,7 @@ interface ContainerSidePlan {
     routeDeletes: PlannedRouteDelete[];
     routes: PlannedRoute[];
     sysctls: PlannedSysctl[];
+    ipv6LinkLocal?: boolean;
 }
 interface EndpointPlan {
     mode: EndpointMode;

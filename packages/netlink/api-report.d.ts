@@ -33,6 +33,12 @@ declare const IfFlag: {
     readonly MULTICAST: 4096;
     readonly LOWER_UP: 65536;
 };
+declare const Inet6AddrGenMode: {
+    readonly EUI64: 0;
+    readonly NONE: 1;
+    readonly STABLE_PRIVACY: 2;
+    readonly RANDOM: 3;
+};
 type LinkInfo = {
     kind: "veth";
     peer?: LinkMessage;
@@ -84,6 +90,7 @@ interface LinkMessage {
     numTxQueues?: number;
     numRxQueues?: number;
     info?: LinkInfo;
+    inet6AddrGenMode?: number;
 }
 declare const NeighState: {
     readonly INCOMPLETE: 1;
@@ -408,5 +415,5 @@ interface FileLock extends Disposable {
 declare function lockFile(path: string, options?: {
     shared?: boolean;
 }): FileLock;
-export { AddrFlag, Handle, IfFlag, NETNS_RUN_DIR, NeighState, NetlinkError, Netns, RouteProtocol, RouteScope, RouteTable, RouteType, Subscription, TcHandle, errnoError, fsCall, lockFile, netnsAdd, netnsDelete, netnsList };
+export { AddrFlag, Handle, IfFlag, Inet6AddrGenMode, NETNS_RUN_DIR, NeighState, NetlinkError, Netns, RouteProtocol, RouteScope, RouteTable, RouteType, Subscription, TcHandle, errnoError, fsCall, lockFile, netnsAdd, netnsDelete, netnsList };
 export type { AddrEvent, AddressMessage, BatchReply, BatchRequest, EventSource, Family, FileLock, LinkEvent, LinkInfo, LinkMessage, NeighEvent, NeighMessage, NetlinkErrnoOptions, NetlinkErrorCode, NetlinkErrorOptions, NetlinkEvent, NetnsId, NetnsRef, NewMode, NsConnectOptions, NsListenOptions, ObjectEvent, OverrunEvent, QdiscMessage, RequestOptions, RouteEvent, RouteMessage, SubscribeKind, SubscribeOptions, SyncedEvent, Transport };

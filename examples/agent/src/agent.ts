@@ -1111,6 +1111,10 @@ export class Agent {
           gateway: ip6 === undefined ? GATEWAY : [GATEWAY, GATEWAY6],
           mode: 'cilium',
           queues: VETH_QUEUES,
+          // An IPv4-only pod's interface carries no IPv6 (the datapath drops it as unsupported L3): no
+          // link-local address, so none of the DAD, MLD and router solicitation packets a new interface sends,
+          // each of which was a drop event for the observer and kernel work alongside the create.
+          ...(ip6 === undefined ? { ipv6LinkLocal: false } : {}),
           ...(o.podMtu === undefined ? {} : { mtu: o.podMtu }),
         });
         // The node namespace routes IPv4 only (IPv6 is disabled there): no host route for the IPv6 address.

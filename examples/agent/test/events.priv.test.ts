@@ -417,45 +417,67 @@ describe('agent events (real packets)', () => {
     }
   });
 
-  it('`agent serve` names the events of an endpoint made through its API from its own state, not the state files', async (ctx) => {
+  it('`agent serve` names the events of an endpoint made through its API from its own state, not the state files; an IPv4-only endpoint sends no IPv6 of its own', async (ctx) => {
     requireRoot(ctx);
-    const o = options();
+    const o = options({ podCidr6: 'fd00:10:244:2::/112' });
     (await Agent.start(o, { namespaces: {}, policies: [], enforcement: 'default' })).close();
     const serve = cli(o, ['serve']);
-    const ns = `${o.prefix}-named`;
-    execFileSync('ip', ['netns', 'add', ns]);
+    const [ns, ns4] = [`${o.prefix}-named`, `${o.prefix}-v4`];
+    for (const n of [ns, ns4]) execFileSync('ip', ['netns', 'add', n]);
     const client = new AgentClient({ socketPath: join(o.stateDir, 'api.sock') });
     const snapshot = readFileSync(statePath(o.stateDir), 'utf8');
     try {
       await serve.waitFor('/metrics /flows /events');
-      // The state files go unreadable: an observer that read them again could not name the new endpoint.
+      // The state files go unreadable: an observer that read them again could not name the new endpoints.
       writeFileSync(statePath(o.stateDir), 'not the state');
+      const v4 = await client.createEndpoint({
+        containerId: 'v4only1',
+        netns: `/run/netns/${ns4}`,
+        podNamespace: 'shop',
+        podName: 'v4',
+      });
       const ep = await client.createEndpoint({
         containerId: 'named1',
         netns: `/run/netns/${ns}`,
         podNamespace: 'shop',
         podName: 'named',
+        families: [4, 6],
       });
-      // The pod's own IPv6 (MLD reports, router solicitations) is dropped as unsupported L3: events of its
-      // endpoint, which the observer had never seen.
-      const mine = async () =>
+      // The dual-stack pod's own IPv6 (link-local address: MLD reports, router solicitations) is dropped as
+      // unsupported L3 (the datapath forwards IPv4 only): events of its endpoint, which the observer had
+      // never seen.
+      const unsupported = async (id: number) =>
         (await observe(o.stateDir, {})).flows.filter(
-          (f) => f.endpoint?.id === ep.id && f.reason === 'unsupported-l3',
+          (f) => f.endpoint?.id === id && f.reason === 'unsupported-l3',
         );
-      let flows = await mine();
+      let flows = await unsupported(ep.id);
       for (let i = 0; i < 150 && flows.length === 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        flows = await mine();
+        flows = await unsupported(ep.id);
       }
       expect(flows.length).toBeGreaterThan(0);
       expect(flows.map((f) => f.endpoint?.pod)).toEqual(flows.map(() => 'shop/named'));
+      // The IPv4-only pod, made before it: its interface has no link-local address and sent nothing the
+      // datapath dropped (without IPv6 address generation mode none it sends what the dual-stack one does).
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await unsupported(v4.id)).toEqual([]);
+      const addrs = (n: string) =>
+        JSON.parse(
+          execFileSync('ip', ['-n', n, '-j', '-6', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }),
+        ) as {
+          addr_info: { local: string }[];
+        }[];
+      expect(addrs(ns4).flatMap((a) => a.addr_info)).toEqual([]);
+      expect(addrs(ns).flatMap((a) => a.addr_info.map((i) => i.local))).toContainEqual(
+        expect.stringMatching(/^fe80:/),
+      );
     } finally {
       writeFileSync(statePath(o.stateDir), snapshot);
       client.close();
       serve.child.kill('SIGINT');
       await serve.exited;
       (await Agent.restore(o)).destroy();
-      execFileSync('ip', ['netns', 'del', ns]);
+      for (const n of [ns, ns4]) execFileSync('ip', ['netns', 'del', n]);
     }
   }, 60_000);
 

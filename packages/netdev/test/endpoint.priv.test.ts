@@ -15,6 +15,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import {
   applyEndpoint,
+  applyEndpointAsync,
   type EndpointSpec,
   type EndpointStep,
   planEndpoint,
@@ -162,6 +163,55 @@ describe('applyEndpoint (ptp mode, dual stack)', () => {
       expect(inNetns(podT.name, 'ping', ['-c', '1', '-W', '2', '10.244.8.1'])).toContain('1 received');
       expect(inNetns(podT.name, 'ping', ['-6', '-c', '1', '-W', '2', 'fd00:8::1'])).toContain('1 received');
       expect(removeEndpoint(plan, { hostNetns: host })).toBe(true);
+      expect(linkNames(hostT)).toEqual(['lo']);
+    });
+  });
+});
+
+describe('applyEndpoint: no IPv6 link-local address on the pod end (ipv6LinkLocal: false)', () => {
+  it('the pod end comes up without a link-local address and sends nothing of its own; IPv6 addresses still work', async (ctx) => {
+    requireRoot(ctx);
+    await withNetns(4, async (hostT, quiet, control, dual) => {
+      using host = Netns.open({ name: hostT.name });
+      const rx = (dev: string) =>
+        ipJson<{ stats64: { rx: { packets: number } } }[]>(['-s', 'link', 'show', dev], hostT.name)[0]!
+          .stats64.rx.packets;
+      const linkLocal = (ns: TestNetns) =>
+        ipJson<IpAddr[]>(['-6', 'addr', 'show', 'eth0'], ns.name).flatMap((a) =>
+          a.addr_info.filter((i) => i.local.startsWith('fe80:')),
+        );
+      const q = planEndpoint(spec(quiet, { addresses: ['10.244.7.5'], ipv6LinkLocal: false }));
+      const c = planEndpoint(spec(control, { addresses: ['10.244.7.6'] }));
+      expect(q.container.ipv6LinkLocal).toBe(false);
+      expect('ipv6LinkLocal' in c.container).toBe(false);
+      await applyEndpointAsync(q, { hostNetns: host });
+      applyEndpoint(c, { hostNetns: host });
+      expect(
+        ipJson<{ inet6_addr_gen_mode?: string }[]>(['-d', 'link', 'show', 'eth0'], quiet.name)[0],
+      ).toMatchObject({ inet6_addr_gen_mode: 'none' });
+      // DAD, MLD reports and router solicitations of the control go out within about a second of its up
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(linkLocal(quiet)).toEqual([]);
+      expect(rx(q.host.name)).toBe(0);
+      expect(linkLocal(control)).toHaveLength(1);
+      expect(rx(c.host.name)).toBeGreaterThan(0);
+      // IPv4 as before (the gateway as the test host's address)
+      run('ip', ['-n', hostT.name, 'addr', 'add', '10.244.7.1/32', 'dev', 'lo']);
+      expect(inNetns(quiet.name, 'ping', ['-c', '1', '-W', '2', '10.244.7.1'])).toContain('1 received');
+
+      // dual stack (ptp) without a link-local address: the global addresses resolve the gateway and ping
+      const d = planEndpoint(
+        spec(dual, {
+          mode: 'ptp',
+          addresses: ['10.244.8.5/24', 'fd00:8::5'],
+          gateway: ['10.244.8.1', 'fd00:8::1'],
+          ipv6LinkLocal: false,
+        }),
+      );
+      applyEndpoint(d, { hostNetns: host });
+      expect(linkLocal(dual)).toEqual([]);
+      expect(inNetns(dual.name, 'ping', ['-6', '-c', '1', '-W', '2', 'fd00:8::1'])).toContain('1 received');
+      for (const p of [q, c, d]) expect(removeEndpoint(p, { hostNetns: host })).toBe(true);
       expect(linkNames(hostT)).toEqual(['lo']);
     });
   });

@@ -94,6 +94,15 @@ describe('planEndpoint', () => {
       );
   });
 
+  it('plans no IPv6 link-local address on the pod end only when asked, and refuses a non-boolean', () => {
+    expect('ipv6LinkLocal' in planEndpoint(base).container).toBe(false);
+    expect('ipv6LinkLocal' in planEndpoint({ ...base, ipv6LinkLocal: true }).container).toBe(false);
+    expect(planEndpoint({ ...base, ipv6LinkLocal: false }).container.ipv6LinkLocal).toBe(false);
+    expect(() => planEndpoint({ ...base, ipv6LinkLocal: 'no' as unknown as boolean })).toThrow(
+      expect.objectContaining({ code: 'InvalidArgument' }),
+    );
+  });
+
   it('gives different containers and different ifnames different host names', () => {
     const names = new Set<string>();
     for (let i = 0; i < 2000; i++) names.add(planEndpoint({ ...base, containerId: `pod${i}` }).host.name);

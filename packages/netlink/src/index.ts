@@ -1,7 +1,7 @@
 export type { AddressMessage } from './codec/addr.js';
 export { AddrFlag } from './codec/addr.js';
 export type { LinkInfo, LinkMessage } from './codec/link.js';
-export { IfFlag } from './codec/link.js';
+export { IfFlag, Inet6AddrGenMode } from './codec/link.js';
 export type { NeighMessage } from './codec/neigh.js';
 export { NeighState } from './codec/neigh.js';
 export type { QdiscMessage } from './codec/qdisc.js';

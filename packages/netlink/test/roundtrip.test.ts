@@ -174,7 +174,8 @@ describe('codec round trips', () => {
         u32,
         fc.integer({ min: 1, max: 0x7fff_ffff }),
         info,
-        (name, mtu, address, txqlen, index, i) => {
+        fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+        (name, mtu, address, txqlen, index, i, genMode) => {
           const m: LinkMessage = {
             family: 0,
             type: 1,
@@ -186,6 +187,7 @@ describe('codec round trips', () => {
             address,
             txqlen,
             info: i,
+            ...(genMode === undefined ? {} : { inet6AddrGenMode: genMode }),
           };
           expect(decodeLink(encode((w) => encodeLink(w, m)))).toEqual(m);
         },

@@ -5,6 +5,7 @@ import {
   type BatchRequest,
   Handle,
   IfFlag,
+  Inet6AddrGenMode,
   type LinkMessage,
   NetlinkError,
   Netns,
@@ -296,13 +297,20 @@ function* applySteps(
     for (const s of cp.sysctls) yield sysctlCall(s.key, s.value, podNs);
 
     step('containerAddresses');
-    const pod: BatchRequest[] = [
+    const pod: BatchRequest[] = [];
+    const tolerate = new Map<number, string>();
+    if (cp.ipv6LinkLocal === false) {
+      // Before the up (the kernel makes the link-local address then); a kernel without IPv6 refuses it
+      // (EAFNOSUPPORT): nothing to avoid there.
+      tolerate.set(pod.length, 'NotSupported');
+      pod.push({ op: 'linkSet', link: { index: podIndex, inet6AddrGenMode: Inet6AddrGenMode.NONE } });
+    }
+    pod.push(
       { op: 'linkSet', link: { index: podIndex, ...up } },
       { op: 'linkSet', link: { index: 1, ...up } },
-    ];
+    );
     for (const a of cp.addresses) pod.push(addrRequest(podIndex, a));
     step('containerRoutes');
-    const tolerate = new Map<number, string>();
     for (const d of cp.routeDeletes) {
       const { address, len } = splitCidr(d.dst);
       tolerate.set(pod.length, 'NotFound');

@@ -30,6 +30,14 @@ export interface EndpointSpec {
    * cheaper; more than one matters only to XDP on the veth (one NAPI context per receive queue).
    */
   queues?: number | undefined;
+  /**
+   * `false`: the pod end gets no IPv6 link-local address (IPv6 address generation mode `none`, set before it
+   * comes up), so it sends no duplicate address detection, MLD report or router solicitation either: for an
+   * interface on which the pod will not use IPv6 (e.g. a datapath that forwards IPv4 only, where each of those
+   * packets would be dropped). Default (`true`): the kernel's, a link-local address once the interface is up.
+   * An IPv6 address given in `addresses` is set all the same.
+   */
+  ipv6LinkLocal?: boolean | undefined;
 }
 
 /** An address to put on an interface. */
@@ -116,6 +124,8 @@ export interface ContainerSidePlan {
   routes: PlannedRoute[];
   /** Pod-side sysctls. */
   sysctls: PlannedSysctl[];
+  /** `false`: no IPv6 link-local address (see {@link EndpointSpec.ipv6LinkLocal}); absent: the kernel's default. */
+  ipv6LinkLocal?: boolean;
 }
 
 /** A plain, serialisable, deterministic endpoint plan. */
@@ -237,6 +247,11 @@ export function planEndpoint(spec: EndpointSpec): EndpointPlan {
   if (queues !== undefined) {
     host.queues = queues;
     container.queues = queues;
+  }
+  if (spec.ipv6LinkLocal !== undefined) {
+    if (typeof spec.ipv6LinkLocal !== 'boolean')
+      bad(op, `ipv6LinkLocal must be a boolean, got ${JSON.stringify(spec.ipv6LinkLocal)}`);
+    if (!spec.ipv6LinkLocal) container.ipv6LinkLocal = false;
   }
   if (addrs.some((a) => a.family === 4))
     host.sysctls.push({ key: `net/ipv4/conf/${hostName}/rp_filter`, value: '0' });

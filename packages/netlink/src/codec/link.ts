@@ -37,6 +37,21 @@ export const IfFlag = {
   LOWER_UP: 0x10000,
 } as const;
 
+/**
+ * `IFLA_INET6_ADDR_GEN_MODE` values (`IN6_ADDR_GEN_MODE_*`): how the kernel makes a link's IPv6
+ * link-local address when the link comes up.
+ */
+export const Inet6AddrGenMode = {
+  /** From the hardware address (EUI-64), the kernel's default. */
+  EUI64: 0,
+  /** No link-local address at all: no duplicate address detection, MLD report or router solicitation follows. */
+  NONE: 1,
+  /** RFC 7217 stable privacy addresses (needs a secret). */
+  STABLE_PRIVACY: 2,
+  /** A random interface identifier. */
+  RANDOM: 3,
+} as const;
+
 /** Link-type specific data carried in `IFLA_LINKINFO`, discriminated by `kind`. */
 export type LinkInfo =
   | {
@@ -144,6 +159,13 @@ export interface LinkMessage {
   numRxQueues?: number;
   /** `IFLA_LINKINFO`: kind-specific data. */
   info?: LinkInfo;
+  /**
+   * `IFLA_AF_SPEC` → `AF_INET6` → `IFLA_INET6_ADDR_GEN_MODE` ({@link Inet6AddrGenMode}). Set it with a
+   * set request on an existing link, before it comes up (the kernel makes the link-local address when the
+   * link goes up; 6.x refuses the attribute in a create request with `EAFNOSUPPORT`); a link without IPv6
+   * (a kernel booted with `ipv6.disable=1`) refuses it with `EAFNOSUPPORT` too.
+   */
+  inet6AddrGenMode?: number;
 }
 
 const IFLA = {
@@ -156,6 +178,7 @@ const IFLA = {
   TXQLEN: 13,
   OPERSTATE: 16,
   LINKINFO: 18,
+  AF_SPEC: 26,
   NET_NS_PID: 19,
   IFALIAS: 20,
   GROUP: 27,
@@ -169,6 +192,10 @@ const IFLA = {
   MAX_MTU: 51,
 } as const;
 const INFO = { KIND: 1, DATA: 2 } as const;
+const AF_INET6 = 10;
+const IFLA_INET6_ADDR_GEN_MODE = 8;
+const INET6_WANTED: Record<number, true> = { [AF_INET6]: true };
+const GEN_MODE_WANTED: Record<number, true> = { [IFLA_INET6_ADDR_GEN_MODE]: true };
 const VETH_INFO_PEER = 1;
 const BR = { FORWARD_DELAY: 1, AGEING_TIME: 4, STP_STATE: 5, VLAN_FILTERING: 7 } as const;
 const VX = {
@@ -226,6 +253,9 @@ export function encodeLink(w: Writer, m: LinkMessage, op = 'encode'): void {
   if (m.numTxQueues !== undefined) w.attrU32(IFLA.NUM_TX_QUEUES, m.numTxQueues);
   if (m.numRxQueues !== undefined) w.attrU32(IFLA.NUM_RX_QUEUES, m.numRxQueues);
   if (m.info !== undefined) encodeInfo(w, m.info, op);
+  const genMode = m.inet6AddrGenMode;
+  if (genMode !== undefined)
+    w.nest(IFLA.AF_SPEC, (w) => w.nest(AF_INET6, (w) => w.attrU8(IFLA_INET6_ADDR_GEN_MODE, genMode)));
 }
 
 function encodeInfo(w: Writer, info: LinkInfo, op: string): void {
@@ -343,6 +373,13 @@ export function decodeLink(p: Uint8Array, op = 'decode'): LinkMessage {
         break;
       case IFLA.LINKINFO:
         m.info = decodeInfo(d, op);
+        break;
+      case IFLA.AF_SPEC:
+        eachAttr(d, INET6_WANTED, (_, inet6) =>
+          eachAttr(inet6, GEN_MODE_WANTED, (_, mode) => {
+            m.inet6AddrGenMode = getU8(mode);
+          }),
+        );
         break;
       default:
         break;
