@@ -154,7 +154,27 @@ function parseJson(text: string): unknown {
   }
 }
 
-type Handler = (req: IncomingMessage, body: string, url: URL) => Promise<Answer> | Answer;
+type Handler = (req: IncomingMessage, body: string, query: URLSearchParams) => Promise<Answer> | Answer;
+type Routes = Record<string, Handler>;
+
+const NO_QUERY = new URLSearchParams();
+/**
+ * A request target made of plain path characters (no percent-encoding, dot segment, backslash or fragment) and
+ * an optional query, not starting with `//`: split as it is, which is what the URL parser would make of it.
+ * Anything else (e.g. a service name with dots, an absolute-form target) goes through `new URL`.
+ */
+const PLAIN_TARGET = /^\/(?!\/)[A-Za-z0-9_/-]*(?:\?[^#]*)?$/;
+
+/** @internal The path and query of a request target, as `new URL(target, base)` gives them. */
+export function splitTarget(target: string): { path: string; query: URLSearchParams } {
+  if (PLAIN_TARGET.test(target)) {
+    const q = target.indexOf('?');
+    if (q < 0) return { path: target, query: NO_QUERY };
+    return { path: target.slice(0, q), query: new URLSearchParams(target.slice(q + 1)) };
+  }
+  const url = new URL(target, 'http://agent');
+  return { path: url.pathname, query: url.searchParams };
+}
 interface Answer {
   status?: number;
   json?: unknown;
@@ -171,6 +191,8 @@ export class ApiServer {
   readonly #peers = new WeakMap<Socket, { uid: number; pid: number } | Error>();
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** The fixed paths under the API prefix, by method (made once: a request only looks its handler up). */
+  readonly #routes: Record<string, Routes>;
   /** Requests answered, by status class, for status output and tests. */
   readonly counts = { ok: 0, clientError: 0, serverError: 0, refusedPeers: 0 };
 
@@ -184,6 +206,7 @@ export class ApiServer {
       allowedUids: o.allowedUids ?? [0],
       cniLeaseMs: o.cniLeaseMs ?? 30_000,
     };
+    this.#routes = this.#routeTable();
     this.#server = createServer(
       {
         maxHeaderSize: 16 * 1024,
@@ -287,10 +310,15 @@ export class ApiServer {
             : `uid ${peer.uid} may not use the agent API (allowed: ${this.#o.allowedUids.join(', ')})`,
         );
       }
-      const url = new URL(req.url ?? '/', 'http://agent');
-      const handler = this.#route(req.method ?? 'GET', url.pathname);
-      const body = await this.#readBody(req);
-      answer = await handler(req, body, url);
+      const { path, query } = splitTarget(req.url ?? '/');
+      const handler = this.#route(req.method ?? 'GET', path);
+      // No Content-Length and no Transfer-Encoding: no body (RFC 9112 6.3), nothing to wait for.
+      const h = req.headers;
+      const body =
+        h['content-length'] === undefined && h['transfer-encoding'] === undefined
+          ? ''
+          : await this.#readBody(req);
+      answer = await handler(req, body, query);
     } catch (err) {
       const e = toHttpError(err);
       if (e.status === 413 || e.status === 403) res.shouldKeepAlive = false;
@@ -301,10 +329,10 @@ export class ApiServer {
     }
     this.counts.ok++;
     if (answer.raw !== undefined) {
-      res.writeHead(answer.status ?? 200, {
-        ...answer.raw.headers,
-        'Content-Length': Buffer.byteLength(answer.raw.text),
-      });
+      const headers: string[] = [];
+      for (const [k, v] of Object.entries(answer.raw.headers)) headers.push(k, v);
+      headers.push('Content-Length', String(Buffer.byteLength(answer.raw.text)));
+      res.writeHead(answer.status ?? 200, headers);
       res.end(answer.raw.text);
     } else send(res, answer.status ?? 200, answer.json ?? {});
   }
@@ -329,7 +357,9 @@ export class ApiServer {
         }
         chunks.push(c);
       });
-      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      req.on('end', () =>
+        resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')),
+      );
       req.on('error', reject);
     });
   }
@@ -339,7 +369,24 @@ export class ApiServer {
       throw new HttpError(404, 'NotFound', `no such path ${path}: the API lives under ${API_PREFIX}/`);
     }
     const rest = path.slice(API_PREFIX.length);
-    const routes: Record<string, Record<string, Handler>> = {
+    const table = Object.hasOwn(this.#routes, rest) ? this.#routes[rest] : this.#dynamicRoutes(rest);
+    if (table === undefined) throw new HttpError(404, 'NotFound', `no such path ${path}`);
+    const h = Object.hasOwn(table, method) ? table[method] : undefined;
+    if (h === undefined)
+      throw new HttpError(
+        405,
+        'InvalidArgument',
+        `${method} ${path}: allowed ${Object.keys(table).join(', ')}`,
+        {
+          reason: 'MethodNotAllowed',
+        },
+      );
+    return h;
+  }
+
+  /** The handlers of the fixed paths (under {@link API_PREFIX}), by path and method. */
+  #routeTable(): Record<string, Routes> {
+    return {
       '/health': { GET: () => this.#health() },
       '/status': { GET: () => ({ json: this.#status() }) },
       '/ipam': {
@@ -388,10 +435,10 @@ export class ApiServer {
             return { status: 201, json: endpointInfo(rec) };
           });
         },
-        DELETE: (_req, body, url) => {
+        DELETE: (_req, body, query) => {
           noBody(body);
-          const containerId = url.searchParams.get('containerId');
-          const ifname = url.searchParams.get('ifname') ?? 'eth0';
+          const containerId = query.get('containerId');
+          const ifname = query.get('ifname') ?? 'eth0';
           if (containerId === null || containerId === '')
             throw new HttpError(
               400,
@@ -427,10 +474,10 @@ export class ApiServer {
         },
       },
       '/cni/confirm': {
-        POST: (_req, body, url) => {
+        POST: (_req, body, query) => {
           noBody(body);
-          const ip = url.searchParams.get('ip') ?? '';
-          const owner = url.searchParams.get('owner') ?? '';
+          const ip = query.get('ip') ?? '';
+          const owner = query.get('owner') ?? '';
           // Not queued: a confirmation only clears a lease, and must not wait behind other ADDs past it.
           return { json: this.#agent.confirmIp(ip, owner) };
         },
@@ -450,40 +497,29 @@ export class ApiServer {
         },
       },
     };
-    const id = /^\/endpoints\/(\d{1,9})$/.exec(rest);
+  }
+
+  /** The handlers of `/endpoints/<id>` and `/services/<ns>/<name>`, or undefined for any other path. */
+  #dynamicRoutes(rest: string): Routes | undefined {
     const svc = /^\/services\/([^/]{1,253})\/([^/]{1,63})$/.exec(rest);
-    const table: Record<string, Handler> | undefined =
-      routes[rest] ??
-      (svc ? this.#serviceRoutes(decodeURIComponent(svc[1]!), decodeURIComponent(svc[2]!)) : undefined) ??
-      (id
-        ? {
-            GET: () => ({ json: endpointInfo(this.#pod(Number(id[1]))) }),
-            DELETE: (_r, body) => {
-              noBody(body);
-              return this.#serial(async () => {
-                const pod = this.#pod(Number(id[1]));
-                await this.#agent.removePodAsync(pod.key);
-                return { json: { removed: true, id: pod.lxcId, pod: pod.key } };
-              });
-            },
-          }
-        : undefined);
-    if (table === undefined) throw new HttpError(404, 'NotFound', `no such path ${path}`);
-    const h = table[method];
-    if (h === undefined)
-      throw new HttpError(
-        405,
-        'InvalidArgument',
-        `${method} ${path}: allowed ${Object.keys(table).join(', ')}`,
-        {
-          reason: 'MethodNotAllowed',
-        },
-      );
-    return h;
+    if (svc) return this.#serviceRoutes(decodeURIComponent(svc[1]!), decodeURIComponent(svc[2]!));
+    const id = /^\/endpoints\/(\d{1,9})$/.exec(rest);
+    if (id === null) return undefined;
+    return {
+      GET: () => ({ json: endpointInfo(this.#pod(Number(id[1]))) }),
+      DELETE: (_r, body) => {
+        noBody(body);
+        return this.#serial(async () => {
+          const pod = this.#pod(Number(id[1]));
+          await this.#agent.removePodAsync(pod.key);
+          return { json: { removed: true, id: pod.lxcId, pod: pod.key } };
+        });
+      },
+    };
   }
 
   /** GET, PUT and DELETE of `/v1/services/<ns>/<name>`. */
-  #serviceRoutes(namespace: string, name: string): Record<string, Handler> {
+  #serviceRoutes(namespace: string, name: string): Routes {
     const key = `${namespace}/${name}`;
     return {
       GET: () => ({ json: this.#service(key) }),
@@ -608,7 +644,13 @@ function send(res: ServerResponse, status: number, json: unknown): void {
     res.destroy();
     return;
   }
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  // Headers as a flat list (no header object to copy); writeHead + end(body): one write of headers and body.
+  res.writeHead(status, [
+    'Content-Type',
+    'application/json',
+    'Content-Length',
+    String(Buffer.byteLength(text)),
+  ]);
   res.end(text);
 }
 
