@@ -174,9 +174,20 @@ export class EventNamer {
   #cidrs = new Map<number, string>();
   #reload: (() => AgentState | undefined) | undefined;
   #lastReload = 0;
+  readonly #live: boolean;
+  /** Live reloads: when each unknown endpoint id (`l<id>`) or identity (`i<id>`) last caused one. */
+  readonly #tried = new Map<string, number>();
 
-  constructor(state: AgentState, reload?: () => AgentState | undefined) {
+  /**
+   * @param reload the agent's state again, asked for when an event names an endpoint or identity the namer does
+   * not know yet.
+   * @param options `live`: `reload` hands back the running agent's own state (a resident agent), no file read:
+   * the first unknown id of each new endpoint or identity re-indexes at once (and each id again at most once a
+   * second). Otherwise (the state files read again) there is one reload a second at most, whatever it was for.
+   */
+  constructor(state: AgentState, reload?: () => AgentState | undefined, options: { live?: boolean } = {}) {
     this.#reload = reload;
+    this.#live = options.live === true;
     this.#index(state);
   }
 
@@ -193,10 +204,19 @@ export class EventNamer {
     this.#byIp.set(state.hostIp, 'host');
   }
 
-  /** Re-reads the state (at most once a second) when an event names something it does not know yet. */
-  #refresh(): void {
-    if (this.#reload === undefined || Date.now() - this.#lastReload <= 1000) return;
-    this.#lastReload = Date.now();
+  /** Reads the state again when an event names something it does not know yet (`key`), throttled. */
+  #refresh(key: string): void {
+    if (this.#reload === undefined) return;
+    const now = Date.now();
+    if (this.#live) {
+      const at = this.#tried.get(key);
+      if (at !== undefined && now - at <= 1000) return;
+      if (this.#tried.size >= 4096) this.#tried.clear();
+      this.#tried.set(key, now);
+    } else {
+      if (now - this.#lastReload <= 1000) return;
+      this.#lastReload = now;
+    }
     const s = this.#reload();
     if (s !== undefined) this.#index(s);
   }
@@ -204,14 +224,14 @@ export class EventNamer {
   /** The pod of an endpoint id. */
   pod(lxcId: number): string | undefined {
     if (lxcId === 0) return undefined;
-    if (!this.#byLxc.has(lxcId)) this.#refresh();
+    if (!this.#byLxc.has(lxcId)) this.#refresh(`l${lxcId}`);
     return this.#byLxc.get(lxcId);
   }
 
   /** A CIDR identity's prefix (`cidr:10.244.9.0/24`), undefined for any other identity. */
   cidr(identity: number): string | undefined {
     if (identity < LOCAL_IDENTITY) return undefined;
-    if (!this.#cidrs.has(identity)) this.#refresh();
+    if (!this.#cidrs.has(identity)) this.#refresh(`i${identity}`);
     return this.#cidrs.get(identity);
   }
 

@@ -120,6 +120,7 @@ export class Observer {
               return undefined;
             }
           }),
+        { live: current !== undefined },
       );
       this.metrics = new AgentMetrics({
         datapath: this.datapath,

@@ -118,6 +118,44 @@ describe('event records', () => {
     );
   });
 
+  it("names endpoints made one after the other from a resident agent's live state; the file reload stays throttled", () => {
+    const pods: AgentState['pods'] = {};
+    const live = { ...state, pods } as AgentState;
+    let reloads = 0;
+    const n = new EventNamer(
+      live,
+      () => {
+        reloads++;
+        return live;
+      },
+      { live: true },
+    );
+    const event = (lxc: number) =>
+      n.describe(decodeRecord(record({ lxcId: lxc, dstLxc: lxc, srcLxc: lxc }), 8, EVENT_HEADER_SIZE)!);
+    for (const id of [7, 8, 9]) {
+      pods[`shop/p${id}`] = { key: `shop/p${id}`, lxcId: id, ip: `10.244.1.${id}`, identity: 1001 } as never;
+      expect(event(id).endpoint?.pod).toBe(`shop/p${id}`);
+    }
+    expect(reloads).toBe(3);
+    // an id nobody has: one reload, then none for a second
+    expect(event(99).endpoint?.pod).toBeUndefined();
+    expect(event(99).endpoint?.pod).toBeUndefined();
+    expect(reloads).toBe(4);
+    // the state files: one reload a second whatever it is for (the second new pod waits)
+    let fileReloads = 0;
+    const f = new EventNamer({ ...state, pods: {} } as AgentState, () => {
+      fileReloads++;
+      return live;
+    });
+    pods['shop/p10'] = { key: 'shop/p10', lxcId: 10, ip: '10.244.1.20', identity: 1001 } as never;
+    const fileEvent = (lxc: number) =>
+      f.describe(decodeRecord(record({ lxcId: lxc, dstLxc: lxc, srcLxc: lxc }), 8, EVENT_HEADER_SIZE)!);
+    expect(fileEvent(10).endpoint?.pod).toBe('shop/p10');
+    delete pods['shop/p10'];
+    expect(fileEvent(11).endpoint?.pod).toBeUndefined();
+    expect(fileReloads).toBe(1);
+  });
+
   it('names a CIDR identity by its prefix (monitor line, JSON, observe table), re-reading the state for a new one', () => {
     const cidrState = {
       ...state,
